@@ -1,0 +1,222 @@
+"""confluent-kafka wrappers: topic admin, the grouped source, and a producer.
+
+`Source` guarantees: on every assignment each partition starts at the offset the
+store says is next (or the beginning), never at the group's committed offset, so
+LMDB is the single source of truth for progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from materializer.errors import InfrastructureError
+
+log = logging.getLogger("materializer.kafka")
+
+StartOffsets = Callable[[str, int], "int | None"]
+Listener = Callable[[list[tuple[str, int]]], None]
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1,
+                 config: dict[str, str] | None = None, timeout: float = 15.0) -> None:
+    """Create a topic (an existing one is fine) and wait until its metadata shows it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=1, config=config or {})])
+    for fut in futures.values():
+        try:
+            fut.result(timeout)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise InfrastructureError(f"cannot create topic {name}: {e}") from e
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(name, timeout=5).topics.get(name)
+        if md is not None and md.error is None and len(md.partitions) >= partitions:
+            return
+        time.sleep(0.05)
+    raise InfrastructureError(f"topic {name} did not appear within {timeout} s")
+
+
+def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 10.0) -> int:
+    """Number of partitions of `topic` (0 if it does not exist)."""
+    admin = AdminClient(_client_conf(bootstrap_conf))
+    md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    if md is None or md.error is not None:
+        return 0
+    return len(md.partitions)
+
+
+_CONSUMER_ONLY = ("group.id", "auto.offset.reset", "enable.auto.commit", "session.timeout.ms",
+                  "max.poll.interval.ms", "partition.assignment.strategy",
+                  "enable.auto.offset.store", "fetch.min.bytes", "fetch.wait.max.ms",
+                  "queued.min.messages", "heartbeat.interval.ms", "isolation.level")
+
+
+def _client_conf(conf: dict[str, str]) -> dict[str, str]:
+    """Settings that any client accepts (consumer-only ones removed)."""
+    return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
+
+
+class Source:
+    """A consumer in a group (cooperative-sticky) that starts partitions where the store says."""
+
+    def __init__(self, conf: dict[str, str], group: str, topics: Sequence[str],
+                 start_offsets: StartOffsets, on_assign: Listener | None = None,
+                 on_revoke: Listener | None = None) -> None:
+        settings: dict[str, Any] = {
+            "group.id": group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "fetch.wait.max.ms": 100,
+            "queued.min.messages": 200000,
+        }
+        settings.update(conf)
+        self._consumer = Consumer(settings)
+        self._start_offsets = start_offsets
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+        self.assigned: set[tuple[str, int]] = set()
+        self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke,
+                                 on_lost=self._revoke)
+
+    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            nxt = self._start_offsets(tp.topic, tp.partition)
+            tp.offset = OFFSET_BEGINNING if nxt is None else nxt
+        consumer.incremental_assign(partitions)
+        pairs = [(tp.topic, tp.partition) for tp in partitions]
+        self.assigned.update(pairs)
+        log.info("assigned %s", pairs)
+        if self._on_assign:
+            self._on_assign(pairs)
+
+    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        pairs = [(tp.topic, tp.partition) for tp in partitions]
+        self.assigned.difference_update(pairs)
+        log.info("revoked %s", pairs)
+        if self._on_revoke:
+            self._on_revoke(pairs)
+
+    def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
+        """Up to `max_records` messages, each partition in offset order. Broker-level errors
+        that are not fatal are logged; fatal ones raise InfrastructureError."""
+        msgs = self._consumer.consume(max_records, timeout)
+        if not msgs:
+            return []
+        out = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                out.append(m)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif err.fatal():
+                raise InfrastructureError(f"Kafka consumer failed: {err}")
+            else:
+                log.warning("consumer: %s", err)
+        return out
+
+    def end_offset(self, topic: str, partition: int) -> int | None:
+        """The high watermark last seen for a partition (cached, no broker round trip)."""
+        try:
+            lo, hi = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                           cached=True)
+        except KafkaException:
+            return None
+        return int(hi) if hi is not None and hi >= 0 else None
+
+    def query_end_offset(self, topic: str, partition: int, timeout: float = 5.0) -> int | None:
+        try:
+            lo, hi = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                           timeout=timeout)
+        except KafkaException:
+            return None
+        return int(hi)
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Tell the group how far we are (for monitoring; LMDB stays the truth)."""
+        if not offsets:
+            return
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=tps, asynchronous=True)
+        except KafkaException as e:
+            log.debug("commit failed (harmless): %s", e)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """High watermarks of every partition of a topic (a short-lived consumer, no group)."""
+    c = Consumer({**_client_conf(conf), "group.id": "materializer-status",
+                  "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=timeout).topics.get(topic)
+        if md is None or md.error is not None:
+            return {}
+        out = {}
+        for p in md.partitions:
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            out[p] = int(hi)
+        return out
+    finally:
+        c.close()
+
+
+class Sink:
+    """A producer for dead letters and change events; `flush` raises if anything failed."""
+
+    def __init__(self, conf: dict[str, str], extra: dict[str, Any] | None = None) -> None:
+        settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
+        settings.update(_client_conf(conf))
+        settings.update(extra or {})
+        self._producer = Producer(settings)
+        self._failed: list[str] = []
+
+    def _report(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failed.append(f"{msg.topic()}: {err}")
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None,
+                partition: int | None = None,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._report}
+        if partition is not None:
+            kwargs["partition"] = partition
+        if headers:
+            kwargs["headers"] = headers
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything produced so far is acknowledged."""
+        remaining = self._producer.flush(timeout)
+        failed, self._failed = self._failed, []
+        if remaining or failed:
+            raise InfrastructureError(
+                f"producer: {remaining} message(s) unacknowledged, failures: {failed[:3]}")
+
+    def poll(self) -> None:
+        self._producer.poll(0)

@@ -1,0 +1,340 @@
+"""Applying a partition's records to a table or stream (SPEC §2 and §4).
+
+Guarantees:
+- Records of one partition are applied in offset order; within a batch, a later
+  record sees the effect of an earlier one on the same key.
+- Everything a batch does to a partition (rows, next offset, counters) goes into
+  the caller's `WriteBatch`, so it commits atomically with the offset.
+- A bad record never raises out of here: it becomes a `Rejected` routed by the
+  table's policy. Under `fail`, nothing after it in its partition is applied and
+  the next offset stays at the bad record, so a restart meets it again.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+from materializer.codecs import DELETE, KeyDecoder, ValueDecoder
+from materializer.errors import RecordError
+from materializer.specs import RelationSpec, StreamSpec, TableSpec
+from materializer.store import WriteBatch, encode_event
+from materializer.types import KeyCodec, to_storage
+
+_dumps = marshal.dumps
+_loads = marshal.loads
+
+
+class SourceRecord(Protocol):
+    """What the applier reads of a Kafka message (confluent_kafka.Message fits)."""
+
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def offset(self) -> int: ...
+    def timestamp(self) -> tuple[int, int]: ...
+
+
+class Change(NamedTuple):
+    """One applied change of a table row, in stored form (for change events)."""
+
+    op: str  # "c", "u" or "d"
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: tuple[Any, ...]
+    before: tuple[Any, ...] | None
+    after: tuple[Any, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that was not applied, and why; the worker routes it by `policy`."""
+
+    partition: int
+    offset: int
+    reason: str
+    message: str
+    policy: str  # drop | skip | dead_letter | fail
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class PartitionOutcome:
+    """What applying one partition's slice of a batch did."""
+
+    next_offset: int
+    applied: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    fatal: Rejected | None = None
+
+
+class RowShaper:
+    """Decoded field mapping + key tuple -> stored row tuple in layout order.
+
+    Key columns always come from the key (a value carrying them does not override).
+    Raises RecordError for a value that does not fit its column.
+    """
+
+    __slots__ = ("width", "_plan", "_key_slots")
+
+    def __init__(self, spec: RelationSpec, layout: Sequence[str]) -> None:
+        self.width = len(layout)
+        key_index = {n: i for i, n in enumerate(spec.key_columns)}
+        plan = []
+        key_slots = []
+        for i, name in enumerate(layout):
+            col = spec.column(name)
+            if name in key_index:
+                key_slots.append((i, key_index[name]))
+            else:
+                plan.append((i, name, to_storage(col.type), col.not_null))
+        self._plan = tuple(plan)
+        self._key_slots = tuple(key_slots)
+
+    def shape(self, fields: Mapping[str, Any], key: tuple[Any, ...]) -> list[Any]:
+        out: list[Any] = [None] * self.width
+        for i, k in self._key_slots:
+            out[i] = key[k]
+        get = fields.get
+        name = ""
+        try:
+            for i, name, conv, not_null in self._plan:
+                v = get(name)
+                if v is None:
+                    if not_null:
+                        raise RecordError(f"column {name!r} is NOT NULL but missing or null",
+                                          "missing_column")
+                else:
+                    out[i] = conv(v)
+        except (TypeError, ValueError) as e:
+            raise RecordError(f"column {name!r}: {e}", "type_mismatch") from e
+        return out
+
+
+def rejected(rec: SourceRecord, partition: int, err: RecordError, policy: str) -> Rejected:
+    return Rejected(partition, rec.offset(), err.reason, str(err), policy, rec.key(),
+                    rec.value())
+
+
+class TableApplier:
+    """Applies records to one table by its merge rules (`on_existing`, partial, soft key)."""
+
+    def __init__(self, spec: TableSpec, layout: Sequence[str], key_decoder: KeyDecoder,
+                 value_decoder: ValueDecoder) -> None:
+        self.spec = spec
+        self.layout = tuple(layout)
+        self.shaper = RowShaper(spec, layout)
+        self.key_codec = KeyCodec(spec.key_types)
+        self.key_decoder = key_decoder
+        self.value_decoder = value_decoder
+        self.emit = spec.changes is not None
+        self.blind = spec.soft_primary_key or (
+            spec.on_existing == "overwrite" and spec.partial_update is None and not self.emit)
+        self.version_slot = (self.layout.index(spec.version_column)
+                             if spec.on_existing == "versioned" and spec.version_column else -1)
+        key_set = set(spec.key_columns)
+        partial = set(spec.partial_update or ())
+        # slots a partial update keeps from the stored row
+        self.kept_slots = tuple(i for i, n in enumerate(self.layout)
+                                if spec.partial_update is not None
+                                and n not in partial and n not in key_set)
+        self.merge: Callable[[list[Any], tuple[Any, ...] | None], tuple[Any, ...] | None] = \
+            self._merge
+
+    def _merge(self, new: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+        """The row to store, or None to leave the stored row as it is."""
+        if old is not None:
+            if self.spec.on_existing == "ignore":
+                return None
+            vs = self.version_slot
+            if vs >= 0:
+                nv, ov = new[vs], old[vs]
+                if nv is None:
+                    raise RecordError(f"version column {self.spec.version_column!r} is null",
+                                      "null_version")
+                if ov is not None and nv < ov:
+                    return None
+            for i in self.kept_slots:
+                new[i] = old[i] if i < len(old) else None
+        elif self.version_slot >= 0 and new[self.version_slot] is None:
+            raise RecordError(f"version column {self.spec.version_column!r} is null",
+                              "null_version")
+        return tuple(new)
+
+    def apply(self, wb: WriteBatch, partition: int, records: Sequence[SourceRecord],
+              start_offset: int = 0) -> PartitionOutcome:
+        """Apply records (offset order) of one partition; records below `start_offset` are
+        already applied (replays after a seek) and are passed over."""
+        spec = self.spec
+        db = wb.db(partition)
+        kdec = self.key_decoder
+        vdec = self.value_decoder
+        kenc = self.key_codec.encode
+        shape = self.shaper.shape
+        merge = self.merge
+        blind = self.blind
+        emit = self.emit
+        null_policy = spec.null_key
+        err_policy = spec.on_error
+        pending: dict[bytes, bytes | None] = {}
+        out = PartitionOutcome(next_offset=start_offset)
+        changes = out.changes
+        rejects = out.rejected
+        applied = 0
+        for rec in records:
+            offset = rec.offset()
+            if offset < start_offset:
+                continue
+            kb_raw = rec.key()
+            try:
+                if kb_raw is None:
+                    raise RecordError("null key", "null_key")
+                kt = kdec(kb_raw)
+                if None in kt:
+                    raise RecordError("null primary key column", "null_key")
+            except RecordError as e:
+                policy = null_policy if e.reason == "null_key" else err_policy
+                r = rejected(rec, partition, e, policy)
+                if policy == "fail":
+                    out.fatal = r
+                    break
+                rejects.append(r)
+                continue
+            kb = kenc(kt)
+            raw = rec.value()
+            try:
+                fields = DELETE if raw is None else vdec(raw)
+                if fields is DELETE:
+                    if blind:
+                        pending[kb] = None
+                        applied += 1
+                        continue
+                    old_b = pending[kb] if kb in pending else wb.get(db, kb)
+                    if old_b is None:
+                        continue  # delete of an absent key: nothing to do, nothing to emit
+                    pending[kb] = None
+                    applied += 1
+                    if emit:
+                        changes.append(Change("d", partition, offset, rec.timestamp()[1], kt,
+                                              _loads(old_b), None))
+                    continue
+                new_list = shape(fields, kt)
+                if blind:
+                    pending[kb] = _dumps(tuple(new_list))
+                    applied += 1
+                    continue
+                old_b = pending[kb] if kb in pending else wb.get(db, kb)
+                old = None if old_b is None else _loads(old_b)
+                merged = merge(new_list, old)
+                if merged is None or merged == old:
+                    continue  # unchanged: replays and rejected versions are silent
+                pending[kb] = _dumps(merged)
+                applied += 1
+                if emit:
+                    changes.append(Change("c" if old is None else "u", partition, offset,
+                                          rec.timestamp()[1], kt, old, merged))
+            except RecordError as e:
+                r = rejected(rec, partition, e, err_policy)
+                if err_policy == "fail":
+                    out.fatal = r
+                    break
+                rejects.append(r)
+        if out.fatal is not None:
+            out.next_offset = out.fatal.offset
+        elif records:
+            out.next_offset = max(start_offset, records[-1].offset() + 1)
+        puts = [(k, v) for k, v in pending.items() if v is not None]
+        if puts:
+            wb.put_many(db, puts)
+        if len(puts) != len(pending):
+            for k, v in pending.items():
+                if v is None:
+                    wb.delete(db, k)
+        out.applied = applied
+        return out
+
+
+class StreamApplier:
+    """Appends every record of a stream as an event under its key (null keys included),
+    keeping at most `max_events_per_key` newest events per key and partition."""
+
+    def __init__(self, spec: StreamSpec, layout: Sequence[str], key_decoder: KeyDecoder,
+                 value_decoder: ValueDecoder) -> None:
+        self.spec = spec
+        self.shaper = RowShaper(spec, layout)
+        self.key_codec = KeyCodec(spec.key_types)
+        self.key_decoder = key_decoder
+        self.value_decoder = value_decoder
+        self.null_key = (None,) * len(spec.key_columns)
+
+    def apply(self, wb: WriteBatch, partition: int, records: Sequence[SourceRecord],
+              start_offset: int = 0) -> PartitionOutcome:
+        db = wb.db(partition)
+        kdec = self.key_decoder
+        vdec = self.value_decoder
+        kenc = self.key_codec.encode
+        shape = self.shaper.shape
+        err_policy = self.spec.on_error
+        out = PartitionOutcome(next_offset=start_offset)
+        puts: list[tuple[bytes, bytes]] = []
+        touched: set[bytes] = set()
+        for rec in records:
+            offset = rec.offset()
+            if offset < start_offset:
+                continue
+            try:
+                kraw = rec.key()
+                kt = self.null_key if kraw is None else kdec(kraw)
+                raw = rec.value()
+                if raw is None:
+                    row = None
+                else:
+                    fields = vdec(raw)
+                    row = None if fields is DELETE else _dumps(tuple(shape(fields, kt)))
+            except RecordError as e:
+                r = rejected(rec, partition, e, err_policy)
+                if err_policy == "fail":
+                    out.fatal = r
+                    break
+                out.rejected.append(r)
+                continue
+            kb = kenc(kt)
+            touched.add(kb)
+            puts.append((kb + offset.to_bytes(8, "big"), encode_event(rec.timestamp()[1], row)))
+        if out.fatal is not None:
+            out.next_offset = out.fatal.offset
+        elif records:
+            out.next_offset = max(start_offset, records[-1].offset() + 1)
+        if puts:
+            wb.put_many(db, puts)
+            self._trim(wb, db, touched)
+        out.applied = len(puts)
+        return out
+
+    def _trim(self, wb: WriteBatch, db: Any, keys: set[bytes]) -> None:
+        limit = self.spec.max_events_per_key
+        cur = wb.cursor(db)
+        for kb in keys:
+            want = len(kb) + 8
+            upper = kb + b"\xff" * 9
+            ok = cur.prev() if cur.set_range(upper) else cur.last()
+            n = 0
+            while ok:
+                k = cur.key()
+                if len(k) != want or not k.startswith(kb):
+                    break
+                n += 1
+                ok = _delete_and_step_back(cur) if n > limit else cur.prev()
+
+
+def _delete_and_step_back(cur: Any) -> bool:
+    """Delete the cursor's item and move to the previous one (LMDB moves forward on delete)."""
+    cur.delete()
+    return bool(cur.prev())
+
+
+Applier = TableApplier | StreamApplier

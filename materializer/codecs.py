@@ -1,0 +1,148 @@
+"""Key and value formats: bytes from Kafka to Python values.
+
+Interface used by the worker (keep it stable):
+- `key_decoder(spec, registry)` -> callable(bytes) -> key tuple in *stored form*
+  (see `materializer.types`), in key-column order.
+- `value_decoder(spec, registry)` -> callable(bytes) -> a mapping of field name to
+  decoded value (not yet converted to stored form; `RowShaper` does that), or the
+  `DELETE` sentinel when the value itself says "delete" (Debezium `op: d`).
+Both raise `RecordError` (and only that) for bytes they cannot decode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from materializer.errors import RecordError
+from materializer.specs import RelationSpec
+from materializer.types import to_storage
+
+
+class _Delete:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE: Any = _Delete()
+"""A decoded value that means "delete this key" (differs from an absent value)."""
+
+KeyDecoder = Callable[[bytes], tuple[Any, ...]]
+ValueDecoder = Callable[[bytes], Mapping[str, Any]]
+
+
+def _json_loads(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
+
+
+def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
+    """Decoder of a one-value key or value in a primitive format."""
+    if fmt == "int":
+        def dec_int(b: bytes) -> Any:
+            if len(b) != 4:
+                raise RecordError(f"int format needs 4 bytes, got {len(b)}", "bad_length")
+            return int.from_bytes(b, "big", signed=True)
+        return dec_int
+    if fmt == "long":
+        def dec_long(b: bytes) -> Any:
+            if len(b) != 8:
+                raise RecordError(f"long format needs 8 bytes, got {len(b)}", "bad_length")
+            return int.from_bytes(b, "big", signed=True)
+        return dec_long
+    if fmt == "string":
+        def dec_str(b: bytes) -> Any:
+            try:
+                return b.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise RecordError(f"string is not UTF-8: {e}", "bad_utf8") from e
+        return dec_str
+    if fmt == "bytes":
+        return bytes
+    if fmt == "json":
+        return _json_loads
+    raise ValueError(f"no scalar decoder for format {fmt!r}")
+
+
+def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
+    """Bytes of a Kafka key to the stored-form key tuple of `spec`."""
+    names = spec.key_columns
+    convs = tuple(to_storage(t) for t in spec.key_types)
+    fmt = spec.key_format
+    if fmt == "avro":
+        from materializer import avro_codecs  # noqa: PLC0415 - optional path
+
+        return avro_codecs.key_decoder(spec, registry)
+    raw = _scalar_decoder(fmt)
+
+    if len(names) == 1:
+        conv = convs[0]
+        name = names[0]
+
+        def one(b: bytes) -> tuple[Any, ...]:
+            v = raw(b)
+            if fmt == "json" and isinstance(v, dict):
+                if name not in v:
+                    raise RecordError(f"key object lacks column {name!r}", "key_mismatch")
+                v = v[name]
+            if v is None:
+                return (None,)
+            try:
+                return (conv(v),)
+            except (TypeError, ValueError) as e:
+                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+        return one
+
+    if fmt != "json":
+        raise ValueError(f"a composite key needs key_format json or avro, not {fmt}")
+
+    def many(b: bytes) -> tuple[Any, ...]:
+        obj = _json_loads(b)
+        if not isinstance(obj, dict):
+            raise RecordError("a composite key must be a JSON object of the key columns",
+                              "key_mismatch")
+        out = []
+        for name, conv in zip(names, convs):
+            v = obj.get(name)
+            if v is None:
+                out.append(None)
+                continue
+            try:
+                out.append(conv(v))
+            except (TypeError, ValueError) as e:
+                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+        return tuple(out)
+    return many
+
+
+def value_decoder(spec: RelationSpec, registry: Any = None) -> ValueDecoder:
+    """Bytes of a Kafka value to a field mapping (or `DELETE`)."""
+    fmt = spec.value_format
+    if fmt in ("avro", "debezium-avro", "debezium-json"):
+        from materializer import avro_codecs  # noqa: PLC0415 - optional path
+
+        return avro_codecs.value_decoder(spec, registry)
+    if fmt == "json":
+        loads = json.loads
+
+        def dec_json(b: bytes) -> Mapping[str, Any]:
+            try:
+                obj = loads(b)
+            except (ValueError, UnicodeDecodeError) as e:
+                raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
+            if type(obj) is not dict:
+                raise RecordError(f"a JSON value must be an object, got {type(obj).__name__}",
+                                  "not_an_object")
+            return obj
+        return dec_json
+    value_columns = [c.name for c in spec.columns if c.name not in spec.key_columns]
+    if len(value_columns) != 1:
+        raise ValueError(f"value_format {fmt} needs exactly one non-key column")
+    raw = _scalar_decoder(fmt)
+    column = value_columns[0]
+    return lambda b: {column: raw(b)}

@@ -1,0 +1,89 @@
+"""One error tree. The worker decides what to do by type and by `retriable`.
+
+Bad records are *data* (see `apply.Rejected`), not exceptions; the exceptions here
+are for configuration, infrastructure and the record-level `RecordError` that a
+decoder raises and the applier turns into a rejection routed by policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MaterializerError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    retriable: bool = False
+    exit_code: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in a declaration file, at a 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: line {self.line}, column {self.column}: {self.message}"
+
+
+class ConfigError(MaterializerError):
+    """The declaration file is invalid; carries every problem found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, diagnostics: list[Diagnostic] | str) -> None:
+        if isinstance(diagnostics, str):
+            self.diagnostics: list[Diagnostic] = []
+            text = diagnostics
+        else:
+            self.diagnostics = list(diagnostics)
+            text = "\n".join(str(d) for d in self.diagnostics)
+        super().__init__(text)
+
+
+class UsageError(MaterializerError):
+    """A command was called with arguments that do not fit (bad key, unknown table)."""
+
+    exit_code = 2
+
+
+class RecordError(MaterializerError):
+    """A record cannot be decoded or does not fit the declared columns.
+
+    Raised by decoders; the applier catches it and routes the record by the
+    table's `on_error` policy. `reason` is a short machine-friendly tag.
+    """
+
+    def __init__(self, message: str, reason: str = "decode") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class RecordRejectedFatal(MaterializerError):
+    """A bad record under policy `fail`: the worker stops with this message, exit 1."""
+
+
+class SchemaChangedError(MaterializerError):
+    """A declaration no longer matches the local state; `materializer rebuild` fixes it."""
+
+    exit_code = 2
+
+
+class InfrastructureError(MaterializerError):
+    """The broker, registry or disk failed; worth retrying with backoff."""
+
+    retriable = True
+
+
+class StoreError(MaterializerError):
+    """LMDB failed (translated where the `lmdb` module is called)."""
+
+
+class NotFound(MaterializerError):
+    """A table, stream or row that does not exist."""
+
+    exit_code = 1

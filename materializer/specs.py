@@ -1,0 +1,194 @@
+"""Immutable, validated declarations: what the catalog builds and everything else reads.
+
+Built once by `materializer.catalog` and passed down; never mutated.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from materializer.types import ColumnType
+
+KEY_FORMATS = ("int", "long", "string", "json", "bytes", "avro")
+VALUE_FORMATS = ("json", "avro", "string", "int", "long", "bytes", "debezium-json",
+                 "debezium-avro")
+ON_EXISTING = ("overwrite", "ignore", "versioned")
+NULL_KEY_POLICIES = ("drop", "dead_letter", "fail")
+ON_ERROR_POLICIES = ("fail", "skip", "dead_letter")
+CHANGE_FORMATS = ("debezium-json", "debezium-avro")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a declaration starts in its file (1-based)."""
+
+    file: str = "<memory>"
+    line: int = 0
+    column: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    not_null: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesSpec:
+    """Where and how a table's change events go (SPEC §5)."""
+
+    topic: str
+    format: str = "debezium-json"
+    columns: bool = False  # add the list of changed column names to `u` events
+
+
+@dataclass(frozen=True, slots=True)
+class RelationSpec:
+    """What tables and streams share: a name, a topic, columns, formats, policies."""
+
+    name: str  # qualified: schema.name
+    topic: str
+    columns: tuple[Column, ...]
+    key_columns: tuple[str, ...]
+    key_format: str = "json"
+    value_format: str = "json"
+    on_error: str = "fail"
+    dead_letter_topic: str | None = None
+    location: Location = field(default_factory=Location, compare=False)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def key_types(self) -> tuple[ColumnType, ...]:
+        return tuple(self.column(n).type for n in self.key_columns)
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec(RelationSpec):
+    """A TABLE: one row per primary key, upserted (SPEC §2-§4)."""
+
+    soft_primary_key: bool = False
+    on_existing: str = "overwrite"
+    version_column: str | None = None
+    partial_update: tuple[str, ...] | None = None
+    shard_key: tuple[str, ...] = ()
+    replicated: bool = False
+    null_key: str = "drop"
+    changes: ChangesSpec | None = None
+
+    @property
+    def kind(self) -> str:
+        return "table"
+
+    @property
+    def primary_key(self) -> tuple[str, ...]:
+        return self.key_columns
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec(RelationSpec):
+    """A STREAM: append-only events looked up by key, newest first."""
+
+    max_events_per_key: int = 1000
+
+    @property
+    def kind(self) -> str:
+        return "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySpec:
+    url: str | None = None
+    path: str | None = None
+    config: tuple[tuple[str, str], ...] = ()  # extra client settings (basic.auth.user.info, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSpec:
+    listen: str = "127.0.0.1:8080"
+    token_env: str | None = None
+    max_lookup_keys: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """A whole declaration file, resolved."""
+
+    source: str
+    kafka: tuple[tuple[str, str], ...] = ()
+    group: str = "materializer"
+    store_path: str = "./data"
+    map_size: int = 1 << 36
+    schema_registry: RegistrySpec | None = None
+    api: ApiSpec = field(default_factory=ApiSpec)
+    default_schema: str = "public"
+    tables: tuple[TableSpec, ...] = ()
+    streams: tuple[StreamSpec, ...] = ()
+
+    @property
+    def kafka_config(self) -> dict[str, str]:
+        return dict(self.kafka)
+
+    @property
+    def relations(self) -> tuple[RelationSpec, ...]:
+        return (*self.tables, *self.streams)
+
+    def relation(self, name: str) -> RelationSpec:
+        """Find by qualified or unqualified (default schema) name."""
+        want = name if "." in name else f"{self.default_schema}.{name}"
+        for r in self.relations:
+            if r.name in (name, want):
+                return r
+        raise KeyError(name)
+
+
+def storage_identity(spec: RelationSpec) -> dict[str, Any]:
+    """What the local state depends on; a change in any of it needs `rebuild`.
+
+    Columns are compared by name and type; adding a nullable column is allowed
+    (see `identity_difference`).
+    """
+    ident: dict[str, Any] = {
+        "kind": spec.kind,
+        "name": spec.name,
+        "topic": spec.topic,
+        "columns": [[c.name, str(c.type), c.not_null] for c in spec.columns],
+        "key": list(spec.key_columns),
+        "key_format": spec.key_format,
+        "value_format": spec.value_format,
+    }
+    return ident
+
+
+def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """Describe why `current` cannot use state built for `stored`, or None if it can."""
+    for field_name in ("kind", "topic", "key", "key_format", "value_format"):
+        if stored.get(field_name) != current.get(field_name):
+            return (f"{field_name} changed from {json.dumps(stored.get(field_name))} "
+                    f"to {json.dumps(current.get(field_name))}")
+    old = {c[0]: c for c in stored.get("columns", [])}
+    new = {c[0]: c for c in current.get("columns", [])}
+    for name, col in old.items():
+        if name not in new:
+            return f"column {name!r} was removed"
+        if new[name] != col:
+            return f"column {name!r} changed from {col[1]} to {new[name][1]}"
+    for name, col in new.items():
+        if name not in old and col[2]:
+            return f"column {name!r} was added as NOT NULL"
+    return None
