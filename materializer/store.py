@@ -248,6 +248,51 @@ class RelationWriter:
             txn.drop(self.db(partition), delete=False)
             txn.delete(_offset_key(partition), db=self._meta_db)
 
+    # -- side databases (the change outbox of materializer.changes) ----------------------
+    # Call these outside any open WriteBatch: they run their own short transactions.
+
+    def named_db(self, name: bytes) -> Any:
+        """A named DB beside the partitions and `meta`, created if missing; write to it
+        inside a WriteBatch (`put_many`) so it commits together with the rows."""
+        if name == META or name.startswith(b"p:"):
+            raise UsageError(f"database name {name!r} is reserved")
+        try:
+            return self.env.open_db(name)
+        except lmdb.Error as e:
+            raise StoreError(f"cannot open database {name!r} in {self.path}: {e}") from e
+
+    def first_items(self, db: Any, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` committed (key, value) pairs of `db`, smallest keys first."""
+        out: list[tuple[bytes, bytes]] = []
+        if limit <= 0:
+            return out
+        with self.env.begin(db=db) as txn:
+            for k, v in txn.cursor():
+                out.append((k, v))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def last_key(self, db: Any) -> bytes | None:
+        """The largest committed key of `db`, or None if it is empty."""
+        with self.env.begin(db=db) as txn:
+            cur = txn.cursor()
+            return bytes(cur.key()) if cur.last() else None
+
+    def entries(self, db: Any) -> int:
+        """How many committed entries `db` holds (O(1))."""
+        with self.env.begin() as txn:
+            return int(txn.stat(db)["entries"])
+
+    def delete_keys(self, db: Any, keys: Sequence[bytes]) -> None:
+        """Delete `keys` from `db` in one write transaction, committed on return."""
+        try:
+            with self.env.begin(write=True, db=db) as txn:
+                for k in keys:
+                    txn.delete(k)
+        except lmdb.Error as e:
+            raise StoreError(f"cannot delete from {self.path}: {e}") from e
+
 
 class WriteBatch:
     """One write transaction: rows, next offsets and counters commit together or not at all.
