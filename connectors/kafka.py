@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import (
@@ -220,3 +220,70 @@ class Sink:
 
     def poll(self) -> None:
         self._producer.poll(0)
+
+
+class AssignedSource(Source):
+    """A consumer outside any group that reads every partition of its topics
+    (for `rebuild` and replicated tables); starts where the store says."""
+
+    def __init__(self, conf: dict[str, str], topics: Sequence[str],
+                 start_offsets: StartOffsets) -> None:
+        settings: dict[str, Any] = {
+            "group.id": "materializer-assigned",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 100,
+        }
+        settings.update(_client_conf(conf))
+        self._consumer = Consumer(settings)
+        self._start_offsets = start_offsets
+        self._on_assign = None
+        self._on_revoke = None
+        self.assigned = set()
+        tps = []
+        for topic in topics:
+            md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if md is None or md.error is not None:
+                raise InfrastructureError(f"topic {topic} does not exist")
+            for p in sorted(md.partitions):
+                nxt = start_offsets(topic, p)
+                tps.append(TopicPartition(topic, p, OFFSET_BEGINNING if nxt is None else nxt))
+                self.assigned.add((topic, p))
+        self._consumer.assign(tps)
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Nothing to commit: this consumer belongs to no group."""
+
+
+def produce_records(conf: dict[str, str], topic: str,
+                    records: Iterable[tuple[bytes | None, bytes | None]],
+                    partitioner: str = "murmur2_random") -> dict[int, int]:
+    """Produce (key, value) pairs, partitioned like the Java client (murmur2) by default,
+    wait for every acknowledgement, and return per partition the offset after the last
+    record written (what a fully caught-up consumer's next offset is)."""
+    producer = Producer({**_client_conf(conf), "linger.ms": 20, "partitioner": partitioner,
+                         "queue.buffering.max.messages": 500_000, "batch.num.messages": 10_000})
+    ends: dict[int, int] = {}
+    errors: list[str] = []
+
+    def report(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            errors.append(str(err))
+            return
+        p, o = msg.partition(), msg.offset()
+        if o + 1 > ends.get(p, 0):
+            ends[p] = o + 1
+
+    for i, (key, value) in enumerate(records):
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(60) or errors:
+        raise InfrastructureError(f"producing to {topic} failed: {errors[:3]}")
+    return ends

@@ -214,18 +214,31 @@ class RelationWriter:
             txn.put(b"identity", json.dumps(identity).encode(), db=self._meta_db)
             txn.put(b"layout", json.dumps(list(layout)).encode(), db=self._meta_db)
 
-    def db(self, partition: int) -> Any:
+    def db(self, partition: int, txn: lmdb.Transaction | None = None) -> Any:
+        """The named DB of a partition, created (and listed in meta) on first use.
+
+        Pass the open write transaction when there is one: LMDB has one writer lock
+        and it is not reentrant."""
         db = self._dbs.get(partition)
         if db is None:
-            db = self.env.open_db(partition_db_name(partition))
-            self._dbs[partition] = db
-            with self.env.begin(write=True) as txn:
-                parts = set(json.loads(txn.get(b"partitions", b"[]", db=self._meta_db)))
-                if partition not in parts:
-                    parts.add(partition)
-                    txn.put(b"partitions", json.dumps(sorted(parts)).encode(),
-                            db=self._meta_db)
+            if txn is None:
+                with self.env.begin(write=True) as own:
+                    return self._create_db(partition, own)
+            return self._create_db(partition, txn)
         return db
+
+    def _create_db(self, partition: int, txn: lmdb.Transaction) -> Any:
+        db = self.env.open_db(partition_db_name(partition), txn=txn)
+        parts = set(json.loads(txn.get(b"partitions", b"[]", db=self._meta_db)))
+        if partition not in parts:
+            parts.add(partition)
+            txn.put(b"partitions", json.dumps(sorted(parts)).encode(), db=self._meta_db)
+        self._dbs[partition] = db
+        return db
+
+    def forget_handles(self) -> None:
+        """After an aborted transaction, DB handles it created are gone."""
+        self._dbs.clear()
 
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset to apply (absent: start from the beginning)."""
@@ -245,7 +258,7 @@ class RelationWriter:
     def clear_partition(self, partition: int) -> None:
         """Forget a partition's rows, offset and counters (used by rebuild-like resets)."""
         with self.env.begin(write=True) as txn:
-            txn.drop(self.db(partition), delete=False)
+            txn.drop(self.db(partition, txn), delete=False)
             txn.delete(_offset_key(partition), db=self._meta_db)
 
     # -- side databases (the change outbox of materializer.changes) ----------------------
@@ -318,9 +331,10 @@ class WriteBatch:
             self.commit()
         else:
             self.txn.abort()
+            self._writer.forget_handles()
 
     def db(self, partition: int) -> Any:
-        return self._writer.db(partition)
+        return self._writer.db(partition, self.txn)
 
     def get(self, db: Any, key: bytes) -> bytes | None:
         v: bytes | None = self.txn.get(key, db=db)
@@ -388,7 +402,8 @@ class _RelationReader:
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self._key_convs = key_storage_converters(self.key_types)
         self._dbs: dict[int, Any] = {}
-        self._meta_db = env.open_db(META, create=False)
+        with env.begin() as txn:
+            self._meta_db = env.open_db(META, txn=txn, create=False)
 
     def _partitions(self, txn: lmdb.Transaction) -> list[tuple[int, Any]]:
         parts = json.loads(txn.get(b"partitions", b"[]", db=self._meta_db))
@@ -424,6 +439,31 @@ class _RelationReader:
                         break
                     _, p, name = k.decode().split(":", 2)
                     out.setdefault(int(p), {})[name] = _Q.unpack(v)[0]
+        return out
+
+    def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
+                 after: bytes | None = None) -> list[tuple[bytes, bytes]]:
+        """(encoded key, stored row) pairs in key order, merged across partitions."""
+        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
+            prefix = (prefix,)
+        if len(prefix) > len(self._key_convs):
+            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
+                             f"({', '.join(self.key_columns)})")
+        pb = self.key_codec.encode_prefix(
+            [None if v is None else c(v) for c, v in zip(self._key_convs, prefix, strict=False)])
+        start = pb if after is None or after < pb else after
+        out: list[tuple[bytes, bytes]] = []
+        with self.env.begin() as txn:
+            iters = []
+            for _, db in self._partitions(txn):
+                cur = txn.cursor(db=db)
+                if not cur.set_range(start):
+                    continue
+                iters.append(_prefixed(cur, pb, after))
+            for k, v in heapq.merge(*iters, key=lambda kv: kv[0]):
+                out.append((k, v))
+                if limit is not None and len(out) >= limit:
+                    break
         return out
 
     def partition_stats(self) -> list[dict[str, Any]]:
@@ -470,31 +510,6 @@ class TableView(_RelationReader):
         with self.env.begin() as txn:
             raws = [self._get_raw(txn, kb) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]
-
-    def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
-                 after: bytes | None = None) -> list[tuple[bytes, bytes]]:
-        """(encoded key, stored row) pairs in key order, merged across partitions."""
-        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
-            prefix = (prefix,)
-        if len(prefix) > len(self._key_convs):
-            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
-                             f"({', '.join(self.key_columns)})")
-        pb = self.key_codec.encode_prefix(
-            [None if v is None else c(v) for c, v in zip(self._key_convs, prefix, strict=False)])
-        start = pb if after is None or after < pb else after
-        out: list[tuple[bytes, bytes]] = []
-        with self.env.begin() as txn:
-            iters = []
-            for _, db in self._partitions(txn):
-                cur = txn.cursor(db=db)
-                if not cur.set_range(start):
-                    continue
-                iters.append(_prefixed(cur, pb, after))
-            for k, v in heapq.merge(*iters, key=lambda kv: kv[0]):
-                out.append((k, v))
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
 
     def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
              ) -> list[dict[str, Any]]:
@@ -553,6 +568,18 @@ class StreamView(_RelationReader):
                     ok = cur.prev()
         found.sort(key=lambda e: (e[0], e[2]), reverse=True)
         return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]
+
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
+             ) -> list[dict[str, Any]]:
+        """Events whose key starts with `prefix`, in key order then offset order, as
+        `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`."""
+        conv = self.layout.to_json if json_form else self.layout.to_python
+        out = []
+        for k, v in self.scan_raw(prefix, limit):
+            ts, payload = _split_event(v)
+            out.append({"key": list(self.key_codec.decode(k[:-8])), "offset": _Q.unpack(k[-8:])[0],
+                        "timestamp": ts, "value": None if payload == b"" else conv(payload)})
+        return out
 
 
 _TS = struct.Struct(">q")
@@ -619,8 +646,8 @@ class Store:
         real = self._resolve(name)
         path = relation_dir(self.data_dir, real)
         env = _open_env(path, False, 0)
-        meta_db = env.open_db(META, create=False)
-        with env.begin(db=meta_db) as txn:
+        with env.begin() as txn:
+            meta_db = env.open_db(META, txn=txn, create=False)
             meta = _read_meta(txn, meta_db)
         if meta is None:
             raise NotFound(f"{real} has no metadata yet (the worker has not started it)")

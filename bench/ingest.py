@@ -1,0 +1,137 @@
+"""Ingest benchmark: `materializer run` against a bare confluent-kafka consumer.
+
+Produces N records (default 1,000,000 over 100,000 keys, 4 partitions, JSON values
+of 4 columns) to the embedded broker, then, in the same run and on the same topic:
+  1. bare: a fresh process that joins a consumer group and consumes every record;
+  2. materializer: a fresh `materializer run` process, until every record is applied.
+Both are timed from process start (imports and group join included). The figure
+to quote is the ratio, because these machines are noisy.
+
+    python bench/ingest.py [--records N] [--keys K] [--partitions P] [--changes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from connectors.kafka import produce_records
+from materializer.devbroker import DevBroker
+from materializer.store import Store
+
+BARE_SCRIPT = r"""
+import sys
+from confluent_kafka import Consumer
+topic, group, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
+conf = dict(a.split("=", 1) for a in sys.argv[4:])
+c = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "partition.assignment.strategy": "cooperative-sticky",
+              "fetch.wait.max.ms": 100, "queued.min.messages": 200000})
+c.subscribe([topic])
+n = 0
+while n < want:
+    for m in c.consume(20000, 0.25):
+        if m.error() is None:
+            n += 1
+c.close()
+"""
+
+CONFIG = """\
+kafka:
+{kafka}
+group: {group}
+store:
+  path: {store}
+tables:
+  - name: bench
+    topic: {topic}
+    columns: {{id: long, name: string, score: double, active: boolean}}
+    primary_key: [id]
+    key_format: long
+    value_format: json
+{changes}"""
+
+
+def changelog(n: int, keys: int, seed: int = 1) -> list[tuple[bytes | None, bytes | None]]:
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        k = rnd.randrange(keys)
+        value = json.dumps({"id": k, "name": f"user-{k}-{i % 97}", "score": rnd.random() * 100,
+                            "active": i % 3 == 0}).encode()
+        out.append((k.to_bytes(8, "big", signed=True), value))
+    return out
+
+
+def time_bare(broker: DevBroker, topic: str, n: int) -> float:
+    args = [f"{k}={v}" for k, v in broker.kafka_config().items()]
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", BARE_SCRIPT, topic, f"bare-{os.getpid()}", str(n),
+                    *args], check=True, timeout=600)
+    return time.perf_counter() - t0
+
+
+def time_materializer(broker: DevBroker, topic: str, ends: dict[int, int], tmp: str,
+                      changes: bool) -> float:
+    kafka = "".join(f"  {k}: {v}\n" for k, v in broker.kafka_config().items()).rstrip("\n")
+    store = Path(tmp) / "data"
+    cfg = Path(tmp) / "bench.yaml"
+    cfg.write_text(CONFIG.format(kafka=kafka, group=f"mat-{os.getpid()}", store=store,
+                                 topic=topic, changes=f"    changes: {{topic: {topic}.changes}}\n"
+                                 if changes else ""))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "materializer", "run", str(cfg), "--no-api"],
+                            stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"materializer exited early with {proc.returncode}")
+            try:
+                with Store.open(store) as s:
+                    got = {x["partition"]: x["next_offset"]
+                           for x in s.relation("bench").partition_stats()}
+                if all(got.get(p, 0) >= e for p, e in ends.items()):
+                    break
+            except Exception:  # noqa: BLE001 - not created yet
+                pass
+            time.sleep(0.02)
+        return time.perf_counter() - t0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--changes", action="store_true", help="also run with change events on")
+    args = ap.parse_args()
+    with DevBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        topic = broker.create_topic(partitions=args.partitions)
+        t0 = time.perf_counter()
+        ends = produce_records(broker.kafka_config(), topic, changelog(args.records, args.keys))
+        print(f"produced {args.records:,} records ({args.keys:,} keys, {args.partitions} "
+              f"partitions) in {time.perf_counter() - t0:.1f} s on {broker.kind}")
+        bare = time_bare(broker, topic, args.records)
+        mat = time_materializer(broker, topic, ends, tmp + "/a", changes=False)
+        rows = [("bare confluent-kafka consume", bare), ("materializer run (json)", mat)]
+        if args.changes:
+            rows.append(("materializer run (json + change events)",
+                         time_materializer(broker, topic, ends, tmp + "/b", changes=True)))
+        print(f"{'':42} {'seconds':>8} {'records/s':>12} {'ratio':>6}")
+        for name, secs in rows:
+            print(f"{name:42} {secs:8.2f} {args.records / secs:12,.0f} {bare / secs:6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""`materializer` command line (SPEC §6).
+
+Exit codes: 0 success, 1 not found or runtime failure, 2 bad configuration or usage.
+Environment variables are read here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
+from materializer.specs import Catalog, RelationSpec
+
+log = logging.getLogger("materializer")
+
+
+def _load(path: str) -> Catalog:
+    from materializer.catalog import load_catalog  # noqa: PLC0415
+
+    return load_catalog(path)
+
+
+def parse_key_text(spec_types: Sequence[Any], texts: Sequence[str]) -> tuple[Any, ...]:
+    """Command-line key values, typed by the key columns (`get cfg shop.orders 7 1001`)."""
+    out: list[Any] = []
+    for t, text in zip(spec_types, texts, strict=False):
+        kind = t.kind
+        try:
+            if text == "null":
+                out.append(None)
+            elif kind in ("int", "long"):
+                out.append(int(text))
+            elif kind in ("float", "double"):
+                out.append(float(text))
+            elif kind == "boolean":
+                if text.lower() not in ("true", "false"):
+                    raise ValueError("expected true or false")
+                out.append(text.lower() == "true")
+            else:
+                out.append(text)
+        except ValueError as e:
+            raise UsageError(f"key value {text!r} does not fit a {t} column: {e}") from e
+    return tuple(out)
+
+
+def _store(catalog: Catalog) -> Any:
+    from materializer.store import Store  # noqa: PLC0415
+
+    return Store.open(catalog.store_path, catalog.default_schema)
+
+
+def _relation(catalog: Catalog, name: str) -> RelationSpec:
+    try:
+        return catalog.relation(name)
+    except KeyError:
+        names = ", ".join(r.name for r in catalog.relations) or "none"
+        raise NotFound(f"no table or stream named {name!r} in the catalog (declared: {names})") \
+            from None
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from materializer.catalog import describe  # noqa: PLC0415
+
+    catalog = _load(args.config)
+    print(describe(catalog))
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    catalog = _load(args.config)
+    spec = _relation(catalog, args.table)
+    if len(args.key) != len(spec.key_columns):
+        raise UsageError(f"{spec.name} has key ({', '.join(spec.key_columns)}): give "
+                         f"{len(spec.key_columns)} value(s), got {len(args.key)}")
+    key = parse_key_text(spec.key_types, args.key)
+    with _store(catalog) as store:
+        if spec.kind == "stream":
+            events = store.stream(spec.name).events(key, args.limit, json_form=True)
+            for e in events:
+                _print_json(e)
+            return 0 if events else 1
+        row = store.table(spec.name).get(key, json_form=True)
+    if row is None:
+        print(f"{spec.name}: no row for key {list(key)}", file=sys.stderr)
+        return 1
+    _print_json(row)
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    catalog = _load(args.config)
+    spec = _relation(catalog, args.table)
+    prefix = parse_key_text(spec.key_types, args.prefix or [])
+    if len(args.prefix or []) > len(spec.key_columns):
+        raise UsageError(f"--prefix has more values than the key ({', '.join(spec.key_columns)})")
+    with _store(catalog) as store:
+        if spec.kind == "stream":
+            for e in store.stream(spec.name).scan(prefix, args.limit, json_form=True):
+                _print_json(e)
+            return 0
+        for row in store.table(spec.name).scan(prefix, args.limit, json_form=True):
+            _print_json(row)
+    return 0
+
+
+def status_rows(catalog: Catalog) -> list[dict[str, Any]]:
+    """Per relation and partition: rows, applied (next) offset, end offset, lag, counters."""
+    from connectors.kafka import end_offsets  # noqa: PLC0415
+
+    rows: list[dict[str, Any]] = []
+    ends: dict[str, dict[int, int]] = {}
+    with _store(catalog) as store:
+        for spec in catalog.relations:
+            try:
+                stats = store.relation(spec.name).partition_stats()
+            except NotFound:
+                stats = []
+            if spec.topic not in ends:
+                try:
+                    ends[spec.topic] = end_offsets(catalog.kafka_config, spec.topic, timeout=5)
+                except Exception:  # noqa: BLE001 - status must work with the broker away
+                    ends[spec.topic] = {}
+            seen = {s["partition"] for s in stats}
+            stats += [{"partition": p, "rows": 0, "next_offset": 0, "counters": {}}
+                      for p in ends[spec.topic] if p not in seen]
+            for s in sorted(stats, key=lambda s: s["partition"]):
+                end = ends[spec.topic].get(s["partition"])
+                c = s["counters"]
+                rows.append({
+                    "relation": spec.name, "kind": spec.kind, "partition": s["partition"],
+                    "rows": s["rows"], "applied_offset": s["next_offset"],
+                    "end_offset": end,
+                    "lag": None if end is None else max(0, end - s["next_offset"]),
+                    "null_keys_dropped": c.get("dropped:null_key", 0),
+                    "rejected": sum(v for k, v in c.items()
+                                    if k.startswith(("skipped:", "dead_letter:"))
+                                    or (k.startswith("dropped:") and k != "dropped:null_key")),
+                    "counters": c,
+                })
+    return rows
+
+
+def format_status(rows: list[dict[str, Any]]) -> str:
+    head = ("TABLE", "PART", "ROWS", "APPLIED", "END", "LAG", "NULL KEYS", "REJECTED")
+    lines = [head]
+    for r in rows:
+        lines.append((r["relation"], str(r["partition"]), str(r["rows"]),
+                      str(r["applied_offset"]), "?" if r["end_offset"] is None else
+                      str(r["end_offset"]), "?" if r["lag"] is None else str(r["lag"]),
+                      str(r["null_keys_dropped"]), str(r["rejected"])))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(line, widths)))
+                     for line in lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    catalog = _load(args.config)
+    rows = status_rows(catalog)
+    if args.json:
+        for r in rows:
+            _print_json(r)
+    else:
+        print(format_status(rows))
+    return 0
+
+
+def _token(catalog: Catalog) -> str | None:
+    env = catalog.api.token_env
+    return os.environ.get(env) or None if env else None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from materializer import api  # noqa: PLC0415
+
+    catalog = _load(args.config)
+    api.serve(catalog, _token(catalog))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from materializer.worker import Worker, install_signal_handlers, terminal_progress  # noqa: PLC0415
+
+    catalog = _load(args.config)
+    worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress())
+    install_signal_handlers(worker.stop_event)
+    api_proc = None
+    if not args.no_api:
+        from materializer.api import check_listen  # noqa: PLC0415
+
+        check_listen(catalog, _token(catalog))
+        api_proc = subprocess.Popen([sys.executable, "-m", "materializer", "serve", args.config])
+    try:
+        worker.run()
+    finally:
+        if api_proc is not None:
+            api_proc.terminate()
+            try:
+                api_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                api_proc.kill()
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+    log.info("stopped after applying %d records", worker.applied_total)
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from materializer.rebuild import rebuild  # noqa: PLC0415
+
+    catalog = _load(args.config)
+    spec = _relation(catalog, args.table)
+    n = rebuild(catalog, spec)
+    print(f"{spec.name}: local state dropped and rebuilt from {spec.topic}: {n} records replayed")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from materializer.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(records=args.records)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="materializer", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="the worker: ingest, emit, serve the API")
+    s.add_argument("config")
+    s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
+    s.add_argument("--batch-size", type=int, default=20_000, help="records per poll")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("check", help="validate; print the resolved tables; exit 2 on errors")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("get", help="one row as JSON; exit 1 if absent")
+    s.add_argument("config")
+    s.add_argument("table")
+    s.add_argument("key", nargs="+")
+    s.add_argument("--limit", type=int, default=10, help="streams: events to print")
+    s.set_defaults(func=cmd_get)
+
+    s = sub.add_parser("scan", help="rows as JSON lines, key order")
+    s.add_argument("config")
+    s.add_argument("table")
+    s.add_argument("--prefix", nargs="+", metavar="V")
+    s.add_argument("--limit", type=int, default=None)
+    s.set_defaults(func=cmd_scan)
+
+    s = sub.add_parser("status", help="per table and partition: rows, offsets, lag")
+    s.add_argument("config")
+    s.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("serve", help="the lookup API alone, read-only, beside a running worker")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("rebuild", help="drop local state of a table and replay its topic")
+    s.add_argument("config")
+    s.add_argument("table")
+    s.set_defaults(func=cmd_rebuild)
+
+    s = sub.add_parser("demo", help="the whole thing on an embedded local broker")
+    s.add_argument("--records", type=int, default=20_000, help="changelog records to produce")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors already
+        return int(e.code or 0)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as e:
+        for d in e.diagnostics or [e]:
+            print(str(d), file=sys.stderr)
+        return 2
+    except MaterializerError as e:
+        print(f"materializer: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,351 @@
+"""The long-lived worker: consume, apply, commit, emit (SPEC §4-§6).
+
+Loop guarantees:
+- For each relation, one LMDB write transaction per batch holds the rows of every
+  partition in that batch *and* their next offsets; Kafka's committed offsets are
+  informational only. A restart after any crash resumes exactly after the last
+  committed batch: nothing applied twice, nothing skipped.
+- Dead letters of a batch are acknowledged by the broker before that batch commits.
+- Change events are staged in the same transaction and drained after it commits.
+- SIGTERM/SIGINT: the current batch finishes and commits, then `run` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from materializer import codecs
+from materializer.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
+from materializer.errors import RecordRejectedFatal, SchemaChangedError
+from materializer.specs import Catalog, RelationSpec, TableSpec, identity_difference, \
+    storage_identity
+from materializer.store import RelationWriter
+
+log = logging.getLogger("materializer.worker")
+
+BATCH_SIZE = 20_000
+POLL_TIMEOUT = 0.25
+STATUS_INTERVAL = 1.0
+_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(slots=True)
+class Relation:
+    """One declared table or stream with its writer, applier and progress."""
+
+    spec: RelationSpec
+    writer: RelationWriter
+    applier: TableApplier | StreamApplier
+    next_offsets: dict[int, int]
+    outbox: Any = None  # changes.ChangeOutbox for tables with `changes`
+    end_offsets: dict[int, int] = field(default_factory=dict)
+
+
+def open_relation(catalog: Catalog, spec: RelationSpec, registry: Any = None) -> Relation:
+    """Open (or create) a relation's local state, refusing a declaration that changed.
+
+    Adding a nullable column is accepted: it is appended to the stored row layout,
+    and rows written before read it as null.
+    """
+    writer = RelationWriter(catalog.store_path, spec.name, catalog.map_size)
+    current = storage_identity(spec)
+    meta = writer.meta()
+    if meta is None:
+        layout = list(spec.column_names)
+        writer.write_meta(current, layout)
+    else:
+        diff = identity_difference(meta.identity, current)
+        if diff is not None:
+            raise SchemaChangedError(
+                f"{spec.name}: the declaration no longer matches the local state: {diff}. "
+                f"Run `materializer rebuild CONFIG {spec.name}` to drop the local state of "
+                f"{spec.name} and replay its topic {spec.topic} from the beginning.")
+        layout = list(meta.layout) + [n for n in spec.column_names if n not in meta.layout]
+        if layout != list(meta.layout) or meta.identity != current:
+            writer.write_meta(current, layout)
+    kdec = codecs.key_decoder(spec, registry)
+    vdec = codecs.value_decoder(spec, registry)
+    applier: TableApplier | StreamApplier
+    if isinstance(spec, TableSpec):
+        applier = TableApplier(spec, layout, kdec, vdec)
+    else:
+        applier = StreamApplier(spec, layout, kdec, vdec)  # type: ignore[arg-type]
+    return Relation(spec, writer, applier, writer.next_offsets())
+
+
+class Histogram:
+    """A cumulative latency histogram in Prometheus style."""
+
+    def __init__(self, buckets: tuple[float, ...] = _BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.sum += seconds
+        self.count += 1
+        for i, le in enumerate(self.buckets):
+            if seconds <= le:
+                self.counts[i] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"buckets": [[le, c] for le, c in zip(self.buckets, self.counts)],
+                "sum": self.sum, "count": self.count}
+
+
+class Worker:
+    """Materializes every relation of a catalog from its topic, until stopped."""
+
+    def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
+                 only: list[str] | None = None, group: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.catalog = catalog
+        self.batch_size = batch_size
+        self.stop_event = threading.Event()
+        self.group = group or catalog.group
+        self.progress = progress
+        self.registry = _open_registry(catalog)
+        specs = [r for r in catalog.relations if only is None or r.name in only]
+        self.relations = [open_relation(catalog, s, self.registry) for s in specs]
+        self.by_topic: dict[str, list[Relation]] = {}
+        for rel in self.relations:
+            self.by_topic.setdefault(rel.spec.topic, []).append(rel)
+        self.applied_total = 0
+        self.counters: dict[str, int] = {}
+        self.batch_hist = Histogram()
+        self._sink: Any = None
+        self._source: Any = None
+        self._last_status = 0.0
+        self._started = time.time()
+        self._status_path = Path(catalog.store_path) / "worker.json"
+
+    # ---------------------------------------------------------------- plumbing
+
+    def sink(self) -> Any:
+        if self._sink is None:
+            from connectors.kafka import Sink  # noqa: PLC0415
+
+            self._sink = Sink(self.catalog.kafka_config)
+        return self._sink
+
+    def _start_offset(self, topic: str, partition: int) -> int | None:
+        offs = [rel.next_offsets.get(partition) for rel in self.by_topic.get(topic, [])]
+        if not offs or any(o is None for o in offs):
+            return None
+        return min(o for o in offs if o is not None)
+
+    def _attach_outboxes(self) -> None:
+        from connectors.kafka import partition_count  # noqa: PLC0415
+
+        for rel in self.relations:
+            spec = rel.spec
+            if isinstance(spec, TableSpec) and spec.changes is not None:
+                from materializer.changes import ChangeOutbox  # noqa: PLC0415
+
+                source_partitions = partition_count(self.catalog.kafka_config, spec.topic) or 1
+                rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
+                                          self.sink(), source_partitions, self.registry)
+                rel.outbox.drain()
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, source: Any = None) -> None:
+        """Consume and apply until `stop_event` is set. Raises RecordRejectedFatal for a bad
+        record under policy `fail` (after committing everything before it)."""
+        from connectors.kafka import Source  # noqa: PLC0415
+
+        self._attach_outboxes()
+        if source is None:
+            source = Source(self.catalog.kafka_config, self.group, list(self.by_topic),
+                            self._start_offset)
+        self._source = source
+        try:
+            while not self.stop_event.is_set():
+                if any(rel.outbox is not None and rel.outbox.full for rel in self.relations):
+                    self._drain()
+                    if any(r.outbox is not None and r.outbox.full for r in self.relations):
+                        time.sleep(0.2)  # the change topic is unreachable: back off
+                        continue
+                msgs = source.poll_batch(self.batch_size, POLL_TIMEOUT)
+                if msgs:
+                    self.apply_batch(msgs)
+                now = time.monotonic()
+                if now - self._last_status >= STATUS_INTERVAL:
+                    self._last_status = now
+                    self._write_status()
+            self._drain()
+        finally:
+            self._write_status(stopping=True)
+            source.close()
+            if self._sink is not None:
+                try:
+                    self._sink.flush(10)
+                except Exception as e:  # noqa: BLE001 - shutting down; the outbox keeps events
+                    log.warning("flush at shutdown: %s", e)
+
+    def apply_batch(self, msgs: list[Any]) -> None:
+        """Apply one polled batch: per relation one transaction with rows and offsets."""
+        t0 = time.perf_counter()
+        by_tp: dict[str, dict[int, list[Any]]] = {}
+        for m in msgs:
+            parts = by_tp.get(m.topic())
+            if parts is None:
+                parts = by_tp[m.topic()] = {}
+            lst = parts.get(m.partition())
+            if lst is None:
+                parts[m.partition()] = [m]
+            else:
+                lst.append(m)
+        fatal: tuple[Relation, Rejected] | None = None
+        commits: dict[tuple[str, int], int] = {}
+        for topic, parts in by_tp.items():
+            for rel in self.by_topic.get(topic, ()):
+                outcomes: dict[int, PartitionOutcome] = {}
+                with rel.writer.begin() as wb:
+                    for p, recs in parts.items():
+                        start = rel.next_offsets.get(p, 0)
+                        out = rel.applier.apply(wb, p, recs, start)
+                        outcomes[p] = out
+                        wb.set_next_offset(p, out.next_offset)
+                        counts = self._route_rejects(rel, p, out.rejected)
+                        if out.applied:
+                            counts["applied"] = out.applied
+                        for name, n in counts.items():
+                            wb.add_counter(p, name, n)
+                        if out.changes and rel.outbox is not None:
+                            rel.outbox.stage(wb, out.changes)
+                        if out.fatal is not None and fatal is None:
+                            fatal = (rel, out.fatal)
+                    if self._sink is not None and any(o.rejected for o in outcomes.values()):
+                        self._sink.flush()  # dead letters are durable before the offset moves
+                for p, out in outcomes.items():
+                    rel.next_offsets[p] = out.next_offset
+                    self.applied_total += out.applied
+                    key = (topic, p)
+                    commits[key] = min(commits.get(key, out.next_offset), out.next_offset)
+        self.batch_hist.observe(time.perf_counter() - t0)
+        self._drain()
+        if self._source is not None:
+            self._source.commit(commits)
+        if fatal is not None:
+            rel, r = fatal
+            raise RecordRejectedFatal(
+                f"{rel.spec.kind} {rel.spec.name}: bad record at topic {rel.spec.topic}, "
+                f"partition {r.partition}, offset {r.offset}: {r.message} "
+                f"(policy {'null_key' if r.reason == 'null_key' else 'on_error'}: fail; "
+                f"nothing after it was applied)")
+
+    def _route_rejects(self, rel: Relation, partition: int, rejects: list[Rejected]
+                       ) -> dict[str, int]:
+        """Dead-letter or count each rejected record; returns counters to add."""
+        counts: dict[str, int] = {}
+        for r in rejects:
+            if r.policy == "dead_letter":
+                name = f"dead_letter:{r.reason}"
+                self.sink().produce(
+                    rel.spec.dead_letter_topic or f"{rel.spec.topic}.dead-letter", r.key, r.value,
+                    headers=[("materializer.error", r.message.encode()),
+                             ("materializer.reason", r.reason.encode()),
+                             ("materializer.table", rel.spec.name.encode()),
+                             ("materializer.topic", rel.spec.topic.encode()),
+                             ("materializer.partition", str(partition).encode()),
+                             ("materializer.offset", str(r.offset).encode())])
+            elif r.policy == "drop":
+                name = f"dropped:{r.reason}"
+            else:
+                name = f"skipped:{r.reason}"
+            counts[name] = counts.get(name, 0) + 1
+            key = f"{rel.spec.name}|{name}"
+            self.counters[key] = self.counters.get(key, 0) + 1
+        return counts
+
+    def _drain(self) -> None:
+        for rel in self.relations:
+            if rel.outbox is not None:
+                rel.outbox.drain()
+
+    # ---------------------------------------------------------------- status
+
+    def partition_progress(self) -> list[dict[str, Any]]:
+        src = self._source
+        out = []
+        assigned = sorted(src.assigned) if src is not None else []
+        for topic, p in assigned:
+            for rel in self.by_topic.get(topic, ()):
+                nxt = rel.next_offsets.get(p, 0)
+                end = src.end_offset(topic, p)
+                out.append({"relation": rel.spec.name, "topic": topic, "partition": p,
+                            "next_offset": nxt, "end_offset": end,
+                            "lag": None if end is None else max(0, end - nxt)})
+        return out
+
+    def _write_status(self, stopping: bool = False) -> None:
+        parts = self.partition_progress()
+        caught_up = (not stopping and bool(parts)
+                     and all(x["lag"] == 0 for x in parts))
+        dropped = {k: v for k, v in self.counters.items() if "|dropped:" in k}
+        rejected = {k: v for k, v in self.counters.items() if "|dropped:" not in k}
+        status = {
+            "pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
+            "group": self.group, "stopping": stopping,
+            "assigned": [list(tp) for tp in sorted(self._source.assigned)] if self._source else [],
+            "partitions": parts, "caught_up": caught_up,
+            "metrics": {"records_applied_total": self.applied_total,
+                        "records_dropped_total": dropped,
+                        "records_rejected_total": rejected,
+                        "batch_seconds": self.batch_hist.as_dict()},
+        }
+        tmp = self._status_path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(status))
+            os.replace(tmp, self._status_path)
+        except OSError as e:
+            log.warning("cannot write %s: %s", self._status_path, e)
+        if self.progress is not None and parts:
+            lag = sum(x["lag"] or 0 for x in parts)
+            self.progress(f"applied {self.applied_total:,} records, lag {lag:,} "
+                          f"over {len(parts)} partition(s)")
+
+
+def _open_registry(catalog: Catalog) -> Any:
+    if catalog.schema_registry is None:
+        return None
+    from connectors.registry import open_registry  # noqa: PLC0415
+
+    return open_registry(catalog.schema_registry)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT ask the loop to finish its batch, commit and return."""
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def terminal_progress() -> Callable[[str], None] | None:
+    """A progress printer: a live line on a terminal, a plain log line every 10 s otherwise."""
+    if sys.stderr.isatty():
+        def live(text: str) -> None:
+            sys.stderr.write("\r\x1b[K" + text)
+            sys.stderr.flush()
+        return live
+    last = [0.0]
+
+    def plain(text: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 10:
+            last[0] = now
+            log.info("%s", text)
+    return plain
