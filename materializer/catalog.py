@@ -1,0 +1,557 @@
+"""The declaration file (SPEC §3): YAML (and its `sql:` DDL) to a validated `Catalog`.
+
+Guarantees:
+- `load_catalog` either returns a fully validated, immutable `Catalog` or raises
+  `ConfigError` carrying every problem found in the file, each at the 1-based
+  line and column of the offending key or value, with a message that says how
+  to fix it. It never stops at the first problem.
+- Duplicate mapping keys are errors (plain YAML would keep the last one).
+- Relative `store.path` and `schema_registry.path` resolve against the directory
+  of the declaration file, so the worker and the CLI agree from any directory.
+- The same declaration gives equal specs whether written in YAML or in `sql:`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from materializer import ddl
+from materializer.decl import (
+    CHANGES_FIELDS,
+    RETENTION_FIELDS,
+    STREAM_FIELDS,
+    TABLE_FIELDS,
+    At,
+    ChangesDecl,
+    ColumnDecl,
+    Context,
+    Field,
+    Locate,
+    RelationDecl,
+    build_relations,
+    is_pass_string,
+    name_problem,
+    suggest,
+    unknown_key_message,
+)
+from materializer.errors import ConfigError, Diagnostic
+from materializer.specs import (
+    ApiSpec,
+    Catalog,
+    Location,
+    RegistrySpec,
+    RelationSpec,
+    StreamSpec,
+    TableSpec,
+)
+from materializer.types import TypeSyntaxError, parse_type
+
+TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
+            "streams", "sql")
+STORE_KEYS = ("path", "map_size")
+API_KEYS = ("listen", "token_env", "max_lookup_keys")
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_MERGE = "tag:yaml.org,2002:merge"
+_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
+_UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+_TYPE_WORDS = ("boolean", "int", "long", "float", "double", "decimal", "string", "bytes", "date",
+               "time", "timestamp", "uuid", "json", "array", "map")
+_LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
+
+
+def load_catalog(path: str) -> Catalog:
+    """Read and validate a declaration file; raise `ConfigError` with every problem."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise ConfigError([Diagnostic(path, 1, 1, f"cannot read the declaration file: "
+                                      f"{e.strerror or e}")]) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError([Diagnostic(path, 1, 1, f"the file is not UTF-8 text: {e}")]) from e
+    return load_catalog_text(text, path)
+
+
+def load_catalog_text(text: str, filename: str) -> Catalog:
+    """Validate declaration text; `filename` names it in diagnostics and anchors
+    relative paths (they resolve against its directory)."""
+    reader = _Reader(text.replace("\r\n", "\n"), filename)
+    catalog = reader.read()
+    if reader.ctx.diags or catalog is None:
+        diags = sorted(reader.ctx.diags, key=lambda d: (d.line, d.column))
+        raise ConfigError(diags)
+    return catalog
+
+
+# ----------------------------------------------------------------------------- reader
+
+
+class _Reader:
+    """Walks the composed YAML node tree; every problem goes to `self.ctx.diags`."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.file = filename
+        self.base_dir = os.path.dirname(os.path.abspath(filename))
+        self.ctx = Context()
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._constructor = SafeConstructor()
+
+    # ------------------------------------------------------------ locations
+
+    def loc(self, node: Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def loc_at_index(self, index: int) -> Location:
+        line = bisect.bisect_right(self._line_starts, index) - 1
+        return Location(self.file, line + 1, index - self._line_starts[line] + 1)
+
+    def error(self, node: Node | Location, message: str) -> None:
+        self.ctx.error(node if isinstance(node, Location) else self.loc(node), message)
+
+    def locator(self, node: ScalarNode) -> Locate:
+        """Where each character of a scalar's value is in the file.
+
+        Aligns the value with its source text (skipping indentation, folded line
+        breaks and quotes); after an escape sequence it stays at the last match.
+        """
+        src, value = self.text, node.value
+        i, end = node.start_mark.index, node.end_mark.index
+        if node.style in ("|", ">"):
+            nl = src.find("\n", i, end)
+            i = nl + 1 if nl >= 0 else end
+        elif node.style in ("'", '"'):
+            i += 1
+        positions: list[int] = []
+        j, last, aligned = i, i, True
+        for ch in value:
+            if aligned:
+                k = j
+                while k < end and src[k] != ch and src[k] in " \t\n":
+                    k += 1
+                if k < end and src[k] == ch:
+                    last, j = k, k + 1
+                else:
+                    aligned = False
+            positions.append(last)
+        tail = j
+
+        def locate(offset: int) -> Location:
+            if offset < len(positions):
+                return self.loc_at_index(positions[offset])
+            return self.loc_at_index(tail)
+        return locate
+
+    def at(self, node: ScalarNode, value: Any = None) -> At[Any]:
+        return At(node.value if value is None else value, self.loc(node), self.locator(node))
+
+    # --------------------------------------------------------------- shapes
+
+    def mapping(self, node: Node, where: str, valid: tuple[str, ...] | None = None
+                ) -> list[tuple[ScalarNode, Node]]:
+        """The (key, value) pairs of a mapping, after merge keys, without duplicates.
+
+        With `valid`, unknown keys are reported (with the closest valid one) and left out.
+        """
+        if not isinstance(node, MappingNode):
+            self.error(node, f"{where} must be a mapping of `key: value` entries")
+            return []
+        pairs = self._merged(node, where)
+        seen: dict[str, ScalarNode] = {}
+        out: list[tuple[ScalarNode, Node]] = []
+        for k, v in pairs:
+            if k.value in seen:
+                first = seen[k.value]
+                self.error(k, f"duplicate key `{k.value}` in {where} (first at line "
+                           f"{first.start_mark.line + 1}, column {first.start_mark.column + 1}): "
+                           "YAML would silently keep only the last one; remove one of them")
+                continue
+            seen[k.value] = k
+            if valid is not None and k.value not in valid:
+                self.error(k, unknown_key_message(k.value, where, valid))
+                continue
+            out.append((k, v))
+        return out
+
+    def _merged(self, node: MappingNode, where: str) -> list[tuple[ScalarNode, Node]]:
+        """Pairs of a mapping with `<<: *anchor` merge keys expanded (explicit keys win)."""
+        own: list[tuple[ScalarNode, Node]] = []
+        merged: list[tuple[ScalarNode, Node]] = []
+        for k, v in node.value:
+            if not isinstance(k, ScalarNode):
+                self.error(k, f"keys in {where} must be plain names")
+            elif k.tag == _MERGE:
+                sources = v.value if isinstance(v, SequenceNode) else [v]
+                for src in sources:
+                    if isinstance(src, MappingNode):
+                        merged.extend(self._merged(src, where))
+                    else:
+                        self.error(src, "`<<` merges mappings only: point it at a mapping "
+                                   "anchor (`<<: *defaults`)")
+            else:
+                own.append((k, v))
+        names = {k.value for k, _ in own}
+        merged_once: dict[str, tuple[ScalarNode, Node]] = {}
+        for k, v in merged:
+            if k.value not in names:
+                merged_once.setdefault(k.value, (k, v))
+        return own + list(merged_once.values())
+
+    def scalar(self, node: Node, what: str) -> ScalarNode | None:
+        if not isinstance(node, ScalarNode) or node.tag == _NULL:
+            shape = "nothing" if isinstance(node, ScalarNode) else (
+                "a list" if isinstance(node, SequenceNode) else "a mapping")
+            self.error(node, f"{what} must be a single value, not {shape}")
+            return None
+        return node
+
+    def string(self, node: Node, what: str) -> At[str] | None:
+        s = self.scalar(node, what)
+        return None if s is None else self.at(s)
+
+    def boolean(self, node: Node, what: str) -> At[bool] | None:
+        s = self.scalar(node, what)
+        if s is None:
+            return None
+        if s.tag != _BOOL:
+            self.error(s, f"{what} must be true or false, not `{s.value}`")
+            return None
+        return At(bool(self._constructor.construct_yaml_bool(s)), self.loc(s))
+
+    def integer(self, node: Node, what: str, minimum: int = 1) -> At[int] | None:
+        s = self.scalar(node, what)
+        if s is None:
+            return None
+        if s.tag != _INT:
+            self.error(s, f"{what} must be a whole number, not `{s.value}`")
+            return None
+        try:
+            n = int(self._constructor.construct_yaml_int(s))
+        except (ValueError, ConstructorError):
+            self.error(s, f"{what} must be a whole number, not `{s.value}`")
+            return None
+        if n < minimum:
+            self.error(s, f"{what} must be at least {minimum}, not {n}")
+            return None
+        return At(n, self.loc(s))
+
+    def names(self, node: Node, what: str) -> At[tuple[At[str], ...]] | None:
+        """A list of column names; a single name is accepted as a one-item list."""
+        if isinstance(node, ScalarNode) and node.tag != _NULL:
+            return At((self.at(node),), self.loc(node))
+        if not isinstance(node, SequenceNode):
+            self.error(node, f"{what} must be a list of column names, like `[id]`")
+            return None
+        items: list[At[str]] = []
+        for item in node.value:
+            s = self.scalar(item, f"each entry of {what}")
+            if s is not None:
+                items.append(self.at(s))
+        return At(tuple(items), self.loc(node))
+
+    # ------------------------------------------------------------------ top
+
+    def read(self) -> Catalog | None:
+        try:
+            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            context = f" ({e.context})" if e.context else ""
+            self.error(Location(self.file, line, col),
+                       f"YAML syntax error: {e.problem}{context}")
+            return None
+        except yaml.YAMLError as e:
+            self.error(Location(self.file, 1, 1), f"YAML error: {e}")
+            return None
+        if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
+            self.error(Location(self.file, 1, 1), "the file is empty: declare `tables:`, "
+                       "`streams:` or `sql:`")
+            return None
+        top = {k.value: (k, v) for k, v in self.mapping(root, "the top level", TOP_KEYS)}
+        return self._catalog(top, self.loc(root))
+
+    def _catalog(self, top: dict[str, tuple[ScalarNode, Node]], where: Location
+                 ) -> Catalog | None:
+        fields: dict[str, Any] = {}
+        if "kafka" in top:
+            fields["kafka"] = self._kafka(top["kafka"][1])
+        for key in ("group", "default_schema"):
+            if key in top:
+                s = self.string(top[key][1], f"`{key}`")
+                if s is not None:
+                    fields[key] = s.value
+        schema = fields.get("default_schema")
+        if schema is not None:
+            problem = name_problem(schema, column=False)
+            if problem is not None:
+                self.error(top["default_schema"][1], f"default_schema {problem[1]}")
+            self.ctx.default_schema = schema
+        fields.update(self._store(top["store"][1] if "store" in top else None))
+        if "schema_registry" in top:
+            fields["schema_registry"] = self._registry(top["schema_registry"][1])
+            self.ctx.has_registry = fields["schema_registry"] is not None
+        if "api" in top:
+            fields["api"] = self._api(top["api"][1])
+        decls = self._declarations(top)
+        if not decls and not self.ctx.diags:
+            self.error(where, "the file declares no tables or streams: add `tables:`, "
+                       "`streams:` or `sql:`")
+        tables, streams = build_relations(decls, self.ctx)
+        if self.ctx.diags:
+            return None
+        return Catalog(source=self.file, tables=tuple(tables), streams=tuple(streams), **fields)
+
+    def _declarations(self, top: dict[str, tuple[ScalarNode, Node]]) -> list[RelationDecl]:
+        decls: list[RelationDecl] = []
+        for section, kind in (("tables", "table"), ("streams", "stream")):
+            if section not in top:
+                continue
+            node = top[section][1]
+            if isinstance(node, ScalarNode) and node.tag == _NULL:
+                continue
+            if not isinstance(node, SequenceNode):
+                self.error(node, f"`{section}` must be a list of {kind} declarations "
+                           "(entries starting with `- name: ...`)")
+                continue
+            decls.extend(self._relation(item, kind) for item in node.value)
+        if "sql" in top:
+            sql = self.scalar(top["sql"][1], "`sql`")
+            if sql is not None:
+                decls.extend(ddl.parse_declarations(sql.value, self.locator(sql), self.ctx))
+        return decls
+
+    def _kafka(self, node: Node) -> tuple[tuple[str, str], ...]:
+        out: list[tuple[str, str]] = []
+        for k, v in self.mapping(node, "`kafka`"):
+            s = self.scalar(v, f"kafka property `{k.value}`")
+            if s is not None:
+                out.append((k.value, s.value))
+        return tuple(out)
+
+    def _store(self, node: Node | None) -> dict[str, Any]:
+        path = "./data"
+        out: dict[str, Any] = {}
+        if node is not None and not (isinstance(node, ScalarNode) and node.tag == _NULL):
+            for k, v in self.mapping(node, "`store`", STORE_KEYS):
+                if k.value == "path":
+                    s = self.string(v, "`store.path`")
+                    path = s.value if s is not None else path
+                else:
+                    size = self._size(v)
+                    if size is not None:
+                        out["map_size"] = size
+        out["store_path"] = self.resolve(path)
+        return out
+
+    def _size(self, node: Node) -> int | None:
+        s = self.scalar(node, "`store.map_size`")
+        if s is None:
+            return None
+        m = _SIZE.match(s.value)
+        if m is None or int(m.group(1)) == 0:
+            self.error(s, f"`store.map_size: {s.value}` is not a size: give bytes (e.g. "
+                       "68719476736) or a number with a unit (e.g. 64GiB, 512MB)")
+            return None
+        unit = (m.group(2) or "")[:-1].lower()
+        return int(m.group(1)) * _UNITS.get(unit, 1)
+
+    def resolve(self, path: str) -> str:
+        """A path from the file, relative to the file's directory."""
+        return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(path)))
+
+    def _registry(self, node: Node) -> RegistrySpec | None:
+        url = path = None
+        config: list[tuple[str, str]] = []
+        for k, v in self.mapping(node, "`schema_registry`"):
+            s = self.scalar(v, f"`schema_registry.{k.value}`")
+            if s is None:
+                continue
+            if k.value == "url":
+                url = s.value
+            elif k.value == "path":
+                path = self.resolve(s.value)
+            else:
+                config.append((k.value, s.value))
+        if (url is None) == (path is None):
+            how = "both" if url is not None else "neither"
+            self.error(node, f"`schema_registry` has {how} `url` and `path`: give exactly one "
+                       "(`url:` for a Confluent-compatible registry, `path:` for one kept as "
+                       "files)")
+            return None
+        return RegistrySpec(url=url, path=path, config=tuple(config))
+
+    def _api(self, node: Node) -> ApiSpec:
+        fields: dict[str, Any] = {}
+        for k, v in self.mapping(node, "`api`", API_KEYS):
+            if k.value == "max_lookup_keys":
+                n = self.integer(v, "`api.max_lookup_keys`")
+                if n is not None:
+                    fields["max_lookup_keys"] = n.value
+                continue
+            s = self.string(v, f"`api.{k.value}`")
+            if s is None:
+                continue
+            if k.value == "listen" and not _LISTEN.match(s.value):
+                self.error(s.loc, f"`api.listen: {s.value}` is not `host:port`: write for "
+                           "example 127.0.0.1:8080")
+                continue
+            fields[k.value] = s.value
+        return ApiSpec(**fields)
+
+    # ------------------------------------------------------------ relations
+
+    def _relation(self, node: Node, kind: str) -> RelationDecl:
+        decl = RelationDecl(kind, self.loc(node))
+        valid = TABLE_FIELDS if kind == "table" else STREAM_FIELDS
+        known = (*TABLE_FIELDS, *(k for k in STREAM_FIELDS if k not in TABLE_FIELDS))
+        where = f"a {kind} declaration"
+        if not isinstance(node, MappingNode):
+            self.error(node, f"each entry of `{kind}s` must be a mapping with `name`, `topic`, "
+                       "`columns`, ...")
+            return decl
+        for k, v in self.mapping(node, where):
+            if k.value not in known:
+                self.error(k, unknown_key_message(k.value, where, valid))
+                continue
+            value = self._field(k.value, v)
+            if value is not None:
+                decl.fields[k.value] = Field(value, self.loc(k))
+        return decl
+
+    def _field(self, key: str, node: Node) -> At[Any] | None:
+        """Read one relation field into the shape `RelationDecl` documents."""
+        readers: dict[str, Callable[[Node], At[Any] | None]] = {
+            "columns": self._columns, "changes": self._changes, "retention": self._retention,
+            "replicated": lambda n: self.boolean(n, "`replicated`"),
+        }
+        if key in readers:
+            return readers[key](node)
+        if key in ("primary_key", "soft_primary_key", "key", "shard_key", "partial_update"):
+            return self.names(node, f"`{key}`")
+        assert is_pass_string(key), key
+        return self.string(node, f"`{key}`")
+
+    def _columns(self, node: Node) -> At[tuple[ColumnDecl, ...]] | None:
+        if not isinstance(node, MappingNode):
+            self.error(node, "`columns` must be a mapping of column name to type, like "
+                       "`{id: int, name: \"string not null\"}`")
+            return None
+        out: list[ColumnDecl] = []
+        for k, v in self.mapping(node, "`columns`"):
+            s = self.scalar(v, f"the type of column `{k.value}`")
+            if s is None:
+                continue
+            try:
+                ctype, not_null = parse_type(s.value)
+            except TypeSyntaxError as e:
+                word = re.match(r"[A-Za-z_]*", s.value[e.offset:])
+                hint = ""
+                if word and str(e).startswith("unknown type"):
+                    hint = suggest(word.group().lower(), _TYPE_WORDS)
+                self.error(self.locator(s)(e.offset),
+                           f"column `{k.value}`: {e}{'.' if hint else ''}{hint}")
+                continue
+            out.append(ColumnDecl(self.at(k), ctype, not_null))
+        return At(tuple(out), self.loc(node))
+
+    def _changes(self, node: Node) -> At[ChangesDecl] | None:
+        if isinstance(node, ScalarNode) and node.tag == _STR:
+            return At(ChangesDecl(self.at(node), None), self.loc(node))
+        topic = fmt = None
+        columns = False
+        for k, v in self.mapping(node, "`changes`", CHANGES_FIELDS):
+            if k.value == "columns":
+                b = self.boolean(v, "`changes.columns`")
+                columns = b.value if b is not None else False
+            elif k.value == "topic":
+                topic = self.string(v, "`changes.topic`")
+            else:
+                fmt = self.string(v, "`changes.format`")
+        return At(ChangesDecl(topic, fmt, columns), self.loc(node))
+
+    def _retention(self, node: Node) -> At[int] | None:
+        for _key, v in self.mapping(node, "`retention`", RETENTION_FIELDS):
+            return self.integer(v, "`max_events_per_key`", minimum=0)
+        return None
+
+
+# ----------------------------------------------------------------------------- describe
+
+
+def describe(catalog: Catalog) -> str:
+    """What `materializer check` prints: the resolved settings and every relation."""
+    lines = [f"config: {catalog.source}"]
+    kafka = ", ".join(f"{k}={_redact(k, v)}" for k, v in catalog.kafka) or "(none)"
+    lines.append(f"kafka: {kafka}")
+    lines.append(f"group: {catalog.group}")
+    lines.append(f"store: {catalog.store_path} (map_size {catalog.map_size})")
+    reg = catalog.schema_registry
+    if reg is not None:
+        where = f"url {reg.url}" if reg.url else f"path {reg.path}"
+        extra = "".join(f", {k}={_redact(k, v)}" for k, v in reg.config)
+        lines.append(f"schema_registry: {where}{extra}")
+    api = catalog.api
+    token = f", token from ${api.token_env}" if api.token_env else ", no token"
+    lines.append(f"api: {api.listen}{token}, max_lookup_keys {api.max_lookup_keys}")
+    lines.append(f"default_schema: {catalog.default_schema}")
+    for spec in catalog.relations:
+        lines.append("")
+        lines.extend(_describe_relation(spec))
+    lines.append("")
+    lines.append(f"{len(catalog.tables)} table(s), {len(catalog.streams)} stream(s): OK")
+    return "\n".join(lines)
+
+
+def _redact(key: str, value: str) -> str:
+    secret = any(w in key.lower() for w in ("password", "secret", "user.info", "token"))
+    return "****" if secret else value
+
+
+def _describe_relation(spec: RelationSpec) -> list[str]:
+    where = f" ({spec.location.file}: line {spec.location.line})" if spec.location.line else ""
+    out = [f"{spec.kind} {spec.name}{where}", f"  topic: {spec.topic}", "  columns:"]
+    width = max(len(c.name) for c in spec.columns)
+    key_word = "PRIMARY KEY" if spec.kind == "table" else "KEY"
+    for c in spec.columns:
+        flags = " NOT NULL" if c.not_null else ""
+        if c.name in spec.key_columns:
+            flags += f" {key_word}"
+        out.append(f"    {c.name.ljust(width)}  {c.type}{flags}")
+    out.append(f"  formats: key {spec.key_format}, value {spec.value_format}")
+    if isinstance(spec, TableSpec):
+        kind = "soft primary key" if spec.soft_primary_key else "primary key"
+        out.append(f"  {kind}: ({', '.join(spec.key_columns)})")
+        out.append(f"  shard_key: ({', '.join(spec.shard_key or spec.key_columns)})"
+                   + ("" if spec.shard_key else " (the whole primary key)"))
+        version = f", version_column {spec.version_column}" if spec.version_column else ""
+        out.append(f"  on_existing: {spec.on_existing}{version}")
+        partial = ", ".join(spec.partial_update) if spec.partial_update is not None else "no"
+        out.append(f"  partial_update: {partial}")
+        out.append(f"  replicated: {'yes' if spec.replicated else 'no'}")
+        out.append(f"  null_key: {spec.null_key}")
+    else:
+        out.append(f"  key: ({', '.join(spec.key_columns)})")
+    out.append(f"  on_error: {spec.on_error}")
+    out.append(f"  dead_letter_topic: {spec.dead_letter_topic or '(none)'}")
+    if isinstance(spec, TableSpec):
+        ch = spec.changes
+        changes = "(none)" if ch is None else (
+            f"{ch.topic} ({ch.format}{', changed columns' if ch.columns else ''})")
+        out.append(f"  changes: {changes}")
+    else:
+        assert isinstance(spec, StreamSpec)
+        out.append(f"  retention: {spec.max_events_per_key} events per key")
+    return out
