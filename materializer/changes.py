@@ -1,0 +1,246 @@
+"""Change events (SPEC §5): a transactional outbox per table, drained to Kafka.
+
+Guarantees:
+- Atomic with the rows. `ChangeOutbox.stage` writes a batch's events into the
+  table's own LMDB environment (named DB `changes`) inside the same write
+  transaction as the rows and next offsets. After a crash at any moment, either
+  rows, offsets and events are all there, or none is and the records are
+  applied (and their events staged) again.
+- At least once. `drain` deletes events only after the producer acknowledged
+  them, so a crash or a broker failure never loses one; it may repeat one, with
+  the same key, `source.partition` and `source.offset` (only `ts_ms` differs).
+- Order. Events are drained in staging order (keys of the outbox are an 8-byte
+  big-endian sequence), and all events of one key go to one change-topic
+  partition, so a consumer sees each key's events in the order they were
+  applied. After a failure, everything from the first unacknowledged event is
+  sent again, in order, so the last event seen for a key is always its latest.
+- Bounded. `drain` holds at most `chunk` events in memory and never has more than
+  one chunk in the producer; the worker stops ingesting while `full`.
+
+Placement: if the change topic has as many partitions as the source topic, the
+event of a change in source partition p goes to partition p (table partition p is
+source partition p); otherwise to `murmur2(key) % partitions`, as the Java
+client's default partitioner would place the key. A missing change topic is
+created with the source topic's partition count (broker-default topic config).
+
+A `Sink` may be shared (with other outboxes, dead letters): an outbox trusts only a
+`flush` that it calls right after producing its own chunk, and after any failure
+re-sends that chunk once the producer has settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from connectors.kafka import create_topic, partition_count
+from materializer.apply import Change
+from materializer.changes_envelope import EventEncoder, encoder_for
+from materializer.errors import MaterializerError, UsageError
+from materializer.specs import TableSpec
+from materializer.store import RelationWriter, WriteBatch
+
+if TYPE_CHECKING:
+    from connectors.kafka import Sink
+
+__all__ = ["OUTBOX_DB", "ChangeOutbox", "murmur2", "partition_for"]
+
+log = logging.getLogger("materializer.changes")
+
+OUTBOX_DB = b"changes"
+_SEQ = struct.Struct(">Q")
+_dumps = marshal.dumps
+_loads = marshal.loads
+_SAME = -1  # placement: change-topic partition = source partition
+_PRODUCER_HASH = 0  # placement: let the producer's partitioner hash the key
+
+
+class ChangeOutbox:
+    """Per table with `changes`: stages events in the same LMDB txn as the rows, drains
+    them to Kafka.
+
+    The worker calls `stage(wb, outcome.changes)` inside each batch's WriteBatch, before
+    it commits; `drain()` once at start and after every commit (never while a
+    WriteBatch is open: it runs its own write transaction); and, while `full`, keeps
+    calling `drain()` instead of ingesting. `drain` never raises for broker or
+    registry trouble: it logs, backs off (returning 0 at once until the back-off has
+    passed) and keeps every undelivered event for the next call.
+
+    `kafka_conf` (the catalog's Kafka settings) lets the outbox look up and create
+    the change topic; without it the producer's own partitioner places events by key.
+    """
+
+    chunk = 10_000  # events read, produced and acknowledged per round
+    flush_timeout = 10.0  # seconds to wait for a chunk's acknowledgements
+    settle_timeout = 1.0  # seconds per attempt to let a failed chunk leave the producer
+    min_backoff = 0.5
+    max_backoff = 30.0
+
+    def __init__(self, spec: TableSpec, writer: RelationWriter, layout: Sequence[str],
+                 sink: Sink, source_partitions: int, registry: object | None = None,
+                 max_backlog: int = 100_000, *,
+                 kafka_conf: Mapping[str, str] | None = None) -> None:
+        if spec.changes is None:
+            raise UsageError(f"{spec.name} declares no `changes`")
+        self.spec = spec
+        self.topic = spec.changes.topic
+        self.max_backlog = max_backlog
+        self.source_partitions = max(1, source_partitions)
+        self.drained_total = 0
+        self._writer = writer
+        self._sink = sink
+        self._kafka_conf = dict(kafka_conf) if kafka_conf is not None else None
+        self._encoder: EventEncoder = encoder_for(spec, layout, registry)
+        self._db = writer.named_db(OUTBOX_DB)
+        last = writer.last_key(self._db)
+        self._seq = 0 if last is None else _SEQ.unpack(last)[0] + 1
+        self._partitions: int | None = None  # _SAME, _PRODUCER_HASH or a count to hash by
+        self._unsettled = False  # a chunk may still sit in the producer after a failure
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._failures = 0
+
+    # ------------------------------------------------------------------ staging
+
+    def stage(self, wb: WriteBatch, changes: list[Change]) -> None:
+        """Encode `changes` (in applied order) and put them into the outbox within `wb`.
+
+        Nothing is visible to `drain` until `wb` commits; if it aborts, the events
+        vanish with the rows (their sequence numbers are skipped, which is harmless)."""
+        if not changes:
+            return
+        msgs = self._encoder.encode(changes, time.time_ns() // 1_000_000)
+        seq = self._seq
+        self._seq = seq + len(msgs)
+        pack = _SEQ.pack
+        wb.put_many(self._db, [(pack(seq + i), _dumps(m)) for i, m in enumerate(msgs)])
+
+    # ------------------------------------------------------------------ draining
+
+    def backlog(self) -> int:
+        """Committed events (tombstones included) not yet acknowledged by the broker."""
+        return self._writer.entries(self._db)
+
+    @property
+    def full(self) -> bool:
+        """True while the backlog exceeds `max_backlog`: the worker should stop ingesting."""
+        return self.backlog() > self.max_backlog
+
+    def drain(self) -> int:
+        """Produce every committed event in order, wait for the acknowledgements, then
+        delete them from the outbox; returns how many were delivered and deleted.
+
+        On a broker failure: logs, backs off exponentially (`min_backoff` to
+        `max_backoff` seconds) and returns what was delivered so far. Raises only for
+        errors a retry cannot fix (a store failure, a bug)."""
+        if time.monotonic() < self._retry_at:
+            return 0
+        drained = 0
+        try:
+            if self._partitions is None:
+                self._partitions = self._resolve_topic()
+            if self._unsettled:
+                self._sink.flush(self.settle_timeout)  # raises until the producer is empty
+                self._unsettled = False
+            while True:
+                batch = self._writer.first_items(self._db, self.chunk)
+                if not batch:
+                    break
+                self._send(batch)
+                self._writer.delete_keys(self._db, [k for k, _ in batch])
+                drained += len(batch)
+                if len(batch) < self.chunk:
+                    break
+        except Exception as e:
+            if not _is_transient(e):
+                raise
+            self.drained_total += drained
+            self._back_off(e)
+            return drained
+        self.drained_total += drained
+        if self._failures:
+            log.info("change events of %s reach %s again (%d failed attempt(s))",
+                     self.spec.name, self.topic, self._failures)
+            self._failures = 0
+        self._backoff = 0.0
+        return drained
+
+    def _send(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Produce one chunk and wait until every message of it is acknowledged."""
+        produce = self._sink.produce
+        topic = self.topic
+        n = self._partitions
+        self._unsettled = True
+        for _, raw in batch:
+            p, key, value = _loads(raw)
+            if n == _SAME:
+                produce(topic, key, value, partition=p)
+            elif n == _PRODUCER_HASH or n is None:
+                produce(topic, key, value)
+            else:
+                produce(topic, key, value, partition=partition_for(key, n))
+        self._sink.flush(self.flush_timeout)  # raises unless all acknowledged, none failed
+        self._unsettled = False
+
+    def _resolve_topic(self) -> int:
+        """Find (or create) the change topic and decide how events are placed."""
+        if self._kafka_conf is None:
+            return _PRODUCER_HASH
+        n = partition_count(self._kafka_conf, self.topic)
+        if n == 0:
+            create_topic(self._kafka_conf.get("bootstrap.servers", ""), self.topic,
+                         self.source_partitions)
+            n = partition_count(self._kafka_conf, self.topic)
+            log.info("created change topic %s with %d partition(s)", self.topic, n)
+        return _SAME if n == self.source_partitions else n
+
+    def _back_off(self, err: Exception) -> None:
+        self._failures += 1
+        self._backoff = min(self.max_backoff, max(self.min_backoff, self._backoff * 2))
+        self._retry_at = time.monotonic() + self._backoff
+        log.warning("change events of %s to %s not delivered (%s); %d waiting, "
+                    "retrying in %.1f s", self.spec.name, self.topic, err, self.backlog(),
+                    self._backoff)
+
+
+def _is_transient(e: Exception) -> bool:
+    """Broker and registry trouble that a later attempt may not meet: our retriable errors
+    (connectors translate into InfrastructureError) and confluent-kafka's own exceptions,
+    which `Sink.produce` and the admin calls let through."""
+    if isinstance(e, MaterializerError):
+        return e.retriable
+    return isinstance(e, BufferError) or type(e).__module__.split(".")[0] in (
+        "cimpl", "confluent_kafka")
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 hash (the Java client's default partitioner), as a signed int32."""
+    m = 0x5BD1E995
+    length = len(data)
+    h = 0x9747B28C ^ length
+    end = length & ~3
+    for i in range(0, end, 4):
+        k = (data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24) * m \
+            & 0xFFFFFFFF
+        k = ((k ^ k >> 24) * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    extra = length & 3
+    if extra == 3:
+        h ^= data[end + 2] << 16
+    if extra >= 2:
+        h ^= data[end + 1] << 8
+    if extra >= 1:
+        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the Java client's default partitioner picks for a non-null key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,307 @@
+"""Debezium-compatible change-event envelopes: applied changes to Kafka key and value bytes.
+
+An encoder turns a batch of `apply.Change` (stored-form tuples) into the Kafka
+messages that represent it, in order: one event per change and, after every
+delete, a tombstone (null value) for the same key (SPEC §5).
+
+- Key (both formats): the primary key as a compact JSON object of JSON-form
+  values, e.g. `{"id":1}`. Equal keys always give equal bytes, so every event of
+  one key hashes to one change-topic partition.
+- Value, `debezium-json`: `{"before", "after", "op", "ts_ms", "source"}` with rows
+  in JSON form (dates ISO 8601, decimals as strings, bytes base64), and with
+  `changes: {columns: true}` a `changed` list of column names on `u` events.
+- Value, `debezium-avro`: the same envelope as Avro in the Confluent wire format
+  (magic 0, 4-byte schema id, body); the schema is registered once, when the
+  encoder is built, under `<change topic>-value`.
+
+Encoding is deterministic for a given change except `ts_ms` (the emit time), so a
+re-emitted event differs from the first only there.
+"""
+
+from __future__ import annotations
+
+import decimal
+import io
+import json
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import fastavro
+
+from materializer.apply import Change
+from materializer.errors import ConfigError, InfrastructureError, MaterializerError
+from materializer.specs import TableSpec
+from materializer.types import ColumnType, to_json_value
+
+Message = tuple[int, bytes, bytes | None]
+"""(source partition, key bytes, value bytes or None for a tombstone)."""
+
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+class EventEncoder(Protocol):
+    """Turns applied changes into Kafka messages (events and tombstones), in order."""
+
+    def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]: ...
+
+
+@runtime_checkable
+class SchemaRegistrar(Protocol):
+    """What the envelope needs of a schema registry (connectors.registry.Registry fits)."""
+
+    def register(self, subject: str, schema: dict[str, Any]) -> int: ...
+
+
+# ------------------------------------------------------------------------- JSON
+
+
+def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:
+    """Stored-form key tuple -> the event key: a compact JSON object of the key columns."""
+    names = spec.key_columns
+    convs = tuple(to_json_value(t) for t in spec.key_types)
+    if all(c is None for c in convs):
+        return lambda kt: _compact(dict(zip(names, kt, strict=False))).encode()
+    return lambda kt: _compact({n: v if c is None or v is None else c(v)
+                                for n, c, v in zip(names, convs, kt, strict=False)}).encode()
+
+
+class JsonEnvelope:
+    """`format: debezium-json`."""
+
+    __slots__ = ("_names", "_width", "_convs", "_key", "_source", "_columns")
+
+    def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
+        self._names = tuple(layout)
+        self._width = len(self._names)
+        self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
+                            if (c := to_json_value(spec.column(n).type)) is not None)
+        self._key = key_encoder(spec)
+        self._source = (spec.name, spec.topic)
+        self._columns = spec.changes is not None and spec.changes.columns
+
+    def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
+        if t is None:
+            return None
+        if len(t) < self._width:
+            t = t + (None,) * (self._width - len(t))
+        row = dict(zip(self._names, t, strict=False))
+        for i, name, conv in self._convs:
+            v = t[i]
+            if v is not None:
+                row[name] = conv(v)
+        return row
+
+    def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]:
+        out: list[Message] = []
+        append = out.append
+        row = self._row
+        names = self._names
+        key_of = self._key
+        table, topic = self._source
+        columns = self._columns
+        for ch in changes:
+            key = key_of(ch.key)
+            value: dict[str, Any] = {
+                "before": row(ch.before), "after": row(ch.after), "op": ch.op, "ts_ms": now_ms,
+                "source": {"name": "materializer", "table": table, "topic": topic,
+                           "partition": ch.partition, "offset": ch.offset,
+                           "ts_ms": ch.timestamp_ms}}
+            if columns and ch.op == "u":
+                value["changed"] = _changed(names, ch.before, ch.after)
+            append((ch.partition, key, _compact(value).encode()))
+            if ch.op == "d":
+                append((ch.partition, key, None))
+        return out
+
+
+def _changed(names: Sequence[str], before: tuple[Any, ...] | None,
+             after: tuple[Any, ...] | None) -> list[str]:
+    """Names of the columns whose stored values differ (Dolt's cell-wise diff)."""
+    b = before or ()
+    a = after or ()
+    return [n for i, n in enumerate(names)
+            if (b[i] if i < len(b) else None) != (a[i] if i < len(a) else None)]
+
+
+# ------------------------------------------------------------------------- Avro
+
+_AVRO_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def avro_name(name: str) -> str:
+    """A valid Avro name for a column or namespace part (`[A-Za-z_][A-Za-z0-9_]*`)."""
+    clean = _AVRO_NAME.sub("_", name) or "_"
+    return "_" + clean if clean[0].isdigit() else clean
+
+
+def avro_type(t: ColumnType) -> Any:
+    """The Avro type of a column type (without the null union)."""
+    k = t.kind
+    if k in ("int", "long", "float", "double", "boolean", "string", "bytes"):
+        return k
+    if k == "decimal":
+        return {"type": "bytes", "logicalType": "decimal", "precision": t.precision,
+                "scale": t.scale}
+    if k == "date":
+        return {"type": "int", "logicalType": "date"}
+    if k == "time":
+        return {"type": "long", "logicalType": "time-micros"}
+    if k == "timestamp":
+        return {"type": "long", "logicalType": "timestamp-micros"}
+    if k == "uuid":
+        return {"type": "string", "logicalType": "uuid"}
+    if k == "json":
+        return {"type": "string", "connect.name": "io.debezium.data.Json"}
+    assert t.item is not None
+    inner = ["null", avro_type(t.item)]
+    if k == "array":
+        return {"type": "array", "items": inner}
+    return {"type": "map", "values": inner}
+
+
+def _avro_value(t: ColumnType) -> Callable[[Any], Any] | None:
+    """A converter from the stored form to what fastavro writes for `avro_type(t)`."""
+    k = t.kind
+    if k == "decimal":
+        return decimal.Decimal
+    if k == "json":
+        return _compact
+    if k in ("array", "map"):
+        assert t.item is not None
+        inner = _avro_value(t.item)
+        if inner is None:
+            return None
+        if k == "array":
+            return lambda v: [None if x is None else inner(x) for x in v]
+        return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
+    return None  # date, time, timestamp are stored as the Avro logical types' numbers
+
+
+def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
+    """The per-table Debezium envelope: before/after as nullable unions of the row record."""
+    namespace = ".".join(["materializer", *(avro_name(p) for p in spec.name.split("."))])
+    key_set = set(spec.key_columns)
+    fields: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name in layout:
+        col = spec.column(name)
+        fname = avro_name(name)
+        while fname in seen:
+            fname += "_"
+        seen.add(fname)
+        field: dict[str, Any] = {"name": fname}
+        if col.not_null or name in key_set:
+            field["type"] = avro_type(col.type)
+        else:
+            field["type"] = ["null", avro_type(col.type)]
+            field["default"] = None
+        if fname != name:
+            field["doc"] = f"column {name}"
+        fields.append(field)
+    source = {"type": "record", "name": "Source", "fields": [
+        {"name": "name", "type": "string"}, {"name": "table", "type": "string"},
+        {"name": "topic", "type": "string"}, {"name": "partition", "type": "int"},
+        {"name": "offset", "type": "long"}, {"name": "ts_ms", "type": "long"}]}
+    env_fields: list[dict[str, Any]] = [
+        {"name": "before", "type": ["null", {"type": "record", "name": "Value",
+                                             "fields": fields}], "default": None},
+        {"name": "after", "type": ["null", "Value"], "default": None},
+        {"name": "source", "type": source},
+        {"name": "op", "type": "string"},
+        {"name": "ts_ms", "type": ["null", "long"], "default": None},
+    ]
+    if spec.changes is not None and spec.changes.columns:
+        env_fields.append({"name": "changed", "type": ["null", {"type": "array",
+                                                                "items": "string"}],
+                           "default": None})
+    return {"type": "record", "name": "Envelope", "namespace": namespace,
+            "connect.name": f"{namespace}.Envelope", "fields": env_fields}
+
+
+class AvroEnvelope:
+    """`format: debezium-avro`: the envelope in the Confluent wire format."""
+
+    __slots__ = ("schema_id", "_schema", "_prefix", "_key", "_fields", "_names", "_width",
+                 "_convs", "_source", "_columns")
+
+    def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistrar
+                 ) -> None:
+        assert spec.changes is not None
+        schema = envelope_schema(spec, layout)
+        try:
+            self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
+        except MaterializerError:  # unreachable (InfrastructureError) or refused schema
+            raise
+        except Exception as e:  # the registry client's own errors, whatever they are
+            raise InfrastructureError(
+                f"cannot register the change-event schema of {spec.name}: {e}") from e
+        self._schema = fastavro.parse_schema(schema)
+        self._prefix = b"\x00" + self.schema_id.to_bytes(4, "big")
+        self._key = key_encoder(spec)
+        self._fields = tuple(f["name"] for f in schema["fields"][0]["type"][1]["fields"])
+        self._names = tuple(layout)
+        self._width = len(self._fields)
+        self._convs = tuple((i, c) for i, n in enumerate(layout)
+                            if (c := _avro_value(spec.column(n).type)) is not None)
+        self._source = (spec.name, spec.topic)
+        self._columns = spec.changes.columns
+
+    def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
+        if t is None:
+            return None
+        if len(t) < self._width:
+            t = t + (None,) * (self._width - len(t))
+        if self._convs:
+            vals = list(t)
+            for i, conv in self._convs:
+                v = vals[i]
+                if v is not None:
+                    vals[i] = conv(v)
+            return dict(zip(self._fields, vals, strict=False))
+        return dict(zip(self._fields, t, strict=False))
+
+    def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]:
+        out: list[Message] = []
+        append = out.append
+        row = self._row
+        key_of = self._key
+        write = fastavro.schemaless_writer
+        schema = self._schema
+        prefix = self._prefix
+        names = self._names
+        table, topic = self._source
+        columns = self._columns
+        for ch in changes:
+            key = key_of(ch.key)
+            record: dict[str, Any] = {
+                "before": row(ch.before), "after": row(ch.after), "op": ch.op,
+                "ts_ms": now_ms,
+                "source": {"name": "materializer", "table": table, "topic": topic,
+                           "partition": ch.partition, "offset": ch.offset,
+                           "ts_ms": ch.timestamp_ms}}
+            if columns:
+                record["changed"] = (_changed(names, ch.before, ch.after)
+                                     if ch.op == "u" else None)
+            buf = io.BytesIO(prefix)
+            buf.seek(5)
+            write(buf, schema, record)
+            append((ch.partition, key, buf.getvalue()))
+            if ch.op == "d":
+                append((ch.partition, key, None))
+        return out
+
+
+def encoder_for(spec: TableSpec, layout: Sequence[str], registry: object | None
+                ) -> EventEncoder:
+    """The encoder for `spec.changes.format`. Raises ConfigError for debezium-avro without
+    a registry, InfrastructureError if the registry refuses or is unreachable."""
+    fmt = spec.changes.format if spec.changes is not None else "debezium-json"
+    if fmt == "debezium-json":
+        return JsonEnvelope(spec, layout)
+    if fmt == "debezium-avro":
+        if not isinstance(registry, SchemaRegistrar):
+            raise ConfigError(f"{spec.name}: change events in debezium-avro need a "
+                              "schema_registry (url or path) that can register schemas")
+        return AvroEnvelope(spec, layout, registry)
+    raise ConfigError(f"{spec.name}: unknown change-event format {fmt!r}")
