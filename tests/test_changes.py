@@ -1,0 +1,245 @@
+"""Change events without a broker: envelopes, Avro schema, placement hash, outbox staging."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+import json
+import marshal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from connectors.kafka import Sink
+from connectors.registry import FileRegistry
+from materializer.apply import Change
+from materializer.changes import OUTBOX_DB, ChangeOutbox, murmur2, partition_for
+from materializer.changes_envelope import (
+    AvroEnvelope,
+    JsonEnvelope,
+    avro_name,
+    encoder_for,
+    envelope_schema,
+)
+from materializer.codecs import DELETE, key_decoder, value_decoder
+from materializer.errors import ConfigError, UsageError
+from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
+from materializer.store import RelationWriter
+from materializer.types import parse_type, to_storage
+
+COLUMNS = {
+    "id": "int not null", "name": "string", "price": "decimal(10,2)", "born": "date",
+    "at": "timestamp", "t": "time", "blob": "bytes", "u": "uuid", "doc": "json",
+    "tags": "array<string>", "attrs": "map<string,decimal(5,1)>", "ok": "boolean",
+    "big": "long", "ratio": "double",
+}
+
+
+def table(changes: ChangesSpec | None = None, columns: dict[str, str] | None = None,
+          key: tuple[str, ...] = ("id",), name: str = "shop.items") -> TableSpec:
+    cols = []
+    for n, text in (columns or COLUMNS).items():
+        t, nn = parse_type(text)
+        cols.append(Column(n, t, nn or n in key))
+    return TableSpec(name=name, topic="items", columns=tuple(cols), key_columns=key,
+                     changes=changes or ChangesSpec(topic="items.changes"))
+
+
+def stored(spec: TableSpec, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row given in decoded (JSON-ish) form -> its stored tuple in declaration order."""
+    return tuple(None if row.get(c.name) is None else to_storage(c.type)(row[c.name])
+                 for c in spec.columns)
+
+
+ROW = {"id": 7, "name": "Ada", "price": "12.5", "born": "1990-03-04",
+       "at": "2024-05-06T07:08:09.123456Z", "t": "10:11:12.500000", "blob": "AAEC/w==",
+       "u": "0E0B6A2C-3C53-4E4B-9A7E-9B8E2D1F0A11", "doc": {"a": [1, {"b": None}]},
+       "tags": ["x", None], "attrs": {"k": "1.25", "n": None}, "ok": True,
+       "big": 2**40, "ratio": 0.5}
+JSON_ROW = {**ROW, "price": "12.50", "u": "0e0b6a2c-3c53-4e4b-9a7e-9b8e2d1f0a11",
+            "attrs": {"k": "1.2", "n": None}}
+
+
+def test_json_envelope_c_u_d_and_tombstone() -> None:
+    spec = table()
+    enc = JsonEnvelope(spec, spec.column_names)
+    row1 = stored(spec, ROW)
+    row2 = stored(spec, {**ROW, "name": "Bob"})
+    key = (7,)
+    msgs = enc.encode([
+        Change("c", 2, 40, 1000, key, None, row1),
+        Change("u", 2, 41, 1001, key, row1, row2),
+        Change("d", 2, 42, 1002, key, row2, None),
+    ], now_ms=5)
+    assert [m[0] for m in msgs] == [2, 2, 2, 2]
+    assert {m[1] for m in msgs} == {b'{"id":7}'}
+    assert msgs[3][2] is None  # the tombstone after the delete
+    c, u, d = (json.loads(m[2]) for m in msgs[:3] if m[2] is not None)
+    assert c == {"before": None, "after": JSON_ROW, "op": "c", "ts_ms": 5,
+                 "source": {"name": "materializer", "table": "shop.items", "topic": "items",
+                            "partition": 2, "offset": 40, "ts_ms": 1000}}
+    assert u["before"] == JSON_ROW and u["after"] == {**JSON_ROW, "name": "Bob"}
+    assert u["op"] == "u" and "changed" not in u
+    assert d["before"] == {**JSON_ROW, "name": "Bob"} and d["after"] is None
+    assert d["source"]["offset"] == 42
+
+
+def test_json_envelope_changed_columns_and_short_rows() -> None:
+    spec = table(ChangesSpec(topic="x", columns=True),
+                 {"id": "int", "a": "string", "b": "long", "c": "string"})
+    enc = JsonEnvelope(spec, spec.column_names)
+    old_short = (1, "x", 2)  # stored before nullable column `c` was added
+    new = (1, "y", 2, "z")
+    (msg,) = enc.encode([Change("u", 0, 9, 0, (1,), old_short, new)], 0)
+    ev = json.loads(msg[2] or b"")
+    assert ev["before"] == {"id": 1, "a": "x", "b": 2, "c": None}
+    assert ev["changed"] == ["a", "c"]
+    (cmsg,) = enc.encode([Change("c", 0, 9, 0, (1,), None, new)], 0)
+    assert "changed" not in json.loads(cmsg[2] or b"")
+
+
+def test_json_composite_key_is_a_json_object_of_key_columns() -> None:
+    spec = table(columns={"day": "date", "shop": "string", "n": "long"}, key=("day", "shop"))
+    enc = JsonEnvelope(spec, spec.column_names)
+    (msg,) = enc.encode([Change("c", 0, 0, 0, (19000, "s1"), None, (19000, "s1", 3))], 0)
+    assert msg[1] == b'{"day":"2022-01-08","shop":"s1"}'
+    # what key_format json reads back, so a change topic can be a source again
+    assert key_decoder(table(columns={"day": "date", "shop": "string", "n": "long"},
+                             key=("day", "shop")))(msg[1]) == (19000, "s1")
+
+
+def test_json_envelope_reads_back_as_debezium_json() -> None:
+    src = table()
+    sink_spec = TableSpec(name="copy", topic="items.changes", columns=src.columns,
+                          key_columns=("id",), key_format="json",
+                          value_format="debezium-json")
+    enc = JsonEnvelope(src, src.column_names)
+    row = stored(src, ROW)
+    msgs = enc.encode([Change("c", 0, 0, 0, (7,), None, row),
+                       Change("d", 0, 1, 0, (7,), row, None)], 0)
+    dec = value_decoder(sink_spec)
+    fields = dec(msgs[0][2] or b"")
+    assert stored(sink_spec, dict(fields)) == row
+    assert dec(msgs[1][2] or b"") is DELETE
+    assert key_decoder(sink_spec)(msgs[0][1]) == (7,)
+
+
+def test_avro_names_are_valid() -> None:
+    assert avro_name("1st.col{x}") == "_1st_col_x_"
+    assert avro_name("ok_name") == "ok_name"
+    spec = table(columns={"id": "int", "a.b": "string", "a_b": "string", "9": "long"})
+    schema = envelope_schema(spec, spec.column_names)
+    fields = schema["fields"][0]["type"][1]["fields"]
+    assert [f["name"] for f in fields] == ["id", "a_b", "a_b_", "_9"]
+    assert schema["namespace"] == "materializer.shop.items"
+    fastavro.parse_schema(schema)
+
+
+def test_avro_envelope_wire_format_and_registry(tmp_path: Path) -> None:
+    spec = table(ChangesSpec(topic="items.changes", format="debezium-avro", columns=True))
+    reg = FileRegistry(tmp_path / "reg")
+    enc = encoder_for(spec, spec.column_names, reg)
+    assert isinstance(enc, AvroEnvelope)
+    assert reg.latest_id("items.changes-value") == enc.schema_id
+    row1 = stored(spec, ROW)
+    row2 = stored(spec, {**ROW, "price": "13"})
+    msgs = enc.encode([Change("u", 1, 5, 77, (7,), row1, row2),
+                       Change("d", 1, 6, 78, (7,), row2, None)], now_ms=9)
+    assert len(msgs) == 3 and msgs[2] == (1, b'{"id":7}', None)
+    body = msgs[0][2] or b""
+    assert body[0] == 0 and int.from_bytes(body[1:5], "big") == enc.schema_id
+    ev = fastavro.schemaless_reader(io.BytesIO(body[5:]), reg.schema(enc.schema_id))
+    assert ev["op"] == "u" and ev["ts_ms"] == 9 and ev["changed"] == ["price"]
+    assert ev["source"] == {"name": "materializer", "table": "shop.items", "topic": "items",
+                            "partition": 1, "offset": 5, "ts_ms": 77}
+    after = ev["after"]
+    assert after["price"] == decimal.Decimal("13.00")
+    assert after["born"] == dt.date(1990, 3, 4)
+    assert after["at"] == dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    assert after["t"] == dt.time(10, 11, 12, 500000)
+    assert after["blob"] == b"\x00\x01\x02\xff"
+    assert str(after["u"]) == str(uuid.UUID(ROW["u"]))
+    assert json.loads(after["doc"]) == ROW["doc"]
+    assert after["attrs"] == {"k": decimal.Decimal("1.2"), "n": None}
+    # the materializer's own debezium-avro decoder reads it back to the same row
+    copy = TableSpec(name="copy", topic="items.changes", columns=spec.columns,
+                     key_columns=("id",), key_format="json", value_format="debezium-avro")
+    fields = value_decoder(copy, reg)(body)
+    assert stored(copy, dict(fields)) == row2
+    assert value_decoder(copy, reg)(msgs[1][2] or b"") is DELETE
+
+
+def test_avro_needs_a_registry() -> None:
+    spec = table(ChangesSpec(topic="x", format="debezium-avro"))
+    with pytest.raises(ConfigError, match="schema_registry"):
+        encoder_for(spec, spec.column_names, None)
+
+
+def test_murmur2_matches_kafka() -> None:
+    # Kafka's UtilsTest.testMurmur2 vectors
+    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+             b"a-little-bit-longer-string": -1486304829,
+             b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+             b"abc": 479470107}
+    for data, want in cases.items():
+        assert murmur2(data) == want
+    assert partition_for(b"21", 7) == (-973932308 & 0x7FFFFFFF) % 7
+
+
+# ----------------------------------------------------------------------------- outbox
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> RelationWriter:
+    spec = table()
+    w = RelationWriter(tmp_path / "data", spec.name, 1 << 28)
+    w.write_meta(storage_identity(spec), spec.column_names)
+    return w
+
+
+def idle_sink() -> Sink:
+    return Sink({"bootstrap.servers": "127.0.0.1:9"}, {"log_level": 0})
+
+
+def test_stage_commits_and_aborts_with_the_rows(writer: RelationWriter) -> None:
+    spec = table()
+    outbox = ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 4, max_backlog=3)
+    row = stored(spec, ROW)
+    with pytest.raises(RuntimeError), writer.begin() as wb:
+        outbox.stage(wb, [Change("c", 0, 0, 0, (7,), None, row)])
+        raise RuntimeError("the batch fails before commit")
+    assert outbox.backlog() == 0
+    with writer.begin() as wb:
+        outbox.stage(wb, [Change("c", 0, 1, 0, (7,), None, row),
+                          Change("d", 0, 2, 0, (7,), row, None)])
+        outbox.stage(wb, [])
+    assert outbox.backlog() == 3 and not outbox.full
+    # a restarted outbox continues the sequence after what is still there
+    again = ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 4, max_backlog=3)
+    with writer.begin() as wb:
+        again.stage(wb, [Change("c", 1, 0, 0, (8,), None, row)])
+    assert again.backlog() == 4 and again.full
+    db = writer.named_db(OUTBOX_DB)
+    items = writer.first_items(db, 10)
+    keys = [k for k, _ in items]
+    assert keys == sorted(keys) and len(keys) == 4
+    entries = [marshal.loads(raw) for _, raw in items]  # (source partition, key, value)
+    assert [(p, json.loads(v)["source"]["offset"] if v else None) for p, _, v in entries] \
+        == [(0, 1), (0, 2), (0, None), (1, 0)]
+
+
+def test_outbox_needs_changes(writer: RelationWriter) -> None:
+    spec = TableSpec(name="shop.items", topic="items", columns=table().columns,
+                     key_columns=("id",))
+    with pytest.raises(UsageError):
+        ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 1)
+
+
+def test_reserved_database_names(writer: RelationWriter) -> None:
+    for name in (b"meta", b"p:0"):
+        with pytest.raises(UsageError):
+            writer.named_db(name)
