@@ -124,27 +124,27 @@ class _Reader:
     def locator(self, node: ScalarNode) -> Locate:
         """Where each character of a scalar's value is in the file.
 
-        Aligns the value with its source text (skipping indentation, folded line
-        breaks and quotes); after an escape sequence it stays at the last match.
+        Aligns the value with its source text: skips a block scalar's header line,
+        indentation and folded line breaks, and maps an escape (`''`, `\\n`, ...)
+        to where it starts. If the two ever disagree, later characters stay at the
+        last aligned position (never past the scalar).
         """
-        src, value = self.text, node.value
+        src, value, style = self.text, node.value, node.style
         i, end = node.start_mark.index, node.end_mark.index
-        if node.style in ("|", ">"):
+        if style in ("|", ">"):
             nl = src.find("\n", i, end)
             i = nl + 1 if nl >= 0 else end
-        elif node.style in ("'", '"'):
+        elif style in ("'", '"'):
             i += 1
         positions: list[int] = []
         j, last, aligned = i, i, True
         for ch in value:
             if aligned:
-                k = j
-                while k < end and src[k] != ch and src[k] in " \t\n":
-                    k += 1
-                if k < end and src[k] == ch:
-                    last, j = k, k + 1
-                else:
+                k, width = _align(src, j, end, ch, style)
+                if k < 0:
                     aligned = False
+                else:
+                    last, j = k, k + width
             positions.append(last)
         tail = j
 
@@ -486,6 +486,28 @@ class _Reader:
         for _key, v in self.mapping(node, "`retention`", RETENTION_FIELDS):
             return self.integer(v, "`max_events_per_key`", minimum=0)
         return None
+
+
+def _align(src: str, j: int, end: int, ch: str, style: str | None) -> tuple[int, int]:
+    """(index, width) of the source text that produced value character `ch`, searching
+    from `j`; (-1, 0) if the source disagrees. Skips whitespace the value folded away."""
+    k = j
+    while k < end:
+        c = src[k]
+        if style == '"' and c == "\\":
+            esc = src[k + 1] if k + 1 < end else ""
+            if esc == "\n":  # an escaped line break produces nothing
+                k += 2
+                continue
+            return k, {"x": 4, "u": 6, "U": 10}.get(esc, 2)
+        if style == "'" and c == "'":
+            return k, 2  # '' is one quote
+        if c == ch or (ch == " " and c == "\n"):
+            return k, 1
+        if c not in " \t\n":
+            return -1, 0
+        k += 1
+    return -1, 0
 
 
 # ----------------------------------------------------------------------------- describe
