@@ -160,9 +160,12 @@ class TableApplier:
                     return None
             for i in self.kept_slots:
                 new[i] = old[i] if i < len(old) else None
-        elif self.version_slot >= 0 and new[self.version_slot] is None:
+            return tuple(new)
+        if self.version_slot >= 0 and new[self.version_slot] is None:
             raise RecordError(f"version column {self.spec.version_column!r} is null",
                               "null_version")
+        for i in self.kept_slots:  # a partial update of a new key sets only its columns
+            new[i] = None
         return tuple(new)
 
     def apply(self, wb: WriteBatch, partition: int, records: Sequence[SourceRecord],
