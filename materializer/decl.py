@@ -447,6 +447,10 @@ def _partial(r: _Rules, on_existing: str, version: str | None, keys: tuple[str, 
     if on_existing == "ignore":
         r.error(f.key_loc, "`partial_update` merges into the stored row, but `on_existing: "
                 "ignore` never changes a stored row: use overwrite or versioned")
+    for n, c in cols.items():
+        if c.not_null and n not in keys and n not in names:
+            r.error(f.key_loc, f"column `{n}` is NOT NULL but not in `partial_update`: a new "
+                    f"key gets null there; add `{n}` to `partial_update` or make it nullable")
     if version is not None and version not in names:
         r.error(f.value.loc, f"with `on_existing: versioned`, `partial_update` must include the "
                 f"version column `{version}`: add it")

@@ -258,6 +258,14 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
     ("partial-update-key-column", USERS + "    primary_key: [id]\n"
      "    partial_update: [@@id, name]\n",
      ("`id` is a key column: a partial update always carries the key",)),
+    ("partial-update-leaves-not-null-column", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: string, email: string not null}
+            primary_key: [id]
+            @@partial_update: [name]
+        """, ("column `email` is NOT NULL but not in `partial_update`", "make it nullable")),
     ("partial-update-with-ignore", USERS + "    primary_key: [id]\n    on_existing: ignore\n"
      "    @@partial_update: [name]\n", ("`on_existing: ignore` never changes a stored row",)),
     ("bad-key-format", USERS + "    primary_key: [id]\n    key_format: @@protobuf\n",

@@ -357,8 +357,9 @@ def _table_rules(draw: st.DrawFn, d: dict[str, Any], by_name: dict[str, ColumnTy
         out["version_column"] = draw(st.sampled_from(versions))
     if out["on_existing"] != "ignore" and non_key and draw(st.booleans()):
         partial = draw(st.lists(st.sampled_from(non_key), min_size=1, unique=True))
-        if out.get("version_column") and out["version_column"] not in partial:
-            partial.append(out["version_column"])
+        required = [c for c, _, nn in d["columns"] if nn and c in non_key]
+        required += [out["version_column"]] if out.get("version_column") else []
+        partial += [c for c in required if c not in partial]
         out["partial_update"] = partial
     if draw(st.booleans()):
         out["changes"] = {"topic": draw(topics.filter(lambda t: t != d["topic"])),
