@@ -190,11 +190,12 @@ class ChangeOutbox:
         """Find (or create) the change topic and decide how events are placed."""
         if self._kafka_conf is None:
             return _PRODUCER_HASH
-        n = partition_count(self._kafka_conf, self.topic)
+        # a metadata request that names a missing topic may auto-create it on the broker
+        conf = {**self._kafka_conf, "allow.auto.create.topics": "false"}
+        n = partition_count(conf, self.topic)
         if n == 0:
-            create_topic(self._kafka_conf.get("bootstrap.servers", ""), self.topic,
-                         self.source_partitions)
-            n = partition_count(self._kafka_conf, self.topic)
+            create_topic(conf.get("bootstrap.servers", ""), self.topic, self.source_partitions)
+            n = partition_count(conf, self.topic)
             log.info("created change topic %s with %d partition(s)", self.topic, n)
         return _SAME if n == self.source_partitions else n
 

@@ -1,0 +1,312 @@
+"""Change events on a real broker: the change topic folds back into the table exactly.
+
+The source changelog is produced to a real topic, read back with confluent-kafka,
+applied with the real applier and store, staged into the real outbox in the batch
+transaction, committed and drained to a real change topic, which is then consumed
+and folded (c/u set the row to `after`, d removes it, a tombstone follows each d).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from connectors.kafka import Sink, create_topic, partition_count, produce_records
+from connectors.registry import FileRegistry
+from materializer.apply import TableApplier
+from materializer.changes import ChangeOutbox, partition_for
+from materializer.codecs import key_decoder, value_decoder
+from materializer.devbroker import DevBroker
+from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
+from materializer.store import RelationWriter, Store
+from materializer.types import parse_type
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = {"id": "int not null", "name": "string", "age": "long", "born": "date",
+           "score": "decimal(6,2)"}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[DevBroker]:
+    with DevBroker() as b:
+        yield b
+
+
+def table_spec(topic: str, changes: ChangesSpec | None, name: str = "shop.users",
+               value_format: str = "json") -> TableSpec:
+    cols = tuple(Column(n, *parse_type(t)) for n, t in COLUMNS.items())
+    return TableSpec(name=name, topic=topic, columns=cols, key_columns=("id",),
+                     key_format="json", value_format=value_format, changes=changes)
+
+
+# --------------------------------------------------------------------- the changelog
+
+
+def changelog(seed: int, keys: int = 150, records: int = 2500, replays: int = 300
+              ) -> list[tuple[bytes, bytes | None]]:
+    """Inserts, updates, deletes (also of absent keys), re-inserts, and `replays`
+    verbatim repeats of a key's current value, which must emit nothing."""
+    rng = random.Random(seed)
+    current: dict[int, bytes | None] = {}
+    out: list[tuple[bytes, bytes | None]] = []
+    replayed = 0
+    while len(out) < records or replayed < replays:
+        k = rng.randrange(keys)
+        kb = str(k).encode()
+        r = rng.random()
+        present = current.get(k) is not None
+        if present and replayed < replays and r < 0.15:
+            out.append((kb, current[k]))  # verbatim replay
+            replayed += 1
+            continue
+        if len(out) >= records:
+            continue
+        if r < 0.30:
+            out.append((kb, None))  # delete; of an absent key it is a no-op
+            current[k] = None
+            continue
+        value = json.dumps({"name": rng.choice(["ada", "bob", "cy", None]),
+                            "age": rng.randrange(4), "born": f"19{rng.randrange(10, 99)}-01-02",
+                            "score": str(rng.randrange(10000) / 100)}).encode()
+        out.append((kb, value))
+        current[k] = value
+    return out
+
+
+def expected_events(msgs: list[Message]) -> tuple[dict[Any, dict[str, Any]],
+                                                  set[tuple[int, int, str]]]:
+    """An independent model of SPEC §4/§5 for `overwrite`: final table and the events
+    (source partition, offset, op) that must be emitted."""
+    table: dict[Any, dict[str, Any]] = {}
+    events: set[tuple[int, int, str]] = set()
+    for m in sorted(msgs, key=lambda m: (m.partition(), m.offset())):
+        k = json.loads(m.key())
+        raw = m.value()
+        if raw is None:
+            if k in table:
+                del table[k]
+                events.add((m.partition(), m.offset(), "d"))
+            continue
+        v = json.loads(raw)
+        row = {"id": k, "name": v["name"], "age": v["age"], "born": v["born"],
+               "score": f"{float(v['score']):.2f}"}
+        old = table.get(k)
+        if old != row:
+            events.add((m.partition(), m.offset(), "c" if old is None else "u"))
+            table[k] = row
+    return table, events
+
+
+# --------------------------------------------------------------------- Kafka helpers
+
+
+def consumer(conf: dict[str, str]) -> Consumer:
+    return Consumer({**conf, "group.id": f"test-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "enable.partition.eof": False})
+
+
+def read_all(conf: dict[str, str], topic: str, done: Any, timeout: float = 60.0
+             ) -> list[Message]:
+    """Every message of `topic` from the beginning until `done(messages)` holds."""
+    c = consumer(conf)
+    n = partition_count(conf, topic)
+    c.assign([TopicPartition(topic, p, 0) for p in range(n)])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not done(out):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: gave up after {len(out)} messages")
+            for m in c.consume(1000, 0.5):
+                if m.error() is None:
+                    out.append(m)
+    finally:
+        c.close()
+    return out
+
+
+def materialize(conf: dict[str, str], spec: TableSpec, writer: RelationWriter,
+                ends: dict[int, int], outbox: ChangeOutbox | None, registry: Any = None,
+                batch: int = 300) -> list[Message]:
+    """Apply `spec.topic` up to `ends` the way the worker does: per poll one write
+    transaction with rows, offsets and staged events, then drain. Returns the records."""
+    applier = TableApplier(spec, spec.column_names, key_decoder(spec, registry),
+                           value_decoder(spec, registry))
+    nxt = writer.next_offsets()
+    c = consumer(conf)
+    c.assign([TopicPartition(spec.topic, p, nxt.get(p, 0)) for p in ends])
+    seen: list[Message] = []
+    if outbox is not None:
+        outbox.drain()
+    try:
+        deadline = time.monotonic() + 120
+        while any(nxt.get(p, 0) < e for p, e in ends.items()):
+            assert time.monotonic() < deadline, "the source did not arrive"
+            msgs = [m for m in c.consume(batch, 0.5) if m.error() is None]
+            by_p: dict[int, list[Message]] = {}
+            for m in msgs:
+                by_p.setdefault(m.partition(), []).append(m)
+            if not by_p:
+                continue
+            seen.extend(msgs)
+            with writer.begin() as wb:
+                for p, recs in by_p.items():
+                    out = applier.apply(wb, p, recs, nxt.get(p, 0))
+                    assert out.fatal is None and not out.rejected
+                    wb.set_next_offset(p, out.next_offset)
+                    nxt[p] = out.next_offset
+                    if outbox is not None:
+                        outbox.stage(wb, out.changes)
+            if outbox is not None:
+                outbox.drain()
+    finally:
+        c.close()
+    return seen
+
+
+def table_rows(data: Path, name: str) -> dict[Any, dict[str, Any]]:
+    with Store.open(data) as store:
+        return {r["id"]: r for r in store.table(name).scan(json_form=True)}
+
+
+@dataclass
+class Fold:
+    """The change topic folded per key, with the protocol checks of SPEC §5."""
+
+    table: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[int, int, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def fold(msgs: list[Message], strict: bool = True, decode: Any = None) -> Fold:
+    """c/u set the row to `after`, d removes it; each d must be followed by a tombstone
+    for its key and (strict: no repeats) each u/d must carry the previous `after`."""
+    decode = decode or json.loads
+    f = Fold()
+    last: dict[Any, dict[str, Any] | None] = {}
+    awaiting_tombstone: set[Any] = set()
+    for m in sorted(msgs, key=lambda m: (m.partition(), m.offset())):
+        key = json.loads(m.key())["id"]
+        raw = m.value()
+        if raw is None:
+            if key not in awaiting_tombstone:
+                f.problems.append(f"tombstone for {key} not after a delete")
+            awaiting_tombstone.discard(key)
+            continue
+        if key in awaiting_tombstone:
+            f.problems.append(f"no tombstone after the delete of {key}")
+            awaiting_tombstone.discard(key)
+        ev = decode(raw)
+        src = ev["source"]
+        f.events.append((src["partition"], src["offset"], ev["op"]))
+        if strict and ev["op"] in ("u", "d") and ev["before"] != last.get(key):
+            f.problems.append(f"{key}: before {ev['before']} != previous after {last.get(key)}")
+        if strict and ev["op"] == "c" and last.get(key) is not None:
+            f.problems.append(f"{key}: c for a key that exists")
+        if ev["op"] == "d":
+            f.table.pop(key, None)
+            awaiting_tombstone.add(key)
+            last[key] = None
+        else:
+            f.table[key] = ev["after"]
+            last[key] = ev["after"]
+    for key in awaiting_tombstone:
+        f.problems.append(f"no tombstone after the delete of {key}")
+    return f
+
+
+# --------------------------------------------------------------------- the tests
+
+
+@pytest.mark.parametrize("change_partitions", [4, 3])
+def test_change_topic_folds_into_the_table(broker: DevBroker, tmp_path: Path,
+                                          change_partitions: int) -> None:
+    conf = broker.kafka_config()
+    source = broker.create_topic(partitions=4)
+    changes = f"{source}.changes"
+    if change_partitions != 4:  # else the outbox creates it like the source
+        create_topic(broker.bootstrap, changes, change_partitions)
+    spec = table_spec(source, ChangesSpec(topic=changes))
+    ends = produce_records(conf, source, changelog(seed=change_partitions))
+    writer = RelationWriter(tmp_path, spec.name, 1 << 30)
+    writer.write_meta(storage_identity(spec), spec.column_names)
+    outbox = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 4, kafka_conf=conf)
+    records = materialize(conf, spec, writer, ends, outbox)
+    assert outbox.backlog() == 0
+    assert partition_count(conf, changes) == change_partitions
+
+    model, want = expected_events(records)
+    table = table_rows(tmp_path, spec.name)
+    assert table == model
+    want_messages = len(want) + sum(1 for e in want if e[2] == "d")
+    msgs = read_all(conf, changes, lambda ms: len(ms) >= want_messages)
+    # and nothing more: replays and deletes of absent keys are silent
+    assert len(_drain_all(conf, changes)) == want_messages
+    f = fold(msgs)
+    assert f.problems == []
+    assert len(f.events) == len(set(f.events)) == len(want)
+    assert set(f.events) == want
+    assert f.table == table
+    for m in msgs:
+        if change_partitions == 4:
+            ev = json.loads(m.value()) if m.value() else None
+            if ev is not None:
+                assert m.partition() == ev["source"]["partition"]
+        else:
+            assert m.partition() == partition_for(m.key(), change_partitions)
+
+
+@pytest.mark.parametrize("fmt", ["debezium-json", "debezium-avro"])
+def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fmt: str
+                                           ) -> None:
+    """Materializing the change topic as a Debezium source rebuilds the same table."""
+    conf = broker.kafka_config()
+    source = broker.create_topic(partitions=2)
+    registry = FileRegistry(tmp_path / "registry")
+    spec = table_spec(source, ChangesSpec(topic=f"{source}.changes", format=fmt,
+                                          columns=True))
+    ends = produce_records(conf, source, changelog(seed=11, records=800, replays=50))
+    writer = RelationWriter(tmp_path / "a", spec.name, 1 << 30)
+    writer.write_meta(storage_identity(spec), spec.column_names)
+    outbox = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 2, registry,
+                          kafka_conf=conf)
+    materialize(conf, spec, writer, ends, outbox)
+    original = table_rows(tmp_path / "a", spec.name)
+
+    copy = table_spec(f"{source}.changes", None, name="shop.copy", value_format=fmt)
+    copy_writer = RelationWriter(tmp_path / "b", copy.name, 1 << 30)
+    copy_writer.write_meta(storage_identity(copy), copy.column_names)
+    assert partition_count(conf, copy.topic) == 2  # created like the source
+    change_ends = {p: 0 for p in range(2)}
+    for m in _drain_all(conf, copy.topic):
+        change_ends[m.partition()] = max(change_ends[m.partition()], m.offset() + 1)
+    materialize(conf, copy, copy_writer, change_ends, None, registry)
+    assert table_rows(tmp_path / "b", copy.name) == original
+
+
+def _drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Message]:
+    """Every message of `topic`, read until nothing new came for `idle` seconds."""
+    c = consumer(conf)
+    c.assign([TopicPartition(topic, p, 0) for p in range(partition_count(conf, topic))])
+    out: list[Message] = []
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle:
+            got = [m for m in c.consume(1000, 0.2) if m.error() is None]
+            if got:
+                out.extend(got)
+                quiet_since = time.monotonic()
+    finally:
+        c.close()
+    return out
