@@ -13,14 +13,11 @@ Guarantees:
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from materializer import ddl
@@ -34,9 +31,7 @@ from materializer.decl import (
     ColumnDecl,
     Context,
     Field,
-    Locate,
     RelationDecl,
-    build_relations,
     is_pass_string,
     name_problem,
     suggest,
@@ -53,16 +48,13 @@ from materializer.specs import (
     TableSpec,
 )
 from materializer.types import TypeSyntaxError, parse_type
+from materializer.validate import build_relations
+from materializer.yamlnodes import STR_TAG, NodeReader, is_null
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
             "streams", "sql")
 STORE_KEYS = ("path", "map_size")
 API_KEYS = ("listen", "token_env", "max_lookup_keys")
-_STR = "tag:yaml.org,2002:str"
-_NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
-_MERGE = "tag:yaml.org,2002:merge"
 _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
 _UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -98,185 +90,20 @@ def load_catalog_text(text: str, filename: str) -> Catalog:
 # ----------------------------------------------------------------------------- reader
 
 
-class _Reader:
-    """Walks the composed YAML node tree; every problem goes to `self.ctx.diags`."""
+class _Reader(NodeReader):
+    """The declaration file format on top of the positioned node reader."""
 
     def __init__(self, text: str, filename: str) -> None:
-        self.text = text
-        self.file = filename
+        super().__init__(text, filename, Context())
         self.base_dir = os.path.dirname(os.path.abspath(filename))
-        self.ctx = Context()
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-        self._constructor = SafeConstructor()
-
-    # ------------------------------------------------------------ locations
-
-    def loc(self, node: Node) -> Location:
-        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def loc_at_index(self, index: int) -> Location:
-        line = bisect.bisect_right(self._line_starts, index) - 1
-        return Location(self.file, line + 1, index - self._line_starts[line] + 1)
-
-    def error(self, node: Node | Location, message: str) -> None:
-        self.ctx.error(node if isinstance(node, Location) else self.loc(node), message)
-
-    def locator(self, node: ScalarNode) -> Locate:
-        """Where each character of a scalar's value is in the file.
-
-        Aligns the value with its source text: skips a block scalar's header line,
-        indentation and folded line breaks, and maps an escape (`''`, `\\n`, ...)
-        to where it starts. If the two ever disagree, later characters stay at the
-        last aligned position (never past the scalar).
-        """
-        src, value, style = self.text, node.value, node.style
-        i, end = node.start_mark.index, node.end_mark.index
-        if style in ("|", ">"):
-            nl = src.find("\n", i, end)
-            i = nl + 1 if nl >= 0 else end
-        elif style in ("'", '"'):
-            i += 1
-        positions: list[int] = []
-        j, last, aligned = i, i, True
-        for ch in value:
-            if aligned:
-                k, width = _align(src, j, end, ch, style)
-                if k < 0:
-                    aligned = False
-                else:
-                    last, j = k, k + width
-            positions.append(last)
-        tail = j
-
-        def locate(offset: int) -> Location:
-            if offset < len(positions):
-                return self.loc_at_index(positions[offset])
-            return self.loc_at_index(tail)
-        return locate
-
-    def at(self, node: ScalarNode, value: Any = None) -> At[Any]:
-        return At(node.value if value is None else value, self.loc(node), self.locator(node))
-
-    # --------------------------------------------------------------- shapes
-
-    def mapping(self, node: Node, where: str, valid: tuple[str, ...] | None = None
-                ) -> list[tuple[ScalarNode, Node]]:
-        """The (key, value) pairs of a mapping, after merge keys, without duplicates.
-
-        With `valid`, unknown keys are reported (with the closest valid one) and left out.
-        """
-        if not isinstance(node, MappingNode):
-            self.error(node, f"{where} must be a mapping of `key: value` entries")
-            return []
-        pairs = self._merged(node, where)
-        seen: dict[str, ScalarNode] = {}
-        out: list[tuple[ScalarNode, Node]] = []
-        for k, v in pairs:
-            if k.value in seen:
-                first = seen[k.value]
-                self.error(k, f"duplicate key `{k.value}` in {where} (first at line "
-                           f"{first.start_mark.line + 1}, column {first.start_mark.column + 1}): "
-                           "YAML would silently keep only the last one; remove one of them")
-                continue
-            seen[k.value] = k
-            if valid is not None and k.value not in valid:
-                self.error(k, unknown_key_message(k.value, where, valid))
-                continue
-            out.append((k, v))
-        return out
-
-    def _merged(self, node: MappingNode, where: str) -> list[tuple[ScalarNode, Node]]:
-        """Pairs of a mapping with `<<: *anchor` merge keys expanded (explicit keys win)."""
-        own: list[tuple[ScalarNode, Node]] = []
-        merged: list[tuple[ScalarNode, Node]] = []
-        for k, v in node.value:
-            if not isinstance(k, ScalarNode):
-                self.error(k, f"keys in {where} must be plain names")
-            elif k.tag == _MERGE:
-                sources = v.value if isinstance(v, SequenceNode) else [v]
-                for src in sources:
-                    if isinstance(src, MappingNode):
-                        merged.extend(self._merged(src, where))
-                    else:
-                        self.error(src, "`<<` merges mappings only: point it at a mapping "
-                                   "anchor (`<<: *defaults`)")
-            else:
-                own.append((k, v))
-        names = {k.value for k, _ in own}
-        merged_once: dict[str, tuple[ScalarNode, Node]] = {}
-        for k, v in merged:
-            if k.value not in names:
-                merged_once.setdefault(k.value, (k, v))
-        return own + list(merged_once.values())
-
-    def scalar(self, node: Node, what: str) -> ScalarNode | None:
-        if not isinstance(node, ScalarNode) or node.tag == _NULL:
-            shape = "nothing" if isinstance(node, ScalarNode) else (
-                "a list" if isinstance(node, SequenceNode) else "a mapping")
-            self.error(node, f"{what} must be a single value, not {shape}")
-            return None
-        return node
-
-    def string(self, node: Node, what: str) -> At[str] | None:
-        s = self.scalar(node, what)
-        return None if s is None else self.at(s)
-
-    def boolean(self, node: Node, what: str) -> At[bool] | None:
-        s = self.scalar(node, what)
-        if s is None:
-            return None
-        if s.tag != _BOOL:
-            self.error(s, f"{what} must be true or false, not `{s.value}`")
-            return None
-        return At(bool(self._constructor.construct_yaml_bool(s)), self.loc(s))
-
-    def integer(self, node: Node, what: str, minimum: int = 1) -> At[int] | None:
-        s = self.scalar(node, what)
-        if s is None:
-            return None
-        if s.tag != _INT:
-            self.error(s, f"{what} must be a whole number, not `{s.value}`")
-            return None
-        try:
-            n = int(self._constructor.construct_yaml_int(s))
-        except (ValueError, ConstructorError):
-            self.error(s, f"{what} must be a whole number, not `{s.value}`")
-            return None
-        if n < minimum:
-            self.error(s, f"{what} must be at least {minimum}, not {n}")
-            return None
-        return At(n, self.loc(s))
-
-    def names(self, node: Node, what: str) -> At[tuple[At[str], ...]] | None:
-        """A list of column names; a single name is accepted as a one-item list."""
-        if isinstance(node, ScalarNode) and node.tag != _NULL:
-            return At((self.at(node),), self.loc(node))
-        if not isinstance(node, SequenceNode):
-            self.error(node, f"{what} must be a list of column names, like `[id]`")
-            return None
-        items: list[At[str]] = []
-        for item in node.value:
-            s = self.scalar(item, f"each entry of {what}")
-            if s is not None:
-                items.append(self.at(s))
-        return At(tuple(items), self.loc(node))
 
     # ------------------------------------------------------------------ top
 
     def read(self) -> Catalog | None:
-        try:
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-            context = f" ({e.context})" if e.context else ""
-            self.error(Location(self.file, line, col),
-                       f"YAML syntax error: {e.problem}{context}")
+        root = self.compose()
+        if root is None:
             return None
-        except yaml.YAMLError as e:
-            self.error(Location(self.file, 1, 1), f"YAML error: {e}")
-            return None
-        if root is None or (isinstance(root, ScalarNode) and root.tag == _NULL):
+        if is_null(root):
             self.error(Location(self.file, 1, 1), "the file is empty: declare `tables:`, "
                        "`streams:` or `sql:`")
             return None
@@ -320,7 +147,7 @@ class _Reader:
             if section not in top:
                 continue
             node = top[section][1]
-            if isinstance(node, ScalarNode) and node.tag == _NULL:
+            if is_null(node):
                 continue
             if not isinstance(node, SequenceNode):
                 self.error(node, f"`{section}` must be a list of {kind} declarations "
@@ -344,7 +171,7 @@ class _Reader:
     def _store(self, node: Node | None) -> dict[str, Any]:
         path = "./data"
         out: dict[str, Any] = {}
-        if node is not None and not (isinstance(node, ScalarNode) and node.tag == _NULL):
+        if node is not None and not (is_null(node)):
             for k, v in self.mapping(node, "`store`", STORE_KEYS):
                 if k.value == "path":
                     s = self.string(v, "`store.path`")
@@ -468,7 +295,7 @@ class _Reader:
         return At(tuple(out), self.loc(node))
 
     def _changes(self, node: Node) -> At[ChangesDecl] | None:
-        if isinstance(node, ScalarNode) and node.tag == _STR:
+        if isinstance(node, ScalarNode) and node.tag == STR_TAG:
             return At(ChangesDecl(self.at(node), None), self.loc(node))
         topic = fmt = None
         columns = False
@@ -486,28 +313,6 @@ class _Reader:
         for _key, v in self.mapping(node, "`retention`", RETENTION_FIELDS):
             return self.integer(v, "`max_events_per_key`", minimum=0)
         return None
-
-
-def _align(src: str, j: int, end: int, ch: str, style: str | None) -> tuple[int, int]:
-    """(index, width) of the source text that produced value character `ch`, searching
-    from `j`; (-1, 0) if the source disagrees. Skips whitespace the value folded away."""
-    k = j
-    while k < end:
-        c = src[k]
-        if style == '"' and c == "\\":
-            esc = src[k + 1] if k + 1 < end else ""
-            if esc == "\n":  # an escaped line break produces nothing
-                k += 2
-                continue
-            return k, {"x": 4, "u": 6, "U": 10}.get(esc, 2)
-        if style == "'" and c == "'":
-            return k, 2  # '' is one quote
-        if c == ch or (ch == " " and c == "\n"):
-            return k, 1
-        if c not in " \t\n":
-            return -1, 0
-        k += 1
-    return -1, 0
 
 
 # ----------------------------------------------------------------------------- describe

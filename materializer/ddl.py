@@ -32,13 +32,13 @@ from materializer.decl import (
     Field,
     Locate,
     RelationDecl,
-    build_relations,
     klip23_message,
     suggest,
 )
 from materializer.errors import ConfigError
 from materializer.specs import Location, StreamSpec, TableSpec
 from materializer.types import ColumnType
+from materializer.validate import build_relations
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+|--[^\n]*|/\*.*?\*/)

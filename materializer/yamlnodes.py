@@ -1,0 +1,240 @@
+"""A YAML node tree that remembers where everything is written.
+
+`NodeReader` composes YAML with PyYAML's node API (not `safe_load`), so every
+key and value keeps its line and column, and reads nodes into plain values:
+strings, booleans, whole numbers, lists of names, mappings. Problems go to the
+`Context` as diagnostics; a reader method returns None for a value it rejected.
+
+Guarantees:
+- Duplicate mapping keys are reported (plain YAML keeps the last one silently);
+  `<<: *anchor` merge keys are expanded, explicit keys win over merged ones.
+- `locator(node)` maps every character of a scalar's value to its line and
+  column in the file, for every scalar style (plain, quoted, `|`, `>`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from materializer.decl import At, Context, Locate, unknown_key_message
+from materializer.specs import Location
+
+STR_TAG = "tag:yaml.org,2002:str"
+NULL_TAG = "tag:yaml.org,2002:null"
+BOOL_TAG = "tag:yaml.org,2002:bool"
+INT_TAG = "tag:yaml.org,2002:int"
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def is_null(node: Node) -> bool:
+    """Whether a node is an empty or explicit null value (`key:`, `~`, `null`)."""
+    return isinstance(node, ScalarNode) and node.tag == NULL_TAG
+
+
+class NodeReader:
+    """Reads values out of one YAML text's node tree; problems go to `ctx`."""
+
+    def __init__(self, text: str, filename: str, ctx: Context) -> None:
+        self.text = text
+        self.file = filename
+        self.ctx = ctx
+        self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._constructor = SafeConstructor()
+
+    def compose(self) -> Node | None:
+        """The root node, or None (with a diagnostic) if the text is not YAML."""
+        try:
+            root: Node | None = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+            context = f" ({e.context})" if e.context else ""
+            self.error(Location(self.file, line, col),
+                       f"YAML syntax error: {e.problem}{context}")
+            return None
+        except yaml.YAMLError as e:
+            self.error(Location(self.file, 1, 1), f"YAML error: {e}")
+            return None
+        if root is None:
+            return ScalarNode(NULL_TAG, "", None, None)
+        return root
+
+    # ------------------------------------------------------------ locations
+
+    def loc(self, node: Node) -> Location:
+        return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def loc_at_index(self, index: int) -> Location:
+        line = bisect.bisect_right(self._line_starts, index) - 1
+        return Location(self.file, line + 1, index - self._line_starts[line] + 1)
+
+    def error(self, node: Node | Location, message: str) -> None:
+        self.ctx.error(node if isinstance(node, Location) else self.loc(node), message)
+
+    def locator(self, node: ScalarNode) -> Locate:
+        """Where each character of a scalar's value is in the file.
+
+        Aligns the value with its source text: skips a block scalar's header line,
+        indentation and folded line breaks, and maps an escape (`''`, `\\n`, ...)
+        to where it starts. If the two ever disagree, later characters stay at the
+        last aligned position (never past the scalar).
+        """
+        src, value, style = self.text, node.value, node.style
+        i, end = node.start_mark.index, node.end_mark.index
+        if style in ("|", ">"):
+            nl = src.find("\n", i, end)
+            i = nl + 1 if nl >= 0 else end
+        elif style in ("'", '"'):
+            i += 1
+        positions: list[int] = []
+        j, last, aligned = i, i, True
+        for ch in value:
+            if aligned:
+                k, width = _align(src, j, end, ch, style)
+                if k < 0:
+                    aligned = False
+                else:
+                    last, j = k, k + width
+            positions.append(last)
+        tail = j
+
+        def locate(offset: int) -> Location:
+            if offset < len(positions):
+                return self.loc_at_index(positions[offset])
+            return self.loc_at_index(tail)
+        return locate
+
+    def at(self, node: ScalarNode, value: Any = None) -> At[Any]:
+        return At(node.value if value is None else value, self.loc(node), self.locator(node))
+
+    # --------------------------------------------------------------- shapes
+
+    def mapping(self, node: Node, where: str, valid: tuple[str, ...] | None = None
+                ) -> list[tuple[ScalarNode, Node]]:
+        """The (key, value) pairs of a mapping, after merge keys, without duplicates.
+
+        With `valid`, unknown keys are reported (with the closest valid one) and left out.
+        """
+        if not isinstance(node, MappingNode):
+            self.error(node, f"{where} must be a mapping of `key: value` entries")
+            return []
+        pairs = self._merged(node, where)
+        seen: dict[str, ScalarNode] = {}
+        out: list[tuple[ScalarNode, Node]] = []
+        for k, v in pairs:
+            if k.value in seen:
+                first = seen[k.value]
+                self.error(k, f"duplicate key `{k.value}` in {where} (first at line "
+                           f"{first.start_mark.line + 1}, column {first.start_mark.column + 1}): "
+                           "YAML would silently keep only the last one; remove one of them")
+                continue
+            seen[k.value] = k
+            if valid is not None and k.value not in valid:
+                self.error(k, unknown_key_message(k.value, where, valid))
+                continue
+            out.append((k, v))
+        return out
+
+    def _merged(self, node: MappingNode, where: str) -> list[tuple[ScalarNode, Node]]:
+        """Pairs of a mapping with `<<: *anchor` merge keys expanded (explicit keys win)."""
+        own: list[tuple[ScalarNode, Node]] = []
+        merged: list[tuple[ScalarNode, Node]] = []
+        for k, v in node.value:
+            if not isinstance(k, ScalarNode):
+                self.error(k, f"keys in {where} must be plain names")
+            elif k.tag == MERGE_TAG:
+                sources = v.value if isinstance(v, SequenceNode) else [v]
+                for src in sources:
+                    if isinstance(src, MappingNode):
+                        merged.extend(self._merged(src, where))
+                    else:
+                        self.error(src, "`<<` merges mappings only: point it at a mapping "
+                                   "anchor (`<<: *defaults`)")
+            else:
+                own.append((k, v))
+        names = {k.value for k, _ in own}
+        merged_once: dict[str, tuple[ScalarNode, Node]] = {}
+        for k, v in merged:
+            if k.value not in names:
+                merged_once.setdefault(k.value, (k, v))
+        return own + list(merged_once.values())
+
+    def scalar(self, node: Node, what: str) -> ScalarNode | None:
+        if not isinstance(node, ScalarNode) or node.tag == NULL_TAG:
+            shape = "nothing" if isinstance(node, ScalarNode) else (
+                "a list" if isinstance(node, SequenceNode) else "a mapping")
+            self.error(node, f"{what} must be a single value, not {shape}")
+            return None
+        return node
+
+    def string(self, node: Node, what: str) -> At[str] | None:
+        s = self.scalar(node, what)
+        return None if s is None else self.at(s)
+
+    def boolean(self, node: Node, what: str) -> At[bool] | None:
+        s = self.scalar(node, what)
+        if s is None:
+            return None
+        if s.tag != BOOL_TAG:
+            self.error(s, f"{what} must be true or false, not `{s.value}`")
+            return None
+        return At(bool(self._constructor.construct_yaml_bool(s)), self.loc(s))
+
+    def integer(self, node: Node, what: str, minimum: int = 1) -> At[int] | None:
+        s = self.scalar(node, what)
+        if s is None:
+            return None
+        if s.tag != INT_TAG:
+            self.error(s, f"{what} must be a whole number, not `{s.value}`")
+            return None
+        try:
+            n = int(self._constructor.construct_yaml_int(s))
+        except (ValueError, ConstructorError):
+            self.error(s, f"{what} must be a whole number, not `{s.value}`")
+            return None
+        if n < minimum:
+            self.error(s, f"{what} must be at least {minimum}, not {n}")
+            return None
+        return At(n, self.loc(s))
+
+    def names(self, node: Node, what: str) -> At[tuple[At[str], ...]] | None:
+        """A list of column names; a single name is accepted as a one-item list."""
+        if isinstance(node, ScalarNode) and node.tag != NULL_TAG:
+            return At((self.at(node),), self.loc(node))
+        if not isinstance(node, SequenceNode):
+            self.error(node, f"{what} must be a list of column names, like `[id]`")
+            return None
+        items: list[At[str]] = []
+        for item in node.value:
+            s = self.scalar(item, f"each entry of {what}")
+            if s is not None:
+                items.append(self.at(s))
+        return At(tuple(items), self.loc(node))
+
+
+def _align(src: str, j: int, end: int, ch: str, style: str | None) -> tuple[int, int]:
+    """(index, width) of the source text that produced value character `ch`, searching
+    from `j`; (-1, 0) if the source disagrees. Skips whitespace the value folded away."""
+    k = j
+    while k < end:
+        c = src[k]
+        if style == '"' and c == "\\":
+            esc = src[k + 1] if k + 1 < end else ""
+            if esc == "\n":  # an escaped line break produces nothing
+                k += 2
+                continue
+            return k, {"x": 4, "u": 6, "U": 10}.get(esc, 2)
+        if style == "'" and c == "'":
+            return k, 2  # '' is one quote
+        if c == ch or (ch == " " and c == "\n"):
+            return k, 1
+        if c not in " \t\n":
+            return -1, 0
+        k += 1
+    return -1, 0
