@@ -202,6 +202,7 @@ class _Reader(NodeReader):
     def _registry(self, node: Node) -> RegistrySpec | None:
         url = path = None
         config: list[tuple[str, str]] = []
+        settings: list[ScalarNode] = []
         for k, v in self.mapping(node, "`schema_registry`"):
             s = self.scalar(v, f"`schema_registry.{k.value}`")
             if s is None:
@@ -212,6 +213,11 @@ class _Reader(NodeReader):
                 path = self.resolve(s.value)
             else:
                 config.append((k.value, s.value))
+                settings.append(k)
+        if path is not None and url is None:
+            for k in settings:
+                self.error(k, f"`schema_registry.{k.value}` is a setting of a registry client, "
+                           "but this registry is a `path` of files: remove it, or use `url`")
         if (url is None) == (path is None):
             how = "both" if url is not None else "neither"
             self.error(node, f"`schema_registry` has {how} `url` and `path`: give exactly one "
@@ -236,7 +242,13 @@ class _Reader(NodeReader):
                            "example 127.0.0.1:8080")
                 continue
             fields[k.value] = s.value
-        return ApiSpec(**fields)
+        api = ApiSpec(**fields)
+        if api.token_env is None and not _loopback(api.listen):
+            where = next(v for k, v in self.mapping(node, "`api`") if k.value == "listen")
+            self.error(where, f"`api.listen: {api.listen}` is not a loopback address, and the "
+                       "API refuses one without a bearer token: add `token_env: <VARIABLE>` "
+                       "(the environment variable holding the token), or listen on 127.0.0.1")
+        return api
 
     # ------------------------------------------------------------ relations
 
@@ -340,6 +352,12 @@ def describe(catalog: Catalog) -> str:
     lines.append("")
     lines.append(f"{len(catalog.tables)} table(s), {len(catalog.streams)} stream(s): OK")
     return "\n".join(lines)
+
+
+def _loopback(listen: str) -> bool:
+    """Whether `host:port` listens on a loopback address only."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _redact(key: str, value: str) -> str:

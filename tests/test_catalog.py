@@ -341,6 +341,11 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
      ("`store.map_size: lots` is not a size", "64GiB")),
     ("bad-api-listen", "api: {listen: @@localhost}\n" + USERS + "    primary_key: [id]\n",
      ("`api.listen: localhost` is not `host:port`",)),
+    ("public-api-without-token", "api: {listen: @@\"0.0.0.0:8080\"}\n" + USERS
+     + "    primary_key: [id]\n", ("is not a loopback address", "add `token_env: <VARIABLE>`")),
+    ("client-setting-for-file-registry", "schema_registry: {path: reg, @@timeout: 5}\n"
+     + USERS + "    primary_key: [id]\n",
+     ("`schema_registry.timeout` is a setting of a registry client", "use `url`")),
     ("bad-max-lookup-keys", "api: {max_lookup_keys: @@many}\n" + USERS
      + "    primary_key: [id]\n", ("`api.max_lookup_keys` must be a whole number",)),
     ("tables-not-a-list", "tables:\n  @@name: shop.users\n",
@@ -511,7 +516,7 @@ def test_defaults() -> None:
 def test_table_rules_are_carried_into_the_spec() -> None:
     cat = load("""
         kafka: {bootstrap.servers: "k:9092", enable.idempotence: true, linger.ms: 5}
-        schema_registry: {path: ../schemas, basic.auth.user.info: "u:p"}
+        schema_registry: {url: "https://r:8081", basic.auth.user.info: "u:p"}
         tables:
           - name: shop.orders
             topic: orders
@@ -535,7 +540,7 @@ def test_table_rules_are_carried_into_the_spec() -> None:
     assert cat.kafka == (("bootstrap.servers", "k:9092"), ("enable.idempotence", "true"),
                          ("linger.ms", "5"))
     assert cat.schema_registry is not None
-    assert cat.schema_registry.path == "/srv/schemas"
+    assert cat.schema_registry.url == "https://r:8081"
     assert cat.schema_registry.config == (("basic.auth.user.info", "u:p"),)
     (t,) = cat.tables
     assert t.shard_key == ("customer",)
@@ -563,10 +568,13 @@ def test_relative_paths_resolve_against_the_file_not_the_cwd(tmp_path: Path,
                                                              ) -> None:
     conf = tmp_path / "conf"
     conf.mkdir()
-    (conf / "t.yaml").write_text(USERS_OK.replace("STORE", "store: {path: ./state}"))
+    (conf / "t.yaml").write_text(USERS_OK.replace(
+        "STORE", "store: {path: ./state}\nschema_registry: {path: ../schemas}"))
     monkeypatch.chdir(tmp_path)
     cat = load_catalog(os.path.join("conf", "t.yaml"))
     assert cat.store_path == str(conf / "state")
+    assert cat.schema_registry is not None
+    assert cat.schema_registry.path == str(tmp_path / "schemas")
     assert cat.source == os.path.join("conf", "t.yaml")
 
 
