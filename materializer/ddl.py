@@ -21,6 +21,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -104,7 +105,11 @@ def tokenize(sql: str) -> list[Token]:
     while pos < len(sql):
         m = _TOKEN.match(sql, pos)
         if m is None:
-            raise DdlSyntaxError(f"unexpected character `{sql[pos]}`", pos)
+            ch = sql[pos]
+            if ch in "'`":
+                raise DdlSyntaxError(f"this {ch} is never closed: end the "
+                                     f"{'string' if ch == chr(39) else 'name'} with {ch}", pos)
+            raise DdlSyntaxError(f"unexpected character `{ch}`", pos)
         kind = m.lastgroup or ""
         if kind != "ws":
             out.append(Token(kind, m.group(), pos))
@@ -130,7 +135,7 @@ def parse_ddl(sql: str, filename: str = "<sql>", default_schema: str = "public",
     starts = [0] + [m.end() for m in re.finditer("\n", sql)]
 
     def locate(offset: int) -> Location:
-        line = max(i for i, s in enumerate(starts) if s <= offset)
+        line = bisect.bisect_right(starts, offset) - 1
         return Location(filename, line + 1, offset - starts[line] + 1)
 
     ctx = Context(default_schema=default_schema, has_registry=has_registry)
