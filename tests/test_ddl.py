@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -275,6 +276,7 @@ def test_ddl_and_yaml_mix_in_one_file() -> None:
 
 # ----------------------------------------------------------------------------- properties
 
+Draw = Callable[..., Any]  # st.DrawFn or DataObject.draw
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 PRIMS = ("boolean", "int", "long", "float", "double", "string", "bytes", "date", "time",
          "timestamp", "uuid", "json")
@@ -401,9 +403,9 @@ def to_yaml(decls: list[dict[str, Any]]) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def ddl_type(t: ColumnType, draw: st.DrawFn) -> str:
+def ddl_type(t: ColumnType, draw: Draw) -> str:
     if t.kind in DDL_NAMES:
-        return draw(st.sampled_from(DDL_NAMES[t.kind]))
+        return str(draw(st.sampled_from(DDL_NAMES[t.kind])))
     if t.kind == "decimal":
         return f"DECIMAL({t.precision},{draw(st.sampled_from(['', ' ', '  ']))}{t.scale})"
     if t.item is not None and t.kind == "array":
@@ -411,16 +413,20 @@ def ddl_type(t: ColumnType, draw: st.DrawFn) -> str:
     if t.item is not None:
         key = draw(st.sampled_from(["STRING", "VARCHAR", "string"]))
         return f"MAP<{key}, {ddl_type(t.item, draw)}>"
-    return draw(st.sampled_from([t.kind.upper(), t.kind]))
+    return str(draw(st.sampled_from([t.kind.upper(), t.kind])))
 
 
 def q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def to_ddl(d: dict[str, Any], draw: st.DrawFn) -> str:
+def to_ddl(d: dict[str, Any], draw: Draw) -> str:
     """One CREATE statement for `d`, with random spelling that must not change its meaning."""
-    kw = (lambda s: s.lower()) if draw(st.booleans()) else (lambda s: s)
+    lower = draw(st.booleans())
+
+    def kw(word: str) -> str:
+        return word.lower() if lower else word
+
     table = d["kind"] == "table"
     marker = "PRIMARY KEY" if table else "KEY"
     inline = (len(d["key"]) == 1 or not table) and draw(st.booleans()) and (
