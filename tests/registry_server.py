@@ -1,0 +1,155 @@
+"""A small in-memory Confluent-compatible schema registry for tests.
+
+Speaks the REST paths the worker uses: `GET /schemas/ids/{id}`,
+`POST /subjects/{s}/versions`, `GET /subjects/{s}/versions/latest`,
+`GET /subjects/{s}/versions/{v}`, `GET /subjects`. Optional basic auth (401
+without the right credentials), and `fail_next` answers that many requests with
+HTTP 503 first, to exercise retries. `requests` counts the requests served.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+class RegistryServer:
+    """`with RegistryServer(user="u", password="p") as r: r.url` -> http://127.0.0.1:PORT"""
+
+    def __init__(self, user: str | None = None, password: str | None = None) -> None:
+        self.user, self.password = user, password
+        self.schemas: dict[int, str] = {}
+        self.subjects: dict[str, list[int]] = {}
+        self.fail_next = 0
+        self.requests = 0
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # -- state
+
+    def add(self, subject: str, schema: Any) -> int:
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        norm = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        with self._lock:
+            sid = next((i for i, s in self.schemas.items() if s == norm), None)
+            if sid is None:
+                sid = max(self.schemas, default=0) + 1
+                self.schemas[sid] = norm
+            versions = self.subjects.setdefault(subject, [])
+            if sid not in versions:
+                versions.append(sid)
+            return sid
+
+    # -- HTTP
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def _send(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _gate(self) -> bool:
+                with registry._lock:
+                    registry.requests += 1
+                    if registry.fail_next > 0:
+                        registry.fail_next -= 1
+                        self._send(503, {"error_code": 50302, "message": "try later"})
+                        return False
+                if registry.user is not None:
+                    want = base64.b64encode(
+                        f"{registry.user}:{registry.password}".encode()).decode()
+                    if self.headers.get("Authorization") != f"Basic {want}":
+                        self._send(401, {"error_code": 401, "message": "Unauthorized"})
+                        return False
+                return True
+
+            def _parts(self) -> list[str]:
+                path = urllib.parse.urlsplit(self.path).path
+                return [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+
+            def do_GET(self) -> None:  # noqa: N802
+                if not self._gate():
+                    return
+                p = self._parts()
+                if len(p) == 3 and p[:2] == ["schemas", "ids"] and p[2].isdigit():
+                    text = registry.schemas.get(int(p[2]))
+                    if text is None:
+                        self._send(404, {"error_code": 40403, "message": "Schema not found"})
+                    else:
+                        self._send(200, {"schema": text})
+                    return
+                if p == ["subjects"]:
+                    self._send(200, sorted(registry.subjects))
+                    return
+                if len(p) == 4 and p[0] == "subjects" and p[2] == "versions":
+                    versions = registry.subjects.get(p[1])
+                    if not versions:
+                        self._send(404, {"error_code": 40401, "message": "Subject not found"})
+                        return
+                    if p[3] == "latest":
+                        v = len(versions)
+                    elif p[3].isdigit() and 1 <= int(p[3]) <= len(versions):
+                        v = int(p[3])
+                    else:
+                        self._send(404, {"error_code": 40402, "message": "Version not found"})
+                        return
+                    sid = versions[v - 1]
+                    self._send(200, {"subject": p[1], "version": v, "id": sid,
+                                     "schema": registry.schemas[sid]})
+                    return
+                self._send(404, {"error_code": 404, "message": "not found"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                if not self._gate():
+                    return
+                p = self._parts()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if len(p) == 3 and p[0] == "subjects" and p[2] == "versions":
+                    try:
+                        schema = json.loads(json.loads(body)["schema"])
+                    except (ValueError, KeyError, TypeError):
+                        self._send(422, {"error_code": 42201, "message": "Invalid schema"})
+                        return
+                    self._send(200, {"id": registry.add(p[1], schema)})
+                    return
+                self._send(404, {"error_code": 404, "message": "not found"})
+
+        return Handler
+
+    def start(self) -> RegistryServer:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> RegistryServer:
+        return self.start()
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
