@@ -26,6 +26,7 @@ from materializer.apply import TableApplier
 from materializer.changes import ChangeOutbox, partition_for
 from materializer.codecs import key_decoder, value_decoder
 from materializer.devbroker import DevBroker
+from materializer.errors import StoreError
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
 from materializer.store import RelationWriter, Store
 from materializer.types import parse_type
@@ -189,14 +190,18 @@ class Fold:
     problems: list[str] = field(default_factory=list)
 
 
-def fold(msgs: list[Message], strict: bool = True, decode: Any = None) -> Fold:
-    """c/u set the row to `after`, d removes it; each d must be followed by a tombstone
-    for its key and (strict: no repeats) each u/d must carry the previous `after`."""
-    decode = decode or json.loads
+def in_topic_order(msgs: list[Message]) -> list[Message]:
+    return sorted(msgs, key=lambda m: (m.partition(), m.offset()))
+
+
+def fold(msgs: list[Message], strict: bool = True) -> Fold:
+    """Fold messages given in topic order (`in_topic_order`): c/u set the row to `after`,
+    d removes it; each d must be followed by a tombstone for its key and (strict: no
+    repeats expected) each u/d must carry the previous `after`."""
     f = Fold()
     last: dict[Any, dict[str, Any] | None] = {}
     awaiting_tombstone: set[Any] = set()
-    for m in sorted(msgs, key=lambda m: (m.partition(), m.offset())):
+    for m in msgs:
         key = json.loads(m.key())["id"]
         raw = m.value()
         if raw is None:
@@ -207,7 +212,7 @@ def fold(msgs: list[Message], strict: bool = True, decode: Any = None) -> Fold:
         if key in awaiting_tombstone:
             f.problems.append(f"no tombstone after the delete of {key}")
             awaiting_tombstone.discard(key)
-        ev = decode(raw)
+        ev = json.loads(raw)
         src = ev["source"]
         f.events.append((src["partition"], src["offset"], ev["op"]))
         if strict and ev["op"] in ("u", "d") and ev["before"] != last.get(key):
@@ -253,7 +258,7 @@ def test_change_topic_folds_into_the_table(broker: DevBroker, tmp_path: Path,
     msgs = read_all(conf, changes, lambda ms: len(ms) >= want_messages)
     # and nothing more: replays and deletes of absent keys are silent
     assert len(_drain_all(conf, changes)) == want_messages
-    f = fold(msgs)
+    f = fold(in_topic_order(msgs))
     assert f.problems == []
     assert len(f.events) == len(set(f.events)) == len(want)
     assert set(f.events) == want
@@ -310,3 +315,50 @@ def _drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Mess
     finally:
         c.close()
     return out
+
+
+def test_a_crash_after_the_acks_repeats_events_with_their_source_position(
+        broker: DevBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broker acknowledged a chunk but the process died before deleting it from the
+    outbox: after the restart the chunk goes out again, same key, source.partition and
+    source.offset; folding still gives the table."""
+    conf = broker.kafka_config()
+    source = broker.create_topic(partitions=2)
+    spec = table_spec(source, ChangesSpec(topic=f"{source}.changes"))
+    ends = produce_records(conf, source, changelog(seed=2, records=400, replays=20))
+    writer = RelationWriter(tmp_path, spec.name, 1 << 30)
+    writer.write_meta(storage_identity(spec), spec.column_names)
+
+    def crash(*args: Any) -> None:
+        raise StoreError("the process died here")
+
+    with monkeypatch.context() as m:
+        m.setattr(RelationWriter, "delete_keys", crash)
+        outbox = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 2, kafka_conf=conf)
+        with pytest.raises(StoreError):
+            materialize(conf, spec, writer, ends, outbox, batch=10_000)
+        staged = outbox.backlog()
+    assert staged > 0
+    restarted = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 2, kafka_conf=conf)
+    assert restarted.backlog() == staged
+    assert restarted.drain() == staged and restarted.backlog() == 0
+    msgs = read_all(conf, spec.changes.topic if spec.changes else "",
+                    lambda ms: len(ms) >= 2 * staged)
+    assert len(msgs) == 2 * staged
+    by_partition: dict[int, list[Message]] = {}
+    for msg in in_topic_order(msgs):
+        by_partition.setdefault(msg.partition(), []).append(msg)
+    for part in by_partition.values():  # each partition: the same sequence twice
+        half = len(part) // 2
+        first = [(x.key(), _source(x)) for x in part[:half]]
+        assert first == [(x.key(), _source(x)) for x in part[half:]]
+    f = fold(in_topic_order(msgs), strict=False)
+    assert f.problems == []
+    assert f.table == table_rows(tmp_path, spec.name)
+
+
+def _source(m: Message) -> tuple[int, int, str] | None:
+    if m.value() is None:
+        return None
+    ev = json.loads(m.value())
+    return ev["source"]["partition"], ev["source"]["offset"], ev["op"]
