@@ -9,7 +9,7 @@ import json
 import marshal
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 import pytest
@@ -55,7 +55,7 @@ def stored(spec: TableSpec, row: dict[str, Any]) -> tuple[Any, ...]:
                  for c in spec.columns)
 
 
-ROW = {"id": 7, "name": "Ada", "price": "12.5", "born": "1990-03-04",
+ROW: dict[str, Any] = {"id": 7, "name": "Ada", "price": "12.5", "born": "1990-03-04",
        "at": "2024-05-06T07:08:09.123456Z", "t": "10:11:12.500000", "blob": "AAEC/w==",
        "u": "0E0B6A2C-3C53-4E4B-9A7E-9B8E2D1F0A11", "doc": {"a": [1, {"b": None}]},
        "tags": ["x", None], "attrs": {"k": "1.25", "n": None}, "ok": True,
@@ -152,7 +152,8 @@ def test_avro_envelope_wire_format_and_registry(tmp_path: Path) -> None:
     assert len(msgs) == 3 and msgs[2] == (1, b'{"id":7}', None)
     body = msgs[0][2] or b""
     assert body[0] == 0 and int.from_bytes(body[1:5], "big") == enc.schema_id
-    ev = fastavro.schemaless_reader(io.BytesIO(body[5:]), reg.schema(enc.schema_id))
+    ev = cast(dict[str, Any],
+              fastavro.schemaless_reader(io.BytesIO(body[5:]), reg.schema(enc.schema_id)))
     assert ev["op"] == "u" and ev["ts_ms"] == 9 and ev["changed"] == ["price"]
     assert ev["source"] == {"name": "materializer", "table": "shop.items", "topic": "items",
                             "partition": 1, "offset": 5, "ts_ms": 77}

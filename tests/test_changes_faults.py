@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Message
 
 from connectors.kafka import Sink, create_topic, produce_records
 from materializer.apply import Change, TableApplier
@@ -31,6 +30,7 @@ from materializer.devbroker import DevBroker, free_port
 from materializer.specs import ChangesSpec, storage_identity
 from materializer.store import RelationWriter
 from tests.test_changes_kafka import (
+    Message,
     _drain_all,
     changelog,
     consumer,
@@ -135,7 +135,7 @@ def test_kill_9_loses_no_change_event(broker: DevBroker, tmp_path: Path) -> None
     assert f.problems == []
     assert len(set(f.events)) == len(want)
     assert set(f.events) == want  # nothing invented; repeats only of real events
-    firsts = _first_copies([m for m in in_topic_order(msgs) if m.value() is not None])
+    firsts = _first_copies([m for m in in_topic_order(msgs) if m.value is not None])
     assert fold_events_in_order(firsts)
     print(f"{kills} kills, {len(want)} events, {len(f.events) - len(want)} repeated")
     # the worker has exited: open its environment here (a writer env also serves reads)
@@ -269,7 +269,7 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
     assert set(f.events) == {(c.partition, c.offset, c.op) for c in staged}
     assert f.table == table_rows(tmp_path, spec.name)
     # order: each key's events, first copies only, follow the order they were applied in
-    firsts = _first_copies([m for m in msgs if m.value() is not None])
+    firsts = _first_copies([m for m in msgs if m.value is not None])
     assert fold_events_in_order(firsts)
 
 
@@ -277,7 +277,8 @@ def _first_copies(msgs: list[Message]) -> list[dict[str, Any]]:
     seen: set[tuple[int, int, str]] = set()
     out = []
     for m in msgs:
-        ev = json.loads(m.value())
+        assert m.value is not None
+        ev = json.loads(m.value)
         ident = (ev["source"]["partition"], ev["source"]["offset"], ev["op"])
         if ident not in seen:
             seen.add(ident)

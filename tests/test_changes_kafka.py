@@ -15,14 +15,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import pytest
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import Sink, create_topic, partition_count, produce_records
 from connectors.registry import FileRegistry
-from materializer.apply import TableApplier
+from materializer.apply import SourceRecord, TableApplier
 from materializer.changes import ChangeOutbox, partition_for
 from materializer.codecs import key_decoder, value_decoder
 from materializer.devbroker import DevBroker
@@ -48,6 +48,19 @@ def table_spec(topic: str, changes: ChangesSpec | None, name: str = "shop.users"
     cols = tuple(Column(n, *parse_type(t)) for n, t in COLUMNS.items())
     return TableSpec(name=name, topic=topic, columns=cols, key_columns=("id",),
                      key_format="json", value_format=value_format, changes=changes)
+
+
+class Message(NamedTuple):
+    """A consumed record, kept after its consumer is closed."""
+
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes | None
+
+
+def kept(m: Any) -> Message:
+    return Message(m.partition(), m.offset(), m.key(), m.value())
 
 
 # --------------------------------------------------------------------- the changelog
@@ -90,20 +103,20 @@ def expected_events(msgs: list[Message]) -> tuple[dict[Any, dict[str, Any]],
     (source partition, offset, op) that must be emitted."""
     table: dict[Any, dict[str, Any]] = {}
     events: set[tuple[int, int, str]] = set()
-    for m in sorted(msgs, key=lambda m: (m.partition(), m.offset())):
-        k = json.loads(m.key())
-        raw = m.value()
+    for m in sorted(msgs, key=lambda m: (m.partition, m.offset)):
+        k = json.loads(m.key)
+        raw = m.value
         if raw is None:
             if k in table:
                 del table[k]
-                events.add((m.partition(), m.offset(), "d"))
+                events.add((m.partition, m.offset, "d"))
             continue
         v = json.loads(raw)
         row = {"id": k, "name": v["name"], "age": v["age"], "born": v["born"],
                "score": f"{float(v['score']):.2f}"}
         old = table.get(k)
         if old != row:
-            events.add((m.partition(), m.offset(), "c" if old is None else "u"))
+            events.add((m.partition, m.offset, "c" if old is None else "u"))
             table[k] = row
     return table, events
 
@@ -131,7 +144,7 @@ def read_all(conf: dict[str, str], topic: str, done: Any, timeout: float = 60.0
                 raise AssertionError(f"{topic}: gave up after {len(out)} messages")
             for m in c.consume(1000, 0.5):
                 if m.error() is None:
-                    out.append(m)
+                    out.append(kept(m))
     finally:
         c.close()
     return out
@@ -155,12 +168,12 @@ def materialize(conf: dict[str, str], spec: TableSpec, writer: RelationWriter,
         while any(nxt.get(p, 0) < e for p, e in ends.items()):
             assert time.monotonic() < deadline, "the source did not arrive"
             msgs = [m for m in c.consume(batch, 0.5) if m.error() is None]
-            by_p: dict[int, list[Message]] = {}
+            by_p: dict[int, list[SourceRecord]] = {}
             for m in msgs:
-                by_p.setdefault(m.partition(), []).append(m)
+                by_p.setdefault(cast(int, m.partition()), []).append(cast(SourceRecord, m))
             if not by_p:
                 continue
-            seen.extend(msgs)
+            seen.extend(kept(m) for m in msgs)
             with writer.begin() as wb:
                 for p, recs in by_p.items():
                     out = applier.apply(wb, p, recs, nxt.get(p, 0))
@@ -191,7 +204,7 @@ class Fold:
 
 
 def in_topic_order(msgs: list[Message]) -> list[Message]:
-    return sorted(msgs, key=lambda m: (m.partition(), m.offset()))
+    return sorted(msgs, key=lambda m: (m.partition, m.offset))
 
 
 def fold(msgs: list[Message], strict: bool = True) -> Fold:
@@ -202,8 +215,8 @@ def fold(msgs: list[Message], strict: bool = True) -> Fold:
     last: dict[Any, dict[str, Any] | None] = {}
     awaiting_tombstone: set[Any] = set()
     for m in msgs:
-        key = json.loads(m.key())["id"]
-        raw = m.value()
+        key = json.loads(m.key)["id"]
+        raw = m.value
         if raw is None:
             if key not in awaiting_tombstone:
                 f.problems.append(f"tombstone for {key} not after a delete")
@@ -265,11 +278,11 @@ def test_change_topic_folds_into_the_table(broker: DevBroker, tmp_path: Path,
     assert f.table == table
     for m in msgs:
         if change_partitions == 4:
-            ev = json.loads(m.value()) if m.value() else None
+            ev = json.loads(m.value) if m.value is not None else None
             if ev is not None:
-                assert m.partition() == ev["source"]["partition"]
+                assert m.partition == ev["source"]["partition"]
         else:
-            assert m.partition() == partition_for(m.key(), change_partitions)
+            assert m.partition == partition_for(m.key, change_partitions)
 
 
 @pytest.mark.parametrize("fmt", ["debezium-json", "debezium-avro"])
@@ -295,7 +308,7 @@ def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fm
     assert partition_count(conf, copy.topic) == 2  # created like the source
     change_ends = {p: 0 for p in range(2)}
     for m in _drain_all(conf, copy.topic):
-        change_ends[m.partition()] = max(change_ends[m.partition()], m.offset() + 1)
+        change_ends[m.partition] = max(change_ends[m.partition], m.offset + 1)
     materialize(conf, copy, copy_writer, change_ends, None, registry)
     assert table_rows(tmp_path / "b", copy.name) == original
 
@@ -308,7 +321,7 @@ def _drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Mess
     quiet_since = time.monotonic()
     try:
         while time.monotonic() - quiet_since < idle:
-            got = [m for m in c.consume(1000, 0.2) if m.error() is None]
+            got = [kept(m) for m in c.consume(1000, 0.2) if m.error() is None]
             if got:
                 out.extend(got)
                 quiet_since = time.monotonic()
@@ -347,18 +360,18 @@ def test_a_crash_after_the_acks_repeats_events_with_their_source_position(
     assert len(msgs) == 2 * staged
     by_partition: dict[int, list[Message]] = {}
     for msg in in_topic_order(msgs):
-        by_partition.setdefault(msg.partition(), []).append(msg)
+        by_partition.setdefault(msg.partition, []).append(msg)
     for part in by_partition.values():  # each partition: the same sequence twice
         half = len(part) // 2
-        first = [(x.key(), _source(x)) for x in part[:half]]
-        assert first == [(x.key(), _source(x)) for x in part[half:]]
+        first = [(x.key, _source(x)) for x in part[:half]]
+        assert first == [(x.key, _source(x)) for x in part[half:]]
     f = fold(in_topic_order(msgs), strict=False)
     assert f.problems == []
     assert f.table == table_rows(tmp_path, spec.name)
 
 
 def _source(m: Message) -> tuple[int, int, str] | None:
-    if m.value() is None:
+    if m.value is None:
         return None
-    ev = json.loads(m.value())
+    ev = json.loads(m.value)
     return ev["source"]["partition"], ev["source"]["offset"], ev["op"]
