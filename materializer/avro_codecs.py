@@ -31,29 +31,19 @@ it is NOT NULL). Rejection reasons (`RecordError.reason`):
 Debezium (`debezium-json`, `debezium-avro`): op `c`, `r`, `u` give the `after`
 row, op `d` gives `DELETE` (a following tombstone is a second, silent delete);
 `debezium-json` is read with or without the `{"schema", "payload"}` wrapper, and a
-`null` payload is a delete. Kafka Connect / Debezium logical types are recognised
-by their schema name (`connect.name` in Avro, `name` in the JSON schema wrapper)
-and turned into what the declared column type accepts:
-
-  io.debezium.time.Date, ...connect.data.Date    int days        -> date
-  io.debezium.time.Timestamp, ...data.Timestamp  int ms          -> timestamp
-  io.debezium.time.MicroTimestamp                int µs          -> timestamp
-  io.debezium.time.NanoTimestamp                 int ns          -> timestamp (µs)
-  io.debezium.time.ZonedTimestamp                ISO 8601 text   -> timestamp
-  io.debezium.time.Time, ...connect.data.Time    int ms          -> time
-  io.debezium.time.MicroTime / NanoTime          int µs / ns     -> time
-  org.apache.kafka.connect.data.Decimal          base64 or bytes, scale from the schema
-  io.debezium.data.VariableScaleDecimal          {scale, value}  -> decimal
-  io.debezium.data.Json                          JSON text       -> parsed, for a json column
-  bytes (JSON)                                   base64 text     -> bytes
-
-The same names are honoured in plain `avro` records (Debezium with the
-ExtractNewRecordState transform). Without the JSON schema wrapper there is no type
-information: an integer in a timestamp column is epoch milliseconds, in a date
-column epoch days, in a time column milliseconds since midnight; a base64 Connect
-decimal cannot be read (use `decimal.handling.mode=string` or `double`). Other
-Debezium types (intervals, geometry, bit sets, enums) arrive as Debezium encodes
-them and fit string / bytes / long / json columns.
+`null` payload is a delete. Kafka Connect / Debezium logical types (Date,
+Timestamp, MicroTimestamp, NanoTimestamp, ZonedTimestamp, Time, MicroTime,
+NanoTime, Decimal, VariableScaleDecimal, Json) are recognised by their schema name
+(`connect.name` in Avro, `name` in the JSON schema wrapper) and converted to what
+the declared column type accepts: see `materializer.connect_types`. The same names
+are honoured in plain `avro` records (Debezium with the ExtractNewRecordState
+transform). Bytes in Debezium JSON are base64 text, which bytes columns accept.
+Without the JSON schema wrapper there is no type information: an integer in a
+timestamp column is epoch milliseconds, in a date column epoch days, in a time
+column milliseconds since midnight; a base64 Connect decimal cannot be read (use
+Debezium's `decimal.handling.mode=string` or `double`). Other Debezium types
+(intervals, geometry, bit sets, enums) arrive as Debezium encodes them and fit
+string / bytes / long / json columns.
 
 Avro logical types decode through fastavro: timestamp-millis/-micros to
 UTC-aware datetime (local-timestamp-* are read as UTC), date, time-millis/-micros,
@@ -77,18 +67,22 @@ a table has one.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
-import decimal
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
 from materializer.codecs import DELETE, KeyDecoder, ValueDecoder
+from materializer.connect_types import (
+    Fixup,
+    Plan,
+    apply_plan,
+    connect_fixup,
+    field_plan,
+    match_fields,
+)
 from materializer.errors import ConfigError, RecordError
 from materializer.specs import RelationSpec
 from materializer.types import ColumnType, to_storage
@@ -100,14 +94,7 @@ __all__ = [
     "wire_encode",
 ]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_EPOCH_DATE = dt.date(1970, 1, 1)
-_MIDNIGHT = dt.datetime(1970, 1, 1)
 _BytesIO = io.BytesIO
-
-Fixup = Callable[[Any], Any]
-# one planned field: (source field name, column name, conversion or None)
-Plan = tuple[tuple[str, str, Fixup | None], ...]
 
 
 # --------------------------------------------------------------------------- encoding
@@ -129,163 +116,6 @@ def avro_encoder(registry: Any, subject: str, schema: Any) -> Callable[[Any], by
     def encode(datum: Any) -> bytes:
         return wire_encode(schema_id, parsed, datum)
     return encode
-
-
-# --------------------------------------------------------------------------- Connect types
-
-
-def _from_micros(v: Any) -> Any:
-    return _EPOCH + dt.timedelta(microseconds=v) if type(v) is int else v
-
-
-def _from_millis(v: Any) -> Any:
-    return _EPOCH + dt.timedelta(milliseconds=v) if type(v) is int else v
-
-
-def _from_nanos(v: Any) -> Any:
-    return _EPOCH + dt.timedelta(microseconds=v // 1000) if type(v) is int else v
-
-
-def _from_days(v: Any) -> Any:
-    return _EPOCH_DATE + dt.timedelta(days=v) if type(v) is int else v
-
-
-def _time_of(micros: int) -> dt.time:
-    if not 0 <= micros < 86_400_000_000:
-        raise ValueError(f"{micros} µs is not a time of day")
-    return (_MIDNIGHT + dt.timedelta(microseconds=micros)).time()
-
-
-def _time_millis(v: Any) -> Any:
-    return _time_of(v * 1000) if type(v) is int else v
-
-
-def _time_micros(v: Any) -> Any:
-    return _time_of(v) if type(v) is int else v
-
-
-def _time_nanos(v: Any) -> Any:
-    return _time_of(v // 1000) if type(v) is int else v
-
-
-def _unscaled(v: Any) -> int | None:
-    """The two's-complement integer in Connect decimal bytes (base64 text in JSON)."""
-    if isinstance(v, str):
-        try:
-            v = base64.b64decode(v, validate=True)
-        except (binascii.Error, ValueError) as e:
-            raise ValueError(f"{v!r} is not a base64 Connect decimal") from e
-    if isinstance(v, bytes | bytearray):
-        return int.from_bytes(v, "big", signed=True)
-    return None
-
-
-def _decimal_fixup(scale: int) -> Fixup:
-    def conv(v: Any) -> Any:
-        n = _unscaled(v)
-        return v if n is None else decimal.Decimal(n).scaleb(-scale)
-    return conv
-
-
-def _variable_decimal(v: Any) -> Any:
-    if isinstance(v, dict):
-        scale, raw = v.get("scale"), v.get("value")
-        n = _unscaled(raw)
-        if type(scale) is not int or n is None:
-            raise ValueError("a VariableScaleDecimal needs an int scale and bytes value")
-        return decimal.Decimal(n).scaleb(-scale)
-    return v
-
-
-def _json_text(v: Any) -> Any:
-    if isinstance(v, str):
-        return json.loads(v)
-    return v
-
-
-def _scale_of(params: Any, fallback: Any) -> int | None:
-    for source in (params, fallback):
-        if isinstance(source, Mapping) and "scale" in source:
-            try:
-                return int(source["scale"])
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def _connect_fixup(name: Any, params: Any, node: Any, kind: str) -> Fixup | None:
-    """The conversion a Connect/Debezium-named field needs to fit a `kind` column, or
-    None when the value already fits as it comes. `node` is the field's own schema
-    (for a decimal `scale` given outside `parameters`)."""
-    if not isinstance(name, str):
-        return None
-    if name in ("io.debezium.time.Date", "org.apache.kafka.connect.data.Date"):
-        return None if kind == "date" else _from_days
-    if name in ("io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp"):
-        return None if kind == "timestamp" else _from_millis
-    if name == "io.debezium.time.MicroTimestamp":
-        return _from_micros
-    if name == "io.debezium.time.NanoTimestamp":
-        return _from_nanos
-    if name in ("io.debezium.time.Time", "org.apache.kafka.connect.data.Time"):
-        return None if kind == "time" else _time_millis
-    if name == "io.debezium.time.MicroTime":
-        return _time_micros
-    if name == "io.debezium.time.NanoTime":
-        return _time_nanos
-    if name == "org.apache.kafka.connect.data.Decimal":
-        scale = _scale_of(params, node)
-        return None if scale is None else _decimal_fixup(scale)
-    if name == "io.debezium.data.VariableScaleDecimal":
-        return _variable_decimal
-    if name == "io.debezium.data.Json" and kind == "json":
-        return _json_text
-    return None
-
-
-def _match(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
-    """Declared column -> source field: exact names, else an unambiguous
-    case-insensitive match."""
-    names = list(names)
-    exact = set(names)
-    folded: dict[str, list[str]] = {}
-    for n in names:
-        folded.setdefault(n.casefold(), []).append(n)
-    out = {}
-    for col in want:
-        if col in exact:
-            out[col] = col
-        else:
-            cands = folded.get(col.casefold(), [])
-            if len(cands) == 1:
-                out[col] = cands[0]
-    return out
-
-
-def _plan(fields: Mapping[str, tuple[Any, Any, Any]], columns: Mapping[str, ColumnType]) -> Plan:
-    """Per-schema work for a record: renames and conversions, only where needed.
-
-    `fields` maps a source field name to (connect name, connect parameters, schema
-    node); `columns` the declared columns to fill by type."""
-    out = []
-    for col, src in _match(fields, columns).items():
-        name, params, node = fields[src]
-        fix = _connect_fixup(name, params, node, columns[col].kind)
-        if fix is not None or src != col:
-            out.append((src, col, fix))
-    return tuple(out)
-
-
-def _apply_plan(plan: Plan, rec: dict[str, Any]) -> None:
-    src = ""
-    try:
-        for src, col, fix in plan:
-            v = rec.get(src)
-            if v is not None and fix is not None:
-                v = fix(v)
-            rec[col] = v
-    except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
-        raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e
 
 
 # --------------------------------------------------------------------------- Avro schemas
@@ -372,9 +202,9 @@ def _wire_reader(spec: RelationSpec, registry: Any, what: str,
         bio.seek(5)
         try:
             datum = reader(bio, schema, None)
-        except EOFError as e:
-            raise RecordError(f"Avro body (schema {sid}) ends early: {e}", "truncated") from e
         except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
+            if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short: IndexError
+                raise RecordError(f"Avro body (schema {sid}) ends early", "truncated") from e
             raise RecordError(f"Avro body does not decode with schema {sid}: "
                               f"{type(e).__name__}: {e}", "avro_decode") from e
         if bio.tell() != n:
@@ -407,9 +237,9 @@ def key_decoder(spec: RelationSpec, registry: Any) -> KeyDecoder:
             node = _resolve(schema, _named(schema))
             name = node.get("connect.name") if isinstance(node, dict) else None
             params = node.get("connect.parameters") if isinstance(node, dict) else None
-            return ((None, _connect_fixup(name, params, node, types[names[0]].kind), convs[0]),)
+            return ((None, connect_fixup(name, params, node, types[names[0]].kind), convs[0]),)
         fields = _avro_fields(rec, _named(schema))
-        found = _match(fields, names)
+        found = match_fields(fields, names)
         plan: list[tuple[str, Fixup | None, Fixup]] = []
         for col, conv in zip(names, convs, strict=True):
             src = found.get(col)
@@ -417,7 +247,7 @@ def key_decoder(spec: RelationSpec, registry: Any) -> KeyDecoder:
                 plan.append((col, None, conv))
             else:
                 cname, params, node = fields[src]
-                plan.append((src, _connect_fixup(cname, params, node, types[col].kind), conv))
+                plan.append((src, connect_fixup(cname, params, node, types[col].kind), conv))
         return tuple(plan)
 
     read = _wire_reader(spec, registry, "key_format avro", prepare)
@@ -462,13 +292,13 @@ def _avro_value_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
     def prepare(schema: Any) -> Any:
         rec = _record_of(schema)
         if rec is not None:
-            return _plan(_avro_fields(rec, _named(schema)), columns)
+            return field_plan(_avro_fields(rec, _named(schema)), columns)
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")
         node = _resolve(schema, _named(schema))
         if isinstance(node, dict):
-            fix = _connect_fixup(node.get("connect.name"), node.get("connect.parameters"),
+            fix = connect_fixup(node.get("connect.name"), node.get("connect.parameters"),
                                  node, columns[single].kind)
         else:
             fix = None
@@ -483,7 +313,7 @@ def _avro_value_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
                 raise RecordError("the Avro value is not a record", "not_a_record")
             datum = {single: datum}
         if plan:
-            _apply_plan(plan, datum)
+            apply_plan(plan, datum)
         return datum
 
     return decode
@@ -502,7 +332,7 @@ def _debezium_avro_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
         row = _resolve(after["type"], _named(schema))
         if not isinstance(row, dict) or row.get("type") != "record":
             return RecordError("Debezium `after` is not a record", "not_debezium")
-        return _plan(_avro_fields(row, _named(schema)), columns)
+        return field_plan(_avro_fields(row, _named(schema)), columns)
 
     read = _wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
@@ -517,7 +347,7 @@ def _debezium_avro_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
         if type(after) is not dict:
             raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
         if plan:
-            _apply_plan(plan, after)
+            apply_plan(plan, after)
         return after
 
     return decode
@@ -551,7 +381,7 @@ def _debezium_json_decoder(spec: RelationSpec) -> ValueDecoder:
             if known == after:
                 return plan
         found = _connect_fields(after)
-        plan = () if found is None else _plan(found, columns)
+        plan = () if found is None else field_plan(found, columns)
         recent.insert(0, (after, plan))
         del recent[8:]
         return plan
@@ -586,7 +416,7 @@ def _debezium_json_decoder(spec: RelationSpec) -> ValueDecoder:
         if schema is not None:
             plan = plan_for(schema)
             if plan:
-                _apply_plan(plan, after)
+                apply_plan(plan, after)
         return after
 
     return decode

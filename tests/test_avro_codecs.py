@@ -202,10 +202,11 @@ def test_key_errors(reg: FileRegistry) -> None:
 def test_wire_format_errors(reg: FileRegistry) -> None:
     enc = avro_encoder(reg, "users-value", load("users-value-v2.avsc"))
     good = enc({"id": 1, "name": "Alice", "age": 3, "email": None})
+    multi_byte_age = enc({"id": 1, "name": "Alice", "age": 300, "email": None})
     dec = codecs.value_decoder(USERS, reg)
     kdec = codecs.key_decoder(table({"id": "int", "v": "string"}, ["id"]), reg)
     cases = {
-        "truncated": [good[:-1], good[:5], good[:3], b""],
+        "truncated": [good[:-1], good[:5], good[:3], b"", multi_byte_age[:-2]],
         "bad_magic": [b"\x01" + good[1:], b'{"id": 1}', b"\xff"],
         "unknown_schema": [b"\x00\x00\x00\x00\x63" + good[5:]],
         "avro_decode": [good + b"\x00", b"\x00\x00\x00\x00\x01" + b"\x02\x04\xff\xfe\x00\x00"],

@@ -1,0 +1,206 @@
+"""Kafka Connect and Debezium logical types, and matching record fields to columns.
+
+Debezium (through Kafka Connect) marks special values by a schema *name*:
+`connect.name` in Avro schemas, `name` in the JSON converter's schema wrapper.
+`connect_fixup` gives the conversion that turns such a value into what the declared
+column type accepts (`materializer.types.to_storage`), or None when it already
+fits as it comes:
+
+  io.debezium.time.Date, ...connect.data.Date    int days        -> date
+  io.debezium.time.Timestamp, ...data.Timestamp  int ms          -> timestamp
+  io.debezium.time.MicroTimestamp                int µs          -> timestamp
+  io.debezium.time.NanoTimestamp                 int ns          -> timestamp (µs)
+  io.debezium.time.ZonedTimestamp                ISO 8601 text   -> timestamp (as it is)
+  io.debezium.time.Time, ...connect.data.Time    int ms          -> time
+  io.debezium.time.MicroTime / NanoTime          int µs / ns     -> time
+  org.apache.kafka.connect.data.Decimal          base64 text or bytes, scale from the schema
+  io.debezium.data.VariableScaleDecimal          {scale, value}  -> decimal
+  io.debezium.data.Json                          JSON text       -> parsed, for a json column
+
+A value that does not fit its column (a Date in a timestamp column, bad base64)
+is rejected, never guessed: `apply_plan` raises RecordError(type_mismatch).
+
+`field_plan` is computed once per writer schema: for every declared column the
+source field (same name, or else the one field whose name matches ignoring case,
+as ksqlDB upper-cases names) and the conversion, kept only where there is
+something to do, so a plain record's plan is empty and costs nothing per record.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import decimal
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from materializer.errors import RecordError
+from materializer.types import ColumnType
+
+__all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_DATE = dt.date(1970, 1, 1)
+_MIDNIGHT = dt.datetime(1970, 1, 1)
+
+Fixup = Callable[[Any], Any]
+Plan = tuple[tuple[str, str, Fixup | None], ...]
+"""Per planned field: (source field name, column name, conversion or None)."""
+
+
+def _from_micros(v: Any) -> Any:
+    return _EPOCH + dt.timedelta(microseconds=v) if type(v) is int else v
+
+
+def _from_millis(v: Any) -> Any:
+    return _EPOCH + dt.timedelta(milliseconds=v) if type(v) is int else v
+
+
+def _from_nanos(v: Any) -> Any:
+    return _EPOCH + dt.timedelta(microseconds=v // 1000) if type(v) is int else v
+
+
+def _from_days(v: Any) -> Any:
+    return _EPOCH_DATE + dt.timedelta(days=v) if type(v) is int else v
+
+
+def _time_of(micros: int) -> dt.time:
+    if not 0 <= micros < 86_400_000_000:
+        raise ValueError(f"{micros} µs is not a time of day")
+    return (_MIDNIGHT + dt.timedelta(microseconds=micros)).time()
+
+
+def _time_millis(v: Any) -> Any:
+    return _time_of(v * 1000) if type(v) is int else v
+
+
+def _time_micros(v: Any) -> Any:
+    return _time_of(v) if type(v) is int else v
+
+
+def _time_nanos(v: Any) -> Any:
+    return _time_of(v // 1000) if type(v) is int else v
+
+
+def _unscaled(v: Any) -> int | None:
+    """The two's-complement integer in Connect decimal bytes (base64 text in JSON)."""
+    if isinstance(v, str):
+        try:
+            v = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ValueError(f"{v!r} is not a base64 Connect decimal") from e
+    if isinstance(v, bytes | bytearray):
+        return int.from_bytes(v, "big", signed=True)
+    return None
+
+
+def _decimal_fixup(scale: int) -> Fixup:
+    def conv(v: Any) -> Any:
+        n = _unscaled(v)
+        return v if n is None else decimal.Decimal(n).scaleb(-scale)
+    return conv
+
+
+def _variable_decimal(v: Any) -> Any:
+    if isinstance(v, dict):
+        scale, raw = v.get("scale"), v.get("value")
+        n = _unscaled(raw)
+        if type(scale) is not int or n is None:
+            raise ValueError("a VariableScaleDecimal needs an int scale and bytes value")
+        return decimal.Decimal(n).scaleb(-scale)
+    return v
+
+
+def _json_text(v: Any) -> Any:
+    if isinstance(v, str):
+        return json.loads(v)
+    return v
+
+
+def _scale_of(params: Any, fallback: Any) -> int | None:
+    for source in (params, fallback):
+        if isinstance(source, Mapping) and "scale" in source:
+            try:
+                return int(source["scale"])
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def connect_fixup(name: Any, params: Any, node: Any, kind: str) -> Fixup | None:
+    """The conversion a Connect/Debezium-named field needs to fit a `kind` column, or
+    None when the value already fits as it comes. `node` is the field's own schema
+    (for a decimal `scale` given outside `parameters`)."""
+    if not isinstance(name, str):
+        return None
+    if name in ("io.debezium.time.Date", "org.apache.kafka.connect.data.Date"):
+        return None if kind == "date" else _from_days
+    if name in ("io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp"):
+        return None if kind == "timestamp" else _from_millis
+    if name == "io.debezium.time.MicroTimestamp":
+        return _from_micros
+    if name == "io.debezium.time.NanoTimestamp":
+        return _from_nanos
+    if name in ("io.debezium.time.Time", "org.apache.kafka.connect.data.Time"):
+        return None if kind == "time" else _time_millis
+    if name == "io.debezium.time.MicroTime":
+        return _time_micros
+    if name == "io.debezium.time.NanoTime":
+        return _time_nanos
+    if name == "org.apache.kafka.connect.data.Decimal":
+        scale = _scale_of(params, node)
+        return None if scale is None else _decimal_fixup(scale)
+    if name == "io.debezium.data.VariableScaleDecimal":
+        return _variable_decimal
+    if name == "io.debezium.data.Json" and kind == "json":
+        return _json_text
+    return None
+
+
+def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
+    """Declared column -> source field: exact names, else an unambiguous
+    case-insensitive match."""
+    names = list(names)
+    exact = set(names)
+    folded: dict[str, list[str]] = {}
+    for n in names:
+        folded.setdefault(n.casefold(), []).append(n)
+    out = {}
+    for col in want:
+        if col in exact:
+            out[col] = col
+        else:
+            cands = folded.get(col.casefold(), [])
+            if len(cands) == 1:
+                out[col] = cands[0]
+    return out
+
+
+def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
+               columns: Mapping[str, ColumnType]) -> Plan:
+    """Per-schema work for a record: renames and conversions, only where needed.
+
+    `fields` maps a source field name to (connect name, connect parameters, schema
+    node); `columns` the declared columns to fill by type."""
+    out = []
+    for col, src in match_fields(fields, columns).items():
+        name, params, node = fields[src]
+        fix = connect_fixup(name, params, node, columns[col].kind)
+        if fix is not None or src != col:
+            out.append((src, col, fix))
+    return tuple(out)
+
+
+def apply_plan(plan: Plan, rec: dict[str, Any]) -> None:
+    """Rename and convert `rec`'s planned fields in place; RecordError(type_mismatch)."""
+    src = ""
+    try:
+        for src, col, fix in plan:
+            v = rec.get(src)
+            if v is not None and fix is not None:
+                v = fix(v)
+            rec[col] = v
+    except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
+        raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e
