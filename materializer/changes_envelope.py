@@ -20,9 +20,12 @@ re-emitted event differs from the first only there.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import decimal
 import io
 import json
+import json.encoder
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -37,7 +40,32 @@ from materializer.types import ColumnType, to_json_value
 Message = tuple[int, bytes, bytes | None]
 """(source partition, key bytes, value bytes or None for a tombstone)."""
 
-_compact = json.JSONEncoder(separators=(",", ":")).encode
+def _json_default(o: Any) -> Any:
+    """Values a `json` column may hold that JSON has no type for (from Avro sources)."""
+    if isinstance(o, decimal.Decimal):
+        return str(o)
+    if isinstance(o, bytes | bytearray):
+        return base64.b64encode(o).decode("ascii")
+    if isinstance(o, dt.date | dt.time):
+        return o.isoformat()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    return str(o)
+
+
+def _make_compact() -> Callable[[Any], str]:
+    """Compact ASCII JSON; the C encoder built once (JSONEncoder rebuilds it per call)."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:  # no C accelerator in this Python
+        return json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+    enc = c_make(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
+                 False, False, True)
+    join = "".join
+    return lambda obj: join(enc(obj, 0))
+
+
+_compact = _make_compact()
+_quote = json.encoder.encode_basestring_ascii
 
 
 class EventEncoder(Protocol):
@@ -57,9 +85,18 @@ class SchemaRegistrar(Protocol):
 
 
 def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:
-    """Stored-form key tuple -> the event key: a compact JSON object of the key columns."""
+    """Stored-form key tuple -> the event key: a compact JSON object of the key columns.
+
+    Equal keys give equal bytes (the partitioner hashes them)."""
     names = spec.key_columns
     convs = tuple(to_json_value(t) for t in spec.key_types)
+    if len(names) == 1 and convs[0] is None:
+        head = "{" + _quote(names[0]) + ":"
+        kind = spec.key_types[0].kind
+        if kind in ("int", "long"):
+            return lambda kt: f"{head}{kt[0]:d}}}".encode()
+        if kind in ("string", "uuid", "decimal"):
+            return lambda kt: f"{head}{_quote(kt[0])}}}".encode()
     if all(c is None for c in convs):
         return lambda kt: _compact(dict(zip(names, kt, strict=False))).encode()
     return lambda kt: _compact({n: v if c is None or v is None else c(v)
@@ -69,7 +106,7 @@ def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:
 class JsonEnvelope:
     """`format: debezium-json`."""
 
-    __slots__ = ("_names", "_width", "_convs", "_key", "_source", "_columns")
+    __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_columns")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
         self._names = tuple(layout)
@@ -77,12 +114,14 @@ class JsonEnvelope:
         self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
                             if (c := to_json_value(spec.column(n).type)) is not None)
         self._key = key_encoder(spec)
-        self._source = (spec.name, spec.topic)
+        self._source_head = (f',"source":{{"name":"materializer","table":{_quote(spec.name)},'
+                             f'"topic":{_quote(spec.topic)},"partition":')
         self._columns = spec.changes is not None and spec.changes.columns
 
-    def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    def _row(self, t: tuple[Any, ...] | None) -> str:
+        """A stored row tuple as a JSON object text (`null` for none)."""
         if t is None:
-            return None
+            return "null"
         if len(t) < self._width:
             t = t + (None,) * (self._width - len(t))
         row = dict(zip(self._names, t, strict=False))
@@ -90,7 +129,7 @@ class JsonEnvelope:
             v = t[i]
             if v is not None:
                 row[name] = conv(v)
-        return row
+        return _compact(row)
 
     def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]:
         out: list[Message] = []
@@ -98,19 +137,18 @@ class JsonEnvelope:
         row = self._row
         names = self._names
         key_of = self._key
-        table, topic = self._source
+        head = self._source_head
         columns = self._columns
         for ch in changes:
             key = key_of(ch.key)
-            value: dict[str, Any] = {
-                "before": row(ch.before), "after": row(ch.after), "op": ch.op, "ts_ms": now_ms,
-                "source": {"name": "materializer", "table": table, "topic": topic,
-                           "partition": ch.partition, "offset": ch.offset,
-                           "ts_ms": ch.timestamp_ms}}
-            if columns and ch.op == "u":
-                value["changed"] = _changed(names, ch.before, ch.after)
-            append((ch.partition, key, _compact(value).encode()))
-            if ch.op == "d":
+            op = ch.op
+            extra = (f',"changed":{_compact(_changed(names, ch.before, ch.after))}'
+                     if columns and op == "u" else "")
+            value = (f'{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
+                     f'"ts_ms":{now_ms:d}{extra}{head}{ch.partition:d},"offset":{ch.offset:d},'
+                     f'"ts_ms":{ch.timestamp_ms:d}}}}}')
+            append((ch.partition, key, value.encode()))
+            if op == "d":
                 append((ch.partition, key, None))
         return out
 
