@@ -244,3 +244,14 @@ def test_reserved_database_names(writer: RelationWriter) -> None:
     for name in (b"meta", b"p:0"):
         with pytest.raises(UsageError):
             writer.named_db(name)
+
+
+def test_schema_template_is_what_the_worker_registers() -> None:
+    """schemas/change-envelope.avsc documents the envelope for SPEC's shop.users."""
+    path = Path(__file__).resolve().parent.parent / "schemas" / "change-envelope.avsc"
+    template = json.loads(path.read_text())
+    template.pop("doc")
+    spec = table(ChangesSpec(topic="shop.users.changes", format="debezium-avro"),
+                 {"id": "int not null", "name": "string", "age": "long", "email": "string"},
+                 name="shop.users")
+    assert template == envelope_schema(spec, spec.column_names)
