@@ -66,9 +66,10 @@ class ChangeOutbox:
     The worker calls `stage(wb, outcome.changes)` inside each batch's WriteBatch, before
     it commits; `drain()` once at start and after every commit (never while a
     WriteBatch is open: it runs its own write transaction); and, while `full`, keeps
-    calling `drain()` instead of ingesting. `drain` never raises for broker or
-    registry trouble: it logs, backs off (returning 0 at once until the back-off has
-    passed) and keeps every undelivered event for the next call.
+    calling `drain()` instead of ingesting. `drain` never raises for broker trouble:
+    it logs, backs off (returning 0 at once until the back-off has passed) and keeps
+    every undelivered event for the next call. Construction registers the Avro
+    envelope (debezium-avro) and may raise InfrastructureError if the registry is down.
 
     `kafka_conf` (the catalog's Kafka settings) lets the outbox look up and create
     the change topic; without it the producer's own partitioner places events by key.
@@ -135,8 +136,10 @@ class ChangeOutbox:
         delete them from the outbox; returns how many were delivered and deleted.
 
         On a broker failure: logs, backs off exponentially (`min_backoff` to
-        `max_backoff` seconds) and returns what was delivered so far. Raises only for
-        errors a retry cannot fix (a store failure, a bug)."""
+        `max_backoff` seconds) and returns what was delivered so far; the next call
+        after the back-off first lets the failed chunk leave the producer, then sends
+        everything again from the first unacknowledged event. Raises only for errors a
+        retry cannot fix (a store failure, a bug)."""
         if time.monotonic() < self._retry_at:
             return 0
         drained = 0
