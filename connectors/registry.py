@@ -290,6 +290,8 @@ class RestRegistry:
             answer = self._request("GET", f"/schemas/ids/{schema_id}")
         except _HttpStatus as e:
             if e.status == 404:
+                if len(self._unknown) > 10_000:  # garbage ids: keep the memo bounded
+                    self._unknown.clear()
                 self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
                 raise RecordError(f"schema id {schema_id} is unknown to the registry",
                                   "unknown_schema") from e
