@@ -1,0 +1,184 @@
+"""From URL text to store arguments: relation names, typed keys, prefixes and page cursors.
+
+Everything a client sends is checked here before it reaches LMDB:
+- a relation name must look like a SPEC §3 name (`[schema.]name`, at most 401
+  characters, no `/`) and exist in the data directory, else `NotFound`;
+- path segments become key components by the key column types (int/long: decimal
+  integers; float/double: decimal numbers; boolean: `true`/`false`; string, uuid,
+  decimal, date, time, timestamp: the text as it is, checked by the store's own
+  converters; bytes: standard base64), else `UsageError`;
+- a cursor is the base64url text (no padding) of the last encoded key a page
+  returned; any well-formed cursor is a valid position, so a forged one cannot do
+  more than start a page somewhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes
+
+from materializer.errors import NotFound, UsageError
+from materializer.store import Store, StreamView, TableView
+from materializer.types import ColumnType
+
+MAX_KEY_BYTES = 511  # LMDB's key size limit: no stored key is longer
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ #{}\[\]():.\-]{0,400}")
+_INT = re.compile(r"-?[0-9]{1,20}")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,700}")
+
+TextConverter = Callable[[str], Any]
+
+
+def _int(s: str) -> int:
+    if not _INT.fullmatch(s):
+        raise ValueError("expected an integer")
+    return int(s)
+
+
+def _float(s: str) -> float:
+    if not _FLOAT.fullmatch(s):
+        raise ValueError("expected a decimal number")
+    return float(s)
+
+
+def _bool(s: str) -> bool:
+    if s == "true":
+        return True
+    if s == "false":
+        return False
+    raise ValueError("expected true or false")
+
+
+def _text(s: str) -> str:
+    return s
+
+
+def text_converter(t: ColumnType) -> TextConverter:
+    """How one URL path segment becomes a key component of type `t` (Python form)."""
+    if t.kind in ("int", "long"):
+        return _int
+    if t.kind in ("float", "double"):
+        return _float
+    if t.kind == "boolean":
+        return _bool
+    return _text
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRelation:
+    """A table or stream as the API addresses it, with its key parsers."""
+
+    view: TableView | StreamView
+    converters: tuple[TextConverter, ...]
+
+    @property
+    def kind(self) -> str:
+        return "table" if isinstance(self.view, TableView) else "stream"
+
+    def key_from_text(self, segments: Sequence[str]) -> tuple[Any, ...]:
+        """A full key from path segments; UsageError if it does not fit the key columns."""
+        if len(segments) != len(self.converters):
+            raise UsageError(f"{self.view.name} has key ({', '.join(self.view.key_columns)}): "
+                             f"expected {len(self.converters)} value(s), got {len(segments)}")
+        return self._convert(segments)
+
+    def prefix_from_text(self, segments: Sequence[str]) -> tuple[Any, ...]:
+        """A key prefix (0..n leading key columns) from query values."""
+        if len(segments) > len(self.converters):
+            raise UsageError(f"{self.view.name} has key ({', '.join(self.view.key_columns)}): "
+                             f"a prefix has at most {len(self.converters)} value(s), "
+                             f"got {len(segments)}")
+        return self._convert(segments)
+
+    def _convert(self, segments: Sequence[str]) -> tuple[Any, ...]:
+        out = []
+        for col, conv, s in zip(self.view.key_columns, self.converters, segments, strict=False):
+            try:
+                out.append(conv(s))
+            except ValueError as e:
+                raise UsageError(f"key column {col!r}: {e}") from None
+        return tuple(out)
+
+
+class RelationIndex:
+    """Resolves names the API is asked for to views, caching each resolved name.
+
+    A relation that does not exist yet (or has no metadata yet) is looked up again on
+    the next request, so tables the worker creates later become visible.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[str, ApiRelation] = {}
+
+    def get(self, name: str) -> ApiRelation:
+        rel = self._cache.get(name)
+        if rel is not None:
+            return rel
+        if not _NAME.fullmatch(name):
+            raise NotFound(f"no table or stream named {name!r}")
+        try:
+            view = self.store.relation(name)
+        except NotFound:  # the store's message names the data directory: keep that private
+            raise NotFound(f"no table or stream named {name!r}") from None
+        if not isinstance(view, TableView | StreamView):
+            raise NotFound(f"no table or stream named {name!r}")
+        rel = ApiRelation(view, tuple(text_converter(t) for t in view.key_types))
+        if len(self._cache) < 10_000:
+            self._cache[name] = rel
+        return rel
+
+    def table(self, name: str) -> ApiRelation:
+        rel = self.get(name)
+        if rel.kind != "table":
+            raise NotFound(f"{rel.view.name} is a stream: read it at /streams/{name}/keys/...")
+        return rel
+
+    def stream(self, name: str) -> ApiRelation:
+        rel = self.get(name)
+        if rel.kind != "stream":
+            raise NotFound(f"{rel.view.name} is a table: read it at /tables/{name}/rows/...")
+        return rel
+
+
+def raw_path(scope: Mapping[str, Any]) -> bytes:
+    """The request path as sent (percent-encoded), without the query string."""
+    raw = scope.get("raw_path")
+    return raw if isinstance(raw, bytes) else quote(scope["path"]).encode()
+
+
+def path_segments(raw_path: bytes, first: int, last: int | None = None) -> list[str]:
+    """Percent-decoded segments `first:last` of a raw request path.
+
+    Splitting the raw path (before decoding) keeps `%2F` inside one segment, so
+    string keys may contain `/`. Raises UsageError for text that is not UTF-8.
+    """
+    parts = raw_path.split(b"/")[first:last]
+    try:
+        return [unquote_to_bytes(p).decode("utf-8") for p in parts]
+    except UnicodeDecodeError:
+        raise UsageError("a key segment is not UTF-8 after percent-decoding") from None
+
+
+def encode_cursor(encoded_key: bytes) -> str:
+    return base64.urlsafe_b64encode(encoded_key).rstrip(b"=").decode("ascii")
+
+
+def decode_cursor(cursor: str) -> bytes:
+    """The encoded key a cursor names; UsageError if it is not a cursor."""
+    if not _CURSOR.fullmatch(cursor):
+        raise UsageError("malformed cursor: pass back the `next` value of the previous page")
+    try:
+        key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise UsageError("malformed cursor: pass back the `next` value of the previous page") \
+            from None
+    if not key or len(key) > MAX_KEY_BYTES:
+        raise UsageError("malformed cursor: pass back the `next` value of the previous page")
+    return key

@@ -1,0 +1,70 @@
+"""Request and response shapes of the lookup API, for its OpenAPI description.
+
+Handlers build their JSON bytes directly (no per-request model validation on the hot
+path); these models state what those bytes are. Rows are JSON objects of every
+declared column: dates, times and timestamps as ISO 8601 strings (timestamps in UTC,
+ending in `Z`), decimals as strings, bytes as standard base64, arrays and maps as
+JSON arrays and objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Row = dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="What went wrong, for a person to read.")
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str = Field(description="Declared type, e.g. `int`, `decimal(10,2)`, `array<string>`.")
+    not_null: bool
+
+
+class RelationInfo(BaseModel):
+    name: str = Field(description="Qualified name `schema.name`.")
+    kind: Literal["table", "stream"]
+    columns: list[ColumnInfo]
+    key: list[str] = Field(description="Primary key (table) or key (stream) columns, in order.")
+
+
+class TablesResponse(BaseModel):
+    tables: list[RelationInfo]
+
+
+class RowsPage(BaseModel):
+    rows: list[Row] = Field(description="Rows in key order.")
+    next: str | None = Field(description="Cursor for the next page (`after=`); null on the "
+                                         "last page.")
+
+
+class LookupRequest(BaseModel):
+    keys: list[list[Any] | Any] = Field(
+        description="Keys to look up: each a JSON array of the key columns in key order "
+                    "(a bare value is accepted for a one-column key). Temporal values as "
+                    "ISO 8601 strings, decimals as strings or numbers, bytes as base64.",
+        examples=[[[1], [2]]])
+
+
+class LookupResponse(BaseModel):
+    rows: list[Row | None] = Field(description="One entry per key asked, in the order asked; "
+                                               "null where no row has that key.")
+
+
+class EventsResponse(BaseModel):
+    events: list[Row | None] = Field(description="Newest first; null for an event whose "
+                                                 "value was null.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    reason: str

@@ -1,0 +1,139 @@
+"""Builds real LMDB data directories for the HTTP API tests, writing the way the worker does.
+
+Rows go through `RelationWriter` + `TableApplier` / `StreamApplier` from JSON-encoded
+Kafka-like records, one `WriteBatch` per call, with the next offset committed alongside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from materializer.apply import StreamApplier, TableApplier
+from materializer.codecs import key_decoder, value_decoder
+from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec, storage_identity
+from materializer.store import RelationWriter
+from materializer.types import parse_type
+
+MAP_SIZE = 1 << 30
+
+
+def columns(decl: Mapping[str, str], not_null: Iterable[str] = ()) -> tuple[Column, ...]:
+    nn = set(not_null)
+    return tuple(Column(n, parse_type(t)[0], n in nn) for n, t in decl.items())
+
+
+USERS = TableSpec(
+    name="public.users", topic="users",
+    columns=columns({"id": "int", "name": "string", "score": "double", "born": "date",
+                     "seen": "timestamp", "tags": "array<string>", "blob": "bytes",
+                     "version": "long", "check": "string"}, ["id"]),
+    key_columns=("id",), key_format="json", value_format="json")
+
+ORDERS = TableSpec(
+    name="shop.orders", topic="orders",
+    columns=columns({"customer_id": "int", "order_id": "long", "total": "decimal(10,2)",
+                     "note": "string"}, ["customer_id", "order_id"]),
+    key_columns=("customer_id", "order_id"), key_format="json", value_format="json")
+
+TAGS = TableSpec(
+    name="public.tags", topic="tags",
+    columns=columns({"tag": "string", "day": "date", "flag": "boolean", "weight": "double",
+                     "n": "long"}, ["tag", "day", "flag", "weight"]),
+    key_columns=("tag", "day", "flag", "weight"), key_format="json", value_format="json")
+
+CLICKS = StreamSpec(
+    name="public.clicks", topic="clicks",
+    columns=columns({"user_id": "string", "url": "string", "n": "long"}),
+    key_columns=("user_id",), key_format="json", value_format="json")
+
+
+@dataclass(slots=True)
+class FakeRecord:
+    """What the applier reads of a Kafka message."""
+
+    k: bytes | None
+    v: bytes | None
+    off: int
+    ts: int = 1_700_000_000_000
+
+    def key(self) -> bytes | None:
+        return self.k
+
+    def value(self) -> bytes | None:
+        return self.v
+
+    def offset(self) -> int:
+        return self.off
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, self.ts)
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+@dataclass
+class SpecWriter:
+    """Writes JSON records into one relation, partition by partition, as the worker would."""
+
+    data_dir: str
+    spec: RelationSpec
+    writer: RelationWriter = field(init=False)
+    applier: TableApplier | StreamApplier = field(init=False)
+    offsets: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.writer = RelationWriter(self.data_dir, self.spec.name, MAP_SIZE)
+        self.writer.write_meta(storage_identity(self.spec), self.spec.column_names)
+        cls = TableApplier if isinstance(self.spec, TableSpec) else StreamApplier
+        self.applier = cls(self.spec, self.spec.column_names,  # type: ignore[arg-type]
+                           key_decoder(self.spec), value_decoder(self.spec))
+
+    def write(self, items: Sequence[tuple[Any, Any]], partition: int = 0,
+              ts: int = 1_700_000_000_000) -> None:
+        """Apply (key, value) pairs (JSON-ready; value None is a tombstone) in one batch."""
+        start = self.offsets.get(partition, 0)
+        recs = [FakeRecord(None if k is None else _dumps(k), None if v is None else _dumps(v),
+                           start + i, ts + i) for i, (k, v) in enumerate(items)]
+        with self.writer.begin() as wb:
+            out = self.applier.apply(wb, partition, recs, start)
+            assert out.fatal is None, out.fatal
+            wb.set_next_offset(partition, out.next_offset)
+            wb.add_counter(partition, "applied", out.applied)
+            for r in out.rejected:  # counted as the worker counts them
+                wb.add_counter(partition, f"{'dropped' if r.policy == 'drop' else 'skipped'}:"
+                                          f"{r.reason}", 1)
+        self.offsets[partition] = out.next_offset
+
+
+def user_row(i: int, version: int = 0) -> dict[str, Any]:
+    """A users row whose every field can be checked against its key and version."""
+    return {"id": i, "name": f"user-{i}", "score": i / 4, "born": f"19{i % 100:02d}-01-02",
+            "seen": 1_600_000_000_000 + i, "tags": [f"t{i % 3}"], "blob": "AAE=",
+            "version": version, "check": f"{i}:{version}"}
+
+
+def build_data_dir(data_dir: str | os.PathLike[str], n_users: int = 200,
+                   partitions: int = 3) -> dict[str, SpecWriter]:
+    """A data dir with users (n_users rows over `partitions`), orders, tags and clicks."""
+    d = str(data_dir)
+    writers = {s.name: SpecWriter(d, s) for s in (USERS, ORDERS, TAGS, CLICKS)}
+    for p in range(partitions):
+        writers[USERS.name].write([(i, user_row(i)) for i in range(n_users) if i % partitions == p],
+                                  partition=p)
+    writers[ORDERS.name].write(
+        [({"customer_id": c, "order_id": o}, {"total": f"{c}.{o:02d}", "note": f"{c}/{o}"})
+         for c in range(1, 8) for o in range(1000, 1000 + c)])
+    writers[TAGS.name].write(
+        [({"tag": t, "day": d_, "flag": f, "weight": w}, {"n": 1})
+         for t in ("a", "a/b", "ü %") for d_ in ("2024-01-01", "2024-02-29")
+         for f in (False, True) for w in (-1.5, 0.0, 2.25)])
+    writers[CLICKS.name].write(
+        [("u1", {"url": f"/p{i}", "n": i}) for i in range(5)] + [("u2", None)]
+        + [("u/3", {"url": "/x", "n": 0})])
+    return writers
