@@ -6,14 +6,22 @@ Kafka-like records, one `WriteBatch` per call, with the next offset committed al
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from materializer.apply import StreamApplier, TableApplier
 from materializer.codecs import key_decoder, value_decoder
+from materializer.devbroker import free_port
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec, storage_identity
 from materializer.store import RelationWriter
 from materializer.types import parse_type
@@ -137,3 +145,48 @@ def build_data_dir(data_dir: str | os.PathLike[str], n_users: int = 200,
         [("u1", {"url": f"/p{i}", "n": i}) for i in range(5)] + [("u2", None)]
         + [("u/3", {"url": "/x", "n": 0})])
     return writers
+
+
+def user_row_json(i: int, version: int = 0) -> dict[str, Any]:
+    """`user_row(i, version)` as the API and `json_form=True` answer it."""
+    seen = dt.datetime.fromtimestamp((1_600_000_000_000 + i) / 1000, dt.UTC)
+    return user_row(i, version) | {"born": f"19{i % 100:02d}-01-02",
+                                   "seen": seen.isoformat().replace("+00:00", "Z")}
+
+
+SERVE = """
+import sys
+from materializer.api import serve
+from materializer.specs import ApiSpec, Catalog
+serve(Catalog(source="test", store_path=sys.argv[1], api=ApiSpec(listen=sys.argv[2],
+      max_lookup_keys=100)), sys.argv[3] if len(sys.argv) > 3 else None)
+"""
+
+
+@contextmanager
+def api_process(data_dir: str | os.PathLike[str], token: str | None = None
+                ) -> Iterator[str]:
+    """The API served by `materializer.api.serve` in its own process; yields its base URL."""
+    port = free_port()
+    args = [sys.executable, "-c", SERVE, str(data_dir), f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(args + ([token] if token else []))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API process did not start (exit {proc.poll()})")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
