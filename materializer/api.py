@@ -70,7 +70,7 @@ from materializer.api_models import (
 )
 from materializer.errors import ConfigError, MaterializerError, NotFound, StoreError, UsageError
 from materializer.specs import Catalog
-from materializer.store import Store, TableView
+from materializer.store import Store
 
 log = logging.getLogger("materializer.api")
 
@@ -130,7 +130,7 @@ def row_answer(index: RelationIndex, table: str, raw_path: bytes) -> tuple[int, 
     try:
         rel = index.table(table)
         kt = rel.key_from_text(path_segments(raw_path, 4))
-        row = rel.view.get(kt, json_form=True)  # type: ignore[union-attr]
+        row = rel.table.get(kt, json_form=True)
     except (MaterializerError, ValueError) as e:
         return _failure(e)
     if row is None:
@@ -222,7 +222,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
             return _error(413, f"{len(keys)} keys asked, at most {max_lookup_keys} per request "
                                "(api.max_lookup_keys)")
         try:
-            rows = rel.view.get_many(keys, json_form=True)  # type: ignore[union-attr]
+            rows = rel.table.get_many(keys, json_form=True)
         except (MaterializerError, ValueError) as e:
             return _fail(e)
         return _json({"rows": rows})
@@ -241,8 +241,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
         try:
             rel = index.table(table)
             start = None if after is None else decode_cursor(after)
-            view = rel.view
-            assert isinstance(view, TableView)
+            view = rel.table
             pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
         except (MaterializerError, ValueError) as e:
             return _fail(e)
@@ -259,7 +258,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
         try:
             rel = index.stream(stream)
             kt = rel.key_from_text(path_segments(raw_path(request.scope), 4, -1))
-            events = rel.view.events(kt, limit, json_form=True)  # type: ignore[union-attr]
+            events = rel.stream.events(kt, limit, json_form=True)
         except (MaterializerError, ValueError) as e:
             return _fail(e)
         return _json({"events": events})

@@ -81,6 +81,20 @@ class ApiRelation:
     def kind(self) -> str:
         return "table" if isinstance(self.view, TableView) else "stream"
 
+    @property
+    def table(self) -> TableView:
+        """The view as a table (`RelationIndex.table` only hands out tables)."""
+        view = self.view
+        assert isinstance(view, TableView)
+        return view
+
+    @property
+    def stream(self) -> StreamView:
+        """The view as a stream (`RelationIndex.stream` only hands out streams)."""
+        view = self.view
+        assert isinstance(view, StreamView)
+        return view
+
     def key_from_text(self, segments: Sequence[str]) -> tuple[Any, ...]:
         """A full key from path segments; UsageError if it does not fit the key columns."""
         if len(segments) != len(self.converters):
