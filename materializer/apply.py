@@ -110,7 +110,7 @@ class RowShaper:
                                           "missing_column")
                 else:
                     out[i] = conv(v)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, ArithmeticError) as e:
             raise RecordError(f"column {name!r}: {e}", "type_mismatch") from e
         return out
 

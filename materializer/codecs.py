@@ -41,6 +41,13 @@ def _json_loads(data: bytes) -> Any:
         raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
 
 
+def _unwrap_connect(obj: Any) -> Any:
+    """Kafka Connect's JSON converter wraps data as {"schema": ..., "payload": ...}."""
+    if type(obj) is dict and len(obj) == 2 and "payload" in obj and "schema" in obj:
+        return obj["payload"]
+    return obj
+
+
 def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
     """Decoder of a one-value key or value in a primitive format."""
     if fmt == "int":
@@ -86,6 +93,8 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
 
         def one(b: bytes) -> tuple[Any, ...]:
             v = raw(b)
+            if fmt == "json":
+                v = _unwrap_connect(v)
             if fmt == "json" and isinstance(v, dict):
                 if name not in v:
                     raise RecordError(f"key object lacks column {name!r}", "key_mismatch")
@@ -94,7 +103,7 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
                 return (None,)
             try:
                 return (conv(v),)
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, ArithmeticError) as e:
                 raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
         return one
 
@@ -102,7 +111,7 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
         raise ValueError(f"a composite key needs key_format json or avro, not {fmt}")
 
     def many(b: bytes) -> tuple[Any, ...]:
-        obj = _json_loads(b)
+        obj = _unwrap_connect(_json_loads(b))
         if not isinstance(obj, dict):
             raise RecordError("a composite key must be a JSON object of the key columns",
                               "key_mismatch")
@@ -114,7 +123,7 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
                 continue
             try:
                 out.append(conv(v))
-            except (TypeError, ValueError) as e:
+            except (TypeError, ValueError, ArithmeticError) as e:
                 raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
         return tuple(out)
     return many

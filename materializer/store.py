@@ -402,16 +402,34 @@ class _RelationReader:
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self._key_convs = key_storage_converters(self.key_types)
         self._dbs: dict[int, Any] = {}
-        with env.begin() as txn:
-            self._meta_db = env.open_db(META, txn=txn, create=False)
+        self._meta_db = env.open_db(META, create=False)
+        self._parts_raw = b"[]"
+        self._parts: list[tuple[int, Any]] = []
+
+    def _begin(self) -> lmdb.Transaction:
+        """A read transaction with every partition DB that exists now opened.
+
+        Named DBs are opened outside any transaction: a handle opened inside a
+        read-only transaction is not usable in later ones (py-lmdb 3)."""
+        try:
+            txn = self.env.begin()
+        except lmdb.MapResizedError:  # the writer grew the file past our mapping: adopt it
+            self.env.set_mapsize(0)
+            txn = self.env.begin()
+        raw = txn.get(b"partitions", b"[]", db=self._meta_db)
+        if raw != self._parts_raw:
+            txn.abort()
+            for p in json.loads(raw):
+                if p not in self._dbs:
+                    self._dbs[p] = self.env.open_db(partition_db_name(p), create=False)
+            self._parts = sorted(self._dbs.items())
+            self._parts_raw = raw
+            txn = self.env.begin()
+        return txn
 
     def _partitions(self, txn: lmdb.Transaction) -> list[tuple[int, Any]]:
-        parts = json.loads(txn.get(b"partitions", b"[]", db=self._meta_db))
-        if len(parts) != len(self._dbs):
-            for p in parts:
-                if p not in self._dbs:
-                    self._dbs[p] = self.env.open_db(partition_db_name(p), txn=txn, create=False)
-        return sorted(self._dbs.items())
+        """The partitions known when `txn` began (use with a transaction from `_begin`)."""
+        return self._parts
 
     def key_tuple(self, key: Any) -> tuple[Any, ...]:
         """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
@@ -431,7 +449,7 @@ class _RelationReader:
 
     def counters(self) -> dict[int, dict[str, int]]:
         out: dict[int, dict[str, int]] = {}
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             cur = txn.cursor(db=self._meta_db)
             if cur.set_range(b"count:"):
                 for k, v in cur:
@@ -453,7 +471,7 @@ class _RelationReader:
             [None if v is None else c(v) for c, v in zip(self._key_convs, prefix, strict=False)])
         start = pb if after is None or after < pb else after
         out: list[tuple[bytes, bytes]] = []
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             iters = []
             for _, db in self._partitions(txn):
                 cur = txn.cursor(db=db)
@@ -470,7 +488,7 @@ class _RelationReader:
         """Per partition: rows (entries), next offset to apply, counters."""
         counters = self.counters()
         out = []
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             for p, db in self._partitions(txn):
                 nxt = txn.get(_offset_key(p), db=self._meta_db)
                 out.append({
@@ -497,7 +515,7 @@ class TableView(_RelationReader):
 
     def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
         kb = self.encode_key(key)
-        with self.env.begin(buffers=False) as txn:
+        with self._begin() as txn:
             raw = self._get_raw(txn, kb)
         if raw is None:
             return None
@@ -507,7 +525,7 @@ class TableView(_RelationReader):
                  ) -> list[dict[str, Any] | None]:
         kbs = [self.encode_key(k) for k in keys]
         conv = self.layout.to_json if json_form else self.layout.to_python
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             raws = [self._get_raw(txn, kb) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]
 
@@ -522,7 +540,7 @@ class TableView(_RelationReader):
         return [conv(v) for _, v in pairs]
 
     def __len__(self) -> int:
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             return sum(txn.stat(db)["entries"] for _, db in self._partitions(txn))
 
 
@@ -548,7 +566,7 @@ class StreamView(_RelationReader):
         kb = self.encode_key(key)
         conv = self.layout.to_json if json_form else self.layout.to_python
         found: list[tuple[int, int, int, bytes]] = []  # (timestamp, partition, offset, row)
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             for p, db in self._partitions(txn):
                 cur = txn.cursor(db=db)
                 upper = kb + b"\xff" * 9
@@ -646,8 +664,11 @@ class Store:
         real = self._resolve(name)
         path = relation_dir(self.data_dir, real)
         env = _open_env(path, False, 0)
+        try:
+            meta_db = env.open_db(META, create=False)
+        except lmdb.NotFoundError:
+            raise NotFound(f"{real} has no metadata yet (the worker has not started it)") from None
         with env.begin() as txn:
-            meta_db = env.open_db(META, txn=txn, create=False)
             meta = _read_meta(txn, meta_db)
         if meta is None:
             raise NotFound(f"{real} has no metadata yet (the worker has not started it)")

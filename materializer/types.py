@@ -38,6 +38,9 @@ INT_STORED_KINDS = frozenset({"int", "long", "date", "time", "timestamp"})
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _INT32 = (-(2**31), 2**31 - 1)
+# what datetime can represent: 0001-01-01 .. 9999-12-31 (so stored values read back)
+_MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896
+_MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -170,7 +173,10 @@ def _to_float(v: Any) -> Any:
     if t is float:
         return v
     if t is int:
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError as e:
+            raise ValueError(f"{v} is too large for a floating-point column") from e
     raise TypeError(f"expected a number, got {t.__name__}")
 
 
@@ -199,6 +205,8 @@ def _to_bytes(v: Any) -> Any:
 
 def _to_date(v: Any) -> Any:
     if type(v) is int:
+        if not _MIN_DAYS <= v <= _MAX_DAYS:
+            raise ValueError(f"{v} days is outside the dates years 1-9999 can hold")
         return v
     if isinstance(v, dt.datetime):
         raise TypeError("expected a date, got a timestamp")
@@ -224,6 +232,8 @@ def _to_time(v: Any) -> Any:
 
 def _to_timestamp(v: Any) -> Any:
     if type(v) is int:  # milliseconds since the epoch (Kafka, ksqlDB, Debezium)
+        if not _MIN_MICROS <= v * 1000 <= _MAX_MICROS:
+            raise ValueError(f"{v} ms is outside the timestamps years 1-9999 can hold")
         return v * 1000
     if isinstance(v, dt.datetime):
         if v.tzinfo is None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from materializer import codecs
 from materializer.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
-from materializer.errors import RecordRejectedFatal, SchemaChangedError
+from materializer.errors import MaterializerError, RecordRejectedFatal, SchemaChangedError
 from materializer.specs import Catalog, RelationSpec, TableSpec, identity_difference, \
     storage_identity
 from materializer.store import RelationWriter
@@ -179,7 +179,7 @@ class Worker:
                         continue
                 msgs = source.poll_batch(self.batch_size, POLL_TIMEOUT)
                 if msgs:
-                    self.apply_batch(msgs)
+                    self._apply_with_retry(msgs)
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
@@ -193,6 +193,22 @@ class Worker:
                     self._sink.flush(10)
                 except Exception as e:  # noqa: BLE001 - shutting down; the outbox keeps events
                     log.warning("flush at shutdown: %s", e)
+
+    def _apply_with_retry(self, msgs: list[Any]) -> None:
+        """Apply a batch; on a retriable failure (registry or broker away) back off and apply
+        the same batch again. Safe: a failed relation's transaction was aborted, and a
+        relation that did commit skips the records below its new next offset."""
+        delay = 0.5
+        while True:
+            try:
+                self.apply_batch(msgs)
+                return
+            except MaterializerError as e:
+                if not e.retriable or self.stop_event.is_set():
+                    raise
+                log.warning("batch failed, retrying in %.1f s: %s", delay, e)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
 
     def apply_batch(self, msgs: list[Any]) -> None:
         """Apply one polled batch: per relation one transaction with rows and offsets."""
