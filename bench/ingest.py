@@ -83,6 +83,7 @@ def time_materializer(broker: DevBroker, topic: str, ends: dict[int, int], tmp: 
                       changes: bool) -> float:
     kafka = "".join(f"  {k}: {v}\n" for k, v in broker.kafka_config().items()).rstrip("\n")
     store = Path(tmp) / "data"
+    Path(tmp).mkdir(parents=True, exist_ok=True)
     cfg = Path(tmp) / "bench.yaml"
     cfg.write_text(CONFIG.format(kafka=kafka, group=f"mat-{os.getpid()}", store=store,
                                  topic=topic, changes=f"    changes: {{topic: {topic}.changes}}\n"

@@ -193,11 +193,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import threading  # noqa: PLC0415
+
     from materializer.worker import Worker, install_signal_handlers, terminal_progress  # noqa: PLC0415
 
+    stop = threading.Event()
+    install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
     catalog = _load(args.config)
     worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress())
-    install_signal_handlers(worker.stop_event)
+    worker.stop_event = stop
     api_proc = None
     if not args.no_api:
         from materializer.api import check_listen  # noqa: PLC0415

@@ -153,9 +153,11 @@ class Worker:
             if isinstance(spec, TableSpec) and spec.changes is not None:
                 from materializer.changes import ChangeOutbox  # noqa: PLC0415
 
-                source_partitions = partition_count(self.catalog.kafka_config, spec.topic) or 1
+                conf = {**self.catalog.kafka_config, "allow.auto.create.topics": "false"}
+                source_partitions = partition_count(conf, spec.topic) or 1
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
-                                          self.sink(), source_partitions, self.registry)
+                                          self.sink(), source_partitions, self.registry,
+                                          kafka_conf=self.catalog.kafka_config)
                 rel.outbox.drain()
 
     # ---------------------------------------------------------------- the loop
