@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -21,7 +21,8 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports, unlisted
 
 from materializer.errors import InfrastructureError
 
@@ -67,7 +68,7 @@ _CONSUMER_ONLY = ("group.id", "auto.offset.reset", "enable.auto.commit", "sessio
                   "queued.min.messages", "heartbeat.interval.ms", "isolation.level")
 
 
-def _client_conf(conf: dict[str, str]) -> dict[str, str]:
+def _client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
     """Settings that any client accepts (consumer-only ones removed)."""
     return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
 
@@ -271,7 +272,8 @@ def produce_records(conf: dict[str, str], topic: str,
         if err is not None:
             errors.append(str(err))
             return
-        p, o = msg.partition(), msg.offset()
+        # a delivered message always has both (None only before delivery)
+        p, o = cast(int, msg.partition()), cast(int, msg.offset())
         if o + 1 > ends.get(p, 0):
             ends[p] = o + 1
 

@@ -110,13 +110,15 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
     if fmt != "json":
         raise ValueError(f"a composite key needs key_format json or avro, not {fmt}")
 
+    columns = tuple(zip(names, convs, strict=True))
+
     def many(b: bytes) -> tuple[Any, ...]:
         obj = _unwrap_connect(_json_loads(b))
         if not isinstance(obj, dict):
             raise RecordError("a composite key must be a JSON object of the key columns",
                               "key_mismatch")
-        out = []
-        for name, conv in zip(names, convs):
+        out: list[Any] = []
+        for name, conv in columns:
             v = obj.get(name)
             if v is None:
                 out.append(None)

@@ -445,13 +445,15 @@ class KeyCodec:
         if self._single is not None:
             v = values[0]
             return _NULL if v is None else self._single(v)
-        return b"".join(_NULL if v is None else enc(v) for enc, v in zip(self._encoders, values, strict=True))
+        return b"".join(_NULL if v is None else enc(v)
+                        for enc, v in zip(self._encoders, values, strict=True))
 
     def encode_prefix(self, values: Sequence[Any]) -> bytes:
         """Encode the first len(values) components: a byte prefix of every matching key."""
         if len(values) > len(self._encoders):
             raise ValueError(f"prefix has {len(values)} values, the key has {len(self._encoders)}")
-        return b"".join(_NULL if v is None else enc(v) for enc, v in zip(self._encoders, values, strict=False))
+        return b"".join(_NULL if v is None else enc(v)
+                        for enc, v in zip(self._encoders, values, strict=False))
 
     def decode(self, data: bytes) -> tuple[Any, ...]:
         """Inverse of `encode` (used for cursors and tests)."""
