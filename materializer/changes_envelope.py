@@ -35,7 +35,7 @@ import fastavro
 from materializer.apply import Change
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError
 from materializer.specs import TableSpec
-from materializer.types import ColumnType, to_json_value
+from materializer.types import ColumnType, items_converter, to_json_value
 
 Message = tuple[int, bytes, bytes | None]
 """(source partition, key bytes, value bytes or None for a tombstone)."""
@@ -206,13 +206,7 @@ def _avro_value(t: ColumnType) -> Callable[[Any], Any] | None:
     if k == "json":
         return _compact
     if k in ("array", "map"):
-        assert t.item is not None
-        inner = _avro_value(t.item)
-        if inner is None:
-            return None
-        if k == "array":
-            return lambda v: [None if x is None else inner(x) for x in v]
-        return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
+        return items_converter(t, _avro_value)
     return None  # date, time, timestamp are stored as the Avro logical types' numbers
 
 

@@ -325,6 +325,19 @@ def to_storage(t: ColumnType) -> Converter:
     return conv_map
 
 
+def items_converter(t: ColumnType, convert: Callable[[ColumnType], Converter | None]
+                    ) -> Converter | None:
+    """For an array or map type: `convert(t.item)` applied to each non-null element of an
+    array or value of a map (keys are kept), or None if the items need no conversion."""
+    assert t.item is not None
+    inner = convert(t.item)
+    if inner is None:
+        return None
+    if t.kind == "array":
+        return lambda v: [None if x is None else inner(x) for x in v]
+    return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
+
+
 def from_storage(t: ColumnType) -> Converter | None:
     """A converter from the stored form to the Python API form, or None if identical."""
     k = t.kind
@@ -337,13 +350,7 @@ def from_storage(t: ColumnType) -> Converter | None:
     if k == "decimal":
         return decimal.Decimal
     if k in ("array", "map"):
-        assert t.item is not None
-        inner = from_storage(t.item)
-        if inner is None:
-            return None
-        if k == "array":
-            return lambda v: [None if x is None else inner(x) for x in v]
-        return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
+        return items_converter(t, from_storage)
     return None
 
 
@@ -360,13 +367,7 @@ def to_json_value(t: ColumnType) -> Converter | None:
     if k == "bytes":
         return lambda v: base64.b64encode(v).decode("ascii")
     if k in ("array", "map"):
-        assert t.item is not None
-        inner = to_json_value(t.item)
-        if inner is None:
-            return None
-        if k == "array":
-            return lambda v: [None if x is None else inner(x) for x in v]
-        return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
+        return items_converter(t, to_json_value)
     return None  # decimal and uuid are already strings
 
 
