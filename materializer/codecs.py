@@ -50,18 +50,14 @@ def _unwrap_connect(obj: Any) -> Any:
 
 def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
     """Decoder of a one-value key or value in a primitive format."""
-    if fmt == "int":
+    if fmt in ("int", "long"):
+        size = 4 if fmt == "int" else 8
+
         def dec_int(b: bytes) -> Any:
-            if len(b) != 4:
-                raise RecordError(f"int format needs 4 bytes, got {len(b)}", "bad_length")
+            if len(b) != size:
+                raise RecordError(f"{fmt} format needs {size} bytes, got {len(b)}", "bad_length")
             return int.from_bytes(b, "big", signed=True)
         return dec_int
-    if fmt == "long":
-        def dec_long(b: bytes) -> Any:
-            if len(b) != 8:
-                raise RecordError(f"long format needs 8 bytes, got {len(b)}", "bad_length")
-            return int.from_bytes(b, "big", signed=True)
-        return dec_long
     if fmt == "string":
         def dec_str(b: bytes) -> Any:
             try:
