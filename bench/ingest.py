@@ -25,6 +25,7 @@ from pathlib import Path
 
 from connectors.kafka import produce_records
 from materializer.devbroker import DevBroker
+from materializer.errors import NotFound
 from materializer.store import Store
 
 BARE_SCRIPT = r"""
@@ -101,7 +102,7 @@ def time_materializer(broker: DevBroker, topic: str, ends: dict[int, int], tmp: 
                            for x in s.relation("bench").partition_stats()}
                 if all(got.get(p, 0) >= e for p, e in ends.items()):
                     break
-            except Exception:  # noqa: BLE001 - not created yet
+            except NotFound:  # the worker has not created the table yet
                 pass
             time.sleep(0.02)
         return time.perf_counter() - t0

@@ -100,6 +100,16 @@ def _open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
         return env
 
 
+def _read_txn(env: lmdb.Environment) -> lmdb.Transaction:
+    """A read transaction; if the writer grew the file past this process's mapping,
+    adopt the new size first (LMDB reports that as MapResizedError)."""
+    try:
+        return env.begin()
+    except lmdb.MapResizedError:
+        env.set_mapsize(0)
+        return env.begin()
+
+
 def _close_env(path: Path) -> None:
     resolved = str(path.resolve())
     with _LOCK:
@@ -434,11 +444,7 @@ class _RelationReader:
 
         Named DBs are opened outside any transaction: a handle opened inside a
         read-only transaction is not usable in later ones (py-lmdb 3)."""
-        try:
-            txn = self.env.begin()
-        except lmdb.MapResizedError:  # the writer grew the file past our mapping: adopt it
-            self.env.set_mapsize(0)
-            txn = self.env.begin()
+        txn = _read_txn(self.env)
         raw = txn.get(b"partitions", b"[]", db=self._meta_db)
         if raw != self._parts_raw:
             txn.abort()
@@ -447,7 +453,7 @@ class _RelationReader:
                     self._dbs[p] = self.env.open_db(partition_db_name(p), create=False)
             self._parts = sorted(self._dbs.items())
             self._parts_raw = raw
-            txn = self.env.begin()
+            txn = _read_txn(self.env)
         return txn
 
     def _partitions(self, txn: lmdb.Transaction[bytes]) -> list[tuple[int, Any]]:
@@ -687,10 +693,11 @@ class Store:
         path = relation_dir(self.data_dir, real)
         env = _open_env(path, False, 0)
         try:
+            _read_txn(env).abort()  # adopts a map the writer grew before open_db needs it
             meta_db = env.open_db(META, create=False)
         except lmdb.NotFoundError:
             raise NotFound(f"{real} has no metadata yet (the worker has not started it)") from None
-        with env.begin() as txn:
+        with _read_txn(env) as txn:
             meta = _read_meta(txn, meta_db)
         if meta is None:
             raise NotFound(f"{real} has no metadata yet (the worker has not started it)")

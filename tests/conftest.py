@@ -42,10 +42,30 @@ def write_config(path: Path, broker: DevBroker, body: str, group: str | None = N
     return path
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+_LOGS: dict[int, Path] = {}
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_workers() -> Iterator[None]:
+    """A failing test must not leave a worker running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def start_worker(config: Path, *extra: str) -> subprocess.Popen[bytes]:
-    """`materializer run CONFIG --no-api` as a real child process."""
-    return subprocess.Popen([sys.executable, "-m", "materializer", "run", str(config), "--no-api",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """`materializer run CONFIG --no-api` as a real child process (killed after the test)."""
+    log = config.parent / f"worker-{len(_STARTED)}-{uuid.uuid4().hex[:6]}.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "materializer", "run", str(config),
+                                 "--no-api", *extra], stdout=subprocess.DEVNULL, stderr=sink)
+    _LOGS[proc.pid] = log
+    _STARTED.append(proc)
+    return proc
 
 
 def worker_running(store_path: Path, proc: subprocess.Popen[bytes]) -> Callable[[], bool]:
@@ -76,9 +96,9 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str,
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"worker exited with {proc.returncode} while waiting for {what}:\n"
-                        f"{err.decode(errors='replace')[-3000:]}")
+            log = _LOGS.get(proc.pid)
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            pytest.fail(f"worker exited with {proc.returncode} while waiting for {what}:\n{tail}")
         time.sleep(0.05)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 

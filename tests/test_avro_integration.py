@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-import lmdb
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
@@ -40,12 +39,6 @@ from tests.registry_server import RegistryServer
 
 pytestmark = [
     pytest.mark.integration,
-    # store.py opens LMDB named DBs inside read-only transactions; with py-lmdb 3 such a
-    # handle is invalid in every later transaction, so Store reads from a process other
-    # than the worker's fail with "mdb_get: Invalid argument". Reported; remove this
-    # marker when store.py opens reader DBs outside a transaction.
-    pytest.mark.xfail(raises=lmdb.InvalidParameterError, strict=False,
-                      reason="store.py: reader DB handles opened inside read txns"),
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
