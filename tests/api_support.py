@@ -163,6 +163,21 @@ serve(Catalog(source="test", store_path=sys.argv[1], api=ApiSpec(listen=sys.argv
 """
 
 
+def wait_serving(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> bool:
+    """Poll `url`/healthz until it answers 200 (True); False as soon as `proc` has exited
+    or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 @contextmanager
 def api_process(data_dir: str | os.PathLike[str], token: str | None = None
                 ) -> Iterator[str]:
@@ -172,16 +187,8 @@ def api_process(data_dir: str | os.PathLike[str], token: str | None = None
     proc = subprocess.Popen(args + ([token] if token else []))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the API process did not start (exit {proc.poll()})")
-            time.sleep(0.05)
+        if not wait_serving(url, proc):
+            raise RuntimeError(f"the API process did not start (exit {proc.poll()})")
         yield url
     finally:
         proc.terminate()

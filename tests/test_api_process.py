@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from materializer.devbroker import free_port
-from tests.api_support import USERS, SpecWriter, user_row, user_row_json
+from tests.api_support import USERS, SpecWriter, user_row, user_row_json, wait_serving
 
 CONFIG = """\
 kafka:
@@ -73,16 +72,9 @@ def _serving(cfg: Path, env: dict[str, str], port: int) -> Iterator[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.05)
+        if not wait_serving(url, proc):
+            exited = proc.poll() is not None
+            raise AssertionError(proc.communicate()[1] if exited else "serve did not start")
         yield url
     finally:
         proc.terminate()

@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from materializer.codecs import key_decoder, value_decoder
 from materializer.devbroker import DevBroker, free_port
 from materializer.specs import ChangesSpec, storage_identity
 from materializer.store import RelationWriter
+from tests.api_support import FakeRecord
 from tests.test_changes_kafka import (
     Message,
     _drain_all,
@@ -163,27 +163,6 @@ def _tansu(port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.05)
 
 
-@dataclass
-class Rec:
-    """A source record as the applier reads it (the confluent_kafka.Message methods)."""
-
-    k: bytes
-    v: bytes | None
-    o: int
-
-    def key(self) -> bytes:
-        return self.k
-
-    def value(self) -> bytes | None:
-        return self.v
-
-    def offset(self) -> int:
-        return self.o
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000 + self.o)
-
-
 @pytest.mark.skipif(bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")),
                     reason="needs a broker this test can stop and start")
 def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
@@ -212,8 +191,9 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
                     v = None if rng.random() < 0.2 else json.dumps(
                         {"name": uuid.uuid4().hex[:6], "age": 1, "born": "2000-01-01",
                          "score": "1.00"}).encode()
-                    recs.append(Rec(str(k).encode(), v, offsets[p]))
-                    offsets[p] += 1
+                    o = offsets[p]
+                    recs.append(FakeRecord(str(k).encode(), v, o, 1_700_000_000_000 + o))
+                    offsets[p] = o + 1
                 out = applier.apply(wb, p, recs, 0)
                 wb.set_next_offset(p, out.next_offset)
                 outbox.stage(wb, out.changes)
