@@ -16,28 +16,7 @@ from materializer.codecs import key_decoder, value_decoder
 from materializer.ddl import parse_ddl
 from materializer.specs import StreamSpec, TableSpec, storage_identity
 from materializer.store import RelationWriter, Store
-
-
-@dataclass
-class Rec:
-    """A Kafka message as the applier reads it (confluent_kafka.Message's methods)."""
-
-    _offset: int
-    _key: bytes | None
-    _value: bytes | None
-    _ts: int = 0
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def offset(self) -> int:
-        return self._offset
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._ts)
+from tests.api_support import FakeRecord
 
 
 def enc(obj: Any) -> bytes | None:
@@ -62,15 +41,15 @@ class Harness:
         self.applier = cls(self.spec, layout, key_decoder(self.spec),  # type: ignore[arg-type]
                            value_decoder(self.spec))
 
-    def recs(self, *pairs: tuple[Any, Any]) -> list[Rec]:
+    def recs(self, *pairs: tuple[Any, Any]) -> list[FakeRecord]:
         """Records at the next offsets from (key, value) pairs given as JSON-able objects."""
         out = []
         for k, v in pairs:
             off = next(self.offsets)
-            out.append(Rec(off, enc(k), enc(v), 1000 + off))
+            out.append(FakeRecord(enc(k), enc(v), off, 1000 + off))
         return out
 
-    def apply(self, records: Sequence[Rec], partition: int = 0, start: int = 0
+    def apply(self, records: Sequence[FakeRecord], partition: int = 0, start: int = 0
               ) -> PartitionOutcome:
         with self.writer.begin() as wb:
             out = self.applier.apply(wb, partition, records, start)
@@ -325,7 +304,7 @@ def test_null_keys_are_rejected_by_policy(tmp_path: Path, policy: str) -> None:
     assert (r.offset, r.reason, r.policy, r.key, r.value) == (
         0, "null_key", policy, None, b'{"name": "no key"}')
     assert out.applied == 1 and out.next_offset == 2
-    out = h.apply([Rec(next(h.offsets), b"null", enc({"name": "x"}))])  # a JSON null key
+    out = h.apply([FakeRecord(b"null", enc({"name": "x"}), next(h.offsets))])  # a JSON null key
     assert [(r.reason, r.policy, r.key) for r in out.rejected] == [("null_key", policy, b"null")]
     assert len(h.rows()) == 1
 
@@ -348,8 +327,8 @@ def test_a_null_column_of_a_composite_key_is_a_null_key(tmp_path: Path) -> None:
 
 def test_a_bad_value_is_routed_by_on_error(tmp_path: Path) -> None:
     h = table(tmp_path, "on_error='skip'")
-    recs = [Rec(0, b"1", b"{not json"), Rec(1, b"2", enc({"age": "old"})),
-            Rec(2, b"3", enc({"name": "ok"}))]
+    recs = [FakeRecord(b"1", b"{not json", 0), FakeRecord(b"2", enc({"age": "old"}), 1),
+            FakeRecord(b"3", enc({"name": "ok"}), 2)]
     out = h.apply(recs)
     assert [(r.offset, r.reason) for r in out.rejected] == [(0, "malformed_json"),
                                                             (1, "type_mismatch")]
@@ -365,11 +344,11 @@ def stream(tmp_path: Path, with_: str = "") -> Harness:
         f"WITH (kafka_topic='clicks', key_format='string'{', ' + with_ if with_ else ''})"))
 
 
-def srecs(h: Harness, *pairs: tuple[str | None, Any]) -> list[Rec]:
+def srecs(h: Harness, *pairs: tuple[str | None, Any]) -> list[FakeRecord]:
     out = []
     for k, v in pairs:
         off = next(h.offsets)
-        out.append(Rec(off, None if k is None else k.encode(), enc(v), 1000 + off))
+        out.append(FakeRecord(None if k is None else k.encode(), enc(v), off, 1000 + off))
     return out
 
 
