@@ -100,7 +100,7 @@ def _open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
         return env
 
 
-def _read_txn(env: lmdb.Environment) -> lmdb.Transaction:
+def _read_txn(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
     """A read transaction; if the writer grew the file past this process's mapping,
     adopt the new size first (LMDB reports that as MapResizedError)."""
     try:
