@@ -7,7 +7,10 @@ of 4 columns) to the embedded broker, then, in the same run and on the same topi
 Both are timed from process start (imports and group join included). The figure
 to quote is the ratio, because these machines are noisy.
 
-    python bench/ingest.py [--records N] [--keys K] [--partitions P] [--changes]
+    python bench/ingest.py [--records N] [--keys K] [--partitions P] [--changes] [--avro]
+
+With --avro the same records are also produced as Avro values (Confluent wire format,
+a file registry) to a second topic, and measured the same way against that topic.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from connectors.kafka import produce_records
 from materializer.devbroker import DevBroker
@@ -57,19 +62,28 @@ tables:
     columns: {{id: long, name: string, score: double, active: boolean}}
     primary_key: [id]
     key_format: long
-    value_format: json
-{changes}"""
+    value_format: {value_format}
+{changes}{registry}"""
+
+AVRO_VALUE = {"type": "record", "name": "BenchRow", "fields": [
+    {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+    {"name": "score", "type": "double"}, {"name": "active", "type": "boolean"}]}
 
 
-def changelog(n: int, keys: int, seed: int = 1) -> list[tuple[bytes | None, bytes | None]]:
+def changelog(n: int, keys: int, encode: Callable[[dict[str, Any]], bytes], seed: int = 1
+              ) -> list[tuple[bytes | None, bytes | None]]:
     rnd = random.Random(seed)
-    out = []
+    out: list[tuple[bytes | None, bytes | None]] = []
     for i in range(n):
         k = rnd.randrange(keys)
-        value = json.dumps({"id": k, "name": f"user-{k}-{i % 97}", "score": rnd.random() * 100,
-                            "active": i % 3 == 0}).encode()
-        out.append((k.to_bytes(8, "big", signed=True), value))
+        row = {"id": k, "name": f"user-{k}-{i % 97}", "score": rnd.random() * 100,
+               "active": i % 3 == 0}
+        out.append((k.to_bytes(8, "big", signed=True), encode(row)))
     return out
+
+
+def json_encoder(row: dict[str, Any]) -> bytes:
+    return json.dumps(row).encode()
 
 
 def time_bare(broker: DevBroker, topic: str, n: int) -> float:
@@ -81,14 +95,16 @@ def time_bare(broker: DevBroker, topic: str, n: int) -> float:
 
 
 def time_materializer(broker: DevBroker, topic: str, ends: dict[int, int], tmp: str,
-                      changes: bool) -> float:
+                      changes: bool, registry: str | None = None) -> float:
     kafka = "".join(f"  {k}: {v}\n" for k, v in broker.kafka_config().items()).rstrip("\n")
     store = Path(tmp) / "data"
     Path(tmp).mkdir(parents=True, exist_ok=True)
     cfg = Path(tmp) / "bench.yaml"
     cfg.write_text(CONFIG.format(kafka=kafka, group=f"mat-{os.getpid()}", store=store,
                                  topic=topic, changes=f"    changes: {{topic: {topic}.changes}}\n"
-                                 if changes else ""))
+                                 if changes else "", value_format="avro" if registry else "json",
+                                 registry=f"schema_registry:\n  path: {registry}\n"
+                                 if registry else ""))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "materializer", "run", str(cfg), "--no-api"],
                             stderr=subprocess.DEVNULL)
@@ -117,22 +133,41 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=100_000)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--changes", action="store_true", help="also run with change events on")
+    ap.add_argument("--avro", action="store_true", help="also run with Avro values")
     args = ap.parse_args()
     with DevBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        rows: list[tuple[str, float, float]] = []  # (name, seconds, reference seconds)
         topic = broker.create_topic(partitions=args.partitions)
         t0 = time.perf_counter()
-        ends = produce_records(broker.kafka_config(), topic, changelog(args.records, args.keys))
+        ends = produce_records(broker.kafka_config(), topic,
+                               changelog(args.records, args.keys, json_encoder))
         print(f"produced {args.records:,} records ({args.keys:,} keys, {args.partitions} "
               f"partitions) in {time.perf_counter() - t0:.1f} s on {broker.kind}")
         bare = time_bare(broker, topic, args.records)
-        mat = time_materializer(broker, topic, ends, tmp + "/a", changes=False)
-        rows = [("bare confluent-kafka consume", bare), ("materializer run (json)", mat)]
+        rows.append(("bare confluent-kafka consume (json topic)", bare, bare))
+        rows.append(("materializer run (json)",
+                     time_materializer(broker, topic, ends, tmp + "/a", changes=False), bare))
         if args.changes:
             rows.append(("materializer run (json + change events)",
-                         time_materializer(broker, topic, ends, tmp + "/b", changes=True)))
-        print(f"{'':42} {'seconds':>8} {'records/s':>12} {'ratio':>6}")
-        for name, secs in rows:
-            print(f"{name:42} {secs:8.2f} {args.records / secs:12,.0f} {bare / secs:6.2f}")
+                         time_materializer(broker, topic, ends, tmp + "/b", changes=True), bare))
+        if args.avro:
+            from connectors.registry import FileRegistry
+            from materializer.avro_codecs import avro_encoder
+
+            registry = Path(tmp) / "registry"
+            registry.mkdir()
+            avro_topic = broker.create_topic(partitions=args.partitions)
+            encode = avro_encoder(FileRegistry(registry), f"{avro_topic}-value", AVRO_VALUE)
+            avro_ends = produce_records(broker.kafka_config(), avro_topic,
+                                        changelog(args.records, args.keys, encode))
+            avro_bare = time_bare(broker, avro_topic, args.records)
+            rows.append(("bare confluent-kafka consume (avro topic)", avro_bare, avro_bare))
+            rows.append(("materializer run (avro)",
+                         time_materializer(broker, avro_topic, avro_ends, tmp + "/c",
+                                           changes=False, registry=str(registry)), avro_bare))
+        print(f"{'':44} {'seconds':>8} {'records/s':>12} {'ratio':>6}")
+        for name, secs, ref in rows:
+            print(f"{name:44} {secs:8.2f} {args.records / secs:12,.0f} {ref / secs:6.2f}")
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def format_status(rows: list[dict[str, Any]]) -> str:
                       str(r["null_keys_dropped"]), str(r["rejected"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(line, widths)))
+                               for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
                      for line in lines)
 
 
@@ -306,8 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except ConfigError as e:
-        for d in e.diagnostics or [e]:
-            print(str(d), file=sys.stderr)
+        for line in [str(d) for d in e.diagnostics] or [str(e)]:
+            print(line, file=sys.stderr)
         return 2
     except MaterializerError as e:
         print(f"materializer: {e}", file=sys.stderr)

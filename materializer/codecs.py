@@ -34,9 +34,28 @@ KeyDecoder = Callable[[bytes], tuple[Any, ...]]
 ValueDecoder = Callable[[bytes], Mapping[str, Any]]
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def fast_json_loads(data: bytes) -> Any:
+    """`json.loads(data)` with the same results and errors, faster for the common case.
+
+    UTF-8 text that starts with the value goes straight to the C scanner; anything
+    else (leading whitespace, other encodings, trailing data) takes `json.loads`.
+    """
+    try:
+        text = data.decode("utf-8")
+        obj, end = _raw_decode(text)
+    except (ValueError, UnicodeDecodeError):
+        return json.loads(data)
+    if end != len(text):
+        return json.loads(data)  # trailing whitespace is fine; anything else raises as it does
+    return obj
+
+
 def _json_loads(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        return fast_json_loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
 
@@ -135,11 +154,11 @@ def value_decoder(spec: RelationSpec, registry: Any = None) -> ValueDecoder:
 
         return avro_codecs.value_decoder(spec, registry)
     if fmt == "json":
-        loads = json.loads
+        loads = fast_json_loads
 
         def dec_json(b: bytes) -> Mapping[str, Any]:
             try:
-                obj = loads(b)
+                obj = loads(b)  # fast_json_loads
             except (ValueError, UnicodeDecodeError) as e:
                 raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
             if type(obj) is not dict:

@@ -446,8 +446,10 @@ class KeyCodec:
         if self._single is not None:
             v = values[0]
             return _NULL if v is None else self._single(v)
+        if len(values) != len(self._encoders):
+            raise ValueError(f"key has {len(values)} values, expected {len(self._encoders)}")
         return b"".join(_NULL if v is None else enc(v)
-                        for enc, v in zip(self._encoders, values, strict=True))
+                        for enc, v in zip(self._encoders, values))  # noqa: B905 - checked above; strict= costs ~150 ns on 3.11
 
     def encode_prefix(self, values: Sequence[Any]) -> bytes:
         """Encode the first len(values) components: a byte prefix of every matching key."""

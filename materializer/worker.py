@@ -27,8 +27,13 @@ from typing import Any
 from materializer import codecs
 from materializer.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
 from materializer.errors import MaterializerError, RecordRejectedFatal, SchemaChangedError
-from materializer.specs import Catalog, RelationSpec, TableSpec, identity_difference, \
-    storage_identity
+from materializer.specs import (
+    Catalog,
+    RelationSpec,
+    TableSpec,
+    identity_difference,
+    storage_identity,
+)
 from materializer.store import RelationWriter
 
 log = logging.getLogger("materializer.worker")
@@ -100,7 +105,7 @@ class Histogram:
                 self.counts[i] += 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {"buckets": [[le, c] for le, c in zip(self.buckets, self.counts)],
+        return {"buckets": [[le, c] for le, c in zip(self.buckets, self.counts, strict=True)],
                 "sum": self.sum, "count": self.count}
 
 

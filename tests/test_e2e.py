@@ -109,7 +109,7 @@ def assert_table_is(store_path: Path, expected: dict[int, dict[str, Any]],
         users = store.table("shop.users")
         keys = sorted(expected)
         got = users.get_many(keys)
-        wrong = [(k, g, expected[k]) for k, g in zip(keys, got) if g != expected[k]]
+        wrong = [(k, g, expected[k]) for k, g in zip(keys, got, strict=True) if g != expected[k]]
         assert not wrong, f"{len(wrong)} rows differ, first: {wrong[:3]}"
         assert users.get_many(absent) == [None] * len(absent)
         assert len(users) == len(expected)

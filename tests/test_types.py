@@ -159,3 +159,29 @@ def test_uuid_is_canonical() -> None:
     u = uuid.uuid4()
     assert to_storage(ColumnType("uuid"))(str(u).upper()) == str(u)
     assert math.isfinite(to_storage(ColumnType("double"))(2**60))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=40),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+                 lambda inner: st.lists(inner, max_size=3)
+                 | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8).map(
+        lambda v: __import__("json").dumps(v).encode()),
+), st.sampled_from([b"", b" ", b"\n", b"\x0b", b"x", b"\xff", b" 1"]),
+   st.sampled_from([b"", b" ", b"\t", b"\xef\xbb\xbf"]))
+def test_fast_json_loads_matches_json_loads(body: bytes, tail: bytes, head: bytes) -> None:
+    import json
+
+    from materializer.codecs import fast_json_loads
+
+    data = head + body + tail
+    try:
+        expected: Any = ("ok", json.loads(data))
+    except (ValueError, UnicodeDecodeError) as e:
+        expected = ("error", type(e))
+    try:
+        got: Any = ("ok", fast_json_loads(data))
+    except (ValueError, UnicodeDecodeError) as e:
+        got = ("error", type(e))
+    assert got == expected
