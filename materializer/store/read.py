@@ -1,0 +1,326 @@
+"""Read-only views (tables, streams) and `Store`, usable from any process while a worker writes."""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from materializer.errors import NotFound, UsageError
+from materializer.store.environment import (
+    META,
+    OFFSET,
+    RelationMeta,
+    file_inode,
+    offset_key,
+    open_env,
+    partition_db_name,
+    read_meta,
+    read_txn,
+    relation_dir,
+    relations_dir,
+    split_event,
+)
+from materializer.store.rows import RowLayout
+from materializer.types import ColumnType, KeyCodec
+from materializer.types import to_storage as _to_storage
+
+# --------------------------------------------------------------------------- readers
+
+
+def key_storage_converters(types: Sequence[ColumnType]) -> tuple[Any, ...]:
+    return tuple(_to_storage(t) for t in types)
+
+
+class _RelationReader:
+    """Shared read plumbing of table and stream views (one env, lazily opened DBs)."""
+
+    def __init__(self, path: Path, meta: RelationMeta, env: lmdb.Environment) -> None:
+        self.path = path
+        self.meta = meta
+        self.env = env
+        types = meta.column_types()
+        self.name = meta.name
+        self.key_columns = meta.key_columns
+        self.key_types = tuple(types[c] for c in self.key_columns)
+        self.key_codec = KeyCodec(self.key_types)
+        self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
+        self._key_convs = key_storage_converters(self.key_types)
+        self._dbs: dict[int, Any] = {}
+        self.inode = file_inode(path)  # a rebuild replaces the files: the Store then reopens
+        self._meta_db = env.open_db(META, create=False)
+        self._parts_raw = b"[]"
+        self._parts: list[tuple[int, Any]] = []
+
+    def _begin(self) -> lmdb.Transaction[bytes]:
+        """A read transaction with every partition DB that exists now opened.
+
+        Named DBs are opened outside any transaction: a handle opened inside a
+        read-only transaction is not usable in later ones (py-lmdb 3)."""
+        txn = read_txn(self.env)
+        raw = txn.get(b"partitions", b"[]", db=self._meta_db)
+        if raw != self._parts_raw:
+            txn.abort()
+            for p in json.loads(raw):
+                if p not in self._dbs:
+                    self._dbs[p] = self.env.open_db(partition_db_name(p), create=False)
+            self._parts = sorted(self._dbs.items())
+            self._parts_raw = raw
+            txn = read_txn(self.env)
+        return txn
+
+    def _partitions(self, txn: lmdb.Transaction[bytes]) -> list[tuple[int, Any]]:
+        """The partitions known when `txn` began (use with a transaction from `_begin`)."""
+        return self._parts
+
+    def key_tuple(self, key: Any) -> tuple[Any, ...]:
+        """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
+        values = key if isinstance(key, tuple | list) else (key,)
+        if len(values) != len(self._key_convs):
+            raise UsageError(
+                f"{self.name} has key ({', '.join(self.key_columns)}): "
+                f"expected {len(self._key_convs)} value(s), got {len(values)}")
+        try:
+            # lengths checked above; no strict=, which costs ~200 ns a lookup on 3.11
+            return tuple(None if v is None else c(v)
+                         for c, v in zip(self._key_convs, values))  # noqa: B905
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"key {key!r} does not fit ({', '.join(self.key_columns)}): {e}") \
+                from e
+
+    def encode_key(self, key: Any) -> bytes:
+        return self.key_codec.encode(self.key_tuple(key))
+
+    def counters(self) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        with self._begin() as txn:
+            cur = txn.cursor(db=self._meta_db)
+            if cur.set_range(b"count:"):
+                for k, v in cur:
+                    if not k.startswith(b"count:"):
+                        break
+                    _, p, name = k.decode().split(":", 2)
+                    out.setdefault(int(p), {})[name] = OFFSET.unpack(v)[0]
+        return out
+
+    def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
+                 after: bytes | None = None) -> list[tuple[bytes, bytes]]:
+        """(encoded key, stored row) pairs in key order, merged across partitions."""
+        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
+            prefix = (prefix,)
+        if len(prefix) > len(self._key_convs):
+            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
+                             f"({', '.join(self.key_columns)})")
+        pb = self.key_codec.encode_prefix(
+            [None if v is None else c(v) for c, v in zip(self._key_convs, prefix, strict=False)])
+        start = pb if after is None or after < pb else after
+        out: list[tuple[bytes, bytes]] = []
+        with self._begin() as txn:
+            iters = []
+            for _, db in self._partitions(txn):
+                cur = txn.cursor(db=db)
+                if not cur.set_range(start):
+                    continue
+                iters.append(_prefixed(cur, pb, after))
+            for k, v in heapq.merge(*iters, key=lambda kv: kv[0]):
+                out.append((k, v))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+    def partition_stats(self) -> list[dict[str, Any]]:
+        """Per partition: rows (entries), next offset to apply, counters."""
+        counters = self.counters()
+        out = []
+        with self._begin() as txn:
+            for p, db in self._partitions(txn):
+                nxt = txn.get(offset_key(p), db=self._meta_db)
+                out.append({
+                    "partition": p,
+                    "rows": txn.stat(db)["entries"],
+                    "next_offset": OFFSET.unpack(nxt)[0] if nxt else 0,
+                    "counters": counters.get(p, {}),
+                })
+        return out
+
+
+class TableView(_RelationReader):
+    """Read-only view of a table: point, batch and prefix lookups on committed state.
+
+    A key is the bare value for a one-column primary key, else a tuple in key order.
+    """
+
+    def _get_raw(self, txn: lmdb.Transaction[bytes], kb: bytes) -> bytes | None:
+        for _, db in self._partitions(txn):
+            v: bytes | None = txn.get(kb, db=db)
+            if v is not None:
+                return v
+        return None
+
+    def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
+        kb = self.encode_key(key)
+        with self._begin() as txn:
+            raw = self._get_raw(txn, kb)
+        if raw is None:
+            return None
+        return self.layout.to_json(raw) if json_form else self.layout.to_python(raw)
+
+    def get_many(self, keys: Iterable[Any], *, json_form: bool = False
+                 ) -> list[dict[str, Any] | None]:
+        kbs = [self.encode_key(k) for k in keys]
+        conv = self.layout.to_json if json_form else self.layout.to_python
+        with self._begin() as txn:
+            raws = [self._get_raw(txn, kb) for kb in kbs]
+        return [None if r is None else conv(r) for r in raws]
+
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
+             ) -> list[dict[str, Any]]:
+        """Rows whose key starts with `prefix`, in key order, at most `limit`."""
+        try:
+            pairs = self.scan_raw(prefix, limit)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
+        conv = self.layout.to_json if json_form else self.layout.to_python
+        return [conv(v) for _, v in pairs]
+
+    def __len__(self) -> int:
+        with self._begin() as txn:
+            return sum(txn.stat(db)["entries"] for _, db in self._partitions(txn))
+
+
+def _prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
+              ) -> Iterator[tuple[bytes, bytes]]:
+    for k, v in cur:
+        if not k.startswith(prefix):
+            return
+        if after is not None and k <= after:
+            continue
+        yield bytes(k), bytes(v)
+
+
+class StreamView(_RelationReader):
+    """Read-only view of a stream: the events of a key, newest first.
+
+    Stored key: encoded stream key + 8-byte big-endian source offset, so one key's
+    events are contiguous and ordered by offset within a partition.
+    """
+
+    def events(self, key: Any, limit: int = 10, *, json_form: bool = False
+               ) -> list[dict[str, Any] | None]:
+        kb = self.encode_key(key)
+        conv = self.layout.to_json if json_form else self.layout.to_python
+        found: list[tuple[int, int, int, bytes]] = []  # (timestamp, partition, offset, row)
+        with self._begin() as txn:
+            for p, db in self._partitions(txn):
+                cur = txn.cursor(db=db)
+                upper = kb + b"\xff" * 9
+                ok = cur.prev() if cur.set_range(upper) else cur.last()
+                n = 0
+                while ok and n < limit:
+                    k = cur.key()
+                    if not k.startswith(kb) or len(k) != len(kb) + 8:
+                        break
+                    raw = cur.value()
+                    ts, payload = split_event(raw)
+                    found.append((ts, p, OFFSET.unpack_from(k, len(kb))[0], payload))
+                    n += 1
+                    ok = cur.prev()
+        found.sort(key=lambda e: (e[0], e[2]), reverse=True)
+        return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]
+
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
+             ) -> list[dict[str, Any]]:
+        """Events whose key starts with `prefix`, in key order then offset order, as
+        `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`."""
+        conv = self.layout.to_json if json_form else self.layout.to_python
+        out = []
+        for k, v in self.scan_raw(prefix, limit):
+            ts, payload = split_event(v)
+            out.append({"key": list(self.key_codec.decode(k[:-8])),
+                        "offset": OFFSET.unpack(k[-8:])[0], "timestamp": ts,
+                        "value": None if payload == b"" else conv(payload)})
+        return out
+
+
+# ---------------------------------------------------------------------------- Store
+
+
+class Store:
+    """Read access to a data directory, from any process, while a worker writes.
+
+    >>> with Store.open("./data") as store:
+    ...     store.table("shop.users").get(1)
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], default_schema: str = "public") -> None:
+        self.data_dir = Path(data_dir)
+        self.default_schema = default_schema
+        self._views: dict[str, _RelationReader] = {}
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], default_schema: str = "public") -> Store:
+        if not Path(data_dir).is_dir():
+            raise NotFound(f"no data directory at {data_dir}")
+        return cls(data_dir, default_schema)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._views.clear()
+
+    def names(self) -> list[str]:
+        base = relations_dir(self.data_dir)
+        if not base.is_dir():
+            return []
+        return sorted(p.name for p in base.iterdir() if (p / "data.mdb").exists())
+
+    def _resolve(self, name: str) -> str:
+        names = self.names()
+        if name in names:
+            return name
+        qualified = f"{self.default_schema}.{name}"
+        if qualified in names:
+            return qualified
+        raise NotFound(f"no table or stream named {name!r} in {self.data_dir}")
+
+    def relation(self, name: str) -> _RelationReader:
+        view = self._views.get(name)
+        if view is not None and view.inode == file_inode(view.path):
+            return view
+        real = self._resolve(name)
+        path = relation_dir(self.data_dir, real)
+        env = open_env(path, False, 0)
+        try:
+            read_txn(env).abort()  # adopts a map the writer grew before open_db needs it
+            meta_db = env.open_db(META, create=False)
+        except lmdb.NotFoundError:
+            raise NotFound(f"{real} has no metadata yet (the worker has not started it)") from None
+        with read_txn(env) as txn:
+            meta = read_meta(txn, meta_db)
+        if meta is None:
+            raise NotFound(f"{real} has no metadata yet (the worker has not started it)")
+        cls = TableView if meta.kind == "table" else StreamView
+        view = cls(path, meta, env)
+        self._views[name] = view
+        return view
+
+    def table(self, name: str) -> TableView:
+        view = self.relation(name)
+        if not isinstance(view, TableView):
+            raise UsageError(f"{name} is a stream: use store.stream({name!r})")
+        return view
+
+    def stream(self, name: str) -> StreamView:
+        view = self.relation(name)
+        if not isinstance(view, StreamView):
+            raise UsageError(f"{name} is a table: use store.table({name!r})")
+        return view
