@@ -21,8 +21,9 @@ def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0) -> in
 
     drop_relation(catalog.store_path, spec.name)
     worker = Worker(catalog, only=[spec.name])
-    source = AssignedSource(catalog.kafka_config, [spec.topic], worker._start_offset)
-    worker._source = source
+    feed = worker.feeds[0]
+    source = AssignedSource(catalog.kafka_config, [spec.topic], feed.start_offset)
+    feed.source = source
     ends = {p: source.query_end_offset(t, p) or 0 for t, p in source.assigned}
     rel = worker.relations[0]
     deadline = time.monotonic() + timeout
@@ -30,7 +31,7 @@ def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0) -> in
         while time.monotonic() < deadline:
             msgs = source.poll_batch(worker.batch_size, POLL_TIMEOUT)
             if msgs:
-                worker.apply_batch(msgs)
+                worker.apply_batch(msgs, feed)
             elif all(rel.next_offsets.get(p, 0) >= end for p, end in ends.items()):
                 break
     finally:

@@ -45,6 +45,22 @@ _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(slots=True)
+class Feed:
+    """A consumer and the relations its topics feed: the group's partitions for ordinary
+    relations, every partition (no group) for `replicated: true` tables."""
+
+    by_topic: dict[str, list[Relation]]
+    source: Any = None
+
+    def start_offset(self, topic: str, partition: int) -> int | None:
+        """Where a partition starts: the lowest next offset of the relations it feeds."""
+        offs = [rel.next_offsets.get(partition) for rel in self.by_topic.get(topic, [])]
+        if not offs or any(o is None for o in offs):
+            return None
+        return min(o for o in offs if o is not None)
+
+
+@dataclass(slots=True)
 class Relation:
     """One declared table or stream with its writer, applier and progress."""
 
@@ -123,14 +139,15 @@ class Worker:
         self.registry = _open_registry(catalog)
         specs = [r for r in catalog.relations if only is None or r.name in only]
         self.relations = [open_relation(catalog, s, self.registry) for s in specs]
-        self.by_topic: dict[str, list[Relation]] = {}
+        self.grouped = Feed({})
+        self.replicated = Feed({})
         for rel in self.relations:
-            self.by_topic.setdefault(rel.spec.topic, []).append(rel)
+            feed = self.replicated if getattr(rel.spec, "replicated", False) else self.grouped
+            feed.by_topic.setdefault(rel.spec.topic, []).append(rel)
         self.applied_total = 0
         self.counters: dict[str, int] = {}
         self.batch_hist = Histogram()
         self._sink: Any = None
-        self._source: Any = None
         self._last_status = 0.0
         self._started = time.time()
         self._status_path = Path(catalog.store_path) / "worker.json"
@@ -144,11 +161,9 @@ class Worker:
             self._sink = Sink(self.catalog.kafka_config)
         return self._sink
 
-    def _start_offset(self, topic: str, partition: int) -> int | None:
-        offs = [rel.next_offsets.get(partition) for rel in self.by_topic.get(topic, [])]
-        if not offs or any(o is None for o in offs):
-            return None
-        return min(o for o in offs if o is not None)
+    @property
+    def feeds(self) -> list[Feed]:
+        return [f for f in (self.grouped, self.replicated) if f.by_topic]
 
     def _attach_outboxes(self) -> None:
         from connectors.kafka import partition_count  # noqa: PLC0415
@@ -167,16 +182,21 @@ class Worker:
 
     # ---------------------------------------------------------------- the loop
 
-    def run(self, source: Any = None) -> None:
+    def run(self) -> None:
         """Consume and apply until `stop_event` is set. Raises RecordRejectedFatal for a bad
         record under policy `fail` (after committing everything before it)."""
-        from connectors.kafka import Source  # noqa: PLC0415
+        from connectors.kafka import AssignedSource, Source  # noqa: PLC0415
 
         self._attach_outboxes()
-        if source is None:
-            source = Source(self.catalog.kafka_config, self.group, list(self.by_topic),
-                            self._start_offset)
-        self._source = source
+        conf = self.catalog.kafka_config
+        if self.grouped.by_topic:
+            self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
+                                         self.grouped.start_offset)
+        if self.replicated.by_topic:
+            self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
+                                                    self.replicated.start_offset)
+        feeds = self.feeds
+        timeout = POLL_TIMEOUT / max(1, len(feeds))
         try:
             while not self.stop_event.is_set():
                 if any(rel.outbox is not None and rel.outbox.full for rel in self.relations):
@@ -184,9 +204,10 @@ class Worker:
                     if any(r.outbox is not None and r.outbox.full for r in self.relations):
                         time.sleep(0.2)  # the change topic is unreachable: back off
                         continue
-                msgs = source.poll_batch(self.batch_size, POLL_TIMEOUT)
-                if msgs:
-                    self._apply_with_retry(msgs)
+                for feed in feeds:
+                    msgs = feed.source.poll_batch(self.batch_size, timeout)
+                    if msgs:
+                        self._apply_with_retry(msgs, feed)
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
@@ -194,21 +215,23 @@ class Worker:
             self._drain()
         finally:
             self._write_status(stopping=True)
-            source.close()
+            for feed in feeds:
+                if feed.source is not None:
+                    feed.source.close()
             if self._sink is not None:
                 try:
                     self._sink.flush(10)
                 except Exception as e:  # noqa: BLE001 - shutting down; the outbox keeps events
                     log.warning("flush at shutdown: %s", e)
 
-    def _apply_with_retry(self, msgs: list[Any]) -> None:
+    def _apply_with_retry(self, msgs: list[Any], feed: Feed) -> None:
         """Apply a batch; on a retriable failure (registry or broker away) back off and apply
         the same batch again. Safe: a failed relation's transaction was aborted, and a
         relation that did commit skips the records below its new next offset."""
         delay = 0.5
         while True:
             try:
-                self.apply_batch(msgs)
+                self.apply_batch(msgs, feed)
                 return
             except MaterializerError as e:
                 if not e.retriable or self.stop_event.is_set():
@@ -217,8 +240,9 @@ class Worker:
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 30.0)
 
-    def apply_batch(self, msgs: list[Any]) -> None:
-        """Apply one polled batch: per relation one transaction with rows and offsets."""
+    def apply_batch(self, msgs: list[Any], feed: Feed) -> None:
+        """Apply one polled batch of `feed`: per relation one transaction with rows and
+        offsets, then drain change events and tell the group how far it is."""
         t0 = time.perf_counter()
         by_tp: dict[str, dict[int, list[Any]]] = {}
         for m in msgs:
@@ -233,7 +257,7 @@ class Worker:
         fatal: tuple[Relation, Rejected] | None = None
         commits: dict[tuple[str, int], int] = {}
         for topic, parts in by_tp.items():
-            for rel in self.by_topic.get(topic, ()):
+            for rel in feed.by_topic.get(topic, ()):
                 outcomes: dict[int, PartitionOutcome] = {}
                 with rel.writer.begin() as wb:
                     for p, recs in parts.items():
@@ -259,8 +283,8 @@ class Worker:
                     commits[key] = min(commits.get(key, out.next_offset), out.next_offset)
         self.batch_hist.observe(time.perf_counter() - t0)
         self._drain()
-        if self._source is not None:
-            self._source.commit(commits)
+        if feed.source is not None:
+            feed.source.commit(commits)
         if fatal is not None:
             rel, r = fatal
             raise RecordRejectedFatal(
@@ -301,11 +325,18 @@ class Worker:
     # ---------------------------------------------------------------- status
 
     def partition_progress(self) -> list[dict[str, Any]]:
-        src = self._source
         out = []
-        assigned = sorted(src.assigned) if src is not None else []
-        for topic, p in assigned:
-            for rel in self.by_topic.get(topic, ()):
+        for feed in self.feeds:
+            src = feed.source
+            if src is None:
+                continue
+            out.extend(self._feed_progress(feed, src))
+        return out
+
+    def _feed_progress(self, feed: Feed, src: Any) -> list[dict[str, Any]]:
+        out = []
+        for topic, p in sorted(src.assigned):
+            for rel in feed.by_topic.get(topic, ()):
                 nxt = rel.next_offsets.get(p, 0)
                 end = src.end_offset(topic, p)
                 if end is not None:  # some brokers under-report the watermark (DESIGN.md)
@@ -324,7 +355,8 @@ class Worker:
         status = {
             "pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
             "group": self.group, "stopping": stopping,
-            "assigned": [list(tp) for tp in sorted(self._source.assigned)] if self._source else [],
+            "assigned": sorted({tp for f in self.feeds if f.source is not None
+                                for tp in f.source.assigned}),
             "partitions": parts, "caught_up": caught_up,
             "metrics": {"records_applied_total": self.applied_total,
                         "records_dropped_total": dropped,

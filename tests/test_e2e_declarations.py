@@ -12,7 +12,15 @@ import pytest
 from connectors.kafka import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store
-from tests.conftest import caught_up, run_cli, start_worker, unique, wait_until, write_config
+from tests.conftest import (
+    applied_offsets,
+    caught_up,
+    run_cli,
+    start_worker,
+    unique,
+    wait_until,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +133,55 @@ sql: |
     assert got.returncode == 0 and json.loads(got.stdout) == {"user_id": "u1", "url": "/c"}
     scan = run_cli("scan", str(cfg), "orders", "--prefix", "12")
     assert [json.loads(x)["order_id"] for x in scan.stdout.splitlines()] == [2, 30, 1001]
+
+
+def test_replicated_table_is_complete_in_every_worker_of_a_group(session_broker: DevBroker,
+                                                                 tmp_path: Path) -> None:
+    """Two workers in one group split an ordinary table's partitions, and each keeps every
+    partition of a `replicated: true` table (a GlobalKTable)."""
+    facts, dims = (session_broker.create_topic(unique(n), partitions=4) for n in ("f", "d"))
+    body = f"""\
+tables:
+  - name: facts
+    topic: {facts}
+    columns: {{id: int, v: string}}
+    primary_key: [id]
+  - name: countries
+    topic: {dims}
+    columns: {{code: string, name: string}}
+    primary_key: [code]
+    key_format: string
+    replicated: true
+"""
+    group = unique("shared")
+    conf = session_broker.kafka_config()
+    fact_ends = produce_records(conf, facts, [(j(i), j({"v": f"v{i}"})) for i in range(400)])
+    dim_ends = produce_records(conf, dims, [(c.encode(), j({"name": f"country {c}"}))
+                                            for c in ("no", "pe", "jp", "ua", "it", "ke")])
+    cfgs = [write_config(tmp_path / f"w{i}" / "t.yaml", session_broker, body, group=group)
+            for i in range(2)]
+    workers = [start_worker(c) for c in cfgs]
+    try:
+        for cfg, w in zip(cfgs, workers, strict=True):
+            wait_until(caught_up(cfg.parent / "data", "public.countries", dim_ends), 90,
+                       "the replicated table in every worker", w)
+
+        def facts_split() -> bool:  # together, the two workers hold every fact once
+            owned: dict[int, int] = {}
+            for cfg in cfgs:
+                for p, nxt in applied_offsets(cfg.parent / "data", "public.facts").items():
+                    if nxt >= fact_ends.get(p, 0) and fact_ends.get(p, 0) > 0:
+                        owned[p] = owned.get(p, 0) + 1
+            return set(owned) == set(fact_ends)
+        wait_until(facts_split, 90, "the group to cover every fact partition")
+    finally:
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+            w.wait(30)
+    for cfg in cfgs:
+        with Store.open(cfg.parent / "data") as store:
+            assert store.table("countries").get("jp") == {"code": "jp", "name": "country jp"}
+            assert len(store.table("countries")) == 6
+    with Store.open(cfgs[0].parent / "data") as a, Store.open(cfgs[1].parent / "data") as b:
+        total = len(a.table("facts")) + len(b.table("facts"))
+    assert total >= 400  # each fact is held by the worker that owned its partition
