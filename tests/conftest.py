@@ -123,6 +123,21 @@ def caught_up(store_path: Path, relation: str, ends: dict[int, int]) -> Callable
     return check
 
 
+def materialize(config: Path, ends: dict[str, dict[int, int]], timeout: float = 90) -> None:
+    """Run a worker until every relation in `ends` has applied up to its end offsets,
+    then stop it with SIGTERM and expect exit code 0."""
+    import signal
+
+    worker = start_worker(config)
+    try:
+        for relation, relation_ends in ends.items():
+            wait_until(caught_up(config.parent / "data", relation, relation_ends), timeout,
+                       f"{relation} to catch up", worker)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+
+
 def read_topic(broker: DevBroker, topic: str, ends: dict[int, int], timeout: float = 60
                ) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """Every record of a topic up to `ends`, as (partition, offset, key, value)."""

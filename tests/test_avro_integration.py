@@ -243,11 +243,9 @@ def fresh(tmp_path: Path, produced: dict[str, Any]) -> Path:
     return tmp_path
 
 
-def test_dead_letter(broker: DevBroker, produced: dict[str, Any], tmp_path: Path) -> None:
+def materialize_both(tmp: Path, cfg: Path, produced: dict[str, Any]) -> None:
+    """Run the worker until both tables are caught up; each must equal its expected fold."""
     data: Data = produced["data"]
-    tmp = fresh(tmp_path, produced)
-    dlq = broker.create_topic(partitions=1)
-    cfg = config(tmp, broker, produced["users"], produced["events"], "dead_letter", dlq)
     proc = start(cfg)
     try:
         wait_applied(tmp / "data", {"shop.users": produced["ends"]["users"],
@@ -256,6 +254,14 @@ def test_dead_letter(broker: DevBroker, produced: dict[str, Any], tmp_path: Path
         stop(proc)
     assert table_rows(tmp / "data", "shop.users") == data.users_expected
     assert table_rows(tmp / "data", "shop.events") == data.events_expected
+
+
+def test_dead_letter(broker: DevBroker, produced: dict[str, Any], tmp_path: Path) -> None:
+    data: Data = produced["data"]
+    tmp = fresh(tmp_path, produced)
+    dlq = broker.create_topic(partitions=1)
+    cfg = config(tmp, broker, produced["users"], produced["events"], "dead_letter", dlq)
+    materialize_both(tmp, cfg, produced)
 
     conf = broker.kafka_config()
     source = {m.value(): m for t in (produced["users"], produced["events"])
@@ -283,14 +289,7 @@ def test_skip_counts_in_status(broker: DevBroker, produced: dict[str, Any],
     data: Data = produced["data"]
     tmp = fresh(tmp_path, produced)
     cfg = config(tmp, broker, produced["users"], produced["events"], "skip")
-    proc = start(cfg)
-    try:
-        wait_applied(tmp / "data", {"shop.users": produced["ends"]["users"],
-                                    "shop.events": produced["ends"]["events"]}, proc)
-    finally:
-        stop(proc)
-    assert table_rows(tmp / "data", "shop.users") == data.users_expected
-    assert table_rows(tmp / "data", "shop.events") == data.events_expected
+    materialize_both(tmp, cfg, produced)
     out = subprocess.run([sys.executable, "-m", "materializer", "status", str(cfg), "--json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -19,6 +19,7 @@ from materializer.store import Store
 from tests.conftest import (
     applied_offsets,
     caught_up,
+    materialize,
     read_topic,
     run_cli,
     start_worker,
@@ -238,12 +239,7 @@ tables:
          json.dumps({"total": t, "item": i}).encode()) for c, o, t, i in rows])
     cfg = write_config(tmp_path / "t.yaml", session_broker, body)
     assert run_cli("check", str(cfg)).returncode == 0
-    worker = start_worker(cfg)
-    try:
-        wait_until(caught_up(tmp_path / "data", "shop.orders", ends), 60, "catch-up", worker)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+    materialize(cfg, {"shop.orders": ends})
     got = run_cli("get", str(cfg), "shop.orders", "7", "1001")
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout) == {"customer_id": 7, "order_id": 1001, "total": 1074.5,
@@ -272,12 +268,7 @@ def test_changed_declaration_is_refused_until_rebuild(session_broker: DevBroker,
     records, table, _ = changelog(3_000, 300, seed=2)
     ends = produce_records(session_broker.kafka_config(), topic, records)
     cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic))
-    worker = start_worker(cfg)
-    try:
-        wait_until(caught_up(tmp_path / "data", "shop.users", ends), 60, "catch-up", worker)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+    materialize(cfg, {"shop.users": ends})
     changed = cfg.read_text().replace("score: long", "score: double")
     cfg.write_text(changed)
     refused = run_cli("run", str(cfg), "--no-api")

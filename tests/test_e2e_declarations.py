@@ -15,6 +15,7 @@ from materializer.store import Store
 from tests.conftest import (
     applied_offsets,
     caught_up,
+    materialize,
     run_cli,
     start_worker,
     unique,
@@ -96,13 +97,7 @@ sql: |
         "analytics.views": produce_records(conf, t["views"], [
             (b"home", j({"ms": 5})), (b"home", j({"ms": 7}))]),
     }
-    worker = start_worker(cfg)
-    try:
-        for name, e in ends.items():
-            wait_until(caught_up(tmp_path / "data", name, e), 90, f"{name} to catch up", worker)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    materialize(cfg, ends)
 
     with Store.open(tmp_path / "data", default_schema="shop") as store:
         orders = store.table("orders")
