@@ -114,8 +114,7 @@ def time_materializer(broker: DevBroker, topic: str, ends: dict[int, int], tmp: 
                 raise RuntimeError(f"materializer exited early with {proc.returncode}")
             try:
                 with Store.open(store) as s:
-                    got = {x["partition"]: x["next_offset"]
-                           for x in s.relation("bench").partition_stats()}
+                    got = s.relation("bench").next_offsets()
                 if all(got.get(p, 0) >= e for p, e in ends.items()):
                     break
             except NotFound:  # the worker has not created the table yet

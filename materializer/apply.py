@@ -13,7 +13,7 @@ Guarantees:
 from __future__ import annotations
 
 import marshal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -115,6 +115,17 @@ class RowShaper:
         return out
 
 
+def _next_offset(out: PartitionOutcome, records: Sequence[SourceRecord], start_offset: int
+                 ) -> int:
+    """Where the partition resumes: at a record that stopped it under `fail` (so a restart
+    meets it again), else after the last record of the batch."""
+    if out.fatal is not None:
+        return out.fatal.offset
+    if records:
+        return max(start_offset, records[-1].offset() + 1)
+    return start_offset
+
+
 def rejected(rec: SourceRecord, partition: int, err: RecordError, policy: str) -> Rejected:
     return Rejected(partition, rec.offset(), err.reason, str(err), policy, rec.key(),
                     rec.value())
@@ -142,10 +153,8 @@ class TableApplier:
         self.kept_slots = tuple(i for i, n in enumerate(self.layout)
                                 if spec.partial_update is not None
                                 and n not in partial and n not in key_set)
-        self.merge: Callable[[list[Any], tuple[Any, ...] | None], tuple[Any, ...] | None] = \
-            self._merge
 
-    def _merge(self, new: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    def merge(self, new: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
         """The row to store, or None to leave the stored row as it is."""
         if old is not None:
             if self.spec.on_existing == "ignore":
@@ -246,10 +255,7 @@ class TableApplier:
                     out.fatal = r
                     break
                 rejects.append(r)
-        if out.fatal is not None:
-            out.next_offset = out.fatal.offset
-        elif records:
-            out.next_offset = max(start_offset, records[-1].offset() + 1)
+        out.next_offset = _next_offset(out, records, start_offset)
         puts = [(k, v) for k, v in pending.items() if v is not None]
         if puts:
             wb.put_many(db, puts)
@@ -308,10 +314,7 @@ class StreamApplier:
             kb = kenc(kt)
             touched.add(kb)
             puts.append((kb + offset.to_bytes(8, "big"), encode_event(rec.timestamp()[1], row)))
-        if out.fatal is not None:
-            out.next_offset = out.fatal.offset
-        elif records:
-            out.next_offset = max(start_offset, records[-1].offset() + 1)
+        out.next_offset = _next_offset(out, records, start_offset)
         if puts:
             wb.put_many(db, puts)
             self._trim(wb, db, touched)
@@ -339,5 +342,3 @@ def _delete_and_step_back(cur: Any) -> bool:
     cur.delete()
     return bool(cur.prev())
 
-
-Applier = TableApplier | StreamApplier

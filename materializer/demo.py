@@ -76,9 +76,8 @@ def _wait_applied(store_path: str, name: str, ends: dict[int, int], deadline: fl
     while time.monotonic() < deadline:
         try:
             with Store.open(store_path) as store:
-                stats = {s["partition"]: s["next_offset"]
-                         for s in store.relation(name).partition_stats()}
-            if all(stats.get(p, 0) >= end for p, end in ends.items()):
+                applied = store.relation(name).next_offsets()
+            if all(applied.get(p, 0) >= end for p, end in ends.items()):
                 return
         except NotFound:
             pass

@@ -110,8 +110,7 @@ def applied_offsets(store_path: Path, relation: str) -> dict[int, int]:
 
     try:
         with Store.open(store_path) as store:
-            return {s["partition"]: s["next_offset"]
-                    for s in store.relation(relation).partition_stats()}
+            return store.relation(relation).next_offsets()
     except NotFound:
         return {}
 

@@ -22,11 +22,11 @@ from materializer.store.environment import (
     relations_dir,
 )
 from materializer.store.read import Store, StreamView, TableView, key_storage_converters
-from materializer.store.rows import RowLayout, encode_row
+from materializer.store.rows import RowLayout
 from materializer.store.writer import RelationWriter, WriteBatch
 
 __all__ = [
     "META", "RelationMeta", "RelationWriter", "RowLayout", "Store", "StreamView", "TableView",
-    "WriteBatch", "drop_relation", "encode_event", "encode_row", "key_storage_converters",
+    "WriteBatch", "drop_relation", "encode_event", "key_storage_converters",
     "partition_db_name", "relation_dir", "relations_dir",
 ]

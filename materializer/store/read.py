@@ -133,17 +133,26 @@ class _RelationReader:
                     break
         return out
 
+    def _next_offset(self, txn: lmdb.Transaction[bytes], partition: int) -> int:
+        nxt = txn.get(offset_key(partition), db=self._meta_db)
+        return OFFSET.unpack(nxt)[0] if nxt else 0
+
+    def next_offsets(self) -> dict[int, int]:
+        """Per partition, the next source offset the worker will apply (every record below
+        it is applied or counted); committed state only."""
+        with self._begin() as txn:
+            return {p: self._next_offset(txn, p) for p, _ in self._partitions(txn)}
+
     def partition_stats(self) -> list[dict[str, Any]]:
         """Per partition: rows (entries), next offset to apply, counters."""
         counters = self.counters()
         out = []
         with self._begin() as txn:
             for p, db in self._partitions(txn):
-                nxt = txn.get(offset_key(p), db=self._meta_db)
                 out.append({
                     "partition": p,
                     "rows": txn.stat(db)["entries"],
-                    "next_offset": OFFSET.unpack(nxt)[0] if nxt else 0,
+                    "next_offset": self._next_offset(txn, p),
                     "counters": counters.get(p, {}),
                 })
         return out

@@ -51,12 +51,3 @@ class RowLayout:
 
     def to_json(self, raw: bytes) -> dict[str, Any]:
         return self._dict(raw, self._js)
-
-    def values(self, raw: bytes) -> tuple[Any, ...]:
-        """The stored-form tuple, padded to the layout width."""
-        return self._tuple(raw)
-
-
-def encode_row(values: tuple[Any, ...]) -> bytes:
-    """Stored form of a row tuple (in layout order)."""
-    return marshal.dumps(values)

@@ -84,12 +84,6 @@ class RelationWriter:
     def begin(self) -> WriteBatch:
         return WriteBatch(self)
 
-    def clear_partition(self, partition: int) -> None:
-        """Forget a partition's rows, offset and counters (used by rebuild-like resets)."""
-        with self.env.begin(write=True) as txn:
-            txn.drop(self.db(partition, txn), delete=False)
-            txn.delete(offset_key(partition), db=self._meta_db)
-
     # -- side databases (the change outbox of materializer.changes) ----------------------
     # Call these outside any open WriteBatch: they run their own short transactions.
 
