@@ -29,7 +29,6 @@ from materializer.errors import InfrastructureError
 log = logging.getLogger("materializer.kafka")
 
 StartOffsets = Callable[[str, int], "int | None"]
-Listener = Callable[[list[tuple[str, int]]], None]
 
 
 def create_topic(bootstrap: str, name: str, partitions: int = 1,
@@ -73,47 +72,24 @@ def _client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
     return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
 
 
-class Source:
-    """A consumer in a group (cooperative-sticky) that starts partitions where the store says."""
+def _consumer(group: str, conf: dict[str, Any]) -> Consumer:
+    """A consumer that never commits on its own and fetches in large batches; `conf` wins."""
+    return Consumer({"group.id": group, "enable.auto.commit": False,
+                     "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
+                     "fetch.wait.max.ms": 100, "queued.min.messages": 200000, **conf})
 
-    def __init__(self, conf: dict[str, str], group: str, topics: Sequence[str],
-                 start_offsets: StartOffsets, on_assign: Listener | None = None,
-                 on_revoke: Listener | None = None) -> None:
-        settings: dict[str, Any] = {
-            "group.id": group,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.wait.max.ms": 100,
-            "queued.min.messages": 200000,
-        }
-        settings.update(conf)
-        self._consumer = Consumer(settings)
+
+def _start(offset: int | None) -> int:
+    return OFFSET_BEGINNING if offset is None else offset
+
+
+class _Reader:
+    """What the worker uses of a consumer: batches, watermarks, commits, close."""
+
+    def __init__(self, consumer: Consumer, start_offsets: StartOffsets) -> None:
+        self._consumer = consumer
         self._start_offsets = start_offsets
-        self._on_assign = on_assign
-        self._on_revoke = on_revoke
         self.assigned: set[tuple[str, int]] = set()
-        self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke,
-                                 on_lost=self._revoke)
-
-    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            nxt = self._start_offsets(tp.topic, tp.partition)
-            tp.offset = OFFSET_BEGINNING if nxt is None else nxt
-        consumer.incremental_assign(partitions)
-        pairs = [(tp.topic, tp.partition) for tp in partitions]
-        self.assigned.update(pairs)
-        log.info("assigned %s", pairs)
-        if self._on_assign:
-            self._on_assign(pairs)
-
-    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        pairs = [(tp.topic, tp.partition) for tp in partitions]
-        self.assigned.difference_update(pairs)
-        log.info("revoked %s", pairs)
-        if self._on_revoke:
-            self._on_revoke(pairs)
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
         """Up to `max_records` messages, each partition in offset order. Broker-level errors
@@ -163,6 +139,51 @@ class Source:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+class Source(_Reader):
+    """A consumer in a group (cooperative-sticky) that starts partitions where the store says."""
+
+    def __init__(self, conf: dict[str, str], group: str, topics: Sequence[str],
+                 start_offsets: StartOffsets) -> None:
+        super().__init__(_consumer(group, {"partition.assignment.strategy": "cooperative-sticky",
+                                           **conf}), start_offsets)
+        self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke,
+                                 on_lost=self._revoke)
+
+    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            tp.offset = _start(self._start_offsets(tp.topic, tp.partition))
+        consumer.incremental_assign(partitions)
+        pairs = [(tp.topic, tp.partition) for tp in partitions]
+        self.assigned.update(pairs)
+        log.info("assigned %s", pairs)
+
+    def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        pairs = [(tp.topic, tp.partition) for tp in partitions]
+        self.assigned.difference_update(pairs)
+        log.info("revoked %s", pairs)
+
+
+class AssignedSource(_Reader):
+    """A consumer outside any group that reads every partition of its topics
+    (for `rebuild` and replicated tables); starts where the store says."""
+
+    def __init__(self, conf: dict[str, str], topics: Sequence[str],
+                 start_offsets: StartOffsets) -> None:
+        super().__init__(_consumer("materializer-assigned", _client_conf(conf)), start_offsets)
+        tps = []
+        for topic in topics:
+            md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if md is None or md.error is not None:
+                raise InfrastructureError(f"topic {topic} does not exist")
+            for p in sorted(md.partitions):
+                tps.append(TopicPartition(topic, p, _start(start_offsets(topic, p))))
+                self.assigned.add((topic, p))
+        self._consumer.assign(tps)
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Nothing to commit: this consumer belongs to no group."""
 
 
 def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict[int, int]:
@@ -221,40 +242,6 @@ class Sink:
 
     def poll(self) -> None:
         self._producer.poll(0)
-
-
-class AssignedSource(Source):
-    """A consumer outside any group that reads every partition of its topics
-    (for `rebuild` and replicated tables); starts where the store says."""
-
-    def __init__(self, conf: dict[str, str], topics: Sequence[str],
-                 start_offsets: StartOffsets) -> None:
-        settings: dict[str, Any] = {
-            "group.id": "materializer-assigned",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 100,
-        }
-        settings.update(_client_conf(conf))
-        self._consumer = Consumer(settings)
-        self._start_offsets = start_offsets
-        self._on_assign = None
-        self._on_revoke = None
-        self.assigned = set()
-        tps = []
-        for topic in topics:
-            md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
-            if md is None or md.error is not None:
-                raise InfrastructureError(f"topic {topic} does not exist")
-            for p in sorted(md.partitions):
-                nxt = start_offsets(topic, p)
-                tps.append(TopicPartition(topic, p, OFFSET_BEGINNING if nxt is None else nxt))
-                self.assigned.add((topic, p))
-        self._consumer.assign(tps)
-
-    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
-        """Nothing to commit: this consumer belongs to no group."""
 
 
 def produce_records(conf: dict[str, str], topic: str,
