@@ -104,9 +104,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 def cmd_scan(args: argparse.Namespace) -> int:
     catalog = _load(args.config)
     spec = _relation(catalog, args.table)
-    prefix = parse_key_text(spec.key_types, args.prefix or [])
     if len(args.prefix or []) > len(spec.key_columns):
         raise UsageError(f"--prefix has more values than the key ({', '.join(spec.key_columns)})")
+    prefix = parse_key_text(spec.key_types, args.prefix or [])
     with _store(catalog) as store:
         if spec.kind == "stream":
             for e in store.stream(spec.name).scan(prefix, args.limit, json_form=True):
@@ -202,8 +202,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
     catalog = _load(args.config)
-    worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress())
-    worker.stop_event = stop
+    worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress(),
+                    stop_event=stop)
     api_proc = None
     if not args.no_api:
         from materializer.api import check_listen  # noqa: PLC0415

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class Relation:
     applier: TableApplier | StreamApplier
     next_offsets: dict[int, int]
     outbox: Any = None  # changes.ChangeOutbox for tables with `changes`
-    end_offsets: dict[int, int] = field(default_factory=dict)
 
 
 def open_relation(catalog: Catalog, spec: RelationSpec, registry: Any = None) -> Relation:
@@ -129,12 +128,13 @@ class Worker:
     """Materializes every relation of a catalog from its topic, until stopped."""
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
-                 only: list[str] | None = None, group: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 only: list[str] | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 stop_event: threading.Event | None = None) -> None:
         self.catalog = catalog
         self.batch_size = batch_size
-        self.stop_event = threading.Event()
-        self.group = group or catalog.group
+        self.stop_event = stop_event or threading.Event()
+        self.group = catalog.group
         self.progress = progress
         self.registry = _open_registry(catalog)
         specs = [r for r in catalog.relations if only is None or r.name in only]
