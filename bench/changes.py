@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 from connectors.kafka import Sink
 from connectors.registry import FileRegistry
-from materializer.apply import TableApplier
-from materializer.changes import ChangeOutbox
-from materializer.codecs import key_decoder, value_decoder
+from materializer.changes.outbox import ChangeOutbox
+from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.ingest.apply import TableApplier
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
 from materializer.store import RelationWriter
-from materializer.types import parse_type
 
 PARTITIONS = 4
 COLUMNS = {"id": "long", "name": "string", "score": "double", "active": "boolean"}

@@ -37,9 +37,9 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from typing import Any
 
+from materializer.columns import parse_type
 from materializer.devbroker import free_port
 from materializer.specs import Column, TableSpec, storage_identity
-from materializer.types import parse_type
 
 TABLE = "bench.kv"
 BATCH = 500
@@ -75,8 +75,8 @@ class _Rec:
 def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event, stop: Event,
                 written: Synchronized[int]) -> None:
     """Seed `rows` rows, signal `ready`, then upsert random keys at `rate`/s until `stop`."""
-    from materializer.apply import TableApplier  # noqa: PLC0415 - child process imports
-    from materializer.codecs import key_decoder, value_decoder  # noqa: PLC0415
+    from materializer.formats.codecs import key_decoder, value_decoder  # noqa: PLC0415
+    from materializer.ingest.apply import TableApplier  # noqa: PLC0415 - child process imports
     from materializer.store import RelationWriter  # noqa: PLC0415
 
     spec = bench_spec()
@@ -119,7 +119,7 @@ def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event
 
 SERVE = """
 import sys
-from materializer.api import serve
+from materializer.api.app import serve
 from materializer.specs import ApiSpec, Catalog
 serve(Catalog(source="bench", store_path=sys.argv[1], api=ApiSpec(listen=sys.argv[2])), None)
 """

@@ -187,7 +187,7 @@ def _token(catalog: Catalog) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from materializer import api  # noqa: PLC0415
+    from materializer.api import app as api  # noqa: PLC0415
 
     catalog = _load(args.config)
     api.serve(catalog, _token(catalog))
@@ -197,7 +197,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
-    from materializer.worker import Worker, install_signal_handlers, terminal_progress  # noqa: PLC0415
+    from materializer.ingest.worker import (
+        Worker,
+        install_signal_handlers,
+        terminal_progress,
+    )  # noqa: PLC0415
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
@@ -206,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     stop_event=stop)
     api_proc = None
     if not args.no_api:
-        from materializer.api import check_listen  # noqa: PLC0415
+        from materializer.api.app import check_listen  # noqa: PLC0415
 
         check_listen(catalog, _token(catalog))
         api_proc = subprocess.Popen([sys.executable, "-m", "materializer", "serve", args.config])
@@ -226,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from materializer.rebuild import rebuild  # noqa: PLC0415
+    from materializer.ingest.rebuild import rebuild  # noqa: PLC0415
 
     catalog = _load(args.config)
     spec = _relation(catalog, args.table)

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from materializer.types import ColumnType
+from materializer.columns import ColumnType
 
 KEY_FORMATS = ("int", "long", "string", "json", "bytes", "avro")
 VALUE_FORMATS = ("json", "avro", "string", "int", "long", "bytes", "debezium-json",

@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 
-from materializer.apply import StreamApplier, TableApplier
-from materializer.codecs import key_decoder, value_decoder
+from materializer.columns import parse_type
 from materializer.devbroker import free_port
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.ingest.apply import StreamApplier, TableApplier
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec, storage_identity
 from materializer.store import RelationWriter
-from materializer.types import parse_type
 
 MAP_SIZE = 1 << 30
 
@@ -156,7 +156,7 @@ def user_row_json(i: int, version: int = 0) -> dict[str, Any]:
 
 SERVE = """
 import sys
-from materializer.api import serve
+from materializer.api.app import serve
 from materializer.specs import ApiSpec, Catalog
 serve(Catalog(source="test", store_path=sys.argv[1], api=ApiSpec(listen=sys.argv[2],
       max_lookup_keys=100)), sys.argv[3] if len(sys.argv) > 3 else None)

@@ -18,7 +18,7 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from materializer.api import check_listen, create_app, is_loopback, parse_listen
+from materializer.api.app import check_listen, create_app, is_loopback, parse_listen
 from materializer.errors import ConfigError
 from materializer.specs import ApiSpec, Catalog
 from materializer.store import Store

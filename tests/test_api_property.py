@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from materializer.api import create_app
+from materializer.api.app import create_app
 from tests.api_support import build_data_dir
 
 with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is installed

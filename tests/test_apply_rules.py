@@ -1,4 +1,4 @@
-"""Merge rules of `materializer.apply` (SPEC §2, §4) on a real LMDB store, without a broker."""
+"""Merge rules of `materializer.ingest.apply` (SPEC §2, §4) on real LMDB, without a broker."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from materializer.apply import PartitionOutcome, StreamApplier, TableApplier
-from materializer.codecs import key_decoder, value_decoder
-from materializer.ddl import parse_ddl
+from materializer.catalog.ddl import parse_ddl
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.ingest.apply import PartitionOutcome, StreamApplier, TableApplier
 from materializer.specs import StreamSpec, TableSpec, storage_identity
 from materializer.store import RelationWriter, Store
 from tests.api_support import FakeRecord
@@ -146,7 +146,7 @@ def test_delete_of_an_absent_key_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_debezium_delete_is_a_tombstone(tmp_path: Path) -> None:
-    pytest.importorskip("materializer.avro_codecs")
+    pytest.importorskip("materializer.formats.avro")
     h = Harness(tmp_path, spec_of(
         "CREATE TABLE t (id INT PRIMARY KEY, v STRING) "
         "WITH (kafka_topic='t', value_format='debezium-json', changes_topic='c')"))

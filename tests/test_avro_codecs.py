@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from connectors.registry import FileRegistry, RestRegistry
-from materializer import codecs
-from materializer.apply import RowShaper
-from materializer.avro_codecs import avro_encoder, wire_encode
+from materializer.columns import parse_type
 from materializer.errors import ConfigError, InfrastructureError, RecordError
+from materializer.formats import codecs
+from materializer.formats.avro import avro_encoder, wire_encode
+from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
-from materializer.types import KeyCodec, parse_type
+from materializer.store.keys import KeyCodec
 from tests.registry_server import RegistryServer
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"

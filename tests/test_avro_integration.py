@@ -31,9 +31,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from connectors.kafka import partition_count, produce_records
 from connectors.registry import FileRegistry, RestRegistry
-from materializer.avro_codecs import avro_encoder
 from materializer.devbroker import DevBroker
 from materializer.errors import NotFound
+from materializer.formats.avro import avro_encoder
 from materializer.store import Store
 from tests.registry_server import RegistryServer
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from materializer.catalog import describe, load_catalog, load_catalog_text
+from materializer.columns import ColumnType
 from materializer.errors import ConfigError
 from materializer.specs import ChangesSpec, Column, StreamSpec, TableSpec
-from materializer.types import ColumnType
 from tests.catalog_support import SPEC_EXAMPLE, USERS_OK, load
 
 # ----------------------------------------------------------------------------- good files

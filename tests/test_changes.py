@@ -16,20 +16,21 @@ import pytest
 
 from connectors.kafka import Sink
 from connectors.registry import FileRegistry
-from materializer.apply import Change
-from materializer.changes import OUTBOX_DB, ChangeOutbox, murmur2, partition_for
-from materializer.changes_envelope import (
+from materializer.changes.envelope import (
     AvroEnvelope,
     JsonEnvelope,
     avro_name,
     encoder_for,
     envelope_schema,
 )
-from materializer.codecs import DELETE, key_decoder, value_decoder
+from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox, murmur2, partition_for
+from materializer.columns import parse_type
 from materializer.errors import ConfigError, UsageError
+from materializer.formats.codecs import DELETE, key_decoder, value_decoder
+from materializer.ingest.apply import Change
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
 from materializer.store import RelationWriter
-from materializer.types import parse_type, to_storage
+from materializer.values import to_storage
 
 COLUMNS = {
     "id": "int not null", "name": "string", "price": "decimal(10,2)", "born": "date",

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from connectors.kafka import Sink, create_topic, produce_records
-from materializer.apply import Change, TableApplier
-from materializer.changes import ChangeOutbox
-from materializer.codecs import key_decoder, value_decoder
+from materializer.changes.outbox import ChangeOutbox
 from materializer.devbroker import DevBroker, free_port
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.ingest.apply import Change, TableApplier
 from materializer.specs import ChangesSpec, storage_identity
 from materializer.store import RelationWriter
 from tests.api_support import FakeRecord

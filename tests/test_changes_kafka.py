@@ -22,14 +22,14 @@ from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import Sink, create_topic, partition_count, produce_records
 from connectors.registry import FileRegistry
-from materializer.apply import SourceRecord, TableApplier
-from materializer.changes import ChangeOutbox, partition_for
-from materializer.codecs import key_decoder, value_decoder
+from materializer.changes.outbox import ChangeOutbox, partition_for
+from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
 from materializer.errors import StoreError
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.ingest.apply import SourceRecord, TableApplier
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
 from materializer.store import RelationWriter, Store
-from materializer.types import parse_type
 
 pytestmark = pytest.mark.integration
 

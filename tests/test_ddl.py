@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from materializer.catalog import load_catalog_text
-from materializer.ddl import parse_ddl, tokenize
+from materializer.catalog.ddl import parse_ddl, tokenize
+from materializer.catalog.validate import SCALAR_FORMAT_KINDS, VERSION_KINDS
+from materializer.columns import NOT_KEYABLE, ColumnType
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import Catalog, ChangesSpec, Column, StreamSpec, TableSpec
-from materializer.types import NOT_KEYABLE, ColumnType
-from materializer.validate import SCALAR_FORMAT_KINDS, VERSION_KINDS
 
 
 def one(sql: str, **kw: Any) -> TableSpec | StreamSpec:

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from connectors.registry import FileRegistry
-from materializer import codecs
-from materializer.apply import RowShaper
-from materializer.avro_codecs import avro_encoder
+from materializer.columns import parse_type
 from materializer.errors import RecordError
+from materializer.formats import codecs
+from materializer.formats.avro import avro_encoder
+from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, TableSpec
-from materializer.types import parse_type
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

@@ -20,11 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from connectors.registry import FileRegistry
-from materializer import codecs
-from materializer.apply import RowShaper
+from materializer.columns import parse_type
 from materializer.errors import RecordError
+from materializer.formats import codecs
+from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
-from materializer.types import KeyCodec, from_storage, parse_type, to_json_value, to_storage
+from materializer.store.keys import KeyCodec
+from materializer.values import from_storage, to_json_value, to_storage
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 # deterministic in the suite; FUZZ_EXAMPLES=5000 FUZZ_RANDOM=1 for a deeper, random run

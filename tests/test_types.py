@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from materializer.types import ColumnType, KeyCodec, from_storage, parse_type, to_storage
+from materializer.columns import ColumnType, parse_type
+from materializer.store.keys import KeyCodec
+from materializer.values import from_storage, to_storage
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -173,7 +175,7 @@ def test_uuid_is_canonical() -> None:
 def test_fast_json_loads_matches_json_loads(body: bytes, tail: bytes, head: bytes) -> None:
     import json
 
-    from materializer.codecs import fast_json_loads
+    from materializer.formats.codecs import fast_json_loads
 
     data = head + body + tail
     try:

@@ -13,8 +13,8 @@ from typing import Any
 
 import lmdb
 
+from materializer.columns import ColumnType, parse_type
 from materializer.errors import StoreError, UsageError
-from materializer.types import ColumnType, parse_type
 
 META = b"meta"
 OFFSET = struct.Struct(">Q")

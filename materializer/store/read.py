@@ -11,6 +11,7 @@ from typing import Any
 
 import lmdb
 
+from materializer.columns import ColumnType
 from materializer.errors import NotFound, UsageError
 from materializer.store.environment import (
     META,
@@ -26,9 +27,9 @@ from materializer.store.environment import (
     relations_dir,
     split_event,
 )
+from materializer.store.keys import KeyCodec
 from materializer.store.rows import RowLayout
-from materializer.types import ColumnType, KeyCodec
-from materializer.types import to_storage as _to_storage
+from materializer.values import to_storage as _to_storage
 
 # --------------------------------------------------------------------------- readers
 

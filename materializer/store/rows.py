@@ -6,7 +6,8 @@ import marshal
 from collections.abc import Sequence
 from typing import Any
 
-from materializer.types import ColumnType, Converter, from_storage, to_json_value
+from materializer.columns import ColumnType
+from materializer.values import Converter, from_storage, to_json_value
 
 # ----------------------------------------------------------------------------- rows
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
+from materializer.ingest.worker import POLL_TIMEOUT, Worker
 from materializer.specs import Catalog, RelationSpec
 from materializer.store import drop_relation
-from materializer.worker import POLL_TIMEOUT, Worker
 
 
 def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0) -> int:

@@ -50,7 +50,7 @@ UTC-aware datetime (local-timestamp-* are read as UTC), date, time-millis/-micro
 decimal (bytes or fixed), uuid. A plain Avro long in a timestamp column is epoch
 milliseconds; a plain int in a date column is epoch days.
 
-Values in rows (decided in `materializer.types`): the Python API gives timestamp
+Values in rows (decided in `materializer.values`): the Python API gives timestamp
 as `datetime` (UTC-aware), date as `date`, time as `time`, decimal as `Decimal`,
 bytes as `bytes`, uuid as `str`; JSON output (CLI, HTTP) gives ISO 8601 text
 (timestamps in UTC with a `Z`), decimals as strings (exact), bytes as base64.
@@ -74,8 +74,10 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from materializer.codecs import DELETE, KeyDecoder, ValueDecoder
-from materializer.connect_types import (
+from materializer.columns import ColumnType
+from materializer.errors import ConfigError, RecordError
+from materializer.formats.codecs import DELETE, KeyDecoder, ValueDecoder
+from materializer.formats.connect_types import (
     Fixup,
     Plan,
     apply_plan,
@@ -83,9 +85,8 @@ from materializer.connect_types import (
     field_plan,
     match_fields,
 )
-from materializer.errors import ConfigError, RecordError
 from materializer.specs import RelationSpec
-from materializer.types import ColumnType, to_storage
+from materializer.values import to_storage
 
 __all__ = [
     "avro_encoder",
@@ -431,4 +432,4 @@ def value_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
         return _debezium_avro_decoder(spec, registry)
     if fmt == "debezium-json":
         return _debezium_json_decoder(spec)
-    raise ValueError(f"avro_codecs has no value decoder for {fmt!r}")
+    raise ValueError(f"formats.avro has no value decoder for {fmt!r}")

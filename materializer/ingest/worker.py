@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from materializer import codecs
-from materializer.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
 from materializer.errors import MaterializerError, RecordRejectedFatal, SchemaChangedError
+from materializer.formats import codecs
+from materializer.ingest.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
 from materializer.specs import (
     Catalog,
     RelationSpec,
@@ -171,7 +171,7 @@ class Worker:
         for rel in self.relations:
             spec = rel.spec
             if isinstance(spec, TableSpec) and spec.changes is not None:
-                from materializer.changes import ChangeOutbox  # noqa: PLC0415
+                from materializer.changes.outbox import ChangeOutbox  # noqa: PLC0415
 
                 conf = {**self.catalog.kafka_config, "allow.auto.create.topics": "false"}
                 source_partitions = partition_count(conf, spec.topic) or 1

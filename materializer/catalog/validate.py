@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from materializer.decl import (
+from materializer.catalog.decl import (
     STREAM_FIELDS,
     TABLE_FIELDS,
     At,
@@ -25,6 +25,7 @@ from materializer.decl import (
     misplaced_message,
     name_problem,
 )
+from materializer.columns import NOT_KEYABLE
 from materializer.specs import (
     CHANGE_FORMATS,
     KEY_FORMATS,
@@ -38,7 +39,6 @@ from materializer.specs import (
     StreamSpec,
     TableSpec,
 )
-from materializer.types import NOT_KEYABLE
 
 # Types a version can be compared in (stored as numbers, so `>=` is the intended order).
 VERSION_KINDS = ("int", "long", "float", "double", "date", "time", "timestamp")

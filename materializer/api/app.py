@@ -39,15 +39,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 from materializer import __version__
-from materializer.api_edge import Edge
-from materializer.api_keys import (
+from materializer.api.edge import Edge
+from materializer.api.keys import (
     RelationIndex,
     decode_cursor,
     encode_cursor,
     path_segments,
     raw_path,
 )
-from materializer.api_metrics import (
+from materializer.api.metrics import (
     CONTENT_TYPE,
     Exposition,
     LatencyRecorder,
@@ -57,7 +57,7 @@ from materializer.api_metrics import (
     read_status,
     readiness,
 )
-from materializer.api_models import (
+from materializer.api.models import (
     ErrorBody,
     EventsResponse,
     Health,

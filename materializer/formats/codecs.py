@@ -2,7 +2,7 @@
 
 Interface used by the worker (keep it stable):
 - `key_decoder(spec, registry)` -> callable(bytes) -> key tuple in *stored form*
-  (see `materializer.types`), in key-column order.
+  (see `materializer.values`), in key-column order.
 - `value_decoder(spec, registry)` -> callable(bytes) -> a mapping of field name to
   decoded value (not yet converted to stored form; `RowShaper` does that), or the
   `DELETE` sentinel when the value itself says "delete" (Debezium `op: d`).
@@ -17,7 +17,7 @@ from typing import Any
 
 from materializer.errors import RecordError
 from materializer.specs import RelationSpec
-from materializer.types import to_storage
+from materializer.values import to_storage
 
 
 class _Delete:
@@ -97,7 +97,7 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
     convs = tuple(to_storage(t) for t in spec.key_types)
     fmt = spec.key_format
     if fmt == "avro":
-        from materializer import avro_codecs  # noqa: PLC0415 - optional path
+        from materializer.formats import avro as avro_codecs  # noqa: PLC0415 - optional path
 
         return avro_codecs.key_decoder(spec, registry)
     raw = _scalar_decoder(fmt)
@@ -150,7 +150,7 @@ def value_decoder(spec: RelationSpec, registry: Any = None) -> ValueDecoder:
     """Bytes of a Kafka value to a field mapping (or `DELETE`)."""
     fmt = spec.value_format
     if fmt in ("avro", "debezium-avro", "debezium-json"):
-        from materializer import avro_codecs  # noqa: PLC0415 - optional path
+        from materializer.formats import avro as avro_codecs  # noqa: PLC0415 - optional path
 
         return avro_codecs.value_decoder(spec, registry)
     if fmt == "json":

@@ -25,7 +25,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from materializer.decl import (
+from materializer.catalog.decl import (
     At,
     ChangesDecl,
     ColumnDecl,
@@ -36,10 +36,10 @@ from materializer.decl import (
     klip23_message,
     suggest,
 )
+from materializer.catalog.validate import build_relations
+from materializer.columns import ColumnType
 from materializer.errors import ConfigError
 from materializer.specs import Location, StreamSpec, TableSpec
-from materializer.types import ColumnType
-from materializer.validate import build_relations
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+|--[^\n]*|/\*.*?\*/)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
+from materializer.columns import ColumnType
 from materializer.errors import NotFound, UsageError
 from materializer.store import Store, StreamView, TableView
-from materializer.types import ColumnType
 
 MAX_KEY_BYTES = 511  # LMDB's key size limit: no stored key is longer
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ #{}\[\]():.\-]{0,400}")

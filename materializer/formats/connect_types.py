@@ -3,7 +3,7 @@
 Debezium (through Kafka Connect) marks special values by a schema *name*:
 `connect.name` in Avro schemas, `name` in the JSON converter's schema wrapper.
 `connect_fixup` gives the conversion that turns such a value into what the declared
-column type accepts (`materializer.types.to_storage`), or None when it already
+column type accepts (`materializer.values.to_storage`), or None when it already
 fits as it comes:
 
   io.debezium.time.Date, ...connect.data.Date    int days        -> date
@@ -36,8 +36,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from materializer.columns import ColumnType
 from materializer.errors import RecordError
-from materializer.types import ColumnType
 
 __all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields"]
 

@@ -22,7 +22,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from materializer.decl import At, Context, Locate, unknown_key_message
+from materializer.catalog.decl import At, Context, Locate, unknown_key_message
 from materializer.specs import Location
 
 STR_TAG = "tag:yaml.org,2002:str"

@@ -32,10 +32,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import fastavro
 
-from materializer.apply import Change
+from materializer.columns import ColumnType
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError
+from materializer.ingest.apply import Change
 from materializer.specs import TableSpec
-from materializer.types import ColumnType, items_converter, to_json_value
+from materializer.values import items_converter, to_json_value
 
 Message = tuple[int, bytes, bytes | None]
 """(source partition, key bytes, value bytes or None for a tombstone)."""

@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from materializer.codecs import DELETE, KeyDecoder, ValueDecoder
 from materializer.errors import RecordError
+from materializer.formats.codecs import DELETE, KeyDecoder, ValueDecoder
 from materializer.specs import RelationSpec, StreamSpec, TableSpec
 from materializer.store import WriteBatch, encode_event
-from materializer.types import KeyCodec, to_storage
+from materializer.store.keys import KeyCodec
+from materializer.values import to_storage
 
 _dumps = marshal.dumps
 _loads = marshal.loads

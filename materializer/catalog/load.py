@@ -20,8 +20,8 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from materializer import ddl
-from materializer.decl import (
+from materializer.catalog import ddl
+from materializer.catalog.decl import (
     CHANGES_FIELDS,
     RETENTION_FIELDS,
     STREAM_FIELDS,
@@ -37,6 +37,9 @@ from materializer.decl import (
     suggest,
     unknown_key_message,
 )
+from materializer.catalog.validate import build_relations
+from materializer.catalog.yamlnodes import STR_TAG, NodeReader, is_null
+from materializer.columns import TypeSyntaxError, parse_type
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import (
     ApiSpec,
@@ -47,9 +50,6 @@ from materializer.specs import (
     StreamSpec,
     TableSpec,
 )
-from materializer.types import TypeSyntaxError, parse_type
-from materializer.validate import build_relations
-from materializer.yamlnodes import STR_TAG, NodeReader, is_null
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
             "streams", "sql")

@@ -19,8 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
-from materializer.api_keys import raw_path
-from materializer.api_metrics import LatencyRecorder
+from materializer.api.keys import raw_path
+from materializer.api.metrics import LatencyRecorder
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

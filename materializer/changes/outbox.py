@@ -38,9 +38,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from connectors.kafka import create_topic, partition_count
-from materializer.apply import Change
-from materializer.changes_envelope import EventEncoder, encoder_for
+from materializer.changes.envelope import EventEncoder, encoder_for
 from materializer.errors import MaterializerError, UsageError
+from materializer.ingest.apply import Change
 from materializer.specs import TableSpec
 from materializer.store import RelationWriter, WriteBatch
 

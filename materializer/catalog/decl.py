@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from materializer.columns import ColumnType
 from materializer.errors import Diagnostic
 from materializer.specs import (
     Location,
 )
-from materializer.types import ColumnType
 
 T = TypeVar("T")
 Locate = Callable[[int], Location]

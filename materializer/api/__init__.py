@@ -1,0 +1,1 @@
+"""The HTTP lookup API (SPEC §7): app, edge middleware, key text, models, metrics."""

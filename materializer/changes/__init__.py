@@ -1,0 +1,1 @@
+"""Change events (SPEC §5): the applied `Change`, Debezium envelopes, and the outbox."""

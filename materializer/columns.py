@@ -1,0 +1,122 @@
+"""Column types: the type grammar of SPEC §3 (`int`, `decimal(p,s)`, `array<T>`, ...).
+
+`parse_type` is the only parser of type text; `ColumnType` is what specs and the
+store carry. Nothing here converts values (see `materializer.values`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PRIMITIVE_KINDS = frozenset(
+    {"boolean", "int", "long", "float", "double", "string", "bytes", "date", "time",
+     "timestamp", "uuid", "json"}
+)
+NOT_KEYABLE = frozenset({"json", "array", "map"})
+INT_STORED_KINDS = frozenset({"int", "long", "date", "time", "timestamp"})
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnType:
+    """A declared column type; `item` is the element (array) or value (map) type."""
+
+    kind: str
+    precision: int = 0
+    scale: int = 0
+    item: ColumnType | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "decimal":
+            return f"decimal({self.precision},{self.scale})"
+        if self.kind == "array":
+            return f"array<{self.item}>"
+        if self.kind == "map":
+            return f"map<string,{self.item}>"
+        return self.kind
+
+
+class TypeSyntaxError(ValueError):
+    """A type string that is not one of the declared types; `offset` is where it broke."""
+
+    def __init__(self, message: str, offset: int = 0) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+_TOKEN = re.compile(r"\s*([A-Za-z_]+|\d+|[<>(),])")
+
+
+def parse_type(text: str) -> tuple[ColumnType, bool]:
+    """Parse `type [not null]`; returns (type, not_null). Case-insensitive."""
+    tokens: list[tuple[str, int]] = []
+    pos = 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m:
+            if text[pos:].strip() == "":
+                break
+            raise TypeSyntaxError(f"unexpected {text[pos:].strip()[:10]!r} in type {text!r}", pos)
+        tokens.append((m.group(1).lower(), m.start(1)))
+        pos = m.end()
+    idx = 0
+
+    def peek() -> str:
+        return tokens[idx][0] if idx < len(tokens) else ""
+
+    def take(expected: str | None = None) -> str:
+        nonlocal idx
+        if idx >= len(tokens):
+            raise TypeSyntaxError(f"type {text!r} ends too early", len(text))
+        tok, off = tokens[idx]
+        if expected is not None and tok != expected:
+            raise TypeSyntaxError(f"expected {expected!r} but found {tok!r} in type {text!r}", off)
+        idx += 1
+        return tok
+
+    def one() -> ColumnType:
+        off = tokens[idx][1] if idx < len(tokens) else len(text)
+        name = take()
+        if name in PRIMITIVE_KINDS:
+            return ColumnType(name)
+        if name == "decimal":
+            take("(")
+            p = take()
+            take(",")
+            s = take()
+            take(")")
+            if not (p.isdigit() and s.isdigit()) or not (1 <= int(p) <= 38) or int(s) > int(p):
+                raise TypeSyntaxError(
+                    f"decimal({p},{s}) needs 1 <= precision <= 38 and 0 <= scale <= precision",
+                    off)
+            return ColumnType("decimal", int(p), int(s))
+        if name == "array":
+            take("<")
+            inner = one()
+            take(">")
+            return ColumnType("array", item=inner)
+        if name == "map":
+            take("<")
+            k = take()
+            if k != "string":
+                raise TypeSyntaxError("map keys must be string: write map<string,T>", off)
+            take(",")
+            inner = one()
+            take(">")
+            return ColumnType("map", item=inner)
+        raise TypeSyntaxError(
+            f"unknown type {name!r}; use one of boolean, int, long, float, double, "
+            "decimal(p,s), string, bytes, date, time, timestamp, uuid, json, array<T>, "
+            "map<string,T>", off)
+
+    if not tokens:
+        raise TypeSyntaxError("empty type", 0)
+    ctype = one()
+    not_null = False
+    if peek() == "not":
+        take()
+        take("null")
+        not_null = True
+    if idx != len(tokens):
+        raise TypeSyntaxError(f"unexpected {tokens[idx][0]!r} after type {ctype}", tokens[idx][1])
+    return ctype, not_null

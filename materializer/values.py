@@ -1,0 +1,248 @@
+"""Values: decoded input to the stored form, and the stored form to Python and JSON.
+
+Stored form (what LMDB holds, inside a marshalled tuple) is plain Python data:
+int, float, str, bytes, bool, None, list, dict. Rich types are mapped:
+  date      -> int days since 1970-01-01
+  time      -> int microseconds since midnight
+  timestamp -> int microseconds since the Unix epoch, UTC
+  decimal   -> str, quantized to the declared scale
+  uuid      -> str, canonical lower-case form
+The Python API turns them back into `datetime.date`, `datetime.time`,
+`datetime.datetime` (UTC-aware), `decimal.Decimal` and `str`; JSON output (CLI,
+HTTP) uses ISO 8601 strings, decimal strings and base64 for bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from materializer.columns import ColumnType
+
+_EPOCH_DATE = dt.date(1970, 1, 1)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_INT32 = (-(2**31), 2**31 - 1)
+# what datetime can represent: 0001-01-01 .. 9999-12-31 (so stored values read back)
+_MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896
+_MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+Converter = Callable[[Any], Any]
+
+
+def _range_int(lo: int, hi: int, kind: str) -> Converter:
+    def conv(v: Any) -> Any:
+        if type(v) is not int:
+            raise TypeError(f"expected {kind}, got {type(v).__name__}")
+        if v < lo or v > hi:
+            raise ValueError(f"{v} is out of range for {kind}")
+        return v
+    return conv
+
+
+def _to_float(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        return v
+    if t is int:
+        try:
+            return float(v)
+        except OverflowError as e:
+            raise ValueError(f"{v} is too large for a floating-point column") from e
+    raise TypeError(f"expected a number, got {t.__name__}")
+
+
+def _to_bool(v: Any) -> Any:
+    if type(v) is bool:
+        return v
+    raise TypeError(f"expected boolean, got {type(v).__name__}")
+
+
+def _to_str(v: Any) -> Any:
+    if type(v) is str:
+        return v
+    raise TypeError(f"expected string, got {type(v).__name__}")
+
+
+def _to_bytes(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray):
+        return bytes(v)
+    if isinstance(v, str):
+        try:
+            return base64.b64decode(v, validate=True)
+        except ValueError as e:
+            raise ValueError("expected base64 text for a bytes column") from e
+    raise TypeError(f"expected bytes, got {type(v).__name__}")
+
+
+def _to_date(v: Any) -> Any:
+    if type(v) is int:
+        if not _MIN_DAYS <= v <= _MAX_DAYS:
+            raise ValueError(f"{v} days is outside the dates years 1-9999 can hold")
+        return v
+    if isinstance(v, dt.datetime):
+        raise TypeError("expected a date, got a timestamp")
+    if isinstance(v, dt.date):
+        return (v - _EPOCH_DATE).days
+    if isinstance(v, str):
+        return (dt.date.fromisoformat(v) - _EPOCH_DATE).days
+    raise TypeError(f"expected a date, got {type(v).__name__}")
+
+
+def _to_time(v: Any) -> Any:
+    if type(v) is int:  # milliseconds since midnight (ksqlDB, Avro time-millis)
+        if not 0 <= v < 86_400_000:
+            raise ValueError(f"{v} ms is not a time of day")
+        return v * 1000
+    if isinstance(v, dt.time):
+        return ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+    if isinstance(v, str):
+        t = dt.time.fromisoformat(v)
+        return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
+    raise TypeError(f"expected a time, got {type(v).__name__}")
+
+
+def _to_timestamp(v: Any) -> Any:
+    if type(v) is int:  # milliseconds since the epoch (Kafka, ksqlDB, Debezium)
+        if not _MIN_MICROS <= v * 1000 <= _MAX_MICROS:
+            raise ValueError(f"{v} ms is outside the timestamps years 1-9999 can hold")
+        return v * 1000
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=dt.UTC)
+        delta = v - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if isinstance(v, str):
+        return _to_timestamp(dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
+    raise TypeError(f"expected a timestamp, got {type(v).__name__}")
+
+
+def _to_uuid(v: Any) -> Any:
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, str):
+        return str(uuid.UUID(v))
+    raise TypeError(f"expected a uuid, got {type(v).__name__}")
+
+
+def _decimal_converter(precision: int, scale: int) -> Converter:
+    quantum = decimal.Decimal(1).scaleb(-scale)
+    limit = decimal.Decimal(10) ** (precision - scale)
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):
+            raise TypeError(f"expected a decimal, got {type(v).__name__}")
+        try:
+            d = decimal.Decimal(str(v) if isinstance(v, float) else v)
+            q = d.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+        except decimal.InvalidOperation as e:
+            raise ValueError(f"{v!r} is not a decimal") from e
+        if not q.is_finite() or abs(q) >= limit:
+            raise ValueError(f"{v} does not fit decimal({precision},{scale})")
+        return str(q)
+
+    return conv
+
+
+def _to_json(v: Any) -> Any:
+    return v
+
+
+def to_storage(t: ColumnType) -> Converter:
+    """A converter from a decoded value (JSON or Avro) to the stored form of `t`.
+
+    Raises TypeError or ValueError for a value that does not fit; None is the
+    caller's business (nullability is checked before conversion).
+    """
+    k = t.kind
+    if k == "int":
+        return _range_int(*_INT32, "int")
+    if k == "long":
+        return _range_int(*_INT64, "long")
+    if k in ("float", "double"):
+        return _to_float
+    if k == "boolean":
+        return _to_bool
+    if k == "string":
+        return _to_str
+    if k == "bytes":
+        return _to_bytes
+    if k == "date":
+        return _to_date
+    if k == "time":
+        return _to_time
+    if k == "timestamp":
+        return _to_timestamp
+    if k == "uuid":
+        return _to_uuid
+    if k == "decimal":
+        return _decimal_converter(t.precision, t.scale)
+    if k == "json":
+        return _to_json
+    assert t.item is not None
+    inner = to_storage(t.item)
+    if k == "array":
+        def conv_array(v: Any) -> Any:
+            if not isinstance(v, list | tuple):
+                raise TypeError(f"expected an array, got {type(v).__name__}")
+            return [None if x is None else inner(x) for x in v]
+        return conv_array
+
+    def conv_map(v: Any) -> Any:
+        if isinstance(v, list):  # Avro maps may come as [(k, v)] pairs
+            v = dict(v)
+        if not isinstance(v, dict) or not all(type(key) is str for key in v):
+            raise TypeError("expected a map with string keys")
+        return {key: None if x is None else inner(x) for key, x in v.items()}
+    return conv_map
+
+
+def items_converter(t: ColumnType, convert: Callable[[ColumnType], Converter | None]
+                    ) -> Converter | None:
+    """For an array or map type: `convert(t.item)` applied to each non-null element of an
+    array or value of a map (keys are kept), or None if the items need no conversion."""
+    assert t.item is not None
+    inner = convert(t.item)
+    if inner is None:
+        return None
+    if t.kind == "array":
+        return lambda v: [None if x is None else inner(x) for x in v]
+    return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
+
+
+def from_storage(t: ColumnType) -> Converter | None:
+    """A converter from the stored form to the Python API form, or None if identical."""
+    k = t.kind
+    if k == "date":
+        return lambda v: _EPOCH_DATE + dt.timedelta(days=v)
+    if k == "time":
+        return lambda v: (dt.datetime.min + dt.timedelta(microseconds=v)).time()
+    if k == "timestamp":
+        return lambda v: _EPOCH + dt.timedelta(microseconds=v)
+    if k == "decimal":
+        return decimal.Decimal
+    if k in ("array", "map"):
+        return items_converter(t, from_storage)
+    return None
+
+
+def to_json_value(t: ColumnType) -> Converter | None:
+    """A converter from the stored form to a JSON-ready value, or None if identical."""
+    k = t.kind
+    if k == "date":
+        return lambda v: (_EPOCH_DATE + dt.timedelta(days=v)).isoformat()
+    if k == "time":
+        return lambda v: (dt.datetime.min + dt.timedelta(microseconds=v)).time().isoformat()
+    if k == "timestamp":
+        return lambda v: (_EPOCH + dt.timedelta(microseconds=v)).isoformat().replace(
+            "+00:00", "Z")
+    if k == "bytes":
+        return lambda v: base64.b64encode(v).decode("ascii")
+    if k in ("array", "map"):
+        return items_converter(t, to_json_value)
+    return None  # decimal and uuid are already strings
