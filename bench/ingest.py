@@ -151,7 +151,7 @@ def main() -> None:
                          time_materializer(broker, topic, ends, tmp + "/b", changes=True), bare))
         if args.avro:
             from connectors.registry import FileRegistry
-            from materializer.formats.avro import avro_encoder
+            from materializer.formats.wire import avro_encoder
 
             registry = Path(tmp) / "registry"
             registry.mkdir()

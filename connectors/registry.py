@@ -50,7 +50,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from fastavro import parse_schema
 
@@ -60,6 +60,7 @@ from materializer.errors import (
     MaterializerError,
     RecordError,
 )
+from materializer.protocols import SchemaRegistry
 from materializer.specs import RegistrySpec
 
 __all__ = [
@@ -83,24 +84,8 @@ class SchemaRejected(MaterializerError):
     exit_code = 2
 
 
-class Registry(Protocol):
-    """What the decoders and the change-event emitter need of a schema registry."""
-
-    def schema(self, schema_id: int) -> Any:
-        """The fastavro-parsed writer schema with this id (cached).
-
-        Raises RecordError(unknown_schema | bad_schema) or InfrastructureError."""
-        ...
-
-    def register(self, subject: str, schema: Any) -> int:
-        """Register `schema` (a dict, list, JSON text or primitive name) under `subject`;
-        its id.
-        Idempotent."""
-        ...
-
-    def latest_id(self, subject: str) -> int | None:
-        """The id of the subject's latest version, or None for an unknown subject."""
-        ...
+Registry = SchemaRegistry
+"""The interface both registries implement (`materializer.protocols.SchemaRegistry`)."""
 
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes",

@@ -15,7 +15,7 @@ from connectors.registry import FileRegistry, RestRegistry
 from materializer.columns import parse_type
 from materializer.errors import ConfigError, InfrastructureError, RecordError
 from materializer.formats import codecs
-from materializer.formats.avro import avro_encoder, wire_encode
+from materializer.formats.wire import avro_encoder, wire_encode
 from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
 from materializer.store.keys import KeyCodec

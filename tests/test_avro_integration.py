@@ -33,7 +33,7 @@ from connectors.kafka import partition_count, produce_records
 from connectors.registry import FileRegistry, RestRegistry
 from materializer.devbroker import DevBroker
 from materializer.errors import NotFound
-from materializer.formats.avro import avro_encoder
+from materializer.formats.wire import avro_encoder
 from materializer.store import Store
 from tests.registry_server import RegistryServer
 

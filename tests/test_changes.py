@@ -26,7 +26,8 @@ from materializer.changes.envelope import (
 from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox, murmur2, partition_for
 from materializer.columns import parse_type
 from materializer.errors import ConfigError, UsageError
-from materializer.formats.codecs import DELETE, key_decoder, value_decoder
+from materializer.formats.base import DELETE
+from materializer.formats.codecs import key_decoder, value_decoder
 from materializer.ingest.apply import Change
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
 from materializer.store import RelationWriter

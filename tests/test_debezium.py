@@ -16,7 +16,8 @@ from connectors.registry import FileRegistry
 from materializer.columns import parse_type
 from materializer.errors import RecordError
 from materializer.formats import codecs
-from materializer.formats.avro import avro_encoder
+from materializer.formats.base import DELETE
+from materializer.formats.wire import avro_encoder
 from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, TableSpec
 
@@ -109,7 +110,7 @@ def test_json_with_schema_wrapper() -> None:
         before = None if op in "cr" else dbz_row()
         fields = dec(envelope(op, before, dbz_row()))
         assert shape(JSON_SPEC, fields, (1004,)) == EXPECTED
-    assert dec(envelope("d", dbz_row(), None)) is codecs.DELETE
+    assert dec(envelope("d", dbz_row(), None)) is DELETE
     # negative decimals (two's complement) and the cached plan on a second message
     fields = dec(envelope("u", None, dbz_row(balance="-0.01")))
     assert shape(JSON_SPEC, fields, (1004,))[3] == "-0.01"
@@ -124,9 +125,9 @@ def test_json_without_schema_wrapper() -> None:
     assert got[3] == "1234.50"
     assert got[5] == 1709280000123 * 1000
     assert got[4] == days(BIRTH)
-    assert dec(envelope("d", row, None, wrapped=False)) is codecs.DELETE
-    assert dec(b"null") is codecs.DELETE
-    assert dec(json.dumps({"schema": None, "payload": None}).encode()) is codecs.DELETE
+    assert dec(envelope("d", row, None, wrapped=False)) is DELETE
+    assert dec(b"null") is DELETE
+    assert dec(json.dumps({"schema": None, "payload": None}).encode()) is DELETE
 
 
 def test_json_without_wrapper_cannot_read_base64_decimals() -> None:
@@ -246,7 +247,7 @@ def test_debezium_avro(reg: FileRegistry) -> None:
                      (1004,)) == EXPECTED
     fields = dec(enc(avro_envelope("u", avro_row(), avro_row(email=None))))
     assert shape(AVRO_SPEC, fields, (1004,))[2] is None
-    assert dec(enc(avro_envelope("d", avro_row(), None))) is codecs.DELETE
+    assert dec(enc(avro_envelope("d", avro_row(), None))) is DELETE
     with pytest.raises(RecordError) as e:
         dec(enc(avro_envelope("t", None, None)))
     assert e.value.reason == "unsupported_op"

@@ -23,6 +23,7 @@ from connectors.registry import FileRegistry
 from materializer.columns import parse_type
 from materializer.errors import RecordError
 from materializer.formats import codecs
+from materializer.formats.base import DELETE
 from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
 from materializer.store.keys import KeyCodec
@@ -214,7 +215,7 @@ def test_value_decoders_and_shaper_only_raise_record_error(vspec: RelationSpec,
     def run(b: bytes) -> None:
         try:
             fields = dec(b)
-            if fields is codecs.DELETE:
+            if fields is DELETE:
                 return
             row = shaper.shape(fields, (1,))
         except RecordError:

@@ -28,13 +28,14 @@ import json
 import json.encoder
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import fastavro
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError
 from materializer.ingest.apply import Change
+from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
 from materializer.values import items_converter, to_json_value
 
@@ -73,13 +74,6 @@ class EventEncoder(Protocol):
     """Turns applied changes into Kafka messages (events and tombstones), in order."""
 
     def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]: ...
-
-
-@runtime_checkable
-class SchemaRegistrar(Protocol):
-    """What the envelope needs of a schema registry (connectors.registry.Registry fits)."""
-
-    def register(self, subject: str, schema: dict[str, Any]) -> int: ...
 
 
 # ------------------------------------------------------------------------- JSON
@@ -258,7 +252,7 @@ class AvroEnvelope:
     __slots__ = ("schema_id", "_schema", "_prefix", "_key", "_fields", "_names", "_width",
                  "_convs", "_source", "_columns")
 
-    def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistrar
+    def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
         assert spec.changes is not None
         schema = envelope_schema(spec, layout)
@@ -325,7 +319,7 @@ class AvroEnvelope:
         return out
 
 
-def encoder_for(spec: TableSpec, layout: Sequence[str], registry: object | None
+def encoder_for(spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry | None
                 ) -> EventEncoder:
     """The encoder for `spec.changes.format`. Raises ConfigError for debezium-avro without
     a registry, InfrastructureError if the registry refuses or is unreachable."""
@@ -333,7 +327,7 @@ def encoder_for(spec: TableSpec, layout: Sequence[str], registry: object | None
     if fmt == "debezium-json":
         return JsonEnvelope(spec, layout)
     if fmt == "debezium-avro":
-        if not isinstance(registry, SchemaRegistrar):
+        if registry is None:
             raise ConfigError(f"{spec.name}: change events in debezium-avro need a "
                               "schema_registry (url or path) that can register schemas")
         return AvroEnvelope(spec, layout, registry)

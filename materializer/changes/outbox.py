@@ -41,6 +41,7 @@ from connectors.kafka import create_topic, partition_count
 from materializer.changes.envelope import EventEncoder, encoder_for
 from materializer.errors import MaterializerError, UsageError
 from materializer.ingest.apply import Change
+from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
 from materializer.store import RelationWriter, WriteBatch
 
@@ -82,7 +83,7 @@ class ChangeOutbox:
     max_backoff = 30.0
 
     def __init__(self, spec: TableSpec, writer: RelationWriter, layout: Sequence[str],
-                 sink: Sink, source_partitions: int, registry: object | None = None,
+                 sink: Sink, source_partitions: int, registry: SchemaRegistry | None = None,
                  max_backlog: int = 100_000, *,
                  kafka_conf: Mapping[str, str] | None = None) -> None:
         if spec.changes is None:

@@ -1,12 +1,8 @@
-"""Key and value formats: bytes from Kafka to Python values.
+"""Decoder dispatch by declared format, and the JSON and scalar formats themselves.
 
-Interface used by the worker (keep it stable):
-- `key_decoder(spec, registry)` -> callable(bytes) -> key tuple in *stored form*
-  (see `materializer.values`), in key-column order.
-- `value_decoder(spec, registry)` -> callable(bytes) -> a mapping of field name to
-  decoded value (not yet converted to stored form; `RowShaper` does that), or the
-  `DELETE` sentinel when the value itself says "delete" (Debezium `op: d`).
-Both raise `RecordError` (and only that) for bytes they cannot decode.
+`key_decoder(spec, registry)` and `value_decoder(spec, registry)` return decoders with
+the interface of `materializer.formats.base`; Avro and Debezium live in their own
+modules and are imported only when a relation uses them.
 """
 
 from __future__ import annotations
@@ -16,23 +12,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from materializer.errors import RecordError
+from materializer.formats.base import KeyDecoder, ValueDecoder
+from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
-
-
-class _Delete:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DELETE"
-
-
-DELETE: Any = _Delete()
-"""A decoded value that means "delete this key" (differs from an absent value)."""
-
-KeyDecoder = Callable[[bytes], tuple[Any, ...]]
-ValueDecoder = Callable[[bytes], Mapping[str, Any]]
-
 
 _raw_decode = json.JSONDecoder().raw_decode
 
@@ -91,15 +74,15 @@ def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
     raise ValueError(f"no scalar decoder for format {fmt!r}")
 
 
-def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
+def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> KeyDecoder:
     """Bytes of a Kafka key to the stored-form key tuple of `spec`."""
     names = spec.key_columns
     convs = tuple(to_storage(t) for t in spec.key_types)
     fmt = spec.key_format
     if fmt == "avro":
-        from materializer.formats import avro as avro_codecs  # noqa: PLC0415 - optional path
+        from materializer.formats import avro  # noqa: PLC0415 - optional path
 
-        return avro_codecs.key_decoder(spec, registry)
+        return avro.key_decoder(spec, registry)
     raw = _scalar_decoder(fmt)
 
     if len(names) == 1:
@@ -146,13 +129,19 @@ def key_decoder(spec: RelationSpec, registry: Any = None) -> KeyDecoder:
     return many
 
 
-def value_decoder(spec: RelationSpec, registry: Any = None) -> ValueDecoder:
+def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> ValueDecoder:
     """Bytes of a Kafka value to a field mapping (or `DELETE`)."""
     fmt = spec.value_format
-    if fmt in ("avro", "debezium-avro", "debezium-json"):
-        from materializer.formats import avro as avro_codecs  # noqa: PLC0415 - optional path
+    if fmt == "avro":
+        from materializer.formats import avro  # noqa: PLC0415 - optional path
 
-        return avro_codecs.value_decoder(spec, registry)
+        return avro.value_decoder(spec, registry)
+    if fmt in ("debezium-avro", "debezium-json"):
+        from materializer.formats import debezium  # noqa: PLC0415 - optional path
+
+        if fmt == "debezium-json":
+            return debezium.json_decoder(spec)
+        return debezium.avro_decoder(spec, registry)
     if fmt == "json":
         loads = fast_json_loads
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from materializer.errors import RecordError
-from materializer.formats.codecs import DELETE, KeyDecoder, ValueDecoder
+from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
 from materializer.specs import RelationSpec, StreamSpec, TableSpec
 from materializer.store import WriteBatch, encode_event
 from materializer.store.keys import KeyCodec

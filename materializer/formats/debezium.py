@@ -1,0 +1,142 @@
+"""Debezium change events as input (`debezium-json`, `debezium-avro`): the `after` row or DELETE.
+
+Debezium (`debezium-json`, `debezium-avro`): op `c`, `r`, `u` give the `after`
+row, op `d` gives `DELETE` (a following tombstone is a second, silent delete);
+`debezium-json` is read with or without the `{"schema", "payload"}` wrapper, and a
+`null` payload is a delete. Kafka Connect / Debezium logical types (Date,
+Timestamp, MicroTimestamp, NanoTimestamp, ZonedTimestamp, Time, MicroTime,
+NanoTime, Decimal, VariableScaleDecimal, Json) are recognised by their schema name
+(`connect.name` in Avro, `name` in the JSON schema wrapper) and converted to what
+the declared column type accepts: see `materializer.formats.connect_types`. The same names
+are honoured in plain `avro` records (Debezium with the ExtractNewRecordState
+transform). Bytes in Debezium JSON are base64 text, which bytes columns accept.
+Without the JSON schema wrapper there is no type information: an integer in a
+timestamp column is epoch milliseconds, in a date column epoch days, in a time
+column milliseconds since midnight; a base64 Connect decimal cannot be read (use
+Debezium's `decimal.handling.mode=string` or `double`). Other Debezium types
+(intervals, geometry, bit sets, enums) arrive as Debezium encodes them and fit
+string / bytes / long / json columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from materializer.errors import RecordError
+from materializer.formats.avro import (
+    avro_fields,
+    named_types,
+    record_of,
+    resolve,
+    value_columns,
+    wire_reader,
+)
+from materializer.formats.base import DELETE, ValueDecoder
+from materializer.formats.connect_types import Plan, apply_plan, field_plan
+from materializer.protocols import SchemaRegistry
+from materializer.specs import RelationSpec
+
+
+def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDecoder:
+    columns = value_columns(spec)
+
+    def prepare(schema: Any) -> Any:
+        env = record_of(schema)
+        field_names = {f.get("name") for f in env.get("fields", ())} if env else set()
+        if env is None or not {"op", "after"} <= field_names:
+            return RecordError("the Avro value is not a Debezium envelope (no op/after "
+                               "fields)", "not_debezium")
+        after = next(f for f in env["fields"] if f["name"] == "after")
+        row = resolve(after["type"], named_types(schema))
+        if not isinstance(row, dict) or row.get("type") != "record":
+            return RecordError("Debezium `after` is not a record", "not_debezium")
+        return field_plan(avro_fields(row, named_types(schema)), columns)
+
+    read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
+
+    def decode(b: bytes) -> Mapping[str, Any]:
+        env, plan = read(b)
+        op = env.get("op")
+        if op == "d":
+            return DELETE  # type: ignore[no-any-return]
+        if op not in ("c", "r", "u"):
+            raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
+        after = env.get("after")
+        if type(after) is not dict:
+            raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
+        if plan:
+            apply_plan(plan, after)
+        return after
+
+    return decode
+
+
+def _connect_fields(struct: Any) -> dict[str, tuple[Any, Any, Any]] | None:
+    """Field name -> (name, parameters, node) of a Kafka Connect JSON struct schema."""
+    if not isinstance(struct, dict) or not isinstance(struct.get("fields"), list):
+        return None
+    out = {}
+    for f in struct["fields"]:
+        if isinstance(f, dict) and isinstance(f.get("field"), str):
+            out[f["field"]] = (f.get("name"), f.get("parameters"), f)
+    return out
+
+
+def json_decoder(spec: RelationSpec) -> ValueDecoder:
+    columns = value_columns(spec)
+    loads = json.loads
+    recent: list[tuple[Any, Plan]] = []  # (after-schema, plan), newest first, a few
+
+    def plan_for(schema: Any) -> Plan:
+        after = None
+        fields = schema.get("fields") if isinstance(schema, dict) else None
+        if isinstance(fields, list):
+            for f in fields:
+                if isinstance(f, dict) and f.get("field") == "after":
+                    after = f
+                    break
+        for known, plan in recent:
+            if known == after:
+                return plan
+        found = _connect_fields(after)
+        plan = () if found is None else field_plan(found, columns)
+        recent.insert(0, (after, plan))
+        del recent[8:]
+        return plan
+
+    def decode(b: bytes) -> Mapping[str, Any]:
+        try:
+            obj = loads(b)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
+        if type(obj) is not dict:
+            if obj is None:
+                return DELETE  # type: ignore[no-any-return]
+            raise RecordError(f"a Debezium event must be a JSON object, got "
+                              f"{type(obj).__name__}", "not_debezium")
+        schema = None
+        if len(obj) == 2 and "payload" in obj and "schema" in obj:
+            schema, obj = obj["schema"], obj["payload"]
+            if obj is None:
+                return DELETE  # type: ignore[no-any-return]
+            if type(obj) is not dict:
+                raise RecordError("the Debezium payload is not an object", "not_debezium")
+        op = obj.get("op")
+        if op == "d":
+            return DELETE  # type: ignore[no-any-return]
+        if op not in ("c", "r", "u"):
+            if op is None:
+                raise RecordError("not a Debezium event: no `op` field", "not_debezium")
+            raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
+        after = obj.get("after")
+        if type(after) is not dict:
+            raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
+        if schema is not None:
+            plan = plan_for(schema)
+            if plan:
+                apply_plan(plan, after)
+        return after
+
+    return decode
