@@ -30,10 +30,8 @@ from connectors.registry import FileRegistry
 from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
-from materializer.formats.codecs import key_decoder, value_decoder
-from materializer.ingest.apply import TableApplier
-from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
-from materializer.store import RelationWriter
+from materializer.ingest.relation import open_relation
+from materializer.specs import ChangesSpec, Column, TableSpec
 
 PARTITIONS = 4
 COLUMNS = {"id": "long", "name": "string", "score": "double", "active": "boolean"}
@@ -87,16 +85,15 @@ def run(mode: str, recs: dict[int, list[Rec]], batch: int, broker: DevBroker) ->
                                                                             fmt)
     s = spec(topic, changes)
     data = tempfile.mkdtemp(prefix="bench-changes-")
-    writer = RelationWriter(data, s.name, 1 << 32)
-    writer.write_meta(storage_identity(s), s.column_names)
-    applier = TableApplier(s, s.column_names, key_decoder(s), value_decoder(s))
+    rel = open_relation(s, data, map_size=1 << 32)
     if mode == "read-before":
-        applier.blind = False
+        rel.applier.blind = False
     outbox = None
     if changes is not None:
         registry = FileRegistry(tempfile.mkdtemp(prefix="bench-registry-"))
-        outbox = ChangeOutbox(s, writer, s.column_names, Sink(conf), PARTITIONS, registry,
-                              max_backlog=10**9, kafka_conf=conf)
+        outbox = rel.outbox = ChangeOutbox(s, rel.writer, s.column_names, Sink(conf),
+                                           PARTITIONS, registry, max_backlog=10**9,
+                                           kafka_conf=conf)
         outbox.drain()  # creates the change topic before the clock starts
     drain = mode in ("json", "avro")
     per_batch = max(1, batch // PARTITIONS)
@@ -104,16 +101,10 @@ def run(mode: str, recs: dict[int, list[Rec]], batch: int, broker: DevBroker) ->
     events = 0
     t0 = time.perf_counter()
     for start in range(0, max(len(v) for v in recs.values()), per_batch):
-        with writer.begin() as wb:
-            for p, rs in recs.items():
-                chunk = rs[start:start + per_batch]
-                if not chunk:
-                    continue
-                out = applier.apply(wb, p, chunk, start)
-                wb.set_next_offset(p, out.next_offset)
-                if outbox is not None:
-                    outbox.stage(wb, out.changes)
-                    events += len(out.changes)
+        chunks = {p: rs[start:start + per_batch] for p, rs in recs.items()
+                  if rs[start:start + per_batch]}
+        for out in rel.apply(chunks).values():  # type: ignore[arg-type]
+            events += len(out.changes)
         if outbox is not None and drain:
             outbox.drain()
     elapsed = time.perf_counter() - t0

@@ -39,7 +39,7 @@ from typing import Any
 
 from materializer.columns import parse_type
 from materializer.devbroker import free_port
-from materializer.specs import Column, TableSpec, storage_identity
+from materializer.specs import Column, TableSpec
 
 TABLE = "bench.kv"
 BATCH = 500
@@ -75,14 +75,10 @@ class _Rec:
 def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event, stop: Event,
                 written: Synchronized[int]) -> None:
     """Seed `rows` rows, signal `ready`, then upsert random keys at `rate`/s until `stop`."""
-    from materializer.formats.codecs import key_decoder, value_decoder  # noqa: PLC0415
-    from materializer.ingest.apply import TableApplier  # noqa: PLC0415 - child process imports
-    from materializer.store import RelationWriter  # noqa: PLC0415
+    from materializer.ingest.relation import open_relation  # noqa: PLC0415 - child process
 
     spec = bench_spec()
-    w = RelationWriter(data, TABLE, 1 << 32)
-    w.write_meta(storage_identity(spec), spec.column_names)
-    applier = TableApplier(spec, spec.column_names, key_decoder(spec), value_decoder(spec))
+    rel = open_relation(spec, data, map_size=1 << 32)
     offsets = [0] * partitions
     version = 0
 
@@ -96,11 +92,8 @@ def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event
             recs.append(_Rec(k.to_bytes(8, "big", signed=True), json.dumps(
                 {"name": f"user-{k}", "score": k / 8, "active": k % 2 == 0,
                  "version": version}).encode(), offsets[p] + len(recs)))
-        with w.begin() as wb:
-            for p, recs in by_p.items():
-                out = applier.apply(wb, p, recs, offsets[p])
-                wb.set_next_offset(p, out.next_offset)
-                offsets[p] = out.next_offset
+        for p, out in rel.apply(by_p).items():  # type: ignore[arg-type]
+            offsets[p] = out.next_offset
 
     for start in range(0, rows, 5000):
         apply(list(range(start, min(rows, start + 5000))))
@@ -119,7 +112,7 @@ def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event
 
 SERVE = """
 import sys
-from materializer.api.app import serve
+from materializer.api.serve import serve
 from materializer.specs import ApiSpec, Catalog
 serve(Catalog(source="bench", store_path=sys.argv[1], api=ApiSpec(listen=sys.argv[2])), None)
 """

@@ -5,11 +5,13 @@ Built once by `materializer.catalog` and passed down; never mutated.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from materializer.columns import ColumnType
+from materializer.errors import ConfigError
 
 KEY_FORMATS = ("int", "long", "string", "json", "bytes", "avro")
 VALUE_FORMATS = ("json", "avro", "string", "int", "long", "bytes", "debezium-json",
@@ -18,6 +20,10 @@ ON_EXISTING = ("overwrite", "ignore", "versioned")
 NULL_KEY_POLICIES = ("drop", "dead_letter", "fail")
 ON_ERROR_POLICIES = ("fail", "skip", "dead_letter")
 CHANGE_FORMATS = ("debezium-json", "debezium-avro")
+DEFAULT_MAP_SIZE = 1 << 36
+"""`store.map_size` when the file names none: the ceiling an LMDB map may grow to."""
+BATCH_SIZE = 20_000
+"""Records polled and applied per batch (`materializer run --batch-size`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +124,44 @@ class RegistrySpec:
     config: tuple[tuple[str, str], ...] = ()  # extra client settings (basic.auth.user.info, ...)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names only this machine (127.0.0.0/8, ::1 or localhost).
+
+    The one rule for "loopback" (the catalog's check of `api.listen`, `materializer
+    check` and the API's refusal to listen elsewhere without a token all use it).
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSpec:
     listen: str = "127.0.0.1:8080"
     token_env: str | None = None
     max_lookup_keys: int = 1000
+
+    @property
+    def host(self) -> str:
+        """The host part of `listen` (brackets of `[v6]` removed; an empty host is
+        0.0.0.0, every address)."""
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    def host_port(self) -> tuple[str, int]:
+        """`listen` (`host:port` or `[v6]:port`) as (host, port); ConfigError if it is
+        neither."""
+        _, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"api.listen {self.listen!r} is not host:port "
+                              "(e.g. 127.0.0.1:8080)")
+        return self.host, int(port)
+
+    def is_loopback(self) -> bool:
+        """Whether `listen` is on a loopback address only (see `is_loopback`)."""
+        return is_loopback(self.host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +172,7 @@ class Catalog:
     kafka: tuple[tuple[str, str], ...] = ()
     group: str = "materializer"
     store_path: str = "./data"
-    map_size: int = 1 << 36
+    map_size: int = DEFAULT_MAP_SIZE
     schema_registry: RegistrySpec | None = None
     api: ApiSpec = field(default_factory=ApiSpec)
     default_schema: str = "public"

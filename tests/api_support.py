@@ -21,9 +21,8 @@ import httpx
 
 from materializer.columns import parse_type
 from materializer.devbroker import free_port
-from materializer.formats.codecs import key_decoder, value_decoder
-from materializer.ingest.apply import StreamApplier, TableApplier
-from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec, storage_identity
+from materializer.ingest.relation import Relation, open_relation
+from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
 from materializer.store import RelationWriter
 
 MAP_SIZE = 1 << 30
@@ -91,16 +90,15 @@ class SpecWriter:
 
     data_dir: str
     spec: RelationSpec
-    writer: RelationWriter = field(init=False)
-    applier: TableApplier | StreamApplier = field(init=False)
+    rel: Relation = field(init=False)
     offsets: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.writer = RelationWriter(self.data_dir, self.spec.name, MAP_SIZE)
-        self.writer.write_meta(storage_identity(self.spec), self.spec.column_names)
-        cls = TableApplier if isinstance(self.spec, TableSpec) else StreamApplier
-        self.applier = cls(self.spec, self.spec.column_names,  # type: ignore[arg-type]
-                           key_decoder(self.spec), value_decoder(self.spec))
+        self.rel = open_relation(self.spec, self.data_dir, map_size=MAP_SIZE)
+
+    @property
+    def writer(self) -> RelationWriter:
+        return self.rel.writer
 
     def write(self, items: Sequence[tuple[Any, Any]], partition: int = 0,
               ts: int = 1_700_000_000_000) -> None:
@@ -108,14 +106,8 @@ class SpecWriter:
         start = self.offsets.get(partition, 0)
         recs = [FakeRecord(None if k is None else _dumps(k), None if v is None else _dumps(v),
                            start + i, ts + i) for i, (k, v) in enumerate(items)]
-        with self.writer.begin() as wb:
-            out = self.applier.apply(wb, partition, recs, start)
-            assert out.fatal is None, out.fatal
-            wb.set_next_offset(partition, out.next_offset)
-            wb.add_counter(partition, "applied", out.applied)
-            for r in out.rejected:  # counted as the worker counts them
-                wb.add_counter(partition, f"{'dropped' if r.policy == 'drop' else 'skipped'}:"
-                                          f"{r.reason}", 1)
+        out = self.rel.apply({partition: recs})[partition]  # counted as the worker counts
+        assert out.fatal is None, out.fatal
         self.offsets[partition] = out.next_offset
 
 
@@ -156,7 +148,7 @@ def user_row_json(i: int, version: int = 0) -> dict[str, Any]:
 
 SERVE = """
 import sys
-from materializer.api.app import serve
+from materializer.api.serve import serve
 from materializer.specs import ApiSpec, Catalog
 serve(Catalog(source="test", store_path=sys.argv[1], api=ApiSpec(listen=sys.argv[2],
       max_lookup_keys=100)), sys.argv[3] if len(sys.argv) > 3 else None)

@@ -13,8 +13,9 @@ import pytest
 
 from materializer.catalog.ddl import parse_ddl
 from materializer.formats.codecs import key_decoder, value_decoder
-from materializer.ingest.apply import PartitionOutcome, StreamApplier, TableApplier
-from materializer.specs import StreamSpec, TableSpec, storage_identity
+from materializer.ingest.apply import PartitionOutcome, TableApplier
+from materializer.ingest.relation import Relation, open_relation
+from materializer.specs import StreamSpec, TableSpec
 from materializer.store import RelationWriter, Store
 from tests.api_support import FakeRecord
 
@@ -29,17 +30,15 @@ class Harness:
 
     data_dir: Path
     spec: TableSpec | StreamSpec
-    writer: RelationWriter = field(init=False)
-    applier: TableApplier | StreamApplier = field(init=False)
+    rel: Relation = field(init=False)
     offsets: Iterator[int] = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
-        self.writer = RelationWriter(self.data_dir, self.spec.name, 1 << 24)
-        layout = self.spec.column_names
-        self.writer.write_meta(storage_identity(self.spec), layout)
-        cls = TableApplier if isinstance(self.spec, TableSpec) else StreamApplier
-        self.applier = cls(self.spec, layout, key_decoder(self.spec),  # type: ignore[arg-type]
-                           value_decoder(self.spec))
+        self.rel = open_relation(self.spec, self.data_dir, map_size=1 << 24)
+
+    @property
+    def writer(self) -> RelationWriter:
+        return self.rel.writer
 
     def recs(self, *pairs: tuple[Any, Any]) -> list[FakeRecord]:
         """Records at the next offsets from (key, value) pairs given as JSON-able objects."""
@@ -51,10 +50,8 @@ class Harness:
 
     def apply(self, records: Sequence[FakeRecord], partition: int = 0, start: int = 0
               ) -> PartitionOutcome:
-        with self.writer.begin() as wb:
-            out = self.applier.apply(wb, partition, records, start)
-            wb.set_next_offset(partition, out.next_offset)
-        return out
+        self.rel.next_offsets[partition] = start
+        return self.rel.apply({partition: records})[partition]
 
     def feed(self, *pairs: tuple[Any, Any]) -> PartitionOutcome:
         return self.apply(self.recs(*pairs))
@@ -234,7 +231,7 @@ def test_partial_update_keeps_the_stored_columns(tmp_path: Path) -> None:
     full = TableApplier(replace(spec, partial_update=None), spec.column_names,
                         key_decoder(spec), value_decoder(spec))
     with h.writer.begin() as wb:
-        full.apply(wb, 0, h.recs((1, {"name": "Ann", "age": 30, "email": "a@x"})))
+        full.apply(wb.partition(0), 0, h.recs((1, {"name": "Ann", "age": 30, "email": "a@x"})))
     out = h.feed((1, {"name": "Anna", "age": 99}))
     (ch,) = out.changes
     assert (ch.op, ch.before, ch.after) == ("u", (1, "Ann", 30, "a@x"), (1, "Anna", 30, "a@x"))
@@ -254,7 +251,7 @@ def test_partial_update_after_a_delete_is_a_new_key(tmp_path: Path) -> None:
 
 def test_soft_primary_key_writes_blind(tmp_path: Path) -> None:
     h = table(tmp_path, "soft_primary_key=true")
-    assert h.applier.blind  # type: ignore[union-attr]
+    assert h.rel.applier.blind  # type: ignore[union-attr]
     out = h.feed((1, {"name": "a"}), (1, {"name": "b"}), (2, {"name": "c"}), (3, None))
     assert out.changes == [] and out.applied == 4  # no read, so the absent delete counts too
     assert [r["name"] for r in h.rows()] == ["b", "c"]

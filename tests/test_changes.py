@@ -23,12 +23,12 @@ from materializer.changes.envelope import (
     encoder_for,
     envelope_schema,
 )
+from materializer.changes.event import Change
 from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox, murmur2, partition_for
 from materializer.columns import parse_type
 from materializer.errors import ConfigError, UsageError
 from materializer.formats.base import DELETE
 from materializer.formats.codecs import key_decoder, value_decoder
-from materializer.ingest.apply import Change
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
 from materializer.store import RelationWriter
 from materializer.values import to_storage
@@ -226,8 +226,7 @@ def test_stage_commits_and_aborts_with_the_rows(writer: RelationWriter) -> None:
     with writer.begin() as wb:
         again.stage(wb, [Change("c", 1, 0, 0, (8,), None, row)])
     assert again.backlog() == 4 and again.full
-    db = writer.named_db(OUTBOX_DB)
-    items = writer.first_items(db, 10)
+    items = writer.side_table(OUTBOX_DB).first_items(10)
     keys = [k for k, _ in items]
     assert keys == sorted(keys) and len(keys) == 4
     entries = [marshal.loads(raw) for _, raw in items]  # (source partition, key, value)
@@ -245,7 +244,7 @@ def test_outbox_needs_changes(writer: RelationWriter) -> None:
 def test_reserved_database_names(writer: RelationWriter) -> None:
     for name in (b"meta", b"p:0"):
         with pytest.raises(UsageError):
-            writer.named_db(name)
+            writer.side_table(name)
 
 
 def test_schema_template_is_what_the_worker_registers() -> None:

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from connectors.kafka import Sink, create_topic, produce_records
+from materializer.changes.event import Change
 from materializer.changes.outbox import ChangeOutbox
 from materializer.devbroker import DevBroker, free_port
-from materializer.formats.codecs import key_decoder, value_decoder
-from materializer.ingest.apply import Change, TableApplier
-from materializer.specs import ChangesSpec, storage_identity
+from materializer.ingest.relation import open_relation
+from materializer.specs import ChangesSpec
 from materializer.store import RelationWriter
 from tests.api_support import FakeRecord
 from tests.test_changes_kafka import (
@@ -170,11 +170,9 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
     conf = {"bootstrap.servers": f"127.0.0.1:{port}"}
     proc = _tansu(port)
     spec = table_spec("users", ChangesSpec(topic="users.changes"))
-    writer = RelationWriter(tmp_path, spec.name, 1 << 30)
-    writer.write_meta(storage_identity(spec), spec.column_names)
-    applier = TableApplier(spec, spec.column_names, key_decoder(spec), value_decoder(spec))
+    rel = open_relation(spec, tmp_path, map_size=1 << 30)
     sink = Sink(conf, {"message.timeout.ms": 3000, "log_level": 0})
-    outbox = ChangeOutbox(spec, writer, spec.column_names, sink, 2, max_backlog=400,
+    outbox = ChangeOutbox(spec, rel.writer, spec.column_names, sink, 2, max_backlog=400,
                           kafka_conf=conf)
     outbox.flush_timeout, outbox.settle_timeout = 1.0, 0.3
     outbox.min_backoff, outbox.max_backoff = 0.1, 0.4
@@ -182,22 +180,22 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
     offsets = [0, 0]
     rng = random.Random(3)
 
+    rel.outbox = outbox
+
     def ingest_batch(n: int = 60) -> None:
-        with writer.begin() as wb:
-            for p in (0, 1):
-                recs = []
-                for _ in range(n // 2):
-                    k = rng.randrange(40) * 2 + p
-                    v = None if rng.random() < 0.2 else json.dumps(
-                        {"name": uuid.uuid4().hex[:6], "age": 1, "born": "2000-01-01",
-                         "score": "1.00"}).encode()
-                    o = offsets[p]
-                    recs.append(FakeRecord(str(k).encode(), v, o, 1_700_000_000_000 + o))
-                    offsets[p] = o + 1
-                out = applier.apply(wb, p, recs, 0)
-                wb.set_next_offset(p, out.next_offset)
-                outbox.stage(wb, out.changes)
-                staged.extend(out.changes)
+        parts: dict[int, list[FakeRecord]] = {}
+        for p in (0, 1):
+            recs = parts[p] = []
+            for _ in range(n // 2):
+                k = rng.randrange(40) * 2 + p
+                v = None if rng.random() < 0.2 else json.dumps(
+                    {"name": uuid.uuid4().hex[:6], "age": 1, "born": "2000-01-01",
+                     "score": "1.00"}).encode()
+                o = offsets[p]
+                recs.append(FakeRecord(str(k).encode(), v, o, 1_700_000_000_000 + o))
+                offsets[p] = o + 1
+        for out in rel.apply(parts).values():
+            staged.extend(out.changes)
 
     try:
         for _ in range(5):  # broker up: everything goes out at once

@@ -26,10 +26,10 @@ from materializer.changes.outbox import ChangeOutbox, partition_for
 from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
 from materializer.errors import StoreError
-from materializer.formats.codecs import key_decoder, value_decoder
-from materializer.ingest.apply import SourceRecord, TableApplier
-from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
-from materializer.store import RelationWriter, Store
+from materializer.ingest.relation import Relation, open_relation
+from materializer.protocols import SourceRecord
+from materializer.specs import ChangesSpec, Column, TableSpec
+from materializer.store import SideTable, Store
 
 pytestmark = pytest.mark.integration
 
@@ -150,14 +150,13 @@ def read_all(conf: dict[str, str], topic: str, done: Any, timeout: float = 60.0
     return out
 
 
-def materialize(conf: dict[str, str], spec: TableSpec, writer: RelationWriter,
-                ends: dict[int, int], outbox: ChangeOutbox | None, registry: Any = None,
-                batch: int = 300) -> list[Message]:
+def materialize(conf: dict[str, str], rel: Relation, ends: dict[int, int],
+                outbox: ChangeOutbox | None, batch: int = 300) -> list[Message]:
     """Apply `spec.topic` up to `ends` the way the worker does: per poll one write
     transaction with rows, offsets and staged events, then drain. Returns the records."""
-    applier = TableApplier(spec, spec.column_names, key_decoder(spec, registry),
-                           value_decoder(spec, registry))
-    nxt = writer.next_offsets()
+    spec = rel.spec
+    rel.outbox = outbox
+    nxt = rel.next_offsets
     c = consumer(conf)
     c.assign([TopicPartition(spec.topic, p, nxt.get(p, 0)) for p in ends])
     seen: list[Message] = []
@@ -174,14 +173,8 @@ def materialize(conf: dict[str, str], spec: TableSpec, writer: RelationWriter,
             if not by_p:
                 continue
             seen.extend(kept(m) for m in msgs)
-            with writer.begin() as wb:
-                for p, recs in by_p.items():
-                    out = applier.apply(wb, p, recs, nxt.get(p, 0))
-                    assert out.fatal is None and not out.rejected
-                    wb.set_next_offset(p, out.next_offset)
-                    nxt[p] = out.next_offset
-                    if outbox is not None:
-                        outbox.stage(wb, out.changes)
+            for out in rel.apply(by_p).values():
+                assert out.fatal is None and not out.rejected
             if outbox is not None:
                 outbox.drain()
     finally:
@@ -257,10 +250,10 @@ def test_change_topic_folds_into_the_table(broker: DevBroker, tmp_path: Path,
         create_topic(broker.bootstrap, changes, change_partitions)
     spec = table_spec(source, ChangesSpec(topic=changes))
     ends = produce_records(conf, source, changelog(seed=change_partitions))
-    writer = RelationWriter(tmp_path, spec.name, 1 << 30)
-    writer.write_meta(storage_identity(spec), spec.column_names)
+    rel = open_relation(spec, tmp_path, map_size=1 << 30)
+    writer = rel.writer
     outbox = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 4, kafka_conf=conf)
-    records = materialize(conf, spec, writer, ends, outbox)
+    records = materialize(conf, rel, ends, outbox)
     assert outbox.backlog() == 0
     assert partition_count(conf, changes) == change_partitions
 
@@ -295,21 +288,20 @@ def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fm
     spec = table_spec(source, ChangesSpec(topic=f"{source}.changes", format=fmt,
                                           columns=True))
     ends = produce_records(conf, source, changelog(seed=11, records=800, replays=50))
-    writer = RelationWriter(tmp_path / "a", spec.name, 1 << 30)
-    writer.write_meta(storage_identity(spec), spec.column_names)
+    rel = open_relation(spec, tmp_path / "a", map_size=1 << 30)
+    writer = rel.writer
     outbox = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 2, registry,
                           kafka_conf=conf)
-    materialize(conf, spec, writer, ends, outbox)
+    materialize(conf, rel, ends, outbox)
     original = table_rows(tmp_path / "a", spec.name)
 
     copy = table_spec(f"{source}.changes", None, name="shop.copy", value_format=fmt)
-    copy_writer = RelationWriter(tmp_path / "b", copy.name, 1 << 30)
-    copy_writer.write_meta(storage_identity(copy), copy.column_names)
+    copy_rel = open_relation(copy, tmp_path / "b", map_size=1 << 30, registry=registry)
     assert partition_count(conf, copy.topic) == 2  # created like the source
     change_ends = {p: 0 for p in range(2)}
     for m in _drain_all(conf, copy.topic):
         change_ends[m.partition] = max(change_ends[m.partition], m.offset + 1)
-    materialize(conf, copy, copy_writer, change_ends, None, registry)
+    materialize(conf, copy_rel, change_ends, None)
     assert table_rows(tmp_path / "b", copy.name) == original
 
 
@@ -339,17 +331,17 @@ def test_a_crash_after_the_acks_repeats_events_with_their_source_position(
     source = broker.create_topic(partitions=2)
     spec = table_spec(source, ChangesSpec(topic=f"{source}.changes"))
     ends = produce_records(conf, source, changelog(seed=2, records=400, replays=20))
-    writer = RelationWriter(tmp_path, spec.name, 1 << 30)
-    writer.write_meta(storage_identity(spec), spec.column_names)
+    rel = open_relation(spec, tmp_path, map_size=1 << 30)
+    writer = rel.writer
 
     def crash(*args: Any) -> None:
         raise StoreError("the process died here")
 
     with monkeypatch.context() as m:
-        m.setattr(RelationWriter, "delete_keys", crash)
+        m.setattr(SideTable, "delete_keys", crash)
         outbox = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 2, kafka_conf=conf)
         with pytest.raises(StoreError):
-            materialize(conf, spec, writer, ends, outbox, batch=10_000)
+            materialize(conf, rel, ends, outbox, batch=10_000)
         staged = outbox.backlog()
     assert staged > 0
     restarted = ChangeOutbox(spec, writer, spec.column_names, Sink(conf), 2, kafka_conf=conf)

@@ -32,9 +32,9 @@ from typing import Any, Protocol
 
 import fastavro
 
+from materializer.changes.event import Change
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError
-from materializer.ingest.apply import Change
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
 from materializer.values import items_converter, to_json_value

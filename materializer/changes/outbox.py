@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING
 
 from connectors.kafka import create_topic, partition_count
 from materializer.changes.envelope import EventEncoder, encoder_for
+from materializer.changes.event import Change
 from materializer.errors import MaterializerError, UsageError
-from materializer.ingest.apply import Change
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
 from materializer.store import RelationWriter, WriteBatch
@@ -97,8 +97,8 @@ class ChangeOutbox:
         self._sink = sink
         self._kafka_conf = dict(kafka_conf) if kafka_conf is not None else None
         self._encoder: EventEncoder = encoder_for(spec, layout, registry)
-        self._db = writer.named_db(OUTBOX_DB)
-        last = writer.last_key(self._db)
+        self._table = writer.side_table(OUTBOX_DB)
+        last = self._table.last_key()
         self._seq = 0 if last is None else _SEQ.unpack(last)[0] + 1
         self._partitions: int | None = None  # _SAME, _PRODUCER_HASH or a count to hash by
         self._unsettled = False  # a chunk may still sit in the producer after a failure
@@ -119,13 +119,13 @@ class ChangeOutbox:
         seq = self._seq
         self._seq = seq + len(msgs)
         pack = _SEQ.pack
-        wb.put_many(self._db, [(pack(seq + i), _dumps(m)) for i, m in enumerate(msgs)])
+        wb.put_side(self._table, [(pack(seq + i), _dumps(m)) for i, m in enumerate(msgs)])
 
     # ------------------------------------------------------------------ draining
 
     def backlog(self) -> int:
         """Committed events (tombstones included) not yet acknowledged by the broker."""
-        return self._writer.entries(self._db)
+        return self._table.entries()
 
     @property
     def full(self) -> bool:
@@ -151,11 +151,11 @@ class ChangeOutbox:
                 self._sink.flush(self.settle_timeout)  # raises until the producer is empty
                 self._unsettled = False
             while True:
-                batch = self._writer.first_items(self._db, self.chunk)
+                batch = self._table.first_items(self.chunk)
                 if not batch:
                     break
                 self._send(batch)
-                self._writer.delete_keys(self._db, [k for k, _ in batch])
+                self._table.delete_keys([k for k, _ in batch])
                 drained += len(batch)
                 if len(batch) < self.chunk:
                     break

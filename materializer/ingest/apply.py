@@ -12,41 +12,18 @@ Guarantees:
 
 from __future__ import annotations
 
-import marshal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
+from materializer.changes.event import Change
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
+from materializer.protocols import SourceRecord
 from materializer.specs import RelationSpec, StreamSpec, TableSpec
-from materializer.store import WriteBatch, encode_event
-from materializer.store.keys import KeyCodec
+from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
+from materializer.store.writer import PartitionWriter
 from materializer.values import to_storage
-
-_dumps = marshal.dumps
-_loads = marshal.loads
-
-
-class SourceRecord(Protocol):
-    """What the applier reads of a Kafka message (confluent_kafka.Message fits)."""
-
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-    def offset(self) -> int: ...
-    def timestamp(self) -> tuple[int, int]: ...
-
-
-class Change(NamedTuple):
-    """One applied change of a table row, in stored form (for change events)."""
-
-    op: str  # "c", "u" or "d"
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: tuple[Any, ...]
-    before: tuple[Any, ...] | None
-    after: tuple[Any, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +146,7 @@ class TableApplier:
                 if ov is not None and nv < ov:
                     return None
             for i in self.kept_slots:
-                new[i] = old[i] if i < len(old) else None
+                new[i] = old[i]
             return tuple(new)
         if self.version_slot >= 0 and new[self.version_slot] is None:
             raise RecordError(f"version column {self.spec.version_column!r} is null",
@@ -178,22 +155,22 @@ class TableApplier:
             new[i] = None
         return tuple(new)
 
-    def apply(self, wb: WriteBatch, partition: int, records: Sequence[SourceRecord],
+    def apply(self, pw: PartitionWriter, partition: int, records: Sequence[SourceRecord],
               start_offset: int = 0) -> PartitionOutcome:
         """Apply records (offset order) of one partition; records below `start_offset` are
         already applied (replays after a seek) and are passed over."""
         spec = self.spec
-        db = wb.db(partition)
         kdec = self.key_decoder
         vdec = self.value_decoder
         kenc = self.key_codec.encode
+        stored = pw.get
         shape = self.shaper.shape
         merge = self.merge
         blind = self.blind
         emit = self.emit
         null_policy = spec.null_key
         err_policy = spec.on_error
-        pending: dict[bytes, bytes | None] = {}
+        pending: dict[bytes, tuple[Any, ...] | None] = {}
         out = PartitionOutcome(next_offset=start_offset)
         changes = out.changes
         rejects = out.rejected
@@ -209,6 +186,37 @@ class TableApplier:
                 kt = kdec(kb_raw)
                 if None in kt:
                     raise RecordError("null primary key column", "null_key")
+                kb = encode_key(kenc, kt)
+                raw = rec.value()
+                fields = DELETE if raw is None else vdec(raw)
+                if fields is DELETE:
+                    if blind:
+                        pending[kb] = None
+                        applied += 1
+                        continue
+                    old = pending[kb] if kb in pending else stored(kb)
+                    if old is None:
+                        continue  # delete of an absent key: nothing to do, nothing to emit
+                    pending[kb] = None
+                    applied += 1
+                    if emit:
+                        changes.append(Change("d", partition, offset, rec.timestamp()[1], kt,
+                                              old, None))
+                    continue
+                new_list = shape(fields, kt)
+                if blind:
+                    pending[kb] = tuple(new_list)
+                    applied += 1
+                    continue
+                old = pending[kb] if kb in pending else stored(kb)
+                merged = merge(new_list, old)
+                if merged is None or merged == old:
+                    continue  # unchanged: replays and rejected versions are silent
+                pending[kb] = merged
+                applied += 1
+                if emit:
+                    changes.append(Change("c" if old is None else "u", partition, offset,
+                                          rec.timestamp()[1], kt, old, merged))
             except RecordError as e:
                 policy = null_policy if e.reason == "null_key" else err_policy
                 r = rejected(rec, partition, e, policy)
@@ -216,54 +224,8 @@ class TableApplier:
                     out.fatal = r
                     break
                 rejects.append(r)
-                continue
-            kb = kenc(kt)
-            raw = rec.value()
-            try:
-                fields = DELETE if raw is None else vdec(raw)
-                if fields is DELETE:
-                    if blind:
-                        pending[kb] = None
-                        applied += 1
-                        continue
-                    old_b = pending[kb] if kb in pending else wb.get(db, kb)
-                    if old_b is None:
-                        continue  # delete of an absent key: nothing to do, nothing to emit
-                    pending[kb] = None
-                    applied += 1
-                    if emit:
-                        changes.append(Change("d", partition, offset, rec.timestamp()[1], kt,
-                                              _loads(old_b), None))
-                    continue
-                new_list = shape(fields, kt)
-                if blind:
-                    pending[kb] = _dumps(tuple(new_list))
-                    applied += 1
-                    continue
-                old_b = pending[kb] if kb in pending else wb.get(db, kb)
-                old = None if old_b is None else _loads(old_b)
-                merged = merge(new_list, old)
-                if merged is None or merged == old:
-                    continue  # unchanged: replays and rejected versions are silent
-                pending[kb] = _dumps(merged)
-                applied += 1
-                if emit:
-                    changes.append(Change("c" if old is None else "u", partition, offset,
-                                          rec.timestamp()[1], kt, old, merged))
-            except RecordError as e:
-                r = rejected(rec, partition, e, err_policy)
-                if err_policy == "fail":
-                    out.fatal = r
-                    break
-                rejects.append(r)
         out.next_offset = _next_offset(out, records, start_offset)
-        puts = [(k, v) for k, v in pending.items() if v is not None]
-        if puts:
-            wb.put_many(db, puts)
-        if len(puts) != len(pending):
-            for k, v in pending.items():
-                if v is None:
-                    wb.delete(db, k)
+        pw.put_rows(pending)
         out.applied = applied
         return out
 
@@ -281,17 +243,15 @@ class StreamApplier:
         self.value_decoder = value_decoder
         self.null_key = (None,) * len(spec.key_columns)
 
-    def apply(self, wb: WriteBatch, partition: int, records: Sequence[SourceRecord],
+    def apply(self, pw: PartitionWriter, partition: int, records: Sequence[SourceRecord],
               start_offset: int = 0) -> PartitionOutcome:
-        db = wb.db(partition)
         kdec = self.key_decoder
         vdec = self.value_decoder
         kenc = self.key_codec.encode
         shape = self.shaper.shape
         err_policy = self.spec.on_error
         out = PartitionOutcome(next_offset=start_offset)
-        puts: list[tuple[bytes, bytes]] = []
-        touched: set[bytes] = set()
+        events: list[tuple[bytes, int, int, tuple[Any, ...] | None]] = []
         for rec in records:
             offset = rec.offset()
             if offset < start_offset:
@@ -299,12 +259,13 @@ class StreamApplier:
             try:
                 kraw = rec.key()
                 kt = self.null_key if kraw is None else kdec(kraw)
+                kb = encode_key(kenc, kt, STREAM_KEY_SUFFIX)
                 raw = rec.value()
                 if raw is None:
                     row = None
                 else:
                     fields = vdec(raw)
-                    row = None if fields is DELETE else _dumps(tuple(shape(fields, kt)))
+                    row = None if fields is DELETE else tuple(shape(fields, kt))
             except RecordError as e:
                 r = rejected(rec, partition, e, err_policy)
                 if err_policy == "fail":
@@ -312,34 +273,22 @@ class StreamApplier:
                     break
                 out.rejected.append(r)
                 continue
-            kb = kenc(kt)
-            touched.add(kb)
-            puts.append((kb + offset.to_bytes(8, "big"), encode_event(rec.timestamp()[1], row)))
+            events.append((kb, offset, rec.timestamp()[1], row))
         out.next_offset = _next_offset(out, records, start_offset)
-        if puts:
-            wb.put_many(db, puts)
-            self._trim(wb, db, touched)
-        out.applied = len(puts)
+        pw.append_events(events, self.spec.max_events_per_key)
+        out.applied = len(events)
         return out
 
-    def _trim(self, wb: WriteBatch, db: Any, keys: set[bytes]) -> None:
-        limit = self.spec.max_events_per_key
-        cur = wb.cursor(db)
-        for kb in keys:
-            want = len(kb) + 8
-            upper = kb + b"\xff" * 9
-            ok = cur.prev() if cur.set_range(upper) else cur.last()
-            n = 0
-            while ok:
-                k = cur.key()
-                if len(k) != want or not k.startswith(kb):
-                    break
-                n += 1
-                ok = _delete_and_step_back(cur) if n > limit else cur.prev()
 
-
-def _delete_and_step_back(cur: Any) -> bool:
-    """Delete the cursor's item and move to the previous one (LMDB moves forward on delete)."""
-    cur.delete()
-    return bool(cur.prev())
-
+def encode_key(encode: Callable[[tuple[Any, ...]], bytes], key: tuple[Any, ...],
+               suffix: int = 0) -> bytes:
+    """The stored key of a key tuple; RecordError when it cannot be stored (a string that
+    is not valid Unicode, or longer than LMDB's key limit with `suffix` bytes added)."""
+    try:
+        kb = encode(key)
+    except UnicodeEncodeError as e:
+        raise RecordError(f"key is not valid Unicode: {e}", "bad_unicode") from e
+    if len(kb) + suffix > MAX_KEY_BYTES:
+        raise RecordError(f"key is {len(kb) + suffix} bytes stored, over LMDB's limit of "
+                          f"{MAX_KEY_BYTES} (use shorter keys)", "key_too_long")
+    return kb

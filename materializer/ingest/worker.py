@@ -12,7 +12,6 @@ Loop guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -21,24 +20,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from materializer.errors import MaterializerError, RecordRejectedFatal, SchemaChangedError
-from materializer.formats import codecs
-from materializer.ingest.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
-from materializer.specs import (
-    Catalog,
-    RelationSpec,
-    TableSpec,
-    identity_difference,
-    storage_identity,
-)
-from materializer.store import RelationWriter
+from materializer.errors import MaterializerError, RecordRejectedFatal
+from materializer.ingest.apply import Rejected
+from materializer.ingest.deadletter import DeadLetters
+from materializer.ingest.relation import Relation, open_relation
+from materializer.protocols import SchemaRegistry
+from materializer.specs import BATCH_SIZE, Catalog, TableSpec
+from materializer.status import is_dropped, lag, rejection_counter, write_status
 
 log = logging.getLogger("materializer.worker")
 
-BATCH_SIZE = 20_000
 POLL_TIMEOUT = 0.25
 STATUS_INTERVAL = 1.0
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -58,49 +51,6 @@ class Feed:
         if not offs or any(o is None for o in offs):
             return None
         return min(o for o in offs if o is not None)
-
-
-@dataclass(slots=True)
-class Relation:
-    """One declared table or stream with its writer, applier and progress."""
-
-    spec: RelationSpec
-    writer: RelationWriter
-    applier: TableApplier | StreamApplier
-    next_offsets: dict[int, int]
-    outbox: Any = None  # changes.ChangeOutbox for tables with `changes`
-
-
-def open_relation(catalog: Catalog, spec: RelationSpec, registry: Any = None) -> Relation:
-    """Open (or create) a relation's local state, refusing a declaration that changed.
-
-    Adding a nullable column is accepted: it is appended to the stored row layout,
-    and rows written before read it as null.
-    """
-    writer = RelationWriter(catalog.store_path, spec.name, catalog.map_size)
-    current = storage_identity(spec)
-    meta = writer.meta()
-    if meta is None:
-        layout = list(spec.column_names)
-        writer.write_meta(current, layout)
-    else:
-        diff = identity_difference(meta.identity, current)
-        if diff is not None:
-            raise SchemaChangedError(
-                f"{spec.name}: the declaration no longer matches the local state: {diff}. "
-                f"Run `materializer rebuild CONFIG {spec.name}` to drop the local state of "
-                f"{spec.name} and replay its topic {spec.topic} from the beginning.")
-        layout = list(meta.layout) + [n for n in spec.column_names if n not in meta.layout]
-        if layout != list(meta.layout) or meta.identity != current:
-            writer.write_meta(current, layout)
-    kdec = codecs.key_decoder(spec, registry)
-    vdec = codecs.value_decoder(spec, registry)
-    applier: TableApplier | StreamApplier
-    if isinstance(spec, TableSpec):
-        applier = TableApplier(spec, layout, kdec, vdec)
-    else:
-        applier = StreamApplier(spec, layout, kdec, vdec)  # type: ignore[arg-type]
-    return Relation(spec, writer, applier, writer.next_offsets())
 
 
 class Histogram:
@@ -124,11 +74,48 @@ class Histogram:
                 "sum": self.sum, "count": self.count}
 
 
+def open_registry(catalog: Catalog) -> SchemaRegistry | None:
+    if catalog.schema_registry is None:
+        return None
+    from connectors.registry import open_registry as open_reg  # noqa: PLC0415
+
+    return open_reg(catalog.schema_registry)
+
+
+def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
+                   only: list[str] | None = None) -> list[Relation]:
+    """Every relation of the catalog (or those named in `only`), opened for writing."""
+    return [open_relation(s, catalog.store_path, map_size=catalog.map_size, registry=registry)
+            for s in catalog.relations if only is None or s.name in only]
+
+
+def fatal_message(rel: Relation, r: Rejected) -> str:
+    """The clean stop message for a bad record under policy `fail`."""
+    return (f"{rel.spec.kind} {rel.spec.name}: bad record at topic {rel.spec.topic}, "
+            f"partition {r.partition}, offset {r.offset}: {r.message} "
+            f"(policy {'null_key' if r.reason == 'null_key' else 'on_error'}: fail; "
+            f"nothing after it was applied)")
+
+
+def split_by_partition(msgs: list[Any]) -> dict[str, dict[int, list[Any]]]:
+    """A polled batch as topic -> partition -> records (offset order kept)."""
+    by_tp: dict[str, dict[int, list[Any]]] = {}
+    for m in msgs:
+        parts = by_tp.get(m.topic())
+        if parts is None:
+            parts = by_tp[m.topic()] = {}
+        lst = parts.get(m.partition())
+        if lst is None:
+            parts[m.partition()] = [m]
+        else:
+            lst.append(m)
+    return by_tp
+
+
 class Worker:
     """Materializes every relation of a catalog from its topic, until stopped."""
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
-                 only: list[str] | None = None,
                  progress: Callable[[str], None] | None = None,
                  stop_event: threading.Event | None = None) -> None:
         self.catalog = catalog
@@ -136,9 +123,8 @@ class Worker:
         self.stop_event = stop_event or threading.Event()
         self.group = catalog.group
         self.progress = progress
-        self.registry = _open_registry(catalog)
-        specs = [r for r in catalog.relations if only is None or r.name in only]
-        self.relations = [open_relation(catalog, s, self.registry) for s in specs]
+        self.registry = open_registry(catalog)
+        self.relations = open_relations(catalog, self.registry)
         self.grouped = Feed({})
         self.replicated = Feed({})
         for rel in self.relations:
@@ -148,9 +134,9 @@ class Worker:
         self.counters: dict[str, int] = {}
         self.batch_hist = Histogram()
         self._sink: Any = None
+        self.dead_letters = DeadLetters(self.sink, catalog.kafka_config)
         self._last_status = 0.0
         self._started = time.time()
-        self._status_path = Path(catalog.store_path) / "worker.json"
 
     # ---------------------------------------------------------------- plumbing
 
@@ -167,12 +153,11 @@ class Worker:
 
     def _attach_outboxes(self) -> None:
         from connectors.kafka import partition_count  # noqa: PLC0415
+        from materializer.changes.outbox import ChangeOutbox  # noqa: PLC0415
 
         for rel in self.relations:
             spec = rel.spec
             if isinstance(spec, TableSpec) and spec.changes is not None:
-                from materializer.changes.outbox import ChangeOutbox  # noqa: PLC0415
-
                 conf = {**self.catalog.kafka_config, "allow.auto.create.topics": "false"}
                 source_partitions = partition_count(conf, spec.topic) or 1
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
@@ -202,7 +187,7 @@ class Worker:
                 if any(rel.outbox is not None and rel.outbox.full for rel in self.relations):
                     self._drain()
                     if any(r.outbox is not None and r.outbox.full for r in self.relations):
-                        time.sleep(0.2)  # the change topic is unreachable: back off
+                        self.stop_event.wait(0.2)  # the change topic is unreachable: back off
                         continue
                 for feed in feeds:
                     msgs = feed.source.poll_batch(self.batch_size, timeout)
@@ -221,7 +206,7 @@ class Worker:
             if self._sink is not None:
                 try:
                     self._sink.flush(10)
-                except Exception as e:  # noqa: BLE001 - shutting down; the outbox keeps events
+                except MaterializerError as e:  # shutting down; the outbox keeps events
                     log.warning("flush at shutdown: %s", e)
 
     def _apply_with_retry(self, msgs: list[Any], feed: Feed) -> None:
@@ -244,78 +229,26 @@ class Worker:
         """Apply one polled batch of `feed`: per relation one transaction with rows and
         offsets, then drain change events and tell the group how far it is."""
         t0 = time.perf_counter()
-        by_tp: dict[str, dict[int, list[Any]]] = {}
-        for m in msgs:
-            parts = by_tp.get(m.topic())
-            if parts is None:
-                parts = by_tp[m.topic()] = {}
-            lst = parts.get(m.partition())
-            if lst is None:
-                parts[m.partition()] = [m]
-            else:
-                lst.append(m)
         fatal: tuple[Relation, Rejected] | None = None
         commits: dict[tuple[str, int], int] = {}
-        for topic, parts in by_tp.items():
+        for topic, parts in split_by_partition(msgs).items():
             for rel in feed.by_topic.get(topic, ()):
-                outcomes: dict[int, PartitionOutcome] = {}
-                with rel.writer.begin() as wb:
-                    for p, recs in parts.items():
-                        start = rel.next_offsets.get(p, 0)
-                        out = rel.applier.apply(wb, p, recs, start)
-                        outcomes[p] = out
-                        wb.set_next_offset(p, out.next_offset)
-                        counts = self._route_rejects(rel, p, out.rejected)
-                        if out.applied:
-                            counts["applied"] = out.applied
-                        for name, n in counts.items():
-                            wb.add_counter(p, name, n)
-                        if out.changes and rel.outbox is not None:
-                            rel.outbox.stage(wb, out.changes)
-                        if out.fatal is not None and fatal is None:
-                            fatal = (rel, out.fatal)
-                    if self._sink is not None and any(o.rejected for o in outcomes.values()):
-                        self._sink.flush()  # dead letters are durable before the offset moves
+                outcomes = rel.apply(parts, self.dead_letters)
                 for p, out in outcomes.items():
-                    rel.next_offsets[p] = out.next_offset
                     self.applied_total += out.applied
-                    key = (topic, p)
-                    commits[key] = min(commits.get(key, out.next_offset), out.next_offset)
+                    for r in out.rejected:
+                        key = f"{rel.spec.name}|{rejection_counter(r.policy, r.reason)}"
+                        self.counters[key] = self.counters.get(key, 0) + 1
+                    if out.fatal is not None and fatal is None:
+                        fatal = (rel, out.fatal)
+                    key_tp = (topic, p)
+                    commits[key_tp] = min(commits.get(key_tp, out.next_offset), out.next_offset)
         self.batch_hist.observe(time.perf_counter() - t0)
         self._drain()
         if feed.source is not None:
             feed.source.commit(commits)
         if fatal is not None:
-            rel, r = fatal
-            raise RecordRejectedFatal(
-                f"{rel.spec.kind} {rel.spec.name}: bad record at topic {rel.spec.topic}, "
-                f"partition {r.partition}, offset {r.offset}: {r.message} "
-                f"(policy {'null_key' if r.reason == 'null_key' else 'on_error'}: fail; "
-                f"nothing after it was applied)")
-
-    def _route_rejects(self, rel: Relation, partition: int, rejects: list[Rejected]
-                       ) -> dict[str, int]:
-        """Dead-letter or count each rejected record; returns counters to add."""
-        counts: dict[str, int] = {}
-        for r in rejects:
-            if r.policy == "dead_letter":
-                name = f"dead_letter:{r.reason}"
-                self.sink().produce(
-                    rel.spec.dead_letter_topic or f"{rel.spec.topic}.dead-letter", r.key, r.value,
-                    headers=[("materializer.error", r.message.encode()),
-                             ("materializer.reason", r.reason.encode()),
-                             ("materializer.table", rel.spec.name.encode()),
-                             ("materializer.topic", rel.spec.topic.encode()),
-                             ("materializer.partition", str(partition).encode()),
-                             ("materializer.offset", str(r.offset).encode())])
-            elif r.policy == "drop":
-                name = f"dropped:{r.reason}"
-            else:
-                name = f"skipped:{r.reason}"
-            counts[name] = counts.get(name, 0) + 1
-            key = f"{rel.spec.name}|{name}"
-            self.counters[key] = self.counters.get(key, 0) + 1
-        return counts
+            raise RecordRejectedFatal(fatal_message(*fatal))
 
     def _drain(self) -> None:
         for rel in self.relations:
@@ -330,28 +263,18 @@ class Worker:
             src = feed.source
             if src is None:
                 continue
-            out.extend(self._feed_progress(feed, src))
-        return out
-
-    def _feed_progress(self, feed: Feed, src: Any) -> list[dict[str, Any]]:
-        out = []
-        for topic, p in sorted(src.assigned):
-            for rel in feed.by_topic.get(topic, ()):
-                nxt = rel.next_offsets.get(p, 0)
-                end = src.end_offset(topic, p)
-                if end is not None:  # some brokers under-report the watermark (DESIGN.md)
-                    end = max(end, nxt)
-                out.append({"relation": rel.spec.name, "topic": topic, "partition": p,
-                            "next_offset": nxt, "end_offset": end,
-                            "lag": None if end is None else max(0, end - nxt)})
+            for topic, p in sorted(src.assigned):
+                for rel in feed.by_topic.get(topic, ()):
+                    nxt = rel.next_offsets.get(p, 0)
+                    end = src.end_offset(topic, p)
+                    out.append({"relation": rel.spec.name, "topic": topic, "partition": p,
+                                "next_offset": nxt, "end_offset": end, "lag": lag(end, nxt)})
         return out
 
     def _write_status(self, stopping: bool = False) -> None:
         parts = self.partition_progress()
         caught_up = (not stopping and bool(parts)
                      and all(x["lag"] == 0 for x in parts))
-        dropped = {k: v for k, v in self.counters.items() if "|dropped:" in k}
-        rejected = {k: v for k, v in self.counters.items() if "|dropped:" not in k}
         status = {
             "pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
             "group": self.group, "stopping": stopping,
@@ -359,28 +282,20 @@ class Worker:
                                 for tp in f.source.assigned}),
             "partitions": parts, "caught_up": caught_up,
             "metrics": {"records_applied_total": self.applied_total,
-                        "records_dropped_total": dropped,
-                        "records_rejected_total": rejected,
+                        "records_dropped_total": {k: v for k, v in self.counters.items()
+                                                  if is_dropped(k.split("|", 1)[1])},
+                        "records_rejected_total": {k: v for k, v in self.counters.items()
+                                                   if not is_dropped(k.split("|", 1)[1])},
                         "batch_seconds": self.batch_hist.as_dict()},
         }
-        tmp = self._status_path.with_suffix(f".{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(status))
-            os.replace(tmp, self._status_path)
+            write_status(self.catalog.store_path, status)
         except OSError as e:
-            log.warning("cannot write %s: %s", self._status_path, e)
+            log.warning("cannot write the status file in %s: %s", self.catalog.store_path, e)
         if self.progress is not None and parts:
-            lag = sum(x["lag"] or 0 for x in parts)
-            self.progress(f"applied {self.applied_total:,} records, lag {lag:,} "
+            total_lag = sum(x["lag"] or 0 for x in parts)
+            self.progress(f"applied {self.applied_total:,} records, lag {total_lag:,} "
                           f"over {len(parts)} partition(s)")
-
-
-def _open_registry(catalog: Catalog) -> Any:
-    if catalog.schema_registry is None:
-        return None
-    from connectors.registry import open_registry  # noqa: PLC0415
-
-    return open_registry(catalog.schema_registry)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -146,18 +146,3 @@ def offset_key(partition: int) -> bytes:
 
 def counter_key(partition: int, name: str) -> bytes:
     return b"count:%d:" % partition + name.encode()
-
-
-# ------------------------------------------------------------------- stream events
-
-
-_TS = struct.Struct(">q")
-
-
-def encode_event(timestamp_ms: int, row: bytes | None) -> bytes:
-    """A stream event's stored value: 8-byte timestamp + row (empty for a null value)."""
-    return _TS.pack(timestamp_ms) + (row or b"")
-
-
-def split_event(raw: bytes) -> tuple[int, bytes]:
-    return _TS.unpack_from(raw)[0], bytes(raw[8:])

@@ -14,6 +14,11 @@ from typing import Any
 
 from materializer.columns import INT_STORED_KINDS, ColumnType
 
+MAX_KEY_BYTES = 511
+"""LMDB's key size limit (compiled default): no stored key may be longer."""
+STREAM_KEY_SUFFIX = 8
+"""Bytes a stream adds after the encoded key: the big-endian source offset."""
+
 _NULL = b"\x00"
 _PRESENT = b"\x01"
 _BIAS = 2**63
@@ -149,3 +154,14 @@ class KeyCodec:
         if pos != len(data):
             raise ValueError("trailing bytes after key")
         return tuple(out)
+
+
+def stream_key(key: bytes, offset: int) -> bytes:
+    """A stream event's stored key: encoded key + 8-byte offset, so one key's events are
+    contiguous and in offset order within a partition."""
+    return key + offset.to_bytes(8, "big")
+
+
+def split_stream_key(stored: bytes) -> tuple[bytes, int]:
+    """(encoded key, source offset) of a stream event's stored key."""
+    return stored[:-8], int.from_bytes(stored[-8:], "big")

@@ -25,10 +25,9 @@ from materializer.store.environment import (
     read_txn,
     relation_dir,
     relations_dir,
-    split_event,
 )
-from materializer.store.keys import KeyCodec
-from materializer.store.rows import RowLayout
+from materializer.store.keys import STREAM_KEY_SUFFIX, KeyCodec, split_stream_key
+from materializer.store.rows import RowLayout, split_event
 from materializer.values import to_storage as _to_storage
 
 # --------------------------------------------------------------------------- readers
@@ -228,16 +227,15 @@ class StreamView(_RelationReader):
         with self._begin() as txn:
             for p, db in self._partitions(txn):
                 cur = txn.cursor(db=db)
-                upper = kb + b"\xff" * 9
+                upper = kb + b"\xff" * (STREAM_KEY_SUFFIX + 1)
                 ok = cur.prev() if cur.set_range(upper) else cur.last()
                 n = 0
                 while ok and n < limit:
                     k = cur.key()
-                    if not k.startswith(kb) or len(k) != len(kb) + 8:
+                    if not k.startswith(kb) or len(k) != len(kb) + STREAM_KEY_SUFFIX:
                         break
-                    raw = cur.value()
-                    ts, payload = split_event(raw)
-                    found.append((ts, p, OFFSET.unpack_from(k, len(kb))[0], payload))
+                    ts, payload = split_event(cur.value())
+                    found.append((ts, p, split_stream_key(k)[1], payload))
                     n += 1
                     ok = cur.prev()
         found.sort(key=lambda e: (e[0], e[2]), reverse=True)
@@ -251,8 +249,9 @@ class StreamView(_RelationReader):
         out = []
         for k, v in self.scan_raw(prefix, limit):
             ts, payload = split_event(v)
-            out.append({"key": list(self.key_codec.decode(k[:-8])),
-                        "offset": OFFSET.unpack(k[-8:])[0], "timestamp": ts,
+            kb, offset = split_stream_key(k)
+            out.append({"key": list(self.key_codec.decode(kb)),
+                        "offset": offset, "timestamp": ts,
                         "value": None if payload == b"" else conv(payload)})
         return out
 

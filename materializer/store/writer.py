@@ -1,10 +1,20 @@
-"""The single writer of a relation: rows, next offsets and counters in one transaction."""
+"""The single writer of a relation: rows, next offsets and counters in one transaction.
+
+Guarantees:
+- Everything written through one `WriteBatch` (rows of any partitions, next offsets,
+  counters, side-table entries such as staged change events) commits atomically.
+- Callers never see `lmdb` objects or byte formats: rows go in and come out as tuples
+  (`encode_row` / `decode_row`), stream events as (key, offset, timestamp, row).
+- LMDB failures surface as `StoreError`; a full map as `MapFull`, which the caller
+  answers with `RelationWriter.grow()` (up to the `store.map_size` ceiling) and a retry.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import lmdb
@@ -21,8 +31,29 @@ from materializer.store.environment import (
     read_meta,
     relation_dir,
 )
+from materializer.store.keys import STREAM_KEY_SUFFIX, stream_key
+from materializer.store.rows import decode_row, encode_event, encode_row
 
-# --------------------------------------------------------------------------- writer
+_dumps = encode_row
+INITIAL_MAP_SIZE = 1 << 30
+"""A new environment's map starts here (or at the ceiling, if lower) and doubles on demand."""
+
+
+class MapFull(StoreError):
+    """The LMDB map is full; `RelationWriter.grow()` may make room (then retry)."""
+
+    retriable = False
+
+
+@contextmanager
+def _translated(path: Any, what: str) -> Iterator[None]:
+    """LMDB errors raised inside as the project's own (MapFull, StoreError)."""
+    try:
+        yield
+    except lmdb.MapFullError as e:
+        raise MapFull(f"{path}: the LMDB map is full while {what}") from e
+    except lmdb.Error as e:
+        raise StoreError(f"{path}: LMDB failed while {what}: {e}") from e
 
 
 class RelationWriter:
@@ -30,39 +61,45 @@ class RelationWriter:
 
     def __init__(self, data_dir: str | os.PathLike[str], name: str, map_size: int) -> None:
         self.path = relation_dir(data_dir, name)
-        self.env = open_env(self.path, True, map_size)
-        self._meta_db = self.env.open_db(META)
+        self.ceiling = map_size
+        self.env = open_env(self.path, True, min(map_size, INITIAL_MAP_SIZE))
+        with _translated(self.path, "opening the meta database"):
+            self._meta_db = self.env.open_db(META)
         self._dbs: dict[int, Any] = {}
+        meta = self.meta()
+        self.width = len(meta.layout) if meta is not None else 0
 
     def meta(self) -> RelationMeta | None:
         with self.env.begin(db=self._meta_db) as txn:
             return read_meta(txn, self._meta_db)
 
     def write_meta(self, identity: dict[str, Any], layout: Sequence[str]) -> None:
-        with self.env.begin(write=True) as txn:
+        """Record the declaration identity and the stored row layout (column order)."""
+        with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
             txn.put(b"identity", json.dumps(identity).encode(), db=self._meta_db)
             txn.put(b"layout", json.dumps(list(layout)).encode(), db=self._meta_db)
+        self.width = len(layout)
 
-    def db(self, partition: int, txn: lmdb.Transaction[bytes] | None = None) -> Any:
-        """The named DB of a partition, created (and listed in meta) on first use.
+    def grow(self) -> bool:
+        """Double the map size, up to the ceiling (`store.map_size`); False at the ceiling.
+        Call only while no write transaction of this writer is open."""
+        current = self.env.info()["map_size"]
+        if current >= self.ceiling:
+            return False
+        with _translated(self.path, "growing the map"):
+            self.env.set_mapsize(min(self.ceiling, current * 2))
+        return True
 
-        Pass the open write transaction when there is one: LMDB has one writer lock
-        and it is not reentrant."""
+    def _db(self, partition: int, txn: lmdb.Transaction[bytes]) -> Any:
+        """The named DB of a partition, created (and listed in meta) on first use."""
         db = self._dbs.get(partition)
         if db is None:
-            if txn is None:
-                with self.env.begin(write=True) as own:
-                    return self._create_db(partition, own)
-            return self._create_db(partition, txn)
-        return db
-
-    def _create_db(self, partition: int, txn: lmdb.Transaction[bytes]) -> Any:
-        db = self.env.open_db(partition_db_name(partition), txn=txn)
-        parts = set(json.loads(txn.get(b"partitions", b"[]", db=self._meta_db)))
-        if partition not in parts:
-            parts.add(partition)
-            txn.put(b"partitions", json.dumps(sorted(parts)).encode(), db=self._meta_db)
-        self._dbs[partition] = db
+            db = self.env.open_db(partition_db_name(partition), txn=txn)
+            parts = set(json.loads(txn.get(b"partitions", b"[]", db=self._meta_db)))
+            if partition not in parts:
+                parts.add(partition)
+                txn.put(b"partitions", json.dumps(sorted(parts)).encode(), db=self._meta_db)
+            self._dbs[partition] = db
         return db
 
     def forget_handles(self) -> None:
@@ -84,50 +121,111 @@ class RelationWriter:
     def begin(self) -> WriteBatch:
         return WriteBatch(self)
 
-    # -- side databases (the change outbox of materializer.changes) ----------------------
-    # Call these outside any open WriteBatch: they run their own short transactions.
-
-    def named_db(self, name: bytes) -> Any:
-        """A named DB beside the partitions and `meta`, created if missing; write to it
-        inside a WriteBatch (`put_many`) so it commits together with the rows."""
+    def side_table(self, name: bytes) -> SideTable:
+        """A named table beside the partitions and `meta` (the change outbox), created if
+        missing. Write to it inside a WriteBatch (`put_side`) so it commits with the rows."""
         if name == META or name.startswith(b"p:"):
             raise UsageError(f"database name {name!r} is reserved")
-        try:
-            return self.env.open_db(name)
-        except lmdb.Error as e:
-            raise StoreError(f"cannot open database {name!r} in {self.path}: {e}") from e
+        with _translated(self.path, f"opening database {name!r}"):
+            return SideTable(self, self.env.open_db(name))
 
-    def first_items(self, db: Any, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to `limit` committed (key, value) pairs of `db`, smallest keys first."""
+
+class SideTable:
+    """Committed (key, value) pairs of a side table; each call is its own transaction
+    (call outside any open WriteBatch of the same writer: LMDB has one writer lock)."""
+
+    __slots__ = ("_writer", "_db")
+
+    def __init__(self, writer: RelationWriter, db: Any) -> None:
+        self._writer = writer
+        self._db = db
+
+    def first_items(self, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` committed pairs, smallest keys first."""
         out: list[tuple[bytes, bytes]] = []
         if limit <= 0:
             return out
-        with self.env.begin(db=db) as txn:
+        with self._writer.env.begin(db=self._db) as txn:
             for k, v in txn.cursor():
                 out.append((k, v))
                 if len(out) >= limit:
                     break
         return out
 
-    def last_key(self, db: Any) -> bytes | None:
-        """The largest committed key of `db`, or None if it is empty."""
-        with self.env.begin(db=db) as txn:
+    def last_key(self) -> bytes | None:
+        """The largest committed key, or None if the table is empty."""
+        with self._writer.env.begin(db=self._db) as txn:
             cur = txn.cursor()
             return bytes(cur.key()) if cur.last() else None
 
-    def entries(self, db: Any) -> int:
-        """How many committed entries `db` holds (O(1))."""
-        with self.env.begin() as txn:
-            return int(txn.stat(db)["entries"])
+    def entries(self) -> int:
+        """How many committed entries the table holds (O(1))."""
+        with self._writer.env.begin() as txn:
+            return int(txn.stat(self._db)["entries"])
 
-    def delete_keys(self, db: Any, keys: Sequence[bytes]) -> None:
-        """Delete `keys` from `db` in one write transaction, committed on return."""
-        try:
-            with self.env.begin(write=True, db=db) as txn:
-                for k in keys:
-                    txn.delete(k)
-        except lmdb.Error as e:
-            raise StoreError(f"cannot delete from {self.path}: {e}") from e
+    def delete_keys(self, keys: Sequence[bytes]) -> None:
+        """Delete `keys` in one write transaction, committed on return."""
+        with _translated(self._writer.path, "deleting from a side table"), \
+                self._writer.env.begin(write=True, db=self._db) as txn:
+            for k in keys:
+                txn.delete(k)
+
+
+class PartitionWriter:
+    """Rows (tables) or events (streams) of one partition, inside a `WriteBatch`."""
+
+    __slots__ = ("_txn", "_db", "_width", "_path")
+
+    def __init__(self, txn: lmdb.Transaction[bytes], db: Any, width: int, path: Any) -> None:
+        self._txn = txn
+        self._db = db
+        self._width = width
+        self._path = path
+
+    def get(self, key: bytes) -> tuple[Any, ...] | None:
+        """The stored row of an encoded key (padded to the layout), or None."""
+        raw = self._txn.get(key, db=self._db)
+        return None if raw is None else decode_row(raw, self._width)
+
+    def put_rows(self, rows: dict[bytes, tuple[Any, ...] | None]) -> None:
+        """Store each row under its encoded key; None deletes the key."""
+        dumps = _dumps
+        puts = [(k, dumps(v)) for k, v in rows.items() if v is not None]
+        with _translated(self._path, "writing rows"):
+            if puts:
+                self._txn.cursor(db=self._db).putmulti(puts)
+            if len(puts) != len(rows):
+                delete = self._txn.delete
+                for k, v in rows.items():
+                    if v is None:
+                        delete(k, db=self._db)
+
+    def append_events(self, events: Sequence[tuple[bytes, int, int, tuple[Any, ...] | None]],
+                      keep: int) -> None:
+        """Append stream events (encoded key, offset, timestamp ms, row or None), then keep
+        only the `keep` newest events of every key they touched."""
+        if not events:
+            return
+        items = [(stream_key(kb, offset), encode_event(ts, row)) for kb, offset, ts, row in events]
+        with _translated(self._path, "appending events"):
+            self._txn.cursor(db=self._db).putmulti(items)
+            self._trim({kb for kb, _, _, _ in events}, keep)
+
+    def _trim(self, keys: set[bytes], keep: int) -> None:
+        cur = self._txn.cursor(db=self._db)
+        for kb in keys:
+            want = len(kb) + STREAM_KEY_SUFFIX
+            ok = cur.prev() if cur.set_range(kb + b"\xff" * (STREAM_KEY_SUFFIX + 1)) \
+                else cur.last()
+            n = 0
+            while ok:
+                k = cur.key()
+                if len(k) != want or not k.startswith(kb):
+                    break
+                n += 1
+                if n > keep:
+                    cur.delete()  # LMDB moves the cursor forward on delete: step back
+                ok = cur.prev()
 
 
 class WriteBatch:
@@ -136,15 +234,13 @@ class WriteBatch:
     Use as a context manager; leaving it by an exception aborts everything.
     """
 
-    __slots__ = ("_writer", "txn", "_meta_db")
+    __slots__ = ("_writer", "_txn", "_meta_db")
 
     def __init__(self, writer: RelationWriter) -> None:
         self._writer = writer
         self._meta_db = writer._meta_db
-        try:
-            self.txn = writer.env.begin(write=True)
-        except lmdb.Error as e:
-            raise StoreError(f"cannot begin a write transaction: {e}") from e
+        with _translated(writer.path, "beginning a write transaction"):
+            self._txn = writer.env.begin(write=True)
 
     def __enter__(self) -> WriteBatch:
         return self
@@ -153,51 +249,34 @@ class WriteBatch:
         if exc_type is None:
             self.commit()
         else:
-            self.txn.abort()
-            self._writer.forget_handles()
+            self.abort()
 
-    def db(self, partition: int) -> Any:
-        return self._writer.db(partition, self.txn)
+    def partition(self, partition: int) -> PartitionWriter:
+        with _translated(self._writer.path, f"opening partition {partition}"):
+            db = self._writer._db(partition, self._txn)
+        return PartitionWriter(self._txn, db, self._writer.width, self._writer.path)
 
-    def get(self, db: Any, key: bytes) -> bytes | None:
-        v: bytes | None = self.txn.get(key, db=db)
-        return v
-
-    def put(self, db: Any, key: bytes, value: bytes) -> None:
-        self.txn.put(key, value, db=db)
-
-    def delete(self, db: Any, key: bytes) -> bool:
-        return bool(self.txn.delete(key, db=db))
-
-    def put_many(self, db: Any, items: list[tuple[bytes, bytes]]) -> None:
-        self.txn.cursor(db=db).putmulti(items)
-
-    def cursor(self, db: Any) -> lmdb.Cursor[bytes]:
-        return self.txn.cursor(db=db)
+    def put_side(self, table: SideTable, items: list[tuple[bytes, bytes]]) -> None:
+        with _translated(self._writer.path, "staging side-table entries"):
+            self._txn.cursor(db=table._db).putmulti(items)
 
     def set_next_offset(self, partition: int, offset: int) -> None:
-        self.txn.put(offset_key(partition), OFFSET.pack(offset), db=self._meta_db)
+        self._txn.put(offset_key(partition), OFFSET.pack(offset), db=self._meta_db)
 
     def add_counter(self, partition: int, name: str, n: int) -> None:
         key = counter_key(partition, name)
-        old = self.txn.get(key, db=self._meta_db)
-        self.txn.put(key, OFFSET.pack((OFFSET.unpack(old)[0] if old else 0) + n), db=self._meta_db)
+        old = self._txn.get(key, db=self._meta_db)
+        self._txn.put(key, OFFSET.pack((OFFSET.unpack(old)[0] if old else 0) + n),
+                      db=self._meta_db)
 
-    def put_meta(self, key: bytes, value: bytes) -> None:
-        self.txn.put(key, value, db=self._meta_db)
-
-    def get_meta(self, key: bytes) -> bytes | None:
-        v: bytes | None = self.txn.get(key, db=self._meta_db)
-        return v
-
-    def delete_meta(self, key: bytes) -> None:
-        self.txn.delete(key, db=self._meta_db)
-
-    def meta_cursor(self) -> lmdb.Cursor[bytes]:
-        return self.txn.cursor(db=self._meta_db)
+    def abort(self) -> None:
+        self._txn.abort()
+        self._writer.forget_handles()
 
     def commit(self) -> None:
-        try:
-            self.txn.commit()
-        except lmdb.Error as e:
-            raise StoreError(f"commit failed: {e}") from e
+        with _translated(self._writer.path, "committing"):
+            try:
+                self._txn.commit()
+            except lmdb.Error:
+                self._writer.forget_handles()
+                raise

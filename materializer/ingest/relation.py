@@ -1,0 +1,150 @@
+"""A relation's write side: open its local state, apply a batch in one transaction.
+
+`open_relation` is the one way to get a writable relation (the worker, `rebuild`, the
+tests and the benchmarks use it). `Relation.apply` is the one way to apply records:
+per call, one LMDB write transaction holds the rows of every partition given, their
+next offsets, their counters and their staged change events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from materializer.errors import SchemaChangedError, StoreError
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.ingest.apply import PartitionOutcome, Rejected, StreamApplier, TableApplier
+from materializer.protocols import SchemaRegistry, SourceRecord
+from materializer.specs import (
+    DEFAULT_MAP_SIZE,
+    RelationSpec,
+    TableSpec,
+    identity_difference,
+    storage_identity,
+)
+from materializer.status import APPLIED, rejection_counter
+from materializer.store import MapFull, RelationWriter
+
+if TYPE_CHECKING:
+    from materializer.changes.outbox import ChangeOutbox
+
+
+class RejectRouter(Protocol):
+    """Where rejected records go (dead letters); called inside the batch transaction."""
+
+    def route(self, spec: RelationSpec, partition: int, rejects: Sequence[Rejected]
+              ) -> dict[str, int]:
+        """Send or count each rejected record; returns counters to add (name -> n)."""
+        ...
+
+    def settle(self) -> None:
+        """Block until everything routed so far is durable (before the batch commits)."""
+        ...
+
+
+def count_rejects(rejects: Sequence[Rejected]) -> dict[str, int]:
+    """The counters rejected records add to, by policy and reason."""
+    counts: dict[str, int] = {}
+    for r in rejects:
+        name = rejection_counter(r.policy, r.reason)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+class CountOnly:
+    """A router that only counts (dead letters are not sent): for tests and tools."""
+
+    def route(self, spec: RelationSpec, partition: int, rejects: Sequence[Rejected]
+              ) -> dict[str, int]:
+        return count_rejects(rejects)
+
+    def settle(self) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class Relation:
+    """One declared table or stream with its writer, applier and progress."""
+
+    spec: RelationSpec
+    writer: RelationWriter
+    applier: TableApplier | StreamApplier
+    next_offsets: dict[int, int]
+    outbox: ChangeOutbox | None = None
+
+    def apply(self, parts: Mapping[int, Sequence[SourceRecord]],
+              router: RejectRouter | None = None) -> dict[int, PartitionOutcome]:
+        """Apply each partition's records (offset order) in one transaction, then commit.
+
+        Records below a partition's next offset are passed over, so applying a batch
+        again after a failure is safe. A full LMDB map is grown (up to `store.map_size`)
+        and the batch applied again; past the ceiling, StoreError says what to change."""
+        router = router or CountOnly()
+        while True:
+            try:
+                outcomes = self._apply_once(parts, router)
+                break
+            except MapFull as e:
+                if not self.writer.grow():
+                    raise StoreError(
+                        f"{self.spec.name}: the LMDB map is full at its ceiling of "
+                        f"{self.writer.ceiling:,} bytes ({e}); raise `store.map_size` in the "
+                        "declaration file and start the worker again") from e
+        for p, out in outcomes.items():
+            self.next_offsets[p] = out.next_offset
+        return outcomes
+
+    def _apply_once(self, parts: Mapping[int, Sequence[SourceRecord]],
+                    router: RejectRouter) -> dict[int, PartitionOutcome]:
+        outcomes: dict[int, PartitionOutcome] = {}
+        with self.writer.begin() as wb:
+            for p, recs in parts.items():
+                out = self.applier.apply(wb.partition(p), p, recs, self.next_offsets.get(p, 0))
+                outcomes[p] = out
+                wb.set_next_offset(p, out.next_offset)
+                counts = router.route(self.spec, p, out.rejected) if out.rejected else {}
+                if out.applied:
+                    counts[APPLIED] = out.applied
+                for name, n in counts.items():
+                    wb.add_counter(p, name, n)
+                if out.changes and self.outbox is not None:
+                    self.outbox.stage(wb, out.changes)
+            if any(o.rejected for o in outcomes.values()):
+                router.settle()  # dead letters are durable before the offset moves
+        return outcomes
+
+
+def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
+                  map_size: int = DEFAULT_MAP_SIZE,
+                  registry: SchemaRegistry | None = None) -> Relation:
+    """Open (or create) a relation's local state, refusing a declaration that changed.
+
+    Adding a nullable column is accepted: it is appended to the stored row layout,
+    and rows written before read it as null.
+    """
+    writer = RelationWriter(store_path, spec.name, map_size)
+    current = storage_identity(spec)
+    meta = writer.meta()
+    if meta is None:
+        layout = list(spec.column_names)
+        writer.write_meta(current, layout)
+    else:
+        diff = identity_difference(meta.identity, current)
+        if diff is not None:
+            raise SchemaChangedError(
+                f"{spec.name}: the declaration no longer matches the local state: {diff}. "
+                f"Run `materializer rebuild CONFIG {spec.name}` to drop the local state of "
+                f"{spec.name} and replay its topic {spec.topic} from the beginning.")
+        layout = list(meta.layout) + [n for n in spec.column_names if n not in meta.layout]
+        if layout != list(meta.layout) or meta.identity != current:
+            writer.write_meta(current, layout)
+    kdec = key_decoder(spec, registry)
+    vdec = value_decoder(spec, registry)
+    applier: TableApplier | StreamApplier
+    if isinstance(spec, TableSpec):
+        applier = TableApplier(spec, layout, kdec, vdec)
+    else:
+        applier = StreamApplier(spec, layout, kdec, vdec)  # type: ignore[arg-type]
+    return Relation(spec, writer, applier, writer.next_offsets())

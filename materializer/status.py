@@ -1,0 +1,108 @@
+"""What the worker reports about itself: counter names, lag, the status file, readiness.
+
+One owner for each rule, shared by the worker, `materializer status`, `/metrics`,
+`/readyz` and the demo:
+- Counters (durable, per partition, committed with the rows): `applied`;
+  `dropped:<reason>` for records dropped by policy `null_key: drop`;
+  `skipped:<reason>` and `dead_letter:<reason>` for records not applied because they
+  could not be decoded or did not fit (or null keys under `null_key: dead_letter`).
+  "Rejected" means exactly the skipped and dead-lettered ones; "dropped" is separate.
+- Lag of a partition: `max(0, end - next_offset)`, None when the end is unknown. The
+  end offset is shown as the broker reports it, never clamped.
+- The status file `<store>/worker.json` is replaced atomically about once a second;
+  reading a missing, stale, partial or malformed one never raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+STATUS_FILE = "worker.json"
+STALE_AFTER_S = 10.0
+
+APPLIED = "applied"
+_POLICY_PREFIX = {"drop": "dropped", "skip": "skipped", "dead_letter": "dead_letter"}
+
+
+def rejection_counter(policy: str, reason: str) -> str:
+    """The counter a record routed by `policy` (drop, skip, dead_letter) adds to."""
+    return f"{_POLICY_PREFIX[policy]}:{reason}"
+
+
+def is_rejected(counter: str) -> bool:
+    """Whether a counter counts rejected records (skipped or dead-lettered)."""
+    return counter.startswith(("skipped:", "dead_letter:"))
+
+
+def is_dropped(counter: str) -> bool:
+    """Whether a counter counts records dropped by policy (null keys)."""
+    return counter.startswith("dropped:")
+
+
+def totals(counters: Mapping[str, int]) -> dict[str, int]:
+    """Applied, dropped and rejected totals of one partition's counters."""
+    return {"applied": counters.get(APPLIED, 0),
+            "dropped": sum(n for k, n in counters.items() if is_dropped(k)),
+            "rejected": sum(n for k, n in counters.items() if is_rejected(k))}
+
+
+def lag(end: int | None, next_offset: int) -> int | None:
+    """Records between the next offset to apply and the partition end (None: unknown)."""
+    return None if end is None else max(0, end - next_offset)
+
+
+def status_path(store_path: str | os.PathLike[str]) -> Path:
+    return Path(store_path) / STATUS_FILE
+
+
+def write_status(store_path: str | os.PathLike[str], status: Mapping[str, Any]) -> None:
+    """Replace the status file atomically (readers see the old or the new one, whole)."""
+    path = status_path(store_path)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(status))
+    os.replace(tmp, path)
+
+
+def read_status(store_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The worker's last status, or None if the file is missing or not a JSON object."""
+    try:
+        status = json.loads(status_path(store_path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def number(v: Any) -> float | None:
+    """A finite number from untrusted JSON, else None."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tuple[bool, str]:
+    """(ready, reason): ready when the status is fresh (under 10 s old) and says caught up.
+
+    The worker sets `caught_up` only when it has partitions assigned and each has no
+    lag, so a worker still joining its group is not ready.
+    """
+    if status is None:
+        return False, "no worker status file (is the worker running?)"
+    updated = status.get("updated_at")
+    if not isinstance(updated, int | float) or isinstance(updated, bool):
+        return False, "the worker status has no updated_at"
+    age = (time.time() if now is None else now) - float(updated)
+    if not age <= STALE_AFTER_S:  # also catches NaN
+        return False, f"the worker status is {age:.0f} s old"
+    if status.get("caught_up") is not True:
+        parts = status.get("partitions")
+        lagging = [p for p in (parts if isinstance(parts, list) else [])
+                   if isinstance(p, dict) and number(p.get("lag")) != 0]
+        return False, f"not caught up ({len(lagging)} partition(s) lagging or unknown)"
+    return True, "caught up"
