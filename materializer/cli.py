@@ -17,6 +17,7 @@ from typing import Any
 
 from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
 from materializer.specs import Catalog, RelationSpec
+from materializer.values import key_from_text
 
 log = logging.getLogger("materializer")
 
@@ -25,29 +26,6 @@ def _load(path: str) -> Catalog:
     from materializer.catalog import load_catalog  # noqa: PLC0415
 
     return load_catalog(path)
-
-
-def parse_key_text(spec_types: Sequence[Any], texts: Sequence[str]) -> tuple[Any, ...]:
-    """Command-line key values, typed by the key columns (`get cfg shop.orders 7 1001`)."""
-    out: list[Any] = []
-    for t, text in zip(spec_types, texts, strict=False):
-        kind = t.kind
-        try:
-            if text == "null":
-                out.append(None)
-            elif kind in ("int", "long"):
-                out.append(int(text))
-            elif kind in ("float", "double"):
-                out.append(float(text))
-            elif kind == "boolean":
-                if text.lower() not in ("true", "false"):
-                    raise ValueError("expected true or false")
-                out.append(text.lower() == "true")
-            else:
-                out.append(text)
-        except ValueError as e:
-            raise UsageError(f"key value {text!r} does not fit a {t} column: {e}") from e
-    return tuple(out)
 
 
 def _store(catalog: Catalog) -> Any:
@@ -86,7 +64,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     if len(args.key) != len(spec.key_columns):
         raise UsageError(f"{spec.name} has key ({', '.join(spec.key_columns)}): give "
                          f"{len(spec.key_columns)} value(s), got {len(args.key)}")
-    key = parse_key_text(spec.key_types, args.key)
+    key = key_from_text(spec.key_columns, spec.key_types, args.key)
     with _store(catalog) as store:
         if spec.kind == "stream":
             events = store.stream(spec.name).events(key, args.limit, json_form=True)
@@ -106,7 +84,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     spec = _relation(catalog, args.table)
     if len(args.prefix or []) > len(spec.key_columns):
         raise UsageError(f"--prefix has more values than the key ({', '.join(spec.key_columns)})")
-    prefix = parse_key_text(spec.key_types, args.prefix or [])
+    prefix = key_from_text(spec.key_columns, spec.key_types, args.prefix or [])
     with _store(catalog) as store:
         if spec.kind == "stream":
             for e in store.stream(spec.name).scan(prefix, args.limit, json_form=True):
@@ -187,10 +165,10 @@ def _token(catalog: Catalog) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from materializer.api import app as api  # noqa: PLC0415
+    from materializer.api.serve import serve  # noqa: PLC0415
 
     catalog = _load(args.config)
-    api.serve(catalog, _token(catalog))
+    serve(catalog, _token(catalog))
     return 0
 
 
@@ -210,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     stop_event=stop)
     api_proc = None
     if not args.no_api:
-        from materializer.api.app import check_listen  # noqa: PLC0415
+        from materializer.api.serve import check_listen  # noqa: PLC0415
 
         check_listen(catalog, _token(catalog))
         api_proc = subprocess.Popen([sys.executable, "-m", "materializer", "serve", args.config])

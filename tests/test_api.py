@@ -18,9 +18,10 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from materializer.api.app import check_listen, create_app, is_loopback, parse_listen
+from materializer.api.app import create_app
+from materializer.api.serve import check_listen
 from materializer.errors import ConfigError
-from materializer.specs import ApiSpec, Catalog
+from materializer.specs import ApiSpec, Catalog, is_loopback
 from materializer.store import Store
 from tests.api_support import CLICKS, ORDERS, TAGS, USERS, SpecWriter, build_data_dir, user_row
 
@@ -366,13 +367,19 @@ def test_token_guards_every_data_endpoint(data_dir: tuple[str, Any]) -> None:
 
 
 def test_listen_checks() -> None:
-    assert parse_listen("127.0.0.1:8080") == ("127.0.0.1", 8080)
-    assert parse_listen("[::1]:9") == ("::1", 9)
-    assert parse_listen(":8080") == ("0.0.0.0", 8080)
-    with pytest.raises(ConfigError):
-        parse_listen("8080")
+    assert ApiSpec(listen="127.0.0.1:8080").host_port() == ("127.0.0.1", 8080)
+    assert ApiSpec(listen="[::1]:9").host_port() == ("::1", 9)
+    assert ApiSpec(listen=":8080").host_port() == ("0.0.0.0", 8080)
+    for bad in ("8080", "h:99999", "h:x"):
+        with pytest.raises(ConfigError):
+            ApiSpec(listen=bad).host_port()
     assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("example.org")
+    assert not is_loopback("127.example.org") and is_loopback("LocalHost")
+    assert ApiSpec().is_loopback() and ApiSpec(listen="[::1]:1").is_loopback()
+    assert not ApiSpec(listen=":1").is_loopback() and not ApiSpec(listen="[::]:1").is_loopback()
+    with pytest.raises(ConfigError, match="not host:port"):
+        check_listen(Catalog(source="t", api=ApiSpec(listen="127.0.0.1:70000")), None)
     check_listen(Catalog(source="t"), None)
     check_listen(Catalog(source="t", api=ApiSpec(listen="0.0.0.0:1", token_env="T")), "tok")
     with pytest.raises(ConfigError, match=r"token.*api\.token_env"):

@@ -1,1 +1,2 @@
-"""The HTTP lookup API (SPEC §7): app, edge middleware, key text, models, metrics."""
+"""The HTTP lookup API (SPEC §7): app, routes, serve, edge middleware, key text, models,
+metrics."""

@@ -16,17 +16,14 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Callable, Collection
 from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from materializer.api.keys import raw_path
 from materializer.api.metrics import LatencyRecorder
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RowAnswer = Callable[[str, bytes], tuple[int, bytes]]
 
 ROW_ENDPOINT = "/tables/{table}/rows/{key}"

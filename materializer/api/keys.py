@@ -3,10 +3,11 @@
 Everything a client sends is checked here before it reaches LMDB:
 - a relation name must look like a SPEC §3 name (`[schema.]name`, at most 401
   characters, no `/`) and exist in the data directory, else `NotFound`;
-- path segments become key components by the key column types (int/long: decimal
-  integers; float/double: decimal numbers; boolean: `true`/`false`; string, uuid,
-  decimal, date, time, timestamp: the text as it is, checked by the store's own
-  converters; bytes: standard base64), else `UsageError`;
+- path segments and prefix values become key components by the key column types,
+  by the same rule as the command line (`materializer.values.text_converter`:
+  int/long: decimal integers; float/double: decimal numbers; boolean: `true`/`false`;
+  string, uuid, decimal, date, time, timestamp: the text as it is, checked by the
+  store's own converters; bytes: standard base64), else `UsageError`;
 - a cursor is the base64url text (no padding) of the last encoded key a page
   returned; any well-formed cursor is a valid position, so a forged one cannot do
   more than start a page somewhere else.
@@ -17,65 +18,25 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
-from materializer.columns import ColumnType
 from materializer.errors import NotFound, UsageError
 from materializer.store import Store, StreamView, TableView
+from materializer.values import KeyTextParser, key_text_parser
 
 MAX_KEY_BYTES = 511  # LMDB's key size limit: no stored key is longer
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ #{}\[\]():.\-]{0,400}")
-_INT = re.compile(r"-?[0-9]{1,20}")
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,700}")
-
-TextConverter = Callable[[str], Any]
-
-
-def _int(s: str) -> int:
-    if not _INT.fullmatch(s):
-        raise ValueError("expected an integer")
-    return int(s)
-
-
-def _float(s: str) -> float:
-    if not _FLOAT.fullmatch(s):
-        raise ValueError("expected a decimal number")
-    return float(s)
-
-
-def _bool(s: str) -> bool:
-    if s == "true":
-        return True
-    if s == "false":
-        return False
-    raise ValueError("expected true or false")
-
-
-def _text(s: str) -> str:
-    return s
-
-
-def text_converter(t: ColumnType) -> TextConverter:
-    """How one URL path segment becomes a key component of type `t` (Python form)."""
-    if t.kind in ("int", "long"):
-        return _int
-    if t.kind in ("float", "double"):
-        return _float
-    if t.kind == "boolean":
-        return _bool
-    return _text
-
 
 @dataclass(frozen=True, slots=True)
 class ApiRelation:
     """A table or stream as the API addresses it, with its key parsers."""
 
     view: TableView | StreamView
-    converters: tuple[TextConverter, ...]
+    parse: KeyTextParser  # `materializer.values.key_text_parser` of the key columns
 
     @property
     def kind(self) -> str:
@@ -97,27 +58,19 @@ class ApiRelation:
 
     def key_from_text(self, segments: Sequence[str]) -> tuple[Any, ...]:
         """A full key from path segments; UsageError if it does not fit the key columns."""
-        if len(segments) != len(self.converters):
+        n = len(self.view.key_columns)
+        if len(segments) != n:
             raise UsageError(f"{self.view.name} has key ({', '.join(self.view.key_columns)}): "
-                             f"expected {len(self.converters)} value(s), got {len(segments)}")
-        return self._convert(segments)
+                             f"expected {n} value(s), got {len(segments)}")
+        return self.parse(segments)
 
     def prefix_from_text(self, segments: Sequence[str]) -> tuple[Any, ...]:
         """A key prefix (0..n leading key columns) from query values."""
-        if len(segments) > len(self.converters):
+        n = len(self.view.key_columns)
+        if len(segments) > n:
             raise UsageError(f"{self.view.name} has key ({', '.join(self.view.key_columns)}): "
-                             f"a prefix has at most {len(self.converters)} value(s), "
-                             f"got {len(segments)}")
-        return self._convert(segments)
-
-    def _convert(self, segments: Sequence[str]) -> tuple[Any, ...]:
-        out = []
-        for col, conv, s in zip(self.view.key_columns, self.converters, segments, strict=False):
-            try:
-                out.append(conv(s))
-            except ValueError as e:
-                raise UsageError(f"key column {col!r}: {e}") from None
-        return tuple(out)
+                             f"a prefix has at most {n} value(s), got {len(segments)}")
+        return self.parse(segments)
 
 
 class RelationIndex:
@@ -143,7 +96,7 @@ class RelationIndex:
             raise NotFound(f"no table or stream named {name!r}") from None
         if not isinstance(view, TableView | StreamView):
             raise NotFound(f"no table or stream named {name!r}")
-        rel = ApiRelation(view, tuple(text_converter(t) for t in view.key_types))
+        rel = ApiRelation(view, key_text_parser(view.key_columns, view.key_types))
         if len(self._cache) < 10_000:
             self._cache[name] = rel
         return rel

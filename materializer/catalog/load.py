@@ -243,7 +243,7 @@ class _Reader(NodeReader):
                 continue
             fields[k.value] = s.value
         api = ApiSpec(**fields)
-        if api.token_env is None and not _loopback(api.listen):
+        if api.token_env is None and not api.is_loopback():
             where = next(v for k, v in self.mapping(node, "`api`") if k.value == "listen")
             self.error(where, f"`api.listen: {api.listen}` is not a loopback address, and the "
                        "API refuses one without a bearer token: add `token_env: <VARIABLE>` "
@@ -352,12 +352,6 @@ def describe(catalog: Catalog) -> str:
     lines.append("")
     lines.append(f"{len(catalog.tables)} table(s), {len(catalog.streams)} stream(s): OK")
     return "\n".join(lines)
-
-
-def _loopback(listen: str) -> bool:
-    """Whether `host:port` listens on a loopback address only."""
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _redact(key: str, value: str) -> str:

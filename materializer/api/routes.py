@@ -1,0 +1,301 @@
+"""The endpoints of the lookup API (SPEC §7), as module-level handlers on one router.
+
+Each handler reads what it serves through the `ApiState` that `create_app` puts on
+`app.state.api` (the store, the relation index, the latency recorder, the limits);
+nothing here holds state of its own. Answers are JSON bytes built directly (no
+per-request model validation); the response models only describe them in the
+OpenAPI document.
+
+Errors raised while serving map to statuses in one place (`failure`): `NotFound`
+404, `UsageError` and `ValueError` 400, `StoreError` 503; anything else is a bug
+and propagates (500).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from materializer.api.keys import (
+    RelationIndex,
+    decode_cursor,
+    encode_cursor,
+    path_segments,
+    raw_path,
+)
+from materializer.api.metrics import (
+    CONTENT_TYPE,
+    Exposition,
+    LatencyRecorder,
+    add_latency_metrics,
+    add_store_metrics,
+    add_worker_metrics,
+    read_status,
+    readiness,
+)
+from materializer.api.models import (
+    ErrorBody,
+    EventsResponse,
+    Health,
+    LookupRequest,
+    LookupResponse,
+    Readiness,
+    Row,
+    RowsPage,
+    TablesResponse,
+)
+from materializer.errors import MaterializerError, NotFound, StoreError, UsageError
+from materializer.store import Store
+
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+DEFAULT_EVENTS, MAX_EVENTS = 10, 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiState:
+    """What the handlers of one app serve from (`app.state.api`), built by `create_app`."""
+
+    store_path: str
+    store: Store
+    relations: RelationIndex
+    latency: LatencyRecorder
+    token: str | None
+    max_lookup_keys: int
+
+    @property
+    def max_body(self) -> int:
+        """The largest `POST .../lookup` body accepted (bytes), from `max_lookup_keys`."""
+        return 65536 + 4096 * self.max_lookup_keys
+
+
+def api_state(request: Request) -> ApiState:
+    """The state of the app serving `request`."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def _std_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+try:
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        try:
+            return orjson.dumps(obj)
+        except TypeError:  # e.g. an integer beyond 64 bits inside a json column
+            return _std_dumps(obj)
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - orjson is optional
+    dumps = _std_dumps
+    _loads = json.loads
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(dumps(body), status, media_type="application/json")
+
+
+def _error(status: int, detail: str) -> Response:
+    return _json({"detail": detail}, status)
+
+
+def failure(e: Exception) -> tuple[int, bytes]:
+    """Status and body for an error raised while serving a request (anything else is a bug)."""
+    if isinstance(e, NotFound):
+        return 404, dumps({"detail": str(e)})
+    if isinstance(e, UsageError | ValueError):
+        return 400, dumps({"detail": str(e)})
+    if isinstance(e, StoreError):
+        return 503, dumps({"detail": str(e)})
+    raise e
+
+
+def _fail(e: Exception) -> Response:
+    status, body = failure(e)
+    return Response(body, status, media_type="application/json")
+
+
+def row_answer(index: RelationIndex, table: str, raw_path: bytes) -> tuple[int, bytes]:
+    """`GET /tables/{table}/rows/{k1}/...`: status and JSON body (the row, or why not).
+
+    The routed endpoint and the edge fast path both answer with this function.
+    """
+    try:
+        rel = index.table(table)
+        kt = rel.key_from_text(path_segments(raw_path, 4))
+        row = rel.table.get(kt, json_form=True)
+    except (MaterializerError, ValueError) as e:
+        return failure(e)
+    if row is None:
+        return 404, dumps({"detail": f"no row with that key in {rel.view.name}"})
+    return 200, dumps(row)
+
+
+# ------------------------------------------------------------------------ handlers
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The key, prefix, cursor or body does not fit."},
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
+    404: {"model": ErrorBody, "description": "No such table or stream (or row)."},
+}
+
+router = APIRouter()
+
+
+@router.get("/tables", response_model=TablesResponse, responses=_ERRORS, tags=["lookup"],
+            summary="The tables and streams, with columns and keys")
+async def list_tables(request: Request) -> Response:
+    store = api_state(request).store
+    out = []
+    for name in store.names():
+        try:
+            view = store.relation(name)
+        except MaterializerError:
+            continue
+        ident = view.meta.identity
+        out.append({"name": view.name, "kind": ident.get("kind"),
+                    "columns": [{"name": c[0], "type": c[1], "not_null": bool(c[2])}
+                                for c in ident.get("columns", [])],
+                    "key": list(view.key_columns)})
+    return _json({"tables": out})
+
+
+@router.get("/tables/{table}/rows/{key:path}", response_model=Row, tags=["lookup"],
+            summary="One row by primary key",
+            description="One path segment per primary key column, in key order, typed by "
+                        "the column (`/tables/shop.orders/rows/7/1001`). Percent-encode `/` "
+                        "inside a string key as `%2F`.",
+            responses={**_ERRORS, 404: {"model": ErrorBody,
+                                        "description": "No such table, or no row with that "
+                                                       "key."}})
+async def get_row(table: str, key: str, request: Request) -> Response:
+    status, body = row_answer(api_state(request).relations, table, raw_path(request.scope))
+    return Response(body, status, media_type="application/json")
+
+
+@router.post("/tables/{table}/lookup", response_model=LookupResponse, tags=["lookup"],
+             summary="Many rows by primary key, in the order asked",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": LookupRequest.model_json_schema()}}}},
+             responses={**_ERRORS, 413: {"model": ErrorBody,
+                                         "description": "More keys than api.max_lookup_keys."}})
+async def lookup(table: str, request: Request) -> Response:
+    state = api_state(request)
+    max_body, max_keys = state.max_body, state.max_lookup_keys
+    try:
+        rel = state.relations.table(table)
+    except MaterializerError as e:
+        return _fail(e)
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_body:
+        return _error(413, f"body larger than {max_body} bytes")
+    body = await request.body()
+    if len(body) > max_body:
+        return _error(413, f"body larger than {max_body} bytes")
+    try:
+        obj = _loads(body)
+    except (ValueError, RecursionError):
+        return _error(400, 'the body is not JSON: send {"keys": [[k1, ...], ...]}')
+    keys = obj.get("keys") if isinstance(obj, dict) else None
+    if not isinstance(keys, list):
+        return _error(400, 'send {"keys": [[k1, ...], ...]}: a list of keys')
+    if len(keys) > max_keys:
+        return _error(413, f"{len(keys)} keys asked, at most {max_keys} per request "
+                           "(api.max_lookup_keys)")
+    try:
+        rows = rel.table.get_many(keys, json_form=True)
+    except (MaterializerError, ValueError) as e:
+        return _fail(e)
+    return _json({"rows": rows})
+
+
+@router.get("/tables/{table}/rows", response_model=RowsPage, tags=["lookup"],
+            summary="A page of rows in key order, optionally under a key prefix",
+            description="`prefix` repeats, one value per leading key column. Pass the "
+                        "`next` of a page as `after` to get the following page.")
+async def scan_rows(
+        table: str,
+        request: Request,
+        prefix: Annotated[list[str], Query(description="Leading key column values.")] = [],  # noqa: B006
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+        after: Annotated[str | None, Query(max_length=700,
+                                           description="Cursor from `next`.")] = None,
+) -> Response:
+    try:
+        rel = api_state(request).relations.table(table)
+        start = None if after is None else decode_cursor(after)
+        view = rel.table
+        pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
+    except (MaterializerError, ValueError) as e:
+        return _fail(e)
+    conv = view.layout.to_json
+    nxt = encode_cursor(pairs[limit - 1][0]) if len(pairs) > limit else None
+    return _json({"rows": [conv(v) for _, v in pairs[:limit]], "next": nxt})
+
+
+@router.get("/streams/{stream}/keys/{key:path}/events", response_model=EventsResponse,
+            tags=["lookup"], summary="The newest events of a stream key",
+            responses=_ERRORS)
+async def stream_events(
+        stream: str, key: str, request: Request,
+        limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = DEFAULT_EVENTS) -> Response:
+    try:
+        rel = api_state(request).relations.stream(stream)
+        kt = rel.key_from_text(path_segments(raw_path(request.scope), 4, -1))
+        events = rel.stream.events(kt, limit, json_form=True)
+    except (MaterializerError, ValueError) as e:
+        return _fail(e)
+    return _json({"events": events})
+
+
+@router.get("/healthz", response_model=Health, tags=["operations"], summary="Alive")
+async def healthz() -> Response:
+    return _json({"status": "ok"})
+
+
+@router.get("/readyz", response_model=Readiness, tags=["operations"],
+            summary="Caught up with every assigned partition",
+            responses={503: {"model": Readiness, "description": "Not ready."}})
+async def readyz(request: Request) -> Response:
+    ready, reason = readiness(read_status(api_state(request).store_path))
+    return _json({"ready": ready, "reason": reason}, 200 if ready else 503)
+
+
+@router.get("/metrics", tags=["operations"], summary="Prometheus text exposition",
+            response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}},
+                             "description": "Prometheus text format 0.0.4."}})
+async def metrics(request: Request) -> Response:
+    state = api_state(request)
+    exp = Exposition()
+    stats = {}
+    for name in state.store.names():
+        try:
+            stats[name] = state.store.relation(name).partition_stats()
+        except MaterializerError:
+            continue
+    add_store_metrics(exp, stats)
+    add_worker_metrics(exp, read_status(state.store_path))
+    add_latency_metrics(exp, state.latency)
+    return Response(exp.text(), media_type=CONTENT_TYPE)
+
+
+async def bad_request(request: Request, exc: Exception) -> Response:
+    """Request validation errors (path, query) as 400 with every problem, not FastAPI's 422."""
+    assert isinstance(exc, RequestValidationError)
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "path"))
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return _error(400, "; ".join(parts) or "invalid request")
