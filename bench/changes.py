@@ -23,7 +23,6 @@ import json
 import random
 import tempfile
 import time
-from dataclasses import dataclass
 
 from connectors.kafka import Sink
 from connectors.registry import FileRegistry
@@ -32,42 +31,22 @@ from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
 from materializer.ingest.relation import open_relation
 from materializer.specs import ChangesSpec, Column, TableSpec
+from materializer.testing import FakeRecord
 
 PARTITIONS = 4
 COLUMNS = {"id": "long", "name": "string", "score": "double", "active": "boolean"}
 
 
-@dataclass(slots=True)
-class Rec:
-    """A source record as the applier reads it (the confluent_kafka.Message methods)."""
-
-    k: bytes
-    v: bytes | None
-    o: int
-
-    def key(self) -> bytes:
-        return self.k
-
-    def value(self) -> bytes | None:
-        return self.v
-
-    def offset(self) -> int:
-        return self.o
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
-
-
-def records(n: int, keys: int) -> dict[int, list[Rec]]:
+def records(n: int, keys: int) -> dict[int, list[FakeRecord]]:
     rng = random.Random(1)
-    out: dict[int, list[Rec]] = {p: [] for p in range(PARTITIONS)}
+    out: dict[int, list[FakeRecord]] = {p: [] for p in range(PARTITIONS)}
     for _ in range(n):
         k = rng.randrange(keys)
         p = k % PARTITIONS
         v = None if rng.random() < 0.1 else json.dumps(
             {"name": f"user-{rng.randrange(1000)}", "score": rng.random() * 100,
              "active": rng.random() < 0.5}).encode()
-        out[p].append(Rec(k.to_bytes(8, "big", signed=True), v, len(out[p])))
+        out[p].append(FakeRecord(k.to_bytes(8, "big", signed=True), v, len(out[p])))
     return out
 
 
@@ -77,7 +56,8 @@ def spec(topic: str, changes: ChangesSpec | None) -> TableSpec:
                      key_format="long", value_format="json", changes=changes)
 
 
-def run(mode: str, recs: dict[int, list[Rec]], batch: int, broker: DevBroker) -> dict[str, float]:
+def run(mode: str, recs: dict[int, list[FakeRecord]], batch: int, broker: DevBroker
+        ) -> dict[str, float]:
     conf = broker.kafka_config()
     topic = f"bench-{mode}-{time.monotonic_ns()}"
     fmt = "debezium-avro" if mode == "avro" else "debezium-json"
@@ -87,7 +67,7 @@ def run(mode: str, recs: dict[int, list[Rec]], batch: int, broker: DevBroker) ->
     data = tempfile.mkdtemp(prefix="bench-changes-")
     rel = open_relation(s, data, map_size=1 << 32)
     if mode == "read-before":
-        rel.applier.blind = False
+        rel.applier.blind = False  # type: ignore[union-attr]
     outbox = None
     if changes is not None:
         registry = FileRegistry(tempfile.mkdtemp(prefix="bench-registry-"))
@@ -103,7 +83,7 @@ def run(mode: str, recs: dict[int, list[Rec]], batch: int, broker: DevBroker) ->
     for start in range(0, max(len(v) for v in recs.values()), per_batch):
         chunks = {p: rs[start:start + per_batch] for p, rs in recs.items()
                   if rs[start:start + per_batch]}
-        for out in rel.apply(chunks).values():  # type: ignore[arg-type]
+        for out in rel.apply(chunks).values():
             events += len(out.changes)
         if outbox is not None and drain:
             outbox.drain()

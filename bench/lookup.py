@@ -40,6 +40,7 @@ from typing import Any
 from materializer.columns import parse_type
 from materializer.devbroker import free_port
 from materializer.specs import Column, TableSpec
+from materializer.testing import FakeRecord
 
 TABLE = "bench.kv"
 BATCH = 500
@@ -51,25 +52,6 @@ def bench_spec() -> TableSpec:
     return TableSpec(name=TABLE, topic="kv",
                      columns=tuple(Column(n, parse_type(t)[0], n == "id") for n, t in cols.items()),
                      key_columns=("id",), key_format="long", value_format="json")
-
-
-class _Rec:
-    __slots__ = ("k", "v", "off")
-
-    def __init__(self, k: bytes, v: bytes, off: int) -> None:
-        self.k, self.v, self.off = k, v, off
-
-    def key(self) -> bytes:
-        return self.k
-
-    def value(self) -> bytes:
-        return self.v
-
-    def offset(self) -> int:
-        return self.off
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 0)
 
 
 def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event, stop: Event,
@@ -85,14 +67,14 @@ def writer_main(data: str, rows: int, partitions: int, rate: float, ready: Event
     def apply(keys: list[int]) -> None:
         nonlocal version
         version += 1
-        by_p: dict[int, list[_Rec]] = {}
+        by_p: dict[int, list[FakeRecord]] = {}
         for k in keys:
             p = k % partitions
             recs = by_p.setdefault(p, [])
-            recs.append(_Rec(k.to_bytes(8, "big", signed=True), json.dumps(
+            recs.append(FakeRecord(k.to_bytes(8, "big", signed=True), json.dumps(
                 {"name": f"user-{k}", "score": k / 8, "active": k % 2 == 0,
                  "version": version}).encode(), offsets[p] + len(recs)))
-        for p, out in rel.apply(by_p).items():  # type: ignore[arg-type]
+        for p, out in rel.apply(by_p).items():
             offsets[p] = out.next_offset
 
     for start in range(0, rows, 5000):

@@ -45,7 +45,10 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1,
                 raise InfrastructureError(f"cannot create topic {name}: {e}") from e
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        md = admin.list_topics(name, timeout=5).topics.get(name)
+        try:
+            md = admin.list_topics(name, timeout=5).topics.get(name)
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot read the metadata of topic {name}: {e}") from e
         if md is not None and md.error is None and len(md.partitions) >= partitions:
             return
         time.sleep(0.05)
@@ -55,7 +58,10 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1,
 def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 10.0) -> int:
     """Number of partitions of `topic` (0 if it does not exist)."""
     admin = AdminClient(_client_conf(bootstrap_conf))
-    md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    try:
+        md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException as e:
+        raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}") from e
     if md is None or md.error is not None:
         return 0
     return len(md.partitions)
@@ -199,6 +205,8 @@ def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict
             lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
             out[p] = int(hi)
         return out
+    except KafkaException as e:
+        raise InfrastructureError(f"cannot read the end offsets of topic {topic}: {e}") from e
     finally:
         c.close()
 
@@ -231,6 +239,8 @@ class Sink:
                 return
             except BufferError:
                 self._producer.poll(0.1)
+            except KafkaException as e:
+                raise InfrastructureError(f"producing to {topic} failed: {e}") from e
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything produced so far is acknowledged."""
@@ -239,9 +249,6 @@ class Sink:
         if remaining or failed:
             raise InfrastructureError(
                 f"producer: {remaining} message(s) unacknowledged, failures: {failed[:3]}")
-
-    def poll(self) -> None:
-        self._producer.poll(0)
 
 
 def produce_records(conf: dict[str, str], topic: str,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
-from materializer.specs import Catalog, RelationSpec
+from materializer.specs import BATCH_SIZE, Catalog, RelationSpec
 from materializer.values import key_from_text
 
 log = logging.getLogger("materializer")
@@ -95,61 +95,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def status_rows(catalog: Catalog) -> list[dict[str, Any]]:
-    """Per relation and partition: rows, applied (next) offset, end offset, lag, counters."""
-    from connectors.kafka import end_offsets  # noqa: PLC0415
-
-    rows: list[dict[str, Any]] = []
-    ends: dict[str, dict[int, int]] = {}
-    with _store(catalog) as store:
-        for spec in catalog.relations:
-            try:
-                stats = store.relation(spec.name).partition_stats()
-            except NotFound:
-                stats = []
-            if spec.topic not in ends:
-                try:
-                    ends[spec.topic] = end_offsets(catalog.kafka_config, spec.topic, timeout=5)
-                except Exception:  # noqa: BLE001 - status must work with the broker away
-                    ends[spec.topic] = {}
-            seen = {s["partition"] for s in stats}
-            stats += [{"partition": p, "rows": 0, "next_offset": 0, "counters": {}}
-                      for p in ends[spec.topic] if p not in seen]
-            for s in sorted(stats, key=lambda s: s["partition"]):
-                end = ends[spec.topic].get(s["partition"])
-                if end is not None:  # some brokers under-report the watermark (DESIGN.md)
-                    end = max(end, s["next_offset"])
-                c = s["counters"]
-                rows.append({
-                    "relation": spec.name, "kind": spec.kind, "partition": s["partition"],
-                    "rows": s["rows"], "applied_offset": s["next_offset"],
-                    "end_offset": end,
-                    "lag": None if end is None else max(0, end - s["next_offset"]),
-                    "null_keys_dropped": c.get("dropped:null_key", 0),
-                    "rejected": sum(v for k, v in c.items()
-                                    if k.startswith(("skipped:", "dead_letter:"))
-                                    or (k.startswith("dropped:") and k != "dropped:null_key")),
-                    "counters": c,
-                })
-    return rows
-
-
-def format_status(rows: list[dict[str, Any]]) -> str:
-    head = ("TABLE", "PART", "ROWS", "APPLIED", "END", "LAG", "NULL KEYS", "REJECTED")
-    lines = [head]
-    for r in rows:
-        lines.append((r["relation"], str(r["partition"]), str(r["rows"]),
-                      str(r["applied_offset"]), "?" if r["end_offset"] is None else
-                      str(r["end_offset"]), "?" if r["lag"] is None else str(r["lag"]),
-                      str(r["null_keys_dropped"]), str(r["rejected"])))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                               for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
-                     for line in lines)
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     catalog = _load(args.config)
+    from materializer.report import format_status, status_rows  # noqa: PLC0415
+
     rows = status_rows(catalog)
     if args.json:
         for r in rows:
@@ -234,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="the worker: ingest, emit, serve the API")
     s.add_argument("config")
     s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
-    s.add_argument("--batch-size", type=int, default=20_000, help="records per poll")
+    s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("check", help="validate; print the resolved tables; exit 2 on errors")

@@ -24,6 +24,7 @@ from materializer.devbroker import free_port
 from materializer.ingest.relation import Relation, open_relation
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
 from materializer.store import RelationWriter
+from materializer.testing import FakeRecord
 
 MAP_SIZE = 1 << 30
 
@@ -56,28 +57,6 @@ CLICKS = StreamSpec(
     name="public.clicks", topic="clicks",
     columns=columns({"user_id": "string", "url": "string", "n": "long"}),
     key_columns=("user_id",), key_format="json", value_format="json")
-
-
-@dataclass(slots=True)
-class FakeRecord:
-    """What the applier reads of a Kafka message."""
-
-    k: bytes | None
-    v: bytes | None
-    off: int
-    ts: int = 1_700_000_000_000
-
-    def key(self) -> bytes | None:
-        return self.k
-
-    def value(self) -> bytes | None:
-        return self.v
-
-    def offset(self) -> int:
-        return self.off
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self.ts)
 
 
 def _dumps(obj: Any) -> bytes:

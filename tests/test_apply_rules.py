@@ -17,7 +17,7 @@ from materializer.ingest.apply import PartitionOutcome, TableApplier
 from materializer.ingest.relation import Relation, open_relation
 from materializer.specs import StreamSpec, TableSpec
 from materializer.store import RelationWriter, Store
-from tests.api_support import FakeRecord
+from materializer.testing import FakeRecord
 
 
 def enc(obj: Any) -> bytes | None:

@@ -15,6 +15,7 @@ import fastavro
 import pytest
 
 from connectors.kafka import Sink
+from connectors.partitioners import murmur2, partition_for
 from connectors.registry import FileRegistry
 from materializer.changes.envelope import (
     AvroEnvelope,
@@ -24,7 +25,7 @@ from materializer.changes.envelope import (
     envelope_schema,
 )
 from materializer.changes.event import Change
-from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox, murmur2, partition_for
+from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox
 from materializer.columns import parse_type
 from materializer.errors import ConfigError, UsageError
 from materializer.formats.base import DELETE

@@ -28,7 +28,7 @@ from materializer.devbroker import DevBroker, free_port
 from materializer.ingest.relation import open_relation
 from materializer.specs import ChangesSpec
 from materializer.store import RelationWriter
-from tests.api_support import FakeRecord
+from materializer.testing import FakeRecord
 from tests.test_changes_kafka import (
     Message,
     _drain_all,

@@ -21,8 +21,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import Sink, create_topic, partition_count, produce_records
+from connectors.partitioners import partition_for
 from connectors.registry import FileRegistry
-from materializer.changes.outbox import ChangeOutbox, partition_for
+from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
 from materializer.errors import StoreError

@@ -34,7 +34,8 @@ import fastavro
 
 from materializer.changes.event import Change
 from materializer.columns import ColumnType
-from materializer.errors import ConfigError, InfrastructureError, MaterializerError
+from materializer.errors import ConfigError
+from materializer.formats.wire import header
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
 from materializer.values import items_converter, to_json_value
@@ -256,15 +257,10 @@ class AvroEnvelope:
                  ) -> None:
         assert spec.changes is not None
         schema = envelope_schema(spec, layout)
-        try:
-            self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
-        except MaterializerError:  # unreachable (InfrastructureError) or refused schema
-            raise
-        except Exception as e:  # the registry client's own errors, whatever they are
-            raise InfrastructureError(
-                f"cannot register the change-event schema of {spec.name}: {e}") from e
+        # the registry raises InfrastructureError (unreachable) or SchemaRejected (refused)
+        self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
         self._schema = fastavro.parse_schema(schema)
-        self._prefix = b"\x00" + self.schema_id.to_bytes(4, "big")
+        self._prefix = header(self.schema_id)
         self._key = key_encoder(spec)
         self._fields = tuple(f["name"] for f in schema["fields"][0]["type"][1]["fields"])
         self._names = tuple(layout)

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from connectors.kafka import create_topic, partition_count
+from connectors.partitioners import partition_for
 from materializer.changes.envelope import EventEncoder, encoder_for
 from materializer.changes.event import Change
 from materializer.errors import MaterializerError, UsageError
@@ -48,7 +49,7 @@ from materializer.store import RelationWriter, WriteBatch
 if TYPE_CHECKING:
     from connectors.kafka import Sink
 
-__all__ = ["OUTBOX_DB", "ChangeOutbox", "murmur2", "partition_for"]
+__all__ = ["OUTBOX_DB", "ChangeOutbox"]
 
 log = logging.getLogger("materializer.changes")
 
@@ -213,39 +214,6 @@ class ChangeOutbox:
 
 
 def _is_transient(e: Exception) -> bool:
-    """Broker and registry trouble that a later attempt may not meet: our retriable errors
-    (connectors translate into InfrastructureError) and confluent-kafka's own exceptions,
-    which `Sink.produce` and the admin calls let through."""
-    if isinstance(e, MaterializerError):
-        return e.retriable
-    return isinstance(e, BufferError) or type(e).__module__.split(".")[0] in (
-        "cimpl", "confluent_kafka")
-
-
-def murmur2(data: bytes) -> int:
-    """Kafka's murmur2 hash (the Java client's default partitioner), as a signed int32."""
-    m = 0x5BD1E995
-    length = len(data)
-    h = 0x9747B28C ^ length
-    end = length & ~3
-    for i in range(0, end, 4):
-        k = (data[i] | data[i + 1] << 8 | data[i + 2] << 16 | data[i + 3] << 24) * m \
-            & 0xFFFFFFFF
-        k = ((k ^ k >> 24) * m) & 0xFFFFFFFF
-        h = ((h * m) & 0xFFFFFFFF) ^ k
-    extra = length & 3
-    if extra == 3:
-        h ^= data[end + 2] << 16
-    if extra >= 2:
-        h ^= data[end + 1] << 8
-    if extra >= 1:
-        h = ((h ^ data[end]) * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h - (1 << 32) if h & 0x80000000 else h
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition the Java client's default partitioner picks for a non-null key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    """Broker and registry trouble that a later attempt may not meet (the connectors
+    translate theirs into InfrastructureError, which is retriable)."""
+    return isinstance(e, MaterializerError) and e.retriable

@@ -186,7 +186,12 @@ class TableApplier:
                 kt = kdec(kb_raw)
                 if None in kt:
                     raise RecordError("null primary key column", "null_key")
-                kb = encode_key(kenc, kt)
+                try:
+                    kb = kenc(kt)
+                except UnicodeEncodeError as e:
+                    raise RecordError(f"key is not valid Unicode: {e}", "bad_unicode") from e
+                if len(kb) > MAX_KEY_BYTES:
+                    encode_key(kenc, kt)  # raises key_too_long with the message
                 raw = rec.value()
                 fields = DELETE if raw is None else vdec(raw)
                 if fields is DELETE:
