@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -116,6 +115,10 @@ def _token(catalog: Catalog) -> str | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from materializer.api.serve import serve  # noqa: PLC0415
 
+    if args.exit_with_parent:
+        from materializer.children import exit_when_parent_exits  # noqa: PLC0415
+
+        exit_when_parent_exits()
     catalog = _load(args.config)
     serve(catalog, _token(catalog))
     return 0
@@ -136,22 +139,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress(),
                     stop_event=stop)
     api_proc = None
+    api_failed: list[int] = []
     if not args.no_api:
         from materializer.api.serve import check_listen  # noqa: PLC0415
+        from materializer.children import ApiChild  # noqa: PLC0415
+
+        def api_exited(code: int) -> None:
+            api_failed.append(code)
+            stop.set()
 
         check_listen(catalog, _token(catalog))
-        api_proc = subprocess.Popen([sys.executable, "-m", "materializer", "serve", args.config])
+        api_proc = ApiChild(args.config, api_exited)
     try:
         worker.run()
     finally:
         if api_proc is not None:
-            api_proc.terminate()
-            try:
-                api_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                api_proc.kill()
+            api_proc.stop()
         if sys.stderr.isatty():
             sys.stderr.write("\n")
+    if api_failed:
+        raise MaterializerError(
+            f"the lookup API process exited with code {api_failed[0]} (is {catalog.api.listen} "
+            "already in use? see its message above); the worker stopped with it. Start again, "
+            "or run with --no-api")
     log.info("stopped after applying %d records", worker.applied_total)
     return 0
 
@@ -211,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="the lookup API alone, read-only, beside a running worker")
     s.add_argument("config")
+    s.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("rebuild", help="drop local state of a table and replay its topic")
