@@ -14,66 +14,22 @@ Prometheus text format 0.0.4, so any relation or reason name is safe.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-STATUS_FILE = "worker.json"
-STALE_AFTER_S = 10.0
+from materializer.status import APPLIED, is_dropped, is_rejected, number, readiness
+
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-# ---------------------------------------------------------------------- worker status
-
-
-def read_status(store_path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The worker's last status, or None if the file is missing or not a JSON object."""
-    try:
-        data = (Path(store_path) / STATUS_FILE).read_bytes()
-        status = json.loads(data)
-    except (OSError, ValueError):
-        return None
-    return status if isinstance(status, dict) else None
-
-
-def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tuple[bool, str]:
-    """(ready, reason): ready when the status is fresh (under 10 s old) and says caught up.
-
-    The worker sets `caught_up` only when it has partitions assigned and each has no
-    lag, so a worker still joining its group is not ready.
-    """
-    if status is None:
-        return False, "no worker status file (is the worker running?)"
-    updated = status.get("updated_at")
-    if not isinstance(updated, int | float) or isinstance(updated, bool):
-        return False, "the worker status has no updated_at"
-    age = (time.time() if now is None else now) - float(updated)
-    if not age <= STALE_AFTER_S:  # also catches NaN
-        return False, f"the worker status is {age:.0f} s old"
-    if status.get("caught_up") is not True:
-        lagging = [p for p in _list(status.get("partitions"))
-                   if isinstance(p, dict) and _num(p.get("lag")) != 0]
-        return False, f"not caught up ({len(lagging)} partition(s) lagging or unknown)"
-    return True, "caught up"
-
-
 def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
 
 
 # ------------------------------------------------------------------ request latency
@@ -180,14 +136,14 @@ def add_store_metrics(exp: Exposition, stats: Mapping[str, list[dict[str, Any]]]
                     st.get("next_offset", 0), relation=rel, partition=p)
             for name, n in sorted(st.get("counters", {}).items()):
                 kind, _, reason = name.partition(":")
-                if name == "applied":
+                if name == APPLIED:
                     exp.add("materializer_records_applied_total", "counter",
                             "Records applied to the store.", n, relation=rel, partition=p)
-                elif kind == "dropped":
+                elif is_dropped(name):
                     exp.add("materializer_records_dropped_total", "counter",
                             "Records dropped by policy (null keys).", n,
                             relation=rel, partition=p, reason=reason)
-                elif kind in ("skipped", "dead_letter"):
+                elif is_rejected(name):
                     exp.add("materializer_records_rejected_total", "counter",
                             "Records rejected (undecodable or not fitting the columns), "
                             "by reason and policy.", n,
@@ -208,7 +164,7 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
             int(ready))
     if status is None:
         return
-    updated = _num(status.get("updated_at"))
+    updated = number(status.get("updated_at"))
     if updated is not None:
         exp.add("materializer_worker_status_age_seconds", "gauge",
                 "Seconds since the worker last wrote its status.",
@@ -224,13 +180,13 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
                  "End offset (high watermark) of the source partition."),
                 ("next_offset", "materializer_partition_applied_offset",
                  "Next offset the worker will apply.")):
-            v = _num(part.get(field))
+            v = number(part.get(field))
             if v is not None:
                 exp.add(metric, "gauge", help_, v, **labels)
     metrics = status.get("metrics")
     if not isinstance(metrics, dict):
         return
-    applied = _num(metrics.get("records_applied_total"))
+    applied = number(metrics.get("records_applied_total"))
     if applied is not None:
         exp.add("materializer_worker_records_applied_total", "counter",
                 "Records this worker process applied since it started.", applied)
@@ -238,8 +194,8 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
     if isinstance(hist, dict):
         pairs = [(float(b[0]), int(b[1])) for b in _list(hist.get("buckets"))
                  if isinstance(b, list) and len(b) == 2
-                 and _num(b[0]) is not None and _num(b[1]) is not None]
-        count, total = _num(hist.get("count")), _num(hist.get("sum"))
+                 and number(b[0]) is not None and number(b[1]) is not None]
+        count, total = number(hist.get("count")), number(hist.get("sum"))
         if count is not None and total is not None:
             exp.histogram("materializer_batch_seconds",
                           "Time to apply and commit one batch (worker process).",

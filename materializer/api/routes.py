@@ -36,8 +36,6 @@ from materializer.api.metrics import (
     add_latency_metrics,
     add_store_metrics,
     add_worker_metrics,
-    read_status,
-    readiness,
 )
 from materializer.api.models import (
     ErrorBody,
@@ -51,6 +49,7 @@ from materializer.api.models import (
     TablesResponse,
 )
 from materializer.errors import MaterializerError, NotFound, StoreError, UsageError
+from materializer.status import read_status, readiness
 from materializer.store import Store
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
