@@ -127,11 +127,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
-    from materializer.ingest.worker import (
+    from materializer.ingest.worker import (  # noqa: PLC0415
         Worker,
         install_signal_handlers,
         terminal_progress,
-    )  # noqa: PLC0415
+    )
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0

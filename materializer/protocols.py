@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 
 class SourceRecord(Protocol):
-    """What the applier reads of a Kafka message (`confluent_kafka.Message` fits)."""
+    """What the applier reads of a Kafka message (a confluent-kafka `Message` fits)."""
 
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
