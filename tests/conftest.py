@@ -16,8 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from materializer.devbroker import DevBroker
+
+# Hypothesis profiles. The default, `derandomized`, draws the same examples on every run
+# and machine, so the README's `python -m pytest` (and CI) never fails at random;
+# HYPOTHESIS_PROFILE=random draws new examples each run, for hunting bugs locally. Tests'
+# own @settings (max_examples, ...) still apply on top. `ci` is the same as the default.
+_PROFILE = {"deadline": None, "print_blob": True,
+            "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("derandomized", derandomize=True, **_PROFILE)
+settings.register_profile("ci", derandomize=True, **_PROFILE)
+settings.register_profile("random", derandomize=False, **_PROFILE)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "derandomized")
 
 
 @pytest.fixture(scope="session")

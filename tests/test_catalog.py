@@ -321,13 +321,14 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
         sql: |
           CREATE TABLE shop.users (id INT @@KEY, name STRING)
             WITH (kafka_topic='users');
-        """, ("`KEY` declares KEY columns: please use `PRIMARY KEY` for tables.",
+        """, ("Column `id` is a `KEY` column: please use `PRIMARY KEY` for tables.",
               "Streams have KEYs, which have no uniqueness or NON NULL constraints.")),
     ("ddl-primary-key-in-stream", """
         sql: |
           CREATE STREAM clicks (user_id STRING, url STRING, @@PRIMARY KEY (user_id))
             WITH (kafka_topic='clicks');
-        """, ("`PRIMARY KEY` declares PRIMARY KEY columns: please use `KEY` for streams.",)),
+        """, ("Column `user_id` is a `PRIMARY KEY` column: please use `KEY` for streams.",
+              "Tables have PRIMARY KEYs, which are unique and NON NULL.")),
     ("ddl-syntax-error", """
         tables:
           - name: a
@@ -392,6 +393,21 @@ def test_klip23_message_is_exactly_the_spec_text() -> None:
     assert str(diag) == (
         "tables.yaml: line 7, column 5: `key` declares KEY columns: please use `primary_key` "
         "for tables.\n"
+        "Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
+        "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
+
+
+def test_ddl_klip23_message_names_the_column() -> None:
+    """KLIP-23's example, in a file: the column is named; file, line and column kept."""
+    text = textwrap.dedent("""\
+        sql: |
+          CREATE TABLE input (VIN STRING KEY, make STRING)
+            WITH (kafka_topic='input');
+        """)
+    (diag,) = errors_of(text)
+    assert str(diag) == (
+        "tables.yaml: line 2, column 34: Column `VIN` is a `KEY` column: please use "
+        "`PRIMARY KEY` for tables. (sql statement 1, Line: 1, Col: 32)\n"
         "Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
         "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
 

@@ -97,16 +97,18 @@ def test_with_properties_map_to_the_yaml_fields() -> None:
           PRIMARY KEY (customer, id))
         WITH (kafka_topic='orders', format='JSON', on_existing='VERSIONED',
               version_column='v', partial_update='total, v', shard_key='customer',
-              replicated=true, null_key='DEAD_LETTER', on_error='skip',
+              replicated=false, null_key='DEAD_LETTER', on_error='skip',
               dead_letter_topic='orders.dlq', changes_topic='orders.changes',
               changes_format='debezium-avro', changes_columns='true')""")
     assert isinstance(t, TableSpec)
     assert (t.key_format, t.value_format) == ("json", "json")
     assert (t.on_existing, t.version_column) == ("versioned", "v")
     assert t.partial_update == ("total", "v") and t.shard_key == ("customer",)
-    assert t.replicated and t.null_key == "dead_letter" and t.on_error == "skip"
+    assert not t.replicated and t.null_key == "dead_letter" and t.on_error == "skip"
     assert t.dead_letter_topic == "orders.dlq"
     assert t.changes == ChangesSpec("orders.changes", "debezium-avro", True)
+    t = one("CREATE TABLE d (code STRING PRIMARY KEY) WITH (kafka_topic='d', replicated=TRUE)")
+    assert isinstance(t, TableSpec) and t.replicated and t.shard_key == ()
 
 
 def test_soft_primary_key_property() -> None:
@@ -139,12 +141,21 @@ def test_tokens_carry_offsets() -> None:
 
 @pytest.mark.parametrize("sql,needles", [
     ("CREATE TABLE t (id INT @@KEY) WITH (kafka_topic='t')",
-     ("`KEY` declares KEY columns: please use `PRIMARY KEY` for tables.",
+     ("Column `id` is a `KEY` column: please use `PRIMARY KEY` for tables.",
       "Streams have KEYs, which have no uniqueness or NON NULL constraints.")),
+    ("CREATE TABLE t (id INT NOT NULL @@KEY, v STRING) WITH (kafka_topic='t')",
+     ("Column `id` is a `KEY` column: please use `PRIMARY KEY` for tables.",)),
     ("CREATE TABLE t (id INT, @@KEY (id)) WITH (kafka_topic='t')",
-     ("please use `PRIMARY KEY` for tables",)),
+     ("Column `id` is a `KEY` column: please use `PRIMARY KEY` for tables.",)),
+    ("CREATE TABLE t (a INT, `b c` INT, @@KEY (a, `b c`)) WITH (kafka_topic='t')",
+     ("Columns `a`, `b c` are `KEY` columns: please use `PRIMARY KEY` for tables.",)),
+    ("CREATE TABLE t (a INT, @@KEY (a,)) WITH (kafka_topic='t')",
+     ("please use `PRIMARY KEY` for tables.",)),
     ("CREATE STREAM s (id INT @@PRIMARY KEY) WITH (kafka_topic='s')",
-     ("`PRIMARY KEY` declares PRIMARY KEY columns: please use `KEY` for streams.",)),
+     ("Column `id` is a `PRIMARY KEY` column: please use `KEY` for streams.",
+      "Tables have PRIMARY KEYs, which are unique and NON NULL.")),
+    ("CREATE STREAM s (Id INT, v INT, @@PRIMARY KEY (Id)) WITH (kafka_topic='s')",
+     ("Column `Id` is a `PRIMARY KEY` column: please use `KEY` for streams.",)),
     ("CREATE TABLE t (a INT PRIMARY KEY, b INT @@PRIMARY KEY) WITH (kafka_topic='t')",
      ("PRIMARY KEY is given more than once", "PRIMARY KEY (a, b)")),
     ("CREATE TABLE t (a INT PRIMARY KEY, @@PRIMARY KEY (a)) WITH (kafka_topic='t')",
@@ -212,13 +223,21 @@ def test_parsing_resumes_after_a_bad_statement() -> None:
     assert "already declared as a table at line 2, column 14" in diags[2].message
 
 
-def test_klip23_message_keeps_its_three_lines() -> None:
-    (d,) = errors("CREATE TABLE t (id INT KEY) WITH (kafka_topic='t')")
-    lines = d.message.split("\n")
-    assert lines[0].startswith("`KEY` declares KEY columns: please use `PRIMARY KEY` for "
-                               "tables. (sql statement 1")
-    assert lines[1:] == ["Tables have PRIMARY KEYs, which are unique and NON NULL.",
-                         "Streams have KEYs, which have no uniqueness or NON NULL constraints."]
+def test_klip23_message_names_the_column_as_klip23_does() -> None:
+    """KLIP-23's own example: `CREATE TABLE INPUT (VIN STRING KEY, ...)`."""
+    (d,) = errors("CREATE TABLE INPUT (VIN STRING KEY, MAKE STRING) WITH (kafka_topic='input')")
+    assert (d.line, d.column) == (1, 32)
+    assert d.message.split("\n") == [
+        "Column `VIN` is a `KEY` column: please use `PRIMARY KEY` for tables. "
+        "(sql statement 1, Line: 1, Col: 32)",
+        "Tables have PRIMARY KEYs, which are unique and NON NULL.",
+        "Streams have KEYs, which have no uniqueness or NON NULL constraints."]
+    (d,) = errors("CREATE STREAM s (X STRING PRIMARY KEY) WITH (kafka_topic='s')")
+    assert d.message.split("\n") == [
+        "Column `X` is a `PRIMARY KEY` column: please use `KEY` for streams. "
+        "(sql statement 1, Line: 1, Col: 27)",
+        "Tables have PRIMARY KEYs, which are unique and NON NULL.",
+        "Streams have KEYs, which have no uniqueness or NON NULL constraints."]
 
 
 # ----------------------------------------------------------------------------- in the file
@@ -352,8 +371,9 @@ def _table_rules(draw: st.DrawFn, d: dict[str, Any], by_name: dict[str, ColumnTy
                  key: list[str], non_key: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"soft": draw(st.booleans())}
     out["replicated"] = draw(st.booleans())
-    out["shard_key"] = draw(st.none() | st.lists(st.sampled_from(key), min_size=1,
-                                                 unique=True))
+    # a replicated table has no shard key (every worker keeps every partition)
+    out["shard_key"] = None if out["replicated"] else draw(
+        st.none() | st.lists(st.sampled_from(key), min_size=1, unique=True))
     if out["soft"]:
         return out
     versions = [c for c in non_key if by_name[c].kind in VERSION_KINDS]
@@ -362,10 +382,12 @@ def _table_rules(draw: st.DrawFn, d: dict[str, Any], by_name: dict[str, ColumnTy
     if out["on_existing"] == "versioned":
         out["version_column"] = draw(st.sampled_from(versions))
     if out["on_existing"] != "ignore" and non_key and draw(st.booleans()):
+        # each column once; every NOT NULL non-key column and the version column (which
+        # may itself be NOT NULL) must be in it
         partial = draw(st.lists(st.sampled_from(non_key), min_size=1, unique=True))
         required = [c for c, _, nn in d["columns"] if nn and c in non_key]
         required += [out["version_column"]] if out.get("version_column") else []
-        partial += [c for c in required if c not in partial]
+        partial += [c for c in dict.fromkeys(required) if c not in partial]
         out["partial_update"] = partial
     if draw(st.booleans()):
         out["changes"] = {"topic": draw(topics.filter(lambda t: t != d["topic"])),
@@ -472,6 +494,18 @@ def to_ddl(d: dict[str, Any], draw: Draw) -> str:
     sep = draw(st.sampled_from([", ", ",\n    ", " ,"]))
     return (f"{kw('CREATE')} {kw('TABLE' if table else 'STREAM')} {name} (\n    "
             f"{sep.join(parts)}\n) {kw('WITH')} ({', '.join(rendered)})")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(declarations())
+def test_the_generator_only_draws_valid_declarations(d: dict[str, Any]) -> None:
+    """The properties below trust `declarations()`; a drawn file the loader refuses is a
+    bug in the generator, not in the product (one once listed a NOT NULL version column
+    twice in `partial_update`)."""
+    partial = d.get("partial_update") or []
+    assert len(partial) == len(set(partial)), partial
+    assert not (d.get("replicated") and d.get("shard_key")), d
+    load_catalog_text(to_yaml([d]), "t.yaml")
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -365,14 +365,17 @@ class _Elements:
         else:
             self.column()
 
-    def mark(self, tok: Token, clause: bool) -> None:
-        """Check a PRIMARY KEY / KEY at `tok` against the kind and the keys seen so far."""
+    def mark(self, tok: Token, clause: bool, columns: tuple[str, ...] = ()) -> None:
+        """Check a PRIMARY KEY / KEY at `tok` (marking `columns`) against the kind and the
+        keys seen so far."""
         primary = tok.word == "primary"
         table = self.decl.kind == "table"
         if table and not primary:
-            raise DdlSyntaxError(klip23_message("table", "KEY", "PRIMARY KEY"), tok.start)
+            raise DdlSyntaxError(klip23_message("table", "KEY", "PRIMARY KEY", columns),
+                                 tok.start)
         if not table and primary:
-            raise DdlSyntaxError(klip23_message("stream", "PRIMARY KEY", "KEY"), tok.start)
+            raise DdlSyntaxError(klip23_message("stream", "PRIMARY KEY", "KEY", columns),
+                                 tok.start)
         if self.key_tok is not None and (clause or table or self.clause_tok is not None):
             what, hint = (("PRIMARY KEY", "list every key column once in PRIMARY KEY (a, b)")
                           if table else
@@ -383,16 +386,24 @@ class _Elements:
     def key_clause(self) -> None:
         """`PRIMARY KEY (a, b)` or `KEY (a, b)` after the columns."""
         p = self.p
-        self.mark(p.tok, clause=True)
-        if p.tok.word == "primary":
-            p.advance()
-        p.keyword("key")
-        self.clause_tok = p.punct("(")
-        while True:
-            self.keys.append(p.ident("a key column name"))
-            if not p.accept_punct(","):
-                break
-        p.punct(")")
+        tok = p.tok
+        names: list[At[str]] = []
+        try:
+            if p.tok.word == "primary":
+                p.advance()
+            p.keyword("key")
+            open_tok = p.punct("(")
+            while True:
+                names.append(p.ident("a key column name"))
+                if not p.accept_punct(","):
+                    break
+            p.punct(")")
+        except DdlSyntaxError:
+            self.mark(tok, clause=True)  # a key of the wrong kind is the first thing to fix
+            raise
+        self.mark(tok, clause=True, columns=tuple(n.value for n in names))
+        self.clause_tok = open_tok
+        self.keys.extend(names)
 
     def column(self) -> None:
         """`name TYPE [NOT NULL] [PRIMARY KEY | KEY]`, modifiers in any order."""
@@ -407,7 +418,7 @@ class _Elements:
                 p.keyword("null")
                 not_null = True
             elif t.word in ("primary", "key"):
-                self.mark(t, clause=False)
+                self.mark(t, clause=False, columns=(name.value,))
                 if p.advance().word == "primary":
                     p.keyword("key")
                 self.keys.append(name)

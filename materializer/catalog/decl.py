@@ -135,12 +135,23 @@ def name_problem(name: str, column: bool) -> tuple[int, str] | None:
     return None
 
 
-def klip23_message(kind: str, written: str, wanted: str) -> str:
-    """The KLIP-23 message: a table declared with KEY, or a stream with PRIMARY KEY."""
-    if kind == "table":
-        head = f"`{written}` declares KEY columns: please use `{wanted}` for tables."
+def klip23_message(kind: str, written: str, wanted: str,
+                   columns: tuple[str, ...] = ()) -> str:
+    """The KLIP-23 message: a table declared with KEY, or a stream with PRIMARY KEY.
+
+    With `columns` (the DDL form) the message names them, as KLIP-23's example does:
+    "Column `VIN` is a `KEY` column: please use `PRIMARY KEY` for tables."; without
+    them (the YAML form) it names the setting: "`key` declares KEY columns: ...".
+    """
+    use = f"please use `{wanted}` for {'tables' if kind == 'table' else 'streams'}."
+    if len(columns) == 1:
+        head = f"Column `{columns[0]}` is a `{written}` column: {use}"
+    elif columns:
+        names = ", ".join(f"`{c}`" for c in columns)
+        head = f"Columns {names} are `{written}` columns: {use}"
     else:
-        head = f"`{written}` declares PRIMARY KEY columns: please use `{wanted}` for streams."
+        declares = "KEY" if kind == "table" else "PRIMARY KEY"
+        head = f"`{written}` declares {declares} columns: {use}"
     return f"{head}\n{KLIP23_TAIL}"
 
 
