@@ -36,28 +36,19 @@ Guarantees:
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import json
 import os
-import ssl
 import tempfile
-import threading
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fastavro import parse_schema
-
+from connectors.avro_schemas import SchemaRejected, bad_schema, checked, normalize, parse
+from connectors.rest_registry import RestRegistry
 from materializer.errors import (
-    ConfigError,
     InfrastructureError,
-    MaterializerError,
     RecordError,
 )
 from materializer.protocols import SchemaRegistry
@@ -73,275 +64,8 @@ __all__ = [
     "parse",
 ]
 
-_CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
-_NEGATIVE_TTL = 10.0  # seconds an unknown id is remembered as unknown (REST only)
-
-
-class SchemaRejected(MaterializerError):
-    """The registry refused to register a schema (invalid, or incompatible with the
-    subject's compatibility rule)."""
-
-    exit_code = 2
-
-
 Registry = SchemaRegistry
 """The interface both registries implement (`materializer.protocols.SchemaRegistry`)."""
-
-
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes",
-                         "string"})
-
-
-def _load(schema: Any) -> Any:
-    """A schema given as a dict, a list, JSON text or a bare primitive name (`long`)."""
-    if isinstance(schema, bytes):
-        schema = schema.decode("utf-8")
-    if isinstance(schema, str):
-        return schema if schema in _PRIMITIVES else json.loads(schema)
-    return schema
-
-
-def normalize(schema: Any) -> str:
-    """A schema (dict, list, JSON text or primitive name) as compact JSON with sorted
-    keys: two schemas are "the same" for registration when these texts are equal."""
-    return json.dumps(_load(schema), sort_keys=True, separators=(",", ":"))
-
-
-def parse(schema: Any, named: dict[str, Any] | None = None) -> Any:
-    """fastavro-parse a schema given as a dict, list, JSON text or primitive name."""
-    return parse_schema(_load(schema), named_schemas=named)
-
-
-def _checked(subject: str, schema: Any) -> str:
-    """The normalized text of a schema about to be registered; SchemaRejected if it is
-    not valid Avro (checked here, so both registries refuse the same schemas)."""
-    try:
-        text = normalize(schema)
-        parse(text)
-    except Exception as e:  # noqa: BLE001 - whatever fastavro or json raise
-        raise SchemaRejected(f"not a valid Avro schema for {subject!r}: {e}") from e
-    return text
-
-
-def _bad_schema(schema_id: int, where: str, err: Exception) -> RecordError:
-    return RecordError(f"schema {schema_id} from {where} is not usable Avro: {err}",
-                       "bad_schema")
-
-
-# --------------------------------------------------------------------------- REST
-
-_REST_KEYS = frozenset({
-    "basic.auth.user.info", "basic.auth.credentials.source", "bearer.auth.token",
-    "bearer.auth.logical.cluster", "bearer.auth.identity.pool.id", "ssl.ca.location",
-    "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
-    "ssl.endpoint.identification.algorithm", "timeout", "max.retries", "retries.wait.ms",
-    "retries.max.wait.ms", "cache.capacity", "cache.latest.ttl.sec",
-})
-
-
-class _HttpStatus(Exception):
-    """An HTTP answer other than 2xx from a reachable registry."""
-
-    def __init__(self, status: int, body: str, url: str) -> None:
-        super().__init__(f"HTTP {status} from {url}: {body[:300]}")
-        self.status = status
-        self.body = body
-        try:
-            self.error_code = int(json.loads(body).get("error_code", 0))
-        except (ValueError, AttributeError, TypeError):
-            self.error_code = 0
-
-
-class RestRegistry:
-    """A Confluent-compatible schema registry over HTTP(S). Thread-safe."""
-
-    def __init__(self, url: str, config: Mapping[str, str] | None = None) -> None:
-        conf = dict(config or {})
-        unknown = sorted(set(conf) - _REST_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"schema_registry: unknown setting(s) {', '.join(unknown)}; "
-                f"supported: {', '.join(sorted(_REST_KEYS))}")
-        self._headers: dict[str, str] = {"Accept": _CONTENT_TYPE}
-        self._bases: list[str] = []
-        source = conf.get("basic.auth.credentials.source", "USER_INFO").upper()
-        user_info = conf.get("basic.auth.user.info")
-        for raw in url.split(","):
-            raw = raw.strip().rstrip("/")
-            if not raw:
-                continue
-            parts = urllib.parse.urlsplit(raw)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"schema_registry.url {raw!r} is not an http(s) URL")
-            if parts.username is not None:
-                if source == "URL" or user_info is None:
-                    user_info = (urllib.parse.unquote(parts.username) + ":"
-                                 + urllib.parse.unquote(parts.password or ""))
-                netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-                raw = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-            self._bases.append(raw)
-        if not self._bases:
-            raise ConfigError("schema_registry.url is empty")
-        if source not in ("USER_INFO", "URL"):
-            raise ConfigError(f"basic.auth.credentials.source {source!r} is not supported; "
-                              "use USER_INFO or URL")
-        if user_info:
-            token = base64.b64encode(user_info.encode("utf-8")).decode("ascii")
-            self._headers["Authorization"] = f"Basic {token}"
-        elif "bearer.auth.token" in conf:
-            self._headers["Authorization"] = f"Bearer {conf['bearer.auth.token']}"
-            if "bearer.auth.logical.cluster" in conf:
-                self._headers["target-sr-cluster"] = conf["bearer.auth.logical.cluster"]
-            if "bearer.auth.identity.pool.id" in conf:
-                self._headers["Confluent-Identity-Pool-Id"] = conf["bearer.auth.identity.pool.id"]
-        try:
-            self._timeout = float(conf.get("timeout", "10"))
-            self._retries = int(conf.get("max.retries", "3"))
-            self._wait = int(conf.get("retries.wait.ms", "200")) / 1000
-            self._max_wait = int(conf.get("retries.max.wait.ms", "2000")) / 1000
-        except ValueError as e:
-            raise ConfigError(f"schema_registry: {e}") from e
-        self._ssl = self._ssl_context(conf) if any(
-            b.startswith("https:") for b in self._bases) else None
-        self._cache: dict[int, Any] = {}
-        self._unknown: dict[int, float] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _ssl_context(conf: Mapping[str, str]) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(cafile=conf.get("ssl.ca.location"))
-        if conf.get("ssl.certificate.location"):
-            ctx.load_cert_chain(conf["ssl.certificate.location"], conf.get("ssl.key.location"),
-                                conf.get("ssl.key.password"))
-        if conf.get("ssl.endpoint.identification.algorithm", "https").lower() == "none":
-            ctx.check_hostname = False
-        return ctx
-
-    def __repr__(self) -> str:
-        return f"RestRegistry({', '.join(self._bases)})"
-
-    # -- transport
-
-    def _request(self, method: str, path: str, body: Any = None) -> Any:
-        """One JSON request; retries network failures, 5xx and 429 with backoff.
-
-        Raises _HttpStatus for any other non-2xx answer, InfrastructureError when no
-        registry answers."""
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        headers = dict(self._headers)
-        if data is not None:
-            headers["Content-Type"] = _CONTENT_TYPE
-        wait = self._wait
-        last = ""
-        for attempt in range(self._retries + 1):
-            for base in self._bases:
-                url = base + path
-                req = urllib.request.Request(url, data=data, headers=headers, method=method)
-                try:
-                    with urllib.request.urlopen(req, timeout=self._timeout,
-                                                context=self._ssl) as resp:
-                        return json.loads(resp.read() or b"null")
-                except urllib.error.HTTPError as e:
-                    text = e.read().decode("utf-8", "replace")
-                    if e.code in (401, 403):
-                        raise InfrastructureError(
-                            f"schema registry {base} refused the credentials (HTTP {e.code}): "
-                            "check basic.auth.user.info or bearer.auth.token") from e
-                    if e.code >= 500 or e.code == 429:
-                        last = f"HTTP {e.code} from {url}: {text[:200]}"
-                        continue
-                    raise _HttpStatus(e.code, text, url) from e
-                except (urllib.error.URLError, OSError, ValueError) as e:
-                    # ValueError: a reachable server answering something that is not JSON
-                    last = f"{url}: {getattr(e, 'reason', e)}"
-                    continue
-            if attempt < self._retries:
-                time.sleep(wait)
-                wait = min(wait * 2, self._max_wait)
-        raise InfrastructureError(
-            f"schema registry unreachable after {self._retries + 1} attempt(s): {last}")
-
-    # -- Registry
-
-    def schema(self, schema_id: int) -> Any:
-        cached = self._cache.get(schema_id)
-        if cached is not None:
-            return cached
-        until = self._unknown.get(schema_id)
-        if until is not None and time.monotonic() < until:
-            raise RecordError(f"schema id {schema_id} is unknown to the registry",
-                              "unknown_schema")
-        try:
-            answer = self._request("GET", f"/schemas/ids/{schema_id}")
-        except _HttpStatus as e:
-            if e.status == 404:
-                if len(self._unknown) > 10_000:  # garbage ids: keep the memo bounded
-                    self._unknown.clear()
-                self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
-                raise RecordError(f"schema id {schema_id} is unknown to the registry",
-                                  "unknown_schema") from e
-            raise InfrastructureError(f"schema registry: {e}") from e
-        if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
-            raise InfrastructureError(
-                f"schema registry: unexpected answer for schema {schema_id}: {answer!r:.200}")
-        kind = answer.get("schemaType", "AVRO")
-        if kind != "AVRO":
-            raise RecordError(f"schema {schema_id} is a {kind} schema, not Avro",
-                              "bad_schema")
-        named: dict[str, Any] = {}
-        try:
-            for ref in answer.get("references") or ():
-                self._load_reference(ref, named, depth=0)
-            parsed = parse(answer["schema"], named)
-        except RecordError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
-            raise _bad_schema(schema_id, repr(self), e) from e
-        with self._lock:
-            self._cache[schema_id] = parsed
-        return parsed
-
-    def _load_reference(self, ref: Mapping[str, Any], named: dict[str, Any], depth: int) -> None:
-        if depth > 32:
-            raise RecordError("schema references nest too deeply", "bad_schema")
-        subject = urllib.parse.quote(str(ref.get("subject")), safe="")
-        try:
-            answer = self._request("GET", f"/subjects/{subject}/versions/{ref.get('version')}")
-        except _HttpStatus as e:
-            raise RecordError(f"schema reference {ref!r} cannot be resolved: {e}",
-                              "unknown_schema") from e
-        for inner in answer.get("references") or ():
-            self._load_reference(inner, named, depth + 1)
-        parse(answer["schema"], named)
-
-    def register(self, subject: str, schema: Any) -> int:
-        text = _checked(subject, schema)
-        path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
-        try:
-            answer = self._request("POST", path, {"schema": text})
-        except _HttpStatus as e:
-            if e.status in (409, 422):
-                raise SchemaRejected(f"schema registry refused a schema for {subject!r}: "
-                                     f"{e.body[:300]}") from e
-            raise InfrastructureError(f"schema registry: {e}") from e
-        try:
-            return int(answer["id"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise InfrastructureError(
-                f"schema registry: unexpected answer to a registration: {answer!r:.200}") from e
-
-    def latest_id(self, subject: str) -> int | None:
-        path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions/latest"
-        try:
-            answer = self._request("GET", path)
-        except _HttpStatus as e:
-            if e.status == 404:
-                return None
-            raise InfrastructureError(f"schema registry: {e}") from e
-        return int(answer["id"])
-
-
-# --------------------------------------------------------------------------- files
 
 
 class FileRegistry:
@@ -375,7 +99,7 @@ class FileRegistry:
         try:
             parsed = parse(text)
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
-            raise _bad_schema(schema_id, str(f), e) from e
+            raise bad_schema(schema_id, str(f), e) from e
         self._cache[schema_id] = parsed
         return parsed
 
@@ -429,7 +153,7 @@ class FileRegistry:
         return sorted(out)
 
     def register(self, subject: str, schema: Any) -> int:
-        text = _checked(subject, schema)
+        text = checked(subject, schema)
         with self._locked():
             try:
                 subjects = self.subjects()
