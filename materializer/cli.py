@@ -24,7 +24,7 @@ log = logging.getLogger("materializer")
 def _load(path: str) -> Catalog:
     from materializer.catalog import load_catalog  # noqa: PLC0415
 
-    return load_catalog(path)
+    return load_catalog(path, env=os.environ)
 
 
 def _store(catalog: Catalog) -> Any:

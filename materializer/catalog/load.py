@@ -9,13 +9,16 @@ Guarantees:
 - Relative `store.path` and `schema_registry.path` resolve against the directory
   of the declaration file, so the worker and the CLI agree from any directory.
 - The same declaration gives equal specs whether written in YAML or in `sql:`.
+- `${NAME}` and `${NAME:-default}` in any value (not in keys) are replaced from
+  `env`, the mapping the caller passes (the CLI passes the process environment;
+  without one, no variable is set); `$$` is a literal `$` (see `yamlnodes`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -63,8 +66,10 @@ _TYPE_WORDS = ("boolean", "int", "long", "float", "double", "decimal", "string",
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
 
 
-def load_catalog(path: str) -> Catalog:
-    """Read and validate a declaration file; raise `ConfigError` with every problem."""
+def load_catalog(path: str, env: Mapping[str, str] | None = None) -> Catalog:
+    """Read and validate a declaration file; raise `ConfigError` with every problem.
+
+    `env` holds the variables `${NAME}` may name (none if not given)."""
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
@@ -73,13 +78,14 @@ def load_catalog(path: str) -> Catalog:
                                       f"{e.strerror or e}")]) from e
     except UnicodeDecodeError as e:
         raise ConfigError([Diagnostic(path, 1, 1, f"the file is not UTF-8 text: {e}")]) from e
-    return load_catalog_text(text, path)
+    return load_catalog_text(text, path, env)
 
 
-def load_catalog_text(text: str, filename: str) -> Catalog:
+def load_catalog_text(text: str, filename: str, env: Mapping[str, str] | None = None
+                      ) -> Catalog:
     """Validate declaration text; `filename` names it in diagnostics and anchors
-    relative paths (they resolve against its directory)."""
-    reader = _Reader(text.replace("\r\n", "\n"), filename)
+    relative paths (they resolve against its directory); `env` as for `load_catalog`."""
+    reader = _Reader(text.replace("\r\n", "\n"), filename, env)
     catalog = reader.read()
     if reader.ctx.diags or catalog is None:
         diags = sorted(reader.ctx.diags, key=lambda d: (d.line, d.column))
@@ -93,8 +99,8 @@ def load_catalog_text(text: str, filename: str) -> Catalog:
 class _Reader(NodeReader):
     """The declaration file format on top of the positioned node reader."""
 
-    def __init__(self, text: str, filename: str) -> None:
-        super().__init__(text, filename, Context())
+    def __init__(self, text: str, filename: str, env: Mapping[str, str] | None) -> None:
+        super().__init__(text, filename, Context(), env)
         self.base_dir = os.path.dirname(os.path.abspath(filename))
 
     # ------------------------------------------------------------------ top

@@ -10,17 +10,27 @@ Guarantees:
   `<<: *anchor` merge keys are expanded, explicit keys win over merged ones.
 - `locator(node)` maps every character of a scalar's value to its line and
   column in the file, for every scalar style (plain, quoted, `|`, `>`).
+- Every scalar *value* (never a mapping key) has `${NAME}` and `${NAME:-default}`
+  replaced from the environment mapping the reader was given, once, when the
+  text is composed; `$$` is a literal `$`, and a `$` followed by anything else is
+  kept as it is. A variable that is unset (and has no default) or a malformed
+  `${...}` is a diagnostic at the place of its `${`. A plain scalar is typed
+  after substitution (`${PORT}` with PORT=8080 reads as a whole number), a
+  quoted one stays a string. Characters that came from a variable locate at
+  its `${`.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from materializer.catalog.decl import At, Context, Locate, unknown_key_message
 from materializer.specs import Location
@@ -30,6 +40,7 @@ NULL_TAG = "tag:yaml.org,2002:null"
 BOOL_TAG = "tag:yaml.org,2002:bool"
 INT_TAG = "tag:yaml.org,2002:int"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def is_null(node: Node) -> bool:
@@ -40,12 +51,16 @@ def is_null(node: Node) -> bool:
 class NodeReader:
     """Reads values out of one YAML text's node tree; problems go to `ctx`."""
 
-    def __init__(self, text: str, filename: str, ctx: Context) -> None:
+    def __init__(self, text: str, filename: str, ctx: Context,
+                 env: Mapping[str, str] | None = None) -> None:
         self.text = text
         self.file = filename
         self.ctx = ctx
+        self.env: Mapping[str, str] = env if env is not None else {}
         self._line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         self._constructor = SafeConstructor()
+        # id(node) -> (node, value as written, index in it of each substituted character)
+        self._substituted: dict[int, tuple[ScalarNode, str, list[int]]] = {}
 
     def compose(self) -> Node | None:
         """The root node, or None (with a diagnostic) if the text is not YAML."""
@@ -63,7 +78,42 @@ class NodeReader:
             return None
         if root is None:
             return ScalarNode(NULL_TAG, "", None, None)
+        self._substitute_tree(root)
         return root
+
+    # --------------------------------------------------------- substitution
+
+    def _substitute_tree(self, root: Node) -> None:
+        """Substitute variables in every scalar value once (aliases share nodes)."""
+        seen: set[int] = set()
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, ScalarNode):
+                if "$" in node.value:
+                    self._substitute(node)
+            elif isinstance(node, SequenceNode):
+                stack.extend(node.value)
+            elif isinstance(node, MappingNode):
+                stack.extend(v for _k, v in node.value)
+
+    def _substitute(self, node: ScalarNode) -> None:
+        written = node.value
+        out, index, problems = substitute(written, self.env)
+        if problems:
+            locate = self.locator(node)
+            for offset, message in problems:
+                self.error(locate(offset), message)
+            return
+        if out == written:
+            return
+        if node.style is None and node.tag == _plain_tag(written):
+            node.tag = _plain_tag(out)  # an explicit tag (`!!str ${X}`) is kept
+        self._substituted[id(node)] = (node, written, index)
+        node.value = out
 
     # ------------------------------------------------------------ locations
 
@@ -85,7 +135,9 @@ class NodeReader:
         to where it starts. If the two ever disagree, later characters stay at the
         last aligned position (never past the scalar).
         """
-        src, value, style = self.text, node.value, node.style
+        substituted = self._substituted.get(id(node))
+        value = node.value if substituted is None else substituted[1]
+        src, style = self.text, node.style
         i, end = node.start_mark.index, node.end_mark.index
         if style in ("|", ">"):
             nl = src.find("\n", i, end)
@@ -103,6 +155,8 @@ class NodeReader:
                     last, j = k, k + width
             positions.append(last)
         tail = j
+        if substituted is not None:
+            positions = [positions[k] for k in substituted[2]]
 
         def locate(offset: int) -> Location:
             if offset < len(positions):
@@ -216,6 +270,69 @@ class NodeReader:
             if s is not None:
                 items.append(self.at(s))
         return At(tuple(items), self.loc(node))
+
+
+_RESOLVER = Resolver()
+
+
+def _plain_tag(value: str) -> str:
+    """The tag YAML gives a plain (unquoted, untagged) scalar with this value."""
+    tag: str = _RESOLVER.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    return tag
+
+
+def substitute(value: str, env: Mapping[str, str]
+               ) -> tuple[str, list[int], list[tuple[int, str]]]:
+    """`value` with `${NAME}`, `${NAME:-default}` and `$$` replaced; for each
+    character of the result, the index in `value` it comes from (a variable's
+    characters: its `${`); and the problems found, as (index, message).
+
+    `${NAME:-default}` uses the default when NAME is unset or empty; `${NAME}` of an
+    empty NAME is empty. The result is not substituted again.
+    """
+    out: list[str] = []
+    index: list[int] = []
+    problems: list[tuple[int, str]] = []
+    i = 0
+    while True:
+        j = value.find("$", i)
+        if j < 0:
+            out.append(value[i:])
+            index.extend(range(i, len(value)))
+            break
+        out.append(value[i:j])
+        index.extend(range(i, j))
+        if value.startswith("$$", j):
+            out.append("$")
+            index.append(j)
+            i = j + 2
+            continue
+        if not value.startswith("${", j):
+            out.append("$")
+            index.append(j)
+            i = j + 1
+            continue
+        m = _REFERENCE.match(value, j)
+        if m is None:
+            end = value.find("}", j)
+            ref = value[j:end + 1] if end >= 0 else value[j:j + 20]
+            problems.append((j, f"`{ref}` is not a variable reference: write `${{NAME}}` or "
+                             "`${NAME:-default}` (NAME: letters, digits and `_`, not starting "
+                             "with a digit), or `$$` for a literal `$`"))
+            i = j + 2
+            continue
+        name, default = m.group(1), m.group(2)
+        got = env.get(name)
+        if default is not None and not got:
+            got = default
+        if got is None:
+            problems.append((j, f"environment variable `{name}` is not set: set it, or give "
+                             f"a default with `${{{name}:-default}}`"))
+            got = ""
+        out.append(got)
+        index.extend([j] * len(got))
+        i = m.end()
+    return "".join(out), index, problems
 
 
 def _align(src: str, j: int, end: int, ch: str, style: str | None) -> tuple[int, int]:
