@@ -44,6 +44,7 @@ from materializer.catalog.validate import build_relations
 from materializer.catalog.yamlnodes import STR_TAG, NodeReader, is_null
 from materializer.columns import TypeSyntaxError, parse_type
 from materializer.errors import ConfigError, Diagnostic
+from materializer.redact import redact
 from materializer.specs import (
     ApiSpec,
     Catalog,
@@ -337,16 +338,17 @@ class _Reader(NodeReader):
 
 
 def describe(catalog: Catalog) -> str:
-    """What `materializer check` prints: the resolved settings and every relation."""
+    """What `materializer check` prints: the resolved settings and every relation;
+    secrets in client settings shown as `materializer.redact` says."""
     lines = [f"config: {catalog.source}"]
-    kafka = ", ".join(f"{k}={_redact(k, v)}" for k, v in catalog.kafka) or "(none)"
+    kafka = ", ".join(f"{k}={redact(k, v)}" for k, v in catalog.kafka) or "(none)"
     lines.append(f"kafka: {kafka}")
     lines.append(f"group: {catalog.group}")
     lines.append(f"store: {catalog.store_path} (map_size {catalog.map_size})")
     reg = catalog.schema_registry
     if reg is not None:
-        where = f"url {reg.url}" if reg.url else f"path {reg.path}"
-        extra = "".join(f", {k}={_redact(k, v)}" for k, v in reg.config)
+        where = f"url {redact('url', reg.url)}" if reg.url else f"path {reg.path}"
+        extra = "".join(f", {k}={redact(k, v)}" for k, v in reg.config)
         lines.append(f"schema_registry: {where}{extra}")
     api = catalog.api
     token = f", token from ${api.token_env}" if api.token_env else ", no token"
@@ -358,11 +360,6 @@ def describe(catalog: Catalog) -> str:
     lines.append("")
     lines.append(f"{len(catalog.tables)} table(s), {len(catalog.streams)} stream(s): OK")
     return "\n".join(lines)
-
-
-def _redact(key: str, value: str) -> str:
-    secret = any(w in key.lower() for w in ("password", "secret", "user.info", "token"))
-    return "****" if secret else value
 
 
 def _describe_relation(spec: RelationSpec) -> list[str]:
