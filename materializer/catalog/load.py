@@ -40,6 +40,7 @@ from materializer.catalog.decl import (
     suggest,
     unknown_key_message,
 )
+from materializer.catalog.kafka_properties import KAFKA_PROPERTIES, LIBRDKAFKA_VERSION
 from materializer.catalog.validate import build_relations
 from materializer.catalog.yamlnodes import STR_TAG, NodeReader, is_null
 from materializer.columns import TypeSyntaxError, parse_type
@@ -168,8 +169,17 @@ class _Reader(NodeReader):
         return decls
 
     def _kafka(self, node: Node) -> tuple[tuple[str, str], ...]:
+        """librdkafka properties, each checked against its property list; with
+        `plugin.library.paths`, plugins may define more, so any name is accepted."""
         out: list[tuple[str, str]] = []
-        for k, v in self.mapping(node, "`kafka`"):
+        pairs = self.mapping(node, "`kafka`")
+        plugins = any(k.value == "plugin.library.paths" for k, _ in pairs)
+        for k, v in pairs:
+            if not plugins and k.value not in KAFKA_PROPERTIES:
+                self.error(k, f"unknown librdkafka property `{k.value}` in `kafka`."
+                           f"{suggest(k.value, sorted(KAFKA_PROPERTIES))} The properties are "
+                           f"librdkafka's (CONFIGURATION.md of librdkafka {LIBRDKAFKA_VERSION})")
+                continue
             s = self.scalar(v, f"kafka property `{k.value}`")
             if s is not None:
                 out.append((k.value, s.value))
