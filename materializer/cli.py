@@ -136,6 +136,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
     catalog = _load(args.config)
+    from materializer.store import StoreLock  # noqa: PLC0415
+
+    # one writer per store: held until this process (and any worker child) exits
+    lock = StoreLock.acquire(catalog.store_path, f"materializer run {args.config}")
     worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress(),
                     stop_event=stop)
     api_proc = None
@@ -162,6 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"the lookup API process exited with code {api_failed[0]} (is {catalog.api.listen} "
             "already in use? see its message above); the worker stopped with it. Start again, "
             "or run with --no-api")
+    lock.release()
     log.info("stopped after applying %d records", worker.applied_total)
     return 0
 
@@ -171,7 +176,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     catalog = _load(args.config)
     spec = _relation(catalog, args.table)
-    n = rebuild(catalog, spec)
+    n = rebuild(catalog, spec, what=f"materializer rebuild {args.config} {args.table}")
     print(f"{spec.name}: local state dropped and rebuilt from {spec.topic}: {n} records replayed")
     return 0
 

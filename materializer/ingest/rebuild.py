@@ -1,6 +1,7 @@
 """`materializer rebuild`: drop a relation's local state and replay its topic.
 
-Run it while no worker writes to the same data directory (LMDB has one writer).
+It holds the store lock (`StoreLock`) throughout, so it refuses to start while a
+worker (`materializer run`) or another rebuild uses the same data directory.
 The replay reads every partition of the topic from the earliest offset, outside
 the consumer group, until each partition reaches the end offset seen at start and
 a poll comes back empty; a later `materializer run` continues from there. Rejected
@@ -21,11 +22,18 @@ from materializer.ingest.worker import (
     split_by_partition,
 )
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec
-from materializer.store import drop_relation
+from materializer.store import StoreLock, drop_relation
 
 
-def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0) -> int:
-    """Returns the number of records applied during the replay."""
+def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
+            what: str = "materializer rebuild") -> int:
+    """Returns the number of records applied during the replay. Raises StoreLocked at once
+    if another process holds the store lock (`what` names this one to others)."""
+    with StoreLock.acquire(catalog.store_path, what):
+        return _rebuild(catalog, spec, timeout)
+
+
+def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
     from connectors.kafka import AssignedSource, Sink  # noqa: PLC0415
 
     drop_relation(catalog.store_path, spec.name)

@@ -1,0 +1,171 @@
+"""The store lock: one writer per data directory (`<store>/lock`, an `flock`)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+from materializer.errors import StoreError
+
+LOCK_FILE = "lock"
+_HELD: dict[str, StoreLock] = {}
+_HELD_LOCK = threading.Lock()
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store lock (its pid and command are in the message)."""
+
+
+def store_root(path: str | os.PathLike[str], create: bool) -> Path:
+    """The data directory `path`, created (mode 0700) if `create`; StoreError if it is not
+    a directory (a file, say), so commands say so instead of failing deeper down."""
+    root = Path(path)
+    if create:
+        try:
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError:
+            pass  # not a directory: said below
+        except OSError as e:
+            raise StoreError(f"cannot create the data directory {root} (store.path): "
+                             f"{e.strerror or e}") from e
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"store.path {root} is not a directory: point `store.path` at a "
+                         "directory (it is created if missing)")
+    return root
+
+
+class StoreLock:
+    """The exclusive lock of one data directory: at most one writer per store.
+
+    Who takes it: `materializer run` for its whole life (shared with any worker process
+    it starts), `materializer rebuild` while it rebuilds. A second taker fails at once
+    with `StoreLocked` (exit 1) naming the holder's pid and command, which the holder
+    writes into `<store>/lock`. Readers (`Store`, `serve`, `get`, `scan`, `status`)
+    never take it: LMDB lets them read while the holder writes.
+
+    It is an `fcntl.flock` on `<store>/lock` (mode 0600), which belongs to the open file
+    description: the kernel releases it when every process holding that description has
+    closed it or exited, kill -9 included. A stale file never blocks anyone; its text
+    is only a hint of who held it last.
+
+    Sharing with worker processes: a child created by `fork` (multiprocessing's `fork`
+    context) holds the lock with its parent as it is. A spawned child (`subprocess`,
+    multiprocessing `spawn`) gets the descriptor through `pass_fds=lock.pass_fds()`
+    and calls `StoreLock.inherit(store_path, fd)` to hold it as an object. The lock
+    stays held while any of them lives, so a parent that dies first does not let a
+    second writer in beside children still writing.
+    """
+
+    __slots__ = ("path", "fd", "what")
+
+    def __init__(self, path: Path, fd: int, what: str) -> None:
+        self.path = path
+        self.fd = fd
+        self.what = what
+
+    @classmethod
+    def acquire(cls, store_path: str | os.PathLike[str], what: str) -> StoreLock:
+        """Take the lock of `store_path` (created, 0700, if missing) for `what` (the
+        command, shown to whoever is refused). Raises StoreLocked at once if held."""
+        root = store_root(store_path, create=True)
+        path = root / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise StoreError(f"cannot open the store lock {path}: {e.strerror or e}") from e
+        try:
+            os.fchmod(fd, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise StoreError(f"cannot lock {path}: {e.strerror or e}") from e
+                raise StoreLocked(_refusal(root, _holder(fd))) from None
+            text = json.dumps({"pid": os.getpid(), "what": what, "since": time.time()})
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, text.encode() + b"\n", 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        lock = cls(root, fd, what)
+        with _HELD_LOCK:
+            _HELD[_key(root)] = lock
+        return lock
+
+    @classmethod
+    def inherit(cls, store_path: str | os.PathLike[str], fd: int) -> StoreLock:
+        """In a child process, hold the lock whose descriptor the parent passed (`fd`).
+        Raises StoreError if `fd` does not hold the lock of `store_path`."""
+        root = Path(store_path)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(root / LOCK_FILE).st_ino
+            # a description that already holds the lock takes it again without waiting
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            raise StoreError(f"descriptor {fd} does not hold the lock of {root}: "
+                             f"{e.strerror or e}") from e
+        if not same:
+            raise StoreError(f"descriptor {fd} is not the lock file of {root}")
+        os.set_inheritable(fd, False)
+        lock = cls(root, fd, "inherited")
+        with _HELD_LOCK:
+            _HELD[_key(root)] = lock
+        return lock
+
+    def pass_fds(self) -> tuple[int, ...]:
+        """What to give `subprocess.Popen(pass_fds=...)` so that a child can `inherit`."""
+        return (self.fd,)
+
+    def release(self) -> None:
+        """Let go of this process's hold (others sharing the lock keep it). Idempotent."""
+        with _HELD_LOCK:
+            if _HELD.get(_key(self.path)) is self:
+                del _HELD[_key(self.path)]
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def __enter__(self) -> StoreLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def held_here(store_path: str | os.PathLike[str]) -> bool:
+    """Whether this process holds the lock of `store_path` (writers may then tidy up)."""
+    with _HELD_LOCK:
+        return _key(Path(store_path)) in _HELD
+
+
+def _key(root: Path) -> str:
+    return str(root.resolve())
+
+
+def _holder(fd: int) -> dict[str, object]:
+    """What the holder wrote into the lock file (it writes right after locking: wait a
+    moment for it rather than report an unknown holder)."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            raw = os.pread(fd, 4096, 0)
+            info = json.loads(raw)
+            if isinstance(info, dict):
+                return info
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            return {}
+        time.sleep(0.02)
+
+
+def _refusal(root: Path, info: dict[str, object]) -> str:
+    who = (f"pid {info['pid']} ({info.get('what', 'unknown command')})" if "pid" in info
+           else "another process")
+    return (f"the store {root} is in use by {who}: a store has one writer at a time. "
+            "Stop that process first, or give this one another `store.path`.")
