@@ -190,9 +190,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+LOG_LEVEL_ENV = "MATERIALIZER_LOG_LEVEL"
+LOG_FORMAT_ENV = "MATERIALIZER_LOG_FORMAT"
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    """The logging options, accepted before and after the command (`materializer
+    --log-format json run CFG` and `materializer run CFG --log-format json`)."""
+    p.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
+                   help=f"what to log (default: ${LOG_LEVEL_ENV}, else info)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
+                   help="text lines, or one JSON object per line with ts, level, logger, "
+                        f"message (default: ${LOG_FORMAT_ENV}, else text)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="same as --log-level debug")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from materializer import __version__  # noqa: PLC0415
+
     p = argparse.ArgumentParser(prog="materializer", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"materializer {__version__}")
+    _log_options(p)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("run", help="the worker: ingest, emit, serve the API")
@@ -237,7 +258,58 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole thing on an embedded local broker")
     s.add_argument("--records", type=int, default=20_000, help="changelog records to produce")
     s.set_defaults(func=cmd_demo)
+    for command in sub.choices.values():
+        _log_options(command)
     return p
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC, ISO 8601, milliseconds), level, logger,
+    message, and exc (the traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime  # noqa: PLC0415
+
+        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        out: dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                               "level": record.levelname.lower(), "logger": record.name,
+                               "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def _setup_logging(args: argparse.Namespace) -> str | None:
+    """Configure logging from the options (else the environment); return a problem, if
+    any. The choice is exported to the environment, so child processes (`run`'s API
+    process) log the same way."""
+    if getattr(args, "verbose", False):
+        level = "debug"
+    else:
+        level = getattr(args, "log_level", None) or os.environ.get(LOG_LEVEL_ENV) or "info"
+    fmt = getattr(args, "log_format", None) or os.environ.get(LOG_FORMAT_ENV) or "text"
+    for value, valid, var in ((level, LOG_LEVELS, LOG_LEVEL_ENV),
+                              (fmt, LOG_FORMATS, LOG_FORMAT_ENV)):
+        if value.lower() not in valid:
+            return f"{var}={value!r} is not one of {', '.join(valid)}"
+    level, fmt = level.lower(), fmt.lower()
+    for var, value, default in ((LOG_LEVEL_ENV, level, "info"), (LOG_FORMAT_ENV, fmt, "text")):
+        if os.environ.get(var, default).lower() != value:
+            os.environ[var] = value
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    return None
+
+
+def _report(lines: list[str], fmt: str) -> None:
+    """An error that ends the command, on stderr: plain lines, or JSON log lines."""
+    for line in lines:
+        if fmt == "json":
+            log.error("%s", line)
+        else:
+            print(line, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,18 +318,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on usage errors already
         return int(e.code or 0)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    problem = _setup_logging(args)
+    if problem is not None:
+        parser.print_usage(sys.stderr)
+        print(f"materializer: error: {problem}", file=sys.stderr)
+        return 2
+    fmt = os.environ.get(LOG_FORMAT_ENV, "text").lower()
     try:
         code: int = args.func(args)
         return code
     except ConfigError as e:
-        for line in [str(d) for d in e.diagnostics] or [str(e)]:
-            print(line, file=sys.stderr)
+        _report([str(d) for d in e.diagnostics] or [str(e)], fmt)
         return 2
     except MaterializerError as e:
-        print(f"materializer: {e}", file=sys.stderr)
+        _report([f"materializer: {e}"], fmt)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
