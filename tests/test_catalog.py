@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from materializer.catalog import load_catalog_text
 from tests.catalog_support import USERS, errors_of, marked
 
 # (id, YAML with @@ at the expected position, substrings the message must contain)
@@ -193,6 +194,18 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
             primary_key: [customer, id]
             shard_key: [@@total]
         """, ("shard key column `total` is not in the primary key (customer, id)",)),
+    ("replicated-with-shard-key", """
+        tables:
+          - name: shop.orders
+            topic: orders
+            columns: {customer: int, id: int, total: double}
+            primary_key: [customer, id]
+            replicated: true
+            @@shard_key: [customer]
+        """, ("table `shop.orders` is replicated (every worker keeps every partition), so it "
+              "has no shard key: remove one of `shard_key` and `replicated: true`",)),
+    ("shard-key-before-replicated", USERS + "    primary_key: [id]\n    @@shard_key: id\n"
+     "    replicated: yes\n", ("is replicated", "remove one of `shard_key` and `replicated")),
     ("versioned-without-version-column", USERS + "    primary_key: [id]\n"
      "    on_existing: @@versioned\n",
      ("`on_existing: versioned` needs `version_column: <column>`",)),
@@ -329,6 +342,13 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
             WITH (kafka_topic='clicks');
         """, ("Column `user_id` is a `PRIMARY KEY` column: please use `KEY` for streams.",
               "Tables have PRIMARY KEYs, which are unique and NON NULL.")),
+    ("ddl-replicated-with-shard-key", """
+        sql: |
+          CREATE TABLE shop.countries (code STRING PRIMARY KEY, name STRING)
+            WITH (kafka_topic='countries', replicated=true,
+                  @@shard_key='code');
+        """, ("table `shop.countries` is replicated",
+              "remove one of `shard_key` and `replicated=true`")),
     ("ddl-syntax-error", """
         tables:
           - name: a
@@ -395,6 +415,12 @@ def test_klip23_message_is_exactly_the_spec_text() -> None:
         "for tables.\n"
         "Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
         "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
+
+
+def test_replicated_false_keeps_its_shard_key() -> None:
+    text = USERS + "    primary_key: [id]\n    shard_key: [id]\n    replicated: false\n"
+    (t,) = load_catalog_text(text, "tables.yaml").tables
+    assert t.shard_key == ("id",) and not t.replicated
 
 
 def test_ddl_klip23_message_names_the_column() -> None:

@@ -77,7 +77,7 @@ def test_table_rules_are_carried_into_the_spec() -> None:
             on_existing: versioned
             version_column: updated
             partial_update: [total, updated]
-            replicated: yes
+            replicated: no
             null_key: dead_letter
             on_error: skip
             dead_letter_topic: orders.dlq
@@ -96,7 +96,7 @@ def test_table_rules_are_carried_into_the_spec() -> None:
     assert t.shard_key == ("customer",)
     assert t.on_existing == "versioned" and t.version_column == "updated"
     assert t.partial_update == ("total", "updated")
-    assert t.replicated is True
+    assert t.replicated is False
     assert (t.null_key, t.on_error, t.dead_letter_topic) == ("dead_letter", "skip", "orders.dlq")
     assert t.changes == ChangesSpec("orders.changes", "debezium-avro", True)
     assert t.column("total") == Column("total", ColumnType("decimal", 10, 2), True)
@@ -169,7 +169,6 @@ def test_describe_lists_every_rule() -> None:
             on_existing: versioned
             version_column: v
             partial_update: [total, v]
-            replicated: true
             on_error: dead_letter
             dead_letter_topic: dlq
             changes: {topic: orders.changes}
@@ -177,6 +176,7 @@ def test_describe_lists_every_rule() -> None:
             topic: tags
             columns: {id: int, tag: string}
             soft_primary_key: [id]
+            replicated: true
         streams:
           - name: clicks
             topic: clicks

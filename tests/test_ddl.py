@@ -196,6 +196,13 @@ def test_tokens_carry_offsets() -> None:
      ("has no primary key", "PRIMARY KEY (column, ...)", "CREATE STREAM")),
     ("CREATE TABLE t (id INT PRIMARY KEY, v INT)\n  WITH (kafka_topic='t', shard_key='id, @@v')",
      ("shard key column `v` is not in the primary key",)),
+    ("CREATE TABLE t (id INT PRIMARY KEY)\n"
+     "  WITH (replicated=true, kafka_topic='t', @@shard_key='id')",
+     ("table `public.t` is replicated (every worker keeps every partition), so it has no shard "
+      "key: remove one of `shard_key` and `replicated=true`",)),
+    ("CREATE TABLE t (id INT PRIMARY KEY)\n"
+     "  WITH (@@SHARD_KEY='id', kafka_topic='t', REPLICATED=TRUE)",
+     ("is replicated", "remove one of `shard_key` and `replicated=true`")),
     ("CREATE TABLE t (id INT PRIMARY KEY, j JSON, @@PRIMARY KEY (j))", ("more than once",)),
     ("CREATE TABLE t (id INT, j JSON, PRIMARY KEY (id, @@j)) WITH (kafka_topic='t')",
      ("column `j` has type json, which cannot be part of a key",)),

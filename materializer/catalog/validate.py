@@ -371,9 +371,14 @@ def _table(r: _Rules, base: dict[str, Any], keys: tuple[str, ...], soft: bool,
                         f"({', '.join(keys)}): the shard key is a subset of the primary key")
     _soft_conflicts(r, soft)
     rep = r.get("replicated")
+    replicated = bool(rep.value.value) if rep is not None else False
+    if replicated and sf is not None:
+        spelled = "replicated=true" if r.d.syntax == "sql" else "replicated: true"
+        r.error(sf.key_loc, f"{r.what} is replicated (every worker keeps every partition), so "
+                f"it has no shard key: remove one of `shard_key` and `{spelled}`")
     return TableSpec(**base, soft_primary_key=soft, on_existing=on_existing,
                      version_column=version, partial_update=partial, shard_key=shard,
-                     replicated=bool(rep.value.value) if rep is not None else False,
+                     replicated=replicated,
                      null_key=null_key, changes=_changes(r, base["topic"]))
 
 
