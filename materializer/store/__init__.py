@@ -1,7 +1,12 @@
 """LMDB storage: the only package that touches `lmdb`, and the owner of every byte format.
 
-Layout: `<data>/relations/<name>/` is one LMDB environment per table or stream.
-Inside it, named database `p:<n>` holds partition n (table partition p holds the
+Layout (see `layout`): `<data>/relations/<key>` is a symlink to the current generation
+`<key>@<gen>/` of a table or stream, one LMDB environment. `<key>` is a short slug of
+the qualified name plus 16 hex digits of its SHA-256, so every valid name (up to 200
+characters of schema and 200 of name) is a safe file name; the real name is in the
+file `name` beside the LMDB files and in `meta`. Stores of the earlier layout
+(`<data>/relations/<name>/`) stay readable, and their first writer moves them.
+Inside an environment, named database `p:<n>` holds partition n (table partition p holds the
 keys of source partition p) and `meta` holds the declaration identity, the row
 layout, and per partition the next offset to apply and counters.
 
@@ -17,7 +22,7 @@ a second taker fails at once naming the holder's pid and command. Readers take n
 The kernel releases it when the last holder exits, kill -9 included.
 """
 
-from materializer.store.environment import RelationMeta, drop_relation, relation_dir
+from materializer.store.environment import RelationMeta, drop_relation
 from materializer.store.lock import StoreLock, StoreLocked
 from materializer.store.read import Store, StreamView, TableView
 from materializer.store.rows import RowLayout
@@ -32,5 +37,5 @@ from materializer.store.writer import (
 __all__ = [
     "MapFull", "PartitionWriter", "RelationMeta", "RelationWriter", "RowLayout", "SideTable",
     "Store", "StoreLock", "StoreLocked", "StreamView", "TableView", "WriteBatch",
-    "drop_relation", "relation_dir",
+    "drop_relation",
 ]

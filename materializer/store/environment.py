@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import threading
 from dataclasses import dataclass
@@ -14,67 +13,70 @@ from typing import Any
 import lmdb
 
 from materializer.columns import ColumnType, parse_type
-from materializer.errors import StoreError, UsageError
+from materializer.errors import StoreError
+from materializer.store.layout import drop, generations, make_dir
 
 META = b"meta"
 OFFSET = struct.Struct(">Q")
 _LOCK = threading.Lock()
-_ENVS: dict[tuple[str, bool], lmdb.Environment] = {}
-_ENV_INODES: dict[tuple[str, bool], int] = {}
+_ENVS: dict[tuple[int, int], tuple[lmdb.Environment, bool]] = {}
 MAX_DBS = 4096
-
-
-def relations_dir(data_dir: str | os.PathLike[str]) -> Path:
-    return Path(data_dir) / "relations"
-
-
-def relation_dir(data_dir: str | os.PathLike[str], name: str) -> Path:
-    if "/" in name or name in (".", "..") or "\x00" in name:
-        raise UsageError(f"invalid relation name {name!r}")
-    return relations_dir(data_dir) / name
 
 
 def partition_db_name(partition: int) -> bytes:
     return b"p:%d" % partition
 
 
-def file_inode(path: Path) -> int:
+def _file_id(path: Path) -> tuple[int, int] | None:
     try:
-        return (path / "data.mdb").stat().st_ino
+        st = (path / "data.mdb").stat()
     except OSError:
-        return -1
+        return None
+    return st.st_dev, st.st_ino
 
 
 def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
-    """One environment per path and process (LMDB forbids opening one twice).
+    """One environment per LMDB file and process (LMDB forbids opening one twice; the
+    cache knows a file by its inode, so a relation moved to another directory is still
+    the same environment).
 
-    A read-only environment whose files were replaced (by `rebuild` in another
-    process) is closed and opened again."""
-    key = (str(path.resolve()), writable)
+    Each generation of a relation (see `layout`) is a new file, never reused, so a
+    cached environment never goes stale: a reader that sees a newer generation opens
+    that one and lets go of the old one (`forget_env`). A writer in this process
+    serves reads too."""
     with _LOCK:
-        env = _ENVS.get(key)
-        if env is not None and not writable and _ENV_INODES.get(key) != file_inode(path):
-            env.close()
-            del _ENVS[key]
-            env = None
-        if env is None:
-            other = _ENVS.get((key[0], not writable))
-            if other is not None and not writable:
-                return other  # a writer in this process serves reads too
-            try:
-                if writable:
-                    path.mkdir(parents=True, exist_ok=True)
-                    env = lmdb.open(str(path), map_size=map_size, max_dbs=MAX_DBS,
-                                    max_readers=512, sync=True, metasync=True)
-                else:
-                    env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=MAX_DBS,
-                                    max_readers=512, create=False)
-                env.reader_check()  # clear reader slots left by crashed processes
-            except lmdb.Error as e:
-                raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
-            _ENVS[key] = env
-            _ENV_INODES[key] = file_inode(path)
+        fid = _file_id(path)
+        cached = _ENVS.get(fid) if fid is not None else None
+        if cached is not None:
+            env, is_writable = cached
+            if is_writable or not writable:
+                return env
+            raise StoreError(f"{path} is open read-only in this process: open its writer "
+                             "before reading it here")
+        try:
+            if writable:
+                make_dir(path)
+                env = lmdb.open(str(path), map_size=map_size, max_dbs=MAX_DBS,
+                                max_readers=512, sync=True, metasync=True)
+            else:
+                env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=MAX_DBS,
+                                max_readers=512, create=False)
+            env.reader_check()  # clear reader slots left by crashed processes
+        except lmdb.Error as e:
+            raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
+        fid = _file_id(path)
+        if fid is not None:
+            _ENVS[fid] = (env, writable)
         return env
+
+
+def forget_env(path: Path) -> None:
+    """Drop this process's cached environment of `path` without closing it: views that
+    still use it keep it alive, and it closes when the last of them lets go."""
+    with _LOCK:
+        fid = _file_id(path)
+        if fid is not None:
+            _ENVS.pop(fid, None)
 
 
 def read_txn(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
@@ -88,22 +90,20 @@ def read_txn(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
 
 
 def close_env(path: Path) -> None:
-    resolved = str(path.resolve())
+    """Close this process's environment of `path` (anything still using it fails)."""
     with _LOCK:
-        for writable in (True, False):
-            env = _ENVS.pop((resolved, writable), None)
-            if env is not None:
-                env.close()
+        fid = _file_id(path)
+        cached = _ENVS.pop(fid, None) if fid is not None else None
+    if cached is not None:
+        cached[0].close()
 
 
 def drop_relation(data_dir: str | os.PathLike[str], name: str) -> bool:
-    """Delete the local state of one relation (for `rebuild`). Returns whether it existed."""
-    path = relation_dir(data_dir, name)
-    close_env(path)
-    if path.exists():
-        shutil.rmtree(path)
-        return True
-    return False
+    """Delete the local state of one relation. Returns whether it existed. Readers in
+    other processes keep reading the deleted files until they notice it is gone."""
+    for path in generations(data_dir, name):
+        forget_env(path)
+    return bool(drop(data_dir, name))
 
 
 # ------------------------------------------------------------------------- metadata

@@ -13,20 +13,19 @@ import lmdb
 
 from materializer.columns import ColumnType
 from materializer.errors import NotFound, UsageError
+from materializer.store import layout as _layout
 from materializer.store.environment import (
     META,
     OFFSET,
     RelationMeta,
-    file_inode,
     offset_key,
     open_env,
     partition_db_name,
     read_meta,
     read_txn,
-    relation_dir,
-    relations_dir,
 )
 from materializer.store.keys import STREAM_KEY_SUFFIX, KeyCodec, split_stream_key
+from materializer.store.lock import store_root
 from materializer.store.rows import RowLayout, split_event
 from materializer.values import to_storage as _to_storage
 
@@ -40,7 +39,8 @@ def key_storage_converters(types: Sequence[ColumnType]) -> tuple[Any, ...]:
 class _RelationReader:
     """Shared read plumbing of table and stream views (one env, lazily opened DBs)."""
 
-    def __init__(self, path: Path, meta: RelationMeta, env: lmdb.Environment) -> None:
+    def __init__(self, path: Path, meta: RelationMeta, env: lmdb.Environment, token: str
+                 ) -> None:
         self.path = path
         self.meta = meta
         self.env = env
@@ -52,7 +52,7 @@ class _RelationReader:
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self._key_convs = key_storage_converters(self.key_types)
         self._dbs: dict[int, Any] = {}
-        self.inode = file_inode(path)  # a rebuild replaces the files: the Store then reopens
+        self.token = token  # a rebuild publishes a new generation: the Store then reopens
         self._meta_db = env.open_db(META, create=False)
         self._parts_raw = b"[]"
         self._parts: list[tuple[int, Any]] = []
@@ -267,13 +267,13 @@ class Store:
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], default_schema: str = "public") -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = store_root(data_dir, create=False)  # StoreError if it is a file
         self.default_schema = default_schema
         self._views: dict[str, _RelationReader] = {}
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], default_schema: str = "public") -> Store:
-        if not Path(data_dir).is_dir():
+        if not store_root(data_dir, create=False).is_dir():
             raise NotFound(f"no data directory at {data_dir}")
         return cls(data_dir, default_schema)
 
@@ -287,26 +287,21 @@ class Store:
         self._views.clear()
 
     def names(self) -> list[str]:
-        base = relations_dir(self.data_dir)
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if (p / "data.mdb").exists())
+        """The qualified names of every table and stream in the store, sorted."""
+        return _layout.names(self.data_dir)
 
-    def _resolve(self, name: str) -> str:
-        names = self.names()
-        if name in names:
-            return name
-        qualified = f"{self.default_schema}.{name}"
-        if qualified in names:
-            return qualified
+    def _resolve(self, name: str) -> tuple[str, str, Path]:
+        for candidate in (name, f"{self.default_schema}.{name}"):
+            found = _layout.current(self.data_dir, candidate)
+            if found is not None and (found[1] / "data.mdb").is_file():
+                return candidate, found[0], found[1]
         raise NotFound(f"no table or stream named {name!r} in {self.data_dir}")
 
     def relation(self, name: str) -> _RelationReader:
         view = self._views.get(name)
-        if view is not None and view.inode == file_inode(view.path):
+        if view is not None and view.token == _layout.token(self.data_dir, view.name):
             return view
-        real = self._resolve(name)
-        path = relation_dir(self.data_dir, real)
+        real, token, path = self._resolve(name)
         env = open_env(path, False, 0)
         try:
             read_txn(env).abort()  # adopts a map the writer grew before open_db needs it
@@ -318,7 +313,7 @@ class Store:
         if meta is None:
             raise NotFound(f"{real} has no metadata yet (the worker has not started it)")
         cls = TableView if meta.kind == "table" else StreamView
-        view = cls(path, meta, env)
+        view = cls(path, meta, env, token)
         self._views[name] = view
         return view
 

@@ -29,9 +29,10 @@ from materializer.store.environment import (
     open_env,
     partition_db_name,
     read_meta,
-    relation_dir,
 )
 from materializer.store.keys import STREAM_KEY_SUFFIX, stream_key
+from materializer.store.layout import remove_orphans, writable_dir
+from materializer.store.lock import held_here
 from materializer.store.rows import decode_row, encode_event, encode_row
 
 _dumps = encode_row
@@ -57,10 +58,18 @@ def _translated(path: Any, what: str) -> Iterator[None]:
 
 
 class RelationWriter:
-    """The single writer of one relation's environment (owned by the worker)."""
+    """The single writer of one relation's environment (owned by the worker).
+
+    It writes the relation's current generation (see `layout`), created if the relation
+    is new. A process that holds the store lock also deletes generations that a dead
+    `rebuild` left behind."""
 
     def __init__(self, data_dir: str | os.PathLike[str], name: str, map_size: int) -> None:
-        self.path = relation_dir(data_dir, name)
+        self.data_dir = data_dir
+        self.name = name
+        self.path = writable_dir(data_dir, name)
+        if held_here(data_dir):
+            remove_orphans(data_dir, name, keep=self.path)
         self.ceiling = map_size
         self.env = open_env(self.path, True, min(map_size, INITIAL_MAP_SIZE))
         with _translated(self.path, "opening the meta database"):
