@@ -24,6 +24,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports, unlisted
 
+from connectors.kafka_log import with_logging
 from materializer.errors import InfrastructureError
 
 log = logging.getLogger("materializer.kafka")
@@ -34,7 +35,7 @@ StartOffsets = Callable[[str, int], "int | None"]
 def create_topic(bootstrap: str, name: str, partitions: int = 1,
                  config: dict[str, str] | None = None, timeout: float = 15.0) -> None:
     """Create a topic (an existing one is fine) and wait until its metadata shows it."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(with_logging({"bootstrap.servers": bootstrap}))
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
                                             replication_factor=1, config=config or {})])
     for fut in futures.values():
@@ -57,7 +58,7 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1,
 
 def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 10.0) -> int:
     """Number of partitions of `topic` (0 if it does not exist)."""
-    admin = AdminClient(_client_conf(bootstrap_conf))
+    admin = AdminClient(with_logging(_client_conf(bootstrap_conf)))
     try:
         md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     except KafkaException as e:
@@ -80,9 +81,10 @@ def _client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
 
 def _consumer(group: str, conf: dict[str, Any]) -> Consumer:
     """A consumer that never commits on its own and fetches in large batches; `conf` wins."""
-    return Consumer({"group.id": group, "enable.auto.commit": False,
-                     "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-                     "fetch.wait.max.ms": 100, "queued.min.messages": 200000, **conf})
+    return Consumer(with_logging({
+        "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100,
+        "queued.min.messages": 200000, **conf}))
 
 
 def _start(offset: int | None) -> int:
@@ -194,8 +196,8 @@ class AssignedSource(_Reader):
 
 def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict[int, int]:
     """High watermarks of every partition of a topic (a short-lived consumer, no group)."""
-    c = Consumer({**_client_conf(conf), "group.id": "materializer-status",
-                  "enable.auto.commit": False})
+    c = Consumer(with_logging({**_client_conf(conf), "group.id": "materializer-status",
+                               "enable.auto.commit": False}))
     try:
         md = c.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:
@@ -218,7 +220,7 @@ class Sink:
         settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
         settings.update(_client_conf(conf))
         settings.update(extra or {})
-        self._producer = Producer(settings)
+        self._producer = Producer(with_logging(settings))
         self._failed: list[str] = []
 
     def _report(self, err: KafkaError | None, msg: Message) -> None:
@@ -257,8 +259,9 @@ def produce_records(conf: dict[str, str], topic: str,
     """Produce (key, value) pairs, partitioned like the Java client (murmur2) by default,
     wait for every acknowledgement, and return per partition the offset after the last
     record written (what a fully caught-up consumer's next offset is)."""
-    producer = Producer({**_client_conf(conf), "linger.ms": 20, "partitioner": partitioner,
-                         "queue.buffering.max.messages": 500_000, "batch.num.messages": 10_000})
+    producer = Producer(with_logging({
+        **_client_conf(conf), "linger.ms": 20, "partitioner": partitioner,
+        "queue.buffering.max.messages": 500_000, "batch.num.messages": 10_000}))
     ends: dict[int, int] = {}
     errors: list[str] = []
 

