@@ -17,13 +17,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import decimal
+import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from materializer.columns import ColumnType
-from materializer.errors import UsageError
+from materializer.errors import RecordError, UsageError
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -33,8 +34,13 @@ _MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896
 _MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
 _INT64 = (-(2**63), 2**63 - 1)
 
+MAX_DEPTH = 128
+"""How deeply arrays and objects may nest in a json column's value: deeper is refused
+(RecordError too_deep), so a stored value is never too deep to serve."""
+
 
 Converter = Callable[[Any], Any]
+_isfinite = math.isfinite
 
 
 def _range_int(lo: int, hi: int, kind: str) -> Converter:
@@ -50,7 +56,9 @@ def _range_int(lo: int, hi: int, kind: str) -> Converter:
 def _to_float(v: Any) -> Any:
     t = type(v)
     if t is float:
-        return v
+        if _isfinite(v):
+            return v
+        raise ValueError(f"{v} is not a finite number: no column holds NaN or infinity")
     if t is int:
         try:
             return float(v)
@@ -118,7 +126,11 @@ def _to_timestamp(v: Any) -> Any:
         if v.tzinfo is None:
             v = v.replace(tzinfo=dt.UTC)
         delta = v - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        if not _MIN_MICROS <= us <= _MAX_MICROS:  # an offset can push it out in UTC
+            raise ValueError(f"{v.isoformat()} is outside the timestamps years 1-9999 can "
+                             "hold (in UTC)")
+        return us
     if isinstance(v, str):
         return _to_timestamp(dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
     raise TypeError(f"expected a timestamp, got {type(v).__name__}")
@@ -151,15 +163,101 @@ def _decimal_converter(precision: int, scale: int) -> Converter:
     return conv
 
 
+def _plain_json(v: Any) -> bool:
+    """Whether a dict or list is JSON data as JSON input gives it (str keys; str, int,
+    bool, None, finite float, dict and list values) nested at most MAX_DEPTH levels.
+    A walk by levels, without recursion."""
+    level = [v]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return False
+        below: list[Any] = []
+        push = below.append
+        for o in level:
+            if type(o) is dict:
+                for key in o:
+                    if type(key) is not str:
+                        return False
+                o = o.values()
+            for x in o:
+                t = type(x)
+                if t is str or t is int or t is bool or x is None:
+                    continue
+                if t is float:
+                    if x - x:  # nan or inf
+                        return False
+                elif t is dict or t is list:
+                    push(x)
+                else:
+                    return False
+        level = below
+    return True
+
+
+_JSON_KEY = (str, int, bool, type(None))
+
+
+def _json_form(v: Any, depth: int = 0) -> Any:
+    """`v` as JSON data: bytes as base64, Decimal as its text, dates, times and
+    timestamps as ISO 8601 text (timestamps in UTC with a Z, naive ones read as UTC),
+    uuid as text, tuples as arrays. TypeError or ValueError for anything else or a
+    non-finite number; RecordError(too_deep) for more than MAX_DEPTH levels."""
+    t = type(v)
+    if t is str or t is bool or t is int or v is None:
+        return v
+    if t is float:
+        return _to_float(v)
+    if isinstance(v, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise RecordError(f"a json value nested more than {MAX_DEPTH} levels deep",
+                              "too_deep")
+        if isinstance(v, dict):
+            out = {}
+            for key, x in v.items():
+                if type(key) not in _JSON_KEY and not (type(key) is float and _isfinite(key)):
+                    raise TypeError(f"a json object key must be a string, not "
+                                    f"{type(key).__name__}")
+                out[key] = _json_form(x, depth + 1)
+            return out
+        return [_json_form(x, depth + 1) for x in v]
+    if isinstance(v, bytes | bytearray | memoryview):
+        return base64.b64encode(v).decode("ascii")
+    if isinstance(v, decimal.Decimal):
+        if not v.is_finite():
+            raise ValueError(f"{v} is not a finite number: no column holds NaN or infinity")
+        return str(v)
+    if isinstance(v, dt.datetime):
+        return _timestamp_json(_to_timestamp(v))
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    raise TypeError(f"{type(v).__name__} has no JSON form")
+
+
 def _to_json(v: Any) -> Any:
-    return v
+    """A value for a json column: JSON data every reader can serve as strict JSON.
+
+    JSON input passes as it is, once checked (`_plain_json`: no NaN or infinity,
+    nested at most MAX_DEPTH levels); values JSON has no type for (from Avro) take
+    their JSON form (`_json_form`)."""
+    t = type(v)
+    if t is str or t is bool:
+        return v
+    if (t is dict or t is list) and _plain_json(v):
+        return v
+    return _json_form(v)
 
 
 def to_storage(t: ColumnType) -> Converter:
     """A converter from a decoded value (JSON or Avro) to the stored form of `t`.
 
-    Raises TypeError or ValueError for a value that does not fit; None is the
-    caller's business (nullability is checked before conversion).
+    Raises TypeError or ValueError for a value that does not fit (a non-finite number
+    fits no column); a json value nested more than MAX_DEPTH levels raises
+    RecordError(too_deep). None is the caller's business (nullability is checked
+    before conversion).
     """
     k = t.kind
     if k == "int":
@@ -233,6 +331,11 @@ def from_storage(t: ColumnType) -> Converter | None:
     return None
 
 
+def _timestamp_json(v: int) -> str:
+    """The JSON form of a stored timestamp: ISO 8601 in UTC with a Z."""
+    return (_EPOCH + dt.timedelta(microseconds=v)).isoformat().replace("+00:00", "Z")
+
+
 def to_json_value(t: ColumnType) -> Converter | None:
     """A converter from the stored form to a JSON-ready value, or None if identical."""
     k = t.kind
@@ -241,8 +344,7 @@ def to_json_value(t: ColumnType) -> Converter | None:
     if k == "time":
         return lambda v: (dt.datetime.min + dt.timedelta(microseconds=v)).time().isoformat()
     if k == "timestamp":
-        return lambda v: (_EPOCH + dt.timedelta(microseconds=v)).isoformat().replace(
-            "+00:00", "Z")
+        return _timestamp_json
     if k == "bytes":
         return lambda v: base64.b64encode(v).decode("ascii")
     if k in ("array", "map"):

@@ -1,6 +1,9 @@
 """Fuzz: whatever bytes arrive, a decoder raises RecordError and nothing else, and so
 does RowShaper for whatever a decoder (or JSON) hands it. A key a decoder accepts
-can always be stored."""
+can always be stored, and a row the shaper accepts can always be served: stored,
+read back, and written as strict JSON (no NaN) in UTF-8. The inputs include poison:
+JSON nested 100k deep, lone surrogates, NaN / Infinity / 1e999, timestamps whose UTC
+form leaves years 1-9999, and a recursive Avro schema with deep values."""
 
 from __future__ import annotations
 
@@ -24,10 +27,12 @@ from materializer.columns import parse_type
 from materializer.errors import RecordError
 from materializer.formats import codecs
 from materializer.formats.base import DELETE
+from materializer.formats.wire import header
 from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
 from materializer.store.keys import KeyCodec
-from materializer.values import from_storage, to_json_value, to_storage
+from materializer.store.rows import RowLayout, encode_row
+from materializer.values import MAX_DEPTH, from_storage, to_json_value, to_storage
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 # deterministic in the suite; FUZZ_EXAMPLES=5000 FUZZ_RANDOM=1 for a deeper, random run
@@ -97,7 +102,8 @@ def spec(columns: dict[str, str], key: list[str], key_format: str, value_format:
 
 
 def readable(s: RelationSpec, row: list[Any]) -> None:
-    """A row that was accepted can be read back (Python API and JSON forms)."""
+    """A row that was accepted can be stored and read back (Python API and JSON forms),
+    and its JSON form written as strict JSON in UTF-8."""
     for col, v in zip(s.columns, row, strict=True):
         if v is None:
             continue
@@ -105,6 +111,10 @@ def readable(s: RelationSpec, row: list[Any]) -> None:
             conv = make(col.type)
             if conv is not None:
                 conv(v)
+    raw = encode_row(tuple(row))
+    layout = RowLayout(s.column_names, [c.type for c in s.columns])
+    layout.to_python(raw)
+    json.dumps(layout.to_json(raw), allow_nan=False, ensure_ascii=False).encode("utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -116,18 +126,26 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> FileRegistry:
     reg.register("sink", KITCHEN_SINK)
     reg.register("long", "long")
     reg.register("string", "string")
+    assert reg.register("linked", LINKED) == LINKED_ID
     (reg.path / "99.avsc").write_text('{"type": "nonsense"}')
     return reg
 
 
-SCHEMA_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 99, 1000, 2**31]
+LINKED = {"type": "record", "name": "Node", "fields": [
+    {"name": "id", "type": "int"}, {"name": "next", "type": ["null", "Node"]}]}
+LINKED_ID = 9
+SCHEMA_IDS = [1, 2, 3, 4, 5, 6, 7, 8, LINKED_ID, 99, 1000, 2**31]
+# a `Node` list n links long (fastavro's compiled reader crashes the process on 100k)
+DEEP_AVRO = [header(LINKED_ID) + b"\x00\x02" * n + b"\x00\x00"
+             for n in (1, MAX_DEPTH, MAX_DEPTH + 1, 5_000, 100_000)]
 
 
 def wire() -> st.SearchStrategy[bytes]:
-    """Random bytes, and random bodies behind a valid header with a (mostly) known id."""
+    """Random bytes, random bodies behind a valid header with a (mostly) known id, and
+    deep values of a recursive schema."""
     framed = st.builds(lambda sid, body: b"\x00" + sid.to_bytes(4, "big") + body,
                        st.sampled_from(SCHEMA_IDS), st.binary(max_size=80))
-    return st.one_of(st.binary(max_size=40), framed)
+    return st.one_of(st.binary(max_size=40), framed, st.sampled_from(DEEP_AVRO))
 
 
 KEY_SPECS = [
@@ -160,6 +178,7 @@ def test_key_decoders_only_raise_record_error(kspec: RelationSpec,
     key_only = replace(kspec, columns=tuple(kspec.column(n) for n in kspec.key_columns))
     data = wire() if kspec.key_format == "avro" else st.one_of(
         st.binary(max_size=40), json_bytes(list(kspec.key_columns)),
+        poison_json(list(kspec.key_columns)), st.sampled_from(POISON),
         st.sampled_from(EDGE_INTS).map(lambda i: json.dumps(i).encode()),
         st.dictionaries(st.sampled_from(list(kspec.key_columns)),
                         st.sampled_from(EDGE_INTS)).map(lambda o: json.dumps(o).encode()))
@@ -182,7 +201,7 @@ VALUE_COLUMNS = {**ALL_TYPES, "email": "string", "age": "long", "customer_id": "
                  "order_id": "int", "total": "decimal(10,2)", "placed_at": "timestamp",
                  "first_name": "string", "balance": "decimal(10,2)", "birth_date": "date",
                  "created_at": "timestamp", "updated_at": "timestamp", "ts_us": "timestamp",
-                 "e": "string"}
+                 "e": "string", "next": "json"}
 VALUE_SPECS = [
     spec(VALUE_COLUMNS, ["id"], "int", fmt) for fmt in ("json", "avro", "debezium-json",
                                                         "debezium-avro")
@@ -204,9 +223,12 @@ def test_value_decoders_and_shaper_only_raise_record_error(vspec: RelationSpec,
     if fmt in ("avro", "debezium-avro"):
         data = wire()
     elif fmt == "json":
-        data = st.one_of(st.binary(max_size=40), json_bytes(list(VALUE_COLUMNS)))
+        data = st.one_of(st.binary(max_size=40), json_bytes(list(VALUE_COLUMNS)),
+                         poison_json(list(VALUE_COLUMNS)))
     elif fmt == "debezium-json":
-        data = st.one_of(st.binary(max_size=40), debezium_bytes())
+        data = st.one_of(st.binary(max_size=40), debezium_bytes(),
+                         poison_json(list(VALUE_COLUMNS)).map(
+                             lambda b: b'{"op": "c", "after": ' + b + b"}"))
     else:
         data = st.binary(max_size=12)
 
@@ -232,16 +254,33 @@ EDGE_INTS = [2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**63 // 1000 + 1, 10**20
              2**53 + 1, 10**400, 86_400_000, -1]
 
 
+EDGE_ZONES = [None, dt.UTC, dt.timezone(dt.timedelta(hours=23, minutes=59)),
+              dt.timezone(dt.timedelta(hours=-23, minutes=-59)),
+              dt.timezone(dt.timedelta(hours=-1))]
+
+
+def _deep_list(depth: int) -> Any:
+    v: Any = 1
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
 def _rich() -> st.SearchStrategy[Any]:
-    """Values a decoder may hand over: JSON scalars and the rich types fastavro makes."""
+    """Values a decoder may hand over: JSON scalars and the rich types fastavro makes.
+    (No lone surrogates: every decoder refuses them, see `poison_json`.)"""
     return st.one_of(
         st.none(), st.booleans(), st.integers(), st.sampled_from(EDGE_INTS),
         st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
         st.sampled_from(["2024-01-01", "12:30:00", "2024-01-01T00:00:00Z", "1e999999999",
                          "NaN", "-Infinity", "AAEC", "12345678-1234-5678-1234-567812345678",
                          "9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+23:59",
+                         "9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00",
                          "24:00:00", "2024-02-30"]),
-        st.binary(max_size=8), st.datetimes(timezones=st.sampled_from([None, dt.UTC])),
+        st.binary(max_size=8), st.datetimes(timezones=st.sampled_from(EDGE_ZONES)),
+        st.sampled_from([dt.datetime.max.replace(tzinfo=z) for z in EDGE_ZONES]
+                        + [dt.datetime.min.replace(tzinfo=z) for z in EDGE_ZONES]),
+        st.sampled_from([MAX_DEPTH, 5_000]).map(_deep_list),
         st.dates(), st.times(), st.decimals(allow_nan=True, allow_infinity=True),
         st.uuids(), st.sampled_from([uuid.uuid4(), math.inf, -math.inf, 10**400]),
     )
@@ -309,6 +348,28 @@ def json_bytes(names: list[str]) -> st.SearchStrategy[bytes]:
     return st.one_of(obj, _json_value).map(lambda o: json.dumps(o).encode())
 
 
+def _nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+POISON = [t.encode() for t in (
+    "NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" + "0" * 400 + ".5",
+    '{"a": [1, NaN]}', "[Infinity]", r'"\ud800"', r'"a\uDFFFb"', r'["\ude00\ud83d"]',
+    r'{"\udc00": 1}', r'"\ud83d\ude00"', r'"\\ud800"',
+    '"9999-12-31T23:30:00-01:00"', '"0001-01-01T00:30:00+01:00"',
+    '"9999-12-31T23:59:59.999999Z"', '"0001-01-01T00:00:00Z"',
+    _nested(MAX_DEPTH - 2), _nested(MAX_DEPTH), _nested(2_000), _nested(100_000),
+)] + [b'"\xed\xa0\x80"']  # UTF-8 of a surrogate: json.loads reads it (surrogatepass)
+
+
+def poison_json(names: list[str]) -> st.SearchStrategy[bytes]:
+    """JSON objects of the columns, some values poison (raw JSON text)."""
+    member = st.tuples(st.sampled_from(names), st.one_of(
+        st.sampled_from(POISON), _json_value.map(lambda v: json.dumps(v).encode())))
+    return st.lists(member, min_size=1, max_size=4).map(
+        lambda kv: b"{" + b", ".join(json.dumps(k).encode() + b": " + v for k, v in kv) + b"}")
+
+
 CONNECT_NAMES = ["io.debezium.time.Date", "io.debezium.time.Timestamp",
                  "io.debezium.time.MicroTimestamp", "io.debezium.time.NanoTimestamp",
                  "io.debezium.time.ZonedTimestamp", "io.debezium.time.Time",
@@ -354,3 +415,11 @@ def test_fuzz_registry_covers_every_outcome(registry: FileRegistry) -> None:
         except RecordError as e:
             reasons.add(e.reason)
     assert reasons == {"truncated", "unknown_schema", "bad_schema"}
+    deep = spec({"id": "int", "next": "json"}, ["id"], "int", "avro")
+    dec = codecs.value_decoder(deep, registry)
+    assert dec(DEEP_AVRO[0]) == {"id": 0, "next": {"id": 0, "next": None}}
+    shaper = RowShaper(deep, deep.column_names)
+    for body in DEEP_AVRO[2:]:  # too deep for the json column, then to read at all
+        with pytest.raises(RecordError) as e:
+            shaper.shape(dec(body), (1,))
+        assert e.value.reason == "too_deep"

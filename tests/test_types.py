@@ -175,7 +175,7 @@ def test_uuid_is_canonical() -> None:
 def test_fast_json_loads_matches_json_loads(body: bytes, tail: bytes, head: bytes) -> None:
     import json
 
-    from materializer.formats.codecs import fast_json_loads
+    from materializer.formats.jsonread import fast_json_loads
 
     data = head + body + tail
     try:

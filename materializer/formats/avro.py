@@ -21,12 +21,15 @@ it is NOT NULL). Rejection reasons (`RecordError.reason`):
   unknown_schema  the registry does not know the schema id
   bad_schema      the schema id names something that is not usable Avro
   avro_decode     the body does not decode with its schema (garbage, trailing bytes)
+  too_deep        a value of a recursive schema nested too deeply to read (a few
+                  hundred levels), or more than MAX_DEPTH levels in a json column
   not_a_record    a record was needed (composite key, several value columns)
   key_mismatch    a key column is missing from the key or has the wrong type
   malformed_json  debezium-json bytes that are not JSON
   not_debezium    a value that is not a Debezium change event (no op / after)
   unsupported_op  Debezium op other than c, r, u, d (t truncate, m message)
-  type_mismatch   a Debezium-encoded value (base64 decimal, ...) that does not decode
+  type_mismatch   a Debezium-encoded value (base64 decimal, ...) that does not decode,
+                  or a time outside years 1-9999
 
 Debezium envelopes (`debezium-avro`) are read by `materializer.formats.debezium`
 with the wire reader here.
@@ -76,6 +79,11 @@ from materializer.specs import RelationSpec
 from materializer.values import to_storage
 
 _BytesIO = io.BytesIO
+_python_reader: Callable[..., Any] | None
+try:  # fastavro's pure-Python reader, for recursive schemas (see wire_reader)
+    from fastavro._read_py import schemaless_reader as _python_reader
+except ImportError:  # pragma: no cover - then recursive schemas are refused
+    _python_reader = None
 
 
 # --------------------------------------------------------------------------- Avro schemas
@@ -124,6 +132,31 @@ def record_of(schema: Any) -> dict[str, Any] | None:
     return None
 
 
+def recursive(node: Any, open_names: frozenset[str] = frozenset()) -> bool:
+    """Whether a parsed schema has a record that contains itself (a list, a tree), so
+    that its values nest as deep as their bytes say.
+
+    Avro defines a name before its uses, so a cycle of named types always closes on a
+    record whose definition is still open where the name is used."""
+    if isinstance(node, str):
+        return node in open_names
+    if isinstance(node, list):
+        return any(recursive(b, open_names) for b in node)
+    if not isinstance(node, dict):
+        return False
+    t = node.get("type")
+    if t in ("record", "error"):
+        name = node.get("name")
+        inner = open_names | {name} if isinstance(name, str) else open_names
+        return any(recursive(f.get("type"), inner) for f in node.get("fields", ())
+                   if isinstance(f, dict))
+    if t == "array":
+        return recursive(node.get("items"), open_names)
+    if t == "map":
+        return recursive(node.get("values"), open_names)
+    return recursive(t, open_names)
+
+
 # --------------------------------------------------------------------------- wire reader
 
 
@@ -131,12 +164,16 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                  prepare: Callable[[Any], Any]) -> Callable[[bytes], tuple[Any, Any]]:
     """bytes -> (datum, prepared) where `prepared` is `prepare(writer schema)`, cached
     per schema id. `prepare` may return a RecordError, which is raised for every record
-    with that id."""
+    with that id.
+
+    A recursive schema is read by fastavro's pure-Python reader: the compiled one
+    recurses on the C stack, and a value nested deep enough crashes the process. The
+    Python reader stops at the interpreter's recursion limit: RecordError(too_deep).
+    (A json column refuses a value nested more than MAX_DEPTH levels, too_deep also.)"""
     if registry is None:
         raise ConfigError(f"{spec.name}: {what} needs a schema_registry (url or path) "
                           "in the declaration file")
-    cache: dict[int, tuple[Any, Any]] = {}
-    reader = schemaless_reader
+    cache: dict[int, tuple[Any, Any, Callable[..., Any]]] = {}
     fetch = registry.schema
 
     def read(b: bytes) -> tuple[Any, Any]:
@@ -145,14 +182,31 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
         entry = cache.get(sid)
         if entry is None:
             schema = fetch(sid)  # RecordError(unknown_schema) or InfrastructureError
-            entry = cache[sid] = (schema, prepare(schema))
-        schema, prepared = entry
+            try:
+                prepared, deep = prepare(schema), recursive(schema)
+            except RecursionError:
+                prepared = RecordError(f"schema {sid} is nested too deeply to use",
+                                       "bad_schema")
+                deep = False
+            if not deep:
+                entry = (schema, prepared, schemaless_reader)
+            elif _python_reader is not None:
+                entry = (schema, prepared, _python_reader)
+            else:  # pragma: no cover
+                entry = (schema, RecordError(f"schema {sid} is recursive: this fastavro "
+                                             "has no Python reader to read it safely",
+                                             "bad_schema"), schemaless_reader)
+            cache[sid] = entry
+        schema, prepared, reader = entry
         if type(prepared) is RecordError:
             raise RecordError(str(prepared), prepared.reason)
         bio = _BytesIO(b)
         bio.seek(HEADER_SIZE)
         try:
             datum = reader(bio, schema, None)
+        except RecursionError as e:
+            raise RecordError(f"Avro value (schema {sid}) nested too deeply to read",
+                              "too_deep") from e
         except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
             if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short: IndexError
                 raise RecordError(f"Avro body (schema {sid}) ends early", "truncated") from e

@@ -2,45 +2,21 @@
 
 `key_decoder(spec, registry)` and `value_decoder(spec, registry)` return decoders with
 the interface of `materializer.formats.base`; Avro and Debezium live in their own
-modules and are imported only when a relation uses them.
+modules and are imported only when a relation uses them. JSON is read by
+`materializer.formats.jsonread` (RecordError malformed_json, too_deep, bad_unicode).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from materializer.errors import RecordError
 from materializer.formats.base import KeyDecoder, ValueDecoder
+from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
-
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-def fast_json_loads(data: bytes) -> Any:
-    """`json.loads(data)` with the same results and errors, faster for the common case.
-
-    UTF-8 text that starts with the value goes straight to the C scanner; anything
-    else (leading whitespace, other encodings, trailing data) takes `json.loads`.
-    """
-    try:
-        text = data.decode("utf-8")
-        obj, end = _raw_decode(text)
-    except (ValueError, UnicodeDecodeError):
-        return json.loads(data)
-    if end != len(text):
-        return json.loads(data)  # trailing whitespace is fine; anything else raises as it does
-    return obj
-
-
-def _json_loads(data: bytes) -> Any:
-    try:
-        return fast_json_loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
 
 
 def _unwrap_connect(obj: Any) -> Any:
@@ -70,7 +46,7 @@ def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
     if fmt == "bytes":
         return bytes
     if fmt == "json":
-        return _json_loads
+        return loads
     raise ValueError(f"no scalar decoder for format {fmt!r}")
 
 
@@ -111,7 +87,7 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> K
     columns = tuple(zip(names, convs, strict=True))
 
     def many(b: bytes) -> tuple[Any, ...]:
-        obj = _unwrap_connect(_json_loads(b))
+        obj = _unwrap_connect(loads(b))
         if not isinstance(obj, dict):
             raise RecordError("a composite key must be a JSON object of the key columns",
                               "key_mismatch")
@@ -143,13 +119,8 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) ->
             return debezium.json_decoder(spec)
         return debezium.avro_decoder(spec, registry)
     if fmt == "json":
-        loads = fast_json_loads
-
         def dec_json(b: bytes) -> Mapping[str, Any]:
-            try:
-                obj = loads(b)  # fast_json_loads
-            except (ValueError, UnicodeDecodeError) as e:
-                raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
+            obj = loads(b)
             if type(obj) is not dict:
                 raise RecordError(f"a JSON value must be an object, got {type(obj).__name__}",
                                   "not_an_object")

@@ -17,8 +17,10 @@ fits as it comes:
   io.debezium.data.VariableScaleDecimal          {scale, value}  -> decimal
   io.debezium.data.Json                          JSON text       -> parsed, for a json column
 
-A value that does not fit its column (a Date in a timestamp column, bad base64)
-is rejected, never guessed: `apply_plan` raises RecordError(type_mismatch).
+A value that does not fit its column (a Date in a timestamp column, bad base64, a
+time outside years 1-9999) is rejected, never guessed: `apply_plan` raises
+RecordError(type_mismatch); JSON text too deep or not Unicode keeps its own reason
+(too_deep, bad_unicode: see `materializer.formats.jsonread`).
 
 `field_plan` is computed once per writer schema: for every declared column the
 source field (same name, or else the one field whose name matches ignoring case,
@@ -32,12 +34,12 @@ import base64
 import binascii
 import datetime as dt
 import decimal
-import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from materializer.columns import ColumnType
 from materializer.errors import RecordError
+from materializer.formats.jsonread import loads_text
 
 __all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields"]
 
@@ -50,20 +52,33 @@ Plan = tuple[tuple[str, str, Fixup | None], ...]
 """Per planned field: (source field name, column name, conversion or None)."""
 
 
+def _instant(micros: int, v: int, unit: str) -> dt.datetime:
+    try:
+        return _EPOCH + dt.timedelta(microseconds=micros)
+    except OverflowError as e:
+        raise ValueError(f"{v} {unit} is outside the timestamps years 1-9999 can hold"
+                         ) from e
+
+
 def _from_micros(v: Any) -> Any:
-    return _EPOCH + dt.timedelta(microseconds=v) if type(v) is int else v
+    return _instant(v, v, "µs") if type(v) is int else v
 
 
 def _from_millis(v: Any) -> Any:
-    return _EPOCH + dt.timedelta(milliseconds=v) if type(v) is int else v
+    return _instant(v * 1000, v, "ms") if type(v) is int else v
 
 
 def _from_nanos(v: Any) -> Any:
-    return _EPOCH + dt.timedelta(microseconds=v // 1000) if type(v) is int else v
+    return _instant(v // 1000, v, "ns") if type(v) is int else v
 
 
 def _from_days(v: Any) -> Any:
-    return _EPOCH_DATE + dt.timedelta(days=v) if type(v) is int else v
+    if type(v) is not int:
+        return v
+    try:
+        return _EPOCH_DATE + dt.timedelta(days=v)
+    except OverflowError as e:
+        raise ValueError(f"{v} days is outside the dates years 1-9999 can hold") from e
 
 
 def _time_of(micros: int) -> dt.time:
@@ -115,7 +130,7 @@ def _variable_decimal(v: Any) -> Any:
 
 def _json_text(v: Any) -> Any:
     if isinstance(v, str):
-        return json.loads(v)
+        return loads_text(v)  # ValueError, or RecordError(too_deep | bad_unicode)
     return v
 
 
@@ -124,7 +139,7 @@ def _scale_of(params: Any, fallback: Any) -> int | None:
         if isinstance(source, Mapping) and "scale" in source:
             try:
                 return int(source["scale"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # int(inf): 1e999 in JSON
                 return None
     return None
 

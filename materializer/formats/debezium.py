@@ -20,7 +20,6 @@ string / bytes / long / json columns.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from materializer.formats.avro import (
 )
 from materializer.formats.base import DELETE, ValueDecoder
 from materializer.formats.connect_types import Plan, apply_plan, field_plan
+from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 
@@ -86,7 +86,6 @@ def _connect_fields(struct: Any) -> dict[str, tuple[Any, Any, Any]] | None:
 
 def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
-    loads = json.loads
     recent: list[tuple[Any, Plan]] = []  # (after-schema, plan), newest first, a few
 
     def plan_for(schema: Any) -> Plan:
@@ -107,10 +106,7 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
         return plan
 
     def decode(b: bytes) -> Mapping[str, Any]:
-        try:
-            obj = loads(b)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise RecordError(f"malformed JSON: {e}", "malformed_json") from e
+        obj = loads(b)  # RecordError(malformed_json | too_deep | bad_unicode)
         if type(obj) is not dict:
             if obj is None:
                 return DELETE  # type: ignore[no-any-return]
@@ -134,7 +130,11 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
         if type(after) is not dict:
             raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
         if schema is not None:
-            plan = plan_for(schema)
+            try:
+                plan = plan_for(schema)  # compares schemas: deep ones recurse
+            except RecursionError as e:
+                raise RecordError("the Connect schema is nested too deeply", "too_deep"
+                                  ) from e
             if plan:
                 apply_plan(plan, after)
         return after
