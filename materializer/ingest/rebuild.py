@@ -1,20 +1,26 @@
-"""`materializer rebuild`: drop a relation's local state and replay its topic.
+"""`materializer rebuild`: replace a relation's local state by a replay of its topic.
 
 It holds the store lock (`StoreLock`) throughout, so it refuses to start while a
 worker (`materializer run`) or another rebuild uses the same data directory.
-The replay reads every partition of the topic from the earliest offset, outside
-the consumer group, until each partition reaches the end offset seen at start and
-a poll comes back empty; a later `materializer run` continues from there. Rejected
-records are routed by the relation's policy as the worker routes them.
+The replay goes into a new generation of the relation beside the current one (see
+`materializer.store.layout`): it reads every partition of the topic from the
+earliest offset, outside the consumer group, until each partition reaches the end
+offset seen at start and a poll comes back empty. Only then is the new generation
+published, in one atomic rename, and the old one deleted; readers (`Store` views,
+`serve`) answer from the old state until then and from the new one after, never
+with an error. If the rebuild fails or is killed, the current state is untouched
+(the next rebuild or `run` deletes the unfinished generation). A later `materializer
+run` continues from where the replay stopped. Rejected records are routed by the
+relation's policy as the worker routes them.
 """
 
 from __future__ import annotations
 
 import time
 
-from materializer.errors import RecordRejectedFatal
+from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.deadletter import DeadLetters
-from materializer.ingest.relation import open_relation
+from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.worker import (
     POLL_TIMEOUT,
     fatal_message,
@@ -22,7 +28,7 @@ from materializer.ingest.worker import (
     split_by_partition,
 )
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec
-from materializer.store import StoreLock, drop_relation
+from materializer.store import StoreLock
 
 
 def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
@@ -34,11 +40,20 @@ def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
 
 
 def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
+    rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
+                        registry=open_registry(catalog), fresh=True)
+    try:
+        applied = _replay(catalog, spec, rel, timeout)
+        rel.writer.publish()
+    except BaseException:
+        rel.writer.discard()  # the current state stays as it was
+        raise
+    return applied
+
+
+def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:
     from connectors.kafka import AssignedSource, Sink  # noqa: PLC0415
 
-    drop_relation(catalog.store_path, spec.name)
-    rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
-                        registry=open_registry(catalog))
     dead_letters = DeadLetters(lambda: Sink(catalog.kafka_config), catalog.kafka_config)
     source = AssignedSource(catalog.kafka_config, [spec.topic],
                             lambda topic, p: rel.next_offsets.get(p))
@@ -46,7 +61,12 @@ def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
     applied = 0
     deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
+        while True:
+            if time.monotonic() >= deadline:
+                raise InfrastructureError(
+                    f"{spec.name}: the replay of {spec.topic} did not reach the end offsets "
+                    f"{ends} within {timeout:.0f} s (reached {rel.next_offsets}); the local "
+                    "state is unchanged")
             msgs = source.poll_batch(BATCH_SIZE, POLL_TIMEOUT)
             if msgs:
                 parts = split_by_partition(msgs).get(spec.topic, {})
@@ -55,7 +75,6 @@ def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
                     if out.fatal is not None:
                         raise RecordRejectedFatal(fatal_message(rel, out.fatal))
             elif all(rel.next_offsets.get(p, 0) >= end for p, end in ends.items()):
-                break
+                return applied
     finally:
         source.close()
-    return applied

@@ -118,13 +118,14 @@ class Relation:
 
 def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
                   map_size: int = DEFAULT_MAP_SIZE,
-                  registry: SchemaRegistry | None = None) -> Relation:
+                  registry: SchemaRegistry | None = None, fresh: bool = False) -> Relation:
     """Open (or create) a relation's local state, refusing a declaration that changed.
 
     Adding a nullable column is accepted: it is appended to the stored row layout,
-    and rows written before read it as null.
+    and rows written before read it as null. `fresh=True` starts an empty state that
+    readers see only once `relation.writer.publish()` swaps it in (for `rebuild`).
     """
-    writer = RelationWriter(store_path, spec.name, map_size)
+    writer = RelationWriter(store_path, spec.name, map_size, fresh=fresh)
     current = storage_identity(spec)
     meta = writer.meta()
     if meta is None:

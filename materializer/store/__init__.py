@@ -15,6 +15,11 @@ Guarantees:
   LMDB transaction: after a crash either all of it is there or none of it.
 - Readers (`Store`, any process) never block the writer and see only committed
   batches; each read call uses one short read transaction.
+- Readers survive a rebuild: `rebuild` writes a fresh generation and publishes it with
+  one atomic rename (`RelationWriter(fresh=True)`, `publish()`). A view (kept by user
+  code or the HTTP API) checks the current generation at most every 0.1 s and
+  switches to a new one; until then it reads the replaced files, which stay readable
+  while mapped. It never sees a half-built relation and never fails because of it.
 
 One writer per store: `StoreLock` (`<store>/lock`, an flock) is held by `materializer
 run` for its life (worker processes it starts share it) and by `materializer rebuild`;

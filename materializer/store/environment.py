@@ -70,13 +70,22 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
         return env
 
 
-def forget_env(path: Path) -> None:
-    """Drop this process's cached environment of `path` without closing it: views that
-    still use it keep it alive, and it closes when the last of them lets go."""
+def cached_env(path: Path) -> lmdb.Environment | None:
+    """This process's open environment of `path`, if any."""
     with _LOCK:
         fid = _file_id(path)
-        if fid is not None:
-            _ENVS.pop(fid, None)
+        cached = _ENVS.get(fid) if fid is not None else None
+    return None if cached is None else cached[0]
+
+
+def forget_env(env: lmdb.Environment) -> None:
+    """Drop `env` from this process's cache without closing it (its files may be gone
+    already): whatever still uses it keeps it alive, and it closes when the last user
+    lets go."""
+    with _LOCK:
+        for fid, (cached, _) in list(_ENVS.items()):
+            if cached is env:
+                del _ENVS[fid]
 
 
 def read_txn(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
@@ -102,7 +111,10 @@ def drop_relation(data_dir: str | os.PathLike[str], name: str) -> bool:
     """Delete the local state of one relation. Returns whether it existed. Readers in
     other processes keep reading the deleted files until they notice it is gone."""
     for path in generations(data_dir, name):
-        forget_env(path)
+        with _LOCK:
+            fid = _file_id(path)
+            if fid is not None:
+                _ENVS.pop(fid, None)
     return bool(drop(data_dir, name))
 
 

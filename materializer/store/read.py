@@ -7,17 +7,19 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from time import monotonic as _monotonic
 from typing import Any
 
 import lmdb
 
 from materializer.columns import ColumnType
-from materializer.errors import NotFound, UsageError
+from materializer.errors import NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import (
     META,
     OFFSET,
     RelationMeta,
+    forget_env,
     offset_key,
     open_env,
     partition_db_name,
@@ -36,34 +38,39 @@ def key_storage_converters(types: Sequence[ColumnType]) -> tuple[Any, ...]:
     return tuple(_to_storage(t) for t in types)
 
 
-class _RelationReader:
-    """Shared read plumbing of table and stream views (one env, lazily opened DBs)."""
+CHECK_INTERVAL = 0.1
+"""Seconds between a view's checks of which generation of its relation is current."""
 
-    def __init__(self, path: Path, meta: RelationMeta, env: lmdb.Environment, token: str
-                 ) -> None:
+
+class _Generation:
+    """One opened generation of a relation: its environment, metadata and everything
+    derived from them (key codec, row layout), plus lazily opened partition DBs."""
+
+    def __init__(self, token: str, path: Path, env: lmdb.Environment, meta_db: Any,
+                 meta: RelationMeta) -> None:
+        self.token = token
         self.path = path
-        self.meta = meta
         self.env = env
+        self.meta_db = meta_db
+        self.meta = meta
         types = meta.column_types()
         self.name = meta.name
         self.key_columns = meta.key_columns
         self.key_types = tuple(types[c] for c in self.key_columns)
         self.key_codec = KeyCodec(self.key_types)
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
-        self._key_convs = key_storage_converters(self.key_types)
+        self.key_convs = key_storage_converters(self.key_types)
         self._dbs: dict[int, Any] = {}
-        self.token = token  # a rebuild publishes a new generation: the Store then reopens
-        self._meta_db = env.open_db(META, create=False)
         self._parts_raw = b"[]"
         self._parts: list[tuple[int, Any]] = []
 
-    def _begin(self) -> lmdb.Transaction[bytes]:
-        """A read transaction with every partition DB that exists now opened.
+    def begin(self) -> tuple[lmdb.Transaction[bytes], list[tuple[int, Any]]]:
+        """A read transaction and the partitions (number, DB) that existed when it began.
 
         Named DBs are opened outside any transaction: a handle opened inside a
         read-only transaction is not usable in later ones (py-lmdb 3)."""
         txn = read_txn(self.env)
-        raw = txn.get(b"partitions", b"[]", db=self._meta_db)
+        raw = txn.get(b"partitions", b"[]", db=self.meta_db)
         if raw != self._parts_raw:
             txn.abort()
             for p in json.loads(raw):
@@ -72,23 +79,19 @@ class _RelationReader:
             self._parts = sorted(self._dbs.items())
             self._parts_raw = raw
             txn = read_txn(self.env)
-        return txn
-
-    def _partitions(self, txn: lmdb.Transaction[bytes]) -> list[tuple[int, Any]]:
-        """The partitions known when `txn` began (use with a transaction from `_begin`)."""
-        return self._parts
+        return txn, self._parts
 
     def key_tuple(self, key: Any) -> tuple[Any, ...]:
         """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
         values = key if isinstance(key, tuple | list) else (key,)
-        if len(values) != len(self._key_convs):
+        if len(values) != len(self.key_convs):
             raise UsageError(
                 f"{self.name} has key ({', '.join(self.key_columns)}): "
-                f"expected {len(self._key_convs)} value(s), got {len(values)}")
+                f"expected {len(self.key_convs)} value(s), got {len(values)}")
         try:
             # lengths checked above; no strict=, which costs ~200 ns a lookup on 3.11
             return tuple(None if v is None else c(v)
-                         for c, v in zip(self._key_convs, values))  # noqa: B905
+                         for c, v in zip(self.key_convs, values))  # noqa: B905
         except (TypeError, ValueError) as e:
             raise UsageError(f"key {key!r} does not fit ({', '.join(self.key_columns)}): {e}") \
                 from e
@@ -96,10 +99,113 @@ class _RelationReader:
     def encode_key(self, key: Any) -> bytes:
         return self.key_codec.encode(self.key_tuple(key))
 
+
+def open_generation(data_dir: Path, name: str) -> _Generation:
+    """The current generation of relation `name`, opened for reading.
+
+    Raises NotFound if there is no such relation or it has no metadata yet."""
+    for _ in range(5):
+        found = _layout.current(data_dir, name)
+        if found is None or not (found[1] / "data.mdb").is_file():
+            break
+        token, path = found
+        try:
+            env = open_env(path, False, 0)
+        except StoreError:
+            if _layout.token(data_dir, name) != token:
+                continue  # replaced (by a rebuild) while opening: open the new one
+            raise
+        try:
+            read_txn(env).abort()  # adopts a map the writer grew before open_db needs it
+            meta_db = env.open_db(META, create=False)
+        except lmdb.NotFoundError:
+            raise NotFound(f"{name} has no metadata yet (the worker has not started it)") \
+                from None
+        with read_txn(env) as txn:
+            meta = read_meta(txn, meta_db)
+        if meta is None:
+            raise NotFound(f"{name} has no metadata yet (the worker has not started it)")
+        return _Generation(token, path, env, meta_db, meta)
+    raise NotFound(f"no table or stream named {name!r} in {data_dir}")
+
+
+class _RelationReader:
+    """Shared read plumbing of table and stream views.
+
+    A view is bound to its relation's name, not to its files: at most every
+    `CHECK_INTERVAL` seconds it checks which generation is current (one `readlink`)
+    and, after a `rebuild` published a new one, switches to it (reopening the
+    environment and rereading the metadata). Until then it reads the replaced
+    generation, whose files stay readable while mapped. So a view kept across a
+    rebuild answers from the old state, then from the new one, and never fails
+    because of it. Each call reads one generation in one read transaction.
+    """
+
+    def __init__(self, data_dir: Path, generation: _Generation) -> None:
+        self._data_dir = data_dir
+        self._g = generation
+        self._check_at = _monotonic() + CHECK_INTERVAL
+
+    def _gen(self) -> _Generation:
+        """The generation to read now (switching to a newly published one)."""
+        g = self._g
+        now = _monotonic()
+        if now < self._check_at:
+            return g
+        self._check_at = now + CHECK_INTERVAL
+        if _layout.token(self._data_dir, g.name) == g.token:
+            return g
+        new = open_generation(self._data_dir, g.name)
+        if new.meta.kind != g.meta.kind:
+            raise NotFound(f"{g.name} was rebuilt as a {new.meta.kind}: open it again "
+                           f"(store.{new.meta.kind}({g.name!r}))")
+        if new.env is not g.env:
+            forget_env(g.env)  # it closes when the last view using it lets go
+        self._g = new
+        return new
+
+    # what a view exposes of its current generation
+    @property
+    def name(self) -> str:
+        return self._g.name
+
+    @property
+    def meta(self) -> RelationMeta:
+        return self._gen().meta
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self._gen().key_columns
+
+    @property
+    def key_types(self) -> tuple[ColumnType, ...]:
+        return self._gen().key_types
+
+    @property
+    def key_codec(self) -> KeyCodec:
+        return self._gen().key_codec
+
+    @property
+    def layout(self) -> RowLayout:
+        return self._gen().layout
+
+    @property
+    def path(self) -> Path:
+        return self._gen().path
+
+    def key_tuple(self, key: Any) -> tuple[Any, ...]:
+        """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
+        return self._gen().key_tuple(key)
+
+    def encode_key(self, key: Any) -> bytes:
+        return self._gen().encode_key(key)
+
     def counters(self) -> dict[int, dict[str, int]]:
+        g = self._gen()
         out: dict[int, dict[str, int]] = {}
-        with self._begin() as txn:
-            cur = txn.cursor(db=self._meta_db)
+        txn, _ = g.begin()
+        with txn:
+            cur = txn.cursor(db=g.meta_db)
             if cur.set_range(b"count:"):
                 for k, v in cur:
                     if not k.startswith(b"count:"):
@@ -111,18 +217,24 @@ class _RelationReader:
     def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
                  after: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """(encoded key, stored row) pairs in key order, merged across partitions."""
+        return self._scan_raw(self._gen(), prefix, limit, after)
+
+    @staticmethod
+    def _scan_raw(g: _Generation, prefix: Sequence[Any], limit: int | None,
+                  after: bytes | None) -> list[tuple[bytes, bytes]]:
         if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
             prefix = (prefix,)
-        if len(prefix) > len(self._key_convs):
+        if len(prefix) > len(g.key_convs):
             raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
-                             f"({', '.join(self.key_columns)})")
-        pb = self.key_codec.encode_prefix(
-            [None if v is None else c(v) for c, v in zip(self._key_convs, prefix, strict=False)])
+                             f"({', '.join(g.key_columns)})")
+        pb = g.key_codec.encode_prefix(
+            [None if v is None else c(v) for c, v in zip(g.key_convs, prefix, strict=False)])
         start = pb if after is None or after < pb else after
         out: list[tuple[bytes, bytes]] = []
-        with self._begin() as txn:
+        txn, parts = g.begin()
+        with txn:
             iters = []
-            for _, db in self._partitions(txn):
+            for _, db in parts:
                 cur = txn.cursor(db=db)
                 if not cur.set_range(start):
                     continue
@@ -133,29 +245,43 @@ class _RelationReader:
                     break
         return out
 
-    def _next_offset(self, txn: lmdb.Transaction[bytes], partition: int) -> int:
-        nxt = txn.get(offset_key(partition), db=self._meta_db)
+    @staticmethod
+    def _next_offset(g: _Generation, txn: lmdb.Transaction[bytes], partition: int) -> int:
+        nxt = txn.get(offset_key(partition), db=g.meta_db)
         return OFFSET.unpack(nxt)[0] if nxt else 0
 
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset the worker will apply (every record below
         it is applied or counted); committed state only."""
-        with self._begin() as txn:
-            return {p: self._next_offset(txn, p) for p, _ in self._partitions(txn)}
+        g = self._gen()
+        txn, parts = g.begin()
+        with txn:
+            return {p: self._next_offset(g, txn, p) for p, _ in parts}
 
     def partition_stats(self) -> list[dict[str, Any]]:
         """Per partition: rows (entries), next offset to apply, counters."""
         counters = self.counters()
+        g = self._gen()
         out = []
-        with self._begin() as txn:
-            for p, db in self._partitions(txn):
+        txn, parts = g.begin()
+        with txn:
+            for p, db in parts:
                 out.append({
                     "partition": p,
                     "rows": txn.stat(db)["entries"],
-                    "next_offset": self._next_offset(txn, p),
+                    "next_offset": self._next_offset(g, txn, p),
                     "counters": counters.get(p, {}),
                 })
         return out
+
+
+def _get_raw(txn: lmdb.Transaction[bytes], parts: list[tuple[int, Any]], kb: bytes
+             ) -> bytes | None:
+    for _, db in parts:
+        v: bytes | None = txn.get(kb, db=db)
+        if v is not None:
+            return v
+    return None
 
 
 class TableView(_RelationReader):
@@ -164,42 +290,41 @@ class TableView(_RelationReader):
     A key is the bare value for a one-column primary key, else a tuple in key order.
     """
 
-    def _get_raw(self, txn: lmdb.Transaction[bytes], kb: bytes) -> bytes | None:
-        for _, db in self._partitions(txn):
-            v: bytes | None = txn.get(kb, db=db)
-            if v is not None:
-                return v
-        return None
-
     def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
-        kb = self.encode_key(key)
-        with self._begin() as txn:
-            raw = self._get_raw(txn, kb)
+        g = self._gen()
+        kb = g.encode_key(key)
+        txn, parts = g.begin()
+        with txn:
+            raw = _get_raw(txn, parts, kb)
         if raw is None:
             return None
-        return self.layout.to_json(raw) if json_form else self.layout.to_python(raw)
+        return g.layout.to_json(raw) if json_form else g.layout.to_python(raw)
 
     def get_many(self, keys: Iterable[Any], *, json_form: bool = False
                  ) -> list[dict[str, Any] | None]:
-        kbs = [self.encode_key(k) for k in keys]
-        conv = self.layout.to_json if json_form else self.layout.to_python
-        with self._begin() as txn:
-            raws = [self._get_raw(txn, kb) for kb in kbs]
+        g = self._gen()
+        kbs = [g.encode_key(k) for k in keys]
+        conv = g.layout.to_json if json_form else g.layout.to_python
+        txn, parts = g.begin()
+        with txn:
+            raws = [_get_raw(txn, parts, kb) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]
 
     def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
              ) -> list[dict[str, Any]]:
         """Rows whose key starts with `prefix`, in key order, at most `limit`."""
+        g = self._gen()
         try:
-            pairs = self.scan_raw(prefix, limit)
+            pairs = self._scan_raw(g, prefix, limit, None)
         except (TypeError, ValueError) as e:
             raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
-        conv = self.layout.to_json if json_form else self.layout.to_python
+        conv = g.layout.to_json if json_form else g.layout.to_python
         return [conv(v) for _, v in pairs]
 
     def __len__(self) -> int:
-        with self._begin() as txn:
-            return sum(txn.stat(db)["entries"] for _, db in self._partitions(txn))
+        txn, parts = self._gen().begin()
+        with txn:
+            return sum(txn.stat(db)["entries"] for _, db in parts)
 
 
 def _prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
@@ -221,11 +346,13 @@ class StreamView(_RelationReader):
 
     def events(self, key: Any, limit: int = 10, *, json_form: bool = False
                ) -> list[dict[str, Any] | None]:
-        kb = self.encode_key(key)
-        conv = self.layout.to_json if json_form else self.layout.to_python
+        g = self._gen()
+        kb = g.encode_key(key)
+        conv = g.layout.to_json if json_form else g.layout.to_python
         found: list[tuple[int, int, int, bytes]] = []  # (timestamp, partition, offset, row)
-        with self._begin() as txn:
-            for p, db in self._partitions(txn):
+        txn, parts = g.begin()
+        with txn:
+            for p, db in parts:
                 cur = txn.cursor(db=db)
                 upper = kb + b"\xff" * (STREAM_KEY_SUFFIX + 1)
                 ok = cur.prev() if cur.set_range(upper) else cur.last()
@@ -245,12 +372,13 @@ class StreamView(_RelationReader):
              ) -> list[dict[str, Any]]:
         """Events whose key starts with `prefix`, in key order then offset order, as
         `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`."""
-        conv = self.layout.to_json if json_form else self.layout.to_python
+        g = self._gen()
+        conv = g.layout.to_json if json_form else g.layout.to_python
         out = []
-        for k, v in self.scan_raw(prefix, limit):
+        for k, v in self._scan_raw(g, prefix, limit, None):
             ts, payload = split_event(v)
             kb, offset = split_stream_key(k)
-            out.append({"key": list(self.key_codec.decode(kb)),
+            out.append({"key": list(g.key_codec.decode(kb)),
                         "offset": offset, "timestamp": ts,
                         "value": None if payload == b"" else conv(payload)})
         return out
@@ -290,30 +418,24 @@ class Store:
         """The qualified names of every table and stream in the store, sorted."""
         return _layout.names(self.data_dir)
 
-    def _resolve(self, name: str) -> tuple[str, str, Path]:
+    def _resolve(self, name: str) -> str:
         for candidate in (name, f"{self.default_schema}.{name}"):
             found = _layout.current(self.data_dir, candidate)
             if found is not None and (found[1] / "data.mdb").is_file():
-                return candidate, found[0], found[1]
+                return candidate
         raise NotFound(f"no table or stream named {name!r} in {self.data_dir}")
 
     def relation(self, name: str) -> _RelationReader:
+        """The view of a table or stream (`name` qualified, or in the default schema).
+
+        Views are cached per name and follow rebuilds on their own (see `TableView`),
+        so keeping one is as good as asking again."""
         view = self._views.get(name)
-        if view is not None and view.token == _layout.token(self.data_dir, view.name):
+        if view is not None:
             return view
-        real, token, path = self._resolve(name)
-        env = open_env(path, False, 0)
-        try:
-            read_txn(env).abort()  # adopts a map the writer grew before open_db needs it
-            meta_db = env.open_db(META, create=False)
-        except lmdb.NotFoundError:
-            raise NotFound(f"{real} has no metadata yet (the worker has not started it)") from None
-        with read_txn(env) as txn:
-            meta = read_meta(txn, meta_db)
-        if meta is None:
-            raise NotFound(f"{real} has no metadata yet (the worker has not started it)")
-        cls = TableView if meta.kind == "table" else StreamView
-        view = cls(path, meta, env, token)
+        generation = open_generation(self.data_dir, self._resolve(name))
+        cls = TableView if generation.meta.kind == "table" else StreamView
+        view = cls(self.data_dir, generation)
         self._views[name] = view
         return view
 

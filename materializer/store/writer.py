@@ -24,14 +24,22 @@ from materializer.store.environment import (
     META,
     OFFSET,
     RelationMeta,
+    cached_env,
     counter_key,
+    forget_env,
     offset_key,
     open_env,
     partition_db_name,
     read_meta,
 )
 from materializer.store.keys import STREAM_KEY_SUFFIX, stream_key
-from materializer.store.layout import remove_orphans, writable_dir
+from materializer.store.layout import (
+    new_generation,
+    publish,
+    remove_generation,
+    remove_orphans,
+    writable_dir,
+)
 from materializer.store.lock import held_here
 from materializer.store.rows import decode_row, encode_event, encode_row
 
@@ -61,13 +69,16 @@ class RelationWriter:
     """The single writer of one relation's environment (owned by the worker).
 
     It writes the relation's current generation (see `layout`), created if the relation
-    is new. A process that holds the store lock also deletes generations that a dead
-    `rebuild` left behind."""
+    is new; with `fresh=True` it writes a new, empty generation that readers do not see
+    until `publish()` swaps it in atomically (what `rebuild` does). A process that holds
+    the store lock also deletes generations that a dead `rebuild` left behind."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], name: str, map_size: int) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], name: str, map_size: int, *,
+                 fresh: bool = False) -> None:
         self.data_dir = data_dir
         self.name = name
-        self.path = writable_dir(data_dir, name)
+        self.path = new_generation(data_dir, name) if fresh else writable_dir(data_dir, name)
+        self.published = not fresh
         if held_here(data_dir):
             remove_orphans(data_dir, name, keep=self.path)
         self.ceiling = map_size
@@ -77,6 +88,31 @@ class RelationWriter:
         self._dbs: dict[int, Any] = {}
         meta = self.meta()
         self.width = len(meta.layout) if meta is not None else 0
+
+    def publish(self) -> None:
+        """Make this (fresh) generation the relation's current state in one atomic rename,
+        then delete the generation it replaced. Readers switch on their next check (see
+        `TableView`); until then they keep reading the replaced files, which stay readable
+        while mapped. Call with no write transaction open; the caller holds the store lock."""
+        if self.published:
+            return
+        self.env.sync(True)
+        old = publish(self.data_dir, self.name, self.path)
+        self.published = True
+        if old is not None:
+            old_env = cached_env(old)  # e.g. the outbox writer of the replaced state
+            if old_env is not None:
+                forget_env(old_env)
+            remove_generation(old)
+
+    def discard(self) -> None:
+        """Delete this fresh generation unpublished (a rebuild that failed); a no-op for
+        a published one."""
+        if self.published:
+            return
+        forget_env(self.env)
+        self.env.close()
+        remove_generation(self.path)
 
     def meta(self) -> RelationMeta | None:
         with self.env.begin(db=self._meta_db) as txn:
@@ -114,6 +150,16 @@ class RelationWriter:
     def forget_handles(self) -> None:
         """After an aborted transaction, DB handles it created are gone."""
         self._dbs.clear()
+
+    def source_topic_id(self) -> str | None:
+        """The broker's id of the topic this state was built from (None: not recorded)."""
+        with self.env.begin(db=self._meta_db) as txn:
+            raw = txn.get(b"topic_id")
+        return None if raw is None else bytes(raw).decode()
+
+    def set_source_topic_id(self, topic_id: str) -> None:
+        with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
+            txn.put(b"topic_id", topic_id.encode(), db=self._meta_db)
 
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset to apply (absent: start from the beginning)."""
