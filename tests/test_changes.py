@@ -23,6 +23,7 @@ from materializer.changes.envelope import (
     avro_name,
     encoder_for,
     envelope_schema,
+    key_schema,
 )
 from materializer.changes.event import Change
 from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox
@@ -152,7 +153,13 @@ def test_avro_envelope_wire_format_and_registry(tmp_path: Path) -> None:
     row2 = stored(spec, {**ROW, "price": "13"})
     msgs = enc.encode([Change("u", 1, 5, 77, (7,), row1, row2),
                        Change("d", 1, 6, 78, (7,), row2, None)], now_ms=9)
-    assert len(msgs) == 3 and msgs[2] == (1, b'{"id":7}', None)
+    assert len(msgs) == 3 and msgs[2] == (1, msgs[0][1], None) == (1, msgs[1][1], None)
+    # the key: an Avro record of the key columns in the wire format, under <topic>-key
+    key = msgs[0][1]
+    assert key[0] == 0 and int.from_bytes(key[1:5], "big") == enc.key_schema_id
+    assert reg.latest_id("items.changes-key") == enc.key_schema_id
+    assert fastavro.schemaless_reader(io.BytesIO(key[5:]), reg.schema(enc.key_schema_id)) \
+        == {"id": 7}
     body = msgs[0][2] or b""
     assert body[0] == 0 and int.from_bytes(body[1:5], "big") == enc.schema_id
     ev = cast(dict[str, Any],
@@ -174,7 +181,38 @@ def test_avro_envelope_wire_format_and_registry(tmp_path: Path) -> None:
                      key_columns=("id",), key_format="json", value_format="debezium-avro")
     fields = value_decoder(copy, reg)(body)
     assert stored(copy, dict(fields)) == row2
+    avro_keys = TableSpec(name="copy", topic="items.changes", columns=spec.columns,
+                          key_columns=("id",), key_format="avro", value_format="debezium-avro")
+    assert key_decoder(avro_keys, reg)(key) == (7,)
     assert value_decoder(copy, reg)(msgs[1][2] or b"") is DELETE
+
+
+def test_avro_key_schema_uses_the_row_field_types(tmp_path: Path) -> None:
+    """A composite key of logical types: the key record's fields are the envelope's row
+    fields of the key columns (same names, same Avro types), and read back as the key."""
+    cols = {"day": "date", "sku": "decimal(8,2)", "at": "timestamp", "u": "uuid",
+            "n": "long"}
+    spec = table(ChangesSpec(topic="k.changes", format="debezium-avro"), cols,
+                 key=("day", "sku", "at", "u"))
+    reg = FileRegistry(tmp_path / "reg")
+    enc = encoder_for(spec, spec.column_names, reg)
+    assert isinstance(enc, AvroEnvelope)
+    kschema = key_schema(spec, spec.column_names)
+    row_fields = {f["name"]: f["type"]
+                  for f in envelope_schema(spec, spec.column_names)["fields"][0]["type"][1][
+                      "fields"]}
+    assert kschema["name"] == "Key" and kschema["namespace"] == "materializer.shop.items"
+    assert [(f["name"], f["type"]) for f in kschema["fields"]] == [
+        (n, row_fields[n]) for n in ("day", "sku", "at", "u")]
+    kt = (19000, "12.50", 1_700_000_000_123_456, "0e0b6a2c-3c53-4e4b-9a7e-9b8e2d1f0a11")
+    (msg,) = enc.encode([Change("c", 0, 0, 0, kt, None, (*kt, 3))], 0)
+    assert reg.latest_id("k.changes-key") == enc.key_schema_id
+    copy = TableSpec(name="copy", topic="k.changes", columns=spec.columns,
+                     key_columns=spec.key_columns, key_format="avro",
+                     value_format="debezium-avro")
+    assert key_decoder(copy, reg)(msg[1]) == kt
+    (again,) = enc.encode([Change("u", 0, 1, 0, kt, (*kt, 3), (*kt, 4))], 0)
+    assert again[1] == msg[1]  # equal keys, equal bytes: one change-topic partition
 
 
 def test_avro_needs_a_registry() -> None:

@@ -12,7 +12,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 from connectors.kafka import Sink, create_topic, partition_count, produce_records
 from connectors.partitioners import partition_for
 from connectors.registry import FileRegistry
+from connectors.rest_registry import RestRegistry
 from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type
 from materializer.devbroker import DevBroker
@@ -31,6 +32,7 @@ from materializer.ingest.relation import Relation, open_relation
 from materializer.protocols import SourceRecord
 from materializer.specs import ChangesSpec, Column, TableSpec
 from materializer.store import SideTable, Store
+from tests.registry_server import RegistryServer
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +47,11 @@ def broker() -> Iterator[DevBroker]:
 
 
 def table_spec(topic: str, changes: ChangesSpec | None, name: str = "shop.users",
-               value_format: str = "json") -> TableSpec:
+               value_format: str = "json", key_format: str = "json") -> TableSpec:
     cols = tuple(Column(n, *parse_type(t)) for n, t in COLUMNS.items())
     return TableSpec(name=name, topic=topic, columns=cols, key_columns=("id",),
-                     key_format="json", value_format=value_format, changes=changes)
+                     key_format=key_format, value_format=value_format,  # type: ignore[arg-type]
+                     changes=changes)
 
 
 class Message(NamedTuple):
@@ -201,15 +204,25 @@ def in_topic_order(msgs: list[Message]) -> list[Message]:
     return sorted(msgs, key=lambda m: (m.partition, m.offset))
 
 
-def fold(msgs: list[Message], strict: bool = True) -> Fold:
-    """Fold messages given in topic order (`in_topic_order`): c/u set the row to `after`,
+def json_key(m: Message) -> Any:
+    return json.loads(m.key)["id"]
+
+
+def json_value(m: Message) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(m.value or b""))
+
+
+def fold(msgs: list[Message], strict: bool = True, key_of: Callable[[Message], Any] = json_key,
+         value_of: Callable[[Message], dict[str, Any]] = json_value) -> Fold:
+    """Fold messages given in topic order (`in_topic_order`): c/u/r set the row to `after`,
     d removes it; each d must be followed by a tombstone for its key and (strict: no
-    repeats expected) each u/d must carry the previous `after`."""
+    repeats expected) each u/d must carry the previous `after`. `key_of` and `value_of`
+    decode a message's key (to the `id`) and value (to the event)."""
     f = Fold()
     last: dict[Any, dict[str, Any] | None] = {}
     awaiting_tombstone: set[Any] = set()
     for m in msgs:
-        key = json.loads(m.key)["id"]
+        key = key_of(m)
         raw = m.value
         if raw is None:
             if key not in awaiting_tombstone:
@@ -219,7 +232,7 @@ def fold(msgs: list[Message], strict: bool = True) -> Fold:
         if key in awaiting_tombstone:
             f.problems.append(f"no tombstone after the delete of {key}")
             awaiting_tombstone.discard(key)
-        ev = json.loads(raw)
+        ev = value_of(m)
         src = ev["source"]
         f.events.append((src["partition"], src["offset"], ev["op"]))
         if strict and ev["op"] in ("u", "d") and ev["before"] != last.get(key):
@@ -296,7 +309,8 @@ def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fm
     materialize(conf, rel, ends, outbox)
     original = table_rows(tmp_path / "a", spec.name)
 
-    copy = table_spec(f"{source}.changes", None, name="shop.copy", value_format=fmt)
+    copy = table_spec(f"{source}.changes", None, name="shop.copy", value_format=fmt,
+                      key_format="avro" if fmt == "debezium-avro" else "json")
     copy_rel = open_relation(copy, tmp_path / "b", map_size=1 << 30, registry=registry)
     assert partition_count(conf, copy.topic) == 2  # created like the source
     change_ends = {p: 0 for p in range(2)}
@@ -304,6 +318,51 @@ def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fm
         change_ends[m.partition] = max(change_ends[m.partition], m.offset + 1)
     materialize(conf, copy_rel, change_ends, None)
     assert table_rows(tmp_path / "b", copy.name) == original
+
+
+def test_avro_change_topic_reads_with_the_confluent_deserializers(broker: DevBroker,
+                                                                  tmp_path: Path) -> None:
+    """debezium-avro through a Confluent REST registry: keys and values are read back with
+    confluent-kafka's own AvroDeserializer (what a Connect Avro converter does: magic byte,
+    schema id, registry lookup) and fold into the table."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+    from confluent_kafka.schema_registry.avro import AvroDeserializer  # noqa: PLC0415
+    from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: PLC0415
+
+    conf = broker.kafka_config()
+    source = broker.create_topic(partitions=2)
+    changes = f"{source}.changes"
+    spec = table_spec(source, ChangesSpec(topic=changes, format="debezium-avro"))
+    ends = produce_records(conf, source, changelog(seed=5, records=600, replays=40))
+    with RegistryServer() as srv:
+        registry = RestRegistry(srv.url)
+        rel = open_relation(spec, tmp_path, map_size=1 << 30, registry=registry)
+        outbox = ChangeOutbox(spec, rel.writer, spec.column_names, Sink(conf), 2, registry,
+                              kafka_conf=conf)
+        records = materialize(conf, rel, ends, outbox)
+        _, want = expected_events(records)
+        want_messages = len(want) + sum(1 for e in want if e[2] == "d")
+        msgs = read_all(conf, changes, lambda ms: len(ms) >= want_messages)
+        assert sorted(srv.subjects) == [f"{changes}-key", f"{changes}-value"]
+        client = SchemaRegistryClient({"url": srv.url})
+        keys, values = AvroDeserializer(client), AvroDeserializer(client)
+
+        def key_of(m: Message) -> Any:
+            k = keys(m.key, SerializationContext(changes, MessageField.KEY))
+            assert isinstance(k, dict) and set(k) == {"id"}
+            return k["id"]
+
+        def value_of(m: Message) -> dict[str, Any]:
+            v = values(m.value, SerializationContext(changes, MessageField.VALUE))
+            assert isinstance(v, dict)
+            return v
+
+        f = fold(in_topic_order(msgs), key_of=key_of, value_of=value_of)
+    assert f.problems == []
+    assert set(f.events) == want
+    with Store.open(tmp_path) as store:
+        table = {r["id"]: r for r in store.table(spec.name).scan()}
+    assert f.table == table  # dates, decimals as Python values: the deserializer's own
 
 
 def _drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Message]:

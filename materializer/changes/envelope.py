@@ -4,15 +4,20 @@ An encoder turns a batch of `apply.Change` (stored-form tuples) into the Kafka
 messages that represent it, in order: one event per change and, after every
 delete, a tombstone (null value) for the same key (SPEC §5).
 
-- Key (both formats): the primary key as a compact JSON object of JSON-form
-  values, e.g. `{"id":1}`. Equal keys always give equal bytes, so every event of
-  one key hashes to one change-topic partition.
+- Key, `debezium-json`: the primary key as a compact JSON object of JSON-form
+  values, e.g. `{"id":1}`.
+- Key, `debezium-avro`: an Avro record `<namespace>.Key` of the primary key columns
+  (the same field names and Avro types as the envelope's row fields) in the
+  Confluent wire format, registered under `<change topic>-key`, so Avro
+  converters and deserializers read keys and values alike.
+  In both formats equal keys always give equal bytes, so every event of one key
+  hashes to one change-topic partition.
 - Value, `debezium-json`: `{"before", "after", "op", "ts_ms", "source"}` with rows
   in JSON form (dates ISO 8601, decimals as strings, bytes base64), and with
   `changes: {columns: true}` a `changed` list of column names on `u` events.
 - Value, `debezium-avro`: the same envelope as Avro in the Confluent wire format
   (magic 0, 4-byte schema id, body); the schema is registered once, when the
-  encoder is built, under `<change topic>-value`.
+  encoder is built, under `<change topic>-value` (and the key's under `-key`).
 
 Encoding is deterministic for a given change except `ts_ms` (the emit time), so a
 re-emitted event differs from the first only there.
@@ -206,18 +211,47 @@ def _avro_value(t: ColumnType) -> Callable[[Any], Any] | None:
     return None  # date, time, timestamp are stored as the Avro logical types' numbers
 
 
-def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
-    """The per-table Debezium envelope: before/after as nullable unions of the row record."""
-    namespace = ".".join(["materializer", *(avro_name(p) for p in spec.name.split("."))])
-    key_set = set(spec.key_columns)
-    fields: list[dict[str, Any]] = []
+def _namespace(spec: TableSpec) -> str:
+    """`materializer.<schema>.<table>`: the namespace of the table's Avro records."""
+    return ".".join(["materializer", *(avro_name(p) for p in spec.name.split("."))])
+
+
+def _field_names(layout: Sequence[str]) -> dict[str, str]:
+    """Column -> its Avro field name (valid, unique within the row record)."""
+    out: dict[str, str] = {}
     seen: set[str] = set()
     for name in layout:
-        col = spec.column(name)
         fname = avro_name(name)
         while fname in seen:
             fname += "_"
         seen.add(fname)
+        out[name] = fname
+    return out
+
+
+def key_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
+    """The Avro key record: the primary key columns, named and typed as the envelope's
+    row fields of those columns."""
+    namespace = _namespace(spec)
+    names = _field_names(layout)
+    fields: list[dict[str, Any]] = []
+    for name in spec.key_columns:
+        field: dict[str, Any] = {"name": names[name],
+                                 "type": avro_type(spec.column(name).type)}
+        if names[name] != name:
+            field["doc"] = f"column {name}"
+        fields.append(field)
+    return {"type": "record", "name": "Key", "namespace": namespace,
+            "connect.name": f"{namespace}.Key", "fields": fields}
+
+
+def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
+    """The per-table Debezium envelope: before/after as nullable unions of the row record."""
+    namespace = _namespace(spec)
+    key_set = set(spec.key_columns)
+    fields: list[dict[str, Any]] = []
+    for name, fname in _field_names(layout).items():
+        col = spec.column(name)
         field: dict[str, Any] = {"name": fname}
         if col.not_null or name in key_set:
             field["type"] = avro_type(col.type)
@@ -250,18 +284,20 @@ def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
 class AvroEnvelope:
     """`format: debezium-avro`: the envelope in the Confluent wire format."""
 
-    __slots__ = ("schema_id", "_schema", "_prefix", "_key", "_fields", "_names", "_width",
-                 "_convs", "_source", "_columns")
+    __slots__ = ("schema_id", "key_schema_id", "_schema", "_prefix", "_key", "_fields",
+                 "_names", "_width", "_convs", "_source", "_columns")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
         assert spec.changes is not None
         schema = envelope_schema(spec, layout)
+        kschema = key_schema(spec, layout)
         # the registry raises InfrastructureError (unreachable) or SchemaRejected (refused)
         self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
+        self.key_schema_id = int(registry.register(f"{spec.changes.topic}-key", kschema))
         self._schema = fastavro.parse_schema(schema)
         self._prefix = header(self.schema_id)
-        self._key = key_encoder(spec)
+        self._key = _avro_key_encoder(spec, kschema, self.key_schema_id)
         self._fields = tuple(f["name"] for f in schema["fields"][0]["type"][1]["fields"])
         self._names = tuple(layout)
         self._width = len(self._fields)
@@ -313,6 +349,24 @@ class AvroEnvelope:
             if ch.op == "d":
                 append((ch.partition, key, None))
         return out
+
+
+def _avro_key_encoder(spec: TableSpec, schema: dict[str, Any], schema_id: int
+                      ) -> Callable[[tuple[Any, ...]], bytes]:
+    """Stored-form key tuple -> the key record in the wire format (deterministic bytes)."""
+    parsed = fastavro.parse_schema(schema)
+    fields = tuple(f["name"] for f in schema["fields"])
+    convs = tuple(_avro_value(t) for t in spec.key_types)
+    prefix = header(schema_id)
+    write = fastavro.schemaless_writer
+
+    def encode(kt: tuple[Any, ...]) -> bytes:
+        buf = io.BytesIO(prefix)
+        buf.seek(5)
+        write(buf, parsed, {f: v if c is None or v is None else c(v)
+                            for f, c, v in zip(fields, convs, kt, strict=False)})
+        return buf.getvalue()
+    return encode
 
 
 def encoder_for(spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry | None
