@@ -17,6 +17,7 @@ import pytest
 from connectors.kafka import Sink
 from connectors.partitioners import murmur2, partition_for
 from connectors.registry import FileRegistry
+from materializer import __version__
 from materializer.changes.envelope import (
     AvroEnvelope,
     JsonEnvelope,
@@ -68,6 +69,14 @@ JSON_ROW = {**ROW, "price": "12.50", "u": "0e0b6a2c-3c53-4e4b-9a7e-9b8e2d1f0a11"
             "attrs": {"k": "1.2", "n": None}}
 
 
+def source(partition: int, offset: int, ts_ms: int, snapshot: str = "false",
+           table: str = "shop.items") -> dict[str, Any]:
+    """Debezium's required source fields, then SPEC §5's table/topic/partition/offset."""
+    return {"version": __version__, "connector": "materializer", "name": "materializer",
+            "ts_ms": ts_ms, "snapshot": snapshot, "db": table.split(".")[0], "table": table,
+            "topic": "items", "partition": partition, "offset": offset}
+
+
 def test_json_envelope_c_u_d_and_tombstone() -> None:
     spec = table()
     enc = JsonEnvelope(spec, spec.column_names)
@@ -84,8 +93,7 @@ def test_json_envelope_c_u_d_and_tombstone() -> None:
     assert msgs[3][2] is None  # the tombstone after the delete
     c, u, d = (json.loads(m[2]) for m in msgs[:3] if m[2] is not None)
     assert c == {"before": None, "after": JSON_ROW, "op": "c", "ts_ms": 5,
-                 "source": {"name": "materializer", "table": "shop.items", "topic": "items",
-                            "partition": 2, "offset": 40, "ts_ms": 1000}}
+                 "source": source(2, 40, 1000)}
     assert u["before"] == JSON_ROW and u["after"] == {**JSON_ROW, "name": "Bob"}
     assert u["op"] == "u" and "changed" not in u
     assert d["before"] == {**JSON_ROW, "name": "Bob"} and d["after"] is None
@@ -165,8 +173,7 @@ def test_avro_envelope_wire_format_and_registry(tmp_path: Path) -> None:
     ev = cast(dict[str, Any],
               fastavro.schemaless_reader(io.BytesIO(body[5:]), reg.schema(enc.schema_id)))
     assert ev["op"] == "u" and ev["ts_ms"] == 9 and ev["changed"] == ["price"]
-    assert ev["source"] == {"name": "materializer", "table": "shop.items", "topic": "items",
-                            "partition": 1, "offset": 5, "ts_ms": 77}
+    assert ev["source"] == source(1, 5, 77)
     after = ev["after"]
     assert after["price"] == decimal.Decimal("13.00")
     assert after["born"] == dt.date(1990, 3, 4)
@@ -284,6 +291,34 @@ def test_reserved_database_names(writer: RelationWriter) -> None:
     for name in (b"meta", b"p:0"):
         with pytest.raises(UsageError):
             writer.side_table(name)
+
+
+OLD_SOURCE = {"type": "record", "name": "Source", "fields": [
+    {"name": "name", "type": "string"}, {"name": "table", "type": "string"},
+    {"name": "topic", "type": "string"}, {"name": "partition", "type": "int"},
+    {"name": "offset", "type": "long"}, {"name": "ts_ms", "type": "long"}]}
+"""The source record of the first envelopes (before Debezium's required fields)."""
+
+
+def test_envelope_evolution_reads_events_of_the_first_schema() -> None:
+    """The source fields added since (version, connector, snapshot, db) have defaults, so
+    a registry's BACKWARD check passes and the new schema reads the older events."""
+    spec = table(ChangesSpec(topic="items.changes", format="debezium-avro"),
+                 {"id": "int not null", "n": "long"})
+    new = envelope_schema(spec, spec.column_names)
+    old = json.loads(json.dumps(new))
+    old["fields"] = [dict(f, type=OLD_SOURCE) if f["name"] == "source" else f
+                     for f in old["fields"]]
+    event = {"before": None, "after": {"id": 1, "n": 2}, "op": "c", "ts_ms": 9,
+             "source": {"name": "materializer", "table": "shop.items", "topic": "items",
+                        "partition": 0, "offset": 3, "ts_ms": 8}}
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(old), event)
+    got = fastavro.schemaless_reader(io.BytesIO(buf.getvalue()), fastavro.parse_schema(old),
+                                     fastavro.parse_schema(new))
+    assert isinstance(got, dict)
+    assert got["source"] == {**event["source"], "version": "", "connector": "materializer",
+                             "snapshot": "false", "db": ""}
 
 
 def test_schema_template_is_what_the_worker_registers() -> None:

@@ -19,6 +19,14 @@ delete, a tombstone (null value) for the same key (SPEC §5).
   (magic 0, 4-byte schema id, body); the schema is registered once, when the
   encoder is built, under `<change topic>-value` (and the key's under `-key`).
 
+`source` (both formats) carries Debezium's required fields and SPEC §5's position:
+`version` (the materializer's), `connector` and `name` ("materializer"), `ts_ms` (the
+source record's timestamp; for a snapshot event, the time of the snapshot),
+`snapshot` ("false" for c/u/d, "true" for r, "last" for the last r of a snapshot),
+`db` (the schema part of the table's qualified name), `table` (the qualified name,
+as SPEC §5 has it: `shop.users`), `topic`, `partition` and `offset` (the source
+record's; for r, the last offset applied in the row's partition).
+
 Encoding is deterministic for a given change except `ts_ms` (the emit time), so a
 re-emitted event differs from the first only there.
 """
@@ -37,6 +45,7 @@ from typing import Any, Protocol
 
 import fastavro
 
+from materializer import __version__
 from materializer.changes.event import Change
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError
@@ -76,6 +85,20 @@ _compact = _make_compact()
 _quote = json.encoder.encode_basestring_ascii
 
 
+CONNECTOR = "materializer"
+"""`source.connector` and `source.name` of every event."""
+
+
+def source_db(spec: TableSpec) -> str:
+    """`source.db`: the schema part of the table's qualified name `schema.name`."""
+    return spec.name.partition(".")[0]
+
+
+def snapshot_flag(op: str) -> str:
+    """`source.snapshot` of an event that is not the last of a snapshot."""
+    return "true" if op == "r" else "false"
+
+
 class EventEncoder(Protocol):
     """Turns applied changes into Kafka messages (events and tombstones), in order."""
 
@@ -107,7 +130,8 @@ def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:
 class JsonEnvelope:
     """`format: debezium-json`."""
 
-    __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_columns")
+    __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_source_tail",
+                 "_columns")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
         self._names = tuple(layout)
@@ -115,7 +139,9 @@ class JsonEnvelope:
         self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
                             if (c := to_json_value(spec.column(n).type)) is not None)
         self._key = key_encoder(spec)
-        self._source_head = (f',"source":{{"name":"materializer","table":{_quote(spec.name)},'
+        self._source_head = (f',"source":{{"version":{_quote(__version__)},'
+                             f'"connector":"{CONNECTOR}","name":"{CONNECTOR}","ts_ms":')
+        self._source_tail = (f',"db":{_quote(source_db(spec))},"table":{_quote(spec.name)},'
                              f'"topic":{_quote(spec.topic)},"partition":')
         self._columns = spec.changes is not None and spec.changes.columns
 
@@ -139,6 +165,7 @@ class JsonEnvelope:
         names = self._names
         key_of = self._key
         head = self._source_head
+        tail = self._source_tail
         columns = self._columns
         for ch in changes:
             key = key_of(ch.key)
@@ -146,8 +173,8 @@ class JsonEnvelope:
             extra = (f',"changed":{_compact(_changed(names, ch.before, ch.after))}'
                      if columns and op == "u" else "")
             value = (f'{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
-                     f'"ts_ms":{now_ms:d}{extra}{head}{ch.partition:d},"offset":{ch.offset:d},'
-                     f'"ts_ms":{ch.timestamp_ms:d}}}}}')
+                     f'"ts_ms":{now_ms:d}{extra}{head}{ch.timestamp_ms:d},"snapshot":'
+                     f'"{snapshot_flag(op)}"{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}')
             append((ch.partition, key, value.encode()))
             if op == "d":
                 append((ch.partition, key, None))
@@ -261,10 +288,22 @@ def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
         if fname != name:
             field["doc"] = f"column {name}"
         fields.append(field)
+    # fields added after the first envelope have defaults: events written with an older
+    # envelope stay readable (a registry's BACKWARD check passes)
     source = {"type": "record", "name": "Source", "fields": [
-        {"name": "name", "type": "string"}, {"name": "table", "type": "string"},
-        {"name": "topic", "type": "string"}, {"name": "partition", "type": "int"},
-        {"name": "offset", "type": "long"}, {"name": "ts_ms", "type": "long"}]}
+        {"name": "version", "type": "string", "default": ""},
+        {"name": "connector", "type": "string", "default": CONNECTOR},
+        {"name": "name", "type": "string"},
+        {"name": "ts_ms", "type": "long"},
+        {"name": "snapshot", "type": {
+            "type": "string", "connect.version": 1, "connect.name": "io.debezium.data.Enum",
+            "connect.parameters": {"allowed": "true,last,false"}, "connect.default": "false"},
+         "default": "false"},
+        {"name": "db", "type": "string", "default": ""},
+        {"name": "table", "type": "string"},
+        {"name": "topic", "type": "string"},
+        {"name": "partition", "type": "int"},
+        {"name": "offset", "type": "long"}]}
     env_fields: list[dict[str, Any]] = [
         {"name": "before", "type": ["null", {"type": "record", "name": "Value",
                                              "fields": fields}], "default": None},
@@ -303,7 +342,7 @@ class AvroEnvelope:
         self._width = len(self._fields)
         self._convs = tuple((i, c) for i, n in enumerate(layout)
                             if (c := _avro_value(spec.column(n).type)) is not None)
-        self._source = (spec.name, spec.topic)
+        self._source = (source_db(spec), spec.name, spec.topic)
         self._columns = spec.changes.columns
 
     def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
@@ -329,16 +368,17 @@ class AvroEnvelope:
         schema = self._schema
         prefix = self._prefix
         names = self._names
-        table, topic = self._source
+        db, table, topic = self._source
         columns = self._columns
         for ch in changes:
             key = key_of(ch.key)
             record: dict[str, Any] = {
                 "before": row(ch.before), "after": row(ch.after), "op": ch.op,
                 "ts_ms": now_ms,
-                "source": {"name": "materializer", "table": table, "topic": topic,
-                           "partition": ch.partition, "offset": ch.offset,
-                           "ts_ms": ch.timestamp_ms}}
+                "source": {"version": __version__, "connector": CONNECTOR,
+                           "name": CONNECTOR, "ts_ms": ch.timestamp_ms,
+                           "snapshot": snapshot_flag(ch.op), "db": db, "table": table,
+                           "topic": topic, "partition": ch.partition, "offset": ch.offset}}
             if columns:
                 record["changed"] = (_changed(names, ch.before, ch.after)
                                      if ch.op == "u" else None)
