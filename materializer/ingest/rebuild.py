@@ -8,14 +8,18 @@ earliest offset, outside the consumer group, until each partition reaches the en
 offset seen at start and a poll comes back empty. Only then is the new generation
 published, in one atomic rename, and the old one deleted; readers (`Store` views,
 `serve`) answer from the old state until then and from the new one after, never
-with an error. If the rebuild fails or is killed, the current state is untouched
-(the next rebuild or `run` deletes the unfinished generation). A later `materializer
+with an error. A table with `changes:` first delivers the change events its current
+state has not sent yet (`drain_outbox`): if the broker does not take them, the
+rebuild stops before anything is dropped. If the rebuild fails or is killed, the
+current state is untouched (the next rebuild or `run` deletes the unfinished
+generation). A later `materializer
 run` continues from where the replay stopped. Rejected records are routed by the
 relation's policy as the worker routes them.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
@@ -27,8 +31,14 @@ from materializer.ingest.worker import (
     open_registry,
     split_by_partition,
 )
-from materializer.specs import BATCH_SIZE, Catalog, RelationSpec
-from materializer.store import StoreLock
+from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
+from materializer.store import RelationWriter, StoreLock, relation_exists
+
+log = logging.getLogger("materializer.rebuild")
+
+DRAIN_TIMEOUT = 30.0
+"""Seconds a rebuild waits for the broker to take the change events of the state it
+replaces (a table with `changes:`)."""
 
 
 def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
@@ -40,6 +50,7 @@ def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
 
 
 def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
+    drain_outbox(catalog, spec)
     rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
                         registry=open_registry(catalog), fresh=True)
     try:
@@ -49,6 +60,43 @@ def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
         rel.writer.discard()  # the current state stays as it was
         raise
     return applied
+
+
+def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TIMEOUT) -> int:
+    """Deliver the change events that the current state of `spec` still holds (its outbox)
+    before a rebuild deletes it, or raise InfrastructureError, having dropped nothing,
+    if the broker does not take them all within `timeout` seconds. Returns how many."""
+    if not isinstance(spec, TableSpec) or spec.changes is None \
+            or not relation_exists(catalog.store_path, spec.name):
+        return 0
+    from connectors.kafka import Sink  # noqa: PLC0415
+    from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox  # noqa: PLC0415
+
+    writer = RelationWriter(catalog.store_path, spec.name, catalog.map_size)
+    if writer.side_table(OUTBOX_DB).entries() == 0:
+        return 0
+    meta = writer.meta()
+    layout = meta.layout if meta is not None else spec.column_names
+    sink = Sink(catalog.kafka_config)
+    outbox = ChangeOutbox(spec, writer, layout, sink, None, open_registry(catalog),
+                          kafka_conf=catalog.kafka_config)
+    waiting = outbox.backlog()
+    log.info("%s: delivering %d change event(s) to %s before the rebuild", spec.name,
+             waiting, outbox.topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        outbox.drain()
+        left = outbox.backlog()
+        if left == 0:
+            return waiting
+        if time.monotonic() >= deadline:
+            raise InfrastructureError(
+                f"{spec.name}: {left} change event(s) of the current state could not be "
+                f"delivered to {outbox.topic} within {timeout:.0f} s (is the broker at "
+                f"{catalog.kafka_config.get('bootstrap.servers', '?')} reachable?); a rebuild "
+                "would lose them, so nothing was dropped: run the rebuild again once the "
+                "broker is back")
+        time.sleep(0.2)  # drain backs off on its own; this only paces the checks
 
 
 def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:

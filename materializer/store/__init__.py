@@ -28,6 +28,7 @@ The kernel releases it when the last holder exits, kill -9 included.
 """
 
 from materializer.store.environment import RelationMeta, drop_relation
+from materializer.store.layout import relation_exists
 from materializer.store.lock import StoreLock, StoreLocked
 from materializer.store.read import Store, StreamView, TableView
 from materializer.store.rows import RowLayout
@@ -42,5 +43,5 @@ from materializer.store.writer import (
 __all__ = [
     "MapFull", "PartitionWriter", "RelationMeta", "RelationWriter", "RowLayout", "SideTable",
     "Store", "StoreLock", "StoreLocked", "StreamView", "TableView", "WriteBatch",
-    "drop_relation",
+    "drop_relation", "relation_exists",
 ]

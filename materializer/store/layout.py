@@ -91,6 +91,12 @@ def current(data_dir: str | os.PathLike[str], name: str) -> tuple[str, Path] | N
     return tok, relations_dir(data_dir) / tok
 
 
+def relation_exists(data_dir: str | os.PathLike[str], name: str) -> bool:
+    """Whether the store holds local state of `name` (either layout)."""
+    found = current(data_dir, name)
+    return found is not None and (found[1] / "data.mdb").is_file()
+
+
 def names(data_dir: str | os.PathLike[str]) -> list[str]:
     """The qualified names of every relation in the store (either layout), sorted."""
     base = relations_dir(data_dir)
