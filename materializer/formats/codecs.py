@@ -8,22 +8,15 @@ modules and are imported only when a relation uses them. JSON is read by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from materializer.errors import RecordError
+from materializer.formats import jsonformat
 from materializer.formats.base import KeyDecoder, ValueDecoder
-from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
-
-
-def _unwrap_connect(obj: Any) -> Any:
-    """Kafka Connect's JSON converter wraps data as {"schema": ..., "payload": ...}."""
-    if type(obj) is dict and len(obj) == 2 and "payload" in obj and "schema" in obj:
-        return obj["payload"]
-    return obj
 
 
 def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
@@ -45,8 +38,6 @@ def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
         return dec_str
     if fmt == "bytes":
         return bytes
-    if fmt == "json":
-        return loads
     raise ValueError(f"no scalar decoder for format {fmt!r}")
 
 
@@ -59,50 +50,21 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> K
         from materializer.formats import avro  # noqa: PLC0415 - optional path
 
         return avro.key_decoder(spec, registry)
-    raw = _scalar_decoder(fmt)
-
-    if len(names) == 1:
-        conv = convs[0]
-        name = names[0]
-
-        def one(b: bytes) -> tuple[Any, ...]:
-            v = raw(b)
-            if fmt == "json":
-                v = _unwrap_connect(v)
-            if fmt == "json" and isinstance(v, dict):
-                if name not in v:
-                    raise RecordError(f"key object lacks column {name!r}", "key_mismatch")
-                v = v[name]
-            if v is None:
-                return (None,)
-            try:
-                return (conv(v),)
-            except (TypeError, ValueError, ArithmeticError) as e:
-                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
-        return one
-
-    if fmt != "json":
+    if fmt == "json":
+        return jsonformat.key_decoder(spec)
+    if len(names) != 1:
         raise ValueError(f"a composite key needs key_format json or avro, not {fmt}")
+    raw = _scalar_decoder(fmt)
+    conv = convs[0]
+    name = names[0]
 
-    columns = tuple(zip(names, convs, strict=True))
-
-    def many(b: bytes) -> tuple[Any, ...]:
-        obj = _unwrap_connect(loads(b))
-        if not isinstance(obj, dict):
-            raise RecordError("a composite key must be a JSON object of the key columns",
-                              "key_mismatch")
-        out: list[Any] = []
-        for name, conv in columns:
-            v = obj.get(name)
-            if v is None:
-                out.append(None)
-                continue
-            try:
-                out.append(conv(v))
-            except (TypeError, ValueError, ArithmeticError) as e:
-                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
-        return tuple(out)
-    return many
+    def one(b: bytes) -> tuple[Any, ...]:
+        v = raw(b)
+        try:
+            return (conv(v),)
+        except (TypeError, ValueError, ArithmeticError) as e:
+            raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+    return one
 
 
 def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> ValueDecoder:
@@ -119,13 +81,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) ->
             return debezium.json_decoder(spec)
         return debezium.avro_decoder(spec, registry)
     if fmt == "json":
-        def dec_json(b: bytes) -> Mapping[str, Any]:
-            obj = loads(b)
-            if type(obj) is not dict:
-                raise RecordError(f"a JSON value must be an object, got {type(obj).__name__}",
-                                  "not_an_object")
-            return obj
-        return dec_json
+        return jsonformat.value_decoder(spec)
     value_columns = [c.name for c in spec.columns if c.name not in spec.key_columns]
     if len(value_columns) != 1:
         raise ValueError(f"value_format {fmt} needs exactly one non-key column")

@@ -35,18 +35,20 @@ import binascii
 import datetime as dt
 import decimal
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from materializer.columns import ColumnType
 from materializer.errors import RecordError
 from materializer.formats.jsonread import loads_text
 
-__all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields"]
+__all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields",
+           "per_schema", "struct_fields"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _MIDNIGHT = dt.datetime(1970, 1, 1)
 
+T = TypeVar("T")
 Fixup = Callable[[Any], Any]
 Plan = tuple[tuple[str, str, Fixup | None], ...]
 """Per planned field: (source field name, column name, conversion or None)."""
@@ -219,3 +221,35 @@ def apply_plan(plan: Plan, rec: dict[str, Any]) -> None:
             rec[col] = v
     except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
         raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e
+
+
+def struct_fields(struct: Any) -> dict[str, tuple[Any, Any, Any]] | None:
+    """Field name -> (connect name, parameters, node) of a Kafka Connect JSON struct
+    schema (what JsonConverter writes under `schema`), or None if it is not one."""
+    if not isinstance(struct, dict) or not isinstance(struct.get("fields"), list):
+        return None
+    out = {}
+    for f in struct["fields"]:
+        if isinstance(f, dict) and isinstance(f.get("field"), str):
+            out[f["field"]] = (f.get("name"), f.get("parameters"), f)
+    return out
+
+
+def per_schema(make: Callable[[Any], T], size: int = 8) -> Callable[[Any], T]:
+    """`make(schema)`, remembered for the `size` most recent schemas (compared by value:
+    JSON schemas come anew with every record). A schema nested too deeply to compare
+    raises RecordError(too_deep)."""
+    recent: list[tuple[Any, T]] = []
+
+    def get(schema: Any) -> T:
+        try:
+            for known, made in recent:
+                if known == schema:
+                    return made
+            made = make(schema)
+        except RecursionError as e:
+            raise RecordError("the Connect schema is nested too deeply", "too_deep") from e
+        recent.insert(0, (schema, made))
+        del recent[size:]
+        return made
+    return get

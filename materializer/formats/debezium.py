@@ -33,7 +33,13 @@ from materializer.formats.avro import (
     wire_reader,
 )
 from materializer.formats.base import DELETE, ValueDecoder
-from materializer.formats.connect_types import Plan, apply_plan, field_plan
+from materializer.formats.connect_types import (
+    Plan,
+    apply_plan,
+    field_plan,
+    per_schema,
+    struct_fields,
+)
 from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
@@ -73,37 +79,23 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDe
     return decode
 
 
-def _connect_fields(struct: Any) -> dict[str, tuple[Any, Any, Any]] | None:
-    """Field name -> (name, parameters, node) of a Kafka Connect JSON struct schema."""
-    if not isinstance(struct, dict) or not isinstance(struct.get("fields"), list):
-        return None
-    out = {}
-    for f in struct["fields"]:
-        if isinstance(f, dict) and isinstance(f.get("field"), str):
-            out[f["field"]] = (f.get("name"), f.get("parameters"), f)
-    return out
+def _after_of(schema: Any) -> Any:
+    """The `after` field of a wrapped Debezium event's schema (None if it has none)."""
+    fields = schema.get("fields") if isinstance(schema, dict) else None
+    if isinstance(fields, list):
+        for f in fields:
+            if isinstance(f, dict) and f.get("field") == "after":
+                return f
+    return None
 
 
 def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
-    recent: list[tuple[Any, Plan]] = []  # (after-schema, plan), newest first, a few
 
-    def plan_for(schema: Any) -> Plan:
-        after = None
-        fields = schema.get("fields") if isinstance(schema, dict) else None
-        if isinstance(fields, list):
-            for f in fields:
-                if isinstance(f, dict) and f.get("field") == "after":
-                    after = f
-                    break
-        for known, plan in recent:
-            if known == after:
-                return plan
-        found = _connect_fields(after)
-        plan = () if found is None else field_plan(found, columns)
-        recent.insert(0, (after, plan))
-        del recent[8:]
-        return plan
+    def plan(after: Any) -> Plan:
+        found = struct_fields(after)
+        return () if found is None else field_plan(found, columns)
+    plan_for = per_schema(plan)  # by the `after` row's schema
 
     def decode(b: bytes) -> Mapping[str, Any]:
         obj = loads(b)  # RecordError(malformed_json | too_deep | bad_unicode)
@@ -130,13 +122,9 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
         if type(after) is not dict:
             raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
         if schema is not None:
-            try:
-                plan = plan_for(schema)  # compares schemas: deep ones recurse
-            except RecursionError as e:
-                raise RecordError("the Connect schema is nested too deeply", "too_deep"
-                                  ) from e
-            if plan:
-                apply_plan(plan, after)
+            row_plan = plan_for(_after_of(schema))  # RecordError(too_deep): too deep
+            if row_plan:
+                apply_plan(row_plan, after)
         return after
 
     return decode

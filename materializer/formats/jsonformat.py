@@ -1,0 +1,194 @@
+"""JSON keys and values (`json`), with or without Kafka Connect's schema wrapper.
+
+Kafka Connect's JsonConverter with `schemas.enable=true` (Debezium with the
+ExtractNewRecordState transform, JDBC source connectors, ...) writes every key and
+value as `{"schema": {...}, "payload": ...}`. A JSON object is read as that wrapper
+when it has exactly these two fields and `schema` is an object with a string `type`
+(a Connect schema always has one); then the payload is the data, and the Connect
+logical types its schema names are applied by `connect_types.field_plan` (Decimal from
+base64 with its `scale`, Timestamp, MicroTimestamp, NanoTimestamp, ZonedTimestamp, Date,
+Time, MicroTime, NanoTime, VariableScaleDecimal, Json), with fields matched to columns
+by name, else case-insensitively when unambiguous. Plans are computed once per schema
+(`connect_types.per_schema`). A `null` payload is a delete (a tombstone with a
+schema); a payload that is not an object fills the one non-key column, if there is
+exactly one. A relation that declares columns named both `schema` and `payload`
+reads its JSON as it is.
+
+A value object that shares no field with the declared columns (key columns
+included) is rejected, RecordError(no_declared_columns): its fields would all be
+lost and the row stored as NULLs. An empty object `{}` passes (it carries nothing to
+lose), and so does any object for a relation without non-key columns.
+
+Cost: a plain JSON object pays two dict key tests beyond `jsonread.loads`:
+`"payload" in obj`, and the first non-key column's name (only an object without it
+is compared with every declared name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from materializer.columns import ColumnType
+from materializer.errors import RecordError
+from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
+from materializer.formats.connect_types import (
+    Fixup,
+    Plan,
+    apply_plan,
+    connect_fixup,
+    field_plan,
+    per_schema,
+    struct_fields,
+)
+from materializer.formats.jsonread import loads
+from materializer.specs import RelationSpec
+from materializer.values import to_storage
+
+__all__ = ["is_wrapper", "key_decoder", "value_decoder"]
+
+_Unwrap = Callable[[dict[str, Any]], Any]
+
+
+def is_wrapper(obj: dict[str, Any]) -> bool:
+    """Whether a JSON object is Kafka Connect's `{"schema", "payload"}` wrapper."""
+    if len(obj) != 2 or "payload" not in obj:
+        return False
+    schema = obj.get("schema")
+    return type(schema) is dict and type(schema.get("type")) is str
+
+
+def _reads_wrapper(spec: RelationSpec) -> bool:
+    names = set(spec.column_names)
+    return not ("schema" in names and "payload" in names)
+
+
+def _unwrapper(columns: Mapping[str, ColumnType], single: str | None) -> _Unwrap:
+    """wrapper -> payload with its Connect logical types applied (a dict of fields, a
+    bare value when the schema is not a struct, or None). A bare value is converted for
+    column `single` if given, else returned as it is. RecordError(type_mismatch) for a
+    value its logical type cannot read."""
+
+    def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None]:
+        fields = struct_fields(schema)
+        if fields is not None:
+            return field_plan(fields, columns), None
+        if single is None:
+            return (), None
+        return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
+                                 columns[single].kind)
+    plan_for = per_schema(plan)
+
+    def unwrap(obj: dict[str, Any]) -> Any:
+        payload = obj["payload"]
+        if payload is None:
+            return None
+        struct_plan, fix = plan_for(obj["schema"])
+        if type(payload) is dict:
+            if struct_plan:
+                apply_plan(struct_plan, payload)
+        elif fix is not None:
+            try:
+                payload = fix(payload)
+            except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
+                raise RecordError(f"the Connect payload: {e}", "type_mismatch") from e
+        return payload
+    return unwrap
+
+
+def value_decoder(spec: RelationSpec) -> ValueDecoder:
+    """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload."""
+    keys = set(spec.key_columns)
+    columns = {c.name: c.type for c in spec.columns if c.name not in keys}
+    declared = frozenset(spec.column_names)
+    guard = bool(columns)
+    probe = next(iter(columns), "")  # usually present: the full test only without it
+    wrapped = _reads_wrapper(spec)
+    single = next(iter(columns)) if len(columns) == 1 else None
+    unwrap = _unwrapper(columns, single)
+    expected = ", ".join(spec.column_names)
+
+    def shared_nothing(obj: dict[str, Any]) -> RecordError:
+        shown = ", ".join(list(obj)[:8]) + (", ..." if len(obj) > 8 else "")
+        return RecordError(f"the JSON object shares no field with the declared columns "
+                           f"({expected}): it has {shown}; check the column names (they "
+                           "are case-sensitive) and value_format", "no_declared_columns")
+
+    def decode(b: bytes) -> Mapping[str, Any]:
+        obj = loads(b)
+        if type(obj) is not dict:
+            raise RecordError(f"a JSON value must be an object, got {type(obj).__name__}",
+                              "not_an_object")
+        if "payload" in obj and wrapped and is_wrapper(obj):
+            obj = unwrap(obj)
+            if type(obj) is not dict:
+                if obj is None:
+                    return DELETE  # type: ignore[no-any-return]
+                if single is None:
+                    raise RecordError(f"the Connect payload is a {type(obj).__name__}, not "
+                                      "an object of the columns", "not_an_object")
+                return {single: obj}
+        if probe not in obj and guard and obj and declared.isdisjoint(obj):
+            raise shared_nothing(obj)
+        return obj
+
+    return decode
+
+
+def key_decoder(spec: RelationSpec) -> KeyDecoder:
+    """JSON key bytes -> stored-form key tuple: an object of the key columns or, for a
+    one-column key, the bare value; either may come in Connect's wrapper."""
+    names = spec.key_columns
+    types = dict(zip(names, spec.key_types, strict=True))
+    convs = tuple(to_storage(t) for t in spec.key_types)
+    wrapped = _reads_wrapper(spec)
+    unwrap_types = _unwrapper(types, names[0] if len(names) == 1 else None)
+
+    def unwrap(obj: dict[str, Any]) -> Any:
+        try:
+            return unwrap_types(obj)
+        except RecordError as e:
+            raise RecordError(str(e), "key_mismatch") from e
+
+    if len(names) == 1:
+        conv = convs[0]
+        name = names[0]
+
+        def one(b: bytes) -> tuple[Any, ...]:
+            v = loads(b)
+            if type(v) is dict:
+                if "payload" in v and wrapped and is_wrapper(v):
+                    v = unwrap(v)
+                if type(v) is dict:
+                    if name not in v:
+                        raise RecordError(f"key object lacks column {name!r}", "key_mismatch")
+                    v = v[name]
+            if v is None:
+                return (None,)
+            try:
+                return (conv(v),)
+            except (TypeError, ValueError, ArithmeticError) as e:
+                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+        return one
+
+    columns = tuple(zip(names, convs, strict=True))
+
+    def many(b: bytes) -> tuple[Any, ...]:
+        obj = loads(b)
+        if type(obj) is dict and "payload" in obj and wrapped and is_wrapper(obj):
+            obj = unwrap(obj)
+        if type(obj) is not dict:
+            raise RecordError("a composite key must be a JSON object of the key columns",
+                              "key_mismatch")
+        out: list[Any] = []
+        for name, conv in columns:
+            v = obj.get(name)
+            if v is None:
+                out.append(None)
+                continue
+            try:
+                out.append(conv(v))
+            except (TypeError, ValueError, ArithmeticError) as e:
+                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+        return tuple(out)
+    return many
