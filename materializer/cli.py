@@ -140,6 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # one writer per store: held until this process (and any worker child) exits
     lock = StoreLock.acquire(catalog.store_path, f"materializer run {args.config}")
+    os.umask(os.umask(0o077) | 0o077)  # what the worker writes (worker.json) is the owner's
     worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress(),
                     stop_event=stop)
     api_proc = None

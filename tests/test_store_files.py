@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -138,3 +139,63 @@ def test_stores_of_the_earlier_layout_stay_readable_and_are_moved_by_a_writer(
         assert not (store / "relations" / USERS.name).exists()
         assert len(s.table("users")) == 6 and s.table("users").get(9) is not None
         assert s.names() == [USERS.name]
+
+
+def _modes(store: Path) -> dict[str, int]:
+    """Permission bits of the store and everything in it (links not followed)."""
+    out = {".": store.stat().st_mode & 0o777}
+    for p in store.rglob("*"):
+        if not p.is_symlink():
+            out[str(p.relative_to(store))] = p.stat().st_mode & 0o777
+    return out
+
+
+def _owner_only(modes: dict[str, int], store: Path) -> None:
+    for rel, mode in modes.items():
+        want = 0o700 if (store / rel).is_dir() else 0o600
+        assert mode == want, f"{rel}: {oct(mode)}, expected {oct(want)}"
+
+
+def test_store_files_are_the_owners_only_whatever_the_umask(tmp_path: Path) -> None:
+    from materializer.store import StoreLock
+
+    store = tmp_path / "data"
+    old = os.umask(0)
+    try:
+        with StoreLock.acquire(store, "test"):
+            rel = open_relation(USERS, store)
+            rel.apply({0: [FakeRecord(b"1", json.dumps(user_row(1)).encode(), 0)]})
+    finally:
+        os.umask(old)
+    modes = _modes(store)
+    assert {"lock", "relations"} <= set(modes)
+    assert any(k.endswith("data.mdb") for k in modes) and any(k.endswith("lock.mdb")
+                                                              for k in modes)
+    assert any(k.endswith("/name") for k in modes)
+    _owner_only(modes, store)
+
+
+@pytest.mark.integration
+def test_a_worker_leaves_owner_only_files(session_broker: DevBroker, tmp_path: Path) -> None:
+    topic = session_broker.create_topic(unique("users"), partitions=1)
+    body = OFFLINE.format(store="unused").split("tables:\n", 1)[1].replace(
+        "topic: users", f"topic: {topic}")
+    ends = produce_records(session_broker.kafka_config(), topic, [
+        (i.to_bytes(8, "big", signed=True), json.dumps({"name": f"n{i}"}).encode())
+        for i in range(5)])
+    cfg = write_config(tmp_path / "t.yaml", session_broker, "tables:\n" + body)
+    store = tmp_path / "data"
+    old = os.umask(0)  # the worker inherits the most permissive umask there is
+    try:
+        worker = start_worker(cfg)
+    finally:
+        os.umask(old)
+    try:
+        wait_until(caught_up(store, "shop.users", ends), 60, "the worker", worker)
+        wait_until(lambda: (store / "worker.json").exists(), 30, "the status file", worker)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    modes = _modes(store)
+    assert "worker.json" in modes and "lock" in modes
+    _owner_only(modes, store)

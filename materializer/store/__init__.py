@@ -25,6 +25,12 @@ One writer per store: `StoreLock` (`<store>/lock`, an flock) is held by `materia
 run` for its life (worker processes it starts share it) and by `materializer rebuild`;
 a second taker fails at once naming the holder's pid and command. Readers take no lock.
 The kernel releases it when the last holder exits, kill -9 included.
+
+Files are the owner's only, whatever the umask: directories the store creates are
+0700 (the data directory when the store creates it, `relations/`, each generation),
+files 0600 (data.mdb, lock.mdb, `name`, `lock`); `materializer run` adds 077 to its
+umask, so the status file `worker.json` is 0600 too. Readers need the same user (an
+LMDB reader writes its slot into lock.mdb).
 """
 
 from materializer.store.environment import RelationMeta, drop_relation

@@ -14,7 +14,7 @@ import lmdb
 
 from materializer.columns import ColumnType, parse_type
 from materializer.errors import StoreError
-from materializer.store.layout import drop, generations, make_dir
+from materializer.store.layout import FILE_MODE, drop, generations, make_dir
 
 META = b"meta"
 OFFSET = struct.Struct(">Q")
@@ -57,12 +57,14 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
             if writable:
                 make_dir(path)
                 env = lmdb.open(str(path), map_size=map_size, max_dbs=MAX_DBS,
-                                max_readers=512, sync=True, metasync=True)
+                                max_readers=512, sync=True, metasync=True, mode=FILE_MODE)
+                for f in ("data.mdb", "lock.mdb"):  # LMDB's mode is subject to the umask
+                    os.chmod(path / f, FILE_MODE)
             else:
                 env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=MAX_DBS,
                                 max_readers=512, create=False)
             env.reader_check()  # clear reader slots left by crashed processes
-        except lmdb.Error as e:
+        except (lmdb.Error, OSError) as e:
             raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
         fid = _file_id(path)
         if fid is not None:

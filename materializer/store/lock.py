@@ -23,11 +23,13 @@ class StoreLocked(StoreError):
 
 def store_root(path: str | os.PathLike[str], create: bool) -> Path:
     """The data directory `path`, created (mode 0700) if `create`; StoreError if it is not
-    a directory (a file, say), so commands say so instead of failing deeper down."""
+    a directory (a file, say), so commands say so instead of failing deeper down. An
+    existing directory keeps its mode (what is inside is the owner's only anyway)."""
     root = Path(path)
-    if create:
+    if create and not root.exists():
         try:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(root, 0o700)  # mkdir's mode is subject to the umask
         except FileExistsError:
             pass  # not a directory: said below
         except OSError as e:
