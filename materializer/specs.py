@@ -49,6 +49,7 @@ class ChangesSpec:
     topic: str
     format: str = "debezium-json"
     columns: bool = False  # add the list of changed column names to `u` events
+    schemas: bool = False  # debezium-json: JsonConverter's {"schema", "payload"} wrapper
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ def table_spec(topic: str, changes: ChangesSpec | None, name: str = "shop.users"
                value_format: str = "json", key_format: str = "json") -> TableSpec:
     cols = tuple(Column(n, *parse_type(t)) for n, t in COLUMNS.items())
     return TableSpec(name=name, topic=topic, columns=cols, key_columns=("id",),
-                     key_format=key_format, value_format=value_format,  # type: ignore[arg-type]
+                     key_format=key_format, value_format=value_format,
                      changes=changes)
 
 
@@ -292,15 +292,18 @@ def test_change_topic_folds_into_the_table(broker: DevBroker, tmp_path: Path,
             assert m.partition == partition_for(m.key, change_partitions)
 
 
-@pytest.mark.parametrize("fmt", ["debezium-json", "debezium-avro"])
-def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fmt: str
-                                           ) -> None:
-    """Materializing the change topic as a Debezium source rebuilds the same table."""
+@pytest.mark.parametrize(("fmt", "schemas"), [("debezium-json", False),
+                                             ("debezium-json", True),
+                                             ("debezium-avro", False)])
+def test_change_topic_is_a_debezium_source(broker: DevBroker, tmp_path: Path, fmt: str,
+                                           schemas: bool) -> None:
+    """Materializing the change topic as a Debezium source rebuilds the same table (with
+    `schemas: true`, through the Connect schema wrapper and its logical types)."""
     conf = broker.kafka_config()
     source = broker.create_topic(partitions=2)
     registry = FileRegistry(tmp_path / "registry")
     spec = table_spec(source, ChangesSpec(topic=f"{source}.changes", format=fmt,
-                                          columns=True))
+                                          columns=True, schemas=schemas))
     ends = produce_records(conf, source, changelog(seed=11, records=800, replays=50))
     rel = open_relation(spec, tmp_path / "a", map_size=1 << 30)
     writer = rel.writer

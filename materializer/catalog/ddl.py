@@ -69,6 +69,7 @@ PROPERTIES = {
     "partial_update": ("partial_update", "names"), "replicated": ("replicated", "bool"),
     "soft_primary_key": ("soft_primary_key", "bool"), "changes_topic": ("changes", "text"),
     "changes_format": ("changes", "lower"), "changes_columns": ("changes", "bool"),
+    "changes_schemas": ("changes", "bool"),
     "max_events_per_key": ("retention", "int"),
 }
 TABLE_PROPERTIES = tuple(p for p in PROPERTIES if p != "max_events_per_key")
@@ -508,12 +509,14 @@ class _Properties:
         return At(value, loc, p.sub(start))
 
     def finish_changes(self) -> None:
-        """changes_topic / changes_format / changes_columns as one `changes` field."""
+        """changes_topic / changes_format / changes_columns / changes_schemas as one
+        `changes` field."""
         topic, fmt = self.changes.get("changes_topic"), self.changes.get("changes_format")
-        cols = self.changes.get("changes_columns")
+        cols, schemas = self.changes.get("changes_columns"), self.changes.get("changes_schemas")
         decl = ChangesDecl(None if topic is None else At(str(topic.value), topic.loc, topic.sub),
                            None if fmt is None else At(str(fmt.value), fmt.loc, fmt.sub),
-                           bool(cols.value) if cols is not None else False)
+                           bool(cols.value) if cols is not None else False,
+                           None if schemas is None else At(bool(schemas.value), schemas.loc))
         assert self.changes_tok is not None
         loc = self.p.loc(self.changes_tok)
         self.decl.fields["changes"] = Field(At(decl, loc), loc)

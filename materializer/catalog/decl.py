@@ -28,7 +28,7 @@ TABLE_FIELDS = (*COMMON_FIELDS, "primary_key", "soft_primary_key", "on_existing"
                 "version_column", "partial_update", "shard_key", "replicated", "null_key",
                 "changes")
 STREAM_FIELDS = (*COMMON_FIELDS, "key", "retention")
-CHANGES_FIELDS = ("topic", "format", "columns")
+CHANGES_FIELDS = ("topic", "format", "columns", "schemas")
 RETENTION_FIELDS = ("max_events_per_key",)
 
 RELATION_NAME_RULE = ("a table or stream name is 1-200 characters, starts with a letter, digit "
@@ -77,11 +77,12 @@ class ColumnDecl:
 
 @dataclass(frozen=True, slots=True)
 class ChangesDecl:
-    """`changes: {topic, format, columns}` as written."""
+    """`changes: {topic, format, columns, schemas}` as written."""
 
     topic: At[str] | None
     format: At[str] | None
     columns: bool = False
+    schemas: At[bool] | None = None
 
 
 @dataclass(slots=True)

@@ -64,7 +64,8 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
     if isinstance(spec, TableSpec):
         ch = spec.changes
         changes = "(none)" if ch is None else (
-            f"{ch.topic} ({ch.format}{', changed columns' if ch.columns else ''})")
+            f"{ch.topic} ({ch.format}{', changed columns' if ch.columns else ''}"
+            f"{', Connect schemas' if ch.schemas else ''})")
         out.append(f"  changes: {changes}")
     else:
         assert isinstance(spec, StreamSpec)

@@ -323,17 +323,19 @@ class _Reader(NodeReader):
     def _changes(self, node: Node) -> At[ChangesDecl] | None:
         if isinstance(node, ScalarNode) and node.tag == STR_TAG:
             return At(ChangesDecl(self.at(node), None), self.loc(node))
-        topic = fmt = None
+        topic = fmt = schemas = None
         columns = False
         for k, v in self.mapping(node, "`changes`", CHANGES_FIELDS):
             if k.value == "columns":
                 b = self.boolean(v, "`changes.columns`")
                 columns = b.value if b is not None else False
+            elif k.value == "schemas":
+                schemas = self.boolean(v, "`changes.schemas`")
             elif k.value == "topic":
                 topic = self.string(v, "`changes.topic`")
             else:
                 fmt = self.string(v, "`changes.format`")
-        return At(ChangesDecl(topic, fmt, columns), self.loc(node))
+        return At(ChangesDecl(topic, fmt, columns, schemas), self.loc(node))
 
     def _retention(self, node: Node) -> At[int] | None:
         for _key, v in self.mapping(node, "`retention`", RETENTION_FIELDS):

@@ -341,7 +341,12 @@ def _changes(r: _Rules, topic: str | None) -> ChangesSpec | None:
         elif fmt == "debezium-avro" and not r.ctx.has_registry:
             r.error(ch.format.loc, "change format debezium-avro needs a schema registry: add "
                     "`schema_registry: {url: ...}` (or `path:`) at the top level")
-    return ChangesSpec(ch.topic.value, fmt, ch.columns)
+    schemas = ch.schemas is not None and ch.schemas.value
+    if schemas and fmt == "debezium-avro" and ch.schemas is not None:
+        r.error(ch.schemas.loc, "`schemas` is for format debezium-json (Connect's JSON "
+                "schema wrapper); debezium-avro events name their schema in the registry: "
+                "remove `schemas`")
+    return ChangesSpec(ch.topic.value, fmt, ch.columns, schemas)
 
 
 def _soft_conflicts(r: _Rules, soft: bool) -> None:

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import fastavro
 
 from materializer import __version__
+from materializer.changes import connect
 from materializer.changes.event import Change
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError
@@ -127,18 +128,41 @@ def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:
                                 for n, c, v in zip(names, convs, kt, strict=False)}).encode()
 
 
+def _connect_key_encoder(spec: TableSpec, namespace: str) -> Callable[[tuple[Any, ...]], bytes]:
+    """Stored-form key tuple -> `{"schema": <key struct>, "payload": {...}}` (the schema
+    text built once)."""
+    head = '{"schema":' + _compact(connect.key_schema(spec, namespace)) + ',"payload":'
+    names = spec.key_columns
+    convs = tuple(connect.payload_converter(t, _compact) for t in spec.key_types)
+    return lambda kt: (head + _compact({n: v if c is None or v is None else c(v)
+                                        for n, c, v in zip(names, convs, kt, strict=False)})
+                       + "}").encode()
+
+
 class JsonEnvelope:
-    """`format: debezium-json`."""
+    """`format: debezium-json`; with `changes: {schemas: true}` every key and value is
+    wrapped as Kafka Connect's JsonConverter writes it (see `materializer.changes.connect`),
+    the schema texts computed once, here."""
 
     __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_source_tail",
-                 "_columns")
+                 "_columns", "_open", "_close")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
         self._names = tuple(layout)
         self._width = len(self._names)
-        self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
-                            if (c := to_json_value(spec.column(n).type)) is not None)
-        self._key = key_encoder(spec)
+        if spec.changes is not None and spec.changes.schemas:
+            namespace = _namespace(spec)
+            envelope = connect.envelope_schema(spec, layout, namespace)
+            self._open, self._close = '{"schema":' + _compact(envelope) + ',"payload":', "}"
+            self._key = _connect_key_encoder(spec, namespace)
+            self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
+                                if (c := connect.payload_converter(spec.column(n).type,
+                                                                   _compact)) is not None)
+        else:
+            self._open = self._close = ""
+            self._key = key_encoder(spec)
+            self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
+                                if (c := to_json_value(spec.column(n).type)) is not None)
         self._source_head = (f',"source":{{"version":{_quote(__version__)},'
                              f'"connector":"{CONNECTOR}","name":"{CONNECTOR}","ts_ms":')
         self._source_tail = (f',"db":{_quote(source_db(spec))},"table":{_quote(spec.name)},'
@@ -167,14 +191,16 @@ class JsonEnvelope:
         head = self._source_head
         tail = self._source_tail
         columns = self._columns
+        wrap, unwrap = self._open, self._close
         for ch in changes:
             key = key_of(ch.key)
             op = ch.op
             extra = (f',"changed":{_compact(_changed(names, ch.before, ch.after))}'
                      if columns and op == "u" else "")
-            value = (f'{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
+            value = (f'{wrap}{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
                      f'"ts_ms":{now_ms:d}{extra}{head}{ch.timestamp_ms:d},"snapshot":'
-                     f'"{snapshot_flag(op)}"{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}')
+                     f'"{snapshot_flag(op)}"{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}'
+                     f'{unwrap}')
             append((ch.partition, key, value.encode()))
             if op == "d":
                 append((ch.partition, key, None))
