@@ -75,7 +75,12 @@ class _Generation:
             txn.abort()
             for p in json.loads(raw):
                 if p not in self._dbs:
-                    self._dbs[p] = self.env.open_db(partition_db_name(p), create=False)
+                    try:
+                        db = self.env.open_db(partition_db_name(p), create=False)
+                    except lmdb.MapResizedError:  # the writer grew the map just now
+                        self.env.set_mapsize(0)
+                        db = self.env.open_db(partition_db_name(p), create=False)
+                    self._dbs[p] = db
             self._parts = sorted(self._dbs.items())
             self._parts_raw = raw
             txn = read_txn(self.env)

@@ -60,7 +60,8 @@ def _translated(path: Any, what: str) -> Iterator[None]:
     try:
         yield
     except lmdb.MapFullError as e:
-        raise MapFull(f"{path}: the LMDB map is full while {what}") from e
+        raise MapFull(f"{path}: the LMDB map is full while {what} (its size may grow up to "
+                      "`store.map_size` in the declaration file)") from e
     except lmdb.Error as e:
         raise StoreError(f"{path}: LMDB failed while {what}: {e}") from e
 
