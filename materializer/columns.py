@@ -15,16 +15,27 @@ PRIMITIVE_KINDS = frozenset(
 )
 NOT_KEYABLE = frozenset({"json", "array", "map"})
 INT_STORED_KINDS = frozenset({"int", "long", "date", "time", "timestamp"})
+ENCODINGS = {"decimal": ("base64",), "timestamp": ("ms", "us", "ns"), "time": ("ms", "us", "ns")}
+"""Per column kind, the `encoding`s it may declare: how input it cannot otherwise tell
+apart is read. decimal `base64`: text (or bytes) is the two's-complement big-endian
+unscaled integer, with the declared scale (Debezium decimal.handling.mode=precise
+without a schema); timestamp / time `ms` (the default), `us`, `ns`: integers count that
+unit since the epoch / since midnight."""
 
 
 @dataclass(frozen=True, slots=True)
 class ColumnType:
-    """A declared column type; `item` is the element (array) or value (map) type."""
+    """A declared column type; `item` is the element (array) or value (map) type.
+
+    `encoding` (one of `ENCODINGS[kind]`, or None for the default) says how input values
+    are read; it is not part of the type's text (`str`), since what is stored is the
+    same."""
 
     kind: str
     precision: int = 0
     scale: int = 0
     item: ColumnType | None = None
+    encoding: str | None = None
 
     def __str__(self) -> str:
         if self.kind == "decimal":

@@ -136,6 +136,59 @@ def _to_timestamp(v: Any) -> Any:
     raise TypeError(f"expected a timestamp, got {type(v).__name__}")
 
 
+def _to_timestamp_in(unit: str | None) -> Converter:
+    """`_to_timestamp`, with integers counted in `unit` (ms, us, ns) since the epoch."""
+    if unit not in ("us", "ns"):
+        return _to_timestamp
+    div = 1 if unit == "us" else 1000
+
+    def conv(v: Any) -> Any:
+        if type(v) is int:
+            us = v // div  # ns: floor, as Debezium's NanoTimestamp
+            if not _MIN_MICROS <= us <= _MAX_MICROS:
+                raise ValueError(f"{v} {unit} is outside the timestamps years 1-9999 can hold")
+            return us
+        return _to_timestamp(v)
+    return conv
+
+
+def _to_time_in(unit: str | None) -> Converter:
+    """`_to_time`, with integers counted in `unit` (ms, us, ns) since midnight."""
+    if unit not in ("us", "ns"):
+        return _to_time
+    div = 1 if unit == "us" else 1000
+
+    def conv(v: Any) -> Any:
+        if type(v) is int:
+            us = v // div
+            if not 0 <= us < 86_400_000_000:
+                raise ValueError(f"{v} {unit} is not a time of day")
+            return us
+        return _to_time(v)
+    return conv
+
+
+def scaled(unscaled: int, scale: int) -> decimal.Decimal:
+    """unscaled * 10**-scale, exactly (whatever the decimal context's precision)."""
+    return decimal.Decimal(f"{unscaled}E-{scale}")
+
+
+def _from_base64(v: Any, scale: int) -> decimal.Decimal:
+    """A decimal's two's-complement big-endian unscaled integer, in base64 text or bytes
+    (Connect's Decimal; Debezium decimal.handling.mode=precise)."""
+    raw = v
+    if isinstance(v, str):
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except ValueError as e:  # binascii.Error
+            shown = v if len(v) <= 40 else v[:40] + "..."
+            raise ValueError(f"{shown!r} is not base64 (the column's encoding: base64)"
+                             ) from e
+    if not raw:
+        raise ValueError("empty base64: no unscaled integer (the column's encoding: base64)")
+    return scaled(int.from_bytes(raw, "big", signed=True), scale)
+
+
 def _to_uuid(v: Any) -> Any:
     if isinstance(v, uuid.UUID):
         return str(v)
@@ -144,11 +197,15 @@ def _to_uuid(v: Any) -> Any:
     raise TypeError(f"expected a uuid, got {type(v).__name__}")
 
 
-def _decimal_converter(precision: int, scale: int) -> Converter:
+def _decimal_converter(precision: int, scale: int, base64_text: bool = False) -> Converter:
+    """Numbers and decimal text (or, with `base64_text`, base64 text and bytes of the
+    unscaled integer, never decimal text) to the decimal's text at `scale`."""
     quantum = decimal.Decimal(1).scaleb(-scale)
     limit = decimal.Decimal(10) ** (precision - scale)
 
     def conv(v: Any) -> Any:
+        if base64_text and isinstance(v, str | bytes | bytearray):
+            v = _from_base64(v, scale)
         if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):
             raise TypeError(f"expected a decimal, got {type(v).__name__}")
         try:
@@ -254,8 +311,9 @@ def _to_json(v: Any) -> Any:
 def to_storage(t: ColumnType) -> Converter:
     """A converter from a decoded value (JSON or Avro) to the stored form of `t`.
 
-    Raises TypeError or ValueError for a value that does not fit (a non-finite number
-    fits no column); a json value nested more than MAX_DEPTH levels raises
+    The type's `encoding` says how integers (timestamp, time: ms, us or ns) and text
+    (decimal: base64) are read. Raises TypeError or ValueError for a value that does not
+    fit (a non-finite number fits no column); a json value nested more than MAX_DEPTH levels raises
     RecordError(too_deep). None is the caller's business (nullability is checked
     before conversion).
     """
@@ -275,13 +333,13 @@ def to_storage(t: ColumnType) -> Converter:
     if k == "date":
         return _to_date
     if k == "time":
-        return _to_time
+        return _to_time_in(t.encoding)
     if k == "timestamp":
-        return _to_timestamp
+        return _to_timestamp_in(t.encoding)
     if k == "uuid":
         return _to_uuid
     if k == "decimal":
-        return _decimal_converter(t.precision, t.scale)
+        return _decimal_converter(t.precision, t.scale, t.encoding == "base64")
     if k == "json":
         return _to_json
     assert t.item is not None

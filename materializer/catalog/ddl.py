@@ -407,14 +407,24 @@ class _Elements:
         self.keys.extend(names)
 
     def column(self) -> None:
-        """`name TYPE [NOT NULL] [PRIMARY KEY | KEY]`, modifiers in any order."""
+        """`name TYPE [NOT NULL] [PRIMARY KEY | KEY] [ENCODING 'e']`, modifiers in any
+        order."""
         p = self.p
         name = p.ident("a column name (or PRIMARY KEY (...))")
         ctype = p.column_type()
         not_null = False
+        encoding: At[str] | None = None
         while True:
             t = p.tok
-            if t.word == "not":
+            if t.word == "encoding" and encoding is None:
+                p.advance()
+                v = p.advance()
+                if v.kind not in ("string", "ident"):
+                    raise p.fail("ENCODING needs a value: base64 (decimal), or ms, us, ns "
+                                 "(timestamp, time)", v)
+                text = v.text[1:-1] if v.kind == "string" else v.text
+                encoding = At(text.lower(), p.loc(v))
+            elif t.word == "not":
                 p.advance()
                 p.keyword("null")
                 not_null = True
@@ -425,7 +435,7 @@ class _Elements:
                 self.keys.append(name)
             else:
                 break
-        self.columns.append(ColumnDecl(name, ctype, not_null))
+        self.columns.append(ColumnDecl(name, ctype, not_null, encoding))
 
 
 class _Properties:

@@ -68,11 +68,13 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class ColumnDecl:
-    """A declared column; the front end has already parsed its type."""
+    """A declared column; the front end has already parsed its type. `encoding` is how
+    input values are read (`materializer.columns.ENCODINGS`), checked by the rules."""
 
     name: At[str]
     type: ColumnType
     not_null: bool
+    encoding: At[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

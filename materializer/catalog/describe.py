@@ -44,6 +44,8 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
         flags = " NOT NULL" if c.not_null else ""
         if c.name in spec.key_columns:
             flags += f" {key_word}"
+        if c.type.encoding is not None:
+            flags += f" encoding {c.type.encoding}"
         out.append(f"    {c.name.ljust(width)}  {c.type}{flags}")
     out.append(f"  formats: key {spec.key_format}, value {spec.value_format}")
     if isinstance(spec, TableSpec):

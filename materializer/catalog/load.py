@@ -56,6 +56,7 @@ from materializer.specs import (
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
             "streams", "sql")
 STORE_KEYS = ("path", "map_size")
+COLUMN_FIELDS = ("type", "encoding")
 API_KEYS = ("listen", "token_env", "max_lookup_keys")
 _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
 _UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
@@ -304,6 +305,12 @@ class _Reader(NodeReader):
             return None
         out: list[ColumnDecl] = []
         for k, v in self.mapping(node, "`columns`"):
+            encoding = None
+            if isinstance(v, MappingNode):  # {type: decimal(10,2), encoding: base64}
+                type_node, encoding = self._column_options(k, v)
+                if type_node is None:
+                    continue
+                v = type_node
             s = self.scalar(v, f"the type of column `{k.value}`")
             if s is None:
                 continue
@@ -317,8 +324,23 @@ class _Reader(NodeReader):
                 self.error(self.locator(s)(e.offset),
                            f"column `{k.value}`: {e}{'.' if hint else ''}{hint}")
                 continue
-            out.append(ColumnDecl(self.at(k), ctype, not_null))
+            out.append(ColumnDecl(self.at(k), ctype, not_null, encoding))
         return At(tuple(out), self.loc(node))
+
+    def _column_options(self, k: ScalarNode, node: MappingNode
+                        ) -> tuple[Node | None, At[str] | None]:
+        """A column written as a mapping: (its `type` node, its `encoding`)."""
+        type_node: Node | None = None
+        encoding = None
+        for key, value in self.mapping(node, f"column `{k.value}`", COLUMN_FIELDS):
+            if key.value == "type":
+                type_node = value
+            else:
+                encoding = self.string(value, f"the encoding of column `{k.value}`")
+        if type_node is None:
+            self.error(node, f"column `{k.value}` has no `type`: write `{k.value}: {{type: "
+                       "<type>, encoding: <encoding>}`, or just `{k.value}: <type>`")
+        return type_node, encoding
 
     def _changes(self, node: Node) -> At[ChangesDecl] | None:
         if isinstance(node, ScalarNode) and node.tag == STR_TAG:

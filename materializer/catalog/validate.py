@@ -11,6 +11,7 @@ Guarantees:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from materializer.catalog.decl import (
@@ -25,7 +26,7 @@ from materializer.catalog.decl import (
     misplaced_message,
     name_problem,
 )
-from materializer.columns import NOT_KEYABLE
+from materializer.columns import ENCODINGS, NOT_KEYABLE, ColumnType
 from materializer.specs import (
     CHANGE_FORMATS,
     KEY_FORMATS,
@@ -398,6 +399,23 @@ def _stream(r: _Rules, base: dict[str, Any]) -> StreamSpec:
     return StreamSpec(**base, max_events_per_key=limit)
 
 
+def _encoded(r: _Rules, c: ColumnDecl) -> ColumnType:
+    """The column's type with its `encoding`, which must be one its kind takes."""
+    if c.encoding is None:
+        return c.type
+    value, allowed = c.encoding.value, ENCODINGS.get(c.type.kind, ())
+    spelled = f"ENCODING '{value}'" if r.d.syntax == "sql" else f"encoding: {value}"
+    if not allowed:
+        r.error(c.encoding.loc, f"`{spelled}` does not apply to {c.type} column "
+                f"`{c.name.value}`: only decimal (base64), timestamp and time (ms, us, ns) "
+                "columns take an encoding; remove it")
+    elif value not in allowed:
+        use = allowed[0] if len(allowed) == 1 else f"one of {', '.join(allowed)}"
+        r.error(c.encoding.loc, f"`{spelled}` is not valid for {c.type} column "
+                f"`{c.name.value}`: use {use}")
+    return replace(c.type, encoding=value)
+
+
 def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | None:
     """Check one declaration against SPEC §3; the spec, or None if anything is wrong."""
     r = _Rules(d, ctx)
@@ -412,7 +430,7 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
     kf, vf = _formats(r, keys, cols)
     null_key, on_error, dlt = _policies(r)
     pk = set(keys) if d.kind == "table" else set()
-    columns = tuple(Column(c.name.value, c.type, c.not_null or n in pk)
+    columns = tuple(Column(c.name.value, _encoded(r, c), c.not_null or n in pk)
                     for n, c in cols.items())
     base: dict[str, Any] = {
         "name": name or "", "topic": topic or "", "columns": columns, "key_columns": keys,

@@ -242,7 +242,7 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
             node = resolve(schema, named_types(schema))
             name = node.get("connect.name") if isinstance(node, dict) else None
             params = node.get("connect.parameters") if isinstance(node, dict) else None
-            return ((None, connect_fixup(name, params, node, types[names[0]].kind), convs[0]),)
+            return ((None, connect_fixup(name, params, node, types[names[0]]), convs[0]),)
         fields = avro_fields(rec, named_types(schema))
         found = match_fields(fields, names)
         plan: list[tuple[str, Fixup | None, Fixup]] = []
@@ -252,7 +252,7 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
                 plan.append((col, None, conv))
             else:
                 cname, params, node = fields[src]
-                plan.append((src, connect_fixup(cname, params, node, types[col].kind), conv))
+                plan.append((src, connect_fixup(cname, params, node, types[col]), conv))
         return tuple(plan)
 
     read = wire_reader(spec, registry, "key_format avro", prepare)
@@ -304,7 +304,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueD
         node = resolve(schema, named_types(schema))
         if isinstance(node, dict):
             fix = connect_fixup(node.get("connect.name"), node.get("connect.parameters"),
-                                 node, columns[single].kind)
+                                 node, columns[single])
         else:
             fix = None
         return ((single, single, fix),)

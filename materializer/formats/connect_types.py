@@ -33,13 +33,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import decimal
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from materializer.columns import ColumnType
 from materializer.errors import RecordError
 from materializer.formats.jsonread import loads_text
+from materializer.values import scaled
 
 __all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields",
            "per_schema", "struct_fields"]
@@ -116,7 +116,7 @@ def _unscaled(v: Any) -> int | None:
 def _decimal_fixup(scale: int) -> Fixup:
     def conv(v: Any) -> Any:
         n = _unscaled(v)
-        return v if n is None else decimal.Decimal(n).scaleb(-scale)
+        return v if n is None else scaled(n, scale)
     return conv
 
 
@@ -126,7 +126,7 @@ def _variable_decimal(v: Any) -> Any:
         n = _unscaled(raw)
         if type(scale) is not int or n is None:
             raise ValueError("a VariableScaleDecimal needs an int scale and bytes value")
-        return decimal.Decimal(n).scaleb(-scale)
+        return scaled(n, scale)
     return v
 
 
@@ -146,22 +146,25 @@ def _scale_of(params: Any, fallback: Any) -> int | None:
     return None
 
 
-def connect_fixup(name: Any, params: Any, node: Any, kind: str) -> Fixup | None:
-    """The conversion a Connect/Debezium-named field needs to fit a `kind` column, or
-    None when the value already fits as it comes. `node` is the field's own schema
-    (for a decimal `scale` given outside `parameters`)."""
+def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup | None:
+    """The conversion a Connect/Debezium-named field needs to fit a column of type
+    `ctype`, or None when the value already fits as it comes (the schema's unit wins
+    over the column's `encoding`, which is for input without a schema). `node` is the
+    field's own schema (for a decimal `scale` given outside `parameters`)."""
     if not isinstance(name, str):
         return None
+    kind = ctype.kind
+    in_ms = ctype.encoding in (None, "ms")  # what an integer in the column counts
     if name in ("io.debezium.time.Date", "org.apache.kafka.connect.data.Date"):
         return None if kind == "date" else _from_days
     if name in ("io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp"):
-        return None if kind == "timestamp" else _from_millis
+        return None if kind == "timestamp" and in_ms else _from_millis
     if name == "io.debezium.time.MicroTimestamp":
         return _from_micros
     if name == "io.debezium.time.NanoTimestamp":
         return _from_nanos
     if name in ("io.debezium.time.Time", "org.apache.kafka.connect.data.Time"):
-        return None if kind == "time" else _time_millis
+        return None if kind == "time" and in_ms else _time_millis
     if name == "io.debezium.time.MicroTime":
         return _time_micros
     if name == "io.debezium.time.NanoTime":
@@ -204,7 +207,7 @@ def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
     out = []
     for col, src in match_fields(fields, columns).items():
         name, params, node = fields[src]
-        fix = connect_fixup(name, params, node, columns[col].kind)
+        fix = connect_fixup(name, params, node, columns[col])
         if fix is not None or src != col:
             out.append((src, col, fix))
     return tuple(out)

@@ -12,8 +12,11 @@ are honoured in plain `avro` records (Debezium with the ExtractNewRecordState
 transform). Bytes in Debezium JSON are base64 text, which bytes columns accept.
 Without the JSON schema wrapper there is no type information: an integer in a
 timestamp column is epoch milliseconds, in a date column epoch days, in a time
-column milliseconds since midnight; a base64 Connect decimal cannot be read (use
-Debezium's `decimal.handling.mode=string` or `double`). Other Debezium types
+column milliseconds since midnight, unless the column declares another `encoding`
+(`us`, `ns`: Debezium's MicroTimestamp / MicroTime, NanoTimestamp / NanoTime); a
+base64 Connect decimal (`decimal.handling.mode=precise`) is read only by a decimal
+column that declares `encoding: base64`, with the declared scale (see
+`materializer.columns.ENCODINGS`). Other Debezium types
 (intervals, geometry, bit sets, enums) arrive as Debezium encodes them and fit
 string / bytes / long / json columns.
 """

@@ -76,7 +76,7 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None) -> _Unwrap
         if single is None:
             return (), None
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
-                                 columns[single].kind)
+                                 columns[single])
     plan_for = per_schema(plan)
 
     def unwrap(obj: dict[str, Any]) -> Any:
