@@ -19,6 +19,7 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient
@@ -56,6 +57,25 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1,
     raise InfrastructureError(f"topic {name} did not appear within {timeout} s")
 
 
+def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 5.0
+              ) -> dict[str, str | None]:
+    """The broker's id of each topic (None: the topic does not exist). A topic deleted and
+    created again gets a new id. InfrastructureError if the broker cannot be asked."""
+    admin = AdminClient(with_logging(_client_conf(conf)))
+    out: dict[str, str | None] = {}
+    for topic, fut in admin.describe_topics(TopicCollection(list(topics)),
+                                            request_timeout=timeout).items():
+        try:
+            out[topic] = str(fut.result(timeout).topic_id)
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                out[topic] = None
+            else:
+                raise InfrastructureError(f"cannot describe topic {topic}: {e}") from e
+    return out
+
+
 def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 10.0) -> int:
     """Number of partitions of `topic` (0 if it does not exist)."""
     admin = AdminClient(with_logging(_client_conf(bootstrap_conf)))
@@ -84,6 +104,7 @@ def _consumer(group: str, conf: dict[str, Any]) -> Consumer:
     return Consumer(with_logging({
         "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100,
+        "topic.metadata.refresh.interval.ms": 10_000,  # a topic created later shows up soon
         "queued.min.messages": 200000, **conf}))
 
 
@@ -98,6 +119,7 @@ class _Reader:
         self._consumer = consumer
         self._start_offsets = start_offsets
         self.assigned: set[tuple[str, int]] = set()
+        self.generation = 0  # bumped on every assignment: the worker re-checks its topics
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
         """Up to `max_records` messages, each partition in offset order. Broker-level errors
@@ -117,6 +139,16 @@ class _Reader:
             else:
                 log.warning("consumer: %s", err)
         return out
+
+    def rewind(self, topic: str) -> None:
+        """Move every assigned partition of `topic` back to where the store says it starts
+        (the beginning, after its state was dropped)."""
+        for t, p in sorted(self.assigned):
+            if t == topic:
+                try:
+                    self._consumer.seek(TopicPartition(t, p, _start(self._start_offsets(t, p))))
+                except KafkaException as e:
+                    raise InfrastructureError(f"cannot rewind {t}/{p}: {e}") from e
 
     def end_offset(self, topic: str, partition: int) -> int | None:
         """The high watermark last seen for a partition (cached, no broker round trip)."""
@@ -150,7 +182,19 @@ class _Reader:
 
 
 class Source(_Reader):
-    """A consumer in a group (cooperative-sticky) that starts partitions where the store says."""
+    """A consumer in a group (cooperative-sticky) that starts partitions where the store says.
+
+    `on_ownership(pairs, owned)`, if set, is called from the rebalance callbacks (inside
+    `poll_batch`, so never while the caller has a write transaction open): owned=True
+    for partitions assigned, False for partitions revoked or lost. Partitions given up
+    by `close()` are not reported: a worker that stops keeps its state as of the stop."""
+
+    on_ownership: Callable[[list[tuple[str, int]], bool], None] | None = None
+    _closing = False
+
+    def close(self) -> None:
+        self._closing = True
+        super().close()
 
     def __init__(self, conf: dict[str, str], group: str, topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
@@ -165,12 +209,17 @@ class Source(_Reader):
         consumer.incremental_assign(partitions)
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.update(pairs)
+        self.generation += 1
         log.info("assigned %s", pairs)
+        if self.on_ownership is not None:
+            self.on_ownership(pairs, True)
 
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.difference_update(pairs)
         log.info("revoked %s", pairs)
+        if self.on_ownership is not None and not self._closing:
+            self.on_ownership(pairs, False)  # not on close: a clean stop keeps them current
 
 
 class AssignedSource(_Reader):

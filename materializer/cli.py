@@ -127,11 +127,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
-    from materializer.ingest.worker import (  # noqa: PLC0415
-        Worker,
-        install_signal_handlers,
-        terminal_progress,
-    )
+    from materializer.ingest.progress import Progress  # noqa: PLC0415
+    from materializer.ingest.worker import Worker, install_signal_handlers  # noqa: PLC0415
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
@@ -141,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # one writer per store: held until this process (and any worker child) exits
     lock = StoreLock.acquire(catalog.store_path, f"materializer run {args.config}")
     os.umask(os.umask(0o077) | 0o077)  # what the worker writes (worker.json) is the owner's
-    worker = Worker(catalog, batch_size=args.batch_size, progress=terminal_progress(),
+    worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
                     stop_event=stop)
     api_proc = None
     api_failed: list[int] = []

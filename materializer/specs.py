@@ -8,18 +8,28 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError
 
-KEY_FORMATS = ("int", "long", "string", "json", "bytes", "avro")
-VALUE_FORMATS = ("json", "avro", "string", "int", "long", "bytes", "debezium-json",
-                 "debezium-avro")
-ON_EXISTING = ("overwrite", "ignore", "versioned")
-NULL_KEY_POLICIES = ("drop", "dead_letter", "fail")
-ON_ERROR_POLICIES = ("fail", "skip", "dead_letter")
-CHANGE_FORMATS = ("debezium-json", "debezium-avro")
+KeyFormat = Literal["int", "long", "string", "json", "bytes", "avro", "kafka", "json_sr"]
+ValueFormat = Literal["json", "avro", "string", "int", "long", "bytes", "debezium-json",
+                      "debezium-avro", "json_sr"]
+OnExisting = Literal["overwrite", "ignore", "versioned"]
+NullKeyPolicy = Literal["drop", "dead_letter", "fail"]
+OnErrorPolicy = Literal["fail", "skip", "dead_letter"]
+OnResetPolicy = Literal["fail", "rebuild"]
+"""What a relation does when its topic no longer holds the offsets it applied (recreated)."""
+ChangeFormat = Literal["debezium-json", "debezium-avro"]
+
+KEY_FORMATS: tuple[KeyFormat, ...] = get_args(KeyFormat)
+VALUE_FORMATS: tuple[ValueFormat, ...] = get_args(ValueFormat)
+ON_EXISTING: tuple[OnExisting, ...] = get_args(OnExisting)
+NULL_KEY_POLICIES: tuple[NullKeyPolicy, ...] = get_args(NullKeyPolicy)
+ON_ERROR_POLICIES: tuple[OnErrorPolicy, ...] = get_args(OnErrorPolicy)
+ON_RESET_POLICIES: tuple[OnResetPolicy, ...] = get_args(OnResetPolicy)
+CHANGE_FORMATS: tuple[ChangeFormat, ...] = get_args(ChangeFormat)
 DEFAULT_MAP_SIZE = 1 << 36
 """`store.map_size` when the file names none: the ceiling an LMDB map may grow to."""
 BATCH_SIZE = 20_000
@@ -47,7 +57,7 @@ class ChangesSpec:
     """Where and how a table's change events go (SPEC §5)."""
 
     topic: str
-    format: str = "debezium-json"
+    format: ChangeFormat = "debezium-json"
     columns: bool = False  # add the list of changed column names to `u` events
     schemas: bool = False  # debezium-json: JsonConverter's {"schema", "payload"} wrapper
 
@@ -60,10 +70,16 @@ class RelationSpec:
     topic: str
     columns: tuple[Column, ...]
     key_columns: tuple[str, ...]
-    key_format: str = "json"
-    value_format: str = "json"
-    on_error: str = "fail"
+    key_format: KeyFormat = "json"
+    value_format: ValueFormat = "json"
+    on_error: OnErrorPolicy = "fail"
     dead_letter_topic: str | None = None
+    partitions: int | None = None  # for creating a missing topic (ksqlDB PARTITIONS)
+    replicas: int | None = None  # its replication factor (ksqlDB REPLICAS)
+    timestamp_column: str | None = None  # the event time (ksqlDB TIMESTAMP)
+    key_format_default: bool = field(default=False, compare=False)
+    """Whether `key_format` is ksqlDB's default (KAFKA: DDL that names no KEY_FORMAT)."""
+    on_reset: OnResetPolicy = "fail"
     location: Location = field(default_factory=Location, compare=False)
 
     @property
@@ -90,12 +106,12 @@ class TableSpec(RelationSpec):
     """A TABLE: one row per primary key, upserted (SPEC §2-§4)."""
 
     soft_primary_key: bool = False
-    on_existing: str = "overwrite"
+    on_existing: OnExisting = "overwrite"
     version_column: str | None = None
     partial_update: tuple[str, ...] | None = None
     shard_key: tuple[str, ...] = ()
     replicated: bool = False
-    null_key: str = "drop"
+    null_key: NullKeyPolicy = "drop"
     changes: ChangesSpec | None = None
 
     @property

@@ -65,16 +65,20 @@ PROPERTIES = {
     "value_format": ("value_format", "lower"), "format": ("format", "lower"),
     "on_existing": ("on_existing", "lower"), "version_column": ("version_column", "text"),
     "null_key": ("null_key", "lower"), "on_error": ("on_error", "lower"),
+    "on_reset": ("on_reset", "lower"),
     "dead_letter_topic": ("dead_letter_topic", "text"), "shard_key": ("shard_key", "names"),
     "partial_update": ("partial_update", "names"), "replicated": ("replicated", "bool"),
     "soft_primary_key": ("soft_primary_key", "bool"), "changes_topic": ("changes", "text"),
     "changes_format": ("changes", "lower"), "changes_columns": ("changes", "bool"),
     "changes_schemas": ("changes", "bool"),
     "max_events_per_key": ("retention", "int"),
+    "partitions": ("partitions", "int"), "replicas": ("replicas", "int"),
+    "timestamp": ("timestamp_column", "text"),
 }
 TABLE_PROPERTIES = tuple(p for p in PROPERTIES if p != "max_events_per_key")
 STREAM_PROPERTIES = ("kafka_topic", "key_format", "value_format", "format", "on_error",
-                     "dead_letter_topic", "max_events_per_key")
+                     "dead_letter_topic", "max_events_per_key", "partitions", "replicas",
+                     "timestamp")
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,10 @@ def describe(catalog: Catalog) -> str:
 
 def _describe_relation(spec: RelationSpec) -> list[str]:
     where = f" ({spec.location.file}: line {spec.location.line})" if spec.location.line else ""
-    out = [f"{spec.kind} {spec.name}{where}", f"  topic: {spec.topic}", "  columns:"]
+    create = [f"{spec.partitions} partitions"] if spec.partitions else []
+    create += [f"replication factor {spec.replicas}"] if spec.replicas else []
+    topic = f" (if missing, created with {', '.join(create)})" if create else ""
+    out = [f"{spec.kind} {spec.name}{where}", f"  topic: {spec.topic}{topic}", "  columns:"]
     width = max(len(c.name) for c in spec.columns)
     key_word = "PRIMARY KEY" if spec.kind == "table" else "KEY"
     for c in spec.columns:
@@ -47,7 +50,11 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
         if c.type.encoding is not None:
             flags += f" encoding {c.type.encoding}"
         out.append(f"    {c.name.ljust(width)}  {c.type}{flags}")
-    out.append(f"  formats: key {spec.key_format}, value {spec.value_format}")
+    default = (" (ksqlDB's default when KEY_FORMAT is not named)"
+               if spec.key_format_default else "")
+    out.append(f"  formats: key {spec.key_format}{default}, value {spec.value_format}")
+    out.append(f"  timestamp: {spec.timestamp_column} (event time)" if spec.timestamp_column
+               else "  timestamp: the Kafka record's timestamp")
     if isinstance(spec, TableSpec):
         kind = "soft primary key" if spec.soft_primary_key else "primary key"
         out.append(f"  {kind}: ({', '.join(spec.key_columns)})")
@@ -62,6 +69,7 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
     else:
         out.append(f"  key: ({', '.join(spec.key_columns)})")
     out.append(f"  on_error: {spec.on_error}")
+    out.append(f"  on_reset: {spec.on_reset}")
     out.append(f"  dead_letter_topic: {spec.dead_letter_topic or '(none)'}")
     if isinstance(spec, TableSpec):
         ch = spec.changes

@@ -12,7 +12,7 @@ Guarantees:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from materializer.catalog.decl import (
     STREAM_FIELDS,
@@ -33,13 +33,23 @@ from materializer.specs import (
     NULL_KEY_POLICIES,
     ON_ERROR_POLICIES,
     ON_EXISTING,
+    ON_RESET_POLICIES,
     VALUE_FORMATS,
     ChangesSpec,
     Column,
     Location,
+    NullKeyPolicy,
+    OnErrorPolicy,
     StreamSpec,
     TableSpec,
 )
+
+C = TypeVar("C", bound=str)
+
+
+def one_of(value: str, allowed: tuple[C, ...]) -> C:
+    """`value` as one of `allowed` (the first one if it is none of them: already an error)."""
+    return next((a for a in allowed if a == value), allowed[0])
 
 # Types a version can be compared in (stored as numbers, so `>=` is the intended order).
 VERSION_KINDS = ("int", "long", "float", "double", "date", "time", "timestamp")
@@ -55,6 +65,18 @@ SCALAR_FORMAT_KINDS = {
 _FORMAT_READS = {"int": "a 4-byte big-endian integer", "long": "an 8-byte big-endian integer",
                  "string": "UTF-8 text", "bytes": "raw bytes"}
 _DDL_NAMES = {"topic": "kafka_topic"}
+KAFKA_KEY_KINDS = ("int", "long", "double", "string", "bytes")
+"""Key column kinds ksqlDB's KAFKA format reads (Kafka's Integer, Long, Double, String and
+ByteArray serializers; see `materializer.formats.codecs`)."""
+TIMESTAMP_KINDS = ("timestamp", "long")
+UNSUPPORTED_FORMATS = {
+    "protobuf": "reading Protobuf needs each schema's .proto text compiled at run time, and "
+                "this worker has no Protobuf compiler; have the producer write AVRO, JSON_SR "
+                "or JSON",
+    "protobuf_nosr": "Protobuf without a registry has no schema to read it by; have the "
+                     "producer write AVRO, JSON_SR or JSON",
+}
+"""ksqlDB formats this worker refuses, and why."""
 
 
 class _Rules:
@@ -174,15 +196,18 @@ class _Rules:
                            f"be part of a key: use a scalar type (int, long, string, uuid, "
                            f"decimal, date, timestamp, ...) for `{key}` columns")
 
-    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+    def choice(self, key: str, allowed: tuple[C, ...], default: C) -> C:
+        """The value of `key`, one of `allowed` (an error, and `default`, otherwise)."""
         f = self.get(key)
         if f is None:
             return default
         value = str(f.value.value)
-        if value not in allowed:
-            self.error(f.value.loc, f"`{key}: {value}` is not valid: use one of "
-                       f"{', '.join(allowed)}")
-        return value
+        for a in allowed:
+            if a == value:
+                return a
+        self.error(f.value.loc, f"`{key}: {value}` is not valid: use one of "
+                   f"{', '.join(allowed)}")
+        return default
 
 
 def _key(r: _Rules, cols: dict[str, ColumnDecl]) -> tuple[tuple[str, ...], bool]:
@@ -238,11 +263,59 @@ def _format_fits(r: _Rules, key: str, fmt: str, cols: list[ColumnDecl]) -> None:
                 f"that fits {c.type}")
 
 
+def _refused_formats(r: _Rules) -> set[str]:
+    """Formats ksqlDB has and this worker cannot read, each an error that says so."""
+    out = set()
+    for key in ("key_format", "value_format"):
+        f = r.get(key)
+        value = str(f.value.value) if f is not None else ""
+        if f is not None and value in UNSUPPORTED_FORMATS:
+            r.error(f.value.loc, f"{_spelled(r, key, value)} is not supported: "
+                    f"{UNSUPPORTED_FORMATS[value]}")
+            out.add(key)
+    return out
+
+
+def _spelled(r: _Rules, key: str, value: str) -> str:
+    """A setting as the declaration writes it: `key: value` or `KEY='VALUE'`."""
+    if r.d.syntax == "sql":
+        return f"`{_DDL_NAMES.get(key, key).upper()}='{value.upper()}'`"
+    return f"`{key}: {value}`"
+
+
+def _kafka_key(r: _Rules, names: tuple[str, ...], cols: list[ColumnDecl]) -> None:
+    """ksqlDB's KAFKA key format: one key column of a type Kafka has a serializer for."""
+    f = r.get("key_format")
+    loc = f.value.loc if f is not None else r.d.loc
+    how = (_spelled(r, "key_format", "kafka") if f is not None else
+           "KEY_FORMAT is not named, so the key is read as KAFKA (ksqlDB's default when "
+           "KEY_FORMAT is not named), which")
+    fix = ("add KEY_FORMAT='JSON' (or 'JSON_SR', 'AVRO') to WITH (...)" if f is None else
+           "use key_format json, json_sr or avro")
+    if len(cols) != 1:
+        r.error(loc, f"{how} reads one key column (Kafka's serializer of its type), but "
+                f"{r.what} has a composite key ({', '.join(names)}): {fix}")
+        return
+    c = cols[0]
+    if c.type.kind not in KAFKA_KEY_KINDS:
+        r.error(loc, f"{how} reads the key with Kafka's serializer of its type, and ksqlDB's "
+                f"KAFKA format has them for INT, BIGINT, DOUBLE, STRING, BYTES only: key "
+                f"column `{c.name.value}` has type {c.type}; {fix}")
+
+
 def _formats(r: _Rules, names: tuple[str, ...], cols: dict[str, ColumnDecl]
-             ) -> tuple[str, str]:
-    kf = r.choice("key_format", KEY_FORMATS, "json")
-    vf = r.choice("value_format", VALUE_FORMATS, "json")
-    if names and all(n in cols for n in names) and kf in KEY_FORMATS:
+             ) -> tuple[str, str, bool]:
+    """(key format, value format, whether the key format is ksqlDB's default: DDL that
+    names no KEY_FORMAT reads KAFKA keys, as ksqlDB does)."""
+    refused = _refused_formats(r)
+    implicit = r.d.syntax == "sql" and r.get("key_format") is None
+    kf = "json" if "key_format" in refused else r.choice(
+        "key_format", KEY_FORMATS, "kafka" if implicit else "json")
+    vf = "json" if "value_format" in refused else r.choice(
+        "value_format", VALUE_FORMATS, "json")
+    if names and all(n in cols for n in names) and kf == "kafka":
+        _kafka_key(r, names, [cols[n] for n in names])
+    elif names and all(n in cols for n in names) and kf in KEY_FORMATS:
         _format_fits(r, "key_format", kf, [cols[n] for n in names])
     if vf in ("string", "int", "long", "bytes"):
         _format_fits(r, "value_format", vf, [c for n, c in cols.items() if n not in names])
@@ -251,10 +324,36 @@ def _formats(r: _Rules, names: tuple[str, ...], cols: dict[str, ColumnDecl]
         if "avro" in fmt and not r.ctx.has_registry and f is not None:
             r.error(f.value.loc, f"`{key}: {fmt}` needs a schema registry: add "
                     "`schema_registry: {url: ...}` (or `path:`) at the top level")
-    return kf, vf
+    return kf, vf, implicit
 
 
-def _policies(r: _Rules) -> tuple[str, str, str | None]:
+def _topic_settings(r: _Rules, cols: dict[str, ColumnDecl]) -> dict[str, Any]:
+    """partitions and replicas (for creating a missing topic) and the timestamp column
+    (ksqlDB PARTITIONS, REPLICAS, TIMESTAMP)."""
+    out: dict[str, Any] = {}
+    for key in ("partitions", "replicas"):
+        f = r.get(key)
+        if f is None:
+            continue
+        n = int(f.value.value)
+        if n < 1:
+            r.error(f.value.loc, f"`{key}` must be at least 1, not {n}")
+        out[key] = n
+    f = r.get("timestamp_column")
+    if f is not None:
+        name = str(f.value.value)
+        spelled = "TIMESTAMP" if r.d.syntax == "sql" else "timestamp_column"
+        if name not in cols:
+            r.error(f.value.loc, f"timestamp column `{name}` is not declared in {r.what}: "
+                    f"declare it, or remove `{spelled}` (declared: {', '.join(cols)})")
+        elif cols[name].type.kind not in TIMESTAMP_KINDS:
+            r.error(f.value.loc, f"timestamp column `{name}` has type {cols[name].type}: "
+                    f"`{spelled}` names a timestamp or long (epoch milliseconds) column")
+        out["timestamp_column"] = name
+    return out
+
+
+def _policies(r: _Rules) -> tuple[NullKeyPolicy, OnErrorPolicy, str | None]:
     null_key = r.choice("null_key", NULL_KEY_POLICIES, "drop")
     on_error = r.choice("on_error", ON_ERROR_POLICIES, "fail")
     dlt = r.text("dead_letter_topic")
@@ -347,7 +446,7 @@ def _changes(r: _Rules, topic: str | None) -> ChangesSpec | None:
         r.error(ch.schemas.loc, "`schemas` is for format debezium-json (Connect's JSON "
                 "schema wrapper); debezium-avro events name their schema in the registry: "
                 "remove `schemas`")
-    return ChangesSpec(ch.topic.value, fmt, ch.columns, schemas)
+    return ChangesSpec(ch.topic.value, one_of(fmt, CHANGE_FORMATS), ch.columns, schemas)
 
 
 def _soft_conflicts(r: _Rules, soft: bool) -> None:
@@ -364,7 +463,7 @@ def _soft_conflicts(r: _Rules, soft: bool) -> None:
 
 
 def _table(r: _Rules, base: dict[str, Any], keys: tuple[str, ...], soft: bool,
-           cols: dict[str, ColumnDecl], null_key: str) -> TableSpec:
+           cols: dict[str, ColumnDecl], null_key: NullKeyPolicy) -> TableSpec:
     on_existing = r.choice("on_existing", ON_EXISTING, "overwrite")
     version = _version(r, on_existing, keys, cols)
     partial = _partial(r, on_existing, version, keys, cols)
@@ -427,7 +526,7 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
     topic = r.required("topic", "<kafka topic>")
     cols = r.columns()
     keys, soft = _key(r, cols)
-    kf, vf = _formats(r, keys, cols)
+    kf, vf, kf_default = _formats(r, keys, cols)
     null_key, on_error, dlt = _policies(r)
     pk = set(keys) if d.kind == "table" else set()
     columns = tuple(Column(c.name.value, _encoded(r, c), c.not_null or n in pk)
@@ -435,7 +534,8 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
     base: dict[str, Any] = {
         "name": name or "", "topic": topic or "", "columns": columns, "key_columns": keys,
         "key_format": kf, "value_format": vf, "on_error": on_error, "dead_letter_topic": dlt,
-        "location": d.loc,
+        "key_format_default": kf_default, **_topic_settings(r, cols),
+        "on_reset": r.choice("on_reset", ON_RESET_POLICIES, "fail"), "location": d.loc,
     }
     spec: TableSpec | StreamSpec = (_table(r, base, keys, soft, cols, null_key)
                                     if d.kind == "table" else _stream(r, base))

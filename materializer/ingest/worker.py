@@ -15,17 +15,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from materializer.errors import MaterializerError, RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.deadletter import DeadLetters
+from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
+from materializer.ingest.topics import TopicReset, TopicWatch, reset_message
 from materializer.protocols import SchemaRegistry
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import is_dropped, lag, rejection_counter, write_status
@@ -44,6 +44,7 @@ class Feed:
 
     by_topic: dict[str, list[Relation]]
     source: Any = None
+    generation: int = 0  # the source's assignment generation last checked
 
     def start_offset(self, topic: str, partition: int) -> int | None:
         """Where a partition starts: the lowest next offset of the relations it feeds."""
@@ -116,7 +117,7 @@ class Worker:
     """Materializes every relation of a catalog from its topic, until stopped."""
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
-                 progress: Callable[[str], None] | None = None,
+                 progress: Progress | None = None,
                  stop_event: threading.Event | None = None) -> None:
         self.catalog = catalog
         self.batch_size = batch_size
@@ -131,6 +132,7 @@ class Worker:
             feed = self.replicated if getattr(rel.spec, "replicated", False) else self.grouped
             feed.by_topic.setdefault(rel.spec.topic, []).append(rel)
         self.applied_total = 0
+        self.applied_by_relation: dict[str, int] = {r.spec.name: 0 for r in self.relations}
         self.counters: dict[str, int] = {}
         self.batch_hist = Histogram()
         self._sink: Any = None
@@ -151,11 +153,13 @@ class Worker:
     def feeds(self) -> list[Feed]:
         return [f for f in (self.grouped, self.replicated) if f.by_topic]
 
-    def _attach_outboxes(self) -> None:
+    def _attach_outboxes(self, only: Relation | None = None) -> None:
         from materializer.changes.outbox import ChangeOutbox  # noqa: PLC0415
 
         for rel in self.relations:
             spec = rel.spec
+            if only not in (None, rel):
+                continue
             if isinstance(spec, TableSpec) and spec.changes is not None:
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
                                           self.sink(), None, self.registry,
@@ -167,10 +171,12 @@ class Worker:
     def run(self) -> None:
         """Consume and apply until `stop_event` is set. Raises RecordRejectedFatal for a bad
         record under policy `fail` (after committing everything before it)."""
-        from connectors.kafka import AssignedSource, Source  # noqa: PLC0415
+        from connectors.kafka import AssignedSource, Source, topic_ids  # noqa: PLC0415
 
         self._attach_outboxes()
         conf = self.catalog.kafka_config
+        self.topics = TopicWatch(self.relations, lambda ts: topic_ids(conf, ts))
+        self._handle_resets(self.topics.changed(force=True))
         if self.grouped.by_topic:
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
@@ -188,8 +194,13 @@ class Worker:
                         continue
                 for feed in feeds:
                     msgs = feed.source.poll_batch(self.batch_size, timeout)
+                    if feed.source.generation != feed.generation:  # a new assignment: the
+                        feed.generation = feed.source.generation   # topics may be new ones
+                        rebuilt = self._handle_resets(self.topics.changed(force=True))
+                        msgs = [m for m in msgs if m.topic() not in rebuilt]  # re-read
                     if msgs:
                         self._apply_with_retry(msgs, feed)
+                self._handle_resets(self.topics.changed())
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
@@ -233,6 +244,7 @@ class Worker:
                 outcomes = rel.apply(parts, self.dead_letters)
                 for p, out in outcomes.items():
                     self.applied_total += out.applied
+                    self.applied_by_relation[rel.spec.name] += out.applied
                     for r in out.rejected:
                         key = f"{rel.spec.name}|{rejection_counter(r.policy, r.reason)}"
                         self.counters[key] = self.counters.get(key, 0) + 1
@@ -246,6 +258,37 @@ class Worker:
             feed.source.commit(commits)
         if fatal is not None:
             raise RecordRejectedFatal(fatal_message(*fatal))
+
+    def _handle_resets(self, changed: list[tuple[Relation, str, str]]) -> set[str]:
+        """Apply `on_reset` to relations whose topic was recreated (see ingest.topics); the
+        topics rebuilt (their partitions were moved back to the beginning)."""
+        for rel, old, new in changed:
+            if rel.spec.on_reset != "rebuild":
+                raise TopicReset(reset_message(rel, old, new))
+            log.warning("%s: topic %s was deleted and created again (id %s is now %s): "
+                        "on_reset: rebuild drops the local state and replays the new topic",
+                        rel.spec.name, rel.spec.topic, old, new)
+            self._rebuild_in_place(rel, new)
+        return {rel.spec.topic for rel, _, _ in changed}
+
+    def _rebuild_in_place(self, rel: Relation, topic_id: str) -> None:
+        """Drop `rel`'s local state (after delivering its pending change events, if the
+        broker takes them) and start it again from the beginning of its topic."""
+        from materializer.store import drop_relation  # noqa: PLC0415
+
+        if rel.outbox is not None:
+            rel.outbox.drain()
+        drop_relation(self.catalog.store_path, rel.spec.name)
+        fresh = open_relation(rel.spec, self.catalog.store_path, map_size=self.catalog.map_size,
+                              registry=self.registry)
+        rel.writer, rel.applier, rel.next_offsets = fresh.writer, fresh.applier, {}
+        rel.writer.set_source_topic_id(topic_id)
+        if rel.outbox is not None:
+            rel.outbox = None
+            self._attach_outboxes(only=rel)
+        for feed in self.feeds:
+            if feed.source is not None and rel.spec.topic in feed.by_topic:
+                feed.source.rewind(rel.spec.topic)
 
     def _drain(self) -> None:
         for rel in self.relations:
@@ -289,10 +332,8 @@ class Worker:
             write_status(self.catalog.store_path, status)
         except OSError as e:
             log.warning("cannot write the status file in %s: %s", self.catalog.store_path, e)
-        if self.progress is not None and parts:
-            total_lag = sum(x["lag"] or 0 for x in parts)
-            self.progress(f"applied {self.applied_total:,} records, lag {total_lag:,} "
-                          f"over {len(parts)} partition(s)")
+        if self.progress is not None and not stopping:
+            self.progress.update(parts, self.applied_by_relation)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -301,20 +342,3 @@ def install_signal_handlers(stop: threading.Event) -> None:
         stop.set()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-
-
-def terminal_progress() -> Callable[[str], None] | None:
-    """A progress printer: a live line on a terminal, a plain log line every 10 s otherwise."""
-    if sys.stderr.isatty():
-        def live(text: str) -> None:
-            sys.stderr.write("\r\x1b[K" + text)
-            sys.stderr.flush()
-        return live
-    last = [0.0]
-
-    def plain(text: str) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 10:
-            last[0] = now
-            log.info("%s", text)
-    return plain

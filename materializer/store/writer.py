@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from materializer.errors import StoreError, UsageError
 from materializer.store.environment import (
     META,
     OFFSET,
+    REVOKED,
     RelationMeta,
     cached_env,
     counter_key,
@@ -147,6 +148,25 @@ class RelationWriter:
                 txn.put(b"partitions", json.dumps(sorted(parts)).encode(), db=self._meta_db)
             self._dbs[partition] = db
         return db
+
+    def set_revoked(self, partitions: Iterable[int], revoked: bool) -> bool:
+        """Mark `partitions` as revoked from this worker (True: a rebalance gave them to
+        another one, so their rows here stop being current) or as its own again (False),
+        in one small write transaction of its own (call while no WriteBatch of this
+        writer is open). Readers skip revoked partitions (`TableView`, `StreamView`);
+        their next offsets and counters stay. Returns whether anything changed."""
+        wanted = set(partitions)
+        with _translated(self.path, "marking revoked partitions"), \
+                self.env.begin(write=True, db=self._meta_db) as txn:
+            before = set(json.loads(txn.get(REVOKED, b"[]")))
+            after = before | wanted if revoked else before - wanted
+            if after == before:
+                return False
+            if after:
+                txn.put(REVOKED, json.dumps(sorted(after)).encode())
+            else:
+                txn.delete(REVOKED)
+        return True
 
     def forget_handles(self) -> None:
         """After an aborted transaction, DB handles it created are gone."""
