@@ -180,6 +180,7 @@ class Worker:
         if self.grouped.by_topic:
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
+            self.grouped.source.on_ownership = self._ownership_changed
         if self.replicated.by_topic:
             self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
                                                     self.replicated.start_offset)
@@ -216,6 +217,15 @@ class Worker:
                     self._sink.flush(10)
                 except MaterializerError as e:  # shutting down; the outbox keeps events
                     log.warning("flush at shutdown: %s", e)
+
+    def _ownership_changed(self, pairs: list[tuple[str, int]], owned: bool) -> None:
+        """A rebalance took (owned=False) or gave (True) these partitions: mark them revoked
+        in each relation they feed, or clear the mark, so that readers of this store never
+        answer a revoked partition's rows as current. Called inside poll, between batches."""
+        for topic in {t for t, _ in pairs}:
+            parts = [p for t, p in pairs if t == topic]
+            for rel in self.grouped.by_topic.get(topic, ()):
+                rel.writer.set_revoked(parts, not owned)
 
     def _apply_with_retry(self, msgs: list[Any], feed: Feed) -> None:
         """Apply a batch; on a retriable failure (registry or broker away) back off and apply

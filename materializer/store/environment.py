@@ -17,6 +17,8 @@ from materializer.errors import StoreError
 from materializer.store.layout import FILE_MODE, drop, generations, make_dir
 
 META = b"meta"
+REVOKED = b"revoked"
+"""Meta key: JSON list of the partitions revoked from this store's worker (not current)."""
 OFFSET = struct.Struct(">Q")
 _LOCK = threading.Lock()
 _ENVS: dict[tuple[int, int], tuple[lmdb.Environment, bool]] = {}

@@ -18,6 +18,7 @@ from materializer.store import layout as _layout
 from materializer.store.environment import (
     META,
     OFFSET,
+    REVOKED,
     RelationMeta,
     forget_env,
     offset_key,
@@ -61,30 +62,44 @@ class _Generation:
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self.key_convs = key_storage_converters(self.key_types)
         self._dbs: dict[int, Any] = {}
-        self._parts_raw = b"[]"
-        self._parts: list[tuple[int, Any]] = []
+        # (partitions raw, revoked raw, every partition, the ones not revoked), swapped whole
+        self._state: tuple[bytes, bytes, list[tuple[int, Any]], list[tuple[int, Any]]] = \
+            (b"[]", b"[]", [], [])
 
-    def begin(self) -> tuple[lmdb.Transaction[bytes], list[tuple[int, Any]]]:
-        """A read transaction and the partitions (number, DB) that existed when it began.
+    def begin(self, every: bool = False
+              ) -> tuple[lmdb.Transaction[bytes], list[tuple[int, Any]]]:
+        """A read transaction and the partitions (number, DB) to read in it: those that
+        existed when it began, less those revoked from this store's worker (a rebalance
+        gave them to another one: their rows are not current), or all with `every`.
 
         Named DBs are opened outside any transaction: a handle opened inside a
         read-only transaction is not usable in later ones (py-lmdb 3)."""
-        txn = read_txn(self.env)
-        raw = txn.get(b"partitions", b"[]", db=self.meta_db)
-        if raw != self._parts_raw:
-            txn.abort()
-            for p in json.loads(raw):
-                if p not in self._dbs:
-                    try:
-                        db = self.env.open_db(partition_db_name(p), create=False)
-                    except lmdb.MapResizedError:  # the writer grew the map just now
-                        self.env.set_mapsize(0)
-                        db = self.env.open_db(partition_db_name(p), create=False)
-                    self._dbs[p] = db
-            self._parts = sorted(self._dbs.items())
-            self._parts_raw = raw
+        while True:
             txn = read_txn(self.env)
-        return txn, self._parts
+            raw = txn.get(b"partitions", b"[]", db=self.meta_db)
+            rev = txn.get(REVOKED, b"[]", db=self.meta_db)
+            state = self._state
+            if raw == state[0] and rev == state[1]:
+                return txn, state[2] if every else state[3]
+            numbers = json.loads(raw)
+            missing = [p for p in numbers if p not in self._dbs]
+            if not missing:
+                revoked = set(json.loads(rev))
+                parts = [(p, self._dbs[p]) for p in sorted(numbers)]
+                self._state = (raw, rev, parts, [x for x in parts if x[0] not in revoked])
+                return txn, self._state[2] if every else self._state[3]
+            txn.abort()
+            for p in missing:
+                try:
+                    db = self.env.open_db(partition_db_name(p), create=False)
+                except lmdb.MapResizedError:  # the writer grew the map just now
+                    self.env.set_mapsize(0)
+                    db = self.env.open_db(partition_db_name(p), create=False)
+                self._dbs[p] = db
+
+    def served(self) -> list[tuple[int, Any]]:
+        """The partitions not revoked, as of the last `begin`."""
+        return self._state[3]
 
     def key_tuple(self, key: Any) -> tuple[Any, ...]:
         """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
@@ -259,16 +274,18 @@ class _RelationReader:
         """Per partition, the next source offset the worker will apply (every record below
         it is applied or counted); committed state only."""
         g = self._gen()
-        txn, parts = g.begin()
+        txn, parts = g.begin(every=True)
         with txn:
             return {p: self._next_offset(g, txn, p) for p, _ in parts}
 
     def partition_stats(self) -> list[dict[str, Any]]:
-        """Per partition: rows (entries), next offset to apply, counters."""
+        """Per partition (revoked ones too): rows (entries), next offset to apply, counters,
+        and whether it is revoked from this store's worker (its rows are not served)."""
         counters = self.counters()
         g = self._gen()
         out = []
-        txn, parts = g.begin()
+        txn, parts = g.begin(every=True)
+        served = {p for p, _ in g.served()}
         with txn:
             for p, db in parts:
                 out.append({
@@ -276,6 +293,7 @@ class _RelationReader:
                     "rows": txn.stat(db)["entries"],
                     "next_offset": self._next_offset(g, txn, p),
                     "counters": counters.get(p, {}),
+                    "revoked": p not in served,
                 })
         return out
 
