@@ -7,6 +7,7 @@ LMDB is the single source of truth for progress.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -57,7 +58,7 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1,
     raise InfrastructureError(f"topic {name} did not appear within {timeout} s")
 
 
-def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 5.0
+def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
               ) -> dict[str, str | None]:
     """The broker's id of each topic (None: the topic does not exist). A topic deleted and
     created again gets a new id. InfrastructureError if the broker cannot be asked."""
@@ -67,6 +68,9 @@ def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 5.0
                                             request_timeout=timeout).items():
         try:
             out[topic] = str(fut.result(timeout).topic_id)
+        except concurrent.futures.TimeoutError as e:
+            raise InfrastructureError(f"no answer describing topic {topic} within "
+                                      f"{timeout} s") from e
         except KafkaException as e:
             err = e.args[0] if e.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -76,7 +80,7 @@ def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 5.0
     return out
 
 
-def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 10.0) -> int:
+def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 5.0) -> int:
     """Number of partitions of `topic` (0 if it does not exist)."""
     admin = AdminClient(with_logging(_client_conf(bootstrap_conf)))
     try:

@@ -98,12 +98,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     catalog = _load(args.config)
     from materializer.report import format_status, status_rows  # noqa: PLC0415
 
-    rows = status_rows(catalog)
+    problems: list[str] = []
+    rows = status_rows(catalog, problems)
     if args.json:
         for r in rows:
             _print_json(r)
     else:
         print(format_status(rows))
+    if problems:
+        bootstrap = catalog.kafka_config.get("bootstrap.servers", "?")
+        print(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "
+              f"are unknown ({problems[0]})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -166,6 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             "or run with --no-api")
     lock.release()
     log.info("stopped after applying %d records", worker.applied_total)
+    if not worker.clean_shutdown:  # the broker hangs: do not wait for librdkafka's teardown
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

@@ -15,14 +15,16 @@ from materializer.status import lag, totals
 from materializer.store import Store
 
 
-def status_rows(catalog: Catalog) -> list[dict[str, Any]]:
+def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dict[str, Any]]:
     """Per relation and partition: rows, applied (next) offset, end offset, lag, counters.
-    A topic whose end offsets cannot be read shows `None` there."""
+    A topic whose end offsets cannot be read shows `None` there, and why is appended to
+    `problems`."""
     from connectors.kafka import end_offsets  # noqa: PLC0415
 
     rows: list[dict[str, Any]] = []
     ends: dict[str, dict[int, int]] = {}
-    with Store.open(catalog.store_path, catalog.default_schema) as store:
+    # no data directory yet (the worker never ran): every relation has no state
+    with Store(catalog.store_path, catalog.default_schema) as store:
         for spec in catalog.relations:
             try:
                 stats = store.relation(spec.name).partition_stats()
@@ -31,8 +33,10 @@ def status_rows(catalog: Catalog) -> list[dict[str, Any]]:
             if spec.topic not in ends:
                 try:
                     ends[spec.topic] = end_offsets(catalog.kafka_config, spec.topic, timeout=5)
-                except InfrastructureError:
+                except InfrastructureError as e:
                     ends[spec.topic] = {}
+                    if problems is not None:
+                        problems.append(str(e))
             seen = {s["partition"] for s in stats}
             stats += [{"partition": p, "rows": 0, "next_offset": 0, "counters": {}}
                       for p in ends[spec.topic] if p not in seen]

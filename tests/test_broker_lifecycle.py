@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from connectors.kafka import produce_records
 from connectors.kafka_log import RateLimit
 from materializer.devbroker import DevBroker, free_port
-from tests.conftest import applied_offsets, wait_until
+from tests.conftest import applied_offsets, wait_until, worker_running
 
 
 def test_rate_limit_passes_one_of_a_kind_per_minute() -> None:
@@ -84,3 +85,36 @@ def test_worker_waits_for_an_absent_broker_then_catches_up(tmp_path: Path) -> No
         if worker.poll() is None:
             worker.kill()
     assert "Traceback" not in log.read_text(errors="replace")
+
+
+def test_status_exits_1_when_the_broker_is_away(tmp_path: Path) -> None:
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "materializer", "status",
+                           str(_config(tmp_path, port, "users"))],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"cannot reach the Kafka broker(s) at 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_sigterm_is_bounded_when_the_broker_hangs(tmp_path: Path) -> None:
+    """A broker that accepts connections and never answers: SIGTERM still exits 0 within
+    about 10 s (librdkafka's own request timeouts would take a minute)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        cfg = _config(tmp_path, port, "users")
+        with (tmp_path / "worker.log").open("wb") as sink:
+            worker = subprocess.Popen([sys.executable, "-m", "materializer", "run", str(cfg),
+                                       "--no-api"], stdout=subprocess.DEVNULL, stderr=sink)
+        try:
+            wait_until(worker_running(tmp_path / "data", worker), 60, "the worker's loop",
+                       worker)
+            t0 = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+            assert time.monotonic() - t0 < 12
+        finally:
+            if worker.poll() is None:
+                worker.kill()

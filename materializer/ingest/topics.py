@@ -63,7 +63,8 @@ class TopicWatch:
         try:
             ids = self.topic_ids(topics)
         except InfrastructureError:
-            return []  # the broker is away: the connectors say so; conclude nothing
+            self._next_check = now + WARN_EVERY  # the broker is away (the connectors say so):
+            return []                            # conclude nothing, ask again in a minute
         out = []
         for topic in topics:
             if ids.get(topic) is None:

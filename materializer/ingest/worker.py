@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,9 @@ log = logging.getLogger("materializer.worker")
 
 POLL_TIMEOUT = 0.25
 STATUS_INTERVAL = 1.0
+SHUTDOWN_GRACE = 5.0
+"""Seconds the shutdown steps may take after the loop stops, even with a broker that hangs
+(with the loop's own broker calls, at most 5 s each, SIGTERM takes at most about 10 s)."""
 _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -132,6 +136,7 @@ class Worker:
             feed = self.replicated if getattr(rel.spec, "replicated", False) else self.grouped
             feed.by_topic.setdefault(rel.spec.topic, []).append(rel)
         self.applied_total = 0
+        self.clean_shutdown = True
         self.applied_by_relation: dict[str, int] = {r.spec.name: 0 for r in self.relations}
         self.counters: dict[str, int] = {}
         self.batch_hist = Histogram()
@@ -206,17 +211,41 @@ class Worker:
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
                     self._write_status()
-            self._drain()
         finally:
             self._write_status(stopping=True)
-            for feed in feeds:
-                if feed.source is not None:
-                    feed.source.close()
-            if self._sink is not None:
+            self.clean_shutdown = self._shut_down(feeds, time.monotonic() + SHUTDOWN_GRACE)
+
+    def _shut_down(self, feeds: list[Feed], deadline: float) -> bool:
+        """Deliver what the outboxes hold, leave the group, flush the producer: each step in
+        a helper thread, all within `deadline`. False if the broker did not answer in time
+        (committed state is safe either way; the caller may then exit at once)."""
+        def bounded(step: Callable[[], None], what: str) -> bool:
+            done = threading.Event()
+
+            def run() -> None:
                 try:
-                    self._sink.flush(10)
-                except MaterializerError as e:  # shutting down; the outbox keeps events
-                    log.warning("flush at shutdown: %s", e)
+                    step()
+                except MaterializerError as e:  # shutting down: the outbox keeps its events
+                    log.warning("%s at shutdown: %s", what, e)
+                finally:
+                    done.set()
+
+            threading.Thread(target=run, name=f"shutdown-{what}", daemon=True).start()
+            if done.wait(max(0.0, deadline - time.monotonic())):
+                return True
+            log.warning("%s did not finish within the %.0f s shutdown grace; exiting anyway "
+                        "(committed state is safe)", what, SHUTDOWN_GRACE)
+            return False
+
+        ok = bounded(self._drain, "delivering change events")
+        for feed in feeds:
+            if ok and feed.source is not None:
+                ok = bounded(feed.source.close, "leaving the consumer group")
+        if ok and self._sink is not None:
+            sink = self._sink
+            ok = bounded(lambda: sink.flush(max(0.1, deadline - time.monotonic())),
+                         "flushing the producer")
+        return ok
 
     def _ownership_changed(self, pairs: list[tuple[str, int]], owned: bool) -> None:
         """A rebalance took (owned=False) or gave (True) these partitions: mark them revoked
