@@ -99,6 +99,7 @@ class RestRegistry:
             self._max_wait = int(conf.get("retries.max.wait.ms", "2000")) / 1000
         except ValueError as e:
             raise ConfigError(f"schema_registry: {e}") from e
+        self.retries = 0  # requests repeated after a failure so far (a metric)
         self._ssl = self._ssl_context(conf) if any(
             b.startswith("https:") for b in self._bases) else None
         self._cache: dict[int, Any] = {}
@@ -154,6 +155,7 @@ class RestRegistry:
                     last = f"{url}: {getattr(e, 'reason', e)}"
                     continue
             if attempt < self._retries:
+                self.retries += 1
                 time.sleep(wait)
                 wait = min(wait * 2, self._max_wait)
         raise InfrastructureError(

@@ -408,3 +408,25 @@ def test_openapi_describes_every_endpoint_and_its_responses(client: TestClient) 
     assert {"400", "404", "413"} <= set(lookup["responses"])
     schemas = spec["components"]["schemas"]
     assert {"RowsPage", "LookupResponse", "TablesResponse", "EventsResponse"} <= set(schemas)
+
+
+def test_metrics_carry_the_operational_counters_and_process_figures(tmp_path: Path) -> None:
+    from materializer.status import write_status
+
+    build_data_dir(tmp_path / "data")
+    write_status(tmp_path / "data", {
+        "pid": 1, "updated_at": time.time(), "caught_up": True, "partitions": [],
+        "metrics": {"dead_letters_total": 3, "rebalances_total": 2,
+                    "registry_retries_total": 1, "outbox_backlog": {"shop.users": 5},
+                    "change_events_total": {"shop.users": 40},
+                    "process": {"resident_memory_bytes": 1e6, "cpu_seconds_total": 2.5}}})
+    app = create_app(str(tmp_path / "data"), None)
+    with TestClient(app) as client:
+        text = client.get("/metrics").text
+    for line in ("materializer_dead_letters_total 3", "materializer_rebalances_total 2",
+                 "materializer_registry_retries_total 1",
+                 'materializer_outbox_backlog{relation="shop.users"} 5',
+                 'materializer_change_events_total{relation="shop.users"} 40',
+                 "materializer_worker_process_cpu_seconds_total 2.5"):
+        assert line in text, line
+    assert "process_resident_memory_bytes" in text and "process_open_fds" in text

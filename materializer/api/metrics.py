@@ -21,6 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from materializer.procstats import process_stats
 from materializer.status import APPLIED, is_dropped, is_rejected, number, readiness
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -190,6 +191,35 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
     if applied is not None:
         exp.add("materializer_worker_records_applied_total", "counter",
                 "Records this worker process applied since it started.", applied)
+    for key, metric, help_ in (
+            ("dead_letters_total", "materializer_dead_letters_total",
+             "Rejected records produced to a dead-letter topic by this worker process."),
+            ("rebalances_total", "materializer_rebalances_total",
+             "Partition assignments this worker process received."),
+            ("registry_retries_total", "materializer_registry_retries_total",
+             "Schema registry requests repeated after a failure.")):
+        v = number(metrics.get(key))
+        if v is not None:
+            exp.add(metric, "counter", help_, v)
+    for key, metric, kind, help_ in (
+            ("outbox_backlog", "materializer_outbox_backlog", "gauge",
+             "Change events committed but not yet acknowledged by the broker."),
+            ("change_events_total", "materializer_change_events_total", "counter",
+             "Change events (tombstones included) delivered by this worker process.")):
+        per = metrics.get(key)
+        for rel, n in sorted(per.items()) if isinstance(per, dict) else ():
+            v = number(n)
+            if v is not None:
+                exp.add(metric, kind, help_, v, relation=rel)
+    proc = metrics.get("process")
+    for key, kind, help_ in (
+            ("resident_memory_bytes", "gauge", "Resident memory of the worker process."),
+            ("cpu_seconds_total", "counter", "CPU time of the worker process."),
+            ("open_fds", "gauge", "Open file descriptors of the worker process."),
+            ("start_time_seconds", "gauge", "Start time of the worker process (Unix).")):
+        v = number(proc.get(key)) if isinstance(proc, dict) else None
+        if v is not None:
+            exp.add(f"materializer_worker_process_{key}", kind, help_, v)
     hist = metrics.get("batch_seconds")
     if isinstance(hist, dict):
         pairs = [(float(b[0]), int(b[1])) for b in _list(hist.get("buckets"))
@@ -200,6 +230,18 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
             exp.histogram("materializer_batch_seconds",
                           "Time to apply and commit one batch (worker process).",
                           sorted(pairs), total, int(count))
+
+
+def add_process_metrics(exp: Exposition) -> None:
+    """The standard process_* figures of this (API) process."""
+    for key, kind, help_ in (
+            ("resident_memory_bytes", "gauge", "Resident memory size in bytes."),
+            ("cpu_seconds_total", "counter", "Total user and system CPU time in seconds."),
+            ("open_fds", "gauge", "Number of open file descriptors."),
+            ("start_time_seconds", "gauge", "Start time of the process since the epoch.")):
+        v = process_stats().get(key)
+        if v is not None:
+            exp.add(f"process_{key}", kind, help_, v)
 
 
 def add_latency_metrics(exp: Exposition, rec: LatencyRecorder) -> None:

@@ -34,6 +34,7 @@ from materializer.api.metrics import (
     Exposition,
     LatencyRecorder,
     add_latency_metrics,
+    add_process_metrics,
     add_store_metrics,
     add_worker_metrics,
 )
@@ -287,6 +288,7 @@ async def metrics(request: Request) -> Response:
     add_store_metrics(exp, stats)
     add_worker_metrics(exp, read_status(state.store_path))
     add_latency_metrics(exp, state.latency)
+    add_process_metrics(exp)
     return Response(exp.text(), media_type=CONTENT_TYPE)
 
 

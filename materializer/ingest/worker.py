@@ -27,6 +27,7 @@ from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.topics import TopicReset, TopicWatch, reset_message
+from materializer.procstats import process_stats
 from materializer.protocols import SchemaRegistry
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import is_dropped, lag, rejection_counter, write_status
@@ -365,7 +366,17 @@ class Worker:
                                                   if is_dropped(k.split("|", 1)[1])},
                         "records_rejected_total": {k: v for k, v in self.counters.items()
                                                    if not is_dropped(k.split("|", 1)[1])},
-                        "batch_seconds": self.batch_hist.as_dict()},
+                        "batch_seconds": self.batch_hist.as_dict(),
+                        "outbox_backlog": {r.spec.name: r.outbox.backlog()
+                                           for r in self.relations if r.outbox is not None},
+                        "change_events_total": {r.spec.name: r.outbox.drained_total
+                                                for r in self.relations
+                                                if r.outbox is not None},
+                        "dead_letters_total": self.dead_letters.sent,
+                        "rebalances_total": sum(getattr(f.source, "generation", 0)
+                                                for f in self.feeds if f.source is not None),
+                        "registry_retries_total": getattr(self.registry, "retries", 0),
+                        "process": process_stats()},
         }
         try:
             write_status(self.catalog.store_path, status)
