@@ -6,9 +6,17 @@ the qualified name plus 16 hex digits of its SHA-256, so every valid name (up to
 characters of schema and 200 of name) is a safe file name; the real name is in the
 file `name` beside the LMDB files and in `meta`. Stores of the earlier layout
 (`<data>/relations/<name>/`) stay readable, and their first writer moves them.
-Inside an environment, named database `p:<n>` holds partition n (table partition p holds the
-keys of source partition p) and `meta` holds the declaration identity, the row
-layout, and per partition the next offset to apply and counters.
+Inside an environment, named database `p:<n>` holds partition n (table partition p
+holds the keys of source partition p) and `meta` holds the declaration identity, the
+row layout, per partition the next offset to apply and counters, and the partitions
+revoked from this store's worker.
+
+Key size: LMDB keys are at most 511 bytes (`keys.MAX_KEY_BYTES`), so a table's
+encoded primary key may take 511 bytes and a stream's encoded key 503 (8 bytes of
+source offset follow it). The encoding adds one byte per component, plus two per
+string or bytes value and one per zero byte inside one; 8 bytes per int, long or
+double. A record whose key is longer is rejected (reason `key_too_long`, routed by
+`on_error`), never stored.
 
 Guarantees:
 - `WriteBatch.commit()` writes rows, next offsets and counters of a batch in one
@@ -20,6 +28,14 @@ Guarantees:
   code or the HTTP API) checks the current generation at most every 0.1 s and
   switches to a new one; until then it reads the replaced files, which stay readable
   while mapped. It never sees a half-built relation and never fails because of it.
+- Revoked partitions are not served: when a rebalance takes a partition from the
+  worker, `RelationWriter.set_revoked` marks it in `meta` (its own small transaction,
+  never inside a batch) and readers skip it (`get`, `get_many`, `scan`, `events`,
+  `len`) until it is assigned to this worker again. A clean stop marks nothing; after
+  kill -9 the marks are what was committed, and the next assignment clears its own.
+- A full map grows (doubling from 1 GiB, or the ceiling if lower) up to
+  `store.map_size`; past it the worker stops with a StoreError that names the
+  setting. Readers in other processes adopt a grown map on their next transaction.
 
 One writer per store: `StoreLock` (`<store>/lock`, an flock) is held by `materializer
 run` for its life (worker processes it starts share it) and by `materializer rebuild`;
