@@ -76,7 +76,7 @@ def spec_of(sql: str) -> TableSpec | StreamSpec:
 
 def table(tmp_path: Path, with_: str = "", cols: str = "name STRING, age BIGINT") -> Harness:
     sql = (f"CREATE TABLE users (id INT PRIMARY KEY, {cols}) "
-           f"WITH (kafka_topic='users'{', ' + with_ if with_ else ''})")
+           f"WITH (kafka_topic='users', key_format='JSON'{', ' + with_ if with_ else ''})")
     return Harness(tmp_path, spec_of(sql))
 
 
@@ -146,7 +146,8 @@ def test_debezium_delete_is_a_tombstone(tmp_path: Path) -> None:
     pytest.importorskip("materializer.formats.avro")
     h = Harness(tmp_path, spec_of(
         "CREATE TABLE t (id INT PRIMARY KEY, v STRING) "
-        "WITH (kafka_topic='t', value_format='debezium-json', changes_topic='c')"))
+        "WITH (kafka_topic='t', key_format='JSON', value_format='debezium-json', "
+        "changes_topic='c')"))
     out = h.feed((1, {"op": "c", "before": None, "after": {"id": 1, "v": "x"}}),
                  (1, {"op": "d", "before": {"id": 1, "v": "x"}, "after": None}))
     assert [c.op for c in out.changes] == ["c", "d"]
@@ -315,7 +316,8 @@ def test_null_key_under_fail_stops(tmp_path: Path) -> None:
 
 def test_a_null_column_of_a_composite_key_is_a_null_key(tmp_path: Path) -> None:
     h = Harness(tmp_path, spec_of("CREATE TABLE o (c INT, id INT, v STRING, "
-                                  "PRIMARY KEY (c, id)) WITH (kafka_topic='o')"))
+                                  "PRIMARY KEY (c, id)) WITH (kafka_topic='o', "
+                                  "key_format='JSON')"))
     out = h.feed(({"c": 1, "id": None}, {"v": "x"}), ({"c": 1}, {"v": "y"}),
                  ({"c": 1, "id": 2}, {"v": "z"}))
     assert [r.reason for r in out.rejected] == ["null_key", "null_key"]

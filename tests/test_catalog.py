@@ -241,8 +241,8 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
         """, ("column `email` is NOT NULL but not in `partial_update`", "make it nullable")),
     ("partial-update-with-ignore", USERS + "    primary_key: [id]\n    on_existing: ignore\n"
      "    @@partial_update: [name]\n", ("`on_existing: ignore` never changes a stored row",)),
-    ("bad-key-format", USERS + "    primary_key: [id]\n    key_format: @@protobuf\n",
-     ("`key_format: protobuf` is not valid", "use one of int, long, string, json")),
+    ("bad-key-format", USERS + "    primary_key: [id]\n    key_format: @@msgpack\n",
+     ("`key_format: msgpack` is not valid", "use one of int, long, string, json")),
     ("bad-value-format", USERS + "    primary_key: [id]\n    value_format: @@xml\n",
      ("`value_format: xml` is not valid", "debezium-json")),
     ("composite-key-with-string-format", """

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from materializer.catalog import load_catalog_text
 from materializer.catalog.ddl import parse_ddl, tokenize
-from materializer.catalog.validate import SCALAR_FORMAT_KINDS, VERSION_KINDS
+from materializer.catalog.validate import KAFKA_KEY_KINDS, SCALAR_FORMAT_KINDS, VERSION_KINDS
 from materializer.columns import NOT_KEYABLE, ColumnType
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import Catalog, ChangesSpec, Column, StreamSpec, TableSpec
@@ -121,11 +121,12 @@ def test_soft_primary_key_property() -> None:
 
 def test_stream_keys_and_retention() -> None:
     s = one("CREATE STREAM s (a STRING KEY, b INT KEY, c STRING) "
-            "WITH (kafka_topic='s', max_events_per_key=25)")
+            "WITH (kafka_topic='s', key_format='JSON', max_events_per_key=25)")
     assert isinstance(s, StreamSpec)
     assert s.key_columns == ("a", "b") and s.max_events_per_key == 25
     assert not s.column("a").not_null  # stream keys may be null
-    s = one("CREATE STREAM s (a STRING, b INT, KEY (b, a)) WITH (kafka_topic='s')")
+    s = one("CREATE STREAM s (a STRING, b INT, KEY (b, a)) WITH (kafka_topic='s', "
+            "key_format='json')")
     assert s.key_columns == ("b", "a")
 
 
@@ -170,8 +171,8 @@ def test_tokens_carry_offsets() -> None:
      ("DECIMAL(50, 2) needs 1 <= precision <= 38",)),
     ("CREATE TABLE t (id INT PRIMARY KEY, m MAP<@@INT, STRING>) WITH (kafka_topic='t')",
      ("map keys must be STRING",)),
-    ("CREATE TABLE t (id INT PRIMARY KEY) WITH (kafka_topic='t', @@partitions=3)",
-     ("unknown property `partitions`", "Properties of a table")),
+    ("CREATE TABLE t (id INT PRIMARY KEY) WITH (kafka_topic='t', @@partitons=3)",
+     ("unknown property `partitons`", "Did you mean `partitions`?", "Properties of a table")),
     ("CREATE TABLE t (id INT PRIMARY KEY) WITH (kafka_topic='t', @@value_fromat='JSON')",
      ("unknown property `value_fromat`", "Did you mean `value_format`?")),
     ("CREATE STREAM s (id INT KEY) WITH (kafka_topic='s', @@on_existing='ignore')",
@@ -352,6 +353,10 @@ def declarations(draw: st.DrawFn) -> dict[str, Any]:
     d["null_key"] = draw(st.sampled_from(policies)) if kind == "table" else "drop"
     if "dead_letter" in (d["on_error"], d["null_key"]) or draw(st.booleans()):
         d["dead_letter_topic"] = draw(topics.filter(lambda t: t != d["topic"]))
+    d["partitions"] = draw(st.none() | st.integers(1, 10_000))
+    d["replicas"] = draw(st.none() | st.integers(1, 5))
+    times = [c for c in cols if by_name[c].kind in ("timestamp", "long")]
+    d["timestamp_column"] = draw(st.none() | st.sampled_from(times)) if times else None
     if kind == "stream":
         d["max_events_per_key"] = draw(st.none() | st.integers(1, 10**6))
         return d
@@ -361,13 +366,14 @@ def declarations(draw: st.DrawFn) -> dict[str, Any]:
 
 def _key_formats(types: list[ColumnType]) -> list[str]:
     if len(types) > 1:
-        return ["json", "avro"]
-    return ["json", "avro"] + [f for f, kinds in SCALAR_FORMAT_KINDS.items()
-                               if types[0].kind in kinds]
+        return ["json", "avro", "json_sr"]
+    kafka = ["kafka"] if types[0].kind in KAFKA_KEY_KINDS else []
+    return ["json", "avro", "json_sr", *kafka] + [f for f, kinds in SCALAR_FORMAT_KINDS.items()
+                                                  if types[0].kind in kinds]
 
 
 def _value_formats(types: list[ColumnType]) -> list[str]:
-    out = ["json", "avro", "debezium-json", "debezium-avro"]
+    out = ["json", "avro", "json_sr", "debezium-json", "debezium-avro"]
     if len(types) == 1:
         out += [f for f, kinds in SCALAR_FORMAT_KINDS.items() if types[0].kind in kinds]
     return out
@@ -419,7 +425,8 @@ def to_yaml(decls: list[dict[str, Any]]) -> str:
             "soft_primary_key" if d.get("soft") else "primary_key")
         entry[key_field] = d["key"]
         for k in ("key_format", "value_format", "on_error", "dead_letter_topic", "on_existing",
-                  "version_column", "partial_update", "replicated", "changes"):
+                  "version_column", "partial_update", "replicated", "changes", "partitions",
+                  "replicas", "timestamp_column"):
             if d.get(k) is not None:
                 entry[k] = d[k]
         if d["kind"] == "table":
@@ -471,12 +478,16 @@ def to_ddl(d: dict[str, Any], draw: Draw) -> str:
     fmt_case = draw(st.sampled_from([str.upper, str.lower]))
     if d["key_format"] == d["value_format"] and draw(st.booleans()):
         props["format"] = fmt_case(d["key_format"])
-    else:
-        props["key_format"] = fmt_case(d["key_format"])
+    else:  # KAFKA is ksqlDB's default key format: it need not be named
+        if d["key_format"] != "kafka" or draw(st.booleans()):
+            props["key_format"] = fmt_case(d["key_format"])
         props["value_format"] = fmt_case(d["value_format"])
-    for k in ("dead_letter_topic", "on_existing", "version_column", "max_events_per_key"):
+    for k in ("dead_letter_topic", "on_existing", "version_column", "max_events_per_key",
+              "partitions", "replicas"):
         if d.get(k) is not None:
             props[k] = d[k]
+    if d.get("timestamp_column") is not None:
+        props["timestamp"] = d["timestamp_column"]
     if table:
         props["null_key"] = d["null_key"].upper()
         props["replicated"] = "TRUE" if d["replicated"] else "false"

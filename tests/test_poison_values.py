@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from connectors.registry import FileRegistry
-from materializer.columns import parse_type
+from materializer.columns import ColumnType, parse_type
 from materializer.errors import RecordError
 from materializer.formats import codecs
 from materializer.formats.base import DELETE
@@ -357,7 +357,7 @@ def test_out_of_range_timestamps_in_records_are_type_mismatch() -> None:
 ])
 def test_connect_time_fixups_refuse_out_of_range_with_value_error(name: str, kind: str,
                                                                   value: int) -> None:
-    fix = connect_fixup(name, None, None, kind)
+    fix = connect_fixup(name, None, None, ColumnType(kind))
     assert fix is not None
     with pytest.raises(ValueError, match="years 1-9999"):
         fix(value)

@@ -290,6 +290,8 @@ class _Reader(NodeReader):
         readers: dict[str, Callable[[Node], At[Any] | None]] = {
             "columns": self._columns, "changes": self._changes, "retention": self._retention,
             "replicated": lambda n: self.boolean(n, "`replicated`"),
+            "partitions": lambda n: self.integer(n, "`partitions`"),
+            "replicas": lambda n: self.integer(n, "`replicas`"),
         }
         if key in readers:
             return readers[key](node)

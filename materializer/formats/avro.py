@@ -65,7 +65,7 @@ from fastavro import schemaless_reader
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, RecordError
-from materializer.formats.base import KeyDecoder, ValueDecoder
+from materializer.formats.base import KEY, VALUE, KeyDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Fixup,
     apply_plan,
@@ -258,7 +258,10 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
     read = wire_reader(spec, registry, "key_format avro", prepare)
 
     def decode(b: bytes) -> tuple[Any, ...]:
-        datum, plan = read(b)
+        try:
+            datum, plan = read(b)
+        except RecordError as e:
+            raise part_error(KEY, e) from e
         out: list[Any] = []
         src: str | None = None
         try:
@@ -276,7 +279,8 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
                     v = fix(v)
                 out.append(conv(v))
         except (TypeError, ValueError, ArithmeticError) as e:
-            raise RecordError(f"key {src or names[0]!r}: {e}", "key_mismatch") from e
+            raise RecordError(f"{KEY}key column {src or names[0]!r}: {e}", "key_mismatch"
+                              ) from e
         return tuple(out)
 
     return decode
@@ -312,13 +316,16 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueD
     read = wire_reader(spec, registry, "value_format avro", prepare)
 
     def decode(b: bytes) -> Mapping[str, Any]:
-        datum, plan = read(b)
-        if type(datum) is not dict:
-            if single is None:
-                raise RecordError("the Avro value is not a record", "not_a_record")
-            datum = {single: datum}
-        if plan:
-            apply_plan(plan, datum)
+        try:
+            datum, plan = read(b)
+            if type(datum) is not dict:
+                if single is None:
+                    raise RecordError("the Avro value is not a record", "not_a_record")
+                datum = {single: datum}
+            if plan:
+                apply_plan(plan, datum)
+        except RecordError as e:
+            raise part_error(VALUE, e) from e
         return datum
 
     return decode

@@ -5,14 +5,17 @@
 - A `ValueDecoder` turns value bytes into a mapping of field name to decoded value
   (not yet converted to stored form: the applier's row shaper does that), or the
   `DELETE` sentinel when the value itself says "delete" (Debezium `op: d`).
-Both raise `RecordError` (and only that) for bytes they cannot decode; a registry
-that cannot be reached raises `InfrastructureError` (the record is fine).
+Both raise `RecordError` (and only that) for bytes they cannot decode, its message
+starting with `key: ` or `value: ` (KEY, VALUE: see `part_error`); a registry that
+cannot be reached raises `InfrastructureError` (the record is fine).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from materializer.errors import RecordError
 
 
 class _Delete:
@@ -27,3 +30,15 @@ DELETE: Any = _Delete()
 
 KeyDecoder = Callable[[bytes], tuple[Any, ...]]
 ValueDecoder = Callable[[bytes], Mapping[str, Any]]
+
+KEY = "key: "
+VALUE = "value: "
+"""How a decoder's RecordError message starts: which part of the record failed."""
+
+
+def part_error(part: str, e: RecordError) -> RecordError:
+    """A RecordError like `e` whose message starts with `part` (KEY or VALUE), for a
+    decoder to raise `from e`; a message that already names its part keeps it."""
+    message = str(e)
+    return RecordError(message if message.startswith((KEY, VALUE)) else part + message,
+                       e.reason)

@@ -1,22 +1,39 @@
-"""Decoder dispatch by declared format, and the JSON and scalar formats themselves.
+"""Decoder dispatch by declared format, and the scalar formats themselves.
 
 `key_decoder(spec, registry)` and `value_decoder(spec, registry)` return decoders with
-the interface of `materializer.formats.base`; Avro and Debezium live in their own
-modules and are imported only when a relation uses them. JSON is read by
-`materializer.formats.jsonread` (RecordError malformed_json, too_deep, bad_unicode).
+the interface of `materializer.formats.base`; JSON (`json`, `json_sr`) lives in
+`materializer.formats.jsonformat`, Avro and Debezium in their own modules, imported
+only when a relation uses them.
+
+Every RecordError a decoder raises says which part of the record failed: its message
+starts with `key: ` or `value: ` (`base.KEY`, `base.VALUE`).
+
+Scalar formats: `int` (4-byte big-endian), `long` (8-byte big-endian), `string`
+(UTF-8), `bytes` (as they are); and `kafka`, ksqlDB's KAFKA key format, which is
+Kafka's own serializers chosen by the one key column's type: int -> IntegerSerializer
+(4-byte big-endian), long -> LongSerializer (8-byte), double -> DoubleSerializer
+(8-byte IEEE 754 big-endian), string -> StringSerializer (UTF-8), bytes ->
+ByteArraySerializer (as they are). ksqlDB's KAFKA format has no other types (and
+the catalog refuses them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from materializer.errors import RecordError
 from materializer.formats import jsonformat
-from materializer.formats.base import KeyDecoder, ValueDecoder
+from materializer.formats.base import KEY, VALUE, KeyDecoder, ValueDecoder, part_error
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
+
+KAFKA_KEY_KINDS = {"int": "int", "long": "long", "double": "double", "string": "string",
+                   "bytes": "bytes"}
+"""Column kind -> scalar format of ksqlDB's KAFKA key format (Kafka's serializers)."""
+_unpack_double = struct.Struct(">d").unpack
 
 
 def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
@@ -29,6 +46,12 @@ def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
                 raise RecordError(f"{fmt} format needs {size} bytes, got {len(b)}", "bad_length")
             return int.from_bytes(b, "big", signed=True)
         return dec_int
+    if fmt == "double":
+        def dec_double(b: bytes) -> Any:
+            if len(b) != 8:
+                raise RecordError(f"a double needs 8 bytes, got {len(b)}", "bad_length")
+            return _unpack_double(b)[0]
+        return dec_double
     if fmt == "string":
         def dec_str(b: bytes) -> Any:
             try:
@@ -44,26 +67,34 @@ def _scalar_decoder(fmt: str) -> Callable[[bytes], Any]:
 def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> KeyDecoder:
     """Bytes of a Kafka key to the stored-form key tuple of `spec`."""
     names = spec.key_columns
-    convs = tuple(to_storage(t) for t in spec.key_types)
     fmt = spec.key_format
     if fmt == "avro":
         from materializer.formats import avro  # noqa: PLC0415 - optional path
 
         return avro.key_decoder(spec, registry)
-    if fmt == "json":
-        return jsonformat.key_decoder(spec)
+    if fmt in ("json", "json_sr"):
+        return jsonformat.key_decoder(spec, framed=fmt == "json_sr")
     if len(names) != 1:
-        raise ValueError(f"a composite key needs key_format json or avro, not {fmt}")
-    raw = _scalar_decoder(fmt)
-    conv = convs[0]
+        raise ValueError(f"a composite key needs key_format json, json_sr or avro, not {fmt}")
+    kind = spec.key_types[0].kind
+    scalar: str = fmt
+    if fmt == "kafka":
+        if kind not in KAFKA_KEY_KINDS:
+            raise ValueError(f"key_format kafka cannot read a {kind} key column")
+        scalar = KAFKA_KEY_KINDS[kind]
+    raw = _scalar_decoder(scalar)
+    conv = to_storage(spec.key_types[0])
     name = names[0]
 
     def one(b: bytes) -> tuple[Any, ...]:
-        v = raw(b)
+        try:
+            v = raw(b)
+        except RecordError as e:
+            raise part_error(KEY, e) from e
         try:
             return (conv(v),)
         except (TypeError, ValueError, ArithmeticError) as e:
-            raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+            raise RecordError(f"{KEY}key column {name!r}: {e}", "key_mismatch") from e
     return one
 
 
@@ -80,11 +111,17 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) ->
         if fmt == "debezium-json":
             return debezium.json_decoder(spec)
         return debezium.avro_decoder(spec, registry)
-    if fmt == "json":
-        return jsonformat.value_decoder(spec)
+    if fmt in ("json", "json_sr"):
+        return jsonformat.value_decoder(spec, framed=fmt == "json_sr")
     value_columns = [c.name for c in spec.columns if c.name not in spec.key_columns]
     if len(value_columns) != 1:
         raise ValueError(f"value_format {fmt} needs exactly one non-key column")
     raw = _scalar_decoder(fmt)
     column = value_columns[0]
-    return lambda b: {column: raw(b)}
+
+    def one(b: bytes) -> Mapping[str, Any]:
+        try:
+            return {column: raw(b)}
+        except RecordError as e:
+            raise part_error(VALUE, e) from e
+    return one

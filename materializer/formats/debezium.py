@@ -35,7 +35,7 @@ from materializer.formats.avro import (
     value_columns,
     wire_reader,
 )
-from materializer.formats.base import DELETE, ValueDecoder
+from materializer.formats.base import DELETE, VALUE, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Plan,
     apply_plan,
@@ -66,18 +66,21 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDe
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
     def decode(b: bytes) -> Mapping[str, Any]:
-        env, plan = read(b)
-        op = env.get("op")
-        if op == "d":
-            return DELETE  # type: ignore[no-any-return]
-        if op not in ("c", "r", "u"):
-            raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
-        after = env.get("after")
-        if type(after) is not dict:
-            raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
-        if plan:
-            apply_plan(plan, after)
-        return after
+        try:
+            env, plan = read(b)
+            op = env.get("op")
+            if op == "d":
+                return DELETE  # type: ignore[no-any-return]
+            if op not in ("c", "r", "u"):
+                raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
+            after = env.get("after")
+            if type(after) is not dict:
+                raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
+            if plan:
+                apply_plan(plan, after)
+            return after
+        except RecordError as e:
+            raise part_error(VALUE, e) from e
 
     return decode
 
@@ -101,33 +104,37 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
     plan_for = per_schema(plan)  # by the `after` row's schema
 
     def decode(b: bytes) -> Mapping[str, Any]:
-        obj = loads(b)  # RecordError(malformed_json | too_deep | bad_unicode)
-        if type(obj) is not dict:
-            if obj is None:
-                return DELETE  # type: ignore[no-any-return]
-            raise RecordError(f"a Debezium event must be a JSON object, got "
-                              f"{type(obj).__name__}", "not_debezium")
-        schema = None
-        if len(obj) == 2 and "payload" in obj and "schema" in obj:
-            schema, obj = obj["schema"], obj["payload"]
-            if obj is None:
-                return DELETE  # type: ignore[no-any-return]
+        try:
+            obj = loads(b)  # RecordError(malformed_json | too_deep | bad_unicode)
             if type(obj) is not dict:
-                raise RecordError("the Debezium payload is not an object", "not_debezium")
-        op = obj.get("op")
-        if op == "d":
-            return DELETE  # type: ignore[no-any-return]
-        if op not in ("c", "r", "u"):
-            if op is None:
-                raise RecordError("not a Debezium event: no `op` field", "not_debezium")
-            raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
-        after = obj.get("after")
-        if type(after) is not dict:
-            raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
-        if schema is not None:
-            row_plan = plan_for(_after_of(schema))  # RecordError(too_deep): too deep
-            if row_plan:
-                apply_plan(row_plan, after)
-        return after
+                if obj is None:
+                    return DELETE  # type: ignore[no-any-return]
+                raise RecordError(f"a Debezium event must be a JSON object, got "
+                                  f"{type(obj).__name__}", "not_debezium")
+            schema = None
+            if len(obj) == 2 and "payload" in obj and "schema" in obj:
+                schema, obj = obj["schema"], obj["payload"]
+                if obj is None:
+                    return DELETE  # type: ignore[no-any-return]
+                if type(obj) is not dict:
+                    raise RecordError("the Debezium payload is not an object", "not_debezium")
+            op = obj.get("op")
+            if op == "d":
+                return DELETE  # type: ignore[no-any-return]
+            if op not in ("c", "r", "u"):
+                if op is None:
+                    raise RecordError("not a Debezium event: no `op` field", "not_debezium")
+                raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
+            after = obj.get("after")
+            if type(after) is not dict:
+                raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
+            if schema is not None:
+                row_plan = plan_for(_after_of(schema))  # RecordError(too_deep): too deep
+                if row_plan:
+                    apply_plan(row_plan, after)
+            return after
+        except RecordError as e:
+            raise part_error(VALUE, e) from e
 
     return decode
+

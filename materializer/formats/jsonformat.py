@@ -1,4 +1,9 @@
-"""JSON keys and values (`json`), with or without Kafka Connect's schema wrapper.
+"""JSON keys and values (`json`, `json_sr`), with or without Kafka Connect's schema wrapper.
+
+`json_sr` is what Confluent's JSON Schema serializer writes (ksqlDB JSON_SR): the
+Confluent wire header (magic byte 0, a 4-byte schema id) and then JSON text, read
+like `json`; the schema id is not looked up (RecordError truncated, bad_magic for a
+message without the header).
 
 Kafka Connect's JsonConverter with `schemas.enable=true` (Debezium with the
 ExtractNewRecordState transform, JDBC source connectors, ...) writes every key and
@@ -31,7 +36,7 @@ from typing import Any
 
 from materializer.columns import ColumnType
 from materializer.errors import RecordError
-from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
+from materializer.formats.base import DELETE, KEY, VALUE, KeyDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Fixup,
     Plan,
@@ -42,6 +47,7 @@ from materializer.formats.connect_types import (
     struct_fields,
 )
 from materializer.formats.jsonread import loads
+from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
 
@@ -96,8 +102,16 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None) -> _Unwrap
     return unwrap
 
 
-def value_decoder(spec: RelationSpec) -> ValueDecoder:
-    """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload."""
+def _unframe(b: bytes) -> bytes:
+    """The JSON text of a JSON_SR message: after the Confluent wire header (magic byte 0,
+    4-byte schema id; the id is not looked up). RecordError(truncated | bad_magic)."""
+    read_header(b)
+    return b[HEADER_SIZE:]
+
+
+def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
+    """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload;
+    `framed`: JSON_SR, the JSON after the Confluent wire header."""
     keys = set(spec.key_columns)
     columns = {c.name: c.type for c in spec.columns if c.name not in keys}
     declared = frozenset(spec.column_names)
@@ -115,29 +129,33 @@ def value_decoder(spec: RelationSpec) -> ValueDecoder:
                            "are case-sensitive) and value_format", "no_declared_columns")
 
     def decode(b: bytes) -> Mapping[str, Any]:
-        obj = loads(b)
-        if type(obj) is not dict:
-            raise RecordError(f"a JSON value must be an object, got {type(obj).__name__}",
-                              "not_an_object")
-        if "payload" in obj and wrapped and is_wrapper(obj):
-            obj = unwrap(obj)
+        try:
+            obj = loads(_unframe(b) if framed else b)
             if type(obj) is not dict:
-                if obj is None:
-                    return DELETE  # type: ignore[no-any-return]
-                if single is None:
-                    raise RecordError(f"the Connect payload is a {type(obj).__name__}, not "
-                                      "an object of the columns", "not_an_object")
-                return {single: obj}
-        if probe not in obj and guard and obj and declared.isdisjoint(obj):
-            raise shared_nothing(obj)
+                raise RecordError(f"a JSON value must be an object, got "
+                                  f"{type(obj).__name__}", "not_an_object")
+            if "payload" in obj and wrapped and is_wrapper(obj):
+                obj = unwrap(obj)
+                if type(obj) is not dict:
+                    if obj is None:
+                        return DELETE  # type: ignore[no-any-return]
+                    if single is None:
+                        raise RecordError(f"the Connect payload is a {type(obj).__name__}, "
+                                          "not an object of the columns", "not_an_object")
+                    return {single: obj}
+            if probe not in obj and guard and obj and declared.isdisjoint(obj):
+                raise shared_nothing(obj)
+        except RecordError as e:
+            raise part_error(VALUE, e) from e
         return obj
 
     return decode
 
 
-def key_decoder(spec: RelationSpec) -> KeyDecoder:
+def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
     """JSON key bytes -> stored-form key tuple: an object of the key columns or, for a
-    one-column key, the bare value; either may come in Connect's wrapper."""
+    one-column key, the bare value; either may come in Connect's wrapper. `framed`:
+    JSON_SR, the JSON after the Confluent wire header."""
     names = spec.key_columns
     types = dict(zip(names, spec.key_types, strict=True))
     convs = tuple(to_storage(t) for t in spec.key_types)
@@ -148,38 +166,45 @@ def key_decoder(spec: RelationSpec) -> KeyDecoder:
         try:
             return unwrap_types(obj)
         except RecordError as e:
-            raise RecordError(str(e), "key_mismatch") from e
+            raise RecordError(KEY + str(e), "key_mismatch") from e
+
+    def read(b: bytes) -> Any:
+        try:
+            return loads(_unframe(b) if framed else b)
+        except RecordError as e:
+            raise part_error(KEY, e) from e
 
     if len(names) == 1:
         conv = convs[0]
         name = names[0]
 
         def one(b: bytes) -> tuple[Any, ...]:
-            v = loads(b)
+            v = read(b)
             if type(v) is dict:
                 if "payload" in v and wrapped and is_wrapper(v):
                     v = unwrap(v)
                 if type(v) is dict:
                     if name not in v:
-                        raise RecordError(f"key object lacks column {name!r}", "key_mismatch")
+                        raise RecordError(f"{KEY}the key object lacks column {name!r}",
+                                          "key_mismatch")
                     v = v[name]
             if v is None:
                 return (None,)
             try:
                 return (conv(v),)
             except (TypeError, ValueError, ArithmeticError) as e:
-                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+                raise RecordError(f"{KEY}key column {name!r}: {e}", "key_mismatch") from e
         return one
 
     columns = tuple(zip(names, convs, strict=True))
 
     def many(b: bytes) -> tuple[Any, ...]:
-        obj = loads(b)
+        obj = read(b)
         if type(obj) is dict and "payload" in obj and wrapped and is_wrapper(obj):
             obj = unwrap(obj)
         if type(obj) is not dict:
-            raise RecordError("a composite key must be a JSON object of the key columns",
-                              "key_mismatch")
+            raise RecordError(f"{KEY}a composite key must be a JSON object of the key "
+                              "columns", "key_mismatch")
         out: list[Any] = []
         for name, conv in columns:
             v = obj.get(name)
@@ -189,6 +214,6 @@ def key_decoder(spec: RelationSpec) -> KeyDecoder:
             try:
                 out.append(conv(v))
             except (TypeError, ValueError, ArithmeticError) as e:
-                raise RecordError(f"key column {name!r}: {e}", "key_mismatch") from e
+                raise RecordError(f"{KEY}key column {name!r}: {e}", "key_mismatch") from e
         return tuple(out)
     return many

@@ -28,7 +28,7 @@ def read_header(b: bytes) -> int:
     """The schema id of a wire-format message; RecordError(truncated | bad_magic)."""
     n = len(b)
     if n == 0:
-        raise RecordError("empty Avro message", "truncated")
+        raise RecordError("empty message: no wire-format header", "truncated")
     if b[0] != MAGIC:
         hint = " (it looks like JSON)" if b[0] in b"{[" else ""
         raise RecordError(f"first byte is 0x{b[0]:02x}, not the Confluent wire-format "

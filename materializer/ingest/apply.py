@@ -104,8 +104,18 @@ def _next_offset(out: PartitionOutcome, records: Sequence[SourceRecord], start_o
     return start_offset
 
 
+_KEY_REASONS = frozenset({"null_key", "key_too_long", "bad_unicode"})
+"""Reasons of the applier's own errors (decoders name their part) that concern the key."""
+
+
 def rejected(rec: SourceRecord, partition: int, err: RecordError, policy: str) -> Rejected:
-    return Rejected(partition, rec.offset(), err.reason, str(err), policy, rec.key(),
+    """The rejection of `rec`; its message starts with `key: ` or `value: ` (decoders say
+    which part failed; the applier's own errors are the key's by `_KEY_REASONS`, else the
+    value's: a column that does not fit, a null version)."""
+    message = str(err)
+    if not message.startswith(("key: ", "value: ")):
+        message = ("key: " if err.reason in _KEY_REASONS else "value: ") + message
+    return Rejected(partition, rec.offset(), err.reason, message, policy, rec.key(),
                     rec.value())
 
 
