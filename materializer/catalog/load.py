@@ -63,6 +63,11 @@ _UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 _TYPE_WORDS = ("boolean", "int", "long", "float", "double", "decimal", "string", "bytes", "date",
                "time", "timestamp", "uuid", "json", "array", "map")
+def _open_brackets(text: str) -> int:
+    """How many `(` and `<` in a type's text are still open at its end."""
+    return text.count("(") - text.count(")") + text.count("<") - text.count(">")
+
+
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
 
 
@@ -306,7 +311,7 @@ class _Reader(NodeReader):
                        "`{id: int, name: \"string not null\"}`")
             return None
         out: list[ColumnDecl] = []
-        for k, v in self.mapping(node, "`columns`"):
+        for k, v in self.mapping(self._unsplit(node)[0], "`columns`"):
             encoding = None
             if isinstance(v, MappingNode):  # {type: decimal(10,2), encoding: base64}
                 type_node, encoding = self._column_options(k, v)
@@ -329,19 +334,58 @@ class _Reader(NodeReader):
             out.append(ColumnDecl(self.at(k), ctype, not_null, encoding))
         return At(tuple(out), self.loc(node))
 
+    def _unsplit(self, node: MappingNode, column: str | None = None
+                 ) -> tuple[MappingNode, set[str]]:
+        """`node` without the pieces of types that a flow mapping split at their commas,
+        and the keys whose type was cut (`column`: the column a mapping of options is of).
+
+        In `{balance: decimal(10,2)}` a comma ends the entry, so YAML reads `balance:
+        decimal(10` and a key `2)` with no value: one error says to quote the type, and
+        the pieces are left out (no "ends too early", no duplicate `2)` keys)."""
+        cut: set[str] = set()
+        if not node.flow_style:
+            return node, cut
+        kept: list[tuple[Node, Node]] = []
+        pairs = node.value
+        i = 0
+        while i < len(pairs):
+            k, v = pairs[i]
+            i += 1
+            depth = _open_brackets(v.value) if isinstance(v, ScalarNode) and v.style is None \
+                else 0
+            pieces = [v.value]
+            j = i
+            while depth > 0 and j < len(pairs) and isinstance(pairs[j][0], ScalarNode) \
+                    and pairs[j][0].style is None and is_null(pairs[j][1]):
+                pieces.append(pairs[j][0].value)
+                depth = _open_brackets(",".join(pieces))
+                j += 1
+            if len(pieces) == 1 or depth != 0:
+                kept.append((k, v))
+                continue
+            full = ",".join(p.strip() for p in pieces)
+            self.error(v, f"column `{column or k.value}`: the type `{full}` was cut at its "
+                       f"comma, since a comma ends an entry of a YAML flow mapping `{{...}}`: "
+                       f'quote the type: `{k.value}: "{full}"`')
+            cut.add(k.value)
+            i = j
+        return MappingNode(node.tag, kept, node.start_mark, node.end_mark,
+                           node.flow_style), cut
+
     def _column_options(self, k: ScalarNode, node: MappingNode
                         ) -> tuple[Node | None, At[str] | None]:
         """A column written as a mapping: (its `type` node, its `encoding`)."""
         type_node: Node | None = None
         encoding = None
-        for key, value in self.mapping(node, f"column `{k.value}`", COLUMN_FIELDS):
+        unsplit, cut = self._unsplit(node, k.value)
+        for key, value in self.mapping(unsplit, f"column `{k.value}`", COLUMN_FIELDS):
             if key.value == "type":
                 type_node = value
             else:
                 encoding = self.string(value, f"the encoding of column `{k.value}`")
-        if type_node is None:
+        if type_node is None and "type" not in cut:
             self.error(node, f"column `{k.value}` has no `type`: write `{k.value}: {{type: "
-                       "<type>, encoding: <encoding>}`, or just `{k.value}: <type>`")
+                       f"<type>, encoding: <encoding>}}`, or just `{k.value}: <type>`")
         return type_node, encoding
 
     def _changes(self, node: Node) -> At[ChangesDecl] | None:
