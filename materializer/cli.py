@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
-from materializer.specs import BATCH_SIZE, Catalog, RelationSpec
+from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
 from materializer.values import key_from_text
 
 log = logging.getLogger("materializer")
@@ -188,6 +188,17 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resnapshot(args: argparse.Namespace) -> int:
+    from materializer.ingest.snapshot import resnapshot  # noqa: PLC0415
+
+    catalog = _load(args.config)
+    spec = _relation(catalog, args.table)
+    n = resnapshot(catalog, spec, what=f"materializer resnapshot {args.config} {args.table}")
+    topic = spec.changes.topic if isinstance(spec, TableSpec) and spec.changes else "?"
+    print(f"{spec.name}: {n} snapshot event(s) (op r) delivered to {topic}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from materializer.demo import run_demo  # noqa: PLC0415
 
@@ -261,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("table")
     s.set_defaults(func=cmd_rebuild)
+
+    s = sub.add_parser("resnapshot", help="emit an op r change event for every row of a "
+                       "table (takes the store lock: stop the worker first)")
+    s.add_argument("config")
+    s.add_argument("table")
+    s.set_defaults(func=cmd_resnapshot)
 
     s = sub.add_parser("demo", help="the whole thing on an embedded local broker")
     s.add_argument("--records", type=int, default=20_000, help="changelog records to produce")

@@ -88,9 +88,15 @@ def test_rebuild_delivers_the_undrained_change_events_first(session_broker: DevB
     assert rebuilt.returncode == 0, rebuilt.stderr
     ends = end_offsets(conf, changes)
     events = read_topic(session_broker, changes, ends)
-    keys = sorted(json.loads(k)["id"] for _, _, k, _ in events if k is not None)
+    ops = [(p, o, json.loads(k)["id"], json.loads(v)["op"]) for p, o, k, v in events
+           if k is not None and v is not None]
+    keys = sorted(i for _, _, i, op in ops if op == "c")
     assert keys == list(range(1, 11)), keys
-    assert all(json.loads(v)["op"] == "c" for _, _, _, v in events if v is not None)
+    # then the rebuilt state's snapshot (op r, materializer.ingest.snapshot), after them
+    assert sorted(i for _, _, i, op in ops if op == "r") == list(range(100, 120))
+    assert {op for _, _, _, op in ops} == {"c", "r"}
+    last_c = {p: o for p, o, _, op in sorted(ops) if op == "c"}
+    assert all(o > last_c.get(p, -1) for p, o, _, op in ops if op == "r")
     assert outbox_backlog(tmp_path / "data") == 0
     with Store.open(tmp_path / "data") as store:  # the rebuilt state is the topic's
         users = store.table("shop.users")

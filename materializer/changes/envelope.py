@@ -101,9 +101,12 @@ def snapshot_flag(op: str) -> str:
 
 
 class EventEncoder(Protocol):
-    """Turns applied changes into Kafka messages (events and tombstones), in order."""
+    """Turns applied changes into Kafka messages (events and tombstones), in order.
+    With `snapshot_last`, the last change is the last r event of a snapshot
+    (`source.snapshot: "last"`)."""
 
-    def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]: ...
+    def encode(self, changes: Sequence[Change], now_ms: int, *,
+               snapshot_last: bool = False) -> list[Message]: ...
 
 
 # ------------------------------------------------------------------------- JSON
@@ -182,7 +185,15 @@ class JsonEnvelope:
                 row[name] = conv(v)
         return _compact(row)
 
-    def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]:
+    def encode(self, changes: Sequence[Change], now_ms: int, *,
+               snapshot_last: bool = False) -> list[Message]:
+        if snapshot_last and changes:
+            return (self._encode(changes[:-1], now_ms, "")
+                    + self._encode(changes[-1:], now_ms, "last"))
+        return self._encode(changes, now_ms, "")
+
+    def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
+        """`flag`, if not empty, is the `source.snapshot` of every change."""
         out: list[Message] = []
         append = out.append
         row = self._row
@@ -197,10 +208,10 @@ class JsonEnvelope:
             op = ch.op
             extra = (f',"changed":{_compact(_changed(names, ch.before, ch.after))}'
                      if columns and op == "u" else "")
+            snap = flag or snapshot_flag(op)
             value = (f'{wrap}{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
-                     f'"ts_ms":{now_ms:d}{extra}{head}{ch.timestamp_ms:d},"snapshot":'
-                     f'"{snapshot_flag(op)}"{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}'
-                     f'{unwrap}')
+                     f'"ts_ms":{now_ms:d}{extra}{head}{ch.timestamp_ms:d},"snapshot":"{snap}"'
+                     f'{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}{unwrap}')
             append((ch.partition, key, value.encode()))
             if op == "d":
                 append((ch.partition, key, None))
@@ -385,7 +396,15 @@ class AvroEnvelope:
             return dict(zip(self._fields, vals, strict=False))
         return dict(zip(self._fields, t, strict=False))
 
-    def encode(self, changes: Sequence[Change], now_ms: int) -> list[Message]:
+    def encode(self, changes: Sequence[Change], now_ms: int, *,
+               snapshot_last: bool = False) -> list[Message]:
+        if snapshot_last and changes:
+            return (self._encode(changes[:-1], now_ms, "")
+                    + self._encode(changes[-1:], now_ms, "last"))
+        return self._encode(changes, now_ms, "")
+
+    def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
+        """`flag`, if not empty, is the `source.snapshot` of every change."""
         out: list[Message] = []
         append = out.append
         row = self._row
@@ -403,7 +422,7 @@ class AvroEnvelope:
                 "ts_ms": now_ms,
                 "source": {"version": __version__, "connector": CONNECTOR,
                            "name": CONNECTOR, "ts_ms": ch.timestamp_ms,
-                           "snapshot": snapshot_flag(ch.op), "db": db, "table": table,
+                           "snapshot": flag or snapshot_flag(ch.op), "db": db, "table": table,
                            "topic": topic, "partition": ch.partition, "offset": ch.offset}}
             if columns:
                 record["changed"] = (_changed(names, ch.before, ch.after)

@@ -116,8 +116,10 @@ class ChangeOutbox:
 
     # ------------------------------------------------------------------ staging
 
-    def stage(self, wb: WriteBatch, changes: list[Change]) -> None:
+    def stage(self, wb: WriteBatch, changes: list[Change], *,
+              snapshot_last: bool = False) -> None:
         """Encode `changes` (in applied order) and put them into the outbox within `wb`.
+        `snapshot_last`: the last change is the last r event of a snapshot.
 
         Nothing is visible to `drain` until `wb` commits; if it aborts, the events
         vanish with the rows (their sequence numbers are skipped, which is harmless)."""
@@ -125,7 +127,8 @@ class ChangeOutbox:
             return
         if self._encoder is None:  # InfrastructureError if the registry is away: retried
             self._encoder = encoder_for(self.spec, self._layout, self._registry)
-        msgs = self._encoder.encode(changes, time.time_ns() // 1_000_000)
+        msgs = self._encoder.encode(changes, time.time_ns() // 1_000_000,
+                                    snapshot_last=snapshot_last)
         seq = self._seq
         self._seq = seq + len(msgs)
         pack = _SEQ.pack

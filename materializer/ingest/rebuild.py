@@ -12,7 +12,9 @@ with an error. A table with `changes:` first delivers the change events its curr
 state has not sent yet (`drain_outbox`): if the broker does not take them, the
 rebuild stops before anything is dropped. If the rebuild fails or is killed, the
 current state is untouched (the next rebuild or `run` deletes the unfinished
-generation). A later `materializer
+generation). Once the new state is published, a table with `changes:` emits a snapshot
+of it, an `op: r` event for every row (`materializer.ingest.snapshot`); the replay
+itself emits no change events. A later `materializer
 run` continues from where the replay stopped. Rejected records are routed by the
 relation's policy as the worker routes them.
 """
@@ -25,6 +27,7 @@ import time
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.relation import Relation, open_relation
+from materializer.ingest.snapshot import snapshot_after_rebuild
 from materializer.ingest.worker import (
     POLL_TIMEOUT,
     fatal_message,
@@ -59,6 +62,7 @@ def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
     except BaseException:
         rel.writer.discard()  # the current state stays as it was
         raise
+    snapshot_after_rebuild(catalog, spec, rel)  # `changes:` an r event for every row
     return applied
 
 
