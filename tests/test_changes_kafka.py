@@ -368,6 +368,34 @@ def test_avro_change_topic_reads_with_the_confluent_deserializers(broker: DevBro
     assert f.table == table  # dates, decimals as Python values: the deserializer's own
 
 
+def _topic_config(conf: dict[str, str], topic: str) -> dict[str, str]:
+    """The topic's configuration as the broker describes it (DescribeConfigs)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": conf["bootstrap.servers"]})
+    (future,) = admin.describe_configs(
+        [ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+    return {k: v.value for k, v in future.result(timeout=30).items()}
+
+
+def test_the_change_topic_the_outbox_creates_is_compacted(broker: DevBroker,
+                                                         tmp_path: Path) -> None:
+    """SPEC §5: a compacted change topic ends as a copy of the table, so the outbox creates
+    it with cleanup.policy=compact (asked of the broker, not of our own create call)."""
+    conf = broker.kafka_config()
+    source = broker.create_topic(partitions=2)
+    spec = table_spec(source, ChangesSpec(topic=f"{source}.changes"))
+    ends = produce_records(conf, source, changelog(seed=3, records=50, replays=0))
+    rel = open_relation(spec, tmp_path, map_size=1 << 30)
+    outbox = ChangeOutbox(spec, rel.writer, spec.column_names, Sink(conf), None,
+                          kafka_conf=conf)
+    materialize(conf, rel, ends, outbox)
+    assert outbox.backlog() == 0 and partition_count(conf, f"{source}.changes") == 2
+    assert _topic_config(conf, f"{source}.changes").get("cleanup.policy") == "compact"
+    # the broker does report a topic's own settings: the source was created without it
+    assert _topic_config(conf, source).get("cleanup.policy", "delete") == "delete"
+
+
 def _drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Message]:
     """Every message of `topic`, read until nothing new came for `idle` seconds."""
     c = consumer(conf)
