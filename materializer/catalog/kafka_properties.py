@@ -2,7 +2,7 @@
 as data: what `materializer check` validates `kafka:` keys against.
 
 Generated from the installed librdkafka's own property table by
-`python -m tests.test_kafka_properties > materializer/catalog/kafka_properties.py`;
+`python -m tests.catalog.test_kafka_properties > materializer/catalog/kafka_properties.py`;
 properties only the C API can set (callbacks, pointers) are left out.
 """
 

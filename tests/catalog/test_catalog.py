@@ -1,0 +1,468 @@
+"""The declaration file (SPEC §3): every bad declaration is reported at its line and column."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from materializer.catalog import load_catalog_text
+from tests.support.catalog import USERS, errors_of, marked
+
+# (id, YAML with @@ at the expected position, substrings the message must contain)
+BAD: list[tuple[str, str, tuple[str, ...]]] = [
+    ("table-with-key", USERS + "    @@key: [id]\n",
+     ("`key` declares KEY columns: please use `primary_key` for tables.",
+      "Tables have PRIMARY KEYs, which are unique and NON NULL.",
+      "Streams have KEYs, which have no uniqueness or NON NULL constraints.")),
+    ("stream-with-primary-key", """
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {user_id: string, url: string}
+            @@primary_key: [user_id]
+        """,
+     ("`primary_key` declares PRIMARY KEY columns: please use `key` for streams.",
+      "Streams have KEYs")),
+    ("stream-with-soft-primary-key", """
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {user_id: string}
+            @@soft_primary_key: [user_id]
+        """, ("`soft_primary_key` declares PRIMARY KEY columns", "use `key` for streams")),
+    ("duplicate-yaml-key", """
+        tables:
+          - name: shop.users
+            topic: users
+            @@topic: users2
+            columns: {id: int}
+            primary_key: [id]
+        """, ("duplicate key `topic`", "first at line 3, column 5", "remove one")),
+    ("duplicate-column", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: string, @@name: long}
+            primary_key: [id]
+        """, ("duplicate key `name` in `columns`",)),
+    ("unknown-relation-key", USERS + "    primary_key: [id]\n    @@topik: x\n",
+     ("unknown key `topik`", "Did you mean `topic`?", "Valid keys: name, topic")),
+    ("unknown-top-level-key", "@@tabels: []\n" + USERS + "    primary_key: [id]\n",
+     ("unknown key `tabels` in the top level", "Did you mean `tables`?")),
+    ("bad-char-in-name", """
+        tables:
+          - name: shop.bad@@!name
+            topic: users
+            columns: {id: int}
+            primary_key: [id]
+        """, ("name `bad!name` contains `!`", "letters, digits, spaces")),
+    ("two-dots-in-name", """
+        tables:
+          - name: a.b@@.c
+            topic: users
+            columns: {id: int}
+            primary_key: [id]
+        """, ("more than one `.`", "`schema.name`")),
+    ("name-too-long", """
+        tables:
+          - name: "{}@@a"
+            topic: users
+            columns: {{id: int}}
+            primary_key: [id]
+        """.format("a" * 200), ("201 characters long", "1-200 characters")),
+    ("bad-char-in-column-name", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, first@@ name: string}
+            primary_key: [id]
+        """, ("column name `first name` contains ` `", "letters, digits and")),
+    ("column-name-bad-start", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, "@@-x": string}
+            primary_key: [id]
+        """, ("column name `-x` starts with `-`",)),
+    ("name-taken-by-stream", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int}
+            primary_key: [id]
+        streams:
+          - name: @@shop.users
+            topic: user-events
+            columns: {id: int}
+            key: [id]
+        """, ("`shop.users` is already declared as a table at line 2, column 11",
+              "share one namespace", "rename one")),
+    ("default-schema-collision", """
+        default_schema: shop
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int}
+            primary_key: [id]
+          - name: @@users
+            topic: users2
+            columns: {id: int}
+            primary_key: [id]
+        """, ("`shop.users` is already declared",)),
+    ("unknown-type", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: @@strng}
+            primary_key: [id]
+        """, ("column `name`", "unknown type 'strng'", "Did you mean `string`?")),
+    ("type-with-trailing-garbage", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: "string @@nul"}
+            primary_key: [id]
+        """, ("column `name`", "unexpected 'nul' after type string")),
+    ("decimal-out-of-range", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, price: "@@decimal(40,2)"}
+            primary_key: [id]
+        """, ("decimal(40,2) needs 1 <= precision <= 38",)),
+    ("map-with-int-keys", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, tags: "@@map<int,string>"}
+            primary_key: [id]
+        """, ("map keys must be string", "map<string,T>")),
+    ("column-without-type", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns:
+              id: int
+              name:@@
+            primary_key: [id]
+        """, ("the type of column `name` must be a single value, not nothing",)),
+    ("json-in-primary-key", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, doc: json}
+            primary_key: [id, @@doc]
+        """, ("column `doc` has type json, which cannot be part of a key",)),
+    ("array-in-stream-key", """
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {tags: array<string>, url: string}
+            key: [@@tags]
+        """, ("has type array<string>, which cannot be part of a key",)),
+    ("undeclared-primary-key-column", USERS + "    primary_key: [@@user_id]\n",
+     ("primary key column `user_id` is not declared", "add it under `columns`",
+      "declared: id, name")),
+    ("primary-key-column-twice", USERS + "    primary_key: [id, @@id]\n",
+     ("`id` appears twice in `primary_key`",)),
+    ("table-without-primary-key", """
+        tables:
+          - @@name: shop.users
+            topic: users
+            columns: {id: int}
+        """, ("has no primary key", "add `primary_key: [column, ...]`", "under `streams:`")),
+    ("both-primary-keys", USERS + "    primary_key: [id]\n    @@soft_primary_key: [id]\n",
+     ("both `primary_key` and `soft_primary_key`",)),
+    ("missing-topic", """
+        tables:
+          - @@name: shop.users
+            columns: {id: int}
+            primary_key: [id]
+        """, ("table `shop.users` has no `topic`", "add `topic: <kafka topic>`")),
+    ("stream-without-key", """
+        streams:
+          - @@name: clicks
+            topic: clicks
+            columns: {url: string}
+        """, ("stream `public.clicks` has no `key`", "add `key: [column, ...]`")),
+    ("shard-key-outside-primary-key", """
+        tables:
+          - name: shop.orders
+            topic: orders
+            columns: {customer: int, id: int, total: double}
+            primary_key: [customer, id]
+            shard_key: [@@total]
+        """, ("shard key column `total` is not in the primary key (customer, id)",)),
+    ("replicated-with-shard-key", """
+        tables:
+          - name: shop.orders
+            topic: orders
+            columns: {customer: int, id: int, total: double}
+            primary_key: [customer, id]
+            replicated: true
+            @@shard_key: [customer]
+        """, ("table `shop.orders` is replicated (every worker keeps every partition), so it "
+              "has no shard key: remove one of `shard_key` and `replicated: true`",)),
+    ("shard-key-before-replicated", USERS + "    primary_key: [id]\n    @@shard_key: id\n"
+     "    replicated: yes\n", ("is replicated", "remove one of `shard_key` and `replicated")),
+    ("versioned-without-version-column", USERS + "    primary_key: [id]\n"
+     "    on_existing: @@versioned\n",
+     ("`on_existing: versioned` needs `version_column: <column>`",)),
+    ("version-column-is-key", USERS + "    primary_key: [id]\n    on_existing: versioned\n"
+     "    version_column: @@id\n", ("version column `id` is a key column",)),
+    ("version-column-undeclared", USERS + "    primary_key: [id]\n    on_existing: versioned\n"
+     "    version_column: @@updated_at\n",
+     ("version column `updated_at` is not declared", "add it under `columns`")),
+    ("version-column-without-versioned", USERS + "    primary_key: [id]\n"
+     "    @@version_column: name\n",
+     ("`version_column` only applies with `on_existing: versioned`",)),
+    ("version-column-not-orderable", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, live: boolean}
+            primary_key: [id]
+            on_existing: versioned
+            version_column: @@live
+        """, ("has type boolean, which has no version order", "int, long")),
+    ("partial-update-undeclared", USERS + "    primary_key: [id]\n"
+     "    partial_update: [name, @@email]\n", ("partial_update column `email` is not declared",)),
+    ("partial-update-key-column", USERS + "    primary_key: [id]\n"
+     "    partial_update: [@@id, name]\n",
+     ("`id` is a key column: a partial update always carries the key",)),
+    ("partial-update-leaves-not-null-column", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: string, email: string not null}
+            primary_key: [id]
+            @@partial_update: [name]
+        """, ("column `email` is NOT NULL but not in `partial_update`", "make it nullable")),
+    ("partial-update-with-ignore", USERS + "    primary_key: [id]\n    on_existing: ignore\n"
+     "    @@partial_update: [name]\n", ("`on_existing: ignore` never changes a stored row",)),
+    ("bad-key-format", USERS + "    primary_key: [id]\n    key_format: @@msgpack\n",
+     ("`key_format: msgpack` is not valid", "use one of int, long, string, json")),
+    ("bad-value-format", USERS + "    primary_key: [id]\n    value_format: @@xml\n",
+     ("`value_format: xml` is not valid", "debezium-json")),
+    ("composite-key-with-string-format", """
+        tables:
+          - name: shop.orders
+            topic: orders
+            columns: {customer: int, id: int, total: double}
+            primary_key: [customer, id]
+            key_format: @@string
+        """, ("`key_format: string` holds one value", "a composite key",
+              "use key_format json or avro")),
+    ("string-value-with-two-columns", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: string, email: string}
+            primary_key: [id]
+            value_format: @@string
+        """, ("`value_format: string` holds one value", "2 non-key columns (name, email)",
+              "use value_format json or avro")),
+    ("int-key-for-string-column", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: string, name: string}
+            primary_key: [id]
+            key_format: @@int
+        """, ("reads a 4-byte big-endian integer", "key column `id` of type string")),
+    ("avro-without-registry", USERS + "    primary_key: [id]\n    value_format: @@avro\n",
+     ("`value_format: avro` needs a schema registry", "schema_registry")),
+    ("dead-letter-without-topic", USERS + "    primary_key: [id]\n    on_error: @@dead_letter\n",
+     ("`on_error: dead_letter` needs a topic", "add `dead_letter_topic: <topic>`")),
+    ("null-key-dead-letter-without-topic", USERS + "    primary_key: [id]\n"
+     "    null_key: @@dead_letter\n", ("`null_key: dead_letter` needs a topic",)),
+    ("bad-on-existing", USERS + "    primary_key: [id]\n    on_existing: @@upsert\n",
+     ("`on_existing: upsert` is not valid", "overwrite, ignore, versioned")),
+    ("bad-on-error", USERS + "    primary_key: [id]\n    on_error: @@retry\n",
+     ("`on_error: retry` is not valid", "fail, skip, dead_letter")),
+    ("changes-into-own-topic", USERS + "    primary_key: [id]\n    changes: {topic: @@users}\n",
+     ("the change topic is the topic this table reads",)),
+    ("bad-changes-format", USERS + "    primary_key: [id]\n"
+     "    changes: {topic: c, format: @@avro}\n",
+     ("change format `avro` is not valid", "debezium-json, debezium-avro")),
+    ("soft-key-with-ignore", USERS + "    soft_primary_key: [id]\n    @@on_existing: ignore\n",
+     ("`soft_primary_key` writes blind", "use `primary_key`")),
+    ("replicated-not-boolean", USERS + "    primary_key: [id]\n    replicated: @@sometimes\n",
+     ("`replicated` must be true or false, not `sometimes`",)),
+    ("stream-with-table-rule", """
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {user_id: string, url: string}
+            key: [user_id]
+            @@on_existing: ignore
+        """, ("`on_existing` applies to tables only",)),
+    ("table-with-retention", USERS + "    primary_key: [id]\n"
+     "    @@retention: {max_events_per_key: 5}\n", ("`retention` applies to streams only",)),
+    ("retention-zero", """
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {user_id: string, url: string}
+            key: [user_id]
+            retention: {max_events_per_key: @@0}
+        """, ("`max_events_per_key: 0` keeps no events", "at least 1")),
+    ("registry-url-and-path", 'schema_registry: @@{url: "http://localhost:8081", path: s}\n'
+     + USERS + "    primary_key: [id]\n", ("both `url` and `path`", "give exactly one")),
+    ("bad-map-size", "store: {map_size: @@lots}\n" + USERS + "    primary_key: [id]\n",
+     ("`store.map_size: lots` is not a size", "64GiB")),
+    ("bad-api-listen", "api: {listen: @@localhost}\n" + USERS + "    primary_key: [id]\n",
+     ("`api.listen: localhost` is not `host:port`",)),
+    ("public-api-without-token", "api: {listen: @@\"0.0.0.0:8080\"}\n" + USERS
+     + "    primary_key: [id]\n", ("is not a loopback address", "add `token_env: <VARIABLE>`")),
+    ("client-setting-for-file-registry", "schema_registry: {path: reg, @@timeout: 5}\n"
+     + USERS + "    primary_key: [id]\n",
+     ("`schema_registry.timeout` is a setting of a registry client", "use `url`")),
+    ("bad-max-lookup-keys", "api: {max_lookup_keys: @@many}\n" + USERS
+     + "    primary_key: [id]\n", ("`api.max_lookup_keys` must be a whole number",)),
+    ("tables-not-a-list", "tables:\n  @@name: shop.users\n",
+     ("`tables` must be a list of table declarations",)),
+    ("yaml-syntax-error", """
+        tables:
+          - name: shop.users
+            topic: [users
+        streams@@: []
+        """, ("YAML syntax error",)),
+    ("empty-file", "@@\n", ("the file is empty",)),
+    ("ddl-key-in-table", """
+        sql: |
+          CREATE TABLE shop.users (id INT @@KEY, name STRING)
+            WITH (kafka_topic='users');
+        """, ("Column `id` is a `KEY` column: please use `PRIMARY KEY` for tables.",
+              "Streams have KEYs, which have no uniqueness or NON NULL constraints.")),
+    ("ddl-primary-key-in-stream", """
+        sql: |
+          CREATE STREAM clicks (user_id STRING, url STRING, @@PRIMARY KEY (user_id))
+            WITH (kafka_topic='clicks');
+        """, ("Column `user_id` is a `PRIMARY KEY` column: please use `KEY` for streams.",
+              "Tables have PRIMARY KEYs, which are unique and NON NULL.")),
+    ("ddl-replicated-with-shard-key", """
+        sql: |
+          CREATE TABLE shop.countries (code STRING PRIMARY KEY, name STRING)
+            WITH (kafka_topic='countries', replicated=true,
+                  @@shard_key='code');
+        """, ("table `shop.countries` is replicated",
+              "remove one of `shard_key` and `replicated=true`")),
+    ("ddl-syntax-error", """
+        tables:
+          - name: a
+            topic: a
+            columns: {id: int}
+            primary_key: [id]
+        sql: |
+          CREATE TABLE shop.users (id INT PRIMARY KEY, name STRING)
+            WITH (kafka_topic='users');
+
+          CREATE TABLE shop.orders (id INT PRIMARY KEY,
+                                    total @@DOUBLEE)
+            WITH (kafka_topic='orders');
+        """, ("unknown type `DOUBLEE`", "Did you mean `DOUBLE`?",
+              "sql statement 2, Line: 2, Col: 33")),
+    ("ddl-unknown-property", """
+        sql: >
+          CREATE TABLE shop.users (id INT PRIMARY KEY, name STRING)
+          WITH (kafka_topic='users', @@value_fromat='JSON');
+        """, ("unknown property `value_fromat`", "Did you mean `value_format`?")),
+    ("ddl-missing-topic", """
+        sql: |
+          @@CREATE TABLE shop.users (id INT PRIMARY KEY, name STRING);
+        """, ("has no `topic`", "WITH (kafka_topic='<kafka topic>', ...)")),
+    ("ddl-rule-checked-like-yaml", """
+        sql: "CREATE TABLE t (id INT PRIMARY KEY, v STRING, w STRING)
+          WITH (kafka_topic='t', value_format=@@'string')"
+        """, ("`value_format: string` holds one value",)),
+]
+
+
+@pytest.mark.parametrize("text,expected", [(t, e) for _, t, e in BAD],
+                         ids=[case_id for case_id, _, _ in BAD])
+def test_bad_declaration_is_reported_at_its_line_and_column(text: str,
+                                                            expected: tuple[str, ...]) -> None:
+    source, line, column = marked(text)
+    diags = errors_of(source)
+    at = [d for d in diags if (d.line, d.column) == (line, column)]
+    assert at, (f"no diagnostic at line {line}, column {column}; got:\n"
+                + "\n".join(str(d) for d in diags))
+    assert any(all(s in d.message for s in expected) for d in at), \
+        "\n".join(str(d) for d in at)
+    assert all(d.file == "tables.yaml" for d in diags)
+
+
+def test_bad_cases_are_many_and_distinct() -> None:
+    assert len(BAD) >= 25
+    assert len({case_id for case_id, _, _ in BAD}) == len(BAD)
+
+
+def test_klip23_message_is_exactly_the_spec_text() -> None:
+    text = textwrap.dedent("""\
+        kafka:
+          bootstrap.servers: localhost:9092
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: string}
+            key: [id]
+        """)
+    (diag,) = errors_of(text)
+    assert str(diag) == (
+        "tables.yaml: line 7, column 5: `key` declares KEY columns: please use `primary_key` "
+        "for tables.\n"
+        "Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
+        "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
+
+
+def test_replicated_false_keeps_its_shard_key() -> None:
+    text = USERS + "    primary_key: [id]\n    shard_key: [id]\n    replicated: false\n"
+    (t,) = load_catalog_text(text, "tables.yaml").tables
+    assert t.shard_key == ("id",) and not t.replicated
+
+
+def test_ddl_klip23_message_names_the_column() -> None:
+    """KLIP-23's example, in a file: the column is named; file, line and column kept."""
+    text = textwrap.dedent("""\
+        sql: |
+          CREATE TABLE input (VIN STRING KEY, make STRING)
+            WITH (kafka_topic='input');
+        """)
+    (diag,) = errors_of(text)
+    assert str(diag) == (
+        "tables.yaml: line 2, column 34: Column `VIN` is a `KEY` column: please use "
+        "`PRIMARY KEY` for tables. (sql statement 1, Line: 1, Col: 32)\n"
+        "Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
+        "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
+
+
+def test_every_problem_in_a_file_is_reported() -> None:
+    text = textwrap.dedent("""\
+        tables:
+          - name: shop.users
+            topic: users
+            columns: {id: int, name: strng}
+            key: [id]
+          - name: shop.orders
+            topic: orders
+            columns: {id: int, total: double}
+            primary_key: [id, customer]
+            on_existing: versioned
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {u: string}
+            primary_key: [u]
+        sql: |
+          CREATE TABLE t (id INT KEY) WITH (kafka_topic='t');
+        """)
+    positions = {(d.line, d.column) for d in errors_of(text)}
+    assert {(4, 30), (5, 5), (9, 23), (10, 18), (15, 5), (17, 26)} <= positions
+
+
+def test_errors_are_sorted_by_position() -> None:
+    text = "tables:\n  - name: b\n    topik: x\n  - name: a!\n"
+    diags = errors_of(text)
+    assert [(d.line, d.column) for d in diags] == sorted((d.line, d.column) for d in diags)

@@ -1,0 +1,515 @@
+"""Change events without a broker: envelopes, Avro schema, placement hash, outbox staging."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import io
+import json
+import marshal
+import uuid
+from pathlib import Path
+from typing import Any, cast
+
+import fastavro
+import pytest
+
+from connectors.kafka import Sink
+from connectors.partitioners import murmur2, partition_for
+from connectors.registry import FileRegistry
+from materializer import __version__
+from materializer.changes.envelope import (
+    AvroEnvelope,
+    JsonEnvelope,
+    avro_name,
+    encoder_for,
+    envelope_schema,
+    key_schema,
+)
+from materializer.changes.event import Change
+from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox
+from materializer.columns import parse_type
+from materializer.errors import ConfigError, UsageError
+from materializer.formats.base import DELETE
+from materializer.formats.codecs import key_decoder, value_decoder
+from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
+from materializer.store import RelationWriter
+from materializer.values import from_storage, to_storage
+
+COLUMNS = {
+    "id": "int not null", "name": "string", "price": "decimal(10,2)", "born": "date",
+    "at": "timestamp", "t": "time", "blob": "bytes", "u": "uuid", "doc": "json",
+    "tags": "array<string>", "attrs": "map<string,decimal(5,1)>", "ok": "boolean",
+    "big": "long", "ratio": "double",
+}
+
+
+def table(changes: ChangesSpec | None = None, columns: dict[str, str] | None = None,
+          key: tuple[str, ...] = ("id",), name: str = "shop.items") -> TableSpec:
+    cols = []
+    for n, text in (columns or COLUMNS).items():
+        t, nn = parse_type(text)
+        cols.append(Column(n, t, nn or n in key))
+    return TableSpec(name=name, topic="items", columns=tuple(cols), key_columns=key,
+                     changes=changes or ChangesSpec(topic="items.changes"))
+
+
+def stored(spec: TableSpec, row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row given in decoded (JSON-ish) form -> its stored tuple in declaration order."""
+    return tuple(None if row.get(c.name) is None else to_storage(c.type)(row[c.name])
+                 for c in spec.columns)
+
+
+ROW: dict[str, Any] = {"id": 7, "name": "Ada", "price": "12.5", "born": "1990-03-04",
+       "at": "2024-05-06T07:08:09.123456Z", "t": "10:11:12.500000", "blob": "AAEC/w==",
+       "u": "0E0B6A2C-3C53-4E4B-9A7E-9B8E2D1F0A11", "doc": {"a": [1, {"b": None}]},
+       "tags": ["x", None], "attrs": {"k": "1.25", "n": None}, "ok": True,
+       "big": 2**40, "ratio": 0.5}
+JSON_ROW = {**ROW, "price": "12.50", "u": "0e0b6a2c-3c53-4e4b-9a7e-9b8e2d1f0a11",
+            "attrs": {"k": "1.2", "n": None}}
+
+
+def source(partition: int, offset: int, ts_ms: int, snapshot: str = "false",
+           table: str = "shop.items") -> dict[str, Any]:
+    """Debezium's required source fields, then SPEC §5's table/topic/partition/offset."""
+    return {"version": __version__, "connector": "materializer", "name": "materializer",
+            "ts_ms": ts_ms, "snapshot": snapshot, "db": table.split(".")[0], "table": table,
+            "topic": "items", "partition": partition, "offset": offset}
+
+
+def test_json_envelope_c_u_d_and_tombstone() -> None:
+    spec = table()
+    enc = JsonEnvelope(spec, spec.column_names)
+    row1 = stored(spec, ROW)
+    row2 = stored(spec, {**ROW, "name": "Bob"})
+    key = (7,)
+    msgs = enc.encode([
+        Change("c", 2, 40, 1000, key, None, row1),
+        Change("u", 2, 41, 1001, key, row1, row2),
+        Change("d", 2, 42, 1002, key, row2, None),
+    ], now_ms=5)
+    assert [m[0] for m in msgs] == [2, 2, 2, 2]
+    assert {m[1] for m in msgs} == {b'{"id":7}'}
+    assert msgs[3][2] is None  # the tombstone after the delete
+    c, u, d = (json.loads(m[2]) for m in msgs[:3] if m[2] is not None)
+    assert c == {"before": None, "after": JSON_ROW, "op": "c", "ts_ms": 5,
+                 "source": source(2, 40, 1000)}
+    assert u["before"] == JSON_ROW and u["after"] == {**JSON_ROW, "name": "Bob"}
+    assert u["op"] == "u" and "changed" not in u
+    assert d["before"] == {**JSON_ROW, "name": "Bob"} and d["after"] is None
+    assert d["source"]["offset"] == 42
+
+
+def test_json_envelope_changed_columns_and_short_rows() -> None:
+    spec = table(ChangesSpec(topic="x", columns=True),
+                 {"id": "int", "a": "string", "b": "long", "c": "string"})
+    enc = JsonEnvelope(spec, spec.column_names)
+    old_short = (1, "x", 2)  # stored before nullable column `c` was added
+    new = (1, "y", 2, "z")
+    (msg,) = enc.encode([Change("u", 0, 9, 0, (1,), old_short, new)], 0)
+    ev = json.loads(msg[2] or b"")
+    assert ev["before"] == {"id": 1, "a": "x", "b": 2, "c": None}
+    assert ev["changed"] == ["a", "c"]
+    (cmsg,) = enc.encode([Change("c", 0, 9, 0, (1,), None, new)], 0)
+    assert "changed" not in json.loads(cmsg[2] or b"")
+
+
+def test_json_composite_key_is_a_json_object_of_key_columns() -> None:
+    spec = table(columns={"day": "date", "shop": "string", "n": "long"}, key=("day", "shop"))
+    enc = JsonEnvelope(spec, spec.column_names)
+    (msg,) = enc.encode([Change("c", 0, 0, 0, (19000, "s1"), None, (19000, "s1", 3))], 0)
+    assert msg[1] == b'{"day":"2022-01-08","shop":"s1"}'
+    # what key_format json reads back, so a change topic can be a source again
+    assert key_decoder(table(columns={"day": "date", "shop": "string", "n": "long"},
+                             key=("day", "shop")))(msg[1]) == (19000, "s1")
+
+
+def test_json_envelope_reads_back_as_debezium_json() -> None:
+    src = table()
+    sink_spec = TableSpec(name="copy", topic="items.changes", columns=src.columns,
+                          key_columns=("id",), key_format="json",
+                          value_format="debezium-json")
+    enc = JsonEnvelope(src, src.column_names)
+    row = stored(src, ROW)
+    msgs = enc.encode([Change("c", 0, 0, 0, (7,), None, row),
+                       Change("d", 0, 1, 0, (7,), row, None)], 0)
+    dec = value_decoder(sink_spec)
+    fields = dec(msgs[0][2] or b"")
+    assert stored(sink_spec, dict(fields)) == row
+    assert dec(msgs[1][2] or b"") is DELETE
+    assert key_decoder(sink_spec)(msgs[0][1]) == (7,)
+
+
+# ------------------------------------------------------------- debezium-json, schemas
+
+INT_RANGES = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def connect_read(schema: dict[str, Any], v: Any) -> Any:
+    """A Kafka Connect JsonConverter reading of `v` against its Connect `schema` (types
+    checked, logical types applied, recursively), independent of the materializer."""
+    if v is None:
+        assert schema.get("optional") is True, f"null for a required {schema}"
+        return None
+    t, name = schema["type"], schema.get("name")
+    if t == "struct":
+        fields = schema["fields"]  # an absent field reads as null (JsonConverter's rule)
+        assert isinstance(v, dict) and set(v) <= {f["field"] for f in fields}, (v, fields)
+        return {f["field"]: connect_read(f, v.get(f["field"])) for f in fields}
+    if t == "array":
+        assert isinstance(v, list)
+        return [connect_read(schema["items"], x) for x in v]
+    if t == "map":
+        assert isinstance(v, dict)
+        return {connect_read(schema["keys"], k): connect_read(schema["values"], x)
+                for k, x in v.items()}
+    if t in INT_RANGES:
+        bits = INT_RANGES[t]
+        assert type(v) is int and -(2 ** (bits - 1)) <= v < 2 ** (bits - 1), (t, v)
+    elif t in ("float32", "float64"):
+        assert type(v) in (int, float), (t, v)
+    elif t == "boolean":
+        assert type(v) is bool
+    elif t == "string":
+        assert type(v) is str
+    else:
+        assert t == "bytes" and type(v) is str, (t, v)
+        v = base64.b64decode(v, validate=True)
+    if name == "org.apache.kafka.connect.data.Decimal":
+        assert t == "bytes"
+        with decimal.localcontext(prec=100):
+            return decimal.Decimal(int.from_bytes(v, "big", signed=True)).scaleb(
+                -int(schema["parameters"]["scale"]))
+    if name == "org.apache.kafka.connect.data.Date":
+        assert t == "int32"
+        return dt.date(1970, 1, 1) + dt.timedelta(days=v)
+    if name == "io.debezium.time.MicroTime":
+        assert t == "int64"
+        return (dt.datetime.min + dt.timedelta(microseconds=v)).time()
+    if name == "io.debezium.time.MicroTimestamp":
+        assert t == "int64"
+        return EPOCH + dt.timedelta(microseconds=v)
+    if name == "io.debezium.data.Json":
+        assert t == "string"
+        return json.loads(v)
+    return v
+
+
+def python_row(spec: TableSpec, row: tuple[Any, ...]) -> dict[str, Any]:
+    out = {}
+    for c, v in zip(spec.columns, row, strict=True):
+        conv = from_storage(c.type)
+        out[c.name] = v if v is None or conv is None else conv(v)
+    return out
+
+
+def test_json_schemas_wrap_key_and_value_in_connect_schemas() -> None:
+    """`changes: {schemas: true}`: every key and value is JsonConverter's
+    `{"schema", "payload"}`, the payload fitting the schema (Connect types, Connect and
+    Debezium logical types), the envelope Debezium's."""
+    spec = table(ChangesSpec(topic="items.changes", columns=True, schemas=True))
+    enc = JsonEnvelope(spec, spec.column_names)
+    row1 = stored(spec, ROW)
+    row2 = stored(spec, {**ROW, "name": "Bob", "price": "-0.01", "attrs": {"k": "-12.8"}})
+    msgs = enc.encode([Change("c", 2, 40, 1000, (7,), None, row1),
+                       Change("u", 2, 41, 1001, (7,), row1, row2),
+                       Change("d", 2, 42, 1002, (7,), row2, None)], now_ms=5)
+    assert len(msgs) == 4 and msgs[3] == (2, msgs[0][1], None)  # a tombstone stays null
+    assert {m[1] for m in msgs} == {msgs[0][1]}
+    key = json.loads(msgs[0][1])
+    assert key == {"schema": {"type": "struct", "optional": False,
+                              "name": "materializer.shop.items.Key",
+                              "fields": [{"field": "id", "type": "int32", "optional": False}]},
+                   "payload": {"id": 7}}
+    c, u, d = (json.loads(m[2] or b"") for m in msgs[:3])
+    schema = c["schema"]
+    assert set(c) == {"schema", "payload"} and u["schema"] == d["schema"] == schema
+    assert schema["type"] == "struct" and schema["optional"] is False
+    assert schema["name"] == "materializer.shop.items.Envelope"
+    top = {f["field"]: f for f in schema["fields"]}
+    assert list(top) == ["before", "after", "source", "op", "ts_ms", "changed"]
+    assert top["before"] == {**top["after"], "field": "before"}
+    assert top["after"]["type"] == "struct" and top["after"]["optional"] is True
+    assert top["after"]["name"] == "materializer.shop.items.Value"
+    assert top["op"] == {"field": "op", "type": "string", "optional": False}
+    assert top["ts_ms"] == {"field": "ts_ms", "type": "int64", "optional": True}
+    assert top["changed"] == {"field": "changed", "type": "array", "optional": True,
+                              "items": {"type": "string", "optional": False}}
+    src = {f["field"]: f for f in top["source"]["fields"]}
+    assert top["source"]["optional"] is False
+    assert [(n, f["type"], f["optional"]) for n, f in src.items()] == [
+        ("version", "string", False), ("connector", "string", False),
+        ("name", "string", False), ("ts_ms", "int64", False), ("snapshot", "string", True),
+        ("db", "string", False), ("table", "string", False), ("topic", "string", False),
+        ("partition", "int32", False), ("offset", "int64", False)]
+    assert src["snapshot"]["name"] == "io.debezium.data.Enum"
+    assert src["snapshot"]["default"] == "false"
+    f = {x["field"]: x for x in top["after"]["fields"]}
+    assert list(f) == list(COLUMNS)
+    assert f["id"] == {"field": "id", "type": "int32", "optional": False}
+    assert f["price"] == {"field": "price", "type": "bytes", "optional": True,
+                          "name": "org.apache.kafka.connect.data.Decimal", "version": 1,
+                          "parameters": {"scale": "2", "connect.decimal.precision": "10"}}
+    assert (f["born"]["type"], f["born"]["name"]) == ("int32",
+                                                      "org.apache.kafka.connect.data.Date")
+    assert (f["at"]["type"], f["at"]["name"]) == ("int64", "io.debezium.time.MicroTimestamp")
+    assert (f["t"]["type"], f["t"]["name"]) == ("int64", "io.debezium.time.MicroTime")
+    assert (f["u"]["type"], f["u"]["name"]) == ("string", "io.debezium.data.Uuid")
+    assert (f["doc"]["type"], f["doc"]["name"]) == ("string", "io.debezium.data.Json")
+    assert f["tags"] == {"field": "tags", "type": "array", "optional": True,
+                         "items": {"type": "string", "optional": True}}
+    assert f["attrs"]["type"] == "map" and f["attrs"]["keys"] == {"type": "string",
+                                                                  "optional": False}
+    assert f["attrs"]["values"]["parameters"]["scale"] == "1"
+    assert [f[n]["type"] for n in ("blob", "ok", "big", "ratio")] == [
+        "bytes", "boolean", "int64", "float64"]
+    # what a JsonConverter reads: the rows, the source, the changed columns
+    ev = [connect_read(schema, m["payload"]) for m in (c, u, d)]
+    assert ev[0]["before"] is None and ev[0]["after"] == python_row(spec, row1)
+    assert ev[1]["before"] == python_row(spec, row1)
+    assert ev[1]["after"] == python_row(spec, row2)
+    assert ev[1]["after"]["price"] == decimal.Decimal("-0.01")
+    assert ev[1]["after"]["attrs"] == {"k": decimal.Decimal("-12.8")}
+    assert ev[1]["changed"] == ["name", "price", "attrs"] and ev[0]["changed"] is None
+    assert ev[2]["after"] is None and ev[2]["op"] == "d"
+    assert ev[0]["source"] == source(2, 40, 1000) and ev[0]["ts_ms"] == 5
+    # the materializer's own debezium-json input (which applies Connect logical types at
+    # the top level of a row) reads key and value back to the same stored row
+    copy = TableSpec(name="copy", topic="items.changes", columns=spec.columns,
+                     key_columns=("id",), key_format="json", value_format="debezium-json")
+    dec = value_decoder(copy)
+    for m, want in ((msgs[0], row1), (msgs[1], row2)):
+        fields = dict(dec(m[2] or b""))
+        fields.pop("attrs")  # a map of decimals: a logical type nested in a map
+        got = stored(copy, fields)
+        nested = spec.column_names.index("attrs")
+        assert got[:nested] + got[nested + 1:] == want[:nested] + want[nested + 1:]
+    assert dec(msgs[2][2] or b"") is DELETE
+    assert key_decoder(copy)(msgs[0][1]) == (7,)
+
+
+def test_connect_decimals_are_exact_twos_complement() -> None:
+    """Decimal payloads: minimal big-endian two's complement of the unscaled value, exact
+    beyond the 28 digits of Python's default decimal context."""
+    spec = table(ChangesSpec(topic="x", schemas=True), {"id": "int", "d": "decimal(38,6)"})
+    enc = JsonEnvelope(spec, spec.column_names)
+    for text, size in [("0.000000", 1), ("-1.280000", 3), ("0.000127", 1),
+                       ("-0.000128", 1), ("0.000128", 2),
+                       ("-99999999999999999999999999999999.999999", 16)]:  # stored form
+        (m,) = enc.encode([Change("c", 0, 0, 0, (1,), None, (1, text))], 0)
+        ev = json.loads(m[2] or b"")
+        raw = ev["payload"]["after"]["d"]
+        assert len(base64.b64decode(raw)) == size, text
+        row = connect_read(ev["schema"], ev["payload"])["after"]
+        assert row["d"] == decimal.Decimal(text)
+
+
+def test_json_schemas_templates_are_computed_once() -> None:
+    """The schema texts are built with the encoder: an event only adds its payload."""
+    spec = table(ChangesSpec(topic="x", schemas=True), {"id": "long", "v": "string"})
+    enc = JsonEnvelope(spec, spec.column_names)
+    (a,) = enc.encode([Change("c", 0, 1, 2, (1,), None, (1, "a"))], 3)
+    (b,) = enc.encode([Change("c", 0, 2, 2, (2,), None, (2, "b"))], 3)
+    head_a = (a[2] or b"").split(b',"payload":')[0]
+    assert head_a == (b[2] or b"").split(b',"payload":')[0]
+    assert json.loads(a[1])["schema"]["fields"] == [
+        {"field": "id", "type": "int64", "optional": False}]
+    plain = JsonEnvelope(table(ChangesSpec(topic="x"), {"id": "long", "v": "string"}),
+                         ["id", "v"])
+    (p,) = plain.encode([Change("c", 0, 1, 2, (1,), None, (1, "a"))], 3)
+    assert json.loads(a[2] or b"")["payload"] == json.loads(p[2] or b"")
+    assert json.loads(a[1])["payload"] == json.loads(p[1])
+
+
+def test_avro_names_are_valid() -> None:
+    assert avro_name("1st.col{x}") == "_1st_col_x_"
+    assert avro_name("ok_name") == "ok_name"
+    spec = table(columns={"id": "int", "a.b": "string", "a_b": "string", "9": "long"})
+    schema = envelope_schema(spec, spec.column_names)
+    fields = schema["fields"][0]["type"][1]["fields"]
+    assert [f["name"] for f in fields] == ["id", "a_b", "a_b_", "_9"]
+    assert schema["namespace"] == "materializer.shop.items"
+    fastavro.parse_schema(schema)
+
+
+def test_avro_envelope_wire_format_and_registry(tmp_path: Path) -> None:
+    spec = table(ChangesSpec(topic="items.changes", format="debezium-avro", columns=True))
+    reg = FileRegistry(tmp_path / "reg")
+    enc = encoder_for(spec, spec.column_names, reg)
+    assert isinstance(enc, AvroEnvelope)
+    assert reg.latest_id("items.changes-value") == enc.schema_id
+    row1 = stored(spec, ROW)
+    row2 = stored(spec, {**ROW, "price": "13"})
+    msgs = enc.encode([Change("u", 1, 5, 77, (7,), row1, row2),
+                       Change("d", 1, 6, 78, (7,), row2, None)], now_ms=9)
+    assert len(msgs) == 3 and msgs[2] == (1, msgs[0][1], None) == (1, msgs[1][1], None)
+    # the key: an Avro record of the key columns in the wire format, under <topic>-key
+    key = msgs[0][1]
+    assert key[0] == 0 and int.from_bytes(key[1:5], "big") == enc.key_schema_id
+    assert reg.latest_id("items.changes-key") == enc.key_schema_id
+    assert fastavro.schemaless_reader(io.BytesIO(key[5:]), reg.schema(enc.key_schema_id)) \
+        == {"id": 7}
+    body = msgs[0][2] or b""
+    assert body[0] == 0 and int.from_bytes(body[1:5], "big") == enc.schema_id
+    ev = cast(dict[str, Any],
+              fastavro.schemaless_reader(io.BytesIO(body[5:]), reg.schema(enc.schema_id)))
+    assert ev["op"] == "u" and ev["ts_ms"] == 9 and ev["changed"] == ["price"]
+    assert ev["source"] == source(1, 5, 77)
+    after = ev["after"]
+    assert after["price"] == decimal.Decimal("13.00")
+    assert after["born"] == dt.date(1990, 3, 4)
+    assert after["at"] == dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.UTC)
+    assert after["t"] == dt.time(10, 11, 12, 500000)
+    assert after["blob"] == b"\x00\x01\x02\xff"
+    assert str(after["u"]) == str(uuid.UUID(ROW["u"]))
+    assert json.loads(after["doc"]) == ROW["doc"]
+    assert after["attrs"] == {"k": decimal.Decimal("1.2"), "n": None}
+    # the materializer's own debezium-avro decoder reads it back to the same row
+    copy = TableSpec(name="copy", topic="items.changes", columns=spec.columns,
+                     key_columns=("id",), key_format="json", value_format="debezium-avro")
+    fields = value_decoder(copy, reg)(body)
+    assert stored(copy, dict(fields)) == row2
+    avro_keys = TableSpec(name="copy", topic="items.changes", columns=spec.columns,
+                          key_columns=("id",), key_format="avro", value_format="debezium-avro")
+    assert key_decoder(avro_keys, reg)(key) == (7,)
+    assert value_decoder(copy, reg)(msgs[1][2] or b"") is DELETE
+
+
+def test_avro_key_schema_uses_the_row_field_types(tmp_path: Path) -> None:
+    """A composite key of logical types: the key record's fields are the envelope's row
+    fields of the key columns (same names, same Avro types), and read back as the key."""
+    cols = {"day": "date", "sku": "decimal(8,2)", "at": "timestamp", "u": "uuid",
+            "n": "long"}
+    spec = table(ChangesSpec(topic="k.changes", format="debezium-avro"), cols,
+                 key=("day", "sku", "at", "u"))
+    reg = FileRegistry(tmp_path / "reg")
+    enc = encoder_for(spec, spec.column_names, reg)
+    assert isinstance(enc, AvroEnvelope)
+    kschema = key_schema(spec, spec.column_names)
+    row_fields = {f["name"]: f["type"]
+                  for f in envelope_schema(spec, spec.column_names)["fields"][0]["type"][1][
+                      "fields"]}
+    assert kschema["name"] == "Key" and kschema["namespace"] == "materializer.shop.items"
+    assert [(f["name"], f["type"]) for f in kschema["fields"]] == [
+        (n, row_fields[n]) for n in ("day", "sku", "at", "u")]
+    kt = (19000, "12.50", 1_700_000_000_123_456, "0e0b6a2c-3c53-4e4b-9a7e-9b8e2d1f0a11")
+    (msg,) = enc.encode([Change("c", 0, 0, 0, kt, None, (*kt, 3))], 0)
+    assert reg.latest_id("k.changes-key") == enc.key_schema_id
+    copy = TableSpec(name="copy", topic="k.changes", columns=spec.columns,
+                     key_columns=spec.key_columns, key_format="avro",
+                     value_format="debezium-avro")
+    assert key_decoder(copy, reg)(msg[1]) == kt
+    (again,) = enc.encode([Change("u", 0, 1, 0, kt, (*kt, 3), (*kt, 4))], 0)
+    assert again[1] == msg[1]  # equal keys, equal bytes: one change-topic partition
+
+
+def test_avro_needs_a_registry() -> None:
+    spec = table(ChangesSpec(topic="x", format="debezium-avro"))
+    with pytest.raises(ConfigError, match="schema_registry"):
+        encoder_for(spec, spec.column_names, None)
+
+
+def test_murmur2_matches_kafka() -> None:
+    # Kafka's UtilsTest.testMurmur2 vectors
+    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+             b"a-little-bit-longer-string": -1486304829,
+             b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+             b"abc": 479470107}
+    for data, want in cases.items():
+        assert murmur2(data) == want
+    assert partition_for(b"21", 7) == (-973932308 & 0x7FFFFFFF) % 7
+
+
+# ----------------------------------------------------------------------------- outbox
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> RelationWriter:
+    spec = table()
+    w = RelationWriter(tmp_path / "data", spec.name, 1 << 28)
+    w.write_meta(storage_identity(spec), spec.column_names)
+    return w
+
+
+def idle_sink() -> Sink:
+    return Sink({"bootstrap.servers": "127.0.0.1:9"}, {"log_level": 0})
+
+
+def test_stage_commits_and_aborts_with_the_rows(writer: RelationWriter) -> None:
+    spec = table()
+    outbox = ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 4, max_backlog=3)
+    row = stored(spec, ROW)
+    with pytest.raises(RuntimeError), writer.begin() as wb:
+        outbox.stage(wb, [Change("c", 0, 0, 0, (7,), None, row)])
+        raise RuntimeError("the batch fails before commit")
+    assert outbox.backlog() == 0
+    with writer.begin() as wb:
+        outbox.stage(wb, [Change("c", 0, 1, 0, (7,), None, row),
+                          Change("d", 0, 2, 0, (7,), row, None)])
+        outbox.stage(wb, [])
+    assert outbox.backlog() == 3 and not outbox.full
+    # a restarted outbox continues the sequence after what is still there
+    again = ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 4, max_backlog=3)
+    with writer.begin() as wb:
+        again.stage(wb, [Change("c", 1, 0, 0, (8,), None, row)])
+    assert again.backlog() == 4 and again.full
+    items = writer.side_table(OUTBOX_DB).first_items(10)
+    keys = [k for k, _ in items]
+    assert keys == sorted(keys) and len(keys) == 4
+    entries = [marshal.loads(raw) for _, raw in items]  # (source partition, key, value)
+    assert [(p, json.loads(v)["source"]["offset"] if v else None) for p, _, v in entries] \
+        == [(0, 1), (0, 2), (0, None), (1, 0)]
+
+
+def test_outbox_needs_changes(writer: RelationWriter) -> None:
+    spec = TableSpec(name="shop.items", topic="items", columns=table().columns,
+                     key_columns=("id",))
+    with pytest.raises(UsageError):
+        ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 1)
+
+
+def test_reserved_database_names(writer: RelationWriter) -> None:
+    for name in (b"meta", b"p:0"):
+        with pytest.raises(UsageError):
+            writer.side_table(name)
+
+
+OLD_SOURCE = {"type": "record", "name": "Source", "fields": [
+    {"name": "name", "type": "string"}, {"name": "table", "type": "string"},
+    {"name": "topic", "type": "string"}, {"name": "partition", "type": "int"},
+    {"name": "offset", "type": "long"}, {"name": "ts_ms", "type": "long"}]}
+"""The source record of the first envelopes (before Debezium's required fields)."""
+
+
+def test_envelope_evolution_reads_events_of_the_first_schema() -> None:
+    """The source fields added since (version, connector, snapshot, db) have defaults, so
+    a registry's BACKWARD check passes and the new schema reads the older events."""
+    spec = table(ChangesSpec(topic="items.changes", format="debezium-avro"),
+                 {"id": "int not null", "n": "long"})
+    new = envelope_schema(spec, spec.column_names)
+    old = json.loads(json.dumps(new))
+    old["fields"] = [dict(f, type=OLD_SOURCE) if f["name"] == "source" else f
+                     for f in old["fields"]]
+    event = {"before": None, "after": {"id": 1, "n": 2}, "op": "c", "ts_ms": 9,
+             "source": {"name": "materializer", "table": "shop.items", "topic": "items",
+                        "partition": 0, "offset": 3, "ts_ms": 8}}
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, fastavro.parse_schema(old), event)
+    got = fastavro.schemaless_reader(io.BytesIO(buf.getvalue()), fastavro.parse_schema(old),
+                                     fastavro.parse_schema(new))
+    assert isinstance(got, dict)
+    assert got["source"] == {**event["source"], "version": "", "connector": "materializer",
+                             "snapshot": "false", "db": ""}
+
+
+def test_schema_template_is_what_the_worker_registers() -> None:
+    """schemas/change-envelope.avsc documents the envelope for SPEC's shop.users."""
+    path = Path(__file__).resolve().parents[2] / "schemas" / "change-envelope.avsc"
+    template = json.loads(path.read_text())
+    template.pop("doc")
+    spec = table(ChangesSpec(topic="shop.users.changes", format="debezium-avro"),
+                 {"id": "int not null", "name": "string", "age": "long", "email": "string"},
+                 name="shop.users")
+    assert template == envelope_schema(spec, spec.column_names)

@@ -1,0 +1,240 @@
+"""Schema registries: files (with concurrent registration) and Confluent REST."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from connectors.registry import (
+    FileRegistry,
+    RestRegistry,
+    SchemaRejected,
+    normalize,
+    open_registry,
+)
+from materializer.errors import ConfigError, InfrastructureError, RecordError
+from materializer.specs import RegistrySpec
+from tests.support.registry_server import RegistryServer
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+V1 = json.loads((SCHEMAS / "users-value-v1.avsc").read_text())
+V2 = json.loads((SCHEMAS / "users-value-v2.avsc").read_text())
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_file_registry_register_and_read(tmp_path: Path) -> None:
+    reg = FileRegistry(tmp_path / "reg")
+    i1 = reg.register("users-value", V1)
+    i2 = reg.register("users-value", V2)
+    assert (i1, i2) == (1, 2)
+    assert reg.register("users-value", json.dumps(V1)) == i1  # idempotent, text or dict
+    assert reg.register("other-value", V2) == i2  # same schema, same id, another subject
+    assert reg.subjects() == {"users-value": [1, 2], "other-value": [2]}
+    assert reg.latest_id("users-value") == 2
+    assert reg.latest_id("nope") is None
+    parsed = reg.schema(2)
+    assert [f["name"] for f in parsed["fields"]] == ["id", "name", "age", "email"]
+    assert reg.schema(2) is parsed  # cached
+    on_disk = json.loads((tmp_path / "reg" / "subjects.json").read_text())
+    assert on_disk == {"users-value": [1, 2], "other-value": [2]}
+    assert not list((tmp_path / "reg").glob("*.tmp"))
+
+
+def test_file_registry_hand_written_files(tmp_path: Path) -> None:
+    (tmp_path / "7.avsc").write_text(json.dumps(V1))
+    (tmp_path / "8.avsc").write_text("{not json")
+    (tmp_path / "9.avsc").write_text(json.dumps({"type": "record", "name": "X",
+                                                 "fields": [{"name": "a", "type": "nope"}]}))
+    reg = FileRegistry(tmp_path)
+    assert reg.schema(7)["name"] == "shop.User"
+    with pytest.raises(RecordError) as e:
+        reg.schema(5)
+    assert e.value.reason == "unknown_schema"
+    for bad in (8, 9):
+        with pytest.raises(RecordError) as e:
+            reg.schema(bad)
+        assert e.value.reason == "bad_schema"
+    assert reg.register("s", V2) == 10  # next id after the highest on disk
+
+
+def test_file_registry_missing_directory_is_infrastructure(tmp_path: Path) -> None:
+    with pytest.raises(InfrastructureError):
+        FileRegistry(tmp_path / "absent").schema(1)
+
+
+def test_file_registry_rejects_invalid_schema(tmp_path: Path) -> None:
+    with pytest.raises(SchemaRejected):
+        FileRegistry(tmp_path).register("s", {"type": "nope"})
+
+
+_WORKER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from connectors.registry import FileRegistry
+    path, me, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    while not go.exists():
+        time.sleep(0.001)
+    reg = FileRegistry(path)
+    out = {}
+    for i in range(25):
+        shared = {"type": "record", "name": f"Shared{i}", "fields": [{"name": "a", "type": "int"}]}
+        own = {"type": "record", "name": f"Own{me}x{i}", "fields": [{"name": "a", "type": "int"}]}
+        out[f"Shared{i}"] = reg.register("shared-value", shared)
+        out[f"Own{me}x{i}"] = reg.register(f"own-{me}", own)
+    print(json.dumps(out))
+""")
+
+
+def test_file_registry_concurrent_processes(tmp_path: Path) -> None:
+    reg_dir = tmp_path / "reg"
+    go = tmp_path / "go"
+    root = str(Path(__file__).resolve().parents[2])
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(reg_dir), str(n), str(go)],
+                              stdout=subprocess.PIPE, cwd=root, text=True)
+             for n in range(3)]
+    time.sleep(0.3)
+    go.touch()
+    results = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+        results.append(json.loads(out))
+    # a shared schema has one id whoever registered it first
+    for i in range(25):
+        assert len({r[f"Shared{i}"] for r in results}) == 1
+    ids: dict[int, str] = {}
+    for r in results:
+        for name, sid in r.items():
+            assert ids.setdefault(sid, name) == name, f"id {sid} given to two schemas"
+    assert len(ids) == 25 + 3 * 25
+    reg = FileRegistry(reg_dir)
+    subjects = reg.subjects()
+    assert sorted(subjects["shared-value"]) == sorted({r["Shared0"] for r in results}
+                                                       | {r[f"Shared{i}"] for r in results
+                                                          for i in range(25)})
+    for n in range(3):
+        assert len(subjects[f"own-{n}"]) == 25
+    for sid, name in ids.items():
+        assert reg.schema(sid)["name"] == name
+
+
+# --------------------------------------------------------------------------- REST
+
+
+def _quick(**extra: str) -> dict[str, str]:
+    return {"retries.wait.ms": "10", "retries.max.wait.ms": "20", **extra}
+
+
+def test_rest_registry_with_basic_auth() -> None:
+    with RegistryServer(user="alice", password="s3cret:x") as srv:
+        reg = RestRegistry(srv.url, _quick(**{"basic.auth.user.info": "alice:s3cret:x"}))
+        i1 = reg.register("users-value", V1)
+        i2 = reg.register("users-value", V2)
+        assert reg.register("users-value", V1) == i1
+        assert reg.latest_id("users-value") == i2
+        assert reg.latest_id("unknown-subject") is None
+        before = srv.requests
+        parsed = reg.schema(i2)
+        assert parsed["name"] == "shop.User"
+        assert reg.schema(i2) is parsed
+        assert srv.requests == before + 1  # fetched once, then cached
+        with pytest.raises(RecordError) as e:
+            reg.schema(999)
+        assert e.value.reason == "unknown_schema"
+        n = srv.requests
+        with pytest.raises(RecordError):
+            reg.schema(999)
+        assert srv.requests == n  # unknown ids are remembered for a while
+
+
+def test_rest_registry_credentials_in_url() -> None:
+    with RegistryServer(user="bob", password="pw") as srv:
+        sid = srv.add("s", V1)
+        url = srv.url.replace("http://", "http://bob:pw@")
+        assert RestRegistry(url, _quick()).schema(sid)["name"] == "shop.User"
+
+
+def test_rest_registry_wrong_credentials_is_infrastructure() -> None:
+    with RegistryServer(user="alice", password="right") as srv:
+        sid = srv.add("s", V1)
+        reg = RestRegistry(srv.url, _quick(**{"basic.auth.user.info": "alice:wrong"}))
+        with pytest.raises(InfrastructureError, match="refused the credentials"):
+            reg.schema(sid)
+        with pytest.raises(InfrastructureError):
+            RestRegistry(srv.url, _quick()).schema(sid)
+
+
+def test_rest_registry_retries_server_errors() -> None:
+    with RegistryServer() as srv:
+        sid = srv.add("s", V1)
+        srv.fail_next = 2
+        reg = RestRegistry(srv.url, _quick(**{"max.retries": "3"}))
+        assert reg.schema(sid)["name"] == "shop.User"
+        srv.fail_next = 10
+        reg2 = RestRegistry(srv.url, _quick(**{"max.retries": "2"}))
+        with pytest.raises(InfrastructureError, match="unreachable after 3 attempt"):
+            reg2.schema(sid)
+
+
+def test_rest_registry_unreachable_is_infrastructure_not_a_bad_record() -> None:
+    from materializer.devbroker import free_port
+
+    reg = RestRegistry(f"http://127.0.0.1:{free_port()}", _quick(**{"max.retries": "2"}))
+    t0 = time.monotonic()
+    with pytest.raises(InfrastructureError) as e:
+        reg.schema(1)
+    assert not isinstance(e.value, RecordError)
+    assert "unreachable" in str(e.value)
+    assert time.monotonic() - t0 < 5
+
+
+def test_rest_registry_failover_to_second_url() -> None:
+    from materializer.devbroker import free_port
+
+    with RegistryServer() as srv:
+        sid = srv.add("s", V2)
+        reg = RestRegistry(f"http://127.0.0.1:{free_port()},{srv.url}", _quick())
+        assert reg.schema(sid)["name"] == "shop.User"
+
+
+def test_rest_registry_rejects_invalid_schema() -> None:
+    with RegistryServer() as srv:
+        reg = RestRegistry(srv.url, _quick())
+        for bad in ("[1, 2", {"type": "record", "name": "R", "fields": [{"name": "a"}]}):
+            with pytest.raises(SchemaRejected):
+                reg.register("s", bad)
+        assert srv.requests == 0
+
+
+def test_rest_registry_non_avro_schema_is_a_bad_record() -> None:
+    with RegistryServer() as srv:
+        srv.schemas[5] = normalize({"type": "object"})  # a JSON schema, say
+        with pytest.raises(RecordError) as e:
+            RestRegistry(srv.url, _quick()).schema(5)
+        assert e.value.reason == "bad_schema"
+
+
+def test_rest_registry_config_checks() -> None:
+    with pytest.raises(ConfigError, match="unknown setting"):
+        RestRegistry("http://localhost:8081", {"basic.auth.userinfo": "a:b"})
+    with pytest.raises(ConfigError):
+        RestRegistry("ftp://localhost", {})
+    with pytest.raises(ConfigError):
+        RestRegistry("http://localhost:8081", {"basic.auth.credentials.source": "SASL_INHERIT"})
+
+
+def test_open_registry(tmp_path: Path) -> None:
+    assert open_registry(None) is None
+    assert open_registry(RegistrySpec()) is None
+    assert isinstance(open_registry(RegistrySpec(path=str(tmp_path))), FileRegistry)
+    r = open_registry(RegistrySpec(url="http://localhost:8081",
+                                   config=(("basic.auth.user.info", "u:p"),)))
+    assert isinstance(r, RestRegistry)
