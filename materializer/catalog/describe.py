@@ -68,6 +68,11 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
         out.append(f"  null_key: {spec.null_key}")
     else:
         out.append(f"  key: ({', '.join(spec.key_columns)})")
+    unbounded = [c for c in spec.key_columns if spec.column(c).type.kind in ("string", "bytes")]
+    if unbounded:
+        limit = 511 if isinstance(spec, TableSpec) else 503
+        out.append(f"  note: key column(s) {', '.join(unbounded)} are unbounded: a record whose "
+                   f"stored key exceeds LMDB's {limit} bytes is rejected (key_too_long)")
     out.append(f"  on_error: {spec.on_error}")
     out.append(f"  on_reset: {spec.on_reset}")
     out.append(f"  dead_letter_topic: {spec.dead_letter_topic or '(none)'}")
