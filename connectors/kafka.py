@@ -235,7 +235,11 @@ class AssignedSource(_Reader):
         super().__init__(_consumer("materializer-assigned", _client_conf(conf)), start_offsets)
         tps = []
         for topic in topics:
-            md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            try:
+                md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+            except KafkaException as e:
+                raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}"
+                                          ) from e
             if md is None or md.error is not None:
                 raise InfrastructureError(f"topic {topic} does not exist")
             for p in sorted(md.partitions):

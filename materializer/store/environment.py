@@ -18,6 +18,7 @@ from materializer.store.layout import FILE_MODE, drop, generations, make_dir
 
 META = b"meta"
 REVOKED = b"revoked"
+SERVED = b"served"  # b"<partitions JSON>|<revoked JSON>", what readers read per lookup
 """Meta key: JSON list of the partitions revoked from this store's worker (not current)."""
 OFFSET = struct.Struct(">Q")
 _LOCK = threading.Lock()

@@ -19,6 +19,7 @@ from materializer.store.environment import (
     META,
     OFFSET,
     REVOKED,
+    SERVED,
     RelationMeta,
     forget_env,
     offset_key,
@@ -61,6 +62,7 @@ class _Generation:
         self.key_codec = KeyCodec(self.key_types)
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self.key_convs = key_storage_converters(self.key_types)
+        self.single = self.key_convs[0] if len(self.key_convs) == 1 else None
         self._dbs: dict[int, Any] = {}
         # (partitions raw, revoked raw, every partition, the ones not revoked), swapped whole
         self._state: tuple[bytes, bytes, list[tuple[int, Any]], list[tuple[int, Any]]] = \
@@ -76,8 +78,12 @@ class _Generation:
         read-only transaction is not usable in later ones (py-lmdb 3)."""
         while True:
             txn = read_txn(self.env)
-            raw = txn.get(b"partitions", b"[]", db=self.meta_db)
-            rev = txn.get(REVOKED, b"[]", db=self.meta_db)
+            served = txn.get(SERVED, None, db=self.meta_db)
+            if served is not None:
+                raw, _, rev = bytes(served).partition(b"|")
+            else:  # written before SERVED existed
+                raw = txn.get(b"partitions", b"[]", db=self.meta_db)
+                rev = txn.get(REVOKED, b"[]", db=self.meta_db)
             state = self._state
             if raw == state[0] and rev == state[1]:
                 return txn, state[2] if every else state[3]
@@ -103,6 +109,12 @@ class _Generation:
 
     def key_tuple(self, key: Any) -> tuple[Any, ...]:
         """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
+        if self.single is not None and not isinstance(key, tuple | list):
+            try:
+                return (None if key is None else self.single(key),)
+            except (TypeError, ValueError) as e:
+                raise UsageError(f"key {key!r} does not fit ({self.key_columns[0]}): {e}") \
+                    from e
         values = key if isinstance(key, tuple | list) else (key,)
         if len(values) != len(self.key_convs):
             raise UsageError(

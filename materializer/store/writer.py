@@ -24,6 +24,7 @@ from materializer.store.environment import (
     META,
     OFFSET,
     REVOKED,
+    SERVED,
     RelationMeta,
     cached_env,
     counter_key,
@@ -146,8 +147,16 @@ class RelationWriter:
             if partition not in parts:
                 parts.add(partition)
                 txn.put(b"partitions", json.dumps(sorted(parts)).encode(), db=self._meta_db)
+                self._publish_served(txn)
             self._dbs[partition] = db
         return db
+
+    def _publish_served(self, txn: lmdb.Transaction[bytes]) -> None:
+        """Keep SERVED (partitions and revoked ones, in one value) in step with both lists,
+        so a reader learns what to read with one get per lookup."""
+        parts = txn.get(b"partitions", b"[]", db=self._meta_db)
+        revoked = txn.get(REVOKED, b"[]", db=self._meta_db)
+        txn.put(SERVED, b"%s|%s" % (parts, revoked), db=self._meta_db)
 
     def set_revoked(self, partitions: Iterable[int], revoked: bool) -> bool:
         """Mark `partitions` as revoked from this worker (True: a rebalance gave them to
@@ -166,6 +175,7 @@ class RelationWriter:
                 txn.put(REVOKED, json.dumps(sorted(after)).encode())
             else:
                 txn.delete(REVOKED)
+            self._publish_served(txn)
         return True
 
     def forget_handles(self) -> None:
