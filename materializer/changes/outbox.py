@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING
 
 from connectors.kafka import create_topic, partition_count
 from connectors.partitioners import partition_for
-from materializer.changes.envelope import EventEncoder, encoder_for
+from materializer.changes.envelope import encoder_for
+from materializer.changes.envelope_base import EventEncoder
 from materializer.changes.event import Change
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError, UsageError
 from materializer.protocols import SchemaRegistry

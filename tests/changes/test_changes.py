@@ -19,14 +19,13 @@ from connectors.kafka import Sink
 from connectors.partitioners import murmur2, partition_for
 from connectors.registry import FileRegistry
 from materializer import __version__
-from materializer.changes.envelope import (
+from materializer.changes.avro_envelope import (
     AvroEnvelope,
-    JsonEnvelope,
     avro_name,
-    encoder_for,
     envelope_schema,
     key_schema,
 )
+from materializer.changes.envelope import JsonEnvelope, encoder_for
 from materializer.changes.event import Change
 from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox
 from materializer.columns import parse_type

@@ -1,0 +1,246 @@
+"""The `debezium-avro` change-event envelope: Avro key and value in the Confluent wire format,
+schemas registered under `<topic>-key` and `<topic>-value` (see `schemas/change-envelope.avsc`)."""
+
+from __future__ import annotations
+
+import decimal
+import io
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import fastavro
+
+from materializer import __version__
+from materializer.changes.envelope_base import (
+    CONNECTOR,
+    Message,
+    SnapshotAware,
+    _changed,
+    _compact,
+    snapshot_flag,
+    source_db,
+)
+from materializer.changes.event import Change
+from materializer.columns import ColumnType
+from materializer.formats.wire import header
+from materializer.protocols import SchemaRegistry
+from materializer.specs import TableSpec
+from materializer.values import items_converter
+
+_AVRO_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def avro_name(name: str) -> str:
+    """A valid Avro name for a column or namespace part (`[A-Za-z_][A-Za-z0-9_]*`)."""
+    clean = _AVRO_NAME.sub("_", name) or "_"
+    return "_" + clean if clean[0].isdigit() else clean
+
+
+def avro_type(t: ColumnType) -> Any:
+    """The Avro type of a column type (without the null union)."""
+    k = t.kind
+    if k in ("int", "long", "float", "double", "boolean", "string", "bytes"):
+        return k
+    if k == "decimal":
+        return {"type": "bytes", "logicalType": "decimal", "precision": t.precision,
+                "scale": t.scale}
+    if k == "date":
+        return {"type": "int", "logicalType": "date"}
+    if k == "time":
+        return {"type": "long", "logicalType": "time-micros"}
+    if k == "timestamp":
+        return {"type": "long", "logicalType": "timestamp-micros"}
+    if k == "uuid":
+        return {"type": "string", "logicalType": "uuid"}
+    if k == "json":
+        return {"type": "string", "connect.name": "io.debezium.data.Json"}
+    assert t.item is not None
+    inner = ["null", avro_type(t.item)]
+    if k == "array":
+        return {"type": "array", "items": inner}
+    return {"type": "map", "values": inner}
+
+
+def _avro_value(t: ColumnType) -> Callable[[Any], Any] | None:
+    """A converter from the stored form to what fastavro writes for `avro_type(t)`."""
+    k = t.kind
+    if k == "decimal":
+        return decimal.Decimal
+    if k == "json":
+        return _compact
+    if k in ("array", "map"):
+        return items_converter(t, _avro_value)
+    return None  # date, time, timestamp are stored as the Avro logical types' numbers
+
+
+def avro_namespace(spec: TableSpec) -> str:
+    """`materializer.<schema>.<table>`: the namespace of the table's Avro records."""
+    return ".".join(["materializer", *(avro_name(p) for p in spec.name.split("."))])
+
+
+def _field_names(layout: Sequence[str]) -> dict[str, str]:
+    """Column -> its Avro field name (valid, unique within the row record)."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for name in layout:
+        fname = avro_name(name)
+        while fname in seen:
+            fname += "_"
+        seen.add(fname)
+        out[name] = fname
+    return out
+
+
+def key_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
+    """The Avro key record: the primary key columns, named and typed as the envelope's
+    row fields of those columns."""
+    namespace = avro_namespace(spec)
+    names = _field_names(layout)
+    fields: list[dict[str, Any]] = []
+    for name in spec.key_columns:
+        field: dict[str, Any] = {"name": names[name],
+                                 "type": avro_type(spec.column(name).type)}
+        if names[name] != name:
+            field["doc"] = f"column {name}"
+        fields.append(field)
+    return {"type": "record", "name": "Key", "namespace": namespace,
+            "connect.name": f"{namespace}.Key", "fields": fields}
+
+
+def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
+    """The per-table Debezium envelope: before/after as nullable unions of the row record."""
+    namespace = avro_namespace(spec)
+    key_set = set(spec.key_columns)
+    fields: list[dict[str, Any]] = []
+    for name, fname in _field_names(layout).items():
+        col = spec.column(name)
+        field: dict[str, Any] = {"name": fname}
+        if col.not_null or name in key_set:
+            field["type"] = avro_type(col.type)
+        else:
+            field["type"] = ["null", avro_type(col.type)]
+            field["default"] = None
+        if fname != name:
+            field["doc"] = f"column {name}"
+        fields.append(field)
+    # fields added after the first envelope have defaults: events written with an older
+    # envelope stay readable (a registry's BACKWARD check passes)
+    source = {"type": "record", "name": "Source", "fields": [
+        {"name": "version", "type": "string", "default": ""},
+        {"name": "connector", "type": "string", "default": CONNECTOR},
+        {"name": "name", "type": "string"},
+        {"name": "ts_ms", "type": "long"},
+        {"name": "snapshot", "type": {
+            "type": "string", "connect.version": 1, "connect.name": "io.debezium.data.Enum",
+            "connect.parameters": {"allowed": "true,last,false"}, "connect.default": "false"},
+         "default": "false"},
+        {"name": "db", "type": "string", "default": ""},
+        {"name": "table", "type": "string"},
+        {"name": "topic", "type": "string"},
+        {"name": "partition", "type": "int"},
+        {"name": "offset", "type": "long"}]}
+    env_fields: list[dict[str, Any]] = [
+        {"name": "before", "type": ["null", {"type": "record", "name": "Value",
+                                             "fields": fields}], "default": None},
+        {"name": "after", "type": ["null", "Value"], "default": None},
+        {"name": "source", "type": source},
+        {"name": "op", "type": "string"},
+        {"name": "ts_ms", "type": ["null", "long"], "default": None},
+    ]
+    if spec.changes is not None and spec.changes.columns:
+        env_fields.append({"name": "changed", "type": ["null", {"type": "array",
+                                                                "items": "string"}],
+                           "default": None})
+    return {"type": "record", "name": "Envelope", "namespace": namespace,
+            "connect.name": f"{namespace}.Envelope", "fields": env_fields}
+
+
+class AvroEnvelope(SnapshotAware):
+    """`format: debezium-avro`: the envelope in the Confluent wire format."""
+
+    __slots__ = ("schema_id", "key_schema_id", "_schema", "_prefix", "_key", "_fields",
+                 "_names", "_width", "_convs", "_source", "_columns")
+
+    def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
+                 ) -> None:
+        assert spec.changes is not None
+        schema = envelope_schema(spec, layout)
+        kschema = key_schema(spec, layout)
+        # the registry raises InfrastructureError (unreachable) or SchemaRejected (refused)
+        self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
+        self.key_schema_id = int(registry.register(f"{spec.changes.topic}-key", kschema))
+        self._schema = fastavro.parse_schema(schema)
+        self._prefix = header(self.schema_id)
+        self._key = _avro_key_encoder(spec, kschema, self.key_schema_id)
+        self._fields = tuple(f["name"] for f in schema["fields"][0]["type"][1]["fields"])
+        self._names = tuple(layout)
+        self._width = len(self._fields)
+        self._convs = tuple((i, c) for i, n in enumerate(layout)
+                            if (c := _avro_value(spec.column(n).type)) is not None)
+        self._source = (source_db(spec), spec.name, spec.topic)
+        self._columns = spec.changes.columns
+
+    def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
+        if t is None:
+            return None
+        if len(t) < self._width:
+            t = t + (None,) * (self._width - len(t))
+        if self._convs:
+            vals = list(t)
+            for i, conv in self._convs:
+                v = vals[i]
+                if v is not None:
+                    vals[i] = conv(v)
+            return dict(zip(self._fields, vals, strict=False))
+        return dict(zip(self._fields, t, strict=False))
+
+    def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
+        """`flag`, if not empty, is the `source.snapshot` of every change."""
+        out: list[Message] = []
+        append = out.append
+        row = self._row
+        key_of = self._key
+        write = fastavro.schemaless_writer
+        schema = self._schema
+        prefix = self._prefix
+        names = self._names
+        db, table, topic = self._source
+        columns = self._columns
+        for ch in changes:
+            key = key_of(ch.key)
+            record: dict[str, Any] = {
+                "before": row(ch.before), "after": row(ch.after), "op": ch.op,
+                "ts_ms": now_ms,
+                "source": {"version": __version__, "connector": CONNECTOR,
+                           "name": CONNECTOR, "ts_ms": ch.timestamp_ms,
+                           "snapshot": flag or snapshot_flag(ch.op), "db": db, "table": table,
+                           "topic": topic, "partition": ch.partition, "offset": ch.offset}}
+            if columns:
+                record["changed"] = (_changed(names, ch.before, ch.after)
+                                     if ch.op == "u" else None)
+            buf = io.BytesIO(prefix)
+            buf.seek(5)
+            write(buf, schema, record)
+            append((ch.partition, key, buf.getvalue()))
+            if ch.op == "d":
+                append((ch.partition, key, None))
+        return out
+
+
+def _avro_key_encoder(spec: TableSpec, schema: dict[str, Any], schema_id: int
+                      ) -> Callable[[tuple[Any, ...]], bytes]:
+    """Stored-form key tuple -> the key record in the wire format (deterministic bytes)."""
+    parsed = fastavro.parse_schema(schema)
+    fields = tuple(f["name"] for f in schema["fields"])
+    convs = tuple(_avro_value(t) for t in spec.key_types)
+    prefix = header(schema_id)
+    write = fastavro.schemaless_writer
+
+    def encode(kt: tuple[Any, ...]) -> bytes:
+        buf = io.BytesIO(prefix)
+        buf.seek(5)
+        write(buf, parsed, {f: v if c is None or v is None else c(v)
+                            for f, c, v in zip(fields, convs, kt, strict=False)})
+        return buf.getvalue()
+    return encode

@@ -1,0 +1,95 @@
+"""What every change-event encoder shares: the message shape, the encoder interface, the
+Debezium `source` fields and the snapshot flag (one `encode` for both envelopes)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import json.encoder
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from materializer.changes.event import Change
+from materializer.specs import TableSpec
+
+Message = tuple[int, bytes, bytes | None]
+"""(source partition, key bytes, value bytes or None for a tombstone)."""
+
+def _json_default(o: Any) -> Any:
+    """Values a `json` column may hold that JSON has no type for (from Avro sources)."""
+    if isinstance(o, decimal.Decimal):
+        return str(o)
+    if isinstance(o, bytes | bytearray):
+        return base64.b64encode(o).decode("ascii")
+    if isinstance(o, dt.date | dt.time):
+        return o.isoformat()
+    if isinstance(o, set | frozenset | tuple):
+        return list(o)
+    return str(o)
+
+
+def _make_compact() -> Callable[[Any], str]:
+    """Compact ASCII JSON; the C encoder built once (JSONEncoder rebuilds it per call)."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:  # no C accelerator in this Python
+        return json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+    enc = c_make(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
+                 False, False, True)
+    join = "".join
+    return lambda obj: join(enc(obj, 0))
+
+
+_compact = _make_compact()
+_quote = json.encoder.encode_basestring_ascii
+
+
+CONNECTOR = "materializer"
+"""`source.connector` and `source.name` of every event."""
+
+
+def source_db(spec: TableSpec) -> str:
+    """`source.db`: the schema part of the table's qualified name `schema.name`."""
+    return spec.name.partition(".")[0]
+
+
+def snapshot_flag(op: str) -> str:
+    """`source.snapshot` of an event that is not the last of a snapshot."""
+    return "true" if op == "r" else "false"
+
+
+class EventEncoder(Protocol):
+    """Turns applied changes into Kafka messages (events and tombstones), in order.
+    With `snapshot_last`, the last change is the last r event of a snapshot
+    (`source.snapshot: "last"`)."""
+
+    def encode(self, changes: Sequence[Change], now_ms: int, *,
+               snapshot_last: bool = False) -> list[Message]: ...
+
+
+# ------------------------------------------------------------------------- JSON
+
+
+class SnapshotAware:
+    """`encode` for both envelopes: snapshot events carry `source.snapshot` "true", the last
+    of a snapshot "last"; subclasses implement `_encode(changes, now_ms, flag)`."""
+
+    def encode(self, changes: Sequence[Change], now_ms: int, *,
+               snapshot_last: bool = False) -> list[Message]:
+        if snapshot_last and changes:
+            return (self._encode(changes[:-1], now_ms, "")
+                    + self._encode(changes[-1:], now_ms, "last"))
+        return self._encode(changes, now_ms, "")
+
+    def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
+        raise NotImplementedError
+
+
+def _changed(names: Sequence[str], before: tuple[Any, ...] | None,
+             after: tuple[Any, ...] | None) -> list[str]:
+    """Names of the columns whose stored values differ (Dolt's cell-wise diff)."""
+    b = before or ()
+    a = after or ()
+    return [n for i, n in enumerate(names)
+            if (b[i] if i < len(b) else None) != (a[i] if i < len(a) else None)]
