@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
+from materializer.keytext import key_from_text
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
-from materializer.values import key_from_text
 
 log = logging.getLogger("materializer")
 

@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from materializer.errors import NotFound, UsageError
+from materializer.keytext import KeyTextParser, key_text_parser
 from materializer.store import Store, StreamView, TableView
-from materializer.values import KeyTextParser, key_text_parser
 
 MAX_KEY_BYTES = 511  # LMDB's key size limit: no stored key is longer
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ #{}\[\]():.\-]{0,400}")

@@ -52,8 +52,9 @@ LMDB reader writes its slot into lock.mdb).
 from materializer.store.environment import RelationMeta, drop_relation
 from materializer.store.layout import relation_exists
 from materializer.store.lock import StoreLock, StoreLocked
-from materializer.store.read import Store, StreamView, TableView
+from materializer.store.read import StreamView, TableView
 from materializer.store.rows import RowLayout
+from materializer.store.store import Store
 from materializer.store.writer import (
     MapFull,
     PartitionWriter,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from time import monotonic as _monotonic
@@ -29,7 +28,6 @@ from materializer.store.environment import (
     read_txn,
 )
 from materializer.store.keys import STREAM_KEY_SUFFIX, KeyCodec, split_stream_key
-from materializer.store.lock import store_root
 from materializer.store.rows import RowLayout, split_event
 from materializer.values import to_storage as _to_storage
 
@@ -161,7 +159,7 @@ def open_generation(data_dir: Path, name: str) -> _Generation:
     raise NotFound(f"no table or stream named {name!r} in {data_dir}")
 
 
-class _RelationReader:
+class RelationReader:
     """Shared read plumbing of table and stream views.
 
     A view is bound to its relation's name, not to its files: at most every
@@ -319,7 +317,7 @@ def _get_raw(txn: lmdb.Transaction[bytes], parts: list[tuple[int, Any]], kb: byt
     return None
 
 
-class TableView(_RelationReader):
+class TableView(RelationReader):
     """Read-only view of a table: point, batch and prefix lookups on committed state.
 
     A key is the bare value for a one-column primary key, else a tuple in key order.
@@ -372,7 +370,7 @@ def _prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
         yield bytes(k), bytes(v)
 
 
-class StreamView(_RelationReader):
+class StreamView(RelationReader):
     """Read-only view of a stream: the events of a key, newest first.
 
     Stored key: encoded stream key + 8-byte big-endian source offset, so one key's
@@ -417,71 +415,3 @@ class StreamView(_RelationReader):
                         "offset": offset, "timestamp": ts,
                         "value": None if payload == b"" else conv(payload)})
         return out
-
-
-# ---------------------------------------------------------------------------- Store
-
-
-class Store:
-    """Read access to a data directory, from any process, while a worker writes.
-
-    >>> with Store.open("./data") as store:
-    ...     store.table("shop.users").get(1)
-    """
-
-    def __init__(self, data_dir: str | os.PathLike[str], default_schema: str = "public") -> None:
-        self.data_dir = store_root(data_dir, create=False)  # StoreError if it is a file
-        self.default_schema = default_schema
-        self._views: dict[str, _RelationReader] = {}
-
-    @classmethod
-    def open(cls, data_dir: str | os.PathLike[str], default_schema: str = "public") -> Store:
-        if not store_root(data_dir, create=False).is_dir():
-            raise NotFound(f"no data directory at {data_dir}")
-        return cls(data_dir, default_schema)
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._views.clear()
-
-    def names(self) -> list[str]:
-        """The qualified names of every table and stream in the store, sorted."""
-        return _layout.names(self.data_dir)
-
-    def _resolve(self, name: str) -> str:
-        for candidate in (name, f"{self.default_schema}.{name}"):
-            found = _layout.current(self.data_dir, candidate)
-            if found is not None and (found[1] / "data.mdb").is_file():
-                return candidate
-        raise NotFound(f"no table or stream named {name!r} in {self.data_dir}")
-
-    def relation(self, name: str) -> _RelationReader:
-        """The view of a table or stream (`name` qualified, or in the default schema).
-
-        Views are cached per name and follow rebuilds on their own (see `TableView`),
-        so keeping one is as good as asking again."""
-        view = self._views.get(name)
-        if view is not None:
-            return view
-        generation = open_generation(self.data_dir, self._resolve(name))
-        cls = TableView if generation.meta.kind == "table" else StreamView
-        view = cls(self.data_dir, generation)
-        self._views[name] = view
-        return view
-
-    def table(self, name: str) -> TableView:
-        view = self.relation(name)
-        if not isinstance(view, TableView):
-            raise UsageError(f"{name} is a stream: use store.stream({name!r})")
-        return view
-
-    def stream(self, name: str) -> StreamView:
-        view = self.relation(name)
-        if not isinstance(view, StreamView):
-            raise UsageError(f"{name} is a table: use store.table({name!r})")
-        return view

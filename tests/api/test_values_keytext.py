@@ -19,8 +19,8 @@ from materializer import cli
 from materializer.api.app import create_app
 from materializer.columns import parse_type
 from materializer.errors import UsageError
+from materializer.keytext import key_from_text, text_converter
 from materializer.specs import TableSpec
-from materializer.values import key_from_text, text_converter
 from tests.support.api import SpecWriter, columns
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -1,0 +1,101 @@
+"""Key values written as text (`materializer get`/`scan` arguments and HTTP path segments):
+one rule for both, typed by the key columns. The text `null` is the string "null"."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from materializer.columns import ColumnType
+from materializer.errors import UsageError
+
+#
+# One rule for the text of a key value, whoever reads it: the CLI (`get`, `scan
+# --prefix`) and the HTTP API (path segments, `prefix=`) accept the same texts and
+# give the same values and the same errors.
+
+TextConverter = Callable[[str], Any]
+KeyTextParser = Callable[[Sequence[str]], tuple[Any, ...]]
+_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+_SHOWN = 40  # characters of an offending text quoted in an error
+
+
+def _int_text(s: str) -> int:
+    if not _INT_TEXT.fullmatch(s):
+        raise ValueError("expected an integer")
+    return int(s)
+
+
+def _float_text(s: str) -> float:
+    if not _FLOAT_TEXT.fullmatch(s):
+        raise ValueError("expected a decimal number")
+    return float(s)
+
+
+def _bool_text(s: str) -> bool:
+    if s == "true":
+        return True
+    if s == "false":
+        return False
+    raise ValueError("expected true or false")
+
+
+def _as_text(s: str) -> str:
+    return s
+
+
+def text_converter(t: ColumnType) -> TextConverter:
+    """How the text of one key value becomes a key component of type `t`.
+
+    int/long: a decimal integer (`-?[0-9]+`); float/double: a decimal number
+    (no `nan`, `inf` or hex); boolean: `true` or `false`; every other type
+    (string, uuid, decimal, date, time, timestamp, bytes as standard base64): the text
+    as it is, checked and converted by the store's own converters (`to_storage`).
+    No text stands for null: `null` in a string column is the string "null".
+    Raises ValueError for a text that does not fit.
+    """
+    if t.kind in ("int", "long"):
+        return _int_text
+    if t.kind in ("float", "double"):
+        return _float_text
+    if t.kind == "boolean":
+        return _bool_text
+    return _as_text
+
+
+def key_text_parser(columns: Sequence[str], types: Sequence[ColumnType]) -> KeyTextParser:
+    """`key_from_text` for fixed key columns, with the converters chosen once.
+
+    The parser takes the texts of a full key or of a prefix (the leading columns) and
+    returns the key components in order; UsageError naming the column (and quoting the
+    text) for one that does not fit, or when there are more texts than columns.
+    """
+    cols = tuple(columns)
+    convs = tuple(text_converter(t) for t in types)
+    if len(cols) != len(convs):
+        raise ValueError(f"{len(cols)} key column name(s) for {len(convs)} type(s)")
+
+    def parse(texts: Sequence[str]) -> tuple[Any, ...]:
+        if len(texts) > len(convs):
+            raise UsageError(f"the key ({', '.join(cols)}) has {len(convs)} value(s), "
+                             f"got {len(texts)}")
+        out = []
+        for col, conv, s in zip(cols, convs, texts, strict=False):
+            try:
+                out.append(conv(s))
+            except ValueError as e:
+                shown = s if len(s) <= _SHOWN else s[:_SHOWN] + "..."
+                raise UsageError(f"key column {col!r}: {e}, got {shown!r}") from None
+        return tuple(out)
+
+    return parse
+
+
+def key_from_text(columns: Sequence[str], types: Sequence[ColumnType],
+                  texts: Sequence[str]) -> tuple[Any, ...]:
+    """Key components (a full key or a leading prefix) from their texts, typed by the key
+    columns `columns` of types `types` (see `text_converter`); UsageError if one does not
+    fit. The CLI and the HTTP API both read key text through this rule."""
+    return key_text_parser(columns, types)(texts)

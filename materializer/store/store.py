@@ -1,0 +1,75 @@
+"""`Store`: read access to a data directory, from any process, while a worker writes."""
+
+from __future__ import annotations
+
+import os
+
+from materializer.errors import NotFound, UsageError
+from materializer.store import layout as _layout
+from materializer.store.lock import store_root
+from materializer.store.read import RelationReader, StreamView, TableView, open_generation
+
+
+class Store:
+    """Read access to a data directory, from any process, while a worker writes.
+
+    >>> with Store.open("./data") as store:
+    ...     store.table("shop.users").get(1)
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str], default_schema: str = "public") -> None:
+        self.data_dir = store_root(data_dir, create=False)  # StoreError if it is a file
+        self.default_schema = default_schema
+        self._views: dict[str, RelationReader] = {}
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str], default_schema: str = "public") -> Store:
+        if not store_root(data_dir, create=False).is_dir():
+            raise NotFound(f"no data directory at {data_dir}")
+        return cls(data_dir, default_schema)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._views.clear()
+
+    def names(self) -> list[str]:
+        """The qualified names of every table and stream in the store, sorted."""
+        return _layout.names(self.data_dir)
+
+    def _resolve(self, name: str) -> str:
+        for candidate in (name, f"{self.default_schema}.{name}"):
+            found = _layout.current(self.data_dir, candidate)
+            if found is not None and (found[1] / "data.mdb").is_file():
+                return candidate
+        raise NotFound(f"no table or stream named {name!r} in {self.data_dir}")
+
+    def relation(self, name: str) -> RelationReader:
+        """The view of a table or stream (`name` qualified, or in the default schema).
+
+        Views are cached per name and follow rebuilds on their own (see `TableView`),
+        so keeping one is as good as asking again."""
+        view = self._views.get(name)
+        if view is not None:
+            return view
+        generation = open_generation(self.data_dir, self._resolve(name))
+        cls = TableView if generation.meta.kind == "table" else StreamView
+        view = cls(self.data_dir, generation)
+        self._views[name] = view
+        return view
+
+    def table(self, name: str) -> TableView:
+        view = self.relation(name)
+        if not isinstance(view, TableView):
+            raise UsageError(f"{name} is a stream: use store.stream({name!r})")
+        return view
+
+    def stream(self, name: str) -> StreamView:
+        view = self.relation(name)
+        if not isinstance(view, StreamView):
+            raise UsageError(f"{name} is a table: use store.table({name!r})")
+        return view
