@@ -23,11 +23,17 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
 
+from materializer.catalog.ddl_lexicon import (
+    SIMPLE_TYPES,
+    TYPE_NAMES,
+    DdlSyntaxError,
+    Token,
+    tokenize,
+)
+from materializer.catalog.ddl_properties import Properties
 from materializer.catalog.decl import (
     At,
-    ChangesDecl,
     ColumnDecl,
     Context,
     Field,
@@ -41,87 +47,6 @@ from materializer.columns import ColumnType
 from materializer.errors import ConfigError
 from materializer.specs import Location, StreamSpec, TableSpec
 
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<qident>`(?:[^`]|``)*`)
-  | (?P<string>'(?:[^']|'')*')
-  | (?P<number>-?\d+(?:\.\d+)?)
-  | (?P<punct>[(),;<>=.])
-""", re.VERBOSE | re.DOTALL)
-
-SIMPLE_TYPES = {
-    "int": "int", "integer": "int", "bigint": "long", "long": "long", "double": "double",
-    "float": "float", "varchar": "string", "string": "string", "boolean": "boolean",
-    "bytes": "bytes", "date": "date", "time": "time", "timestamp": "timestamp",
-    "uuid": "uuid", "json": "json",
-}
-TYPE_NAMES = ("INT", "INTEGER", "BIGINT", "LONG", "DOUBLE", "FLOAT", "VARCHAR", "STRING",
-              "BOOLEAN", "DECIMAL(p, s)", "BYTES", "DATE", "TIME", "TIMESTAMP", "UUID", "JSON",
-              "ARRAY<T>", "MAP<STRING, T>")
-# WITH property -> (YAML field, how its value is read)
-PROPERTIES = {
-    "kafka_topic": ("topic", "text"), "key_format": ("key_format", "lower"),
-    "value_format": ("value_format", "lower"), "format": ("format", "lower"),
-    "on_existing": ("on_existing", "lower"), "version_column": ("version_column", "text"),
-    "null_key": ("null_key", "lower"), "on_error": ("on_error", "lower"),
-    "on_reset": ("on_reset", "lower"),
-    "dead_letter_topic": ("dead_letter_topic", "text"), "shard_key": ("shard_key", "names"),
-    "partial_update": ("partial_update", "names"), "replicated": ("replicated", "bool"),
-    "soft_primary_key": ("soft_primary_key", "bool"), "changes_topic": ("changes", "text"),
-    "changes_format": ("changes", "lower"), "changes_columns": ("changes", "bool"),
-    "changes_schemas": ("changes", "bool"),
-    "max_events_per_key": ("retention", "int"),
-    "partitions": ("partitions", "int"), "replicas": ("replicas", "int"),
-    "timestamp": ("timestamp_column", "text"),
-}
-TABLE_PROPERTIES = tuple(p for p in PROPERTIES if p != "max_events_per_key")
-STREAM_PROPERTIES = ("kafka_topic", "key_format", "value_format", "format", "on_error",
-                     "dead_letter_topic", "max_events_per_key", "partitions", "replicas",
-                     "timestamp")
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    """One lexical token; `start` is its offset in the sql text."""
-
-    kind: str  # ident | qident | string | number | punct | eof
-    text: str
-    start: int
-
-    @property
-    def word(self) -> str:
-        """The token as a keyword (lower case), or '' if it is not a bare word."""
-        return self.text.lower() if self.kind == "ident" else ""
-
-
-class DdlSyntaxError(Exception):
-    """A statement that does not parse; `offset` is where in the sql text."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
-
-
-def tokenize(sql: str) -> list[Token]:
-    """The tokens of `sql`, comments and whitespace dropped, ending with an `eof` token."""
-    out: list[Token] = []
-    pos = 0
-    while pos < len(sql):
-        m = _TOKEN.match(sql, pos)
-        if m is None:
-            ch = sql[pos]
-            if ch in "'`":
-                raise DdlSyntaxError(f"this {ch} is never closed: end the "
-                                     f"{'string' if ch == chr(39) else 'name'} with {ch}", pos)
-            raise DdlSyntaxError(f"unexpected character `{ch}`", pos)
-        kind = m.lastgroup or ""
-        if kind != "ws":
-            out.append(Token(kind, m.group(), pos))
-        pos = m.end()
-    out.append(Token("eof", "", len(sql)))
-    return out
-
 
 def parse_declarations(sql: str, locate: Locate, ctx: Context) -> list[RelationDecl]:
     """Parse every statement of `sql`; problems go to `ctx.diags` at file positions."""
@@ -131,7 +56,7 @@ def parse_declarations(sql: str, locate: Locate, ctx: Context) -> list[RelationD
         loc = locate(e.offset)
         ctx.error(loc, f"{e} in `sql`")
         return []
-    return _Parser(sql, tokens, locate, ctx).script()
+    return Parser(sql, tokens, locate, ctx).script()
 
 
 def parse_ddl(sql: str, filename: str = "<sql>", default_schema: str = "public",
@@ -151,7 +76,7 @@ def parse_ddl(sql: str, filename: str = "<sql>", default_schema: str = "public",
     return [*tables, *streams]
 
 
-class _Parser:
+class Parser:
     """Recursive descent over the tokens of one `sql:` text."""
 
     def __init__(self, sql: str, tokens: list[Token], locate: Locate, ctx: Context) -> None:
@@ -264,7 +189,7 @@ class _Parser:
         decl.fields["name"] = Field(name, name.loc)
         _Elements(self, decl).parse()
         if self.tok.word == "with":
-            _Properties(self, decl).parse()
+            Properties(self, decl).parse()
         if self.tok.kind != "eof" and not (self.tok.kind == "punct" and self.tok.text == ";"):
             raise self.fail(f"expected `WITH (...)` or `;` but found {self.found()}")
         soft = decl.fields.pop("soft_primary_key", None)
@@ -338,7 +263,7 @@ class _Elements:
     stream marks any number of columns KEY or has one `KEY (a, b)` clause.
     """
 
-    def __init__(self, p: _Parser, decl: RelationDecl) -> None:
+    def __init__(self, p: Parser, decl: RelationDecl) -> None:
         self.p = p
         self.decl = decl
         self.columns: list[ColumnDecl] = []
@@ -442,95 +367,3 @@ class _Elements:
         self.columns.append(ColumnDecl(name, ctype, not_null, encoding))
 
 
-class _Properties:
-    """`WITH (name = value, ...)` mapped onto the YAML fields."""
-
-    def __init__(self, p: _Parser, decl: RelationDecl) -> None:
-        self.p = p
-        self.decl = decl
-        self.changes: dict[str, At[object]] = {}
-        self.changes_tok: Token | None = None
-
-    def parse(self) -> None:
-        p = self.p
-        p.keyword("with")
-        p.punct("(")
-        seen: set[str] = set()
-        while True:
-            name_tok = p.tok
-            name = p.ident("a property name").value.lower()
-            p.punct("=")
-            value_tok = p.advance()
-            if value_tok.kind not in ("string", "number", "ident"):
-                raise p.fail(f"expected a value for `{name}` but found `{value_tok.text}`",
-                             value_tok)
-            if name in seen:
-                raise p.fail(f"property `{name}` is given twice: keep one", name_tok)
-            seen.add(name)
-            self.prop(name, name_tok, value_tok)
-            if not p.accept_punct(","):
-                break
-        p.punct(")")
-        if self.changes:
-            self.finish_changes()
-
-    def prop(self, name: str, name_tok: Token, value_tok: Token) -> None:
-        p = self.p
-        valid = TABLE_PROPERTIES if self.decl.kind == "table" else STREAM_PROPERTIES
-        if name not in valid:
-            if name in PROPERTIES:
-                other = "tables" if self.decl.kind == "stream" else "streams"
-                raise p.fail(f"property `{name}` applies to {other} only: remove it", name_tok)
-            raise p.fail(f"unknown property `{name}`.{suggest(name, valid)} Properties of a "
-                         f"{self.decl.kind}: {', '.join(valid)}", name_tok)
-        field, how = PROPERTIES[name]
-        value = self.value(name, value_tok, how)
-        key_loc = p.loc(name_tok)
-        if field == "changes":
-            self.changes[name] = value
-            self.changes_tok = self.changes_tok or name_tok
-        elif field == "format":
-            for f in ("key_format", "value_format"):
-                if f not in self.decl.fields:
-                    self.decl.fields[f] = Field(value, key_loc)
-        else:
-            self.decl.fields[field] = Field(value, key_loc)
-
-    def value(self, name: str, tok: Token, how: str) -> At[object]:
-        """A property value as the YAML reader would give it."""
-        p = self.p
-        quoted = tok.kind == "string"
-        text = tok.text[1:-1].replace("''", "'") if quoted else tok.text
-        start = tok.start + (1 if quoted else 0)
-        loc = p.loc(tok)
-        if how == "bool":
-            if text.lower() not in ("true", "false"):
-                raise p.fail(f"`{name}` must be true or false, not `{text}`", tok)
-            return At(text.lower() == "true", loc)
-        if how == "int":
-            if not text.lstrip("-").isdigit():
-                raise p.fail(f"`{name}` must be a whole number, not `{text}`", tok)
-            return At(int(text), loc)
-        if how == "names":
-            items: list[At[str]] = []
-            offset = 0
-            for part in text.split(","):
-                lead = len(part) - len(part.lstrip())
-                items.append(At(part.strip(), p.loc(start + offset + lead)))
-                offset += len(part) + 1
-            return At(tuple(items), loc)
-        value = text.lower() if how == "lower" else text
-        return At(value, loc, p.sub(start))
-
-    def finish_changes(self) -> None:
-        """changes_topic / changes_format / changes_columns / changes_schemas as one
-        `changes` field."""
-        topic, fmt = self.changes.get("changes_topic"), self.changes.get("changes_format")
-        cols, schemas = self.changes.get("changes_columns"), self.changes.get("changes_schemas")
-        decl = ChangesDecl(None if topic is None else At(str(topic.value), topic.loc, topic.sub),
-                           None if fmt is None else At(str(fmt.value), fmt.loc, fmt.sub),
-                           bool(cols.value) if cols is not None else False,
-                           None if schemas is None else At(bool(schemas.value), schemas.loc))
-        assert self.changes_tok is not None
-        loc = self.p.loc(self.changes_tok)
-        self.decl.fields["changes"] = Field(At(decl, loc), loc)

@@ -1,0 +1,87 @@
+"""The DDL's words: tokens, type names and WITH properties (what `ddl.py` parses)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<qident>`(?:[^`]|``)*`)
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<punct>[(),;<>=.])
+""", re.VERBOSE | re.DOTALL)
+
+SIMPLE_TYPES = {
+    "int": "int", "integer": "int", "bigint": "long", "long": "long", "double": "double",
+    "float": "float", "varchar": "string", "string": "string", "boolean": "boolean",
+    "bytes": "bytes", "date": "date", "time": "time", "timestamp": "timestamp",
+    "uuid": "uuid", "json": "json",
+}
+TYPE_NAMES = ("INT", "INTEGER", "BIGINT", "LONG", "DOUBLE", "FLOAT", "VARCHAR", "STRING",
+              "BOOLEAN", "DECIMAL(p, s)", "BYTES", "DATE", "TIME", "TIMESTAMP", "UUID", "JSON",
+              "ARRAY<T>", "MAP<STRING, T>")
+# WITH property -> (YAML field, how its value is read)
+PROPERTIES = {
+    "kafka_topic": ("topic", "text"), "key_format": ("key_format", "lower"),
+    "value_format": ("value_format", "lower"), "format": ("format", "lower"),
+    "on_existing": ("on_existing", "lower"), "version_column": ("version_column", "text"),
+    "null_key": ("null_key", "lower"), "on_error": ("on_error", "lower"),
+    "on_reset": ("on_reset", "lower"),
+    "dead_letter_topic": ("dead_letter_topic", "text"), "shard_key": ("shard_key", "names"),
+    "partial_update": ("partial_update", "names"), "replicated": ("replicated", "bool"),
+    "soft_primary_key": ("soft_primary_key", "bool"), "changes_topic": ("changes", "text"),
+    "changes_format": ("changes", "lower"), "changes_columns": ("changes", "bool"),
+    "changes_schemas": ("changes", "bool"),
+    "max_events_per_key": ("retention", "int"),
+    "partitions": ("partitions", "int"), "replicas": ("replicas", "int"),
+    "timestamp": ("timestamp_column", "text"),
+}
+TABLE_PROPERTIES = tuple(p for p in PROPERTIES if p != "max_events_per_key")
+STREAM_PROPERTIES = ("kafka_topic", "key_format", "value_format", "format", "on_error",
+                     "dead_letter_topic", "max_events_per_key", "partitions", "replicas",
+                     "timestamp")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One lexical token; `start` is its offset in the sql text."""
+
+    kind: str  # ident | qident | string | number | punct | eof
+    text: str
+    start: int
+
+    @property
+    def word(self) -> str:
+        """The token as a keyword (lower case), or '' if it is not a bare word."""
+        return self.text.lower() if self.kind == "ident" else ""
+
+
+class DdlSyntaxError(Exception):
+    """A statement that does not parse; `offset` is where in the sql text."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def tokenize(sql: str) -> list[Token]:
+    """The tokens of `sql`, comments and whitespace dropped, ending with an `eof` token."""
+    out: list[Token] = []
+    pos = 0
+    while pos < len(sql):
+        m = _TOKEN.match(sql, pos)
+        if m is None:
+            ch = sql[pos]
+            if ch in "'`":
+                raise DdlSyntaxError(f"this {ch} is never closed: end the "
+                                     f"{'string' if ch == chr(39) else 'name'} with {ch}", pos)
+            raise DdlSyntaxError(f"unexpected character `{ch}`", pos)
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            out.append(Token(kind, m.group(), pos))
+        pos = m.end()
+    out.append(Token("eof", "", len(sql)))
+    return out
