@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from materializer.catalog import load_catalog_text
 from materializer.catalog.ddl import parse_ddl, tokenize
-from materializer.catalog.validate import KAFKA_KEY_KINDS, SCALAR_FORMAT_KINDS, VERSION_KINDS
+from materializer.catalog.rules import KAFKA_KEY_KINDS, SCALAR_FORMAT_KINDS, VERSION_KINDS
 from materializer.columns import NOT_KEYABLE, ColumnType
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import Catalog, ChangesSpec, Column, StreamSpec, TableSpec
