@@ -37,7 +37,7 @@ SENSITIVE_KAFKA = frozenset({
     "sasl.oauthbearer.assertion.private.key.passphrase",
     "sasl.oauthbearer.assertion.private.key.pem",
 })
-# the schema registry client's secrets (confluent_kafka.schema_registry)
+# the schema registry client's secrets (confluent-kafka's schema_registry client)
 SENSITIVE_REGISTRY = frozenset({
     "basic.auth.user.info",
     "bearer.auth.token",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Protocol
+
+from materializer.catalog.decl import At, Locate
+from materializer.specs import Location
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
@@ -85,3 +89,18 @@ def tokenize(sql: str) -> list[Token]:
         pos = m.end()
     out.append(Token("eof", "", len(sql)))
     return out
+
+
+class TokenStream(Protocol):
+    """What a clause reader asks of the statement parser (`ddl.Parser` fits)."""
+
+    @property
+    def tok(self) -> Token: ...
+    def advance(self) -> Token: ...
+    def fail(self, message: str, tok: Token | None = None) -> DdlSyntaxError: ...
+    def keyword(self, *words: str) -> Token: ...
+    def punct(self, ch: str) -> Token: ...
+    def accept_punct(self, ch: str) -> bool: ...
+    def loc(self, tok: Token | int) -> Location: ...
+    def sub(self, start: int) -> Locate: ...
+    def ident(self, what: str) -> At[str]: ...

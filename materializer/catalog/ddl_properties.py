@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from materializer.catalog.ddl_lexicon import (
     PROPERTIES,
     STREAM_PROPERTIES,
     TABLE_PROPERTIES,
     Token,
+    TokenStream,
 )
 from materializer.catalog.decl import (
     At,
@@ -18,14 +17,11 @@ from materializer.catalog.decl import (
     suggest,
 )
 
-if TYPE_CHECKING:
-    from materializer.catalog.ddl import Parser
-
 
 class Properties:
     """`WITH (name = value, ...)` mapped onto the YAML fields."""
 
-    def __init__(self, p: Parser, decl: RelationDecl) -> None:
+    def __init__(self, p: TokenStream, decl: RelationDecl) -> None:
         self.p = p
         self.decl = decl
         self.changes: dict[str, At[object]] = {}
