@@ -314,13 +314,12 @@ class Worker:
     def _rebuild_in_place(self, rel: Relation, topic_id: str) -> None:
         """Drop `rel`'s local state (after delivering its pending change events, if the
         broker takes them) and start it again from the beginning of its topic."""
-        from materializer.store import drop_relation  # noqa: PLC0415
-
         if rel.outbox is not None:
             rel.outbox.drain()
-        drop_relation(self.catalog.store_path, rel.spec.name)
+        # an empty generation swapped in at once: readers see the table refill, never an error
         fresh = open_relation(rel.spec, self.catalog.store_path, map_size=self.catalog.map_size,
-                              registry=self.registry)
+                              registry=self.registry, fresh=True)
+        fresh.writer.publish()
         rel.writer, rel.applier, rel.next_offsets = fresh.writer, fresh.applier, {}
         rel.writer.set_source_topic_id(topic_id)
         if rel.outbox is not None:
