@@ -16,6 +16,7 @@ from materializer.status import read_status
 from materializer.store import Store
 from tests.support.api import CLICKS, USERS, SpecWriter, user_row
 from tests.support.workers import (
+    USERS_TABLE,
     caught_up,
     read_topic,
     start_worker,
@@ -24,15 +25,7 @@ from tests.support.workers import (
     write_config,
 )
 
-TABLE = """\
-tables:
-  - name: shop.users
-    topic: {topic}
-    columns: {{id: long, name: string}}
-    primary_key: [id]
-    key_format: long
-    value_format: json
-"""
+TABLE = USERS_TABLE
 
 
 def test_readers_skip_revoked_partitions(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from connectors.kafka import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store, StoreLock, StoreLocked
 from tests.support.workers import (
+    USERS_TABLE,
     caught_up,
     run_cli,
     start_worker,
@@ -30,15 +31,7 @@ from tests.support.workers import (
     write_config,
 )
 
-TABLE = """\
-tables:
-  - name: shop.users
-    topic: {topic}
-    columns: {{id: long, name: string}}
-    primary_key: [id]
-    key_format: long
-    value_format: json
-"""
+TABLE = USERS_TABLE
 
 
 def _records(n: int) -> list[tuple[bytes | None, bytes | None]]:

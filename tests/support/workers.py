@@ -149,3 +149,15 @@ def read_topic(broker: DevBroker, topic: str, ends: dict[int, int], timeout: flo
     finally:
         c.close()
     return out
+
+
+USERS_TABLE = """\
+tables:
+  - name: shop.users
+    topic: {topic}
+    columns: {{id: long, name: string}}
+    primary_key: [id]
+    key_format: long
+    value_format: json
+"""
+"""A users table on `{topic}` with 8-byte keys (format with topic=...)."""
