@@ -104,12 +104,14 @@ def _client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
 
 
 def _consumer(group: str, conf: dict[str, Any]) -> Consumer:
-    """A consumer that never commits on its own and fetches in large batches; `conf` wins."""
+    """A consumer that never commits on its own and fetches in large batches; `conf` wins,
+    except `auto.offset.reset`: an offset the broker no longer has (retention, a recreated
+    topic) is reported (`_Reader.out_of_range`), never silently moved."""
     return Consumer(with_logging({
         "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100,
+        "fetch.wait.max.ms": 100,
         "topic.metadata.refresh.interval.ms": 10_000,  # a topic created later shows up soon
-        "queued.min.messages": 200000, **conf}))
+        "queued.min.messages": 200000, **conf, "auto.offset.reset": "error"}))
 
 
 def _start(offset: int | None) -> int:
@@ -124,6 +126,9 @@ class _Reader:
         self._start_offsets = start_offsets
         self.assigned: set[tuple[str, int]] = set()
         self.generation = 0  # bumped on every assignment: the worker re-checks its topics
+        self.out_of_range: dict[tuple[str, int], str] = {}
+        """Partitions whose start offset the broker said it does not have (and why); the
+        consumer fetches nothing more from them until they are rewound."""
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
         """Up to `max_records` messages, each partition in offset order. Broker-level errors
@@ -138,6 +143,8 @@ class _Reader:
                 out.append(m)
             elif err.code() == KafkaError._PARTITION_EOF:
                 continue
+            elif err.code() == KafkaError._AUTO_OFFSET_RESET and m.topic() is not None:
+                self.out_of_range[(cast(str, m.topic()), cast(int, m.partition()))] = str(err)
             elif err.fatal():
                 raise InfrastructureError(f"Kafka consumer failed: {err}")
             else:
@@ -149,6 +156,7 @@ class _Reader:
         (the beginning, after its state was dropped)."""
         for t, p in sorted(self.assigned):
             if t == topic:
+                self.out_of_range.pop((t, p), None)
                 try:
                     self._consumer.seek(TopicPartition(t, p, _start(self._start_offsets(t, p))))
                 except KafkaException as e:
@@ -156,20 +164,13 @@ class _Reader:
 
     def end_offset(self, topic: str, partition: int) -> int | None:
         """The high watermark last seen for a partition (cached, no broker round trip)."""
-        try:
-            lo, hi = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                           cached=True)
-        except KafkaException:
-            return None
-        return int(hi) if hi is not None and hi >= 0 else None
+        marks = self.watermarks(topic, partition)
+        return None if marks is None else marks[1]
 
-    def query_end_offset(self, topic: str, partition: int, timeout: float = 5.0) -> int | None:
-        try:
-            lo, hi = self._consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                           timeout=timeout)
-        except KafkaException:
-            return None
-        return int(hi)
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
+        """(log start, high watermark) from the last fetch response for a partition (cached,
+        no broker round trip); None before the first one."""
+        return _cached_watermarks(self._consumer, topic, partition)
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Tell the group how far we are (for monitoring; LMDB stays the truth)."""
@@ -251,19 +252,58 @@ class AssignedSource(_Reader):
         """Nothing to commit: this consumer belongs to no group."""
 
 
+def _cached_watermarks(consumer: Consumer, topic: str, partition: int
+                       ) -> tuple[int, int] | None:
+    try:
+        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+    except KafkaException:
+        return None
+    if lo is None or hi is None or hi < 0:
+        return None
+    return max(0, int(lo)), int(hi)
+
+
 def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """High watermarks of every partition of a topic (a short-lived consumer, no group)."""
+    """High watermarks of every partition of a topic (see `watermarks`)."""
+    return {p: hi for p, (lo, hi) in watermarks(conf, topic, {}, timeout).items()}
+
+
+def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
+               timeout: float = 5.0) -> dict[int, tuple[int, int]]:
+    """(log start, high watermark) of every partition of a topic, {} if it does not exist.
+
+    Read from fetch responses (a short-lived consumer, no group, fetching at `start`'s
+    offset of each partition, else the beginning): some brokers (Tansu) answer a
+    ListOffsets request with a figure below the true end, a fetch response never does.
+    A partition with no answer within `timeout` is left out (its end is unknown).
+    InfrastructureError if the broker cannot be asked at all."""
     c = Consumer(with_logging({**_client_conf(conf), "group.id": "materializer-status",
-                               "enable.auto.commit": False}))
+                               "enable.auto.commit": False, "auto.offset.reset": "error",
+                               "fetch.wait.max.ms": 50, "max.partition.fetch.bytes": 1,
+                               "enable.partition.eof": False}))
     try:
         md = c.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:
             return {}
-        out = {}
-        for p in md.partitions:
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            out[p] = int(hi)
-        return out
+        parts = sorted(md.partitions)
+        c.assign([TopicPartition(topic, p, start.get(p) or OFFSET_BEGINNING) for p in parts])
+        out: dict[int, tuple[int, int]] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            for p in parts:
+                if p not in out:
+                    marks = _cached_watermarks(c, topic, p)
+                    if marks is not None:
+                        out[p] = marks
+            if len(out) == len(parts) or time.monotonic() >= deadline:
+                return out
+            for m in c.consume(1000, 0.05):  # fetch responses update the cached watermarks
+                err = m.error()
+                if err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET:
+                    # Kafka refuses a fetch out of range (its ListOffsets answer is exact)
+                    p = cast(int, m.partition())
+                    lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                    out[p] = (max(0, int(lo)), int(hi))
     except KafkaException as e:
         raise InfrastructureError(f"cannot read the end offsets of topic {topic}: {e}") from e
     finally:

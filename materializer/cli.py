@@ -96,7 +96,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     catalog = _load(args.config)
-    from materializer.report import format_status, status_rows  # noqa: PLC0415
+    from materializer.report import flag_problems, format_status, status_rows  # noqa: PLC0415
 
     problems: list[str] = []
     rows = status_rows(catalog, problems)
@@ -110,7 +110,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "
               f"are unknown ({problems[0]})", file=sys.stderr)
         return 1
-    return 0
+    flagged = flag_problems(rows)
+    for line in flagged:
+        print(f"materializer: {line}", file=sys.stderr)
+    return 1 if flagged else 0
 
 
 def _token(catalog: Catalog) -> str | None:

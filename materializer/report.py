@@ -2,7 +2,9 @@
 
 Per relation and partition: rows, applied (next) offset, the broker's end offset as
 it reports it (never clamped), lag and the dropped / rejected totals, all by the
-rules of `materializer.status`.
+rules of `materializer.status`. A partition whose applied offset the broker does not
+hold (past its end: the topic was recreated; before its log start: retention deleted
+records not applied yet) is flagged: its rows no longer match the topic.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dic
     """Per relation and partition: rows, applied (next) offset, end offset, lag, counters.
     A topic whose end offsets cannot be read shows `None` there, and why is appended to
     `problems`."""
-    from connectors.kafka import end_offsets  # noqa: PLC0415
+    from connectors.kafka import watermarks  # noqa: PLC0415
 
     rows: list[dict[str, Any]] = []
-    ends: dict[str, dict[int, int]] = {}
+    ends: dict[str, dict[int, tuple[int, int]]] = {}
     # no data directory yet (the worker never ran): every relation has no state
     with Store(catalog.store_path, catalog.default_schema) as store:
         for spec in catalog.relations:
@@ -32,7 +34,8 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dic
                 stats = []
             if spec.topic not in ends:
                 try:
-                    ends[spec.topic] = end_offsets(catalog.kafka_config, spec.topic, timeout=5)
+                    ends[spec.topic] = watermarks(catalog.kafka_config, spec.topic, {},
+                                                  timeout=5)
                 except InfrastructureError as e:
                     ends[spec.topic] = {}
                     if problems is not None:
@@ -41,7 +44,8 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dic
             stats += [{"partition": p, "rows": 0, "next_offset": 0, "counters": {}}
                       for p in ends[spec.topic] if p not in seen]
             for s in sorted(stats, key=lambda s: s["partition"]):
-                end = ends[spec.topic].get(s["partition"])
+                marks = ends[spec.topic].get(s["partition"])
+                end = None if marks is None else marks[1]
                 c = s["counters"]
                 t = totals(c)
                 rows.append({
@@ -49,20 +53,51 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dic
                     "rows": s["rows"], "applied_offset": s["next_offset"],
                     "end_offset": end, "lag": lag(end, s["next_offset"]),
                     "null_keys_dropped": t["dropped"], "rejected": t["rejected"],
-                    "counters": c,
+                    "counters": c, "flag": offset_flag(s["next_offset"], marks),
                 })
     return rows
 
 
+def offset_flag(applied: int, marks: tuple[int, int] | None) -> str | None:
+    """Why the broker does not hold a partition's applied offset, or None if it does."""
+    if marks is None:
+        return None
+    low, high = marks
+    if applied > high:
+        return "past_end"
+    if applied < low:
+        return "before_log_start"
+    return None
+
+
+def flag_problems(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per flagged partition: what is wrong and what to run."""
+    out = []
+    for r in rows:
+        if r.get("flag") == "past_end":
+            why = (f"its applied offset {r['applied_offset']} is past the topic's end "
+                   f"{r['end_offset']} (the topic was recreated or truncated)")
+        elif r.get("flag") == "before_log_start":
+            why = (f"its applied offset {r['applied_offset']} is before the log start "
+                   "(retention deleted records not applied yet)")
+        else:
+            continue
+        out.append(f"{r['relation']} partition {r['partition']}: {why}; its rows do not match "
+                   f"the topic: run `materializer rebuild CONFIG {r['relation']}` (or declare "
+                   "`on_reset: rebuild`)")
+    return out
+
+
 def format_status(rows: list[dict[str, Any]]) -> str:
     """The rows of `status_rows` as an aligned text table."""
-    head = ("TABLE", "PART", "ROWS", "APPLIED", "END", "LAG", "NULL KEYS", "REJECTED")
+    head = ("TABLE", "PART", "ROWS", "APPLIED", "END", "LAG", "NULL KEYS", "REJECTED", "FLAG")
     lines = [head]
     for r in rows:
         lines.append((r["relation"], str(r["partition"]), str(r["rows"]),
                       str(r["applied_offset"]), "?" if r["end_offset"] is None else
                       str(r["end_offset"]), "?" if r["lag"] is None else str(r["lag"]),
-                      str(r["null_keys_dropped"]), str(r["rejected"])))
+                      str(r["null_keys_dropped"]), str(r["rejected"]),
+                      (r.get("flag") or "").upper().replace("_", " ")))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(line, widths, strict=True)))

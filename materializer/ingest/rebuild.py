@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.deadletter import DeadLetters
@@ -103,18 +104,28 @@ def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TI
         time.sleep(0.2)  # drain backs off on its own; this only paces the checks
 
 
+def _caught_up(source: Any, rel: Relation) -> bool:
+    """Every partition has reached the end the broker reported in its last fetch response
+    (not a ListOffsets answer, which some brokers give below the true end)."""
+    for t, p in source.assigned:
+        end = source.end_offset(t, p)
+        if end is None or rel.next_offsets.get(p, 0) < end:
+            return False
+    return True
+
+
 def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:
     from connectors.kafka import AssignedSource, Sink  # noqa: PLC0415
 
     dead_letters = DeadLetters(lambda: Sink(catalog.kafka_config), catalog.kafka_config)
     source = AssignedSource(catalog.kafka_config, [spec.topic],
                             lambda topic, p: rel.next_offsets.get(p))
-    ends = {p: source.query_end_offset(t, p) or 0 for t, p in source.assigned}
     applied = 0
     deadline = time.monotonic() + timeout
     try:
         while True:
             if time.monotonic() >= deadline:
+                ends = {p: source.end_offset(t, p) for t, p in source.assigned}
                 raise InfrastructureError(
                     f"{spec.name}: the replay of {spec.topic} did not reach the end offsets "
                     f"{ends} within {timeout:.0f} s (reached {rel.next_offsets}); the local "
@@ -126,7 +137,7 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
                     applied += out.applied
                     if out.fatal is not None:
                         raise RecordRejectedFatal(fatal_message(rel, out.fatal))
-            elif all(rel.next_offsets.get(p, 0) >= end for p, end in ends.items()):
+            elif _caught_up(source, rel):
                 return applied
     finally:
         source.close()

@@ -6,6 +6,13 @@ Guarantees:
   another id, the topic was recreated: the stored rows and offsets belong to a topic
   that no longer exists, and `changed()` reports the relation so the worker applies
   `on_reset` (fail with a message naming the `rebuild` command, or rebuild in place).
+- A partition whose stored next offset the broker does not have - past the end (the
+  topic was recreated or truncated) or before the log start (retention deleted records
+  not applied yet) - is reported by `OffsetWatch` for `on_reset` the same way: when the
+  broker says so in a fetch (Kafka), at once; when only the watermarks of the fetch
+  responses show it (brokers that do not say so, like Tansu), once it has held for
+  `CONFIRM_AFTER` seconds within one assignment (a fresh assignment's first fetch may
+  still be under way).
 - A subscribed topic that does not exist is reported with a warning once a minute
   until it appears.
 - Asking the broker never raises: when it cannot be reached, nothing is concluded.
@@ -15,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from materializer.errors import InfrastructureError, MaterializerError
 from materializer.ingest.relation import Relation
@@ -24,6 +33,8 @@ log = logging.getLogger("materializer.worker")
 
 CHECK_EVERY = 10.0
 WARN_EVERY = 60.0
+CONFIRM_AFTER = 2.0
+OFFSETS_EVERY = 0.5
 
 TopicIds = Callable[[Sequence[str]], Mapping[str, "str | None"]]
 
@@ -89,3 +100,93 @@ class TopicWatch:
             names = ", ".join(r.spec.name for r in self.relations if r.spec.topic == topic)
             log.warning("topic %s does not exist (yet): %s will be materialized once it "
                         "does", topic, names)
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfRange:
+    """A partition whose stored next offset the broker does not hold."""
+
+    relation: Relation
+    partition: int
+    stored: int
+    low: int | None
+    high: int | None
+    broker_said: str | None = None
+
+    def message(self) -> str:
+        spec = self.relation.spec
+        if self.high is not None and self.stored > self.high:
+            what = (f"is past the topic's end offset {self.high} (the topic was deleted and "
+                    "created again, or truncated)")
+        elif self.low is not None and self.stored < self.low:
+            what = (f"is before the log start offset {self.low} (retention deleted records "
+                    f"{self.stored}..{self.low - 1} before they were applied)")
+        else:
+            what = f"is out of range for the broker ({self.broker_said})"
+        return (f"{spec.kind} {spec.name}: topic {spec.topic} partition {self.partition}: the "
+                f"stored next offset {self.stored} {what}; the local state no longer matches "
+                "the topic, so the worker stops rather than serve it as current. Run "
+                f"`materializer rebuild CONFIG {spec.name}` to replay the topic, or declare "
+                "`on_reset: rebuild` to do that automatically.")
+
+
+class OffsetWatch:
+    """Compares each assigned partition's stored next offset with what the broker holds."""
+
+    def __init__(self, confirm_after: float = CONFIRM_AFTER, every: float = OFFSETS_EVERY
+                 ) -> None:
+        self.confirm_after = confirm_after
+        self.every = every
+        self._next_check = 0.0
+        self._suspects: dict[tuple[str, int], tuple[float, int]] = {}
+
+    def check(self, by_topic: Mapping[str, Sequence[Relation]], source: Any
+              ) -> list[OutOfRange]:
+        """Partitions out of range, confirmed; `source` is a connectors.kafka reader."""
+        said = [self._said(rel, t, p, why, source)
+                for (t, p), why in sorted(source.out_of_range.items())
+                for rel in by_topic.get(t, ())]
+        found = [f for f in said if f is not None]
+        now = time.monotonic()
+        if found or now < self._next_check:
+            return found
+        self._next_check = now + self.every
+        seen = set()
+        for t, p in sorted(source.assigned):
+            marks = source.watermarks(t, p)
+            if marks is None:
+                continue
+            low, high = marks
+            for rel in by_topic.get(t, ()):
+                stored = rel.next_offsets.get(p)
+                if stored is None or low <= stored <= high:
+                    continue
+                key = (rel.spec.name, p)
+                seen.add(key)
+                first, generation = self._suspects.setdefault(key, (now, source.generation))
+                if generation != source.generation:
+                    self._suspects[key] = (now, source.generation)
+                elif now - first >= self.confirm_after:
+                    found.append(OutOfRange(rel, p, stored, low, high))
+        for key in set(self._suspects) - seen:
+            del self._suspects[key]
+        return found
+
+    @staticmethod
+    def _said(rel: Relation, topic: str, partition: int, why: str, source: Any
+              ) -> OutOfRange | None:
+        stored = rel.next_offsets.get(partition)
+        if stored is None:
+            return None
+        marks = source.watermarks(topic, partition)
+        low, high = marks if marks is not None else (None, None)
+        return OutOfRange(rel, partition, stored, low, high, broker_said=why)
+
+
+def relations_of(found: Iterable[OutOfRange]) -> list[Relation]:
+    """The distinct relations in `found`, in order."""
+    out: list[Relation] = []
+    for f in found:
+        if f.relation not in out:
+            out.append(f.relation)
+    return out

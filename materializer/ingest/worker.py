@@ -26,7 +26,14 @@ from materializer.ingest.apply import Rejected
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
-from materializer.ingest.topics import TopicReset, TopicWatch, reset_message
+from materializer.ingest.topics import (
+    OffsetWatch,
+    OutOfRange,
+    TopicReset,
+    TopicWatch,
+    relations_of,
+    reset_message,
+)
 from materializer.procstats import process_stats
 from materializer.protocols import SchemaRegistry
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
@@ -182,6 +189,7 @@ class Worker:
         self._attach_outboxes()
         conf = self.catalog.kafka_config
         self.topics = TopicWatch(self.relations, lambda ts: topic_ids(conf, ts))
+        self.offsets = OffsetWatch()
         self._handle_resets(self.topics.changed(force=True))
         if self.grouped.by_topic:
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
@@ -207,6 +215,8 @@ class Worker:
                         msgs = [m for m in msgs if m.topic() not in rebuilt]  # re-read
                     if msgs:
                         self._apply_with_retry(msgs, feed)
+                    self._handle_out_of_range(feed, self.offsets.check(feed.by_topic,
+                                                                       feed.source))
                 self._handle_resets(self.topics.changed())
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
@@ -311,17 +321,33 @@ class Worker:
             self._rebuild_in_place(rel, new)
         return {rel.spec.topic for rel, _, _ in changed}
 
-    def _rebuild_in_place(self, rel: Relation, topic_id: str) -> None:
+    def _handle_out_of_range(self, feed: Feed, found: list[OutOfRange]) -> None:
+        """Apply `on_reset` to relations with a partition whose stored offset the broker
+        does not hold (see ingest.topics.OffsetWatch)."""
+        for rel in relations_of(found):
+            if rel.spec.on_reset != "rebuild":
+                raise TopicReset(next(f for f in found if f.relation is rel).message())
+            log.warning("%s; on_reset: rebuild drops the local state and replays the topic",
+                        next(f for f in found if f.relation is rel).message().split(";")[0])
+            self._rebuild_in_place(rel, None)
+        stuck = {t for t, _ in feed.source.out_of_range}  # partitions with no stored offset
+        for topic in stuck:
+            feed.source.rewind(topic)
+
+    def _rebuild_in_place(self, rel: Relation, topic_id: str | None) -> None:
         """Drop `rel`'s local state (after delivering its pending change events, if the
-        broker takes them) and start it again from the beginning of its topic."""
+        broker takes them) and start it again from the beginning of its topic (recorded
+        as `topic_id`, or the id recorded before)."""
         if rel.outbox is not None:
             rel.outbox.drain()
+        topic_id = topic_id or rel.writer.source_topic_id()
         # an empty generation swapped in at once: readers see the table refill, never an error
         fresh = open_relation(rel.spec, self.catalog.store_path, map_size=self.catalog.map_size,
                               registry=self.registry, fresh=True)
         fresh.writer.publish()
         rel.writer, rel.applier, rel.next_offsets = fresh.writer, fresh.applier, {}
-        rel.writer.set_source_topic_id(topic_id)
+        if topic_id is not None:
+            rel.writer.set_source_topic_id(topic_id)
         if rel.outbox is not None:
             rel.outbox = None
             self._attach_outboxes(only=rel)
