@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 EXIT_WITH_PARENT = "--exit-with-parent"
 _PR_SET_PDEATHSIG = 1
@@ -30,13 +30,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
 
 
 class ApiChild:
-    """`materializer serve CONFIG` tied to this process; `on_exit(code)` runs (in a watcher
-    thread) if the child exits before `stop()` is called."""
+    """`materializer serve CONFIG [extra...]` tied to this process; `on_exit(code)` runs (in a
+    watcher thread) if the child exits before `stop()` is called."""
 
-    def __init__(self, config: str, on_exit: Callable[[int], None]) -> None:
+    def __init__(self, config: str, on_exit: Callable[[int], None],
+                 extra: Sequence[str] = ()) -> None:
         self._stopping = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "materializer", "serve", config, EXIT_WITH_PARENT],
+            [sys.executable, "-m", "materializer", "serve", config, EXIT_WITH_PARENT, *extra],
             stdin=subprocess.PIPE,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
         self._on_exit = on_exit

@@ -27,6 +27,21 @@ def _load(path: str) -> Catalog:
     return load_catalog(path, env=os.environ)
 
 
+def _load_worker(args: argparse.Namespace) -> Catalog:
+    """The catalog with this worker's `--store`, `--listen`, `--advertise` (run, serve)."""
+    from materializer.cluster.settings import with_overrides  # noqa: PLC0415
+
+    return with_overrides(_load(args.config), store=args.store, listen=args.listen,
+                          advertise=args.advertise)
+
+
+def _worker_flags(args: argparse.Namespace) -> list[str]:
+    """The per-worker flags as given, for `run`'s API child (`serve`)."""
+    return [x for flag, v in (("--store", args.store), ("--listen", args.listen),
+                              ("--advertise", args.advertise)) if v is not None
+            for x in (flag, v)]
+
+
 def _store(catalog: Catalog) -> Any:
     from materializer.store import Store  # noqa: PLC0415
 
@@ -128,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from materializer.children import exit_when_parent_exits  # noqa: PLC0415
 
         exit_when_parent_exits()
-    catalog = _load(args.config)
+    catalog = _load_worker(args)
     serve(catalog, _token(catalog))
     return 0
 
@@ -141,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
-    catalog = _load(args.config)
+    catalog = _load_worker(args)
     from materializer.store import StoreLock  # noqa: PLC0415
 
     # one writer per store: held until this process (and any worker child) exits
@@ -160,7 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop.set()
 
         check_listen(catalog, _token(catalog))
-        api_proc = ApiChild(args.config, api_exited)
+        api_proc = ApiChild(args.config, api_exited, _worker_flags(args))
     try:
         worker.run()
     finally:
@@ -229,6 +244,14 @@ def _log_options(p: argparse.ArgumentParser) -> None:
                    help="same as --log-level debug")
 
 
+def _worker_options(p: argparse.ArgumentParser) -> None:
+    """What differs per worker of one declaration file (see materializer.cluster.settings)."""
+    p.add_argument("--store", metavar="DIR", help="data directory (instead of store.path)")
+    p.add_argument("--listen", metavar="HOST:PORT", help="API address (instead of api.listen)")
+    p.add_argument("--advertise", metavar="URL", help="URL other workers and clients reach "
+                   "this API at (instead of api.advertise; default http://<listen>)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from materializer import __version__  # noqa: PLC0415
 
@@ -241,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
     s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
+    _worker_options(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("check", help="validate; print the resolved tables; exit 2 on errors")
@@ -269,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="the lookup API alone, read-only, beside a running worker")
     s.add_argument("config")
     s.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    _worker_options(s)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("rebuild", help="drop local state of a table and replay its topic")

@@ -22,6 +22,9 @@ OnErrorPolicy = Literal["fail", "skip", "dead_letter"]
 OnResetPolicy = Literal["fail", "rebuild"]
 """What a relation does when its topic no longer holds the offsets it applied (recreated)."""
 ChangeFormat = Literal["debezium-json", "debezium-avro"]
+Partitioner = Literal["murmur2", "consistent_random", "unknown"]
+"""How producers spread a relation's keys over partitions (cluster routing, see
+`materializer.cluster.partitioning`): Java clients' murmur2, librdkafka's CRC-32, or unknown."""
 
 KEY_FORMATS: tuple[KeyFormat, ...] = get_args(KeyFormat)
 VALUE_FORMATS: tuple[ValueFormat, ...] = get_args(ValueFormat)
@@ -30,6 +33,7 @@ NULL_KEY_POLICIES: tuple[NullKeyPolicy, ...] = get_args(NullKeyPolicy)
 ON_ERROR_POLICIES: tuple[OnErrorPolicy, ...] = get_args(OnErrorPolicy)
 ON_RESET_POLICIES: tuple[OnResetPolicy, ...] = get_args(OnResetPolicy)
 CHANGE_FORMATS: tuple[ChangeFormat, ...] = get_args(ChangeFormat)
+PARTITIONERS: tuple[Partitioner, ...] = get_args(Partitioner)
 DEFAULT_MAP_SIZE = 1 << 36
 """`store.map_size` when the file names none: the ceiling an LMDB map may grow to."""
 BATCH_SIZE = 20_000
@@ -80,6 +84,8 @@ class RelationSpec:
     key_format_default: bool = field(default=False, compare=False)
     """Whether `key_format` is ksqlDB's default (KAFKA: DDL that names no KEY_FORMAT)."""
     on_reset: OnResetPolicy = "fail"
+    partitioner: Partitioner = "murmur2"  # how producers partition the topic (routing)
+    standby_replicas: int = 0  # other workers keeping each partition warm (failover)
     location: Location = field(default_factory=Location, compare=False)
 
     @property
@@ -160,6 +166,8 @@ class ApiSpec:
     listen: str = "127.0.0.1:8080"
     token_env: str | None = None
     max_lookup_keys: int = 1000
+    advertise: str | None = None
+    """The URL other workers and clients reach this API at (default: from `listen`)."""
 
     @property
     def host(self) -> str:
@@ -182,6 +190,16 @@ class ApiSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    """Settings of this worker as a member of its group (`cluster:`; see materializer.cluster)."""
+
+    worker_id: str | None = None  # default: host name and a hash of the store path
+    heartbeat_ms: int = 1000  # how often a worker publishes its membership record
+    member_timeout_ms: int = 10_000  # a member silent this long is dropped from routing
+    forward_timeout_ms: int = 5000  # a lookup forwarded to another worker waits this long
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """A whole declaration file, resolved."""
 
@@ -192,6 +210,7 @@ class Catalog:
     map_size: int = DEFAULT_MAP_SIZE
     schema_registry: RegistrySpec | None = None
     api: ApiSpec = field(default_factory=ApiSpec)
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
     default_schema: str = "public"
     tables: tuple[TableSpec, ...] = ()
     streams: tuple[StreamSpec, ...] = ()

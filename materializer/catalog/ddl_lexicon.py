@@ -42,11 +42,12 @@ PROPERTIES = {
     "max_events_per_key": ("retention", "int"),
     "partitions": ("partitions", "int"), "replicas": ("replicas", "int"),
     "timestamp": ("timestamp_column", "text"),
+    "partitioner": ("partitioner", "lower"), "standby_replicas": ("standby_replicas", "int"),
 }
 TABLE_PROPERTIES = tuple(p for p in PROPERTIES if p != "max_events_per_key")
 STREAM_PROPERTIES = ("kafka_topic", "key_format", "value_format", "format", "on_error",
                      "dead_letter_topic", "max_events_per_key", "partitions", "replicas",
-                     "timestamp")
+                     "timestamp", "partitioner", "standby_replicas")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,8 @@ T = TypeVar("T")
 Locate = Callable[[int], Location]
 
 COMMON_FIELDS = ("name", "topic", "columns", "key_format", "value_format", "on_error",
-                 "dead_letter_topic", "on_reset", "partitions", "replicas", "timestamp_column")
+                 "dead_letter_topic", "on_reset", "partitions", "replicas", "timestamp_column",
+                 "partitioner", "standby_replicas")
 TABLE_FIELDS = (*COMMON_FIELDS, "primary_key", "soft_primary_key", "on_existing",
                 "version_column", "partial_update", "shard_key", "replicated", "null_key",
                 "changes")
@@ -43,7 +44,7 @@ KLIP23_TAIL = ("Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
                "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
 _PASS_STRINGS = ("name", "topic", "key_format", "value_format", "on_existing",
                  "version_column", "null_key", "on_error", "dead_letter_topic", "on_reset",
-                 "timestamp_column")
+                 "timestamp_column", "partitioner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Context:
 
     default_schema: str = "public"
     has_registry: bool = False
+    standby_replicas: int = 0  # the top-level `standby_replicas` (relations may override it)
     diags: list[Diagnostic] = field(default_factory=list)
 
     def error(self, loc: Location, message: str) -> None:

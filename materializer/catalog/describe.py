@@ -25,7 +25,12 @@ def describe(catalog: Catalog) -> str:
         lines.append(f"schema_registry: {where}{extra}")
     api = catalog.api
     token = f", token from ${api.token_env}" if api.token_env else ", no token"
-    lines.append(f"api: {api.listen}{token}, max_lookup_keys {api.max_lookup_keys}")
+    lines.append(f"api: {api.listen}{token}, max_lookup_keys {api.max_lookup_keys}"
+                 + (f", advertised as {api.advertise}" if api.advertise else ""))
+    cl = catalog.cluster
+    lines.append(f"cluster: worker_id {cl.worker_id or '(host name and store path)'}, "
+                 f"heartbeat {cl.heartbeat_ms} ms, member timeout {cl.member_timeout_ms} ms, "
+                 f"forward timeout {cl.forward_timeout_ms} ms")
     lines.append(f"default_schema: {catalog.default_schema}")
     for spec in catalog.relations:
         lines.append("")
@@ -73,6 +78,7 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
         limit = 511 if isinstance(spec, TableSpec) else 503
         out.append(f"  note: key column(s) {', '.join(unbounded)} are unbounded: a record whose "
                    f"stored key exceeds LMDB's {limit} bytes is rejected (key_too_long)")
+    out.append(f"  partitioner: {spec.partitioner}, standby_replicas: {spec.standby_replicas}")
     out.append(f"  on_error: {spec.on_error}")
     out.append(f"  on_reset: {spec.on_reset}")
     out.append(f"  dead_letter_topic: {spec.dead_letter_topic or '(none)'}")

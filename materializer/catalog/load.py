@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -49,15 +50,17 @@ from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import (
     ApiSpec,
     Catalog,
+    ClusterSpec,
     Location,
     RegistrySpec,
 )
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
-            "streams", "sql")
+            "streams", "sql", "cluster", "standby_replicas")
 STORE_KEYS = ("path", "map_size")
 COLUMN_FIELDS = ("type", "encoding")
-API_KEYS = ("listen", "token_env", "max_lookup_keys")
+API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise")
+CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
 _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
 _UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
           "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
@@ -69,6 +72,21 @@ def _open_brackets(text: str) -> int:
 
 
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
+
+
+def advertise_problem(url: str) -> str | None:
+    """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
+    or None. The CLI's `--advertise` is checked by the same rule."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment:
+        return ("is not a URL other workers can reach: write http://host:port (for example "
+                "http://10.0.0.5:8080)")
+    return None
 
 
 def load_catalog(path: str, env: Mapping[str, str] | None = None) -> Catalog:
@@ -143,6 +161,11 @@ class _Reader(NodeReader):
             self.ctx.has_registry = fields["schema_registry"] is not None
         if "api" in top:
             fields["api"] = self._api(top["api"][1])
+        if "cluster" in top:
+            fields["cluster"] = self._cluster(top["cluster"][1])
+        if "standby_replicas" in top:
+            n = self.integer(top["standby_replicas"][1], "`standby_replicas`", minimum=0)
+            self.ctx.standby_replicas = n.value if n is not None else 0
         decls = self._declarations(top)
         if not decls and not self.ctx.diags:
             self.error(where, "the file declares no tables or streams: add `tables:`, "
@@ -254,6 +277,8 @@ class _Reader(NodeReader):
                 if n is not None:
                     fields["max_lookup_keys"] = n.value
                 continue
+            if k.value == "advertise" and (is_null(v) or getattr(v, "value", None) == ""):
+                continue  # `advertise: ${URL:-}` with URL unset: the default (from listen)
             s = self.string(v, f"`api.{k.value}`")
             if s is None:
                 continue
@@ -261,6 +286,11 @@ class _Reader(NodeReader):
                 self.error(s.loc, f"`api.listen: {s.value}` is not `host:port`: write for "
                            "example 127.0.0.1:8080")
                 continue
+            if k.value == "advertise":
+                problem = advertise_problem(s.value)
+                if problem is not None:
+                    self.error(s.loc, f"`api.advertise: {s.value}` {problem}")
+                    continue
             fields[k.value] = s.value
         api = ApiSpec(**fields)
         if api.token_env is None and not api.is_loopback():
@@ -269,6 +299,21 @@ class _Reader(NodeReader):
                        "API refuses one without a bearer token: add `token_env: <VARIABLE>` "
                        "(the environment variable holding the token), or listen on 127.0.0.1")
         return api
+
+    def _cluster(self, node: Node) -> ClusterSpec:
+        fields: dict[str, Any] = {}
+        for k, v in self.mapping(node, "`cluster`", CLUSTER_KEYS):
+            if k.value == "worker_id":
+                if is_null(v):  # `worker_id: ${ID:-}` with ID unset: the default
+                    continue
+                s = self.string(v, "`cluster.worker_id`")
+                if s is not None and s.value.strip():  # empty (`${ID:-}`): the default
+                    fields["worker_id"] = s.value.strip()
+                continue
+            n = self.integer(v, f"`cluster.{k.value}`", minimum=1)
+            if n is not None:
+                fields[k.value] = n.value
+        return ClusterSpec(**fields)
 
     # ------------------------------------------------------------ relations
 
@@ -297,6 +342,7 @@ class _Reader(NodeReader):
             "replicated": lambda n: self.boolean(n, "`replicated`"),
             "partitions": lambda n: self.integer(n, "`partitions`"),
             "replicas": lambda n: self.integer(n, "`replicas`"),
+            "standby_replicas": lambda n: self.integer(n, "`standby_replicas`", minimum=0),
         }
         if key in readers:
             return readers[key](node)

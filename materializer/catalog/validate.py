@@ -38,6 +38,7 @@ from materializer.specs import (
     NULL_KEY_POLICIES,
     ON_ERROR_POLICIES,
     ON_RESET_POLICIES,
+    PARTITIONERS,
     VALUE_FORMATS,
     Column,
     Location,
@@ -247,10 +248,25 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
         "key_format": kf, "value_format": vf, "on_error": on_error, "dead_letter_topic": dlt,
         "key_format_default": kf_default, **_topic_settings(r, cols),
         "on_reset": r.choice("on_reset", ON_RESET_POLICIES, "fail"), "location": d.loc,
+        "partitioner": r.choice("partitioner", PARTITIONERS, "murmur2"),
     }
     spec: TableSpec | StreamSpec = (table(r, base, keys, soft, cols, null_key)
                                     if d.kind == "table" else stream(r, base))
+    spec = _standby(r, spec)
     return spec if r.ok else None
+
+
+def _standby(r: Rules, spec: TableSpec | StreamSpec) -> TableSpec | StreamSpec:
+    """`standby_replicas` (the relation's, else the top level's): none for a replicated
+    table, which every worker keeps whole anyway."""
+    f = r.get("standby_replicas")
+    n = int(f.value.value) if f is not None else r.ctx.standby_replicas
+    if isinstance(spec, TableSpec) and spec.replicated:
+        if f is not None and n > 0:
+            r.error(f.key_loc, f"{r.what} is replicated (every worker keeps every partition), "
+                    "so it has no standby replicas: remove `standby_replicas`")
+        return spec
+    return replace(spec, standby_replicas=n) if n else spec
 
 
 def build_relations(decls: list[RelationDecl], ctx: Context

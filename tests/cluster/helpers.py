@@ -1,0 +1,98 @@
+"""Helpers for cluster tests: workers as real processes (each `materializer run` with its API
+child), their addresses, and HTTP calls to them. Every process is registered in
+`tests.support.workers.STARTED`, so the autouse guard kills what a test leaves running."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from materializer.devbroker import DevBroker, free_port
+from tests.support.workers import STARTED, kafka_yaml, wait_until
+
+
+@dataclass
+class Node:
+    """One worker process of a test cluster."""
+
+    name: str
+    store: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL (the API child follows its parent)."""
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def cluster_yaml(broker: DevBroker, group: str, body: str, extra: str = "") -> str:
+    """A declaration file every worker of the group shares: per-worker settings come from
+    the environment or the command line."""
+    return (kafka_yaml(broker) + f"group: {group}\n"
+            "store:\n  path: ${STORE:-./data}\n"
+            "api:\n  listen: ${LISTEN:-127.0.0.1:8080}\n"
+            "cluster:\n  worker_id: ${WORKER_ID:-}\n  heartbeat_ms: 300\n"
+            "  member_timeout_ms: 4000\n" + extra + body)
+
+
+def start_node(config: Path, name: str, *, flags: bool = True, env: dict[str, str] | None = None,
+               extra: tuple[str, ...] = ()) -> Node:
+    """`materializer run CONFIG` for worker `name`: store `<dir>/<name>` and a free port,
+    given as flags (`--store`, `--listen`) or, with `flags=False`, through STORE/LISTEN."""
+    store = config.parent / name
+    port = free_port()
+    log = config.parent / f"{name}-{uuid.uuid4().hex[:6]}.log"
+    args = [sys.executable, "-m", "materializer", "run", str(config), *extra]
+    child_env = {**os.environ, "WORKER_ID": name, **(env or {})}
+    if flags:
+        args += ["--store", str(store), "--listen", f"127.0.0.1:{port}"]
+    else:
+        child_env.update(STORE=str(store), LISTEN=f"127.0.0.1:{port}")
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=sink, env=child_env)
+    STARTED.append(proc)
+    return Node(name, store, port, proc, log)
+
+
+def get(url: str, **kw: Any) -> httpx.Response:
+    """One HTTP GET (a fresh connection; tests that load the API use a Client)."""
+    return httpx.get(url, timeout=10, **kw)
+
+
+def serving(node: Node) -> bool:
+    try:
+        return get(f"{node.url}/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_serving(node: Node, timeout: float = 60) -> None:
+    def check() -> bool:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"worker {node.name} exited with {node.proc.returncode}:\n"
+                                 f"{node.tail()}")
+        return serving(node)
+    wait_until(check, timeout, f"worker {node.name}'s API to serve")
