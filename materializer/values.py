@@ -196,11 +196,24 @@ def _to_uuid(v: Any) -> Any:
     raise TypeError(f"expected a uuid, got {type(v).__name__}")
 
 
+_DOUBLE_DIGITS = 15
+"""Significant decimal digits a double always holds exactly (DBL_DIG)."""
+
+
 def _decimal_converter(precision: int, scale: int, base64_text: bool = False) -> Converter:
     """Numbers and decimal text (or, with `base64_text`, base64 text and bytes of the
-    unscaled integer, never decimal text) to the decimal's text at `scale`."""
+    unscaled integer, never decimal text) to the decimal's text at `scale`, exactly:
+    rounding (half-even) happens only to the scale, in a context as wide as the declared
+    precision (Python's default context has 28 digits), so a decimal(38,s) keeps all 38.
+    A value whose integer part has more than precision - scale digits does not fit
+    (ValueError, before any arithmetic on it)."""
     quantum = decimal.Decimal(1).scaleb(-scale)
     limit = decimal.Decimal(10) ** (precision - scale)
+    whole_digits = precision - scale
+    exact = decimal.Context(prec=precision + 2, rounding=decimal.ROUND_HALF_EVEN,
+                            Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
+                            traps=[decimal.InvalidOperation])
+    construct = decimal.Decimal
 
     def conv(v: Any) -> Any:
         if base64_text and isinstance(v, str | bytes | bytearray):
@@ -208,15 +221,30 @@ def _decimal_converter(precision: int, scale: int, base64_text: bool = False) ->
         if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):
             raise TypeError(f"expected a decimal, got {type(v).__name__}")
         try:
-            d = decimal.Decimal(str(v) if isinstance(v, float) else v)
-            q = d.quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+            d = construct(str(v) if isinstance(v, float) else v)  # exact, no context
         except decimal.InvalidOperation as e:
-            raise ValueError(f"{v!r} is not a decimal") from e
-        if not q.is_finite() or abs(q) >= limit:
-            raise ValueError(f"{v} does not fit decimal({precision},{scale})")
-        return str(q)
+            raise ValueError(f"{_shown(v)} is not a decimal") from e
+        if not d.is_finite() or (d and d.adjusted() >= whole_digits):
+            raise ValueError(f"{_shown(v)} does not fit decimal({precision},{scale})")
+        if type(v) is float and d and d.adjusted() + 1 + scale > _DOUBLE_DIGITS:
+            raise ValueError(
+                f"{v!r} came as a double (a JSON number, an Avro float or double), which "
+                f"holds {_DOUBLE_DIGITS} significant digits exactly, and decimal("
+                f"{precision},{scale}) needs {d.adjusted() + 1 + scale} here: digits may "
+                "have been lost before it was read; send it as a string or a "
+                "Connect/Avro decimal")
+        q = d.quantize(quantum, context=exact)
+        if abs(q) >= limit:  # rounded up to the next power of ten
+            raise ValueError(f"{_shown(v)} does not fit decimal({precision},{scale})")
+        return str(q) if q else str(q.copy_abs())  # no negative zero (-0.001 -> 0.00)
 
     return conv
+
+
+def _shown(v: Any) -> str:
+    """A value for an error message, cut to 60 characters."""
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _plain_json(v: Any) -> bool:

@@ -49,9 +49,14 @@ def _enc_str(v: str) -> bytes:
     return _enc_bytes(v.encode("utf-8"))
 
 
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+"""Decimal arithmetic that never rounds (the default context keeps 28 digits, a
+decimal(38,s) key has up to 38)."""
+
+
 def _decimal_encoder(scale: int) -> Callable[[Any], bytes]:
     def enc(v: Any) -> bytes:
-        n = int(decimal.Decimal(v).scaleb(scale))
+        n = int(decimal.Decimal(v).scaleb(scale, _EXACT))
         mag = abs(n).to_bytes((abs(n).bit_length() + 7) // 8, "big")
         if n >= 0:
             return _PRESENT + b"\x02" + bytes([len(mag)]) + mag
@@ -135,7 +140,7 @@ class KeyCodec:
                     ln = 255 - ln
                     n = -int.from_bytes(bytes(255 - b for b in data[pos:pos + ln]), "big")
                 pos += ln
-                out.append(str(decimal.Decimal(n).scaleb(-t.scale)))
+                out.append(str(decimal.Decimal(n).scaleb(-t.scale, _EXACT)))
             else:
                 buf = bytearray()
                 while True:
