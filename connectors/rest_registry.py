@@ -103,6 +103,7 @@ class RestRegistry:
         self._ssl = self._ssl_context(conf) if any(
             b.startswith("https:") for b in self._bases) else None
         self._cache: dict[int, Any] = {}
+        self._texts: dict[Any, dict[str, Any]] = {}
         self._unknown: dict[int, float] = {}
         self._lock = threading.Lock()
 
@@ -214,6 +215,61 @@ class RestRegistry:
             self._load_reference(inner, named, depth + 1)
         parse(answer["schema"], named)
 
+    # -- schemas as the registry keeps them (Protobuf: `formats.protobuf.SchemaTexts`)
+
+    def schema_text(self, schema_id: int, fmt: str | None = None) -> dict[str, Any]:
+        """The registry's answer for schema `schema_id` as it is: `schema` (text),
+        `schemaType` (absent for Avro) and `references`, asked in format `fmt`
+        (`serialized`: a Protobuf schema as a base64 FileDescriptorProto). Cached.
+
+        RecordError(unknown_schema) for an id the registry does not know;
+        InfrastructureError when it cannot be asked."""
+        key = (schema_id, fmt)
+        cached = self._texts.get(key)
+        if cached is not None:
+            return cached
+        until = self._unknown.get(schema_id)
+        if until is not None and time.monotonic() < until:
+            raise RecordError(f"schema id {schema_id} is unknown to the registry",
+                              "unknown_schema")
+        query = f"?format={urllib.parse.quote(fmt)}" if fmt else ""
+        try:
+            answer = self._request("GET", f"/schemas/ids/{schema_id}{query}")
+        except _HttpStatus as e:
+            if e.status == 404:
+                if len(self._unknown) > 10_000:
+                    self._unknown.clear()
+                self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
+                raise RecordError(f"schema id {schema_id} is unknown to the registry",
+                                  "unknown_schema") from e
+            raise InfrastructureError(f"schema registry: {e}") from e
+        checked_answer = _schema_answer(answer, f"schema {schema_id}")
+        with self._lock:
+            self._texts[key] = checked_answer
+        return checked_answer
+
+    def version_text(self, subject: str, version: int, fmt: str | None = None
+                     ) -> dict[str, Any]:
+        """Like `schema_text`, for version `version` of `subject` (what a schema reference
+        names). RecordError(unknown_schema) if the registry has no such version."""
+        key = (subject, version, fmt)
+        cached = self._texts.get(key)
+        if cached is not None:
+            return cached
+        query = f"?format={urllib.parse.quote(fmt)}" if fmt else ""
+        path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}{query}"
+        try:
+            answer = self._request("GET", path)
+        except _HttpStatus as e:
+            if e.status == 404:
+                raise RecordError(f"schema reference {subject!r} version {version} is unknown "
+                                  "to the registry", "unknown_schema") from e
+            raise InfrastructureError(f"schema registry: {e}") from e
+        checked_answer = _schema_answer(answer, f"subject {subject!r} version {version}")
+        with self._lock:
+            self._texts[key] = checked_answer
+        return checked_answer
+
     def register(self, subject: str, schema: Any) -> int:
         text = checked(subject, schema)
         path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions"
@@ -241,4 +297,18 @@ class RestRegistry:
         return int(answer["id"])
 
 
-# --------------------------------------------------------------------------- files
+def _schema_answer(answer: Any, what: str) -> dict[str, Any]:
+    """A registry's answer about one schema, checked: `schema` text, `schemaType` (AVRO
+    when absent) and `references` (a list of {name, subject, version})."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
+        raise InfrastructureError(
+            f"schema registry: unexpected answer for {what}: {answer!r:.200}")
+    refs = answer.get("references") or []
+    if not isinstance(refs, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("name"), str)
+            and isinstance(r.get("subject"), str) and type(r.get("version")) is int
+            for r in refs):
+        raise RecordError(f"{what}: the registry gives references that are not a list of "
+                          f"name, subject and version: {refs!r:.200}", "bad_schema")
+    return {"schema": answer["schema"], "schemaType": answer.get("schemaType") or "AVRO",
+            "references": refs}

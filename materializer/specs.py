@@ -15,7 +15,7 @@ from materializer.errors import ConfigError
 
 KeyFormat = Literal["int", "long", "string", "json", "bytes", "avro", "kafka", "json_sr"]
 ValueFormat = Literal["json", "avro", "string", "int", "long", "bytes", "debezium-json",
-                      "debezium-avro", "json_sr"]
+                      "debezium-avro", "json_sr", "protobuf"]
 OnExisting = Literal["overwrite", "ignore", "versioned"]
 NullKeyPolicy = Literal["drop", "dead_letter", "fail"]
 OnErrorPolicy = Literal["fail", "skip", "dead_letter"]

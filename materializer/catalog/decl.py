@@ -114,6 +114,7 @@ class Context:
     default_schema: str = "public"
     has_registry: bool = False
     standby_replicas: int = 0  # the top-level `standby_replicas` (relations may override it)
+    registry_is_files: bool = False  # `schema_registry.path`: Avro only (no Protobuf)
     diags: list[Diagnostic] = field(default_factory=list)
 
     def error(self, loc: Location, message: str) -> None:

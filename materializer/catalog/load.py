@@ -159,6 +159,8 @@ class _Reader(NodeReader):
         if "schema_registry" in top:
             fields["schema_registry"] = self._registry(top["schema_registry"][1])
             self.ctx.has_registry = fields["schema_registry"] is not None
+            self.ctx.registry_is_files = (self.ctx.has_registry
+                                          and not fields["schema_registry"].url)
         if "api" in top:
             fields["api"] = self._api(top["api"][1])
         if "cluster" in top:

@@ -44,9 +44,6 @@ KAFKA_KEY_KINDS = ("int", "long", "double", "string", "bytes")
 ByteArray serializers; see `materializer.formats.codecs`)."""
 TIMESTAMP_KINDS = ("timestamp", "long")
 UNSUPPORTED_FORMATS = {
-    "protobuf": "reading Protobuf needs each schema's .proto text compiled at run time, and "
-                "this worker has no Protobuf compiler; have the producer write AVRO, JSON_SR "
-                "or JSON",
     "protobuf_nosr": "Protobuf without a registry has no schema to read it by; have the "
                      "producer write AVRO, JSON_SR or JSON",
 }

@@ -11,6 +11,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from typing import Any
 
@@ -163,7 +164,25 @@ def _formats(r: Rules, names: tuple[str, ...], cols: dict[str, ColumnDecl]
         if "avro" in fmt and not r.ctx.has_registry and f is not None:
             r.error(f.value.loc, f"`{key}: {fmt}` needs a schema registry: add "
                     "`schema_registry: {url: ...}` (or `path:`) at the top level")
+        if fmt == "protobuf" and f is not None and (r.ctx.registry_is_files
+                                                    or not r.ctx.has_registry):
+            why = ("a registry kept as files holds Avro schemas only" if r.ctx.has_registry
+                   else "it reads each schema from the registry")
+            r.error(f.value.loc, f"{_spelled(r, key, fmt)} needs a Confluent-compatible "
+                    f"schema registry ({why}): add `schema_registry: {{url: ...}}` at the "
+                    "top level")
+        if fmt == "protobuf" and f is not None and not _has_protobuf():
+            r.error(f.value.loc, f"{_spelled(r, key, fmt)} needs the protobuf package, "
+                    "which is not installed: pip install 'materializer[protobuf]'")
     return kf, vf, implicit
+
+
+def _has_protobuf() -> bool:
+    """Whether the protobuf package (the `protobuf` extra) is installed."""
+    try:
+        return importlib.util.find_spec("google.protobuf") is not None
+    except (ImportError, ValueError):  # a `google` namespace without protobuf in it
+        return False
 
 
 def _topic_settings(r: Rules, cols: dict[str, ColumnDecl]) -> dict[str, Any]:

@@ -113,6 +113,10 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) ->
         return debezium.avro_decoder(spec, registry)
     if fmt in ("json", "json_sr"):
         return jsonformat.value_decoder(spec, framed=fmt == "json_sr")
+    if fmt == "protobuf":
+        from materializer.formats import protobuf  # noqa: PLC0415 - optional path
+
+        return protobuf.value_decoder(spec, registry)
     value_columns = [c.name for c in spec.columns if c.name not in spec.key_columns]
     if len(value_columns) != 1:
         raise ValueError(f"value_format {fmt} needs exactly one non-key column")

@@ -2,7 +2,12 @@
 
 Speaks the REST paths the worker uses: `GET /schemas/ids/{id}`,
 `POST /subjects/{s}/versions`, `GET /subjects/{s}/versions/latest`,
-`GET /subjects/{s}/versions/{v}`, `GET /subjects`. Optional basic auth (401
+`GET /subjects/{s}/versions/{v}`, `GET /subjects`, and `POST /subjects/{s}` (look a
+schema up, as confluent-kafka's serializers do for references). Schemas of other
+types than Avro (`schemaType` PROTOBUF, JSON) are kept as the text given, with their
+references, and served back as they are (a serialized Protobuf descriptor registered by
+confluent-kafka's ProtobufSerializer comes back for `?format=serialized`, as from a
+real registry). Optional basic auth (401
 without the right credentials), and `fail_next` answers that many requests with
 HTTP 503 first, to exercise retries. `requests` counts the requests served.
 """
@@ -24,6 +29,8 @@ class RegistryServer:
     def __init__(self, user: str | None = None, password: str | None = None) -> None:
         self.user, self.password = user, password
         self.schemas: dict[int, str] = {}
+        self.kinds: dict[int, str] = {}  # schemaType of each id other than AVRO
+        self.references: dict[int, list[dict[str, Any]]] = {}
         self.subjects: dict[str, list[int]] = {}
         self.fail_next = 0
         self.requests = 0
@@ -34,18 +41,36 @@ class RegistryServer:
 
     # -- state
 
-    def add(self, subject: str, schema: Any) -> int:
+    def add(self, subject: str, schema: Any, schema_type: str = "AVRO",
+            references: list[dict[str, Any]] | None = None) -> int:
         text = schema if isinstance(schema, str) else json.dumps(schema)
-        norm = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        if schema_type == "AVRO":
+            text = json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        refs = list(references or [])
         with self._lock:
-            sid = next((i for i, s in self.schemas.items() if s == norm), None)
+            sid = next((i for i, s in self.schemas.items() if s == text
+                        and self.kinds.get(i, "AVRO") == schema_type
+                        and self.references.get(i, []) == refs), None)
             if sid is None:
                 sid = max(self.schemas, default=0) + 1
-                self.schemas[sid] = norm
+                self.schemas[sid] = text
+                if schema_type != "AVRO":
+                    self.kinds[sid] = schema_type
+                if refs:
+                    self.references[sid] = refs
             versions = self.subjects.setdefault(subject, [])
             if sid not in versions:
                 versions.append(sid)
             return sid
+
+    def answer(self, sid: int) -> dict[str, Any]:
+        """What the registry says of schema `sid` (its text, type and references)."""
+        out: dict[str, Any] = {"schema": self.schemas[sid]}
+        if sid in self.kinds:
+            out["schemaType"] = self.kinds[sid]
+        if sid in self.references:
+            out["references"] = self.references[sid]
+        return out
 
     # -- HTTP
 
@@ -92,7 +117,7 @@ class RegistryServer:
                     if text is None:
                         self._send(404, {"error_code": 40403, "message": "Schema not found"})
                     else:
-                        self._send(200, {"schema": text})
+                        self._send(200, registry.answer(int(p[2])))
                     return
                 if p == ["subjects"]:
                     self._send(200, sorted(registry.subjects))
@@ -111,7 +136,7 @@ class RegistryServer:
                         return
                     sid = versions[v - 1]
                     self._send(200, {"subject": p[1], "version": v, "id": sid,
-                                     "schema": registry.schemas[sid]})
+                                     **registry.answer(sid)})
                     return
                 self._send(404, {"error_code": 404, "message": "not found"})
 
@@ -120,13 +145,29 @@ class RegistryServer:
                     return
                 p = self._parts()
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    req = json.loads(body)
+                    kind = req.get("schemaType") or "AVRO"
+                    schema = req["schema"]
+                    if kind == "AVRO":
+                        schema = json.loads(schema)
+                    refs = req.get("references") or []
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    self._send(422, {"error_code": 42201, "message": "Invalid schema"})
+                    return
                 if len(p) == 3 and p[0] == "subjects" and p[2] == "versions":
-                    try:
-                        schema = json.loads(json.loads(body)["schema"])
-                    except (ValueError, KeyError, TypeError):
-                        self._send(422, {"error_code": 42201, "message": "Invalid schema"})
-                        return
-                    self._send(200, {"id": registry.add(p[1], schema)})
+                    self._send(200, {"id": registry.add(p[1], schema, kind, refs)})
+                    return
+                if len(p) == 2 and p[0] == "subjects":  # look a schema up in a subject
+                    with registry._lock:
+                        versions = list(registry.subjects.get(p[1], []))
+                    for v, sid in enumerate(versions, 1):
+                        if registry.schemas[sid] == (schema if kind != "AVRO" else json.dumps(
+                                schema, sort_keys=True, separators=(",", ":"))):
+                            self._send(200, {"subject": p[1], "version": v, "id": sid,
+                                             **registry.answer(sid)})
+                            return
+                    self._send(404, {"error_code": 40403, "message": "Schema not found"})
                     return
                 self._send(404, {"error_code": 404, "message": "not found"})
 

@@ -1,0 +1,279 @@
+"""Protobuf (Confluent wire format, Schema Registry) input: `value_format: protobuf`.
+
+What confluent-kafka's ProtobufSerializer (and Java's KafkaProtobufSerializer, ksqlDB's
+PROTOBUF format) writes: magic byte 0, the 4-byte big-endian schema id, the message
+indexes (zigzag varints: a count, then the path of the message in the schema's file;
+the single byte 0 means the first message), then the Protobuf message. Each record is
+read with the descriptor its schema id names, fetched from the registry in serialized
+form (`materializer.formats.protobuf_schemas`; no .proto compiler), cached per schema
+id and message path.
+
+Fields are matched to declared columns by name (exactly, else an unambiguous
+case-insensitive match, as ksqlDB upper-cases names); fields that are not columns are
+ignored, a column the message lacks is null. Values:
+- scalars as they are (int32/64, uint, sint, fixed: int; float, double; bool; string;
+  bytes); an enum as its value's name (its number if the schema does not name it);
+- a field with presence (proto3 `optional`, a oneof member, a message field) that is
+  not set is null; a proto3 scalar without presence that is not set is its default
+  (0, "", false), as every Protobuf reader sees it;
+- google.protobuf.Timestamp -> timestamp, google.type.Date -> date,
+  google.type.TimeOfDay -> time, confluent.type.Decimal -> decimal (exact), the
+  wrappers (Int32Value, StringValue, ...) -> their value, Struct / Value / ListValue ->
+  JSON data; another message -> an object of its fields (for a json column);
+  repeated -> array, map -> map (keys as text).
+
+Rejection reasons: truncated, bad_magic (wire header), bad_schema (not Protobuf, no
+such message index, dependencies that do not resolve), unknown_schema,
+protobuf_decode (the bytes do not parse as that message), type_mismatch (a well-known
+value out of range). Messages start with `value: `.
+
+Needs the `protobuf` package (`pip install 'materializer[protobuf]'`) and a REST
+registry (`schema_registry.url`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from materializer.columns import ColumnType
+from materializer.errors import ConfigError, RecordError
+from materializer.formats.base import VALUE, ValueDecoder, part_error
+from materializer.formats.connect_types import match_fields
+from materializer.formats.wire import HEADER_SIZE, read_header
+from materializer.specs import RelationSpec
+from materializer.values import scaled
+
+__all__ = ["message_indexes", "value_decoder"]
+
+INSTALL_HINT = ("value_format protobuf needs the protobuf package: "
+                "pip install 'materializer[protobuf]'")
+MAX_INDEXES = 64
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MIDNIGHT = dt.datetime(1970, 1, 1)
+Conv = Callable[[Any], Any]
+
+
+def message_indexes(b: bytes, pos: int = HEADER_SIZE) -> tuple[tuple[int, ...], int]:
+    """(message-index path, position of the message) of a Protobuf wire-format record.
+    RecordError(truncated) for varints cut short, bad_schema for an absurd path."""
+
+    def varint(at: int) -> tuple[int, int]:
+        value = shift = 0
+        n = len(b)
+        while True:
+            if at >= n:
+                raise RecordError("the Protobuf message indexes end early", "truncated")
+            byte = b[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return (value >> 1) ^ -(value & 1), at  # zigzag
+            shift += 7
+            if shift > 63:
+                raise RecordError("a Protobuf message index is not a varint", "bad_schema")
+
+    if pos < len(b) and b[pos] == 0:
+        return (0,), pos + 1  # the first message: one zero byte
+    count, pos = varint(pos)
+    if not 0 < count <= MAX_INDEXES:
+        raise RecordError(f"{count} Protobuf message indexes: not a message path",
+                          "bad_schema")
+    out = []
+    for _ in range(count):
+        i, pos = varint(pos)
+        if i < 0:
+            raise RecordError(f"Protobuf message index {i} is negative", "bad_schema")
+        out.append(i)
+    return tuple(out), pos
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _repeated(fd: Any) -> bool:
+    flag = getattr(fd, "is_repeated", None)
+    return bool(flag) if flag is not None else bool(fd.label == fd.LABEL_REPEATED)
+
+
+def _presence(fd: Any) -> bool:
+    if _repeated(fd):
+        return False
+    flag = getattr(fd, "has_presence", None)
+    if flag is not None:
+        return bool(flag)
+    return fd.message_type is not None or fd.containing_oneof is not None
+
+
+def _timestamp(m: Any) -> dt.datetime:
+    try:
+        return _EPOCH + dt.timedelta(seconds=m.seconds, microseconds=m.nanos // 1000)
+    except OverflowError as e:
+        raise ValueError(f"Timestamp {m.seconds} s is outside years 1-9999") from e
+
+
+def _date(m: Any) -> dt.date:
+    return dt.date(m.year, m.month, m.day)  # ValueError for a partial date (year 0, ...)
+
+
+def _time_of_day(m: Any) -> dt.time:
+    return dt.time(m.hours, m.minutes, m.seconds, m.nanos // 1000)
+
+
+def _decimal(m: Any) -> Any:
+    return scaled(int.from_bytes(m.value, "big", signed=True), m.scale)
+
+
+def _json_data(m: Any) -> Any:
+    from google.protobuf import json_format  # noqa: PLC0415 - protobuf is optional
+
+    return json_format.MessageToDict(m)
+
+
+def _wrapped(m: Any) -> Any:
+    return m.value
+
+
+_WELL_KNOWN: dict[str, Conv] = {
+    "google.protobuf.Timestamp": _timestamp, "google.type.Date": _date,
+    "google.type.TimeOfDay": _time_of_day, "confluent.type.Decimal": _decimal,
+    "google.protobuf.Struct": _json_data, "google.protobuf.Value": _json_data,
+    "google.protobuf.ListValue": _json_data,
+    **{f"google.protobuf.{w}Value": _wrapped for w in (
+        "Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")},
+}
+
+
+class _Plans:
+    """Per message type, how its fields become Python values (made once, lazily, so
+    recursive message types are fine)."""
+
+    def __init__(self) -> None:
+        self._messages: dict[str, list[tuple[str, bool, Conv | None]]] = {}
+
+    def field(self, fd: Any) -> Conv | None:
+        """How one field's value (as the message gives it) becomes a Python value."""
+        one = self._single(fd)
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            value_fd = fd.message_type.fields_by_name["value"]
+            inner = self._single(value_fd)
+            if inner is None:
+                return lambda m: {str(k): v for k, v in m.items()}
+            return lambda m: {str(k): inner(v) for k, v in m.items()}
+        if _repeated(fd):
+            if one is None:
+                return list
+            return lambda xs: [one(x) for x in xs]
+        return one
+
+    def _single(self, fd: Any) -> Conv | None:
+        if fd.enum_type is not None:
+            names = {v.number: v.name for v in fd.enum_type.values}
+            return lambda n: names.get(n, n)
+        msg = fd.message_type
+        if msg is None:
+            return bytes if fd.type == fd.TYPE_BYTES else None
+        known = _WELL_KNOWN.get(msg.full_name)
+        if known is not None:
+            return known
+        return self.message(msg)
+
+    def message(self, desc: Any) -> Conv:
+        """A message -> a dict of its fields."""
+        name = desc.full_name
+
+        def to_dict(m: Any) -> dict[str, Any]:
+            plan = self._messages.get(name)
+            if plan is None:
+                plan = [(fd.name, _presence(fd), self.field(fd)) for fd in desc.fields]
+                self._messages[name] = plan
+            out: dict[str, Any] = {}
+            for fname, presence, conv in plan:
+                if presence and not m.HasField(fname):
+                    out[fname] = None
+                    continue
+                v = getattr(m, fname)
+                out[fname] = v if conv is None else conv(v)
+            return out
+        return to_dict
+
+
+def _row_reader(desc: Any, columns: Mapping[str, ColumnType]) -> Callable[[bytes], Any]:
+    """bytes of one message of type `desc` -> {column: value} for the declared columns."""
+    from google.protobuf.message import DecodeError  # noqa: PLC0415 - protobuf is optional
+    from google.protobuf.message_factory import GetMessageClass  # noqa: PLC0415
+
+    parse = GetMessageClass(desc).FromString
+    plans = _Plans()
+    fields = desc.fields_by_name
+    plan = [(col, src, _presence(fields[src]), plans.field(fields[src]))
+            for col, src in match_fields(fields, columns).items()]
+    full_name = desc.full_name
+
+    def read(body: bytes) -> Any:
+        try:
+            m = parse(body)
+        except (DecodeError, RuntimeError, ValueError) as e:
+            raise RecordError(f"the bytes do not parse as Protobuf message {full_name}: {e}",
+                              "protobuf_decode") from e
+        out: dict[str, Any] = {}
+        src = ""
+        try:
+            for col, src, presence, conv in plan:
+                if presence and not m.HasField(src):
+                    out[col] = None
+                    continue
+                v = getattr(m, src)
+                out[col] = v if conv is None else conv(v)
+        except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
+            raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e
+        return out
+    return read
+
+
+# --------------------------------------------------------------------------- decoders
+
+
+def value_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
+    """Protobuf wire-format value -> {column: value}; see the module docstring."""
+    try:
+        from materializer.formats import protobuf_schemas  # noqa: PLC0415 - optional
+    except ImportError as e:
+        raise ConfigError(f"{spec.name}: {INSTALL_HINT}") from e
+    if registry is None or not hasattr(registry, "schema_text"):
+        where = "no schema_registry" if registry is None else "a registry kept as files"
+        raise ConfigError(f"{spec.name}: value_format protobuf reads each schema from a "
+                          f"Confluent-compatible registry, and the declaration names {where}: "
+                          "add `schema_registry: {url: ...}` at the top level")
+    keys = set(spec.key_columns)
+    columns = {c.name: c.type for c in spec.columns if c.name not in keys}
+    files: dict[int, Any] = {}
+    readers: dict[tuple[int, tuple[int, ...]], Callable[[bytes], Any]] = {}
+
+    def reader(sid: int, path: tuple[int, ...]) -> Callable[[bytes], Any]:
+        file = files.get(sid)
+        if file is None:
+            try:
+                file = protobuf_schemas.load_file(registry, sid)
+            except RecordError as e:
+                if e.reason != "bad_schema":
+                    raise
+                file = e  # a broken schema stays broken: not rebuilt for every record
+            files[sid] = file
+        if isinstance(file, RecordError):
+            raise RecordError(str(file), file.reason)
+        made = readers[(sid, path)] = _row_reader(
+            protobuf_schemas.message_at(file, path, sid), columns)
+        return made
+
+    def decode(b: bytes) -> Mapping[str, Any]:
+        try:
+            sid = read_header(b)
+            path, pos = message_indexes(b)
+            read = readers.get((sid, path)) or reader(sid, path)
+            return read(b[pos:])  # type: ignore[no-any-return]
+        except RecordError as e:
+            raise part_error(VALUE, e) from e
+    return decode
