@@ -230,6 +230,16 @@ class RelationReader:
     def encode_key(self, key: Any) -> bytes:
         return self._gen().encode_key(key)
 
+    def diff(self, from_: str, to: str | None = None, *, json_form: bool = False
+             ) -> Iterator[dict[str, Any]]:
+        """What changed in this relation from snapshot `from_` to snapshot `to` (None: the
+        live relation), in key order: tables `added`/`removed`/`modified` rows with the
+        changed columns, streams `added`/`removed` events (`materializer.versions.diff`).
+        Both versions are read in one read transaction each, held while you iterate."""
+        from materializer.versions.diff import iter_entries  # noqa: PLC0415 - built on the store
+
+        return iter_entries(self._data_dir, self.name, from_, to, json_form=json_form)
+
     def counters(self) -> dict[int, dict[str, int]]:
         g = self._gen()
         out: dict[int, dict[str, int]] = {}

@@ -8,6 +8,7 @@ from materializer.errors import NotFound, UsageError
 from materializer.store import layout as _layout
 from materializer.store.lock import store_root
 from materializer.store.read import RelationReader, StreamView, TableView, open_generation
+from materializer.versions.paths import require as snapshot_dir
 
 
 class Store:
@@ -21,6 +22,7 @@ class Store:
         self.data_dir = store_root(data_dir, create=False)  # StoreError if it is a file
         self.default_schema = default_schema
         self._views: dict[str, RelationReader] = {}
+        self._snapshots: dict[str, Store] = {}
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], default_schema: str = "public") -> Store:
@@ -36,6 +38,17 @@ class Store:
 
     def close(self) -> None:
         self._views.clear()
+        self._snapshots.clear()
+
+    def at(self, snapshot: str) -> Store:
+        """The store as snapshot `snapshot` holds it (read-only, it never changes); raises
+        `SnapshotNotFound` (a NotFound that lists the snapshot names) if there is none.
+        See `materializer.versions`."""
+        path = snapshot_dir(self.data_dir, snapshot)
+        store = self._snapshots.get(snapshot)
+        if store is None:
+            store = self._snapshots[snapshot] = Store(path, self.default_schema)
+        return store
 
     def names(self) -> list[str]:
         """The qualified names of every table and stream in the store, sorted."""
@@ -48,11 +61,14 @@ class Store:
                 return candidate
         raise NotFound(f"no table or stream named {name!r} in {self.data_dir}")
 
-    def relation(self, name: str) -> RelationReader:
-        """The view of a table or stream (`name` qualified, or in the default schema).
+    def relation(self, name: str, as_of: str | None = None) -> RelationReader:
+        """The view of a table or stream (`name` qualified, or in the default schema);
+        with `as_of`, as snapshot `as_of` holds it (`at`).
 
         Views are cached per name and follow rebuilds on their own (see `TableView`),
         so keeping one is as good as asking again."""
+        if as_of is not None:
+            return self.at(as_of).relation(name)
         view = self._views.get(name)
         if view is not None:
             return view
@@ -62,14 +78,14 @@ class Store:
         self._views[name] = view
         return view
 
-    def table(self, name: str) -> TableView:
-        view = self.relation(name)
+    def table(self, name: str, as_of: str | None = None) -> TableView:
+        view = self.relation(name, as_of)
         if not isinstance(view, TableView):
             raise UsageError(f"{name} is a stream: use store.stream({name!r})")
         return view
 
-    def stream(self, name: str) -> StreamView:
-        view = self.relation(name)
+    def stream(self, name: str, as_of: str | None = None) -> StreamView:
+        view = self.relation(name, as_of)
         if not isinstance(view, StreamView):
             raise UsageError(f"{name} is a table: use store.table({name!r})")
         return view
