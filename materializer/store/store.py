@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import entry_points
 
-from materializer.errors import NotFound, UsageError
+from materializer.errors import NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
+from materializer.store.environment import RelationMeta
 from materializer.store.lock import store_root
 from materializer.store.read import RelationReader, StreamView, TableView, open_generation
 from materializer.versions.paths import require as snapshot_dir
+
+
+def view_class(meta: RelationMeta) -> type[RelationReader]:
+    """TableView or StreamView by kind; a relation another library keeps (its identity's
+    `view`, e.g. `faust` for faust tables) is read by the class its `materializer.views`
+    entry point names, subclass of TableView or StreamView."""
+    plugin = meta.identity.get("view")
+    if plugin is None:
+        return TableView if meta.kind == "table" else StreamView
+    found = entry_points(group="materializer.views", name=str(plugin))
+    if not found:
+        raise NotFound(f"{meta.name} is a {plugin} table: install materializer[{plugin}] "
+                       "to read it")
+    cls = next(iter(found)).load()
+    if not (isinstance(cls, type) and issubclass(cls, TableView | StreamView)):
+        raise StoreError(f"the materializer.views entry point {plugin!r} is not a view class")
+    return cls
 
 
 class Store:
@@ -73,7 +92,7 @@ class Store:
         if view is not None:
             return view
         generation = open_generation(self.data_dir, self._resolve(name))
-        cls = TableView if generation.meta.kind == "table" else StreamView
+        cls = view_class(generation.meta)
         view = cls(self.data_dir, generation)
         self._views[name] = view
         return view

@@ -1,0 +1,583 @@
+"""`lmdb://`: a faust-streaming table store on materializer's LMDB store (the only module
+that imports faust).
+
+`app = faust.App(..., store="lmdb://")` or `app.Table(..., store="lmdb://")` picks it
+through the `faust.stores` entry point. `lmdb://` keeps the tables in faust's table
+directory (`app.conf.tabledir`); `lmdb:///abs/dir` or `lmdb://./rel/dir` in that
+directory. Each table is one materializer relation named like the table: a data
+directory that `materializer.Store` opens and `materializer serve DIR` serves.
+
+Layout: columns `key bytes not null, value bytes` (the bytes faust's serializers made,
+the same as the changelog records), primary key `key`, one LMDB database per changelog
+partition, the next changelog offset per partition in `meta`, and the faust side of the
+declaration (serializers, key type, windowing) in the identity under `faust`.
+
+Guarantees:
+- Rows reach the disk only from changelog records the broker acknowledged (through a
+  faust sensor), in one LMDB transaction with the partition's changelog offset, so
+  after a crash (kill -9 included) the disk holds the changelog folded up to the
+  persisted offset, and recovery reads only the changelog after it. Writes faust makes
+  without a changelog record (expired windows) are written as local deletes/sets.
+- Until then a write is served from memory (`connectors.faust_journal`): the table
+  reads its own writes at once.
+- External readers (any process) see committed state only, and only the partitions
+  this worker owns and has recovered (standby and revoked ones are marked revoked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from faust.exceptions import ImproperlyConfigured
+from faust.sensors import Sensor
+from faust.serializers import codecs
+from faust.stores.base import SerializedStore
+from faust.streams import current_event
+from faust.types import TP, AppT, CollectionT, EventT
+from yarl import URL
+
+from connectors.faust_journal import Journal, Taken
+from materializer.columns import ColumnType, parse_type
+from materializer.errors import StoreError, UsageError
+from materializer.specs import DEFAULT_MAP_SIZE
+from materializer.store import MapFull, RelationWriter, TableView, drop_relation
+from materializer.store.keys import MAX_KEY_BYTES, KeyCodec
+from materializer.store.read import open_generation
+
+log = logging.getLogger("materializer.faust")
+
+VIEW = "faust"
+"""The identity's `view`: `materializer.Store` reads the relation with `FaustTableView`."""
+LAYOUT = ("key", "value")
+_BYTES = parse_type("bytes")[0]
+_SCAN_CHUNK = 1000
+
+
+# ------------------------------------------------------------------------ the codec
+
+
+def _type_name(t: Any) -> str | None:
+    if t is None:
+        return None
+    if t in (str, int, float, bytes, bool):
+        return str(t.__name__)
+    ns = getattr(getattr(t, "_options", None), "namespace", None)
+    return f"record:{ns}" if ns else repr(t)
+
+
+def _codec_name(c: Any) -> str | None:
+    return c if isinstance(c, str) or c is None else None
+
+
+_COLUMN_TYPES = {"str": "string", "int": "long", "float": "double", "bytes": "bytes",
+                 "bool": "boolean"}
+
+
+class FaustCodec:
+    """A faust table's keys and values as faust's codecs write them, from the `faust` part
+    of a relation's identity (so a reader needs no faust app, only faust).
+
+    Logical key columns: `key`, plus `window_start` and `window_end` (double) for a
+    windowed table, whose faust key is `(key, (start, end))`."""
+
+    def __init__(self, ident: Mapping[str, Any]) -> None:
+        self.key_serializer: str | None = ident.get("key_serializer")
+        self.value_serializer: str | None = ident.get("value_serializer")
+        self.windowed = bool(ident.get("windowed"))
+        self.key_type: str | None = ident.get("key_type")
+        kt = parse_type(_COLUMN_TYPES.get(self.key_type or "", "string"))[0]
+        dbl = parse_type("double")[0]
+        self.key_columns: tuple[str, ...] = (("key", "window_start", "window_end")
+                                              if self.windowed else ("key",))
+        self.key_types: tuple[ColumnType, ...] = (kt, dbl, dbl) if self.windowed else (kt,)
+
+    def _dumps(self, obj: Any) -> bytes:
+        if self.key_serializer is None:
+            raise UsageError("this table's keys use a codec object, not a codec name: "
+                             "they cannot be encoded outside the faust app")
+        try:
+            return bytes(codecs.dumps(self.key_serializer, obj))
+        except Exception as e:  # noqa: BLE001 - a codec's own error: the key does not fit
+            raise UsageError(f"key {obj!r} cannot be encoded with {self.key_serializer}: {e}") \
+                from e
+
+    def _faust_key(self, key: Any) -> Any:
+        if not self.windowed:
+            return key[0] if isinstance(key, tuple | list) and len(key) == 1 else key
+        parts = tuple(key) if isinstance(key, tuple | list) else (key,)
+        if len(parts) == 2 and isinstance(parts[1], tuple | list) and len(parts[1]) == 2:
+            parts = (parts[0], *parts[1])
+        if len(parts) != 3:
+            raise UsageError("a windowed table's key is (key, window_start, window_end)")
+        try:
+            return (parts[0], (float(parts[1]), float(parts[2])))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"window bounds must be numbers: {e}") from None
+
+    def encode_key(self, key: Any) -> bytes:
+        """The bytes faust stores for `key` (a bare key, or a tuple in key column order)."""
+        return self._dumps(self._faust_key(key))
+
+    def key_prefix(self, prefix: tuple[Any, ...]) -> bytes:
+        """Byte prefix of the stored keys whose leading key columns are `prefix`."""
+        if not prefix:
+            return b""
+        if not self.windowed or len(prefix) == 3:
+            return self.encode_key(prefix)
+        if len(prefix) == 2:
+            raise UsageError("a prefix of a windowed table is (key) or the whole key")
+        full = self._dumps((prefix[0], (0.0, 0.0)))
+        tail = self._dumps((0.0, 0.0)) + b"]"
+        if not full.endswith(tail):
+            raise UsageError(f"{self.key_serializer} keys cannot be scanned by key prefix")
+        return full[:-len(tail)]
+
+    def decode_key(self, raw: bytes) -> list[Any]:
+        """The logical key columns of stored key bytes."""
+        k = self._loads(self.key_serializer, raw, json_form=False)
+        if self.windowed and isinstance(k, list | tuple) and len(k) == 2 \
+                and isinstance(k[1], list | tuple) and len(k[1]) == 2:
+            return [k[0], k[1][0], k[1][1]]
+        return [k]
+
+    @staticmethod
+    def _loads(codec: str | None, raw: bytes, json_form: bool) -> Any:
+        if codec is None or codec == "raw":
+            return raw
+        if json_form and "json" not in codec.split("|"):
+            return raw  # not JSON (pickle, custom codecs): served as the stored bytes
+        try:
+            return codecs.loads(codec, raw)
+        except Exception:  # noqa: BLE001 - a value the codec cannot read: served as bytes
+            return raw
+
+    def row(self, key: bytes, value: bytes | None, json_form: bool) -> dict[str, Any]:
+        """`{"key": ..., ["window_start", "window_end",] "value": ...}`: decoded with the
+        table's codecs. JSON form: JSON values as JSON documents, other bytes as base64."""
+        cols = self.decode_key(key)
+        value_out = None if value is None else self._loads(self.value_serializer, value,
+                                                            json_form)
+        out = dict(zip(self.key_columns, cols, strict=False))
+        out["value"] = value_out
+        if json_form:
+            for name, v in out.items():
+                if isinstance(v, bytes):
+                    import base64  # noqa: PLC0415 - rare path
+
+                    out[name] = base64.b64encode(v).decode("ascii")
+        return out
+
+
+# --------------------------------------------------------------------------- sensor
+
+
+class _ChangelogSensor(Sensor):
+    """Tells each LMDB store of an app which writes faust logged (`on_table_set/del`,
+    called between sending the changelog record and setting the store) and what the
+    broker acknowledged (`on_send_completed`, with the record's bytes and offset)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.by_table: dict[int, LmdbStore] = {}
+        self.by_topic: dict[str, LmdbStore] = {}
+
+    def on_table_set(self, table: CollectionT, key: Any, value: Any) -> None:
+        store = self.by_table.get(id(table))
+        if store is not None:
+            store._announced += 1
+
+    def on_table_del(self, table: CollectionT, key: Any) -> None:
+        store = self.by_table.get(id(table))
+        if store is not None:
+            store._announced += 1
+
+    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int,
+                          valsize: int) -> Any:
+        store = self.by_topic.get(topic)
+        return None if store is None else (store, message)
+
+    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
+        if state is not None:
+            store, message = state
+            store._acked(metadata.partition, metadata.offset, message.key, message.value)
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        if state is not None:
+            store, message = state
+            store._failed(message.partition, message.key, exc)
+
+
+def _sensor_of(app: AppT) -> _ChangelogSensor:
+    sensor = getattr(app, "_materializer_lmdb_sensor", None)
+    if sensor is None:
+        sensor = _ChangelogSensor()
+        app.sensors.add(sensor)
+        app._materializer_lmdb_sensor = sensor  # type: ignore[attr-defined]
+    assert isinstance(sensor, _ChangelogSensor)
+    return sensor
+
+
+def data_dir_of(url: URL, app: AppT) -> Path:
+    """`lmdb://` -> faust's table directory; `lmdb:///abs/dir`; `lmdb://./rel/dir`."""
+    host = url.raw_host or ""
+    if host == "" and url.path in ("", "/"):
+        return Path(app.conf.tabledir)
+    if host == "":
+        return Path(url.path)
+    if host == ".":
+        return Path("." + url.path)
+    raise ImproperlyConfigured(
+        f"{url}: say where the tables go as lmdb:// (faust's tabledir), lmdb:///absolute/dir "
+        "or lmdb://./relative/dir")
+
+
+def _as_bytes(b: Any) -> bytes | None:
+    if b is None or isinstance(b, bytes):
+        return b
+    if isinstance(b, str):
+        return b.encode()
+    return bytes(b)
+
+
+# ---------------------------------------------------------------------------- store
+
+
+class LmdbStore(SerializedStore[Any, Any]):
+    """faust table storage in an LMDB relation of a materializer data directory.
+
+    Table options (`app.Table(..., options={...})`): `map_size` (bytes, the ceiling of
+    the LMDB map), `flush_interval` (seconds between disk writes, 0.2), `flush_ops`
+    (writes that trigger one sooner, 10000)."""
+
+    def __init__(self, url: str | URL, app: AppT, table: CollectionT, *,
+                 options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(url, app, table, options=options, **kwargs)
+        opts = dict(options or {})
+        self.data_dir = data_dir_of(self.url, app)
+        self.map_size = int(opts.get("map_size", DEFAULT_MAP_SIZE))
+        self.flush_interval = float(opts.get("flush_interval", 0.2))
+        self.flush_ops = int(opts.get("flush_ops", 10_000))
+        self.changelog_topic: str = table.changelog_topic.get_topic_name()
+        self._journal = Journal()
+        self._writer: RelationWriter | None = None
+        self._disk: TableView | None = None
+        self._next: dict[int, int] = {}
+        self._announced = 0
+        self._encode = KeyCodec((_BYTES,)).encode
+        sensor = _sensor_of(app)
+        sensor.by_table[id(table)] = self
+        sensor.by_topic[self.changelog_topic] = self
+        self.replayed = 0
+        """Changelog records applied by recovery since start (`apply_changelog_batch`)."""
+
+    # --------------------------------------------------------------- the relation
+
+    def identity(self) -> dict[str, Any]:
+        t = self.table
+        return {
+            "kind": "table", "name": self.table_name, "topic": self.changelog_topic,
+            "columns": [["key", "bytes", True], ["value", "bytes", False]],
+            "key": ["key"], "key_format": "bytes", "value_format": "bytes", "view": VIEW,
+            "faust": {"app": str(self.app.conf.id), "table": t.name,
+                      "key_serializer": _codec_name(self.key_serializer),
+                      "value_serializer": _codec_name(self.value_serializer),
+                      "key_type": _type_name(self.key_type),
+                      "value_type": _type_name(self.value_type),
+                      "windowed": t.window is not None, "global": bool(t.is_global),
+                      "partitions": t.partitions},
+        }
+
+    def _open(self) -> RelationWriter:
+        w = self._writer
+        if w is not None:
+            return w
+        w = RelationWriter(self.data_dir, self.table_name, self.map_size)
+        ident = self.identity()
+        meta = w.meta()
+        if meta is not None:
+            old = meta.identity
+            if old.get("view") != VIEW:
+                raise StoreError(f"{self.data_dir}: {self.table_name} is a materializer table, "
+                                 "not a faust table: give the faust table another name or "
+                                 "another lmdb:// directory")
+            for k in ("key_serializer", "value_serializer", "windowed"):
+                if old["faust"].get(k) != ident["faust"].get(k):
+                    raise StoreError(
+                        f"{self.data_dir}: faust table {self.table_name}: {k} changed from "
+                        f"{old['faust'].get(k)!r} to {ident['faust'].get(k)!r}; delete its "
+                        "local state (reset the table) to rebuild it from the changelog")
+        if meta is None or meta.identity != ident:
+            w.write_meta(ident, LAYOUT)
+        self._next = w.next_offsets()
+        self._writer = w
+        self._disk = TableView(Path(self.data_dir), open_generation(Path(self.data_dir),
+                                                                    self.table_name))
+        return w
+
+    def _view(self) -> TableView:
+        if self._disk is None:
+            self._open()
+        assert self._disk is not None
+        return self._disk
+
+    def _commit(self, rows: Mapping[int, Mapping[bytes, bytes | None]],
+                offsets: Mapping[int, int]) -> None:
+        """Rows (None deletes) and next offsets, in one LMDB transaction."""
+        w = self._open()
+        enc = self._encode
+        while True:
+            try:
+                with w.begin() as wb:
+                    for p, part in rows.items():
+                        if part:
+                            wb.partition(p).put_rows(
+                                {enc((k,)): None if v is None else (k, v)
+                                 for k, v in part.items()})
+                    for p, nxt in offsets.items():
+                        wb.set_next_offset(p, nxt)
+                break
+            except MapFull:
+                if not w.grow():
+                    raise
+        self._next.update(offsets)
+
+    def flush(self) -> None:
+        """Write every journaled write that may go to disk now (see `Journal.take`)."""
+        if self._journal.waiting() == 0:
+            return
+        self._open()
+        taken: dict[int, Taken] = self._journal.take(self._next)
+        if not taken:
+            return
+        offsets = {p: t.offset + 1 for p, t in taken.items()
+                   if t.offset is not None and t.offset + 1 > self._next.get(p, 0)}
+        self._commit({p: t.rows for p, t in taken.items()}, offsets)
+        self._journal.settle(taken)
+
+    def _key_fits(self, key: bytes) -> bool:
+        return len(self._encode((key,))) <= MAX_KEY_BYTES
+
+    # ------------------------------------------------------------ what faust calls
+
+    def _event_partition(self) -> int | None:
+        event = current_event()
+        if event is None or self.table.is_global or self.table.use_partitioner:
+            return None
+        return int(event.message.partition)
+
+    def _write_partition(self, key: bytes, logged: bool) -> int | None:
+        """The changelog partition faust sends a write of `key` to (faust's own rule:
+        the event's partition, else the producer's partitioner); None for a local write
+        outside any event."""
+        event = current_event()
+        if event is not None and not self.table.use_partitioner:
+            return int(event.message.partition)
+        if not logged:
+            return None
+        return int(self.app.producer.key_partition(self.changelog_topic, key).partition)
+
+    def _write(self, key: bytes, value: bytes | None) -> None:
+        if not self._key_fits(key):
+            raise ValueError(f"table {self.table_name}: a key of {len(key)} bytes is too long "
+                             f"for LMDB (at most {MAX_KEY_BYTES} bytes encoded)")
+        logged = self._announced > 0
+        if logged:
+            self._announced -= 1
+        p = self._write_partition(key, logged)
+        if p is not None:
+            self._journal.write(p, key, value, logged)
+        else:  # a local write outside any event: every partition it may be in
+            for q in self._partitions():
+                self._journal.write(q, key, value, False)
+        if self._journal.waiting() >= self.flush_ops:
+            self.flush()
+
+    def _partitions(self) -> set[int]:
+        known = {s["partition"] for s in self._view().partition_stats()}
+        return known | set(self._journal.partitions())
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        self._write(key, value)
+
+    def _del(self, key: bytes) -> None:
+        self._write(key, None)
+
+    def _get(self, key: bytes) -> bytes | None:
+        journal = self._journal
+        p = self._event_partition()
+        for q in (p,) if p is not None else journal.partitions():
+            found, value = journal.lookup(q, key)
+            if found:
+                return value
+        if not self._key_fits(key):
+            return None
+        row = self._view().get(key)
+        return None if row is None else bytes(row["value"])
+
+    def _contains(self, key: bytes) -> bool:
+        return self._get(key) is not None
+
+    def _iteritems(self) -> Iterator[tuple[bytes, bytes]]:
+        self.flush()
+        mine: dict[bytes, bytes | None] = {k: v for _, k, v in self._journal.overlay_items()}
+        view = self._view()
+        after: bytes | None = None
+        while True:
+            pairs = view.scan_raw((), _SCAN_CHUNK, after=after)
+            for _, raw in pairs:
+                row = view.layout.to_python(raw)
+                k = bytes(row["key"])
+                if k not in mine:
+                    yield k, bytes(row["value"])
+            if len(pairs) < _SCAN_CHUNK:
+                break
+            after = pairs[-1][0]
+        for k, v in mine.items():
+            if v is not None:
+                yield k, v
+
+    def _iterkeys(self) -> Iterator[bytes]:
+        for k, _ in self._iteritems():
+            yield k
+
+    def _itervalues(self) -> Iterator[bytes]:
+        for _, v in self._iteritems():
+            yield v
+
+    def _size(self) -> int:
+        self.flush()
+        view = self._view()
+        n = len(view)
+        seen: set[bytes] = set()
+        for _, k, v in self._journal.overlay_items():
+            if k in seen:
+                continue
+            seen.add(k)
+            on_disk = self._key_fits(k) and view.get(k) is not None
+            n += (v is not None) - on_disk
+        return n
+
+    def _clear(self) -> None:
+        for key in list(self._iterkeys()):
+            self._del(key)
+
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any],
+                              to_value: Callable[[Any], Any]) -> None:
+        """Recovery and standby replicas: changelog records and their offsets, one
+        transaction per batch. Records at or below the persisted offset are skipped."""
+        self.flush()
+        self._open()
+        rows: dict[int, dict[bytes, bytes | None]] = {}
+        offsets: dict[int, int] = {}
+        n = 0
+        for event in batch:
+            msg = event.message
+            p, off = int(msg.partition), int(msg.offset)
+            if off < self._next.get(p, 0):
+                continue
+            key = _as_bytes(msg.key)
+            offsets[p] = max(offsets.get(p, 0), off + 1)
+            if key is None or not self._key_fits(key):
+                log.error("faust table %s: changelog %s[%d] offset %d: %s, not stored",
+                          self.table_name, msg.topic, p, off,
+                          "no key" if key is None else f"a key of {len(key)} bytes is too long")
+                continue
+            rows.setdefault(p, {})[key] = _as_bytes(msg.value)
+            n += 1
+        if offsets:
+            self._commit(rows, offsets)
+            self.replayed += n
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        """The highest changelog offset of `tp` on disk (None: nothing yet)."""
+        if tp.topic != self.changelog_topic:
+            return None
+        self.flush()
+        self._open()
+        nxt = self._next.get(tp.partition)
+        return None if nxt is None else nxt - 1
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        """faust declares the changelog persisted up to `offset`: the writes it holds may
+        go to disk (with the next flush)."""
+        if tp.topic == self.changelog_topic:
+            self._journal.durable(tp.partition, offset)
+            if self._journal.waiting() >= self.flush_ops:
+                self.flush()
+
+    def _acked(self, partition: int, offset: int, key: Any, value: Any) -> None:
+        kb = _as_bytes(key)
+        assert kb is not None
+        problem = self._journal.acked(partition, offset, kb, _as_bytes(value))
+        if problem is not None:
+            log.error("faust table %s, changelog %s[%d]: %s", self.table_name,
+                      self.changelog_topic, partition, problem)
+
+    def _failed(self, partition: int | None, key: Any, exc: BaseException) -> None:
+        kb = _as_bytes(key)
+        log.error("faust table %s: the changelog record of key %r (partition %s) was not "
+                  "produced (%s): the write stays out of the store", self.table_name, kb,
+                  partition, exc)
+        if partition is not None and kb is not None:
+            self._journal.failed(partition, kb)
+
+    async def need_active_standby_for(self, tp: TP) -> bool:
+        return True
+
+    def _mine(self, tps: Iterable[TP]) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == self.changelog_topic}
+
+    async def on_rebalance(self, assigned: set[TP], revoked: set[TP],
+                           newly_assigned: set[TP], generation_id: int = 0) -> None:
+        """Write what may be written, forget revoked partitions' journals, and mark them
+        revoked for external readers."""
+        self.flush()
+        gone = self._mine(revoked)
+        for p in gone:
+            self._journal.drop_partition(p)
+        if gone:
+            self._open().set_revoked(gone, True)
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        """External readers are served the recovered active partitions (every partition
+        of a global table), and no other."""
+        self.flush()
+        served = self._mine(active_tps)
+        if self.table.is_global:
+            served |= self._mine(standby_tps)
+        w = self._open()
+        others = self._partitions() - served
+        w.set_revoked(served, False)
+        w.set_revoked(others, True)
+
+    def reset_state(self) -> None:
+        """Delete this table's local state (the changelog stays)."""
+        self._journal.clear()
+        self._writer = None
+        self._disk = None
+        self._next = {}
+        drop_relation(self.data_dir, self.table_name)
+
+    async def backup_partition(self, tp: TP | int, flush: bool = True, purge: bool = False,
+                               keep: int = 1) -> None:
+        raise NotImplementedError("lmdb:// keeps no backups: copy the data directory while "
+                                  "the app is stopped, or let recovery replay the changelog")
+
+    def restore_backup(self, tp: TP | int, latest: bool = True, backup_id: int = 0) -> None:
+        raise NotImplementedError("lmdb:// keeps no backups")
+
+    async def on_start(self) -> None:
+        self._open()
+        self.add_future(self._flusher())
+
+    async def _flusher(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(self.flush_interval)
+            self.flush()
+
+    async def on_stop(self) -> None:
+        self.flush()
