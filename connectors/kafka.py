@@ -58,6 +58,33 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1,
     raise InfrastructureError(f"topic {name} did not appear within {timeout} s")
 
 
+def create_missing_topic(conf: dict[str, str], name: str, partitions: int,
+                         replicas: int | None = None, timeout: float = 15.0) -> bool:
+    """Create `name` with `partitions` partitions and replication factor `replicas` (the
+    broker's default when None), with the full client settings of `conf` (security
+    included). True if this call created it, False if it existed already.
+    InfrastructureError naming the topic when the broker refuses (a replication factor
+    above the number of brokers, no permission) or does not answer within `timeout`."""
+    admin = AdminClient(with_logging(_client_conf(conf)))
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=replicas or -1)],
+                                  request_timeout=timeout)
+    for fut in futures.values():
+        try:
+            fut.result(timeout)
+        except concurrent.futures.TimeoutError as e:
+            raise InfrastructureError(f"no answer creating topic {name} within {timeout} s"
+                                      ) from e
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise InfrastructureError(f"cannot create topic {name} ({partitions} partitions, "
+                                      f"replication factor {replicas or 'default'}): {e}"
+                                      ) from e
+    return True
+
+
 def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
               ) -> dict[str, str | None]:
     """The broker's id of each topic (None: the topic does not exist). A topic deleted and

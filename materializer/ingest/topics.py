@@ -13,8 +13,11 @@ Guarantees:
   responses show it (brokers that do not say so, like Tansu), once it has held for
   `CONFIRM_AFTER` seconds within one assignment (a fresh assignment's first fetch may
   still be under way).
-- A subscribed topic that does not exist is reported with a warning once a minute
-  until it appears.
+- A subscribed topic that does not exist is created when a relation reading it declares
+  `partitions` (ksqlDB PARTITIONS; with `replicas` as its replication factor, else the
+  broker's default), as ksqlDB does for CREATE TABLE/STREAM; a topic nobody declares
+  partitions for (or that the broker refuses to create, saying why) is reported with a
+  warning once a minute until it appears. An existing topic is never changed.
 - Asking the broker never raises: when it cannot be reached, nothing is concluded.
 """
 
@@ -37,6 +40,8 @@ CONFIRM_AFTER = 2.0
 OFFSETS_EVERY = 0.5
 
 TopicIds = Callable[[Sequence[str]], Mapping[str, "str | None"]]
+CreateTopic = Callable[[str, int, "int | None"], bool]
+"""(topic, partitions, replicas) -> whether it was created (connectors.kafka)."""
 
 
 class TopicReset(MaterializerError):
@@ -56,9 +61,10 @@ class TopicWatch:
     """Asks the broker for the ids of the source topics every `every` seconds."""
 
     def __init__(self, relations: Sequence[Relation], topic_ids: TopicIds,
-                 every: float = CHECK_EVERY) -> None:
+                 every: float = CHECK_EVERY, create: CreateTopic | None = None) -> None:
         self.relations = relations
         self.topic_ids = topic_ids
+        self.create = create
         self.every = every
         self._next_check = 0.0
         self._warned: dict[str, float] = {}
@@ -73,6 +79,9 @@ class TopicWatch:
         topics = sorted({r.spec.topic for r in self.relations})
         try:
             ids = self.topic_ids(topics)
+            created = self._create_missing([t for t in topics if ids.get(t) is None], now)
+            if created:
+                ids = {**ids, **self.topic_ids(created)}
         except InfrastructureError:
             self._next_check = now + WARN_EVERY  # the broker is away (the connectors say so):
             return []                            # conclude nothing, ask again in a minute
@@ -91,6 +100,36 @@ class TopicWatch:
                 rel.writer.set_source_topic_id(current)
             elif recorded != current:
                 out.append((rel, recorded, current))
+        return out
+
+    def _create_missing(self, missing: Sequence[str], now: float) -> list[str]:
+        """Create the missing topics a relation declares `partitions` for (the first such
+        relation's settings); the ones created or found existing. A refusal is warned
+        about once a minute, and tried again at the next check."""
+        if self.create is None:
+            return []
+        out = []
+        for topic in missing:
+            spec = next((r.spec for r in self.relations
+                         if r.spec.topic == topic and r.spec.partitions), None)
+            if spec is None or spec.partitions is None:
+                continue
+            try:
+                made = self.create(topic, spec.partitions, spec.replicas)
+            except InfrastructureError as e:
+                last = self._warned.get(topic)
+                if last is None or now - last >= WARN_EVERY:
+                    self._warned[topic] = now
+                    log.warning("topic %s does not exist and cannot be created for %s %s "
+                                "(partitions: %d, replicas: %s): %s", topic, spec.kind,
+                                spec.name, spec.partitions, spec.replicas or "broker default",
+                                e)
+                continue
+            if made:
+                log.info("created topic %s with %d partition(s), replication factor %s, as "
+                         "%s %s declares", topic, spec.partitions,
+                         spec.replicas or "of the broker's default", spec.kind, spec.name)
+            out.append(topic)
         return out
 
     def _warn_missing(self, topic: str, now: float) -> None:

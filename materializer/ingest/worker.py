@@ -184,11 +184,17 @@ class Worker:
     def run(self) -> None:
         """Consume and apply until `stop_event` is set. Raises RecordRejectedFatal for a bad
         record under policy `fail` (after committing everything before it)."""
-        from connectors.kafka import AssignedSource, Source, topic_ids  # noqa: PLC0415
+        from connectors.kafka import (  # noqa: PLC0415
+            AssignedSource,
+            Source,
+            create_missing_topic,
+            topic_ids,
+        )
 
         self._attach_outboxes()
         conf = self.catalog.kafka_config
-        self.topics = TopicWatch(self.relations, lambda ts: topic_ids(conf, ts))
+        self.topics = TopicWatch(self.relations, lambda ts: topic_ids(conf, ts),
+                                 create=lambda t, n, r: create_missing_topic(conf, t, n, r))
         self.offsets = OffsetWatch()
         self._handle_resets(self.topics.changed(force=True))
         if self.grouped.by_topic:
