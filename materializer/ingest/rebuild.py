@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.relation import Relation, open_relation
+from materializer.ingest.resync import caught_up
 from materializer.ingest.snapshot import snapshot_after_rebuild
 from materializer.ingest.worker import (
     POLL_TIMEOUT,
@@ -104,16 +104,6 @@ def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TI
         time.sleep(0.2)  # drain backs off on its own; this only paces the checks
 
 
-def _caught_up(source: Any, rel: Relation) -> bool:
-    """Every partition has reached the end the broker reported in its last fetch response
-    (not a ListOffsets answer, which some brokers give below the true end)."""
-    for t, p in source.assigned:
-        end = source.end_offset(t, p)
-        if end is None or rel.next_offsets.get(p, 0) < end:
-            return False
-    return True
-
-
 def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:
     from connectors.kafka import AssignedSource, Sink  # noqa: PLC0415
 
@@ -137,7 +127,7 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
                     applied += out.applied
                     if out.fatal is not None:
                         raise RecordRejectedFatal(fatal_message(rel, out.fatal))
-            elif _caught_up(source, rel):
+            elif caught_up(source, rel):
                 return applied
     finally:
         source.close()

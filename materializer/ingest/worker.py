@@ -26,6 +26,7 @@ from materializer.ingest.apply import Rejected
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
+from materializer.ingest.resync import PendingSnapshots
 from materializer.ingest.topics import (
     OffsetWatch,
     OutOfRange,
@@ -128,6 +129,8 @@ def split_by_partition(msgs: list[Any]) -> dict[str, dict[int, list[Any]]]:
 class Worker:
     """Materializes every relation of a catalog from its topic, until stopped."""
 
+    cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
+
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
                  progress: Progress | None = None,
                  stop_event: threading.Event | None = None) -> None:
@@ -152,6 +155,10 @@ class Worker:
         self.dead_letters = DeadLetters(self.sink, catalog.kafka_config)
         self._last_status = 0.0
         self._started = time.time()
+        self.pending = PendingSnapshots(lambda rel: self._attach_outboxes(only=rel))
+        for rel in self.relations:
+            if rel.writer.snapshot_due():  # rebuilt in place, stopped before its snapshot
+                self.pending.add(rel)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -171,7 +178,7 @@ class Worker:
 
         for rel in self.relations:
             spec = rel.spec
-            if only not in (None, rel):
+            if only not in (None, rel) or (only is None and self.pending.owes(rel)):
                 continue
             if isinstance(spec, TableSpec) and spec.changes is not None:
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
@@ -201,6 +208,9 @@ class Worker:
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
             self.grouped.source.on_ownership = self._ownership_changed
+            from materializer.cluster.agent import ClusterAgent  # noqa: PLC0415
+
+            self.cluster = ClusterAgent.start(self)  # membership: publish, read, route
         if self.replicated.by_topic:
             self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
                                                     self.replicated.start_offset)
@@ -227,6 +237,7 @@ class Worker:
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
+                    self.pending.settle((f.source, self.relations) for f in feeds)
                     self._write_status()
         finally:
             self._write_status(stopping=True)
@@ -254,6 +265,8 @@ class Worker:
                         "(committed state is safe)", what, SHUTDOWN_GRACE)
             return False
 
+        if self.cluster is not None:  # the others stop routing to this worker at once
+            bounded(self.cluster.stop, "leaving the cluster")
         ok = bounded(self._drain, "delivering change events")
         for feed in feeds:
             if ok and feed.source is not None:
@@ -272,6 +285,8 @@ class Worker:
             parts = [p for t, p in pairs if t == topic]
             for rel in self.grouped.by_topic.get(topic, ()):
                 rel.writer.set_revoked(parts, not owned)
+        if self.cluster is not None:
+            self.cluster.ownership_changed(pairs, owned)
 
     def _apply_with_retry(self, msgs: list[Any], feed: Feed) -> None:
         """Apply a batch; on a retriable failure (registry or broker away) back off and apply
@@ -350,13 +365,14 @@ class Worker:
         # an empty generation swapped in at once: readers see the table refill, never an error
         fresh = open_relation(rel.spec, self.catalog.store_path, map_size=self.catalog.map_size,
                               registry=self.registry, fresh=True)
+        if rel.outbox is not None:  # replayed without events, then a snapshot: ingest.resync
+            fresh.writer.set_snapshot_due(True)
         fresh.writer.publish()
         rel.writer, rel.applier, rel.next_offsets = fresh.writer, fresh.applier, {}
         if topic_id is not None:
             rel.writer.set_source_topic_id(topic_id)
         if rel.outbox is not None:
-            rel.outbox = None
-            self._attach_outboxes(only=rel)
+            self.pending.add(rel)
         for feed in self.feeds:
             if feed.source is not None and rel.spec.topic in feed.by_topic:
                 feed.source.rewind(rel.spec.topic)
@@ -384,6 +400,8 @@ class Worker:
 
     def _write_status(self, stopping: bool = False) -> None:
         parts = self.partition_progress()
+        if self.cluster is not None:
+            self.cluster.progress(parts)
         caught_up = (not stopping and bool(parts)
                      and all(x["lag"] == 0 for x in parts))
         status = {

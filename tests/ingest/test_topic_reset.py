@@ -9,13 +9,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from connectors.kafka import produce_records
+from connectors.kafka import end_offsets, produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store
-from tests.support.workers import materialize, start_worker, unique, wait_until, write_config
+from tests.support.workers import (
+    materialize,
+    read_topic,
+    start_worker,
+    unique,
+    wait_until,
+    write_config,
+)
 
 
 def _body(topic: str, on_reset: str) -> str:
@@ -82,3 +90,37 @@ def test_on_reset_rebuild_replays_the_new_topic(session_broker: DevBroker, tmp_p
     finally:
         worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0
+
+
+def test_on_reset_rebuild_announces_the_new_state_as_a_snapshot(session_broker: DevBroker,
+                                                                 tmp_path: Path) -> None:
+    """With `changes:`, the replay of the new topic stages no c/u/d events; once caught
+    up, an op r event for every row of the new state."""
+    topic = session_broker.create_topic(unique("users"), partitions=2)
+    changes = unique("users.changes")
+    body = _body(topic, "rebuild") + f"    changes: {{topic: {changes}}}\n"
+    cfg = write_config(tmp_path / "t.yaml", session_broker, body)
+    ends = produce_records(session_broker.kafka_config(), topic, _records(30, "old"))
+    materialize(cfg, {"shop.users": ends})
+    _recreate(session_broker, topic)
+    produce_records(session_broker.kafka_config(), topic,
+                    _records(10, "first") + _records(10, "new"))
+    worker = start_worker(cfg)
+
+    def events() -> list[dict[str, Any]]:
+        got = read_topic(session_broker, changes, end_offsets(session_broker.kafka_config(),
+                                                              changes))
+        return [json.loads(v) for _, _, _, v in got if v is not None]
+
+    try:
+        wait_until(lambda: sum(e["op"] == "r" for e in events()) == 10, 90,
+                   "a snapshot of the new state on the change topic", worker)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    got = events()
+    old = [e for e in got if e["after"] is not None and e["after"]["name"].startswith("old")]
+    assert len(old) == 30 and {e["op"] for e in old} == {"c"}  # before the recreation
+    assert sorted((e["op"], e["after"]["id"], e["after"]["name"])
+                  for e in got if e not in old) == [("r", i, f"new{i}") for i in range(10)]
+    assert _rows(tmp_path / "data") == {i: f"new{i}" for i in range(10)}

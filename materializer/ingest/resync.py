@@ -1,0 +1,76 @@
+"""Change events of a table rebuilt in place (`on_reset: rebuild`): a snapshot, not a replay.
+
+Guarantees:
+- While a table with `changes:` replays its topic after `on_reset: rebuild`, it stages no
+  change events (the replay's c/u/d would re-announce history the change topic already
+  carried). Once every partition it holds has reached the end the broker reported, an
+  `op: r` event is staged for every row (as `materializer rebuild` does), then events go
+  on as usual.
+- The debt is durable: the rebuilt state carries a `snapshot_due` mark, set before it is
+  published and cleared after the snapshot is staged, so a worker killed in between
+  emits the snapshot after its restart (at worst twice, which a compacted topic folds).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from materializer.ingest.relation import Relation
+from materializer.specs import TableSpec
+
+log = logging.getLogger("materializer.worker")
+
+
+class PendingSnapshots:
+    """Tables that owe their change topic a snapshot, staged once they have caught up."""
+
+    def __init__(self, attach_outbox: Callable[[Relation], None]) -> None:
+        self._attach_outbox = attach_outbox
+        self._due: list[Relation] = []
+
+    def owes(self, rel: Relation) -> bool:
+        return rel in self._due
+
+    def add(self, rel: Relation) -> None:
+        """`rel` replays from now on without change events (its outbox is detached)."""
+        if isinstance(rel.spec, TableSpec) and rel.spec.changes is not None \
+                and rel not in self._due:
+            rel.outbox = None
+            self._due.append(rel)
+
+    def settle(self, sources: Iterable[tuple[Any, Iterable[Relation]]]) -> None:
+        """Stage the snapshot of every due table whose held partitions all reached the end
+        (`sources`: a connectors.kafka reader and the relations it feeds)."""
+        if not self._due:
+            return
+        for source, relations in sources:
+            for rel in [r for r in relations if r in self._due]:
+                if caught_up(source, rel):
+                    self._snapshot(rel)
+
+    def _snapshot(self, rel: Relation) -> None:
+        from materializer.changes.snapshot import stage_snapshot  # noqa: PLC0415
+
+        self._attach_outbox(rel)
+        outbox = rel.outbox
+        assert outbox is not None and isinstance(rel.spec, TableSpec)
+        staged = stage_snapshot(rel.spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
+                                outbox, after_chunk=outbox.drain)
+        rel.writer.set_snapshot_due(False)
+        self._due.remove(rel)
+        log.info("%s: caught up after the rebuild; %d snapshot event(s) (op r) staged for %s",
+                 rel.spec.name, staged, outbox.topic)
+
+
+def caught_up(source: Any, rel: Relation) -> bool:
+    """Every partition of `rel`'s topic that `source` holds has reached the end the broker
+    reported in its last fetch response (not a ListOffsets answer, which some brokers give
+    below the true end); False while it holds none."""
+    held = [p for t, p in source.assigned if t == rel.spec.topic]
+    for p in held:
+        end = source.end_offset(rel.spec.topic, p)
+        if end is None or rel.next_offsets.get(p, 0) < end:
+            return False
+    return bool(held)
