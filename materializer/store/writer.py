@@ -192,6 +192,19 @@ class RelationWriter:
         with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
             txn.put(b"topic_id", topic_id.encode(), db=self._meta_db)
 
+    def snapshot_due(self) -> bool:
+        """Whether this state was replayed without change events and still owes its
+        change topic a snapshot (`op: r` for every row): see ingest.resync."""
+        with self.env.begin(db=self._meta_db) as txn:
+            return txn.get(b"snapshot_due") is not None
+
+    def set_snapshot_due(self, due: bool) -> None:
+        with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
+            if due:
+                txn.put(b"snapshot_due", b"1", db=self._meta_db)
+            else:
+                txn.delete(b"snapshot_due", db=self._meta_db)
+
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset to apply (absent: start from the beginning)."""
         out: dict[int, int] = {}
