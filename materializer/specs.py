@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -101,6 +102,16 @@ class RelationSpec:
     @property
     def key_types(self) -> tuple[ColumnType, ...]:
         return tuple(self.column(n).type for n in self.key_columns)
+
+    def event_time_slot(self, layout: Sequence[str]) -> tuple[int, int] | None:
+        """Where a stored row (in `layout` order) holds its event time, and the units of its
+        stored form per millisecond: (slot, 1000) for a timestamp column (microseconds),
+        (slot, 1) for a long column (epoch milliseconds); None without a `timestamp_column`
+        (ksqlDB TIMESTAMP), when the Kafka record's timestamp is the event time."""
+        col = self.timestamp_column
+        if col is None or col not in layout:
+            return None
+        return list(layout).index(col), 1000 if self.column(col).type.kind == "timestamp" else 1
 
     @property
     def kind(self) -> str:

@@ -18,6 +18,7 @@ from materializer.changes.envelope_base import (
     SnapshotAware,
     _changed,
     _compact,
+    event_time,
     snapshot_flag,
     source_db,
 )
@@ -160,7 +161,7 @@ class AvroEnvelope(SnapshotAware):
     """`format: debezium-avro`: the envelope in the Confluent wire format."""
 
     __slots__ = ("schema_id", "key_schema_id", "_schema", "_prefix", "_key", "_fields",
-                 "_names", "_width", "_convs", "_source", "_columns")
+                 "_names", "_width", "_convs", "_source", "_columns", "_time_of")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
@@ -180,6 +181,7 @@ class AvroEnvelope(SnapshotAware):
                             if (c := _avro_value(spec.column(n).type)) is not None)
         self._source = (source_db(spec), spec.name, spec.topic)
         self._columns = spec.changes.columns
+        self._time_of = event_time(spec, layout)
 
     def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
         if t is None:
@@ -207,13 +209,15 @@ class AvroEnvelope(SnapshotAware):
         names = self._names
         db, table, topic = self._source
         columns = self._columns
+        time_of = self._time_of
         for ch in changes:
             key = key_of(ch.key)
             record: dict[str, Any] = {
                 "before": row(ch.before), "after": row(ch.after), "op": ch.op,
                 "ts_ms": now_ms,
                 "source": {"version": __version__, "connector": CONNECTOR,
-                           "name": CONNECTOR, "ts_ms": ch.timestamp_ms,
+                           "name": CONNECTOR,
+                           "ts_ms": ch.timestamp_ms if time_of is None else time_of(ch),
                            "snapshot": flag or snapshot_flag(ch.op), "db": db, "table": table,
                            "topic": topic, "partition": ch.partition, "offset": ch.offset}}
             if columns:

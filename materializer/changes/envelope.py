@@ -47,6 +47,7 @@ from materializer.changes.envelope_base import (
     _changed,
     _compact,
     _quote,
+    event_time,
     snapshot_flag,
     source_db,
 )
@@ -93,7 +94,7 @@ class JsonEnvelope(SnapshotAware):
     the schema texts computed once, here."""
 
     __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_source_tail",
-                 "_columns", "_open", "_close")
+                 "_columns", "_open", "_close", "_time_of")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
         self._names = tuple(layout)
@@ -116,6 +117,7 @@ class JsonEnvelope(SnapshotAware):
         self._source_tail = (f',"db":{_quote(source_db(spec))},"table":{_quote(spec.name)},'
                              f'"topic":{_quote(spec.topic)},"partition":')
         self._columns = spec.changes is not None and spec.changes.columns
+        self._time_of = event_time(spec, layout)
 
     def _row(self, t: tuple[Any, ...] | None) -> str:
         """A stored row tuple as a JSON object text (`null` for none)."""
@@ -141,6 +143,7 @@ class JsonEnvelope(SnapshotAware):
         tail = self._source_tail
         columns = self._columns
         wrap, unwrap = self._open, self._close
+        time_of = self._time_of
         for ch in changes:
             key = key_of(ch.key)
             op = ch.op
@@ -148,7 +151,8 @@ class JsonEnvelope(SnapshotAware):
                      if columns and op == "u" else "")
             snap = flag or snapshot_flag(op)
             value = (f'{wrap}{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
-                     f'"ts_ms":{now_ms:d}{extra}{head}{ch.timestamp_ms:d},"snapshot":"{snap}"'
+                     f'"ts_ms":{now_ms:d}{extra}{head}'
+                     f'{ch.timestamp_ms if time_of is None else time_of(ch):d},"snapshot":"{snap}"'
                      f'{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}{unwrap}')
             append((ch.partition, key, value.encode()))
             if op == "d":

@@ -54,6 +54,28 @@ def source_db(spec: TableSpec) -> str:
     return spec.name.partition(".")[0]
 
 
+def event_time(spec: TableSpec, layout: Sequence[str]) -> Callable[[Change], int] | None:
+    """`source.ts_ms` of a change when the table declares a timestamp column (ksqlDB
+    TIMESTAMP, YAML `timestamp_column`), else None (then it is `Change.timestamp_ms`, the
+    Kafka record's timestamp). The column's value in the row after the change, in
+    milliseconds (a timestamp column's microseconds / 1000, a long column as it is: epoch
+    milliseconds); a change without one (a delete, or the column null) keeps the record's
+    timestamp."""
+    found = spec.event_time_slot(layout)
+    if found is None:
+        return None
+    slot, per_ms = found
+
+    def time_of(ch: Change) -> int:
+        after = ch.after
+        if after is not None and slot < len(after):
+            v = after[slot]
+            if v is not None:
+                return int(v) // per_ms
+        return ch.timestamp_ms
+    return time_of
+
+
 def snapshot_flag(op: str) -> str:
     """`source.snapshot` of an event that is not the last of a snapshot."""
     return "true" if op == "r" else "false"

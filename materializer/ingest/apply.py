@@ -19,6 +19,7 @@ from typing import Any
 from materializer.changes.event import Change
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
+from materializer.ingest.event_time import event_times
 from materializer.protocols import SourceRecord
 from materializer.specs import RelationSpec, StreamSpec, TableSpec
 from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
@@ -257,6 +258,7 @@ class StreamApplier:
         self.key_decoder = key_decoder
         self.value_decoder = value_decoder
         self.null_key = (None,) * len(spec.key_columns)
+        self.retime = event_times(spec, layout)  # None: the record timestamps stand
 
     def apply(self, pw: PartitionWriter, partition: int, records: Sequence[SourceRecord],
               start_offset: int = 0) -> PartitionOutcome:
@@ -290,6 +292,8 @@ class StreamApplier:
                 continue
             events.append((kb, offset, rec.timestamp()[1], row))
         out.next_offset = _next_offset(out, records, start_offset)
+        if self.retime is not None:
+            events = self.retime(events)
         pw.append_events(events, self.spec.max_events_per_key)
         out.applied = len(events)
         return out
