@@ -81,13 +81,14 @@ def cmd_get(args: argparse.Namespace) -> int:
     key = key_from_text(spec.key_columns, spec.key_types, args.key)
     with _store(catalog) as store:
         if spec.kind == "stream":
-            events = store.stream(spec.name).events(key, args.limit, json_form=True)
+            events = store.stream(spec.name, args.as_of).events(key, args.limit, json_form=True)
             for e in events:
                 _print_json(e)
             return 0 if events else 1
-        row = store.table(spec.name).get(key, json_form=True)
+        row = store.table(spec.name, args.as_of).get(key, json_form=True)
     if row is None:
-        print(f"{spec.name}: no row for key {list(key)}", file=sys.stderr)
+        when = f" as of snapshot {args.as_of}" if args.as_of else ""
+        print(f"{spec.name}: no row for key {list(key)}{when}", file=sys.stderr)
         return 1
     _print_json(row)
     return 0
@@ -101,10 +102,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     prefix = key_from_text(spec.key_columns, spec.key_types, args.prefix or [])
     with _store(catalog) as store:
         if spec.kind == "stream":
-            for e in store.stream(spec.name).scan(prefix, args.limit, json_form=True):
+            for e in store.stream(spec.name, args.as_of).scan(prefix, args.limit, json_form=True):
                 _print_json(e)
             return 0
-        for row in store.table(spec.name).scan(prefix, args.limit, json_form=True):
+        for row in store.table(spec.name, args.as_of).scan(prefix, args.limit, json_form=True):
             _print_json(row)
     return 0
 
@@ -217,6 +218,13 @@ def cmd_resnapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_versions(args: argparse.Namespace) -> int:
+    """`snapshot`, `snapshots`, `diff`: see `materializer.versions.commands`."""
+    from materializer.versions.commands import run  # noqa: PLC0415
+
+    return run(args, _load(args.config))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from materializer.demo import run_demo  # noqa: PLC0415
 
@@ -276,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("table")
     s.add_argument("key", nargs="+")
     s.add_argument("--limit", type=int, default=10, help="streams: events to print")
+    s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
     s.set_defaults(func=cmd_get)
 
     s = sub.add_parser("scan", help="rows as JSON lines, key order")
@@ -283,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("table")
     s.add_argument("--prefix", nargs="+", metavar="V")
     s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
     s.set_defaults(func=cmd_scan)
 
     s = sub.add_parser("status", help="per table and partition: rows, offsets, lag")
@@ -310,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the whole thing on an embedded local broker")
     s.add_argument("--records", type=int, default=20_000, help="changelog records to produce")
     s.set_defaults(func=cmd_demo)
+
+    from materializer.versions.commands import add_commands  # noqa: PLC0415
+
+    add_commands(sub, cmd_versions)  # snapshot, snapshots, diff
     for command in sub.choices.values():
         _log_options(command)
     return p

@@ -1,0 +1,133 @@
+"""The versions commands as real processes: snapshot, snapshots, --as-of, diff, --drop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from materializer.store import Store
+from tests.support.api import CLICKS, USERS, SpecWriter, build_data_dir, user_row, user_row_json
+from tests.support.workers import run_cli
+
+CONFIG = """\
+store:
+  path: ./data
+tables:
+  - name: users
+    topic: users
+    columns: {id: int, name: string, score: double, born: date, seen: timestamp,
+              tags: "array<string>", blob: bytes, version: long, check: string}
+    primary_key: [id]
+    changes: {topic: users-changes, columns: true}
+streams:
+  - name: clicks
+    topic: clicks
+    columns: {user_id: string, url: string, n: long}
+    key: [user_id]
+"""
+
+
+def writer(data: Path, spec: Any) -> SpecWriter:
+    w = SpecWriter(str(data), spec)
+    w.offsets = dict(w.rel.next_offsets)
+    return w
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    build_data_dir(tmp_path / "data", n_users=30, partitions=3)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG)
+    return cfg
+
+
+def lines(text: str) -> list[Any]:
+    return [json.loads(x) for x in text.splitlines()]
+
+
+def test_snapshot_list_as_of_and_drop(config: Path) -> None:
+    r = run_cli("snapshot", str(config), "A")
+    assert r.returncode == 0, r.stderr
+    assert "snapshot A taken" in r.stdout and "public.users: 30 rows, offsets 0:10 1:10 2:10" \
+        in r.stdout
+    writer(config.parent / "data", USERS).write([(1, None), (4, user_row(4, 3))], partition=1)
+    r = run_cli("snapshot", str(config), "B", "--tables", "users")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("snapshots", str(config))
+    assert r.returncode == 0, r.stderr
+    head, *rows = r.stdout.splitlines()
+    assert head.split() == ["NAME", "CREATED", "TAKEN", "TABLE", "ROWS", "OFFSETS", "BYTES"]
+    assert [x.split()[0] for x in rows] == ["A", "A", "A", "A", "B"]
+    assert rows[-1].split()[3:8] == ["hand", "public.users", "29", "0:10", "1:12"]
+    listed = lines(run_cli("snapshots", str(config), "--json").stdout)
+    assert [m["name"] for m in listed] == ["A", "B"]
+    assert listed[1]["relations"]["public.users"]["offsets"] == {"0": 10, "1": 12, "2": 10}
+    assert listed[1]["complete"] is False and listed[0]["complete"] is True
+
+    r = run_cli("get", str(config), "users", "1", "--as-of", "A")
+    assert r.returncode == 0 and json.loads(r.stdout) == user_row_json(1)
+    r = run_cli("get", str(config), "users", "1", "--as-of", "B")
+    assert r.returncode == 1 and "no row for key [1] as of snapshot B" in r.stderr
+    r = run_cli("scan", str(config), "users", "--as-of", "B", "--limit", "4")
+    assert [x["id"] for x in lines(r.stdout)] == [0, 2, 3, 4]
+    assert lines(r.stdout)[3]["check"] == "4:3"
+
+    r = run_cli("snapshot", str(config), "A")
+    assert r.returncode == 1 and "exists already" in r.stderr
+    r = run_cli("snapshot", str(config))
+    assert r.returncode == 2 and "--drop NAME" in r.stderr
+    r = run_cli("snapshot", str(config), "--drop", "A")
+    assert r.returncode == 0 and "snapshot A dropped" in r.stdout
+    r = run_cli("get", str(config), "users", "1", "--as-of", "A")
+    assert r.returncode == 1 and "no snapshot named 'A' (snapshots: B)" in r.stderr
+
+
+def test_diff_as_json_lines_table_and_events(config: Path) -> None:
+    data = config.parent / "data"
+    assert run_cli("snapshot", str(config), "A").returncode == 0
+    writer(data, USERS).write([(3, None), (6, user_row(6, 1)), (300, user_row(300))])
+    writer(data, CLICKS).write([("u9", {"url": "/z", "n": 1})])
+
+    r = run_cli("diff", str(config), "users", "A")
+    assert r.returncode == 0, r.stderr
+    got = lines(r.stdout)
+    assert [(e["diff_type"], e["key"]) for e in got] == [("removed", [3]), ("modified", [6]),
+                                                         ("added", [300])]
+    assert got[1]["changed"] == ["version", "check"]
+    assert got[1]["from"] == user_row_json(6) and got[1]["to"] == user_row_json(6, 1)
+
+    r = run_cli("diff", str(config), "users", "A", "--format", "table")
+    assert r.returncode == 0, r.stderr
+    head, *rows = r.stdout.splitlines()
+    assert head.split()[:2] == ["from_id", "from_name"] and head.split()[-1] == "diff_type"
+    assert "to_check" in head.split()
+    assert [x.split()[-1] for x in rows] == ["removed", "modified", "added"]
+
+    r = run_cli("diff", str(config), "clicks", "A", "--format", "table")
+    assert r.stdout.splitlines()[1].split() == ["added", "0", "7", "u9", "/z", "1"]
+
+    # the events catch a copy of A up with the live table
+    r = run_cli("diff", str(config), "users", "A", "--as-events")
+    assert r.returncode == 0, r.stderr
+    events = lines(r.stdout)
+    assert [e["value"] and e["value"]["op"] for e in events] == ["d", None, "u", "c"]
+    assert events[2]["value"]["changed"] == ["version", "check"]  # changes: {columns: true}
+    with Store.open(data) as s:
+        copy = {row["id"]: row for row in s.table("users", as_of="A").scan(json_form=True)}
+        for e in events:
+            if e["value"] is None:
+                continue
+            key = e["key"]["id"]
+            if e["value"]["op"] == "d":
+                del copy[key]
+            else:
+                copy[key] = e["value"]["after"]
+        assert copy == {row["id"]: row for row in s.table("users").scan(json_form=True)}
+
+    r = run_cli("diff", str(config), "clicks", "A", "--as-events")
+    assert r.returncode == 2 and "is a stream" in r.stderr
+    r = run_cli("diff", str(config), "users", "Z")
+    assert r.returncode == 1 and "no snapshot named 'Z' (snapshots: A)" in r.stderr
