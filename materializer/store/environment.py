@@ -24,6 +24,10 @@ OFFSET = struct.Struct(">Q")
 _LOCK = threading.Lock()
 _ENVS: dict[tuple[int, int], tuple[lmdb.Environment, bool]] = {}
 MAX_DBS = 4096
+SPARE_READ_TXNS = 4
+"""Read transactions py-lmdb keeps for reuse (reset, then renewed by the next begin).
+Without them (py-lmdb 3's default) every begin allocates a transaction sized by
+MAX_DBS, about 3 us, half the cost of a point lookup."""
 
 
 def partition_db_name(partition: int) -> bytes:
@@ -60,12 +64,13 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
             if writable:
                 make_dir(path)
                 env = lmdb.open(str(path), map_size=map_size, max_dbs=MAX_DBS,
-                                max_readers=512, sync=True, metasync=True, mode=FILE_MODE)
+                                max_readers=512, sync=True, metasync=True, mode=FILE_MODE,
+                                max_spare_txns=SPARE_READ_TXNS)
                 for f in ("data.mdb", "lock.mdb"):  # LMDB's mode is subject to the umask
                     os.chmod(path / f, FILE_MODE)
             else:
                 env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=MAX_DBS,
-                                max_readers=512, create=False)
+                                max_readers=512, create=False, max_spare_txns=SPARE_READ_TXNS)
             env.reader_check()  # clear reader slots left by crashed processes
         except (lmdb.Error, OSError) as e:
             raise StoreError(f"cannot open LMDB environment {path}: {e}") from e

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -27,7 +27,12 @@ from materializer.store.environment import (
     read_meta,
     read_txn,
 )
-from materializer.store.keys import STREAM_KEY_SUFFIX, KeyCodec, split_stream_key
+from materializer.store.keys import (
+    STREAM_KEY_SUFFIX,
+    KeyCodec,
+    key_component_encoder,
+    split_stream_key,
+)
 from materializer.store.rows import RowLayout, split_event
 from materializer.values import to_storage as _to_storage
 
@@ -61,10 +66,12 @@ class _Generation:
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self.key_convs = key_storage_converters(self.key_types)
         self.single = self.key_convs[0] if len(self.key_convs) == 1 else None
+        self._plain_key = _plain_key_encoder(self.key_types)
         self._dbs: dict[int, Any] = {}
-        # (partitions raw, revoked raw, every partition, the ones not revoked), swapped whole
-        self._state: tuple[bytes, bytes, list[tuple[int, Any]], list[tuple[int, Any]]] = \
-            (b"[]", b"[]", [], [])
+        # (snapshot id it was read in, partitions raw, revoked raw, every partition, the
+        # ones not revoked), swapped whole (threads share a generation)
+        self._state: tuple[int, bytes, bytes, list[tuple[int, Any]], list[tuple[int, Any]]] = \
+            (-1, b"[]", b"[]", [], [])
 
     def begin(self, every: bool = False
               ) -> tuple[lmdb.Transaction[bytes], list[tuple[int, Any]]]:
@@ -73,25 +80,34 @@ class _Generation:
         gave them to another one: their rows are not current), or all with `every`.
 
         Named DBs are opened outside any transaction: a handle opened inside a
-        read-only transaction is not usable in later ones (py-lmdb 3)."""
+        read-only transaction is not usable in later ones (py-lmdb 3).
+
+        The partition lists are reread only when the snapshot changed (its LMDB
+        transaction id differs from the one they were read in): between two commits
+        of the writer, a lookup costs no meta read."""
         while True:
             txn = read_txn(self.env)
+            snapshot = txn.id()
+            state = self._state
+            if snapshot == state[0]:  # same snapshot: the same SERVED value
+                return txn, state[3] if every else state[4]
             served = txn.get(SERVED, None, db=self.meta_db)
             if served is not None:
                 raw, _, rev = bytes(served).partition(b"|")
             else:  # written before SERVED existed
                 raw = txn.get(b"partitions", b"[]", db=self.meta_db)
                 rev = txn.get(REVOKED, b"[]", db=self.meta_db)
-            state = self._state
-            if raw == state[0] and rev == state[1]:
-                return txn, state[2] if every else state[3]
+            if raw == state[1] and rev == state[2]:
+                self._state = (snapshot, state[1], state[2], state[3], state[4])
+                return txn, state[3] if every else state[4]
             numbers = json.loads(raw)
             missing = [p for p in numbers if p not in self._dbs]
             if not missing:
                 revoked = set(json.loads(rev))
                 parts = [(p, self._dbs[p]) for p in sorted(numbers)]
-                self._state = (raw, rev, parts, [x for x in parts if x[0] not in revoked])
-                return txn, self._state[2] if every else self._state[3]
+                self._state = (snapshot, raw, rev, parts,
+                               [x for x in parts if x[0] not in revoked])
+                return txn, self._state[3] if every else self._state[4]
             txn.abort()
             for p in missing:
                 try:
@@ -103,7 +119,7 @@ class _Generation:
 
     def served(self) -> list[tuple[int, Any]]:
         """The partitions not revoked, as of the last `begin`."""
-        return self._state[3]
+        return self._state[4]
 
     def key_tuple(self, key: Any) -> tuple[Any, ...]:
         """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
@@ -127,7 +143,39 @@ class _Generation:
                 from e
 
     def encode_key(self, key: Any) -> bytes:
+        plain = self._plain_key
+        if plain is not None:
+            kb = plain(key)
+            if kb is not None:
+                return kb
         return self.key_codec.encode(self.key_tuple(key))
+
+    def find(self, kb: bytes) -> bytes | None:
+        """The stored row of encoded key `kb` in the served partitions, or None: one
+        short read transaction."""
+        txn, parts = self.begin()
+        try:
+            get = txn.get
+            for _, db in parts:
+                raw: bytes | None = get(kb, None, db)  # positional: ~30% cheaper a probe
+                if raw is not None:
+                    return raw
+            return None
+        finally:
+            txn.abort()  # a read transaction: abort is its commit, and cheaper
+
+
+def _plain_key_encoder(types: Sequence[ColumnType]) -> Callable[[Any], bytes | None] | None:
+    """For a one-column int, long or string key: the encoding of a plain key value of
+    exactly that Python type (in range), else None, so the caller takes the general
+    path (which converts other forms and raises UsageError for what does not fit)."""
+    if len(types) != 1 or types[0].kind not in ("int", "long", "string"):
+        return None
+    enc = key_component_encoder(types[0])
+    if types[0].kind == "string":
+        return lambda key: enc(key) if key.__class__ is str else None
+    lo, hi = (-(2**31), 2**31 - 1) if types[0].kind == "int" else (-(2**63), 2**63 - 1)
+    return lambda key: enc(key) if key.__class__ is int and lo <= key <= hi else None
 
 
 def open_generation(data_dir: Path, name: str) -> _Generation:
@@ -240,6 +288,11 @@ class RelationReader:
 
         return iter_entries(self._data_dir, self.name, from_, to, json_form=json_form)
 
+    def release(self) -> None:
+        """Let go of this view's files: this process stops caching their environment, which
+        closes once nothing uses it (for a dropped snapshot, so its disk space is freed)."""
+        forget_env(self._g.env)
+
     def counters(self) -> dict[int, dict[str, int]]:
         g = self._gen()
         out: dict[int, dict[str, int]] = {}
@@ -335,10 +388,7 @@ class TableView(RelationReader):
 
     def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
         g = self._gen()
-        kb = g.encode_key(key)
-        txn, parts = g.begin()
-        with txn:
-            raw = _get_raw(txn, parts, kb)
+        raw = g.find(g.encode_key(key))
         if raw is None:
             return None
         return g.layout.to_json(raw) if json_form else g.layout.to_python(raw)

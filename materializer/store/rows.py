@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import marshal
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from materializer.columns import ColumnType
@@ -50,32 +50,46 @@ class RowLayout:
 
     `layout` is the column order of stored tuples; tuples written before a nullable
     column was added are shorter and read as null in the new column.
+
+    Each form's decoder is one function generated for the layout (unpack the tuple,
+    build the dict in one display, convert the columns that need it): about twice
+    as fast as `dict(zip(...))` plus a loop, and it runs once per row read.
     """
 
-    __slots__ = ("names", "types", "_py", "_js", "_width")
+    __slots__ = ("names", "types", "_width", "to_python", "to_json")
 
     def __init__(self, names: Sequence[str], types: Sequence[ColumnType]) -> None:
         self.names = tuple(names)
         self.types = tuple(types)
         self._width = len(self.names)
-        pairs = tuple(enumerate(zip(self.names, self.types, strict=True)))
-        self._py = tuple((i, n, c) for i, (n, t) in pairs if (c := from_storage(t)) is not None)
-        self._js = tuple((i, n, c) for i, (n, t) in pairs if (c := to_json_value(t)) is not None)
+        self.to_python: Callable[[bytes], dict[str, Any]] = _row_decoder(
+            self.names, [from_storage(t) for t in self.types])
+        self.to_json: Callable[[bytes], dict[str, Any]] = _row_decoder(
+            self.names, [to_json_value(t) for t in self.types])
 
-    def _dict(self, raw: bytes, convs: tuple[tuple[int, str, Converter], ...]) -> dict[str, Any]:
-        t: tuple[Any, ...] = _loads(raw)  # decode_row inlined: this runs once per row read
-        if len(t) < self._width:
-            t = t + (None,) * (self._width - len(t))
-        # no strict=: on 3.11 a keyword makes zip() ~150 ns slower, per row here
-        row = dict(zip(self.names, t))  # noqa: B905 - t is padded to the layout width
-        for i, name, conv in convs:
-            v = t[i]
-            if v is not None:
-                row[name] = conv(v)
-        return row
 
-    def to_python(self, raw: bytes) -> dict[str, Any]:
-        return self._dict(raw, self._py)
-
-    def to_json(self, raw: bytes) -> dict[str, Any]:
-        return self._dict(raw, self._js)
+def _row_decoder(names: Sequence[str], convs: Sequence[Converter | None]
+                 ) -> Callable[[bytes], dict[str, Any]]:
+    """`raw -> {name: value}` for one layout, generated as Python source. Names and
+    converters are closure values (`n<i>`, `c<i>`), never spliced into the text."""
+    width = len(names)
+    if width == 0:
+        return lambda raw: {}
+    values = ", ".join(f"v{i}" for i in range(width))
+    items = ", ".join(f"n{i}: v{i}" if c is None else f"n{i}: None if v{i} is None else c{i}(v{i})"
+                      for i, c in enumerate(convs))
+    params = ", ".join([f"n{i}" for i in range(width)]
+                       + [f"c{i}" for i, c in enumerate(convs) if c is not None])
+    src = (f"def make(loads, pad, {params}):\n"
+           f"    def decode(raw):\n"
+           f"        t = loads(raw)\n"
+           f"        if len(t) != {width}:\n"
+           f"            t = (t + pad)[:{width}]\n"
+           f"        {values}, = t\n"
+           f"        return {{{items}}}\n"
+           f"    return decode\n")
+    scope: dict[str, Any] = {}
+    exec(compile(src, f"<row decoder of {width} columns>", "exec"), scope)  # noqa: S102
+    args = list(names) + [c for c in convs if c is not None]
+    decode: Callable[[bytes], dict[str, Any]] = scope["make"](_loads, (None,) * width, *args)
+    return decode
