@@ -272,7 +272,7 @@ class LmdbStore(SerializedStore[Any, Any]):
         sensor.by_table[id(table)] = self
         sensor.by_topic[self.changelog_topic] = self
         self.replayed = 0
-        """Changelog records applied by recovery since start (`apply_changelog_batch`)."""
+        """Changelog records applied by recovery since the last one completed."""
 
     # --------------------------------------------------------------- the relation
 
@@ -546,6 +546,9 @@ class LmdbStore(SerializedStore[Any, Any]):
         """External readers are served the recovered active partitions (every partition
         of a global table), and no other."""
         self.flush()
+        log.info("faust table %s: recovery replayed %d changelog records after the persisted "
+                 "offsets", self.table_name, self.replayed)
+        self.replayed = 0
         served = self._mine(active_tps)
         if self.table.is_global:
             served |= self._mine(standby_tps)

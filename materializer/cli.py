@@ -116,11 +116,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     problems: list[str] = []
     rows = status_rows(catalog, problems)
+    from materializer.cluster.report import annotate, cluster_routing, format_cluster  # noqa: PLC0415
+
+    routing = None if problems else cluster_routing(catalog, problems)
+    annotate(rows, routing)
     if args.json:
         for r in rows:
             _print_json(r)
     else:
         print(format_status(rows))
+        if routing is not None:
+            print("\n" + format_cluster(catalog, routing))
     if problems:
         bootstrap = catalog.kafka_config.get("bootstrap.servers", "?")
         print(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "
@@ -144,7 +150,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from materializer.children import exit_when_parent_exits  # noqa: PLC0415
 
         exit_when_parent_exits()
-    catalog = _load_worker(args)
+    if os.path.isdir(args.config):  # a data directory alone (e.g. faust tables, lmdb://)
+        from materializer.cluster.settings import with_overrides  # noqa: PLC0415
+
+        catalog = with_overrides(Catalog(source=args.config, store_path=args.config),
+                                 store=args.store, listen=args.listen, advertise=args.advertise)
+    else:
+        catalog = _load_worker(args)
     serve(catalog, _token(catalog))
     return 0
 
@@ -301,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("serve", help="the lookup API alone, read-only, beside a running worker")
-    s.add_argument("config")
+    s.add_argument("config", help="the declaration file, or a data directory to serve as it "
+                                  "is (faust tables kept by lmdb://)")
     s.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     _worker_options(s)
     s.set_defaults(func=cmd_serve)
