@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
@@ -234,6 +235,19 @@ class Source(_Reader):
                                            **conf}), start_offsets)
         self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke,
                                  on_lost=self._revoke)
+
+    def group_generation(self) -> int | None:
+        """The consumer group's generation id of this member's last join (None if unknown).
+
+        Read from librdkafka's serialized group metadata (`CGMDv2:` then the generation as
+        a native int32), the only place confluent-kafka exposes it."""
+        try:
+            meta = self._consumer.consumer_group_metadata()
+        except (KafkaException, RuntimeError):
+            return None
+        if not isinstance(meta, bytes) or not meta.startswith(b"CGMDv2:") or len(meta) < 11:
+            return None
+        return int.from_bytes(meta[7:11], sys.byteorder, signed=True)
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

@@ -40,6 +40,7 @@ from materializer.api.edge import Edge
 from materializer.api.keys import RelationIndex
 from materializer.api.metrics import LatencyRecorder
 from materializer.api.routes import ApiState, bad_request, router, row_answer
+from materializer.cluster.view import ClusterView
 from materializer.store import Store
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect",
@@ -56,7 +57,8 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     """
     store = Store(store_path, default_schema)
     state = ApiState(store_path=store_path, store=store, relations=RelationIndex(store),
-                     latency=LatencyRecorder(), token=token, max_lookup_keys=max_lookup_keys)
+                     latency=LatencyRecorder(), token=token, max_lookup_keys=max_lookup_keys,
+                     cluster=ClusterView(store_path))
     app = FastAPI(
         title="materializer lookup API", version=__version__,
         description="Latest row per primary key of materialized Kafka changelogs, and "

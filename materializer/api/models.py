@@ -68,3 +68,26 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     reason: str
+
+
+class ClusterMember(BaseModel):
+    id: str = Field(description="The worker id (`cluster.worker_id`).")
+    url: str | None = Field(description="Its advertised API URL.")
+    generation: int | None = Field(description="Consumer group generation of its assignment.")
+    assigned_at: int = Field(description="When its assignment last changed (Unix ms).")
+    heartbeat_at: int = Field(description="Its last heartbeat (Unix ms, its clock).")
+    heartbeat_age_s: float
+    live: bool = Field(description="False once silent for `cluster.member_timeout_ms`.")
+    relations: dict[str, Any] = Field(
+        description="Per relation: topic, partition count, assigned and standby partitions, "
+                    "next offset and lag per partition, partitioner.")
+
+
+class ClusterResponse(BaseModel):
+    standalone: bool = Field(description="True when no worker runs beside this API: it "
+                                         "answers from its local store alone.")
+    self: str | None = Field(description="This worker's id.")
+    members: list[ClusterMember] = Field(description="Live members, then expired ones.")
+    relations: dict[str, Any] = Field(
+        description="Per relation: partition count, partitioner, and the owner and standbys "
+                    "of each partition.")

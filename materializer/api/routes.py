@@ -39,6 +39,7 @@ from materializer.api.metrics import (
     add_worker_metrics,
 )
 from materializer.api.models import (
+    ClusterResponse,
     ErrorBody,
     EventsResponse,
     Health,
@@ -67,6 +68,7 @@ class ApiState:
     latency: LatencyRecorder
     token: str | None
     max_lookup_keys: int
+    cluster: Any = None  # materializer.cluster.view.ClusterView: the local worker's routing
 
     @property
     def max_body(self) -> int:
@@ -257,6 +259,16 @@ async def stream_events(
     except (MaterializerError, ValueError) as e:
         return _fail(e)
     return _json({"events": events})
+
+
+@router.get("/cluster", response_model=ClusterResponse, tags=["operations"],
+            summary="The cluster: members, their partitions and standbys, lag, heartbeats",
+            description="As this worker last read the membership topic of its group; "
+                        "`standalone: true` when no worker runs beside this API.")
+async def cluster(request: Request) -> Response:
+    from materializer.cluster.api import cluster_answer  # noqa: PLC0415
+
+    return _json(cluster_answer(api_state(request).cluster))
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"], summary="Alive")

@@ -397,7 +397,7 @@ def test_openapi_describes_every_endpoint_and_its_responses(client: TestClient) 
     want = {"/tables": {"get"}, "/tables/{table}/rows/{key}": {"get"},
             "/tables/{table}/lookup": {"post"}, "/tables/{table}/rows": {"get"},
             "/streams/{stream}/keys/{key}/events": {"get"}, "/healthz": {"get"},
-            "/readyz": {"get"}, "/metrics": {"get"}}
+            "/readyz": {"get"}, "/metrics": {"get"}, "/cluster": {"get"}}
     assert {p: set(ops) for p, ops in spec["paths"].items()} == want
     for path, ops in spec["paths"].items():
         for op in ops.values():

@@ -1,0 +1,217 @@
+"""Membership through Kafka itself: each worker's record on a compacted topic of its group.
+
+A thread of the worker process publishes this worker's record (`record.Member`) on every
+assignment change and every `cluster.heartbeat_ms`, reads every member's record from the
+topic, and keeps `<store>/cluster.json` (this worker's view of the cluster, which its API
+process routes by). A clean stop publishes a tombstone, so the others drop it at once; a
+worker that dies is dropped once it has been silent for `cluster.member_timeout_ms`.
+
+Guarantees:
+- Nothing beside Kafka: the group protocol assigns partitions, this topic says where the
+  members are; the consumer group's member list is never asked for (some brokers do not
+  give it).
+- The thread never stops the worker: a broker that is away, a topic it may not create, or
+  a record that is not a member record is logged (rate-limited) and retried or skipped.
+- `cluster.json` is replaced atomically (readers see a whole old or a whole new one), at
+  least once per heartbeat while the worker runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from materializer.cluster.record import Member, decode, encode
+from materializer.cluster.routing import Routing
+from materializer.errors import InfrastructureError
+
+log = logging.getLogger("materializer.cluster")
+
+MEMBERS_FILE = "cluster.json"
+PARTITION_REFRESH_S = 30.0
+_TOPIC_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def members_topic(group: str) -> str:
+    """The compacted topic a group's members publish their records to: `<group>.members`
+    (characters a topic name cannot hold become `_`, plus a hash of the group id)."""
+    safe = _TOPIC_CHARS.sub("_", group)
+    if safe != group or len(safe) > 200:
+        safe = f"{safe[:200]}-{hashlib.sha256(group.encode()).hexdigest()[:8]}"
+    return f"{safe}.members"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def write_members_file(store_path: str | os.PathLike[str], view: dict[str, Any]) -> None:
+    """Replace `<store>/cluster.json` atomically."""
+    path = Path(store_path) / MEMBERS_FILE
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(view, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+class Membership:
+    """This worker's membership: publishes `local()` and reads the others (a daemon thread).
+
+    `local` is called from the thread and builds this worker's current record; `wake()`
+    asks for a publication now (an assignment changed)."""
+
+    def __init__(self, conf: dict[str, str], group: str, store_path: str, self_id: str,
+                 local: Callable[[], Member], *, heartbeat_ms: int, timeout_ms: int,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.conf = conf
+        self.topic = members_topic(group)
+        self.store_path = store_path
+        self.self_id = self_id
+        self.local = local
+        self.heartbeat_ms = heartbeat_ms
+        self.timeout_ms = timeout_ms
+        self.extra = extra or {}  # more fields for cluster.json (forward timeout, ...)
+        self._members: dict[str, Member] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._sink: Any = None
+        self._source: Any = None
+        self._warned: dict[str, float] = {}
+        self.published = 0
+        self._thread = threading.Thread(target=self._run, name="cluster-membership",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def members(self) -> list[Member]:
+        """Every member's last record (this worker's as it is now), live or not."""
+        with self._lock:
+            others = [m for i, m in self._members.items() if i != self.self_id]
+        return [*others, self.local()]
+
+    def routing(self) -> Routing:
+        return Routing(self.members(), self.self_id, now_ms(), self.timeout_ms)
+
+    # ---------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        next_beat = 0.0
+        while not self._stop.is_set():
+            try:
+                if self._source is None:
+                    self._connect()
+                changed = self._absorb(self._source.poll_batch(1000, 0.1))
+                now = time.monotonic()
+                if self._wake.is_set() or now >= next_beat:
+                    self._wake.clear()
+                    self._publish(self.local())
+                    next_beat = now + self.heartbeat_ms / 1000
+                    changed = True
+                if changed:
+                    self._write_file()
+            except InfrastructureError as e:
+                self._warn("broker", f"cluster membership ({self.topic}): {e}; retrying")
+                self._stop.wait(1.0)
+            except Exception:  # noqa: BLE001 - the membership thread must not die silently
+                log.exception("cluster membership failed; retrying in 1 s")
+                self._stop.wait(1.0)
+
+    def _connect(self) -> None:
+        from connectors.kafka import AssignedSource, Sink, create_topic  # noqa: PLC0415
+
+        create_topic(self.conf.get("bootstrap.servers", ""), self.topic, 1,
+                     {"cleanup.policy": "compact"})
+        if self._sink is None:
+            self._sink = Sink(self.conf)
+        self._source = AssignedSource(self.conf, [self.topic], lambda t, p: None)
+        log.info("cluster: member %s publishing to %s", self.self_id, self.topic)
+
+    def _absorb(self, msgs: list[Any]) -> bool:
+        changed = False
+        for m in msgs:
+            try:
+                key = bytes(m.key() or b"").decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if not key:
+                continue
+            value = m.value()
+            with self._lock:
+                if value is None:
+                    changed |= self._members.pop(key, None) is not None
+                    continue
+            try:
+                member = decode(value)
+            except ValueError as e:
+                self._warn(f"bad:{key}", f"cluster: skipping a record of member {key!r} on "
+                           f"{self.topic} (offset {m.offset()}): {e}")
+                continue
+            if member.id != key:
+                continue
+            if key == self.self_id:
+                self._check_twin(member)
+                continue
+            with self._lock:
+                self._members[key] = member
+            changed = True
+        return changed
+
+    def _check_twin(self, member: Member) -> None:
+        """A record with this worker's id that it did not write: two workers share an id."""
+        me = self.local()
+        if (member.pid, member.started_at) != (me.pid, me.started_at) \
+                and member.heartbeat_at > me.started_at:  # not a record of an earlier run
+            self._warn("twin", f"cluster: another worker (pid {member.pid}, API "
+                           f"{member.url}) publishes with this worker's id {self.self_id!r}: "
+                           "give every worker its own cluster.worker_id")
+
+    def _publish(self, me: Member) -> None:
+        self._sink.produce(self.topic, self.self_id.encode(), encode(me))
+        self._sink.flush(max(1.0, self.heartbeat_ms / 1000))
+        self.published += 1
+
+    def _write_file(self) -> None:
+        view = {"self": self.self_id, "written_at": now_ms(), "timeout_ms": self.timeout_ms,
+                "heartbeat_ms": self.heartbeat_ms, **self.extra,
+                "members": [m.to_json() for m in self.members()]}
+        try:
+            write_members_file(self.store_path, view)
+        except OSError as e:
+            self._warn("file", f"cannot write {MEMBERS_FILE} in {self.store_path}: {e}")
+
+    def _warn(self, kind: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._warned.get(kind, -1e9) >= 60:
+            self._warned[kind] = now
+            log.warning("%s", message)
+
+    # ---------------------------------------------------------------- stopping
+
+    def stop(self) -> None:
+        """Leave: a tombstone for this worker (the others drop it at once), then close.
+        Blocks for at most a few seconds (the caller bounds it too)."""
+        self._stop.set()
+        self._thread.join(5)
+        try:
+            if self._sink is not None:
+                self._sink.produce(self.topic, self.self_id.encode(), None)
+                self._sink.flush(2.0)
+        except InfrastructureError as e:
+            log.warning("cluster: could not publish leaving the cluster: %s", e)
+        if self._source is not None:
+            self._source.close()
+        with contextlib.suppress(OSError):
+            os.unlink(Path(self.store_path) / MEMBERS_FILE)

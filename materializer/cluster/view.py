@@ -1,0 +1,87 @@
+"""The API process's view of the cluster: `<store>/cluster.json`, as the local worker keeps it.
+
+Guarantees:
+- `routing()` is the routing table as of the file, with members expired by the time of
+  the call; it is re-read when the file changes (checked at most every 50 ms).
+- No file, an unreadable one, or one the worker has not refreshed for longer than the
+  member timeout (the worker stopped or died) gives None: the API then answers from the
+  local store alone, as a worker outside any cluster does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from materializer.cluster.membership import MEMBERS_FILE, now_ms
+from materializer.cluster.record import Member
+from materializer.cluster.routing import Routing
+
+CHECK_INTERVAL = 0.05
+
+
+class ClusterView:
+    """Reads `<store>/cluster.json` (see the module doc)."""
+
+    def __init__(self, store_path: str | os.PathLike[str]) -> None:
+        self.path = Path(store_path) / MEMBERS_FILE
+        self._stamp: tuple[int, int] | None = None
+        self._data: dict[str, Any] | None = None
+        self._members: list[Member] = []
+        self._checked = -1.0
+        self._routing: Routing | None = None
+        self._built = -1.0
+
+    def _load(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < CHECK_INTERVAL:
+            return
+        self._checked = now
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._stamp, self._data, self._members = None, None, []
+            return
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp:
+            return
+        try:
+            data = json.loads(self.path.read_bytes())
+            members = [Member.from_json(m) for m in data.get("members", [])]
+        except (OSError, ValueError, TypeError, AttributeError):
+            return  # a file being replaced, or not ours: keep the last good one
+        if not isinstance(data, dict) or not isinstance(data.get("self"), str):
+            return
+        self._stamp, self._data, self._members = stamp, data, members
+        self._built = -1.0
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the worker wrote beside the members: self, url, timeouts."""
+        self._load()
+        return {k: v for k, v in (self._data or {}).items() if k != "members"}
+
+    def routing(self) -> Routing | None:
+        """The routing table now, or None when there is no live local worker (module doc)."""
+        self._load()
+        data = self._data
+        if data is None:
+            return None
+        timeout = int(data.get("timeout_ms") or 10_000)
+        now = now_ms()
+        written = data.get("written_at")
+        if not isinstance(written, int) or now - written > timeout:
+            return None
+        if self._routing is not None and time.monotonic() - self._built < CHECK_INTERVAL:
+            return self._routing
+        self._routing = Routing(self._members, data["self"], now, timeout)
+        self._built = time.monotonic()
+        return self._routing
+
+    @property
+    def forward_timeout(self) -> float:
+        ms = self.settings.get("forward_timeout_ms")
+        return (ms if isinstance(ms, int) and ms > 0 else 5000) / 1000
