@@ -42,6 +42,7 @@ from materializer.api.metrics import LatencyRecorder
 from materializer.api.routes import ApiState, bad_request, router, row_answer
 from materializer.cluster.view import ClusterView
 from materializer.store import Store
+from materializer.versions.http import router as versions_router
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect",
                         "/redoc"})
@@ -65,6 +66,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
                     "events per key of streams. Read-only; see SPEC §7.")
     app.state.api = state
     app.include_router(router)
+    app.include_router(versions_router)  # snapshots and diffs (materializer.versions)
     app.add_exception_handler(RequestValidationError, bad_request)
     app.openapi = _openapi_with_security(app, token is not None)  # type: ignore[method-assign]
     app.add_middleware(Edge, token=token, recorder=state.latency, open_paths=OPEN_PATHS,

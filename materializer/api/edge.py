@@ -69,7 +69,8 @@ class Edge:
             await _send(send, 401, _UNAUTHORIZED, (b"www-authenticate", b"Bearer"))
             self.recorder.observe("unauthorized", 401, time.perf_counter() - t0)
             return
-        if self.rows is not None and scope["method"] == "GET":
+        # a query string (?as_of=...) goes to the routed endpoint, which reads it
+        if self.rows is not None and scope["method"] == "GET" and not scope.get("query_string"):
             m = _ROW_PATH.fullmatch(path)
             if m is not None:
                 status, body = self.rows(m.group(1), raw_path(scope))

@@ -70,6 +70,44 @@ class Readiness(BaseModel):
     reason: str
 
 
+class SnapshotRelation(BaseModel):
+    kind: Literal["table", "stream"]
+    offsets: dict[str, int] = Field(description="Per partition, the next offset to apply: "
+                                                "every record below it is in the snapshot.")
+    rows: int
+    bytes: int
+    revoked: list[int] = Field(description="Partitions revoked from this store's worker then.")
+
+
+class Snapshot(BaseModel):
+    format: int
+    name: str
+    created: str = Field(description="The instant the snapshot reflects, ISO 8601 UTC.")
+    created_at: float = Field(description="The same, in seconds since the epoch.")
+    scheduled: bool = Field(description="Taken by the `snapshots:` schedule (pruned by `keep`).")
+    complete: bool = Field(description="Taken of every table and stream of the store.")
+    bytes: int
+    relations: dict[str, SnapshotRelation]
+
+
+class SnapshotsResponse(BaseModel):
+    snapshots: list[Snapshot] = Field(description="Oldest first.")
+
+
+class Dropped(BaseModel):
+    dropped: str
+
+
+class DiffPage(BaseModel):
+    diff: list[dict[str, Any]] = Field(
+        description="Changes in key order. Tables: `diff_type` (`added`, `removed`, "
+                    "`modified`), `key`, `from`, `to` (rows or null) and, for `modified`, "
+                    "`changed` (column names). Streams: `diff_type` (`added`, `removed`), "
+                    "`key`, `partition`, `offset`, `timestamp`, `value`.")
+    next: str | None = Field(description="Cursor for the next page (`after=`); null on the "
+                                         "last page.")
+
+
 class ClusterMember(BaseModel):
     id: str = Field(description="The worker id (`cluster.worker_id`).")
     url: str | None = Field(description="Its advertised API URL.")

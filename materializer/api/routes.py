@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -68,6 +68,7 @@ class ApiState:
     latency: LatencyRecorder
     token: str | None
     max_lookup_keys: int
+    snapshot_indexes: dict[str, RelationIndex] = field(default_factory=dict)  # per as_of
     cluster: Any = None  # materializer.cluster.view.ClusterView: the local worker's routing
 
     @property
@@ -115,7 +116,9 @@ def _error(status: int, detail: str) -> Response:
 def failure(e: Exception) -> tuple[int, bytes]:
     """Status and body for an error raised while serving a request (anything else is a bug)."""
     if isinstance(e, NotFound):
-        return 404, dumps({"detail": str(e)})
+        names = getattr(e, "snapshots", None)  # an absent snapshot: say which there are
+        return 404, dumps({"detail": str(e)} if names is None else
+                          {"detail": str(e), "snapshots": names})
     if isinstance(e, UsageError | ValueError):
         return 400, dumps({"detail": str(e)})
     if isinstance(e, StoreError):
@@ -126,6 +129,25 @@ def failure(e: Exception) -> tuple[int, bytes]:
 def _fail(e: Exception) -> Response:
     status, body = failure(e)
     return Response(body, status, media_type="application/json")
+
+
+def relations_as_of(state: ApiState, as_of: str | None) -> RelationIndex:
+    """The relation index of the live store, or of snapshot `as_of` (`?as_of=`; a
+    NotFound that lists the snapshots if there is none). See `materializer.versions`."""
+    if as_of is None:
+        return state.relations
+    store = state.store.at(as_of)
+    index = state.snapshot_indexes.get(as_of)
+    if index is None or index.store is not store:
+        if len(state.snapshot_indexes) >= 1000:
+            state.snapshot_indexes.clear()
+        index = state.snapshot_indexes[as_of] = RelationIndex(store)
+    return index
+
+
+AsOf = Annotated[str | None, Query(max_length=128, description="A snapshot name: answer as "
+                                   "that snapshot holds it (404 listing the snapshots if "
+                                   "there is none).")]
 
 
 def row_answer(index: RelationIndex, table: str, raw_path: bytes) -> tuple[int, bytes]:
@@ -181,8 +203,12 @@ async def list_tables(request: Request) -> Response:
             responses={**_ERRORS, 404: {"model": ErrorBody,
                                         "description": "No such table, or no row with that "
                                                        "key."}})
-async def get_row(table: str, key: str, request: Request) -> Response:
-    status, body = row_answer(api_state(request).relations, table, raw_path(request.scope))
+async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) -> Response:
+    try:
+        index = relations_as_of(api_state(request), as_of)
+    except MaterializerError as e:
+        return _fail(e)
+    status, body = row_answer(index, table, raw_path(request.scope))
     return Response(body, status, media_type="application/json")
 
 
@@ -192,11 +218,11 @@ async def get_row(table: str, key: str, request: Request) -> Response:
                  "application/json": {"schema": LookupRequest.model_json_schema()}}}},
              responses={**_ERRORS, 413: {"model": ErrorBody,
                                          "description": "More keys than api.max_lookup_keys."}})
-async def lookup(table: str, request: Request) -> Response:
+async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     state = api_state(request)
     max_body, max_keys = state.max_body, state.max_lookup_keys
     try:
-        rel = state.relations.table(table)
+        rel = relations_as_of(state, as_of).table(table)
     except MaterializerError as e:
         return _fail(e)
     length = request.headers.get("content-length", "")
@@ -233,9 +259,10 @@ async def scan_rows(
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
         after: Annotated[str | None, Query(max_length=700,
                                            description="Cursor from `next`.")] = None,
+        as_of: AsOf = None,
 ) -> Response:
     try:
-        rel = api_state(request).relations.table(table)
+        rel = relations_as_of(api_state(request), as_of).table(table)
         start = None if after is None else decode_cursor(after)
         view = rel.table
         pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
@@ -251,9 +278,10 @@ async def scan_rows(
             responses=_ERRORS)
 async def stream_events(
         stream: str, key: str, request: Request,
-        limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = DEFAULT_EVENTS) -> Response:
+        limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = DEFAULT_EVENTS,
+        as_of: AsOf = None) -> Response:
     try:
-        rel = api_state(request).relations.stream(stream)
+        rel = relations_as_of(api_state(request), as_of).stream(stream)
         kt = rel.key_from_text(path_segments(raw_path(request.scope), 4, -1))
         events = rel.stream.events(kt, limit, json_form=True)
     except (MaterializerError, ValueError) as e:

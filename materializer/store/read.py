@@ -293,6 +293,11 @@ class RelationReader:
         closes once nothing uses it (for a dropped snapshot, so its disk space is freed)."""
         forget_env(self._g.env)
 
+    def release(self) -> None:
+        """Let go of this view's files: this process stops caching their environment, which
+        closes once nothing uses it (for a dropped snapshot, so its disk space is freed)."""
+        forget_env(self._g.env)
+
     def counters(self) -> dict[int, dict[str, int]]:
         g = self._gen()
         out: dict[int, dict[str, int]] = {}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from importlib.metadata import entry_points
+from time import monotonic
 
 from materializer.errors import NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import RelationMeta
 from materializer.store.lock import store_root
 from materializer.store.read import RelationReader, StreamView, TableView, open_generation
+from materializer.versions.paths import MANIFEST
 from materializer.versions.paths import require as snapshot_dir
 
 
@@ -42,6 +44,7 @@ class Store:
         self.default_schema = default_schema
         self._views: dict[str, RelationReader] = {}
         self._snapshots: dict[str, Store] = {}
+        self._sweep_at = 0.0
 
     @classmethod
     def open(cls, data_dir: str | os.PathLike[str], default_schema: str = "public") -> Store:
@@ -63,11 +66,26 @@ class Store:
         """The store as snapshot `snapshot` holds it (read-only, it never changes); raises
         `SnapshotNotFound` (a NotFound that lists the snapshot names) if there is none.
         See `materializer.versions`."""
+        self._forget_dropped()
         path = snapshot_dir(self.data_dir, snapshot)
         store = self._snapshots.get(snapshot)
         if store is None:
             store = self._snapshots[snapshot] = Store(path, self.default_schema)
         return store
+
+    def _forget_dropped(self) -> None:
+        """Let go of the files of snapshots dropped since they were read here (checked at
+        most once a second), so a long-lived reader does not keep their space in use."""
+        now = monotonic()
+        if now < self._sweep_at or not self._snapshots:
+            return
+        self._sweep_at = now + 1.0
+        for name, store in list(self._snapshots.items()):
+            if not (store.data_dir / MANIFEST).is_file():
+                del self._snapshots[name]
+                for view in store._views.values():
+                    view.release()
+                store.close()
 
     def names(self) -> list[str]:
         """The qualified names of every table and stream in the store, sorted."""

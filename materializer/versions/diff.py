@@ -43,7 +43,7 @@ import lmdb
 
 from materializer.errors import NotFound, UsageError
 from materializer.store import layout as store_layout
-from materializer.store.environment import OFFSET, offset_key
+from materializer.store.environment import OFFSET, cached_env, forget_env, offset_key
 from materializer.store.keys import split_stream_key
 from materializer.store.read import _Generation, open_generation
 from materializer.store.rows import RowLayout, decode_row, split_event
@@ -80,10 +80,12 @@ class EventChange(NamedTuple):
 class Side:
     """One version of one relation, held in one read transaction (or absent: empty)."""
 
-    def __init__(self, label: str, gen: _Generation | None, time_ms: int) -> None:
+    def __init__(self, label: str, gen: _Generation | None, time_ms: int,
+                 owned: bool = False) -> None:
         self.label = label
         self.gen = gen
         self.time_ms = time_ms
+        self.owned = owned  # this side opened its environment: it lets go of it on close
         self.txn: lmdb.Transaction[bytes] | None = None
         self.parts: dict[int, Any] = {}
         self.offsets: dict[int, int] = {}
@@ -98,6 +100,9 @@ class Side:
         if self.txn is not None:
             self.txn.abort()
             self.txn = None
+        if self.owned and self.gen is not None:
+            forget_env(self.gen.env)  # a snapshot's files are not kept mapped after a diff
+            self.owned = False
 
     def items(self, partition: int, start: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of a partition in key order, from `start` on."""
@@ -129,7 +134,10 @@ def open_side(root: Path, name: str, version: str | None) -> Side:
     label = repr(version)
     ms = int(manifest.created_at * 1000)
     if name in manifest.relations:
-        return Side(label, open_generation(snapshot_dir(root, version), name), ms)
+        path = snapshot_dir(root, version)
+        found = store_layout.current(path, name)
+        owned = found is None or cached_env(found[1]) is None
+        return Side(label, open_generation(path, name), ms, owned)
     if manifest.complete:
         return Side(label, None, ms)  # it did not exist when the snapshot was taken
     held = ", ".join(sorted(manifest.relations)) or "nothing"

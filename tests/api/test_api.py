@@ -397,11 +397,13 @@ def test_openapi_describes_every_endpoint_and_its_responses(client: TestClient) 
     want = {"/tables": {"get"}, "/tables/{table}/rows/{key}": {"get"},
             "/tables/{table}/lookup": {"post"}, "/tables/{table}/rows": {"get"},
             "/streams/{stream}/keys/{key}/events": {"get"}, "/healthz": {"get"},
+            "/snapshots": {"get", "post"}, "/snapshots/{name}": {"delete"},
+            "/tables/{table}/diff": {"get"}, "/streams/{stream}/diff": {"get"},
             "/readyz": {"get"}, "/metrics": {"get"}, "/cluster": {"get"}}
     assert {p: set(ops) for p, ops in spec["paths"].items()} == want
     for path, ops in spec["paths"].items():
         for op in ops.values():
-            content = op["responses"]["200"]["content"]
+            content = (op["responses"].get("200") or op["responses"]["201"])["content"]
             assert any("schema" in c for c in content.values()), path
     lookup = spec["paths"]["/tables/{table}/lookup"]["post"]
     assert "keys" in lookup["requestBody"]["content"]["application/json"]["schema"]["properties"]
