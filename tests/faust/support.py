@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from materializer.devbroker import DevBroker
+from materializer.devbroker import DevBroker, free_port
 from materializer.store.read import TableView, open_generation
 from tests.support.workers import STARTED, wait_until
 
@@ -56,7 +56,8 @@ class FaustApp:
         log = self.workdir / f"{self.app_id}-{len(self.logs)}.log"
         self.logs.append(log)
         with open(log, "wb") as sink:
-            proc = subprocess.Popen([sys.executable, str(self.script), "worker", "-l", "info"],
+            proc = subprocess.Popen([sys.executable, str(self.script), "worker", "-l", "info",
+                                     "--web-host", "127.0.0.1", "--web-port", str(free_port())],
                                     env=self.env(), stdout=sink, stderr=subprocess.STDOUT,
                                     cwd=self.workdir)
         STARTED.append(proc)
@@ -84,7 +85,7 @@ class FaustApp:
 
 def produce_words(broker: DevBroker, topic: str, n: int, keys: int, start: int = 0) -> None:
     """`n` records, key `k<i % keys>`, value `w<i>`, numbered from `start`."""
-    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 100})
     for i in range(start, start + n):
         p.produce(topic, key=b"k%d" % (i % keys), value=b"w%d" % i)
         if i % 1000 == 0:
@@ -101,8 +102,11 @@ def read_changelog(broker: DevBroker, topic: str, partitions: int = 2
                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
                   "enable.partition.eof": False})
     try:
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in range(partitions)}
+        try:
+            ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in range(partitions)}
+        except KafkaException:  # not created yet (the app is starting)
+            return []
         c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
         out: list[tuple[int, int, bytes, bytes | None]] = []
         seen = {p: -1 for p in range(partitions)}

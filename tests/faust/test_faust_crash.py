@@ -6,7 +6,7 @@ After every kill the LMDB state of each table equals its changelog folded up to 
 persisted offset; every restart replays exactly the changelog records after it (the
 worker logs how many); at the end the tables equal the fold of the whole changelog, and
 `materializer.Store` and `materializer serve DIR` read them while the app runs and
-after it stopped. FAUST_KILLS sets how many kills (3 by default, to keep the suite fast;
+after it stopped. FAUST_KILLS sets how many kills (2 by default, to keep the suite fast;
 the acceptance run uses 5)."""
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from tests.faust.support import (
 from tests.support.workers import start_process, wait_until
 
 pytestmark = pytest.mark.integration
-KILLS = int(os.environ.get("FAUST_KILLS", "3"))
+KILLS = int(os.environ.get("FAUST_KILLS", "2"))
 KEYS = 200
-BATCH = 1500
+BATCH = 800
 
 
 def _changelogs(app: FaustApp) -> dict[str, list[tuple[int, int, bytes, bytes | None]]]:
