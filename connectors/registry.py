@@ -12,9 +12,13 @@ Two kinds, one small interface (`Registry`):
   `ssl.key.location`, `ssl.key.password`, `ssl.endpoint.identification.algorithm`
   (`none` turns hostname checks off), `timeout` (seconds), `max.retries`,
   `retries.wait.ms`, `retries.max.wait.ms`. `url` may list several registries,
-  comma-separated; they are tried in order.
+  comma-separated; they are tried in order. `schema_text(id, fmt)` and
+  `version_text(subject, version, fmt)` give a schema as the registry keeps it (text, type,
+  references; `fmt="serialized"`: a Protobuf schema as a base64 FileDescriptorProto), for
+  `value_format: protobuf` (`materializer.formats.protobuf_schemas.SchemaTexts`).
 - `FileRegistry`: a directory of `<id>.avsc` files, each the schema with that id,
   plus `subjects.json` (`{"subject": [id of version 1, ...]}`) (`schema_registry.path`).
+  Avro only: it has no `schema_text`, so Protobuf needs a REST registry.
 
 Guarantees:
 - `schema(id)` returns the fastavro-parsed schema; a schema id is immutable, so a
