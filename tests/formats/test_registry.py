@@ -238,3 +238,33 @@ def test_open_registry(tmp_path: Path) -> None:
     r = open_registry(RegistrySpec(url="http://localhost:8081",
                                    config=(("basic.auth.user.info", "u:p"),)))
     assert isinstance(r, RestRegistry)
+
+
+def test_rest_registry_schema_texts_as_the_registry_keeps_them() -> None:
+    """What the Protobuf decoder reads: text, type and references, cached; an unknown id or
+    version is a bad record, a registry that does not answer is not."""
+    with RegistryServer() as srv:
+        avro = srv.add("s", V1)
+        refs = [{"name": "a.proto", "subject": "a.proto", "version": 1}]
+        proto = srv.add("p-value", "CgdhLnByb3Rv", "PROTOBUF", refs)
+        reg = RestRegistry(srv.url, _quick(**{"max.retries": "1"}))
+        assert reg.schema_text(avro)["schemaType"] == "AVRO"
+        assert reg.schema_text(proto, "serialized") == {
+            "schema": "CgdhLnByb3Rv", "schemaType": "PROTOBUF", "references": refs}
+        assert reg.version_text("p-value", 1, "serialized")["references"] == refs
+        before = srv.requests
+        reg.schema_text(proto, "serialized")
+        assert srv.requests == before
+        with pytest.raises(RecordError) as e:
+            reg.schema_text(999)
+        assert e.value.reason == "unknown_schema"
+        with pytest.raises(RecordError) as e:
+            reg.version_text("p-value", 7)
+        assert e.value.reason == "unknown_schema"
+        srv.references[proto] = [{"name": "a.proto"}]  # no subject, no version
+        with pytest.raises(RecordError) as e:
+            RestRegistry(srv.url).schema_text(proto)
+        assert e.value.reason == "bad_schema"
+        srv.fail_next = 10
+        with pytest.raises(InfrastructureError):
+            RestRegistry(srv.url, _quick(**{"max.retries": "1"})).schema_text(avro)
