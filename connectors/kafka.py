@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from confluent_kafka import (
@@ -35,10 +35,13 @@ log = logging.getLogger("materializer.kafka")
 StartOffsets = Callable[[str, int], "int | None"]
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1,
+def create_topic(bootstrap: str | Mapping[str, str], name: str, partitions: int = 1,
                  config: dict[str, str] | None = None, timeout: float = 15.0) -> None:
-    """Create a topic (an existing one is fine) and wait until its metadata shows it."""
-    admin = AdminClient(with_logging({"bootstrap.servers": bootstrap}))
+    """Create a topic (an existing one is fine) and wait until its metadata shows it.
+    `bootstrap`: the servers, or the whole `kafka:` settings (security included)."""
+    settings = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) \
+        else _client_conf(dict(bootstrap))
+    admin = AdminClient(with_logging({**settings, "allow.auto.create.topics": False}))
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
                                             replication_factor=1, config=config or {})])
     for fut in futures.values():
@@ -109,8 +112,10 @@ def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
 
 
 def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 5.0) -> int:
-    """Number of partitions of `topic` (0 if it does not exist)."""
-    admin = AdminClient(with_logging(_client_conf(bootstrap_conf)))
+    """Number of partitions of `topic` (0 if it does not exist; asking never creates it,
+    which an admin client's metadata request would by default on a broker that allows it)."""
+    admin = AdminClient(with_logging({**_client_conf(bootstrap_conf),
+                                      "allow.auto.create.topics": False}))
     try:
         md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     except KafkaException as e:

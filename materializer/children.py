@@ -23,10 +23,17 @@ EXIT_WITH_PARENT = "--exit-with-parent"
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: ask the kernel for SIGTERM when the parent dies."""
+def die_with_parent() -> None:
+    """Linux: ask the kernel for SIGTERM when this process's parent dies (elsewhere,
+    nothing). Call it first thing in a child; then check that the parent is still the
+    one expected (`os.getppid()`), in case it died before the call."""
+    if sys.platform != "linux":
+        return
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_die_with_parent = die_with_parent  # runs in the API child before exec
 
 
 class ApiChild:

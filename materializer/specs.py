@@ -177,6 +177,7 @@ class ApiSpec:
     listen: str = "127.0.0.1:8080"
     token_env: str | None = None
     max_lookup_keys: int = 1000
+    processes: int = 1  # serving processes on the one port (SO_REUSEPORT), see api.serve
     advertise: str | None = None
     """The URL other workers and clients reach this API at (default: from `listen`)."""
 

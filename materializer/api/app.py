@@ -28,7 +28,6 @@ thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,7 +38,8 @@ from materializer import __version__
 from materializer.api.edge import Edge
 from materializer.api.keys import RelationIndex
 from materializer.api.metrics import LatencyRecorder
-from materializer.api.routes import ApiState, bad_request, router, row_answer
+from materializer.api.routes import ApiState, bad_request, router
+from materializer.cluster.router import ClusterRouter
 from materializer.cluster.view import ClusterView
 from materializer.store import Store
 from materializer.versions.http import router as versions_router
@@ -57,9 +57,11 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     per-request machinery; it changes speed, never answers.
     """
     store = Store(store_path, default_schema)
-    state = ApiState(store_path=store_path, store=store, relations=RelationIndex(store),
+    relations = RelationIndex(store)
+    cluster = ClusterRouter(ClusterView(store_path), relations, token)  # materializer.cluster
+    state = ApiState(store_path=store_path, store=store, relations=relations,
                      latency=LatencyRecorder(), token=token, max_lookup_keys=max_lookup_keys,
-                     cluster=ClusterView(store_path))
+                     cluster=cluster)
     app = FastAPI(
         title="materializer lookup API", version=__version__,
         description="Latest row per primary key of materialized Kafka changelogs, and "
@@ -70,7 +72,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     app.add_exception_handler(RequestValidationError, bad_request)
     app.openapi = _openapi_with_security(app, token is not None)  # type: ignore[method-assign]
     app.add_middleware(Edge, token=token, recorder=state.latency, open_paths=OPEN_PATHS,
-                       rows=partial(row_answer, state.relations) if fast_path else None)
+                       rows=cluster.fast_row if fast_path else None)
     return app
 
 

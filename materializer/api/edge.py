@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from materializer.api.keys import raw_path
 from materializer.api.metrics import LatencyRecorder
 
-RowAnswer = Callable[[str, bytes], tuple[int, bytes]]
+RowAnswer = Callable[[str, bytes], "tuple[int, bytes] | None"]  # None: the routed endpoint
 
 ROW_ENDPOINT = "/tables/{table}/rows/{key}"
 _ROW_PATH = re.compile(r"/tables/([^/]+)/rows/.*", re.S)  # as the routed endpoint matches
@@ -72,8 +72,9 @@ class Edge:
         # a query string (?as_of=...) goes to the routed endpoint, which reads it
         if self.rows is not None and scope["method"] == "GET" and not scope.get("query_string"):
             m = _ROW_PATH.fullmatch(path)
-            if m is not None:
-                status, body = self.rows(m.group(1), raw_path(scope))
+            answer = None if m is None else self.rows(m.group(1), raw_path(scope))
+            if answer is not None:
+                status, body = answer
                 await _send(send, status, body)
                 self.recorder.observe(ROW_ENDPOINT, status, time.perf_counter() - t0)
                 return

@@ -128,7 +128,7 @@ def path_segments(raw_path: bytes, first: int, last: int | None = None) -> list[
     """
     parts = raw_path.split(b"/")[first:last]
     try:
-        return [unquote_to_bytes(p).decode("utf-8") for p in parts]
+        return [(unquote_to_bytes(p) if b"%" in p else p).decode("utf-8") for p in parts]
     except UnicodeDecodeError:
         raise UsageError("a key segment is not UTF-8 after percent-decoding") from None
 

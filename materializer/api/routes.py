@@ -69,7 +69,7 @@ class ApiState:
     token: str | None
     max_lookup_keys: int
     snapshot_indexes: dict[str, RelationIndex] = field(default_factory=dict)  # per as_of
-    cluster: Any = None  # materializer.cluster.view.ClusterView: the local worker's routing
+    cluster: Any = None  # materializer.cluster.router.ClusterRouter: routing to other workers
 
     @property
     def max_body(self) -> int:
@@ -208,6 +208,11 @@ async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) ->
         index = relations_as_of(api_state(request), as_of)
     except MaterializerError as e:
         return _fail(e)
+    cluster = api_state(request).cluster
+    if cluster is not None and as_of is None:  # another worker may own the key
+        routed: Response | None = await cluster.row(request, table)
+        if routed is not None:
+            return routed
     status, body = row_answer(index, table, raw_path(request.scope))
     return Response(body, status, media_type="application/json")
 
@@ -241,6 +246,10 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     if len(keys) > max_keys:
         return _error(413, f"{len(keys)} keys asked, at most {max_keys} per request "
                            "(api.max_lookup_keys)")
+    if state.cluster is not None and as_of is None:  # split by owner, merged in order
+        routed: Response | None = await state.cluster.lookup(request, rel, keys)
+        if routed is not None:
+            return routed
     try:
         rows = rel.table.get_many(keys, json_form=True)
     except (MaterializerError, ValueError) as e:
@@ -261,6 +270,11 @@ async def scan_rows(
                                            description="Cursor from `next`.")] = None,
         as_of: AsOf = None,
 ) -> Response:
+    cluster = api_state(request).cluster
+    if cluster is not None and as_of is None:  # merged in key order across the owners
+        routed: Response | None = await cluster.scan(request, table, prefix, limit, after)
+        if routed is not None:
+            return routed
     try:
         rel = relations_as_of(api_state(request), as_of).table(table)
         start = None if after is None else decode_cursor(after)
@@ -280,6 +294,11 @@ async def stream_events(
         stream: str, key: str, request: Request,
         limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = DEFAULT_EVENTS,
         as_of: AsOf = None) -> Response:
+    cluster = api_state(request).cluster
+    if cluster is not None and as_of is None:  # the key's owner, or every owner
+        routed: Response | None = await cluster.events(request, stream, limit)
+        if routed is not None:
+            return routed
     try:
         rel = relations_as_of(api_state(request), as_of).stream(stream)
         kt = rel.key_from_text(path_segments(raw_path(request.scope), 4, -1))
@@ -296,7 +315,8 @@ async def stream_events(
 async def cluster(request: Request) -> Response:
     from materializer.cluster.api import cluster_answer  # noqa: PLC0415
 
-    return _json(cluster_answer(api_state(request).cluster))
+    router = api_state(request).cluster
+    return _json(cluster_answer(router.view if router is not None else None))
 
 
 @router.get("/healthz", response_model=Health, tags=["operations"], summary="Alive")

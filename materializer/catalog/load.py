@@ -59,7 +59,7 @@ TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema
             "streams", "sql", "cluster", "standby_replicas")
 STORE_KEYS = ("path", "map_size")
 COLUMN_FIELDS = ("type", "encoding")
-API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise")
+API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
 CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
 _SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
 _UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
@@ -278,6 +278,11 @@ class _Reader(NodeReader):
                 n = self.integer(v, "`api.max_lookup_keys`")
                 if n is not None:
                     fields["max_lookup_keys"] = n.value
+                continue
+            if k.value == "processes":
+                n = self.integer(v, "`api.processes`", minimum=1)
+                if n is not None:
+                    fields["processes"] = n.value
                 continue
             if k.value == "advertise" and (is_null(v) or getattr(v, "value", None) == ""):
                 continue  # `advertise: ${URL:-}` with URL unset: the default (from listen)

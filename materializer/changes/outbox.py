@@ -212,7 +212,7 @@ class ChangeOutbox:
         conf = {**self._kafka_conf, "allow.auto.create.topics": "false"}
         n = partition_count(conf, self.topic)
         if n == 0:
-            create_topic(conf.get("bootstrap.servers", ""), self.topic, self._source_count(conf),
+            create_topic(conf, self.topic, self._source_count(conf),
                          config={"cleanup.policy": "compact"})
             n = partition_count(conf, self.topic)
             log.info("created change topic %s with %d partition(s)", self.topic, n)

@@ -293,10 +293,15 @@ class RelationReader:
         closes once nothing uses it (for a dropped snapshot, so its disk space is freed)."""
         forget_env(self._g.env)
 
-    def release(self) -> None:
-        """Let go of this view's files: this process stops caching their environment, which
-        closes once nothing uses it (for a dropped snapshot, so its disk space is freed)."""
-        forget_env(self._g.env)
+    def revoked_partitions(self) -> frozenset[int]:
+        """The partitions this store holds but does not answer (revoked from its worker),
+        as of now: one short read transaction. (Cluster routing asks it after a read, to
+        say which partitions that read covered.)"""
+        g = self._gen()
+        txn, every = g.begin(every=True)
+        served = g.served()
+        txn.abort()
+        return frozenset(p for p, _ in every) - frozenset(p for p, _ in served)
 
     def counters(self) -> dict[int, dict[str, int]]:
         g = self._gen()

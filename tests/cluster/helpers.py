@@ -4,6 +4,7 @@ child), their addresses, and HTTP calls to them. Every process is registered in
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -59,9 +60,11 @@ def cluster_yaml(broker: DevBroker, group: str, body: str, extra: str = "") -> s
 
 
 def start_node(config: Path, name: str, *, flags: bool = True, env: dict[str, str] | None = None,
-               extra: tuple[str, ...] = ()) -> Node:
+               extra: tuple[str, ...] = (), register: bool = True) -> Node:
     """`materializer run CONFIG` for worker `name`: store `<dir>/<name>` and a free port,
-    given as flags (`--store`, `--listen`) or, with `flags=False`, through STORE/LISTEN."""
+    given as flags (`--store`, `--listen`) or, with `flags=False`, through STORE/LISTEN.
+    With `register=False` the per-test guard leaves it alone (a module's cluster: its
+    fixture stops it)."""
     store = config.parent / name
     port = free_port()
     log = config.parent / f"{name}-{uuid.uuid4().hex[:6]}.log"
@@ -73,7 +76,8 @@ def start_node(config: Path, name: str, *, flags: bool = True, env: dict[str, st
         child_env.update(STORE=str(store), LISTEN=f"127.0.0.1:{port}")
     with open(log, "wb") as sink:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=sink, env=child_env)
-    STARTED.append(proc)
+    if register:
+        STARTED.append(proc)
     return Node(name, store, port, proc, log)
 
 
@@ -96,3 +100,72 @@ def wait_serving(node: Node, timeout: float = 60) -> None:
                                  f"{node.tail()}")
         return serving(node)
     wait_until(check, timeout, f"worker {node.name}'s API to serve")
+
+
+# --------------------------------------------------------------------------- data
+
+TABLES = """\
+tables:
+  - name: shop.users
+    topic: {users}
+    columns: {{id: long, name: string}}
+    primary_key: [id]
+    key_format: long
+  - name: shop.carts
+    topic: {carts}
+    columns: {{cart: string, items: int}}
+    primary_key: [cart]
+    key_format: string
+    partitioner: consistent_random
+streams:
+  - name: shop.clicks
+    topic: {clicks}
+    columns: {{user: string, url: string}}
+    key: [user]
+    key_format: string
+"""
+"""Two tables (murmur2 long keys; librdkafka consistent_random string keys) and a stream."""
+
+
+def users_changelog(n: int) -> tuple[list[tuple[bytes, bytes | None]], dict[int, str | None]]:
+    """Records for shop.users (two versions of each key, every 7th deleted) and their fold
+    (None: absent)."""
+    records: list[tuple[bytes, bytes | None]] = []
+    fold: dict[int, str | None] = {}
+    for version in (1, 2):
+        for i in range(n):
+            records.append((i.to_bytes(8, "big", signed=True),
+                            json.dumps({"name": f"u{i}v{version}"}).encode()))
+            fold[i] = f"u{i}v{version}"
+    for i in range(0, n, 7):
+        records.append((i.to_bytes(8, "big", signed=True), None))
+        fold[i] = None
+    return records, fold
+
+
+def carts_changelog(n: int) -> tuple[list[tuple[bytes, bytes | None]], dict[str, int | None]]:
+    records: list[tuple[bytes, bytes | None]] = []
+    fold: dict[str, int | None] = {}
+    for version in (1, 2):
+        for i in range(n):
+            records.append((f"c{i}".encode(), json.dumps({"items": i * version}).encode()))
+            fold[f"c{i}"] = i * version
+    for i in range(0, n, 5):
+        records.append((f"c{i}".encode(), None))
+        fold[f"c{i}"] = None
+    return records, fold
+
+
+def clicks_log(users: int, per_user: int) -> list[tuple[bytes, bytes | None]]:
+    return [(f"p{u}".encode(), json.dumps({"url": f"/{u}/{k}"}).encode())
+            for k in range(per_user) for u in range(users)]
+
+
+def users_table_fold(cluster: Any, node: Node) -> dict[int, str | None]:
+    """shop.users as a worker answers every key of the fold (None: absent)."""
+    keys = [[i] for i in cluster.users]
+    r = cluster.http.post(f"{node.url}/tables/shop.users/lookup", json={"keys": keys})
+    if r.status_code != 200:
+        return {}
+    return {k[0]: (row["name"] if row else None) for k, row in zip(keys, r.json()["rows"],
+                                                                    strict=True)}

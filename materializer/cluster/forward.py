@@ -1,0 +1,128 @@
+"""Lookups forwarded to the worker that owns a partition: one pooled keep-alive HTTP client.
+
+Protocol between workers (the same endpoints clients use, plus two headers):
+- request header `x-materializer-forwarded: <sender id>`: answer from your own partitions
+  only, never forward again (the loop guard);
+- answer header `x-materializer-partitions: 0,3`: the partitions that answer covered (owned
+  and served by the answering worker's store, checked after the read). A miss is only
+  trusted when the answers of all owners together covered every partition.
+
+Guarantees: every request carries the API's bearer token, waits at most
+`cluster.forward_timeout_ms`, and any failure (refused, timeout, 5xx, a body that is not
+JSON) is an `Answer` with `ok=False`, never an exception; each call is counted and timed
+per target member (`materializer_forwarded_*` metrics).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from materializer.api.metrics import LatencyRecorder
+from materializer.cluster.record import Member
+
+FORWARDED = "x-materializer-forwarded"
+COVERED = "x-materializer-partitions"
+MEMBER = "x-materializer-member"
+
+
+def covered_header(partitions: frozenset[int] | set[int]) -> str:
+    return ",".join(str(p) for p in sorted(partitions))
+
+
+def parse_covered(value: str | None) -> frozenset[int]:
+    if not value:
+        return frozenset()
+    try:
+        return frozenset(int(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        return frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one member answered (ok: a 200 or 404 from it, with its coverage)."""
+
+    member: str
+    ok: bool
+    status: int = 0
+    body: Any = None
+    covered: frozenset[int] = field(default_factory=frozenset)
+    error: str = ""
+
+
+class Forwarder:
+    """Pooled HTTP to the other members (created in the serving event loop on first use)."""
+
+    def __init__(self, token: str | None, timeout: float = 5.0) -> None:
+        self.token = token
+        self.timeout = timeout
+        self.sender = ""
+        self._client: httpx.AsyncClient | None = None
+        self.latency = LatencyRecorder()
+        self.outcomes: dict[tuple[str, str], int] = {}
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                headers={"authorization": f"Bearer {self.token}"} if self.token else {})
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def call(self, member: Member, method: str, path: str, *,
+                   params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+                   body: Any = None, what: str = "lookup") -> Answer:
+        """One forwarded request (see the module doc); never raises."""
+        if not member.url:
+            return self._done(member, what, 0.0, Answer(member.id, False,
+                                                         error="it advertises no API URL"))
+        t0 = time.perf_counter()
+        headers = {FORWARDED: self.sender or "?"}
+        try:
+            r = await self._http().request(
+                method, member.url + path, params=params, headers=headers,
+                content=None if body is None else json.dumps(body).encode(),
+                extensions={})
+        except httpx.HTTPError as e:
+            return self._done(member, what, time.perf_counter() - t0,
+                              Answer(member.id, False, error=f"{type(e).__name__}: {e}"))
+        elapsed = time.perf_counter() - t0
+        if r.status_code not in (200, 404):
+            return self._done(member, what, elapsed, Answer(
+                member.id, False, r.status_code, error=f"answered {r.status_code}: "
+                f"{r.text[:200]}"))
+        try:
+            parsed = r.json()
+        except ValueError:
+            return self._done(member, what, elapsed, Answer(member.id, False, r.status_code,
+                                                            error="answered with no JSON"))
+        return self._done(member, what, elapsed, Answer(
+            member.id, True, r.status_code, parsed, parse_covered(r.headers.get(COVERED))))
+
+    def _done(self, member: Member, what: str, seconds: float, answer: Answer) -> Answer:
+        outcome = "ok" if answer.ok else "failed"
+        key = (member.id, f"{what}:{outcome}")
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+        if seconds:
+            self.latency.observe(member.id, answer.status, seconds)
+        return answer
+
+
+def table_path(name: str, suffix: str) -> str:
+    return f"/tables/{quote(name, safe='')}/{suffix}"
+
+
+def stream_path(name: str, key_raw: str) -> str:
+    return f"/streams/{quote(name, safe='')}/keys/{key_raw}/events"

@@ -1,0 +1,298 @@
+"""Any worker answers any key (SPEC §7): lookups answered locally or forwarded to the owner.
+
+For each lookup the API finds the key's partition (`partitioning`), and its owner in the
+routing table (`view`): its own partitions it reads from its store, the others it asks
+their owner (`forward`), at most one hop (a forwarded request is answered from the
+receiver's own partitions, never forwarded again).
+
+Guarantees (never a silently wrong answer):
+- A row is answered only from a store that served the row's partition when it was read
+  (owned by that worker, not revoked).
+- "Absent" (404, null, no events) is answered only when the owners asked covered every
+  partition of the topic between them: a producer that used another partitioner than the
+  one declared costs a round of questions, never a wrong 404. With `partitioner: unknown`
+  (or a key whose bytes are not known) every owner is asked at once.
+- Otherwise, a partition without a live owner answering (a rebalance, a dead worker not
+  yet replaced), the answer is 503 with `Retry-After` (or, with `?stale=ok`, a standby's
+  copy; see `standby`).
+- Batch lookups are split by owner and merged in the order asked; scans merge every
+  owner's rows in key order, and the cursor (a key) stays valid across pages and
+  rebalances.
+- With no cluster (no worker beside the API, or one that owns every partition, or a
+  replicated table) every handler returns None and the API answers as it always did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from materializer.api.keys import ApiRelation, RelationIndex, path_segments, raw_path
+from materializer.api.routes import dumps, failure
+from materializer.cluster.forward import (
+    COVERED,
+    FORWARDED,
+    MEMBER,
+    Answer,
+    Forwarder,
+    covered_header,
+    table_path,
+)
+from materializer.cluster.partitioning import Partitioning
+from materializer.cluster.record import Member
+from materializer.cluster.routing import Routing
+from materializer.cluster.view import ClusterView
+from materializer.errors import MaterializerError
+
+RETRY_AFTER = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One relation as the routing table has it now."""
+
+    name: str
+    partitions: int | None
+    owners: dict[int, Member]
+    me: Member
+    partitioning: Partitioning
+    exact: bool
+    routing: Routing
+
+    @property
+    def every(self) -> frozenset[int]:
+        return frozenset(range(self.partitions or 0))
+
+    def owner_members(self) -> list[Member]:
+        """Each member owning a partition, once (this worker first)."""
+        seen: dict[str, Member] = {}
+        for m in sorted(self.owners.values(), key=lambda m: m.id != self.me.id):
+            seen.setdefault(m.id, m)
+        return list(seen.values())
+
+    def partition(self, key: Sequence[Any]) -> int | None:
+        return self.partitioning.partition(key, self.partitions)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response:
+    return Response(dumps(body), status, headers=headers, media_type="application/json")
+
+
+def unavailable(detail: str) -> Response:
+    """503 with Retry-After: the answer depends on a partition no live owner answered for."""
+    return json_response({"detail": detail}, 503, {"retry-after": RETRY_AFTER})
+
+
+def _fail(e: Exception) -> Response:
+    status, body = failure(e)
+    return Response(body, status, media_type="application/json")
+
+
+class ClusterRouter:
+    """The cluster side of the lookup API (see the module doc); one per app."""
+
+    def __init__(self, view: ClusterView, relations: RelationIndex, token: str | None) -> None:
+        self.view = view
+        self.relations = relations
+        self.forwarder = Forwarder(token, view.forward_timeout)
+        self._parts: dict[tuple[str, str, str], Partitioning] = {}
+        self._targets: dict[str, tuple[Routing | None, Target | None]] = {}
+
+    # ------------------------------------------------------------ the table
+
+    def target(self, rel: ApiRelation) -> Target | None:
+        """The relation in the routing table, or None when this worker answers it alone."""
+        routing = self.view.routing()
+        name = rel.view.name
+        cached = self._targets.get(name)
+        if cached is not None and cached[0] is routing:
+            return cached[1]
+        t = self._target(rel, routing)
+        self._targets[name] = (routing, t)
+        return t
+
+    def _target(self, rel: ApiRelation, routing: Routing | None) -> Target | None:
+        me = routing.me if routing is not None else None
+        if routing is None or me is None:
+            return None
+        name = rel.view.name
+        st = routing.state(name)
+        if st is None or st.replicated:
+            return None
+        owners = routing.owners(name)
+        n = st.partitions
+        if n is not None and all(owners.get(p) is me for p in range(n)):
+            return None  # this worker owns every partition
+        self.forwarder.sender = me.id
+        self.forwarder.timeout = self.view.forward_timeout
+        key = (name, st.partitioner, st.key_format)
+        part = self._parts.get(key)
+        if part is None:
+            part = self._parts[key] = Partitioning(
+                st.partitioner, st.key_format, rel.view.key_columns,
+                [t.kind for t in rel.view.key_types])
+        return Target(name, n, owners, me, part, st.exact_keys and part.exact, routing)
+
+    def local_covered(self, rel: ApiRelation, t: Target | None) -> frozenset[int]:
+        """The partitions this worker's store answered for (asked after the read): its
+        assignment, less what the store has marked revoked since."""
+        routing = t.routing if t is not None else self.view.routing()
+        me = routing.me if routing is not None else None
+        st = me.relations.get(rel.view.name) if me is not None else None
+        if st is None:
+            return frozenset()
+        if st.replicated:
+            return frozenset(range(st.partitions or 0))
+        return frozenset(st.assigned) - rel.view.revoked_partitions()
+
+    def _answer_locally(self, rel: ApiRelation, body: Any, status: int = 200) -> Response:
+        """A forwarded request's answer: this worker's partitions only, saying which."""
+        me = self.view.settings.get("self")
+        return json_response(body, status, {COVERED: covered_header(
+            self.local_covered(rel, None)), MEMBER: str(me or "")})
+
+    # ------------------------------------------------------------ rows by key
+
+    async def row(self, request: Request, table: str) -> Response | None:
+        """`GET /tables/{t}/rows/{k...}`."""
+        if FORWARDED in request.headers:
+            return None
+        try:
+            rel = self.relations.table(table)
+            key = rel.key_from_text(path_segments(raw_path(request.scope), 4))
+            kt = rel.table.key_tuple(key)
+        except (MaterializerError, ValueError):
+            return None  # the standalone path says what is wrong
+        t = self.target(rel)
+        if t is None:
+            return None
+        got = await self.resolve(rel, t, [list(key)], [kt])
+        if isinstance(got, Response):
+            return got
+        if got[0] is None:
+            return json_response({"detail": f"no row with that key in {rel.view.name}"}, 404)
+        return json_response(got[0])
+
+    async def lookup(self, request: Request, rel: ApiRelation, keys: list[Any]
+                     ) -> Response | None:
+        """`POST /tables/{t}/lookup` (keys already checked to be a list of bounded size)."""
+        if FORWARDED in request.headers:
+            try:
+                rows = rel.table.get_many(keys, json_form=True)
+            except (MaterializerError, ValueError) as e:
+                return _fail(e)
+            return self._answer_locally(rel, {"rows": rows})
+        t = self.target(rel)
+        if t is None:
+            return None
+        try:
+            kts = [rel.table.key_tuple(k) for k in keys]
+        except (MaterializerError, ValueError) as e:
+            return _fail(e)
+        got = await self.resolve(rel, t, keys, kts)
+        return got if isinstance(got, Response) else json_response({"rows": got})
+
+    async def resolve(self, rel: ApiRelation, t: Target, keys: list[Any],
+                      kts: list[tuple[Any, ...]]) -> list[Any] | Response:
+        """Rows for `keys` (JSON form, as sent) across the owners; see the module doc."""
+        n = len(keys)
+        rows: list[Any] = [None] * n
+        found = [False] * n
+        asked: list[set[str]] = [set() for _ in range(n)]
+        covered: list[set[int]] = [set() for _ in range(n)]
+        members = {m.id: m for m in t.owner_members()}
+        first: dict[str, list[int]] = {}
+        for i, kt in enumerate(kts):
+            p = t.partition(kt)
+            owner = t.owners.get(p) if p is not None else None
+            if owner is not None:
+                first.setdefault(owner.id, []).append(i)
+            elif p is None:  # no way to tell: every owner at once
+                for mid in members:
+                    first.setdefault(mid, []).append(i)
+        await self._ask(rel, t, members, first, keys, rows, found, asked, covered)
+        every = t.every
+        confirm: dict[str, list[int]] = {}
+        for i in range(n):
+            if not found[i] and not (every and covered[i] >= every):
+                for mid in members:
+                    if mid not in asked[i]:
+                        confirm.setdefault(mid, []).append(i)
+        if confirm:
+            await self._ask(rel, t, members, confirm, keys, rows, found, asked, covered)
+        missing = sorted({p for i in range(n) if not found[i]
+                          for p in (every - covered[i] if every else {-1})})
+        if missing:
+            what = "the partition count of the topic is unknown" if -1 in missing else \
+                f"partition(s) {', '.join(map(str, missing))} of {t.name} have no live owner " \
+                "that answered"
+            return unavailable(f"cannot tell whether a key is absent: {what} (a rebalance or "
+                               "a worker failure; retry shortly)")
+        return rows
+
+    async def _ask(self, rel: ApiRelation, t: Target, members: dict[str, Member],
+                   groups: dict[str, list[int]], keys: list[Any], rows: list[Any],
+                   found: list[bool], asked: list[set[str]], covered: list[set[int]]) -> None:
+        """Ask each member of `groups` for its keys (this worker from its store, the others
+        over HTTP, concurrently) and record rows found and partitions covered."""
+        remote = [(mid, idx) for mid, idx in groups.items() if mid != t.me.id and idx]
+        calls = [self.forwarder.call(members[mid], "POST", table_path(t.name, "lookup"),
+                                     body={"keys": [keys[i] for i in idx]})
+                 for mid, idx in remote]
+        results: list[Answer] = list(await asyncio.gather(*calls)) if calls else []
+        mine = groups.get(t.me.id)
+        if mine:
+            local = rel.table.get_many([keys[i] for i in mine], json_form=True)
+            results.append(Answer(t.me.id, True, 200, {"rows": local},
+                                  self.local_covered(rel, t)))
+            remote.append((t.me.id, mine))
+        for (mid, idx), ans in zip(remote, results, strict=True):
+            got = ans.body.get("rows") if ans.ok and isinstance(ans.body, dict) else None
+            for j, i in enumerate(idx):
+                asked[i].add(mid)
+                if not isinstance(got, list) or len(got) != len(idx):
+                    continue
+                covered[i] |= ans.covered
+                if got[j] is not None and not found[i]:
+                    rows[i], found[i] = got[j], True
+
+    # ------------------------------------------------------------ pages, events
+
+    async def scan(self, request: Request, table: str, prefix: list[str], limit: int,
+                   after: str | None) -> Response | None:
+        """`GET /tables/{t}/rows` (see `pages.route_scan`)."""
+        from materializer.cluster.pages import route_scan  # noqa: PLC0415
+
+        return await route_scan(self, request, table, prefix, limit, after)
+
+    async def events(self, request: Request, stream: str, limit: int) -> Response | None:
+        """`GET /streams/{s}/keys/{k...}/events` (see `pages.route_events`)."""
+        from materializer.cluster.pages import route_events  # noqa: PLC0415
+
+        return await route_events(self, request, stream, limit)
+
+    def fast_row(self, table: str, path: bytes) -> tuple[int, bytes] | None:
+        """The edge's point-lookup fast path: the standalone answer when this worker answers
+        the table alone, a hit from its own partition; None sends the request to the
+        routed endpoint (forwarding, confirming a miss)."""
+        from materializer.api.routes import row_answer  # noqa: PLC0415
+
+        try:
+            rel = self.relations.table(table)
+            t = self.target(rel)
+            if t is None:
+                return row_answer(self.relations, table, path)
+            key = rel.key_from_text(path_segments(path, 4))
+            p = t.partition(rel.table.key_tuple(key))
+        except (MaterializerError, ValueError):
+            return row_answer(self.relations, table, path)  # says what is wrong
+        if p is None or t.owners.get(p) is not t.me:
+            return None
+        status, body = row_answer(self.relations, table, path)
+        return (status, body) if status == 200 else None
