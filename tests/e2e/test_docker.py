@@ -164,7 +164,8 @@ def test_dockerfile_rules() -> None:
     users = instruction("USER")
     assert users and re.fullmatch(r"[1-9]\d{3,}:[1-9]\d{3,}", users[-1]), users  # numeric
     [run] = instruction("RUN")
-    assert "--constraint constraints.txt ." in run and "useradd" in run
+    assert f'--constraint constraints.txt ".[{",".join(IMAGE_EXTRAS)}]"' in run, run
+    assert "useradd" in run
     assert "chown 10001:10001 /data" in run
     assert json.loads(instruction("ENTRYPOINT")[0]) == ["materializer"]
     assert json.loads(instruction("VOLUME")[0]) == ["/data"]
@@ -175,8 +176,18 @@ def test_dockerfile_rules() -> None:
             assert f"!{source}" in ignore or f"!{source}/**" in ignore, source
 
 
+IMAGE_EXTRAS = ("protobuf",)
+"""The extras the image installs beside the runtime dependencies (Protobuf values)."""
+
+
+def _image_requirements() -> list[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [*project["dependencies"],
+            *(dep for extra in IMAGE_EXTRAS for dep in project["optional-dependencies"][extra])]
+
+
 def _runtime_closure() -> dict[str, str]:
-    """Installed name -> version of materializer's runtime dependencies, transitively."""
+    """Installed name -> version of what the image installs, transitively."""
     seen: dict[str, str] = {}
 
     def walk(requirement: str) -> None:
@@ -194,7 +205,7 @@ def _runtime_closure() -> dict[str, str]:
         for sub in dist.requires or []:
             walk(sub)
 
-    for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+    for dep in _image_requirements():
         walk(dep)
     return seen
 
@@ -205,7 +216,7 @@ def test_constraints_pin_every_runtime_dependency_within_pyproject() -> None:
         if line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
             pins[name.lower().replace("_", "-")] = version
-    for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+    for dep in _image_requirements():
         req = Requirement(dep)
         name = req.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not pinned in docker/constraints.txt"
