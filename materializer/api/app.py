@@ -28,6 +28,7 @@ thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,9 +36,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from materializer import __version__
-from materializer.api.edge import Edge
+from materializer.api.edge import Edge, EdgeApi, framework
 from materializer.api.keys import RelationIndex
 from materializer.api.metrics import LatencyRecorder
+from materializer.api.readiness import ready_answer
 from materializer.api.routes import ApiState, bad_request, router
 from materializer.cluster.router import ClusterRouter
 from materializer.cluster.view import ClusterView
@@ -52,9 +54,10 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
                default_schema: str = "public", *, fast_path: bool = True) -> FastAPI:
     """The lookup API over the data directory `store_path` (which may not exist yet).
 
-    `fast_path` answers `GET /tables/{t}/rows/{k...}` in the edge middleware with the
-    same function as the routed endpoint (`row_answer`), skipping the framework's
-    per-request machinery; it changes speed, never answers.
+    `fast_path` answers `GET /tables/{t}/rows/{k...}`, `/healthz` and `/readyz` in the
+    edge (`materializer.api.edge`, in front of FastAPI and its middleware) with the same
+    functions as the routed endpoints (`row_answer`, `ready_answer`), skipping the
+    framework's per-request machinery; it changes speed, never answers.
     """
     store = Store(store_path, default_schema)
     relations = RelationIndex(store)
@@ -62,7 +65,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     state = ApiState(store_path=store_path, store=store, relations=relations,
                      latency=LatencyRecorder(), token=token, max_lookup_keys=max_lookup_keys,
                      cluster=cluster)
-    app = FastAPI(
+    app = EdgeApi(
         title="materializer lookup API", version=__version__,
         description="Latest row per primary key of materialized Kafka changelogs, and "
                     "events per key of streams. Read-only; see SPEC §7.")
@@ -71,8 +74,9 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     app.include_router(versions_router)  # snapshots and diffs (materializer.versions)
     app.add_exception_handler(RequestValidationError, bad_request)
     app.openapi = _openapi_with_security(app, token is not None)  # type: ignore[method-assign]
-    app.add_middleware(Edge, token=token, recorder=state.latency, open_paths=OPEN_PATHS,
-                       rows=cluster.fast_row if fast_path else None)
+    app.edge = Edge(framework(app), token=token, recorder=state.latency, open_paths=OPEN_PATHS,
+                    rows=cluster.fast_row if fast_path else None,
+                    ready=partial(ready_answer, store_path) if fast_path else None)
     return app
 
 

@@ -1,14 +1,18 @@
-"""The outermost layer of the lookup API: bearer token, request latency, point-lookup fast path.
+"""The outermost layer of the lookup API: bearer token, request latency, fast paths.
 
-One plain ASGI middleware, so every request pays for it once and nothing else:
+One plain ASGI layer in front of the framework (`EdgeApi.__call__`, outside even
+FastAPI's own middleware), so every request pays for it once and nothing else:
 - with a token, a request for any path outside `open_paths` needs
   `Authorization: Bearer <token>` (compared in constant time), else 401 before any
   routing or reading happens;
 - every request's latency and status are recorded per endpoint (the route template,
   e.g. `/tables/{table}/rows/{key}`; `unmatched` for paths no route serves);
-- `GET /tables/{table}/rows/{k...}` is answered here by `rows(table, raw_path)`, the
-  same function the routed endpoint calls, without the framework's per-request
-  machinery (about half the cost of a lookup).
+- `GET /tables/{table}/rows/{k...}`, `GET /healthz` and `GET /readyz` are answered
+  here (`rows(table, raw_path)`, `HEALTHY`, `ready()`: the same functions and bytes the
+  routed endpoints answer with), without the framework's per-request machinery
+  (routing, its middleware stack, telemetry hooks, a Response object): most of the
+  cost of a lookup that is not the HTTP server's own. Everything else, the OpenAPI
+  description included, goes to the framework.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from materializer.api.keys import raw_path
 from materializer.api.metrics import LatencyRecorder
+from materializer.api.readiness import HEALTHY
 
 RowAnswer = Callable[[str, bytes], "tuple[int, bytes] | None"]  # None: the routed endpoint
+ReadyAnswer = Callable[[], tuple[int, bytes]]
 
 ROW_ENDPOINT = "/tables/{table}/rows/{key}"
 _ROW_PATH = re.compile(r"/tables/([^/]+)/rows/.*", re.S)  # as the routed endpoint matches
@@ -38,16 +45,44 @@ def endpoint_label(route: Any) -> str:
     return "unmatched" if not path else path.replace(":path}", "}")
 
 
+class EdgeApi(FastAPI):
+    """FastAPI with an `Edge` in front of everything, its own middleware included.
+
+    Set `edge` to an `Edge` whose `app` is `framework(api)`; until then (or with None)
+    requests go to FastAPI directly."""
+
+    edge: Edge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge
+        if edge is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await edge(scope, receive, send)
+
+
+def framework(api: EdgeApi) -> ASGIApp:
+    """The FastAPI application itself, behind the edge of `api`."""
+    call = super(EdgeApi, api).__call__
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await call(scope, receive, send)
+
+    return app
+
+
 class Edge:
-    """Token check, latency recording and the point-lookup fast path (see module doc)."""
+    """Token check, latency recording and the fast paths (see module doc)."""
 
     def __init__(self, app: ASGIApp, token: str | None, recorder: LatencyRecorder,
-                 open_paths: Collection[str], rows: RowAnswer | None = None) -> None:
+                 open_paths: Collection[str], rows: RowAnswer | None = None,
+                 ready: ReadyAnswer | None = None) -> None:
         self.app = app
         self.token = None if token is None else token.encode()
         self.recorder = recorder
         self.open_paths = frozenset(open_paths)
         self.rows = rows
+        self.ready = ready
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -69,14 +104,24 @@ class Edge:
             await _send(send, 401, _UNAUTHORIZED, (b"www-authenticate", b"Bearer"))
             self.recorder.observe("unauthorized", 401, time.perf_counter() - t0)
             return
-        # a query string (?as_of=...) goes to the routed endpoint, which reads it
-        if self.rows is not None and scope["method"] == "GET" and not scope.get("query_string"):
-            m = _ROW_PATH.fullmatch(path)
-            answer = None if m is None else self.rows(m.group(1), raw_path(scope))
-            if answer is not None:
-                status, body = answer
+        if self.rows is not None and scope["method"] == "GET":
+            if path.startswith("/tables/"):
+                # a query string (?as_of=...) goes to the routed endpoint, which reads it
+                m = None if scope.get("query_string") else _ROW_PATH.fullmatch(path)
+                answer = None if m is None else self.rows(m.group(1), raw_path(scope))
+                if answer is not None:
+                    status, body = answer
+                    await _send(send, status, body)
+                    self.recorder.observe(ROW_ENDPOINT, status, time.perf_counter() - t0)
+                    return
+            elif path == "/healthz":
+                await _send(send, 200, HEALTHY)
+                self.recorder.observe(path, 200, time.perf_counter() - t0)
+                return
+            elif path == "/readyz" and self.ready is not None:
+                status, body = self.ready()
                 await _send(send, status, body)
-                self.recorder.observe(ROW_ENDPOINT, status, time.perf_counter() - t0)
+                self.recorder.observe(path, status, time.perf_counter() - t0)
                 return
         code = 500
 

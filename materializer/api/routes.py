@@ -50,8 +50,9 @@ from materializer.api.models import (
     RowsPage,
     TablesResponse,
 )
+from materializer.api.readiness import HEALTHY, ready_answer
 from materializer.errors import MaterializerError, NotFound, StoreError, UsageError
-from materializer.status import read_status, readiness
+from materializer.status import read_status
 from materializer.store import Store
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
@@ -321,15 +322,15 @@ async def cluster(request: Request) -> Response:
 
 @router.get("/healthz", response_model=Health, tags=["operations"], summary="Alive")
 async def healthz() -> Response:
-    return _json({"status": "ok"})
+    return Response(HEALTHY, media_type="application/json")
 
 
 @router.get("/readyz", response_model=Readiness, tags=["operations"],
             summary="Caught up with every assigned partition",
             responses={503: {"model": Readiness, "description": "Not ready."}})
 async def readyz(request: Request) -> Response:
-    ready, reason = readiness(read_status(api_state(request).store_path))
-    return _json({"ready": ready, "reason": reason}, 200 if ready else 503)
+    status, body = ready_answer(api_state(request).store_path)
+    return Response(body, status, media_type="application/json")
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus text exposition",

@@ -145,7 +145,8 @@ class _Generation:
     def encode_key(self, key: Any) -> bytes:
         plain = self._plain_key
         if plain is not None:
-            kb = plain(key)
+            # (k,), as the API's key parser gives it, is k
+            kb = plain(key[0] if key.__class__ is tuple and len(key) == 1 else key)
             if kb is not None:
                 return kb
         return self.key_codec.encode(self.key_tuple(key))
