@@ -212,6 +212,15 @@ class ClusterSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotSchedule:
+    """Snapshots the running worker takes on its own (`snapshots:`; materializer.versions)."""
+
+    every: float  # seconds; taken at each multiple of it since the epoch (1h: on the hour)
+    keep: int | None = None  # the newest scheduled snapshots kept (None: every one)
+    tables: tuple[str, ...] | None = None  # qualified names (None: every table and stream)
+
+
+@dataclass(frozen=True, slots=True)
 class Catalog:
     """A whole declaration file, resolved."""
 
@@ -226,6 +235,7 @@ class Catalog:
     default_schema: str = "public"
     tables: tuple[TableSpec, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
+    snapshots: SnapshotSchedule | None = None
 
     @property
     def kafka_config(self) -> dict[str, str]:

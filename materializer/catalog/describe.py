@@ -6,6 +6,7 @@ never in clear.
 
 from __future__ import annotations
 
+from materializer.catalog.snapshots import format_duration
 from materializer.redact import redact
 from materializer.specs import Catalog, RelationSpec, StreamSpec, TableSpec
 
@@ -32,6 +33,12 @@ def describe(catalog: Catalog) -> str:
                  f"heartbeat {cl.heartbeat_ms} ms, member timeout {cl.member_timeout_ms} ms, "
                  f"forward timeout {cl.forward_timeout_ms} ms")
     lines.append(f"default_schema: {catalog.default_schema}")
+    snap = catalog.snapshots
+    if snap is not None:
+        keep = f"keep the newest {snap.keep}" if snap.keep else "keep all"
+        which = ", ".join(snap.tables) if snap.tables else "every table and stream"
+        lines.append(f"snapshots: every {format_duration(snap.every)} ({keep}) of {which}, "
+                     "taken by the worker")
     for spec in catalog.relations:
         lines.append("")
         lines.extend(_describe_relation(spec))

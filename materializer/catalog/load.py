@@ -43,6 +43,7 @@ from materializer.catalog.decl import (
 )
 from materializer.catalog.describe import describe as describe  # re-exported
 from materializer.catalog.kafka_properties import KAFKA_PROPERTIES, LIBRDKAFKA_VERSION
+from materializer.catalog.snapshots import check_tables, read_schedule
 from materializer.catalog.validate import build_relations
 from materializer.catalog.yamlnodes import STR_TAG, NodeReader, is_null
 from materializer.columns import TypeSyntaxError, parse_type
@@ -56,7 +57,7 @@ from materializer.specs import (
 )
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
-            "streams", "sql", "cluster", "standby_replicas")
+            "streams", "sql", "cluster", "standby_replicas", "snapshots")
 STORE_KEYS = ("path", "map_size")
 COLUMN_FIELDS = ("type", "encoding")
 API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
@@ -168,11 +169,15 @@ class _Reader(NodeReader):
         if "standby_replicas" in top:
             n = self.integer(top["standby_replicas"][1], "`standby_replicas`", minimum=0)
             self.ctx.standby_replicas = n.value if n is not None else 0
+        schedule = read_schedule(self, top["snapshots"][1]) if "snapshots" in top else None
         decls = self._declarations(top)
         if not decls and not self.ctx.diags:
             self.error(where, "the file declares no tables or streams: add `tables:`, "
                        "`streams:` or `sql:`")
         tables, streams = build_relations(decls, self.ctx)
+        if schedule is not None:
+            fields["snapshots"] = check_tables(self, *schedule, [r.name for r in (*tables,
+                                               *streams)], self.ctx.default_schema)
         if self.ctx.diags:
             return None
         return Catalog(source=self.file, tables=tuple(tables), streams=tuple(streams), **fields)

@@ -39,6 +39,7 @@ from materializer.procstats import process_stats
 from materializer.protocols import SchemaRegistry
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import is_dropped, lag, rejection_counter, write_status
+from materializer.versions.schedule import SnapshotScheduler
 
 log = logging.getLogger("materializer.worker")
 
@@ -155,6 +156,7 @@ class Worker:
         self.dead_letters = DeadLetters(self.sink, catalog.kafka_config)
         self._last_status = 0.0
         self._started = time.time()
+        self.snapshots = SnapshotScheduler(catalog)  # `snapshots:` (materializer.versions)
         self.pending = PendingSnapshots(lambda rel: self._attach_outboxes(only=rel))
         for rel in self.relations:
             if rel.writer.snapshot_due():  # rebuilt in place, stopped before its snapshot
@@ -234,6 +236,7 @@ class Worker:
                     self._handle_out_of_range(feed, self.offsets.check(feed.by_topic,
                                                                        feed.source))
                 self._handle_resets(self.topics.changed())
+                self.snapshots.tick()
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
@@ -242,6 +245,7 @@ class Worker:
         finally:
             self._write_status(stopping=True)
             self.clean_shutdown = self._shut_down(feeds, time.monotonic() + SHUTDOWN_GRACE)
+            self.snapshots.close()
 
     def _shut_down(self, feeds: list[Feed], deadline: float) -> bool:
         """Deliver what the outboxes hold, leave the group, flush the producer: each step in

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
@@ -43,7 +44,7 @@ import lmdb
 
 from materializer.errors import NotFound, UsageError
 from materializer.store import layout as store_layout
-from materializer.store.environment import OFFSET, cached_env, forget_env, offset_key
+from materializer.store.environment import OFFSET, forget_env, offset_key
 from materializer.store.keys import split_stream_key
 from materializer.store.read import _Generation, open_generation
 from materializer.store.rows import RowLayout, decode_row, split_event
@@ -80,12 +81,10 @@ class EventChange(NamedTuple):
 class Side:
     """One version of one relation, held in one read transaction (or absent: empty)."""
 
-    def __init__(self, label: str, gen: _Generation | None, time_ms: int,
-                 owned: bool = False) -> None:
+    def __init__(self, label: str, gen: _Generation | None, time_ms: int) -> None:
         self.label = label
         self.gen = gen
         self.time_ms = time_ms
-        self.owned = owned  # this side opened its environment: it lets go of it on close
         self.txn: lmdb.Transaction[bytes] | None = None
         self.parts: dict[int, Any] = {}
         self.offsets: dict[int, int] = {}
@@ -100,9 +99,6 @@ class Side:
         if self.txn is not None:
             self.txn.abort()
             self.txn = None
-        if self.owned and self.gen is not None:
-            forget_env(self.gen.env)  # a snapshot's files are not kept mapped after a diff
-            self.owned = False
 
     def items(self, partition: int, start: bytes | None) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of a partition in key order, from `start` on."""
@@ -120,6 +116,22 @@ class Side:
         return self.txn.get(key, db=db)
 
 
+_OPENED: dict[Path, lmdb.Environment] = {}
+"""Environments of snapshot generations this process opened for diffs (they stay cached,
+so a later diff reuses them: LMDB opens a file once per process)."""
+_LOCK = threading.Lock()
+
+
+def forget_dropped() -> None:
+    """Let go of the environments of snapshots dropped since a diff read them, so this
+    process does not keep their disk space (a dropped generation is never opened again)."""
+    with _LOCK:
+        for path, env in list(_OPENED.items()):
+            if not (path / "data.mdb").is_file():
+                forget_env(env)
+                del _OPENED[path]
+
+
 def version_label(version: str | None) -> str:
     return LIVE if version is None else repr(version)
 
@@ -134,10 +146,10 @@ def open_side(root: Path, name: str, version: str | None) -> Side:
     label = repr(version)
     ms = int(manifest.created_at * 1000)
     if name in manifest.relations:
-        path = snapshot_dir(root, version)
-        found = store_layout.current(path, name)
-        owned = found is None or cached_env(found[1]) is None
-        return Side(label, open_generation(path, name), ms, owned)
+        gen = open_generation(snapshot_dir(root, version), name)
+        with _LOCK:
+            _OPENED.setdefault(gen.path, gen.env)
+        return Side(label, gen, ms)
     if manifest.complete:
         return Side(label, None, ms)  # it did not exist when the snapshot was taken
     held = ", ".join(sorted(manifest.relations)) or "nothing"
@@ -167,6 +179,7 @@ class RelationDiff:
     def __init__(self, data_dir: str | os.PathLike[str], name: str, from_: str | None,
                  to: str | None, default_schema: str = "public") -> None:
         root = store_root_of(data_dir)
+        forget_dropped()
         self.name = resolve_name(root, name, [from_, to], default_schema)
         self.a = open_side(root, self.name, from_)
         try:

@@ -177,7 +177,7 @@ def test_changed_columns_by_name_when_the_layouts_differ() -> None:
     assert changed_columns(("id", "a", "old"), (1, "x", 2), ("id", "a"), (1, "x")) == ["old"]
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(st.dictionaries(st.integers(0, 300), st.sampled_from([b"a", b"b"]), max_size=300),
        st.dictionaries(st.integers(0, 300), st.sampled_from([b"a", b"b"]), max_size=300),
        st.integers(1, 40))

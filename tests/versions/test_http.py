@@ -16,7 +16,7 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
 from materializer.api.app import create_app
 from materializer.versions.diff import iter_entries
 from materializer.versions.take import take_snapshot
-from tests.support.api import SpecWriter, build_data_dir, user_row, user_row_json
+from tests.support.api import build_data_dir, user_row, user_row_json
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

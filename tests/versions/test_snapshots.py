@@ -187,3 +187,32 @@ def test_prune_keeps_the_newest_scheduled_ones_only(
     assert prune(root, 2) == ["auto-0", "auto-1"]
     assert snapshot_names(root) == ["auto-2", "auto-3", "manual"]
     assert prune(root, 5) == []
+
+
+def test_readers_let_go_of_dropped_snapshots(store: tuple[Path, dict[str, SpecWriter]]) -> None:
+    from materializer.store import environment
+    from materializer.versions import diff
+
+    root, _ = store
+    take_snapshot(root, "A")
+    take_snapshot(root, "B")
+
+    def cached(env: object) -> bool:
+        return any(e is env for e, _ in environment._ENVS.values())
+
+    with Store.open(root) as s:
+        view_env = s.table("users", as_of="A")._g.env
+        with diff.RelationDiff(root, "users", "A", "B") as d:
+            diff_env = d.a.gen.env if d.a.gen is not None else None
+        assert cached(view_env) and diff_env is view_env  # one environment per file
+        with diff.RelationDiff(root, "tags", "A", "B") as d:
+            tags_env = d.a.gen.env if d.a.gen is not None else None
+        assert cached(tags_env)
+        drop_snapshot(root, "A")
+        s._sweep_at = 0.0
+        with pytest.raises(SnapshotNotFound):
+            s.at("A")
+        assert not cached(view_env)  # the store's views of A let go
+        diff.RelationDiff(root, "users", "B", None).close()
+        assert not cached(tags_env)  # and so did the diffs'
+        assert s.table("users", as_of="B").get(1) is not None
