@@ -55,6 +55,7 @@ VIEW = "faust"
 LAYOUT = ("key", "value")
 _BYTES = parse_type("bytes")[0]
 _SCAN_CHUNK = 1000
+_SURE_FIT = (MAX_KEY_BYTES - 3) // 2
 
 
 # ------------------------------------------------------------------------ the codec
@@ -250,8 +251,8 @@ class LmdbStore(SerializedStore[Any, Any]):
     """faust table storage in an LMDB relation of a materializer data directory.
 
     Table options (`app.Table(..., options={...})`): `map_size` (bytes, the ceiling of
-    the LMDB map), `flush_interval` (seconds between disk writes, 0.2), `flush_ops`
-    (writes that trigger one sooner, 10000)."""
+    the LMDB map), `flush_interval` (seconds between disk writes, 1.0), `cache_size`
+    (values read from disk kept in memory, 100000; the cache empties when full)."""
 
     def __init__(self, url: str | URL, app: AppT, table: CollectionT, *,
                  options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -259,8 +260,9 @@ class LmdbStore(SerializedStore[Any, Any]):
         opts = dict(options or {})
         self.data_dir = data_dir_of(self.url, app)
         self.map_size = int(opts.get("map_size", DEFAULT_MAP_SIZE))
-        self.flush_interval = float(opts.get("flush_interval", 0.2))
-        self.flush_ops = int(opts.get("flush_ops", 10_000))
+        self.flush_interval = float(opts.get("flush_interval", 1.0))
+        self.cache_size = int(opts.get("cache_size", 100_000))
+        self._cache: dict[bytes, bytes | None] = {}
         self.changelog_topic: str = table.changelog_topic.get_topic_name()
         self._journal = Journal()
         self._writer: RelationWriter | None = None
@@ -356,10 +358,16 @@ class LmdbStore(SerializedStore[Any, Any]):
         offsets = {p: t.offset + 1 for p, t in taken.items()
                    if t.offset is not None and t.offset + 1 > self._next.get(p, 0)}
         self._commit({p: t.rows for p, t in taken.items()}, offsets)
+        cache = self._cache
+        for t in taken.values():
+            for k, v in t.rows.items():
+                if k in cache:
+                    cache[k] = v
         self._journal.settle(taken)
 
     def _key_fits(self, key: bytes) -> bool:
-        return len(self._encode((key,))) <= MAX_KEY_BYTES
+        """Whether `key` is short enough for LMDB once encoded (a zero byte takes two)."""
+        return len(key) <= _SURE_FIT or len(self._encode((key,))) <= MAX_KEY_BYTES
 
     # ------------------------------------------------------------ what faust calls
 
@@ -393,8 +401,6 @@ class LmdbStore(SerializedStore[Any, Any]):
         else:  # a local write outside any event: every partition it may be in
             for q in self._partitions():
                 self._journal.write(q, key, value, False)
-        if self._journal.waiting() >= self.flush_ops:
-            self.flush()
 
     def _partitions(self) -> set[int]:
         known = {s["partition"] for s in self._view().partition_stats()}
@@ -413,10 +419,17 @@ class LmdbStore(SerializedStore[Any, Any]):
             found, value = journal.lookup(q, key)
             if found:
                 return value
+        cache = self._cache
+        if key in cache:
+            return cache[key]
         if not self._key_fits(key):
             return None
         row = self._view().get(key)
-        return None if row is None else bytes(row["value"])
+        value = None if row is None else bytes(row["value"])
+        if len(cache) >= self.cache_size:
+            cache.clear()
+        cache[key] = value
+        return value
 
     def _contains(self, key: bytes) -> bool:
         return self._get(key) is not None
@@ -489,6 +502,7 @@ class LmdbStore(SerializedStore[Any, Any]):
             rows.setdefault(p, {})[key] = _as_bytes(msg.value)
             n += 1
         if offsets:
+            self._cache.clear()
             self._commit(rows, offsets)
             self.replayed += n
 
@@ -506,8 +520,6 @@ class LmdbStore(SerializedStore[Any, Any]):
         go to disk (with the next flush)."""
         if tp.topic == self.changelog_topic:
             self._journal.durable(tp.partition, offset)
-            if self._journal.waiting() >= self.flush_ops:
-                self.flush()
 
     def _acked(self, partition: int, offset: int, key: Any, value: Any) -> None:
         kb = _as_bytes(key)
@@ -537,6 +549,7 @@ class LmdbStore(SerializedStore[Any, Any]):
         revoked for external readers."""
         self.flush()
         gone = self._mine(revoked)
+        self._cache.clear()
         for p in gone:
             self._journal.drop_partition(p)
         if gone:
@@ -560,6 +573,7 @@ class LmdbStore(SerializedStore[Any, Any]):
     def reset_state(self) -> None:
         """Delete this table's local state (the changelog stays)."""
         self._journal.clear()
+        self._cache.clear()
         self._writer = None
         self._disk = None
         self._next = {}
