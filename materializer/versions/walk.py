@@ -20,9 +20,9 @@ from operator import ne
 Pair = tuple[bytes, bytes]
 Diff = tuple[bytes, bytes | None, bytes | None]
 
-FETCH = 4096
+FETCH = 16384
 """Items taken from each input at a time."""
-WINDOW = 256
+WINDOW = 128
 """Items compared at a time; a change that shifts the alignment costs at most this."""
 
 
