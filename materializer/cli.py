@@ -79,6 +79,8 @@ def cmd_get(args: argparse.Namespace) -> int:
         raise UsageError(f"{spec.name} has key ({', '.join(spec.key_columns)}): give "
                          f"{len(spec.key_columns)} value(s), got {len(args.key)}")
     key = key_from_text(spec.key_columns, spec.key_types, args.key)
+    if args.url:
+        return _remote_get(args, catalog, spec, key)
     with _store(catalog) as store:
         if spec.kind == "stream":
             events = store.stream(spec.name, args.as_of).events(key, args.limit, json_form=True)
@@ -100,6 +102,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if len(args.prefix or []) > len(spec.key_columns):
         raise UsageError(f"--prefix has more values than the key ({', '.join(spec.key_columns)})")
     prefix = key_from_text(spec.key_columns, spec.key_types, args.prefix or [])
+    if args.url:
+        if spec.kind == "stream":
+            raise UsageError(f"scan --url reads tables; {spec.name} is a stream: read a key's "
+                             "events with get --url")
+        with _client(args, catalog) as client:
+            for row in client.table(spec.name).scan(prefix, args.limit, json_form=True):
+                _print_json(row)
+        return 0
     with _store(catalog) as store:
         if spec.kind == "stream":
             for e in store.stream(spec.name, args.as_of).scan(prefix, args.limit, json_form=True):
@@ -107,6 +117,32 @@ def cmd_scan(args: argparse.Namespace) -> int:
             return 0
         for row in store.table(spec.name, args.as_of).scan(prefix, args.limit, json_form=True):
             _print_json(row)
+    return 0
+
+
+def _client(args: argparse.Namespace, catalog: Catalog) -> Any:
+    """`materializer.Client` for `--url` (the token from `api.token_env`)."""
+    if args.as_of:
+        raise UsageError("--as-of reads a snapshot of the local store: drop --url")
+    from materializer.client import Client  # noqa: PLC0415
+
+    return Client(args.url, token=_token(catalog))
+
+
+def _remote_get(args: argparse.Namespace, catalog: Catalog, spec: RelationSpec,
+                key: tuple[Any, ...]) -> int:
+    """`get --url`: the key through the cluster (any worker, routed by the client)."""
+    with _client(args, catalog) as client:
+        if spec.kind == "stream":
+            events = client.stream(spec.name).events(key, args.limit, json_form=True)
+            for e in events:
+                _print_json(e)
+            return 0 if events else 1
+        row = client.table(spec.name).get(key, json_form=True)
+    if row is None:
+        print(f"{spec.name}: no row for key {list(key)}", file=sys.stderr)
+        return 1
+    _print_json(row)
     return 0
 
 
@@ -297,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("key", nargs="+")
     s.add_argument("--limit", type=int, default=10, help="streams: events to print")
     s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
+    s.add_argument("--url", help="ask the cluster through this worker's API (materializer."
+                   "Client) instead of reading the local store")
     s.set_defaults(func=cmd_get)
 
     s = sub.add_parser("scan", help="rows as JSON lines, key order")
@@ -305,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix", nargs="+", metavar="V")
     s.add_argument("--limit", type=int, default=None)
     s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
+    s.add_argument("--url", help="ask the cluster through this worker's API (materializer."
+                   "Client) instead of reading the local store")
     s.set_defaults(func=cmd_scan)
 
     s = sub.add_parser("status", help="per table and partition: rows, offsets, lag")

@@ -349,6 +349,9 @@ async def metrics(request: Request) -> Response:
     add_store_metrics(exp, stats)
     add_worker_metrics(exp, read_status(state.store_path))
     add_latency_metrics(exp, state.latency)
+    from materializer.cluster.metrics import add_cluster_metrics  # noqa: PLC0415
+
+    add_cluster_metrics(exp, state.cluster)  # members, forwarded lookups, standby lag
     add_process_metrics(exp)
     return Response(exp.text(), media_type=CONTENT_TYPE)
 

@@ -16,6 +16,7 @@ per target member (`materializer_forwarded_*` metrics).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ import httpx
 
 from materializer.api.metrics import LatencyRecorder
 from materializer.cluster.record import Member
+
+logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per forwarded request
 
 FORWARDED = "x-materializer-forwarded"
 COVERED = "x-materializer-partitions"

@@ -177,3 +177,68 @@ def test_a_forwarded_request_is_answered_locally_and_never_forwarded(cluster: Cl
     # the loop guard holds at the receiving end, too: json mentions who answered
     assert r.headers["x-materializer-member"] == "a"
     assert json.loads(r.text)["rows"] == rows
+
+
+def _forwarded(cluster: Cluster) -> int:
+    total = 0
+    for node in cluster.nodes:
+        for line in cluster.get(node, "/metrics").text.splitlines():
+            if line.startswith("materializer_forwarded_total{"):
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def test_the_client_routes_by_the_membership_table(cluster: Cluster) -> None:
+    from materializer import Client
+
+    present = [k for k, v in cluster.users.items() if v is not None]
+    for node in cluster.nodes:
+        with Client(node.url) as client:
+            users = client.table("shop.users")
+            keys = list(cluster.users)
+            got = users.get_many(keys)
+            assert {k: r and r["name"] for k, r in zip(keys, got, strict=True)} == cluster.users
+            assert users.get(present[3]) == {"id": present[3],
+                                             "name": cluster.users[present[3]]}
+            assert users.get(0) is None  # deleted
+            assert [r["id"] for r in users.scan()] == present
+            assert [r["id"] for r in users.scan(limit=5)] == present[:5]
+            carts = client.table("carts")  # unqualified, as Store takes it
+            names = sorted(cluster.carts)
+            assert [r and r["items"] for r in carts.get_many(names)] == \
+                [cluster.carts[n] for n in names]
+            assert client.stream("shop.clicks").events("p3", limit=1) == \
+                [{"user": "p3", "url": "/3/2"}]
+    # one hop: the client sends each key to its owner, so hits are never forwarded
+    before = _forwarded(cluster)
+    assert before > 0  # the tests before forwarded plenty
+    with Client(cluster.nodes[1].url) as client:
+        users = client.table("shop.users")
+        for k in present[::3]:
+            assert users.get(k) == {"id": k, "name": cluster.users[k]}
+        assert all(r is not None for r in users.get_many(present))
+    assert _forwarded(cluster) == before
+
+
+def test_cli_get_and_scan_through_the_cluster(cluster: Cluster) -> None:
+    from tests.support.workers import run_cli
+
+    present = [k for k, v in cluster.users.items() if v is not None]
+    url = cluster.nodes[2].url
+    out = run_cli("get", str(cluster.cfg), "shop.users", str(present[-1]), "--url", url)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"id": present[-1], "name": cluster.users[present[-1]]}
+    missing = run_cli("get", str(cluster.cfg), "shop.users", "0", "--url", url)
+    assert missing.returncode == 1 and "no row for key [0]" in missing.stderr
+    scan = run_cli("scan", str(cluster.cfg), "shop.users", "--url", url)
+    assert [json.loads(line)["id"] for line in scan.stdout.splitlines()] == present
+
+
+def test_metrics_count_members_and_forwarded_lookups(cluster: Cluster) -> None:
+    text = cluster.get(cluster.nodes[0], "/metrics").text
+    assert 'materializer_cluster_members{state="live"} 3' in text
+    assert 'materializer_cluster_partitions{relation="shop.users",role="owned"} 2' in text
+    assert "materializer_cluster_generation " in text
+    assert 'materializer_forwarded_total{member="b",request="lookup",outcome="ok"}' in text
+    assert 'materializer_forward_seconds_count{member="c"}' in text
+    assert "materializer_rebalances_total" in text

@@ -1,0 +1,346 @@
+"""`materializer.Client`: the `Store` lookups, over HTTP, against a cluster of workers.
+
+>>> with Client("http://10.0.0.5:8080", token=os.environ["MATERIALIZER_TOKEN"]) as c:
+...     c.table("shop.users").get(1)
+
+Guarantees:
+- The same surface as `Store`: `table(name).get / get_many / scan`, `len` is not offered
+  (it would need every worker), `stream(name).events`. Rows are Python values (dates,
+  decimals, bytes...) as `Store` gives them, or the API's JSON with `json_form=True`.
+- One hop: the client reads the membership table (`GET /cluster`) and sends each key to
+  the worker that owns its partition (batches split by owner, merged in the order asked);
+  scans and keys whose partition it cannot tell go to any live worker, which merges
+  across the owners. The answer is always the workers' (a miss is confirmed by them).
+- A rebalance or a worker failure (503, a refused or timed-out connection) makes the
+  client re-read the membership from any worker it knows and try again, with backoff,
+  for at most `retry_for` seconds; then `ClusterUnavailable`. Bad input is `UsageError`
+  (400), an unknown table `NotFound`, a wrong token `UsageError` naming the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from materializer.cluster.partitioning import Partitioning
+from materializer.columns import ColumnType, TypeSyntaxError, parse_type
+from materializer.errors import InfrastructureError, NotFound, UsageError
+from materializer.values import from_storage, to_json_value, to_storage
+
+MAX_PAGE = 1000
+
+
+class ClusterUnavailable(InfrastructureError):
+    """No worker gave an answer within the client's `retry_for` seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Schema:
+    """A relation as `GET /tables` describes it."""
+
+    name: str
+    kind: str
+    columns: dict[str, ColumnType | None]
+    key: tuple[str, ...]
+
+    def key_types(self) -> list[ColumnType]:
+        out = []
+        for c in self.key:
+            t = self.columns.get(c)
+            if t is None:
+                raise UsageError(f"{self.name}: key column {c!r} has a type this client "
+                                 "cannot read")
+            out.append(t)
+        return out
+
+
+def _type(text: Any) -> ColumnType | None:
+    try:
+        return parse_type(str(text))[0]
+    except (TypeSyntaxError, ValueError):
+        return None
+
+
+class Client:
+    """Lookups against a cluster of workers (see the module doc)."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 10.0,
+                 retry_for: float = 30.0) -> None:
+        self.seeds = [url.rstrip("/")]
+        self.retry_for = retry_for
+        self._http = httpx.Client(
+            timeout=timeout, limits=httpx.Limits(max_keepalive_connections=32),
+            headers={"authorization": f"Bearer {token}"} if token else {})
+        self._cluster: dict[str, Any] = {}
+        self._schemas: dict[str, _Schema] = {}
+        self._parts: dict[str, Partitioning] = {}
+        self._spin = itertools.count()
+        self.refreshes = 0
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def table(self, name: str) -> ClientTable:
+        return ClientTable(self, self._schema(name, "table"))
+
+    def stream(self, name: str) -> ClientStream:
+        return ClientStream(self, self._schema(name, "stream"))
+
+    # ------------------------------------------------------------ membership
+
+    def live_urls(self) -> list[str]:
+        """The API URLs of the live members (the seed when there is no cluster)."""
+        urls = [m["url"] for m in self._cluster.get("members", [])
+                if m.get("live") and m.get("url")]
+        return urls or list(self.seeds)
+
+    def refresh(self) -> None:
+        """Read the membership and the relations from the first worker that answers."""
+        problems = []
+        for url in dict.fromkeys([*self.live_urls(), *self.seeds]):
+            try:
+                cluster = self._http.get(f"{url}/cluster")
+                tables = self._http.get(f"{url}/tables")
+            except httpx.HTTPError as e:
+                problems.append(f"{url}: {e}")
+                continue
+            if cluster.status_code == 401 or tables.status_code == 401:
+                raise UsageError(f"{url} refused the token (401): pass the cluster's bearer "
+                                 "token as Client(url, token=...)")
+            if cluster.status_code == 200 and tables.status_code == 200:
+                self._cluster = cluster.json()
+                self._schemas = {}
+                for r in tables.json().get("tables", []):
+                    self._schemas[r["name"]] = _Schema(
+                        r["name"], r.get("kind", "table"),
+                        {c["name"]: _type(c["type"]) for c in r.get("columns", [])},
+                        tuple(r.get("key", [])))
+                self.refreshes += 1
+                return
+            problems.append(f"{url}: answered {cluster.status_code}/{tables.status_code}")
+        raise ClusterUnavailable("no worker answered GET /cluster and /tables: "
+                                 + "; ".join(problems))
+
+    def _schema(self, name: str, kind: str) -> _Schema:
+        if not self._schemas:
+            self.refresh()
+        found = self._schemas.get(name) or next(
+            (s for n, s in self._schemas.items() if n.split(".", 1)[-1] == name
+             and sum(m.split(".", 1)[-1] == name for m in self._schemas) == 1), None)
+        if found is None:
+            raise NotFound(f"no table or stream named {name!r} (the cluster has: "
+                           f"{', '.join(sorted(self._schemas)) or 'none'})")
+        if found.kind != kind:
+            raise UsageError(f"{found.name} is a {found.kind}: use client.{found.kind}"
+                             f"({name!r})")
+        return found
+
+    def owner_url(self, schema: _Schema, stored_key: Sequence[Any]) -> str:
+        """The URL of the worker owning the key's partition, else any live worker."""
+        rel = self._cluster.get("relations", {}).get(schema.name)
+        if rel:
+            parts = self._parts.get(schema.name)
+            if parts is None:
+                parts = self._parts[schema.name] = Partitioning(
+                    rel.get("partitioner", "murmur2"), rel.get("key_format", "json"),
+                    schema.key, [t.kind for t in schema.key_types()])
+            p = parts.partition(stored_key, rel.get("partitions"))
+            owner = rel.get("owners", {}).get(str(p)) if p is not None else None
+            for m in self._cluster.get("members", []):
+                if m.get("id") == owner and m.get("live") and m.get("url"):
+                    return str(m["url"])
+        return self.any_url()
+
+    def any_url(self) -> str:
+        urls = self.live_urls()
+        return urls[next(self._spin) % len(urls)]
+
+    # ------------------------------------------------------------ requests
+
+    def call(self, pick: Any, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request to the worker `pick()` names, again after re-reading the membership
+        while the cluster answers 503 or does not answer (at most `retry_for` seconds)."""
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            url = pick()
+            try:
+                r = self._http.request(method, url + path, **kw)
+            except httpx.HTTPError as e:
+                why = f"{url}: {type(e).__name__}: {e}"
+            else:
+                if r.status_code != 503:
+                    return _checked(r)
+                why = f"{url}: 503 {r.text[:200]}"
+            if time.monotonic() + delay > deadline:
+                raise ClusterUnavailable(f"no answer within {self.retry_for} s ({why})")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            with contextlib.suppress(ClusterUnavailable):  # try again after the next pause
+                self.refresh()
+
+
+def _checked(r: httpx.Response) -> httpx.Response:
+    if r.status_code in (200, 404):
+        return r
+    try:
+        detail = r.json().get("detail", r.text)
+    except ValueError:
+        detail = r.text
+    if r.status_code == 401:
+        raise UsageError("the worker refused the token (401): pass the cluster's bearer token")
+    if r.status_code in (400, 413, 422):
+        raise UsageError(str(detail))
+    raise InfrastructureError(f"the worker answered {r.status_code}: {detail}")
+
+
+class _Relation:
+    def __init__(self, client: Client, schema: _Schema) -> None:
+        self.client = client
+        self.schema = schema
+        self.name = schema.name
+        types = schema.key_types()
+        self._store = [to_storage(t) for t in types]
+        self._json = [to_json_value(t) for t in types]
+        self._types = types
+        self._rows = {c: (to_storage(t), from_storage(t)) for c, t in schema.columns.items()
+                      if t is not None}
+
+    def stored_key(self, key: Any) -> tuple[Any, ...]:
+        values = key if isinstance(key, tuple | list) else (key,)
+        if len(values) != len(self._store):
+            raise UsageError(f"{self.name} has key ({', '.join(self.schema.key)}): expected "
+                             f"{len(self._store)} value(s), got {len(values)}")
+        try:
+            return tuple(None if v is None else conv(v) for conv, v in
+                         zip(self._store, values, strict=True))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"key {key!r} does not fit ({', '.join(self.schema.key)}): "
+                             f"{e}") from None
+
+    def json_key(self, stored: tuple[Any, ...]) -> list[Any]:
+        return [v if conv is None or v is None else conv(v)
+                for conv, v in zip(self._json, stored, strict=False)]
+
+    def texts(self, stored: tuple[Any, ...]) -> list[str]:
+        """Key values as the API reads them in paths and `prefix=` (keytext rules)."""
+        out = []
+        for t, v in zip(self._types, self.json_key(stored), strict=False):
+            if t.kind == "boolean":
+                out.append("true" if v else "false")
+            elif t.kind == "bytes" and isinstance(v, bytes):
+                out.append(base64.b64encode(v).decode("ascii"))
+            else:
+                out.append(str(v))
+        return out
+
+    def path_key(self, stored: tuple[Any, ...]) -> str:
+        return "/".join(quote(t, safe="") for t in self.texts(stored))
+
+    def python_row(self, row: dict[str, Any] | None, json_form: bool) -> dict[str, Any] | None:
+        if row is None or json_form:
+            return row
+        out = {}
+        for c, v in row.items():
+            conv = self._rows.get(c)
+            if conv is None or v is None:
+                out[c] = v
+                continue
+            try:
+                stored = conv[0](v)
+                out[c] = stored if conv[1] is None else conv[1](stored)
+            except (TypeError, ValueError):
+                out[c] = v
+        return out
+
+
+class ClientTable(_Relation):
+    """A table of the cluster: `get`, `get_many`, `scan` as `TableView` has them."""
+
+    def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
+        stored = self.stored_key(key)
+        r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
+                             f"/tables/{quote(self.name, safe='')}/rows/"
+                             f"{self.path_key(stored)}")
+        return None if r.status_code == 404 else self.python_row(r.json(), json_form)
+
+    def get_many(self, keys: Iterable[Any], *, json_form: bool = False
+                 ) -> list[dict[str, Any] | None]:
+        stored = [self.stored_key(k) for k in keys]
+        groups: dict[str, list[int]] = {}
+        for i, kt in enumerate(stored):
+            groups.setdefault(self.client.owner_url(self.schema, kt), []).append(i)
+        out: list[dict[str, Any] | None] = [None] * len(stored)
+        for idx in groups.values():
+            for start in range(0, len(idx), MAX_PAGE):
+                chunk = idx[start:start + MAX_PAGE]
+                # (after a rebalance the first key's new owner forwards the others)
+                r = self.client.call(
+                    lambda k=stored[chunk[0]]: self.client.owner_url(self.schema, k), "POST",
+                                     f"/tables/{quote(self.name, safe='')}/lookup",
+                                     json={"keys": [self.json_key(stored[i]) for i in chunk]})
+                if r.status_code == 404:
+                    raise NotFound(str(r.json().get("detail", "not found")))
+                for i, row in zip(chunk, r.json()["rows"], strict=True):
+                    out[i] = self.python_row(row, json_form)
+        return out
+
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
+             ) -> list[dict[str, Any]]:
+        """Rows whose key starts with `prefix`, in key order, at most `limit` (any worker
+        merges the owners' rows; pages are followed by cursor)."""
+        values = prefix if isinstance(prefix, tuple | list) else (prefix,)
+        if len(values) > len(self._store):
+            raise UsageError(f"prefix {tuple(values)!r} is longer than the key "
+                             f"({', '.join(self.schema.key)})")
+        try:
+            stored = tuple(conv(v) for conv, v in zip(self._store, values, strict=False))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from None
+        texts = self.texts(stored)
+        rows: list[dict[str, Any]] = []
+        after: str | None = None
+        while limit is None or len(rows) < limit:
+            page = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(rows))
+            params: list[tuple[str, Any]] = [("prefix", t) for t in texts] + [("limit", page)]
+            if after is not None:
+                params.append(("after", after))
+            r = self.client.call(self.client.any_url, "GET",
+                                 f"/tables/{quote(self.name, safe='')}/rows", params=params)
+            if r.status_code == 404:
+                raise NotFound(str(r.json().get("detail", "not found")))
+            body = r.json()
+            rows += [row for row in (self.python_row(x, json_form) for x in body["rows"])
+                     if row is not None]
+            after = body.get("next")
+            if after is None:
+                break
+        return rows
+
+
+class ClientStream(_Relation):
+    """A stream of the cluster: `events` as `StreamView` has it."""
+
+    def events(self, key: Any, limit: int = 10, *, json_form: bool = False
+               ) -> list[dict[str, Any] | None]:
+        stored = self.stored_key(key)
+        r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
+                             f"/streams/{quote(self.name, safe='')}/keys/"
+                             f"{self.path_key(stored)}/events", params={"limit": limit})
+        if r.status_code == 404:
+            raise NotFound(str(r.json().get("detail", "not found")))
+        return [self.python_row(e, json_form) for e in r.json()["events"]]
