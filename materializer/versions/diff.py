@@ -38,9 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import lmdb
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from materializer.errors import NotFound, UsageError
 from materializer.store import layout as store_layout
@@ -51,6 +49,9 @@ from materializer.store.rows import RowLayout, decode_row, split_event
 from materializer.values import from_storage, to_json_value
 from materializer.versions.paths import read_manifest, snapshot_dir, store_root_of
 from materializer.versions.walk import differing
+
+if TYPE_CHECKING:
+    import lmdb
 
 LIVE = "live"
 """How the live relation is named in messages (the version None)."""
