@@ -113,7 +113,7 @@ def _snapshots(args: argparse.Namespace, catalog: Catalog) -> int:
         return 0
     rows = [("NAME", "CREATED", "TAKEN", "TABLE", "ROWS", "OFFSETS", "BYTES")]
     for m in manifests:
-        taken = "scheduled" if m.scheduled else "by hand"
+        taken = "scheduled" if m.scheduled else "manual"
         if not m.relations:
             rows.append((m.name, m.created, taken, "-", "-", "-", "0"))
         for name, r in sorted(m.relations.items()):

@@ -39,7 +39,7 @@ class SnapshotScheduler:
     """Takes the snapshots the catalog's `snapshots:` declares (does nothing without it)."""
 
     def __init__(self, catalog: Catalog, clock: Callable[[], float] = time.time) -> None:
-        self.spec = catalog.snapshots
+        self.spec = getattr(catalog, "snapshots", None)  # None: no schedule
         self.store_path = catalog.store_path
         self.default_schema = catalog.default_schema
         self.clock = clock

@@ -61,7 +61,7 @@ def test_snapshot_list_as_of_and_drop(config: Path) -> None:
     head, *rows = r.stdout.splitlines()
     assert head.split() == ["NAME", "CREATED", "TAKEN", "TABLE", "ROWS", "OFFSETS", "BYTES"]
     assert [x.split()[0] for x in rows] == ["A", "A", "A", "A", "B"]
-    assert rows[-1].split()[3:8] == ["hand", "public.users", "29", "0:10", "1:12"]
+    assert rows[-1].split()[2:7] == ["manual", "public.users", "29", "0:10", "1:12"]
     listed = lines(run_cli("snapshots", str(config), "--json").stdout)
     assert [m["name"] for m in listed] == ["A", "B"]
     assert listed[1]["relations"]["public.users"]["offsets"] == {"0": 10, "1": 12, "2": 10}
