@@ -592,9 +592,16 @@ class LmdbStore(SerializedStore[Any, Any]):
         self.add_future(self._flusher())
 
     async def _flusher(self) -> None:
+        """Writes what may be written every `flush_interval`; a store that cannot write
+        (the map at its ceiling, a disk error) crashes the worker, loudly."""
         while not self.should_stop:
             await asyncio.sleep(self.flush_interval)
-            self.flush()
+            try:
+                self.flush()
+            except StoreError as e:
+                log.error("faust table %s: %s", self.table_name, e)
+                await self.crash(e)
+                return
 
     async def on_stop(self) -> None:
         self.flush()

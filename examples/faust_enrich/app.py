@@ -12,7 +12,8 @@ Run (with a broker at $BROKER, default localhost:9092):
     materializer run tables.yaml &
     python app.py worker -l info
 
-Environment: BROKER, APP_ID, ORDERS_TOPIC, ENRICHED_TOPIC, MATERIALIZER_DATA.
+Environment: BROKER, APP_ID, ORDERS_TOPIC, ENRICHED_TOPIC, MATERIALIZER_DATA, FAUST_DATADIR,
+SESSION_TIMEOUT, HEARTBEAT_INTERVAL.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ app = faust.App(
     broker="kafka://" + os.environ.get("BROKER", "localhost:9092"),
     datadir=os.environ.get("FAUST_DATADIR", "enrich-orders-data"),
     web_enabled=False,
+    # group timeouts (faust's defaults; the embedded test broker wants 6 s and 0.5 s)
+    broker_session_timeout=float(os.environ.get("SESSION_TIMEOUT", "60")),
+    broker_heartbeat_interval=float(os.environ.get("HEARTBEAT_INTERVAL", "3")),
 )
 
 

@@ -112,7 +112,7 @@ def read_changelog(broker: DevBroker, topic: str, partitions: int = 2
         seen = {p: -1 for p in range(partitions)}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            msg = c.poll(0.5)
+            msg = c.poll(0.2)
             if msg is None:
                 if all(seen[p] + 1 >= ends[p] for p in seen):
                     break

@@ -52,7 +52,7 @@ def test_a_faust_agent_enriches_orders_from_a_materializer_table(session_broker:
     env = {"BROKER": session_broker.bootstrap, "APP_ID": f"enrich-{uuid.uuid4().hex[:8]}",
            "ORDERS_TOPIC": orders_topic, "ENRICHED_TOPIC": out_topic,
            "MATERIALIZER_DATA": str(data), "FAUST_DATADIR": str(tmp_path / "faust"),
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "SESSION_TIMEOUT": "6", "HEARTBEAT_INTERVAL": "0.5"}
     faust_proc = subprocess.Popen(
         [sys.executable, str(EXAMPLE / "app.py"), "worker", "-l", "warn",
          "--web-host", "127.0.0.1", "--web-port", str(free_port())],
