@@ -15,6 +15,8 @@ Ratios are against memory:// measured in the same run.
 
     python bench/faust.py [--records N] [--keys K] [--stores memory,lmdb,rocksdb]
 
+BENCH_WRAP (a command prefix, e.g. a profiler script) runs each worker under it.
+
 The issue's workload is 1,000,000 records over 100,000 keys (the defaults); on the
 embedded broker faust produces the changelog slowly (see the README for the sizes the
 quoted figures used).
