@@ -36,6 +36,9 @@ ReadyAnswer = Callable[[], tuple[int, bytes]]
 ROW_ENDPOINT = "/tables/{table}/rows/{key}"
 _ROW_PATH = re.compile(r"/tables/([^/]+)/rows/.*", re.S)  # as the routed endpoint matches
 _JSON_HEADERS = (b"content-type", b"application/json")
+SERVER = (b"server", b"materializer")
+"""Every answer names the product, not the HTTP server under it (which would otherwise add
+its own name: Granian cannot leave the header out)."""
 _UNAUTHORIZED = b'{"detail":"missing or wrong bearer token (Authorization: Bearer <token>)"}'
 
 
@@ -129,6 +132,7 @@ class Edge:
             nonlocal code
             if message["type"] == "http.response.start":
                 code = message["status"]
+                message["headers"] = [*message.get("headers", ()), SERVER]
             await send(message)
 
         try:
@@ -140,5 +144,6 @@ class Edge:
 
 async def _send(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [_JSON_HEADERS, (b"content-length", b"%d" % len(body)), *extra]})
+                "headers": [_JSON_HEADERS, (b"content-length", b"%d" % len(body)), SERVER,
+                            *extra]})
     await send({"type": "http.response.body", "body": body})

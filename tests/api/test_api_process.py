@@ -108,4 +108,4 @@ def test_loopback_without_token_serves_openly(tmp_path: Path) -> None:
     with _serving(cfg, _env(), port) as url:
         r = httpx.get(f"{url}/tables/public.users/rows/9")
         assert r.status_code == 200 and r.json() == user_row_json(9)
-        assert r.headers.get("server") is None
+        assert r.headers.get("server") == "materializer"  # not the HTTP server under it
