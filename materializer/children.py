@@ -71,8 +71,10 @@ def exit_when_parent_exits(grace: float = 5.0) -> None:
     exit hard if the graceful stop takes longer than `grace` seconds."""
 
     def watch() -> None:
-        try:
-            while sys.stdin.buffer.read(65536):
+        try:  # the raw descriptor: a daemon thread blocked in a buffered read would hold
+            # the buffer's lock at interpreter shutdown ("Fatal Python error:
+            # _enter_buffered_busy") when the child stops for another reason
+            while os.read(sys.stdin.fileno(), 65536):
                 pass
         except (OSError, ValueError):
             pass
