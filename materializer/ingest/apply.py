@@ -12,7 +12,7 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +20,16 @@ from materializer.changes.event import Change
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
 from materializer.ingest.event_time import event_times
+from materializer.ingest.jsonrow import row_decoder
+from materializer.ingest.keypath import key_path
+from materializer.ingest.shaper import RowShaper, compile_shaper
 from materializer.protocols import SourceRecord
-from materializer.specs import RelationSpec, StreamSpec, TableSpec
+from materializer.specs import StreamSpec, TableSpec
 from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
 from materializer.store.writer import PartitionWriter
-from materializer.values import to_storage
+
+__all__ = ["PartitionOutcome", "Rejected", "RowShaper", "StreamApplier", "TableApplier",
+           "encode_key", "rejected"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,49 +54,6 @@ class PartitionOutcome:
     rejected: list[Rejected] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     fatal: Rejected | None = None
-
-
-class RowShaper:
-    """Decoded field mapping + key tuple -> stored row tuple in layout order.
-
-    Key columns always come from the key (a value carrying them does not override).
-    Raises RecordError for a value that does not fit its column.
-    """
-
-    __slots__ = ("width", "_plan", "_key_slots")
-
-    def __init__(self, spec: RelationSpec, layout: Sequence[str]) -> None:
-        self.width = len(layout)
-        key_index = {n: i for i, n in enumerate(spec.key_columns)}
-        plan = []
-        key_slots = []
-        for i, name in enumerate(layout):
-            col = spec.column(name)
-            if name in key_index:
-                key_slots.append((i, key_index[name]))
-            else:
-                plan.append((i, name, to_storage(col.type), col.not_null))
-        self._plan = tuple(plan)
-        self._key_slots = tuple(key_slots)
-
-    def shape(self, fields: Mapping[str, Any], key: tuple[Any, ...]) -> list[Any]:
-        out: list[Any] = [None] * self.width
-        for i, k in self._key_slots:
-            out[i] = key[k]
-        get = fields.get
-        name = ""
-        try:
-            for i, name, conv, not_null in self._plan:
-                v = get(name)
-                if v is None:
-                    if not_null:
-                        raise RecordError(f"column {name!r} is NOT NULL but missing or null",
-                                          "missing_column")
-                else:
-                    out[i] = conv(v)
-        except (TypeError, ValueError, ArithmeticError) as e:
-            raise RecordError(f"column {name!r}: {e}", "type_mismatch") from e
-        return out
 
 
 def _next_offset(out: PartitionOutcome, records: Sequence[SourceRecord], start_offset: int
@@ -127,10 +89,12 @@ class TableApplier:
                  value_decoder: ValueDecoder) -> None:
         self.spec = spec
         self.layout = tuple(layout)
-        self.shaper = RowShaper(spec, layout)
+        self.shape = compile_shaper(spec, layout)
         self.key_codec = KeyCodec(spec.key_types)
         self.key_decoder = key_decoder
+        self.key_path = key_path(spec, key_decoder, self.key_codec)
         self.value_decoder = value_decoder
+        self.decode_row = row_decoder(spec, layout, value_decoder, self.shape)
         self.emit = spec.changes is not None
         self.blind = spec.soft_primary_key or (
             spec.on_existing == "overwrite" and spec.partial_update is None and not self.emit)
@@ -143,7 +107,8 @@ class TableApplier:
                                 if spec.partial_update is not None
                                 and n not in partial and n not in key_set)
 
-    def merge(self, new: list[Any], old: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    def merge(self, new: tuple[Any, ...], old: tuple[Any, ...] | None
+              ) -> tuple[Any, ...] | None:
         """The row to store, or None to leave the stored row as it is."""
         if old is not None:
             if self.spec.on_existing == "ignore":
@@ -156,26 +121,32 @@ class TableApplier:
                                       "null_version")
                 if ov is not None and nv < ov:
                     return None
+            if not self.kept_slots:
+                return new
+            row = list(new)
             for i in self.kept_slots:
-                new[i] = old[i]
-            return tuple(new)
+                row[i] = old[i]
+            return tuple(row)
         if self.version_slot >= 0 and new[self.version_slot] is None:
             raise RecordError(f"version column {self.spec.version_column!r} is null",
                               "null_version")
+        if not self.kept_slots:
+            return new
+        row = list(new)
         for i in self.kept_slots:  # a partial update of a new key sets only its columns
-            new[i] = None
-        return tuple(new)
+            row[i] = None
+        return tuple(row)
 
     def apply(self, pw: PartitionWriter, partition: int, records: Sequence[SourceRecord],
               start_offset: int = 0) -> PartitionOutcome:
         """Apply records (offset order) of one partition; records below `start_offset` are
         already applied (replays after a seek) and are passed over."""
+        # a replay after a seek starts below start_offset; otherwise no test per record
+        skip_below = start_offset if records and records[0].offset() < start_offset else -1
         spec = self.spec
-        kdec = self.key_decoder
-        vdec = self.value_decoder
-        kenc = self.key_codec.encode
+        keyf = self.key_path
+        decode_row = self.decode_row
         stored = pw.get
-        shape = self.shaper.shape
         merge = self.merge
         blind = self.blind
         emit = self.emit
@@ -187,25 +158,16 @@ class TableApplier:
         rejects = out.rejected
         applied = 0
         for rec in records:
-            offset = rec.offset()
-            if offset < start_offset:
+            if skip_below >= 0 and rec.offset() < skip_below:
                 continue
             kb_raw = rec.key()
             try:
                 if kb_raw is None:
                     raise RecordError("null key", "null_key")
-                kt = kdec(kb_raw)
-                if None in kt:
-                    raise RecordError("null primary key column", "null_key")
-                try:
-                    kb = kenc(kt)
-                except UnicodeEncodeError as e:
-                    raise RecordError(f"key is not valid Unicode: {e}", "bad_unicode") from e
-                if len(kb) > MAX_KEY_BYTES:
-                    encode_key(kenc, kt)  # raises key_too_long with the message
+                kt, kb = keyf(kb_raw)
                 raw = rec.value()
-                fields = DELETE if raw is None else vdec(raw)
-                if fields is DELETE:
+                row = DELETE if raw is None else decode_row(raw, kt)
+                if row is DELETE:
                     if blind:
                         pending[kb] = None
                         applied += 1
@@ -216,22 +178,21 @@ class TableApplier:
                     pending[kb] = None
                     applied += 1
                     if emit:
-                        changes.append(Change("d", partition, offset, rec.timestamp()[1], kt,
-                                              old, None))
+                        changes.append(Change("d", partition, rec.offset(), rec.timestamp()[1],
+                                              kt, old, None))
                     continue
-                new_list = shape(fields, kt)
                 if blind:
-                    pending[kb] = tuple(new_list)
+                    pending[kb] = row
                     applied += 1
                     continue
                 old = pending[kb] if kb in pending else stored(kb)
-                merged = merge(new_list, old)
+                merged = merge(row, old)
                 if merged is None or merged == old:
                     continue  # unchanged: replays and rejected versions are silent
                 pending[kb] = merged
                 applied += 1
                 if emit:
-                    changes.append(Change("c" if old is None else "u", partition, offset,
+                    changes.append(Change("c" if old is None else "u", partition, rec.offset(),
                                           rec.timestamp()[1], kt, old, merged))
             except RecordError as e:
                 policy = null_policy if e.reason == "null_key" else err_policy
@@ -253,7 +214,7 @@ class StreamApplier:
     def __init__(self, spec: StreamSpec, layout: Sequence[str], key_decoder: KeyDecoder,
                  value_decoder: ValueDecoder) -> None:
         self.spec = spec
-        self.shaper = RowShaper(spec, layout)
+        self.shape = compile_shaper(spec, layout)
         self.key_codec = KeyCodec(spec.key_types)
         self.key_decoder = key_decoder
         self.value_decoder = value_decoder
@@ -265,7 +226,7 @@ class StreamApplier:
         kdec = self.key_decoder
         vdec = self.value_decoder
         kenc = self.key_codec.encode
-        shape = self.shaper.shape
+        shape = self.shape
         err_policy = self.spec.on_error
         out = PartitionOutcome(next_offset=start_offset)
         events: list[tuple[bytes, int, int, tuple[Any, ...] | None]] = []
@@ -282,7 +243,7 @@ class StreamApplier:
                     row = None
                 else:
                     fields = vdec(raw)
-                    row = None if fields is DELETE else tuple(shape(fields, kt))
+                    row = None if fields is DELETE else shape(fields, kt)
             except RecordError as e:
                 r = rejected(rec, partition, e, err_policy)
                 if err_policy == "fail":

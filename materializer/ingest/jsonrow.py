@@ -1,0 +1,124 @@
+"""JSON value bytes -> stored row, in one step, for tables with `value_format: json`.
+
+`row_decoder(spec, layout, value_decoder, shape)` returns `decode(raw, key) -> row | DELETE`.
+The general form is the two steps every format takes: the value decoder (bytes -> field
+mapping, see `materializer.formats.jsonformat`), then the row shaper. For plain JSON a
+generated function does both at once with a typed msgspec decoder: a msgspec Struct of
+the declared columns (strings, booleans and in-range integers typed, so msgspec checks
+them in C; the other types decoded as JSON and converted as the shaper converts them),
+unknown fields forbidden; the struct's values are the row.
+
+Guarantee: `decode` returns exactly what the two steps return and raises exactly what
+they raise. Whatever the typed path does not take goes to the two steps, which decide:
+bytes msgspec refuses (not strict JSON, a lone surrogate, invalid UTF-8, a number out of
+range, a value of another type than its column's), a field that is not a declared
+column (its content is not checked by a typed decoder), a `payload` field (maybe Kafka
+Connect's wrapper), an object without the first value column (maybe one that shares no
+field with the declaration), a null in a NOT NULL column, a converter that raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import msgspec
+
+from materializer.formats.base import DELETE, ValueDecoder
+from materializer.ingest.shaper import Shape, accepts
+from materializer.specs import RelationSpec
+from materializer.values import to_storage
+
+RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
+"""(value bytes, key tuple) -> the stored row tuple, or DELETE."""
+
+_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+_WRAPPER = ("schema", "payload")
+
+
+def two_steps(value_decoder: ValueDecoder, shape: Shape) -> RowDecoder:
+    """The general row decoder: decode the value, then shape the row."""
+    def decode(raw: bytes, key: tuple[Any, ...]) -> Any:
+        fields = value_decoder(raw)
+        if fields is DELETE:
+            return DELETE
+        return shape(fields, key)
+    return decode
+
+
+def _typed(kind: str) -> Any:
+    """The msgspec type that makes a value of `kind` arrive in stored form, or Any."""
+    if kind == "string":
+        return str
+    if kind == "boolean":
+        return bool
+    if kind in _RANGES:
+        lo, hi = _RANGES[kind]
+        return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+    return Any
+
+
+def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueDecoder,
+                shape: Shape) -> RowDecoder:
+    """The row decoder of a relation (see the module doc)."""
+    slow = two_steps(value_decoder, shape)
+    names = set(spec.column_names)
+    if spec.value_format != "json" or any(n in names for n in _WRAPPER):
+        return slow
+    keys = {n: i for i, n in enumerate(spec.key_columns)}
+    value_cols = [c for c in spec.columns if c.name not in keys]
+    fields: list[tuple[str, Any, Any]] = []
+    rename: dict[str, str] = {}
+    namespace: dict[str, Any] = {"_slow": slow, "_UNSET": msgspec.UNSET}
+    var_of: dict[str, str] = {}
+    for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
+        var = f"f{len(fields)}"
+        typ = _typed(c.type.kind) if c.name not in keys else Any
+        fields.append((var, typ | None | msgspec.UnsetType, msgspec.UNSET))
+        rename[var] = c.name
+        var_of[c.name] = var
+    for name in _WRAPPER:
+        var = f"f{len(fields)}"
+        fields.append((var, Any, msgspec.UNSET))
+        rename[var] = name
+    payload = f"f{len(fields) - 1}"
+    struct = msgspec.defstruct(f"Row_{abs(hash(spec.name))}", fields, rename=rename,
+                               forbid_unknown_fields=True)
+    namespace["_decode"] = msgspec.json.Decoder(struct).decode
+    namespace["_astuple"] = msgspec.structs.astuple
+    all_vars = ", ".join(v for v, _, _ in fields)
+    lines = ["def decode(raw, key):",
+             "    try:",
+             f"        {all_vars}, = _astuple(_decode(raw))",
+             "    except Exception:",
+             "        return _slow(raw, key)",
+             f"    if {payload} is not _UNSET:",
+             "        return _slow(raw, key)"]
+    if value_cols:  # the first value column absent: the object may share no declared field
+        lines += [f"    if {var_of[value_cols[0].name]} is _UNSET:",
+                  "        return _slow(raw, key)"]
+    lines.append("    try:")
+    slots = []
+    for name in layout:
+        if name in keys:
+            slots.append(f"key[{keys[name]}]")
+            continue
+        col = spec.column(name)
+        var = var_of[name]
+        lines.append(f"        if {var} is _UNSET: {var} = None")
+        if col.not_null:
+            lines.append(f"        if {var} is None: raise LookupError")
+        if _typed(col.type.kind) is Any:
+            conv = f"_c{var}"
+            namespace[conv] = to_storage(col.type)
+            test = accepts(col.type, var)
+            cond = f"{var} is not None" + ("" if test is None else f" and not ({test})")
+            lines.append(f"        if {cond}: {var} = {conv}({var})")
+        slots.append(var)
+    lines.append(f"        return ({', '.join(slots)}{',' if len(slots) == 1 else ''})")
+    lines.append("    except Exception:  # the two steps say precisely what is wrong")
+    lines.append("        return _slow(raw, key)")
+    exec(compile("\n".join(lines), f"<json row decoder of {spec.name}>", "exec"),  # noqa: S102
+         namespace)
+    decode: RowDecoder = namespace["decode"]
+    return decode

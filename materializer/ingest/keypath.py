@@ -1,0 +1,95 @@
+"""Kafka key bytes -> (key tuple in stored form, stored key bytes), in one call per record.
+
+`key_path(spec, decode, codec)` returns that function. The general path decodes the
+key with the relation's key decoder, refuses a null key column, encodes the tuple with
+the relation's `KeyCodec` and checks LMDB's key size limit. Two common shapes skip most
+of it, straight from the Kafka bytes:
+
+- a one-column int or long key in a fixed-width format (`int`, `long`, or `kafka` for
+  an int/long column) of the right width: one `int.from_bytes`, one encoder call;
+- a one-column string key in `string` (or `kafka`) format: the UTF-8 check is the
+  decode itself, the stored key is made from the original bytes.
+
+Guarantee: the fast paths return exactly what the general path returns; any input they
+do not take (a wrong width, bytes that are not UTF-8, a key too long to store) goes to
+the general path, which returns or raises (RecordError) as it always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from materializer.columns import ColumnType
+from materializer.errors import RecordError
+from materializer.formats.base import KeyDecoder
+from materializer.formats.codecs import KAFKA_KEY_KINDS
+from materializer.specs import RelationSpec
+from materializer.store.keys import MAX_KEY_BYTES, KeyCodec, key_component_encoder
+
+KeyPath = Callable[[bytes], tuple[tuple[Any, ...], bytes]]
+
+_WIDTH = {"int": 4, "long": 8}
+_from_bytes = int.from_bytes
+
+
+def general_key_path(decode: KeyDecoder, codec: KeyCodec, suffix: int = 0) -> KeyPath:
+    """Decode, refuse null key columns, encode, check the size (with `suffix` bytes
+    added, for stream keys). RecordError(null_key | bad_unicode | key_too_long) and
+    whatever the decoder raises."""
+    encode = codec.encode
+
+    def path(b: bytes) -> tuple[tuple[Any, ...], bytes]:
+        kt = decode(b)
+        if None in kt:
+            raise RecordError("null primary key column", "null_key")
+        try:
+            kb = encode(kt)
+        except UnicodeEncodeError as e:
+            raise RecordError(f"key is not valid Unicode: {e}", "bad_unicode") from e
+        if len(kb) + suffix > MAX_KEY_BYTES:
+            raise RecordError(f"key is {len(kb) + suffix} bytes stored, over LMDB's limit of "
+                              f"{MAX_KEY_BYTES} (use shorter keys)", "key_too_long")
+        return kt, kb
+    return path
+
+
+def _scalar_format(spec: RelationSpec) -> str | None:
+    """The scalar format of a one-column key (`kafka` resolved by the column's kind)."""
+    if len(spec.key_columns) != 1:
+        return None
+    fmt = spec.key_format
+    if fmt == "kafka":
+        return KAFKA_KEY_KINDS.get(spec.key_types[0].kind)
+    return fmt
+
+
+def key_path(spec: RelationSpec, decode: KeyDecoder, codec: KeyCodec) -> KeyPath:
+    """The key function of a table (see the module doc)."""
+    general = general_key_path(decode, codec)
+    fmt = _scalar_format(spec)
+    kind = spec.key_types[0].kind if len(spec.key_types) == 1 else ""
+    if fmt in _WIDTH and kind in _WIDTH and _WIDTH[fmt] <= _WIDTH[kind]:
+        width = _WIDTH[fmt]
+        enc_int = key_component_encoder(spec.key_types[0])
+
+        def fixed(b: bytes) -> tuple[tuple[Any, ...], bytes]:
+            if len(b) != width:
+                return general(b)
+            v = _from_bytes(b, "big", signed=True)
+            return (v,), enc_int(v)
+        return fixed
+    if fmt == "string" and kind == "string":
+        enc_raw = key_component_encoder(ColumnType("bytes"))
+
+        def text(b: bytes) -> tuple[tuple[Any, ...], bytes]:
+            try:
+                s = b.decode("utf-8")
+            except UnicodeDecodeError:
+                return general(b)
+            kb = enc_raw(b)  # the UTF-8 bytes of s: what encoding s gives
+            if len(kb) > MAX_KEY_BYTES:
+                return general(b)
+            return (s,), kb
+        return text
+    return general

@@ -1,0 +1,153 @@
+"""The ingest fast paths give exactly what the reference paths give (values and errors):
+the generated row shaper vs RowShaper, the key paths vs decode + encode, and JSON read
+through msgspec vs through json alone. Property tests over the fuzz tests' inputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from materializer.errors import RecordError
+from materializer.formats import codecs
+from materializer.formats.jsonread import json_path_loads, loads
+from materializer.ingest.jsonrow import row_decoder, two_steps
+from materializer.ingest.keypath import general_key_path, key_path
+from materializer.ingest.shaper import RowShaper, compile_shaper
+from materializer.store.keys import KeyCodec
+from tests.formats.test_fuzz_decoders import (
+    ALL_TYPES,
+    FUZZ,
+    NASTY,
+    POISON,
+    SHAPER_SPEC,
+    _json_ish,
+    json_bytes,
+    poison_json,
+    spec,
+)
+
+
+def outcome(f: Any, *args: Any) -> tuple[str, Any]:
+    """("ok", repr of the result) or ("error", (message, reason)): repr tells 1 from 1.0
+    and -0.0 from 0.0, and NaN equals itself."""
+    try:
+        return "ok", repr(f(*args))
+    except RecordError as e:
+        return "error", (str(e), e.reason)
+
+
+NOT_NULL_SPEC = spec({"id": "long", "s": "string not null", "n": "long not null",
+                      "i": "int not null", "d": "double not null", "b": "boolean not null",
+                      "j": "json not null"}, ["id"], "long", "json")
+NESTED_SPEC = spec({"id": "long", "tags": "array<string>", "attrs": "map<string,string>",
+                    "nest": "map<string,array<long>>", "xs": "array<double>",
+                    "flags": "array<boolean> not null"}, ["id"], "long", "json")
+SPECS = [SHAPER_SPEC, NOT_NULL_SPEC, NESTED_SPEC]
+
+
+@pytest.mark.parametrize("s", SPECS, ids=["nullable", "not-null", "nested"])
+def test_generated_shaper_equals_reference(s: Any) -> None:
+    reference = RowShaper(s, s.column_names)
+    fast = compile_shaper(s, s.column_names)
+    names = [n for n in s.column_names if n not in s.key_columns]
+
+    nested = st.recursive(st.one_of(NASTY, _json_ish()), lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+        max_leaves=6)
+
+    @FUZZ
+    @given(st.dictionaries(st.sampled_from(names), nested, max_size=len(names)),
+           st.integers(-(2**63), 2**63 - 1))
+    def run(fields: dict[str, Any], key: int) -> None:
+        want = outcome(lambda: tuple(reference.shape(fields, (key,))))
+        assert outcome(lambda: fast(fields, (key,))) == want
+
+    run()
+
+
+def test_generated_shaper_keeps_layout_order_and_key_slots() -> None:
+    s = spec({"a": "string", "id": "long", "z": "double"}, ["id"], "long", "json")
+    layout = ["z", "id", "a", "late"]
+    s2 = spec({"a": "string", "id": "long", "z": "double", "late": "int"}, ["id"], "long",
+              "json")
+    fast = compile_shaper(s2, layout)
+    assert fast({"a": "x", "z": 1, "id": 99, "late": None}, (7,)) == (1.0, 7, "x", None)
+    assert compile_shaper(s, ["id"])({}, (3,)) == (3,)
+
+
+KEY_SPECS = [spec({"id": t, "v": "string"}, ["id"], fmt, "json")
+             for fmt, t in (("int", "int"), ("int", "long"), ("long", "long"), ("long", "int"),
+                            ("string", "string"), ("kafka", "int"), ("kafka", "long"),
+                            ("kafka", "string"), ("json", "long"))]
+
+
+@pytest.mark.parametrize("kspec", KEY_SPECS,
+                         ids=[f"{s.key_format}:{s.key_types[0]}" for s in KEY_SPECS])
+def test_key_paths_equal_decode_and_encode(kspec: Any) -> None:
+    dec = codecs.key_decoder(kspec)
+    codec = KeyCodec(kspec.key_types)
+    fast = key_path(kspec, dec, codec)
+    general = general_key_path(dec, codec)
+    edges = [b"", b"\x00", b"\x80\x00\x00\x00", b"\x7f\xff\xff\xff", b"\xff" * 4, b"\xff" * 8,
+             b"\x00" * 8, b"\x80" + b"\x00" * 7, b"\xed\xa0\x80", b"a\x00b", b"x" * 600,
+             b"x" * 508, "é".encode() * 300]
+
+    @FUZZ
+    @given(st.one_of(st.binary(max_size=12), st.sampled_from(edges),
+                     st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass"))))
+    def run(b: bytes) -> None:
+        assert outcome(fast, b) == outcome(general, b)
+
+    run()
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=40), json_bytes(sorted(ALL_TYPES)),
+                 poison_json(sorted(ALL_TYPES)), st.sampled_from(POISON),
+                 st.text(max_size=30).map(lambda t: json.dumps(t, ensure_ascii=False).encode(
+                     "utf-8", "surrogatepass"))))
+def test_json_loads_equals_the_json_path(b: bytes) -> None:
+    assert outcome(loads, b) == outcome(json_path_loads, b)
+
+
+JSON_ROW_SPECS = [
+    spec(ALL_TYPES, ["id"], "int", "json"),
+    spec({"id": "long", "s": "string not null", "i": "int", "b": "boolean", "d": "double",
+          "tags": "array<string>", "m": "map<string,string>"}, ["id"], "long", "json"),
+    spec({"region": "string", "id": "long", "name": "string", "n": "long"}, ["region", "id"],
+         "json", "json"),
+    spec({"id": "long"}, ["id"], "long", "json"),
+]
+
+
+@pytest.mark.parametrize("s", JSON_ROW_SPECS, ids=["all-types", "typed", "composite", "key-only"])
+def test_json_row_decoder_equals_decode_then_shape(s: Any) -> None:
+    value_decoder = codecs.value_decoder(s)
+    shape = compile_shaper(s, s.column_names)
+    fused = row_decoder(s, s.column_names, value_decoder, shape)
+    assert fused.__name__ == "decode" and fused.__code__.co_filename.startswith("<json row")
+    general = two_steps(value_decoder, shape)
+    key = tuple("k" if t.kind == "string" else 1 for t in s.key_types)
+    names = [*s.column_names, "payload", "schema", "other"]
+    typed_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+                             st.floats(), st.sampled_from([2**31, 2**63, -(2**63) - 1]))
+
+    @FUZZ
+    @given(st.one_of(
+        st.binary(max_size=40), json_bytes(names), poison_json(names),
+        st.dictionaries(st.sampled_from(names), typed_values).map(
+            lambda o: json.dumps(o).encode()),
+        st.dictionaries(st.sampled_from(list(s.column_names)), typed_values, min_size=1).map(
+            lambda o: json.dumps(o, ensure_ascii=False).encode()),
+        st.sampled_from([b'{"payload": null, "schema": {"type": "int32"}}',
+                         b'{"' + s.column_names[-1].encode() + b'": "\xed\xa0\x80"}',
+                         b'{"other": "\xff", "' + s.column_names[-1].encode() + b'": 1}',
+                         b'{"' + s.column_names[-1].encode() + b'": 1, "other": 1e400}'])))
+    def run(b: bytes) -> None:
+        assert outcome(fused, b, key) == outcome(general, b, key)
+
+    run()
