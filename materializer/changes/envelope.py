@@ -48,6 +48,7 @@ from materializer.changes.envelope_base import (
     _compact,
     _quote,
     event_time,
+    json_bytes,
     snapshot_flag,
     source_db,
 )
@@ -113,16 +114,17 @@ class JsonEnvelope(SnapshotAware):
             self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
                                 if (c := to_json_value(spec.column(n).type)) is not None)
         self._source_head = (f',"source":{{"version":{_quote(__version__)},'
-                             f'"connector":"{CONNECTOR}","name":"{CONNECTOR}","ts_ms":')
+                             f'"connector":"{CONNECTOR}","name":"{CONNECTOR}","ts_ms":'
+                             ).encode()
         self._source_tail = (f',"db":{_quote(source_db(spec))},"table":{_quote(spec.name)},'
-                             f'"topic":{_quote(spec.topic)},"partition":')
+                             f'"topic":{_quote(spec.topic)},"partition":').encode()
         self._columns = spec.changes is not None and spec.changes.columns
         self._time_of = event_time(spec, layout)
 
-    def _row(self, t: tuple[Any, ...] | None) -> str:
-        """A stored row tuple as a JSON object text (`null` for none)."""
+    def _row(self, t: tuple[Any, ...] | None) -> bytes:
+        """A stored row tuple as compact JSON object bytes (`null` for none)."""
         if t is None:
-            return "null"
+            return b"null"
         if len(t) < self._width:
             t = t + (None,) * (self._width - len(t))
         row = dict(zip(self._names, t, strict=False))
@@ -130,10 +132,11 @@ class JsonEnvelope(SnapshotAware):
             v = t[i]
             if v is not None:
                 row[name] = conv(v)
-        return _compact(row)
+        return json_bytes(row)
 
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
-        """`flag`, if not empty, is the `source.snapshot` of every change."""
+        """`flag`, if not empty, is the `source.snapshot` of every change. Each value is
+        one bytes template filled in (`%`), the rows encoded by msgspec: no text step."""
         out: list[Message] = []
         append = out.append
         row = self._row
@@ -142,19 +145,23 @@ class JsonEnvelope(SnapshotAware):
         head = self._source_head
         tail = self._source_tail
         columns = self._columns
-        wrap, unwrap = self._open, self._close
+        wrap, unwrap = self._open.encode(), self._close.encode()
         time_of = self._time_of
+        template = (b'%s{"before":%s,"after":%s,"op":"%s","ts_ms":%d%s'
+                    + head.replace(b"%", b"%%") + b'%d,"snapshot":"%s"'
+                    + tail.replace(b"%", b"%%") + b'%d,"offset":%d}}%s')
+        fixed_flag = flag.encode()
+        ops = {op: op.encode() for op in ("c", "u", "d", "r")}
+        flags = {op: fixed_flag or snapshot_flag(op).encode() for op in ops}
         for ch in changes:
             key = key_of(ch.key)
             op = ch.op
-            extra = (f',"changed":{_compact(_changed(names, ch.before, ch.after))}'
-                     if columns and op == "u" else "")
-            snap = flag or snapshot_flag(op)
-            value = (f'{wrap}{{"before":{row(ch.before)},"after":{row(ch.after)},"op":"{op}",'
-                     f'"ts_ms":{now_ms:d}{extra}{head}'
-                     f'{ch.timestamp_ms if time_of is None else time_of(ch):d},"snapshot":"{snap}"'
-                     f'{tail}{ch.partition:d},"offset":{ch.offset:d}}}}}{unwrap}')
-            append((ch.partition, key, value.encode()))
+            extra = (b',"changed":' + json_bytes(_changed(names, ch.before, ch.after))
+                     if columns and op == "u" else b"")
+            value = template % (wrap, row(ch.before), row(ch.after), ops[op], now_ms, extra,
+                                ch.timestamp_ms if time_of is None else time_of(ch),
+                                flags[op], ch.partition, ch.offset, unwrap)
+            append((ch.partition, key, value))
             if op == "d":
                 append((ch.partition, key, None))
         return out

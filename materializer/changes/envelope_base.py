@@ -11,6 +11,8 @@ import json.encoder
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+import msgspec
+
 from materializer.changes.event import Change
 from materializer.specs import TableSpec
 
@@ -43,6 +45,16 @@ def _make_compact() -> Callable[[Any], str]:
 
 _compact = _make_compact()
 _quote = json.encoder.encode_basestring_ascii
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Compact JSON of `obj` as UTF-8 bytes: msgspec's encoder (C, no intermediate str),
+    or, for what it does not take (a dict key that is null or a boolean), `_compact`."""
+    try:
+        return _msgspec_encode(obj)
+    except (TypeError, ValueError, OverflowError):
+        return _compact(obj).encode()
 
 
 CONNECTOR = "materializer"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -262,6 +262,19 @@ class SideTable:
         with self._writer.env.begin() as txn:
             return int(txn.stat(self._db)["entries"])
 
+    def first_key(self) -> bytes | None:
+        """The smallest committed key, or None if the table is empty."""
+        with self._writer.env.begin(db=self._db) as txn:
+            cur = txn.cursor()
+            return bytes(cur.key()) if cur.first() else None
+
+    def clear(self) -> None:
+        """Delete every entry in one write transaction (one call, however many there
+        are), committed on return."""
+        with _translated(self._writer.path, "emptying a side table"), \
+                self._writer.env.begin(write=True) as txn:
+            txn.drop(self._db, delete=False)
+
     def delete_keys(self, keys: Sequence[bytes]) -> None:
         """Delete `keys` in one write transaction, committed on return."""
         with _translated(self._writer.path, "deleting from a side table"), \
@@ -330,14 +343,16 @@ class PartitionWriter:
 class WriteBatch:
     """One write transaction: rows, next offsets and counters commit together or not at all.
 
-    Use as a context manager; leaving it by an exception aborts everything.
+    Use as a context manager; leaving it by an exception aborts everything. Callbacks
+    given to `after_commit` run once the transaction has committed, never after an abort.
     """
 
-    __slots__ = ("_writer", "_txn", "_meta_db")
+    __slots__ = ("_writer", "_txn", "_meta_db", "_after")
 
     def __init__(self, writer: RelationWriter) -> None:
         self._writer = writer
         self._meta_db = writer._meta_db
+        self._after: list[Callable[[], None]] = []
         with _translated(writer.path, "beginning a write transaction"):
             self._txn = writer.env.begin(write=True)
 
@@ -354,6 +369,10 @@ class WriteBatch:
         with _translated(self._writer.path, f"opening partition {partition}"):
             db = self._writer._db(partition, self._txn)
         return PartitionWriter(self._txn, db, self._writer.width, self._writer.path)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` right after this batch commits (not at all if it aborts)."""
+        self._after.append(callback)
 
     def put_side(self, table: SideTable, items: list[tuple[bytes, bytes]]) -> None:
         with _translated(self._writer.path, "staging side-table entries"):
@@ -379,3 +398,5 @@ class WriteBatch:
             except lmdb.Error:
                 self._writer.forget_handles()
                 raise
+        for callback in self._after:
+            callback()
