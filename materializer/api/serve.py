@@ -37,8 +37,9 @@ import socket
 import sys
 from typing import Any
 
+from materializer.api.app import create_app
 from materializer.children import die_with_parent
-from materializer.errors import ConfigError, InfrastructureError
+from materializer.errors import ConfigError, InfrastructureError, MaterializerError
 from materializer.specs import Catalog
 
 log = logging.getLogger("materializer.api")
@@ -70,6 +71,8 @@ def serve(catalog: Catalog, token: str | None) -> None:
     host, port = catalog.api.host_port()
     n = max(1, catalog.api.processes)
     _probe(host, port)
+    # built here once too: what is wrong with the store is said plainly, before any worker
+    create_app(catalog.store_path, token, catalog.api.max_lookup_keys, catalog.default_schema)
     uvloop = importlib.util.find_spec("uvloop") is not None
     if not uvloop:
         log.warning("uvloop is not installed: the lookup API runs on asyncio's own event loop "
@@ -99,9 +102,11 @@ def _load_app(store_path: str, token: str | None, max_lookup_keys: int, default_
     die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above
         sys.exit(0)
-    from materializer.api.app import create_app  # noqa: PLC0415
-
-    return create_app(store_path, token, max_lookup_keys, default_schema)
+    try:
+        return create_app(store_path, token, max_lookup_keys, default_schema)
+    except MaterializerError as e:  # serve's own check passed: the store changed since
+        log.error("lookup API process %d: %s", os.getpid(), e)
+        sys.exit(1)
 
 
 def _probe(host: str, port: int) -> None:
