@@ -208,11 +208,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     catalog = _load_worker(args)
     from materializer.store import StoreLock  # noqa: PLC0415
 
+    if args.worker_index is not None:  # one of `run --processes N`'s workers
+        from materializer.ingest.processes import run_worker  # noqa: PLC0415
+
+        return run_worker(catalog, args.worker_index, args.lock_fd, args.parent_pid,
+                          args.batch_size, stop, Progress())
+    processes = args.processes or catalog.workers
+    if processes > 1:
+        from materializer.ingest.processes import check_processes  # noqa: PLC0415
+
+        check_processes(catalog, processes)  # before anything starts
     # one writer per store: held until this process (and any worker child) exits
     lock = StoreLock.acquire(catalog.store_path, f"materializer run {args.config}")
     os.umask(os.umask(0o077) | 0o077)  # what the worker writes (worker.json) is the owner's
-    worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
-                    stop_event=stop)
+    worker: Any
+    if processes > 1:
+        from materializer.ingest.processes import Supervisor  # noqa: PLC0415
+
+        worker = Supervisor(catalog, processes, lock, ["run", args.config, "--no-api",
+                                                       "--batch-size", str(args.batch_size),
+                                                       *_worker_flags(args)], stop)
+    else:
+        worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
+                        stop_event=stop)
     api_proc = None
     api_failed: list[int] = []
     if not args.no_api:
@@ -320,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
     s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
+    s.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="worker processes sharing the store (default: `workers:` in the "
+                        "file, else 1)")
+    for hidden in ("--worker-index", "--lock-fd", "--parent-pid"):  # run --processes' workers
+        s.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
     _worker_options(s)
     s.set_defaults(func=cmd_run)
 

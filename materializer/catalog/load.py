@@ -57,7 +57,7 @@ from materializer.specs import (
 )
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
-            "streams", "sql", "cluster", "standby_replicas", "snapshots")
+            "streams", "sql", "cluster", "standby_replicas", "snapshots", "workers")
 STORE_KEYS = ("path", "map_size")
 COLUMN_FIELDS = ("type", "encoding")
 API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
@@ -169,6 +169,10 @@ class _Reader(NodeReader):
         if "standby_replicas" in top:
             n = self.integer(top["standby_replicas"][1], "`standby_replicas`", minimum=0)
             self.ctx.standby_replicas = n.value if n is not None else 0
+        if "workers" in top:
+            n = self.integer(top["workers"][1], "`workers`", minimum=1)
+            if n is not None:
+                fields["workers"] = n.value
         schedule = read_schedule(self, top["snapshots"][1]) if "snapshots" in top else None
         decls = self._declarations(top)
         if not decls and not self.ctx.diags:

@@ -101,7 +101,10 @@ class Relation:
         outcomes: dict[int, PartitionOutcome] = {}
         with self.writer.begin() as wb:
             for p, recs in parts.items():
-                out = self.applier.apply(wb.partition(p), p, recs, self.next_offsets.get(p, 0))
+                # the stored offset too: with `run --processes N` another process may have
+                # applied this partition since (a rebalance), never apply a record twice
+                start = max(self.next_offsets.get(p, 0), wb.next_offset(p))
+                out = self.applier.apply(wb.partition(p), p, recs, start)
                 outcomes[p] = out
                 wb.set_next_offset(p, out.next_offset)
                 counts = router.route(self.spec, p, out.rejected) if out.rejected else {}

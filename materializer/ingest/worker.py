@@ -131,6 +131,7 @@ class Worker:
     """Materializes every relation of a catalog from its topic, until stopped."""
 
     cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
+    cluster_member = True  # False: no membership (one of `run --processes N`'s workers)
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
                  progress: Progress | None = None,
@@ -210,9 +211,10 @@ class Worker:
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
             self.grouped.source.on_ownership = self._ownership_changed
-            from materializer.cluster.agent import ClusterAgent  # noqa: PLC0415
+            if self.cluster_member:
+                from materializer.cluster.agent import ClusterAgent  # noqa: PLC0415
 
-            self.cluster = ClusterAgent.start(self)  # membership: publish, read, route
+                self.cluster = ClusterAgent.start(self)  # membership: publish, read, route
         if self.replicated.by_topic:
             self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
                                                     self.replicated.start_offset)
@@ -432,11 +434,16 @@ class Worker:
                         "process": process_stats()},
         }
         try:
-            write_status(self.catalog.store_path, status)
+            self._publish_status(status)
         except OSError as e:
             log.warning("cannot write the status file in %s: %s", self.catalog.store_path, e)
         if self.progress is not None and not stopping:
             self.progress.update(parts, self.applied_by_relation)
+
+
+    def _publish_status(self, status: dict[str, Any]) -> None:
+        """Write the status where readers look for it (`<store>/worker.json`)."""
+        write_status(self.catalog.store_path, status)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -381,6 +381,12 @@ class WriteBatch:
     def set_next_offset(self, partition: int, offset: int) -> None:
         self._txn.put(offset_key(partition), OFFSET.pack(offset), db=self._meta_db)
 
+    def next_offset(self, partition: int) -> int:
+        """The partition's next offset as committed (0: none yet), read inside this batch:
+        what another process sharing the store wrote last counts."""
+        raw = self._txn.get(offset_key(partition), db=self._meta_db)
+        return OFFSET.unpack(raw)[0] if raw else 0
+
     def add_counter(self, partition: int, name: str, n: int) -> None:
         key = counter_key(partition, name)
         old = self._txn.get(key, db=self._meta_db)

@@ -1,0 +1,312 @@
+"""`materializer run --processes N` (or `workers: N`): N worker processes, one machine, one store.
+
+The `run` process becomes a supervisor: it holds the store lock, opens every relation
+once (so no two processes ever create the same relation's files), then starts N
+workers, `materializer run CONFIG --worker-index I` each, in the same consumer group.
+The group spreads the partitions over them; every worker writes the one store (LMDB
+lets one write transaction in at a time, across processes), so the API and any
+`Store` on the machine read every partition locally.
+
+Guarantees:
+- One lock for all: each worker holds the supervisor's store lock descriptor
+  (`StoreLock.inherit`), so the lock stays held while any of them still writes, even if
+  the supervisor died first; workers die with the supervisor (SIGTERM from the kernel,
+  then their batch commits as on any SIGTERM).
+- Crash safety is the single worker's: each batch commits rows and next offsets in one
+  transaction. A partition that moves to another worker (a rebalance, a worker killed)
+  starts from the offset committed in the store, and a batch skips records below the
+  stored offset read inside its own transaction: no record is applied twice, even by a
+  worker that has not yet noticed it lost the partition.
+- A worker killed by a signal (kill -9, a crash) is started again; one that stops with
+  an error (a bad record under `fail`, a recreated topic) stops the others and `run`
+  exits with its code. SIGTERM/SIGINT to `run` stop every worker cleanly (exit 0).
+- Status: each worker writes `<store>/worker.<I>.json`; the supervisor merges them into
+  `worker.json` every second (partitions and assignments together, counters summed;
+  caught up when every worker reports fresh and every partition has no lag), so
+  `status`, `/readyz` and `/metrics` read one status as before.
+
+Not with several processes (refused, exit 2): change events (their outbox orders a
+table's events in one process). Scheduled snapshots and `replicated: true` tables are
+left to worker 0. The workers take no part in cluster routing (they are one member's
+store; see README "A cluster of workers"). A topic recreated under a relation stops
+`run` with the command to rebuild it, instead of rebuilding in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from materializer.children import die_with_parent
+from materializer.errors import ConfigError, MaterializerError
+from materializer.ingest.topics import TopicReset
+from materializer.ingest.worker import Feed, Worker, open_registry, open_relations
+from materializer.specs import Catalog, TableSpec
+from materializer.status import STALE_AFTER_S, number, write_status
+from materializer.store import StoreLock
+
+log = logging.getLogger("materializer.worker")
+
+RESTART_AFTER = 1.0
+"""Seconds before a worker killed by a signal is started again."""
+CRASH_LOOP = 5.0
+"""A worker killed again within this many seconds of its start is not restarted."""
+STOP_GRACE = 30.0
+"""Seconds the workers have to finish their batch and leave the group after SIGTERM."""
+
+
+def child_status_path(store_path: str | os.PathLike[str], index: int) -> Path:
+    return Path(store_path) / f"worker.{index}.json"
+
+
+def check_processes(catalog: Catalog, n: int) -> None:
+    """ConfigError (exit 2) for what several worker processes cannot do."""
+    if n < 1:
+        raise ConfigError(f"--processes must be at least 1, not {n}")
+    if n == 1:
+        return
+    emitting = [t.name for t in catalog.tables if isinstance(t, TableSpec) and t.changes]
+    if emitting:
+        raise ConfigError(
+            f"{n} worker processes cannot emit change events ({', '.join(emitting)} "
+            "declare `changes:`): a table's outbox orders its events in one process. Run "
+            "with --processes 1 (workers: 1)")
+
+
+def for_worker(catalog: Catalog, index: int) -> Catalog:
+    """What worker `index` runs: worker 0 everything, the others no `replicated: true`
+    tables (every worker would read all their partitions) and no scheduled snapshots."""
+    if index == 0:
+        return catalog
+    return dataclasses.replace(
+        catalog, snapshots=None,
+        tables=tuple(t for t in catalog.tables if not getattr(t, "replicated", False)))
+
+
+# --------------------------------------------------------------------------- a worker
+
+
+class StoreFeed(Feed):
+    """A feed whose partitions start where the store says, not where this process last
+    was: another worker process may have applied them since."""
+
+    def start_offset(self, topic: str, partition: int) -> int | None:
+        for rel in self.by_topic.get(topic, []):
+            stored = rel.writer.next_offsets().get(partition)
+            if stored is not None and stored > rel.next_offsets.get(partition, -1):
+                rel.next_offsets[partition] = stored
+        return super().start_offset(topic, partition)
+
+
+class ProcessWorker(Worker):
+    """One of `run --processes N`'s workers (see the module doc)."""
+
+    cluster_member = False
+
+    def __init__(self, catalog: Catalog, index: int, **kwargs: Any) -> None:
+        super().__init__(catalog, **kwargs)
+        self.index = index
+        self.grouped = StoreFeed(self.grouped.by_topic)
+
+    def _rebuild_in_place(self, rel: Any, topic_id: str | None) -> None:
+        raise TopicReset(
+            f"{rel.spec.kind} {rel.spec.name}: its local state must be rebuilt (topic "
+            f"{rel.spec.topic} was recreated, or its offsets are gone), which several worker "
+            f"processes do not do in place: run `materializer rebuild CONFIG {rel.spec.name}`, "
+            "then start again")
+
+    def _publish_status(self, status: dict[str, Any]) -> None:
+        path = child_status_path(self.catalog.store_path, self.index)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**status, "worker_index": self.index}))
+        os.replace(tmp, path)
+
+
+def run_worker(catalog: Catalog, index: int, lock_fd: int, parent: int, batch_size: int,
+               stop: threading.Event, progress: Any) -> int:
+    """The body of `materializer run CONFIG --worker-index I` (started by `Supervisor`)."""
+    die_with_parent()
+    if os.getppid() != parent:
+        return 0  # the supervisor is gone already
+    lock = StoreLock.inherit(catalog.store_path, lock_fd)
+    try:
+        worker = ProcessWorker(for_worker(catalog, index), index, batch_size=batch_size,
+                               progress=progress, stop_event=stop)
+        worker.run()
+    finally:
+        lock.release()
+    return 0
+
+
+# --------------------------------------------------------------------------- the supervisor
+
+
+@dataclasses.dataclass
+class _Child:
+    index: int
+    proc: subprocess.Popen[bytes]
+    started: float
+
+
+class Supervisor:
+    """Runs N `ProcessWorker`s until `stop` is set (see the module doc). Quacks like a
+    `Worker` for `cmd_run`: `run()`, `applied_total`, `clean_shutdown`."""
+
+    def __init__(self, catalog: Catalog, n: int, lock: StoreLock, argv: Sequence[str],
+                 stop: threading.Event) -> None:
+        check_processes(catalog, n)
+        self.catalog = catalog
+        self.n = n
+        self.lock = lock
+        self.argv = list(argv)  # `materializer run CONFIG [options]`, without --worker-index
+        self.stop_event = stop
+        self.applied_total = 0
+        self.clean_shutdown = True
+        # every relation's files exist before any worker opens them (and orphaned
+        # generations are removed by the lock holder)
+        open_relations(catalog, open_registry(catalog))
+        for i in range(64):
+            with contextlib.suppress(OSError):
+                child_status_path(catalog.store_path, i).unlink()
+
+    def _start(self, index: int) -> _Child:
+        args = [sys.executable, "-m", "materializer", *self.argv,
+                "--worker-index", str(index), "--lock-fd", str(self.lock.fd),
+                "--parent-pid", str(os.getpid())]
+        proc = subprocess.Popen(args, pass_fds=self.lock.pass_fds(),
+                                preexec_fn=die_with_parent)  # noqa: PLW1509
+        log.info("worker process %d started (pid %d)", index, proc.pid)
+        return _Child(index, proc, time.monotonic())
+
+    def run(self) -> None:
+        children = [self._start(i) for i in range(self.n)]
+        failure: tuple[int, int] | None = None
+        next_status = 0.0
+        try:
+            while not self.stop_event.is_set():
+                for i, c in enumerate(children):
+                    code = c.proc.poll()
+                    if code is None:
+                        continue
+                    if code < 0 and time.monotonic() - c.started > CRASH_LOOP:
+                        log.warning("worker process %d (pid %d) was killed by signal %d; "
+                                    "starting it again (its batch in flight was not "
+                                    "committed: nothing is lost)", c.index, c.proc.pid, -code)
+                        self.stop_event.wait(RESTART_AFTER)
+                        children[i] = self._start(c.index)
+                    else:
+                        failure = (c.index, code)
+                        self.stop_event.set()
+                        break
+                now = time.monotonic()
+                if now >= next_status:
+                    next_status = now + 1.0
+                    self._merge_status(children)
+                self.stop_event.wait(0.2)
+        finally:
+            for c in children:
+                if c.proc.poll() is None:
+                    with contextlib.suppress(OSError):
+                        c.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            for c in children:
+                try:
+                    c.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("worker process %d did not stop in %.0f s: killed (committed "
+                                "state is safe)", c.index, STOP_GRACE)
+                    c.proc.kill()
+                    c.proc.wait()
+            self._merge_status(children, stopping=True)
+        if failure is not None:
+            index, code = failure
+            err = MaterializerError(
+                f"worker process {index} exited with code {code} (see its message above); "
+                "the other worker processes stopped with it")
+            err.exit_code = code if code > 0 else 1
+            raise err
+
+    def _merge_status(self, children: Sequence[_Child], stopping: bool = False) -> None:
+        statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
+                    for c in children]
+        merged = merge_statuses(statuses, os.getpid(), stopping)
+        applied = (merged.get("metrics") or {}).get("records_applied_total")
+        if isinstance(applied, int):
+            self.applied_total = applied
+        try:
+            write_status(self.catalog.store_path, merged)
+        except OSError as e:
+            log.warning("cannot write the status file in %s: %s", self.catalog.store_path, e)
+
+
+def read_status_file(path: Path) -> dict[str, Any] | None:
+    """A worker's status file, or None (missing or malformed)."""
+    try:
+        obj = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopping: bool,
+                   now: float | None = None) -> dict[str, Any]:
+    """One status of several workers: partitions and assignments together, numbers summed
+    (histogram buckets by position), start times the earliest, `updated_at` the oldest;
+    caught up only when every worker reported within `STALE_AFTER_S` and every partition
+    has no lag."""
+    now = time.time() if now is None else now
+    present = [s for s in statuses if s is not None]
+    fresh = [s for s in present
+             if (u := number(s.get("updated_at"))) is not None and now - u <= STALE_AFTER_S]
+    partitions = [p for s in present for p in _list(s.get("partitions"))]
+    assigned = sorted({tuple(a) for s in present for a in _list(s.get("assigned"))
+                       if isinstance(a, list)})
+    caught_up = (not stopping and len(fresh) == len(statuses) and bool(partitions)
+                 and all(isinstance(p, dict) and number(p.get("lag")) == 0 for p in partitions))
+    metrics: dict[str, Any] = {}
+    for s in present:
+        m = s.get("metrics")
+        if isinstance(m, dict):
+            metrics = _add(metrics, m)
+    updated = [u for s in present if (u := number(s.get("updated_at"))) is not None]
+    started = [u for s in present if (u := number(s.get("started_at"))) is not None]
+    return {"pid": pid, "updated_at": min(updated) if len(updated) == len(statuses) else 0,
+            "started_at": min(started, default=now),
+            "group": next((s.get("group") for s in present), None),
+            "stopping": stopping, "workers": len(statuses),
+            "assigned": [list(a) for a in assigned], "partitions": partitions,
+            "caught_up": caught_up, "metrics": metrics}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+def _add(a: Any, b: Any, key: str = "") -> Any:
+    """`a` + `b` for status values: numbers summed (start times: the earliest), dicts key
+    by key, lists position by position (histogram buckets `[le, count]`)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = _add(out[k], v, k) if k in out else v
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) == len(b) == 2 and not isinstance(a[0], list) and a[0] == b[0]:
+            return [a[0], _add(a[1], b[1], key)]  # a histogram bucket: [le, count]
+        if len(a) == len(b):
+            return [_add(x, y, key) for x, y in zip(a, b, strict=True)]
+        return a
+    if number(a) is not None and number(b) is not None:
+        return min(a, b) if "start_time" in key else a + b
+    return a

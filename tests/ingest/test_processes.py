@@ -1,0 +1,186 @@
+"""`materializer run --processes N` / `workers: N`: worker processes in one group sharing one
+store, on the real broker. The table equals the fold of the changelog, every record is
+counted once, a kill -9 of one worker loses nothing, and what cannot work is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.kafka import produce_records
+from materializer.devbroker import DevBroker
+from materializer.ingest.processes import child_status_path, merge_statuses
+from materializer.status import read_status
+from materializer.store import StoreLock
+from tests.e2e.test_e2e import (
+    TABLE,
+    assert_each_record_counted_once,
+    assert_table_is,
+    changelog,
+    fold,
+)
+from tests.support.workers import (
+    applied_offsets,
+    caught_up,
+    read_topic,
+    run_cli,
+    start_worker,
+    unique,
+    wait_until,
+    write_config,
+)
+
+
+def _child(store: Path, index: int) -> dict[str, Any]:
+    try:
+        obj = json.loads(child_status_path(store, index).read_text())
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+@pytest.mark.integration
+def test_two_processes_share_the_partitions_and_fold_the_changelog(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    topic = session_broker.create_topic(unique("users"), partitions=4)
+    records, _, _ = changelog(40_000, 4_000, seed=21)
+    ends = produce_records(session_broker.kafka_config(), topic, records)
+    cfg = write_config(tmp_path / "t.yaml", session_broker,
+                       "workers: 2\n" + TABLE.format(topic=topic))
+    store = tmp_path / "data"
+    run = start_worker(cfg)
+    try:
+        wait_until(caught_up(store, "shop.users", ends), 120, "the catch-up", run)
+        # both workers took partitions; the merged status says caught up, as one worker would
+        wait_until(lambda: all(_child(store, i).get("assigned") for i in (0, 1)), 60,
+                   "both workers to hold partitions", run)
+        wait_until(lambda: (read_status(store) or {}).get("caught_up") is True, 30,
+                   "the merged status to say caught up", run)
+        merged = read_status(store) or {}
+        assert merged["workers"] == 2 and merged["pid"] == run.pid
+        assert len(merged["partitions"]) == 4 and {tuple(a) for a in merged["assigned"]} == {
+            (topic, p) for p in range(4)}
+        with pytest.raises(Exception, match="in use by"):  # the lock is held for all of them
+            StoreLock.acquire(store, "a second writer")
+    finally:
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == 0
+    everything = read_topic(session_broker, topic, ends)
+    assert_table_is(store, fold(everything, ends), absent=[])
+    assert_each_record_counted_once(store)
+    StoreLock.acquire(store, "after the run").release()
+
+
+@pytest.mark.integration
+def test_kill_9_of_one_worker_process_loses_and_repeats_nothing(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    topic = session_broker.create_topic(unique("users"), partitions=4)
+    records, _, _ = changelog(60_000, 5_000, seed=23)
+    ends: dict[int, int] = {}
+    finished = threading.Event()
+
+    def produce() -> None:  # records keep arriving while a worker is killed
+        try:
+            for i in range(0, len(records), 3_000):
+                for p, e in produce_records(session_broker.kafka_config(), topic,
+                                            records[i:i + 3_000]).items():
+                    ends[p] = max(ends.get(p, 0), e)
+        finally:
+            finished.set()
+
+    cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic))
+    store = tmp_path / "data"
+    run = start_worker(cfg, "--processes", "2")
+    producer = threading.Thread(target=produce)
+    try:
+        wait_until(lambda: all(_child(store, i).get("assigned") for i in (0, 1)), 90,
+                   "both workers to hold partitions", run)
+        producer.start()
+        victim = _child(store, 1)["pid"]
+        wait_until(lambda: sum(applied_offsets(store, "shop.users").values()) > 0, 60,
+                   "some progress", run)
+        # past the crash-loop window, so the supervisor starts it again
+        wait_until(lambda: _started_long_enough(victim), 30, "the victim to be 5 s old", run)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: _child(store, 1).get("pid") not in (None, victim), 90,
+                   "worker 1 to be started again", run)
+        producer.join()
+        wait_until(caught_up(store, "shop.users", ends), 180, "the final catch-up", run)
+    finally:
+        finished.wait(60)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == 0
+    everything = read_topic(session_broker, topic, ends)
+    assert len(everything) == len(records)
+    assert_table_is(store, fold(everything, ends), absent=[])
+    assert_each_record_counted_once(store)
+
+
+def _started_long_enough(pid: int) -> bool:
+    """Whether process `pid` has run for more than the supervisor's crash-loop window."""
+    from materializer.ingest.processes import CRASH_LOOP
+    from materializer.procstats import process_stats
+
+    start = process_stats(pid).get("start_time_seconds")
+    return start is not None and time.time() - start > CRASH_LOOP + 0.5
+
+
+def test_change_events_refuse_several_processes(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("kafka:\n  bootstrap.servers: 127.0.0.1:1\nstore:\n  path: data\n" +
+                   TABLE.format(topic="users") + "    changes: {topic: users.changes}\n")
+    done = run_cli("run", str(cfg), "--no-api", "--processes", "2", timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "cannot emit change events (shop.users declare `changes:`)" in done.stderr
+    assert not (tmp_path / "data" / "lock").exists()  # refused before the store was touched
+
+
+def test_workers_is_read_from_yaml_and_checked(tmp_path: Path) -> None:
+    from materializer.catalog.load import load_catalog
+    from materializer.errors import ConfigError
+
+    def catalog(workers: str) -> Any:
+        cfg = tmp_path / "t.yaml"
+        cfg.write_text(f"kafka:\n  bootstrap.servers: x:1\nworkers: {workers}\n" +
+                       TABLE.format(topic="users"))
+        return load_catalog(str(cfg))
+
+    assert catalog("3").workers == 3
+    with pytest.raises(ConfigError, match="`workers` must be at least 1, not 0"):
+        catalog("0")
+
+
+def test_merged_status_sums_counters_and_needs_every_worker_fresh() -> None:
+    now = 1_000_000.0
+    a = {"updated_at": now - 1, "started_at": 5.0, "group": "g", "assigned": [["t", 0]],
+         "partitions": [{"partition": 0, "lag": 0}],
+         "metrics": {"records_applied_total": 10, "records_rejected_total": {"x|skipped:y": 1},
+                     "batch_seconds": {"buckets": [[0.001, 2], [0.01, 3]], "sum": 0.5,
+                                       "count": 3},
+                     "process": {"cpu_seconds_total": 1.5, "start_time_seconds": 100.0}}}
+    b = {"updated_at": now - 2, "started_at": 4.0, "group": "g", "assigned": [["t", 1]],
+         "partitions": [{"partition": 1, "lag": 0}],
+         "metrics": {"records_applied_total": 5, "records_rejected_total": {"x|skipped:y": 2},
+                     "batch_seconds": {"buckets": [[0.001, 1], [0.01, 1]], "sum": 0.25,
+                                       "count": 1},
+                     "process": {"cpu_seconds_total": 0.5, "start_time_seconds": 90.0}}}
+    m = merge_statuses([a, b], 42, False, now=now)
+    assert m["caught_up"] and m["pid"] == 42 and m["updated_at"] == now - 2
+    assert m["assigned"] == [["t", 0], ["t", 1]] and len(m["partitions"]) == 2
+    assert m["metrics"]["records_applied_total"] == 15
+    assert m["metrics"]["records_rejected_total"] == {"x|skipped:y": 3}
+    assert m["metrics"]["batch_seconds"] == {"buckets": [[0.001, 3], [0.01, 4]], "sum": 0.75,
+                                             "count": 4}
+    assert m["metrics"]["process"] == {"cpu_seconds_total": 2.0, "start_time_seconds": 90.0}
+    assert not merge_statuses([a, None], 42, False, now=now)["caught_up"]  # one not reporting
+    assert not merge_statuses([a, {**b, "updated_at": now - 60}], 42, False, now=now)["caught_up"]
+    lagging = {**b, "partitions": [{"partition": 1, "lag": 7}]}
+    assert not merge_statuses([a, lagging], 42, False, now=now)["caught_up"]
+    assert not merge_statuses([a, b], 42, True, now=now)["caught_up"]  # stopping
