@@ -49,6 +49,7 @@ from materializer.changes.envelope_base import (
     _quote,
     event_time,
     json_bytes,
+    row_json,
     snapshot_flag,
     source_db,
 )
@@ -95,7 +96,7 @@ class JsonEnvelope(SnapshotAware):
     the schema texts computed once, here."""
 
     __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_source_tail",
-                 "_columns", "_open", "_close", "_time_of")
+                 "_columns", "_open", "_close", "_time_of", "_row_json")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
         self._names = tuple(layout)
@@ -120,6 +121,7 @@ class JsonEnvelope(SnapshotAware):
                              f'"topic":{_quote(spec.topic)},"partition":').encode()
         self._columns = spec.changes is not None and spec.changes.columns
         self._time_of = event_time(spec, layout)
+        self._row_json = row_json(self._names)
 
     def _row(self, t: tuple[Any, ...] | None) -> bytes:
         """A stored row tuple as compact JSON object bytes (`null` for none)."""
@@ -127,12 +129,14 @@ class JsonEnvelope(SnapshotAware):
             return b"null"
         if len(t) < self._width:
             t = t + (None,) * (self._width - len(t))
-        row = dict(zip(self._names, t, strict=False))
-        for i, name, conv in self._convs:
-            v = t[i]
+        if not self._convs:
+            return self._row_json(t)
+        values = list(t)
+        for i, _, conv in self._convs:
+            v = values[i]
             if v is not None:
-                row[name] = conv(v)
-        return json_bytes(row)
+                values[i] = conv(v)
+        return self._row_json(values)
 
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
         """`flag`, if not empty, is the `source.snapshot` of every change. Each value is

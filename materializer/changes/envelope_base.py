@@ -48,6 +48,22 @@ _quote = json.encoder.encode_basestring_ascii
 _msgspec_encode = msgspec.json.Encoder().encode
 
 
+def row_json(names: Sequence[str]) -> Callable[[Sequence[Any]], bytes]:
+    """values (in `names` order) -> the compact JSON object of them, as UTF-8 bytes: a
+    msgspec Struct of the names (built once) encoded in C, or, for a value msgspec does
+    not take (a dict key that is null or a boolean), `json_bytes` of the dict."""
+    struct = msgspec.defstruct("Row", [(f"f{i}", Any) for i in range(len(names))],
+                               rename={f"f{i}": n for i, n in enumerate(names)})
+    keys = tuple(names)
+
+    def encode(values: Sequence[Any]) -> bytes:
+        try:
+            return _msgspec_encode(struct(*values))
+        except (TypeError, ValueError, OverflowError):
+            return json_bytes(dict(zip(keys, values, strict=True)))
+    return encode
+
+
 def json_bytes(obj: Any) -> bytes:
     """Compact JSON of `obj` as UTF-8 bytes: msgspec's encoder (C, no intermediate str),
     or, for what it does not take (a dict key that is null or a boolean), `_compact`."""

@@ -14,8 +14,9 @@ Guarantees:
   partition, so a consumer sees each key's events in the order they were
   applied. After a failure, everything from the first unacknowledged event is
   sent again, in order, so the last event seen for a key is always its latest.
-- Bounded. `drain` holds at most `chunk` events in memory and never has more than
-  one chunk in the producer; the worker stops ingesting while `full`.
+- Bounded. `drain` reads at most `chunk` events from LMDB at a time (or sends the at
+  most `hot_limit` events it kept in memory, in one round) and never has more than one
+  round in the producer; the worker stops ingesting while `full`.
 
 Cost: events staged by this outbox are also kept in memory once their batch commits
 (`WriteBatch.after_commit`), so `drain` sends them without reading them back from
@@ -188,6 +189,7 @@ class ChangeOutbox:
                 batch, hot = self._next_chunk()
                 if not batch:
                     break
+                full_chunk = len(batch) >= self.chunk
                 self._send(batch)
                 if hot and len(batch) == len(self._hot):
                     self._table.clear()  # the outbox held exactly these: empty it at once
@@ -196,7 +198,7 @@ class ChangeOutbox:
                 if hot:
                     del self._hot[:len(batch)]
                 drained += len(batch)
-                if len(batch) < self.chunk:
+                if not full_chunk:
                     break
         except Exception as e:
             if not _is_transient(e):
@@ -219,7 +221,7 @@ class ChangeOutbox:
         hot = self._hot
         if hot:
             if self._table.first_key() == hot[0][0]:
-                return hot[:self.chunk], True
+                return hot[:], True  # already in memory (at most hot_limit): one round
             hot.clear()  # an older backlog comes first: read everything from the outbox
         return [(k, _loads(raw)) for k, raw in self._table.first_items(self.chunk)], False
 
