@@ -6,6 +6,7 @@ import json
 import os
 import struct
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,12 @@ SERVED = b"served"  # b"<partitions JSON>|<revoked JSON>", what readers read per
 OFFSET = struct.Struct(">Q")
 _LOCK = threading.Lock()
 _ENVS: dict[tuple[int, int], tuple[lmdb.Environment, bool]] = {}
+_OPEN: weakref.WeakValueDictionary[tuple[int, int], lmdb.Environment] = \
+    weakref.WeakValueDictionary()
+"""Every environment this process opened, by file, while anything holds it: the cache
+(`_ENVS`) lets go of environments (`forget_env`) that views, diffs or generations still
+use, and reopening such a file must give that environment back (LMDB opens a file once
+per process; py-lmdb refuses a second open: "already open in this process")."""
 MAX_DBS = 4096
 SPARE_READ_TXNS = 4
 """Read transactions py-lmdb keeps for reuse (reset, then renewed by the next begin).
@@ -49,13 +56,15 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
 
     Each generation of a relation (see `layout`) is a new file, never reused, so a
     cached environment never goes stale: a reader that sees a newer generation opens
-    that one and lets go of the old one (`forget_env`). A writer in this process
-    serves reads too."""
+    that one and lets go of the old one (`forget_env`). A file whose environment the
+    cache let go of but something still uses gets that environment back (not cached
+    again: it closes when its last user lets go). A writer in this process serves
+    reads too."""
     with _LOCK:
         fid = _file_id(path)
-        cached = _ENVS.get(fid) if fid is not None else None
-        if cached is not None:
-            env, is_writable = cached
+        found = _in_use(fid) if fid is not None else None
+        if found is not None:
+            env, is_writable = found
             if is_writable or not writable:
                 return env
             raise StoreError(f"{path} is open read-only in this process: open its writer "
@@ -77,7 +86,25 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
         fid = _file_id(path)
         if fid is not None:
             _ENVS[fid] = (env, writable)
+            _OPEN[fid] = env
         return env
+
+
+def _in_use(fid: tuple[int, int]) -> tuple[lmdb.Environment, bool] | None:
+    """(environment, writable) of file `fid` if this process has it open: cached, or let
+    go of by the cache but still held. Call with `_LOCK` held."""
+    cached = _ENVS.get(fid)
+    if cached is not None:
+        return cached
+    env = _OPEN.get(fid)
+    if env is None:
+        return None
+    try:
+        readonly = bool(env.flags()["readonly"])
+    except lmdb.Error:  # closed (its file, gone, may have lent `fid` to a new one)
+        _OPEN.pop(fid, None)
+        return None
+    return env, not readonly
 
 
 def cached_env(path: Path) -> lmdb.Environment | None:
@@ -91,7 +118,7 @@ def cached_env(path: Path) -> lmdb.Environment | None:
 def forget_env(env: lmdb.Environment) -> None:
     """Drop `env` from this process's cache without closing it (its files may be gone
     already): whatever still uses it keeps it alive, and it closes when the last user
-    lets go."""
+    lets go. Until then, opening its file again gives it back (`open_env`)."""
     with _LOCK:
         for fid, (cached, _) in list(_ENVS.items()):
             if cached is env:
@@ -109,12 +136,16 @@ def read_txn(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
 
 
 def close_env(path: Path) -> None:
-    """Close this process's environment of `path` (anything still using it fails)."""
+    """Close this process's environment of `path`, cached or only still in use (anything
+    still using it fails)."""
     with _LOCK:
         fid = _file_id(path)
-        cached = _ENVS.pop(fid, None) if fid is not None else None
-    if cached is not None:
-        cached[0].close()
+        found = _in_use(fid) if fid is not None else None
+        if fid is not None:
+            _ENVS.pop(fid, None)
+            _OPEN.pop(fid, None)
+    if found is not None:
+        found[0].close()
 
 
 def drop_relation(data_dir: str | os.PathLike[str], name: str) -> bool:
