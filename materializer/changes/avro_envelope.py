@@ -63,11 +63,28 @@ def avro_type(t: ColumnType) -> Any:
     return {"type": "map", "values": inner}
 
 
+def decimal_bytes(scale: int) -> Callable[[str], Any]:
+    """A stored decimal (text at `scale`) -> the bytes fastavro writes for it (its
+    `prepare_bytes_decimal`: the unscaled integer, big-endian two's complement, in
+    (bit length of its magnitude + 8) // 8 bytes), computed from the text without a
+    Decimal; text in another shape (exponent notation) goes to fastavro as a Decimal."""
+    def conv(v: str) -> Any:
+        neg = v[:1] == "-"
+        whole, _, frac = (v[1:] if neg else v).partition(".")
+        digits = whole + frac
+        if len(frac) != scale or not (digits.isascii() and digits.isdigit()):
+            return decimal.Decimal(v)
+        mag = int(digits)
+        return (-mag if neg else mag).to_bytes((mag.bit_length() + 8) // 8, "big",
+                                               signed=True)
+    return conv
+
+
 def _avro_value(t: ColumnType) -> Callable[[Any], Any] | None:
     """A converter from the stored form to what fastavro writes for `avro_type(t)`."""
     k = t.kind
     if k == "decimal":
-        return decimal.Decimal
+        return decimal_bytes(t.scale)
     if k == "json":
         return _compact
     if k in ("array", "map"):
@@ -161,7 +178,8 @@ class AvroEnvelope(SnapshotAware):
     """`format: debezium-avro`: the envelope in the Confluent wire format."""
 
     __slots__ = ("schema_id", "key_schema_id", "_schema", "_prefix", "_key", "_fields",
-                 "_names", "_width", "_convs", "_source", "_columns", "_time_of")
+                 "_names", "_width", "_convs", "_source", "_columns", "_time_of", "_branches",
+                 "_value_name")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
@@ -174,7 +192,12 @@ class AvroEnvelope(SnapshotAware):
         self._schema = fastavro.parse_schema(schema)
         self._prefix = header(self.schema_id)
         self._key = _avro_key_encoder(spec, kschema, self.key_schema_id)
-        self._fields = tuple(f["name"] for f in schema["fields"][0]["type"][1]["fields"])
+        row_fields = schema["fields"][0]["type"][1]["fields"]
+        self._fields = tuple(f["name"] for f in row_fields)
+        # per field, the branch of a ["null", T] union that a value takes (None: no union):
+        # fastavro writes a (branch, value) pair without trying each branch's validation
+        self._branches = tuple(_branch(f["type"]) for f in row_fields)
+        self._value_name = f"{avro_namespace(spec)}.Value"  # before/after: their branch too
         self._names = tuple(layout)
         self._width = len(self._fields)
         self._convs = tuple((i, c) for i, n in enumerate(layout)
@@ -183,19 +206,21 @@ class AvroEnvelope(SnapshotAware):
         self._columns = spec.changes.columns
         self._time_of = event_time(spec, layout)
 
-    def _row(self, t: tuple[Any, ...] | None) -> dict[str, Any] | None:
+    def _row(self, t: tuple[Any, ...] | None) -> tuple[str, dict[str, Any]] | None:
+        """A stored row as fastavro's (union branch, record) for `before` / `after`."""
         if t is None:
             return None
         if len(t) < self._width:
             t = t + (None,) * (self._width - len(t))
+        vals: Sequence[Any] = t
         if self._convs:
             vals = list(t)
             for i, conv in self._convs:
                 v = vals[i]
                 if v is not None:
                     vals[i] = conv(v)
-            return dict(zip(self._fields, vals, strict=False))
-        return dict(zip(self._fields, t, strict=False))
+        return self._value_name, {f: v if v is None or b is None else (b, v)
+                                  for f, b, v in zip(self._fields, self._branches, vals)}  # noqa: B905
 
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
         """`flag`, if not empty, is the `source.snapshot` of every change."""
@@ -230,6 +255,21 @@ class AvroEnvelope(SnapshotAware):
             if ch.op == "d":
                 append((ch.partition, key, None))
         return out
+
+
+def _branch(node: Any) -> str | None:
+    """The name fastavro gives the non-null branch of a `["null", T]` union (T's type name:
+    "long", "bytes", "array", ... for the types `avro_type` makes), or None if `node` is not
+    such a union."""
+    if not isinstance(node, list) or len(node) != 2 or node[0] != "null":
+        return None
+    branch = node[1]
+    if isinstance(branch, str):
+        return branch
+    kind = branch.get("type") if isinstance(branch, dict) else None
+    if not isinstance(kind, str) or kind in ("record", "enum", "fixed"):
+        return None  # named types go by their full name: leave them to fastavro
+    return kind
 
 
 def _avro_key_encoder(spec: TableSpec, schema: dict[str, Any], schema_id: int
