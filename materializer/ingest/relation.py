@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from materializer.errors import SchemaChangedError, StoreError
 from materializer.formats.codecs import key_decoder, value_decoder
@@ -25,7 +25,7 @@ from materializer.specs import (
     storage_identity,
 )
 from materializer.status import APPLIED, rejection_counter
-from materializer.store import MapFull, RelationWriter
+from materializer.store import MapFull, PartitionWriter, RelationWriter
 
 if TYPE_CHECKING:
     from materializer.changes.outbox import ChangeOutbox
@@ -96,15 +96,40 @@ class Relation:
             self.next_offsets[p] = out.next_offset
         return outcomes
 
+    def _stage(self, parts: Mapping[int, Sequence[SourceRecord]]
+               ) -> dict[int, tuple[int, _Staged, PartitionOutcome]]:
+        """Decode and shape before the write transaction, where the applier never reads
+        the store (streams; tables that overwrite and emit nothing): the transaction then
+        only writes, so worker processes sharing the store (`run --processes N`) decode at
+        the same time and queue only for the writes."""
+        if not (isinstance(self.applier, StreamApplier) or getattr(self.applier, "blind", False)):
+            return {}
+        staged = {}
+        for p, recs in parts.items():
+            start = self.next_offsets.get(p, 0)
+            st = _Staged()
+            try:
+                out = self.applier.apply(cast(PartitionWriter, st), p, recs, start)
+            except _NeedsStore:
+                continue  # decided per record after all: applied inside the transaction
+            staged[p] = (start, st, out)
+        return staged
+
     def _apply_once(self, parts: Mapping[int, Sequence[SourceRecord]],
                     router: RejectRouter) -> dict[int, PartitionOutcome]:
         outcomes: dict[int, PartitionOutcome] = {}
+        staged = self._stage(parts)
         with self.writer.begin() as wb:
             for p, recs in parts.items():
                 # the stored offset too: with `run --processes N` another process may have
                 # applied this partition since (a rebalance), never apply a record twice
                 start = max(self.next_offsets.get(p, 0), wb.next_offset(p))
-                out = self.applier.apply(wb.partition(p), p, recs, start)
+                pre = staged.get(p)
+                if pre is not None and pre[0] == start:
+                    out = pre[2]
+                    pre[1].replay(wb.partition(p))
+                else:
+                    out = self.applier.apply(wb.partition(p), p, recs, start)
                 outcomes[p] = out
                 wb.set_next_offset(p, out.next_offset)
                 counts = router.route(self.spec, p, out.rejected) if out.rejected else {}
@@ -117,6 +142,38 @@ class Relation:
             if any(o.rejected for o in outcomes.values()):
                 router.settle()  # dead letters are durable before the offset moves
         return outcomes
+
+
+class _NeedsStore(Exception):
+    """An applier asked a staged partition for a stored row: stage no further."""
+
+
+class _Staged:
+    """What an applier writes to one partition, kept to be written in the transaction
+    (`replay`): a stand-in `PartitionWriter` for appliers that never read the store."""
+
+    __slots__ = ("rows", "events")
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, tuple[Any, ...] | None] | None = None
+        self.events: tuple[Sequence[tuple[bytes, int, int, tuple[Any, ...] | None]], int] | None \
+            = None
+
+    def get(self, key: bytes) -> tuple[Any, ...] | None:
+        raise _NeedsStore
+
+    def put_rows(self, rows: dict[bytes, tuple[Any, ...] | None]) -> None:
+        self.rows = rows
+
+    def append_events(self, events: Sequence[tuple[bytes, int, int, tuple[Any, ...] | None]],
+                      keep: int) -> None:
+        self.events = (events, keep)
+
+    def replay(self, pw: PartitionWriter) -> None:
+        if self.rows is not None:
+            pw.put_rows(self.rows)
+        if self.events is not None:
+            pw.append_events(*self.events)
 
 
 def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
