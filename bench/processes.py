@@ -16,17 +16,45 @@ medians and spread over the repeats.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure  # noqa: E402
 from matrix import produce, write_config  # noqa: E402
 from measure import Result, run_worker, time_bare  # noqa: E402
 from workloads import Workload  # noqa: E402
 
 from materializer.devbroker import DevBroker  # noqa: E402
+
+_one_process = measure.proc_figures
+
+
+def _tree_figures(pid: int) -> tuple[float, int, int]:
+    """measure.proc_figures summed over `pid` and its children (the worker processes), so
+    the CPU per record counts every process of `run --processes N`."""
+    pids = [pid]
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    total = [0.0, 0, 0]
+    for p in pids:
+        try:
+            figures = _one_process(p)
+        except OSError:
+            continue
+        total = [total[0] + figures[0], total[1] + figures[1], total[2] + figures[2]]
+    return total[0], int(total[1]), int(total[2])
+
+
+measure.proc_figures = _tree_figures  # the Sampler of measure.run_worker uses it
 
 
 def _spread(values: list[float]) -> str:
@@ -64,7 +92,7 @@ def main() -> None:
             print(f"round {r + 1}: {line}", flush=True)
     print(f"\n{w.name}, {total:,} records, 4 partitions, {args.repeat} rounds\n")
     print(f"{'run':>6} {'records/s':>22} {'start to end s':>16} {'vs bare':>18} "
-          f"{'vs 1 process':>18}")
+          f"{'vs 1 process':>18} {'CPU us/rec':>10}")
     base = runs.get("x1", [])
     for name, res in runs.items():
         rates = [x.rate for x in res]
@@ -73,7 +101,11 @@ def main() -> None:
                   if base and name != "bare" else [])
         print(f"{name:>6} {statistics.median(rates):>12,.0f} ({min(rates):,.0f}-"
               f"{max(rates):,.0f}) {statistics.median([x.total_s for x in res]):>10.1f} "
-              f"{_spread(vs_bare):>18} {_spread(vs_one):>18}")
+              f"{_spread(vs_bare):>18} {_spread(vs_one):>18} "
+              f"{statistics.median([x.cpu_us for x in res]):>10.1f}")
+    print(f"\n({os.cpu_count()} CPUs; CPU us/rec counts every process of a run: if two "
+          "processes need no more CPU per record than one, what keeps them from 1.6-2x is "
+          "the CPU the machine has free)")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ Guarantees:
   worker that has not yet noticed it lost the partition.
 - A worker killed by a signal (kill -9, a crash) is started again; one that stops with
   an error (a bad record under `fail`, a recreated topic) stops the others and `run`
-  exits with its code. SIGTERM/SIGINT to `run` stop every worker cleanly (exit 0).
+  exits with its code. SIGTERM/SIGINT to `run` (or Ctrl-C, which reaches every process)
+  stop every worker cleanly (exit 0); a worker that stops cleanly on its own stops `run`.
 - Status: each worker writes `<store>/worker.<I>.json`; the supervisor merges them into
   `worker.json` every second (partitions and assignments together, counters summed;
   caught up when every worker reports fresh and every partition has no lag), so
@@ -199,6 +200,10 @@ class Supervisor:
                     code = c.proc.poll()
                     if code is None:
                         continue
+                    if code == 0:  # stopped by a signal of its own (Ctrl-C reaches all)
+                        log.info("worker process %d stopped; stopping the others", c.index)
+                        self.stop_event.set()
+                        break
                     if code < 0 and time.monotonic() - c.started > CRASH_LOOP:
                         log.warning("worker process %d (pid %d) was killed by signal %d; "
                                     "starting it again (its batch in flight was not "

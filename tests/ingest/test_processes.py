@@ -184,3 +184,20 @@ def test_merged_status_sums_counters_and_needs_every_worker_fresh() -> None:
     lagging = {**b, "partitions": [{"partition": 1, "lag": 7}]}
     assert not merge_statuses([a, lagging], 42, False, now=now)["caught_up"]
     assert not merge_statuses([a, b], 42, True, now=now)["caught_up"]  # stopping
+
+
+@pytest.mark.integration
+def test_a_worker_stopping_on_a_bad_record_stops_run_with_its_code(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    topic = session_broker.create_topic(unique("users"), partitions=2)
+    good = [(i.to_bytes(8, "big", signed=True), json.dumps({"name": f"n{i}"}).encode())
+            for i in range(20)]
+    ends = produce_records(session_broker.kafka_config(), topic,
+                           [*good, ((99).to_bytes(8, "big", signed=True), b"{not json")])
+    cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic) +
+                       "    on_error: fail\n")
+    run = start_worker(cfg, "--processes", "2")
+    assert run.wait(120) == 1
+    log = next(tmp_path.glob("worker-*.log")).read_text()
+    assert "bad record at topic" in log and "exited with code 1" in log, log[-2000:]
+    assert sum(applied_offsets(tmp_path / "data", "shop.users").values()) < sum(ends.values())
