@@ -195,6 +195,29 @@ class _Reader:
                 except KafkaException as e:
                     raise InfrastructureError(f"cannot rewind {t}/{p}: {e}") from e
 
+    def pause(self, topic: str, partition: int) -> None:
+        """Fetch nothing more of an assigned partition until `resume` (a copy of it is on
+        its way from another worker)."""
+        try:
+            self._consumer.pause([TopicPartition(topic, partition)])
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot pause {topic}/{partition}: {e}") from e
+
+    def resume(self, topic: str, partition: int) -> None:
+        try:
+            self._consumer.resume([TopicPartition(topic, partition)])
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot resume {topic}/{partition}: {e}") from e
+
+    def seek(self, topic: str, partition: int, offset: int) -> None:
+        """Continue an assigned partition at `offset` (what a copy from another worker
+        brought the store to); records fetched before are dropped."""
+        try:
+            self._consumer.seek(TopicPartition(topic, partition, offset))
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot move {topic}/{partition} to offset {offset}: "
+                                      f"{e}") from e
+
     def end_offset(self, topic: str, partition: int) -> int | None:
         """The high watermark last seen for a partition (cached, no broker round trip)."""
         marks = self.watermarks(topic, partition)
@@ -293,6 +316,34 @@ class AssignedSource(_Reader):
                 tps.append(TopicPartition(topic, p, _start(start_offsets(topic, p))))
                 self.assigned.add((topic, p))
         self._consumer.assign(tps)
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Nothing to commit: this consumer belongs to no group."""
+
+
+class StandbySource(_Reader):
+    """A consumer outside any group whose partitions are set one by one (`set_partitions`):
+    a cluster worker's standby copies of partitions other workers own. Each partition
+    added starts where the store says."""
+
+    def __init__(self, conf: dict[str, str], start_offsets: StartOffsets) -> None:
+        super().__init__(_consumer("materializer-standby", _client_conf(conf)), start_offsets)
+
+    def set_partitions(self, wanted: set[tuple[str, int]]) -> None:
+        """Read exactly `wanted` from now on (added ones from their stored next offset)."""
+        gone = sorted(self.assigned - wanted)
+        new = sorted(wanted - self.assigned)
+        try:
+            if gone:
+                self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in gone])
+            if new:
+                self._consumer.incremental_assign(
+                    [TopicPartition(t, p, _start(self._start_offsets(t, p))) for t, p in new])
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot change the standby partitions: {e}") from e
+        self.assigned = set(wanted)
+        if gone or new:
+            self.generation += 1
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Nothing to commit: this consumer belongs to no group."""

@@ -231,6 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
                         stop_event=stop)
+    worker.api_token = _token(catalog)  # cluster: copies of partitions from other workers
     api_proc = None
     api_failed: list[int] = []
     if not args.no_api:

@@ -320,6 +320,15 @@ async def cluster(request: Request) -> Response:
     return _json(cluster_answer(router.view if router is not None else None))
 
 
+@router.get("/cluster/copy/{relation}/{partition}", include_in_schema=False)
+async def cluster_copy(relation: str, partition: int, request: Request) -> Response:
+    """A partition of this worker's store for a worker taking it over (cluster failover)."""
+    from materializer.cluster.handover import copy_answer  # noqa: PLC0415
+
+    answer: Response = await copy_answer(api_state(request), relation, partition)
+    return answer
+
+
 @router.get("/healthz", response_model=Health, tags=["operations"], summary="Alive")
 async def healthz() -> Response:
     return Response(HEALTHY, media_type="application/json")

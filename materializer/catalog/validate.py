@@ -285,6 +285,12 @@ def _standby(r: Rules, spec: TableSpec | StreamSpec) -> TableSpec | StreamSpec:
             r.error(f.key_loc, f"{r.what} is replicated (every worker keeps every partition), "
                     "so it has no standby replicas: remove `standby_replicas`")
         return spec
+    if isinstance(spec, TableSpec) and spec.changes is not None:
+        if f is not None and n > 0:  # (the top-level default leaves it out)
+            r.error(f.key_loc, f"{r.what} emits change events, which only a partition's owner "
+                    "emits, so a standby copy could not take over without losing or repeating "
+                    "some: remove `standby_replicas` (it fails over by re-reading its topic)")
+        return spec
     return replace(spec, standby_replicas=n) if n else spec
 
 

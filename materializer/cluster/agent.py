@@ -1,10 +1,11 @@
 """The worker's side of the cluster: its membership record, and its store kept to its
 assignment.
 
-`materializer.ingest.worker.Worker` calls in at four points (each a line or two there):
+`materializer.ingest.worker.Worker` calls in at five points (each a line or two there):
 `ClusterAgent.start(worker)` once its group consumer exists, `ownership_changed()` from
-the rebalance callback, `progress(parts)` with each status update, and `stop()` at
-shutdown.
+the rebalance callback (which leaves marking assigned partitions to it), `poll()` once per
+loop (partitions caught up, standby copies, see `standby` and `handover`),
+`progress(parts)` with each status update, and `stop()` at shutdown.
 
 Guarantees:
 - This worker's record always shows its current assignment (published at once on every
@@ -13,6 +14,10 @@ Guarantees:
   are marked revoked (`RelationWriter.set_revoked`), so the store answers as current
   exactly the partitions this worker owns: after a restart it never serves partitions the
   group gave to another worker while it was away.
+- A partition assigned while other members are around stays marked revoked until this
+  store has caught up with its end offset (as first seen after the assignment): another
+  worker may have answered newer rows of it, so an older copy (or none) here must not
+  answer, not even "absent". A worker alone answers its partitions at once.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from materializer.cluster.handover import Handover
 from materializer.cluster.membership import Membership, now_ms
 from materializer.cluster.partitioning import Partitioning
 from materializer.cluster.record import Member, RelationState
 from materializer.cluster.settings import advertised_url, worker_id
+from materializer.cluster.standby import Standby
 from materializer.errors import InfrastructureError
 from materializer.specs import RelationSpec, TableSpec
 
@@ -58,12 +65,20 @@ class ClusterAgent:
         self._generation: int | None = None
         self._assigned_at = self.started_at
         self._progress: dict[tuple[str, int], tuple[int, int | None]] = {}
+        # (topic, partition) -> (offset another member had applied, end offset to reach)
+        self._restoring: dict[tuple[str, int], tuple[int, int | None]] = {}
         self._counts: dict[str, int | None] = {}
         self._counted_at = -1e9
         self._partitioning = {
             s.name: Partitioning(s.partitioner, s.key_format, s.key_columns,
                                  [t.kind for t in s.key_types],
                                  getattr(s, "shard_key", ())).exact for s in self.specs}
+        self.standby = Standby(worker) if any(
+            r.spec.standby_replicas > 0 for rels in worker.grouped.by_topic.values()
+            for r in rels) else None
+        self.handover = Handover(self, getattr(worker, "api_token", None),
+                                 catalog.cluster.forward_timeout_ms / 1000 * 6) \
+            if self.standby is not None else None
         self.membership = Membership(
             catalog.kafka_config, catalog.group, catalog.store_path, self.id, self.local,
             heartbeat_ms=catalog.cluster.heartbeat_ms,
@@ -86,6 +101,21 @@ class ClusterAgent:
         generation = source.group_generation() if source is not None else None
         if owned:
             self._mark_unassigned(assigned)
+            if self.standby is not None:  # the group consumer starts where the copy is
+                if self.handover is not None:  # or another worker's copy is fetched
+                    self.handover.plan(sorted(set(pairs) - self.standby.partitions),
+                                       self.standby.by_topic)
+                for topic, p in sorted(set(pairs) & self.standby.partitions):
+                    for rel in self.standby.by_topic.get(topic, ()):
+                        log.info("cluster: %s partition %d taken over from this worker's "
+                                 "standby copy at offset %d", rel.spec.name, p,
+                                 rel.next_offsets.get(p, 0))
+                self.standby.drop(pairs)
+                self._standby = frozenset(self.standby.partitions)
+            self._restore(pairs)
+        else:
+            for pair in pairs:
+                self._restoring.pop(pair, None)
         with self._lock:
             self._assigned, self._generation = assigned, generation
             self._assigned_at = now_ms()
@@ -94,11 +124,73 @@ class ClusterAgent:
     def progress(self, parts: list[dict[str, Any]]) -> None:
         """The worker's per-partition progress (next offset, lag), about once a second."""
         got = {(p["relation"], p["partition"]): (p["next_offset"], p["lag"]) for p in parts}
+        if self.standby is not None:
+            got.update(self.standby.progress())
         with self._lock:
             self._progress = got
 
+    def poll(self) -> None:
+        """From the worker's loop (its thread, between batches): serve the partitions that
+        caught up, follow the routing table's standby choice, take pending copies, apply
+        what the standby consumer has."""
+        source = self.worker.grouped.source
+        if self.standby is not None:
+            owned = set(source.assigned) if source is not None else set()
+            if self.standby.sync(self.membership.routing(), self.id, owned):
+                with self._lock:
+                    self._standby = frozenset(self.standby.partitions)
+                self.membership.wake()
+            if self.handover is not None and self.handover.pending:
+                self.handover.run(self.standby.by_topic)
+        if self._restoring and source is not None:
+            self._serve_caught_up(source)
+        if self.standby is not None:
+            self.standby.poll()
+
+    def _restore(self, pairs: list[tuple[str, int]]) -> None:
+        """Partitions just assigned: with other members around (one of them may have
+        served newer rows of them), not answered here until this store has caught up with
+        their end offset as first seen after the assignment; alone, at once."""
+        routing = self.membership.routing()
+        alone = len(routing.members) <= 1
+        for topic, p in pairs:
+            rels = self.worker.grouped.by_topic.get(topic, ())
+            for rel in rels:
+                rel.writer.set_revoked([p], not alone)
+            if not alone:  # at least as far as any other member said it had applied
+                said = [st.offsets.get(p, 0) for m in (*routing.members.values(),
+                                                       *routing.expired.values())
+                        if m.id != self.id for r in rels
+                        if (st := m.relations.get(r.spec.name)) is not None
+                        and p in st.assigned]
+                self._restoring[(topic, p)] = (max(said, default=0), None)
+
+    def _serve_caught_up(self, source: Any) -> None:
+        for (topic, p), (floor, target) in list(self._restoring.items()):
+            if (topic, p) not in source.assigned:
+                del self._restoring[(topic, p)]
+                continue
+            if target is None:
+                end = source.end_offset(topic, p)
+                if end is None:
+                    continue  # no fetch response yet
+                target = max(floor, end)
+                self._restoring[(topic, p)] = (floor, target)
+            rels = self.worker.grouped.by_topic.get(topic, ())
+            nxt = min((r.next_offsets.get(p, 0) for r in rels), default=0)
+            if nxt >= target:
+                del self._restoring[(topic, p)]
+                for rel in rels:
+                    rel.writer.set_revoked([p], False)
+                log.info("cluster: %s partition %d caught up at offset %d: answered here",
+                         topic, p, nxt)
+
     def stop(self) -> None:
         self.membership.stop()
+        if self.standby is not None:
+            self.standby.close()
+        if self.handover is not None:
+            self.handover.close()
 
     # ------------------------------------------------------------ the record
 

@@ -33,6 +33,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per forwarde
 FORWARDED = "x-materializer-forwarded"
 COVERED = "x-materializer-partitions"
 MEMBER = "x-materializer-member"
+STANDBY_LAG = "x-materializer-standby-lag"  # a standby's answer: its copies' largest lag
 
 
 def covered_header(partitions: frozenset[int] | set[int]) -> str:
@@ -58,6 +59,7 @@ class Answer:
     body: Any = None
     covered: frozenset[int] = field(default_factory=frozenset)
     error: str = ""
+    lag: str | None = None  # x-materializer-standby-lag of a standby's answer
 
 
 class Forwarder:
@@ -112,7 +114,8 @@ class Forwarder:
             return self._done(member, what, elapsed, Answer(member.id, False, r.status_code,
                                                             error="answered with no JSON"))
         return self._done(member, what, elapsed, Answer(
-            member.id, True, r.status_code, parsed, parse_covered(r.headers.get(COVERED))))
+            member.id, True, r.status_code, parsed, parse_covered(r.headers.get(COVERED)),
+            lag=r.headers.get(STANDBY_LAG)))
 
     def _done(self, member: Member, what: str, seconds: float, answer: Answer) -> Answer:
         outcome = "ok" if answer.ok else "failed"

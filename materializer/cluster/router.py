@@ -38,6 +38,7 @@ from materializer.cluster.forward import (
     COVERED,
     FORWARDED,
     MEMBER,
+    STANDBY_LAG,
     Answer,
     Forwarder,
     covered_header,
@@ -50,6 +51,11 @@ from materializer.cluster.view import ClusterView
 from materializer.errors import MaterializerError
 
 RETRY_AFTER = "1"
+
+
+def _stale(request: Request) -> bool:
+    """Whether the caller accepts a standby's copy (`?stale=ok`)."""
+    return request.query_params.get("stale") == "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,18 +178,24 @@ class ClusterRouter:
         t = self.target(rel)
         if t is None:
             return None
-        got = await self.resolve(rel, t, [list(key)], [kt])
+        got = await self.resolve(rel, t, [list(key)], [kt], _stale(request))
         if isinstance(got, Response):
             return got
-        if got[0] is None:
-            return json_response({"detail": f"no row with that key in {rel.view.name}"}, 404)
-        return json_response(got[0])
+        rows, headers = got
+        if rows[0] is None:
+            return json_response({"detail": f"no row with that key in {rel.view.name}"}, 404,
+                                 headers)
+        return json_response(rows[0], 200, headers)
 
     async def lookup(self, request: Request, rel: ApiRelation, keys: list[Any]
                      ) -> Response | None:
         """`POST /tables/{t}/lookup` (keys already checked to be a list of bounded size)."""
         if FORWARDED in request.headers:
             try:
+                if _stale(request):
+                    from materializer.cluster.stale import standby_answer  # noqa: PLC0415
+
+                    return standby_answer(self, rel, keys, request.query_params.get("partitions"))
                 rows = rel.table.get_many(keys, json_form=True)
             except (MaterializerError, ValueError) as e:
                 return _fail(e)
@@ -195,12 +207,15 @@ class ClusterRouter:
             kts = [rel.table.key_tuple(k) for k in keys]
         except (MaterializerError, ValueError) as e:
             return _fail(e)
-        got = await self.resolve(rel, t, keys, kts)
-        return got if isinstance(got, Response) else json_response({"rows": got})
+        got = await self.resolve(rel, t, keys, kts, _stale(request))
+        return got if isinstance(got, Response) else \
+            json_response({"rows": got[0]}, 200, got[1])
 
     async def resolve(self, rel: ApiRelation, t: Target, keys: list[Any],
-                      kts: list[tuple[Any, ...]]) -> list[Any] | Response:
-        """Rows for `keys` (JSON form, as sent) across the owners; see the module doc."""
+                      kts: list[tuple[Any, ...]], stale: bool = False
+                      ) -> tuple[list[Any], dict[str, str]] | Response:
+        """Rows for `keys` (JSON form, as sent) across the owners, and the headers to answer
+        with (the standby lag, when `stale` let a standby copy answer); see the module doc."""
         n = len(keys)
         rows: list[Any] = [None] * n
         found = [False] * n
@@ -226,15 +241,29 @@ class ClusterRouter:
                         confirm.setdefault(mid, []).append(i)
         if confirm:
             await self._ask(rel, t, members, confirm, keys, rows, found, asked, covered)
-        missing = sorted({p for i in range(n) if not found[i]
-                          for p in (every - covered[i] if every else {-1})})
-        if missing:
-            what = "the partition count of the topic is unknown" if -1 in missing else \
-                f"partition(s) {', '.join(map(str, missing))} of {t.name} have no live owner " \
+        headers: dict[str, str] = {}
+
+        def missing() -> list[int]:
+            return sorted({p for i in range(n) if not found[i]
+                           for p in (every - covered[i] if every else {-1})})
+        gaps = missing()
+        if gaps and stale and -1 not in gaps:
+            from materializer.cluster.stale import from_standbys  # noqa: PLC0415
+
+            lag = await from_standbys(self, rel, t, gaps, keys, rows, found, covered)
+            if lag is not None:
+                headers[STANDBY_LAG] = str(lag)
+            gaps = missing()
+        if gaps:
+            what = "the partition count of the topic is unknown" if -1 in gaps else \
+                f"partition(s) {', '.join(map(str, gaps))} of {t.name} have no live owner " \
                 "that answered"
+            hint = "" if stale or -1 in gaps or not any(
+                t.routing.standbys(t.name, p) for p in gaps) else \
+                "; add ?stale=ok to accept a standby's copy"
             return unavailable(f"cannot tell whether a key is absent: {what} (a rebalance or "
-                               "a worker failure; retry shortly)")
-        return rows
+                               f"a worker failure; retry shortly{hint})")
+        return rows, headers
 
     async def _ask(self, rel: ApiRelation, t: Target, members: dict[str, Member],
                    groups: dict[str, list[int]], keys: list[Any], rows: list[Any],

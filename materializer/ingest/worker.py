@@ -132,6 +132,7 @@ class Worker:
 
     cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
     cluster_member = True  # False: no membership (one of `run --processes N`'s workers)
+    api_token: str | None = None  # the API's token (cluster: copies from other workers' APIs)
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
                  progress: Progress | None = None,
@@ -237,6 +238,8 @@ class Worker:
                         self._apply_with_retry(msgs, feed)
                     self._handle_out_of_range(feed, self.offsets.check(feed.by_topic,
                                                                        feed.source))
+                if self.cluster is not None:
+                    self.cluster.poll()  # partitions caught up, standby copies
                 self._handle_resets(self.topics.changed())
                 self.snapshots.tick()
                 now = time.monotonic()
@@ -287,6 +290,9 @@ class Worker:
         """A rebalance took (owned=False) or gave (True) these partitions: mark them revoked
         in each relation they feed, or clear the mark, so that readers of this store never
         answer a revoked partition's rows as current. Called inside poll, between batches."""
+        if owned and self.cluster is not None:  # it serves them once caught up
+            self.cluster.ownership_changed(pairs, owned)
+            return
         for topic in {t for t, _ in pairs}:
             parts = [p for t, p in pairs if t == topic]
             for rel in self.grouped.by_topic.get(topic, ()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -304,6 +304,29 @@ class RelationReader:
         txn.abort()
         return frozenset(p for p, _ in every) - frozenset(p for p, _ in served)
 
+    def partition_copy(self, partition: int
+                       ) -> tuple[int, dict[str, int], list[tuple[bytes, bytes]], list[str]]:
+        """One partition as this store holds it, revoked or not, read in one transaction:
+        (next offset, counters, every stored (key, value) pair in key order, row layout),
+        for another worker's `RelationWriter.replace_partition` (cluster failover)."""
+        g = self._gen()
+        txn, every = g.begin(every=True)
+        with txn:
+            nxt = self._next_offset(g, txn, partition)
+            prefix = b"count:%d:" % partition
+            counters: dict[str, int] = {}
+            cur = txn.cursor(db=g.meta_db)
+            if cur.set_range(prefix):
+                for k, v in cur:
+                    if not k.startswith(prefix):
+                        break
+                    counters[bytes(k[len(prefix):]).decode()] = OFFSET.unpack(v)[0]
+            pairs: list[tuple[bytes, bytes]] = []
+            for p, db in every:
+                if p == partition:
+                    pairs = [(bytes(k), bytes(v)) for k, v in txn.cursor(db=db)]
+        return nxt, counters, pairs, list(g.meta.layout)
+
     def counters(self) -> dict[int, dict[str, int]]:
         g = self._gen()
         out: dict[int, dict[str, int]] = {}
@@ -410,6 +433,19 @@ class TableView(RelationReader):
         kbs = [g.encode_key(k) for k in keys]
         conv = g.layout.to_json if json_form else g.layout.to_python
         txn, parts = g.begin()
+        with txn:
+            raws = [_get_raw(txn, parts, kb) for kb in kbs]
+        return [None if r is None else conv(r) for r in raws]
+
+    def get_many_from(self, keys: Iterable[Any], partitions: Collection[int], *,
+                      json_form: bool = False) -> list[dict[str, Any] | None]:
+        """`get_many` reading exactly `partitions`, revoked ones included: a cluster worker's
+        standby copy of partitions it does not own (`?stale=ok`). Not current state."""
+        g = self._gen()
+        kbs = [g.encode_key(k) for k in keys]
+        conv = g.layout.to_json if json_form else g.layout.to_python
+        txn, every = g.begin(every=True)
+        parts = [x for x in every if x[0] in partitions]
         with txn:
             raws = [_get_raw(txn, parts, kb) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]

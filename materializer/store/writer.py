@@ -182,6 +182,36 @@ class RelationWriter:
         """After an aborted transaction, DB handles it created are gone."""
         self._dbs.clear()
 
+    def replace_partition(self, partition: int, pairs: Iterable[tuple[bytes, bytes]],
+                          next_offset: int, counters: dict[str, int]) -> None:
+        """Replace all this store holds of `partition` (rows or events, next offset,
+        counters) with a copy taken from another worker's store of the same relation
+        (`RelationReader.partition_copy`; pairs in key order), in one write transaction:
+        readers see the old state or the copy, whole. Call while no WriteBatch is open;
+        MapFull if the map must grow first."""
+        prefix = b"count:%d:" % partition
+        try:
+            with _translated(self.path, "copying a partition"), \
+                    self.env.begin(write=True) as txn:
+                db = self._db(partition, txn)
+                txn.drop(db, delete=False)
+                txn.cursor(db=db).putmulti(pairs, append=True)
+                txn.put(offset_key(partition), OFFSET.pack(next_offset), db=self._meta_db)
+                cur = txn.cursor(db=self._meta_db)
+                stale = []
+                if cur.set_range(prefix):
+                    for k, _ in cur:
+                        if not k.startswith(prefix):
+                            break
+                        stale.append(bytes(k))
+                for k in stale:
+                    txn.delete(k, db=self._meta_db)
+                for name, n in counters.items():
+                    txn.put(counter_key(partition, name), OFFSET.pack(n), db=self._meta_db)
+        except BaseException:
+            self.forget_handles()  # a DB created in the aborted transaction is gone
+            raise
+
     def source_topic_id(self) -> str | None:
         """The broker's id of the topic this state was built from (None: not recorded)."""
         with self.env.begin(db=self._meta_db) as txn:

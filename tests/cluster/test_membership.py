@@ -1,21 +1,15 @@
-"""Membership through Kafka: each worker publishes its record (id, API URL, partitions,
-generation) to `<group>.members`, every worker reads them into a routing table, silent
-members expire, a clean stop leaves at once; `GET /cluster` and `materializer status`
-show it."""
+"""Membership records and the routing table built from them, without a broker: records
+round-trip and bad ones are refused, silent members expire, newer claims win. (Members
+publishing and reading each other, expiring and leaving on a real cluster:
+tests/cluster/test_cluster.py.)"""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
 from materializer.cluster.membership import members_topic
 from materializer.cluster.record import Member, RelationState, decode, encode
 from materializer.cluster.routing import Routing
-from materializer.devbroker import DevBroker
-from tests.cluster.helpers import cluster_yaml, get, start_node, wait_serving
-from tests.support.workers import USERS_TABLE, run_cli, unique, wait_until
 
 
 def member(id_: str, assigned: tuple[int, ...], *, gen: int | None = 1, at: int = 1000,
@@ -69,55 +63,3 @@ def test_members_topic_is_named_after_the_group() -> None:
     odd = members_topic("shop/materializer ü")
     assert odd.startswith("shop_materializer__-") and odd.endswith(".members")
     assert odd != members_topic("shop_materializer ü")
-
-
-def _live(node_url: str) -> dict[str, list[int]]:
-    c = get(f"{node_url}/cluster").json()
-    return {m["id"]: m["relations"]["shop.users"]["assigned"] for m in c["members"]
-            if m["live"]}
-
-
-@pytest.mark.integration
-def test_members_publish_read_expire_and_leave(session_broker: DevBroker,
-                                               tmp_path: Path) -> None:
-    topic = session_broker.create_topic(unique("users"), partitions=4)
-    group = unique("g")
-    cfg = tmp_path / "cluster.yaml"
-    cfg.write_text(cluster_yaml(session_broker, group, USERS_TABLE.format(topic=topic)))
-    nodes = [start_node(cfg, name) for name in ("a", "b", "c")]
-    for n in nodes:
-        wait_serving(n)
-
-    def split() -> bool:
-        views = [_live(n.url) for n in nodes]
-        parts = sorted(p for ps in views[0].values() for p in ps)
-        return all(v == views[0] for v in views) and len(views[0]) == 3 \
-            and parts == [0, 1, 2, 3]
-    wait_until(split, 60, "every worker to see the same three members splitting 4 partitions")
-    view = get(f"{nodes[0].url}/cluster").json()
-    assert view["self"] == "a" and view["standalone"] is False
-    by_id = {m["id"]: m for m in view["members"]}
-    assert by_id["b"]["url"] == nodes[1].url and by_id["c"]["generation"] is not None
-    assert view["relations"]["shop.users"]["partitions"] == 4
-    assert view["relations"]["shop.users"]["exact_keys"] is True
-
-    # materializer status: members from the topic itself, and owners per partition
-    status = run_cli("status", str(cfg), env={"STORE": str(nodes[0].store)})
-    assert status.returncode == 0, status.stderr
-    assert f"cluster: group {group}, topic {group}.members, 3 live member(s)" in status.stdout
-    for n in nodes:
-        assert f"{n.name}       {n.url}" in status.stdout
-    rows = [json.loads(line) for line in run_cli(
-        "status", str(cfg), "--json", env={"STORE": str(nodes[0].store)}).stdout.splitlines()]
-    assert {r["owner"] for r in rows} == {"a", "b", "c"}
-
-    # a clean stop leaves at once (a tombstone), well before the member timeout
-    assert nodes[2].stop() == 0, nodes[2].tail()
-    wait_until(lambda: set(_live(nodes[0].url)) == {"a", "b"}, 2,
-               "a to drop c right after it stopped")
-    # a killed worker is dropped once silent for cluster.member_timeout_ms (4 s here)
-    nodes[1].kill()
-    wait_until(lambda: set(_live(nodes[0].url)) == {"a"}, 10, "a to expire b")
-    expired = [m for m in get(f"{nodes[0].url}/cluster").json()["members"] if not m["live"]]
-    assert [m["id"] for m in expired] == ["b"] and expired[0]["heartbeat_age_s"] >= 4
-    assert nodes[0].stop() == 0, nodes[0].tail()

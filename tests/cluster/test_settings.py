@@ -1,9 +1,9 @@
 """Per-worker settings of one shared declaration file: `${VAR:-default}` in the YAML, and the
-`run`/`serve` flags `--store`, `--listen`, `--advertise` (which win over the file)."""
+`run`/`serve` flags `--store`, `--listen`, `--advertise` (which win over the file). (Workers
+started both ways on a real cluster: tests/cluster/test_cluster.py.)"""
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 
@@ -11,11 +11,8 @@ import pytest
 
 from materializer.catalog import load_catalog_text
 from materializer.cluster.settings import advertised_url, with_overrides, worker_id
-from materializer.devbroker import DevBroker
 from materializer.errors import ConfigError
 from materializer.specs import ApiSpec
-from tests.cluster.helpers import cluster_yaml, get, start_node, wait_serving
-from tests.support.workers import USERS_TABLE, run_cli, unique, wait_until
 
 SHARED = """\
 store: {path: "${STORE:-./data}"}
@@ -110,32 +107,3 @@ sql: |
     with pytest.raises(ConfigError, match="replicated .* no standby replicas"):
         load_catalog_text(text.replace("replicated: true", "replicated: true, "
                                        "standby_replicas: 1"), str(tmp_path / "t.yaml"), {})
-
-
-@pytest.mark.integration
-def test_two_workers_from_one_file_by_environment_and_by_flags(
-        session_broker: DevBroker, tmp_path: Path) -> None:
-    topic = session_broker.create_topic(unique("users"), partitions=2)
-    cfg = tmp_path / "cluster.yaml"
-    cfg.write_text(cluster_yaml(session_broker, unique("g"), USERS_TABLE.format(topic=topic)))
-    by_env = start_node(cfg, "a", flags=False)
-    by_flags = start_node(cfg, "b", flags=True)
-    for node in (by_env, by_flags):
-        wait_serving(node)
-        wait_until(lambda n=node: (n.store / "worker.json").is_file(), 60,  # type: ignore[misc]
-                   f"{node.name}'s status in its own store")
-        status = json.loads((node.store / "worker.json").read_text())
-        assert status["pid"] == node.proc.pid
-        assert get(f"{node.url}/tables").status_code == 200
-    assert not (tmp_path / "data").exists()  # neither used the file's default
-    # `check` shows the settings the environment gives
-    out = run_cli("check", str(cfg), env={"STORE": "/srv/x", "LISTEN": "127.0.0.1:9",
-                                          "WORKER_ID": "w9"})
-    assert out.returncode == 0, out.stderr
-    assert "store: /srv/x" in out.stdout and "cluster: worker_id w9" in out.stdout
-    assert "partitioner: murmur2, standby_replicas: 0" in out.stdout
-    # a bad flag is a usage error naming it (exit 2)
-    bad = run_cli("run", str(cfg), "--listen", "nowhere")
-    assert bad.returncode == 2 and "--listen 'nowhere' is not host:port" in bad.stderr
-    for node in (by_env, by_flags):
-        assert node.stop() == 0, node.tail()
