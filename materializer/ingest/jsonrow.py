@@ -32,6 +32,7 @@ from materializer.values import to_storage
 RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
 """(value bytes, key tuple) -> the stored row tuple, or DELETE."""
 
+MISSES_TO_STOP = 32
 _RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _WRAPPER = ("schema", "payload")
 
@@ -69,7 +70,17 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
     value_cols = [c for c in spec.columns if c.name not in keys]
     fields: list[tuple[str, Any, Any]] = []
     rename: dict[str, str] = {}
-    namespace: dict[str, Any] = {"_slow": slow, "_UNSET": msgspec.UNSET}
+    counts = [0, 0]  # records the typed path took, records it missed
+    off = [False]
+
+    def miss(raw: bytes, key: tuple[Any, ...]) -> Any:
+        counts[1] += 1
+        if counts[1] >= MISSES_TO_STOP and counts[1] * 5 > counts[0]:
+            off[0] = True  # this relation's records do not fit the typed path
+        return slow(raw, key)
+
+    namespace: dict[str, Any] = {"_slow": slow, "_miss": miss, "_UNSET": msgspec.UNSET,
+                                 "_counts": counts, "_off": off}
     var_of: dict[str, str] = {}
     for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
         var = f"f{len(fields)}"
@@ -88,15 +99,17 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
     namespace["_astuple"] = msgspec.structs.astuple
     all_vars = ", ".join(v for v, _, _ in fields)
     lines = ["def decode(raw, key):",
+             "    if _off[0]:",
+             "        return _slow(raw, key)",
              "    try:",
              f"        {all_vars}, = _astuple(_decode(raw))",
              "    except Exception:",
-             "        return _slow(raw, key)",
+             "        return _miss(raw, key)",
              f"    if {payload} is not _UNSET:",
-             "        return _slow(raw, key)"]
+             "        return _miss(raw, key)"]
     if value_cols:  # the first value column absent: the object may share no declared field
         lines += [f"    if {var_of[value_cols[0].name]} is _UNSET:",
-                  "        return _slow(raw, key)"]
+                  "        return _miss(raw, key)"]
     lines.append("    try:")
     slots = []
     for name in layout:
@@ -115,9 +128,11 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
             cond = f"{var} is not None" + ("" if test is None else f" and not ({test})")
             lines.append(f"        if {cond}: {var} = {conv}({var})")
         slots.append(var)
-    lines.append(f"        return ({', '.join(slots)}{',' if len(slots) == 1 else ''})")
+    lines.append(f"        row = ({', '.join(slots)}{',' if len(slots) == 1 else ''})")
     lines.append("    except Exception:  # the two steps say precisely what is wrong")
-    lines.append("        return _slow(raw, key)")
+    lines.append("        return _miss(raw, key)")
+    lines.append("    _counts[0] += 1")
+    lines.append("    return row")
     exec(compile("\n".join(lines), f"<json row decoder of {spec.name}>", "exec"),  # noqa: S102
          namespace)
     decode: RowDecoder = namespace["decode"]

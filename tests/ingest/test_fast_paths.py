@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from materializer.errors import RecordError
 from materializer.formats import codecs
 from materializer.formats.jsonread import json_path_loads, loads
-from materializer.ingest.jsonrow import row_decoder, two_steps
+from materializer.ingest.jsonrow import MISSES_TO_STOP, row_decoder, two_steps
 from materializer.ingest.keypath import general_key_path, key_path
 from materializer.ingest.shaper import RowShaper, compile_shaper
 from materializer.store.keys import KeyCodec
@@ -151,3 +151,20 @@ def test_json_row_decoder_equals_decode_then_shape(s: Any) -> None:
         assert outcome(fused, b, key) == outcome(general, b, key)
 
     run()
+
+
+def test_json_row_decoder_gives_up_the_typed_path_for_records_that_keep_missing() -> None:
+    """Values with fields the declaration does not name always miss the typed path; after
+    MISSES_TO_STOP of them it is no longer tried, and the answers stay the two steps'."""
+    s = JSON_ROW_SPECS[1]
+    value_decoder = codecs.value_decoder(s)
+    shape = compile_shaper(s, s.column_names)
+    fused = row_decoder(s, s.column_names, value_decoder, shape)
+    general = two_steps(value_decoder, shape)
+    extra = b'{"s": "x", "i": 1, "undeclared": true}'
+    plain = b'{"s": "y", "i": 2}'
+    for _ in range(MISSES_TO_STOP + 1):
+        assert fused(extra, (1,)) == general(extra, (1,)) == (1, "x", 1, None, None, None,
+                                                                None)
+    assert fused.__globals__["_off"] == [True]
+    assert fused(plain, (2,)) == general(plain, (2,))
