@@ -121,6 +121,11 @@ class _Generation:
         """The partitions not revoked, as of the last `begin`."""
         return self._state[4]
 
+    def revoked(self) -> frozenset[int]:
+        """The partitions marked revoked, as of the last `begin` (a partition may be
+        marked before this store holds any of it)."""
+        return frozenset(json.loads(self._state[2]))
+
     def key_tuple(self, key: Any) -> tuple[Any, ...]:
         """A user key (bare value or tuple, Python or stored form) to a stored key tuple."""
         if self.single is not None and not isinstance(key, tuple | list):
@@ -295,14 +300,13 @@ class RelationReader:
         forget_env(self._g.env)
 
     def revoked_partitions(self) -> frozenset[int]:
-        """The partitions this store holds but does not answer (revoked from its worker),
-        as of now: one short read transaction. (Cluster routing asks it after a read, to
-        say which partitions that read covered.)"""
+        """The partitions marked revoked from this store's worker (held or not yet), as of
+        now: one short read transaction. (Cluster routing asks it after a read, to say
+        which partitions that read covered.)"""
         g = self._gen()
-        txn, every = g.begin(every=True)
-        served = g.served()
+        txn, _ = g.begin(every=True)
         txn.abort()
-        return frozenset(p for p, _ in every) - frozenset(p for p, _ in served)
+        return g.revoked()
 
     def partition_copy(self, partition: int
                        ) -> tuple[int, dict[str, int], list[tuple[bytes, bytes]], list[str]]:

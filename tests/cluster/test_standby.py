@@ -64,3 +64,17 @@ def test_a_partition_copy_replaces_the_partition_whole(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             h, ps = parse_copy(bad)
             list(ps)
+
+
+def test_a_partition_marked_revoked_before_it_is_held_counts_as_revoked(tmp_path: Path
+                                                                         ) -> None:
+    """A new owner marks a partition revoked before its store holds any of it (a copy is on
+    its way): its answers must not count that partition as covered (an empty "absent")."""
+    from materializer.store import Store
+    from tests.support.api import USERS, SpecWriter, user_row
+
+    w = SpecWriter(str(tmp_path), USERS)
+    w.write([(1, user_row(1))], partition=0)
+    w.writer.set_revoked([4], True)  # partition 4: nothing of it here yet
+    with Store.open(tmp_path) as s:
+        assert s.table("users").revoked_partitions() == frozenset({4})
