@@ -242,6 +242,16 @@ class _Reader:
         self._consumer.close()
 
 
+def _heartbeat(conf: dict[str, str]) -> dict[str, str]:
+    """`heartbeat.interval.ms` a tenth of `session.timeout.ms` (at most librdkafka's 3000)
+    when only the session timeout is set: the members of a group learn of a rebalance (a
+    worker died) within a fraction of a second of its detection, not up to 3 s later."""
+    session = conf.get("session.timeout.ms", "")
+    if "heartbeat.interval.ms" in conf or not str(session).isdigit():
+        return {}
+    return {"heartbeat.interval.ms": str(max(100, min(3000, int(session) // 10)))}
+
+
 class Source(_Reader):
     """A consumer in a group (cooperative-sticky) that starts partitions where the store says.
 
@@ -260,7 +270,7 @@ class Source(_Reader):
     def __init__(self, conf: dict[str, str], group: str, topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
         super().__init__(_consumer(group, {"partition.assignment.strategy": "cooperative-sticky",
-                                           **conf}), start_offsets)
+                                           **_heartbeat(conf), **conf}), start_offsets)
         self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke,
                                  on_lost=self._revoke)
 

@@ -189,7 +189,7 @@ class Client:
             if time.monotonic() + delay > deadline:
                 raise ClusterUnavailable(f"no answer within {self.retry_for} s ({why})")
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, 0.25)
             with contextlib.suppress(ClusterUnavailable):  # try again after the next pause
                 self.refresh()
 

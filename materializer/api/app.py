@@ -76,6 +76,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     app.openapi = _openapi_with_security(app, token is not None)  # type: ignore[method-assign]
     app.edge = Edge(framework(app), token=token, recorder=state.latency, open_paths=OPEN_PATHS,
                     rows=cluster.fast_row if fast_path else None,
+                    routed_rows=cluster.edge_row if fast_path else None,
                     ready=partial(ready_answer, store_path) if fast_path else None)
     return app
 

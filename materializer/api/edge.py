@@ -7,6 +7,8 @@ FastAPI's own middleware), so every request pays for it once and nothing else:
   routing or reading happens;
 - every request's latency and status are recorded per endpoint (the route template,
   e.g. `/tables/{table}/rows/{key}`; `unmatched` for paths no route serves);
+- `GET /tables/{table}/rows/{k...}` of a key another worker owns goes to
+  `routed_rows(table, scope)` (cluster routing, asynchronous), also before the framework;
 - `GET /tables/{table}/rows/{k...}`, `GET /healthz` and `GET /readyz` are answered
   here (`rows(table, raw_path)`, `HEALTHY`, `ready()`: the same functions and bytes the
   routed endpoints answer with), without the framework's per-request machinery
@@ -20,10 +22,11 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from materializer.api.keys import raw_path
@@ -31,6 +34,7 @@ from materializer.api.metrics import LatencyRecorder
 from materializer.api.readiness import HEALTHY
 
 RowAnswer = Callable[[str, bytes], "tuple[int, bytes] | None"]  # None: the routed endpoint
+RoutedRowAnswer = Callable[[str, Scope], Awaitable["Response | None"]]
 ReadyAnswer = Callable[[], tuple[int, bytes]]
 
 ROW_ENDPOINT = "/tables/{table}/rows/{key}"
@@ -79,13 +83,15 @@ class Edge:
 
     def __init__(self, app: ASGIApp, token: str | None, recorder: LatencyRecorder,
                  open_paths: Collection[str], rows: RowAnswer | None = None,
-                 ready: ReadyAnswer | None = None) -> None:
+                 ready: ReadyAnswer | None = None,
+                 routed_rows: RoutedRowAnswer | None = None) -> None:
         self.app = app
         self.token = None if token is None else token.encode()
         self.recorder = recorder
         self.open_paths = frozenset(open_paths)
         self.rows = rows
         self.ready = ready
+        self.routed_rows = routed_rows  # cluster: rows another worker answers
 
     def _authorized(self, scope: Scope) -> bool:
         assert self.token is not None
@@ -117,6 +123,13 @@ class Edge:
                     await _send(send, status, body)
                     self.recorder.observe(ROW_ENDPOINT, status, time.perf_counter() - t0)
                     return
+                if m is not None and self.routed_rows is not None:
+                    routed = await self.routed_rows(m.group(1), scope)
+                    if routed is not None:
+                        await routed(scope, receive, send)
+                        self.recorder.observe(ROW_ENDPOINT, routed.status_code,
+                                              time.perf_counter() - t0)
+                        return
             elif path == "/healthz":
                 await _send(send, 200, HEALTHY)
                 self.recorder.observe(path, 200, time.perf_counter() - t0)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from materializer.ingest.relation import Relation
 
 log = logging.getLogger("materializer.cluster")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per copy request
 
 _LEN = struct.Struct(">I")
 CONTENT_TYPE = "application/x-materializer-partition"

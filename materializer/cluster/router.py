@@ -33,7 +33,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from materializer.api.keys import ApiRelation, RelationIndex, path_segments, raw_path
-from materializer.api.routes import dumps, failure
+from materializer.api.routes import dumps, failure, row_answer
 from materializer.cluster.forward import (
     COVERED,
     FORWARDED,
@@ -157,28 +157,43 @@ class ClusterRouter:
             return frozenset(range(st.partitions or 0))
         return frozenset(st.assigned) - rel.view.revoked_partitions()
 
-    def _answer_locally(self, rel: ApiRelation, body: Any, status: int = 200) -> Response:
+    def _answer_locally(self, rel: ApiRelation, body: Any, status: int = 200,
+                        raw: bytes | None = None) -> Response:
         """A forwarded request's answer: this worker's partitions only, saying which."""
         me = self.view.settings.get("self")
-        return json_response(body, status, {COVERED: covered_header(
-            self.local_covered(rel, None)), MEMBER: str(me or "")})
+        headers = {COVERED: covered_header(self.local_covered(rel, None)), MEMBER: str(me or "")}
+        if raw is not None:
+            return Response(raw, status, headers=headers, media_type="application/json")
+        return json_response(body, status, headers)
 
     # ------------------------------------------------------------ rows by key
 
     async def row(self, request: Request, table: str) -> Response | None:
-        """`GET /tables/{t}/rows/{k...}`."""
-        if FORWARDED in request.headers:
-            return None
+        """`GET /tables/{t}/rows/{k...}`: a hit at the key's owner is passed on as it came
+        (the owner answers it on its fast path); anything else is `resolve`d."""
+        path = raw_path(request.scope)
         try:
             rel = self.relations.table(table)
-            key = rel.key_from_text(path_segments(raw_path(request.scope), 4))
+            if FORWARDED in request.headers:  # this worker's partitions, saying which
+                status, body = row_answer(self.relations, table, path)
+                return self._answer_locally(rel, None, status, raw=body)
+            key = rel.key_from_text(path_segments(path, 4))
             kt = rel.table.key_tuple(key)
         except (MaterializerError, ValueError):
             return None  # the standalone path says what is wrong
         t = self.target(rel)
         if t is None:
             return None
-        got = await self.resolve(rel, t, [list(key)], [kt], _stale(request))
+        stale = _stale(request)
+        p = t.partition(kt)
+        owner = t.owners.get(p) if p is not None else None
+        seed: Answer | None = None
+        if owner is not None and owner is not t.me:
+            seed = await self.forwarder.call(owner, "GET", path.decode("ascii", "replace"),
+                                             what="get")
+            if seed.ok and seed.status == 200:
+                return Response(seed.raw, 200, media_type="application/json")
+        got = await self.resolve(rel, t, [list(key)], [kt], stale, seed)
         if isinstance(got, Response):
             return got
         rows, headers = got
@@ -212,7 +227,8 @@ class ClusterRouter:
             json_response({"rows": got[0]}, 200, got[1])
 
     async def resolve(self, rel: ApiRelation, t: Target, keys: list[Any],
-                      kts: list[tuple[Any, ...]], stale: bool = False
+                      kts: list[tuple[Any, ...]], stale: bool = False,
+                      seed: Answer | None = None
                       ) -> tuple[list[Any], dict[str, str]] | Response:
         """Rows for `keys` (JSON form, as sent) across the owners, and the headers to answer
         with (the standby lag, when `stale` let a standby copy answer); see the module doc."""
@@ -223,6 +239,11 @@ class ClusterRouter:
         covered: list[set[int]] = [set() for _ in range(n)]
         members = {m.id: m for m in t.owner_members()}
         first: dict[str, list[int]] = {}
+        if seed is not None:  # one key, already asked of its owner (`row`): a miss there
+            asked[0].add(seed.member)
+            if seed.ok:
+                covered[0] |= seed.covered
+            kts = []  # confirmed below with the others
         for i, kt in enumerate(kts):
             p = t.partition(kt)
             owner = t.owners.get(p) if p is not None else None
@@ -305,6 +326,11 @@ class ClusterRouter:
         from materializer.cluster.pages import route_events  # noqa: PLC0415
 
         return await route_events(self, request, stream, limit)
+
+    async def edge_row(self, table: str, scope: Any) -> Response | None:
+        """The edge's routed point lookup (what `fast_row` left): `row` without the
+        framework in front (None: the framework answers)."""
+        return await self.row(Request(scope), table)
 
     def fast_row(self, table: str, path: bytes) -> tuple[int, bytes] | None:
         """The edge's point-lookup fast path: the standalone answer when this worker answers
