@@ -67,6 +67,15 @@ class Cluster:
     def live(self, node: Node) -> set[str]:
         return {m["id"] for m in self.view(node)["members"] if m["live"]}
 
+    def settled(self, node: Node, members: set[str]) -> bool:
+        """The group's rebalance is over: every partition of every relation owned by one of
+        `members`, and each of them owning some (cooperative-sticky balances the count over
+        all topics: a member may own every partition of one table and none of another)."""
+        rels = self.view(node)["relations"]
+        owners = [o for rel in rels.values() for o in rel.get("owners", {}).values()
+                  if o is not None]
+        return len(rels) == 3 and len(owners) == 18 and set(owners) == members
+
     def warm(self, node: Node, members: set[str]) -> bool:
         """Every partition of shop.users owned by one of `members`, with a caught-up
         standby among the others."""
@@ -425,7 +434,8 @@ def kill_9_fails_over_to_standbys_without_a_wrong_answer(cluster: Cluster) -> No
     c2 = start_node(cluster.cfg, "c", register=False)
     cluster.nodes[2] = c2
     wait_serving(c2)
-    wait_until(lambda: cluster.warm(c2, {"a", "b", "c"}), 90, "c to rejoin")
+    wait_until(lambda: cluster.warm(c2, {"a", "b", "c"}) and cluster.settled(c2, {"a", "b", "c"}),
+               90, "c to rejoin and own partitions again")
     assert users_table_fold(cluster, c2) == fold
 
 
@@ -471,7 +481,8 @@ def scaling_down_to_one_and_back_up_during_ingestion(cluster: Cluster) -> None:
                              start_node(cluster.cfg, "c", register=False)]
         for n in cluster.nodes[1:]:
             wait_serving(n)
-        wait_until(lambda: cluster.warm(a, {"a", "b", "c"}), 90, "three workers again")
+        wait_until(lambda: cluster.warm(a, {"a", "b", "c"})
+                   and cluster.settled(a, {"a", "b", "c"}), 90, "three workers again")
     finally:
         done.set()
         producer.join(30)
