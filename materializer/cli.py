@@ -201,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
     from materializer.ingest.progress import Progress  # noqa: PLC0415
-    from materializer.ingest.worker import Worker, install_signal_handlers  # noqa: PLC0415
+    from materializer.ingest.worker import Worker, ignore_stop_signals, install_signal_handlers  # noqa: PLC0415
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
@@ -261,7 +261,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not worker.clean_shutdown:  # the broker hangs: do not wait for librdkafka's teardown
         logging.shutdown()
         os._exit(0)
-    return 0
+    ignore_stop_signals()  # stopped cleanly: a second SIGTERM during teardown must not turn
+    return 0               # exit 0 into death by signal (Python's own handlers are gone then)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

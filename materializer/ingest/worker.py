@@ -458,3 +458,11 @@ def install_signal_handlers(stop: threading.Event) -> None:
         stop.set()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+def ignore_stop_signals() -> None:
+    """After a clean stop: SIGTERM and SIGINT are ignored (Python restores the default,
+    deadly action for its own handlers when the interpreter finalizes; an ignored signal
+    stays ignored)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -61,8 +61,11 @@ def test_two_processes_share_the_partitions_and_fold_the_changelog(
         # both workers took partitions; the merged status says caught up, as one worker would
         wait_until(lambda: all(_child(store, i).get("assigned") for i in (0, 1)), 60,
                    "both workers to hold partitions", run)
-        wait_until(lambda: (read_status(store) or {}).get("caught_up") is True, 30,
-                   "the merged status to say caught up", run)
+        # (the merged file is written every second from the workers' own: wait until it
+        # has both workers' partitions, not only until a worker's file has them)
+        wait_until(lambda: (m := read_status(store) or {}).get("caught_up") is True
+                   and len(m.get("partitions", ())) == 4, 30,
+                   "the merged status to say caught up with every partition", run)
         merged = read_status(store) or {}
         assert merged["workers"] == 2 and merged["pid"] == run.pid
         assert len(merged["partitions"]) == 4 and {tuple(a) for a in merged["assigned"]} == {
