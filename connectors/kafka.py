@@ -418,12 +418,17 @@ def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
 
 
 class Sink:
-    """A producer for dead letters and change events; `flush` raises if anything failed."""
+    """A producer for dead letters and change events; `flush` raises if anything failed.
+
+    Delivery reports come for failures only (`delivery.report.only.error`, one callback
+    set on the producer): a message that was delivered costs no Python call, and `flush`
+    still raises for every one that failed, and for any still unacknowledged."""
 
     def __init__(self, conf: dict[str, str], extra: dict[str, Any] | None = None) -> None:
         settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
         settings.update(_client_conf(conf))
         settings.update(extra or {})
+        settings.update({"delivery.report.only.error": True, "on_delivery": self._report})
         self._producer = Producer(with_logging(settings))
         self._failed: list[str] = []
 
@@ -434,14 +439,16 @@ class Sink:
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 partition: int | None = None,
                 headers: list[tuple[str, bytes]] | None = None) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._report}
-        if partition is not None:
-            kwargs["partition"] = partition
-        if headers:
-            kwargs["headers"] = headers
+        produce = self._producer.produce
         while True:
             try:
-                self._producer.produce(topic, **kwargs)
+                if headers:
+                    produce(topic, value, key, -1 if partition is None else partition,
+                            headers=cast(Any, headers))
+                elif partition is None:
+                    produce(topic, value, key)
+                else:
+                    produce(topic, value, key, partition)
                 return
             except BufferError:
                 self._producer.poll(0.1)

@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import decimal
 import math
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -200,7 +201,25 @@ _DOUBLE_DIGITS = 15
 """Significant decimal digits a double always holds exactly (DBL_DIG)."""
 
 
-def _decimal_converter(precision: int, scale: int, base64_text: bool = False) -> Converter:
+def canonical_decimal_text(precision: int, scale: int) -> re.Pattern[str]:
+    """The decimal texts that are already their own stored form at decimal(precision,
+    scale): plain digits, exactly `scale` of them after the point, at most precision -
+    scale before it and no leading zero, not a negative zero, and printed by Decimal
+    without an exponent (a value below 1 only at a scale of 6 or less). For these the
+    converter's answer is the text itself (tests/formats/test_decimal_fast.py)."""
+    whole = precision - scale
+    ints = [] if scale > 6 else ["0"]  # below 1 at a larger scale, Decimal prints 1E-7
+    if whole > 0:
+        ints.append(f"[1-9][0-9]{{0,{whole - 1}}}")
+    if not ints:
+        return re.compile(r"(?!)")  # decimal(p,p) with p > 6: no text is taken as it is
+    frac = rf"\.[0-9]{{{scale}}}" if scale else ""
+    negative_zero = r"-0(?:\.0*)?\Z"
+    return re.compile(rf"(?!{negative_zero})-?(?:{'|'.join(ints)}){frac}", re.ASCII)
+
+
+def _decimal_converter(precision: int, scale: int, base64_text: bool = False, *,
+                       fast_text: bool = True) -> Converter:
     """Numbers and decimal text (or, with `base64_text`, base64 text and bytes of the
     unscaled integer, never decimal text) to the decimal's text at `scale`, exactly:
     rounding (half-even) happens only to the scale, in a context as wide as the declared
@@ -214,8 +233,12 @@ def _decimal_converter(precision: int, scale: int, base64_text: bool = False) ->
                             Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
                             traps=[decimal.InvalidOperation])
     construct = decimal.Decimal
+    canonical = (canonical_decimal_text(precision, scale).fullmatch
+                 if fast_text and not base64_text else None)
 
     def conv(v: Any) -> Any:
+        if type(v) is str and canonical is not None and canonical(v) is not None:
+            return v
         if base64_text and isinstance(v, str | bytes | bytearray):
             v = _from_base64(v, scale)
         if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):

@@ -29,7 +29,7 @@ from materializer.changes.envelope import JsonEnvelope, encoder_for
 from materializer.changes.event import Change
 from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox
 from materializer.columns import parse_type
-from materializer.errors import ConfigError, UsageError
+from materializer.errors import ConfigError, InfrastructureError, UsageError
 from materializer.formats.base import DELETE
 from materializer.formats.codecs import key_decoder, value_decoder
 from materializer.specs import ChangesSpec, Column, TableSpec, storage_identity
@@ -434,6 +434,21 @@ def writer(tmp_path: Path) -> RelationWriter:
 
 def idle_sink() -> Sink:
     return Sink({"bootstrap.servers": "127.0.0.1:9"}, {"log_level": 0})
+
+
+def test_sink_flush_raises_for_every_failed_message() -> None:
+    """Delivery reports come for failures only: a failed message still fails `flush`,
+    named, with or without an explicit partition or headers."""
+    sink = Sink({"bootstrap.servers": "127.0.0.1:9"},
+                {"log_level": 0, "message.timeout.ms": 200})
+    sink.produce("events", b"k", b"v")
+    sink.produce("events", b"k", b"v", partition=0)
+    sink.produce("events", None, None, headers=[("h", b"1")])
+    with pytest.raises(InfrastructureError) as e:
+        sink.flush(10)
+    assert str(e.value).count("events: ") == 3
+    assert "_MSG_TIMED_OUT" in str(e.value)
+    sink.flush(1)  # the failures were reported once: nothing is left to fail
 
 
 def test_stage_commits_and_aborts_with_the_rows(writer: RelationWriter) -> None:
