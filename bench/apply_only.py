@@ -68,7 +68,8 @@ def main() -> None:
                             "format": "debezium-avro" if w.avro else "debezium-json"}
     doc = {"kafka": {"bootstrap.servers": "127.0.0.1:1"}, "store": {"path": str(tmp / "data")},
            "tables": [table], "schema_registry": {"path": str(tmp / "registry")}}
-    catalog = load_catalog_text(yaml.safe_dump(doc, allow_unicode=True), "bench.yaml")
+    text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)  # as bench/matrix.py
+    catalog = load_catalog_text(text, "bench.yaml")
     spec = catalog.relations[0]
     for rep in range(args.repeat):
         rel = open_relation(spec, tmp / f"data{rep}", registry=registry, map_size=1 << 34)

@@ -4,9 +4,9 @@
 The general form is the two steps every format takes: the value decoder (bytes -> field
 mapping, see `materializer.formats.jsonformat`), then the row shaper. For plain JSON a
 generated function does both at once with a typed msgspec decoder: a msgspec Struct of
-the declared columns (strings, booleans and in-range integers typed, so msgspec checks
-them in C; the other types decoded as JSON and converted as the shaper converts them),
-unknown fields forbidden; the struct's values are the row.
+the declared columns (strings, booleans, floating-point numbers and in-range integers
+typed, so msgspec checks them in C; the other types decoded as JSON and converted as the
+shaper converts them), unknown fields forbidden; the struct's values are the row.
 
 Guarantee: `decode` returns exactly what the two steps return and raises exactly what
 they raise. Whatever the typed path does not take goes to the two steps, which decide:
@@ -53,6 +53,8 @@ def _typed(kind: str) -> Any:
         return str
     if kind == "boolean":
         return bool
+    if kind in ("float", "double"):
+        return float  # a JSON integer arrives as its float; out of range: refused
     if kind in _RANGES:
         lo, hi = _RANGES[kind]
         return Annotated[int, msgspec.Meta(ge=lo, le=hi)]

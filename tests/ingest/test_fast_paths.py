@@ -121,10 +121,14 @@ JSON_ROW_SPECS = [
     spec({"region": "string", "id": "long", "name": "string", "n": "long"}, ["region", "id"],
          "json", "json"),
     spec({"id": "long"}, ["id"], "long", "json"),
+    spec({"id": "long", "s": "string", "i": "int", "b": "boolean not null", "d": "double",
+          "f": "float", "n": "long"}, ["id"], "long", "json"),
+    spec({"s": "string", "id": "long", "d": "double"}, ["id"], "long", "json"),
 ]
+JSON_ROW_IDS = ["all-types", "typed", "composite", "key-only", "flat", "key-not-first"]
 
 
-@pytest.mark.parametrize("s", JSON_ROW_SPECS, ids=["all-types", "typed", "composite", "key-only"])
+@pytest.mark.parametrize("s", JSON_ROW_SPECS, ids=JSON_ROW_IDS)
 def test_json_row_decoder_equals_decode_then_shape(s: Any) -> None:
     value_decoder = codecs.value_decoder(s)
     shape = compile_shaper(s, s.column_names)
