@@ -24,7 +24,7 @@ import random
 import tempfile
 import time
 
-from connectors.kafka import Sink
+from connectors.producer import Sink
 from connectors.registry import FileRegistry
 from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer import Client
 from materializer.cluster.partitioning import murmur2_partition
 from materializer.devbroker import DevBroker, free_port

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.errors import NotFound
 from materializer.store import Store

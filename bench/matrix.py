@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import Result, run_worker, time_bare  # noqa: E402
 from workloads import KEYS, VALUES, Workload, changelog  # noqa: E402
 
-from connectors.kafka import produce_records  # noqa: E402
+from connectors.producer import produce_records  # noqa: E402
 from materializer.devbroker import DevBroker  # noqa: E402
 
 PARTITIONS = 4

@@ -1,4 +1,4 @@
-"""confluent-kafka wrappers: topic admin, the grouped source, and a producer.
+"""confluent-kafka wrappers: topic admin and the sources (producers: `connectors.producer`).
 
 `Source` guarantees: on every assignment each partition starts at the offset the
 store says is next (or the beginning), never at the group's committed offset, so
@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from confluent_kafka import (
@@ -20,7 +20,6 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    Producer,
     TopicCollection,
     TopicPartition,
 )
@@ -40,7 +39,7 @@ def create_topic(bootstrap: str | Mapping[str, str], name: str, partitions: int 
     """Create a topic (an existing one is fine) and wait until its metadata shows it.
     `bootstrap`: the servers, or the whole `kafka:` settings (security included)."""
     settings = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) \
-        else _client_conf(dict(bootstrap))
+        else client_conf(dict(bootstrap))
     admin = AdminClient(with_logging({**settings, "allow.auto.create.topics": False}))
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
                                             replication_factor=1, config=config or {})])
@@ -69,7 +68,7 @@ def create_missing_topic(conf: dict[str, str], name: str, partitions: int,
     included). True if this call created it, False if it existed already.
     InfrastructureError naming the topic when the broker refuses (a replication factor
     above the number of brokers, no permission) or does not answer within `timeout`."""
-    admin = AdminClient(with_logging(_client_conf(conf)))
+    admin = AdminClient(with_logging(client_conf(conf)))
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
                                             replication_factor=replicas or -1)],
                                   request_timeout=timeout)
@@ -93,7 +92,7 @@ def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
               ) -> dict[str, str | None]:
     """The broker's id of each topic (None: the topic does not exist). A topic deleted and
     created again gets a new id. InfrastructureError if the broker cannot be asked."""
-    admin = AdminClient(with_logging(_client_conf(conf)))
+    admin = AdminClient(with_logging(client_conf(conf)))
     out: dict[str, str | None] = {}
     for topic, fut in admin.describe_topics(TopicCollection(list(topics)),
                                             request_timeout=timeout).items():
@@ -114,7 +113,7 @@ def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
 def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 5.0) -> int:
     """Number of partitions of `topic` (0 if it does not exist; asking never creates it,
     which an admin client's metadata request would by default on a broker that allows it)."""
-    admin = AdminClient(with_logging({**_client_conf(bootstrap_conf),
+    admin = AdminClient(with_logging({**client_conf(bootstrap_conf),
                                       "allow.auto.create.topics": False}))
     try:
         md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
@@ -131,7 +130,7 @@ _CONSUMER_ONLY = ("group.id", "auto.offset.reset", "enable.auto.commit", "sessio
                   "queued.min.messages", "heartbeat.interval.ms", "isolation.level")
 
 
-def _client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
+def client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
     """Settings that any client accepts (consumer-only ones removed)."""
     return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
 
@@ -312,7 +311,7 @@ class AssignedSource(_Reader):
 
     def __init__(self, conf: dict[str, str], topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer("materializer-assigned", _client_conf(conf)), start_offsets)
+        super().__init__(_consumer("materializer-assigned", client_conf(conf)), start_offsets)
         tps = []
         for topic in topics:
             try:
@@ -337,7 +336,7 @@ class StandbySource(_Reader):
     added starts where the store says."""
 
     def __init__(self, conf: dict[str, str], start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer("materializer-standby", _client_conf(conf)), start_offsets)
+        super().__init__(_consumer("materializer-standby", client_conf(conf)), start_offsets)
 
     def set_partitions(self, wanted: set[tuple[str, int]]) -> None:
         """Read exactly `wanted` from now on (added ones from their stored next offset)."""
@@ -384,7 +383,7 @@ def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
     ListOffsets request with a figure below the true end, a fetch response never does.
     A partition with no answer within `timeout` is left out (its end is unknown).
     InfrastructureError if the broker cannot be asked at all."""
-    c = Consumer(with_logging({**_client_conf(conf), "group.id": "materializer-status",
+    c = Consumer(with_logging({**client_conf(conf), "group.id": "materializer-status",
                                "enable.auto.commit": False, "auto.offset.reset": "error",
                                "fetch.wait.max.ms": 50, "max.partition.fetch.bytes": 1,
                                "enable.partition.eof": False}))
@@ -415,85 +414,3 @@ def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
         raise InfrastructureError(f"cannot read the end offsets of topic {topic}: {e}") from e
     finally:
         c.close()
-
-
-class Sink:
-    """A producer for dead letters and change events; `flush` raises if anything failed.
-
-    Delivery reports come for failures only (`delivery.report.only.error`, one callback
-    set on the producer): a message that was delivered costs no Python call, and `flush`
-    still raises for every one that failed, and for any still unacknowledged."""
-
-    def __init__(self, conf: dict[str, str], extra: dict[str, Any] | None = None) -> None:
-        settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
-        settings.update(_client_conf(conf))
-        settings.update(extra or {})
-        settings.update({"delivery.report.only.error": True, "on_delivery": self._report})
-        self._producer = Producer(with_logging(settings))
-        self._failed: list[str] = []
-
-    def _report(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._failed.append(f"{msg.topic()}: {err}")
-
-    def produce(self, topic: str, key: bytes | None, value: bytes | None,
-                partition: int | None = None,
-                headers: list[tuple[str, bytes]] | None = None) -> None:
-        produce = self._producer.produce
-        while True:
-            try:
-                if headers:
-                    produce(topic, value, key, -1 if partition is None else partition,
-                            headers=cast(Any, headers))
-                elif partition is None:
-                    produce(topic, value, key)
-                else:
-                    produce(topic, value, key, partition)
-                return
-            except BufferError:
-                self._producer.poll(0.1)
-            except KafkaException as e:
-                raise InfrastructureError(f"producing to {topic} failed: {e}") from e
-
-    def flush(self, timeout: float = 30.0) -> None:
-        """Wait until everything produced so far is acknowledged."""
-        remaining = self._producer.flush(timeout)
-        failed, self._failed = self._failed, []
-        if remaining or failed:
-            raise InfrastructureError(
-                f"producer: {remaining} message(s) unacknowledged, failures: {failed[:3]}")
-
-
-def produce_records(conf: dict[str, str], topic: str,
-                    records: Iterable[tuple[bytes | None, bytes | None]],
-                    partitioner: str = "murmur2_random") -> dict[int, int]:
-    """Produce (key, value) pairs, partitioned like the Java client (murmur2) by default,
-    wait for every acknowledgement, and return per partition the offset after the last
-    record written (what a fully caught-up consumer's next offset is)."""
-    producer = Producer(with_logging({
-        **_client_conf(conf), "linger.ms": 20, "partitioner": partitioner,
-        "queue.buffering.max.messages": 500_000, "batch.num.messages": 10_000}))
-    ends: dict[int, int] = {}
-    errors: list[str] = []
-
-    def report(err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            errors.append(str(err))
-            return
-        # a delivered message always has both (None only before delivery)
-        p, o = cast(int, msg.partition()), cast(int, msg.offset())
-        if o + 1 > ends.get(p, 0):
-            ends[p] = o + 1
-
-    for i, (key, value) in enumerate(records):
-        while True:
-            try:
-                producer.produce(topic, key=key, value=value, on_delivery=report)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    if producer.flush(60) or errors:
-        raise InfrastructureError(f"producing to {topic} failed: {errors[:3]}")
-    return ends

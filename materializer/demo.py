@@ -86,7 +86,7 @@ def _wait_applied(store_path: str, name: str, ends: dict[int, int], deadline: fl
 
 
 def run_demo(records: int = 20_000, keys: int = 2_000) -> int:
-    from connectors.kafka import produce_records  # noqa: PLC0415
+    from connectors.producer import produce_records  # noqa: PLC0415
     from materializer.catalog import load_catalog  # noqa: PLC0415
     from materializer.report import format_status, status_rows  # noqa: PLC0415
     from materializer.store import Store  # noqa: PLC0415

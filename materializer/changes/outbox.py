@@ -57,7 +57,7 @@ from materializer.specs import TableSpec
 from materializer.store import RelationWriter, WriteBatch
 
 if TYPE_CHECKING:
-    from connectors.kafka import Sink
+    from connectors.producer import Sink
 
 __all__ = ["OUTBOX_DB", "ChangeOutbox"]
 

@@ -130,7 +130,8 @@ class Membership:
                 self._stop.wait(1.0)
 
     def _connect(self) -> None:
-        from connectors.kafka import AssignedSource, Sink, create_topic  # noqa: PLC0415
+        from connectors.kafka import AssignedSource, create_topic  # noqa: PLC0415
+        from connectors.producer import Sink  # noqa: PLC0415
 
         create_topic(self.conf.get("bootstrap.servers", ""), self.topic, 1,
                      {"cleanup.policy": "compact"})

@@ -74,7 +74,7 @@ def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TI
     if not isinstance(spec, TableSpec) or spec.changes is None \
             or not relation_exists(catalog.store_path, spec.name):
         return 0
-    from connectors.kafka import Sink  # noqa: PLC0415
+    from connectors.producer import Sink  # noqa: PLC0415
     from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox  # noqa: PLC0415
 
     writer = RelationWriter(catalog.store_path, spec.name, catalog.map_size)
@@ -105,7 +105,8 @@ def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TI
 
 
 def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:
-    from connectors.kafka import AssignedSource, Sink  # noqa: PLC0415
+    from connectors.kafka import AssignedSource  # noqa: PLC0415
+    from connectors.producer import Sink  # noqa: PLC0415
 
     dead_letters = DeadLetters(lambda: Sink(catalog.kafka_config), catalog.kafka_config)
     source = AssignedSource(catalog.kafka_config, [spec.topic],

@@ -83,7 +83,7 @@ def emit_snapshot(catalog: Catalog, spec: TableSpec, rel: Relation, timeout: flo
                   ) -> tuple[int, int]:
     """Stage r events for every row of `rel` (delivering as it goes), then deliver the
     rest for up to `timeout` seconds; (events staged, events still waiting)."""
-    from connectors.kafka import Sink  # noqa: PLC0415
+    from connectors.producer import Sink  # noqa: PLC0415
     from materializer.changes.outbox import ChangeOutbox  # noqa: PLC0415
     from materializer.changes.snapshot import deliver, stage_snapshot  # noqa: PLC0415
 

@@ -168,7 +168,7 @@ class Worker:
 
     def sink(self) -> Any:
         if self._sink is None:
-            from connectors.kafka import Sink  # noqa: PLC0415
+            from connectors.producer import Sink  # noqa: PLC0415
 
             self._sink = Sink(self.catalog.kafka_config)
         return self._sink

@@ -15,8 +15,8 @@ from typing import Any, cast
 import fastavro
 import pytest
 
-from connectors.kafka import Sink
 from connectors.partitioners import murmur2, partition_for
+from connectors.producer import Sink
 from connectors.registry import FileRegistry
 from materializer import __version__
 from materializer.changes.avro_envelope import (

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from connectors.kafka import Sink, create_topic, produce_records
+from connectors.kafka import create_topic
+from connectors.producer import Sink, produce_records
 from materializer.changes.event import Change
 from materializer.changes.outbox import ChangeOutbox
 from materializer.devbroker import DevBroker, free_port

@@ -20,8 +20,9 @@ from typing import Any, NamedTuple, cast
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.kafka import Sink, create_topic, partition_count, produce_records
+from connectors.kafka import create_topic, partition_count
 from connectors.partitioners import partition_for
+from connectors.producer import Sink, produce_records
 from connectors.registry import FileRegistry
 from connectors.rest_registry import RestRegistry
 from materializer.changes.outbox import ChangeOutbox

@@ -14,7 +14,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from connectors.kafka import end_offsets, produce_records
+from connectors.kafka import end_offsets
+from connectors.producer import produce_records
 from connectors.registry import FileRegistry
 from materializer.changes.envelope import AvroEnvelope, JsonEnvelope, encoder_for
 from materializer.changes.event import Change

@@ -112,7 +112,7 @@ def test_stream_events_are_stored_and_ordered_by_the_column(tmp_path: Path) -> N
 @pytest.mark.integration
 def test_a_ddl_timestamp_column_is_the_event_time_of_change_events(session_broker: Any,
                                                                    tmp_path: Path) -> None:
-    from connectors.kafka import produce_records
+    from connectors.producer import produce_records
     from tests.support.workers import (
         caught_up,
         read_topic,

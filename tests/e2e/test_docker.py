@@ -27,7 +27,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.catalog import load_catalog
 from materializer.devbroker import DevBroker, free_port
 from tests.support.workers import unique, wait_until

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store
 from tests.support.workers import (

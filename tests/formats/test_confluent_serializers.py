@@ -36,7 +36,7 @@ def test_avro_and_json_serializer_records_with_kafka_keys_materialize(
         StringSerializer,
     )
 
-    from connectors.kafka import produce_records
+    from connectors.producer import produce_records
     from materializer.store import Store
     from tests.support.registry_server import RegistryServer
     from tests.support.workers import materialize, unique, write_config

@@ -273,7 +273,7 @@ def test_columns_named_schema_and_payload_read_json_as_it_is() -> None:
 @pytest.mark.integration
 def test_debezium_unwrapped_json_with_schemas_materializes(session_broker: Any,
                                                             tmp_path: Path) -> None:
-    from connectors.kafka import produce_records
+    from connectors.producer import produce_records
     from materializer.store import Store
     from tests.support.workers import materialize, unique, write_config
 

@@ -357,7 +357,7 @@ def test_the_catalog_accepts_protobuf_with_a_registry_url_only(tmp_path: Path,
 @pytest.mark.integration
 def test_protobuf_serializer_records_materialize_to_the_source_rows(
         session_broker: Any, tmp_path: Path, pool: descriptor_pool.DescriptorPool) -> None:
-    from connectors.kafka import produce_records
+    from connectors.producer import produce_records
     from materializer.store import Store
     from tests.support.workers import materialize, unique, write_config
 

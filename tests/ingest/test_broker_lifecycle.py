@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from connectors.kafka import produce_records
 from connectors.kafka_log import RateLimit
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker, free_port
 from tests.support.workers import applied_offsets, wait_until, worker_running
 

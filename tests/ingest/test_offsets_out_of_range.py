@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.ingest.topics import OffsetWatch
 from materializer.store import Store

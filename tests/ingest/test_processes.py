@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.ingest.processes import child_status_path, merge_statuses
 from materializer.status import read_status

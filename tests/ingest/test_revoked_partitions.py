@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.status import read_status
 from materializer.store import Store

@@ -95,7 +95,8 @@ def test_a_refused_creation_is_a_warning_naming_why_and_is_tried_again(
 @pytest.mark.integration
 def test_the_worker_creates_a_declared_topic_and_materializes_it(session_broker: Any,
                                                                  tmp_path: Path) -> None:
-    from connectors.kafka import partition_count, produce_records, topic_ids
+    from connectors.kafka import partition_count, topic_ids
+    from connectors.producer import produce_records
     from materializer.store import Store
     from tests.support.workers import (
         caught_up,

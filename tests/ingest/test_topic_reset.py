@@ -13,7 +13,8 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from connectors.kafka import end_offsets, produce_records
+from connectors.kafka import end_offsets
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store
 from tests.support.workers import (

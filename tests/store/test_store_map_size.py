@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.ingest.relation import open_relation
 from materializer.store import Store

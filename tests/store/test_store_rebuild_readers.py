@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker, free_port
 from materializer.store import Store
 from tests.support.api import wait_serving

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connectors.kafka import produce_records
+from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store
 from materializer.versions.paths import Manifest, list_snapshots

@@ -1,0 +1,95 @@
+"""confluent-kafka producers: `Sink` (dead letters, change events, membership) and
+`produce_records` (tools, tests, benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, cast
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from connectors.kafka import client_conf
+from connectors.kafka_log import with_logging
+from materializer.errors import InfrastructureError
+
+
+class Sink:
+    """A producer for dead letters and change events; `flush` raises if anything failed.
+
+    Delivery reports come for failures only (`delivery.report.only.error`, one callback
+    set on the producer): a message that was delivered costs no Python call, and `flush`
+    still raises for every one that failed, and for any still unacknowledged."""
+
+    def __init__(self, conf: dict[str, str], extra: dict[str, Any] | None = None) -> None:
+        settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
+        settings.update(client_conf(conf))
+        settings.update(extra or {})
+        settings.update({"delivery.report.only.error": True, "on_delivery": self._report})
+        self._producer = Producer(with_logging(settings))
+        self._failed: list[str] = []
+
+    def _report(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._failed.append(f"{msg.topic()}: {err}")
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None,
+                partition: int | None = None,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
+        produce = self._producer.produce
+        while True:
+            try:
+                if headers:
+                    produce(topic, value, key, -1 if partition is None else partition,
+                            headers=cast(Any, headers))
+                elif partition is None:
+                    produce(topic, value, key)
+                else:
+                    produce(topic, value, key, partition)
+                return
+            except BufferError:
+                self._producer.poll(0.1)
+            except KafkaException as e:
+                raise InfrastructureError(f"producing to {topic} failed: {e}") from e
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything produced so far is acknowledged."""
+        remaining = self._producer.flush(timeout)
+        failed, self._failed = self._failed, []
+        if remaining or failed:
+            raise InfrastructureError(
+                f"producer: {remaining} message(s) unacknowledged, failures: {failed[:3]}")
+
+
+def produce_records(conf: dict[str, str], topic: str,
+                    records: Iterable[tuple[bytes | None, bytes | None]],
+                    partitioner: str = "murmur2_random") -> dict[int, int]:
+    """Produce (key, value) pairs, partitioned like the Java client (murmur2) by default,
+    wait for every acknowledgement, and return per partition the offset after the last
+    record written (what a fully caught-up consumer's next offset is)."""
+    producer = Producer(with_logging({
+        **client_conf(conf), "linger.ms": 20, "partitioner": partitioner,
+        "queue.buffering.max.messages": 500_000, "batch.num.messages": 10_000}))
+    ends: dict[int, int] = {}
+    errors: list[str] = []
+
+    def report(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            errors.append(str(err))
+            return
+        # a delivered message always has both (None only before delivery)
+        p, o = cast(int, msg.partition()), cast(int, msg.offset())
+        if o + 1 > ends.get(p, 0):
+            ends[p] = o + 1
+
+    for i, (key, value) in enumerate(records):
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(60) or errors:
+        raise InfrastructureError(f"producing to {topic} failed: {errors[:3]}")
+    return ends
