@@ -18,12 +18,12 @@ import base64
 import datetime as dt
 import decimal
 import math
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from materializer.columns import ColumnType
+from materializer.decimals import decimal_converter
 from materializer.errors import RecordError
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
@@ -168,106 +168,12 @@ def _to_time_in(unit: str | None) -> Converter:
     return conv
 
 
-def scaled(unscaled: int, scale: int) -> decimal.Decimal:
-    """unscaled * 10**-scale, exactly (whatever the decimal context's precision)."""
-    return decimal.Decimal(f"{unscaled}E-{scale}")
-
-
-def _from_base64(v: Any, scale: int) -> decimal.Decimal:
-    """A decimal's two's-complement big-endian unscaled integer, in base64 text or bytes
-    (Connect's Decimal; Debezium decimal.handling.mode=precise)."""
-    raw = v
-    if isinstance(v, str):
-        try:
-            raw = base64.b64decode(v, validate=True)
-        except ValueError as e:  # binascii.Error
-            shown = v if len(v) <= 40 else v[:40] + "..."
-            raise ValueError(f"{shown!r} is not base64 (the column's encoding: base64)"
-                             ) from e
-    if not raw:
-        raise ValueError("empty base64: no unscaled integer (the column's encoding: base64)")
-    return scaled(int.from_bytes(raw, "big", signed=True), scale)
-
-
 def _to_uuid(v: Any) -> Any:
     if isinstance(v, uuid.UUID):
         return str(v)
     if isinstance(v, str):
         return str(uuid.UUID(v))
     raise TypeError(f"expected a uuid, got {type(v).__name__}")
-
-
-_DOUBLE_DIGITS = 15
-"""Significant decimal digits a double always holds exactly (DBL_DIG)."""
-
-
-def canonical_decimal_text(precision: int, scale: int) -> re.Pattern[str]:
-    """The decimal texts that are already their own stored form at decimal(precision,
-    scale): plain digits, exactly `scale` of them after the point, at most precision -
-    scale before it and no leading zero, not a negative zero, and printed by Decimal
-    without an exponent (a value below 1 only at a scale of 6 or less). For these the
-    converter's answer is the text itself (tests/formats/test_decimal_fast.py)."""
-    whole = precision - scale
-    ints = [] if scale > 6 else ["0"]  # below 1 at a larger scale, Decimal prints 1E-7
-    if whole > 0:
-        ints.append(f"[1-9][0-9]{{0,{whole - 1}}}")
-    if not ints:
-        return re.compile(r"(?!)")  # decimal(p,p) with p > 6: no text is taken as it is
-    frac = rf"\.[0-9]{{{scale}}}" if scale else ""
-    negative_zero = r"-0(?:\.0*)?\Z"
-    return re.compile(rf"(?!{negative_zero})-?(?:{'|'.join(ints)}){frac}", re.ASCII)
-
-
-def _decimal_converter(precision: int, scale: int, base64_text: bool = False, *,
-                       fast_text: bool = True) -> Converter:
-    """Numbers and decimal text (or, with `base64_text`, base64 text and bytes of the
-    unscaled integer, never decimal text) to the decimal's text at `scale`, exactly:
-    rounding (half-even) happens only to the scale, in a context as wide as the declared
-    precision (Python's default context has 28 digits), so a decimal(38,s) keeps all 38.
-    A value whose integer part has more than precision - scale digits does not fit
-    (ValueError, before any arithmetic on it)."""
-    quantum = decimal.Decimal(1).scaleb(-scale)
-    limit = decimal.Decimal(10) ** (precision - scale)
-    whole_digits = precision - scale
-    exact = decimal.Context(prec=precision + 2, rounding=decimal.ROUND_HALF_EVEN,
-                            Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
-                            traps=[decimal.InvalidOperation])
-    construct = decimal.Decimal
-    canonical = (canonical_decimal_text(precision, scale).fullmatch
-                 if fast_text and not base64_text else None)
-
-    def conv(v: Any) -> Any:
-        if type(v) is str and canonical is not None and canonical(v) is not None:
-            return v
-        if base64_text and isinstance(v, str | bytes | bytearray):
-            v = _from_base64(v, scale)
-        if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):
-            raise TypeError(f"expected a decimal, got {type(v).__name__}")
-        try:
-            d = construct(str(v) if isinstance(v, float) else v)  # exact, no context
-        except decimal.InvalidOperation as e:
-            raise ValueError(f"{_shown(v)} is not a decimal") from e
-        if not d.is_finite() or (d and d.adjusted() >= whole_digits):
-            raise ValueError(f"{_shown(v)} does not fit decimal({precision},{scale})")
-        if type(v) is float and d and d.adjusted() + 1 + scale > _DOUBLE_DIGITS:
-            raise ValueError(
-                f"{v!r} came as a double (a JSON number, an Avro float or double), which "
-                f"holds {_DOUBLE_DIGITS} significant digits exactly, and decimal("
-                f"{precision},{scale}) needs {d.adjusted() + 1 + scale} here: digits may "
-                "have been lost before it was read; send it as a string or a "
-                "Connect/Avro decimal")
-        q = d.quantize(quantum, context=exact)
-        if abs(q) >= limit:  # rounded up to the next power of ten
-            raise ValueError(f"{_shown(v)} does not fit decimal({precision},{scale})")
-        return str(q) if q else str(q.copy_abs())  # no negative zero (-0.001 -> 0.00)
-
-    return conv
-
-
-def _shown(v: Any) -> str:
-    """A value for an error message, cut to 60 characters."""
-    text = repr(v) if isinstance(v, str) else str(v)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _plain_json(v: Any) -> bool:
@@ -389,7 +295,7 @@ def to_storage(t: ColumnType) -> Converter:
     if k == "uuid":
         return _to_uuid
     if k == "decimal":
-        return _decimal_converter(t.precision, t.scale, t.encoding == "base64")
+        return decimal_converter(t.precision, t.scale, t.encoding == "base64")
     if k == "json":
         return _to_json
     assert t.item is not None

@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from materializer.columns import ColumnType
+from materializer.decimals import scaled
 from materializer.errors import RecordError
 from materializer.formats.jsonread import loads_text
-from materializer.values import scaled
 
 __all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields",
            "per_schema", "struct_fields"]

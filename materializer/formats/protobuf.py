@@ -38,12 +38,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from materializer.columns import ColumnType
+from materializer.decimals import scaled
 from materializer.errors import ConfigError, RecordError
 from materializer.formats.base import VALUE, ValueDecoder, part_error
 from materializer.formats.connect_types import match_fields
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
-from materializer.values import scaled
 
 __all__ = ["message_indexes", "value_decoder"]
 

@@ -1,5 +1,6 @@
 """The decimal converter's shortcut for text that is already in stored form
-(`values.canonical_decimal_text`) answers exactly what the full conversion answers."""
+(`decimals.canonical_decimal_text`) answers exactly what the full conversion
+(`decimals.exact_decimal`) answers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from materializer.values import _decimal_converter, canonical_decimal_text
+from materializer.decimals import canonical_decimal_text, decimal_converter, exact_decimal
 
 SHAPES = st.tuples(st.integers(1, 38), st.integers(0, 38)).map(
     lambda ps: (ps[0], min(ps[0], ps[1])))
@@ -38,8 +39,8 @@ def outcome(conv: Any, text: str) -> tuple[str, str]:
 def test_the_shortcut_answers_as_the_full_conversion(shape: tuple[int, int], text: str
                                                      ) -> None:
     precision, scale = shape
-    fast = _decimal_converter(precision, scale)
-    full = _decimal_converter(precision, scale, fast_text=False)
+    fast = decimal_converter(precision, scale)
+    full = exact_decimal(precision, scale)
     assert outcome(fast, text) == outcome(full, text)
 
 
@@ -50,18 +51,18 @@ def test_canonical_texts_round_trip(shape: tuple[int, int], unscaled: int, at: i
     sign = "-" if unscaled < 0 else ""
     digits = str(abs(unscaled)).rjust(at + 1, "0")
     text = sign + (digits[:-at] + "." + digits[-at:] if at else digits)
-    full = _decimal_converter(precision, scale, fast_text=False)
+    full = exact_decimal(precision, scale)
     expected = outcome(full, text)
     if canonical_decimal_text(precision, scale).fullmatch(text):
         assert expected == ("ok", text)
-    assert outcome(_decimal_converter(precision, scale), text) == expected
+    assert outcome(decimal_converter(precision, scale), text) == expected
 
 
 def test_known_cases() -> None:
-    conv = _decimal_converter(12, 2)
+    conv = decimal_converter(12, 2)
     assert conv("1234.56") == "1234.56"
     assert conv("-0.00") == "0.00"  # no negative zero
     assert conv("007.50") == "7.50"
     assert canonical_decimal_text(8, 8).fullmatch("0.00000001") is None  # Decimal: 1E-8
-    assert _decimal_converter(8, 8)("0.00000001") == "1E-8"
+    assert decimal_converter(8, 8)("0.00000001") == "1E-8"
     assert canonical_decimal_text(12, 2).fullmatch("1234.5") is None
