@@ -23,7 +23,7 @@ def scaled(unscaled: int, scale: int) -> decimal.Decimal:
     return decimal.Decimal(f"{unscaled}E-{scale}")
 
 
-def from_base64(v: Any, scale: int) -> decimal.Decimal:
+def _from_base64(v: Any, scale: int) -> decimal.Decimal:
     """A decimal's two's-complement big-endian unscaled integer, in base64 text or bytes
     (Connect's Decimal; Debezium decimal.handling.mode=precise)."""
     raw = v
@@ -77,7 +77,7 @@ def exact_decimal(precision: int, scale: int, base64_text: bool = False) -> Conv
 
     def conv(v: Any) -> Any:
         if base64_text and isinstance(v, str | bytes | bytearray):
-            v = from_base64(v, scale)
+            v = _from_base64(v, scale)
         if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):
             raise TypeError(f"expected a decimal, got {type(v).__name__}")
         try:

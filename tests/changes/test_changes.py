@@ -432,15 +432,15 @@ def writer(tmp_path: Path) -> RelationWriter:
     return w
 
 
-def idle_sink() -> Sink:
-    return Sink({"bootstrap.servers": "127.0.0.1:9"}, {"log_level": 0})
+def idle_sink(extra: dict[str, Any] | None = None) -> Sink:
+    """A Sink whose broker never answers (`extra`: more producer settings)."""
+    return Sink({"bootstrap.servers": "127.0.0.1:9"}, {"log_level": 0, **(extra or {})})
 
 
 def test_sink_flush_raises_for_every_failed_message() -> None:
     """Delivery reports come for failures only: a failed message still fails `flush`,
     named, with or without an explicit partition or headers."""
-    sink = Sink({"bootstrap.servers": "127.0.0.1:9"},
-                {"log_level": 0, "message.timeout.ms": 200})
+    sink = idle_sink({"message.timeout.ms": 200})
     sink.produce("events", b"k", b"v")
     sink.produce("events", b"k", b"v", partition=0)
     sink.produce("events", None, None, headers=[("h", b"1")])
