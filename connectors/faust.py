@@ -45,8 +45,8 @@ from materializer.columns import ColumnType, parse_type
 from materializer.errors import StoreError, UsageError
 from materializer.specs import DEFAULT_MAP_SIZE
 from materializer.store import MapFull, RelationWriter, TableView, drop_relation
+from materializer.store.generation import open_generation
 from materializer.store.keys import MAX_KEY_BYTES, KeyCodec
-from materializer.store.read import open_generation
 
 log = logging.getLogger("materializer.faust")
 

@@ -9,8 +9,9 @@ from time import monotonic
 from materializer.errors import NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import RelationMeta
+from materializer.store.generation import open_generation
 from materializer.store.lock import store_root
-from materializer.store.read import RelationReader, StreamView, TableView, open_generation
+from materializer.store.read import RelationReader, StreamView, TableView
 from materializer.versions.paths import MANIFEST
 from materializer.versions.paths import require as snapshot_dir
 

@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from materializer.errors import NotFound, UsageError
 from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, forget_env, offset_key
+from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import split_stream_key
-from materializer.store.read import _Generation, open_generation
 from materializer.store.rows import RowLayout, decode_row, split_event
 from materializer.values import from_storage, to_json_value
 from materializer.versions.paths import read_manifest, snapshot_dir, store_root_of
@@ -82,7 +82,7 @@ class EventChange(NamedTuple):
 class Side:
     """One version of one relation, held in one read transaction (or absent: empty)."""
 
-    def __init__(self, label: str, gen: _Generation | None, time_ms: int) -> None:
+    def __init__(self, label: str, gen: Generation | None, time_ms: int) -> None:
         self.label = label
         self.gen = gen
         self.time_ms = time_ms
@@ -349,7 +349,7 @@ def changed_columns(names_a: Sequence[str], row_a: Sequence[Any], names_b: Seque
     return [n for n in order if not _same(da.get(n), db.get(n))]
 
 
-def _incompatible(a: _Generation, b: _Generation) -> str | None:
+def _incompatible(a: Generation, b: Generation) -> str | None:
     if a.meta.kind != b.meta.kind:
         return f"it is a {a.meta.kind} in one and a {b.meta.kind} in the other"
     ka = [(c, str(t)) for c, t in zip(a.key_columns, a.key_types, strict=True)]

@@ -37,8 +37,8 @@ import lmdb
 from materializer.errors import MaterializerError, NotFound, StoreError
 from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, REVOKED, offset_key
+from materializer.store.generation import Generation, open_generation
 from materializer.store.lock import store_root
-from materializer.store.read import _Generation, open_generation
 from materializer.versions.paths import (
     FILE_MODE,
     Manifest,
@@ -61,7 +61,7 @@ class Frozen:
     """One relation held at the snapshot's instant: its generation and read transaction."""
 
     name: str
-    gen: _Generation
+    gen: Generation
     txn: lmdb.Transaction[bytes]
     parts: list[tuple[int, Any]]
 
@@ -104,7 +104,7 @@ def resolve(root: Path, names: Iterable[str] | None, default_schema: str = "publ
 def freeze(root: Path, names: Sequence[str], timeout: float = FREEZE_TIMEOUT) -> list[Frozen]:
     """Read transactions on every relation in `names`, all showing one instant (see the
     module doc). The caller aborts them (`release`)."""
-    gens: dict[str, _Generation] = {}
+    gens: dict[str, Generation] = {}
     for n in names:
         try:
             gens[n] = open_generation(root, n)
