@@ -23,6 +23,16 @@ def scaled(unscaled: int, scale: int) -> decimal.Decimal:
     return decimal.Decimal(f"{unscaled}E-{scale}")
 
 
+def scaled_text(unscaled: int, scale: int) -> str:
+    """unscaled * 10**-scale as plain decimal text (no exponent), exactly: the same value
+    as `scaled`, in the form a decimal column's converter takes as it is when the scale
+    is the column's and the value fits (`canonical_decimal_text`), without a Decimal."""
+    if scale <= 0:
+        return str(unscaled * 10 ** -scale)
+    digits = str(-unscaled if unscaled < 0 else unscaled).rjust(scale + 1, "0")
+    return f"{'-' if unscaled < 0 else ''}{digits[:-scale]}.{digits[-scale:]}"
+
+
 def _from_base64(v: Any, scale: int) -> decimal.Decimal:
     """A decimal's two's-complement big-endian unscaled integer, in base64 text or bytes
     (Connect's Decimal; Debezium decimal.handling.mode=precise)."""

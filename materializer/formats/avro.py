@@ -37,7 +37,12 @@ with the wire reader here.
 Avro logical types decode through fastavro: timestamp-millis/-micros to
 UTC-aware datetime (local-timestamp-* are read as UTC), date, time-millis/-micros,
 decimal (bytes or fixed), uuid. A plain Avro long in a timestamp column is epoch
-milliseconds; a plain int in a date column is epoch days.
+milliseconds; a plain int in a date column is epoch days. Where a record's own field
+feeds a column that stores it from the raw value anyway (decimal bytes into a decimal
+column, timestamp-millis into a timestamp column counting ms, date into a date column),
+the field is read without its logical type (`record_reading`): the same row, without
+building a Decimal, datetime or date only to take it apart again
+(tests/formats/test_avro_raw_logical.py compares the two).
 
 Values in rows (decided in `materializer.values`): the Python API gives timestamp
 as `datetime` (UTC-aware), date as `date`, time as `time`, decimal as `Decimal`,
@@ -56,10 +61,11 @@ a table has one.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastavro import schemaless_reader
 
@@ -68,8 +74,10 @@ from materializer.errors import ConfigError, RecordError
 from materializer.formats.base import KEY, VALUE, KeyDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Fixup,
+    Plan,
     apply_plan,
     connect_fixup,
+    decimal_fixup,
     field_plan,
     match_fields,
 )
@@ -157,6 +165,63 @@ def recursive(node: Any, open_names: frozenset[str] = frozenset()) -> bool:
     return recursive(t, open_names)
 
 
+# --------------------------------------------------------------------------- raw logical types
+
+
+class Reading(NamedTuple):
+    """What `prepare` may return to have records read with another schema than the
+    writer's (the same bytes, fewer conversions): `schema`, and the prepared value."""
+
+    schema: Any
+    prepared: Any
+
+
+def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType) -> tuple[bool, Fixup | None]:
+    """Whether a field of Avro type `node` is better read without its logical type for a
+    column of type `ctype`, and then its conversion: decimal bytes (to text at the
+    writer's scale, which a decimal column stores as it is when the scales agree: no
+    Decimal is made), timestamp-millis and date (the integer is what the column's
+    converter reads them from). fastavro would build a Decimal, datetime or date that
+    the column converts back."""
+    if not isinstance(node, dict) or "name" in node:  # a named type may serve other fields
+        return False, None
+    logical, base = node.get("logicalType"), node.get("type")
+    if logical == "decimal" and base == "bytes" and ctype.kind == "decimal":
+        scale = node.get("scale", 0)
+        if type(scale) is not int or scale < 0:
+            return False, None
+        return True, decimal_fixup(scale, ctype)  # fastavro reads at this scale, Connect or not
+    if connect_fixup(name, params, node, ctype) is not None:
+        return False, None
+    if (logical in ("timestamp-millis", "local-timestamp-millis") and base == "long"
+            and ctype.kind == "timestamp" and ctype.encoding in (None, "ms")):
+        return True, None
+    if logical == "date" and base == "int" and ctype.kind == "date":
+        return True, None
+    return False, None
+
+
+def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) -> Reading:
+    """How to read records of `schema` whose row is `record` (the schema itself, or a
+    Debezium envelope's `after`) into `columns`: the field plan, and the schema to read
+    with, where the fields `_read_raw` picks lose their logicalType (a copy: the
+    registry's parsed schema is shared). A schema with no such field is read as it is."""
+    fields = avro_fields(record, named_types(schema))
+    raw: dict[int, Any] = {}
+    fixups: dict[str, Fixup | None] = {}
+    for col, src in match_fields(fields, columns).items():
+        name, params, node = fields[src]
+        take, fix = _read_raw(node, name, params, columns[col])
+        if take and id(node) not in raw:
+            raw[id(node)] = {k: v for k, v in node.items() if k != "logicalType"}
+            fixups[src] = fix
+    plan: Plan = field_plan(fields, columns, fixups)
+    if not raw:
+        return Reading(schema, plan)
+    memo = dict(raw)  # deepcopy takes a node found in its memo as already copied
+    return Reading(copy.deepcopy(schema, memo), plan)
+
+
 # --------------------------------------------------------------------------- wire reader
 
 
@@ -164,7 +229,7 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                  prepare: Callable[[Any], Any]) -> Callable[[bytes], tuple[Any, Any]]:
     """bytes -> (datum, prepared) where `prepared` is `prepare(writer schema)`, cached
     per schema id. `prepare` may return a RecordError, which is raised for every record
-    with that id.
+    with that id, or a `Reading`: records are read with its schema.
 
     A recursive schema is read by fastavro's pure-Python reader: the compiled one
     recurses on the C stack, and a value nested deep enough crashes the process. The
@@ -184,6 +249,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
             schema = fetch(sid)  # RecordError(unknown_schema) or InfrastructureError
             try:
                 prepared, deep = prepare(schema), recursive(schema)
+                if type(prepared) is Reading:
+                    schema, prepared = prepared
             except RecursionError:
                 prepared = RecordError(f"schema {sid} is nested too deeply to use",
                                        "bad_schema")
@@ -301,7 +368,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueD
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
         if rec is not None:
-            return field_plan(avro_fields(rec, named_types(schema)), columns)
+            return record_reading(schema, rec, columns)
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")

@@ -37,12 +37,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from materializer.columns import ColumnType
-from materializer.decimals import scaled
+from materializer.decimals import scaled, scaled_text
 from materializer.errors import RecordError
 from materializer.formats.jsonread import loads_text
 
-__all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "field_plan", "match_fields",
-           "per_schema", "struct_fields"]
+__all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "decimal_fixup", "field_plan",
+           "match_fields", "per_schema", "struct_fields"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
@@ -113,10 +113,19 @@ def _unscaled(v: Any) -> int | None:
     return None
 
 
-def _decimal_fixup(scale: int) -> Fixup:
+def decimal_fixup(scale: int, ctype: ColumnType) -> Fixup:
+    """Connect decimal bytes (base64 text in JSON) with `scale` -> the value, for a column
+    of type `ctype`: plain text for a decimal column that reads text as decimal text
+    (its converter takes it as it is when it is already in stored form), else a Decimal.
+    Anything else passes unchanged (the column's converter judges it)."""
+    make = scaled_text if ctype.kind == "decimal" and ctype.encoding is None else scaled
+    from_bytes = int.from_bytes
+
     def conv(v: Any) -> Any:
+        if type(v) is bytes:
+            return make(from_bytes(v, "big", signed=True), scale)
         n = _unscaled(v)
-        return v if n is None else scaled(n, scale)
+        return v if n is None else make(n, scale)
     return conv
 
 
@@ -171,7 +180,7 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup
         return _time_nanos
     if name == "org.apache.kafka.connect.data.Decimal":
         scale = _scale_of(params, node)
-        return None if scale is None else _decimal_fixup(scale)
+        return None if scale is None else decimal_fixup(scale, ctype)
     if name == "io.debezium.data.VariableScaleDecimal":
         return _variable_decimal
     if name == "io.debezium.data.Json" and kind == "json":
@@ -199,15 +208,20 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
 
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
-               columns: Mapping[str, ColumnType]) -> Plan:
+               columns: Mapping[str, ColumnType],
+               fixups: Mapping[str, Fixup | None] | None = None) -> Plan:
     """Per-schema work for a record: renames and conversions, only where needed.
 
     `fields` maps a source field name to (connect name, connect parameters, schema
-    node); `columns` the declared columns to fill by type."""
+    node); `columns` the declared columns to fill by type; `fixups`, by source field,
+    conversions that replace the Connect one (fields read raw: see `formats.avro`)."""
     out = []
     for col, src in match_fields(fields, columns).items():
         name, params, node = fields[src]
-        fix = connect_fixup(name, params, node, columns[col])
+        if fixups is not None and src in fixups:
+            fix = fixups[src]
+        else:
+            fix = connect_fixup(name, params, node, columns[col])
         if fix is not None or src != col:
             out.append((src, col, fix))
     return tuple(out)

@@ -28,9 +28,9 @@ from typing import Any
 
 from materializer.errors import RecordError
 from materializer.formats.avro import (
-    avro_fields,
     named_types,
     record_of,
+    record_reading,
     resolve,
     value_columns,
     wire_reader,
@@ -61,7 +61,7 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDe
         row = resolve(after["type"], named_types(schema))
         if not isinstance(row, dict) or row.get("type") != "record":
             return RecordError("Debezium `after` is not a record", "not_debezium")
-        return field_plan(avro_fields(row, named_types(schema)), columns)
+        return record_reading(schema, row, columns)
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
