@@ -14,6 +14,7 @@ import fastavro
 from materializer import __version__
 from materializer.changes.envelope_base import (
     CONNECTOR,
+    BatchRows,
     Message,
     SnapshotAware,
     _changed,
@@ -175,11 +176,18 @@ def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
 
 
 class AvroEnvelope(SnapshotAware):
-    """`format: debezium-avro`: the envelope in the Confluent wire format."""
+    """`format: debezium-avro`: the envelope in the Confluent wire format.
 
-    __slots__ = ("schema_id", "key_schema_id", "_schema", "_prefix", "_key", "_fields",
-                 "_names", "_width", "_convs", "_source", "_columns", "_time_of", "_branches",
-                 "_value_name")
+    An Avro record's bytes are its fields' bytes in order, so an event is written in
+    parts: `before` and `after` (a union branch byte, then the row record written by
+    fastavro with the row schema) and the rest of the envelope (source, op, ts_ms,
+    changed: one fastavro call with a record of those fields). Rows are encoded once per
+    batch (`BatchRows`); the bytes are those fastavro writes for the whole envelope
+    (tests/changes/test_envelope_bytes.py)."""
+
+    __slots__ = ("schema_id", "key_schema_id", "_schema", "_row_schema", "_tail_schema",
+                 "_prefix", "_key", "_fields", "_names", "_width", "_convs", "_source",
+                 "_columns", "_time_of", "_branches")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
@@ -190,14 +198,19 @@ class AvroEnvelope(SnapshotAware):
         self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
         self.key_schema_id = int(registry.register(f"{spec.changes.topic}-key", kschema))
         self._schema = fastavro.parse_schema(schema)
+        namespace = avro_namespace(spec)
+        row_record = schema["fields"][0]["type"][1]
+        self._row_schema = fastavro.parse_schema({**row_record, "namespace": namespace})
+        self._tail_schema = fastavro.parse_schema({
+            "type": "record", "name": "Tail", "namespace": namespace,
+            "fields": schema["fields"][2:]})  # after before and after: source, op, ...
         self._prefix = header(self.schema_id)
         self._key = _avro_key_encoder(spec, kschema, self.key_schema_id)
-        row_fields = schema["fields"][0]["type"][1]["fields"]
+        row_fields = row_record["fields"]
         self._fields = tuple(f["name"] for f in row_fields)
         # per field, the branch of a ["null", T] union that a value takes (None: no union):
         # fastavro writes a (branch, value) pair without trying each branch's validation
         self._branches = tuple(_branch(f["type"]) for f in row_fields)
-        self._value_name = f"{avro_namespace(spec)}.Value"  # before/after: their branch too
         self._names = tuple(layout)
         self._width = len(self._fields)
         self._convs = tuple((i, c) for i, n in enumerate(layout)
@@ -206,10 +219,8 @@ class AvroEnvelope(SnapshotAware):
         self._columns = spec.changes.columns
         self._time_of = event_time(spec, layout)
 
-    def _row(self, t: tuple[Any, ...] | None) -> tuple[str, dict[str, Any]] | None:
-        """A stored row as fastavro's (union branch, record) for `before` / `after`."""
-        if t is None:
-            return None
+    def _record(self, t: tuple[Any, ...]) -> dict[str, Any]:
+        """A stored row as the record fastavro writes (union values as (branch, value))."""
         if len(t) < self._width:
             t = t + (None,) * (self._width - len(t))
         vals: Sequence[Any] = t
@@ -219,17 +230,25 @@ class AvroEnvelope(SnapshotAware):
                 v = vals[i]
                 if v is not None:
                     vals[i] = conv(v)
-        return self._value_name, {f: v if v is None or b is None else (b, v)
-                                  for f, b, v in zip(self._fields, self._branches, vals)}  # noqa: B905
+        return {f: v if v is None or b is None else (b, v)
+                for f, b, v in zip(self._fields, self._branches, vals)}  # noqa: B905
+
+    def _row(self, t: tuple[Any, ...]) -> bytes:
+        """A stored row as `before` / `after` bytes: branch 1 of ["null", Value], the row."""
+        buf = io.BytesIO(b"\x02")
+        buf.seek(1)
+        fastavro.schemaless_writer(buf, self._row_schema, self._record(t))
+        return buf.getvalue()
 
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
         """`flag`, if not empty, is the `source.snapshot` of every change."""
         out: list[Message] = []
         append = out.append
-        row = self._row
+        rows = BatchRows(self._row, b"\x00")  # branch 0 of ["null", Value]: no row
+        before_of, after_of = rows.before, rows.after
         key_of = self._key
         write = fastavro.schemaless_writer
-        schema = self._schema
+        tail_schema = self._tail_schema
         prefix = self._prefix
         names = self._names
         db, table, topic = self._source
@@ -237,20 +256,21 @@ class AvroEnvelope(SnapshotAware):
         time_of = self._time_of
         for ch in changes:
             key = key_of(ch.key)
-            record: dict[str, Any] = {
-                "before": row(ch.before), "after": row(ch.after), "op": ch.op,
-                "ts_ms": now_ms,
+            tail: dict[str, Any] = {
+                "op": ch.op, "ts_ms": now_ms,
                 "source": {"version": __version__, "connector": CONNECTOR,
                            "name": CONNECTOR,
                            "ts_ms": ch.timestamp_ms if time_of is None else time_of(ch),
                            "snapshot": flag or snapshot_flag(ch.op), "db": db, "table": table,
                            "topic": topic, "partition": ch.partition, "offset": ch.offset}}
             if columns:
-                record["changed"] = (_changed(names, ch.before, ch.after)
-                                     if ch.op == "u" else None)
-            buf = io.BytesIO(prefix)
-            buf.seek(5)
-            write(buf, schema, record)
+                tail["changed"] = (_changed(names, ch.before, ch.after)
+                                   if ch.op == "u" else None)
+            buf = io.BytesIO()
+            buf.write(prefix)
+            buf.write(before_of(ch.before))
+            buf.write(after_of(ch.after))
+            write(buf, tail_schema, tail)
             append((ch.partition, key, buf.getvalue()))
             if ch.op == "d":
                 append((ch.partition, key, None))

@@ -41,6 +41,7 @@ from materializer.changes import connect
 from materializer.changes.avro_envelope import AvroEnvelope, avro_namespace
 from materializer.changes.envelope_base import (
     CONNECTOR,
+    BatchRows,
     EventEncoder,
     Message,
     SnapshotAware,
@@ -123,10 +124,8 @@ class JsonEnvelope(SnapshotAware):
         self._time_of = event_time(spec, layout)
         self._row_json = row_json(self._names)
 
-    def _row(self, t: tuple[Any, ...] | None) -> bytes:
-        """A stored row tuple as compact JSON object bytes (`null` for none)."""
-        if t is None:
-            return b"null"
+    def _row(self, t: tuple[Any, ...]) -> bytes:
+        """A stored row tuple as compact JSON object bytes."""
         if len(t) < self._width:
             t = t + (None,) * (self._width - len(t))
         if not self._convs:
@@ -143,7 +142,8 @@ class JsonEnvelope(SnapshotAware):
         one bytes template filled in (`%`), the rows encoded by msgspec: no text step."""
         out: list[Message] = []
         append = out.append
-        row = self._row
+        rows = BatchRows(self._row, b"null")
+        before_of, after_of = rows.before, rows.after
         names = self._names
         key_of = self._key
         head = self._source_head
@@ -162,7 +162,8 @@ class JsonEnvelope(SnapshotAware):
             op = ch.op
             extra = (b',"changed":' + json_bytes(_changed(names, ch.before, ch.after))
                      if columns and op == "u" else b"")
-            value = template % (wrap, row(ch.before), row(ch.after), ops[op], now_ms, extra,
+            value = template % (wrap, before_of(ch.before), after_of(ch.after), ops[op],
+                                now_ms, extra,
                                 ch.timestamp_ms if time_of is None else time_of(ch),
                                 flags[op], ch.partition, ch.offset, unwrap)
             append((ch.partition, key, value))

@@ -136,6 +136,35 @@ class SnapshotAware:
         raise NotImplementedError
 
 
+class BatchRows:
+    """The encoded rows of one batch of changes, each row encoded once: a change's `before`
+    is the very tuple the previous change of its key had as `after` (the applier's pending
+    row), so the bytes made for that `after` serve again. Matched by identity, and the
+    tuple is held with its bytes, so an id is never taken for another row's."""
+
+    __slots__ = ("_encode", "_none", "_afters")
+
+    def __init__(self, encode: Callable[[tuple[Any, ...]], bytes], none: bytes) -> None:
+        self._encode = encode
+        self._none = none  # the encoding of "no row"
+        self._afters: dict[int, tuple[tuple[Any, ...], bytes]] = {}
+
+    def before(self, t: tuple[Any, ...] | None) -> bytes:
+        if t is None:
+            return self._none
+        hit = self._afters.pop(id(t), None)
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        return self._encode(t)
+
+    def after(self, t: tuple[Any, ...] | None) -> bytes:
+        if t is None:
+            return self._none
+        b = self._encode(t)
+        self._afters[id(t)] = (t, b)
+        return b
+
+
 def _changed(names: Sequence[str], before: tuple[Any, ...] | None,
              after: tuple[Any, ...] | None) -> list[str]:
     """Names of the columns whose stored values differ (Dolt's cell-wise diff)."""
