@@ -5,8 +5,9 @@ The general form is the two steps every format takes: the value decoder (bytes -
 mapping, see `materializer.formats.jsonformat`), then the row shaper. For plain JSON a
 generated function does both at once with a typed msgspec decoder: a msgspec Struct of
 the declared columns (strings, booleans, floating-point numbers and in-range integers
-typed, so msgspec checks them in C; the other types decoded as JSON and converted as the
-shaper converts them), unknown fields forbidden; the struct's values are the row.
+typed, and arrays and maps of them, so msgspec checks them in C; the other types
+decoded as JSON and converted as the shaper converts them), unknown fields forbidden;
+the struct's values are the row.
 
 Guarantee: `decode` returns exactly what the two steps return and raises exactly what
 they raise. Whatever the typed path does not take goes to the two steps, which decide:
@@ -24,6 +25,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from materializer.columns import ColumnType
 from materializer.formats.base import DELETE, ValueDecoder
 from materializer.ingest.shaper import Shape, accepts
 from materializer.specs import RelationSpec
@@ -47,8 +49,10 @@ def two_steps(value_decoder: ValueDecoder, shape: Shape) -> RowDecoder:
     return decode
 
 
-def _typed(kind: str) -> Any:
-    """The msgspec type that makes a value of `kind` arrive in stored form, or Any."""
+def _typed(t: ColumnType) -> Any:
+    """The msgspec type that makes a value of type `t` arrive in stored form, or Any: an
+    array (a map) of such items, nulls allowed, is a list (a dict) of them."""
+    kind = t.kind
     if kind == "string":
         return str
     if kind == "boolean":
@@ -58,6 +62,12 @@ def _typed(kind: str) -> Any:
     if kind in _RANGES:
         lo, hi = _RANGES[kind]
         return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
+    if kind in ("array", "map") and t.item is not None:
+        item = _typed(t.item)
+        if item is Any:
+            return Any
+        nullable, generic = item | None, (list if kind == "array" else dict)
+        return generic[nullable] if kind == "array" else generic[str, nullable]
     return Any
 
 
@@ -86,7 +96,7 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
     var_of: dict[str, str] = {}
     for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
         var = f"f{len(fields)}"
-        typ = _typed(c.type.kind) if c.name not in keys else Any
+        typ = _typed(c.type) if c.name not in keys else Any
         fields.append((var, typ | None | msgspec.UnsetType, msgspec.UNSET))
         rename[var] = c.name
         var_of[c.name] = var
@@ -123,7 +133,7 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
         lines.append(f"        if {var} is _UNSET: {var} = None")
         if col.not_null:
             lines.append(f"        if {var} is None: raise LookupError")
-        if _typed(col.type.kind) is Any:
+        if _typed(col.type) is Any:
             conv = f"_c{var}"
             namespace[conv] = to_storage(col.type)
             test = accepts(col.type, var)

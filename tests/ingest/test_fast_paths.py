@@ -124,8 +124,20 @@ JSON_ROW_SPECS = [
     spec({"id": "long", "s": "string", "i": "int", "b": "boolean not null", "d": "double",
           "f": "float", "n": "long"}, ["id"], "long", "json"),
     spec({"s": "string", "id": "long", "d": "double"}, ["id"], "long", "json"),
+    spec({"id": "long", "tags": "array<string> not null", "xs": "array<double>",
+          "ns": "array<int>", "m": "map<string,long>", "deep": "map<string,array<boolean>>",
+          "dec": "array<decimal(5,2)>"}, ["id"], "long", "json"),
 ]
-JSON_ROW_IDS = ["all-types", "typed", "composite", "key-only", "flat", "key-not-first"]
+JSON_ROW_IDS = ["all-types", "typed", "composite", "key-only", "flat", "key-not-first",
+                "typed-items"]
+
+
+ITEM_EDGES = [b'{"tags": ["a", null], "ns": [2147483648]}', b'{"tags": [], "ns": [1, null]}',
+              b'{"tags": ["a"], "xs": [1, 2.5, null, 9007199254740993]}',
+              b'{"tags": ["a"], "m": {"a": 9223372036854775808}}', b'{"tags": [null]}',
+              b'{"tags": ["a"], "deep": {"a": [true, null, 1]}}', b'{"tags": null}',
+              b'{"tags": ["a"], "dec": ["1.005", 1, null]}', b'{"tags": ["a", 1]}',
+              b'{"tags": ["a"], "m": {"a": -1, "b": null}, "ns": [-2147483649]}']
 
 
 @pytest.mark.parametrize("s", JSON_ROW_SPECS, ids=JSON_ROW_IDS)
@@ -137,8 +149,11 @@ def test_json_row_decoder_equals_decode_then_shape(s: Any) -> None:
     general = two_steps(value_decoder, shape)
     key = tuple("k" if t.kind == "string" else 1 for t in s.key_types)
     names = [*s.column_names, "payload", "schema", "other"]
-    typed_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
-                             st.floats(), st.sampled_from([2**31, 2**63, -(2**63) - 1]))
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5),
+                        st.floats(), st.sampled_from([2**31, 2**63, -(2**63) - 1]))
+    typed_values = st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+        max_leaves=6)
 
     @FUZZ
     @given(st.one_of(
@@ -150,8 +165,11 @@ def test_json_row_decoder_equals_decode_then_shape(s: Any) -> None:
         st.sampled_from([b'{"payload": null, "schema": {"type": "int32"}}',
                          b'{"' + s.column_names[-1].encode() + b'": "\xed\xa0\x80"}',
                          b'{"other": "\xff", "' + s.column_names[-1].encode() + b'": 1}',
-                         b'{"' + s.column_names[-1].encode() + b'": 1, "other": 1e400}'])))
+                         b'{"' + s.column_names[-1].encode() + b'": 1, "other": 1e400}',
+                         *ITEM_EDGES])))
     def run(b: bytes) -> None:
+        fused.__globals__["_off"][0] = False  # garbage examples must not turn the typed
+        fused.__globals__["_counts"][:] = [0, 0]  # path off for the ones after them
         assert outcome(fused, b, key) == outcome(general, b, key)
 
     run()
