@@ -71,10 +71,15 @@ from fastavro import schemaless_reader
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, RecordError
-from materializer.formats.base import KEY, VALUE, KeyDecoder, ValueDecoder, part_error
+from materializer.formats.base import (
+    KEY,
+    VALUE,
+    KeyDecoder,
+    TypedValueDecoder,
+    part_error,
+)
 from materializer.formats.connect_types import (
     Fixup,
-    Plan,
     apply_plan,
     connect_fixup,
     decimal_fixup,
@@ -201,25 +206,58 @@ def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType) -> tuple[boo
     return False, None
 
 
+_AS_STORED = {"string": ("string",), "boolean": ("boolean",), "int": ("long",),
+              "long": ("long",)}
+"""Avro primitive -> the column kinds whose stored form is every value fastavro's compiled
+reader gives for it (its varints are 64-bit: an int or long is always a long; an Avro
+int is not always in an int column's range: bytes may say more)."""
+
+
+def arrives_stored(node: Any, ctype: ColumnType, compiled: bool) -> bool:
+    """Whether every value read for Avro type `node` (null aside) is already in stored
+    form for a column of type `ctype`, so the row shaper need not test it: strings,
+    booleans, and (`compiled` reader only: the Python one reads varints of any length)
+    int and long for a long column, and arrays and maps of those. Logical types, Connect
+    names, named types and unions of several types: no."""
+    node = _unwrap(node)
+    if isinstance(node, dict):
+        if "logicalType" in node or "connect.name" in node:
+            return False
+        kind = node.get("type")
+        if kind in ("array", "map"):
+            return (kind == ctype.kind and ctype.item is not None and
+                    arrives_stored(node.get("items" if kind == "array" else "values"),
+                                   ctype.item, compiled))
+        node = kind
+    if node in ("int", "long") and not compiled:
+        return False
+    return isinstance(node, str) and ctype.kind in _AS_STORED.get(node, ())
+
+
 def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) -> Reading:
     """How to read records of `schema` whose row is `record` (the schema itself, or a
-    Debezium envelope's `after`) into `columns`: the field plan, and the schema to read
-    with, where the fields `_read_raw` picks lose their logicalType (a copy: the
-    registry's parsed schema is shared). A schema with no such field is read as it is."""
+    Debezium envelope's `after`) into `columns`: the schema to read with, where the
+    fields `_read_raw` picks lose their logicalType (a copy: the registry's parsed
+    schema is shared; a schema with no such field is read as it is), and as prepared
+    value (field plan, the columns whose values arrive in stored form)."""
     fields = avro_fields(record, named_types(schema))
     raw: dict[int, Any] = {}
     fixups: dict[str, Fixup | None] = {}
+    stored: set[str] = set()
+    compiled = not recursive(schema)  # a recursive schema is read by the Python reader
     for col, src in match_fields(fields, columns).items():
         name, params, node = fields[src]
         take, fix = _read_raw(node, name, params, columns[col])
         if take and id(node) not in raw:
             raw[id(node)] = {k: v for k, v in node.items() if k != "logicalType"}
             fixups[src] = fix
-    plan: Plan = field_plan(fields, columns, fixups)
+        elif arrives_stored(node, columns[col], compiled):
+            stored.add(col)
+    prepared = (field_plan(fields, columns, fixups), frozenset(stored))
     if not raw:
-        return Reading(schema, plan)
+        return Reading(schema, prepared)
     memo = dict(raw)  # deepcopy takes a node found in its memo as already copied
-    return Reading(copy.deepcopy(schema, memo), plan)
+    return Reading(copy.deepcopy(schema, memo), prepared)
 
 
 # --------------------------------------------------------------------------- wire reader
@@ -361,9 +399,10 @@ def value_columns(spec: RelationSpec) -> dict[str, ColumnType]:
     return {c.name: c.type for c in spec.columns if c.name not in keys}
 
 
-def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDecoder:
+def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
     columns = value_columns(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
+    nothing: frozenset[str] = frozenset()
 
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
@@ -378,13 +417,13 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueD
                                  node, columns[single])
         else:
             fix = None
-        return ((single, single, fix),)
+        return ((single, single, fix),), nothing
 
     read = wire_reader(spec, registry, "value_format avro", prepare)
 
-    def decode(b: bytes) -> Mapping[str, Any]:
+    def decode(b: bytes) -> tuple[Mapping[str, Any], frozenset[str]]:
         try:
-            datum, plan = read(b)
+            datum, (plan, stored) = read(b)
             if type(datum) is not dict:
                 if single is None:
                     raise RecordError("the Avro value is not a record", "not_a_record")
@@ -393,6 +432,6 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueD
                 apply_plan(plan, datum)
         except RecordError as e:
             raise part_error(VALUE, e) from e
-        return datum
+        return datum, stored
 
-    return decode
+    return TypedValueDecoder(decode)

@@ -31,6 +31,23 @@ DELETE: Any = _Delete()
 KeyDecoder = Callable[[bytes], tuple[Any, ...]]
 ValueDecoder = Callable[[bytes], Mapping[str, Any]]
 
+class TypedValueDecoder:
+    """A `ValueDecoder` that can also tell, per record, which columns' values arrive
+    already in stored form (the writer's schema guarantees it: an Avro string for a
+    string column, ...), so the row shaper need not test them: `typed(bytes)` gives
+    (fields or DELETE, those column names), the same frozenset object for records of
+    one schema. Calling it gives the fields alone."""
+
+    __slots__ = ("typed",)
+
+    def __init__(self, typed: Callable[[bytes], tuple[Any, frozenset[str]]]) -> None:
+        self.typed = typed
+
+    def __call__(self, b: bytes) -> Mapping[str, Any]:
+        fields: Mapping[str, Any] = self.typed(b)[0]
+        return fields
+
+
 KEY = "key: "
 VALUE = "value: "
 """How a decoder's RecordError message starts: which part of the record failed."""

@@ -35,7 +35,7 @@ from materializer.formats.avro import (
     value_columns,
     wire_reader,
 )
-from materializer.formats.base import DELETE, VALUE, ValueDecoder, part_error
+from materializer.formats.base import DELETE, VALUE, TypedValueDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Plan,
     apply_plan,
@@ -48,8 +48,9 @@ from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 
 
-def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDecoder:
+def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
     columns = value_columns(spec)
+    nothing: frozenset[str] = frozenset()
 
     def prepare(schema: Any) -> Any:
         env = record_of(schema)
@@ -65,12 +66,12 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDe
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
-    def decode(b: bytes) -> Mapping[str, Any]:
+    def decode(b: bytes) -> tuple[Any, frozenset[str]]:
         try:
-            env, plan = read(b)
+            env, (plan, stored) = read(b)
             op = env.get("op")
             if op == "d":
-                return DELETE  # type: ignore[no-any-return]
+                return DELETE, nothing
             if op not in ("c", "r", "u"):
                 raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
             after = env.get("after")
@@ -78,11 +79,11 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> ValueDe
                 raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
             if plan:
                 apply_plan(plan, after)
-            return after
+            return after, stored
         except RecordError as e:
             raise part_error(VALUE, e) from e
 
-    return decode
+    return TypedValueDecoder(decode)
 
 
 def _after_of(schema: Any) -> Any:

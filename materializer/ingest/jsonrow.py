@@ -26,8 +26,8 @@ from typing import Annotated, Any
 import msgspec
 
 from materializer.columns import ColumnType
-from materializer.formats.base import DELETE, ValueDecoder
-from materializer.ingest.shaper import Shape, accepts
+from materializer.formats.base import DELETE, TypedValueDecoder, ValueDecoder
+from materializer.ingest.shaper import Shape, accepts, shaped_by_schema
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
 
@@ -74,6 +74,8 @@ def _typed(t: ColumnType) -> Any:
 def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueDecoder,
                 shape: Shape) -> RowDecoder:
     """The row decoder of a relation (see the module doc)."""
+    if isinstance(value_decoder, TypedValueDecoder):
+        return shaped_by_schema(spec, layout, value_decoder)
     slow = two_steps(value_decoder, shape)
     names = set(spec.column_names)
     if spec.value_format != "json" or any(n in names for n in _WRAPPER):

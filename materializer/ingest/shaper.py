@@ -20,6 +20,7 @@ from typing import Any
 
 from materializer.columns import ColumnType
 from materializer.errors import RecordError
+from materializer.formats.base import DELETE, TypedValueDecoder
 from materializer.specs import RelationSpec
 from materializer.values import to_storage
 
@@ -97,8 +98,11 @@ def accepts(t: ColumnType, var: str) -> str | None:
     return None
 
 
-def compile_shaper(spec: RelationSpec, layout: Sequence[str]) -> Shape:
-    """The generated shaper of `spec` for rows in `layout` order (see the module doc)."""
+def compile_shaper(spec: RelationSpec, layout: Sequence[str],
+                   stored: frozenset[str] = frozenset()) -> Shape:
+    """The generated shaper of `spec` for rows in `layout` order (see the module doc).
+    The values of the `stored` columns are taken as they are (their decoder vouches that
+    they arrive in stored form: see `TypedValueDecoder`); nulls are still checked."""
     reference = RowShaper(spec, layout)
     key_index = {n: i for i, n in enumerate(spec.key_columns)}
     namespace: dict[str, Any] = {"_reference": reference.shape, "_tuple": tuple}
@@ -113,7 +117,10 @@ def compile_shaper(spec: RelationSpec, layout: Sequence[str]) -> Shape:
         conv = f"_c{i}"
         namespace[conv] = to_storage(col.type)
         lines.append(f"        {var} = get({name!r})")
-        if col.not_null:
+        if name in stored:
+            if col.not_null:
+                lines.append(f"        if {var} is None: raise LookupError")
+        elif col.not_null:
             lines.append(f"        if {var} is None: raise LookupError")
             test = accepts(col.type, var)
             if test is None:
@@ -131,3 +138,21 @@ def compile_shaper(spec: RelationSpec, layout: Sequence[str]) -> Shape:
     exec(compile("\n".join(lines), f"<shaper of {spec.name}>", "exec"), namespace)  # noqa: S102
     shape: Shape = namespace["shape"]
     return shape
+
+
+def shaped_by_schema(spec: RelationSpec, layout: Sequence[str], decoder: TypedValueDecoder
+                     ) -> Callable[[bytes, tuple[Any, ...]], Any]:
+    """(value bytes, key tuple) -> stored row or DELETE, with a shaper generated for each
+    set of columns the decoder vouches for (one per writer schema, in practice)."""
+    shapes: dict[frozenset[str], Shape] = {}
+    typed = decoder.typed
+
+    def decode(raw: bytes, key: tuple[Any, ...]) -> Any:
+        fields, stored = typed(raw)
+        if fields is DELETE:
+            return DELETE
+        shape = shapes.get(stored)
+        if shape is None:
+            shape = shapes[stored] = compile_shaper(spec, layout, stored)
+        return shape(fields, key)
+    return decode
