@@ -1,4 +1,4 @@
-"""JSON value bytes -> stored row, in one step, for tables with `value_format: json`.
+"""JSON value bytes -> stored row, in one step, for `value_format: json` and `debezium-json`.
 
 `row_decoder(spec, layout, value_decoder, shape)` returns `decode(raw, key) -> row | DELETE`.
 The general form is the two steps every format takes: the value decoder (bytes -> field
@@ -7,7 +7,10 @@ generated function does both at once with a typed msgspec decoder: a msgspec Str
 the declared columns (strings, booleans, floating-point numbers and in-range integers
 typed, and arrays and maps of them, so msgspec checks them in C; the other types
 decoded as JSON and converted as the shaper converts them), unknown fields forbidden;
-the struct's values are the row.
+the struct's values are the row. For Debezium JSON the struct is the event's: `after` is
+the typed row, the other fields of an event are decoded as JSON (so the whole text is
+checked as the two steps check it), an unknown field, the Connect wrapper or an op
+other than c, r, u (a row) and d (DELETE) goes to the two steps.
 
 Guarantee: `decode` returns exactly what the two steps return and raises exactly what
 they raise. Whatever the typed path does not take goes to the two steps, which decide:
@@ -37,6 +40,8 @@ RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
 MISSES_TO_STOP = 32
 _RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _WRAPPER = ("schema", "payload")
+_EVENT_FIELDS = ("before", "source", "op", "ts_ms", "ts_us", "ts_ns", "transaction", *_WRAPPER)
+"""The fields of a Debezium event besides `after` (the wrapper's, to see it)."""
 
 
 def two_steps(value_decoder: ValueDecoder, shape: Shape) -> RowDecoder:
@@ -78,8 +83,19 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
         return shaped_by_schema(spec, layout, value_decoder)
     slow = two_steps(value_decoder, shape)
     names = set(spec.column_names)
-    if spec.value_format != "json" or any(n in names for n in _WRAPPER):
-        return slow
+    if spec.value_format == "json" and not any(n in names for n in _WRAPPER):
+        return _fused(spec, layout, slow, envelope=False)
+    if spec.value_format == "debezium-json":
+        return _fused(spec, layout, slow, envelope=True)
+    return slow
+
+
+def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope: bool
+           ) -> RowDecoder:
+    """The generated decoder: a plain JSON row, or (`envelope`) a Debezium event whose
+    `after` is one (its other fields decoded as JSON, so the whole text is checked as the
+    two steps check it; a wrapper, an unknown field or an op other than c, r, u, d: the
+    two steps)."""
     keys = {n: i for i, n in enumerate(spec.key_columns)}
     value_cols = [c for c in spec.columns if c.name not in keys]
     fields: list[tuple[str, Any, Any]] = []
@@ -94,7 +110,7 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
         return slow(raw, key)
 
     namespace: dict[str, Any] = {"_slow": slow, "_miss": miss, "_UNSET": msgspec.UNSET,
-                                 "_counts": counts, "_off": off}
+                                 "_counts": counts, "_off": off, "_DELETE": DELETE}
     var_of: dict[str, str] = {}
     for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
         var = f"f{len(fields)}"
@@ -102,25 +118,49 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
         fields.append((var, typ | None | msgspec.UnsetType, msgspec.UNSET))
         rename[var] = c.name
         var_of[c.name] = var
-    for name in _WRAPPER:
-        var = f"f{len(fields)}"
-        fields.append((var, Any, msgspec.UNSET))
-        rename[var] = name
-    payload = f"f{len(fields) - 1}"
-    struct = msgspec.defstruct(f"Row_{abs(hash(spec.name))}", fields, rename=rename,
-                               forbid_unknown_fields=True)
-    namespace["_decode"] = msgspec.json.Decoder(struct).decode
-    namespace["_astuple"] = msgspec.structs.astuple
-    all_vars = ", ".join(v for v, _, _ in fields)
+    row_vars = ", ".join(v for v, _, _ in fields)
     lines = ["def decode(raw, key):",
              "    if _off[0]:",
-             "        return _slow(raw, key)",
-             "    try:",
-             f"        {all_vars}, = _astuple(_decode(raw))",
-             "    except Exception:",
-             "        return _miss(raw, key)",
-             f"    if {payload} is not _UNSET:",
-             "        return _miss(raw, key)"]
+             "        return _slow(raw, key)"]
+    if envelope:
+        row = msgspec.defstruct(f"After_{abs(hash(spec.name))}", fields, rename=rename,
+                                forbid_unknown_fields=True)
+        event = msgspec.defstruct(
+            f"Event_{abs(hash(spec.name))}",
+            [("after", row | None | msgspec.UnsetType, msgspec.UNSET),
+             *((n, Any, msgspec.UNSET) for n in _EVENT_FIELDS)],
+            forbid_unknown_fields=True)
+        namespace["_decode"] = msgspec.json.Decoder(event).decode
+        lines += ["    try:",
+                  "        event = _decode(raw)",
+                  "    except Exception:",
+                  "        return _miss(raw, key)",
+                  "    if event.schema is not _UNSET or event.payload is not _UNSET:",
+                  "        return _miss(raw, key)",
+                  "    op = event.op",
+                  "    if op == 'd':",
+                  "        _counts[0] += 1",
+                  "        return _DELETE",
+                  "    after = event.after",
+                  "    if (op != 'c' and op != 'u' and op != 'r') or after is None or "
+                  "after is _UNSET:",
+                  "        return _miss(raw, key)",
+                  f"    {row_vars}, = _astuple(after)"]
+    else:
+        for name in _WRAPPER:
+            var = f"f{len(fields)}"
+            fields.append((var, Any, msgspec.UNSET))
+            rename[var] = name
+        struct = msgspec.defstruct(f"Row_{abs(hash(spec.name))}", fields, rename=rename,
+                                   forbid_unknown_fields=True)
+        namespace["_decode"] = msgspec.json.Decoder(struct).decode
+        lines += ["    try:",
+                  f"        {', '.join(v for v, _, _ in fields)}, = _astuple(_decode(raw))",
+                  "    except Exception:",
+                  "        return _miss(raw, key)",
+                  f"    if {fields[-1][0]} is not _UNSET:",  # a `payload` field
+                  "        return _miss(raw, key)"]
+    namespace["_astuple"] = msgspec.structs.astuple
     if value_cols:  # the first value column absent: the object may share no declared field
         lines += [f"    if {var_of[value_cols[0].name]} is _UNSET:",
                   "        return _miss(raw, key)"]
