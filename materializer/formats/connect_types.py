@@ -214,7 +214,7 @@ def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
 
     `fields` maps a source field name to (connect name, connect parameters, schema
     node); `columns` the declared columns to fill by type; `fixups`, by source field,
-    conversions that replace the Connect one (fields read raw: see `formats.avro`)."""
+    conversions that replace the Connect one (fields read raw: see `formats.avro_schema`)."""
     out = []
     for col, src in match_fields(fields, columns).items():
         name, params, node = fields[src]

@@ -27,14 +27,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from materializer.errors import RecordError
-from materializer.formats.avro import (
-    named_types,
-    record_of,
-    record_reading,
-    resolve,
-    value_columns,
-    wire_reader,
-)
+from materializer.formats.avro import value_columns, wire_reader
+from materializer.formats.avro_schema import named_types, record_of, record_reading, resolve
 from materializer.formats.base import DELETE, VALUE, TypedValueDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Plan,

@@ -1,4 +1,4 @@
-"""Avro fields read without their logical type (`formats.avro.record_reading`: decimal
+"""Avro fields read without their logical type (`formats.avro_schema.record_reading`: decimal
 bytes, timestamp-millis, date) give exactly the rows that reading them through
 fastavro's logical types gives, and refuse exactly the records it refuses."""
 
@@ -231,7 +231,7 @@ def test_columns_taken_as_they_are_give_the_reference_rows(
 
 
 def test_what_arrives_stored() -> None:
-    from materializer.formats.avro import arrives_stored
+    from materializer.formats.avro_schema import arrives_stored
 
     def t(text: str) -> Any:
         return parse_type(text)[0]

@@ -1,0 +1,179 @@
+"""Avro writer schemas as the decoders read them (`formats.avro`, `formats.debezium`):
+named types, records and their fields, recursion, and the reading plan of a record
+(`record_reading`: which fields are read without their logical type, the field plan,
+and which columns arrive in stored form)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from materializer.columns import ColumnType
+from materializer.formats.connect_types import (
+    Fixup,
+    connect_fixup,
+    decimal_fixup,
+    field_plan,
+    match_fields,
+)
+
+# --------------------------------------------------------------------------- Avro schemas
+
+
+def _unwrap(node: Any) -> Any:
+    """The one non-null branch of a ["null", T] union, else the node itself."""
+    if isinstance(node, list):
+        branches = [b for b in node if b != "null"]
+        if len(branches) == 1:
+            return _unwrap(branches[0])
+    return node
+
+
+def resolve(node: Any, named: Mapping[str, Any]) -> Any:
+    node = _unwrap(node)
+    if isinstance(node, str) and node in named:
+        return named[node]
+    return node
+
+
+def avro_fields(record: Any, named: Mapping[str, Any]) -> dict[str, tuple[Any, Any, Any]]:
+    """Field name -> (connect name, connect parameters, node) of an Avro record schema."""
+    out = {}
+    for f in record.get("fields", ()):
+        node = resolve(f.get("type"), named)
+        if isinstance(node, dict):
+            out[f["name"]] = (node.get("connect.name"), node.get("connect.parameters"), node)
+        else:
+            out[f["name"]] = (None, None, node)
+    return out
+
+
+def named_types(schema: Any) -> Mapping[str, Any]:
+    if isinstance(schema, dict):
+        n = schema.get("__named_schemas")
+        if isinstance(n, dict):
+            return n
+    return {}
+
+
+def record_of(schema: Any) -> dict[str, Any] | None:
+    node = resolve(schema, named_types(schema))
+    if isinstance(node, dict) and node.get("type") == "record":
+        return node
+    return None
+
+
+def recursive(node: Any, open_names: frozenset[str] = frozenset()) -> bool:
+    """Whether a parsed schema has a record that contains itself (a list, a tree), so
+    that its values nest as deep as their bytes say.
+
+    Avro defines a name before its uses, so a cycle of named types always closes on a
+    record whose definition is still open where the name is used."""
+    if isinstance(node, str):
+        return node in open_names
+    if isinstance(node, list):
+        return any(recursive(b, open_names) for b in node)
+    if not isinstance(node, dict):
+        return False
+    t = node.get("type")
+    if t in ("record", "error"):
+        name = node.get("name")
+        inner = open_names | {name} if isinstance(name, str) else open_names
+        return any(recursive(f.get("type"), inner) for f in node.get("fields", ())
+                   if isinstance(f, dict))
+    if t == "array":
+        return recursive(node.get("items"), open_names)
+    if t == "map":
+        return recursive(node.get("values"), open_names)
+    return recursive(t, open_names)
+
+
+# --------------------------------------------------------------------------- raw logical types
+
+
+class Reading(NamedTuple):
+    """What `prepare` may return to have records read with another schema than the
+    writer's (the same bytes, fewer conversions): `schema`, and the prepared value."""
+
+    schema: Any
+    prepared: Any
+
+
+def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType) -> tuple[bool, Fixup | None]:
+    """Whether a field of Avro type `node` is better read without its logical type for a
+    column of type `ctype`, and then its conversion: decimal bytes (to text at the
+    writer's scale, which a decimal column stores as it is when the scales agree: no
+    Decimal is made), timestamp-millis and date (the integer is what the column's
+    converter reads them from). fastavro would build a Decimal, datetime or date that
+    the column converts back."""
+    if not isinstance(node, dict) or "name" in node:  # a named type may serve other fields
+        return False, None
+    logical, base = node.get("logicalType"), node.get("type")
+    if logical == "decimal" and base == "bytes" and ctype.kind == "decimal":
+        scale = node.get("scale", 0)
+        if type(scale) is not int or scale < 0:
+            return False, None
+        return True, decimal_fixup(scale, ctype)  # fastavro reads at this scale, Connect or not
+    if connect_fixup(name, params, node, ctype) is not None:
+        return False, None
+    if (logical in ("timestamp-millis", "local-timestamp-millis") and base == "long"
+            and ctype.kind == "timestamp" and ctype.encoding in (None, "ms")):
+        return True, None
+    if logical == "date" and base == "int" and ctype.kind == "date":
+        return True, None
+    return False, None
+
+
+_AS_STORED = {"string": ("string",), "boolean": ("boolean",), "int": ("long",),
+              "long": ("long",)}
+"""Avro primitive -> the column kinds whose stored form is every value fastavro's compiled
+reader gives for it (its varints are 64-bit: an int or long is always a long; an Avro
+int is not always in an int column's range: bytes may say more)."""
+
+
+def arrives_stored(node: Any, ctype: ColumnType, compiled: bool) -> bool:
+    """Whether every value read for Avro type `node` (null aside) is already in stored
+    form for a column of type `ctype`, so the row shaper need not test it: strings,
+    booleans, and (`compiled` reader only: the Python one reads varints of any length)
+    int and long for a long column, and arrays and maps of those. Logical types, Connect
+    names, named types and unions of several types: no."""
+    node = _unwrap(node)
+    if isinstance(node, dict):
+        if "logicalType" in node or "connect.name" in node:
+            return False
+        kind = node.get("type")
+        if kind in ("array", "map"):
+            return (kind == ctype.kind and ctype.item is not None and
+                    arrives_stored(node.get("items" if kind == "array" else "values"),
+                                   ctype.item, compiled))
+        node = kind
+    if node in ("int", "long") and not compiled:
+        return False
+    return isinstance(node, str) and ctype.kind in _AS_STORED.get(node, ())
+
+
+def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) -> Reading:
+    """How to read records of `schema` whose row is `record` (the schema itself, or a
+    Debezium envelope's `after`) into `columns`: the schema to read with, where the
+    fields `_read_raw` picks lose their logicalType (a copy: the registry's parsed
+    schema is shared; a schema with no such field is read as it is), and as prepared
+    value (field plan, the columns whose values arrive in stored form)."""
+    fields = avro_fields(record, named_types(schema))
+    raw: dict[int, Any] = {}
+    fixups: dict[str, Fixup | None] = {}
+    stored: set[str] = set()
+    compiled = not recursive(schema)  # a recursive schema is read by the Python reader
+    for col, src in match_fields(fields, columns).items():
+        name, params, node = fields[src]
+        take, fix = _read_raw(node, name, params, columns[col])
+        if take and id(node) not in raw:
+            raw[id(node)] = {k: v for k, v in node.items() if k != "logicalType"}
+            fixups[src] = fix
+        elif arrives_stored(node, columns[col], compiled):
+            stored.add(col)
+    prepared = (field_plan(fields, columns, fixups), frozenset(stored))
+    if not raw:
+        return Reading(schema, prepared)
+    memo = dict(raw)  # deepcopy takes a node found in its memo as already copied
+    return Reading(copy.deepcopy(schema, memo), prepared)
