@@ -19,6 +19,7 @@ from materializer.changes.envelope_base import (
     SnapshotAware,
     _changed,
     _compact,
+    batch_keys,
     event_time,
     snapshot_flag,
     source_db,
@@ -186,7 +187,7 @@ class AvroEnvelope(SnapshotAware):
     (tests/changes/test_envelope_bytes.py)."""
 
     __slots__ = ("schema_id", "key_schema_id", "_schema", "_row_schema", "_tail_schema",
-                 "_prefix", "_key", "_fields", "_names", "_width", "_convs", "_source",
+                 "_prefix", "_keys", "_fields", "_names", "_width", "_convs", "_source",
                  "_columns", "_time_of", "_branches")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
@@ -205,7 +206,7 @@ class AvroEnvelope(SnapshotAware):
             "type": "record", "name": "Tail", "namespace": namespace,
             "fields": schema["fields"][2:]})  # after before and after: source, op, ...
         self._prefix = header(self.schema_id)
-        self._key = _avro_key_encoder(spec, kschema, self.key_schema_id)
+        self._keys = batch_keys(_avro_key_encoder(spec, kschema, self.key_schema_id), spec)
         row_fields = row_record["fields"]
         self._fields = tuple(f["name"] for f in row_fields)
         # per field, the branch of a ["null", T] union that a value takes (None: no union):
@@ -246,7 +247,7 @@ class AvroEnvelope(SnapshotAware):
         append = out.append
         rows = BatchRows(self._row, b"\x00")  # branch 0 of ["null", Value]: no row
         before_of, after_of = rows.before, rows.after
-        key_of = self._key
+        key_of = self._keys()
         write = fastavro.schemaless_writer
         tail_schema = self._tail_schema
         prefix = self._prefix

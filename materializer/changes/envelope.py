@@ -48,6 +48,7 @@ from materializer.changes.envelope_base import (
     _changed,
     _compact,
     _quote,
+    batch_keys,
     event_time,
     json_bytes,
     row_json,
@@ -96,7 +97,7 @@ class JsonEnvelope(SnapshotAware):
     wrapped as Kafka Connect's JsonConverter writes it (see `materializer.changes.connect`),
     the schema texts computed once, here."""
 
-    __slots__ = ("_names", "_width", "_convs", "_key", "_source_head", "_source_tail",
+    __slots__ = ("_names", "_width", "_convs", "_keys", "_source_head", "_source_tail",
                  "_columns", "_open", "_close", "_time_of", "_row_json")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str]) -> None:
@@ -106,13 +107,13 @@ class JsonEnvelope(SnapshotAware):
             namespace = avro_namespace(spec)
             envelope = connect.envelope_schema(spec, layout, namespace)
             self._open, self._close = '{"schema":' + _compact(envelope) + ',"payload":', "}"
-            self._key = _connect_key_encoder(spec, namespace)
+            self._keys = batch_keys(_connect_key_encoder(spec, namespace), spec)
             self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
                                 if (c := connect.payload_converter(spec.column(n).type,
                                                                    _compact)) is not None)
         else:
             self._open = self._close = ""
-            self._key = key_encoder(spec)
+            self._keys = batch_keys(key_encoder(spec), spec)
             self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
                                 if (c := to_json_value(spec.column(n).type)) is not None)
         self._source_head = (f',"source":{{"version":{_quote(__version__)},'
@@ -145,7 +146,7 @@ class JsonEnvelope(SnapshotAware):
         rows = BatchRows(self._row, b"null")
         before_of, after_of = rows.before, rows.after
         names = self._names
-        key_of = self._key
+        key_of = self._keys()
         head = self._source_head
         tail = self._source_tail
         columns = self._columns

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import msgspec
 
 from materializer.changes.event import Change
-from materializer.specs import TableSpec
+from materializer.specs import RelationSpec, TableSpec
 
 Message = tuple[int, bytes, bytes | None]
 """(source partition, key bytes, value bytes or None for a tombstone)."""
@@ -163,6 +163,26 @@ class BatchRows:
         b = self._encode(t)
         self._afters[id(t)] = (t, b)
         return b
+
+
+def batch_keys(encode: Callable[[tuple[Any, ...]], bytes], spec: RelationSpec
+               ) -> Callable[[], Callable[[tuple[Any, ...]], bytes]]:
+    """A maker of one batch's key encoder: `encode`, remembering each key's bytes for the
+    batch (its changes repeat keys). A key with a float column is not remembered: 0.0 and
+    -0.0 are equal as dict keys and are different keys."""
+    if any(t.kind in ("float", "double") for t in spec.key_types):
+        return lambda: encode
+
+    def make() -> Callable[[tuple[Any, ...]], bytes]:
+        seen: dict[tuple[Any, ...], bytes] = {}
+
+        def key_of(kt: tuple[Any, ...]) -> bytes:
+            kb = seen.get(kt)
+            if kb is None:
+                kb = seen[kt] = encode(kt)
+            return kb
+        return key_of
+    return make
 
 
 def _changed(names: Sequence[str], before: tuple[Any, ...] | None,

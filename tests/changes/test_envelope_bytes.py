@@ -128,3 +128,22 @@ def test_a_batch_encodes_as_its_changes_one_by_one(rows: list[dict[str, Any]],
         for env in envs:
             alone = [m for ch in changes for m in env.encode([ch], 99)]
             assert env.encode(changes, 99) == alone
+
+
+def test_a_batch_remembers_key_bytes_but_not_of_float_keys() -> None:
+    """Key bytes are remembered per batch (equal keys, one encoding); with a float key
+    column they are not: 0.0 and -0.0 are equal dict keys and different keys."""
+    from materializer.changes.envelope_base import batch_keys
+    from tests.formats.test_fuzz_decoders import spec as relation
+
+    calls: list[tuple[Any, ...]] = []
+
+    def encode(kt: tuple[Any, ...]) -> bytes:
+        calls.append(kt)
+        return repr(kt).encode()
+    key_of = batch_keys(encode, relation({"id": "long", "v": "string"}, ["id"], "long",
+                                         "json"))()
+    assert key_of((1,)) == key_of((1,)) == b"(1,)" and calls == [(1,)]
+    key_of = batch_keys(encode, relation({"x": "double", "v": "string"}, ["x"], "double",
+                                         "json"))()
+    assert key_of((0.0,)) == b"(0.0,)" and key_of((-0.0,)) == b"(-0.0,)"
