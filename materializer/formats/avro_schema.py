@@ -164,10 +164,12 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     fixups: dict[str, Fixup | None] = {}
     stored: set[str] = set()
     compiled = not recursive(schema)  # a recursive schema is read by the Python reader
-    for col, src in match_fields(fields, columns).items():
+    matched = match_fields(fields, columns)
+    shared = {src for src in matched.values() if list(matched.values()).count(src) > 1}
+    for col, src in matched.items():
         name, params, node = fields[src]
         take, fix = _read_raw(node, name, params, columns[col])
-        if take and id(node) not in raw:
+        if take and src not in shared and id(node) not in raw:  # one column, one reading
             raw[id(node)] = {k: v for k, v in node.items() if k != "logicalType"}
             fixups[src] = fix
         elif arrives_stored(node, columns[col], compiled):

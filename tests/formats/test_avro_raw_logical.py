@@ -244,3 +244,18 @@ def test_what_arrives_stored() -> None:
     assert not arrives_stored({"type": "string", "logicalType": "uuid"}, t("string"), True)
     assert not arrives_stored(["null", "string", "long"], t("string"), True)
     assert not arrives_stored("string", t("json"), True)
+
+
+def test_a_field_two_columns_read_keeps_its_logical_type(tmp_path: Path) -> None:
+    """Columns `v` (decimal) and `V` (string) both read field `v` (the second by case):
+    it is read as fastavro reads it (a Decimal for both), not raw for the one column."""
+    reg = FileRegistry(tmp_path)
+    field = {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}
+    b = avro_encoder(reg, "t-value", _row_schema(field, False))({"v": decimal.Decimal("1.50")})
+    spec = TableSpec(name="public.t", topic="t", columns=(
+        Column("id", parse_type("int")[0], True), Column("v", parse_type("decimal(10,2)")[0],
+                                                         False),
+        Column("V", parse_type("string")[0], False)),
+        key_columns=("id",), key_format="int", value_format="avro")
+    fields = codecs.value_decoder(spec, reg)(b)
+    assert fields["v"] == fields["V"] == decimal.Decimal("1.50")
