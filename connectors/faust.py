@@ -1,5 +1,6 @@
-"""`lmdb://`: a faust-streaming table store on materializer's LMDB store (the only module
-that imports faust).
+"""`lmdb://`: a faust-streaming table store on materializer's LMDB store (with
+`connectors.faust_codec` and `connectors.faust_sensor`, the only modules that import
+faust).
 
 `app = faust.App(..., store="lmdb://")` or `app.Table(..., store="lmdb://")` picks it
 through the `faust.stores` entry point. `lmdb://` keeps the tables in faust's table
@@ -33,16 +34,16 @@ from pathlib import Path
 from typing import Any
 
 from faust.exceptions import ImproperlyConfigured
-from faust.sensors import Sensor
-from faust.serializers import codecs
 from faust.stores.base import SerializedStore
 from faust.streams import current_event
 from faust.types import TP, AppT, CollectionT, EventT
 from yarl import URL
 
+from connectors.faust_codec import codec_name, type_name
 from connectors.faust_journal import Journal, Taken
-from materializer.columns import ColumnType, parse_type
-from materializer.errors import StoreError, UsageError
+from connectors.faust_sensor import sensor_of
+from materializer.columns import parse_type
+from materializer.errors import StoreError
 from materializer.specs import DEFAULT_MAP_SIZE
 from materializer.store import MapFull, RelationWriter, TableView, drop_relation
 from materializer.store.generation import open_generation
@@ -56,170 +57,6 @@ LAYOUT = ("key", "value")
 _BYTES = parse_type("bytes")[0]
 _SCAN_CHUNK = 1000
 _SURE_FIT = (MAX_KEY_BYTES - 3) // 2
-
-
-# ------------------------------------------------------------------------ the codec
-
-
-def _type_name(t: Any) -> str | None:
-    if t is None:
-        return None
-    if t in (str, int, float, bytes, bool):
-        return str(t.__name__)
-    ns = getattr(getattr(t, "_options", None), "namespace", None)
-    return f"record:{ns}" if ns else repr(t)
-
-
-def _codec_name(c: Any) -> str | None:
-    return c if isinstance(c, str) or c is None else None
-
-
-_COLUMN_TYPES = {"str": "string", "int": "long", "float": "double", "bytes": "bytes",
-                 "bool": "boolean"}
-
-
-class FaustCodec:
-    """A faust table's keys and values as faust's codecs write them, from the `faust` part
-    of a relation's identity (so a reader needs no faust app, only faust).
-
-    Logical key columns: `key`, plus `window_start` and `window_end` (double) for a
-    windowed table, whose faust key is `(key, (start, end))`."""
-
-    def __init__(self, ident: Mapping[str, Any]) -> None:
-        self.key_serializer: str | None = ident.get("key_serializer")
-        self.value_serializer: str | None = ident.get("value_serializer")
-        self.windowed = bool(ident.get("windowed"))
-        self.key_type: str | None = ident.get("key_type")
-        kt = parse_type(_COLUMN_TYPES.get(self.key_type or "", "string"))[0]
-        dbl = parse_type("double")[0]
-        self.key_columns: tuple[str, ...] = (("key", "window_start", "window_end")
-                                              if self.windowed else ("key",))
-        self.key_types: tuple[ColumnType, ...] = (kt, dbl, dbl) if self.windowed else (kt,)
-
-    def _dumps(self, obj: Any) -> bytes:
-        if self.key_serializer is None:
-            raise UsageError("this table's keys use a codec object, not a codec name: "
-                             "they cannot be encoded outside the faust app")
-        try:
-            return bytes(codecs.dumps(self.key_serializer, obj))
-        except Exception as e:  # noqa: BLE001 - a codec's own error: the key does not fit
-            raise UsageError(f"key {obj!r} cannot be encoded with {self.key_serializer}: {e}") \
-                from e
-
-    def _faust_key(self, key: Any) -> Any:
-        if not self.windowed:
-            return key[0] if isinstance(key, tuple | list) and len(key) == 1 else key
-        parts = tuple(key) if isinstance(key, tuple | list) else (key,)
-        if len(parts) == 2 and isinstance(parts[1], tuple | list) and len(parts[1]) == 2:
-            parts = (parts[0], *parts[1])
-        if len(parts) != 3:
-            raise UsageError("a windowed table's key is (key, window_start, window_end)")
-        try:
-            return (parts[0], (float(parts[1]), float(parts[2])))
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"window bounds must be numbers: {e}") from None
-
-    def encode_key(self, key: Any) -> bytes:
-        """The bytes faust stores for `key` (a bare key, or a tuple in key column order)."""
-        return self._dumps(self._faust_key(key))
-
-    def key_prefix(self, prefix: tuple[Any, ...]) -> bytes:
-        """Byte prefix of the stored keys whose leading key columns are `prefix`."""
-        if not prefix:
-            return b""
-        if not self.windowed or len(prefix) == 3:
-            return self.encode_key(prefix)
-        if len(prefix) == 2:
-            raise UsageError("a prefix of a windowed table is (key) or the whole key")
-        full = self._dumps((prefix[0], (0.0, 0.0)))
-        tail = self._dumps((0.0, 0.0)) + b"]"
-        if not full.endswith(tail):
-            raise UsageError(f"{self.key_serializer} keys cannot be scanned by key prefix")
-        return full[:-len(tail)]
-
-    def decode_key(self, raw: bytes) -> list[Any]:
-        """The logical key columns of stored key bytes."""
-        k = self._loads(self.key_serializer, raw, json_form=False)
-        if self.windowed and isinstance(k, list | tuple) and len(k) == 2 \
-                and isinstance(k[1], list | tuple) and len(k[1]) == 2:
-            return [k[0], k[1][0], k[1][1]]
-        return [k]
-
-    @staticmethod
-    def _loads(codec: str | None, raw: bytes, json_form: bool) -> Any:
-        if codec is None or codec == "raw":
-            return raw
-        if json_form and "json" not in codec.split("|"):
-            return raw  # not JSON (pickle, custom codecs): served as the stored bytes
-        try:
-            return codecs.loads(codec, raw)
-        except Exception:  # noqa: BLE001 - a value the codec cannot read: served as bytes
-            return raw
-
-    def row(self, key: bytes, value: bytes | None, json_form: bool) -> dict[str, Any]:
-        """`{"key": ..., ["window_start", "window_end",] "value": ...}`: decoded with the
-        table's codecs. JSON form: JSON values as JSON documents, other bytes as base64."""
-        cols = self.decode_key(key)
-        value_out = None if value is None else self._loads(self.value_serializer, value,
-                                                            json_form)
-        out = dict(zip(self.key_columns, cols, strict=False))
-        out["value"] = value_out
-        if json_form:
-            for name, v in out.items():
-                if isinstance(v, bytes):
-                    import base64  # noqa: PLC0415 - rare path
-
-                    out[name] = base64.b64encode(v).decode("ascii")
-        return out
-
-
-# --------------------------------------------------------------------------- sensor
-
-
-class _ChangelogSensor(Sensor):
-    """Tells each LMDB store of an app which writes faust logged (`on_table_set/del`,
-    called between sending the changelog record and setting the store) and what the
-    broker acknowledged (`on_send_completed`, with the record's bytes and offset)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.by_table: dict[int, LmdbStore] = {}
-        self.by_topic: dict[str, LmdbStore] = {}
-
-    def on_table_set(self, table: CollectionT, key: Any, value: Any) -> None:
-        store = self.by_table.get(id(table))
-        if store is not None:
-            store._announced += 1
-
-    def on_table_del(self, table: CollectionT, key: Any) -> None:
-        store = self.by_table.get(id(table))
-        if store is not None:
-            store._announced += 1
-
-    def on_send_initiated(self, producer: Any, topic: str, message: Any, keysize: int,
-                          valsize: int) -> Any:
-        store = self.by_topic.get(topic)
-        return None if store is None else (store, message)
-
-    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
-        if state is not None:
-            store, message = state
-            store._acked(metadata.partition, metadata.offset, message.key, message.value)
-
-    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
-        if state is not None:
-            store, message = state
-            store._failed(message.partition, message.key, exc)
-
-
-def _sensor_of(app: AppT) -> _ChangelogSensor:
-    sensor = getattr(app, "_materializer_lmdb_sensor", None)
-    if sensor is None:
-        sensor = _ChangelogSensor()
-        app.sensors.add(sensor)
-        app._materializer_lmdb_sensor = sensor  # type: ignore[attr-defined]
-    assert isinstance(sensor, _ChangelogSensor)
-    return sensor
 
 
 def data_dir_of(url: URL, app: AppT) -> Path:
@@ -270,7 +107,7 @@ class LmdbStore(SerializedStore[Any, Any]):
         self._next: dict[int, int] = {}
         self._announced = 0
         self._encode = KeyCodec((_BYTES,)).encode
-        sensor = _sensor_of(app)
+        sensor = sensor_of(app)
         sensor.by_table[id(table)] = self
         sensor.by_topic[self.changelog_topic] = self
         self.replayed = 0
@@ -285,10 +122,10 @@ class LmdbStore(SerializedStore[Any, Any]):
             "columns": [["key", "bytes", True], ["value", "bytes", False]],
             "key": ["key"], "key_format": "bytes", "value_format": "bytes", "view": VIEW,
             "faust": {"app": str(self.app.conf.id), "table": t.name,
-                      "key_serializer": _codec_name(self.key_serializer),
-                      "value_serializer": _codec_name(self.value_serializer),
-                      "key_type": _type_name(self.key_type),
-                      "value_type": _type_name(self.value_type),
+                      "key_serializer": codec_name(self.key_serializer),
+                      "value_serializer": codec_name(self.value_serializer),
+                      "key_type": type_name(self.key_type),
+                      "value_type": type_name(self.value_type),
                       "windowed": t.window is not None, "global": bool(t.is_global),
                       "partitions": t.partitions},
         }
@@ -521,7 +358,11 @@ class LmdbStore(SerializedStore[Any, Any]):
         if tp.topic == self.changelog_topic:
             self._journal.durable(tp.partition, offset)
 
-    def _acked(self, partition: int, offset: int, key: Any, value: Any) -> None:
+    def announced(self) -> None:
+        """faust logs the next write (the sensor's `on_table_set/del`)."""
+        self._announced += 1
+
+    def acked(self, partition: int, offset: int, key: Any, value: Any) -> None:
         kb = _as_bytes(key)
         assert kb is not None
         problem = self._journal.acked(partition, offset, kb, _as_bytes(value))
@@ -529,7 +370,7 @@ class LmdbStore(SerializedStore[Any, Any]):
             log.error("faust table %s, changelog %s[%d]: %s", self.table_name,
                       self.changelog_topic, partition, problem)
 
-    def _failed(self, partition: int | None, key: Any, exc: BaseException) -> None:
+    def failed(self, partition: int | None, key: Any, exc: BaseException) -> None:
         kb = _as_bytes(key)
         log.error("faust table %s: the changelog record of key %r (partition %s) was not "
                   "produced (%s): the write stays out of the store", self.table_name, kb,

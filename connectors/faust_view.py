@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.faust import FaustCodec
+from connectors.faust_codec import FaustCodec
 from materializer.columns import ColumnType
 from materializer.errors import UsageError
 from materializer.store import RelationMeta, TableView

@@ -16,6 +16,13 @@ from typing import Any
 
 from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
 from materializer.keytext import key_from_text
+from materializer.logsetup import (
+    LOG_FORMAT_ENV,
+    LOG_FORMATS,
+    LOG_LEVEL_ENV,
+    LOG_LEVELS,
+    setup_logging,
+)
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
 
 log = logging.getLogger("materializer")
@@ -302,12 +309,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMATS = ("text", "json")
-LOG_LEVEL_ENV = "MATERIALIZER_LOG_LEVEL"
-LOG_FORMAT_ENV = "MATERIALIZER_LOG_FORMAT"
-
-
 def _log_options(p: argparse.ArgumentParser) -> None:
     """The logging options, accepted before and after the command (`materializer
     --log-format json run CFG` and `materializer run CFG --log-format json`)."""
@@ -407,46 +408,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: ts (UTC, ISO 8601, milliseconds), level, logger,
-    message, and exc (the traceback) when there is one."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        import datetime  # noqa: PLC0415
-
-        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-        out: dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                               "level": record.levelname.lower(), "logger": record.name,
-                               "message": record.getMessage()}
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, ensure_ascii=False)
-
-
-def _setup_logging(args: argparse.Namespace) -> str | None:
-    """Configure logging from the options (else the environment); return a problem, if
-    any. The choice is exported to the environment, so child processes (`run`'s API
-    process) log the same way."""
-    if getattr(args, "verbose", False):
-        level = "debug"
-    else:
-        level = getattr(args, "log_level", None) or os.environ.get(LOG_LEVEL_ENV) or "info"
-    fmt = getattr(args, "log_format", None) or os.environ.get(LOG_FORMAT_ENV) or "text"
-    for value, valid, var in ((level, LOG_LEVELS, LOG_LEVEL_ENV),
-                              (fmt, LOG_FORMATS, LOG_FORMAT_ENV)):
-        if value.lower() not in valid:
-            return f"{var}={value!r} is not one of {', '.join(valid)}"
-    level, fmt = level.lower(), fmt.lower()
-    for var, value, default in ((LOG_LEVEL_ENV, level, "info"), (LOG_FORMAT_ENV, fmt, "text")):
-        if os.environ.get(var, default).lower() != value:
-            os.environ[var] = value
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level.upper(), handlers=[handler])
-    return None
-
-
 def _report(lines: list[str], fmt: str) -> None:
     """An error that ends the command, on stderr: plain lines, or JSON log lines."""
     for line in lines:
@@ -462,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on usage errors already
         return int(e.code or 0)
-    problem = _setup_logging(args)
+    problem = setup_logging(args)
     if problem is not None:
         parser.print_usage(sys.stderr)
         print(f"materializer: error: {problem}", file=sys.stderr)

@@ -131,3 +131,8 @@ def parse_type(text: str) -> tuple[ColumnType, bool]:
     if idx != len(tokens):
         raise TypeSyntaxError(f"unexpected {tokens[idx][0]!r} after type {ctype}", tokens[idx][1])
     return ctype, not_null
+
+
+def open_brackets(text: str) -> int:
+    """How many `(` and `<` in a type's text are still open at its end."""
+    return text.count("(") - text.count(")") + text.count("<") - text.count(">")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError
@@ -290,3 +292,33 @@ def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str 
         if name not in old and col[2]:
             return f"column {name!r} was added as NOT NULL"
     return None
+
+
+def advertise_problem(url: str) -> str | None:
+    """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
+    or None. The CLI's `--advertise` is checked by the same rule."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.query or parts.fragment:
+        return ("is not a URL other workers can reach: write http://host:port (for example "
+                "http://10.0.0.5:8080)")
+    return None
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
+_UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def byte_size(text: str) -> int | None:
+    """A size in bytes from `68719476736`, `64GiB`, `512MB` (KB, MB, GB, TB: powers of 1000;
+    KiB, ... powers of 1024), or None for anything else, zero included."""
+    m = _SIZE.match(text)
+    if m is None or int(m.group(1)) == 0:
+        return None
+    unit = (m.group(2) or "")[:-1].lower()
+    return int(m.group(1)) * _UNITS.get(unit, 1)

@@ -10,7 +10,8 @@ One owner for each rule, shared by the worker, `materializer status`, `/metrics`
 - Lag of a partition: `max(0, end - next_offset)`, None when the end is unknown. The
   end offset is shown as the broker reports it, never clamped.
 - The status file `<store>/worker.json` is replaced atomically about once a second;
-  reading a missing, stale, partial or malformed one never raises.
+  reading a missing, stale, partial or malformed one never raises. Its batch times are a
+  cumulative `Histogram`.
 """
 
 from __future__ import annotations
@@ -106,3 +107,28 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
                    if isinstance(p, dict) and number(p.get("lag")) != 0]
         return False, f"not caught up ({len(lagging)} partition(s) lagging or unknown)"
     return True, "caught up"
+
+
+BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Bucket bounds (seconds) of the worker's batch-time histogram in its status file."""
+
+
+class Histogram:
+    """A cumulative latency histogram in Prometheus style."""
+
+    def __init__(self, buckets: tuple[float, ...] = BATCH_BUCKETS) -> None:
+        self.buckets = buckets
+        self.counts = [0] * len(buckets)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.sum += seconds
+        self.count += 1
+        for i, le in enumerate(self.buckets):
+            if seconds <= le:
+                self.counts[i] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"buckets": [[le, c] for le, c in zip(self.buckets, self.counts, strict=True)],
+                "sum": self.sum, "count": self.count}

@@ -20,7 +20,6 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -46,7 +45,7 @@ from materializer.catalog.kafka_properties import KAFKA_PROPERTIES, LIBRDKAFKA_V
 from materializer.catalog.snapshots import check_tables, read_schedule
 from materializer.catalog.validate import build_relations
 from materializer.catalog.yamlnodes import STR_TAG, NodeReader, is_null
-from materializer.columns import TypeSyntaxError, parse_type
+from materializer.columns import TypeSyntaxError, open_brackets, parse_type
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import (
     ApiSpec,
@@ -54,6 +53,8 @@ from materializer.specs import (
     ClusterSpec,
     Location,
     RegistrySpec,
+    advertise_problem,
+    byte_size,
 )
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
@@ -62,32 +63,9 @@ STORE_KEYS = ("path", "map_size")
 COLUMN_FIELDS = ("type", "encoding")
 API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
 CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
-_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
-_UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
 _TYPE_WORDS = ("boolean", "int", "long", "float", "double", "decimal", "string", "bytes", "date",
                "time", "timestamp", "uuid", "json", "array", "map")
-def _open_brackets(text: str) -> int:
-    """How many `(` and `<` in a type's text are still open at its end."""
-    return text.count("(") - text.count(")") + text.count("<") - text.count(">")
-
-
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
-
-
-def advertise_problem(url: str) -> str | None:
-    """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
-    or None. The CLI's `--advertise` is checked by the same rule."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
-            or parts.query or parts.fragment:
-        return ("is not a URL other workers can reach: write http://host:port (for example "
-                "http://10.0.0.5:8080)")
-    return None
 
 
 def load_catalog(path: str, env: Mapping[str, str] | None = None) -> Catalog:
@@ -241,13 +219,11 @@ class _Reader(NodeReader):
         s = self.scalar(node, "`store.map_size`")
         if s is None:
             return None
-        m = _SIZE.match(s.value)
-        if m is None or int(m.group(1)) == 0:
+        size = byte_size(s.value)
+        if size is None:
             self.error(s, f"`store.map_size: {s.value}` is not a size: give bytes (e.g. "
                        "68719476736) or a number with a unit (e.g. 64GiB, 512MB)")
-            return None
-        unit = (m.group(2) or "")[:-1].lower()
-        return int(m.group(1)) * _UNITS.get(unit, 1)
+        return size
 
     def resolve(self, path: str) -> str:
         """A path from the file, relative to the file's directory."""
@@ -413,14 +389,14 @@ class _Reader(NodeReader):
         while i < len(pairs):
             k, v = pairs[i]
             i += 1
-            depth = _open_brackets(v.value) if isinstance(v, ScalarNode) and v.style is None \
+            depth = open_brackets(v.value) if isinstance(v, ScalarNode) and v.style is None \
                 else 0
             pieces = [v.value]
             j = i
             while depth > 0 and j < len(pairs) and isinstance(pairs[j][0], ScalarNode) \
                     and pairs[j][0].style is None and is_null(pairs[j][1]):
                 pieces.append(pairs[j][0].value)
-                depth = _open_brackets(",".join(pieces))
+                depth = open_brackets(",".join(pieces))
                 j += 1
             if len(pieces) == 1 or depth != 0:
                 kept.append((k, v))

@@ -15,9 +15,8 @@ import os
 import socket
 from dataclasses import replace
 
-from materializer.catalog.load import advertise_problem
 from materializer.errors import ConfigError
-from materializer.specs import ApiSpec, Catalog
+from materializer.specs import ApiSpec, Catalog, advertise_problem
 
 
 def with_overrides(catalog: Catalog, *, store: str | None = None, listen: str | None = None,

@@ -38,7 +38,7 @@ from materializer.ingest.topics import (
 from materializer.procstats import process_stats
 from materializer.protocols import SchemaRegistry
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
-from materializer.status import is_dropped, lag, rejection_counter, write_status
+from materializer.status import Histogram, is_dropped, lag, rejection_counter, write_status
 from materializer.versions.schedule import SnapshotScheduler
 
 log = logging.getLogger("materializer.worker")
@@ -48,7 +48,6 @@ STATUS_INTERVAL = 1.0
 SHUTDOWN_GRACE = 5.0
 """Seconds the shutdown steps may take after the loop stops, even with a broker that hangs
 (with the loop's own broker calls, at most 5 s each, SIGTERM takes at most about 10 s)."""
-_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 @dataclass(slots=True)
@@ -66,27 +65,6 @@ class Feed:
         if not offs or any(o is None for o in offs):
             return None
         return min(o for o in offs if o is not None)
-
-
-class Histogram:
-    """A cumulative latency histogram in Prometheus style."""
-
-    def __init__(self, buckets: tuple[float, ...] = _BUCKETS) -> None:
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, seconds: float) -> None:
-        self.sum += seconds
-        self.count += 1
-        for i, le in enumerate(self.buckets):
-            if seconds <= le:
-                self.counts[i] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"buckets": [[le, c] for le, c in zip(self.buckets, self.counts, strict=True)],
-                "sum": self.sum, "count": self.count}
 
 
 def open_registry(catalog: Catalog) -> SchemaRegistry | None:

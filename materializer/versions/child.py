@@ -14,13 +14,13 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from materializer.errors import MaterializerError, NotFound, UsageError
+from materializer.logsetup import log_like_the_parent
 from materializer.versions.paths import SnapshotExists, SnapshotNotFound
 
 EXIT = {"exists": 3, "not_found": 4, "usage": 2, "failed": 1}
@@ -73,21 +73,6 @@ async def run_async(args: list[str]) -> Outcome:
     return parse_outcome(proc.returncode or 0, out, err)
 
 
-def _log_like_the_cli() -> None:
-    """Log to stderr as the process that started this one does (`materializer run` exports
-    its --log-level / --log-format choice to the environment)."""
-    from materializer.cli import LOG_FORMAT_ENV, LOG_LEVEL_ENV, JsonLogFormatter  # noqa: PLC0415
-
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get(LOG_FORMAT_ENV, "text").lower() == "json":
-        handler.setFormatter(JsonLogFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    level = os.environ.get(LOG_LEVEL_ENV, "info").upper()
-    logging.basicConfig(level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR")
-                        else "INFO", handlers=[handler])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m materializer.versions.child")
     p.add_argument("store")
@@ -97,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--keep", type=int)
     p.add_argument("--default-schema", default="public")
     args = p.parse_args(argv)
-    _log_like_the_cli()
+    log_like_the_parent()
     from materializer.versions.take import prune, take_snapshot  # noqa: PLC0415
 
     try:

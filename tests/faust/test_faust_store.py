@@ -40,14 +40,14 @@ def test_a_write_reaches_the_disk_with_its_offset_only_once_its_changelog_record
     store = _store(app.Table("counts", default=int, key_type=str, partitions=2))
     monkeypatch.setattr(store, "_write_partition", lambda key, logged: 1)
     tp = TP(store.changelog_topic, 1)
-    store._announced += 1  # what faust's on_table_set tells the store
+    store.announced()  # what faust's on_table_set tells the store
     store._set(b'"apples"', b"3")
     assert store._get(b'"apples"') == b"3"  # the app reads its own write at once
     store.flush()
     with Store.open(tmp_path / "tables") as s:
         assert s.table("counts").get("apples") is None
         assert store.persisted_offset(tp) is None
-        store._acked(1, 41, b'"apples"', b"3")
+        store.acked(1, 41, b'"apples"', b"3")
         store.set_persisted_offset(tp, 41)
         store.flush()
         assert s.table("counts").get("apples") == {"key": "apples", "value": 3}

@@ -1,0 +1,70 @@
+"""Logging of every command: the levels and formats (`--log-level`, `--log-format`, or
+the environment), one JSON object per line for `json`, exported to the environment so
+child processes (`run`'s API process, snapshot children) log the same way."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+LOG_LEVEL_ENV = "MATERIALIZER_LOG_LEVEL"
+LOG_FORMAT_ENV = "MATERIALIZER_LOG_FORMAT"
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC, ISO 8601, milliseconds), level, logger,
+    message, and exc (the traceback) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime  # noqa: PLC0415
+
+        ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        out: dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                               "level": record.levelname.lower(), "logger": record.name,
+                               "message": record.getMessage()}
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(args: argparse.Namespace) -> str | None:
+    """Configure logging from the options (else the environment); return a problem, if
+    any. The choice is exported to the environment, so child processes (`run`'s API
+    process) log the same way."""
+    if getattr(args, "verbose", False):
+        level = "debug"
+    else:
+        level = getattr(args, "log_level", None) or os.environ.get(LOG_LEVEL_ENV) or "info"
+    fmt = getattr(args, "log_format", None) or os.environ.get(LOG_FORMAT_ENV) or "text"
+    for value, valid, var in ((level, LOG_LEVELS, LOG_LEVEL_ENV),
+                              (fmt, LOG_FORMATS, LOG_FORMAT_ENV)):
+        if value.lower() not in valid:
+            return f"{var}={value!r} is not one of {', '.join(valid)}"
+    level, fmt = level.lower(), fmt.lower()
+    for var, value, default in ((LOG_LEVEL_ENV, level, "info"), (LOG_FORMAT_ENV, fmt, "text")):
+        if os.environ.get(var, default).lower() != value:
+            os.environ[var] = value
+    logging.basicConfig(level=level.upper(), handlers=[stderr_handler(fmt)])
+    return None
+
+
+def stderr_handler(fmt: str) -> logging.Handler:
+    """A handler to stderr in format `fmt` (text or json)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if fmt == "json" else logging.Formatter(
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def log_like_the_parent() -> None:
+    """Log as the process that started this one does (it exported its choice)."""
+    level = os.environ.get(LOG_LEVEL_ENV, "info").lower()
+    fmt = os.environ.get(LOG_FORMAT_ENV, "text").lower()
+    logging.basicConfig(level=level.upper() if level in LOG_LEVELS else "INFO",
+                        handlers=[stderr_handler(fmt)])
