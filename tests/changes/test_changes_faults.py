@@ -30,11 +30,11 @@ from materializer.ingest.relation import open_relation
 from materializer.specs import ChangesSpec
 from materializer.store import RelationWriter
 from materializer.testing import FakeRecord
-from tests.changes.test_changes_kafka import (
+from tests.support.change_topics import (
     Message,
-    _drain_all,
     changelog,
     consumer,
+    drain_all,
     expected_events,
     fold,
     in_topic_order,
@@ -118,11 +118,11 @@ def test_kill_9_loses_no_change_event(broker: DevBroker, tmp_path: Path) -> None
     proc = _start_worker(_config(tmp_path / "final.yaml", broker.bootstrap, data, source,
                                  changes), log)
     try:
-        src = _drain_all(conf, source)
+        src = drain_all(conf, source)
         model, want = expected_events(src)
         deadline = time.monotonic() + 120
         while True:
-            msgs = _drain_all(conf, changes, idle=1.0)
+            msgs = drain_all(conf, changes, idle=1.0)
             f = fold(in_topic_order(msgs), strict=False)
             if want <= set(f.events) and f.table == model:
                 break
@@ -202,7 +202,7 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
             ingest_batch()
             outbox.drain()
         assert outbox.backlog() == 0
-        first = _drain_all(conf, "users.changes")
+        first = drain_all(conf, "users.changes")
     finally:
         proc.kill()
         proc.wait()
@@ -236,7 +236,7 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
             delivered += outbox.drain()
             time.sleep(0.05)
         assert delivered == waiting
-        second = _drain_all(conf, "users.changes")
+        second = drain_all(conf, "users.changes")
     finally:
         proc.kill()
         proc.wait()

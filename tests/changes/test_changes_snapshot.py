@@ -27,7 +27,7 @@ from materializer.ingest.relation import open_relation
 from materializer.specs import ChangesSpec, Column, TableSpec
 from materializer.store import Store
 from materializer.testing import FakeRecord
-from tests.changes.test_changes_kafka import Message, fold, in_topic_order
+from tests.support.change_topics import Message, fold, in_topic_order
 from tests.support.workers import (
     materialize,
     read_topic,

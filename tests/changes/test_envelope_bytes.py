@@ -20,7 +20,7 @@ from materializer.changes.avro_envelope import AvroEnvelope, decimal_bytes
 from materializer.changes.envelope import JsonEnvelope
 from materializer.changes.event import Change
 from materializer.store.rows import RowLayout, encode_row
-from tests.changes.test_changes import table
+from tests.support.changes import table
 
 ROWS = st.fixed_dictionaries({
     "id": st.integers(-(2**31), 2**31 - 1),
