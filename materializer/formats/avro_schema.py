@@ -6,6 +6,7 @@ and which columns arrive in stored form)."""
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -165,11 +166,11 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     stored: set[str] = set()
     compiled = not recursive(schema)  # a recursive schema is read by the Python reader
     matched = match_fields(fields, columns)
-    shared = {src for src in matched.values() if list(matched.values()).count(src) > 1}
+    readers = Counter(matched.values())  # columns per source field
     for col, src in matched.items():
         name, params, node = fields[src]
         take, fix = _read_raw(node, name, params, columns[col])
-        if take and src not in shared and id(node) not in raw:  # one column, one reading
+        if take and readers[src] == 1:  # the raw value suits this one column's type
             raw[id(node)] = {k: v for k, v in node.items() if k != "logicalType"}
             fixups[src] = fix
         elif arrives_stored(node, columns[col], compiled):
@@ -177,5 +178,4 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     prepared = (field_plan(fields, columns, fixups), frozenset(stored))
     if not raw:
         return Reading(schema, prepared)
-    memo = dict(raw)  # deepcopy takes a node found in its memo as already copied
-    return Reading(copy.deepcopy(schema, memo), prepared)
+    return Reading(copy.deepcopy(schema, raw), prepared)  # raw as memo: nodes "already copied"

@@ -119,11 +119,8 @@ def decimal_fixup(scale: int, ctype: ColumnType) -> Fixup:
     (its converter takes it as it is when it is already in stored form), else a Decimal.
     Anything else passes unchanged (the column's converter judges it)."""
     make = scaled_text if ctype.kind == "decimal" and ctype.encoding is None else scaled
-    from_bytes = int.from_bytes
 
     def conv(v: Any) -> Any:
-        if type(v) is bytes:
-            return make(from_bytes(v, "big", signed=True), scale)
         n = _unscaled(v)
         return v if n is None else make(n, scale)
     return conv

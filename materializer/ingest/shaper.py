@@ -117,20 +117,17 @@ def compile_shaper(spec: RelationSpec, layout: Sequence[str],
         conv = f"_c{i}"
         namespace[conv] = to_storage(col.type)
         lines.append(f"        {var} = get({name!r})")
-        if name in stored:
-            if col.not_null:
-                lines.append(f"        if {var} is None: raise LookupError")
-        elif col.not_null:
+        if col.not_null:
             lines.append(f"        if {var} is None: raise LookupError")
+        if name not in stored:  # a vouched-for value is taken as it is
             test = accepts(col.type, var)
-            if test is None:
+            if not col.not_null:
+                cond = f"{var} is not None" + ("" if test is None else f" and not ({test})")
+                lines.append(f"        if {cond}: {var} = {conv}({var})")
+            elif test is None:
                 lines.append(f"        {var} = {conv}({var})")
             else:
                 lines.append(f"        if not ({test}): {var} = {conv}({var})")
-        else:
-            test = accepts(col.type, var)
-            cond = f"{var} is not None" + ("" if test is None else f" and not ({test})")
-            lines.append(f"        if {cond}: {var} = {conv}({var})")
         slots.append(var)
     lines.append(f"        return ({', '.join(slots)}{',' if len(slots) == 1 else ''})")
     lines.append("    except Exception:  # the reference says precisely what is wrong")
