@@ -12,6 +12,7 @@ from materializer.catalog.ddl import parse_ddl, tokenize
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import ChangesSpec, Column, StreamSpec, TableSpec
+from tests.support.catalog import char_at, sql_file
 
 
 def one(sql: str, **kw: Any) -> TableSpec | StreamSpec:
@@ -246,37 +247,19 @@ def test_klip23_message_names_the_column_as_klip23_does() -> None:
 # ----------------------------------------------------------------------------- in the file
 
 
-def _sql_file(sql: str, style: str, indent: int = 2) -> str:
-    """A declaration file whose `sql:` holds `sql` in the given YAML scalar style."""
-    pad = " " * (max(indent, 2) if style == "|2" else indent)
-    head = "schema_registry: {path: reg}\nsql: "
-    if style in ("|", ">", "|-", "|2"):
-        body = "\n".join(pad + line if line else "" for line in sql.split("\n"))
-        return f"{head}{style}   # the DDL\n{body}\n"
-    if style == '"':
-        esc = sql.replace("\\", "\\\\").replace('"', '\\"')
-        return head + '"' + esc.replace("\n", "\n\n" + pad) + '"\n'
-    esc = sql.replace("'", "''")
-    return head + "'" + esc.replace("\n", "\n\n" + pad) + "'\n"
-
-
-def _char_at(text: str, d: Diagnostic) -> str:
-    return text.split("\n")[d.line - 1][d.column - 1:]
-
-
 @pytest.mark.parametrize("style", ["|", ">", "|-", "|2", '"', "'"])
 def test_positions_point_into_the_yaml_file_in_every_scalar_style(style: str) -> None:
     sql = ("CREATE TABLE a (id INT PRIMARY KEY) WITH (kafka_topic='a');\n"
            "CREATE TABLE b (id INT PRIMARY KEY,\n"
            "                v NOSUCHTYPE) WITH (kafka_topic='b');\n"
            "CREATE STREAM c (id INT PRIMARY KEY) WITH (kafka_topic='c')")
-    text = _sql_file(sql, style)
+    text = sql_file(sql, style)
     with pytest.raises(ConfigError) as info:
         load_catalog_text(text, "t.yaml")
     diags = info.value.diagnostics
     assert len(diags) == 2
-    assert _char_at(text, diags[0]).startswith("NOSUCHTYPE")
-    assert _char_at(text, diags[1]).startswith("PRIMARY KEY) WITH (kafka_topic=")
+    assert char_at(text, diags[0]).startswith("NOSUCHTYPE")
+    assert char_at(text, diags[1]).startswith("PRIMARY KEY) WITH (kafka_topic=")
 
 
 def test_ddl_and_yaml_mix_in_one_file() -> None:

@@ -16,7 +16,7 @@ from materializer.catalog.rules import KAFKA_KEY_KINDS, SCALAR_FORMAT_KINDS, VER
 from materializer.columns import NOT_KEYABLE, ColumnType
 from materializer.errors import ConfigError
 from materializer.specs import Catalog
-from tests.catalog.test_ddl import _char_at, _sql_file
+from tests.support.catalog import char_at, sql_file
 
 # ----------------------------------------------------------------------------- properties
 
@@ -249,7 +249,7 @@ def test_ddl_and_yaml_give_equal_specs(decls: list[dict[str, Any]], data: st.Dat
     from_yaml = load_catalog_text(to_yaml(decls), "t.yaml")
     sql = ";\n".join(to_ddl(d, data.draw) for d in decls) + data.draw(st.sampled_from(["", ";"]))
     style = data.draw(st.sampled_from(["|", ">", '"']))
-    text = _sql_file(sql, style)
+    text = sql_file(sql, style)
     from_sql = load_catalog_text(text, "t.yaml")
     assert sorted(from_yaml.relations, key=lambda s: s.name) == \
         sorted(from_sql.relations, key=lambda s: s.name)
@@ -266,10 +266,10 @@ def test_an_unknown_type_is_located_in_the_file(d: dict[str, Any], data: st.Data
     c, _, nn = d["columns"][victim]
     d["columns"][victim] = (c, ColumnType("nosuchtype"), nn)
     sql = to_ddl(d, data.draw).replace("NOSUCHTYPE", "NoSuchType")
-    text = _sql_file(sql, data.draw(st.sampled_from(["|", ">", '"', "'", "|2"])),
+    text = sql_file(sql, data.draw(st.sampled_from(["|", ">", '"', "'", "|2"])),
                      data.draw(st.integers(1, 6)))
     with pytest.raises(ConfigError) as info:
         load_catalog_text(text, "t.yaml")
     (diag,) = info.value.diagnostics
     assert "unknown type `" in diag.message
-    assert _char_at(text, diag).lower().startswith("nosuchtype")
+    assert char_at(text, diag).lower().startswith("nosuchtype")

@@ -88,3 +88,22 @@ sql: |                         # the same declarations, as ksqlDB-style DDL
                             PRIMARY KEY (customer_id, order_id))
     WITH (kafka_topic='orders', key_format='JSON', value_format='AVRO');
 """
+
+
+def sql_file(sql: str, style: str, indent: int = 2) -> str:
+    """A declaration file whose `sql:` holds `sql` in the given YAML scalar style."""
+    pad = " " * (max(indent, 2) if style == "|2" else indent)
+    head = "schema_registry: {path: reg}\nsql: "
+    if style in ("|", ">", "|-", "|2"):
+        body = "\n".join(pad + line if line else "" for line in sql.split("\n"))
+        return f"{head}{style}   # the DDL\n{body}\n"
+    if style == '"':
+        esc = sql.replace("\\", "\\\\").replace('"', '\\"')
+        return head + '"' + esc.replace("\n", "\n\n" + pad) + '"\n'
+    esc = sql.replace("'", "''")
+    return head + "'" + esc.replace("\n", "\n\n" + pad) + "'\n"
+
+
+def char_at(text: str, d: Diagnostic) -> str:
+    """The text of `text` from a diagnostic's line and column on."""
+    return text.split("\n")[d.line - 1][d.column - 1:]
