@@ -4,14 +4,12 @@ schemas registered under `<topic>-key` and `<topic>-value` (see `schemas/change-
 from __future__ import annotations
 
 import decimal
-import io
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import fastavro
-
 from materializer import __version__
+from materializer.changes.avro_rows import record_writer
 from materializer.changes.envelope_base import (
     CONNECTOR,
     BatchRows,
@@ -180,15 +178,13 @@ class AvroEnvelope(SnapshotAware):
     """`format: debezium-avro`: the envelope in the Confluent wire format.
 
     An Avro record's bytes are its fields' bytes in order, so an event is written in
-    parts: `before` and `after` (a union branch byte, then the row record written by
-    fastavro with the row schema) and the rest of the envelope (source, op, ts_ms,
-    changed: one fastavro call with a record of those fields). Rows are encoded once per
-    batch (`BatchRows`); the bytes are those fastavro writes for the whole envelope
-    (tests/changes/test_envelope_bytes.py)."""
+    parts: `before` and `after` (a union branch byte, then the row record) and the rest of
+    the envelope (source, op, ts_ms, changed), by writers generated for the table's
+    schema (`avro_rows`). Rows are encoded once per batch (`BatchRows`); the bytes are
+    those fastavro writes for the whole envelope (tests/changes/test_envelope_bytes.py)."""
 
-    __slots__ = ("schema_id", "key_schema_id", "_schema", "_row_schema", "_tail_schema",
-                 "_prefix", "_keys", "_fields", "_names", "_width", "_convs", "_source",
-                 "_columns", "_time_of", "_branches")
+    __slots__ = ("schema_id", "key_schema_id", "_write_row", "_write_tail",
+                 "_prefix", "_keys", "_names", "_source", "_columns", "_time_of")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
@@ -198,48 +194,22 @@ class AvroEnvelope(SnapshotAware):
         # the registry raises InfrastructureError (unreachable) or SchemaRejected (refused)
         self.schema_id = int(registry.register(f"{spec.changes.topic}-value", schema))
         self.key_schema_id = int(registry.register(f"{spec.changes.topic}-key", kschema))
-        self._schema = fastavro.parse_schema(schema)
-        namespace = avro_namespace(spec)
         row_record = schema["fields"][0]["type"][1]
-        self._row_schema = fastavro.parse_schema({**row_record, "namespace": namespace})
-        self._tail_schema = fastavro.parse_schema({
-            "type": "record", "name": "Tail", "namespace": namespace,
-            "fields": schema["fields"][2:]})  # after before and after: source, op, ...
+        self._write_row = record_writer(
+            [f["type"] for f in row_record["fields"]],
+            [_avro_value(spec.column(n).type) for n in layout])
+        # after before and after: source (a tuple of its fields), op, ts_ms, changed
+        self._write_tail = record_writer([f["type"] for f in schema["fields"][2:]])
         self._prefix = header(self.schema_id)
         self._keys = batch_keys(_avro_key_encoder(spec, kschema, self.key_schema_id), spec)
-        row_fields = row_record["fields"]
-        self._fields = tuple(f["name"] for f in row_fields)
-        # per field, the branch of a ["null", T] union that a value takes (None: no union):
-        # fastavro writes a (branch, value) pair without trying each branch's validation
-        self._branches = tuple(_branch(f["type"]) for f in row_fields)
         self._names = tuple(layout)
-        self._width = len(self._fields)
-        self._convs = tuple((i, c) for i, n in enumerate(layout)
-                            if (c := _avro_value(spec.column(n).type)) is not None)
-        self._source = (source_db(spec), spec.name, spec.topic)
+        self._source = (__version__, source_db(spec), spec.name, spec.topic)
         self._columns = spec.changes.columns
         self._time_of = event_time(spec, layout)
 
-    def _record(self, t: tuple[Any, ...]) -> dict[str, Any]:
-        """A stored row as the record fastavro writes (union values as (branch, value))."""
-        if len(t) < self._width:
-            t = t + (None,) * (self._width - len(t))
-        vals: Sequence[Any] = t
-        if self._convs:
-            vals = list(t)
-            for i, conv in self._convs:
-                v = vals[i]
-                if v is not None:
-                    vals[i] = conv(v)
-        return {f: v if v is None or b is None else (b, v)
-                for f, b, v in zip(self._fields, self._branches, vals)}  # noqa: B905
-
     def _row(self, t: tuple[Any, ...]) -> bytes:
         """A stored row as `before` / `after` bytes: branch 1 of ["null", Value], the row."""
-        buf = io.BytesIO(b"\x02")
-        buf.seek(1)
-        fastavro.schemaless_writer(buf, self._row_schema, self._record(t))
-        return buf.getvalue()
+        return b"\x02" + self._write_row(t)
 
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
         """`flag`, if not empty, is the `source.snapshot` of every change."""
@@ -248,64 +218,34 @@ class AvroEnvelope(SnapshotAware):
         rows = BatchRows(self._row, b"\x00")  # branch 0 of ["null", Value]: no row
         before_of, after_of = rows.before, rows.after
         key_of = self._keys()
-        write = fastavro.schemaless_writer
-        tail_schema = self._tail_schema
+        write_tail = self._write_tail
         prefix = self._prefix
         names = self._names
-        db, table, topic = self._source
+        version, db, table, topic = self._source
         columns = self._columns
         time_of = self._time_of
         for ch in changes:
+            source = (version, CONNECTOR, CONNECTOR,
+                      ch.timestamp_ms if time_of is None else time_of(ch),
+                      flag or snapshot_flag(ch.op), db, table, topic, ch.partition, ch.offset)
+            changed = (_changed(names, ch.before, ch.after)
+                       if columns and ch.op == "u" else None)
+            value = b"".join((prefix, before_of(ch.before), after_of(ch.after),
+                              write_tail((source, ch.op, now_ms, changed))))
             key = key_of(ch.key)
-            tail: dict[str, Any] = {
-                "op": ch.op, "ts_ms": now_ms,
-                "source": {"version": __version__, "connector": CONNECTOR,
-                           "name": CONNECTOR,
-                           "ts_ms": ch.timestamp_ms if time_of is None else time_of(ch),
-                           "snapshot": flag or snapshot_flag(ch.op), "db": db, "table": table,
-                           "topic": topic, "partition": ch.partition, "offset": ch.offset}}
-            if columns:
-                tail["changed"] = (_changed(names, ch.before, ch.after)
-                                   if ch.op == "u" else None)
-            buf = io.BytesIO()
-            buf.write(prefix)
-            buf.write(before_of(ch.before))
-            buf.write(after_of(ch.after))
-            write(buf, tail_schema, tail)
-            append((ch.partition, key, buf.getvalue()))
+            append((ch.partition, key, value))
             if ch.op == "d":
                 append((ch.partition, key, None))
         return out
 
 
-def _branch(node: Any) -> str | None:
-    """The name fastavro gives the non-null branch of a `["null", T]` union (T's type name:
-    "long", "bytes", "array", ... for the types `avro_type` makes), or None if `node` is not
-    such a union."""
-    if not isinstance(node, list) or len(node) != 2 or node[0] != "null":
-        return None
-    branch = node[1]
-    if isinstance(branch, str):
-        return branch
-    kind = branch.get("type") if isinstance(branch, dict) else None
-    if not isinstance(kind, str) or kind in ("record", "enum", "fixed"):
-        return None  # named types go by their full name: leave them to fastavro
-    return kind
-
-
 def _avro_key_encoder(spec: TableSpec, schema: dict[str, Any], schema_id: int
                       ) -> Callable[[tuple[Any, ...]], bytes]:
     """Stored-form key tuple -> the key record in the wire format (deterministic bytes)."""
-    parsed = fastavro.parse_schema(schema)
-    fields = tuple(f["name"] for f in schema["fields"])
-    convs = tuple(_avro_value(t) for t in spec.key_types)
+    write = record_writer([f["type"] for f in schema["fields"]],
+                          [_avro_value(t) for t in spec.key_types])
     prefix = header(schema_id)
-    write = fastavro.schemaless_writer
 
     def encode(kt: tuple[Any, ...]) -> bytes:
-        buf = io.BytesIO(prefix)
-        buf.seek(5)
-        write(buf, parsed, {f: v if c is None or v is None else c(v)
-                            for f, c, v in zip(fields, convs, kt, strict=False)})
-        return buf.getvalue()
+        return prefix + write(kt)
     return encode

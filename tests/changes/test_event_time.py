@@ -76,9 +76,11 @@ def test_connect_json_and_avro_events_carry_it_too(tmp_path: Path) -> None:
     (m,) = JsonEnvelope(spec, spec.column_names).encode(changes, 99)
     assert json.loads(m[2] or b"")["payload"]["source"]["ts_ms"] == AT_MS
     spec = orders("at", "debezium-avro")
-    avro = AvroEnvelope(spec, spec.column_names, FileRegistry(tmp_path / "registry"))
+    registry = FileRegistry(tmp_path / "registry")
+    avro = AvroEnvelope(spec, spec.column_names, registry)
     (m,) = avro.encode(changes, 99)
-    event = fastavro.schemaless_reader(io.BytesIO((m[2] or b"")[5:]), avro._schema, None)
+    event = fastavro.schemaless_reader(io.BytesIO((m[2] or b"")[5:]),
+                                       registry.schema(avro.schema_id), None)
     assert event["source"]["ts_ms"] == AT_MS and event["ts_ms"] == 99
 
 

@@ -166,7 +166,8 @@ def test_change_events_carry_38_digits(tmp_path: Path) -> None:
     avro = AvroEnvelope(spec, spec.column_names, registry)
     (m,) = avro.encode([change], 0)
     value = m[2] or b""
-    event = fastavro.schemaless_reader(io.BytesIO(value[5:]), avro._schema, None)
+    event = fastavro.schemaless_reader(io.BytesIO(value[5:]),
+                                       registry.schema(avro.schema_id), None)
     assert event["after"]["d"] == decimal.Decimal(NEGATIVE)
     plain = spec_of({"id": "int", "d": "decimal(38,2)"}, changes=ChangesSpec(topic="x"))
     (j,) = JsonEnvelope(plain, plain.column_names).encode([change], 0)
