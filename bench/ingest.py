@@ -10,7 +10,8 @@ to quote is the ratio, because these machines are noisy.
     python bench/ingest.py [--records N] [--keys K] [--partitions P] [--changes] [--avro]
 
 With --avro the same records are also produced as Avro values (Confluent wire format,
-a file registry) to a second topic, and measured the same way against that topic.
+a file registry) to a second topic, and measured the same way against that topic (with
+--changes too: also with change events, in the default debezium-json).
 """
 
 from __future__ import annotations
@@ -164,6 +165,11 @@ def main() -> None:
             rows.append(("materializer run (avro)",
                          time_materializer(broker, avro_topic, avro_ends, tmp + "/c",
                                            changes=False, registry=str(registry)), avro_bare))
+            if args.changes:
+                rows.append(("materializer run (avro + change events)",
+                             time_materializer(broker, avro_topic, avro_ends, tmp + "/d",
+                                               changes=True, registry=str(registry)),
+                             avro_bare))
         print(f"{'':44} {'seconds':>8} {'records/s':>12} {'ratio':>6}")
         for name, secs, ref in rows:
             print(f"{name:44} {secs:8.2f} {args.records / secs:12,.0f} {ref / secs:6.2f}")

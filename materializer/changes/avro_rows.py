@@ -26,24 +26,28 @@ from typing import Any
 
 import fastavro
 
-_ONE_BYTE = tuple(bytes((i,)) for i in range(128))
 _LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+_PAIRS = tuple(bytes(((i & 0x7F) | 0x80, (i >> 7) | 0x80)) for i in range(1 << 14))
+"""Two varint bytes, both with the continuation bit, for each 14-bit group."""
+_ENDS = tuple(bytes(((i & 0x7F) | 0x80, i >> 7)) if i >= 0x80 else bytes((i,))
+              for i in range(1 << 14))
+"""The last one or two varint bytes for each value below 2^14."""
 
 
 def zigzag(n: int) -> bytes:
-    """An Avro int/long: zig-zag, then a little-endian base-128 varint. OverflowError
-    outside 64 bits (fastavro's refusal; its varint is a C long long)."""
+    """An Avro int/long: zig-zag, then a little-endian base-128 varint, 14 bits per step
+    (a 13-digit epoch millisecond is three steps). OverflowError outside 64 bits
+    (fastavro's refusal; its varint is a C long long)."""
     if not _LONG_MIN <= n <= _LONG_MAX:
         raise OverflowError(f"{n} does not fit an Avro long (64 bits)")
     z = (n << 1) ^ (n >> 63)
-    if z < 0x80:
-        return _ONE_BYTE[z]
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
+    if z < 0x4000:
+        return _ENDS[z]
+    out = b""
+    while z >= 0x4000:
+        out += _PAIRS[z & 0x3FFF]
+        z >>= 14
+    return out + _ENDS[z]
 
 
 def text(s: str) -> bytes:

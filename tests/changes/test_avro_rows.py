@@ -152,7 +152,8 @@ def test_lengths_at_varint_boundaries(size: int) -> None:
         _fastavro(schema, values)
 
 
-@pytest.mark.parametrize("n", [0, -1, 63, 64, -64, -65, 8191, 8192, 2**31, 2**63 - 1,
+@pytest.mark.parametrize("n", [0, -1, 63, 64, -64, -65, 8191, 8192, -8193, 2**27 - 1, 2**27,
+                               2**41, 1_700_000_000_000, 2**31, 2**63 - 1,
                                -(2**63)])
 def test_longs_at_varint_boundaries(n: int) -> None:
     schema = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}
