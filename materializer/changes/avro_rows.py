@@ -50,10 +50,17 @@ def zigzag(n: int) -> bytes:
     return out + _ENDS[z]
 
 
-def text(s: str) -> bytes:
-    """An Avro string: its UTF-8 length, then the bytes."""
-    b = s.encode()
-    return zigzag(len(b)) + b
+_PACK_F = struct.Struct("<f").pack
+_INFINITIES = (_PACK_F(float("inf")), _PACK_F(float("-inf")))
+
+
+def float32(v: float) -> bytes:
+    """An Avro float: what a C cast to float gives (fastavro's), infinite beyond the float
+    range, where `struct` would refuse."""
+    try:
+        return _PACK_F(v)
+    except OverflowError:  # struct refuses exactly where the cast gives an infinity
+        return _INFINITIES[0] if v > 0 else _INFINITIES[1]
 
 
 _INTEGERS = ("int", "long")
@@ -71,7 +78,7 @@ class _Compiler:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.names: dict[str, Any] = {"zz": zigzag, "pack_d": struct.Struct("<d").pack,
-                                      "pack_f": struct.Struct("<f").pack}
+                                      "float32": float32}
         self._n = 0
 
     def fresh(self, stem: str) -> str:
@@ -92,7 +99,7 @@ class _Compiler:
         elif kind == "double":
             add(f"{ind}o += pack_d({var})")
         elif kind == "float":
-            add(f"{ind}o += pack_f({var})")
+            add(f"{ind}o += float32({var})")
         elif kind == "boolean":
             add(f"{ind}a(1 if {var} else 0)")
         elif kind in ("string", "bytes"):

@@ -24,7 +24,8 @@ DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 
 # (schema node, values for it) of the types the writers know
 SCALARS: list[tuple[Any, st.SearchStrategy[Any]]] = [
     ("int", INT), ("long", LONG), ("boolean", st.booleans()),
-    ("double", st.floats(allow_nan=False)), ("float", st.floats(width=32, allow_nan=False)),
+    ("double", st.floats(allow_nan=False)),
+    ("float", st.floats(allow_nan=False)),  # beyond the float range: infinite
     ("string", st.text()), ("bytes", st.binary()),
     ({"type": "int", "logicalType": "date"}, st.integers(-700_000, 2_900_000)),
     ({"type": "long", "logicalType": "time-micros"}, st.integers(0, 86_400_000_000 - 1)),
@@ -158,3 +159,10 @@ def test_lengths_at_varint_boundaries(size: int) -> None:
 def test_longs_at_varint_boundaries(n: int) -> None:
     schema = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}
     assert record_writer(["long"])((n,)) == _fastavro(schema, (n,))
+
+
+@pytest.mark.parametrize("v", [3.4028234663852886e38, 3.4028235677973366e38, 3.5e38, 1e39,
+                               -1e300, float("inf"), float("-inf"), 1e-46, -0.0])
+def test_floats_beyond_float32_are_infinite_like_fastavro(v: float) -> None:
+    schema = {"type": "record", "name": "R", "fields": [{"name": "f", "type": "float"}]}
+    assert record_writer(["float"])((v,)) == _fastavro(schema, (v,))

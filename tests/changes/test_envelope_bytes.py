@@ -1,7 +1,7 @@
 """The fast envelope paths write what the plain ones wrote: Avro events and keys written
 in parts by generated writers are the bytes fastavro writes for the whole envelope and
-key of plain values, and JSON events read back as the rows' JSON form. Property tests over rows of every
-column type (nulls included)."""
+key of plain values, and JSON events read back as the rows' JSON form. Property tests
+over rows of every column type (nulls included)."""
 
 from __future__ import annotations
 
