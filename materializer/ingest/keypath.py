@@ -6,7 +6,8 @@ the relation's `KeyCodec` and checks LMDB's key size limit. Two common shapes sk
 of it, straight from the Kafka bytes:
 
 - a one-column int or long key in a fixed-width format (`int`, `long`, or `kafka` for
-  an int/long column) of the right width: one `int.from_bytes`, one encoder call;
+  an int/long column) of the right width: one `int.from_bytes` for the tuple, and the
+  stored key made from the bytes (a head by the first byte, then the rest);
 - a one-column string key in `string` (or `kafka`) format: the UTF-8 check is the
   decode itself, the stored key is made from the original bytes.
 
@@ -64,6 +65,19 @@ def _scalar_format(spec: RelationSpec) -> str | None:
     return fmt
 
 
+def _int_key_heads(width: int) -> tuple[bytes, ...]:
+    """By the first byte of a big-endian signed integer of `width` bytes: what its stored
+    key (`key_component_encoder` of an int: a marker byte, then the value plus 2^63 in 8
+    big-endian bytes) holds before the integer's remaining bytes. Adding 2^63 to a 64-bit
+    two's complement value flips its top bit; a narrower value is sign-extended first."""
+    enc = key_component_encoder(ColumnType("long"))
+    heads = []
+    for first in range(256):
+        v = _from_bytes(bytes([first]) + bytes(width - 1), "big", signed=True)
+        heads.append(enc(v)[:-(width - 1)] if width > 1 else enc(v))
+    return tuple(heads)
+
+
 def key_path(spec: RelationSpec, decode: KeyDecoder, codec: KeyCodec) -> KeyPath:
     """The key function of a table (see the module doc)."""
     general = general_key_path(decode, codec)
@@ -71,13 +85,12 @@ def key_path(spec: RelationSpec, decode: KeyDecoder, codec: KeyCodec) -> KeyPath
     kind = spec.key_types[0].kind if len(spec.key_types) == 1 else ""
     if fmt in _WIDTH and kind in _WIDTH and _WIDTH[fmt] <= _WIDTH[kind]:
         width = _WIDTH[fmt]
-        enc_int = key_component_encoder(spec.key_types[0])
+        heads = _int_key_heads(width)
 
         def fixed(b: bytes) -> tuple[tuple[Any, ...], bytes]:
             if len(b) != width:
                 return general(b)
-            v = _from_bytes(b, "big", signed=True)
-            return (v,), enc_int(v)
+            return (_from_bytes(b, "big", signed=True),), heads[b[0]] + b[1:]
         return fixed
     if fmt == "string" and kind == "string":
         enc_raw = key_component_encoder(ColumnType("bytes"))
