@@ -26,7 +26,7 @@ from materializer.changes.envelope import JsonEnvelope
 from materializer.changes.envelope_base import _compact
 from materializer.changes.event import Change
 from materializer.store.rows import RowLayout, encode_row
-from tests.support.changes import source, table
+from tests.support.changes import source, stored, table
 
 ROWS = st.fixed_dictionaries({
     "id": st.integers(-(2**31), 2**31 - 1),
@@ -47,12 +47,6 @@ ROWS = st.fixed_dictionaries({
     "u": st.one_of(st.none(), st.uuids().map(str)),
 })
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None)
-
-
-def _stored(spec: Any, row: dict[str, Any]) -> tuple[Any, ...]:
-    from materializer.values import to_storage
-    return tuple(None if row.get(c.name) is None else to_storage(c.type)(row[c.name])
-                 for c in spec.columns)
 
 
 def _plain(spec: Any, t: tuple[Any, ...]) -> dict[str, Any]:
@@ -84,7 +78,7 @@ def test_avro_events_are_the_bytes_fastavro_writes_for_the_envelope(tmp_path: Pa
     @SETTINGS
     @given(ROWS, ROWS)
     def run(before: dict[str, Any], after: dict[str, Any]) -> None:
-        b, a = _stored(spec, before), _stored(spec, {**after, "id": before["id"]})
+        b, a = stored(spec, before), stored(spec, {**after, "id": before["id"]})
         (msg, *_) = env.encode([Change("u", 0, 5, 1000, (b[0],), b, a)], 99)
         plain = {"before": _plain(spec, b), "after": _plain(spec, a), "op": "u",
                  "ts_ms": 99, "source": source(0, 5, 1000, table="shop.items")}
@@ -106,7 +100,7 @@ def test_json_rows_read_back_as_the_json_form() -> None:
     @SETTINGS
     @given(ROWS)
     def run(row: dict[str, Any]) -> None:
-        t = _stored(spec, row)
+        t = stored(spec, row)
         (msg, *_) = env.encode([Change("c", 0, 5, 1000, (t[0],), None, t)], 99)
         assert json.loads(msg[2])["after"] == layout.to_json(encode_row(t))
 
@@ -143,7 +137,7 @@ def test_a_batch_encodes_as_its_changes_one_by_one(rows: list[dict[str, Any]],
         key = rows[0]["id"]
         changes, before = [], None
         for i, r in enumerate(rows):
-            after = _stored(spec, {**r, "id": key})
+            after = stored(spec, {**r, "id": key})
             changes.append(Change("c" if before is None else "u", 0, i, 1000, (key,),
                                   before, after))
             before = after
