@@ -50,6 +50,7 @@ def zigzag(n: int) -> bytes:
     return out + _ENDS[z]
 
 
+_PACK_D = struct.Struct("<d").pack
 _PACK_F = struct.Struct("<f").pack
 _INFINITIES = (_PACK_F(float("inf")), _PACK_F(float("-inf")))
 
@@ -77,8 +78,7 @@ class _Compiler:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"zz": zigzag, "pack_d": struct.Struct("<d").pack,
-                                      "float32": float32}
+        self.names: dict[str, Any] = {"zz": zigzag, "pack_d": _PACK_D, "float32": float32}
         self._n = 0
 
     def fresh(self, stem: str) -> str:

@@ -74,7 +74,7 @@ def _int_key_heads(width: int) -> tuple[bytes, ...]:
     heads = []
     for first in range(256):
         v = _from_bytes(bytes([first]) + bytes(width - 1), "big", signed=True)
-        heads.append(enc(v)[:-(width - 1)] if width > 1 else enc(v))
+        heads.append(enc(v)[:-(width - 1)])  # the low bytes are the integer's own
     return tuple(heads)
 
 

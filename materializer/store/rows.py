@@ -17,7 +17,6 @@ from typing import Any
 from materializer.columns import ColumnType
 from materializer.values import Converter, from_storage, to_json_value
 
-_dumps = marshal.dumps
 _loads = marshal.loads
 _TS = struct.Struct(">q")
 
@@ -37,7 +36,7 @@ def decode_row(raw: bytes, width: int) -> tuple[Any, ...]:
 
 def encode_event(timestamp_ms: int, row: tuple[Any, ...] | None) -> bytes:
     """A stream event's stored value: timestamp + row (nothing for a null value)."""
-    return _TS.pack(timestamp_ms) + (b"" if row is None else _dumps(row))
+    return _TS.pack(timestamp_ms) + (b"" if row is None else encode_row(row))
 
 
 def split_event(raw: bytes) -> tuple[int, bytes]:

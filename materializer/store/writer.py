@@ -45,7 +45,6 @@ from materializer.store.layout import (
 from materializer.store.lock import held_here
 from materializer.store.rows import decode_row, encode_event, encode_row
 
-_dumps = encode_row
 INITIAL_MAP_SIZE = 1 << 30
 """A new environment's map starts here (or at the ceiling, if lower) and doubles on demand."""
 
@@ -331,7 +330,7 @@ class PartitionWriter:
 
     def put_rows(self, rows: dict[bytes, tuple[Any, ...] | None]) -> None:
         """Store each row under its encoded key; None deletes the key."""
-        dumps = _dumps
+        dumps = encode_row
         puts = [(k, dumps(v)) for k, v in rows.items() if v is not None]
         with _translated(self._path, "writing rows"):
             if puts:
