@@ -1,6 +1,7 @@
 """Ingest with several worker processes: `materializer run --processes N` against one process.
 
     python bench/processes.py [--records N] [--repeat R] [--processes 1,2] [--workload NAME]
+                              [--changes]
 
 One workload (default json-ascii/long/10c with every record a new key; see
 bench/workloads.py) is produced once to a 4-partition topic of the embedded broker. Then,
@@ -10,7 +11,9 @@ reference of bench/matrix.py) and `materializer run` with `workers: N` for each 
 is applied. Printed: steady-state records/s (10% to 90% of the records: process start and
 the group join left out), time from start to the last record, the ratio to the bare
 consume and the ratio to one process (target on 2 cores: 2 processes >= 1.6x one),
-medians and spread over the repeats.
+medians and spread over the repeats. `--changes`: the table emits change events
+(debezium-json, or debezium-avro for Avro workloads), staged by every worker, sent by
+worker 0.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
     ap.add_argument("--processes", default="1,2", help="worker process counts to compare")
     ap.add_argument("--workload", default="json-ascii/long/10c/all",
                     help="VALUE/KEY/COLUMNS/KEYS, KEYS a count or `all` (one key per record)")
+    ap.add_argument("--changes", action="store_true", help="the table emits change events")
     args = ap.parse_args()
     value, key, cols, keys = args.workload.split("/")
     n = args.records
@@ -84,13 +88,14 @@ def main() -> None:
             runs["bare"].append(time_bare(broker, topic, total))
             for c in counts:
                 cfg, store = write_config(Path(tmp) / f"r{r}-x{c}", broker, w, topic,
-                                          registry if w.avro else None, changes=False)
+                                          registry if w.avro else None, changes=args.changes)
                 cfg.write_text(cfg.read_text() + f"workers: {c}\n")
                 result, _ = run_worker(cfg, store, total)
                 runs[f"x{c}"].append(result)
             line = "  ".join(f"{name} {res[-1].rate:,.0f}/s" for name, res in runs.items())
             print(f"round {r + 1}: {line}", flush=True)
-    print(f"\n{w.name}, {total:,} records, 4 partitions, {args.repeat} rounds\n")
+    print(f"\n{w.name}{' with change events' if args.changes else ''}, {total:,} records, "
+          f"4 partitions, {args.repeat} rounds\n")
     print(f"{'run':>6} {'records/s':>22} {'start to end s':>16} {'vs bare':>18} "
           f"{'vs 1 process':>18} {'CPU us/rec':>10}")
     base = runs.get("x1", [])

@@ -35,6 +35,15 @@ compacted read of it ends as a copy of the table), once the source topic exists.
 A `Sink` may be shared (with other outboxes, dead letters): an outbox trusts only a
 `flush` that it calls right after producing its own chunk, and after any failure
 re-sends that chunk once the producer has settled.
+
+Several processes (`run --processes N`): every worker process stages into the one outbox
+of the shared store (`shared=True`): a batch numbers its events after the largest key the
+outbox holds inside its own write transaction, and LMDB lets one write transaction in at
+a time across processes, so the outbox's key order is the order the batches committed
+(per source partition, offset order). Exactly one process drains it (`drains=True` on
+worker 0 only; the others' `drain` does nothing), reading it back from LMDB (nothing is
+kept in memory: another process's events may lie between this one's), so one producer
+sends everything in key order, as one process would.
 """
 
 from __future__ import annotations
@@ -98,7 +107,8 @@ class ChangeOutbox:
                  sink: Sink, source_partitions: int | None,
                  registry: SchemaRegistry | None = None,
                  max_backlog: int = 100_000, *,
-                 kafka_conf: Mapping[str, str] | None = None) -> None:
+                 kafka_conf: Mapping[str, str] | None = None,
+                 shared: bool = False, drains: bool = True) -> None:
         if spec.changes is None:
             raise UsageError(f"{spec.name} declares no `changes`")
         self.spec = spec
@@ -106,6 +116,8 @@ class ChangeOutbox:
         self.max_backlog = max_backlog
         self.source_partitions = source_partitions  # None: asked of the broker when needed
         self.drained_total = 0
+        self.drains = drains  # False: another process drains this outbox (see the module doc)
+        self._hot_limit = 0 if shared else self.hot_limit
         self._writer = writer
         self._sink = sink
         self._kafka_conf = dict(kafka_conf) if kafka_conf is not None else None
@@ -141,17 +153,19 @@ class ChangeOutbox:
             self._encoder = encoder_for(self.spec, self._layout, self._registry)
         msgs = self._encoder.encode(changes, time.time_ns() // 1_000_000,
                                     snapshot_last=snapshot_last)
-        seq = self._seq
+        last = wb.last_side_key(self._table)  # another process may have staged since
+        seq = self._seq if last is None else max(self._seq, _SEQ.unpack(last)[0] + 1)
         self._seq = seq + len(msgs)
         pack = _SEQ.pack
         entries = [(pack(seq + i), m) for i, m in enumerate(msgs)]
         wb.put_side(self._table, [(k, _dumps(m)) for k, m in entries])
-        wb.after_commit(lambda: self._keep(entries))
+        if self._hot_limit:
+            wb.after_commit(lambda: self._keep(entries))
 
     def _keep(self, entries: list[tuple[bytes, tuple[int, bytes, bytes | None]]]) -> None:
         """After their batch committed: keep staged events in memory for `drain`, unless
         that would hold more than `hot_limit` (a broker away: then LMDB alone holds them)."""
-        if len(self._hot) + len(entries) <= self.hot_limit:
+        if len(self._hot) + len(entries) <= self._hot_limit:
             self._hot.extend(entries)
         else:
             self._hot.clear()
@@ -175,8 +189,8 @@ class ChangeOutbox:
         `max_backoff` seconds) and returns what was delivered so far; the next call
         after the back-off first lets the failed chunk leave the producer, then sends
         everything again from the first unacknowledged event. Raises only for errors a
-        retry cannot fix (a store failure, a bug)."""
-        if time.monotonic() < self._retry_at:
+        retry cannot fix (a store failure, a bug). Does nothing unless `drains`."""
+        if not self.drains or time.monotonic() < self._retry_at:
             return 0
         drained = 0
         try:

@@ -26,11 +26,19 @@ Guarantees:
   caught up when every worker reports fresh and every partition has no lag), so
   `status`, `/readyz` and `/metrics` read one status as before.
 
-Not with several processes (refused, exit 2): change events (their outbox orders a
-table's events in one process). Scheduled snapshots and `replicated: true` tables are
-left to worker 0. The workers take no part in cluster routing (they are one member's
-store; see README "A cluster of workers"). A topic recreated under a relation stops
-`run` with the command to rebuild it, instead of rebuilding in place.
+- Change events: every worker stages a batch's events in the batch's transaction, into the
+  table's one outbox; worker 0 alone drains it, every round of its loop, so one producer
+  sends them in commit order (see materializer.changes.outbox). On a stop the supervisor
+  stops the other workers first and worker 0 last, so its final drain delivers what they
+  staged (the workers leave SIGINT, Ctrl-C, to the supervisor). A worker 0 killed leaves
+  the events in the outbox; its successor sends them (at least once, order kept).
+
+Refused (exit 2): a table with change events that still owes its change topic the snapshot
+of an in-place rebuild (run once with one process). Scheduled snapshots and
+`replicated: true` tables are left to worker 0. The workers take no part in cluster
+routing (they are one member's store; see README "A cluster of workers"). A topic
+recreated under a relation stops `run` with the command to rebuild it, instead of
+rebuilding in place.
 """
 
 from __future__ import annotations
@@ -75,14 +83,6 @@ def check_processes(catalog: Catalog, n: int) -> None:
     """ConfigError (exit 2) for what several worker processes cannot do."""
     if n < 1:
         raise ConfigError(f"--processes must be at least 1, not {n}")
-    if n == 1:
-        return
-    emitting = [t.name for t in catalog.tables if isinstance(t, TableSpec) and t.changes]
-    if emitting:
-        raise ConfigError(
-            f"{n} worker processes cannot emit change events ({', '.join(emitting)} "
-            "declare `changes:`): a table's outbox orders its events in one process. Run "
-            "with --processes 1 (workers: 1)")
 
 
 def for_worker(catalog: Catalog, index: int) -> Catalog:
@@ -114,10 +114,12 @@ class ProcessWorker(Worker):
     """One of `run --processes N`'s workers (see the module doc)."""
 
     cluster_member = False
+    outbox_shared = True
 
     def __init__(self, catalog: Catalog, index: int, **kwargs: Any) -> None:
         super().__init__(catalog, **kwargs)
         self.index = index
+        self.drains_outboxes = self.drain_every_round = index == 0
         self.grouped = StoreFeed(self.grouped.by_topic)
 
     def _rebuild_in_place(self, rel: Any, topic_id: str | None) -> None:
@@ -140,6 +142,7 @@ def run_worker(catalog: Catalog, index: int, lock_fd: int, parent: int, batch_si
     die_with_parent()
     if os.getppid() != parent:
         return 0  # the supervisor is gone already
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the supervisor stops us in order
     lock = StoreLock.inherit(catalog.store_path, lock_fd)
     try:
         worker = ProcessWorker(for_worker(catalog, index), index, batch_size=batch_size,
@@ -176,7 +179,15 @@ class Supervisor:
         self.clean_shutdown = True
         # every relation's files exist before any worker opens them (and orphaned
         # generations are removed by the lock holder)
-        open_relations(catalog, open_registry(catalog))
+        owing = [rel.spec.name for rel in open_relations(catalog, open_registry(catalog))
+                 if isinstance(rel.spec, TableSpec) and rel.spec.changes is not None
+                 and rel.writer.snapshot_due()]
+        if owing:
+            raise ConfigError(
+                f"{', '.join(owing)}: rebuilt in place and stopped before its change topic "
+                "got the snapshot of the rebuilt table, which several worker processes do "
+                "not emit: run once with --processes 1 (workers: 1) until it has caught up, "
+                "then start again with more")
         for i in range(64):
             with contextlib.suppress(OSError):
                 child_status_path(catalog.store_path, i).unlink()
@@ -220,19 +231,9 @@ class Supervisor:
                     self._merge_status(children)
                 self.stop_event.wait(0.2)
         finally:
-            for c in children:
-                if c.proc.poll() is None:
-                    with contextlib.suppress(OSError):
-                        c.proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_GRACE
-            for c in children:
-                try:
-                    c.proc.wait(max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    log.warning("worker process %d did not stop in %.0f s: killed (committed "
-                                "state is safe)", c.index, STOP_GRACE)
-                    c.proc.kill()
-                    c.proc.wait()
+            # worker 0 last: its final drain delivers the change events the others staged
+            _stop([c for c in children if c.index != 0])
+            _stop([c for c in children if c.index == 0])
             self._merge_status(children, stopping=True)
         if failure is not None:
             index, code = failure
@@ -253,6 +254,23 @@ class Supervisor:
             write_status(self.catalog.store_path, merged)
         except OSError as e:
             log.warning("cannot write the status file in %s: %s", self.catalog.store_path, e)
+
+
+def _stop(children: Sequence[_Child]) -> None:
+    """SIGTERM to `children`, then wait up to `STOP_GRACE` for all of them (then kill)."""
+    for c in children:
+        if c.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                c.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for c in children:
+        try:
+            c.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("worker process %d did not stop in %.0f s: killed (committed "
+                        "state is safe)", c.index, STOP_GRACE)
+            c.proc.kill()
+            c.proc.wait()
 
 
 def read_status_file(path: Path) -> dict[str, Any] | None:

@@ -110,6 +110,11 @@ class Worker:
 
     cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
     cluster_member = True  # False: no membership (one of `run --processes N`'s workers)
+    # change events (see materializer.changes.outbox): other processes stage into the same
+    # outboxes; this process drains them; it drains every round, not only after its batches
+    outbox_shared = False
+    drains_outboxes = True
+    drain_every_round = False
     api_token: str | None = None  # the API's token (cluster: copies from other workers' APIs)
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
@@ -165,7 +170,9 @@ class Worker:
             if isinstance(spec, TableSpec) and spec.changes is not None:
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
                                           self.sink(), None, self.registry,
-                                          kafka_conf=self.catalog.kafka_config)
+                                          kafka_conf=self.catalog.kafka_config,
+                                          shared=self.outbox_shared,
+                                          drains=self.drains_outboxes)
                 rel.outbox.drain()
 
     # ---------------------------------------------------------------- the loop
@@ -220,6 +227,8 @@ class Worker:
                     self.cluster.poll()  # partitions caught up, standby copies
                 self._handle_resets(self.topics.changed())
                 self.snapshots.tick()
+                if self.drain_every_round:
+                    self._drain()
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
@@ -407,7 +416,8 @@ class Worker:
                                                    if not is_dropped(k.split("|", 1)[1])},
                         "batch_seconds": self.batch_hist.as_dict(),
                         "outbox_backlog": {r.spec.name: r.outbox.backlog()
-                                           for r in self.relations if r.outbox is not None},
+                                           for r in self.relations
+                                           if r.outbox is not None and r.outbox.drains},
                         "change_events_total": {r.spec.name: r.outbox.drained_total
                                                 for r in self.relations
                                                 if r.outbox is not None},

@@ -403,6 +403,12 @@ class WriteBatch:
         """Call `callback` right after this batch commits (not at all if it aborts)."""
         self._after.append(callback)
 
+    def last_side_key(self, table: SideTable) -> bytes | None:
+        """The largest key of `table` as this batch sees it (what another process sharing
+        the store committed before this batch began counts)."""
+        cur = self._txn.cursor(db=table._db)
+        return bytes(cur.key()) if cur.last() else None
+
     def put_side(self, table: SideTable, items: list[tuple[bytes, bytes]]) -> None:
         with _translated(self._writer.path, "staging side-table entries"):
             self._txn.cursor(db=table._db).putmulti(items)

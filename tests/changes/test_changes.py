@@ -253,6 +253,27 @@ def test_stage_commits_and_aborts_with_the_rows(writer: RelationWriter) -> None:
         == [(0, 1), (0, 2), (0, None), (1, 0)]
 
 
+def test_shared_outboxes_number_after_each_other_and_only_the_drainer_drains(
+        writer: RelationWriter) -> None:
+    """Two stagers of one outbox (as two worker processes): each batch numbers its events
+    after the largest key inside its own transaction, so keys follow commit order; a
+    stager keeps nothing in memory and its `drain` sends nothing."""
+    spec = table()
+    a = ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 4, shared=True)
+    b = ChangeOutbox(spec, writer, spec.column_names, idle_sink(), 4, shared=True,
+                     drains=False)
+    row = stored(spec, ROW)
+    for outbox, offsets in ((a, (0, 1)), (b, (5,)), (a, (2,)), (b, (6, 7))):
+        with writer.begin() as wb:
+            outbox.stage(wb, [Change("c", 0, o, 0, (o,), None, row) for o in offsets])
+    items = writer.side_table(OUTBOX_DB).first_items(10)
+    assert [int.from_bytes(k, "big") for k, _ in items] == list(range(6))
+    offsets = [json.loads(marshal.loads(raw)[2])["source"]["offset"] for _, raw in items]
+    assert offsets == [0, 1, 5, 2, 6, 7]  # commit order, nothing overwritten
+    assert a._hot == [] and b._hot == []
+    assert b.drain() == 0 and b.backlog() == 6
+
+
 def test_outbox_needs_changes(writer: RelationWriter) -> None:
     spec = TableSpec(name="shop.items", topic="items", columns=table().columns,
                      key_columns=("id",))

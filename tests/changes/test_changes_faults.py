@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -31,10 +30,10 @@ from materializer.specs import ChangesSpec
 from materializer.store import RelationWriter
 from materializer.testing import FakeRecord
 from tests.support.change_topics import (
-    Message,
     changelog,
     consumer,
     drain_all,
+    each_key_in_applied_order,
     expected_events,
     fold,
     in_topic_order,
@@ -135,8 +134,7 @@ def test_kill_9_loses_no_change_event(broker: DevBroker, tmp_path: Path) -> None
     assert f.problems == []
     assert len(set(f.events)) == len(want)
     assert set(f.events) == want  # nothing invented; repeats only of real events
-    firsts = _first_copies([m for m in in_topic_order(msgs) if m.value is not None])
-    assert fold_events_in_order(firsts)
+    assert each_key_in_applied_order(in_topic_order(msgs))
     print(f"{kills} kills, {len(want)} events, {len(f.events) - len(want)} repeated")
     # the worker has exited: open its environment here (a writer env also serves reads)
     RelationWriter(data, "shop.users", 1 << 30)
@@ -247,32 +245,7 @@ def test_drain_survives_the_broker_going_away(tmp_path: Path) -> None:
     assert set(f.events) == {(c.partition, c.offset, c.op) for c in staged}
     assert f.table == table_rows(tmp_path, spec.name)
     # order: each key's events, first copies only, follow the order they were applied in
-    firsts = _first_copies([m for m in msgs if m.value is not None])
-    assert fold_events_in_order(firsts)
-
-
-def _first_copies(msgs: list[Message]) -> list[dict[str, Any]]:
-    seen: set[tuple[int, int, str]] = set()
-    out = []
-    for m in msgs:
-        assert m.value is not None
-        ev = json.loads(m.value)
-        ident = (ev["source"]["partition"], ev["source"]["offset"], ev["op"])
-        if ident not in seen:
-            seen.add(ident)
-            out.append(ev)
-    return out
-
-
-def fold_events_in_order(events: list[dict[str, Any]]) -> bool:
-    last: dict[Any, tuple[int, int]] = {}
-    for ev in events:
-        key = (ev["after"] or ev["before"])["id"]
-        pos = (ev["source"]["partition"], ev["source"]["offset"])
-        if key in last and pos <= last[key]:
-            return False
-        last[key] = pos
-    return True
+    assert each_key_in_applied_order(msgs)
 
 
 _ = consumer  # re-exported helper kept for ad-hoc debugging

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from materializer.ingest.processes import child_status_path, merge_statuses
+from materializer.ingest.processes import merge_statuses
 from materializer.status import read_status
 from materializer.store import StoreLock
 from tests.e2e.test_e2e import (
@@ -29,21 +28,14 @@ from tests.e2e.test_e2e import (
 from tests.support.workers import (
     applied_offsets,
     caught_up,
+    child_status,
+    past_crash_loop,
     read_topic,
-    run_cli,
     start_worker,
     unique,
     wait_until,
     write_config,
 )
-
-
-def _child(store: Path, index: int) -> dict[str, Any]:
-    try:
-        obj = json.loads(child_status_path(store, index).read_text())
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
 
 
 @pytest.mark.integration
@@ -59,7 +51,7 @@ def test_two_processes_share_the_partitions_and_fold_the_changelog(
     try:
         wait_until(caught_up(store, "shop.users", ends), 120, "the catch-up", run)
         # both workers took partitions; the merged status says caught up, as one worker would
-        wait_until(lambda: all(_child(store, i).get("assigned") for i in (0, 1)), 60,
+        wait_until(lambda: all(child_status(store, i).get("assigned") for i in (0, 1)), 60,
                    "both workers to hold partitions", run)
         # (the merged file is written every second from the workers' own: wait until it
         # has both workers' partitions, not only until a worker's file has them)
@@ -103,16 +95,16 @@ def test_kill_9_of_one_worker_process_loses_and_repeats_nothing(
     run = start_worker(cfg, "--processes", "2")
     producer = threading.Thread(target=produce)
     try:
-        wait_until(lambda: all(_child(store, i).get("assigned") for i in (0, 1)), 90,
+        wait_until(lambda: all(child_status(store, i).get("assigned") for i in (0, 1)), 90,
                    "both workers to hold partitions", run)
         producer.start()
-        victim = _child(store, 1)["pid"]
+        victim = child_status(store, 1)["pid"]
         wait_until(lambda: sum(applied_offsets(store, "shop.users").values()) > 0, 60,
                    "some progress", run)
         # past the crash-loop window, so the supervisor starts it again
-        wait_until(lambda: _started_long_enough(victim), 30, "the victim to be 5 s old", run)
+        wait_until(lambda: past_crash_loop(victim), 30, "the victim to be 5 s old", run)
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: _child(store, 1).get("pid") not in (None, victim), 90,
+        wait_until(lambda: child_status(store, 1).get("pid") not in (None, victim), 90,
                    "worker 1 to be started again", run)
         producer.join()
         wait_until(caught_up(store, "shop.users", ends), 180, "the final catch-up", run)
@@ -124,25 +116,6 @@ def test_kill_9_of_one_worker_process_loses_and_repeats_nothing(
     assert len(everything) == len(records)
     assert_table_is(store, fold(everything, ends), absent=[])
     assert_each_record_counted_once(store)
-
-
-def _started_long_enough(pid: int) -> bool:
-    """Whether process `pid` has run for more than the supervisor's crash-loop window."""
-    from materializer.ingest.processes import CRASH_LOOP
-    from materializer.procstats import process_stats
-
-    start = process_stats(pid).get("start_time_seconds")
-    return start is not None and time.time() - start > CRASH_LOOP + 0.5
-
-
-def test_change_events_refuse_several_processes(tmp_path: Path) -> None:
-    cfg = tmp_path / "t.yaml"
-    cfg.write_text("kafka:\n  bootstrap.servers: 127.0.0.1:1\nstore:\n  path: data\n" +
-                   TABLE.format(topic="users") + "    changes: {topic: users.changes}\n")
-    done = run_cli("run", str(cfg), "--no-api", "--processes", "2", timeout=60)
-    assert done.returncode == 2, done.stderr
-    assert "cannot emit change events (shop.users declare `changes:`)" in done.stderr
-    assert not (tmp_path / "data" / "lock").exists()  # refused before the store was touched
 
 
 def test_workers_is_read_from_yaml_and_checked(tmp_path: Path) -> None:

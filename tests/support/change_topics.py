@@ -231,6 +231,26 @@ def fold(msgs: list[Message], strict: bool = True, key_of: Callable[[Message], A
     return f
 
 
+def each_key_in_applied_order(msgs: list[Message]) -> bool:
+    """Whether, in `msgs` (topic order), the first copy of each event comes after the first
+    copies of its key's earlier events (source partition, offset): repeats allowed."""
+    seen: set[tuple[int, int, str]] = set()
+    last: dict[Any, tuple[int, int]] = {}
+    for m in msgs:
+        if m.value is None:
+            continue
+        ev = json.loads(m.value)
+        pos = (ev["source"]["partition"], ev["source"]["offset"])
+        if (*pos, ev["op"]) in seen:
+            continue
+        seen.add((*pos, ev["op"]))
+        key = (ev["after"] or ev["before"])["id"]
+        if key in last and pos <= last[key]:
+            return False
+        last[key] = pos
+    return True
+
+
 def drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Message]:
     """Every message of `topic`, read until nothing new came for `idle` seconds."""
     c = consumer(conf)

@@ -71,6 +71,29 @@ def worker_running(store_path: Path, proc: subprocess.Popen[bytes]) -> Callable[
     return check
 
 
+def child_status(store_path: Path, index: int) -> dict[str, Any]:
+    """Worker `index`'s own status file of `run --processes N` ({} while absent)."""
+    import json
+
+    from materializer.ingest.processes import child_status_path
+
+    try:
+        obj = json.loads(child_status_path(store_path, index).read_text())
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def past_crash_loop(pid: int) -> bool:
+    """Whether process `pid` has run longer than the supervisor's crash-loop window (a worker
+    killed after that is started again)."""
+    from materializer.ingest.processes import CRASH_LOOP
+    from materializer.procstats import process_stats
+
+    start = process_stats(pid).get("start_time_seconds")
+    return start is not None and time.time() - start > CRASH_LOOP + 0.5
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "materializer", *args], capture_output=True,
