@@ -40,10 +40,11 @@ Several processes (`run --processes N`): every worker process stages into the on
 of the shared store (`shared=True`): a batch numbers its events after the largest key the
 outbox holds inside its own write transaction, and LMDB lets one write transaction in at
 a time across processes, so the outbox's key order is the order the batches committed
-(per source partition, offset order). Exactly one process drains it (`drains=True` on
-worker 0 only; the others' `drain` does nothing), reading it back from LMDB (nothing is
-kept in memory: another process's events may lie between this one's), so one producer
-sends everything in key order, as one process would.
+(per source partition, offset order). Exactly one process drains it (the supervisor's
+materializer.changes.drainer; the workers' outboxes have `drains=False` and their `drain`
+does nothing), reading it back from LMDB (nothing is kept in memory: another process's
+events may lie between this one's), so one producer sends everything in key order, as
+one process would.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from typing import TYPE_CHECKING
 from connectors.kafka import create_topic, partition_count
 from connectors.partitioners import partition_for
 from materializer.changes.envelope import encoder_for
-from materializer.changes.envelope_base import EventEncoder
+from materializer.changes.envelope_base import EventEncoder, Message
 from materializer.changes.event import Change
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError, UsageError
 from materializer.protocols import SchemaRegistry
@@ -147,12 +148,22 @@ class ChangeOutbox:
 
         Nothing is visible to `drain` until `wb` commits; if it aborts, the events
         vanish with the rows (their sequence numbers are skipped, which is harmless)."""
-        if not changes:
-            return
+        if changes:
+            self.put(wb, self.encode(changes, snapshot_last=snapshot_last))
+
+    def encode(self, changes: list[Change], *,
+               snapshot_last: bool = False) -> list[Message]:
+        """The messages of `changes` (source partition, key, value), for `put` (may run
+        before the write transaction begins)."""
         if self._encoder is None:  # InfrastructureError if the registry is away: retried
             self._encoder = encoder_for(self.spec, self._layout, self._registry)
-        msgs = self._encoder.encode(changes, time.time_ns() // 1_000_000,
+        return self._encoder.encode(changes, time.time_ns() // 1_000_000,
                                     snapshot_last=snapshot_last)
+
+    def put(self, wb: WriteBatch, msgs: list[Message]) -> None:
+        """Put encoded messages into the outbox within `wb` (see `stage`)."""
+        if not msgs:
+            return
         last = wb.last_side_key(self._table)  # another process may have staged since
         seq = self._seq if last is None else max(self._seq, _SEQ.unpack(last)[0] + 1)
         self._seq = seq + len(msgs)

@@ -27,11 +27,11 @@ Guarantees:
   `status`, `/readyz` and `/metrics` read one status as before.
 
 - Change events: every worker stages a batch's events in the batch's transaction, into the
-  table's one outbox; worker 0 alone drains it, every round of its loop, so one producer
-  sends them in commit order (see materializer.changes.outbox). On a stop the supervisor
-  stops the other workers first and worker 0 last, so its final drain delivers what they
-  staged (the workers leave SIGINT, Ctrl-C, to the supervisor). A worker 0 killed leaves
-  the events in the outbox; its successor sends them (at least once, order kept).
+  table's one outbox; the supervisor alone sends them (materializer.changes.drainer), in
+  the order the batches committed, and drains once more after every worker has stopped.
+  Batches of tables that read stored rows (before images, merges) are decided on a read
+  transaction before the write transaction and kept if the partition's stored offset has
+  not moved (ingest.relation), so the workers queue only for the writes.
 
 Refused (exit 2): a table with change events that still owes its change topic the snapshot
 of an in-place rebuild (run once with one process). Scheduled snapshots and
@@ -57,6 +57,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from materializer.changes.drainer import OutboxDrainer
 from materializer.children import die_with_parent
 from materializer.errors import ConfigError, MaterializerError
 from materializer.ingest.topics import TopicReset
@@ -119,7 +120,9 @@ class ProcessWorker(Worker):
     def __init__(self, catalog: Catalog, index: int, **kwargs: Any) -> None:
         super().__init__(catalog, **kwargs)
         self.index = index
-        self.drains_outboxes = self.drain_every_round = index == 0
+        self.drains_outboxes = False  # the supervisor does (materializer.changes.drainer)
+        for rel in self.relations:
+            rel.shared = True  # decide batches before the write transaction (ingest.relation)
         self.grouped = StoreFeed(self.grouped.by_topic)
 
     def _rebuild_in_place(self, rel: Any, topic_id: str | None) -> None:
@@ -142,7 +145,6 @@ def run_worker(catalog: Catalog, index: int, lock_fd: int, parent: int, batch_si
     die_with_parent()
     if os.getppid() != parent:
         return 0  # the supervisor is gone already
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the supervisor stops us in order
     lock = StoreLock.inherit(catalog.store_path, lock_fd)
     try:
         worker = ProcessWorker(for_worker(catalog, index), index, batch_size=batch_size,
@@ -179,7 +181,9 @@ class Supervisor:
         self.clean_shutdown = True
         # every relation's files exist before any worker opens them (and orphaned
         # generations are removed by the lock holder)
-        owing = [rel.spec.name for rel in open_relations(catalog, open_registry(catalog))
+        registry = open_registry(catalog)
+        relations = open_relations(catalog, registry)
+        owing = [rel.spec.name for rel in relations
                  if isinstance(rel.spec, TableSpec) and rel.spec.changes is not None
                  and rel.writer.snapshot_due()]
         if owing:
@@ -191,6 +195,8 @@ class Supervisor:
         for i in range(64):
             with contextlib.suppress(OSError):
                 child_status_path(catalog.store_path, i).unlink()
+        self.drainer = OutboxDrainer.for_relations(catalog, relations, registry,
+                                                   on_failure=stop.set)
 
     def _start(self, index: int) -> _Child:
         args = [sys.executable, "-m", "materializer", *self.argv,
@@ -202,6 +208,8 @@ class Supervisor:
         return _Child(index, proc, time.monotonic())
 
     def run(self) -> None:
+        if self.drainer is not None:
+            self.drainer.start()
         children = [self._start(i) for i in range(self.n)]
         failure: tuple[int, int] | None = None
         next_status = 0.0
@@ -231,10 +239,12 @@ class Supervisor:
                     self._merge_status(children)
                 self.stop_event.wait(0.2)
         finally:
-            # worker 0 last: its final drain delivers the change events the others staged
-            _stop([c for c in children if c.index != 0])
-            _stop([c for c in children if c.index == 0])
+            _stop(children)
+            if self.drainer is not None:  # what the workers staged up to their last batch
+                self.drainer.finish(time.monotonic() + STOP_GRACE)
             self._merge_status(children, stopping=True)
+        if self.drainer is not None and self.drainer.failure is not None:
+            raise self.drainer.failure
         if failure is not None:
             index, code = failure
             err = MaterializerError(
@@ -247,6 +257,8 @@ class Supervisor:
         statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
                     for c in children]
         merged = merge_statuses(statuses, os.getpid(), stopping)
+        if self.drainer is not None:
+            merged["metrics"].update(self.drainer.metrics())
         applied = (merged.get("metrics") or {}).get("records_applied_total")
         if isinstance(applied, int):
             self.applied_total = applied

@@ -28,6 +28,7 @@ from materializer.status import APPLIED, rejection_counter
 from materializer.store import MapFull, PartitionWriter, RelationWriter
 
 if TYPE_CHECKING:
+    from materializer.changes.envelope_base import Message
     from materializer.changes.outbox import ChangeOutbox
 
 
@@ -73,6 +74,7 @@ class Relation:
     applier: TableApplier | StreamApplier
     next_offsets: dict[int, int]
     outbox: ChangeOutbox | None = None
+    shared: bool = False  # other processes write this store too (`run --processes N`)
 
     def apply(self, parts: Mapping[int, Sequence[SourceRecord]],
               router: RejectRouter | None = None) -> dict[int, PartitionOutcome]:
@@ -96,23 +98,45 @@ class Relation:
             self.next_offsets[p] = out.next_offset
         return outcomes
 
-    def _stage(self, parts: Mapping[int, Sequence[SourceRecord]]
-               ) -> dict[int, tuple[int, _Staged, PartitionOutcome]]:
-        """Decode and shape before the write transaction, where the applier never reads
-        the store (streams; tables that overwrite and emit nothing): the transaction then
-        only writes, so worker processes sharing the store (`run --processes N`) decode at
-        the same time and queue only for the writes."""
-        if not (isinstance(self.applier, StreamApplier) or getattr(self.applier, "blind", False)):
+    def _stage(self, parts: Mapping[int, Sequence[SourceRecord]]) -> dict[int, _Decided]:
+        """Decide partitions before the write transaction, so that worker processes sharing
+        the store (`run --processes N`) decode, shape, merge and encode change events at
+        the same time and queue only for the writes:
+        - where the applier never reads the store (streams; tables that overwrite and emit
+          nothing): always;
+        - other tables, when the store is shared: on the rows committed when the batch
+          began (`RelationWriter.reading`), kept only if the write transaction still finds
+          the partition's next offset as it was (no other process wrote it since)."""
+        if isinstance(self.applier, StreamApplier) or getattr(self.applier, "blind", False):
+            staged = {}
+            for p, recs in parts.items():
+                start = self.next_offsets.get(p, 0)
+                st = _Staged()
+                try:
+                    out = self.applier.apply(cast(PartitionWriter, st), p, recs, start)
+                except _NeedsStore:
+                    continue  # decided per record after all: applied inside the transaction
+                staged[p] = _Decided(start, None, st, out, None)
+            return staged
+        if not self.shared:
             return {}
+        return self._stage_on_committed(parts)
+
+    def _stage_on_committed(self, parts: Mapping[int, Sequence[SourceRecord]]
+                            ) -> dict[int, _Decided]:
         staged = {}
-        for p, recs in parts.items():
-            start = self.next_offsets.get(p, 0)
-            st = _Staged()
-            try:
+        with self.writer.reading() as committed:
+            for p, recs in parts.items():
+                rows = committed.partition(p)
+                if rows is None:
+                    continue  # not opened here yet: applied inside the transaction
+                seen = committed.next_offset(p)
+                start = max(self.next_offsets.get(p, 0), seen)
+                st = _Staged(rows)
                 out = self.applier.apply(cast(PartitionWriter, st), p, recs, start)
-            except _NeedsStore:
-                continue  # decided per record after all: applied inside the transaction
-            staged[p] = (start, st, out)
+                msgs = (self.outbox.encode(out.changes)
+                        if out.changes and self.outbox is not None else None)
+                staged[p] = _Decided(start, seen, st, out, msgs)
         return staged
 
     def _apply_once(self, parts: Mapping[int, Sequence[SourceRecord]],
@@ -123,11 +147,13 @@ class Relation:
             for p, recs in parts.items():
                 # the stored offset too: with `run --processes N` another process may have
                 # applied this partition since (a rebalance), never apply a record twice
-                start = max(self.next_offsets.get(p, 0), wb.next_offset(p))
+                stored = wb.next_offset(p)
+                start = max(self.next_offsets.get(p, 0), stored)
                 pre = staged.get(p)
-                if pre is not None and pre[0] == start:
-                    out = pre[2]
-                    pre[1].replay(wb.partition(p))
+                msgs = None
+                if pre is not None and pre.start == start and pre.seen in (None, stored):
+                    out, msgs = pre.outcome, pre.msgs
+                    pre.writes.replay(wb.partition(p))
                 else:
                     out = self.applier.apply(wb.partition(p), p, recs, start)
                 outcomes[p] = out
@@ -137,7 +163,9 @@ class Relation:
                     counts[APPLIED] = out.applied
                 for name, n in counts.items():
                     wb.add_counter(p, name, n)
-                if out.changes and self.outbox is not None:
+                if msgs is not None and self.outbox is not None:
+                    self.outbox.put(wb, msgs)
+                elif out.changes and self.outbox is not None:
                     self.outbox.stage(wb, out.changes)
             if any(o.rejected for o in outcomes.values()):
                 router.settle()  # dead letters are durable before the offset moves
@@ -150,17 +178,21 @@ class _NeedsStore(Exception):
 
 class _Staged:
     """What an applier writes to one partition, kept to be written in the transaction
-    (`replay`): a stand-in `PartitionWriter` for appliers that never read the store."""
+    (`replay`): a stand-in `PartitionWriter` that reads stored rows from `committed`
+    (a read transaction's view), or refuses to (`_NeedsStore`) without one."""
 
-    __slots__ = ("rows", "events")
+    __slots__ = ("rows", "events", "committed")
 
-    def __init__(self) -> None:
+    def __init__(self, committed: PartitionWriter | None = None) -> None:
         self.rows: dict[bytes, tuple[Any, ...] | None] | None = None
         self.events: tuple[Sequence[tuple[bytes, int, int, tuple[Any, ...] | None]], int] | None \
             = None
+        self.committed = committed
 
     def get(self, key: bytes) -> tuple[Any, ...] | None:
-        raise _NeedsStore
+        if self.committed is None:
+            raise _NeedsStore
+        return self.committed.get(key)
 
     def put_rows(self, rows: dict[bytes, tuple[Any, ...] | None]) -> None:
         self.rows = rows
@@ -174,6 +206,19 @@ class _Staged:
             pw.put_rows(self.rows)
         if self.events is not None:
             pw.append_events(*self.events)
+
+
+@dataclass(slots=True)
+class _Decided:
+    """A partition applied before the write transaction: from `start`, on rows whose next
+    offset was `seen` (None: the applier read no rows), its writes, outcome and encoded
+    change events."""
+
+    start: int
+    seen: int | None
+    writes: _Staged
+    outcome: PartitionOutcome
+    msgs: list[Message] | None
 
 
 def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,

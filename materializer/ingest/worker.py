@@ -111,10 +111,9 @@ class Worker:
     cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
     cluster_member = True  # False: no membership (one of `run --processes N`'s workers)
     # change events (see materializer.changes.outbox): other processes stage into the same
-    # outboxes; this process drains them; it drains every round, not only after its batches
+    # outboxes; this process drains them (else another one does)
     outbox_shared = False
     drains_outboxes = True
-    drain_every_round = False
     api_token: str | None = None  # the API's token (cluster: copies from other workers' APIs)
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
@@ -227,8 +226,6 @@ class Worker:
                     self.cluster.poll()  # partitions caught up, standby copies
                 self._handle_resets(self.topics.changed())
                 self.snapshots.tick()
-                if self.drain_every_round:
-                    self._drain()
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now

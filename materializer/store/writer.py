@@ -249,6 +249,14 @@ class RelationWriter:
     def begin(self) -> WriteBatch:
         return WriteBatch(self)
 
+    @contextmanager
+    def reading(self) -> Iterator[CommittedState]:
+        """A read transaction over what is committed now (other processes' writes too),
+        to decide a batch before its write transaction (see `CommittedState`)."""
+        with _translated(self.path, "beginning a read transaction"), \
+                self.env.begin() as txn:
+            yield CommittedState(self, txn)
+
     def side_table(self, name: bytes) -> SideTable:
         """A named table beside the partitions and `meta` (the change outbox), created if
         missing. Write to it inside a WriteBatch (`put_side`) so it commits with the rows."""
@@ -256,6 +264,29 @@ class RelationWriter:
             raise UsageError(f"database name {name!r} is reserved")
         with _translated(self.path, f"opening database {name!r}"):
             return SideTable(self, self.env.open_db(name))
+
+
+class CommittedState:
+    """Stored rows and next offsets as one read transaction sees them. A partition's rows
+    change only in a batch that also moves its next offset, so a write transaction that
+    reads the same `next_offset` finds the same rows (`WriteBatch.next_offset`)."""
+
+    __slots__ = ("_writer", "_txn")
+
+    def __init__(self, writer: RelationWriter, txn: lmdb.Transaction[bytes]) -> None:
+        self._writer = writer
+        self._txn = txn
+
+    def next_offset(self, partition: int) -> int:
+        return _stored_offset(self._txn, self._writer._meta_db, partition)
+
+    def partition(self, partition: int) -> PartitionWriter | None:
+        """The partition's stored rows to read (`get` only), or None while this process
+        has not opened its database in a write transaction yet."""
+        db = self._writer._dbs.get(partition)
+        if db is None:
+            return None
+        return PartitionWriter(self._txn, db, self._writer.width, self._writer.path)
 
 
 class SideTable:
@@ -419,8 +450,7 @@ class WriteBatch:
     def next_offset(self, partition: int) -> int:
         """The partition's next offset as committed (0: none yet), read inside this batch:
         what another process sharing the store wrote last counts."""
-        raw = self._txn.get(offset_key(partition), db=self._meta_db)
-        return OFFSET.unpack(raw)[0] if raw else 0
+        return _stored_offset(self._txn, self._meta_db, partition)
 
     def add_counter(self, partition: int, name: str, n: int) -> None:
         key = counter_key(partition, name)
@@ -441,3 +471,9 @@ class WriteBatch:
                 raise
         for callback in self._after:
             callback()
+
+
+def _stored_offset(txn: lmdb.Transaction[bytes], meta_db: Any, partition: int) -> int:
+    """A partition's committed next offset as `txn` sees it (0: none yet)."""
+    raw = txn.get(offset_key(partition), db=meta_db)
+    return OFFSET.unpack(raw)[0] if raw else 0

@@ -1,7 +1,8 @@
 """Change events with `run --processes 2` on the real broker: every worker process stages
-into the table's one outbox, worker 0 alone drains it. Without faults each applied change
-is delivered exactly once and each key's events carry the previous image; a stop delivers
-what every worker staged; a kill -9 of either worker loses nothing and reorders nothing."""
+into the table's one outbox, the supervisor alone sends it. Without faults each applied
+change is delivered exactly once and each key's events carry the previous image; a stop
+delivers what every worker staged; a kill -9 of either worker loses nothing and reorders
+nothing."""
 
 from __future__ import annotations
 
@@ -91,8 +92,8 @@ def test_a_stop_delivers_every_staged_event_once_in_order(
     model, want = expected_events(prefix)
     f = fold(in_topic_order(drain_all(conf, changes, idle=1.0)))  # strict: no repeats
     assert f.problems == []
-    # every change applied before the stop was delivered (worker 0 stopped last and sent
-    # what the others staged), exactly once, nothing invented
+    # every change applied before the stop was delivered (the supervisor drained after the
+    # workers stopped), exactly once, nothing invented
     assert sorted(f.events) == sorted(want)
     assert f.table == model == table_rows(store, "shop.users")
 
@@ -119,7 +120,7 @@ def test_kill_9_of_either_worker_loses_and_reorders_no_event(
     try:
         wait_until(lambda: _both_assigned(store), 90, "both workers to hold partitions", run)
         producer.start()
-        for index in (1, 0):  # a stager, then the drainer
+        for index in (1, 0):
             victim = child_status(store, index)["pid"]
             wait_until(lambda v=victim: past_crash_loop(v), 30, "the victim to be old enough",
                        run)
