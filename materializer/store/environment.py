@@ -126,13 +126,21 @@ def forget_env(env: lmdb.Environment) -> None:
 
 
 def read_txn(env: lmdb.Environment) -> lmdb.Transaction[bytes]:
-    """A read transaction; if the writer grew the file past this process's mapping,
-    adopt the new size first (LMDB reports that as MapResizedError)."""
+    """A read transaction (see `begin`)."""
+    return begin(env)
+
+
+def begin(env: lmdb.Environment, *, write: bool = False, db: Any = None
+          ) -> lmdb.Transaction[bytes]:
+    """A transaction; if another process (a writer, or a worker of `run --processes N`
+    sharing the store) grew the file past this process's mapping, adopt the new size
+    first (LMDB reports that as MapResizedError). Call with no transaction of this process
+    open on `env` (LMDB's condition for adopting the size)."""
     try:
-        return env.begin()
+        return env.begin(write=write, db=db)
     except lmdb.MapResizedError:
         env.set_mapsize(0)
-        return env.begin()
+        return env.begin(write=write, db=db)
 
 
 def close_env(path: Path) -> None:

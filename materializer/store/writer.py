@@ -26,6 +26,7 @@ from materializer.store.environment import (
     REVOKED,
     SERVED,
     RelationMeta,
+    begin,
     cached_env,
     counter_key,
     forget_env,
@@ -117,12 +118,12 @@ class RelationWriter:
         remove_generation(self.path)
 
     def meta(self) -> RelationMeta | None:
-        with self.env.begin(db=self._meta_db) as txn:
+        with begin(self.env, db=self._meta_db) as txn:
             return read_meta(txn, self._meta_db)
 
     def write_meta(self, identity: dict[str, Any], layout: Sequence[str]) -> None:
         """Record the declaration identity and the stored row layout (column order)."""
-        with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
+        with _translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             txn.put(b"identity", json.dumps(identity).encode(), db=self._meta_db)
             txn.put(b"layout", json.dumps(list(layout)).encode(), db=self._meta_db)
         self.width = len(layout)
@@ -165,7 +166,7 @@ class RelationWriter:
         their next offsets and counters stay. Returns whether anything changed."""
         wanted = set(partitions)
         with _translated(self.path, "marking revoked partitions"), \
-                self.env.begin(write=True, db=self._meta_db) as txn:
+                begin(self.env, write=True, db=self._meta_db) as txn:
             before = set(json.loads(txn.get(REVOKED, b"[]")))
             after = before | wanted if revoked else before - wanted
             if after == before:
@@ -191,7 +192,7 @@ class RelationWriter:
         prefix = b"count:%d:" % partition
         try:
             with _translated(self.path, "copying a partition"), \
-                    self.env.begin(write=True) as txn:
+                    begin(self.env, write=True) as txn:
                 db = self._db(partition, txn)
                 txn.drop(db, delete=False)
                 txn.cursor(db=db).putmulti(pairs, append=True)
@@ -213,22 +214,22 @@ class RelationWriter:
 
     def source_topic_id(self) -> str | None:
         """The broker's id of the topic this state was built from (None: not recorded)."""
-        with self.env.begin(db=self._meta_db) as txn:
+        with begin(self.env, db=self._meta_db) as txn:
             raw = txn.get(b"topic_id")
         return None if raw is None else bytes(raw).decode()
 
     def set_source_topic_id(self, topic_id: str) -> None:
-        with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
+        with _translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             txn.put(b"topic_id", topic_id.encode(), db=self._meta_db)
 
     def snapshot_due(self) -> bool:
         """Whether this state was replayed without change events and still owes its
         change topic a snapshot (`op: r` for every row): see ingest.resync."""
-        with self.env.begin(db=self._meta_db) as txn:
+        with begin(self.env, db=self._meta_db) as txn:
             return txn.get(b"snapshot_due") is not None
 
     def set_snapshot_due(self, due: bool) -> None:
-        with _translated(self.path, "writing metadata"), self.env.begin(write=True) as txn:
+        with _translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             if due:
                 txn.put(b"snapshot_due", b"1", db=self._meta_db)
             else:
@@ -237,7 +238,7 @@ class RelationWriter:
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset to apply (absent: start from the beginning)."""
         out: dict[int, int] = {}
-        with self.env.begin(db=self._meta_db) as txn:
+        with begin(self.env, db=self._meta_db) as txn:
             cur = txn.cursor()
             if cur.set_range(b"offset:"):
                 for k, v in cur:
@@ -254,7 +255,7 @@ class RelationWriter:
         """A read transaction over what is committed now (other processes' writes too),
         to decide a batch before its write transaction (see `CommittedState`)."""
         with _translated(self.path, "beginning a read transaction"), \
-                self.env.begin() as txn:
+                begin(self.env) as txn:
             yield CommittedState(self, txn)
 
     def side_table(self, name: bytes) -> SideTable:
@@ -304,7 +305,7 @@ class SideTable:
         out: list[tuple[bytes, bytes]] = []
         if limit <= 0:
             return out
-        with self._writer.env.begin(db=self._db) as txn:
+        with begin(self._writer.env, db=self._db) as txn:
             for k, v in txn.cursor():
                 out.append((k, v))
                 if len(out) >= limit:
@@ -313,18 +314,18 @@ class SideTable:
 
     def last_key(self) -> bytes | None:
         """The largest committed key, or None if the table is empty."""
-        with self._writer.env.begin(db=self._db) as txn:
+        with begin(self._writer.env, db=self._db) as txn:
             cur = txn.cursor()
             return bytes(cur.key()) if cur.last() else None
 
     def entries(self) -> int:
         """How many committed entries the table holds (O(1))."""
-        with self._writer.env.begin() as txn:
+        with begin(self._writer.env) as txn:
             return int(txn.stat(self._db)["entries"])
 
     def first_key(self) -> bytes | None:
         """The smallest committed key, or None if the table is empty."""
-        with self._writer.env.begin(db=self._db) as txn:
+        with begin(self._writer.env, db=self._db) as txn:
             cur = txn.cursor()
             return bytes(cur.key()) if cur.first() else None
 
@@ -332,13 +333,13 @@ class SideTable:
         """Delete every entry in one write transaction (one call, however many there
         are), committed on return."""
         with _translated(self._writer.path, "emptying a side table"), \
-                self._writer.env.begin(write=True) as txn:
+                begin(self._writer.env, write=True) as txn:
             txn.drop(self._db, delete=False)
 
     def delete_keys(self, keys: Sequence[bytes]) -> None:
         """Delete `keys` in one write transaction, committed on return."""
         with _translated(self._writer.path, "deleting from a side table"), \
-                self._writer.env.begin(write=True, db=self._db) as txn:
+                begin(self._writer.env, write=True, db=self._db) as txn:
             for k in keys:
                 txn.delete(k)
 
@@ -414,7 +415,7 @@ class WriteBatch:
         self._meta_db = writer._meta_db
         self._after: list[Callable[[], None]] = []
         with _translated(writer.path, "beginning a write transaction"):
-            self._txn = writer.env.begin(write=True)
+            self._txn = begin(writer.env, write=True)
 
     def __enter__(self) -> WriteBatch:
         return self
