@@ -2,6 +2,7 @@
 
     python bench/matrix.py [--quick] [--records N] [--repeat R] [--only REGEX] [--all]
                            [--no-changes] [--growth N1,N2] [--lookups] [--json FILE]
+                           [--processes N]
 
 For each workload (see bench/workloads.py: value format, key format, columns, distinct
 keys) the records are produced once to a 4-partition topic of the embedded broker; then,
@@ -25,6 +26,8 @@ many keys as records (every record a new key: the table grows to that many rows)
 records; prints the worker's RssAnon at N1 and N2 rows, the ingest rate around N1 and
 around N2, then times `materializer rebuild` of the N2-row table against the run.
 `--lookups`: afterwards runs bench/lookup.py (HTTP and Store.get figures).
+`--processes N`: every `materializer run` with `workers: N` (the bare consume stays one
+process: the ratio is then N processes against one consumer).
 """
 
 from __future__ import annotations
@@ -70,8 +73,9 @@ def full_matrix(big: int) -> list[Workload]:
 
 
 def write_config(dirpath: Path, broker: DevBroker, w: Workload, topic: str,
-                 registry: Path | None, changes: bool) -> tuple[Path, Path]:
-    """The declaration file of `w` on `topic` (store and config under `dirpath`)."""
+                 registry: Path | None, changes: bool, workers: int = 1) -> tuple[Path, Path]:
+    """The declaration file of `w` on `topic` (store and config under `dirpath`), run by
+    `workers` worker processes."""
     dirpath.mkdir(parents=True, exist_ok=True)
     store = dirpath / "data"
     table = {**w.declaration(), "topic": topic}
@@ -79,7 +83,8 @@ def write_config(dirpath: Path, broker: DevBroker, w: Workload, topic: str,
         table["changes"] = {"topic": f"{topic}.changes-{time.monotonic_ns()}",
                             "format": "debezium-avro" if w.avro else "debezium-json"}
     doc: dict[str, Any] = {"kafka": broker.kafka_config(), "group": f"mat-{time.monotonic_ns()}",
-                           "store": {"path": str(store)}, "tables": [table]}
+                           "store": {"path": str(store)}, "workers": workers,
+                           "tables": [table]}
     if registry is not None:
         doc["schema_registry"] = {"path": str(registry)}
     cfg = dirpath / "bench.yaml"
@@ -111,7 +116,7 @@ def _fmt(results: list[Result], refs: list[Result]) -> str:
 
 
 def run_workload(broker: DevBroker, w: Workload, n: int, repeat: int, changes: bool,
-                 tmp: Path) -> dict[str, Any]:
+                 tmp: Path, workers: int = 1) -> dict[str, Any]:
     print(f"{w.name}", flush=True)
     registry = tmp / "registry"
     registry.mkdir(parents=True, exist_ok=True)
@@ -120,10 +125,10 @@ def run_workload(broker: DevBroker, w: Workload, n: int, repeat: int, changes: b
     out: dict[str, list[Result]] = {"bare": [], "run": [], "changes": []}
     for r in range(repeat):
         out["bare"].append(time_bare(broker, topic, total))
-        cfg, store = write_config(tmp / f"run{r}", broker, w, topic, reg, False)
+        cfg, store = write_config(tmp / f"run{r}", broker, w, topic, reg, False, workers)
         out["run"].append(run_worker(cfg, store, total)[0])
         if changes:
-            cfg, store = write_config(tmp / f"chg{r}", broker, w, topic, reg, True)
+            cfg, store = write_config(tmp / f"chg{r}", broker, w, topic, reg, True, workers)
             out["changes"].append(run_worker(cfg, store, total)[0])
         b, m = out["bare"][-1], out["run"][-1]
         line = (f"  repeat {r + 1}: bare {b.rate:,.0f}/s  run {m.rate:,.0f}/s "
@@ -178,6 +183,8 @@ def main() -> None:
     ap.add_argument("--growth", help="N1,N2: memory and rate as a table grows (alone)")
     ap.add_argument("--lookups", action="store_true", help="also run bench/lookup.py")
     ap.add_argument("--json", help="write every figure to this file")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="worker processes per run (`workers:`; CPU counts all of them)")
     args = ap.parse_args()
     # SIGTERM unwinds like Ctrl-C: the broker and the workers started here are stopped
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -191,11 +198,11 @@ def main() -> None:
         if args.only:
             matrix = [w for w in matrix if re.search(args.only, w.name)]
         print(f"{len(matrix)} workload(s), {n:,} records each, {args.repeat} repeat(s), "
-              f"broker {broker.kind}", flush=True)
+              f"{args.processes} worker process(es), broker {broker.kind}", flush=True)
         results = []
         for i, w in enumerate(matrix):
             results.append(run_workload(broker, w, n, args.repeat, not args.no_changes,
-                                        Path(tmp) / f"w{i}"))
+                                        Path(tmp) / f"w{i}", args.processes))
         cols = "  records/s ratio    spread us/rec cpu-r RSS MB"
         print(f"\n{'workload':32} {'bare rec/s':>10} {'us/rec':>6} |{cols}"
               + (f" |{cols}  (with change events)" if not args.no_changes else ""))

@@ -83,7 +83,41 @@ def time_bare(broker: DevBroker, topic: str, n: int) -> Result:
 
 
 def proc_figures(pid: int) -> tuple[float, int, int]:
-    """(CPU seconds, VmHWM bytes, RssAnon bytes) of a process."""
+    """(CPU seconds, VmHWM bytes, RssAnon bytes) of a process and its children (the worker
+    processes of `run --processes N`), summed; processes that have exited count no more."""
+    total = [0.0, 0, 0]
+    for p in [pid, *_children(pid)]:
+        try:
+            figures = _one_process(p)
+        except OSError:
+            continue
+        total = [total[0] + figures[0], total[1] + figures[1], total[2] + figures[2]]
+    return total[0], int(total[1]), int(total[2])
+
+
+_CHILDREN: dict[int, tuple[float, list[int]]] = {}
+
+
+def _children(pid: int) -> list[int]:
+    """The children of `pid`, looked up at most once a second (a scan of /proc per
+    sample would load the machine the measured run shares)."""
+    seen = _CHILDREN.get(pid)
+    now = time.monotonic()
+    if seen is not None and now - seen[0] < 1.0:
+        return seen[1]
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    _CHILDREN[pid] = (now, out)
+    return out
+
+
+def _one_process(pid: int) -> tuple[float, int, int]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / _TICKS

@@ -26,38 +26,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import measure  # noqa: E402
 from matrix import produce, write_config  # noqa: E402
 from measure import Result, run_worker, time_bare  # noqa: E402
 from workloads import Workload  # noqa: E402
 
 from materializer.devbroker import DevBroker  # noqa: E402
-
-_one_process = measure.proc_figures
-
-
-def _tree_figures(pid: int) -> tuple[float, int, int]:
-    """measure.proc_figures summed over `pid` and its children (the worker processes), so
-    the CPU per record counts every process of `run --processes N`."""
-    pids = [pid]
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    pids.append(int(d.name))
-            except (OSError, ValueError, IndexError):
-                continue
-    total = [0.0, 0, 0]
-    for p in pids:
-        try:
-            figures = _one_process(p)
-        except OSError:
-            continue
-        total = [total[0] + figures[0], total[1] + figures[1], total[2] + figures[2]]
-    return total[0], int(total[1]), int(total[2])
-
-
-measure.proc_figures = _tree_figures  # the Sampler of measure.run_worker uses it
 
 
 def _spread(values: list[float]) -> str:
@@ -88,8 +61,8 @@ def main() -> None:
             runs["bare"].append(time_bare(broker, topic, total))
             for c in counts:
                 cfg, store = write_config(Path(tmp) / f"r{r}-x{c}", broker, w, topic,
-                                          registry if w.avro else None, changes=args.changes)
-                cfg.write_text(cfg.read_text() + f"workers: {c}\n")
+                                          registry if w.avro else None, changes=args.changes,
+                                          workers=c)
                 result, _ = run_worker(cfg, store, total)
                 runs[f"x{c}"].append(result)
             line = "  ".join(f"{name} {res[-1].rate:,.0f}/s" for name, res in runs.items())
