@@ -44,6 +44,9 @@ class OutboxDrainer:
         self.failure: BaseException | None = None
         self._on_failure = on_failure
         self._halt = threading.Event()
+        # read by the drainer's thread only (LMDB adopts a grown map only while this
+        # process has no other transaction open): `metrics` hands out the last figures
+        self._backlog: dict[str, int] = {o.spec.name: 0 for o in self.outboxes}
         self._thread = threading.Thread(target=self._loop, name="outbox-drainer", daemon=True)
 
     @classmethod
@@ -67,7 +70,9 @@ class OutboxDrainer:
     def _loop(self) -> None:
         try:
             while not self._halt.is_set():
-                if not sum(o.drain() for o in self.outboxes):
+                sent = sum(o.drain() for o in self.outboxes)
+                self._backlog = {o.spec.name: o.backlog() for o in self.outboxes}
+                if not sent:
                     self._halt.wait(IDLE_WAIT)
         except Exception as e:  # noqa: BLE001 - kept and raised by the supervisor
             self.failure = e
@@ -87,6 +92,7 @@ class OutboxDrainer:
             try:
                 for o in self.outboxes:
                     o.drain()
+                self._backlog = {o.spec.name: o.backlog() for o in self.outboxes}
             except Exception as e:  # noqa: BLE001 - shutting down: the outbox keeps them
                 log.warning("delivering change events at shutdown: %s", e)
             finally:
@@ -98,6 +104,7 @@ class OutboxDrainer:
                         "outbox for the next run")
 
     def metrics(self) -> dict[str, Any]:
-        """The outbox figures of the status (`worker.json`), per table."""
-        return {"outbox_backlog": {o.spec.name: o.backlog() for o in self.outboxes},
+        """The outbox figures of the status (`worker.json`), per table, as the drainer's
+        thread last saw them."""
+        return {"outbox_backlog": dict(self._backlog),
                 "change_events_total": {o.spec.name: o.drained_total for o in self.outboxes}}
