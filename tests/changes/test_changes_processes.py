@@ -139,6 +139,11 @@ def test_kill_9_of_either_worker_loses_and_reorders_no_event(
                 break
             assert run.poll() is None and time.monotonic() < deadline, (
                 f"missing {len(want - set(f.events))} events")
+        # the merged status carries the supervisor's outbox figures
+        wait_until(lambda: ((read_status(store) or {}).get("metrics") or {}).get(
+            "outbox_backlog") == {"shop.users": 0}, 30, "the status to show no backlog", run)
+        sent = (read_status(store) or {})["metrics"]["change_events_total"]["shop.users"]
+        assert sent >= len(want)
     finally:
         finished.wait(60)
         run.send_signal(signal.SIGTERM)
