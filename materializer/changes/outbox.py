@@ -192,9 +192,10 @@ class ChangeOutbox:
         """True while the backlog exceeds `max_backlog`: the worker should stop ingesting."""
         return self.backlog() > self.max_backlog
 
-    def drain(self) -> int:
+    def drain(self, max_chunks: int | None = None) -> int:
         """Produce every committed event in order, wait for the acknowledgements, then
         delete them from the outbox; returns how many were delivered and deleted.
+        `max_chunks`: return after that many chunks even if more are waiting.
 
         On a broker failure: logs, backs off exponentially (`min_backoff` to
         `max_backoff` seconds) and returns what was delivered so far; the next call
@@ -210,6 +211,7 @@ class ChangeOutbox:
             if self._unsettled:
                 self._sink.flush(self.settle_timeout)  # raises until the producer is empty
                 self._unsettled = False
+            chunks = 0
             while True:
                 batch, hot = self._next_chunk()
                 if not batch:
@@ -223,7 +225,8 @@ class ChangeOutbox:
                 if hot:
                     del self._hot[:len(batch)]
                 drained += len(batch)
-                if not full_chunk:
+                chunks += 1
+                if not full_chunk or (max_chunks is not None and chunks >= max_chunks):
                     break
         except Exception as e:
             if not _is_transient(e):

@@ -239,3 +239,30 @@ def _source(m: Message) -> tuple[int, int, str] | None:
         return None
     ev = json.loads(m.value)
     return ev["source"]["partition"], ev["source"]["offset"], ev["op"]
+
+
+def test_drain_stops_after_max_chunks_and_keeps_the_rest_in_order(broker: DevBroker,
+                                                                  tmp_path: Path) -> None:
+    """`drain(max_chunks=1)` (the supervisor's drainer, a chunk per round so its status
+    figures stay fresh) sends one chunk and leaves the rest in the outbox, in order."""
+    from materializer.changes.event import Change
+    from tests.support.changes import stored
+    from tests.support.changes import table as item_table
+
+    conf = broker.kafka_config()
+    source = broker.create_topic(partitions=1)
+    spec = item_table(columns={"id": "long", "n": "long"},
+                      changes=ChangesSpec(topic=f"{source}.changes"))
+    rel = open_relation(spec, tmp_path, map_size=1 << 30)
+    outbox = ChangeOutbox(spec, rel.writer, spec.column_names, Sink(conf), 1,
+                          kafka_conf=conf, shared=True)
+    outbox.chunk = 2
+    with rel.writer.begin() as wb:
+        outbox.stage(wb, [Change("c", 0, o, 0, (o,), None, stored(spec, {"id": o, "n": 1}))
+                          for o in range(5)])
+    assert outbox.drain(max_chunks=1) == 2 and outbox.backlog() == 3
+    assert outbox.drain() == 3 and outbox.backlog() == 0
+    sent = [json.loads(m.value)["source"]["offset"]
+            for m in in_topic_order(drain_all(conf, f"{source}.changes", idle=1.0))
+            if m.value is not None]
+    assert sent == [0, 1, 2, 3, 4] and outbox.drained_total == 5

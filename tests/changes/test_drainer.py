@@ -23,7 +23,7 @@ class FakeOutbox:
         self.calls = 0
         self.error = error
 
-    def drain(self) -> int:
+    def drain(self, max_chunks: int | None = None) -> int:
         self.calls += 1
         if self.error is not None:
             raise self.error
