@@ -129,8 +129,6 @@ class ChangeOutbox:
         self._registry = registry
         self._encoder: EventEncoder | None = None  # built on first use: the registry may be away
         self._table = writer.side_table(OUTBOX_DB)
-        last = self._table.last_key()
-        self._seq = 0 if last is None else _SEQ.unpack(last)[0] + 1
         self._partitions: int | None = None  # _SAME, _PRODUCER_HASH or a count to hash by
         # committed events staged here, oldest first, until delivered (see the module doc)
         self._hot: list[tuple[bytes, tuple[int, bytes, bytes | None]]] = []
@@ -147,7 +145,7 @@ class ChangeOutbox:
         `snapshot_last`: the last change is the last r event of a snapshot.
 
         Nothing is visible to `drain` until `wb` commits; if it aborts, the events
-        vanish with the rows (their sequence numbers are skipped, which is harmless)."""
+        vanish with the rows (their sequence numbers are used again, which is harmless)."""
         if changes:
             self.put(wb, self.encode(changes, snapshot_last=snapshot_last))
 
@@ -164,9 +162,10 @@ class ChangeOutbox:
         """Put encoded messages into the outbox within `wb` (see `stage`)."""
         if not msgs:
             return
-        last = wb.last_side_key(self._table)  # another process may have staged since
-        seq = self._seq if last is None else max(self._seq, _SEQ.unpack(last)[0] + 1)
-        self._seq = seq + len(msgs)
+        # numbered after what the outbox holds as this transaction sees it (another
+        # process may have staged since); an emptied outbox starts again at 0
+        last = wb.last_side_key(self._table)
+        seq = 0 if last is None else _SEQ.unpack(last)[0] + 1
         pack = _SEQ.pack
         entries = [(pack(seq + i), m) for i, m in enumerate(msgs)]
         wb.put_side(self._table, [(k, _dumps(m)) for k, m in entries])

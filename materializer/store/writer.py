@@ -312,12 +312,6 @@ class SideTable:
                     break
         return out
 
-    def last_key(self) -> bytes | None:
-        """The largest committed key, or None if the table is empty."""
-        with begin(self._writer.env, db=self._db) as txn:
-            cur = txn.cursor()
-            return bytes(cur.key()) if cur.last() else None
-
     def entries(self) -> int:
         """How many committed entries the table holds (O(1))."""
         with begin(self._writer.env) as txn:
