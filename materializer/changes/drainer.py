@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from materializer.changes.outbox import ChangeOutbox
 from materializer.protocols import SchemaRegistry
+from materializer.shutdown import bounded
 from materializer.specs import Catalog, TableSpec
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class OutboxDrainer:
             while not self._halt.is_set():
                 # a chunk per outbox per round: the figures stay fresh under load
                 sent = sum(o.drain(max_chunks=1) for o in self.outboxes)
-                self._backlog = {o.spec.name: o.backlog() for o in self.outboxes}
+                self._note_backlog()
                 if not sent:
                     self._halt.wait(IDLE_WAIT)
         except Exception as e:  # noqa: BLE001 - kept and raised by the supervisor
@@ -87,22 +88,15 @@ class OutboxDrainer:
             self._thread.join(max(0.0, deadline - time.monotonic()))
         if self.failure is not None:
             return
-        done = threading.Event()
+        bounded(self._last_round, "delivering change events", deadline, log)
 
-        def last_round() -> None:
-            try:
-                for o in self.outboxes:
-                    o.drain()
-                self._backlog = {o.spec.name: o.backlog() for o in self.outboxes}
-            except Exception as e:  # noqa: BLE001 - shutting down: the outbox keeps them
-                log.warning("delivering change events at shutdown: %s", e)
-            finally:
-                done.set()
+    def _last_round(self) -> None:
+        for o in self.outboxes:
+            o.drain()
+        self._note_backlog()
 
-        threading.Thread(target=last_round, name="outbox-last-drain", daemon=True).start()
-        if not done.wait(max(0.0, deadline - time.monotonic())):
-            log.warning("change events not all delivered at shutdown; they stay in the "
-                        "outbox for the next run")
+    def _note_backlog(self) -> None:
+        self._backlog = {o.spec.name: o.backlog() for o in self.outboxes}
 
     def metrics(self) -> dict[str, Any]:
         """The outbox figures of the status (`worker.json`), per table, as the drainer's

@@ -115,14 +115,12 @@ class ProcessWorker(Worker):
     """One of `run --processes N`'s workers (see the module doc)."""
 
     cluster_member = False
-    outbox_shared = True
 
     def __init__(self, catalog: Catalog, index: int, **kwargs: Any) -> None:
         super().__init__(catalog, **kwargs)
         self.index = index
-        self.drains_outboxes = False  # the supervisor does (materializer.changes.drainer)
-        for rel in self.relations:
-            rel.shared = True  # decide batches before the write transaction (ingest.relation)
+        for rel in self.relations:  # decided before the write transaction (ingest.relation),
+            rel.shared = True         # change events sent by the supervisor (changes.drainer)
         self.grouped = StoreFeed(self.grouped.by_topic)
 
     def _rebuild_in_place(self, rel: Any, topic_id: str | None) -> None:

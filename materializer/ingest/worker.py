@@ -17,7 +17,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from materializer.ingest.topics import (
 )
 from materializer.procstats import process_stats
 from materializer.protocols import SchemaRegistry
+from materializer.shutdown import bounded
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import Histogram, is_dropped, lag, rejection_counter, write_status
 from materializer.versions.schedule import SnapshotScheduler
@@ -110,10 +110,6 @@ class Worker:
 
     cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
     cluster_member = True  # False: no membership (one of `run --processes N`'s workers)
-    # change events (see materializer.changes.outbox): other processes stage into the same
-    # outboxes; this process drains them (else another one does)
-    outbox_shared = False
-    drains_outboxes = True
     api_token: str | None = None  # the API's token (cluster: copies from other workers' APIs)
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
@@ -170,8 +166,8 @@ class Worker:
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
                                           self.sink(), None, self.registry,
                                           kafka_conf=self.catalog.kafka_config,
-                                          shared=self.outbox_shared,
-                                          drains=self.drains_outboxes)
+                                          # a shared store's are sent by the supervisor
+                                          shared=rel.shared, drains=not rel.shared)
                 rel.outbox.drain()
 
     # ---------------------------------------------------------------- the loop
@@ -240,34 +236,16 @@ class Worker:
         """Deliver what the outboxes hold, leave the group, flush the producer: each step in
         a helper thread, all within `deadline`. False if the broker did not answer in time
         (committed state is safe either way; the caller may then exit at once)."""
-        def bounded(step: Callable[[], None], what: str) -> bool:
-            done = threading.Event()
-
-            def run() -> None:
-                try:
-                    step()
-                except MaterializerError as e:  # shutting down: the outbox keeps its events
-                    log.warning("%s at shutdown: %s", what, e)
-                finally:
-                    done.set()
-
-            threading.Thread(target=run, name=f"shutdown-{what}", daemon=True).start()
-            if done.wait(max(0.0, deadline - time.monotonic())):
-                return True
-            log.warning("%s did not finish within the %.0f s shutdown grace; exiting anyway "
-                        "(committed state is safe)", what, SHUTDOWN_GRACE)
-            return False
-
         if self.cluster is not None:  # the others stop routing to this worker at once
-            bounded(self.cluster.stop, "leaving the cluster")
-        ok = bounded(self._drain, "delivering change events")
+            bounded(self.cluster.stop, "leaving the cluster", deadline, log)
+        ok = bounded(self._drain, "delivering change events", deadline, log)
         for feed in feeds:
             if ok and feed.source is not None:
-                ok = bounded(feed.source.close, "leaving the consumer group")
+                ok = bounded(feed.source.close, "leaving the consumer group", deadline, log)
         if ok and self._sink is not None:
             sink = self._sink
             ok = bounded(lambda: sink.flush(max(0.1, deadline - time.monotonic())),
-                         "flushing the producer")
+                         "flushing the producer", deadline, log)
         return ok
 
     def _ownership_changed(self, pairs: list[tuple[str, int]], owned: bool) -> None:
@@ -417,7 +395,7 @@ class Worker:
                                            if r.outbox is not None and r.outbox.drains},
                         "change_events_total": {r.spec.name: r.outbox.drained_total
                                                 for r in self.relations
-                                                if r.outbox is not None},
+                                                if r.outbox is not None and r.outbox.drains},
                         "dead_letters_total": self.dead_letters.sent,
                         "rebalances_total": sum(getattr(f.source, "generation", 0)
                                                 for f in self.feeds if f.source is not None),
