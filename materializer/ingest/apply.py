@@ -25,8 +25,8 @@ from materializer.ingest.keypath import key_path
 from materializer.ingest.shaper import RowShaper, compile_shaper
 from materializer.protocols import SourceRecord
 from materializer.specs import StreamSpec, TableSpec
+from materializer.store.batch import PartitionWriter
 from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
-from materializer.store.writer import PartitionWriter
 
 __all__ = ["PartitionOutcome", "Rejected", "RowShaper", "StreamApplier", "TableApplier",
            "encode_key", "rejected"]

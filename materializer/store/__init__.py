@@ -49,19 +49,14 @@ umask, so the status file `worker.json` is 0600 too. Readers need the same user 
 LMDB reader writes its slot into lock.mdb).
 """
 
+from materializer.store.batch import MapFull, PartitionWriter, WriteBatch
 from materializer.store.environment import RelationMeta, drop_relation
 from materializer.store.layout import relation_exists
 from materializer.store.lock import StoreLock, StoreLocked
 from materializer.store.read import StreamView, TableView
 from materializer.store.rows import RowLayout
 from materializer.store.store import Store
-from materializer.store.writer import (
-    MapFull,
-    PartitionWriter,
-    RelationWriter,
-    SideTable,
-    WriteBatch,
-)
+from materializer.store.writer import RelationWriter, SideTable
 
 __all__ = [
     "MapFull", "PartitionWriter", "RelationMeta", "RelationWriter", "RowLayout", "SideTable",

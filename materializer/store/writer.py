@@ -1,8 +1,8 @@
-"""The single writer of a relation: rows, next offsets and counters in one transaction.
+"""The single writer of a relation: its environment, generations, metadata and side tables.
 
 Guarantees:
-- Everything written through one `WriteBatch` (rows of any partitions, next offsets,
-  counters, side-table entries such as staged change events) commits atomically.
+- A batch's writes go through one `WriteBatch` (`begin()`, materializer.store.batch):
+  rows, next offsets, counters and side-table entries commit atomically.
 - Callers never see `lmdb` objects or byte formats: rows go in and come out as tuples
   (`encode_row` / `decode_row`), stream events as (key, offset, timestamp, row).
 - LMDB failures surface as `StoreError`; a full map as `MapFull`, which the caller
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import lmdb
 
-from materializer.errors import StoreError, UsageError
+from materializer.errors import UsageError
+from materializer.store.batch import CommittedState, WriteBatch, translated
 from materializer.store.environment import (
     META,
     OFFSET,
@@ -35,7 +36,6 @@ from materializer.store.environment import (
     partition_db_name,
     read_meta,
 )
-from materializer.store.keys import STREAM_KEY_SUFFIX, stream_key
 from materializer.store.layout import (
     new_generation,
     publish,
@@ -44,28 +44,9 @@ from materializer.store.layout import (
     writable_dir,
 )
 from materializer.store.lock import held_here
-from materializer.store.rows import decode_row, encode_event, encode_row
 
 INITIAL_MAP_SIZE = 1 << 30
 """A new environment's map starts here (or at the ceiling, if lower) and doubles on demand."""
-
-
-class MapFull(StoreError):
-    """The LMDB map is full; `RelationWriter.grow()` may make room (then retry)."""
-
-    retriable = False
-
-
-@contextmanager
-def _translated(path: Any, what: str) -> Iterator[None]:
-    """LMDB errors raised inside as the project's own (MapFull, StoreError)."""
-    try:
-        yield
-    except lmdb.MapFullError as e:
-        raise MapFull(f"{path}: the LMDB map is full while {what} (its size may grow up to "
-                      "`store.map_size` in the declaration file)") from e
-    except lmdb.Error as e:
-        raise StoreError(f"{path}: LMDB failed while {what}: {e}") from e
 
 
 class RelationWriter:
@@ -86,7 +67,7 @@ class RelationWriter:
             remove_orphans(data_dir, name, keep=self.path)
         self.ceiling = map_size
         self.env = open_env(self.path, True, min(map_size, INITIAL_MAP_SIZE))
-        with _translated(self.path, "opening the meta database"):
+        with translated(self.path, "opening the meta database"):
             self._meta_db = self.env.open_db(META)
         self._dbs: dict[int, Any] = {}
         meta = self.meta()
@@ -123,7 +104,7 @@ class RelationWriter:
 
     def write_meta(self, identity: dict[str, Any], layout: Sequence[str]) -> None:
         """Record the declaration identity and the stored row layout (column order)."""
-        with _translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
+        with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             txn.put(b"identity", json.dumps(identity).encode(), db=self._meta_db)
             txn.put(b"layout", json.dumps(list(layout)).encode(), db=self._meta_db)
         self.width = len(layout)
@@ -134,7 +115,7 @@ class RelationWriter:
         current = self.env.info()["map_size"]
         if current >= self.ceiling:
             return False
-        with _translated(self.path, "growing the map"):
+        with translated(self.path, "growing the map"):
             self.env.set_mapsize(min(self.ceiling, current * 2))
         return True
 
@@ -165,7 +146,7 @@ class RelationWriter:
         writer is open). Readers skip revoked partitions (`TableView`, `StreamView`);
         their next offsets and counters stay. Returns whether anything changed."""
         wanted = set(partitions)
-        with _translated(self.path, "marking revoked partitions"), \
+        with translated(self.path, "marking revoked partitions"), \
                 begin(self.env, write=True, db=self._meta_db) as txn:
             before = set(json.loads(txn.get(REVOKED, b"[]")))
             after = before | wanted if revoked else before - wanted
@@ -191,7 +172,7 @@ class RelationWriter:
         MapFull if the map must grow first."""
         prefix = b"count:%d:" % partition
         try:
-            with _translated(self.path, "copying a partition"), \
+            with translated(self.path, "copying a partition"), \
                     begin(self.env, write=True) as txn:
                 db = self._db(partition, txn)
                 txn.drop(db, delete=False)
@@ -219,7 +200,7 @@ class RelationWriter:
         return None if raw is None else bytes(raw).decode()
 
     def set_source_topic_id(self, topic_id: str) -> None:
-        with _translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
+        with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             txn.put(b"topic_id", topic_id.encode(), db=self._meta_db)
 
     def snapshot_due(self) -> bool:
@@ -229,7 +210,7 @@ class RelationWriter:
             return txn.get(b"snapshot_due") is not None
 
     def set_snapshot_due(self, due: bool) -> None:
-        with _translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
+        with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             if due:
                 txn.put(b"snapshot_due", b"1", db=self._meta_db)
             else:
@@ -254,7 +235,7 @@ class RelationWriter:
     def reading(self) -> Iterator[CommittedState]:
         """A read transaction over what is committed now (other processes' writes too),
         to decide a batch before its write transaction (see `CommittedState`)."""
-        with _translated(self.path, "beginning a read transaction"), \
+        with translated(self.path, "beginning a read transaction"), \
                 begin(self.env) as txn:
             yield CommittedState(self, txn)
 
@@ -263,31 +244,8 @@ class RelationWriter:
         missing. Write to it inside a WriteBatch (`put_side`) so it commits with the rows."""
         if name == META or name.startswith(b"p:"):
             raise UsageError(f"database name {name!r} is reserved")
-        with _translated(self.path, f"opening database {name!r}"):
+        with translated(self.path, f"opening database {name!r}"):
             return SideTable(self, self.env.open_db(name))
-
-
-class CommittedState:
-    """Stored rows and next offsets as one read transaction sees them. A partition's rows
-    change only in a batch that also moves its next offset, so a write transaction that
-    reads the same `next_offset` finds the same rows (`WriteBatch.next_offset`)."""
-
-    __slots__ = ("_writer", "_txn")
-
-    def __init__(self, writer: RelationWriter, txn: lmdb.Transaction[bytes]) -> None:
-        self._writer = writer
-        self._txn = txn
-
-    def next_offset(self, partition: int) -> int:
-        return _stored_offset(self._txn, self._writer._meta_db, partition)
-
-    def partition(self, partition: int) -> PartitionWriter | None:
-        """The partition's stored rows to read (`get` only), or None while this process
-        has not opened its database in a write transaction yet."""
-        db = self._writer._dbs.get(partition)
-        if db is None:
-            return None
-        return PartitionWriter(self._txn, db, self._writer.width, self._writer.path)
 
 
 class SideTable:
@@ -326,149 +284,13 @@ class SideTable:
     def clear(self) -> None:
         """Delete every entry in one write transaction (one call, however many there
         are), committed on return."""
-        with _translated(self._writer.path, "emptying a side table"), \
+        with translated(self._writer.path, "emptying a side table"), \
                 begin(self._writer.env, write=True) as txn:
             txn.drop(self._db, delete=False)
 
     def delete_keys(self, keys: Sequence[bytes]) -> None:
         """Delete `keys` in one write transaction, committed on return."""
-        with _translated(self._writer.path, "deleting from a side table"), \
+        with translated(self._writer.path, "deleting from a side table"), \
                 begin(self._writer.env, write=True, db=self._db) as txn:
             for k in keys:
                 txn.delete(k)
-
-
-class PartitionWriter:
-    """Rows (tables) or events (streams) of one partition, inside a `WriteBatch`."""
-
-    __slots__ = ("_txn", "_db", "_width", "_path")
-
-    def __init__(self, txn: lmdb.Transaction[bytes], db: Any, width: int, path: Any) -> None:
-        self._txn = txn
-        self._db = db
-        self._width = width
-        self._path = path
-
-    def get(self, key: bytes) -> tuple[Any, ...] | None:
-        """The stored row of an encoded key (padded to the layout), or None."""
-        raw = self._txn.get(key, db=self._db)
-        return None if raw is None else decode_row(raw, self._width)
-
-    def put_rows(self, rows: dict[bytes, tuple[Any, ...] | None]) -> None:
-        """Store each row under its encoded key; None deletes the key."""
-        dumps = encode_row
-        puts = [(k, dumps(v)) for k, v in rows.items() if v is not None]
-        with _translated(self._path, "writing rows"):
-            if puts:
-                self._txn.cursor(db=self._db).putmulti(puts)
-            if len(puts) != len(rows):
-                delete = self._txn.delete
-                for k, v in rows.items():
-                    if v is None:
-                        delete(k, db=self._db)
-
-    def append_events(self, events: Sequence[tuple[bytes, int, int, tuple[Any, ...] | None]],
-                      keep: int) -> None:
-        """Append stream events (encoded key, offset, timestamp ms, row or None), then keep
-        only the `keep` newest events of every key they touched."""
-        if not events:
-            return
-        items = [(stream_key(kb, offset), encode_event(ts, row)) for kb, offset, ts, row in events]
-        with _translated(self._path, "appending events"):
-            self._txn.cursor(db=self._db).putmulti(items)
-            self._trim({kb for kb, _, _, _ in events}, keep)
-
-    def _trim(self, keys: set[bytes], keep: int) -> None:
-        cur = self._txn.cursor(db=self._db)
-        for kb in keys:
-            want = len(kb) + STREAM_KEY_SUFFIX
-            ok = cur.prev() if cur.set_range(kb + b"\xff" * (STREAM_KEY_SUFFIX + 1)) \
-                else cur.last()
-            n = 0
-            while ok:
-                k = cur.key()
-                if len(k) != want or not k.startswith(kb):
-                    break
-                n += 1
-                if n > keep:
-                    cur.delete()  # LMDB moves the cursor forward on delete: step back
-                ok = cur.prev()
-
-
-class WriteBatch:
-    """One write transaction: rows, next offsets and counters commit together or not at all.
-
-    Use as a context manager; leaving it by an exception aborts everything. Callbacks
-    given to `after_commit` run once the transaction has committed, never after an abort.
-    """
-
-    __slots__ = ("_writer", "_txn", "_meta_db", "_after")
-
-    def __init__(self, writer: RelationWriter) -> None:
-        self._writer = writer
-        self._meta_db = writer._meta_db
-        self._after: list[Callable[[], None]] = []
-        with _translated(writer.path, "beginning a write transaction"):
-            self._txn = begin(writer.env, write=True)
-
-    def __enter__(self) -> WriteBatch:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-    def partition(self, partition: int) -> PartitionWriter:
-        with _translated(self._writer.path, f"opening partition {partition}"):
-            db = self._writer._db(partition, self._txn)
-        return PartitionWriter(self._txn, db, self._writer.width, self._writer.path)
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` right after this batch commits (not at all if it aborts)."""
-        self._after.append(callback)
-
-    def last_side_key(self, table: SideTable) -> bytes | None:
-        """The largest key of `table` as this batch sees it (what another process sharing
-        the store committed before this batch began counts)."""
-        cur = self._txn.cursor(db=table._db)
-        return bytes(cur.key()) if cur.last() else None
-
-    def put_side(self, table: SideTable, items: list[tuple[bytes, bytes]]) -> None:
-        with _translated(self._writer.path, "staging side-table entries"):
-            self._txn.cursor(db=table._db).putmulti(items)
-
-    def set_next_offset(self, partition: int, offset: int) -> None:
-        self._txn.put(offset_key(partition), OFFSET.pack(offset), db=self._meta_db)
-
-    def next_offset(self, partition: int) -> int:
-        """The partition's next offset as committed (0: none yet), read inside this batch:
-        what another process sharing the store wrote last counts."""
-        return _stored_offset(self._txn, self._meta_db, partition)
-
-    def add_counter(self, partition: int, name: str, n: int) -> None:
-        key = counter_key(partition, name)
-        old = self._txn.get(key, db=self._meta_db)
-        self._txn.put(key, OFFSET.pack((OFFSET.unpack(old)[0] if old else 0) + n),
-                      db=self._meta_db)
-
-    def abort(self) -> None:
-        self._txn.abort()
-        self._writer.forget_handles()
-
-    def commit(self) -> None:
-        with _translated(self._writer.path, "committing"):
-            try:
-                self._txn.commit()
-            except lmdb.Error:
-                self._writer.forget_handles()
-                raise
-        for callback in self._after:
-            callback()
-
-
-def _stored_offset(txn: lmdb.Transaction[bytes], meta_db: Any, partition: int) -> int:
-    """A partition's committed next offset as `txn` sees it (0: none yet)."""
-    raw = txn.get(offset_key(partition), db=meta_db)
-    return OFFSET.unpack(raw)[0] if raw else 0
