@@ -33,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
-from fastapi.responses import Response
 
 from materializer.errors import MaterializerError, NotFound
 from materializer.store import MapFull
 
 if TYPE_CHECKING:
+    from fastapi.responses import Response
+
     from materializer.cluster.agent import ClusterAgent
     from materializer.ingest.relation import Relation
 
@@ -65,7 +66,9 @@ def copy_body(view: Any, relation: str, partition: int) -> bytes:
 
 async def copy_answer(state: Any, relation: str, partition: int) -> Response:
     """The answer of `GET /cluster/copy/{relation}/{partition}`: 409 unless this worker
-    keeps the partition (owned or standby), 404 for an unknown relation."""
+    keeps the partition (owned or standby), 404 for an unknown relation. (FastAPI is
+    imported here, by the API that serves it: a worker without an API never loads it.)"""
+    from fastapi.responses import Response  # noqa: PLC0415
     from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
 
     router = state.cluster
