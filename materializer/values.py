@@ -28,6 +28,8 @@ from materializer.errors import RecordError
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_ONE_MICROSECOND = dt.timedelta(microseconds=1)
+_fromisoformat = dt.datetime.fromisoformat
 _INT32 = (-(2**31), 2**31 - 1)
 # what datetime can represent: 0001-01-01 .. 9999-12-31 (so stored values read back)
 _MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896
@@ -118,22 +120,22 @@ def _to_time(v: Any) -> Any:
 
 
 def _to_timestamp(v: Any) -> Any:
-    if type(v) is int:  # milliseconds since the epoch (Kafka, ksqlDB, Debezium)
+    t = type(v)
+    if t is int:  # milliseconds since the epoch (Kafka, ksqlDB, Debezium)
         if not _MIN_MICROS <= v * 1000 <= _MAX_MICROS:
             raise ValueError(f"{v} ms is outside the timestamps years 1-9999 can hold")
         return v * 1000
-    if isinstance(v, dt.datetime):
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=dt.UTC)
-        delta = v - _EPOCH
-        us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-        if not _MIN_MICROS <= us <= _MAX_MICROS:  # an offset can push it out in UTC
-            raise ValueError(f"{v.isoformat()} is outside the timestamps years 1-9999 can "
-                             "hold (in UTC)")
-        return us
-    if isinstance(v, str):
-        return _to_timestamp(dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
-    raise TypeError(f"expected a timestamp, got {type(v).__name__}")
+    if t is str or isinstance(v, str):  # ISO 8601 text, the commonest form in JSON
+        v = _fromisoformat(v.replace("Z", "+00:00"))
+    elif not isinstance(v, dt.datetime):
+        raise TypeError(f"expected a timestamp, got {t.__name__}")
+    if v.tzinfo is None:
+        v = v.replace(tzinfo=dt.UTC)
+    us = (v - _EPOCH) // _ONE_MICROSECOND  # exact: timedelta // timedelta is an int
+    if not _MIN_MICROS <= us <= _MAX_MICROS:  # an offset can push it out in UTC
+        raise ValueError(f"{v.isoformat()} is outside the timestamps years 1-9999 can "
+                         "hold (in UTC)")
+    return us
 
 
 def _to_timestamp_in(unit: str | None) -> Converter:

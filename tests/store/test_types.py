@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import math
@@ -143,6 +144,22 @@ def test_stored_form_and_python_form(kind: str, value: Any, stored: Any, back: A
     assert to_storage(ctype)(value) == stored
     conv = from_storage(ctype)
     assert (stored if conv is None else conv(stored)) == back
+
+
+@given(MICROS, st.integers(-1439, 1439))
+def test_timestamps_in_any_form_store_their_utc_microseconds(micros: int, minutes: int) -> None:
+    """A datetime (aware at any offset, or naive as UTC) and its ISO text, with an offset
+    or a Z, all store the microseconds since the epoch the calendar gives."""
+    at = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=micros)
+    zone = dt.timezone(dt.timedelta(minutes=minutes))
+    conv = to_storage(ColumnType("timestamp"))
+    forms: list[Any] = [at, at.replace(tzinfo=dt.UTC), at.isoformat() + "Z"]
+    with contextlib.suppress(OverflowError):  # that offset's local time is past year 9999
+        forms += [(shifted := at.replace(tzinfo=dt.UTC).astimezone(zone)), shifted.isoformat()]
+    delta = at - dt.datetime(1970, 1, 1)
+    expected = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    for form in forms:
+        assert conv(form) == expected, form
 
 
 @pytest.mark.parametrize(("kind", "value"), [
