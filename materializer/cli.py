@@ -49,6 +49,19 @@ def _worker_flags(args: argparse.Namespace) -> list[str]:
             for x in (flag, v)]
 
 
+def _processes(text: str) -> int | str:
+    """`--processes`: a number of at least 1, or auto."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 1 or auto, not {text!r}")
+    return n
+
+
 def _store(catalog: Catalog) -> Any:
     from materializer.store import Store  # noqa: PLC0415
 
@@ -221,6 +234,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_worker(catalog, args.worker_index, args.lock_fd, args.parent_pid,
                           args.batch_size, stop, Progress())
     processes = args.processes or catalog.workers
+    if processes == "auto":
+        from materializer.ingest.processes import auto_processes  # noqa: PLC0415
+
+        processes = auto_processes(catalog)
     if processes > 1:
         from materializer.ingest.processes import check_processes  # noqa: PLC0415
 
@@ -341,9 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
     s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
-    s.add_argument("--processes", type=int, default=None, metavar="N",
-                   help="worker processes sharing the store (default: `workers:` in the "
-                        "file, else 1)")
+    s.add_argument("--processes", type=_processes, default=None, metavar="N",
+                   help="worker processes sharing the store, or auto: one per CPU, at most "
+                        "one per source partition (default: `workers:` in the file, else 1)")
     for hidden in ("--worker-index", "--lock-fd", "--parent-pid"):  # run --processes' workers
         s.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
     _worker_options(s)

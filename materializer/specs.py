@@ -238,7 +238,7 @@ class Catalog:
     tables: tuple[TableSpec, ...] = ()
     streams: tuple[StreamSpec, ...] = ()
     snapshots: SnapshotSchedule | None = None
-    workers: int = 1  # `run`'s worker processes on this machine (`--processes`, ingest.processes)
+    workers: int | Literal["auto"] = 1  # `run`'s worker processes (`--processes`, ingest.processes)
 
     @property
     def kafka_config(self) -> dict[str, str]:

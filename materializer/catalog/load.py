@@ -148,9 +148,16 @@ class _Reader(NodeReader):
             n = self.integer(top["standby_replicas"][1], "`standby_replicas`", minimum=0)
             self.ctx.standby_replicas = n.value if n is not None else 0
         if "workers" in top:
-            n = self.integer(top["workers"][1], "`workers`", minimum=1)
-            if n is not None:
-                fields["workers"] = n.value
+            node = top["workers"][1]
+            if isinstance(node, ScalarNode) and node.value == "auto":
+                fields["workers"] = "auto"
+            elif isinstance(node, ScalarNode) and node.tag == STR_TAG:
+                self.error(node, f"`workers` must be a number of processes or auto, not "
+                           f"`{node.value}`")
+            else:
+                n = self.integer(node, "`workers`", minimum=1)
+                if n is not None:
+                    fields["workers"] = n.value
         schedule = read_schedule(self, top["snapshots"][1]) if "snapshots" in top else None
         decls = self._declarations(top)
         if not decls and not self.ctx.diags:

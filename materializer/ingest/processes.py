@@ -33,6 +33,9 @@ Guarantees:
   transaction before the write transaction and kept if the partition's stored offset has
   not moved (ingest.relation), so the workers queue only for the writes.
 
+`workers: auto` (`--processes auto`) is one process per usable CPU, at most one per partition
+of the topics the group shares (`auto_processes`); 1 runs the single worker, not this.
+
 Refused (exit 2): a table with change events that still owes its change topic the snapshot
 of an in-place rebuild (run once with one process). Scheduled snapshots and
 `replicated: true` tables are left to worker 0. The workers take no part in cluster
@@ -53,7 +56,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,49 @@ STOP_GRACE = 30.0
 
 def child_status_path(store_path: str | os.PathLike[str], index: int) -> Path:
     return Path(store_path) / f"worker.{index}.json"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def auto_processes(catalog: Catalog, cpus: int | None = None,
+                   partitions: Callable[[str], int] | None = None) -> int:
+    """`workers: auto` (`--processes auto`): one worker process per usable CPU, and no more
+    than the partitions of the topics the group shares (the group would leave the others
+    idle). A topic that does not exist yet, or a broker that does not answer, leaves the
+    partitions uncounted: one per CPU. Decided once, at start; logged."""
+    cpus = usable_cpus() if cpus is None else cpus
+    topics = sorted({r.topic for r in catalog.relations if not getattr(r, "replicated", False)})
+    if partitions is None:
+        from connectors.kafka import partition_count  # noqa: PLC0415
+
+        def partitions(topic: str) -> int:
+            return partition_count(catalog.kafka_config, topic)
+    total: int | None = 0
+    why = ""
+    for topic in topics:
+        try:
+            n = partitions(topic)
+        except MaterializerError as e:
+            total, why = None, f"; partitions not counted: {e}"
+            break
+        if n == 0:
+            total, why = None, f"; partitions not counted: topic {topic} does not exist yet"
+            break
+        total = (total or 0) + n
+    if not topics:  # only replicated tables: worker 0 would read them all
+        chosen, why = 1, "; every table is replicated"
+    else:
+        chosen = max(1, cpus if total is None else min(cpus, total))
+    if total:
+        why = f", {total} partition(s) shared by the group"
+    log.info("workers: auto -> %d worker process(es) (%d usable CPU(s)%s)", chosen, cpus, why)
+    return chosen
 
 
 def check_processes(catalog: Catalog, n: int) -> None:

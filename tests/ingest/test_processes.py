@@ -31,6 +31,7 @@ from tests.support.workers import (
     child_status,
     past_crash_loop,
     read_topic,
+    run_cli,
     start_worker,
     unique,
     wait_until,
@@ -118,6 +119,32 @@ def test_kill_9_of_one_worker_process_loses_and_repeats_nothing(
     assert_each_record_counted_once(store)
 
 
+@pytest.mark.integration
+def test_processes_auto_starts_one_per_cpu_up_to_the_partitions(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    from materializer.ingest.processes import usable_cpus
+
+    topic = session_broker.create_topic(unique("users"), partitions=4)
+    records, _, _ = changelog(4_000, 400, seed=25)
+    ends = produce_records(session_broker.kafka_config(), topic, records)
+    cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic))
+    store = tmp_path / "data"
+    expected = min(usable_cpus(), 4)
+    run = start_worker(cfg, "--processes", "auto")
+    try:
+        wait_until(caught_up(store, "shop.users", ends), 120, "the catch-up", run)
+        if expected > 1:  # a supervisor and its workers, as with --processes N
+            wait_until(lambda: (read_status(store) or {}).get("workers") == expected, 30,
+                       f"the merged status of {expected} workers", run)
+        else:  # one CPU: the one worker itself
+            assert (read_status(store) or {}).get("pid") == run.pid
+            assert "workers" not in (read_status(store) or {})
+    finally:
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == 0
+    assert_table_is(store, fold(read_topic(session_broker, topic, ends), ends), absent=[])
+
+
 def test_workers_is_read_from_yaml_and_checked(tmp_path: Path) -> None:
     from materializer.catalog.load import load_catalog
     from materializer.errors import ConfigError
@@ -129,8 +156,54 @@ def test_workers_is_read_from_yaml_and_checked(tmp_path: Path) -> None:
         return load_catalog(str(cfg))
 
     assert catalog("3").workers == 3
+    assert catalog("auto").workers == "auto"
     with pytest.raises(ConfigError, match="`workers` must be at least 1, not 0"):
         catalog("0")
+    with pytest.raises(ConfigError, match=r"t.yaml: line 3, column 10: `workers` must be "
+                                          "a number of processes or auto, not `many`"):
+        catalog("many")
+
+
+def _two_topics(tmp_path: Path, second: str = "") -> Any:
+    from materializer.catalog.load import load_catalog
+
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("kafka:\n  bootstrap.servers: x:1\n" + TABLE.format(topic="a") +
+                   TABLE.format(topic="b").replace("tables:\n", "").replace(
+                       "shop.users", "shop.others") + second)
+    return load_catalog(str(cfg))
+
+
+@pytest.mark.parametrize(("cpus", "counts", "chosen"), [
+    (8, {"a": 1, "b": 2}, 3),   # no more processes than partitions: the rest would idle
+    (2, {"a": 4, "b": 4}, 2),   # one per CPU
+    (1, {"a": 4, "b": 4}, 1),
+    (4, {"a": 4, "b": 0}, 4),   # topic b does not exist yet: partitions not counted
+])
+def test_auto_processes_is_one_per_cpu_at_most_one_per_partition(
+        tmp_path: Path, cpus: int, counts: dict[str, int], chosen: int) -> None:
+    from materializer.ingest.processes import auto_processes
+
+    assert auto_processes(_two_topics(tmp_path), cpus, counts.__getitem__) == chosen
+
+
+def test_auto_processes_counts_one_per_cpu_when_the_broker_does_not_answer(
+        tmp_path: Path) -> None:
+    from materializer.errors import InfrastructureError
+    from materializer.ingest.processes import auto_processes
+
+    def unreachable(topic: str) -> int:
+        raise InfrastructureError(f"cannot read the metadata of topic {topic}")
+
+    assert auto_processes(_two_topics(tmp_path), 3, unreachable) == 3
+
+
+def test_the_processes_option_takes_a_number_or_auto(tmp_path: Path) -> None:
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text("kafka:\n  bootstrap.servers: x:1\n" + TABLE.format(topic="users"))
+    done = run_cli("run", str(cfg), "--no-api", "--processes", "0")
+    assert done.returncode == 2
+    assert "--processes: must be a number of at least 1 or auto, not '0'" in done.stderr
 
 
 def test_merged_status_sums_counters_and_needs_every_worker_fresh() -> None:
