@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from materializer.columns import ColumnType, parse_type
 from materializer.store.keys import KeyCodec
-from materializer.values import from_storage, to_storage
+from materializer.values import from_storage, to_json_value, to_storage
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -144,6 +144,14 @@ def test_stored_form_and_python_form(kind: str, value: Any, stored: Any, back: A
     assert to_storage(ctype)(value) == stored
     conv = from_storage(ctype)
     assert (stored if conv is None else conv(stored)) == back
+
+
+@given(MICROS)
+def test_the_json_form_of_a_timestamp_is_its_iso_text_in_utc_with_a_z(micros: int) -> None:
+    at = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+    text = to_json_value(ColumnType("timestamp"))(micros)  # type: ignore[misc]
+    assert text == at.isoformat().replace("+00:00", "Z")
+    assert from_storage(ColumnType("timestamp"))(micros) == at  # type: ignore[misc]
 
 
 @given(MICROS, st.integers(-1439, 1439))
