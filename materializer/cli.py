@@ -268,6 +268,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         check_listen(catalog, _token(catalog))
         api_proc = ApiChild(args.config, api_exited, _worker_flags(args))
+    from materializer import gc_tuning  # noqa: PLC0415
+
+    gc_tuning.settle()  # started: the ingest loop's collector settings
     try:
         worker.run()
     finally:
@@ -294,6 +297,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
     catalog = _load(args.config)
     spec = _relation(catalog, args.table)
+    from materializer import gc_tuning  # noqa: PLC0415
+
+    gc_tuning.settle()
     n = rebuild(catalog, spec, what=f"materializer rebuild {args.config} {args.table}")
     print(f"{spec.name}: local state dropped and rebuilt from {spec.topic}: {n} records replayed")
     return 0

@@ -216,7 +216,9 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
             ("resident_memory_bytes", "gauge", "Resident memory of the worker process."),
             ("cpu_seconds_total", "counter", "CPU time of the worker process."),
             ("open_fds", "gauge", "Open file descriptors of the worker process."),
-            ("start_time_seconds", "gauge", "Start time of the worker process (Unix).")):
+            ("start_time_seconds", "gauge", "Start time of the worker process (Unix)."),
+            ("gc_collections_total", "counter",
+             "Garbage collections of the worker process, every generation.")):
         v = number(proc.get(key)) if isinstance(proc, dict) else None
         if v is not None:
             exp.add(f"materializer_worker_process_{key}", kind, help_, v)

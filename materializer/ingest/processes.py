@@ -60,6 +60,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from materializer import gc_tuning
 from materializer.changes.drainer import OutboxDrainer
 from materializer.children import die_with_parent
 from materializer.errors import ConfigError, MaterializerError
@@ -193,6 +194,7 @@ def run_worker(catalog: Catalog, index: int, lock_fd: int, parent: int, batch_si
     try:
         worker = ProcessWorker(for_worker(catalog, index), index, batch_size=batch_size,
                                progress=progress, stop_event=stop)
+        gc_tuning.settle()
         worker.run()
     finally:
         lock.release()

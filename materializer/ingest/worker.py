@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from materializer import gc_tuning
 from materializer.errors import MaterializerError, RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.deadletter import DeadLetters
@@ -400,7 +401,8 @@ class Worker:
                         "rebalances_total": sum(getattr(f.source, "generation", 0)
                                                 for f in self.feeds if f.source is not None),
                         "registry_retries_total": getattr(self.registry, "retries", 0),
-                        "process": process_stats()},
+                        "process": {**process_stats(),
+                                    "gc_collections_total": gc_tuning.collections()}},
         }
         try:
             self._publish_status(status)
