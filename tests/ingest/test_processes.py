@@ -39,15 +39,22 @@ from tests.support.workers import (
 )
 
 
+def _users_topic(broker: DevBroker, tmp_path: Path, records: int, keys: int, seed: int,
+                 head: str = "") -> tuple[str, dict[int, int], Path, Path]:
+    """A 4-partition topic holding a changelog, and a declaration of its table (`head`
+    first): (topic, end offsets, config file, store directory)."""
+    topic = broker.create_topic(unique("users"), partitions=4)
+    changes, _, _ = changelog(records, keys, seed=seed)
+    ends = produce_records(broker.kafka_config(), topic, changes)
+    cfg = write_config(tmp_path / "t.yaml", broker, head + TABLE.format(topic=topic))
+    return topic, ends, cfg, tmp_path / "data"
+
+
 @pytest.mark.integration
 def test_two_processes_share_the_partitions_and_fold_the_changelog(
         session_broker: DevBroker, tmp_path: Path) -> None:
-    topic = session_broker.create_topic(unique("users"), partitions=4)
-    records, _, _ = changelog(40_000, 4_000, seed=21)
-    ends = produce_records(session_broker.kafka_config(), topic, records)
-    cfg = write_config(tmp_path / "t.yaml", session_broker,
-                       "workers: 2\n" + TABLE.format(topic=topic))
-    store = tmp_path / "data"
+    topic, ends, cfg, store = _users_topic(session_broker, tmp_path, 40_000, 4_000, 21,
+                                           "workers: 2\n")
     run = start_worker(cfg)
     try:
         wait_until(caught_up(store, "shop.users", ends), 120, "the catch-up", run)
@@ -124,11 +131,7 @@ def test_processes_auto_starts_one_per_cpu_up_to_the_partitions(
         session_broker: DevBroker, tmp_path: Path) -> None:
     from materializer.ingest.processes import usable_cpus
 
-    topic = session_broker.create_topic(unique("users"), partitions=4)
-    records, _, _ = changelog(4_000, 400, seed=25)
-    ends = produce_records(session_broker.kafka_config(), topic, records)
-    cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic))
-    store = tmp_path / "data"
+    topic, ends, cfg, store = _users_topic(session_broker, tmp_path, 4_000, 400, 25)
     expected = min(usable_cpus(), 4)
     run = start_worker(cfg, "--processes", "auto")
     try:
