@@ -17,12 +17,12 @@ from tests.e2e.test_e2e import TABLE, changelog
 from tests.support.workers import caught_up, start_worker, unique, wait_until, write_config
 
 
-def test_settle_freezes_start_up_and_raises_the_young_threshold() -> None:
+def test_settle_raises_the_young_threshold_and_freezes_nothing() -> None:
     code = ("import gc; from materializer import gc_tuning as t; "
-            "assert gc.get_threshold()[0] == 700 and gc.get_freeze_count() == 0; "
+            "assert gc.get_threshold()[0] == 700; "
             "before = gc.get_threshold(); t.settle(); "
             "assert gc.get_threshold() == (t.YOUNG_THRESHOLD, *before[1:]), gc.get_threshold(); "
-            "assert gc.get_freeze_count() > 1000, gc.get_freeze_count(); "
+            "assert gc.get_freeze_count() == 0, gc.get_freeze_count(); "
             "n = t.collections(); gc.collect(); assert t.collections() == n + 1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
