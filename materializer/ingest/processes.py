@@ -22,8 +22,10 @@ Guarantees:
   exits with its code. SIGTERM/SIGINT to `run` (or Ctrl-C, which reaches every process)
   stop every worker cleanly (exit 0); a worker that stops cleanly on its own stops `run`.
 - Status: each worker writes `<store>/worker.<I>.json`; the supervisor merges them into
-  `worker.json` every second (partitions and assignments together, counters summed;
-  caught up when every worker reports fresh and every partition has no lag), so
+  `worker.json` every second (partitions and assignments together, counters summed, a
+  worker started again adding to what its killed predecessor last reported (RetiredCounters),
+  so the counters never fall; caught up when every worker reports fresh and every
+  partition has no lag), so
   `status`, `/readyz` and `/metrics` read one status as before.
 
 - Change events: every worker stages a batch's events in the batch's transaction, into the
@@ -224,6 +226,7 @@ class Supervisor:
         self.argv = list(argv)  # `materializer run CONFIG [options]`, without --worker-index
         self.stop_event = stop
         self.applied_total = 0
+        self.retired = RetiredCounters()  # of workers killed and started again
         self.clean_shutdown = True
         # every relation's files exist before any worker opens them (and orphaned
         # generations are removed by the lock holder)
@@ -274,6 +277,8 @@ class Supervisor:
                                     "starting it again (its batch in flight was not "
                                     "committed: nothing is lost)", c.index, c.proc.pid, -code)
                         self.stop_event.wait(RESTART_AFTER)
+                        self.retired.retire(child_status_path(self.catalog.store_path,
+                                                              c.index))
                         children[i] = self._start(c.index)
                     else:
                         failure = (c.index, code)
@@ -303,6 +308,7 @@ class Supervisor:
         statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
                     for c in children]
         merged = merge_statuses(statuses, os.getpid(), stopping)
+        merged["metrics"] = self.retired.add_to(merged["metrics"])
         if self.drainer is not None:
             merged["metrics"].update(self.drainer.metrics())
         applied = (merged.get("metrics") or {}).get("records_applied_total")
@@ -329,6 +335,45 @@ def _stop(children: Sequence[_Child]) -> None:
                         "state is safe)", c.index, STOP_GRACE)
             c.proc.kill()
             c.proc.wait()
+
+
+def counters_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The counters among a worker's metrics: `*_total` figures (its process's CPU seconds
+    and collections included) and the batch-time histogram; gauges (backlogs, memory,
+    start time) are left out."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if key.endswith("_total") or key == "batch_seconds":
+            out[key] = value
+        elif isinstance(value, Mapping):
+            inner = counters_of(value)
+            if inner:
+                out[key] = inner
+    return out
+
+
+class RetiredCounters:
+    """The counters of worker processes that died and were started again. A new worker
+    counts from 0; without these the merged counters (`records_applied_total`, ...) would
+    fall at each restart. What a killed worker counted after its last status (at most a
+    second of work) is not known and not carried."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, Any] = {}
+
+    def retire(self, status_path: Path) -> None:
+        """Carry the counters of the dead worker's last status, and remove that status (the
+        merge would count it again until the new worker writes its own)."""
+        status = read_status_file(status_path)
+        metrics = status.get("metrics") if status is not None else None
+        if isinstance(metrics, dict):
+            self.metrics = _add(self.metrics, counters_of(metrics))
+        with contextlib.suppress(OSError):
+            status_path.unlink()
+
+    def add_to(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """`metrics` (the live workers' merged figures) with the retired counters added."""
+        return _add(metrics, self.metrics) if self.metrics else metrics
 
 
 def read_status_file(path: Path) -> dict[str, Any] | None:

@@ -111,9 +111,15 @@ def test_kill_9_of_one_worker_process_loses_and_repeats_nothing(
                    "some progress", run)
         # past the crash-loop window, so the supervisor starts it again
         wait_until(lambda: past_crash_loop(victim), 30, "the victim to be 5 s old", run)
+        applied_before = _merged_applied(store)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: child_status(store, 1).get("pid") not in (None, victim), 90,
                    "worker 1 to be started again", run)
+        # the merged counters carry the dead worker's: they do not fall at the restart
+        seen = (store / "worker.json").stat().st_mtime_ns
+        wait_until(lambda: (store / "worker.json").stat().st_mtime_ns > seen, 10,
+                   "a merged status after the restart", run)
+        assert _merged_applied(store) >= applied_before > 0
         producer.join()
         wait_until(caught_up(store, "shop.users", ends), 180, "the final catch-up", run)
     finally:
@@ -146,6 +152,41 @@ def test_processes_auto_starts_one_per_cpu_up_to_the_partitions(
         run.send_signal(signal.SIGTERM)
         assert run.wait(60) == 0
     assert_table_is(store, fold(read_topic(session_broker, topic, ends), ends), absent=[])
+
+
+def _merged_applied(store: Path) -> int:
+    return int(((read_status(store) or {}).get("metrics") or {}).get(
+        "records_applied_total", 0))
+
+
+def test_a_restarted_workers_counters_are_carried_and_its_gauges_are_not(
+        tmp_path: Path) -> None:
+    from materializer.ingest.processes import RetiredCounters, counters_of
+
+    dead = {"records_applied_total": 70, "records_rejected_total": {"t|skipped:bad": 2},
+            "batch_seconds": {"buckets": [[0.01, 3]], "sum": 0.5, "count": 3},
+            "outbox_backlog": {"t": 9},
+            "process": {"cpu_seconds_total": 1.5, "gc_collections_total": 4,
+                        "resident_memory_bytes": 1e8, "start_time_seconds": 5.0}}
+    assert counters_of(dead) == {
+        "records_applied_total": 70, "records_rejected_total": {"t|skipped:bad": 2},
+        "batch_seconds": {"buckets": [[0.01, 3]], "sum": 0.5, "count": 3},
+        "process": {"cpu_seconds_total": 1.5, "gc_collections_total": 4}}
+    path = tmp_path / "worker.1.json"
+    path.write_text(json.dumps({"pid": 7, "metrics": dead}))
+    retired = RetiredCounters()
+    retired.retire(path)
+    assert not path.exists()  # the merge must not count the dead worker twice
+    retired.retire(tmp_path / "worker.2.json")  # died before its first status: nothing
+    live = {"records_applied_total": 5, "outbox_backlog": {"t": 1},
+            "process": {"cpu_seconds_total": 0.5, "resident_memory_bytes": 2e8,
+                        "start_time_seconds": 9.0}}
+    assert retired.add_to(live) == {
+        "records_applied_total": 75, "records_rejected_total": {"t|skipped:bad": 2},
+        "batch_seconds": {"buckets": [[0.01, 3]], "sum": 0.5, "count": 3},
+        "outbox_backlog": {"t": 1},
+        "process": {"cpu_seconds_total": 2.0, "gc_collections_total": 4,
+                    "resident_memory_bytes": 2e8, "start_time_seconds": 9.0}}
 
 
 def test_workers_is_read_from_yaml_and_checked(tmp_path: Path) -> None:
