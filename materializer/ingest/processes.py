@@ -22,11 +22,9 @@ Guarantees:
   exits with its code. SIGTERM/SIGINT to `run` (or Ctrl-C, which reaches every process)
   stop every worker cleanly (exit 0); a worker that stops cleanly on its own stops `run`.
 - Status: each worker writes `<store>/worker.<I>.json`; the supervisor merges them into
-  `worker.json` every second (partitions and assignments together, counters summed, a
-  worker started again adding to what its killed predecessor last reported (RetiredCounters),
-  so the counters never fall; caught up when every worker reports fresh and every
-  partition has no lag), so
-  `status`, `/readyz` and `/metrics` read one status as before.
+  `worker.json` every second (materializer.ingest.status_merge: counters summed and carried
+  over a worker started again, caught up when every worker is), so `status`, `/readyz` and
+  `/metrics` read one status as before.
 
 - Change events: every worker stages a batch's events in the batch's transaction, into the
   table's one outbox; the supervisor alone sends them (materializer.changes.drainer), in
@@ -58,7 +56,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +64,11 @@ from materializer import gc_tuning
 from materializer.changes.drainer import OutboxDrainer
 from materializer.children import die_with_parent
 from materializer.errors import ConfigError, MaterializerError
+from materializer.ingest.status_merge import RetiredCounters, merge_statuses, read_status_file
 from materializer.ingest.topics import TopicReset
 from materializer.ingest.worker import Feed, Worker, open_registry, open_relations
 from materializer.specs import Catalog, TableSpec
-from materializer.status import STALE_AFTER_S, number, write_status
+from materializer.status import write_status
 from materializer.store import StoreLock
 
 log = logging.getLogger("materializer.worker")
@@ -335,104 +334,3 @@ def _stop(children: Sequence[_Child]) -> None:
                         "state is safe)", c.index, STOP_GRACE)
             c.proc.kill()
             c.proc.wait()
-
-
-def counters_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The counters among a worker's metrics: `*_total` figures (its process's CPU seconds
-    and collections included) and the batch-time histogram; gauges (backlogs, memory,
-    start time) are left out."""
-    out: dict[str, Any] = {}
-    for key, value in metrics.items():
-        if key.endswith("_total") or key == "batch_seconds":
-            out[key] = value
-        elif isinstance(value, Mapping):
-            inner = counters_of(value)
-            if inner:
-                out[key] = inner
-    return out
-
-
-class RetiredCounters:
-    """The counters of worker processes that died and were started again. A new worker
-    counts from 0; without these the merged counters (`records_applied_total`, ...) would
-    fall at each restart. What a killed worker counted after its last status (at most a
-    second of work) is not known and not carried."""
-
-    def __init__(self) -> None:
-        self.metrics: dict[str, Any] = {}
-
-    def retire(self, status_path: Path) -> None:
-        """Carry the counters of the dead worker's last status, and remove that status (the
-        merge would count it again until the new worker writes its own)."""
-        status = read_status_file(status_path)
-        metrics = status.get("metrics") if status is not None else None
-        if isinstance(metrics, dict):
-            self.metrics = _add(self.metrics, counters_of(metrics))
-        with contextlib.suppress(OSError):
-            status_path.unlink()
-
-    def add_to(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """`metrics` (the live workers' merged figures) with the retired counters added."""
-        return _add(metrics, self.metrics) if self.metrics else metrics
-
-
-def read_status_file(path: Path) -> dict[str, Any] | None:
-    """A worker's status file, or None (missing or malformed)."""
-    try:
-        obj = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopping: bool,
-                   now: float | None = None) -> dict[str, Any]:
-    """One status of several workers: partitions and assignments together, numbers summed
-    (histogram buckets by position), start times the earliest, `updated_at` the oldest;
-    caught up only when every worker reported within `STALE_AFTER_S` and every partition
-    has no lag."""
-    now = time.time() if now is None else now
-    present = [s for s in statuses if s is not None]
-    fresh = [s for s in present
-             if (u := number(s.get("updated_at"))) is not None and now - u <= STALE_AFTER_S]
-    partitions = [p for s in present for p in _list(s.get("partitions"))]
-    assigned = sorted({tuple(a) for s in present for a in _list(s.get("assigned"))
-                       if isinstance(a, list)})
-    caught_up = (not stopping and len(fresh) == len(statuses) and bool(partitions)
-                 and all(isinstance(p, dict) and number(p.get("lag")) == 0 for p in partitions))
-    metrics: dict[str, Any] = {}
-    for s in present:
-        m = s.get("metrics")
-        if isinstance(m, dict):
-            metrics = _add(metrics, m)
-    updated = [u for s in present if (u := number(s.get("updated_at"))) is not None]
-    started = [u for s in present if (u := number(s.get("started_at"))) is not None]
-    return {"pid": pid, "updated_at": min(updated) if len(updated) == len(statuses) else 0,
-            "started_at": min(started, default=now),
-            "group": next((s.get("group") for s in present), None),
-            "stopping": stopping, "workers": len(statuses),
-            "assigned": [list(a) for a in assigned], "partitions": partitions,
-            "caught_up": caught_up, "metrics": metrics}
-
-
-def _list(v: Any) -> list[Any]:
-    return v if isinstance(v, list) else []
-
-
-def _add(a: Any, b: Any, key: str = "") -> Any:
-    """`a` + `b` for status values: numbers summed (start times: the earliest), dicts key
-    by key, lists position by position (histogram buckets `[le, count]`)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = _add(out[k], v, k) if k in out else v
-        return out
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) == len(b) == 2 and not isinstance(a[0], list) and a[0] == b[0]:
-            return [a[0], _add(a[1], b[1], key)]  # a histogram bucket: [le, count]
-        if len(a) == len(b):
-            return [_add(x, y, key) for x, y in zip(a, b, strict=True)]
-        return a
-    if number(a) is not None and number(b) is not None:
-        return min(a, b) if "start_time" in key else a + b
-    return a

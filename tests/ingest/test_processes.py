@@ -15,7 +15,7 @@ import pytest
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from materializer.ingest.processes import merge_statuses
+from materializer.ingest.status_merge import merge_statuses
 from materializer.status import read_status
 from materializer.store import StoreLock
 from tests.e2e.test_e2e import (
@@ -161,7 +161,7 @@ def _merged_applied(store: Path) -> int:
 
 def test_a_restarted_workers_counters_are_carried_and_its_gauges_are_not(
         tmp_path: Path) -> None:
-    from materializer.ingest.processes import RetiredCounters, counters_of
+    from materializer.ingest.status_merge import RetiredCounters, counters_of
 
     dead = {"records_applied_total": 70, "records_rejected_total": {"t|skipped:bad": 2},
             "batch_seconds": {"buckets": [[0.01, 3]], "sum": 0.5, "count": 3},
