@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from materializer.columns import ColumnType, parse_type
@@ -144,6 +144,37 @@ def test_stored_form_and_python_form(kind: str, value: Any, stored: Any, back: A
     assert to_storage(ctype)(value) == stored
     conv = from_storage(ctype)
     assert (stored if conv is None else conv(stored)) == back
+
+
+ISO_PARTS = st.sampled_from(["2024-03-05", "T", " ", "10", ":11", ":12", ".123", ".123456",
+                              "Z", "z", "+01:00", "-05:30", "+00:00", "W10-2", "2024",
+                              "-065", "1", "0", "-", ":", "+", ",5"])
+
+
+@given(st.lists(ISO_PARTS, max_size=8).map("".join))
+@settings(max_examples=500)
+@example("2024-03-05Z")  # a Z after a bare date: +00:00 reads as a time, Z does not read
+@example("2024-03-05Z10:11:12Z")  # Z as the separator reads, +00:00 does not
+@example("2024-03-05T10:11:12.123Z")
+@example("2024-03-05 10Z:11")
+def test_timestamp_text_is_read_as_with_every_z_replaced_by_utc_offset(text: str) -> None:
+    """The stored form of ISO text is `fromisoformat` of the text with every Z replaced by
+    +00:00 (how it was always read), whichever shortcut reads it: same value, same refusal."""
+    conv = to_storage(ColumnType("timestamp"))
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        with pytest.raises(ValueError):
+            conv(text)
+        return
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    micros = (parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+    if -62_135_596_800_000_000 <= micros <= 253_402_300_799_999_999:
+        assert conv(text) == micros
+    else:
+        with pytest.raises(ValueError):
+            conv(text)
 
 
 @given(MICROS)
