@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -11,6 +12,32 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from connectors.kafka import client_conf
 from connectors.kafka_log import with_logging
 from materializer.errors import InfrastructureError
+
+log = logging.getLogger("materializer.kafka")
+
+
+IN_ORDER = "max.in.flight.requests.per.connection"
+
+
+def sink_settings(conf: dict[str, str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The producer settings of a `Sink`: ours, then the catalog's Kafka settings, then
+    `extra`, with one rule last: messages to a partition arrive in the order produced.
+    librdkafka retries a failed request (a broker restart, a leader change) while later
+    requests to the same partition may already have succeeded, unless one request is in
+    flight at a time or the producer is idempotent; change events need each key's order,
+    so without `enable.idempotence: true` the in-flight requests are 1 (a larger value in
+    the catalog is lowered, with a warning)."""
+    settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
+    settings.update(client_conf(conf))
+    settings.update(extra or {})
+    if str(settings.get("enable.idempotence")).lower() not in ("true", "1"):
+        asked = settings.get(IN_ORDER, 1)
+        if str(asked) != "1":
+            log.warning("kafka: %s %s is lowered to 1 for the producer of change events, "
+                        "dead letters and membership (each key's events in order; set "
+                        "enable.idempotence: true to keep up to 5)", IN_ORDER, asked)
+        settings[IN_ORDER] = 1
+    return settings
 
 
 class Sink:
@@ -21,9 +48,7 @@ class Sink:
     still raises for every one that failed, and for any still unacknowledged."""
 
     def __init__(self, conf: dict[str, str], extra: dict[str, Any] | None = None) -> None:
-        settings: dict[str, Any] = {"linger.ms": 5, "enable.idempotence": False}
-        settings.update(client_conf(conf))
-        settings.update(extra or {})
+        settings = sink_settings(conf, extra)
         settings.update({"delivery.report.only.error": True, "on_delivery": self._report})
         self._producer = Producer(with_logging(settings))
         self._failed: list[str] = []
