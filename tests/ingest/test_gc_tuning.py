@@ -19,7 +19,7 @@ from tests.support.workers import caught_up, start_worker, unique, wait_until, w
 
 def test_settle_raises_the_young_threshold_and_freezes_nothing() -> None:
     code = ("import gc; from materializer import gc_tuning as t; "
-            "assert gc.get_threshold()[0] == 700; "
+            "assert gc.get_threshold()[0] < t.YOUNG_THRESHOLD; "  # 700, 2000 from 3.13
             "before = gc.get_threshold(); t.settle(); "
             "assert gc.get_threshold() == (t.YOUNG_THRESHOLD, *before[1:]), gc.get_threshold(); "
             "assert gc.get_freeze_count() == 0, gc.get_freeze_count(); "
@@ -37,8 +37,8 @@ def _collections(store: Path) -> int:
 @pytest.mark.integration
 def test_the_worker_collects_rarely_while_it_ingests(session_broker: DevBroker,
                                                      tmp_path: Path) -> None:
-    """30,000 records allocate some 100,000 containers: CPython's default threshold (700)
-    would collect more than a hundred times; the worker's, a few times at most."""
+    """30,000 records allocate some 100,000 containers: CPython's default threshold (700;
+    2000 from 3.13) collected 53 times here; the worker's, a few times at most."""
     topic = session_broker.create_topic(unique("users"), partitions=2)
     cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic))
     store = tmp_path / "data"
