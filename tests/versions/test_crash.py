@@ -4,7 +4,6 @@ listed and the live tables intact; the next snapshot removes what it left."""
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -72,7 +71,7 @@ def test_kill_during_a_snapshot_lists_nothing_half_done(tmp_path: Path) -> None:
         STARTED.append(proc)
         wait_until(lambda p=proc: in_progress(base) or p.poll() is not None, 60,
                    "the snapshot to start copying")
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # nothing if it has finished (and was reaped)
         code = proc.wait(10)
         if code == -signal.SIGKILL and "S" not in snapshot_names(data):
             killed += 1
