@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
     s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
-    s.add_argument("--processes", type=_processes, default=None, metavar="N",
+    s.add_argument("--processes", type=_processes, default=None, metavar="N|auto",
                    help="worker processes sharing the store, or auto: one per CPU, at most "
                         "one per source partition (default: `workers:` in the file, else 1)")
     for hidden in ("--worker-index", "--lock-fd", "--parent-pid"):  # run --processes' workers
