@@ -111,6 +111,8 @@ def test_kill_9_of_one_worker_process_loses_and_repeats_nothing(
                    "some progress", run)
         # past the crash-loop window, so the supervisor starts it again
         wait_until(lambda: past_crash_loop(victim), 30, "the victim to be 5 s old", run)
+        wait_until(lambda: _merged_applied(store) > 0, 30,
+                   "the merged status to count applied records", run)
         applied_before = _merged_applied(store)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: child_status(store, 1).get("pid") not in (None, victim), 90,
