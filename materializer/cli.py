@@ -14,16 +14,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from materializer.cli_parser import Command, build_parser
 from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
 from materializer.keytext import key_from_text
 from materializer.logsetup import (
     LOG_FORMAT_ENV,
-    LOG_FORMATS,
-    LOG_LEVEL_ENV,
-    LOG_LEVELS,
     setup_logging,
 )
-from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
+from materializer.specs import Catalog, RelationSpec, TableSpec
 
 log = logging.getLogger("materializer")
 
@@ -47,19 +45,6 @@ def _worker_flags(args: argparse.Namespace) -> list[str]:
     return [x for flag, v in (("--store", args.store), ("--listen", args.listen),
                               ("--advertise", args.advertise)) if v is not None
             for x in (flag, v)]
-
-
-def _processes(text: str) -> int | str:
-    """`--processes`: a number of at least 1, or auto."""
-    if text == "auto":
-        return text
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 1 or auto, not {text!r}")
-    return n
 
 
 def _store(catalog: Catalog) -> Any:
@@ -238,10 +223,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from materializer.ingest.processes import auto_processes  # noqa: PLC0415
 
         processes = auto_processes(catalog)
-    if processes > 1:
-        from materializer.ingest.processes import check_processes  # noqa: PLC0415
-
-        check_processes(catalog, processes)  # before anything starts
     # one writer per store: held until this process (and any worker child) exits
     lock = StoreLock.acquire(catalog.store_path, f"materializer run {args.config}")
     os.umask(os.umask(0o077) | 0o077)  # what the worker writes (worker.json) is the owner's
@@ -329,108 +310,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(records=args.records)
 
 
-# --------------------------------------------------------------------------- parser
-
-
-def _log_options(p: argparse.ArgumentParser) -> None:
-    """The logging options, accepted before and after the command (`materializer
-    --log-format json run CFG` and `materializer run CFG --log-format json`)."""
-    p.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
-                   help=f"what to log (default: ${LOG_LEVEL_ENV}, else info)")
-    p.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS,
-                   help="text lines, or one JSON object per line with ts, level, logger, "
-                        f"message (default: ${LOG_FORMAT_ENV}, else text)")
-    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                   help="same as --log-level debug")
-
-
-def _worker_options(p: argparse.ArgumentParser) -> None:
-    """What differs per worker of one declaration file (see materializer.cluster.settings)."""
-    p.add_argument("--store", metavar="DIR", help="data directory (instead of store.path)")
-    p.add_argument("--listen", metavar="HOST:PORT", help="API address (instead of api.listen)")
-    p.add_argument("--advertise", metavar="URL", help="URL other workers and clients reach "
-                   "this API at (instead of api.advertise; default http://<listen>)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from materializer import __version__  # noqa: PLC0415
-
-    p = argparse.ArgumentParser(prog="materializer", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"materializer {__version__}")
-    _log_options(p)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    s = sub.add_parser("run", help="the worker: ingest, emit, serve the API")
-    s.add_argument("config")
-    s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
-    s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
-    s.add_argument("--processes", type=_processes, default=None, metavar="N|auto",
-                   help="worker processes sharing the store, or auto: one per CPU, at most "
-                        "one per source partition (default: `workers:` in the file, else 1)")
-    for hidden in ("--worker-index", "--lock-fd", "--parent-pid"):  # run --processes' workers
-        s.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
-    _worker_options(s)
-    s.set_defaults(func=cmd_run)
-
-    s = sub.add_parser("check", help="validate; print the resolved tables; exit 2 on errors")
-    s.add_argument("config")
-    s.set_defaults(func=cmd_check)
-
-    s = sub.add_parser("get", help="one row as JSON; exit 1 if absent")
-    s.add_argument("config")
-    s.add_argument("table")
-    s.add_argument("key", nargs="+")
-    s.add_argument("--limit", type=int, default=10, help="streams: events to print")
-    s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
-    s.add_argument("--url", help="ask the cluster through this worker's API (materializer."
-                   "Client) instead of reading the local store")
-    s.set_defaults(func=cmd_get)
-
-    s = sub.add_parser("scan", help="rows as JSON lines, key order")
-    s.add_argument("config")
-    s.add_argument("table")
-    s.add_argument("--prefix", nargs="+", metavar="V")
-    s.add_argument("--limit", type=int, default=None)
-    s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
-    s.add_argument("--url", help="ask the cluster through this worker's API (materializer."
-                   "Client) instead of reading the local store")
-    s.set_defaults(func=cmd_scan)
-
-    s = sub.add_parser("status", help="per table and partition: rows, offsets, lag")
-    s.add_argument("config")
-    s.add_argument("--json", action="store_true", help="JSON lines instead of a table")
-    s.set_defaults(func=cmd_status)
-
-    s = sub.add_parser("serve", help="the lookup API alone, read-only, beside a running worker")
-    s.add_argument("config", help="the declaration file, or a data directory to serve as it "
-                                  "is (faust tables kept by lmdb://)")
-    s.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
-    _worker_options(s)
-    s.set_defaults(func=cmd_serve)
-
-    s = sub.add_parser("rebuild", help="drop local state of a table and replay its topic")
-    s.add_argument("config")
-    s.add_argument("table")
-    s.set_defaults(func=cmd_rebuild)
-
-    s = sub.add_parser("resnapshot", help="emit an op r change event for every row of a "
-                       "table (takes the store lock: stop the worker first)")
-    s.add_argument("config")
-    s.add_argument("table")
-    s.set_defaults(func=cmd_resnapshot)
-
-    s = sub.add_parser("demo", help="the whole thing on an embedded local broker")
-    s.add_argument("--records", type=int, default=20_000, help="changelog records to produce")
-    s.set_defaults(func=cmd_demo)
-
-    from materializer.versions.commands import add_commands  # noqa: PLC0415
-
-    add_commands(sub, cmd_versions)  # snapshot, snapshots, diff
-    for command in sub.choices.values():
-        _log_options(command)
-    return p
-
-
 def _report(lines: list[str], fmt: str) -> None:
     """An error that ends the command, on stderr: plain lines, or JSON log lines."""
     for line in lines:
@@ -440,8 +319,15 @@ def _report(lines: list[str], fmt: str) -> None:
             print(line, file=sys.stderr)
 
 
+def commands() -> dict[str, Command]:
+    """Each command's function, looked up when the parser is built."""
+    return {"run": cmd_run, "check": cmd_check, "get": cmd_get, "scan": cmd_scan,
+            "status": cmd_status, "serve": cmd_serve, "rebuild": cmd_rebuild,
+            "resnapshot": cmd_resnapshot, "demo": cmd_demo, "versions": cmd_versions}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(commands())
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on usage errors already
