@@ -49,6 +49,13 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
                    "this API at (instead of api.advertise; default http://<listen>)")
 
 
+def _lookup_options(p: argparse.ArgumentParser) -> None:
+    """Where `get` and `scan` read: a snapshot, or the cluster instead of the local store."""
+    p.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
+    p.add_argument("--url", help="ask the cluster through this worker's API (materializer."
+                   "Client) instead of reading the local store")
+
+
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     """The parser of every command; `commands` gives each command's function (by the
     command's name; `versions` runs snapshot, snapshots and diff)."""
@@ -80,9 +87,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s.add_argument("table")
     s.add_argument("key", nargs="+")
     s.add_argument("--limit", type=int, default=10, help="streams: events to print")
-    s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
-    s.add_argument("--url", help="ask the cluster through this worker's API (materializer."
-                   "Client) instead of reading the local store")
+    _lookup_options(s)
     s.set_defaults(func=commands["get"])
 
     s = sub.add_parser("scan", help="rows as JSON lines, key order")
@@ -90,9 +95,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s.add_argument("table")
     s.add_argument("--prefix", nargs="+", metavar="V")
     s.add_argument("--limit", type=int, default=None)
-    s.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
-    s.add_argument("--url", help="ask the cluster through this worker's API (materializer."
-                   "Client) instead of reading the local store")
+    _lookup_options(s)
     s.set_defaults(func=commands["scan"])
 
     s = sub.add_parser("status", help="per table and partition: rows, offsets, lag")
