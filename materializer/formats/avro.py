@@ -72,6 +72,7 @@ from fastavro import schemaless_reader
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, RecordError
+from materializer.formats.avro_compiled import Compiled, Invalid, Truncated, compile_reader
 from materializer.formats.avro_schema import (
     Reading,
     avro_fields,
@@ -123,49 +124,62 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
     if registry is None:
         raise ConfigError(f"{spec.name}: {what} needs a schema_registry (url or path) "
                           "in the declaration file")
-    cache: dict[int, tuple[Any, Any, Callable[..., Any]]] = {}
+    cache: dict[int, tuple[Any, Any, Callable[..., Any], Compiled | None]] = {}
     fetch = registry.schema
+
+    def entry_of(sid: int) -> tuple[Any, Any, Callable[..., Any], Compiled | None]:
+        schema = fetch(sid)  # RecordError(unknown_schema) or InfrastructureError
+        wanted = None
+        try:
+            prepared, deep = prepare(schema), recursive(schema)
+            if type(prepared) is Reading:
+                schema, prepared, wanted = prepared
+        except RecursionError:
+            return (schema, RecordError(f"schema {sid} is nested too deeply to use",
+                                        "bad_schema"), schemaless_reader, None)
+        if not deep:
+            compiled = compile_reader(schema, named_types(schema), wanted)
+            return schema, prepared, schemaless_reader, compiled
+        if _python_reader is not None:
+            return schema, prepared, _python_reader, None
+        return (schema, RecordError(  # pragma: no cover
+            f"schema {sid} is recursive: this fastavro has no Python reader to read it "
+            "safely", "bad_schema"), schemaless_reader, None)
 
     def read(b: bytes) -> tuple[Any, Any]:
         sid = read_header(b)
         n = len(b)
         entry = cache.get(sid)
         if entry is None:
-            schema = fetch(sid)  # RecordError(unknown_schema) or InfrastructureError
-            try:
-                prepared, deep = prepare(schema), recursive(schema)
-                if type(prepared) is Reading:
-                    schema, prepared = prepared
-            except RecursionError:
-                prepared = RecordError(f"schema {sid} is nested too deeply to use",
-                                       "bad_schema")
-                deep = False
-            if not deep:
-                entry = (schema, prepared, schemaless_reader)
-            elif _python_reader is not None:
-                entry = (schema, prepared, _python_reader)
-            else:  # pragma: no cover
-                entry = (schema, RecordError(f"schema {sid} is recursive: this fastavro "
-                                             "has no Python reader to read it safely",
-                                             "bad_schema"), schemaless_reader)
-            cache[sid] = entry
-        schema, prepared, reader = entry
+            entry = cache[sid] = entry_of(sid)
+        schema, prepared, reader, compiled = entry
         if type(prepared) is RecordError:
             raise RecordError(str(prepared), prepared.reason)
-        bio = _BytesIO(b)
-        bio.seek(HEADER_SIZE)
-        try:
-            datum = reader(bio, schema, None)
-        except RecursionError as e:
-            raise RecordError(f"Avro value (schema {sid}) nested too deeply to read",
-                              "too_deep") from e
-        except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
-            if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short: IndexError
+        if compiled is not None:
+            try:
+                datum, end = compiled(b, HEADER_SIZE)
+            except (Truncated, IndexError) as e:
                 raise RecordError(f"Avro body (schema {sid}) ends early", "truncated") from e
-            raise RecordError(f"Avro body does not decode with schema {sid}: "
-                              f"{type(e).__name__}: {e}", "avro_decode") from e
-        if bio.tell() != n:
-            raise RecordError(f"{n - bio.tell()} trailing byte(s) after the Avro body "
+            except (Invalid, UnicodeDecodeError) as e:
+                raise RecordError(f"Avro body does not decode with schema {sid}: "
+                                  f"{type(e).__name__}: {e}", "avro_decode") from e
+        else:
+            bio = _BytesIO(b)
+            bio.seek(HEADER_SIZE)
+            try:
+                datum = reader(bio, schema, None)
+            except RecursionError as e:
+                raise RecordError(f"Avro value (schema {sid}) nested too deeply to read",
+                                  "too_deep") from e
+            except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
+                if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short
+                    raise RecordError(f"Avro body (schema {sid}) ends early",
+                                      "truncated") from e
+                raise RecordError(f"Avro body does not decode with schema {sid}: "
+                                  f"{type(e).__name__}: {e}", "avro_decode") from e
+            end = bio.tell()
+        if end != n:
+            raise RecordError(f"{n - end} trailing byte(s) after the Avro body "
                               f"(schema {sid})", "avro_decode")
         return datum, prepared
 

@@ -95,10 +95,13 @@ def recursive(node: Any, open_names: frozenset[str] = frozenset()) -> bool:
 
 class Reading(NamedTuple):
     """What `prepare` may return to have records read with another schema than the
-    writer's (the same bytes, fewer conversions): `schema`, and the prepared value."""
+    writer's (the same bytes, fewer conversions): `schema`, the prepared value, and the
+    fields of the top record the decoder uses (None: all; the generated reader reads
+    past the others, `formats.avro_compiled`)."""
 
     schema: Any
     prepared: Any
+    wanted: frozenset[str] | None = None
 
 
 def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType) -> tuple[bool, Fixup | None]:
@@ -158,8 +161,9 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     """How to read records of `schema` whose row is `record` (the schema itself, or a
     Debezium envelope's `after`) into `columns`: the schema to read with, where the
     fields `_read_raw` picks lose their logicalType (a copy: the registry's parsed
-    schema is shared; a schema with no such field is read as it is), and as prepared
-    value (field plan, the columns whose values arrive in stored form)."""
+    schema is shared; a schema with no such field is read as it is), as prepared
+    value (field plan, the columns whose values arrive in stored form), and when
+    `record` is the top record, the fields that feed columns as `wanted`."""
     fields = avro_fields(record, named_types(schema))
     raw: dict[int, Any] = {}
     fixups: dict[str, Fixup | None] = {}
@@ -176,6 +180,8 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
         elif arrives_stored(node, columns[col], compiled):
             stored.add(col)
     prepared = (field_plan(fields, columns, fixups), frozenset(stored))
+    wanted = frozenset(matched.values()) if record is record_of(schema) else None
     if not raw:
-        return Reading(schema, prepared)
-    return Reading(copy.deepcopy(schema, raw), prepared)  # raw as memo: nodes "already copied"
+        return Reading(schema, prepared, wanted)
+    # raw as memo: nodes "already copied"
+    return Reading(copy.deepcopy(schema, raw), prepared, wanted)

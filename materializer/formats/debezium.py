@@ -41,6 +41,9 @@ from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
 
+_ENVELOPE_USED = frozenset(("op", "after"))
+"""The envelope's fields a row is made of (`before`, `source`, ... are read past)."""
+
 
 def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
     columns = value_columns(spec)
@@ -56,7 +59,7 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedVa
         row = resolve(after["type"], named_types(schema))
         if not isinstance(row, dict) or row.get("type") != "record":
             return RecordError("Debezium `after` is not a record", "not_debezium")
-        return record_reading(schema, row, columns)
+        return record_reading(schema, row, columns)._replace(wanted=_ENVELOPE_USED)
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 

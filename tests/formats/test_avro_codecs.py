@@ -210,7 +210,9 @@ def test_wire_format_errors(reg: FileRegistry) -> None:
         "truncated": [good[:-1], good[:5], good[:3], b"", multi_byte_age[:-2]],
         "bad_magic": [b"\x01" + good[1:], b'{"id": 1}', b"\xff"],
         "unknown_schema": [b"\x00\x00\x00\x00\x63" + good[5:]],
-        "avro_decode": [good + b"\x00", b"\x00\x00\x00\x00\x01" + b"\x02\x04\xff\xfe\x00\x00"],
+        "avro_decode": [good + b"\x00", b"\x00\x00\x00\x00\x01" + b"\x02\x04\xff\xfe\x00\x00",
+                        # email's union branch -2, which fastavro reads as branch 0, null
+                        good[:-1] + b"\x03"],
     }
     for reason, payloads in cases.items():
         for p in payloads:
