@@ -9,6 +9,10 @@ to quote is the ratio, because these machines are noisy.
 
     python bench/ingest.py [--records N] [--keys K] [--partitions P] [--changes] [--avro]
 
+With --changes, also a bare consume that produces every record it reads to a second
+topic (the change events' producer settings): the floor of a run with change events on
+this machine and broker; those runs print their ratio to it as well ("vs copy").
+
 With --avro the same records are also produced as Avro values (Confluent wire format,
 a file registry) to a second topic, and measured the same way against that topic (with
 --changes too: also with change events, in the default debezium-json).
@@ -48,6 +52,35 @@ while n < want:
     for m in c.consume(20000, 0.25):
         if m.error() is None:
             n += 1
+c.close()
+"""
+
+COPY_SCRIPT = r"""
+import sys
+from confluent_kafka import Consumer, Producer
+topic, group, want, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+conf = dict(a.split("=", 1) for a in sys.argv[5:])
+c = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest",
+              "enable.auto.commit": False, "partition.assignment.strategy": "cooperative-sticky",
+              "fetch.wait.max.ms": 100, "queued.min.messages": 200000})
+pconf = {k: v for k, v in conf.items() if k not in ("session.timeout.ms", "max.poll.interval.ms")}
+p = Producer({**pconf, "linger.ms": 5, "enable.idempotence": False,
+              "max.in.flight.requests.per.connection": 1, "delivery.report.only.error": True})
+c.subscribe([topic])
+n = 0
+while n < want:
+    for m in c.consume(20000, 0.25):
+        if m.error() is None:
+            n += 1
+            while True:
+                try:
+                    p.produce(out, m.value(), m.key())
+                    break
+                except BufferError:
+                    p.poll(0.05)
+    p.poll(0)
+if p.flush(60):
+    raise SystemExit("not every copy was delivered")
 c.close()
 """
 
@@ -95,6 +128,18 @@ def time_bare(broker: DevBroker, topic: str, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def time_copy(broker: DevBroker, topic: str, n: int) -> float:
+    """A bare consume that also produces each record to a new topic, with the change
+    events' producer settings (one request in flight): the floor of a change-event run on
+    this machine and broker, where every record read is also a message written."""
+    args = [f"{k}={v}" for k, v in broker.kafka_config().items()]
+    out = broker.create_topic(partitions=1)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", COPY_SCRIPT, topic, f"copy-{os.getpid()}", str(n),
+                    out, *args], check=True, timeout=600)
+    return time.perf_counter() - t0
+
+
 def time_materializer(broker: DevBroker, topic: str, ends: dict[int, int], tmp: str,
                       changes: bool, registry: str | None = None) -> float:
     kafka = "".join(f"  {k}: {v}\n" for k, v in broker.kafka_config().items()).rstrip("\n")
@@ -136,7 +181,8 @@ def main() -> None:
     ap.add_argument("--avro", action="store_true", help="also run with Avro values")
     args = ap.parse_args()
     with DevBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        rows: list[tuple[str, float, float]] = []  # (name, seconds, reference seconds)
+        # (name, seconds, reference seconds[, the bare copy's seconds])
+        rows: list[tuple[Any, ...]] = []
         topic = broker.create_topic(partitions=args.partitions)
         t0 = time.perf_counter()
         ends = produce_records(broker.kafka_config(), topic,
@@ -148,8 +194,11 @@ def main() -> None:
         rows.append(("materializer run (json)",
                      time_materializer(broker, topic, ends, tmp + "/a", changes=False), bare))
         if args.changes:
+            copy = time_copy(broker, topic, args.records)
+            rows.append(("bare consume + produce of each record", copy, bare))
             rows.append(("materializer run (json + change events)",
                          time_materializer(broker, topic, ends, tmp + "/b", changes=True), bare))
+            rows[-1] += (copy,)
         if args.avro:
             from connectors.registry import FileRegistry
             from materializer.formats.wire import avro_encoder
@@ -166,13 +215,17 @@ def main() -> None:
                          time_materializer(broker, avro_topic, avro_ends, tmp + "/c",
                                            changes=False, registry=str(registry)), avro_bare))
             if args.changes:
+                avro_copy = time_copy(broker, avro_topic, args.records)
+                rows.append(("bare consume + produce of each record", avro_copy, avro_bare))
                 rows.append(("materializer run (avro + change events)",
                              time_materializer(broker, avro_topic, avro_ends, tmp + "/d",
                                                changes=True, registry=str(registry)),
-                             avro_bare))
-        print(f"{'':44} {'seconds':>8} {'records/s':>12} {'ratio':>6}")
-        for name, secs, ref in rows:
-            print(f"{name:44} {secs:8.2f} {args.records / secs:12,.0f} {ref / secs:6.2f}")
+                             avro_bare, avro_copy))
+        print(f"{'':44} {'seconds':>8} {'records/s':>12} {'ratio':>6} {'vs copy':>8}")
+        for name, secs, ref, *copied in rows:
+            against = f"{copied[0] / secs:8.2f}" if copied else ""
+            print(f"{name:44} {secs:8.2f} {args.records / secs:12,.0f} {ref / secs:6.2f} "
+                  f"{against}")
 
 
 if __name__ == "__main__":
