@@ -55,6 +55,11 @@ class TypeSyntaxError(ValueError):
         self.offset = offset
 
 
+MAX_TYPE_NESTING = 8
+"""How deep arrays and maps nest in a declared column type (`array<map<string,long>>` is
+2): the readers, shapers and writers generated per table stay within what Python
+compiles (20 nested blocks), and no parser recursion grows with the file."""
+
 _TOKEN = re.compile(r"\s*([A-Za-z_]+|\d+|[<>(),])")
 
 
@@ -85,9 +90,12 @@ def parse_type(text: str) -> tuple[ColumnType, bool]:
         idx += 1
         return tok
 
-    def one() -> ColumnType:
+    def one(depth: int = 0) -> ColumnType:
         off = tokens[idx][1] if idx < len(tokens) else len(text)
         name = take()
+        if name in ("array", "map") and depth == MAX_TYPE_NESTING:
+            raise TypeSyntaxError(f"arrays and maps nest at most {MAX_TYPE_NESTING} levels "
+                                  f"deep in a column type", off)
         if name in PRIMITIVE_KINDS:
             return ColumnType(name)
         if name == "decimal":
@@ -103,7 +111,7 @@ def parse_type(text: str) -> tuple[ColumnType, bool]:
             return ColumnType("decimal", int(p), int(s))
         if name == "array":
             take("<")
-            inner = one()
+            inner = one(depth + 1)
             take(">")
             return ColumnType("array", item=inner)
         if name == "map":
@@ -112,7 +120,7 @@ def parse_type(text: str) -> tuple[ColumnType, bool]:
             if k != "string":
                 raise TypeSyntaxError("map keys must be string: write map<string,T>", off)
             take(",")
-            inner = one()
+            inner = one(depth + 1)
             take(">")
             return ColumnType("map", item=inner)
         raise TypeSyntaxError(

@@ -9,8 +9,8 @@ instead of fastavro's one `read(1)` call per varint byte and a schema lookup per
 (about 2x faster on a row of 10 fields). Types read inline: null, boolean, int, long,
 float, double, string, bytes, fixed, enum, unions, records (in place or named),
 arrays and maps. A schema with anything else (a logical type fastavro converts, an
-array of items that take no bytes, a recursive or malformed schema) gets None: the
-caller reads it with fastavro.
+array of items that take no bytes, a recursive or malformed schema, arrays or maps nested
+past what Python compiles) gets None: the caller reads it with fastavro.
 
 Guarantees (tests/formats/test_avro_compiled.py compares with fastavro over generated
 schemas, values, truncations and byte flips):
@@ -314,6 +314,10 @@ def compile_reader(schema: Any, named: Mapping[str, Any],
     except (_Unsupported, RecursionError):
         return None
     c.lines.append("    return value, p")
-    exec(compile("\n".join(c.lines), "<Avro reader>", "exec"), c.names)  # noqa: S102
+    try:  # nested more than Python's 20 blocks (arrays in arrays ten deep): fastavro reads
+        code = compile("\n".join(c.lines), "<Avro reader>", "exec")
+    except (SyntaxError, RecursionError, MemoryError):
+        return None
+    exec(code, c.names)  # noqa: S102 - our own source, from a parsed schema
     read: Compiled = c.names["read"]
     return read

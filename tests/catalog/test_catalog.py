@@ -128,6 +128,15 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
             columns: {id: int, price: "@@decimal(40,2)"}
             primary_key: [id]
         """, ("decimal(40,2) needs 1 <= precision <= 38",)),
+    ("types-nested-too-deep", """
+        tables:
+          - name: shop.users
+            topic: users
+            columns:
+              id: int
+              t: "array<map<string,array<array<array<array<array<array<@@array<long>>>>>>>>>"
+            primary_key: [id]
+        """, ("arrays and maps nest at most 8 levels",)),
     ("map-with-int-keys", """
         tables:
           - name: shop.users

@@ -283,3 +283,18 @@ def test_fields_not_wanted_are_read_past(data: st.DataObject, schema: Any) -> No
         return
     assert end == whole_end
     assert _same(datum, {k: v for k, v in whole.items() if k in wanted})
+
+
+@pytest.mark.parametrize("depth", [5, 11, 60])
+def test_arrays_nested_past_what_python_compiles_are_left_to_fastavro(depth: int) -> None:
+    node: Any = "long"
+    for _ in range(depth):
+        node = {"type": "array", "items": node}
+    parsed, read = _reader({"type": "record", "name": "R", "fields": [{"name": "a", "type": node}]})
+    assert (read is not None) is (depth == 5)
+    value: Any = 7
+    for _ in range(depth):
+        value = [value]
+    body = _write(parsed, {"a": value})
+    if read is not None:
+        assert read(body, 0) == ({"a": value}, len(body))
