@@ -72,7 +72,7 @@ from fastavro import schemaless_reader
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, RecordError
-from materializer.formats.avro_compiled import Compiled, Invalid, Truncated, compile_reader
+from materializer.formats.avro_compiled import Compiled, Truncated, compile_reader
 from materializer.formats.avro_schema import (
     Reading,
     avro_fields,
@@ -160,7 +160,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                 datum, end = compiled(b, HEADER_SIZE)
             except (Truncated, IndexError) as e:
                 raise RecordError(f"Avro body (schema {sid}) ends early", "truncated") from e
-            except (Invalid, UnicodeDecodeError) as e:
+            except Exception as e:  # noqa: BLE001 - Invalid, UnicodeDecodeError; anything
+                # else would be a bug, still this record's rejection, not the worker's stop
                 raise RecordError(f"Avro body does not decode with schema {sid}: "
                                   f"{type(e).__name__}: {e}", "avro_decode") from e
         else:
