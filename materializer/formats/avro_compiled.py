@@ -8,9 +8,11 @@ ints, floats, enum symbols, lists, dicts), in Python code with every field inlin
 instead of fastavro's one `read(1)` call per varint byte and a schema lookup per field
 (about 2x faster on a row of 10 fields). Types read inline: null, boolean, int, long,
 float, double, string, bytes, fixed, enum, unions, records (in place or named),
-arrays and maps. A schema with anything else (a logical type fastavro converts, an
-array of items that take no bytes, a recursive or malformed schema, arrays or maps nested
-past what Python compiles) gets None: the caller reads it with fastavro.
+arrays and maps, and the logical types fastavro converts (timestamps, date, times,
+decimal, uuid: the base value read inline, then converted by fastavro's own function for
+that logical type). A schema with anything else (an array of items that take no bytes, a
+recursive or malformed schema, arrays or maps nested past what Python compiles) gets None:
+the caller reads it with fastavro.
 
 Guarantees (tests/formats/test_avro_compiled.py compares with fastavro over generated
 schemas, values, truncations and byte flips):
@@ -22,7 +24,8 @@ schemas, values, truncations and byte flips):
   negative length;
 - it raises `Truncated` where the bytes end before the value does (or IndexError,
   which the caller counts as the same), `Invalid` or UnicodeDecodeError for bytes that
-  are not a value of the schema, and nothing else.
+  are not a value of the schema, and what fastavro's logical-type converters raise for
+  a value they cannot convert (a date out of range), as fastavro does.
 
 `wanted` (the fields of the top record a decoder uses: a Debezium envelope's `op` and
 `after`, the fields that feed columns) leaves the others out of the datum: they are
@@ -163,8 +166,9 @@ class _Compiler:
             if not isinstance(kind, str):
                 raise _Unsupported(kind)
             logical = node.get("logicalType")
-            if logical is not None and f"{kind}-{logical}" in LOGICAL_READERS:
-                raise _Unsupported(logical)  # fastavro converts it
+            if logical and f"{kind}-{logical}" in LOGICAL_READERS:
+                self.logical(node, f"{kind}-{logical}", var, ind)
+                return
             if kind in _PRIMITIVES:
                 node = kind
             else:
@@ -187,6 +191,16 @@ class _Compiler:
             self.blob(var, ind, node == "string")
         else:
             raise _Unsupported(node)
+
+    def logical(self, node: dict[str, Any], logical: str, var: str, ind: str) -> None:
+        """A logical type fastavro converts: its base type read, then fastavro's own
+        converter called as fastavro calls it (the same function, the same value, the same
+        errors). A value read past is not converted."""
+        self.emit({k: v for k, v in node.items() if k != "logicalType"}, var, ind)
+        if var != SKIP:
+            convert, schema = self.fresh("convert"), self.fresh("schema")
+            self.names[convert], self.names[schema] = LOGICAL_READERS[logical], node
+            self.lines.append(f"{ind}{var} = {convert}({var}, {schema}, None)")
 
     def block(self, node: Any, var: str, ind: str) -> None:
         """`emit` as the body of an if or a loop (`pass` if nothing is read: a skipped
