@@ -38,24 +38,7 @@ from materializer.devbroker import DevBroker
 from materializer.errors import NotFound
 from materializer.store import Store
 
-BARE_SCRIPT = r"""
-import sys
-from confluent_kafka import Consumer
-topic, group, want = sys.argv[1], sys.argv[2], int(sys.argv[3])
-conf = dict(a.split("=", 1) for a in sys.argv[4:])
-c = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest",
-              "enable.auto.commit": False, "partition.assignment.strategy": "cooperative-sticky",
-              "fetch.wait.max.ms": 100, "queued.min.messages": 200000})
-c.subscribe([topic])
-n = 0
-while n < want:
-    for m in c.consume(20000, 0.25):
-        if m.error() is None:
-            n += 1
-c.close()
-"""
-
-COPY_SCRIPT = r"""
+_CONSUMER = r"""
 import sys
 from confluent_kafka import Consumer, Producer
 topic, group, want, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -63,11 +46,24 @@ conf = dict(a.split("=", 1) for a in sys.argv[5:])
 c = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest",
               "enable.auto.commit": False, "partition.assignment.strategy": "cooperative-sticky",
               "fetch.wait.max.ms": 100, "queued.min.messages": 200000})
+c.subscribe([topic])
+n = 0
+"""
+"""A consumer of `topic` in a new group; arguments: topic, group, records, output topic
+(`-`: none), then the Kafka settings as key=value."""
+
+BARE_SCRIPT = _CONSUMER + r"""
+while n < want:
+    for m in c.consume(20000, 0.25):
+        if m.error() is None:
+            n += 1
+c.close()
+"""
+
+COPY_SCRIPT = _CONSUMER + r"""
 pconf = {k: v for k, v in conf.items() if k not in ("session.timeout.ms", "max.poll.interval.ms")}
 p = Producer({**pconf, "linger.ms": 5, "enable.idempotence": False,
               "max.in.flight.requests.per.connection": 1, "delivery.report.only.error": True})
-c.subscribe([topic])
-n = 0
 while n < want:
     for m in c.consume(20000, 0.25):
         if m.error() is None:
@@ -124,7 +120,7 @@ def time_bare(broker: DevBroker, topic: str, n: int) -> float:
     args = [f"{k}={v}" for k, v in broker.kafka_config().items()]
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", BARE_SCRIPT, topic, f"bare-{os.getpid()}", str(n),
-                    *args], check=True, timeout=600)
+                    "-", *args], check=True, timeout=600)
     return time.perf_counter() - t0
 
 

@@ -60,44 +60,21 @@ class Invalid(Exception):
 
 def long_rest(b: bytes, p: int, n: int) -> tuple[int, int]:
     """The rest of a varint whose first byte `n` (>= 0x80) was read: (its unsigned value
-    before zig-zag, the offset after it). Invalid past 10 bytes or 64 bits. Unrolled:
-    a millisecond timestamp is six bytes."""
-    c = b[p]
-    n = (n & 0x7F) | (c & 0x7F) << 7
-    if c < 0x80:
-        return n, p + 1
-    c = b[p + 1]
-    n |= (c & 0x7F) << 14
-    if c < 0x80:
-        return n, p + 2
-    c = b[p + 2]
-    n |= (c & 0x7F) << 21
-    if c < 0x80:
-        return n, p + 3
-    c = b[p + 3]
-    n |= (c & 0x7F) << 28
-    if c < 0x80:
-        return n, p + 4
-    c = b[p + 4]
-    n |= (c & 0x7F) << 35
-    if c < 0x80:
-        return n, p + 5
-    c = b[p + 5]
-    n |= (c & 0x7F) << 42
-    if c < 0x80:
-        return n, p + 6
-    c = b[p + 6]
-    n |= (c & 0x7F) << 49
-    if c < 0x80:
-        return n, p + 7
-    c = b[p + 7]
-    n |= (c & 0x7F) << 56
-    if c < 0x80:
-        return n, p + 8
-    c = b[p + 8]
-    if c > 1:  # bit 64 and up, or an eleventh byte
-        raise Invalid("varint beyond 64 bits" if c < 0x80 else "varint longer than 10 bytes")
-    return n | c << 63, p + 9
+    before zig-zag, the offset after it). Invalid past 10 bytes or 64 bits."""
+    n &= 0x7F
+    shift = 7
+    while True:
+        c = b[p]
+        p += 1
+        n |= (c & 0x7F) << shift
+        if c < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise Invalid("varint longer than 10 bytes")
+    if n >> 64:
+        raise Invalid("varint beyond 64 bits")
+    return n, p
 
 
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string",
