@@ -76,6 +76,7 @@ from materializer.formats.avro_compiled import Compiled, Truncated, compile_read
 from materializer.formats.avro_schema import (
     Reading,
     avro_fields,
+    field_names,
     named_types,
     record_of,
     record_reading,
@@ -94,6 +95,7 @@ from materializer.formats.connect_types import (
     apply_plan,
     connect_fixup,
     match_fields,
+    unmatched_schema,
 )
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.protocols import SchemaRegistry
@@ -269,7 +271,9 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
         if rec is not None:
-            return record_reading(schema, rec, columns)
+            names = field_names(rec)
+            return (unmatched_schema("the Avro record", names, spec.column_names, len(columns))
+                    or record_reading(schema, rec, columns))
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")

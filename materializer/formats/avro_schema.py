@@ -50,6 +50,12 @@ def avro_fields(record: Any, named: Mapping[str, Any]) -> dict[str, tuple[Any, A
     return out
 
 
+def field_names(record: Any) -> list[str]:
+    """The names of an Avro record schema's fields, in order."""
+    return [f["name"] for f in record.get("fields", ())
+            if isinstance(f, dict) and isinstance(f.get("name"), str)]
+
+
 def named_types(schema: Any) -> Mapping[str, Any]:
     if isinstance(schema, dict):
         n = schema.get("__named_schemas")

@@ -33,7 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from materializer.columns import ColumnType
@@ -202,6 +202,30 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
             if len(cands) == 1:
                 out[col] = cands[0]
     return out
+
+
+def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
+                     case_sensitive: bool = False) -> RecordError:
+    """RecordError(no_declared_columns) for a value (or every value of a schema) whose
+    `fields` match none of the `declared` columns: stored, its data would all be lost and
+    its row be NULLs."""
+    names = list(fields)
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    hint = " (they are case-sensitive)" if case_sensitive else ""
+    return RecordError(f"{what} shares no field with the declared columns "
+                       f"({', '.join(declared)}): it has {shown}; check the column names"
+                       f"{hint} and value_format", "no_declared_columns")
+
+
+def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
+                     value_columns: int) -> RecordError | None:
+    """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
+    values when it has fields, the relation has value columns, and no field matches a
+    declared column (by `match_fields`, key columns included); None when it may be read."""
+    names = list(fields)
+    if not names or not value_columns or match_fields(names, declared):
+        return None
+    return shares_no_column(what, names, declared)
 
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],

@@ -28,14 +28,22 @@ from typing import Any
 
 from materializer.errors import RecordError
 from materializer.formats.avro import value_columns, wire_reader
-from materializer.formats.avro_schema import named_types, record_of, record_reading, resolve
+from materializer.formats.avro_schema import (
+    field_names,
+    named_types,
+    record_of,
+    record_reading,
+    resolve,
+)
 from materializer.formats.base import DELETE, VALUE, TypedValueDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Plan,
     apply_plan,
     field_plan,
     per_schema,
+    shares_no_column,
     struct_fields,
+    unmatched_schema,
 )
 from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
@@ -51,15 +59,17 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedVa
 
     def prepare(schema: Any) -> Any:
         env = record_of(schema)
-        field_names = {f.get("name") for f in env.get("fields", ())} if env else set()
-        if env is None or not {"op", "after"} <= field_names:
+        if env is None or not {"op", "after"} <= set(field_names(env)):
             return RecordError("the Avro value is not a Debezium envelope (no op/after "
                                "fields)", "not_debezium")
         after = next(f for f in env["fields"] if f["name"] == "after")
         row = resolve(after["type"], named_types(schema))
         if not isinstance(row, dict) or row.get("type") != "record":
             return RecordError("Debezium `after` is not a record", "not_debezium")
-        return record_reading(schema, row, columns)._replace(wanted=_ENVELOPE_USED)
+        names = field_names(row)
+        return (unmatched_schema("the Debezium `after` record", names, spec.column_names,
+                                 len(columns))
+                or record_reading(schema, row, columns)._replace(wanted=_ENVELOPE_USED))
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
@@ -95,6 +105,8 @@ def _after_of(schema: Any) -> Any:
 
 def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
+    declared = frozenset(spec.column_names)
+    probe = next(iter(columns), "")  # usually present: the full test only without it
 
     def plan(after: Any) -> Plan:
         found = struct_fields(after)
@@ -130,6 +142,9 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
                 row_plan = plan_for(_after_of(schema))  # RecordError(too_deep): too deep
                 if row_plan:
                     apply_plan(row_plan, after)
+            if probe not in after and columns and after and declared.isdisjoint(after):
+                raise shares_no_column("the Debezium `after` object", after, spec.column_names,
+                                       case_sensitive=schema is None)
             return after
         except RecordError as e:
             raise part_error(VALUE, e) from e

@@ -44,6 +44,7 @@ from materializer.formats.connect_types import (
     connect_fixup,
     field_plan,
     per_schema,
+    shares_no_column,
     struct_fields,
 )
 from materializer.formats.jsonread import loads
@@ -120,13 +121,9 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     wrapped = _reads_wrapper(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
     unwrap = _unwrapper(columns, single)
-    expected = ", ".join(spec.column_names)
 
     def shared_nothing(obj: dict[str, Any]) -> RecordError:
-        shown = ", ".join(list(obj)[:8]) + (", ..." if len(obj) > 8 else "")
-        return RecordError(f"the JSON object shares no field with the declared columns "
-                           f"({expected}): it has {shown}; check the column names (they "
-                           "are case-sensitive) and value_format", "no_declared_columns")
+        return shares_no_column("the JSON object", obj, spec.column_names, case_sensitive=True)
 
     def decode(b: bytes) -> Mapping[str, Any]:
         try:

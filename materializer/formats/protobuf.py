@@ -34,14 +34,14 @@ registry (`schema_registry.url`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from materializer.columns import ColumnType
 from materializer.decimals import scaled
 from materializer.errors import ConfigError, RecordError
 from materializer.formats.base import VALUE, ValueDecoder, part_error
-from materializer.formats.connect_types import match_fields
+from materializer.formats.connect_types import match_fields, unmatched_schema
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
 
@@ -200,8 +200,11 @@ class _Plans:
         return to_dict
 
 
-def _row_reader(desc: Any, columns: Mapping[str, ColumnType]) -> Callable[[bytes], Any]:
-    """bytes of one message of type `desc` -> {column: value} for the declared columns."""
+def _row_reader(desc: Any, columns: Mapping[str, ColumnType], declared: Sequence[str]
+                ) -> Callable[[bytes], Any]:
+    """bytes of one message of type `desc` -> {column: value} for the declared columns;
+    RecordError(no_declared_columns) for every message of a type none of whose fields is
+    a declared column."""
     from google.protobuf.message import DecodeError  # noqa: PLC0415 - protobuf is optional
     from google.protobuf.message_factory import GetMessageClass  # noqa: PLC0415
 
@@ -211,8 +214,12 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType]) -> Callable[[bytes
     plan = [(col, src, _presence(fields[src]), plans.field(fields[src]))
             for col, src in match_fields(fields, columns).items()]
     full_name = desc.full_name
+    unmatched = unmatched_schema(f"Protobuf message {full_name}", fields, declared,
+                                 len(columns))
 
     def read(body: bytes) -> Any:
+        if unmatched is not None:
+            raise RecordError(str(unmatched), unmatched.reason)
         try:
             m = parse(body)
         except (DecodeError, RuntimeError, ValueError) as e:
@@ -265,7 +272,7 @@ def value_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
         if isinstance(file, RecordError):
             raise RecordError(str(file), file.reason)
         made = readers[(sid, path)] = _row_reader(
-            protobuf_schemas.message_at(file, path, sid), columns)
+            protobuf_schemas.message_at(file, path, sid), columns, spec.column_names)
         return made
 
     def decode(b: bytes) -> Mapping[str, Any]:

@@ -39,8 +39,8 @@ def table(columns: dict[str, str], key: list[str], key_format: str = "avro",
                key_format=key_format, value_format=value_format)
 
 
-USERS = table({"id": "int", "name": "string", "age": "long", "email": "string"}, ["id"],
-              key_format="int")
+USERS_COLUMNS = {"id": "int", "name": "string", "age": "long", "email": "string"}
+USERS = table(USERS_COLUMNS, ["id"], key_format="int")
 
 
 @pytest.fixture()
@@ -278,3 +278,30 @@ def test_schema_fetched_once_per_id() -> None:
         for _ in range(50):
             assert dec(datum)["name"] == "a"
         assert srv.requests == n
+
+
+def test_a_record_that_shares_no_field_with_the_columns_is_rejected_not_stored_as_nulls(
+        reg: FileRegistry) -> None:
+    """As a JSON object (no_declared_columns): every field would be lost, the row NULLs.
+    Sharing one column, the key's included, is enough; case-insensitive matches count."""
+    other = {"type": "record", "name": "Other", "fields": [
+        {"name": "x", "type": "long"}, {"name": "y", "type": "string"}]}
+    enc = avro_encoder(reg, "t-value", other)
+    dec = codecs.value_decoder(USERS, reg)
+    with pytest.raises(RecordError) as e:
+        dec(enc({"x": 1, "y": "data"}))
+    assert e.value.reason == "no_declared_columns"
+    assert "it has x, y" in str(e.value) and "(id, name, age, email)" in str(e.value)
+    upper = avro_encoder(reg, "u-value", {"type": "record", "name": "U", "fields": [
+        {"name": "ID", "type": "int"}, {"name": "z", "type": "string"}]})
+    assert rows(USERS, reg, [upper({"ID": 1, "z": "q"})], [(1,)]) == [[1, None, None, None]]
+    # Debezium: the `after` record's fields are the ones that must match
+    envelope = {"type": "record", "name": "Envelope", "namespace": "db", "fields": [
+        {"name": "before", "type": ["null", other]}, {"name": "after", "type": ["null", "Other"]},
+        {"name": "op", "type": "string"}]}
+    denc = avro_encoder(reg, "d-value", envelope)
+    ddec = codecs.value_decoder(table(dict(USERS_COLUMNS), ["id"], key_format="int",
+                                      value_format="debezium-avro"), reg)
+    with pytest.raises(RecordError) as e:
+        ddec(denc({"before": None, "after": {"x": 1, "y": "data"}, "op": "c"}))
+    assert e.value.reason == "no_declared_columns" and "`after` record" in str(e.value)

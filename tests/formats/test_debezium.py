@@ -130,6 +130,18 @@ def test_json_without_schema_wrapper() -> None:
     assert dec(json.dumps({"schema": None, "payload": None}).encode()) is DELETE
 
 
+def test_json_after_that_shares_no_column_is_rejected_not_stored_as_nulls() -> None:
+    """As a plain JSON object: the `after` row's data would all be lost. An empty `after`
+    and one sharing a single column pass."""
+    dec = codecs.value_decoder(JSON_SPEC, None)
+    with pytest.raises(RecordError) as e:
+        dec(envelope("c", None, {"ID": 1, "FIRST_NAME": "Anne"}, wrapped=False))
+    assert e.value.reason == "no_declared_columns"
+    assert "`after` object" in str(e.value) and "case-sensitive" in str(e.value)
+    assert dec(envelope("c", None, {}, wrapped=False)) == {}
+    assert dec(envelope("c", None, {"email": "a@b"}, wrapped=False)) == {"email": "a@b"}
+
+
 def test_json_without_wrapper_cannot_read_base64_decimals() -> None:
     dec = codecs.value_decoder(JSON_SPEC, None)
     fields = dec(envelope("c", None, dbz_row(), wrapped=False))

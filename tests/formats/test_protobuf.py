@@ -441,3 +441,13 @@ except ConfigError as e:
     assert len(lines) == 2, out.stdout
     assert "line 3" in lines[0] and "needs the protobuf package" in lines[0]
     assert all("pip install 'materializer[protobuf]'" in line for line in lines)
+
+
+def test_a_message_that_shares_no_field_with_the_columns_is_rejected_not_stored_as_nulls(
+        pool: descriptor_pool.DescriptorPool, registry: RegistryServer) -> None:
+    good = serializer(registry, message_class(pool, "shop.User"))(full_user(pool))
+    reg = RestRegistry(registry.url)
+    reason, message = reason_of(table({"uid": "int", "handle": "string"}, key="uid"), reg, good)
+    assert reason == "no_declared_columns" and "it has id, name" in message
+    # sharing one column (the key's field) is enough: the others are absent, not lost
+    assert codecs.value_decoder(table({"id": "int", "handle": "string"}), reg)(good) == {}
