@@ -272,7 +272,8 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
         rec = record_of(schema)
         if rec is not None:
             names = field_names(rec)
-            return (unmatched_schema("the Avro record", names, spec.column_names, len(columns))
+            what = f"the Avro record {rec.get('name')}"
+            return (unmatched_schema(what, names, spec.column_names, list(columns), spec.name)
                     or record_reading(schema, rec, columns))
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "

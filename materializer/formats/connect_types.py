@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -185,6 +186,9 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup
     return None
 
 
+log = logging.getLogger("materializer.formats")
+
+
 def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
     """Declared column -> source field: exact names, else an unambiguous
     case-insensitive match."""
@@ -218,14 +222,25 @@ def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
 
 
 def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
-                     value_columns: int) -> RecordError | None:
+                     value_columns: Sequence[str], table: str = "") -> RecordError | None:
     """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
     values when it has fields, the relation has value columns, and no field matches a
-    declared column (by `match_fields`, key columns included); None when it may be read."""
+    declared column (by `match_fields`, key columns included); None when it may be read.
+    Then the value columns no field fills (NULL in every row of that schema) are logged
+    as a warning naming `table` and the schema (`what`): once per schema, as callers
+    prepare each schema once."""
     names = list(fields)
-    if not names or not value_columns or match_fields(names, declared):
+    if not names or not value_columns:
         return None
-    return shares_no_column(what, names, declared)
+    matched = match_fields(names, declared)
+    if not matched:
+        return shares_no_column(what, names, declared)
+    missing = [c for c in value_columns if c not in matched]
+    if missing:
+        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+        log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s)",
+                    table, what, ", ".join(missing), shown)
+    return None
 
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],

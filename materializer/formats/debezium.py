@@ -67,8 +67,8 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedVa
         if not isinstance(row, dict) or row.get("type") != "record":
             return RecordError("Debezium `after` is not a record", "not_debezium")
         names = field_names(row)
-        return (unmatched_schema("the Debezium `after` record", names, spec.column_names,
-                                 len(columns))
+        return (unmatched_schema(f"the Debezium `after` record {row.get('name')}", names,
+                                 spec.column_names, list(columns), spec.name)
                 or record_reading(schema, row, columns)._replace(wanted=_ENVELOPE_USED))
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)

@@ -34,7 +34,7 @@ registry (`schema_registry.url`).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from materializer.columns import ColumnType
@@ -200,7 +200,7 @@ class _Plans:
         return to_dict
 
 
-def _row_reader(desc: Any, columns: Mapping[str, ColumnType], declared: Sequence[str]
+def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
                 ) -> Callable[[bytes], Any]:
     """bytes of one message of type `desc` -> {column: value} for the declared columns;
     RecordError(no_declared_columns) for every message of a type none of whose fields is
@@ -214,8 +214,8 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], declared: Sequence
     plan = [(col, src, _presence(fields[src]), plans.field(fields[src]))
             for col, src in match_fields(fields, columns).items()]
     full_name = desc.full_name
-    unmatched = unmatched_schema(f"Protobuf message {full_name}", fields, declared,
-                                 len(columns))
+    unmatched = unmatched_schema(f"Protobuf message {full_name}", fields, spec.column_names,
+                                 list(columns), spec.name)
 
     def read(body: bytes) -> Any:
         if unmatched is not None:
@@ -272,7 +272,7 @@ def value_decoder(spec: RelationSpec, registry: Any) -> ValueDecoder:
         if isinstance(file, RecordError):
             raise RecordError(str(file), file.reason)
         made = readers[(sid, path)] = _row_reader(
-            protobuf_schemas.message_at(file, path, sid), columns, spec.column_names)
+            protobuf_schemas.message_at(file, path, sid), columns, spec)
         return made
 
     def decode(b: bytes) -> Mapping[str, Any]:

@@ -281,7 +281,7 @@ def test_schema_fetched_once_per_id() -> None:
 
 
 def test_a_record_that_shares_no_field_with_the_columns_is_rejected_not_stored_as_nulls(
-        reg: FileRegistry) -> None:
+        reg: FileRegistry, caplog: pytest.LogCaptureFixture) -> None:
     """As a JSON object (no_declared_columns): every field would be lost, the row NULLs.
     Sharing one column, the key's included, is enough; case-insensitive matches count."""
     other = {"type": "record", "name": "Other", "fields": [
@@ -295,6 +295,10 @@ def test_a_record_that_shares_no_field_with_the_columns_is_rejected_not_stored_a
     upper = avro_encoder(reg, "u-value", {"type": "record", "name": "U", "fields": [
         {"name": "ID", "type": "int"}, {"name": "z", "type": "string"}]})
     assert rows(USERS, reg, [upper({"ID": 1, "z": "q"})], [(1,)]) == [[1, None, None, None]]
+    # ... and the columns that schema leaves NULL are logged, once
+    warned = [r.getMessage() for r in caplog.records if "has no field" in r.getMessage()]
+    assert warned == ["public.t: the Avro record U has no field for column(s) name, age, "
+                      "email, NULL in its rows (its fields: ID, z)"]
     # Debezium: the `after` record's fields are the ones that must match
     envelope = {"type": "record", "name": "Envelope", "namespace": "db", "fields": [
         {"name": "before", "type": ["null", other]}, {"name": "after", "type": ["null", "Other"]},
