@@ -302,8 +302,8 @@ def compile_reader(schema: Any, named: Mapping[str, Any],
             c.record(top, "value", "    ", wanted)
         else:
             c.emit(schema, "value", "    ")
-    except (_Unsupported, RecursionError):
-        return None
+    except Exception:  # noqa: BLE001 - _Unsupported, RecursionError; a schema shape this
+        return None  # code does not foresee is fastavro's to read, as before
     c.lines.append("    return value, p")
     try:  # nested more than Python's 20 blocks (arrays in arrays ten deep): fastavro reads
         code = compile("\n".join(c.lines), "<Avro reader>", "exec")
