@@ -208,17 +208,39 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
-                     case_sensitive: bool = False) -> RecordError:
+def case_checker(declared: Sequence[str]) -> Callable[[dict[str, Any]], None]:
+    """For schemaless objects (plain JSON, a Debezium JSON `after` without the wrapper),
+    whose names must be the columns' exactly: a check raising RecordError(case_mismatch)
+    for an object that lacks a column and has a field differing from it only in case
+    (ksqlDB writes `NAME`): stored, that field's data would be lost and the column NULL.
+    Costs one set difference when every column is present."""
+    folded = {c.casefold(): c for c in declared}
+    columns = frozenset(declared)
+
+    def check(obj: dict[str, Any]) -> None:
+        missing = columns - obj.keys()
+        if not missing or len(obj) + len(missing) == len(columns):  # no other field
+            return
+        for name in obj.keys() - columns:
+            col = folded.get(name.casefold())
+            if col in missing:
+                raise RecordError(f"field {name!r} is not a declared column and differs only "
+                                  f"in case from column {col!r}, which the object lacks: "
+                                  "names are case-sensitive without a schema (declare the "
+                                  "column as the producer writes it)", "case_mismatch")
+    return check
+
+
+def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str]
+                     ) -> RecordError:
     """RecordError(no_declared_columns) for a value (or every value of a schema) whose
     `fields` match none of the `declared` columns: stored, its data would all be lost and
     its row be NULLs."""
     names = list(fields)
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    hint = " (they are case-sensitive)" if case_sensitive else ""
     return RecordError(f"{what} shares no field with the declared columns "
-                       f"({', '.join(declared)}): it has {shown}; check the column names"
-                       f"{hint} and value_format", "no_declared_columns")
+                       f"({', '.join(declared)}): it has {shown}; check the column names "
+                       "and value_format", "no_declared_columns")
 
 
 def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],

@@ -39,6 +39,7 @@ from materializer.formats.base import DELETE, VALUE, TypedValueDecoder, ValueDec
 from materializer.formats.connect_types import (
     Plan,
     apply_plan,
+    case_checker,
     field_plan,
     per_schema,
     shares_no_column,
@@ -107,6 +108,7 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
     declared = frozenset(spec.column_names)
     probe = next(iter(columns), "")  # usually present: the full test only without it
+    case_check = case_checker(spec.column_names)
 
     def plan(after: Any) -> Plan:
         found = struct_fields(after)
@@ -143,8 +145,9 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
                 if row_plan:
                     apply_plan(row_plan, after)
             if probe not in after and columns and after and declared.isdisjoint(after):
-                raise shares_no_column("the Debezium `after` object", after, spec.column_names,
-                                       case_sensitive=schema is None)
+                raise shares_no_column("the Debezium `after` object", after, spec.column_names)
+            if schema is None and columns and after:
+                case_check(after)  # without the wrapper's schema: as a plain JSON object
             return after
         except RecordError as e:
             raise part_error(VALUE, e) from e

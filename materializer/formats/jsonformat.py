@@ -22,11 +22,15 @@ reads its JSON as it is.
 A value object that shares no field with the declared columns (key columns
 included) is rejected, RecordError(no_declared_columns): its fields would all be
 lost and the row stored as NULLs. An empty object `{}` passes (it carries nothing to
-lose), and so does any object for a relation without non-key columns.
+lose), and so does any object for a relation without non-key columns. An object that
+lacks a column and has a field differing from it only in case (ksqlDB writes `NAME`)
+is rejected too, RecordError(case_mismatch): names are exact without a schema, and that
+field's data would be lost.
 
-Cost: a plain JSON object pays two dict key tests beyond `jsonread.loads`:
-`"payload" in obj`, and the first non-key column's name (only an object without it
-is compared with every declared name).
+Cost: a plain JSON object pays two dict key tests and one set difference (the columns
+it lacks) beyond `jsonread.loads`; only an object that lacks a column and has other
+fields looks at their names. (Objects of exactly the declared fields take the typed path
+in `ingest.jsonrow` and none of this.)
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from materializer.formats.connect_types import (
     Fixup,
     Plan,
     apply_plan,
+    case_checker,
     connect_fixup,
     field_plan,
     per_schema,
@@ -122,8 +127,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     single = next(iter(columns)) if len(columns) == 1 else None
     unwrap = _unwrapper(columns, single)
 
-    def shared_nothing(obj: dict[str, Any]) -> RecordError:
-        return shares_no_column("the JSON object", obj, spec.column_names, case_sensitive=True)
+    case_check = case_checker(spec.column_names)
 
     def decode(b: bytes) -> Mapping[str, Any]:
         try:
@@ -131,7 +135,9 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
             if type(obj) is not dict:
                 raise RecordError(f"a JSON value must be an object, got "
                                   f"{type(obj).__name__}", "not_an_object")
+            schemaless = True
             if "payload" in obj and wrapped and is_wrapper(obj):
+                schemaless = False  # the schema matched its fields to the columns
                 obj = unwrap(obj)
                 if type(obj) is not dict:
                     if obj is None:
@@ -140,8 +146,11 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
                         raise RecordError(f"the Connect payload is a {type(obj).__name__}, "
                                           "not an object of the columns", "not_an_object")
                     return {single: obj}
-            if probe not in obj and guard and obj and declared.isdisjoint(obj):
-                raise shared_nothing(obj)
+            if guard and obj:
+                if probe not in obj and declared.isdisjoint(obj):
+                    raise shares_no_column("the JSON object", obj, spec.column_names)
+                if schemaless:
+                    case_check(obj)  # NAME beside the columns, `name` absent
         except RecordError as e:
             raise part_error(VALUE, e) from e
         return obj

@@ -249,6 +249,18 @@ def test_a_stream_value_sharing_no_field_is_rejected_too() -> None:
     assert e.value.reason == "no_declared_columns"
 
 
+@pytest.mark.parametrize("value", [
+    {"id": 1, "FIRST_NAME": "Sally"},  # first_name absent: Sally would be lost
+    {"first_name": "x", "Balance": "1.00"},  # the same for a nullable column
+])
+def test_a_field_differing_from_a_missing_column_only_in_case_is_rejected(
+        value: dict[str, Any]) -> None:
+    with pytest.raises(RecordError) as e:
+        codecs.value_decoder(SPEC)(json.dumps(value).encode())
+    assert e.value.reason == "case_mismatch"
+    assert "case-sensitive" in str(e.value)
+
+
 def test_values_sharing_a_field_and_empty_objects_pass() -> None:
     dec = codecs.value_decoder(SPEC)
     assert dec(b'{"first_name": "x", "other": 1}') == {"first_name": "x", "other": 1}

@@ -135,11 +135,15 @@ def test_json_after_that_shares_no_column_is_rejected_not_stored_as_nulls() -> N
     and one sharing a single column pass."""
     dec = codecs.value_decoder(JSON_SPEC, None)
     with pytest.raises(RecordError) as e:
-        dec(envelope("c", None, {"ID": 1, "FIRST_NAME": "Anne"}, wrapped=False))
+        dec(envelope("c", None, {"uid": 1, "given_name": "Anne"}, wrapped=False))
     assert e.value.reason == "no_declared_columns"
-    assert "`after` object" in str(e.value) and "case-sensitive" in str(e.value)
+    assert "`after` object" in str(e.value) and "it has uid, given_name" in str(e.value)
     assert dec(envelope("c", None, {}, wrapped=False)) == {}
     assert dec(envelope("c", None, {"email": "a@b"}, wrapped=False)) == {"email": "a@b"}
+    # a field differing only in case from a column the object lacks: its data would be lost
+    with pytest.raises(RecordError) as e:
+        dec(envelope("c", None, {"id": 1, "FIRST_NAME": "Anne"}, wrapped=False))
+    assert e.value.reason == "case_mismatch" and "'FIRST_NAME'" in str(e.value)
 
 
 def test_json_without_wrapper_cannot_read_base64_decimals() -> None:
