@@ -257,12 +257,27 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
     matched = match_fields(names, declared)
     if not matched:
         return shares_no_column(what, names, declared)
-    missing = [c for c in value_columns if c not in matched]
-    if missing:
-        shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-        log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s)",
-                    table, what, ", ".join(missing), shown)
+    warn_unfilled(table, what, names, [c for c in value_columns if c not in matched])
     return None
+
+
+_WARNED: set[tuple[str, str, tuple[str, ...]]] = set()
+_MAX_WARNED = 1024
+
+
+def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequence[str]) -> None:
+    """Log, once per process for a table, schema and set of fields, the value columns a
+    schema's records leave NULL (`missing`): a column named unlike the producer's field
+    is then visible, though every row of that schema is still stored."""
+    if not missing:
+        return
+    seen = (table, what, tuple(fields))
+    if seen in _WARNED or len(_WARNED) >= _MAX_WARNED:
+        return
+    _WARNED.add(seen)
+    shown = ", ".join(fields[:12]) + (", ..." if len(fields) > 12 else "")
+    log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s)",
+                table, what, ", ".join(missing), shown)
 
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],

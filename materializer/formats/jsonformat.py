@@ -48,9 +48,11 @@ from materializer.formats.connect_types import (
     case_checker,
     connect_fixup,
     field_plan,
+    match_fields,
     per_schema,
     shares_no_column,
     struct_fields,
+    warn_unfilled,
 )
 from materializer.formats.jsonread import loads
 from materializer.formats.wire import HEADER_SIZE, read_header
@@ -75,15 +77,21 @@ def _reads_wrapper(spec: RelationSpec) -> bool:
     return not ("schema" in names and "payload" in names)
 
 
-def _unwrapper(columns: Mapping[str, ColumnType], single: str | None) -> _Unwrap:
+def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str = ""
+               ) -> _Unwrap:
     """wrapper -> payload with its Connect logical types applied (a dict of fields, a
     bare value when the schema is not a struct, or None). A bare value is converted for
     column `single` if given, else returned as it is. RecordError(type_mismatch) for a
-    value its logical type cannot read."""
+    value its logical type cannot read. With `table` (values, not keys), the columns a
+    struct schema has no field for are logged (`warn_unfilled`)."""
 
     def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None]:
         fields = struct_fields(schema)
         if fields is not None:
+            matched = match_fields(fields, columns) if table else None
+            if matched:  # none: the payloads are no_declared_columns, which says it
+                warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
+                              list(fields), [c for c in columns if c not in matched])
             return field_plan(fields, columns), None
         if single is None:
             return (), None
@@ -125,7 +133,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     probe = next(iter(columns), "")  # usually present: the full test only without it
     wrapped = _reads_wrapper(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
-    unwrap = _unwrapper(columns, single)
+    unwrap = _unwrapper(columns, single, spec.name)
 
     case_check = case_checker(spec.column_names)
 

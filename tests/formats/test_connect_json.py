@@ -319,3 +319,16 @@ tables:
         counters = [s["counters"] for s in store.relation("inventory.customers")
                     .partition_stats()]
         assert sum(c.get("skipped:no_declared_columns", 0) for c in counters) == 1
+
+
+def test_columns_a_schema_has_no_field_for_are_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    spec = table({"id": "int", "nick": "string", "mail": "string"}, ["id"])
+    dec = codecs.value_decoder(spec)
+    fields = [field("id", "int32"), field("NICK", "string"), field("e_mail", "string")]
+    for _ in range(3):
+        got = row(spec, dec(wrap(fields, {"id": 1, "NICK": "x", "e_mail": "a@b"})), (1,))
+        assert got == {"id": 1, "nick": "x", "mail": None}
+    warned = [r.getMessage() for r in caplog.records if "has no field" in r.getMessage()]
+    assert len(warned) == 1
+    assert "column(s) mail, NULL in its rows (its fields: id, NICK, e_mail)" in warned[0]
