@@ -211,9 +211,11 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
 def case_checker(declared: Sequence[str]) -> Callable[[dict[str, Any]], None]:
     """For schemaless objects (plain JSON, a Debezium JSON `after` without the wrapper),
     whose names must be the columns' exactly: a check raising RecordError(case_mismatch)
-    for an object that lacks a column and has a field differing from it only in case
-    (ksqlDB writes `NAME`): stored, that field's data would be lost and the column NULL.
-    Costs one set difference when every column is present."""
+    for an object that lacks one of the `declared` (value) columns and has a field
+    differing from it only in case (ksqlDB writes `NAME`): stored, that field's data
+    would be lost and the column NULL. (A key column's value comes from the key: a field
+    for it in the value is not lost.) Costs one set difference when every column is
+    present."""
     folded = {c.casefold(): c for c in declared}
     columns = frozenset(declared)
 

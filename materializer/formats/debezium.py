@@ -108,7 +108,7 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
     declared = frozenset(spec.column_names)
     probe = next(iter(columns), "")  # usually present: the full test only without it
-    case_check = case_checker(spec.column_names)
+    case_check = case_checker(list(columns))  # key columns come from the key
 
     def plan(after: Any) -> Plan:
         found = struct_fields(after)

@@ -135,7 +135,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     single = next(iter(columns)) if len(columns) == 1 else None
     unwrap = _unwrapper(columns, single, spec.name)
 
-    case_check = case_checker(spec.column_names)
+    case_check = case_checker(list(columns))  # key columns come from the key
 
     def decode(b: bytes) -> Mapping[str, Any]:
         try:

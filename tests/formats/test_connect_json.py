@@ -261,6 +261,12 @@ def test_a_field_differing_from_a_missing_column_only_in_case_is_rejected(
     assert "case-sensitive" in str(e.value)
 
 
+def test_a_key_column_in_another_case_is_not_a_mismatch() -> None:
+    """The key column's value comes from the Kafka key: a value field for it is not lost."""
+    assert codecs.value_decoder(SPEC)(b'{"first_name": "x", "ID": 1}') == {
+        "first_name": "x", "ID": 1}
+
+
 def test_values_sharing_a_field_and_empty_objects_pass() -> None:
     dec = codecs.value_decoder(SPEC)
     assert dec(b'{"first_name": "x", "other": 1}') == {"first_name": "x", "other": 1}
