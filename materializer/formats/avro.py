@@ -139,6 +139,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
         except RecursionError:
             return (schema, RecordError(f"schema {sid} is nested too deeply to use",
                                         "bad_schema"), schemaless_reader, None)
+        if type(prepared) is RecordError:  # every record of the schema refused: no reader
+            return schema, prepared, schemaless_reader, None
         if not deep:
             compiled = compile_reader(schema, named_types(schema), wanted)
             return schema, prepared, schemaless_reader, compiled
@@ -161,11 +163,10 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
             try:
                 datum, end = compiled(b, HEADER_SIZE)
             except (Truncated, IndexError) as e:
-                raise RecordError(f"Avro body (schema {sid}) ends early", "truncated") from e
+                raise _ends_early(sid) from e
             except Exception as e:  # noqa: BLE001 - Invalid, UnicodeDecodeError; anything
                 # else would be a bug, still this record's rejection, not the worker's stop
-                raise RecordError(f"Avro body does not decode with schema {sid}: "
-                                  f"{type(e).__name__}: {e}", "avro_decode") from e
+                raise _undecodable(sid, e) from e
         else:
             bio = _BytesIO(b)
             bio.seek(HEADER_SIZE)
@@ -176,10 +177,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                                   "too_deep") from e
             except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
                 if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short
-                    raise RecordError(f"Avro body (schema {sid}) ends early",
-                                      "truncated") from e
-                raise RecordError(f"Avro body does not decode with schema {sid}: "
-                                  f"{type(e).__name__}: {e}", "avro_decode") from e
+                    raise _ends_early(sid) from e
+                raise _undecodable(sid, e) from e
             end = bio.tell()
         if end != n:
             raise RecordError(f"{n - end} trailing byte(s) after the Avro body "
@@ -187,6 +186,15 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
         return datum, prepared
 
     return read
+
+
+def _ends_early(sid: int) -> RecordError:
+    return RecordError(f"Avro body (schema {sid}) ends early", "truncated")
+
+
+def _undecodable(sid: int, e: Exception) -> RecordError:
+    return RecordError(f"Avro body does not decode with schema {sid}: {type(e).__name__}: "
+                       f"{e}", "avro_decode")
 
 
 # --------------------------------------------------------------------------- keys
@@ -263,6 +271,18 @@ def value_columns(spec: RelationSpec) -> dict[str, ColumnType]:
     return {c.name: c.type for c in spec.columns if c.name not in keys}
 
 
+def checked_reading(spec: RelationSpec, schema: Any, record: Any, what: str
+                    ) -> Reading | RecordError:
+    """`record_reading` of `record` (the value, a Debezium `after`) into `spec`'s value
+    columns, or RecordError(no_declared_columns) for every value of a record none of
+    whose fields is a column (`connect_types.unmatched_schema`, which also logs the
+    columns the record leaves NULL)."""
+    columns = value_columns(spec)
+    unmatched = unmatched_schema(f"{what} {record.get('name')}", field_names(record),
+                                 spec.column_names, list(columns), spec.name)
+    return unmatched or record_reading(schema, record, columns)
+
+
 def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
     columns = value_columns(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
@@ -271,10 +291,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
         if rec is not None:
-            names = field_names(rec)
-            what = f"the Avro record {rec.get('name')}"
-            return (unmatched_schema(what, names, spec.column_names, list(columns), spec.name)
-                    or record_reading(schema, rec, columns))
+            return checked_reading(spec, schema, rec, "the Avro record")
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")

@@ -208,18 +208,32 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def case_checker(declared: Sequence[str]) -> Callable[[dict[str, Any]], None]:
-    """For schemaless objects (plain JSON, a Debezium JSON `after` without the wrapper),
-    whose names must be the columns' exactly: a check raising RecordError(case_mismatch)
-    for an object that lacks one of the `declared` (value) columns and has a field
-    differing from it only in case (ksqlDB writes `NAME`): stored, that field's data
-    would be lost and the column NULL. (A key column's value comes from the key: a field
-    for it in the value is not lost.) Costs one set difference when every column is
-    present."""
-    folded = {c.casefold(): c for c in declared}
-    columns = frozenset(declared)
+def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[str]
+                   ) -> Callable[[dict[str, Any], bool], None]:
+    """The check of a JSON object about to become a row (a JSON value, a Debezium JSON
+    `after`): `check(obj, schemaless)` raises RecordError(no_declared_columns) for a
+    non-empty object sharing no field with the `declared` columns (when there are value
+    columns): stored, its data would all be lost and its row be NULLs. For a `schemaless`
+    object, whose names must be the columns' exactly, also RecordError(case_mismatch) when
+    it lacks a value column and has a field differing from it only in case (ksqlDB writes
+    `NAME`): that field's data would be lost and the column NULL. (A key column's value
+    comes from the key: a field for it in the value is not lost.)
 
-    def check(obj: dict[str, Any]) -> None:
+    Cost: a dict key test (the first value column) and one set difference when every
+    value column is present; only an object lacking one and having other fields looks at
+    their names."""
+    names = frozenset(declared)
+    probe = value_columns[0] if value_columns else ""  # usually present
+    columns = frozenset(value_columns)
+    folded = {c.casefold(): c for c in value_columns}
+
+    def check(obj: dict[str, Any], schemaless: bool) -> None:
+        if not columns or not obj:
+            return
+        if probe not in obj and names.isdisjoint(obj):
+            raise shares_no_column(what, obj, declared)
+        if not schemaless:
+            return
         missing = columns - obj.keys()
         if not missing or len(obj) + len(missing) == len(columns):  # no other field
             return

@@ -27,24 +27,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from materializer.errors import RecordError
-from materializer.formats.avro import value_columns, wire_reader
+from materializer.formats.avro import checked_reading, value_columns, wire_reader
 from materializer.formats.avro_schema import (
     field_names,
     named_types,
     record_of,
-    record_reading,
     resolve,
 )
 from materializer.formats.base import DELETE, VALUE, TypedValueDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Plan,
     apply_plan,
-    case_checker,
     field_plan,
+    object_checker,
     per_schema,
-    shares_no_column,
     struct_fields,
-    unmatched_schema,
 )
 from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
@@ -55,7 +52,6 @@ _ENVELOPE_USED = frozenset(("op", "after"))
 
 
 def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
-    columns = value_columns(spec)
     nothing: frozenset[str] = frozenset()
 
     def prepare(schema: Any) -> Any:
@@ -67,10 +63,10 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedVa
         row = resolve(after["type"], named_types(schema))
         if not isinstance(row, dict) or row.get("type") != "record":
             return RecordError("Debezium `after` is not a record", "not_debezium")
-        names = field_names(row)
-        return (unmatched_schema(f"the Debezium `after` record {row.get('name')}", names,
-                                 spec.column_names, list(columns), spec.name)
-                or record_reading(schema, row, columns)._replace(wanted=_ENVELOPE_USED))
+        reading = checked_reading(spec, schema, row, "the Debezium `after` record")
+        if isinstance(reading, RecordError):
+            return reading
+        return reading._replace(wanted=_ENVELOPE_USED)
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
@@ -106,9 +102,7 @@ def _after_of(schema: Any) -> Any:
 
 def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
-    declared = frozenset(spec.column_names)
-    probe = next(iter(columns), "")  # usually present: the full test only without it
-    case_check = case_checker(list(columns))  # key columns come from the key
+    check = object_checker("the Debezium `after` object", spec.column_names, list(columns))
 
     def plan(after: Any) -> Plan:
         found = struct_fields(after)
@@ -144,10 +138,7 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
                 row_plan = plan_for(_after_of(schema))  # RecordError(too_deep): too deep
                 if row_plan:
                     apply_plan(row_plan, after)
-            if probe not in after and columns and after and declared.isdisjoint(after):
-                raise shares_no_column("the Debezium `after` object", after, spec.column_names)
-            if schema is None and columns and after:
-                case_check(after)  # without the wrapper's schema: as a plain JSON object
+            check(after, schema is None)  # without the wrapper's schema: names exact
             return after
         except RecordError as e:
             raise part_error(VALUE, e) from e

@@ -27,10 +27,9 @@ lacks a column and has a field differing from it only in case (ksqlDB writes `NA
 is rejected too, RecordError(case_mismatch): names are exact without a schema, and that
 field's data would be lost.
 
-Cost: a plain JSON object pays two dict key tests and one set difference (the columns
-it lacks) beyond `jsonread.loads`; only an object that lacks a column and has other
-fields looks at their names. (Objects of exactly the declared fields take the typed path
-in `ingest.jsonrow` and none of this.)
+Cost: a plain JSON object pays `"payload" in obj` and `connect_types.object_checker`'s
+check (a dict key test and a set difference) beyond `jsonread.loads`. (Objects of
+exactly the declared fields take the typed path in `ingest.jsonrow` and none of this.)
 """
 
 from __future__ import annotations
@@ -45,12 +44,11 @@ from materializer.formats.connect_types import (
     Fixup,
     Plan,
     apply_plan,
-    case_checker,
     connect_fixup,
     field_plan,
     match_fields,
+    object_checker,
     per_schema,
-    shares_no_column,
     struct_fields,
     warn_unfilled,
 )
@@ -128,14 +126,11 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     `framed`: JSON_SR, the JSON after the Confluent wire header."""
     keys = set(spec.key_columns)
     columns = {c.name: c.type for c in spec.columns if c.name not in keys}
-    declared = frozenset(spec.column_names)
-    guard = bool(columns)
-    probe = next(iter(columns), "")  # usually present: the full test only without it
     wrapped = _reads_wrapper(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
     unwrap = _unwrapper(columns, single, spec.name)
 
-    case_check = case_checker(list(columns))  # key columns come from the key
+    check = object_checker("the JSON object", spec.column_names, list(columns))
 
     def decode(b: bytes) -> Mapping[str, Any]:
         try:
@@ -154,11 +149,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
                         raise RecordError(f"the Connect payload is a {type(obj).__name__}, "
                                           "not an object of the columns", "not_an_object")
                     return {single: obj}
-            if guard and obj:
-                if probe not in obj and declared.isdisjoint(obj):
-                    raise shares_no_column("the JSON object", obj, spec.column_names)
-                if schemaless:
-                    case_check(obj)  # NAME beside the columns, `name` absent
+            check(obj, schemaless)
         except RecordError as e:
             raise part_error(VALUE, e) from e
         return obj

@@ -208,18 +208,20 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
     from google.protobuf.message import DecodeError  # noqa: PLC0415 - protobuf is optional
     from google.protobuf.message_factory import GetMessageClass  # noqa: PLC0415
 
-    parse = GetMessageClass(desc).FromString
-    plans = _Plans()
     fields = desc.fields_by_name
-    plan = [(col, src, _presence(fields[src]), plans.field(fields[src]))
-            for col, src in match_fields(fields, columns).items()]
     full_name = desc.full_name
     unmatched = unmatched_schema(f"Protobuf message {full_name}", fields, spec.column_names,
                                  list(columns), spec.name)
+    if unmatched is not None:
+        def refuse(body: bytes) -> Any:
+            raise RecordError(str(unmatched), unmatched.reason)
+        return refuse
+    parse = GetMessageClass(desc).FromString
+    plans = _Plans()
+    plan = [(col, src, _presence(fields[src]), plans.field(fields[src]))
+            for col, src in match_fields(fields, columns).items()]
 
     def read(body: bytes) -> Any:
-        if unmatched is not None:
-            raise RecordError(str(unmatched), unmatched.reason)
         try:
             m = parse(body)
         except (DecodeError, RuntimeError, ValueError) as e:
