@@ -84,6 +84,14 @@ def _as_bytes(b: Any) -> bytes | None:
 # ---------------------------------------------------------------------------- store
 
 
+
+class _FirstFoundView(TableView):
+    """The faust app's own reads: a key held by several partitions answers the first
+    partition's row and is iterated from each, as faust's RocksDB store does (the HTTP
+    API's view of the table refuses such a key instead: `TableView.unique_keys`)."""
+
+    unique_keys = False
+
 class LmdbStore(SerializedStore[Any, Any]):
     """faust table storage in an LMDB relation of a materializer data directory.
 
@@ -153,8 +161,8 @@ class LmdbStore(SerializedStore[Any, Any]):
             w.write_meta(ident, LAYOUT)
         self._next = w.next_offsets()
         self._writer = w
-        self._disk = TableView(Path(self.data_dir), open_generation(Path(self.data_dir),
-                                                                    self.table_name))
+        self._disk = _FirstFoundView(Path(self.data_dir),
+                                     open_generation(Path(self.data_dir), self.table_name))
         return w
 
     def _view(self) -> TableView:

@@ -100,7 +100,8 @@ class FaustTableView(TableView):
                 for r in rows]
 
     def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
-                 after: bytes | None = None) -> list[tuple[bytes, bytes]]:
+                 after: bytes | None = None, *, every_copy: bool = False
+                 ) -> list[tuple[bytes, bytes]]:
         """(stored key, stored row) pairs in key order whose faust key starts with
         `prefix` (leading key columns)."""
         if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
@@ -122,7 +123,7 @@ class FaustTableView(TableView):
         out: list[tuple[bytes, bytes]] = []
         while limit is None or len(out) < limit:
             chunk = _SCAN_CHUNK if limit is None else min(_SCAN_CHUNK, limit - len(out))
-            pairs = super().scan_raw((), chunk, after=after_key)
+            pairs = super().scan_raw((), chunk, after=after_key, every_copy=every_copy)
             for k, v in pairs:
                 if not k.startswith(start):
                     return out

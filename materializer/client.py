@@ -32,7 +32,7 @@ import httpx
 
 from materializer.cluster.partitioning import Partitioning
 from materializer.columns import ColumnType, TypeSyntaxError, parse_type
-from materializer.errors import InfrastructureError, NotFound, UsageError
+from materializer.errors import AmbiguousKeyError, InfrastructureError, NotFound, UsageError
 from materializer.values import from_storage, to_json_value, to_storage
 
 MAX_PAGE = 1000
@@ -205,6 +205,8 @@ def _checked(r: httpx.Response) -> httpx.Response:
         raise UsageError("the worker refused the token (401): pass the cluster's bearer token")
     if r.status_code in (400, 413, 422):
         raise UsageError(str(detail))
+    if r.status_code == 409:
+        raise AmbiguousKeyError(str(detail))
     raise InfrastructureError(f"the worker answered {r.status_code}: {detail}")
 
 

@@ -79,6 +79,12 @@ class InfrastructureError(MaterializerError):
     retriable = True
 
 
+class AmbiguousKeyError(MaterializerError):
+    """A table's key is held by more than one of its partitions: its records went to more
+    than one partition of the topic, so which row is the latest cannot be told. Readers
+    raise it instead of answering with one of the rows (HTTP 409)."""
+
+
 class StoreError(MaterializerError):
     """LMDB failed (translated where the `lmdb` module is called)."""
 

@@ -7,8 +7,8 @@ per-request model validation); the response models only describe them in the
 OpenAPI document.
 
 Errors raised while serving map to statuses in one place (`failure`): `NotFound`
-404, `UsageError` and `ValueError` 400, `StoreError` 503; anything else is a bug
-and propagates (500).
+404, `UsageError` and `ValueError` 400, `AmbiguousKeyError` 409, `StoreError` 503;
+anything else is a bug and propagates (500).
 """
 
 from __future__ import annotations
@@ -51,7 +51,13 @@ from materializer.api.models import (
     TablesResponse,
 )
 from materializer.api.readiness import HEALTHY, ready_answer
-from materializer.errors import MaterializerError, NotFound, StoreError, UsageError
+from materializer.errors import (
+    AmbiguousKeyError,
+    MaterializerError,
+    NotFound,
+    StoreError,
+    UsageError,
+)
 from materializer.status import read_status
 from materializer.store import Store
 
@@ -124,6 +130,8 @@ def failure(e: Exception) -> tuple[int, bytes]:
         return 400, dumps({"detail": str(e)})
     if isinstance(e, StoreError):
         return 503, dumps({"detail": str(e)})
+    if isinstance(e, AmbiguousKeyError):
+        return 409, dumps({"detail": str(e)})
     raise e
 
 
@@ -173,6 +181,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The key, prefix, cursor or body does not fit."},
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token."},
     404: {"model": ErrorBody, "description": "No such table or stream (or row)."},
+    409: {"model": ErrorBody, "description": "A key asked for is held by more than one "
+          "partition of the table: which row is the latest cannot be told."},
 }
 
 router = APIRouter()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from materializer.changes.event import Change
@@ -72,9 +73,10 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
         offsets = view.next_offsets()
         partitions = sorted(offsets)
         chunk = max(chunk, len(partitions))  # a page then never holds only copies of a key
-        page, after = _page(view.scan_raw, None, chunk)
+        scan = partial(view.scan_raw, every_copy=True)  # one r per stored row
+        page, after = _page(scan, None, chunk)
         while page:
-            nxt, after = ([], None) if after is None else _page(view.scan_raw, after, chunk)
+            nxt, after = ([], None) if after is None else _page(scan, after, chunk)
             last = not nxt
             while True:
                 try:

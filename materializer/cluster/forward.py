@@ -116,7 +116,7 @@ class Forwarder:
         if status not in (200, 404):
             return self._done(member, what, elapsed, Answer(
                 member.id, False, status, error=f"answered {status}: "
-                f"{raw[:200].decode('utf-8', 'replace')}"))
+                f"{raw[:200].decode('utf-8', 'replace')}", raw=raw))
         try:
             parsed = json.loads(raw)
         except ValueError:

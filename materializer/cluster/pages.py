@@ -64,7 +64,7 @@ def _uncovered(t: Target, covered: set[int]) -> Response | None:
 async def route_scan(router: ClusterRouter, request: Request, table: str, prefix: list[str],
                      limit: int, after: str | None) -> Response | None:
     """`GET /tables/{t}/rows?prefix=&limit=&after=` across the owners."""
-    from materializer.cluster.router import _fail, json_response  # noqa: PLC0415
+    from materializer.cluster.router import CONFLICT, _fail, json_response  # noqa: PLC0415
 
     try:
         rel = router.relations.table(table)
@@ -90,6 +90,8 @@ async def route_scan(router: ClusterRouter, request: Request, table: str, prefix
         pages.append(mine)
         covered |= router.local_covered(rel, t)
     for ans in answers:
+        if ans.status == CONFLICT:  # a key held by two partitions of an owner: said as is
+            return Response(ans.raw, CONFLICT, media_type="application/json")
         body = ans.body
         if ans.ok and ans.status == 200 and isinstance(body, dict) \
                 and isinstance(body.get("keys"), list) \

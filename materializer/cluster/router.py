@@ -25,6 +25,7 @@ Guarantees (never a silently wrong answer):
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,9 +49,12 @@ from materializer.cluster.partitioning import Partitioning
 from materializer.cluster.record import Member
 from materializer.cluster.routing import Routing
 from materializer.cluster.view import ClusterView
-from materializer.errors import MaterializerError
+from materializer.errors import AmbiguousKeyError, MaterializerError
 
 RETRY_AFTER = "1"
+CONFLICT = 409
+"""An owner's answer for a key it holds in more than one partition (AmbiguousKeyError):
+passed on, never taken for a miss."""
 
 
 def _stale(request: Request) -> bool:
@@ -93,6 +97,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 def unavailable(detail: str) -> Response:
     """503 with Retry-After: the answer depends on a partition no live owner answered for."""
     return json_response({"detail": detail}, 503, {"retry-after": RETRY_AFTER})
+
+
+def _detail(raw: bytes) -> str:
+    """The `detail` of an error answer's JSON body, else its text."""
+    try:
+        return str(json.loads(raw)["detail"])
+    except (ValueError, TypeError, KeyError):
+        return raw[:500].decode("utf-8", "replace")
 
 
 def _fail(e: Exception) -> Response:
@@ -191,9 +203,12 @@ class ClusterRouter:
         if owner is not None and owner is not t.me:
             seed = await self.forwarder.call(owner, "GET", path.decode("ascii", "replace"),
                                              what="get")
-            if seed.ok and seed.status == 200:
-                return Response(seed.raw, 200, media_type="application/json")
-        got = await self.resolve(rel, t, [list(key)], [kt], stale, seed)
+            if seed.status in (200, CONFLICT):
+                return Response(seed.raw, seed.status, media_type="application/json")
+        try:
+            got = await self.resolve(rel, t, [list(key)], [kt], stale, seed)
+        except AmbiguousKeyError as e:
+            return _fail(e)
         if isinstance(got, Response):
             return got
         rows, headers = got
@@ -220,9 +235,9 @@ class ClusterRouter:
             return None
         try:
             kts = [rel.table.key_tuple(k) for k in keys]
+            got = await self.resolve(rel, t, keys, kts, _stale(request))
         except (MaterializerError, ValueError) as e:
             return _fail(e)
-        got = await self.resolve(rel, t, keys, kts, _stale(request))
         return got if isinstance(got, Response) else \
             json_response({"rows": got[0]}, 200, got[1])
 
@@ -231,7 +246,8 @@ class ClusterRouter:
                       seed: Answer | None = None
                       ) -> tuple[list[Any], dict[str, str]] | Response:
         """Rows for `keys` (JSON form, as sent) across the owners, and the headers to answer
-        with (the standby lag, when `stale` let a standby copy answer); see the module doc."""
+        with (the standby lag, when `stale` let a standby copy answer); see the module doc.
+        AmbiguousKeyError if an owner holds a key in more than one of its partitions."""
         n = len(keys)
         rows: list[Any] = [None] * n
         found = [False] * n
@@ -303,6 +319,8 @@ class ClusterRouter:
                                   self.local_covered(rel, t)))
             remote.append((t.me.id, mine))
         for (mid, idx), ans in zip(remote, results, strict=True):
+            if ans.status == CONFLICT:
+                raise AmbiguousKeyError(_detail(ans.raw))
             got = ans.body.get("rows") if ans.ok and isinstance(ans.body, dict) else None
             for j, i in enumerate(idx):
                 asked[i].add(mid)

@@ -15,7 +15,7 @@ from typing import Any
 import lmdb
 
 from materializer.columns import ColumnType
-from materializer.errors import NotFound, StoreError, UsageError
+from materializer.errors import AmbiguousKeyError, NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import (
     META,
@@ -145,19 +145,48 @@ class Generation:
                 return kb
         return self.key_codec.encode(self.key_tuple(key))
 
-    def find(self, kb: bytes) -> bytes | None:
+    def find(self, kb: bytes, first: bool = False) -> bytes | None:
         """The stored row of encoded key `kb` in the served partitions, or None: one
-        short read transaction."""
+        short read transaction (`find_in`)."""
         txn, parts = self.begin()
         try:
-            get = txn.get
-            for _, db in parts:
-                raw: bytes | None = get(kb, None, db)  # positional: ~30% cheaper a probe
-                if raw is not None:
-                    return raw
-            return None
+            return self.find_in(txn, parts, kb, first)
         finally:
             txn.abort()  # a read transaction: abort is its commit, and cheaper
+
+    def find_in(self, txn: lmdb.Transaction[bytes], parts: Sequence[tuple[int, Any]],
+                kb: bytes, first: bool = False) -> bytes | None:
+        """The row of encoded key `kb` among `parts`, or None. Every partition is asked:
+        a key that more than one holds raises AmbiguousKeyError (never one of its rows
+        as if it were the latest); `first`: the first partition's row instead."""
+        get = txn.get
+        found: bytes | None = None
+        for _, db in parts:
+            raw: bytes | None = get(kb, None, db)  # positional: ~30% cheaper a probe
+            if raw is not None:
+                if first:
+                    return raw
+                if found is not None:
+                    raise self.ambiguous_in(txn, parts, kb)
+                found = raw
+        return found
+
+    def ambiguous_in(self, txn: lmdb.Transaction[bytes], parts: Sequence[tuple[int, Any]],
+                     kb: bytes) -> AmbiguousKeyError:
+        """The error for table key `kb`, held by more than one of `parts` in `txn`."""
+        return self.ambiguous(kb, [p for p, db in parts if txn.get(kb, None, db) is not None])
+
+    def ambiguous(self, kb: bytes, holders: Sequence[int]) -> AmbiguousKeyError:
+        """The error for table key `kb`, held by partitions `holders` (two or more)."""
+        key = self.key_codec.decode(kb)
+        shown = repr(key[0] if len(key) == 1 else key)
+        where = ", ".join(map(str, holders[:-1])) + f" and {holders[-1]}"
+        return AmbiguousKeyError(
+            f"{self.name}: key {shown} is held by partitions {where}: its records went to "
+            "more than one partition of the topic (producers that partition differently, "
+            "or a partition count that grew), so which row is the latest cannot be told and "
+            "none is answered. Produce a tombstone for the key to each partition that should "
+            "not hold it (kcat: -p N), then its current value.")
 
 
 def _plain_key_encoder(types: Sequence[ColumnType]) -> Callable[[Any], bytes | None] | None:

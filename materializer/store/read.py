@@ -166,14 +166,21 @@ class RelationReader:
                     out.setdefault(int(p), {})[name] = OFFSET.unpack(v)[0]
         return out
 
-    def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
-                 after: bytes | None = None) -> list[tuple[bytes, bytes]]:
-        """(encoded key, stored row) pairs in key order, merged across partitions."""
-        return self._scan_raw(self._gen(), prefix, limit, after)
+    unique_keys = False
+    """True (tables): a key held by more than one partition raises AmbiguousKeyError on
+    reads (`Generation.find_in`); False (streams, faust's view): first found, both scanned."""
 
-    @staticmethod
-    def _scan_raw(g: Generation, prefix: Sequence[Any], limit: int | None,
-                  after: bytes | None) -> list[tuple[bytes, bytes]]:
+    def scan_raw(self, prefix: Sequence[Any] = (), limit: int | None = None,
+                 after: bytes | None = None, *, every_copy: bool = False
+                 ) -> list[tuple[bytes, bytes]]:
+        """(encoded key, stored row) pairs in key order, merged across partitions. For a
+        table, AmbiguousKeyError if a key of the range read (up to the one past `limit`)
+        is held by more than one partition, unless `every_copy`: then such a key comes
+        back once per partition, one after the other (the change-event snapshot)."""
+        return self._scan_raw(self._gen(), prefix, limit, after, every_copy)
+
+    def _scan_raw(self, g: Generation, prefix: Sequence[Any], limit: int | None,
+                  after: bytes | None, every_copy: bool = False) -> list[tuple[bytes, bytes]]:
         if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
             prefix = (prefix,)
         if len(prefix) > len(g.key_convs):
@@ -191,9 +198,18 @@ class RelationReader:
                 if not cur.set_range(start):
                     continue
                 iters.append(_prefixed(cur, pb, after))
-            for k, v in heapq.merge(*iters, key=lambda kv: kv[0]):
+            merged = heapq.merge(*iters, key=lambda kv: kv[0])
+            unique = self.unique_keys and not every_copy and len(iters) > 1
+            last = None
+            for k, v in merged:
+                if unique and k == last:
+                    raise g.ambiguous_in(txn, parts, k)
                 out.append((k, v))
+                last = k
                 if limit is not None and len(out) >= limit:
+                    # the next pair too: a key held twice must not hide behind a page's end
+                    if unique and next(merged, (None,))[0] == k:
+                        raise g.ambiguous_in(txn, parts, k)
                     break
         return out
 
@@ -230,24 +246,18 @@ class RelationReader:
         return out
 
 
-def _get_raw(txn: lmdb.Transaction[bytes], parts: list[tuple[int, Any]], kb: bytes
-             ) -> bytes | None:
-    for _, db in parts:
-        v: bytes | None = txn.get(kb, db=db)
-        if v is not None:
-            return v
-    return None
-
-
 class TableView(RelationReader):
     """Read-only view of a table: point, batch and prefix lookups on committed state.
 
     A key is the bare value for a one-column primary key, else a tuple in key order.
+    A key held by more than one partition raises AmbiguousKeyError (see `unique_keys`).
     """
+
+    unique_keys = True
 
     def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
         g = self._gen()
-        raw = g.find(g.encode_key(key))
+        raw = g.find(g.encode_key(key), not self.unique_keys)
         if raw is None:
             return None
         return g.layout.to_json(raw) if json_form else g.layout.to_python(raw)
@@ -257,9 +267,10 @@ class TableView(RelationReader):
         g = self._gen()
         kbs = [g.encode_key(k) for k in keys]
         conv = g.layout.to_json if json_form else g.layout.to_python
+        first = not self.unique_keys
         txn, parts = g.begin()
         with txn:
-            raws = [_get_raw(txn, parts, kb) for kb in kbs]
+            raws = [g.find_in(txn, parts, kb, first) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]
 
     def get_many_from(self, keys: Iterable[Any], partitions: Collection[int], *,
@@ -271,8 +282,9 @@ class TableView(RelationReader):
         conv = g.layout.to_json if json_form else g.layout.to_python
         txn, every = g.begin(every=True)
         parts = [x for x in every if x[0] in partitions]
+        first = not self.unique_keys
         with txn:
-            raws = [_get_raw(txn, parts, kb) for kb in kbs]
+            raws = [g.find_in(txn, parts, kb, first) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]
 
     def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False

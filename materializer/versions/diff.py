@@ -40,7 +40,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from materializer.errors import NotFound, UsageError
+from materializer.errors import AmbiguousKeyError, NotFound, UsageError
 from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, forget_env, offset_key
 from materializer.store.generation import Generation, open_generation
@@ -109,6 +109,11 @@ class Side:
         cur = self.txn.cursor(db=db)
         ok = cur.set_range(start) if start is not None else cur.first()
         return cur.iternext() if ok else iter(())
+
+    def ambiguous(self, key: bytes, holders: list[int]) -> AmbiguousKeyError:
+        """The error for `key`, held by several partitions of this version."""
+        assert self.gen is not None  # an absent version holds no key
+        return self.gen.ambiguous(key, holders)
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         db = self.parts.get(partition)
@@ -267,22 +272,26 @@ class RelationDiff:
     def _effective(self, key: bytes, parts: list[int],
                    found: list[tuple[bytes, int, bytes | None, bytes | None]]
                    ) -> tuple[int | None, bytes | None, int | None, bytes | None]:
-        """(partition, row) of `key` in each version as `get` answers it: the first
-        partition holding it. Partitions without a change hold the same in both."""
+        """(partition, row) of `key` in each version as `get` answers it: the one
+        partition holding it; AmbiguousKeyError if either version holds it in more than
+        one (as `get` raises). Partitions without a change hold the same in both."""
         known = {p: (va, vb) for _, p, va, vb in found}
-        pa = pb = None
-        ra = rb = None
+        held_a: list[tuple[int, bytes]] = []
+        held_b: list[tuple[int, bytes]] = []
         for q in parts:
             if q in known:
                 va, vb = known[q]
             else:
                 va = vb = self.a.get(q, key) if q in self.a.parts else self.b.get(q, key)
-            if pa is None and va is not None:
-                pa, ra = q, va
-            if pb is None and vb is not None:
-                pb, rb = q, vb
-            if pa is not None and pb is not None:
-                break
+            if va is not None:
+                held_a.append((q, va))
+            if vb is not None:
+                held_b.append((q, vb))
+        for side, held in ((self.a, held_a), (self.b, held_b)):
+            if len(held) > 1:
+                raise side.ambiguous(key, [q for q, _ in held])
+        pa, ra = held_a[0] if held_a else (None, None)
+        pb, rb = held_b[0] if held_b else (None, None)
         return pa, ra, pb, rb
 
     def _stream_changes(self, after: bytes | None) -> Iterator[EventChange]:

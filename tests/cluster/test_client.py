@@ -17,7 +17,7 @@ from materializer import Client
 from materializer.client import ClusterUnavailable, _Schema
 from materializer.cluster.partitioning import murmur2_partition
 from materializer.columns import parse_type
-from materializer.errors import NotFound, UsageError
+from materializer.errors import AmbiguousKeyError, NotFound, UsageError
 
 COLUMNS = {"day": "date", "at": "timestamp", "price": "decimal(10,2)", "blob": "bytes",
            "ok": "boolean", "n": "long"}
@@ -61,6 +61,9 @@ class Fake:
                     n = int(self.path.rsplit("/", 1)[1])
                     if n == 404:
                         self._send(404, {"detail": "no row"})
+                    elif n == 409:
+                        self._send(409, {"detail": "s.t: key 409 is held by partitions 0 "
+                                                   "and 2: ..."})
                     else:
                         self._send(200, row(n))
                 else:
@@ -112,6 +115,8 @@ def test_rows_come_back_as_store_gives_them_and_keys_go_to_their_owner(fake: Fak
                        "blob": b"\x00\x01", "ok": True}
         assert t.get(7, json_form=True) == row(7)
         assert t.get(404) is None
+        with pytest.raises(AmbiguousKeyError, match="held by partitions 0 and 2"):
+            t.get(409)  # the owner holds it twice: said so, never a miss or a retry
         gets = [(i, p) for i, m, p in fake.asked if m == "GET" and "/rows/" in p]
         assert gets[0] == (owner(7), "/tables/s.t/rows/7")
         keys = list(range(20))
