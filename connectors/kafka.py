@@ -12,7 +12,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -88,16 +88,25 @@ def create_missing_topic(conf: dict[str, str], name: str, partitions: int,
     return True
 
 
-def topic_ids(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
-              ) -> dict[str, str | None]:
-    """The broker's id of each topic (None: the topic does not exist). A topic deleted and
-    created again gets a new id. InfrastructureError if the broker cannot be asked."""
+class TopicState(NamedTuple):
+    """A topic as the broker describes it: its id (a topic deleted and created again gets
+    a new one) and its partition count."""
+
+    id: str
+    partitions: int
+
+
+def describe_topics(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
+                    ) -> dict[str, TopicState | None]:
+    """Each topic's id and partition count (None: the topic does not exist).
+    InfrastructureError if the broker cannot be asked."""
     admin = AdminClient(with_logging(client_conf(conf)))
-    out: dict[str, str | None] = {}
+    out: dict[str, TopicState | None] = {}
     for topic, fut in admin.describe_topics(TopicCollection(list(topics)),
                                             request_timeout=timeout).items():
         try:
-            out[topic] = str(fut.result(timeout).topic_id)
+            described = fut.result(timeout)
+            out[topic] = TopicState(str(described.topic_id), len(described.partitions))
         except concurrent.futures.TimeoutError as e:
             raise InfrastructureError(f"no answer describing topic {topic} within "
                                       f"{timeout} s") from e

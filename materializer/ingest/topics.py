@@ -18,6 +18,9 @@ Guarantees:
   broker's default), as ksqlDB does for CREATE TABLE/STREAM; a topic nobody declares
   partitions for (or that the broker refuses to create, saying why) is reported with a
   warning once a minute until it appears. An existing topic is never changed.
+- A table's topic with more partitions than when last seen is warned about once (keys
+  hashed anew can leave a row in two partitions; reads refuse such a key): the count is
+  recorded in the relation's meta.
 - Asking the broker never raises: when it cannot be reached, nothing is concluded.
 """
 
@@ -27,10 +30,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from materializer.errors import InfrastructureError, MaterializerError
 from materializer.ingest.relation import Relation
+
+if TYPE_CHECKING:
+    from connectors.kafka import TopicState
 
 log = logging.getLogger("materializer.worker")
 
@@ -39,7 +45,8 @@ WARN_EVERY = 60.0
 CONFIRM_AFTER = 2.0
 OFFSETS_EVERY = 0.5
 
-TopicIds = Callable[[Sequence[str]], Mapping[str, "str | None"]]
+DescribeTopics = Callable[[Sequence[str]], Mapping[str, "TopicState | None"]]
+"""topics -> each one's id and partition count, None if absent (connectors.kafka)."""
 CreateTopic = Callable[[str, int, "int | None"], bool]
 """(topic, partitions, replicas) -> whether it was created (connectors.kafka)."""
 
@@ -57,13 +64,25 @@ def reset_message(rel: Relation, old: str, new: str) -> str:
             f"topic, or declare `on_reset: rebuild` to do that automatically.")
 
 
-class TopicWatch:
-    """Asks the broker for the ids of the source topics every `every` seconds."""
+def partitions_grew(rel: Relation, before: int, now: int) -> str:
+    spec = rel.spec
+    return (f"{spec.kind} {spec.name}: topic {spec.topic} grew from {before} to {now} "
+            "partitions. Producers that place records by the hash of the key (Kafka's "
+            "default) now send a key's new records to another partition than its earlier "
+            "ones, which leaves a row for that key in two partitions: reads refuse such a key "
+            "(AmbiguousKeyError, HTTP 409) rather than guess which row is the latest. Keep "
+            "the partition count of a keyed topic; to start over with more partitions, "
+            "write every key to a new topic created with them.")
 
-    def __init__(self, relations: Sequence[Relation], topic_ids: TopicIds,
+
+class TopicWatch:
+    """Asks the broker for the ids and partition counts of the source topics every
+    `every` seconds."""
+
+    def __init__(self, relations: Sequence[Relation], describe: DescribeTopics,
                  every: float = CHECK_EVERY, create: CreateTopic | None = None) -> None:
         self.relations = relations
-        self.topic_ids = topic_ids
+        self.describe = describe
         self.create = create
         self.every = every
         self._next_check = 0.0
@@ -71,35 +90,42 @@ class TopicWatch:
 
     def changed(self, force: bool = False) -> list[tuple[Relation, str, str]]:
         """(relation, recorded id, current id) for every relation whose topic was recreated;
-        records the id of topics seen for the first time."""
+        records the id of topics seen for the first time, and warns when a topic has more
+        partitions than when last seen (`partitions_grew`)."""
         now = time.monotonic()
         if not force and now < self._next_check:
             return []
         self._next_check = now + self.every
         topics = sorted({r.spec.topic for r in self.relations})
         try:
-            ids = self.topic_ids(topics)
-            created = self._create_missing([t for t in topics if ids.get(t) is None], now)
+            found = self.describe(topics)
+            created = self._create_missing([t for t in topics if found.get(t) is None], now)
             if created:
-                ids = {**ids, **self.topic_ids(created)}
+                found = {**found, **self.describe(created)}
         except InfrastructureError:
             self._next_check = now + WARN_EVERY  # the broker is away (the connectors say so):
             return []                            # conclude nothing, ask again in a minute
         out = []
         for topic in topics:
-            if ids.get(topic) is None:
+            if found.get(topic) is None:
                 self._warn_missing(topic, now)
             else:
                 self._warned.pop(topic, None)
         for rel in self.relations:
-            current = ids.get(rel.spec.topic)
-            if current is None:
+            state = found.get(rel.spec.topic)
+            if state is None:
                 continue
             recorded = rel.writer.source_topic_id()
             if recorded is None:
-                rel.writer.set_source_topic_id(current)
-            elif recorded != current:
-                out.append((rel, recorded, current))
+                rel.writer.set_source_topic_id(state.id)
+            elif recorded != state.id:
+                out.append((rel, recorded, state.id))
+                continue
+            known = rel.writer.source_partitions()
+            if known != state.partitions:
+                if known is not None and state.partitions > known and rel.spec.kind == "table":
+                    log.warning(partitions_grew(rel, known, state.partitions))
+                rel.writer.set_source_partitions(state.partitions)
         return out
 
     def _create_missing(self, missing: Sequence[str], now: float) -> list[str]:

@@ -180,12 +180,12 @@ class Worker:
             AssignedSource,
             Source,
             create_missing_topic,
-            topic_ids,
+            describe_topics,
         )
 
         self._attach_outboxes()
         conf = self.catalog.kafka_config
-        self.topics = TopicWatch(self.relations, lambda ts: topic_ids(conf, ts),
+        self.topics = TopicWatch(self.relations, lambda ts: describe_topics(conf, ts),
                                  create=lambda t, n, r: create_missing_topic(conf, t, n, r))
         self.offsets = OffsetWatch()
         self._handle_resets(self.topics.changed(force=True))

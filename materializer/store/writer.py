@@ -195,13 +195,27 @@ class RelationWriter:
 
     def source_topic_id(self) -> str | None:
         """The broker's id of the topic this state was built from (None: not recorded)."""
-        with begin(self.env, db=self._meta_db) as txn:
-            raw = txn.get(b"topic_id")
-        return None if raw is None else bytes(raw).decode()
+        return self._meta_text(b"topic_id")
 
     def set_source_topic_id(self, topic_id: str) -> None:
+        self._set_meta_text(b"topic_id", topic_id)
+
+    def source_partitions(self) -> int | None:
+        """The topic's partition count when last seen (None: not recorded)."""
+        raw = self._meta_text(b"topic_partitions")
+        return None if raw is None else int(raw)
+
+    def set_source_partitions(self, count: int) -> None:
+        self._set_meta_text(b"topic_partitions", str(count))
+
+    def _meta_text(self, name: bytes) -> str | None:
+        with begin(self.env, db=self._meta_db) as txn:
+            raw = txn.get(name)
+        return None if raw is None else bytes(raw).decode()
+
+    def _set_meta_text(self, name: bytes, value: str) -> None:
         with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
-            txn.put(b"topic_id", topic_id.encode(), db=self._meta_db)
+            txn.put(name, value.encode(), db=self._meta_db)
 
     def snapshot_due(self) -> bool:
         """Whether this state was replayed without change events and still owes its
