@@ -88,6 +88,7 @@ from materializer.formats.base import (
     VALUE,
     KeyDecoder,
     TypedValueDecoder,
+    extra_key_fields,
     part_error,
 )
 from materializer.formats.connect_types import (
@@ -222,6 +223,9 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
             return ((None, connect_fixup(name, params, node, types[names[0]]), convs[0]),)
         fields = avro_fields(rec, named_types(schema))
         found = match_fields(fields, names)
+        extra = [f for f in fields if f not in found.values()]
+        if extra and spec.kind == "table":  # a table's key columns are the whole key
+            return extra_key_fields(extra, names)
         plan: list[tuple[str, Fixup | None, Fixup]] = []
         for col, conv in zip(names, convs, strict=True):
             src = found.get(col)

@@ -59,3 +59,14 @@ def part_error(part: str, e: RecordError) -> RecordError:
     message = str(e)
     return RecordError(message if message.startswith((KEY, VALUE)) else part + message,
                        e.reason)
+
+
+def extra_key_fields(extra: list[str], key_columns: tuple[str, ...]) -> RecordError:
+    """The rejection of a table's key (object or record) that has fields other than the
+    key columns: keys differing only there would share one row, each overwriting the
+    other's, where the topic holds both."""
+    shown = ", ".join(repr(f) for f in extra[:5]) + (", ..." if len(extra) > 5 else "")
+    return RecordError(
+        f"{KEY}the key has field(s) {shown} that are not primary key columns "
+        f"({', '.join(key_columns)}): keys that differ there would share one row; declare "
+        "every field of the topic's keys in the primary key", "key_mismatch")

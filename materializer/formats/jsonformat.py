@@ -39,7 +39,15 @@ from typing import Any
 
 from materializer.columns import ColumnType
 from materializer.errors import RecordError
-from materializer.formats.base import DELETE, KEY, VALUE, KeyDecoder, ValueDecoder, part_error
+from materializer.formats.base import (
+    DELETE,
+    KEY,
+    VALUE,
+    KeyDecoder,
+    ValueDecoder,
+    extra_key_fields,
+    part_error,
+)
 from materializer.formats.connect_types import (
     Fixup,
     Plan,
@@ -75,33 +83,39 @@ def _reads_wrapper(spec: RelationSpec) -> bool:
     return not ("schema" in names and "payload" in names)
 
 
-def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str = ""
-               ) -> _Unwrap:
+def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str = "",
+               whole_key: tuple[str, ...] = ()) -> _Unwrap:
     """wrapper -> payload with its Connect logical types applied (a dict of fields, a
     bare value when the schema is not a struct, or None). A bare value is converted for
     column `single` if given, else returned as it is. RecordError(type_mismatch) for a
     value its logical type cannot read. With `table` (values, not keys), the columns a
-    struct schema has no field for are logged (`warn_unfilled`)."""
+    struct schema has no field for are logged (`warn_unfilled`). With `whole_key` (a
+    table's key columns), a struct schema with another field refuses every payload."""
 
-    def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None]:
+    def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None, RecordError | None]:
         fields = struct_fields(schema)
         if fields is not None:
-            matched = match_fields(fields, columns) if table else None
-            if matched:  # none: the payloads are no_declared_columns, which says it
+            matched = match_fields(fields, columns) if table or whole_key else None
+            if matched and table:  # none: the payloads are no_declared_columns, saying so
                 warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
                               list(fields), [c for c in columns if c not in matched])
-            return field_plan(fields, columns), None
+            extra = [f for f in fields if f not in matched.values()] if whole_key and \
+                matched is not None else []
+            return field_plan(fields, columns), None, \
+                extra_key_fields(extra, whole_key) if extra else None
         if single is None:
-            return (), None
+            return (), None, None
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
-                                 columns[single])
+                                 columns[single]), None
     plan_for = per_schema(plan)
 
     def unwrap(obj: dict[str, Any]) -> Any:
         payload = obj["payload"]
         if payload is None:
             return None
-        struct_plan, fix = plan_for(obj["schema"])
+        struct_plan, fix, refused = plan_for(obj["schema"])
+        if refused is not None:
+            raise refused
         if type(payload) is dict:
             if struct_plan:
                 apply_plan(struct_plan, payload)
@@ -164,14 +178,19 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
     names = spec.key_columns
     types = dict(zip(names, spec.key_types, strict=True))
     convs = tuple(to_storage(t) for t in spec.key_types)
+    whole = spec.kind == "table"  # a table's key columns are the whole key: no other field
     wrapped = _reads_wrapper(spec)
-    unwrap_types = _unwrapper(types, names[0] if len(names) == 1 else None)
+    unwrap_types = _unwrapper(types, names[0] if len(names) == 1 else None,
+                              whole_key=names if whole else ())
 
     def unwrap(obj: dict[str, Any]) -> Any:
+        """The payload; its schema's fields are the key's (checked per schema)."""
         try:
             return unwrap_types(obj)
         except RecordError as e:
-            raise RecordError(KEY + str(e), "key_mismatch") from e
+            message = str(e)
+            raise RecordError(message if message.startswith(KEY) else KEY + message,
+                              "key_mismatch") from e
 
     def read(b: bytes) -> Any:
         try:
@@ -186,12 +205,15 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
         def one(b: bytes) -> tuple[Any, ...]:
             v = read(b)
             if type(v) is dict:
+                plain = True
                 if "payload" in v and wrapped and is_wrapper(v):
-                    v = unwrap(v)
+                    v, plain = unwrap(v), False
                 if type(v) is dict:
                     if name not in v:
                         raise RecordError(f"{KEY}the key object lacks column {name!r}",
                                           "key_mismatch")
+                    if whole and plain and len(v) != 1:
+                        raise extra_key_fields([k for k in v if k != name], names)
                     v = v[name]
             if v is None:
                 return (None,)
@@ -202,11 +224,13 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
         return one
 
     columns = tuple(zip(names, convs, strict=True))
+    width = len(names)
 
     def many(b: bytes) -> tuple[Any, ...]:
         obj = read(b)
+        plain = True
         if type(obj) is dict and "payload" in obj and wrapped and is_wrapper(obj):
-            obj = unwrap(obj)
+            obj, plain = unwrap(obj), False
         if type(obj) is not dict:
             raise RecordError(f"{KEY}a composite key must be a JSON object of the key "
                               "columns", "key_mismatch")
@@ -220,5 +244,9 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
                 out.append(conv(v))
             except (TypeError, ValueError, ArithmeticError) as e:
                 raise RecordError(f"{KEY}key column {name!r}: {e}", "key_mismatch") from e
+        if whole and plain and (len(obj) != width or None in out):  # a field of no column?
+            extra = [k for k in obj if k not in types]
+            if extra:
+                raise extra_key_fields(extra, names)
         return tuple(out)
     return many

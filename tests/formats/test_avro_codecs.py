@@ -150,11 +150,30 @@ def test_record_key_gives_composite_key(reg: FileRegistry) -> None:
     assert kt == (7, 1001)
     # key order is the declared order, whatever the record's field order
     swapped = avro_encoder(reg, "orders-key", {"type": "record", "name": "OrderKey", "fields": [
-        {"name": "order_id", "type": "int"}, {"name": "customer_id", "type": "int"},
-        {"name": "region", "type": "string"}]})
-    assert dec(swapped({"order_id": 1001, "customer_id": 7, "region": "eu"})) == (7, 1001)
+        {"name": "order_id", "type": "int"}, {"name": "customer_id", "type": "int"}]})
+    assert dec(swapped({"order_id": 1001, "customer_id": 7})) == (7, 1001)
     codec = KeyCodec(spec.key_types)
     assert codec.encode(kt) == codec.encode((7, 1001))
+
+
+def test_a_table_key_record_with_a_field_beyond_the_key_columns_is_refused(reg: FileRegistry
+                                                                          ) -> None:
+    """Keys (7, 1001, "eu") and (7, 1001, "us") are two keys of the topic; read as
+    (customer_id, order_id) they would share one row, the later overwriting the earlier."""
+    regional = avro_encoder(reg, "orders-key", {"type": "record", "name": "OrderKey", "fields": [
+        {"name": "order_id", "type": "int"}, {"name": "customer_id", "type": "int"},
+        {"name": "region", "type": "string"}]})
+    body = regional({"order_id": 1001, "customer_id": 7, "region": "eu"})
+    spec = table({"customer_id": "int", "order_id": "int", "total": "double"},
+                 ["customer_id", "order_id"])
+    with pytest.raises(RecordError) as e:
+        codecs.key_decoder(spec, reg)(body)
+    assert e.value.reason == "key_mismatch"
+    assert "field(s) 'region' that are not primary key columns (customer_id, order_id)" in \
+        str(e.value)
+    stream = table({"customer_id": "int", "order_id": "int", "total": "double"},
+                   ["customer_id", "order_id"], stream=True)
+    assert codecs.key_decoder(stream, reg)(body) == (7, 1001)  # a stream's key is not unique
 
 
 def test_record_key_missing_column_is_null(reg: FileRegistry) -> None:
@@ -205,7 +224,8 @@ def test_wire_format_errors(reg: FileRegistry) -> None:
     good = enc({"id": 1, "name": "Alice", "age": 3, "email": None})
     multi_byte_age = enc({"id": 1, "name": "Alice", "age": 300, "email": None})
     dec = codecs.value_decoder(USERS, reg)
-    kdec = codecs.key_decoder(table({"id": "int", "v": "string"}, ["id"]), reg)
+    # a stream's key: a table's would refuse the record's other fields before reading it
+    kdec = codecs.key_decoder(table({"id": "int", "v": "string"}, ["id"], stream=True), reg)
     cases = {
         "truncated": [good[:-1], good[:5], good[:3], b"", multi_byte_age[:-2]],
         "bad_magic": [b"\x01" + good[1:], b'{"id": 1}', b"\xff"],

@@ -216,6 +216,40 @@ def test_connect_wrapped_primitive_key() -> None:
     assert codecs.key_decoder(table({"id": "int", "n": "string"}, ["id"]))(plain) == (7,)
 
 
+@pytest.mark.parametrize("key", [b'{"id": 3, "tenant": "a"}',
+                                 b'{"id": 3, "order_id": 1, "tenant": "a"}',
+                                 b'{"ID": 3, "order_id": 1}'])
+def test_a_table_key_object_with_a_field_beyond_the_key_columns_is_refused(key: bytes
+                                                                          ) -> None:
+    """{"id": 3, "tenant": "a"} and {"id": 3, "tenant": "b"} are two keys of the topic: read
+    as (id) they would share one row, the later overwriting the earlier."""
+    one = table({"id": "int", "n": "string"}, ["id"])
+    two = table({"id": "int", "order_id": "int", "n": "string"}, ["id", "order_id"])
+    with pytest.raises(RecordError) as e:
+        codecs.key_decoder(two if b"order_id" in key else one)(key)
+    assert e.value.reason == "key_mismatch"
+    assert "that are not primary key columns" in str(e.value)
+    assert ("'tenant'" if b"tenant" in key else "'ID'") in str(e.value)
+
+
+def test_a_connect_key_schema_with_a_field_beyond_the_key_columns_is_refused() -> None:
+    key = wrap([field("id", "int32", optional=False), field("tenant", "string")],
+               {"id": 1001, "tenant": "a"}, name="server1.inventory.customers.Key")
+    with pytest.raises(RecordError) as e:
+        codecs.key_decoder(SPEC)(key)
+    assert e.value.reason == "key_mismatch"
+    assert str(e.value).startswith("key: the key has field(s) 'tenant' that are not")
+
+
+def test_key_objects_of_exactly_the_key_columns_and_stream_keys_pass() -> None:
+    two = table({"id": "int", "order_id": "int", "n": "string"}, ["id", "order_id"])
+    assert codecs.key_decoder(two)(b'{"order_id": 1, "id": 3}') == (3, 1)
+    assert codecs.key_decoder(two)(b'{"id": 3}') == (3, None)  # a null key column: null_key
+    stream = StreamSpec(name="s", topic="s", columns=two.columns, key_columns=("id",),
+                        key_format="json", value_format="json")
+    assert codecs.key_decoder(stream)(b'{"id": 3, "tenant": "a"}') == (3,)  # not unique
+
+
 def test_connect_wrapped_key_with_a_bad_decimal_is_a_key_mismatch() -> None:
     spec = table({"amount": "decimal(10,2)", "n": "string"}, ["amount"])
     key = wrap([field("amount", "bytes", "org.apache.kafka.connect.data.Decimal",
