@@ -135,7 +135,8 @@ def failure(e: Exception) -> tuple[int, bytes]:
     raise e
 
 
-def _fail(e: Exception) -> Response:
+def error_response(e: Exception) -> Response:
+    """`failure` as a JSON response (the handlers here, the cluster router, versions)."""
     status, body = failure(e)
     return Response(body, status, media_type="application/json")
 
@@ -218,7 +219,7 @@ async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) ->
     try:
         index = relations_as_of(api_state(request), as_of)
     except MaterializerError as e:
-        return _fail(e)
+        return error_response(e)
     cluster = api_state(request).cluster
     if cluster is not None and as_of is None:  # another worker may own the key
         routed: Response | None = await cluster.row(request, table)
@@ -240,7 +241,7 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     try:
         rel = relations_as_of(state, as_of).table(table)
     except MaterializerError as e:
-        return _fail(e)
+        return error_response(e)
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_body:
         return _error(413, f"body larger than {max_body} bytes")
@@ -264,7 +265,7 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     try:
         rows = rel.table.get_many(keys, json_form=True)
     except (MaterializerError, ValueError) as e:
-        return _fail(e)
+        return error_response(e)
     return _json({"rows": rows})
 
 
@@ -292,7 +293,7 @@ async def scan_rows(
         view = rel.table
         pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
     except (MaterializerError, ValueError) as e:
-        return _fail(e)
+        return error_response(e)
     conv = view.layout.to_json
     nxt = encode_cursor(pairs[limit - 1][0]) if len(pairs) > limit else None
     return _json({"rows": [conv(v) for _, v in pairs[:limit]], "next": nxt})
@@ -315,7 +316,7 @@ async def stream_events(
         kt = rel.key_from_text(path_segments(raw_path(request.scope), 4, -1))
         events = rel.stream.events(kt, limit, json_form=True)
     except (MaterializerError, ValueError) as e:
-        return _fail(e)
+        return error_response(e)
     return _json({"events": events})
 
 

@@ -64,7 +64,8 @@ def _uncovered(t: Target, covered: set[int]) -> Response | None:
 async def route_scan(router: ClusterRouter, request: Request, table: str, prefix: list[str],
                      limit: int, after: str | None) -> Response | None:
     """`GET /tables/{t}/rows?prefix=&limit=&after=` across the owners."""
-    from materializer.cluster.router import CONFLICT, _fail, json_response  # noqa: PLC0415
+    from materializer.api.routes import error_response  # noqa: PLC0415
+    from materializer.cluster.router import CONFLICT, json_response  # noqa: PLC0415
 
     try:
         rel = router.relations.table(table)
@@ -76,7 +77,7 @@ async def route_scan(router: ClusterRouter, request: Request, table: str, prefix
         mine = local_page(rel, prefix, limit, after) \
             if any(m is t.me for m in t.owners.values()) else None
     except (MaterializerError, ValueError) as e:
-        return _fail(e)
+        return error_response(e)
     others = [m for m in t.owner_members() if m.id != t.me.id]
     params: list[tuple[str, Any]] = [("prefix", v) for v in prefix] + [("limit", limit)]
     if after is not None:
@@ -122,7 +123,8 @@ def stamped_events(rel: ApiRelation, key: tuple[Any, ...], limit: int
 async def route_events(router: ClusterRouter, request: Request, stream: str, limit: int
                        ) -> Response | None:
     """`GET /streams/{s}/keys/{k...}/events?limit=` across the owners."""
-    from materializer.cluster.router import _fail, json_response  # noqa: PLC0415
+    from materializer.api.routes import error_response  # noqa: PLC0415
+    from materializer.cluster.router import json_response  # noqa: PLC0415
 
     path = raw_path(request.scope)
     try:
@@ -137,7 +139,7 @@ async def route_events(router: ClusterRouter, request: Request, stream: str, lim
             return None
         kt = rel.view.key_tuple(key)
     except (MaterializerError, ValueError) as e:
-        return _fail(e)
+        return error_response(e)
     key_raw = b"/".join(path.split(b"/")[4:-1]).decode("ascii", "replace")
     p = t.partition(kt)
     owner = t.owners.get(p) if p is not None else None

@@ -34,7 +34,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from materializer.api.keys import ApiRelation, RelationIndex, path_segments, raw_path
-from materializer.api.routes import dumps, failure, row_answer
+from materializer.api.routes import dumps, error_response, row_answer
 from materializer.cluster.forward import (
     COVERED,
     FORWARDED,
@@ -105,11 +105,6 @@ def _detail(raw: bytes) -> str:
         return str(json.loads(raw)["detail"])
     except (ValueError, TypeError, KeyError):
         return raw[:500].decode("utf-8", "replace")
-
-
-def _fail(e: Exception) -> Response:
-    status, body = failure(e)
-    return Response(body, status, media_type="application/json")
 
 
 class ClusterRouter:
@@ -208,7 +203,7 @@ class ClusterRouter:
         try:
             got = await self.resolve(rel, t, [list(key)], [kt], stale, seed)
         except AmbiguousKeyError as e:
-            return _fail(e)
+            return error_response(e)
         if isinstance(got, Response):
             return got
         rows, headers = got
@@ -228,7 +223,7 @@ class ClusterRouter:
                     return standby_answer(self, rel, keys, request.query_params.get("partitions"))
                 rows = rel.table.get_many(keys, json_form=True)
             except (MaterializerError, ValueError) as e:
-                return _fail(e)
+                return error_response(e)
             return self._answer_locally(rel, {"rows": rows})
         t = self.target(rel)
         if t is None:
@@ -237,7 +232,7 @@ class ClusterRouter:
             kts = [rel.table.key_tuple(k) for k in keys]
             got = await self.resolve(rel, t, keys, kts, _stale(request))
         except (MaterializerError, ValueError) as e:
-            return _fail(e)
+            return error_response(e)
         return got if isinstance(got, Response) else \
             json_response({"rows": got[0]}, 200, got[1])
 

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from materializer.api.models import DiffPage, Dropped, Snapshot, SnapshotsResponse
-from materializer.api.routes import DEFAULT_PAGE, MAX_PAGE, api_state, dumps, failure
+from materializer.api.routes import DEFAULT_PAGE, MAX_PAGE, api_state, dumps, error_response
 from materializer.errors import MaterializerError, NotFound, UsageError
 from materializer.versions.child import command, run_async
 from materializer.versions.diff import RelationDiff
@@ -43,9 +43,6 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(dumps(body), status, media_type="application/json")
 
 
-def _fail(e: Exception) -> Response:
-    status, body = failure(e)
-    return Response(body, status, media_type="application/json")
 
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,700}")
 _CURSOR_BYTES = 520  # a stream's position: its stored key (at most 511) + partition + index
@@ -87,7 +84,7 @@ async def get_snapshots(request: Request) -> Response:
     try:
         manifests = list_snapshots(api_state(request).store_path)
     except MaterializerError as e:
-        return _fail(e)
+        return error_response(e)
     return _json({"snapshots": [m.to_json() for m in manifests]})
 
 
@@ -120,7 +117,7 @@ async def post_snapshot(request: Request) -> Response:
     try:
         check_name(name)
     except UsageError as e:
-        return _fail(e)
+        return error_response(e)
     outcome = await run_async(command(state.store_path, name, tables,
                                       default_schema=state.store.default_schema))
     if outcome.result is not None:
@@ -138,7 +135,7 @@ async def delete_snapshot(name: str, request: Request) -> Response:
     try:
         drop_snapshot(api_state(request).store_path, name)
     except MaterializerError as e:
-        return _fail(e)
+        return error_response(e)
     return _json({"dropped": name})
 
 
@@ -163,7 +160,7 @@ async def _diff_page(kind: str, name: str, request: Request, from_: str, to: str
                     break
             entries = [diff.entry(ch) for ch in page[:limit]]
     except (MaterializerError, ValueError) as e:
-        return _fail(e)
+        return error_response(e)
     nxt = encode_position(page[limit - 1].pos) if len(page) > limit else None
     return _json({"diff": entries, "next": nxt})
 
