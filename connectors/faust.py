@@ -42,6 +42,7 @@ from yarl import URL
 from connectors.faust_codec import codec_name, type_name
 from connectors.faust_journal import Journal, Taken
 from connectors.faust_sensor import sensor_of
+from connectors.faust_view import FirstFoundView
 from materializer.columns import parse_type
 from materializer.errors import StoreError
 from materializer.specs import DEFAULT_MAP_SIZE
@@ -83,14 +84,6 @@ def _as_bytes(b: Any) -> bytes | None:
 
 # ---------------------------------------------------------------------------- store
 
-
-
-class _FirstFoundView(TableView):
-    """The faust app's own reads: a key held by several partitions answers the first
-    partition's row and is iterated from each, as faust's RocksDB store does (the HTTP
-    API's view of the table refuses such a key instead: `TableView.unique_keys`)."""
-
-    unique_keys = False
 
 class LmdbStore(SerializedStore[Any, Any]):
     """faust table storage in an LMDB relation of a materializer data directory.
@@ -161,8 +154,8 @@ class LmdbStore(SerializedStore[Any, Any]):
             w.write_meta(ident, LAYOUT)
         self._next = w.next_offsets()
         self._writer = w
-        self._disk = _FirstFoundView(Path(self.data_dir),
-                                     open_generation(Path(self.data_dir), self.table_name))
+        self._disk = FirstFoundView(Path(self.data_dir),
+                                    open_generation(Path(self.data_dir), self.table_name))
         return w
 
     def _view(self) -> TableView:

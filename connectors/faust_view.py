@@ -52,6 +52,15 @@ class _FaustRows:
         return self._codec.row(row["key"], row["value"], json_form=True)
 
 
+class FirstFoundView(TableView):
+    """The faust app's own reads of its table (`connectors.faust`): a key held by several
+    partitions answers the first partition's row and is iterated from each, as faust's
+    RocksDB store does (`FaustTableView`, the API's view, refuses such a key instead:
+    `TableView.unique_keys`)."""
+
+    unique_keys = False
+
+
 class FaustTableView(TableView):
     """Read-only view of a faust table (see the module docstring for keys and rows)."""
 

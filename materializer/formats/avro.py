@@ -88,7 +88,7 @@ from materializer.formats.base import (
     VALUE,
     KeyDecoder,
     TypedValueDecoder,
-    extra_key_fields,
+    key_schema_beyond,
     part_error,
 )
 from materializer.formats.connect_types import (
@@ -223,9 +223,10 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
             return ((None, connect_fixup(name, params, node, types[names[0]]), convs[0]),)
         fields = avro_fields(rec, named_types(schema))
         found = match_fields(fields, names)
-        extra = [f for f in fields if f not in found.values()]
-        if extra and spec.kind == "table":  # a table's key columns are the whole key
-            return extra_key_fields(extra, names)
+        if spec.kind == "table":  # a table's key columns are the whole key
+            refused = key_schema_beyond(fields, found, names)
+            if refused is not None:
+                return refused
         plan: list[tuple[str, Fixup | None, Fixup]] = []
         for col, conv in zip(names, convs, strict=True):
             src = found.get(col)

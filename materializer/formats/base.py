@@ -12,7 +12,7 @@ cannot be reached raises `InfrastructureError` (the record is fine).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from materializer.errors import RecordError
@@ -70,3 +70,13 @@ def extra_key_fields(extra: list[str], key_columns: tuple[str, ...]) -> RecordEr
         f"{KEY}the key has field(s) {shown} that are not primary key columns "
         f"({', '.join(key_columns)}): keys that differ there would share one row; declare "
         "every field of the topic's keys in the primary key", "key_mismatch")
+
+
+def key_schema_beyond(fields: Iterable[str], matched: Mapping[str, str],
+                      key_columns: tuple[str, ...]) -> RecordError | None:
+    """For a table's key schema (an Avro record, a Connect struct) whose `fields` feed the
+    key columns as `matched` (column -> field) says: the rejection of every key it writes
+    if it has any other field (`extra_key_fields`), else None."""
+    used = set(matched.values())
+    extra = [f for f in fields if f not in used]
+    return extra_key_fields(extra, key_columns) if extra else None

@@ -46,6 +46,7 @@ from materializer.formats.base import (
     KeyDecoder,
     ValueDecoder,
     extra_key_fields,
+    key_schema_beyond,
     part_error,
 )
 from materializer.formats.connect_types import (
@@ -95,14 +96,12 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
     def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None, RecordError | None]:
         fields = struct_fields(schema)
         if fields is not None:
-            matched = match_fields(fields, columns) if table or whole_key else None
+            matched = match_fields(fields, columns) if table or whole_key else {}
             if matched and table:  # none: the payloads are no_declared_columns, saying so
                 warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
                               list(fields), [c for c in columns if c not in matched])
-            extra = [f for f in fields if f not in matched.values()] if whole_key and \
-                matched is not None else []
-            return field_plan(fields, columns), None, \
-                extra_key_fields(extra, whole_key) if extra else None
+            refused = key_schema_beyond(fields, matched, whole_key) if whole_key else None
+            return field_plan(fields, columns), None, refused
         if single is None:
             return (), None, None
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
