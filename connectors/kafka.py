@@ -144,19 +144,41 @@ def client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
     return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
 
 
+def _ungrouped_conf(conf: dict[str, str]) -> dict[str, Any]:
+    """Settings of a consumer outside any group (`rebuild`, replicated tables, standby
+    copies): the group's own removed, `isolation.level` kept, so that they read the same
+    records as the worker's group consumer."""
+    kept = {k: conf[k] for k in ("isolation.level",) if k in conf}
+    return {**client_conf(conf), **kept}
+
+
 def _consumer(group: str, conf: dict[str, Any]) -> Consumer:
     """A consumer that never commits on its own and fetches in large batches; `conf` wins,
     except `auto.offset.reset`: an offset the broker no longer has (retention, a recreated
-    topic) is reported (`_Reader.out_of_range`), never silently moved."""
+    topic) is reported (`_Reader.out_of_range`), never silently moved; and
+    `enable.partition.eof`: the end of a partition is reported (`Polled.ends`), so a
+    partition that ends in a transaction marker, which no record stands for, is read to its
+    end."""
     return Consumer(with_logging({
         "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
         "fetch.wait.max.ms": 100,
         "topic.metadata.refresh.interval.ms": 10_000,  # a topic created later shows up soon
-        "queued.min.messages": 200000, **conf, "auto.offset.reset": "error"}))
+        "queued.min.messages": 200000, **conf, "auto.offset.reset": "error",
+        "enable.partition.eof": True}))
 
 
 def _start(offset: int | None) -> int:
     return OFFSET_BEGINNING if offset is None else offset
+
+
+class Polled(NamedTuple):
+    """One poll: the records, and per partition the offset at which the consumer reached
+    the end of what the broker holds, if it did in this poll. Every record below that
+    offset was returned, in this poll or an earlier one, except what no record stands
+    for: transaction markers (and, where the broker says so, aborted transactions' records)."""
+
+    records: list[Message]
+    ends: dict[tuple[str, int], int]
 
 
 class _Reader:
@@ -172,25 +194,31 @@ class _Reader:
         consumer fetches nothing more from them until they are rewound."""
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
-        """Up to `max_records` messages, each partition in offset order. Broker-level errors
-        that are not fatal are logged; fatal ones raise InfrastructureError."""
+        """Up to `max_records` messages, each partition in offset order (see `poll`)."""
+        return self.poll(max_records, timeout).records
+
+    def poll(self, max_records: int, timeout: float) -> Polled:
+        """Up to `max_records` messages, each partition in offset order, and the ends
+        reached (see Polled). Broker-level errors that are not fatal are logged; fatal ones
+        raise InfrastructureError."""
         msgs = self._consumer.consume(max_records, timeout)
+        out: list[Message] = []
+        ends: dict[tuple[str, int], int] = {}
         if not msgs:
-            return []
-        out = []
+            return Polled(out, ends)
         for m in msgs:
             err = m.error()
             if err is None:
                 out.append(m)
             elif err.code() == KafkaError._PARTITION_EOF:
-                continue
+                ends[(cast(str, m.topic()), cast(int, m.partition()))] = cast(int, m.offset())
             elif err.code() == KafkaError._AUTO_OFFSET_RESET and m.topic() is not None:
                 self.out_of_range[(cast(str, m.topic()), cast(int, m.partition()))] = str(err)
             elif err.fatal():
                 raise InfrastructureError(f"Kafka consumer failed: {err}")
             else:
                 log.warning("consumer: %s", err)
-        return out
+        return Polled(out, ends)
 
     def rewind(self, topic: str) -> None:
         """Move every assigned partition of `topic` back to where the store says it starts
@@ -320,7 +348,7 @@ class AssignedSource(_Reader):
 
     def __init__(self, conf: dict[str, str], topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer("materializer-assigned", client_conf(conf)), start_offsets)
+        super().__init__(_consumer("materializer-assigned", _ungrouped_conf(conf)), start_offsets)
         tps = []
         for topic in topics:
             try:
@@ -345,7 +373,7 @@ class StandbySource(_Reader):
     added starts where the store says."""
 
     def __init__(self, conf: dict[str, str], start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer("materializer-standby", client_conf(conf)), start_offsets)
+        super().__init__(_consumer("materializer-standby", _ungrouped_conf(conf)), start_offsets)
 
     def set_partitions(self, wanted: set[tuple[str, int]]) -> None:
         """Read exactly `wanted` from now on (added ones from their stored next offset)."""
@@ -395,7 +423,7 @@ def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
     c = Consumer(with_logging({**client_conf(conf), "group.id": "materializer-status",
                                "enable.auto.commit": False, "auto.offset.reset": "error",
                                "fetch.wait.max.ms": 50, "max.partition.fetch.bytes": 1,
-                               "enable.partition.eof": False}))
+                               "enable.partition.eof": True}))
     try:
         md = c.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:

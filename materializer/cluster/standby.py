@@ -126,14 +126,15 @@ class Standby:
         """Apply what the standby consumer has (without waiting); records applied."""
         if self.source is None or not self.source.assigned:
             return 0
-        from materializer.ingest.worker import split_by_partition  # noqa: PLC0415
+        from materializer.ingest.worker import split_by_partition, split_ends  # noqa: PLC0415
 
-        msgs = self.source.poll_batch(BATCH, 0)
+        msgs, ends = self.source.poll(BATCH, 0)
         applied = 0
-        for topic, parts in split_by_partition(msgs).items():
+        ends_of = split_ends(ends)
+        for topic, parts in split_by_partition(msgs, ends_of).items():
             for rel in self.by_topic.get(topic, ()):
                 try:
-                    outcomes = rel.apply(parts, CountOnly())
+                    outcomes = rel.apply(parts, CountOnly(), ends_of.get(topic))
                 except MaterializerError as e:  # read these again from the stored offsets
                     log.warning("cluster: standby copy of %s failed, reading it again: %s",
                                 rel.spec.name, e)

@@ -34,6 +34,7 @@ from materializer.ingest.worker import (
     fatal_message,
     open_registry,
     split_by_partition,
+    split_ends,
 )
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
 from materializer.store import RelationWriter, StoreLock, relation_exists
@@ -116,19 +117,19 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
     try:
         while True:
             if time.monotonic() >= deadline:
-                ends = {p: source.end_offset(t, p) for t, p in source.assigned}
+                marks = {p: source.end_offset(t, p) for t, p in source.assigned}
                 raise InfrastructureError(
                     f"{spec.name}: the replay of {spec.topic} did not reach the end offsets "
-                    f"{ends} within {timeout:.0f} s (reached {rel.next_offsets}); the local "
+                    f"{marks} within {timeout:.0f} s (reached {rel.next_offsets}); the local "
                     "state is unchanged")
-            msgs = source.poll_batch(BATCH_SIZE, POLL_TIMEOUT)
-            if msgs:
-                parts = split_by_partition(msgs).get(spec.topic, {})
-                for out in rel.apply(parts, dead_letters).values():
-                    applied += out.applied
-                    if out.fatal is not None:
-                        raise RecordRejectedFatal(fatal_message(rel, out.fatal))
-            elif caught_up(source, rel):
+            msgs, reached = source.poll(BATCH_SIZE, POLL_TIMEOUT)
+            parts = split_by_partition(msgs).get(spec.topic, {})
+            for out in rel.apply(parts, dead_letters, split_ends(reached).get(spec.topic)
+                                 ).values():
+                applied += out.applied
+                if out.fatal is not None:
+                    raise RecordRejectedFatal(fatal_message(rel, out.fatal))
+            if not msgs and caught_up(source, rel):
                 return applied
     finally:
         source.close()

@@ -77,16 +77,28 @@ class Relation:
     shared: bool = False  # other processes write this store too (`run --processes N`)
 
     def apply(self, parts: Mapping[int, Sequence[SourceRecord]],
-              router: RejectRouter | None = None) -> dict[int, PartitionOutcome]:
+              router: RejectRouter | None = None, ends: Mapping[int, int] | None = None
+              ) -> dict[int, PartitionOutcome]:
         """Apply each partition's records (offset order) in one transaction, then commit.
 
         Records below a partition's next offset are passed over, so applying a batch
         again after a failure is safe. A full LMDB map is grown (up to `store.map_size`)
-        and the batch applied again; past the ceiling, StoreError says what to change."""
+        and the batch applied again; past the ceiling, StoreError says what to change.
+
+        `ends`: per partition, an offset the consumer reached the end of the partition at
+        (connectors.kafka.Polled: every record below it was given, in this batch or an
+        earlier one). The next offset moves up to it in the same transaction, past what no
+        record stands for (a transaction's commit marker), unless a record stopped the
+        partition: a partition that ends in a marker is read to its end (lag 0)."""
         router = router or CountOnly()
+        ends = {p: o for p, o in (ends or {}).items() if o > self.next_offsets.get(p, 0)}
+        if ends:
+            parts = {**{p: () for p in ends}, **parts}
+        if not parts:
+            return {}
         while True:
             try:
-                outcomes = self._apply_once(parts, router)
+                outcomes = self._apply_once(parts, router, ends)
                 break
             except MapFull as e:
                 if not self.writer.grow():
@@ -140,7 +152,8 @@ class Relation:
         return staged
 
     def _apply_once(self, parts: Mapping[int, Sequence[SourceRecord]],
-                    router: RejectRouter) -> dict[int, PartitionOutcome]:
+                    router: RejectRouter, ends: Mapping[int, int]
+                    ) -> dict[int, PartitionOutcome]:
         outcomes: dict[int, PartitionOutcome] = {}
         staged = self._stage(parts)
         with self.writer.begin() as wb:
@@ -156,6 +169,8 @@ class Relation:
                     pre.writes.replay(wb.partition(p))
                 else:
                     out = self.applier.apply(wb.partition(p), p, recs, start)
+                if p in ends and out.fatal is None:
+                    out.next_offset = max(out.next_offset, ends[p])
                 outcomes[p] = out
                 wb.set_next_offset(p, out.next_offset)
                 counts = router.route(self.spec, p, out.rejected) if out.rejected else {}

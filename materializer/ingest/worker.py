@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,9 +92,19 @@ def fatal_message(rel: Relation, r: Rejected) -> str:
             f"nothing after it was applied)")
 
 
-def split_by_partition(msgs: list[Any]) -> dict[str, dict[int, list[Any]]]:
-    """A polled batch as topic -> partition -> records (offset order kept)."""
-    by_tp: dict[str, dict[int, list[Any]]] = {}
+def split_ends(ends: Mapping[tuple[str, int], int] | None) -> dict[str, dict[int, int]]:
+    """A poll's partition ends (connectors.kafka.Polled) as topic -> partition -> offset."""
+    out: dict[str, dict[int, int]] = {}
+    for (topic, p), offset in (ends or {}).items():
+        out.setdefault(topic, {})[p] = offset
+    return out
+
+
+def split_by_partition(msgs: list[Any], also: Iterable[str] = ()
+                       ) -> dict[str, dict[int, list[Any]]]:
+    """A polled batch as topic -> partition -> records (offset order kept); topics in
+    `also` (whose partition ends were reached) are there even without records."""
+    by_tp: dict[str, dict[int, list[Any]]] = {t: {} for t in also}
     for m in msgs:
         parts = by_tp.get(m.topic())
         if parts is None:
@@ -210,13 +221,14 @@ class Worker:
                         self.stop_event.wait(0.2)  # the change topic is unreachable: back off
                         continue
                 for feed in feeds:
-                    msgs = feed.source.poll_batch(self.batch_size, timeout)
+                    msgs, ends = feed.source.poll(self.batch_size, timeout)
                     if feed.source.generation != feed.generation:  # a new assignment: the
                         feed.generation = feed.source.generation   # topics may be new ones
                         rebuilt = self._handle_resets(self.topics.changed(force=True))
                         msgs = [m for m in msgs if m.topic() not in rebuilt]  # re-read
-                    if msgs:
-                        self._apply_with_retry(msgs, feed)
+                        ends = {tp: o for tp, o in ends.items() if tp[0] not in rebuilt}
+                    if msgs or ends:
+                        self._apply_with_retry(msgs, feed, ends)
                     self._handle_out_of_range(feed, self.offsets.check(feed.by_topic,
                                                                        feed.source))
                 if self.cluster is not None:
@@ -263,14 +275,15 @@ class Worker:
         if self.cluster is not None:
             self.cluster.ownership_changed(pairs, owned)
 
-    def _apply_with_retry(self, msgs: list[Any], feed: Feed) -> None:
+    def _apply_with_retry(self, msgs: list[Any], feed: Feed,
+                          ends: dict[tuple[str, int], int] | None = None) -> None:
         """Apply a batch; on a retriable failure (registry or broker away) back off and apply
         the same batch again. Safe: a failed relation's transaction was aborted, and a
         relation that did commit skips the records below its new next offset."""
         delay = 0.5
         while True:
             try:
-                self.apply_batch(msgs, feed)
+                self.apply_batch(msgs, feed, ends)
                 return
             except MaterializerError as e:
                 if not e.retriable or self.stop_event.is_set():
@@ -279,15 +292,18 @@ class Worker:
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 30.0)
 
-    def apply_batch(self, msgs: list[Any], feed: Feed) -> None:
-        """Apply one polled batch of `feed`: per relation one transaction with rows and
-        offsets, then drain change events and tell the group how far it is."""
+    def apply_batch(self, msgs: list[Any], feed: Feed,
+                    ends: dict[tuple[str, int], int] | None = None) -> None:
+        """Apply one polled batch of `feed` (and the partition ends it reached): per
+        relation one transaction with rows and offsets, then drain change events and tell
+        the group how far it is."""
         t0 = time.perf_counter()
         fatal: tuple[Relation, Rejected] | None = None
         commits: dict[tuple[str, int], int] = {}
-        for topic, parts in split_by_partition(msgs).items():
+        ends_of = split_ends(ends)
+        for topic, parts in split_by_partition(msgs, ends_of).items():
             for rel in feed.by_topic.get(topic, ()):
-                outcomes = rel.apply(parts, self.dead_letters)
+                outcomes = rel.apply(parts, self.dead_letters, ends_of.get(topic))
                 for p, out in outcomes.items():
                     self.applied_total += out.applied
                     self.applied_by_relation[rel.spec.name] += out.applied
