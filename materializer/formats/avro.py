@@ -29,7 +29,8 @@ it is NOT NULL). Rejection reasons (`RecordError.reason`):
   not_debezium    a value that is not a Debezium change event (no op / after)
   unsupported_op  Debezium op other than c, r, u, d (t truncate, m message)
   type_mismatch   a Debezium-encoded value (base64 decimal, ...) that does not decode,
-                  or a time outside years 1-9999
+                  a time outside years 1-9999, or an Avro time-millis/-micros that is
+                  no time of day (negative, a day or more: fastavro would wrap it round)
 
 Debezium envelopes (`debezium-avro`) are read by `materializer.formats.debezium`
 with the wire reader here.
@@ -72,9 +73,16 @@ from fastavro import schemaless_reader
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError, RecordError
-from materializer.formats.avro_compiled import Compiled, Truncated, compile_reader
+from materializer.formats.avro_compiled import (
+    Compiled,
+    NotTimeOfDay,
+    Truncated,
+    compile_reader,
+    fastavro_schema,
+)
 from materializer.formats.avro_schema import (
     Reading,
+    avro_element,
     avro_fields,
     field_names,
     named_types,
@@ -94,6 +102,7 @@ from materializer.formats.base import (
 from materializer.formats.connect_types import (
     Fixup,
     apply_plan,
+    case_ambiguity,
     connect_fixup,
     match_fields,
     unmatched_schema,
@@ -101,7 +110,7 @@ from materializer.formats.connect_types import (
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
-from materializer.values import to_storage
+from materializer.values import key_storage
 
 _BytesIO = io.BytesIO
 _python_reader: Callable[..., Any] | None
@@ -144,9 +153,11 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
             return schema, prepared, schemaless_reader, None
         if not deep:
             compiled = compile_reader(schema, named_types(schema), wanted)
+            if compiled is None:
+                schema = fastavro_schema(schema)
             return schema, prepared, schemaless_reader, compiled
         if _python_reader is not None:
-            return schema, prepared, _python_reader, None
+            return fastavro_schema(schema), prepared, _python_reader, None
         return (schema, RecordError(  # pragma: no cover
             f"schema {sid} is recursive: this fastavro has no Python reader to read it "
             "safely", "bad_schema"), schemaless_reader, None)
@@ -165,6 +176,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                 datum, end = compiled(b, HEADER_SIZE)
             except (Truncated, IndexError) as e:
                 raise _ends_early(sid) from e
+            except NotTimeOfDay as e:
+                raise _not_time_of_day(e) from e
             except Exception as e:  # noqa: BLE001 - Invalid, UnicodeDecodeError; anything
                 # else would be a bug, still this record's rejection, not the worker's stop
                 raise _undecodable(sid, e) from e
@@ -176,6 +189,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
             except RecursionError as e:
                 raise RecordError(f"Avro value (schema {sid}) nested too deeply to read",
                                   "too_deep") from e
+            except NotTimeOfDay as e:
+                raise _not_time_of_day(e) from e
             except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
                 if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short
                     raise _ends_early(sid) from e
@@ -193,6 +208,11 @@ def _ends_early(sid: int) -> RecordError:
     return RecordError(f"Avro body (schema {sid}) ends early", "truncated")
 
 
+def _not_time_of_day(e: NotTimeOfDay) -> RecordError:
+    """As a JSON integer that is no time of day is refused (type_mismatch)."""
+    return RecordError(str(e), "type_mismatch")
+
+
 def _undecodable(sid: int, e: Exception) -> RecordError:
     return RecordError(f"Avro body does not decode with schema {sid}: {type(e).__name__}: "
                        f"{e}", "avro_decode")
@@ -205,11 +225,12 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
     """Confluent-wire-format Avro key -> stored-form key tuple of `spec`.
 
     A record key gives the key columns by name (a composite primary key); a
-    primitive key fits a one-column key. A missing or null key column is None in
-    the tuple (the applier counts it as a null key)."""
+    primitive key fits a one-column key. A null key column is None in the tuple (the
+    applier counts it as a null key); a record schema without a field for a key column
+    refuses every key it writes (key_mismatch)."""
     names = spec.key_columns
     types = dict(zip(names, spec.key_types, strict=True))
-    convs = tuple(to_storage(t) for t in spec.key_types)
+    convs = tuple(key_storage(t) for t in spec.key_types)
 
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
@@ -217,24 +238,33 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
             if len(names) != 1:
                 return RecordError(f"a composite key needs an Avro record key, schema is "
                                    f"{json.dumps(schema, default=str)[:80]}", "not_a_record")
-            node = resolve(schema, named_types(schema))
+            named = named_types(schema)
+            node = resolve(schema, named)
             name = node.get("connect.name") if isinstance(node, dict) else None
             params = node.get("connect.parameters") if isinstance(node, dict) else None
-            return ((None, connect_fixup(name, params, node, types[names[0]]), convs[0]),)
-        fields = avro_fields(rec, named_types(schema))
+            return ((None, connect_fixup(name, params, node, types[names[0]],
+                                         avro_element(named)), convs[0]),)
+        named = named_types(schema)
+        fields = avro_fields(rec, named)
+        element = avro_element(named)
         found = match_fields(fields, names)
+        lacking = [col for col in names if col not in found]
+        if lacking:  # every key of this schema lacks them: not a null key, another key
+            why = case_ambiguity(fields, lacking)
+            return RecordError(
+                f"the Avro key record {rec.get('name')} has no field for key column"
+                f"{'s' if len(lacking) > 1 else ''} {', '.join(map(repr, lacking))}"
+                f"{'; ' + why if why else ''} (its fields: {', '.join(fields) or 'none'})",
+                "key_mismatch")
         if spec.kind == "table":  # a table's key columns are the whole key
             refused = key_schema_beyond(fields, found, names)
             if refused is not None:
                 return refused
         plan: list[tuple[str, Fixup | None, Fixup]] = []
         for col, conv in zip(names, convs, strict=True):
-            src = found.get(col)
-            if src is None:
-                plan.append((col, None, conv))
-            else:
-                cname, params, node = fields[src]
-                plan.append((src, connect_fixup(cname, params, node, types[col]), conv))
+            src = found[col]
+            cname, params, node = fields[src]
+            plan.append((src, connect_fixup(cname, params, node, types[col], element), conv))
         return tuple(plan)
 
     read = wire_reader(spec, registry, "key_format avro", prepare)
@@ -243,6 +273,8 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
         try:
             datum, plan = read(b)
         except RecordError as e:
+            if e.reason == "type_mismatch":  # a value of no key column's type (a time that
+                raise RecordError(KEY + str(e), "key_mismatch") from e  # is no time of day)
             raise part_error(KEY, e) from e
         out: list[Any] = []
         src: str | None = None
@@ -283,8 +315,9 @@ def checked_reading(spec: RelationSpec, schema: Any, record: Any, what: str
     whose fields is a column (`connect_types.unmatched_schema`, which also logs the
     columns the record leaves NULL)."""
     columns = value_columns(spec)
-    unmatched = unmatched_schema(f"{what} {record.get('name')}", field_names(record),
-                                 spec.column_names, list(columns), spec.name)
+    what = f"{what} {record.get('name')}"
+    fields = field_names(record)
+    unmatched = unmatched_schema(what, fields, spec.column_names, list(columns), spec.name)
     return unmatched or record_reading(schema, record, columns)
 
 
@@ -300,10 +333,11 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")
-        node = resolve(schema, named_types(schema))
+        named = named_types(schema)
+        node = resolve(schema, named)
         if isinstance(node, dict):
             fix = connect_fixup(node.get("connect.name"), node.get("connect.parameters"),
-                                 node, columns[single])
+                                 node, columns[single], avro_element(named))
         else:
             fix = None
         return ((single, single, fix),), nothing

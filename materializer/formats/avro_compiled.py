@@ -21,7 +21,9 @@ schemas, values, truncations and byte flips):
   bytes no Avro writer writes, which fastavro reads as something else, are refused
   (`Invalid`): a varint past 64 bits (fastavro wraps it), a negative union branch or
   enum index (fastavro counts from the end), a boolean byte other than 0 and 1, a
-  negative length;
+  negative length; and, as values, an Avro time-millis/-micros that is no time of day
+  (`NotTimeOfDay`, where fastavro's converter wraps it round; `fastavro_schema` gives
+  fastavro's reader the same checked converters, where `formats.avro` leaves it a schema);
 - it raises `Truncated` where the bytes end before the value does (or IndexError,
   which the caller counts as the same), `Invalid` or UnicodeDecodeError for bytes that
   are not a value of the schema, and what fastavro's logical-type converters raise for
@@ -36,6 +38,7 @@ a skipped string is not decoded, so bytes that are not UTF-8 there are not refus
 
 from __future__ import annotations
 
+import copy
 import struct
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -75,6 +78,71 @@ def long_rest(b: bytes, p: int, n: int) -> tuple[int, int]:
     if n >> 64:
         raise Invalid("varint beyond 64 bits")
     return n, p
+
+
+class NotTimeOfDay(ValueError):
+    """An Avro time-millis or time-micros value outside [0, one day): fastavro's own
+    converters wrap it round to some other time of day (-5 ms reads as 00:00:00.995)."""
+
+
+def _time_of_day(key: str, unit: str, per_day: int) -> Callable[..., Any]:
+    """fastavro's converter for logical reader `key`, refusing a value that is no time
+    of day (NotTimeOfDay)."""
+    convert = LOGICAL_READERS[key]
+    what = key.split("-", 1)[1]
+
+    def checked(data: int, writer_schema: Any = None, reader_schema: Any = None) -> Any:
+        if not 0 <= data < per_day:
+            raise NotTimeOfDay(f"{data} {unit} is not a time of day (Avro {what})")
+        return convert(data, writer_schema, reader_schema)
+    return checked
+
+
+CHECKED_TIMES: dict[str, Callable[..., Any]] = {
+    "int-time-millis": _time_of_day("int-time-millis", "ms", 86_400_000),
+    "long-time-micros": _time_of_day("long-time-micros", "µs", 86_400_000_000)}
+"""By fastavro's logical reader key: the time converters that refuse (NotTimeOfDay) a
+value that is no time of day, in place of fastavro's."""
+
+_FASTAVRO_TIMES = {"time-millis": ("int", "materializer.time-millis"),
+                   "time-micros": ("long", "materializer.time-micros")}
+"""Avro time logical type -> (its base type, the logical type `fastavro_schema` names
+instead: fastavro's reader then calls the `CHECKED_TIMES` converter for it)."""
+for _logical, (_base, _checked) in _FASTAVRO_TIMES.items():  # beside fastavro's: none replaced
+    LOGICAL_READERS[f"{_base}-{_checked}"] = CHECKED_TIMES[f"{_base}-{_logical}"]
+
+
+def fastavro_schema(schema: Any) -> Any:
+    """Parsed `schema` for fastavro's own reader (where no reader is generated): a copy
+    whose time-millis and time-micros types are read by `CHECKED_TIMES`, so that it
+    refuses (NotTimeOfDay) what the generated reader refuses rather than wrap it round;
+    `schema` itself when it has no such type."""
+
+    def times(node: Any, seen: set[int], rename: bool) -> bool:
+        if id(node) in seen:
+            return False
+        seen.add(id(node))
+        found = False
+        if isinstance(node, list):
+            for x in node:
+                found = times(x, seen, rename) or found
+        elif isinstance(node, dict):
+            logical = node.get("logicalType")
+            checked = _FASTAVRO_TIMES.get(logical) if type(logical) is str else None
+            if checked is not None and node.get("type") == checked[0]:
+                found = True
+                if rename:
+                    node["logicalType"] = checked[1]
+            for k, x in node.items():  # types, fields, named types; not default values
+                if k != "default" and isinstance(x, (dict, list)):
+                    found = times(x, seen, rename) or found
+        return found
+
+    if not times(schema, set(), False):
+        return schema
+    schema = copy.deepcopy(schema)
+    times(schema, set(), True)
+    return schema
 
 
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string",
@@ -172,11 +240,13 @@ class _Compiler:
     def logical(self, node: dict[str, Any], logical: str, var: str, ind: str) -> None:
         """A logical type fastavro converts: its base type read, then fastavro's own
         converter called as fastavro calls it (the same function, the same value, the same
-        errors). A value read past is not converted."""
+        errors), but for times: a value that is no time of day is refused (NotTimeOfDay)
+        where fastavro would wrap it (`CHECKED_TIMES`). A value read past is not converted."""
         self.emit({k: v for k, v in node.items() if k != "logicalType"}, var, ind)
         if var != SKIP:
             convert, schema = self.fresh("convert"), self.fresh("schema")
-            self.names[convert], self.names[schema] = LOGICAL_READERS[logical], node
+            self.names[convert] = CHECKED_TIMES.get(logical) or LOGICAL_READERS[logical]
+            self.names[schema] = node
             self.lines.append(f"{ind}{var} = {convert}({var}, {schema}, None)")
 
     def block(self, node: Any, var: str, ind: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from materializer.columns import ColumnType
 from materializer.formats.connect_types import (
+    Element,
     Fixup,
     connect_fixup,
     decimal_fixup,
@@ -38,8 +39,24 @@ def resolve(node: Any, named: Mapping[str, Any]) -> Any:
     return node
 
 
+def avro_element(named: Mapping[str, Any]) -> Element:
+    """The `connect_types.Element` of Avro schemas with named types `named`: an `array`'s
+    `items`, a `map`'s `values` (a ["null", T] union is T, a name its type), with their
+    `connect.name` and `connect.parameters` (what Kafka Connect's AvroConverter writes)."""
+
+    def element(node: Any, kind: str) -> tuple[Any, Any, Any] | None:
+        if not isinstance(node, dict) or node.get("type") != kind:
+            return None
+        inner = resolve(node.get("items" if kind == "array" else "values"), named)
+        if not isinstance(inner, dict):
+            return None
+        return inner.get("connect.name"), inner.get("connect.parameters"), inner
+    return element
+
+
 def avro_fields(record: Any, named: Mapping[str, Any]) -> dict[str, tuple[Any, Any, Any]]:
-    """Field name -> (connect name, connect parameters, node) of an Avro record schema."""
+    """Field name -> (connect name, connect parameters, node) of an Avro record schema
+    (the Connect names of array items and map values: `avro_element`)."""
     out = {}
     for f in record.get("fields", ()):
         node = resolve(f.get("type"), named)
@@ -110,7 +127,8 @@ class Reading(NamedTuple):
     wanted: frozenset[str] | None = None
 
 
-def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType) -> tuple[bool, Fixup | None]:
+def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType, element: Element
+              ) -> tuple[bool, Fixup | None]:
     """Whether a field of Avro type `node` is better read without its logical type for a
     column of type `ctype`, and then its conversion: decimal bytes (to text at the
     writer's scale, which a decimal column stores as it is when the scales agree: no
@@ -125,7 +143,7 @@ def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType) -> tuple[boo
         if type(scale) is not int or scale < 0:
             return False, None
         return True, decimal_fixup(scale, ctype)  # fastavro reads at this scale, Connect or not
-    if connect_fixup(name, params, node, ctype) is not None:
+    if connect_fixup(name, params, node, ctype, element) is not None:
         return False, None
     if (logical in ("timestamp-millis", "local-timestamp-millis") and base == "long"
             and ctype.kind == "timestamp" and ctype.encoding in (None, "ms")):
@@ -170,7 +188,9 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     schema is shared; a schema with no such field is read as it is), as prepared
     value (field plan, the columns whose values arrive in stored form), and when
     `record` is the top record, the fields that feed columns as `wanted`."""
-    fields = avro_fields(record, named_types(schema))
+    named = named_types(schema)
+    fields = avro_fields(record, named)
+    element = avro_element(named)
     raw: dict[int, Any] = {}
     fixups: dict[str, Fixup | None] = {}
     stored: set[str] = set()
@@ -179,13 +199,13 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     readers = Counter(matched.values())  # columns per source field
     for col, src in matched.items():
         name, params, node = fields[src]
-        take, fix = _read_raw(node, name, params, columns[col])
+        take, fix = _read_raw(node, name, params, columns[col], element)
         if take and readers[src] == 1:  # the raw value suits this one column's type
             raw[id(node)] = {k: v for k, v in node.items() if k != "logicalType"}
             fixups[src] = fix
         elif arrives_stored(node, columns[col], compiled):
             stored.add(col)
-    prepared = (field_plan(fields, columns, fixups), frozenset(stored))
+    prepared = (field_plan(fields, columns, fixups, element), frozenset(stored))
     wanted = frozenset(matched.values()) if record is record_of(schema) else None
     if not raw:
         return Reading(schema, prepared, wanted)

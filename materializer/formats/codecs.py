@@ -28,7 +28,7 @@ from materializer.formats import jsonformat
 from materializer.formats.base import KEY, VALUE, KeyDecoder, ValueDecoder, part_error
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
-from materializer.values import to_storage
+from materializer.values import key_storage
 
 KAFKA_KEY_KINDS = {"int": "int", "long": "long", "double": "double", "string": "string",
                    "bytes": "bytes"}
@@ -83,7 +83,7 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) -> K
             raise ValueError(f"key_format kafka cannot read a {kind} key column")
         scalar = KAFKA_KEY_KINDS[kind]
     raw = _scalar_decoder(scalar)
-    conv = to_storage(spec.key_types[0])
+    conv = key_storage(spec.key_types[0])
     name = names[0]
 
     def one(b: bytes) -> tuple[Any, ...]:

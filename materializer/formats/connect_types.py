@@ -17,6 +17,12 @@ fits as it comes:
   io.debezium.data.VariableScaleDecimal          {scale, value}  -> decimal
   io.debezium.data.Json                          JSON text       -> parsed, for a json column
 
+The same names on the `items` of an array schema or the `values` of a map schema are
+applied to each element, for an array or map column (recursively, as deep as the
+column's type nests): `connect_fixup` looks into a container schema through an
+`Element` function, `connect_element` for the JSON converter's schemas (Avro's is
+`formats.avro_schema.avro_element`).
+
 A value that does not fit its column (a Date in a timestamp column, bad base64, a
 time outside years 1-9999) is rejected, never guessed: `apply_plan` raises
 RecordError(type_mismatch); JSON text too deep or not Unicode keeps its own reason
@@ -42,8 +48,8 @@ from materializer.decimals import scaled, scaled_text
 from materializer.errors import RecordError
 from materializer.formats.jsonread import loads_text
 
-__all__ = ["Fixup", "Plan", "apply_plan", "connect_fixup", "decimal_fixup", "field_plan",
-           "match_fields", "per_schema", "struct_fields"]
+__all__ = ["Element", "Fixup", "Plan", "apply_plan", "connect_element", "connect_fixup",
+           "decimal_fixup", "field_plan", "match_fields", "per_schema", "struct_fields"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
@@ -53,6 +59,9 @@ T = TypeVar("T")
 Fixup = Callable[[Any], Any]
 Plan = tuple[tuple[str, str, Fixup | None], ...]
 """Per planned field: (source field name, column name, conversion or None)."""
+Element = Callable[[Any, str], tuple[Any, Any, Any] | None]
+"""(schema node, "array" or "map") -> (connect name, connect parameters, node) of the
+node's items (array) or values (map), or None when the node is no container of that kind."""
 
 
 def _instant(micros: int, v: int, unit: str) -> dt.datetime:
@@ -153,11 +162,57 @@ def _scale_of(params: Any, fallback: Any) -> int | None:
     return None
 
 
-def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup | None:
+def connect_element(node: Any, kind: str) -> tuple[Any, Any, Any] | None:
+    """The `Element` of Kafka Connect JSON schemas (JsonConverter's `schema`): an `array`
+    schema's `items`, a `map` schema's `values`, with their `name` and `parameters`."""
+    if not isinstance(node, dict) or node.get("type") != kind:
+        return None
+    inner = node.get("items" if kind == "array" else "values")
+    if not isinstance(inner, dict):
+        return None
+    return inner.get("name"), inner.get("parameters"), inner
+
+
+def _each_item(fix: Fixup) -> Fixup:
+    """`fix` applied to each non-null element of a list; anything else passes unchanged
+    (the column's converter judges it)."""
+    def conv(v: Any) -> Any:
+        if type(v) is list:
+            return [None if x is None else fix(x) for x in v]
+        return v
+    return conv
+
+
+def _each_value(fix: Fixup) -> Fixup:
+    """`fix` applied to each non-null value of a dict (keys kept); anything else passes
+    unchanged (the column's converter judges it)."""
+    def conv(v: Any) -> Any:
+        if type(v) is dict:
+            return {k: None if x is None else fix(x) for k, x in v.items()}
+        return v
+    return conv
+
+
+def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
+                  element: Element = connect_element) -> Fixup | None:
     """The conversion a Connect/Debezium-named field needs to fit a column of type
     `ctype`, or None when the value already fits as it comes (the schema's unit wins
     over the column's `encoding`, which is for input without a schema). `node` is the
-    field's own schema (for a decimal `scale` given outside `parameters`)."""
+    field's own schema (for a decimal `scale` given outside `parameters`). For an array
+    or map column whose field is an array or map schema (`element` finds its items or
+    values in `node`), the conversion its items or values need, applied to each."""
+    fix = _named_fixup(name, params, node, ctype)
+    if fix is None and ctype.item is not None and ctype.kind in ("array", "map"):
+        inner = element(node, ctype.kind)
+        if inner is not None:
+            item_fix = connect_fixup(*inner, ctype.item, element)
+            if item_fix is not None:
+                return _each_item(item_fix) if ctype.kind == "array" else _each_value(item_fix)
+    return fix
+
+
+def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup | None:
+    """`connect_fixup` by the schema's own name."""
     if not isinstance(name, str):
         return None
     kind = ctype.kind
@@ -231,7 +286,7 @@ def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[s
         if not columns or not obj:
             return
         if probe not in obj and names.isdisjoint(obj):
-            raise shares_no_column(what, obj, declared)
+            raise shares_no_column(what, obj, declared, folded=not schemaless)
         if not schemaless:
             return
         missing = columns - obj.keys()
@@ -247,12 +302,34 @@ def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[s
     return check
 
 
-def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str]
-                     ) -> RecordError:
+def case_ambiguity(fields: Iterable[str], columns: Iterable[str]) -> str:
+    """Why `match_fields` leaves a column without a field where several `fields` differ
+    from it only in case: "column 'name' matches the fields Name, NAME only
+    case-insensitively, which is ambiguous" for each such column (joined by "; "), or ""."""
+    names = list(fields)
+    exact = set(names)
+    folded: dict[str, list[str]] = {}
+    for n in names:
+        folded.setdefault(n.casefold(), []).append(n)
+    out = []
+    for col in columns:
+        if col not in exact and len(cands := folded.get(col.casefold(), [])) > 1:
+            out.append(f"column {col!r} matches the fields {', '.join(cands)} only "
+                       "case-insensitively, which is ambiguous")
+    return "; ".join(out)
+
+
+def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
+                     folded: bool = True) -> RecordError:
     """RecordError(no_declared_columns) for a value (or every value of a schema) whose
     `fields` match none of the `declared` columns: stored, its data would all be lost and
-    its row be NULLs."""
+    its row be NULLs. With `folded` (names matched case-insensitively when unambiguous:
+    a schema's), a column that several fields match only that way is named as the cause."""
     names = list(fields)
+    why = case_ambiguity(names, declared) if folded else ""
+    if why:
+        return RecordError(f"{what} matches no declared column: {why} (declare the column "
+                           "with one field's exact name)", "no_declared_columns")
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
     return RecordError(f"{what} shares no field with the declared columns "
                        f"({', '.join(declared)}): it has {shown}; check the column names "
@@ -298,19 +375,21 @@ def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequenc
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
                columns: Mapping[str, ColumnType],
-               fixups: Mapping[str, Fixup | None] | None = None) -> Plan:
+               fixups: Mapping[str, Fixup | None] | None = None,
+               element: Element = connect_element) -> Plan:
     """Per-schema work for a record: renames and conversions, only where needed.
 
     `fields` maps a source field name to (connect name, connect parameters, schema
     node); `columns` the declared columns to fill by type; `fixups`, by source field,
-    conversions that replace the Connect one (fields read raw: see `formats.avro_schema`)."""
+    conversions that replace the Connect one (fields read raw: see `formats.avro_schema`);
+    `element`, how the schema nodes give their array items and map values."""
     out = []
     for col, src in match_fields(fields, columns).items():
         name, params, node = fields[src]
         if fixups is not None and src in fixups:
             fix = fixups[src]
         else:
-            fix = connect_fixup(name, params, node, columns[col])
+            fix = connect_fixup(name, params, node, columns[col], element)
         if fix is not None or src != col:
             out.append((src, col, fix))
     return tuple(out)

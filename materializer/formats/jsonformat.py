@@ -64,11 +64,13 @@ from materializer.formats.connect_types import (
 from materializer.formats.jsonread import loads
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
-from materializer.values import to_storage
+from materializer.values import key_storage
 
-__all__ = ["is_wrapper", "key_decoder", "value_decoder"]
+__all__ = ["is_wrapper", "key_decoder",
+           "value_decoder"]
 
 _Unwrap = Callable[[dict[str, Any]], Any]
+_ABSENT: Any = object()  # a key column the key object does not have
 
 
 def is_wrapper(obj: dict[str, Any]) -> bool:
@@ -170,13 +172,26 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     return decode
 
 
+def _lacks_columns(obj: dict[str, Any], names: tuple[str, ...], whole: bool) -> RecordError:
+    """The rejection of a key object without a field for some key columns `names` (not a
+    null key: a key of another shape); `whole`: a table's key, which has no other field."""
+    lacking = [repr(n) for n in names if n not in obj]
+    message = (f"{KEY}the key object lacks column{'s' if len(lacking) > 1 else ''} "
+               f"{', '.join(lacking)}")
+    extra = [repr(k) for k in obj if k not in names] if whole else []
+    if extra:
+        message += (f" and has field(s) {', '.join(extra[:5])}{', ...' if len(extra) > 5 else ''}"
+                    f" that are not primary key columns ({', '.join(names)})")
+    return RecordError(message, "key_mismatch")
+
+
 def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
     """JSON key bytes -> stored-form key tuple: an object of the key columns or, for a
     one-column key, the bare value; either may come in Connect's wrapper. `framed`:
     JSON_SR, the JSON after the Confluent wire header."""
     names = spec.key_columns
     types = dict(zip(names, spec.key_types, strict=True))
-    convs = tuple(to_storage(t) for t in spec.key_types)
+    convs = tuple(key_storage(t) for t in spec.key_types)
     whole = spec.kind == "table"  # a table's key columns are the whole key: no other field
     wrapped = _reads_wrapper(spec)
     unwrap_types = _unwrapper(types, names[0] if len(names) == 1 else None,
@@ -235,10 +250,12 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
                               "columns", "key_mismatch")
         out: list[Any] = []
         for name, conv in columns:
-            v = obj.get(name)
-            if v is None:
+            v = obj.get(name, _ABSENT)
+            if v is None:  # a key column that is there and null: a null key
                 out.append(None)
                 continue
+            if v is _ABSENT:  # not there at all: the key does not fit the columns
+                raise _lacks_columns(obj, names, whole and plain)
             try:
                 out.append(conv(v))
             except (TypeError, ValueError, ArithmeticError) as e:

@@ -146,6 +146,11 @@ _WELL_KNOWN: dict[str, Conv] = {
 }
 
 
+def _json_bool(b: bool) -> str:
+    """A bool map key as Protobuf's JSON mapping writes it."""
+    return "true" if b else "false"
+
+
 class _Plans:
     """Per message type, how its fields become Python values (made once, lazily, so
     recursive message types are fine)."""
@@ -159,9 +164,12 @@ class _Plans:
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             value_fd = fd.message_type.fields_by_name["value"]
             inner = self._single(value_fd)
+            key_fd = fd.message_type.fields_by_name["key"]
+            # map keys as Protobuf's JSON mapping writes them: "true"/"false", not "True"
+            key: Conv = _json_bool if key_fd.type == key_fd.TYPE_BOOL else str
             if inner is None:
-                return lambda m: {str(k): v for k, v in m.items()}
-            return lambda m: {str(k): inner(v) for k, v in m.items()}
+                return lambda m: {key(k): v for k, v in m.items()}
+            return lambda m: {key(k): inner(v) for k, v in m.items()}
         if _repeated(fd):
             if one is None:
                 return list

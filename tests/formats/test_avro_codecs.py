@@ -176,11 +176,15 @@ def test_a_table_key_record_with_a_field_beyond_the_key_columns_is_refused(reg: 
     assert codecs.key_decoder(stream, reg)(body) == (7, 1001)  # a stream's key is not unique
 
 
-def test_record_key_missing_column_is_null(reg: FileRegistry) -> None:
+def test_record_key_missing_column_is_a_key_mismatch(reg: FileRegistry) -> None:
+    """Not a null key column: the key record is of another shape (a stream's too)."""
     spec = table({"a": "int", "b": "string"}, ["a", "b"], stream=True)
     kenc = avro_encoder(reg, "k", {"type": "record", "name": "K",
                                    "fields": [{"name": "a", "type": "int"}]})
-    assert codecs.key_decoder(spec, reg)(kenc({"a": 1})) == (1, None)
+    with pytest.raises(RecordError) as e:
+        codecs.key_decoder(spec, reg)(kenc({"a": 1}))
+    assert e.value.reason == "key_mismatch"
+    assert "has no field for key column 'b'" in str(e.value)
 
 
 def test_primitive_keys(reg: FileRegistry) -> None:

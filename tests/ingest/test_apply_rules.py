@@ -318,7 +318,7 @@ def test_a_null_column_of_a_composite_key_is_a_null_key(tmp_path: Path) -> None:
     h = Harness(tmp_path, spec_of("CREATE TABLE o (c INT, id INT, v STRING, "
                                   "PRIMARY KEY (c, id)) WITH (kafka_topic='o', "
                                   "key_format='JSON')"))
-    out = h.feed(({"c": 1, "id": None}, {"v": "x"}), ({"c": 1}, {"v": "y"}),
+    out = h.feed(({"c": 1, "id": None}, {"v": "x"}), ({"c": None, "id": 1}, {"v": "y"}),
                  ({"c": 1, "id": 2}, {"v": "z"}))
     assert [r.reason for r in out.rejected] == ["null_key", "null_key"]
     assert h.get((1, 2)) == {"c": 1, "id": 2, "v": "z"}
