@@ -77,13 +77,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_texts(texts: Sequence[str], what: str) -> Sequence[str]:
+    """Key values as given on the command line; UsageError for one that is not UTF-8 (its
+    bytes reach Python as lone surrogates, which no key holds): the same answer locally
+    and with --url, before anything is read."""
+    for s in texts:
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"{what} {s[:40]!r} is not UTF-8 text") from None
+    return texts
+
+
+def _limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be 1 or more, got {limit}")
+
+
 def cmd_get(args: argparse.Namespace) -> int:
     catalog = _load(args.config)
     spec = _relation(catalog, args.table)
     if len(args.key) != len(spec.key_columns):
         raise UsageError(f"{spec.name} has key ({', '.join(spec.key_columns)}): give "
                          f"{len(spec.key_columns)} value(s), got {len(args.key)}")
-    key = key_from_text(spec.key_columns, spec.key_types, args.key)
+    _limit(args.limit)
+    key = key_from_text(spec.key_columns, spec.key_types, _key_texts(args.key, "key value"))
     if args.url:
         return _remote_get(args, catalog, spec, key)
     with _store(catalog) as store:
@@ -106,7 +124,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     spec = _relation(catalog, args.table)
     if len(args.prefix or []) > len(spec.key_columns):
         raise UsageError(f"--prefix has more values than the key ({', '.join(spec.key_columns)})")
-    prefix = key_from_text(spec.key_columns, spec.key_types, args.prefix or [])
+    _limit(args.limit)
+    prefix = key_from_text(spec.key_columns, spec.key_types,
+                           _key_texts(args.prefix or [], "--prefix value"))
     if args.url:
         if spec.kind == "stream":
             raise UsageError(f"scan --url reads tables; {spec.name} is a stream: read a key's "

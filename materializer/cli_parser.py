@@ -93,7 +93,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="rows as JSON lines, key order")
     s.add_argument("config")
     s.add_argument("table")
-    s.add_argument("--prefix", nargs="+", metavar="V")
+    s.add_argument("--prefix", nargs="+", metavar="V", action="extend")
     s.add_argument("--limit", type=int, default=None)
     _lookup_options(s)
     s.set_defaults(func=commands["scan"])

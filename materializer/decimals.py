@@ -49,6 +49,13 @@ def _from_base64(v: Any, scale: int) -> decimal.Decimal:
     return scaled(int.from_bytes(raw, "big", signed=True), scale)
 
 
+_DECIMAL_TEXT = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|(?i:[+-]?(?:inf|infinity|s?nan[0-9]*))")  # not finite: refused as not fitting
+"""The decimal text `exact_decimal` reads: plain ASCII (sign, digits, point, exponent).
+Python's Decimal also reads blanks around it, `_` between digits ("1_000" is 1000) and
+non-ASCII digits: guesses, refused."""
+
 _DOUBLE_DIGITS = 15
 """Significant decimal digits a double always holds exactly (DBL_DIG)."""
 
@@ -70,13 +77,16 @@ def canonical_decimal_text(precision: int, scale: int) -> re.Pattern[str]:
     return re.compile(rf"(?!{negative_zero})-?(?:{'|'.join(ints)}){frac}", re.ASCII)
 
 
-def exact_decimal(precision: int, scale: int, base64_text: bool = False) -> Converter:
+def exact_decimal(precision: int, scale: int, base64_text: bool = False,
+                  unrounded: bool = False) -> Converter:
     """Numbers and decimal text (or, with `base64_text`, base64 text and bytes of the
     unscaled integer, never decimal text) to the decimal's text at `scale`, exactly:
     rounding (half-even) happens only to the scale, in a context as wide as the declared
     precision (Python's default context has 28 digits), so a decimal(38,s) keeps all 38.
     A value whose integer part has more than precision - scale digits does not fit
-    (ValueError, before any arithmetic on it)."""
+    (ValueError, before any arithmetic on it). With `unrounded` (a key column), neither
+    does a value with more decimal places than the scale (other than zeros): keys of the
+    topic that round alike would share one row."""
     quantum = decimal.Decimal(1).scaleb(-scale)
     limit = decimal.Decimal(10) ** (precision - scale)
     whole_digits = precision - scale
@@ -84,12 +94,16 @@ def exact_decimal(precision: int, scale: int, base64_text: bool = False) -> Conv
                             Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN,
                             traps=[decimal.InvalidOperation])
     construct = decimal.Decimal
+    plain_text = _DECIMAL_TEXT.fullmatch
 
     def conv(v: Any) -> Any:
         if base64_text and isinstance(v, str | bytes | bytearray):
             v = _from_base64(v, scale)
         if isinstance(v, bool) or not isinstance(v, decimal.Decimal | int | float | str):
             raise TypeError(f"expected a decimal, got {type(v).__name__}")
+        if isinstance(v, str) and plain_text(v) is None:
+            raise ValueError(f"{_shown(v)} is not a decimal (plain decimal text: digits, "
+                             "a point, an exponent; no blanks or '_')")
         try:
             d = construct(str(v) if isinstance(v, float) else v)  # exact, no context
         except decimal.InvalidOperation as e:
@@ -106,6 +120,10 @@ def exact_decimal(precision: int, scale: int, base64_text: bool = False) -> Conv
         q = d.quantize(quantum, context=exact)
         if abs(q) >= limit:  # rounded up to the next power of ten
             raise ValueError(f"{_shown(v)} does not fit decimal({precision},{scale})")
+        if unrounded and q != d:  # Decimal comparison is exact
+            raise ValueError(f"{_shown(v)} has more decimal places than decimal({precision},"
+                             f"{scale}) keeps: as a key it would share a row with the keys "
+                             "it rounds to")
         return str(q) if q else str(q.copy_abs())  # no negative zero (-0.001 -> 0.00)
 
     return conv
@@ -117,10 +135,11 @@ def _shown(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def decimal_converter(precision: int, scale: int, base64_text: bool = False) -> Converter:
+def decimal_converter(precision: int, scale: int, base64_text: bool = False,
+                      unrounded: bool = False) -> Converter:
     """The stored form of a decimal(precision, scale) column's values: `exact_decimal`, and
     for a text column first the shortcut for text already in stored form."""
-    exact = exact_decimal(precision, scale, base64_text)
+    exact = exact_decimal(precision, scale, base64_text, unrounded)
     if base64_text:
         return exact
     canonical = canonical_decimal_text(precision, scale).fullmatch

@@ -3,8 +3,10 @@ one rule for both, typed by the key columns. The text `null` is the string "null
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from materializer.columns import ColumnType
@@ -19,6 +21,7 @@ TextConverter = Callable[[str], Any]
 KeyTextParser = Callable[[Sequence[str]], tuple[Any, ...]]
 _INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SHOWN = 40  # characters of an offending text quoted in an error
 
 
@@ -29,9 +32,32 @@ def _int_text(s: str) -> int:
 
 
 def _float_text(s: str) -> float:
+    """A float/double key's text: a decimal number that is a double exactly, or the
+    shortest text that reads back as one (what Python's repr and JSON encoders print:
+    "0.1"). Others would be rounded to a neighbouring key (an integer past 2**53, a
+    nonzero number that underflows to 0, one beyond the range, digits past a double's
+    shortest text): ValueError, as a JSON key that is not exactly a double is refused."""
     if not _FLOAT_TEXT.fullmatch(s):
         raise ValueError("expected a decimal number")
-    return float(s)
+    f = float(s)
+    if repr(f) == s:  # "1.5", "0.1", "-0.0": the common case, no Decimal
+        return f
+    if not math.isfinite(f):
+        raise ValueError("beyond the range of a double")
+    d = Decimal(s)  # exact, whatever the length: comparisons below are exact too
+    if d == Decimal(f) or d == Decimal(repr(f)):  # "1e3", "0.10", "-0", "5."
+        return f
+    raise ValueError(f"not exactly a double: it would be read as {f!r} (give a double's "
+                     "exact value or its shortest text)")
+
+
+def _decimal_text(s: str) -> str:
+    """A decimal key's text: plain ASCII decimal text (sign, digits, point, exponent),
+    checked again and converted by the column's own converter. Whitespace, `_` and
+    non-ASCII digits, which Python's Decimal would read, are refused as int keys' are."""
+    if not _DECIMAL_TEXT.fullmatch(s):
+        raise ValueError("expected a decimal number")
+    return s
 
 
 def _bool_text(s: str) -> bool:
@@ -50,9 +76,11 @@ def text_converter(t: ColumnType) -> TextConverter:
     """How the text of one key value becomes a key component of type `t`.
 
     int/long: a decimal integer (`-?[0-9]+`); float/double: a decimal number
-    (no `nan`, `inf` or hex); boolean: `true` or `false`; every other type
-    (string, uuid, decimal, date, time, timestamp, bytes as standard base64): the text
-    as it is, checked and converted by the store's own converters (`to_storage`).
+    (no `nan`, `inf` or hex) that is a double exactly or the shortest text of one
+    (`_float_text`); decimal: plain ASCII decimal text; boolean: `true` or `false`;
+    every other type (string, uuid, date, time, timestamp, bytes as standard base64),
+    and decimal text, as it is, checked and converted by the store's own key converters
+    (`materializer.values.key_storage`).
     No text stands for null: `null` in a string column is the string "null".
     Raises ValueError for a text that does not fit.
     """
@@ -62,6 +90,8 @@ def text_converter(t: ColumnType) -> TextConverter:
         return _float_text
     if t.kind == "boolean":
         return _bool_text
+    if t.kind == "decimal" and t.encoding != "base64":  # base64: base64 text, as values
+        return _decimal_text
     return _as_text
 
 

@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import decimal
 import math
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -34,11 +35,13 @@ _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 _fromisoformat = dt.datetime.fromisoformat
 _timedelta = dt.timedelta  # positional (days, seconds, microseconds): faster than keywords
 _encode_json = msgspec.json.encode
+_b64encode = base64.b64encode
 _INT32 = (-(2**31), 2**31 - 1)
 # what datetime can represent: 0001-01-01 .. 9999-12-31 (so stored values read back)
 _MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896
 _MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
 _INT64 = (-(2**63), 2**63 - 1)
+_DAY_MICROS = 86_400_000_000
 
 MAX_DEPTH = 128
 """How deeply arrays and objects may nest in a json column's value: deeper is refused
@@ -73,6 +76,19 @@ def _to_float(v: Any) -> Any:
     raise TypeError(f"expected a number, got {t.__name__}")
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest finite 32-bit float: a `float` column's values are within +-this."""
+
+
+def _to_float32(v: Any) -> Any:
+    """`_to_float` for a 32-bit `float` column: a number beyond its range does not fit
+    (a change event's Avro float would carry infinity)."""
+    f = _to_float(v)
+    if -FLOAT32_MAX <= f <= FLOAT32_MAX:
+        return f
+    raise ValueError(f"{v} is beyond the range of a 32-bit float column (declare it double)")
+
+
 def _to_bool(v: Any) -> Any:
     if type(v) is bool:
         return v
@@ -90,9 +106,14 @@ def _to_bytes(v: Any) -> Any:
         return bytes(v)
     if isinstance(v, str):
         try:
-            return base64.b64decode(v, validate=True)
+            raw = base64.b64decode(v, validate=True)
         except ValueError as e:
             raise ValueError("expected base64 text for a bytes column") from e
+        if _b64encode(raw) != v.encode("ascii"):  # ascii: validate=True let nothing else by
+            # unused bits set in the last character: other texts decode to the same bytes
+            raise ValueError("expected canonical base64 text for a bytes column (the last "
+                             "character has bits set that encode nothing)")
+        return raw
     raise TypeError(f"expected bytes, got {type(v).__name__}")
 
 
@@ -115,12 +136,15 @@ def _to_time(v: Any) -> Any:
         if not 0 <= v < 86_400_000:
             raise ValueError(f"{v} ms is not a time of day")
         return v * 1000
-    if isinstance(v, dt.time):
-        return ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
     if isinstance(v, str):
-        t = dt.time.fromisoformat(v)
-        return ((t.hour * 60 + t.minute) * 60 + t.second) * 1_000_000 + t.microsecond
-    raise TypeError(f"expected a time, got {type(v).__name__}")
+        v = dt.time.fromisoformat(v)
+    elif not isinstance(v, dt.time):
+        raise TypeError(f"expected a time, got {type(v).__name__}")
+    us = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+    offset = v.utcoffset()
+    if offset:  # a time with an offset: the time of day in UTC, as timestamps are kept
+        us = (us - offset // _ONE_MICROSECOND) % _DAY_MICROS
+    return us
 
 
 def _to_timestamp(v: Any) -> Any:
@@ -184,7 +208,7 @@ def _to_time_in(unit: str | None) -> Converter:
     def conv(v: Any) -> Any:
         if type(v) is int:
             us = v // div
-            if not 0 <= us < 86_400_000_000:
+            if not 0 <= us < _DAY_MICROS:
                 raise ValueError(f"{v} {unit} is not a time of day")
             return us
         return _to_time(v)
@@ -301,8 +325,10 @@ def to_storage(t: ColumnType) -> Converter:
         return _range_int(*_INT32, "int")
     if k == "long":
         return _range_int(*_INT64, "long")
-    if k in ("float", "double"):
+    if k == "double":
         return _to_float
+    if k == "float":
+        return _to_float32
     if k == "boolean":
         return _to_bool
     if k == "string":
@@ -331,12 +357,44 @@ def to_storage(t: ColumnType) -> Converter:
         return conv_array
 
     def conv_map(v: Any) -> Any:
-        if isinstance(v, list):  # Avro maps may come as [(k, v)] pairs
-            v = dict(v)
         if not isinstance(v, dict) or not all(type(key) is str for key in v):
             raise TypeError("expected a map with string keys")
         return {key: None if x is None else inner(x) for key, x in v.items()}
     return conv_map
+
+
+_BELOW_MICROSECOND = re.compile(r"[.,][0-9]{6}0*[1-9]")
+"""ISO 8601 text with a nonzero fraction of a second past the sixth digit."""
+
+
+def key_storage(t: ColumnType) -> Converter:
+    """`to_storage` for a key column: a value the column would hold only rounded does not
+    fit either (ValueError): digits past a decimal's scale, an integer a double does not
+    hold exactly, a time or timestamp below the microsecond. Two keys of the topic that
+    round alike would share one row; a lookup by such a key would answer another's row."""
+    k = t.kind
+    if k == "decimal":
+        return decimal_converter(t.precision, t.scale, t.encoding == "base64", unrounded=True)
+    conv = to_storage(t)
+    if k in ("float", "double"):
+        def conv_number(v: Any) -> Any:
+            f = conv(v)
+            if type(v) is int and int(f) != v:
+                raise ValueError(f"{v} is not exactly a {k}: as a key it would share a row "
+                                 f"with the integers that round alike (declare it long)")
+            return f
+        return conv_number
+    if k in ("time", "timestamp"):
+        nanos = t.encoding == "ns"
+
+        def conv_instant(v: Any) -> Any:
+            if (type(v) is int and nanos and v % 1000) or (
+                    type(v) is str and _BELOW_MICROSECOND.search(v) is not None):
+                raise ValueError(f"{v!r} is finer than the microseconds a {k} keeps: as a "
+                                 "key it would share a row with the keys that round alike")
+            return conv(v)
+        return conv_instant
+    return conv
 
 
 def items_converter(t: ColumnType, convert: Callable[[ColumnType], Converter | None]

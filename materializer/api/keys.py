@@ -4,10 +4,11 @@ Everything a client sends is checked here before it reaches LMDB:
 - a relation name must look like a SPEC §3 name (`[schema.]name`, at most 401
   characters, no `/`) and exist in the data directory, else `NotFound`;
 - path segments and prefix values become key components by the key column types,
-  by the same rule as the command line (`materializer.values.text_converter`:
-  int/long: decimal integers; float/double: decimal numbers; boolean: `true`/`false`;
-  string, uuid, decimal, date, time, timestamp: the text as it is, checked by the
-  store's own converters; bytes: standard base64), else `UsageError`;
+  by the same rule as the command line (`materializer.keytext.text_converter`:
+  int/long: decimal integers; float/double: decimal numbers a double holds exactly,
+  or its shortest text; decimal: plain ASCII decimal text; boolean: `true`/`false`;
+  string, uuid, date, time, timestamp: the text as it is, checked by the store's own
+  key converters; bytes: standard base64), else `UsageError`;
 - a cursor is the base64url text (no padding) of the last encoded key a page
   returned; any well-formed cursor is a valid position, so a forged one cannot do
   more than start a page somewhere else.

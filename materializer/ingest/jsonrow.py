@@ -32,7 +32,7 @@ from materializer.columns import ColumnType
 from materializer.formats.base import DELETE, TypedValueDecoder, ValueDecoder
 from materializer.ingest.shaper import Shape, accepts, shaped_by_schema
 from materializer.specs import RelationSpec
-from materializer.values import to_storage
+from materializer.values import FLOAT32_MAX, to_storage
 
 RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
 """(value bytes, key tuple) -> the stored row tuple, or DELETE."""
@@ -62,8 +62,10 @@ def _typed(t: ColumnType) -> Any:
         return str
     if kind == "boolean":
         return bool
-    if kind in ("float", "double"):
+    if kind == "double":
         return float  # a JSON integer arrives as its float; out of range: refused
+    if kind == "float":  # 32-bit: beyond its range refused (see values._to_float32)
+        return Annotated[float, msgspec.Meta(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
     if kind in _RANGES:
         lo, hi = _RANGES[kind]
         return Annotated[int, msgspec.Meta(ge=lo, le=hi)]

@@ -22,7 +22,7 @@ from materializer.columns import ColumnType
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, TypedValueDecoder
 from materializer.specs import RelationSpec
-from materializer.values import to_storage
+from materializer.values import FLOAT32_MAX, to_storage
 
 Shape = Callable[[Mapping[str, Any], tuple[Any, ...]], tuple[Any, ...]]
 
@@ -90,8 +90,10 @@ def accepts(t: ColumnType, var: str) -> str | None:
         return f"type({var}) is str"
     if kind == "boolean":
         return f"type({var}) is bool"
-    if kind in ("float", "double"):
+    if kind == "double":
         return f"type({var}) is float and {var} - {var} == 0.0"  # finite: inf - inf is nan
+    if kind == "float":  # 32-bit: nan and inf fail the comparisons
+        return f"type({var}) is float and {-FLOAT32_MAX!r} <= {var} <= {FLOAT32_MAX!r}"
     if kind in _INT_RANGES:
         lo, hi = _INT_RANGES[kind]
         return f"type({var}) is int and {lo} <= {var} <= {hi}"

@@ -29,11 +29,11 @@ from materializer.store.environment import (
 )
 from materializer.store.keys import KeyCodec, key_component_encoder
 from materializer.store.rows import RowLayout
-from materializer.values import to_storage as _to_storage
+from materializer.values import key_storage
 
 
 def key_storage_converters(types: Sequence[ColumnType]) -> tuple[Any, ...]:
-    return tuple(_to_storage(t) for t in types)
+    return tuple(key_storage(t) for t in types)
 
 
 class Generation:
@@ -137,13 +137,23 @@ class Generation:
                 from e
 
     def encode_key(self, key: Any) -> bytes:
-        plain = self._plain_key
-        if plain is not None:
-            # (k,), as the API's key parser gives it, is k
-            kb = plain(key[0] if key.__class__ is tuple and len(key) == 1 else key)
-            if kb is not None:
-                return kb
-        return self.key_codec.encode(self.key_tuple(key))
+        """A user key (as `key_tuple` takes it) encoded; UsageError naming the key if it
+        does not fit, a string that is not valid Unicode included (a lone surrogate:
+        `surrogateescape`d command-line bytes that are not UTF-8)."""
+        try:  # free until raised (3.11): the plain path costs what it did
+            plain = self._plain_key
+            if plain is not None:
+                # (k,), as the API's key parser gives it, is k
+                kb = plain(key[0] if key.__class__ is tuple and len(key) == 1 else key)
+                if kb is not None:
+                    return kb
+            return self.key_codec.encode(self.key_tuple(key))
+        except UnicodeEncodeError:
+            shown = repr(key)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise UsageError(f"key {shown} does not fit ({', '.join(self.key_columns)}): "
+                             "a string that is not valid Unicode (a lone surrogate, such as "
+                             "bytes that are not UTF-8 read as text)") from None
 
     def find(self, kb: bytes, first: bool = False) -> bytes | None:
         """The stored row of encoded key `kb` in the served partitions, or None: one

@@ -181,13 +181,21 @@ class RelationReader:
 
     def _scan_raw(self, g: Generation, prefix: Sequence[Any], limit: int | None,
                   after: bytes | None, every_copy: bool = False) -> list[tuple[bytes, bytes]]:
+        if limit is not None and limit < 1:
+            raise UsageError(f"limit {limit!r} is below 1: ask for at least one row (no "
+                             "limit: None)")
         if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
             prefix = (prefix,)
         if len(prefix) > len(g.key_convs):
             raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
                              f"({', '.join(g.key_columns)})")
-        pb = g.key_codec.encode_prefix(
-            [None if v is None else c(v) for c, v in zip(g.key_convs, prefix, strict=False)])
+        try:
+            pb = g.key_codec.encode_prefix(
+                [None if v is None else c(v) for c, v in zip(g.key_convs, prefix, strict=False)])
+        except UnicodeEncodeError:
+            raise UsageError(f"prefix {tuple(prefix)!r} does not fit the key: a string that is "
+                             "not valid Unicode (a lone surrogate, such as bytes that are not "
+                             "UTF-8 read as text)") from None
         start = pb if after is None or after < pb else after
         out: list[tuple[bytes, bytes]] = []
         txn, parts = g.begin()
@@ -323,6 +331,8 @@ class StreamView(RelationReader):
 
     def events(self, key: Any, limit: int = 10, *, json_form: bool = False
                ) -> list[dict[str, Any] | None]:
+        if limit < 1:
+            raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
         g = self._gen()
         kb = g.encode_key(key)
         conv = g.layout.to_json if json_form else g.layout.to_python
@@ -351,8 +361,12 @@ class StreamView(RelationReader):
         `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`."""
         g = self._gen()
         conv = g.layout.to_json if json_form else g.layout.to_python
+        try:
+            pairs = self._scan_raw(g, prefix, limit, None)
+        except (TypeError, ValueError) as e:  # as TableView.scan
+            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
         out = []
-        for k, v in self._scan_raw(g, prefix, limit, None):
+        for k, v in pairs:
             ts, payload = split_event(v)
             kb, offset = split_stream_key(k)
             out.append({"key": list(g.key_codec.decode(kb)),

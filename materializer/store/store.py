@@ -93,6 +93,9 @@ class Store:
         return _layout.names(self.data_dir)
 
     def _resolve(self, name: str) -> str:
+        if not isinstance(name, str) or not _is_text(name):
+            raise NotFound(f"no table or stream named {name!r} in {self.data_dir} (a name "
+                           "is Unicode text)")
         for candidate in (name, f"{self.default_schema}.{name}"):
             found = _layout.current(self.data_dir, candidate)
             if found is not None and (found[1] / "data.mdb").is_file():
@@ -127,3 +130,12 @@ class Store:
         if not isinstance(view, StreamView):
             raise UsageError(f"{name} is a table: use store.table({name!r})")
         return view
+
+
+def _is_text(name: str) -> bool:
+    """Whether `name` can be written as UTF-8 (no lone surrogate)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
