@@ -33,7 +33,7 @@ import httpx
 from materializer.cluster.partitioning import Partitioning
 from materializer.columns import ColumnType, TypeSyntaxError, parse_type
 from materializer.errors import AmbiguousKeyError, InfrastructureError, NotFound, UsageError
-from materializer.values import from_storage, to_json_value, to_storage
+from materializer.values import from_storage, key_storage, to_json_value, to_storage
 
 MAX_PAGE = 1000
 
@@ -210,13 +210,19 @@ def _checked(r: httpx.Response) -> httpx.Response:
     raise InfrastructureError(f"the worker answered {r.status_code}: {detail}")
 
 
+def _segment(text: str) -> str:
+    """One path segment of a key: percent-encoded, with `/` as `%2F` and a `.` or `..`
+    segment as `%2E` or `%2E%2E` (the API decodes them back)."""
+    return "%2E" * len(text) if text in (".", "..") else quote(text, safe="")
+
+
 class _Relation:
     def __init__(self, client: Client, schema: _Schema) -> None:
         self.client = client
         self.schema = schema
         self.name = schema.name
         types = schema.key_types()
-        self._store = [to_storage(t) for t in types]
+        self._store = [key_storage(t) for t in types]
         self._json = [to_json_value(t) for t in types]
         self._types = types
         self._rows = {c: (to_storage(t), from_storage(t)) for c, t in schema.columns.items()
@@ -251,7 +257,9 @@ class _Relation:
         return out
 
     def path_key(self, stored: tuple[Any, ...]) -> str:
-        return "/".join(quote(t, safe="") for t in self.texts(stored))
+        """The key's path segments, percent-encoded; `.` and `..` as `%2E` and `%2E%2E`
+        (sent as they are, the HTTP client removes them as dot segments)."""
+        return "/".join(_segment(t) for t in self.texts(stored))
 
     def python_row(self, row: dict[str, Any] | None, json_form: bool) -> dict[str, Any] | None:
         if row is None or json_form:

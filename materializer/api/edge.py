@@ -29,16 +29,19 @@ from fastapi import FastAPI
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from materializer.api.keys import raw_path
+from materializer.api.keys import path_segments, raw_path
 from materializer.api.metrics import LatencyRecorder
 from materializer.api.readiness import HEALTHY
+from materializer.errors import UsageError
 
 RowAnswer = Callable[[str, bytes], "tuple[int, bytes] | None"]  # None: the routed endpoint
 RoutedRowAnswer = Callable[[str, Scope], Awaitable["Response | None"]]
 ReadyAnswer = Callable[[], tuple[int, bytes]]
 
 ROW_ENDPOINT = "/tables/{table}/rows/{key}"
-_ROW_PATH = re.compile(r"/tables/([^/]+)/rows/.*", re.S)  # as the routed endpoint matches
+_ROW_PATH = re.compile(rb"/tables/[^/]+/rows/.*", re.S)
+"""A point lookup's raw path (as sent, percent-encoded): its name and key segments are read
+from it, never from the decoded path, where a `%2F` inside the name would move them."""
 _JSON_HEADERS = (b"content-type", b"application/json")
 SERVER = (b"server", b"materializer")
 """Every answer names the product, not the HTTP server under it (which would otherwise add
@@ -116,15 +119,16 @@ class Edge:
         if self.rows is not None and scope["method"] == "GET":
             if path.startswith("/tables/"):
                 # a query string (?as_of=...) goes to the routed endpoint, which reads it
-                m = None if scope.get("query_string") else _ROW_PATH.fullmatch(path)
-                answer = None if m is None else self.rows(m.group(1), raw_path(scope))
+                raw = raw_path(scope)
+                table = None if scope.get("query_string") else _row_table(raw)
+                answer = None if table is None else self.rows(table, raw)
                 if answer is not None:
                     status, body = answer
                     await _send(send, status, body)
                     self.recorder.observe(ROW_ENDPOINT, status, time.perf_counter() - t0)
                     return
-                if m is not None and self.routed_rows is not None:
-                    routed = await self.routed_rows(m.group(1), scope)
+                if table is not None and self.routed_rows is not None:
+                    routed = await self.routed_rows(table, scope)
                     if routed is not None:
                         await routed(scope, receive, send)
                         self.recorder.observe(ROW_ENDPOINT, routed.status_code,
@@ -153,6 +157,17 @@ class Edge:
         finally:
             self.recorder.observe(endpoint_label(scope.get("route")), code,
                                   time.perf_counter() - t0)
+
+
+def _row_table(raw: bytes) -> str | None:
+    """The table of a point lookup's raw path (its percent-decoded name segment), else None
+    (not a point lookup, or a name that is not UTF-8: the framework answers it)."""
+    if not _ROW_PATH.fullmatch(raw):
+        return None
+    try:
+        return path_segments(raw, 2, 3)[0]
+    except UsageError:  # not UTF-8
+        return None
 
 
 async def _send(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:

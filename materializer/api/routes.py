@@ -17,10 +17,12 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from materializer.api.keys import (
     RelationIndex,
@@ -155,6 +157,37 @@ def relations_as_of(state: ApiState, as_of: str | None) -> RelationIndex:
     return index
 
 
+def sent_name(request: Request, name: str) -> None:
+    """NotFound unless the request path as sent (percent-encoded) names relation `name` in
+    its third segment: the framework matches the decoded path, where a `%2F` inside the name
+    moves the segments (`/tables/t%2Frows%2F5/rows/1` names table `t/rows/5`, not `t`)."""
+    try:
+        sent = path_segments(raw_path(request.scope), 2, 3)
+    except UsageError:
+        sent = []
+    if sent != [name]:
+        raise NotFound(f"no table or stream named {(sent or [name])[0]!r}")
+
+
+def strict_prefix(request: Request, prefix: list[str]) -> list[str]:
+    """The `prefix=` values read again from the raw query string, decoded as UTF-8 strictly
+    (the framework replaces what is not UTF-8 by U+FFFD, a key that may exist); UsageError
+    for a value that is not UTF-8 after percent-decoding, as for path segments."""
+    query = request.scope.get("query_string") or b""
+    if not prefix or (query.isascii() and b"%" not in query):
+        return prefix
+    out = []
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if unquote_to_bytes(name.replace(b"+", b" ")) != b"prefix":
+            continue
+        try:
+            out.append(unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8"))
+        except UnicodeDecodeError:
+            raise UsageError("a prefix value is not UTF-8 after percent-decoding") from None
+    return out
+
+
 AsOf = Annotated[str | None, Query(max_length=128, description="A snapshot name: answer as "
                                    "that snapshot holds it (404 listing the snapshots if "
                                    "there is none).")]
@@ -217,6 +250,7 @@ async def list_tables(request: Request) -> Response:
                                                        "key."}})
 async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) -> Response:
     try:
+        sent_name(request, table)
         index = relations_as_of(api_state(request), as_of)
     except MaterializerError as e:
         return error_response(e)
@@ -239,13 +273,17 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     state = api_state(request)
     max_body, max_keys = state.max_body, state.max_lookup_keys
     try:
+        sent_name(request, table)
         rel = relations_as_of(state, as_of).table(table)
     except MaterializerError as e:
         return error_response(e)
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_body:
         return _error(413, f"body larger than {max_body} bytes")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # a body cut short or malformed: the client is gone
+        return _error(400, "the body did not arrive whole")
     if len(body) > max_body:
         return _error(413, f"body larger than {max_body} bytes")
     try:
@@ -282,6 +320,11 @@ async def scan_rows(
                                            description="Cursor from `next`.")] = None,
         as_of: AsOf = None,
 ) -> Response:
+    try:
+        sent_name(request, table)
+        prefix = strict_prefix(request, prefix)
+    except MaterializerError as e:
+        return error_response(e)
     cluster = api_state(request).cluster
     if cluster is not None and as_of is None:  # merged in key order across the owners
         routed: Response | None = await cluster.scan(request, table, prefix, limit, after)
@@ -306,6 +349,10 @@ async def stream_events(
         stream: str, key: str, request: Request,
         limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = DEFAULT_EVENTS,
         as_of: AsOf = None) -> Response:
+    try:
+        sent_name(request, stream)
+    except MaterializerError as e:
+        return error_response(e)
     cluster = api_state(request).cluster
     if cluster is not None and as_of is None:  # the key's owner, or every owner
         routed: Response | None = await cluster.events(request, stream, limit)

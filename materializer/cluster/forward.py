@@ -21,9 +21,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import aiohttp
+from yarl import URL
 
 from materializer.api.metrics import LatencyRecorder
 from materializer.cluster.record import Member
@@ -101,9 +102,10 @@ class Forwarder:
             headers["content-type"] = "application/json"
         query = None if params is None else [
             (k, str(v)) for k, v in (params.items() if isinstance(params, Mapping) else params)]
-        try:
+        try:  # the path as encoded here, verbatim: yarl would decode it, drop dot segments
             async with self._http().request(
-                    method, member.url + path, params=query, headers=headers,
+                    method, URL(member.url + path, encoded=True), params=query,
+                    headers=headers,
                     data=None if body is None else json.dumps(body).encode(),
                     timeout=aiohttp.ClientTimeout(total=self.timeout)) as r:
                 status = r.status
@@ -134,9 +136,27 @@ class Forwarder:
         return answer
 
 
+def path_segment(raw: bytes | str) -> str:
+    """One path segment, percent-encoded, from its text or its raw (percent-encoded) bytes as
+    a request path had it. `.` and `..` become `%2E` and `%2E%2E`: sent as they are, HTTP
+    clients and servers remove them as dot segments (RFC 3986), the key with them."""
+    value = raw.encode() if isinstance(raw, str) else unquote_to_bytes(raw)
+    if value in (b".", b".."):
+        return "%2E" * len(value)
+    return quote(value, safe="")
+
+
+def encoded_path(raw_path: bytes) -> str:
+    """A raw request path (`keys.raw_path`), each segment encoded anew by `path_segment`:
+    forwarded, it names the same relation and key."""
+    return "/".join(path_segment(s) for s in raw_path.split(b"/"))
+
+
 def table_path(name: str, suffix: str) -> str:
-    return f"/tables/{quote(name, safe='')}/{suffix}"
+    return f"/tables/{path_segment(name)}/{suffix}"
 
 
-def stream_path(name: str, key_raw: str) -> str:
-    return f"/streams/{quote(name, safe='')}/keys/{key_raw}/events"
+def stream_path(name: str, key_raw: bytes | str) -> str:
+    """The events path of the key whose raw path segments are `key_raw` (`a/b%2Fc`)."""
+    raw = key_raw.encode() if isinstance(key_raw, str) else key_raw
+    return f"/streams/{path_segment(name)}/keys/{encoded_path(raw)}/events"

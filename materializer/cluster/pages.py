@@ -140,7 +140,7 @@ async def route_events(router: ClusterRouter, request: Request, stream: str, lim
         kt = rel.view.key_tuple(key)
     except (MaterializerError, ValueError) as e:
         return error_response(e)
-    key_raw = b"/".join(path.split(b"/")[4:-1]).decode("ascii", "replace")
+    key_raw = b"/".join(path.split(b"/")[4:-1])  # as sent: stream_path re-encodes it
     p = t.partition(kt)
     owner = t.owners.get(p) if p is not None else None
     members = t.owner_members()

@@ -19,7 +19,11 @@ Guarantees (never a silently wrong answer):
   owner's rows in key order, and the cursor (a key) stays valid across pages and
   rebalances.
 - With no cluster (no worker beside the API, or one that owns every partition, or a
-  replicated table) every handler returns None and the API answers as it always did.
+  replicated table) every handler returns None and the API answers as it always did
+  (`row` answers itself, with the same bytes). A forwarded request is answered with the
+  partitions it covered even then: a miss there is an authoritative 404 for the asker.
+- A forwarded request names the same relation and key: its path is re-encoded segment by
+  segment (`forward.encoded_path`; `.` and `..` as `%2E`, `%2E%2E`) and sent verbatim.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from materializer.cluster.forward import (
     Answer,
     Forwarder,
     covered_header,
+    encoded_path,
     table_path,
 )
 from materializer.cluster.partitioning import Partitioning
@@ -189,15 +194,15 @@ class ClusterRouter:
         except (MaterializerError, ValueError):
             return None  # the standalone path says what is wrong
         t = self.target(rel)
-        if t is None:
-            return None
+        if t is None:  # this worker answers alone (a miss `fast_row` left to this handler)
+            status, body = row_answer(self.relations, table, path)
+            return Response(body, status, media_type="application/json")
         stale = _stale(request)
         p = t.partition(kt)
         owner = t.owners.get(p) if p is not None else None
         seed: Answer | None = None
         if owner is not None and owner is not t.me:
-            seed = await self.forwarder.call(owner, "GET", path.decode("ascii", "replace"),
-                                             what="get")
+            seed = await self.forwarder.call(owner, "GET", encoded_path(path), what="get")
             if seed.status in (200, CONFLICT):
                 return Response(seed.raw, seed.status, media_type="application/json")
         try:
@@ -354,8 +359,10 @@ class ClusterRouter:
         try:
             rel = self.relations.table(table)
             t = self.target(rel)
-            if t is None:
-                return row_answer(self.relations, table, path)
+            if t is None:  # in a cluster, a miss may be a forwarded one: `row` says what
+                status, body = row_answer(self.relations, table, path)  # it covered
+                missed = status == 404 and self.view.routing() is not None
+                return None if missed else (status, body)
             key = rel.key_from_text(path_segments(path, 4))
             p = t.partition(rel.table.key_tuple(key))
         except (MaterializerError, ValueError):

@@ -28,9 +28,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 
 from materializer.api.models import DiffPage, Dropped, Snapshot, SnapshotsResponse
-from materializer.api.routes import DEFAULT_PAGE, MAX_PAGE, api_state, dumps, error_response
+from materializer.api.routes import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    api_state,
+    dumps,
+    error_response,
+    sent_name,
+)
 from materializer.errors import MaterializerError, NotFound, UsageError
 from materializer.versions.child import command, run_async
 from materializer.versions.diff import RelationDiff
@@ -101,7 +109,10 @@ async def get_snapshots(request: Request) -> Response:
                         503: {"description": "The snapshot could not be taken."}})
 async def post_snapshot(request: Request) -> Response:
     state = api_state(request)
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # a body cut short or malformed: the client is gone
+        return _json({"detail": "the body did not arrive whole"}, 400)
     if len(body) > 65536:
         return _json({"detail": "body larger than 65536 bytes"}, 413)
     try:
@@ -146,6 +157,7 @@ async def _diff_page(kind: str, name: str, request: Request, from_: str, to: str
                      limit: int, after: str | None) -> Response:
     state = api_state(request)
     try:
+        sent_name(request, name)
         start = None if after is None else decode_position(after)
         with RelationDiff(state.store_path, name, from_, to,
                           state.store.default_schema) as diff:
