@@ -6,13 +6,11 @@ traceback), locally and with --url."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -21,14 +19,13 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from materializer import cli
 from materializer.api.app import create_app
 from materializer.columns import parse_type
 from materializer.errors import NotFound
 from materializer.keytext import text_converter
 from materializer.specs import StreamSpec, TableSpec
 from materializer.store import Store
-from tests.support.api import SpecWriter, columns
+from tests.support.api import SpecWriter, cli_json, columns
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -72,12 +69,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TestC
     cfg.write_text(CFG.format(data=data))
     with TestClient(create_app(str(data), None)) as client:
         yield str(cfg), client
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[Any], str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines()], err.strip()
 
 
 # --------------------------------------------------------------- the rule itself
@@ -136,7 +127,7 @@ def test_cli_get_and_http_agree(setup: tuple[str, TestClient],
                                 capsys: pytest.CaptureFixture[str],
                                 table: str, text: str, want: int) -> None:
     cfg, client = setup
-    code, rows, err = _cli(capsys, "get", cfg, table, text)
+    code, rows, err = cli_json(capsys, "get", cfg, table, text)
     r = client.get(f"/tables/{table}/rows/{quote(text, safe='')}")
     assert {200: 0, 404: 1, 400: 2}[r.status_code] == code == want, (r.text, err)
     if code == 0:
@@ -168,7 +159,7 @@ def test_cli_key_text_that_is_not_utf8_is_a_usage_error(
         setup: tuple[str, TestClient], capsys: pytest.CaptureFixture[str],
         argv: list[str], url: list[str]) -> None:
     cfg, _ = setup
-    code, rows, err = _cli(capsys, argv[0], cfg, *argv[1:], *url)
+    code, rows, err = cli_json(capsys, argv[0], cfg, *argv[1:], *url)
     assert (code, rows) == (2, []), err
     assert "is not UTF-8 text" in err and "Traceback" not in err
 
@@ -184,7 +175,7 @@ def test_cli_limit_below_one_is_a_usage_error(setup: tuple[str, TestClient],
     cfg, _ = setup
     if url and argv[:2] == ["scan", "s_str"]:
         url = []  # scan --url reads tables only
-    code, rows, err = _cli(capsys, argv[0], cfg, *argv[1:], *url)
+    code, rows, err = cli_json(capsys, argv[0], cfg, *argv[1:], *url)
     assert (code, rows) == (2, []), err
     assert "--limit must be 1 or more" in err
 
@@ -192,9 +183,9 @@ def test_cli_limit_below_one_is_a_usage_error(setup: tuple[str, TestClient],
 def test_cli_limits_of_one_answer(setup: tuple[str, TestClient],
                                   capsys: pytest.CaptureFixture[str]) -> None:
     cfg, _ = setup
-    assert _cli(capsys, "scan", cfg, "t_dbl", "--limit", "1")[:2] == (
+    assert cli_json(capsys, "scan", cfg, "t_dbl", "--limit", "1")[:2] == (
         0, [{"k": 0.0, "v": "zero"}])
-    code, rows, _ = _cli(capsys, "get", cfg, "s_str", "a", "--limit", "1")
+    code, rows, _ = cli_json(capsys, "get", cfg, "s_str", "a", "--limit", "1")
     assert (code, [r["v"] for r in rows]) == (0, ["2"])
 
 
@@ -214,10 +205,10 @@ def test_a_repeated_cli_prefix_is_the_composite_prefix(setup: tuple[str, TestCli
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:
     cfg, client = setup
-    together = _cli(capsys, "scan", cfg, "t_comp", "--prefix", "x", "1")
-    repeated = _cli(capsys, "scan", cfg, "t_comp", "--prefix", "x", "--prefix", "1")
+    together = cli_json(capsys, "scan", cfg, "t_comp", "--prefix", "x", "1")
+    repeated = cli_json(capsys, "scan", cfg, "t_comp", "--prefix", "x", "--prefix", "1")
     assert together[:2] == repeated[:2] == (0, [{"a": "x", "b": 1, "v": "x1"}])
-    assert _cli(capsys, "scan", cfg, "t_comp", "--prefix", "y", "--prefix", "1")[:2] == (0, [])
+    assert cli_json(capsys, "scan", cfg, "t_comp", "--prefix", "y", "--prefix", "1")[:2] == (0, [])
     http = client.get("/tables/t_comp/rows", params=[("prefix", "x"), ("prefix", "1")])
     assert [r["v"] for r in http.json()["rows"]] == ["x1"]
 

@@ -5,8 +5,6 @@ UTF-8, a `%2F` inside a relation name, and request bodies cut short (400, no tra
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +14,8 @@ import httpx
 import pytest
 
 from materializer import Client
-from materializer.devbroker import free_port
 from materializer.specs import StreamSpec, TableSpec
-from tests.support.api import SERVE, SpecWriter, columns, wait_serving
+from tests.support.api import SpecWriter, api_process, columns
 from tests.support.workers import wait_until
 
 WORDS = TableSpec(
@@ -69,22 +66,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
                                         for b in (".", "..", "")])
     SpecWriter(str(data), SAYS).write([(k, {"v": f"{k!r} said {i}"}) for i in range(2)
                                        for k in (".", "..")])
-    port = free_port()
     log = tmp / "api.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen([sys.executable, "-c", SERVE, str(data), f"127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_serving(url, proc), log.read_text(errors="replace")
-        yield Api(url, port, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with api_process(data, log=log) as url:
+        yield Api(url, int(url.rsplit(":", 1)[1]), log)
 
 
 def _row(key: str) -> dict[str, str]:

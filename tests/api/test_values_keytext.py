@@ -3,7 +3,6 @@ accept the same texts for key values and answer them the same way."""
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -15,13 +14,12 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from materializer import cli
 from materializer.api.app import create_app
 from materializer.columns import parse_type
 from materializer.errors import UsageError
 from materializer.keytext import key_from_text, text_converter
 from materializer.specs import TableSpec
-from tests.support.api import SpecWriter, columns
+from tests.support.api import SpecWriter, cli_json, columns
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -125,12 +123,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TestC
         yield str(cfg), client
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[Any], str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, [json.loads(line) for line in out.splitlines()], err.strip()
-
-
 @pytest.mark.parametrize(("type_text", "text"),
                          [(t, x) for t, texts in TEXTS.items() for x in texts])
 def test_cli_get_and_http_row_agree(setup: tuple[str, TestClient],
@@ -138,7 +130,7 @@ def test_cli_get_and_http_row_agree(setup: tuple[str, TestClient],
                                     type_text: str, text: str) -> None:
     cfg, client = setup
     table = _table(type_text)
-    code, rows, err = _cli(capsys, "get", cfg, table, text)
+    code, rows, err = cli_json(capsys, "get", cfg, table, text)
     r = client.get(f"/tables/{table}/rows/{quote(text, safe='')}")
     assert {200: 0, 404: 1, 400: 2}[r.status_code] == code, (r.text, err)
     if code == 0:
@@ -154,7 +146,7 @@ def test_cli_scan_prefix_and_http_prefix_agree(setup: tuple[str, TestClient],
                                                type_text: str, text: str) -> None:
     cfg, client = setup
     table = _table(type_text)
-    code, rows, err = _cli(capsys, "scan", cfg, table, "--prefix", text)
+    code, rows, err = cli_json(capsys, "scan", cfg, table, "--prefix", text)
     r = client.get(f"/tables/{table}/rows", params={"prefix": text})
     assert {200: 0, 400: 2}[r.status_code] == code, (r.text, err)
     if code == 0:
@@ -166,7 +158,7 @@ def test_cli_scan_prefix_and_http_prefix_agree(setup: tuple[str, TestClient],
 def test_cli_get_reaches_the_string_key_null(setup: tuple[str, TestClient],
                                              capsys: pytest.CaptureFixture[str]) -> None:
     cfg, _ = setup
-    assert _cli(capsys, "get", cfg, "public.k_string", "null") == (
+    assert cli_json(capsys, "get", cfg, "public.k_string", "null") == (
         0, [{"k": "null", "v": "row 0"}], "")
-    code, rows, err = _cli(capsys, "get", cfg, "public.k_int", "null")
+    code, rows, err = cli_json(capsys, "get", cfg, "public.k_int", "null")
     assert (code, rows) == (2, []) and "key column 'k'" in err and "'null'" in err

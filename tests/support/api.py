@@ -15,10 +15,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from materializer import cli
 from materializer.columns import parse_type
 from materializer.devbroker import free_port
 from materializer.ingest.relation import Relation, open_relation
@@ -150,16 +152,23 @@ def wait_serving(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> 
 
 
 @contextmanager
-def api_process(data_dir: str | os.PathLike[str], token: str | None = None
-                ) -> Iterator[str]:
-    """The API served by `materializer.api.serve` in its own process; yields its base URL."""
+def api_process(data_dir: str | os.PathLike[str], token: str | None = None,
+                log: os.PathLike[str] | None = None) -> Iterator[str]:
+    """The API served by `materializer.api.serve` in its own process; yields its base URL.
+    With `log`, the process's stderr goes to that file (stdout nowhere)."""
     port = free_port()
     args = [sys.executable, "-c", SERVE, str(data_dir), f"127.0.0.1:{port}"]
-    proc = subprocess.Popen(args + ([token] if token else []))
+    if log is None:
+        proc = subprocess.Popen(args + ([token] if token else []))
+    else:
+        with open(log, "wb") as sink:
+            proc = subprocess.Popen(args + ([token] if token else []),
+                                    stdout=subprocess.DEVNULL, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_serving(url, proc):
-            raise RuntimeError(f"the API process did not start (exit {proc.poll()})")
+            shown = "" if log is None else Path(log).read_text(errors="replace")
+            raise RuntimeError(f"the API process did not start (exit {proc.poll()}) {shown}")
         yield url
     finally:
         proc.terminate()
@@ -168,3 +177,11 @@ def api_process(data_dir: str | os.PathLike[str], token: str | None = None
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def cli_json(capsys: Any, *argv: str) -> tuple[int, list[Any], str]:
+    """`materializer` run in process (`cli.main`): exit code, stdout's JSON lines and
+    stderr (stripped), from pytest's `capsys`."""
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err.strip()
