@@ -50,6 +50,7 @@ MAX_DEPTH = 128
 
 Converter = Callable[[Any], Any]
 _isfinite = math.isfinite
+_copysign = math.copysign
 
 
 def _range_int(lo: int, hi: int, kind: str) -> Converter:
@@ -309,6 +310,28 @@ def _to_json(v: Any) -> Any:
     if (t is dict or t is list) and _plain_json(v):
         return v
     return _json_form(v)
+
+
+def same_stored(a: Any, b: Any) -> bool:
+    """Whether two stored-form values (or rows of them) are the same to every reader:
+    equal, and of the same types throughout with the same sign of zero. Python's `==`
+    alone takes 1, True and 1.0 for one value (a json column may hold any of them), and
+    0.0 for -0.0: a row changed only so would be left as it was, without an event."""
+    return a is b or (a == b and _same_kinds(a, b))
+
+
+def _same_kinds(a: Any, b: Any) -> bool:
+    """For values that are `==`: the same types throughout, zeros of the same sign."""
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is float:
+        return _copysign(1.0, a) == _copysign(1.0, b)
+    if t is tuple or t is list:
+        return all(x is y or _same_kinds(x, y) for x, y in zip(a, b, strict=True))
+    if t is dict:
+        return all(_same_kinds(x, b[k]) for k, x in a.items())
+    return True
 
 
 def to_storage(t: ColumnType) -> Converter:

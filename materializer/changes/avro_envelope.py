@@ -39,9 +39,13 @@ def avro_name(name: str) -> str:
 
 
 def avro_type(t: ColumnType) -> Any:
-    """The Avro type of a column type (without the null union)."""
+    """The Avro type of a column type (without the null union). A float column's is
+    `double`: its values are stored as read, doubles (see `values`), and an Avro float
+    would round them."""
     k = t.kind
-    if k in ("int", "long", "float", "double", "boolean", "string", "bytes"):
+    if k == "float":
+        return "double"
+    if k in ("int", "long", "double", "boolean", "string", "bytes"):
         return k
     if k == "decimal":
         return {"type": "bytes", "logicalType": "decimal", "precision": t.precision,

@@ -46,7 +46,8 @@ MICRO_TIMESTAMP = "io.debezium.time.MicroTimestamp"
 UUID = "io.debezium.data.Uuid"
 JSON = "io.debezium.data.Json"
 
-_PLAIN = {"int": "int32", "long": "int64", "float": "float32", "double": "float64",
+# float: float64, as the value is stored (a double; float32 would round it)
+_PLAIN = {"int": "int32", "long": "int64", "float": "float64", "double": "float64",
           "boolean": "boolean", "string": "string", "bytes": "bytes"}
 _NAMED = {"date": ("int32", DATE), "time": ("int64", MICRO_TIME),
           "timestamp": ("int64", MICRO_TIMESTAMP), "uuid": ("string", UUID),

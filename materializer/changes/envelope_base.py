@@ -15,6 +15,7 @@ import msgspec
 
 from materializer.changes.event import Change
 from materializer.specs import RelationSpec, TableSpec
+from materializer.values import same_stored
 
 Message = tuple[int, bytes, bytes | None]
 """(source partition, key bytes, value bytes or None for a tombstone)."""
@@ -191,4 +192,4 @@ def _changed(names: Sequence[str], before: tuple[Any, ...] | None,
     b = before or ()
     a = after or ()
     return [n for i, n in enumerate(names)
-            if (b[i] if i < len(b) else None) != (a[i] if i < len(a) else None)]
+            if not same_stored(b[i] if i < len(b) else None, a[i] if i < len(a) else None)]

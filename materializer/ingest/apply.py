@@ -27,6 +27,7 @@ from materializer.protocols import SourceRecord
 from materializer.specs import StreamSpec, TableSpec
 from materializer.store.batch import PartitionWriter
 from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
+from materializer.values import same_stored
 
 __all__ = ["PartitionOutcome", "Rejected", "RowShaper", "StreamApplier", "TableApplier",
            "encode_key", "rejected"]
@@ -187,7 +188,7 @@ class TableApplier:
                     continue
                 old = pending[kb] if kb in pending else stored(kb)
                 merged = merge(row, old)
-                if merged is None or merged == old:
+                if merged is None or same_stored(merged, old):
                     continue  # unchanged: replays and rejected versions are silent
                 pending[kb] = merged
                 applied += 1

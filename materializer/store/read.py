@@ -60,7 +60,11 @@ class RelationReader:
         self._check_at = now + CHECK_INTERVAL
         if _layout.token(self._data_dir, g.name) == g.token:
             return g
-        new = open_generation(self._data_dir, g.name)
+        try:
+            new = open_generation(self._data_dir, g.name)
+        except NotFound:  # gone (a dropped snapshot): every read says so until it is back,
+            self._check_at = 0.0  # none answers from the replaced files meanwhile
+            raise
         if new.meta.kind != g.meta.kind:
             raise NotFound(f"{g.name} was rebuilt as a {new.meta.kind}: open it again "
                            f"(store.{new.meta.kind}({g.name!r}))")
