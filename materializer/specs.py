@@ -271,8 +271,32 @@ def storage_identity(spec: RelationSpec) -> dict[str, Any]:
         "key": list(spec.key_columns),
         "key_format": spec.key_format,
         "value_format": spec.value_format,
+        # how input becomes rows: a change would leave rows no replay under it gives
+        "rules": _row_rules(spec),
     }
     return ident
+
+
+def _row_rules(spec: RelationSpec) -> dict[str, Any]:
+    """The declared rules that decide which row a key holds, beyond columns and formats:
+    a table's merge rules, and every column's input encoding (a timestamp read in
+    microseconds instead of milliseconds is another instant)."""
+    rules: dict[str, Any] = {}
+    if isinstance(spec, TableSpec):
+        rules["on_existing"] = spec.on_existing
+        rules["version_column"] = spec.version_column
+        rules["partial_update"] = (None if spec.partial_update is None
+                                   else list(spec.partial_update))
+    encodings = {c.name: _encodings(c.type) for c in spec.columns}
+    rules["encodings"] = {n: e for n, e in encodings.items() if e}
+    return rules
+
+
+def _encodings(t: ColumnType) -> str:
+    """A column type's input encodings, its items' included (`` when all default)."""
+    inner = _encodings(t.item) if t.item is not None else ""
+    own = t.encoding or ""
+    return f"{own}<{inner}>" if inner else own
 
 
 def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
@@ -286,11 +310,27 @@ def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str 
     for name, col in old.items():
         if name not in new:
             return f"column {name!r} was removed"
-        if new[name] != col:
+        if new[name][1] != col[1]:
             return f"column {name!r} changed from {col[1]} to {new[name][1]}"
+        if new[name][2] and not col[2]:  # dropping NOT NULL is fine: rows hold values
+            return f"column {name!r} was made NOT NULL (rows may hold nulls)"
     for name, col in new.items():
         if name not in old and col[2]:
             return f"column {name!r} was added as NOT NULL"
+    was, now = stored.get("rules"), current.get("rules") or {}
+    if isinstance(was, dict):  # recorded since 2026-12; older state: recorded now
+        for rule in ("on_existing", "version_column", "partial_update"):
+            if was.get(rule) != now.get(rule):
+                return (f"{rule} changed from {json.dumps(was.get(rule))} to "
+                        f"{json.dumps(now.get(rule))} (the rows held were merged by the "
+                        "old rule)")
+        old_enc, new_enc = was.get("encodings") or {}, now.get("encodings") or {}
+        for name in sorted(set(old_enc) | set(new_enc)):
+            if name in old and old_enc.get(name) != new_enc.get(name):
+                return (f"column {name!r} changed its encoding from "
+                        f"{old_enc.get(name) or 'the default'} to "
+                        f"{new_enc.get(name) or 'the default'} (its values were read "
+                        "the old way)")
     return None
 
 

@@ -59,6 +59,7 @@ def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
     rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
                         registry=open_registry(catalog), fresh=True)
     try:
+        _record_topic(catalog, spec, rel)
         applied = _replay(catalog, spec, rel, timeout)
         rel.writer.publish()
     except BaseException:
@@ -103,6 +104,18 @@ def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TI
                 "would lose them, so nothing was dropped: run the rebuild again once the "
                 "broker is back")
         time.sleep(0.2)  # drain backs off on its own; this only paces the checks
+
+
+def _record_topic(catalog: Catalog, spec: RelationSpec, rel: Relation) -> None:
+    """Tie the new state to the topic it replays: its id (and partition count) as the
+    broker describes it before the replay, so that a topic deleted and created again
+    afterwards is noticed (`on_reset`) rather than taken for the one replayed."""
+    from connectors.kafka import describe_topics  # noqa: PLC0415
+
+    state = describe_topics(catalog.kafka_config, [spec.topic]).get(spec.topic)
+    if state is not None:
+        rel.writer.set_source_topic_id(state.id)
+        rel.writer.set_source_partitions(state.partitions)
 
 
 def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:

@@ -72,6 +72,28 @@ def test_a_stopped_worker_refuses_a_recreated_topic(session_broker: DevBroker,
     assert "materializer rebuild" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_topic_recreated_after_a_rebuild_is_refused_too(session_broker: DevBroker,
+                                                          tmp_path: Path) -> None:
+    """`rebuild` ties the new state to the topic it replayed: a recreation afterwards is
+    noticed (it used to record no topic id, so the next start took the new topic for the
+    old one and served old rows beside new ones, records skipped)."""
+    topic = session_broker.create_topic(unique("users"), partitions=2)
+    cfg = write_config(tmp_path / "t.yaml", session_broker, _body(topic, "fail"))
+    ends = produce_records(session_broker.kafka_config(), topic, _records(30, "old"))
+    materialize(cfg, {"shop.users": ends})
+    rebuilt = subprocess.run([sys.executable, "-m", "materializer", "rebuild", str(cfg),
+                              "shop.users"], capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    _recreate(session_broker, topic)
+    # more records than before: no stored offset is past the end, only the id tells
+    produce_records(session_broker.kafka_config(), topic, _records(40, "new"))
+    done = subprocess.run([sys.executable, "-m", "materializer", "run", str(cfg), "--no-api"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "was deleted and created again" in done.stderr
+    assert set(_rows(tmp_path / "data").values()) == {f"old{i}" for i in range(30)}
+
+
 def test_on_reset_rebuild_replays_the_new_topic(session_broker: DevBroker, tmp_path: Path
                                                 ) -> None:
     """The topic is recreated while the worker is stopped (on the embedded broker, deleting
