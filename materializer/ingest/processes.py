@@ -236,10 +236,11 @@ class Supervisor:
                  and rel.writer.snapshot_due()]
         if owing:
             raise ConfigError(
-                f"{', '.join(owing)}: rebuilt in place and stopped before its change topic "
-                "got the snapshot of the rebuilt table, which several worker processes do "
-                "not emit: run once with --processes 1 (workers: 1) until it has caught up, "
-                "then start again with more")
+                f"{', '.join(owing)}: owes its change topic a snapshot of the table (rebuilt "
+                "in place and stopped before it was sent, or `changes:` declared on a table "
+                "that already held rows), which several worker processes do not emit: run "
+                "once with --processes 1 (workers: 1) until it has caught up, then start "
+                "again with more")
         for i in range(64):
             with contextlib.suppress(OSError):
                 child_status_path(catalog.store_path, i).unlink()

@@ -59,6 +59,7 @@ class PendingSnapshots:
         staged = stage_snapshot(rel.spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
                                 outbox, after_chunk=outbox.drain)
         rel.writer.set_snapshot_due(False)
+        rel.writer.set_changes_announced(True)
         self._due.remove(rel)
         log.info("%s: caught up after the rebuild; %d snapshot event(s) (op r) staged for %s",
                  rel.spec.name, staged, outbox.topic)

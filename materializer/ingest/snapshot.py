@@ -93,6 +93,7 @@ def emit_snapshot(catalog: Catalog, spec: TableSpec, rel: Relation, timeout: flo
     outbox = ChangeOutbox(spec, rel.writer, layout, Sink(catalog.kafka_config), None,
                           open_registry(catalog), kafka_conf=catalog.kafka_config)
     staged = stage_snapshot(spec, rel.writer, layout, outbox, after_chunk=outbox.drain)
+    rel.writer.set_changes_announced(True)  # staged: the outbox delivers what is left
     left = deliver(outbox, timeout)
     log.info("%s: %d snapshot event(s) staged for %s, %d waiting", spec.name, staged,
              outbox.topic, left)

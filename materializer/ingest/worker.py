@@ -79,9 +79,31 @@ def open_registry(catalog: Catalog) -> SchemaRegistry | None:
 
 def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
                    only: list[str] | None = None) -> list[Relation]:
-    """Every relation of the catalog (or those named in `only`), opened for writing."""
-    return [open_relation(s, catalog.store_path, map_size=catalog.map_size, registry=registry)
-            for s in catalog.relations if only is None or s.name in only]
+    """Every relation of the catalog (or those named in `only`), opened for writing; a
+    table that got `changes:` while it held rows owes its change topic a snapshot."""
+    relations = [open_relation(s, catalog.store_path, map_size=catalog.map_size,
+                               registry=registry)
+                 for s in catalog.relations if only is None or s.name in only]
+    for rel in relations:
+        owe_snapshot_if_unannounced(rel)
+    return relations
+
+
+def owe_snapshot_if_unannounced(rel: Relation) -> None:
+    """A table that declares `changes:` and holds rows its change topic was never told of
+    (declared after they were applied, or turned off and on again meanwhile) owes it a
+    snapshot (`op: r` for every row, see ingest.resync): else the topic would lack them,
+    and keep old values of rows changed while no events were emitted. A table without
+    `changes:` forgets that its rows were announced."""
+    emits = isinstance(rel.spec, TableSpec) and rel.spec.changes is not None
+    announced = rel.writer.changes_announced()
+    if emits and not announced:
+        if any(rel.next_offsets.values()):
+            rel.writer.set_snapshot_due(True)
+        else:  # nothing applied yet: every row to come is an event
+            rel.writer.set_changes_announced(True)
+    elif not emits and announced:
+        rel.writer.set_changes_announced(False)
 
 
 def fatal_message(rel: Relation, r: Rejected) -> str:

@@ -230,6 +230,20 @@ class RelationWriter:
             else:
                 txn.delete(b"snapshot_due", db=self._meta_db)
 
+    def changes_announced(self) -> bool:
+        """Whether every row of this state is on the table's change topic: `changes:` was
+        declared whenever a row was applied, or a snapshot was staged since (see
+        `ingest.worker.owe_snapshot_if_unannounced`)."""
+        with begin(self.env, db=self._meta_db) as txn:
+            return txn.get(b"changes_announced") is not None
+
+    def set_changes_announced(self, announced: bool) -> None:
+        with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
+            if announced:
+                txn.put(b"changes_announced", b"1", db=self._meta_db)
+            else:
+                txn.delete(b"changes_announced", db=self._meta_db)
+
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset to apply (absent: start from the beginning)."""
         out: dict[int, int] = {}

@@ -168,6 +168,6 @@ def test_a_table_owing_its_rebuild_snapshot_refuses_several_processes(tmp_path: 
     rel.writer.env.close()
     done = run_cli("run", str(cfg), "--no-api", timeout=60)
     assert done.returncode == 2, done.stderr
-    assert "shop.users: rebuilt in place and stopped before its change topic got the " \
-           "snapshot" in done.stderr
+    assert "shop.users: owes its change topic a snapshot of the table (rebuilt in place " \
+           "and stopped before it was sent" in done.stderr
     assert "run once with --processes 1" in done.stderr
