@@ -41,6 +41,7 @@ from materializer.protocols import SchemaRegistry
 from materializer.shutdown import bounded
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import Histogram, is_dropped, lag, rejection_counter, write_status
+from materializer.store.layout import write_declared
 from materializer.versions.schedule import SnapshotScheduler
 
 log = logging.getLogger("materializer.worker")
@@ -86,6 +87,8 @@ def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
                  for s in catalog.relations if only is None or s.name in only]
     for rel in relations:
         owe_snapshot_if_unannounced(rel)
+    if only is None:  # readers refuse relations the store keeps and this no longer declares
+        write_declared(catalog.store_path, [rel.spec.name for rel in relations])
     return relations
 
 

@@ -24,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from materializer.errors import StoreError
@@ -137,6 +139,30 @@ def write_private(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+DECLARED_FILE = "declared.json"
+"""In a store's root: the names of the relations the configuration `run` last started with
+declares (a JSON list); readers refuse the others (`read_declared`)."""
+
+
+def write_declared(data_dir: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Record, atomically, the relations the running configuration declares."""
+    root = store_root(data_dir, create=True)
+    tmp = root / f".{DECLARED_FILE}.{os.getpid()}"
+    write_private(tmp, json.dumps(sorted(names)).encode())
+    os.replace(tmp, root / DECLARED_FILE)
+
+
+def read_declared(data_dir: str | os.PathLike[str]) -> frozenset[str] | None:
+    """The relations the configuration `run` last started with declares, or None when no
+    worker recorded any (a store only written by `rebuild`, a snapshot, faust)."""
+    try:
+        names = json.loads((Path(data_dir) / DECLARED_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return frozenset(n for n in names if isinstance(n, str)) if isinstance(names, list) \
+        else None
 
 
 def _relations(data_dir: str | os.PathLike[str]) -> Path:

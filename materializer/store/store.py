@@ -114,6 +114,14 @@ class Store:
         if view is not None:
             return view
         generation = open_generation(self.data_dir, self._resolve(name))
+        if generation.meta.identity.get("view") is None:  # a worker's, not faust's
+            declared = _layout.read_declared(self.data_dir)
+            if declared is not None and generation.name not in declared:
+                raise NotFound(
+                    f"{generation.name} is in {self.data_dir} but not declared by the "
+                    "configuration `materializer run` last started with: its rows no longer "
+                    "follow its topic (declare it again to resume it, or `materializer "
+                    "rebuild` it)")
         cls = view_class(generation.meta)
         view = cls(self.data_dir, generation)
         self._views[name] = view
