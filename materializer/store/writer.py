@@ -220,29 +220,31 @@ class RelationWriter:
     def snapshot_due(self) -> bool:
         """Whether this state was replayed without change events and still owes its
         change topic a snapshot (`op: r` for every row): see ingest.resync."""
-        with begin(self.env, db=self._meta_db) as txn:
-            return txn.get(b"snapshot_due") is not None
+        return self._flag(b"snapshot_due")
 
     def set_snapshot_due(self, due: bool) -> None:
-        with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
-            if due:
-                txn.put(b"snapshot_due", b"1", db=self._meta_db)
-            else:
-                txn.delete(b"snapshot_due", db=self._meta_db)
+        self._set_flag(b"snapshot_due", due)
 
     def changes_announced(self) -> bool:
         """Whether every row of this state is on the table's change topic: `changes:` was
         declared whenever a row was applied, or a snapshot was staged since (see
         `ingest.worker.owe_snapshot_if_unannounced`)."""
-        with begin(self.env, db=self._meta_db) as txn:
-            return txn.get(b"changes_announced") is not None
+        return self._flag(b"changes_announced")
 
     def set_changes_announced(self, announced: bool) -> None:
+        self._set_flag(b"changes_announced", announced)
+
+    def _flag(self, name: bytes) -> bool:
+        with begin(self.env, db=self._meta_db) as txn:
+            return txn.get(name) is not None
+
+    def _set_flag(self, name: bytes, on: bool) -> None:
+        """A meta flag set (`on`) or cleared, in a small write transaction of its own."""
         with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
-            if announced:
-                txn.put(b"changes_announced", b"1", db=self._meta_db)
+            if on:
+                txn.put(name, b"1", db=self._meta_db)
             else:
-                txn.delete(b"changes_announced", db=self._meta_db)
+                txn.delete(name, db=self._meta_db)
 
     def next_offsets(self) -> dict[int, int]:
         """Per partition, the next source offset to apply (absent: start from the beginning)."""
