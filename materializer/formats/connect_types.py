@@ -369,7 +369,8 @@ def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequenc
         return
     _WARNED.add(seen)
     shown = ", ".join(fields[:12]) + (", ..." if len(fields) > 12 else "")
-    log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s)",
+    log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s; "
+                "a partial_update column keeps its stored value)",
                 table, what, ", ".join(missing), shown)
 
 

@@ -5,6 +5,9 @@ Guarantees:
   record sees the effect of an earlier one on the same key.
 - Everything a batch does to a partition (rows, next offset, counters) goes into
   the caller's `WriteBatch`, so it commits atomically with the offset.
+- A partial update (`partial_update`) changes only the listed columns its record
+  carries: a listed column the record lacks keeps the stored value (null for a new key),
+  one the record holds as null is set null; the columns not listed keep theirs.
 - A bad record never raises out of here: it becomes a `Rejected` routed by the
   table's policy. Under `fail`, nothing after it in its partition is applied and
   the next offset stays at the bad record, so a restart meets it again.
@@ -13,7 +16,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from materializer.changes.event import Change
@@ -68,6 +71,20 @@ def _next_offset(out: PartitionOutcome, records: Sequence[SourceRecord], start_o
     return start_offset
 
 
+class _Absent:
+    """The type of ABSENT."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+"""In a row decoded for a partial update: a listed column the record does not carry (see
+`TableApplier.merge`); never stored."""
+
+
 _KEY_REASONS = frozenset({"null_key", "key_too_long", "bad_unicode"})
 """Reasons of the applier's own errors (decoders name their part) that concern the key."""
 
@@ -107,35 +124,76 @@ class TableApplier:
         self.kept_slots = tuple(i for i, n in enumerate(self.layout)
                                 if spec.partial_update is not None
                                 and n not in partial and n not in key_set)
+        # NOT NULL listed columns of a partial update: checked on the merged row
+        self.not_null_slots: tuple[int, ...] = ()
+        if spec.partial_update is not None and not spec.soft_primary_key:
+            self.decode_row = self._partial_decoder(partial)
+            self.not_null_slots = tuple(i for i, n in enumerate(self.layout)
+                                        if n in partial and spec.column(n).not_null)
+
+    def _partial_decoder(self, listed: set[str]) -> Callable[[bytes, tuple[Any, ...]], Any]:
+        """The row decoder of a partial update: the row, with ABSENT in each listed column
+        the record does not carry (a JSON field that is absent, a field the Avro writer
+        schema lacks), which `merge` fills from the stored row. A field that holds null is
+        carried: it sets null. NOT NULL is checked by `merge`, on the merged row, so a
+        record may leave out a NOT NULL column that the stored row holds."""
+        spec = self.spec
+        relaxed = replace(spec, columns=tuple(
+            replace(c, not_null=False) if c.name in listed else c for c in spec.columns))
+        shape = compile_shaper(relaxed, self.layout)
+        fields_of = self.value_decoder
+        slots = tuple((i, n) for i, n in enumerate(self.layout) if n in listed)
+
+        def decode(raw: bytes, key: tuple[Any, ...]) -> Any:
+            fields = fields_of(raw)
+            if fields is DELETE:
+                return DELETE
+            row = shape(fields, key)
+            absent = [i for i, n in slots if n not in fields]
+            if not absent:
+                return row
+            out = list(row)
+            for i in absent:
+                out[i] = ABSENT
+            return tuple(out)
+        return decode
 
     def merge(self, new: tuple[Any, ...], old: tuple[Any, ...] | None
               ) -> tuple[Any, ...] | None:
-        """The row to store, or None to leave the stored row as it is."""
+        """The row to store, or None to leave the stored row as it is.
+
+        - `ignore`: a stored row stays.
+        - `versioned`: a null (or, in a partial update, absent) version is a bad record
+          (RecordError null_version); a version below the stored one leaves the row.
+        - `partial_update`: the columns not listed, and the listed ones the record does not
+          carry (ABSENT), keep the stored values; a new key has null there. A NOT NULL
+          column null in the merged row is a bad record (RecordError missing_column).
+        """
+        vs = self.version_slot
+        if vs >= 0:
+            nv = new[vs]
+            if nv is None or nv is ABSENT:
+                raise RecordError(f"version column {self.spec.version_column!r} is null",
+                                  "null_version")
         if old is not None:
             if self.spec.on_existing == "ignore":
                 return None
-            vs = self.version_slot
             if vs >= 0:
-                nv, ov = new[vs], old[vs]
-                if nv is None:
-                    raise RecordError(f"version column {self.spec.version_column!r} is null",
-                                      "null_version")
+                ov = old[vs]
                 if ov is not None and nv < ov:
                     return None
-            if not self.kept_slots:
-                return new
-            row = list(new)
-            for i in self.kept_slots:
-                row[i] = old[i]
-            return tuple(row)
-        if self.version_slot >= 0 and new[self.version_slot] is None:
-            raise RecordError(f"version column {self.spec.version_column!r} is null",
-                              "null_version")
-        if not self.kept_slots:
+        if self.spec.partial_update is None:
             return new
         row = list(new)
         for i in self.kept_slots:  # a partial update of a new key sets only its columns
-            row[i] = None
+            row[i] = None if old is None else old[i]
+        for i, v in enumerate(row):
+            if v is ABSENT:
+                row[i] = None if old is None else old[i]
+        for i in self.not_null_slots:
+            if row[i] is None:
+                raise RecordError(f"column {self.layout[i]!r} is NOT NULL but missing or "
+                                  "null", "missing_column")
         return tuple(row)
 
     def apply(self, pw: PartitionWriter, partition: int, records: Sequence[SourceRecord],

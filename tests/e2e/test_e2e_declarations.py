@@ -15,6 +15,7 @@ from materializer.store import Store
 from tests.support.workers import (
     applied_offsets,
     caught_up,
+    j,
     materialize,
     run_cli,
     start_worker,
@@ -24,10 +25,6 @@ from tests.support.workers import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-def j(obj: object) -> bytes:
-    return json.dumps(obj).encode()
 
 
 def test_mixed_yaml_and_ddl_file(session_broker: DevBroker, tmp_path: Path) -> None:

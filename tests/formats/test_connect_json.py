@@ -371,4 +371,4 @@ def test_columns_a_schema_has_no_field_for_are_logged_once(
         assert got == {"id": 1, "nick": "x", "mail": None}
     warned = [r.getMessage() for r in caplog.records if "has no field" in r.getMessage()]
     assert len(warned) == 1
-    assert "column(s) mail, NULL in its rows (its fields: id, NICK, e_mail)" in warned[0]
+    assert "column(s) mail, NULL in its rows (its fields: id, NICK, e_mail;" in warned[0]

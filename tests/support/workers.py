@@ -6,6 +6,7 @@ Every process started here is registered in `STARTED`, the one registry the auto
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,11 @@ from typing import Any
 import pytest
 
 from materializer.devbroker import DevBroker
+
+
+def j(obj: object) -> bytes:
+    """A record key or value as JSON bytes."""
+    return json.dumps(obj).encode()
 
 
 def unique(prefix: str) -> str:
@@ -60,8 +66,6 @@ def start_worker(config: Path, *extra: str) -> subprocess.Popen[bytes]:
 
 def worker_running(store_path: Path, proc: subprocess.Popen[bytes]) -> Callable[[], bool]:
     """True once this worker process has entered its loop (it wrote worker.json)."""
-    import json
-
     def check() -> bool:
         try:
             status = json.loads((store_path / "worker.json").read_text())
