@@ -52,10 +52,12 @@ class Sink:
         settings.update({"delivery.report.only.error": True, "on_delivery": self._report})
         self._producer = Producer(with_logging(settings))
         self._failed: list[str] = []
+        self.failures = 0  # deliveries that failed since the start
 
     def _report(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._failed.append(f"{msg.topic()}: {err}")
+            self.failures += 1
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
                 partition: int | None = None,
@@ -75,6 +77,10 @@ class Sink:
                 self._producer.poll(0.1)
             except KafkaException as e:
                 raise InfrastructureError(f"producing to {topic} failed: {e}") from e
+
+    def queued(self) -> int:
+        """Messages produced and neither acknowledged nor failed yet."""
+        return len(self._producer)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything produced so far is acknowledged."""

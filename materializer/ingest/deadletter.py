@@ -6,7 +6,19 @@ Guarantees:
   acknowledged by the broker before the batch that rejected it commits (`settle`).
 - A record too large for the producer (`message.max.bytes`) is never a crash: its
   value (then its key) is cut to fit and the header `materializer.truncated` gives
-  the original sizes `key=<n>,value=<n>`.
+  the original sizes `key=<n>,value=<n>`. The whole dead letter (key, value and every
+  header, the error text cut too if need be) fits `message.max.bytes`, whatever it is
+  set to: a dead letter the producer refuses would stop the partition for good (its
+  batch is retried and refused again).
+- A batch applied again after its dead letters failed to settle (the broker did not
+  answer in time) first waits for the copies the failed attempt left in the producer:
+  while they are there it fails again without adding copies, and once all of them are
+  acknowledged it does not send those records again (a broker that hangs for minutes
+  costs no pile of copies).
+- At least once: a batch applied again (the broker failed before it committed, a
+  process was killed after the acknowledgement and before the commit, `rebuild`
+  replays the topic) sends its dead letters again, with the same `.topic`,
+  `.partition` and `.offset` headers.
 """
 
 from __future__ import annotations
@@ -14,12 +26,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from materializer.errors import InfrastructureError
 from materializer.ingest.apply import Rejected
 from materializer.ingest.relation import count_rejects
 from materializer.specs import RelationSpec
 
 DEFAULT_MAX_MESSAGE = 1_000_000  # librdkafka's message.max.bytes default
-_OVERHEAD = 4096  # record framing and headers other than the error text
+_FRAMING = 512  # a record batch's and a record's framing, the headers' lengths
+MAX_ERROR_CHARS = 2000  # the error text is cut to this (then to half the room left)
 
 
 def dead_letter_topic(spec: RelationSpec) -> str:
@@ -28,7 +42,9 @@ def dead_letter_topic(spec: RelationSpec) -> str:
 
 def fit(key: bytes | None, value: bytes | None, limit: int
         ) -> tuple[bytes | None, bytes | None, str | None]:
-    """Key and value cut to fit `limit` bytes together, and the truncation note (or None)."""
+    """Key and value cut to fit `limit` bytes together (none if `limit` <= 0), and the
+    truncation note (or None)."""
+    limit = max(0, limit)
     k, v = len(key or b""), len(value or b"")
     if k + v <= limit:
         return key, value, None
@@ -40,38 +56,87 @@ def fit(key: bytes | None, value: bytes | None, limit: int
     return key, value, note
 
 
+def cut_utf8(text: str, limit: int) -> bytes:
+    """`text` as UTF-8 (what is not encodable replaced by `?`), at most `limit` bytes,
+    never ending inside a character."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw
+    return raw[:limit].decode("utf-8", "ignore").encode("utf-8")
+
+
 class DeadLetters:
-    """The worker's `RejectRouter`: produces dead letters through a shared `Sink`."""
+    """The worker's `RejectRouter`: produces dead letters through the `Sink` that
+    `sink_factory` gives, which must be theirs alone (the worker's and rebuild's are): a
+    flush of it then says whether every dead letter in it was delivered."""
 
     def __init__(self, sink_factory: Any, kafka_conf: Mapping[str, str]) -> None:
         self._sink_factory = sink_factory
         self._sink: Any = None
-        self.limit = int(kafka_conf.get("message.max.bytes", DEFAULT_MAX_MESSAGE)) - _OVERHEAD
+        self.max_bytes = int(kafka_conf.get("message.max.bytes", DEFAULT_MAX_MESSAGE))
         self.sent = 0
+        self.flush_timeout = 30.0  # seconds a batch waits for its dead letters' acknowledgements
+        self._unsettled: set[tuple[str, int, int]] = set()  # produced since the last settle
+        self._acknowledged: set[tuple[str, int, int]] = set()  # of those, known delivered
+        self._failures_seen = 0  # the sink's failed deliveries already accounted for
 
     def route(self, spec: RelationSpec, partition: int, rejects: Sequence[Rejected]
               ) -> dict[str, int]:
         for r in rejects:
-            if r.policy == "dead_letter":
+            if r.policy != "dead_letter":
+                continue
+            if self._unsettled:
+                self._settle_earlier()
+            if (spec.name, partition, r.offset) not in self._acknowledged:
                 self._send(spec, partition, r)
         return count_rejects(rejects)
+
+    def _settle_earlier(self) -> None:
+        """Dead letters of an attempt that failed before its batch committed: wait for them.
+        InfrastructureError while some are still in the producer (the batch fails again and
+        adds no copies); once all are acknowledged they are not sent again; if some failed
+        (which ones is not known), every one of them is sent again."""
+        try:
+            self._flush()
+        except InfrastructureError:
+            if self._sink.queued():
+                raise
+
+    def _flush(self) -> None:
+        """Flush the producer. All delivered: the records sent are `_acknowledged`. Else
+        InfrastructureError; if a delivery failed, no record sent counts as delivered."""
+        try:
+            self._sink.flush(self.flush_timeout)
+        except InfrastructureError:
+            if self._sink.failures != self._failures_seen:
+                self._failures_seen = self._sink.failures
+                self._unsettled.clear()
+            raise
+        self._acknowledged |= self._unsettled
+        self._unsettled.clear()
 
     def _send(self, spec: RelationSpec, partition: int, r: Rejected) -> None:
         if self._sink is None:
             self._sink = self._sink_factory()
-        message = r.message[:2000].encode("utf-8", "replace")
-        key, value, note = fit(r.key, r.value, self.limit - len(message))
-        headers = [("materializer.error", message),
-                   ("materializer.reason", r.reason.encode()),
+        headers = [("materializer.reason", r.reason.encode()),
                    ("materializer.table", spec.name.encode()),
                    ("materializer.topic", spec.topic.encode()),
                    ("materializer.partition", str(partition).encode()),
                    ("materializer.offset", str(r.offset).encode())]
+        room = self.max_bytes - _FRAMING - sum(len(n) + len(v) for n, v in headers)
+        room -= len("materializer.error") + len("materializer.truncated") + 40  # + the note
+        message = cut_utf8(r.message[:MAX_ERROR_CHARS], max(0, room // 2))
+        key, value, note = fit(r.key, r.value, room - len(message))
+        headers.insert(0, ("materializer.error", message))
         if note is not None:
             headers.append(("materializer.truncated", note.encode()))
         self._sink.produce(dead_letter_topic(spec), key, value, headers=headers)
+        self._unsettled.add((spec.name, partition, r.offset))  # in the producer now
         self.sent += 1
 
     def settle(self) -> None:
+        """Block until every dead letter routed so far is acknowledged (the batch may
+        commit), or raise InfrastructureError (the batch is applied again later)."""
         if self._sink is not None:
-            self._sink.flush()
+            self._flush()
+        self._acknowledged.clear()

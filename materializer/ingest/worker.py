@@ -5,7 +5,8 @@ Loop guarantees:
   partition in that batch *and* their next offsets; Kafka's committed offsets are
   informational only. A restart after any crash resumes exactly after the last
   committed batch: nothing applied twice, nothing skipped.
-- Dead letters of a batch are acknowledged by the broker before that batch commits.
+- Dead letters of a batch are acknowledged by the broker before that batch commits, by a
+  producer of their own (change events the broker holds up never delay or fail a batch).
 - Change events are staged in the same transaction and drained after it commits.
 - SIGTERM/SIGINT: the current batch finishes and commits, then `run` returns.
 """
@@ -170,7 +171,9 @@ class Worker:
         self.counters: dict[str, int] = {}
         self.batch_hist = Histogram()
         self._sink: Any = None
-        self.dead_letters = DeadLetters(self.sink, catalog.kafka_config)
+        # a producer of their own: a batch's dead letters settle (are acknowledged before
+        # it commits) without waiting for change events another topic holds up
+        self.dead_letters = DeadLetters(self._dead_letter_sink, catalog.kafka_config)
         self._last_status = 0.0
         self._started = time.time()
         self.snapshots = SnapshotScheduler(catalog)  # `snapshots:` (materializer.versions)
@@ -187,6 +190,11 @@ class Worker:
 
             self._sink = Sink(self.catalog.kafka_config)
         return self._sink
+
+    def _dead_letter_sink(self) -> Any:
+        from connectors.producer import Sink  # noqa: PLC0415
+
+        return Sink(self.catalog.kafka_config)
 
     @property
     def feeds(self) -> list[Feed]:
