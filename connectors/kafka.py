@@ -8,6 +8,7 @@ LMDB is the single source of truth for progress.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import sys
 import time
@@ -152,19 +153,95 @@ def _ungrouped_conf(conf: dict[str, str]) -> dict[str, Any]:
     return {**client_conf(conf), **kept}
 
 
-def _consumer(group: str, conf: dict[str, Any]) -> Consumer:
+STATS_EVERY_MS = 1000
+"""How often librdkafka reports its statistics to a worker's consumers (`Reach`)."""
+REACH_STALE_S = 5.0
+"""A partition's end offset is current only if its leader answered within this many
+seconds (plus the fetch wait) and the statistics saying so are this recent."""
+
+
+class Reach:
+    """Which partitions' high watermarks are current: fed by librdkafka's statistics.
+
+    librdkafka keeps the high watermark of the last fetch response forever: with the broker
+    stopped or unreachable, it still reads as the end, so a worker that had caught up said
+    "lag 0" until its group session expired (45 s by default; forever while only a
+    partition leader is unreachable). A partition the last statistics show is *reached*
+    when they are at most `REACH_STALE_S` old and show it with a known leader whose
+    connection is up and either received something within `REACH_STALE_S` plus
+    `fetch.wait.max.ms`, or holds fetched records of it not consumed yet (librdkafka fetches
+    nothing more while its queue is full: the lag then reads at least 1, a lower bound).
+    A partition they do not show yet (before the first statistics, assigned since) is
+    reached: its high watermark, if any, came from a fetch response since then."""
+
+    def __init__(self, fetch_wait_ms: float, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.clock = clock
+        self.idle_limit_us = (REACH_STALE_S * 1000 + fetch_wait_ms) * 1000
+        self._at: float | None = None
+        self._reached: frozenset[tuple[str, int]] = frozenset()
+        self._shown: frozenset[tuple[str, int]] = frozenset()
+
+    def on_stats(self, text: str) -> None:
+        """librdkafka's `stats_cb` (called from the consumer's poll)."""
+        try:
+            stats = json.loads(text)
+            brokers = [b for b in stats.get("brokers", {}).values()
+                       if b.get("state") == "UP" and b.get("nodeid", -1) >= 0]
+            up = {b["nodeid"] for b in brokers}
+            answered = {b["nodeid"] for b in brokers
+                        if 0 <= b.get("rxidle", -1) <= self.idle_limit_us}
+            # a partition with fetched records not consumed yet is not fetched meanwhile
+            # (a full queue): its last end is a lower bound above what was consumed, so
+            # the lag it gives is at least 1, never a false 0
+            parts = [((topic, int(p)), part) for topic, t in stats.get("topics", {}).items()
+                     for p, part in t.get("partitions", {}).items() if int(p) >= 0]
+            reached = frozenset(
+                tp for tp, part in parts
+                if part.get("leader", -1) in answered
+                or (part.get("leader", -1) in up and part.get("fetchq_cnt", 0) > 0))
+        except (ValueError, TypeError, AttributeError) as e:
+            log.debug("unreadable librdkafka statistics: %s", e)
+            return
+        self._reached, self._shown = reached, frozenset(tp for tp, _ in parts)
+        self._at = self.clock()
+
+    def reached(self, topic: str, partition: int) -> bool:
+        """Whether the partition's leader answered lately (see the class doc)."""
+        at = self._at
+        if at is None:
+            return True
+        if self.clock() - at > REACH_STALE_S:
+            return False
+        return (topic, partition) in self._reached or (topic, partition) not in self._shown
+
+
+def _consumer(group: str, conf: dict[str, Any], reach: Reach | None = None) -> Consumer:
     """A consumer that never commits on its own and fetches in large batches; `conf` wins,
     except `auto.offset.reset`: an offset the broker no longer has (retention, a recreated
-    topic) is reported (`_Reader.out_of_range`), never silently moved; and
+    topic) is reported (`_Reader.out_of_range`), never silently moved;
     `enable.partition.eof`: the end of a partition is reported (`Polled.ends`), so a
     partition that ends in a transaction marker, which no record stands for, is read to its
-    end."""
-    return Consumer(with_logging({
+    end; and, with `reach`, librdkafka's statistics every `STATS_EVERY_MS` go to it."""
+    settings: dict[str, Any] = {
         "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
         "fetch.wait.max.ms": 100,
         "topic.metadata.refresh.interval.ms": 10_000,  # a topic created later shows up soon
         "queued.min.messages": 200000, **conf, "auto.offset.reset": "error",
-        "enable.partition.eof": True}))
+        "enable.partition.eof": True}
+    if reach is not None:
+        settings.update({"statistics.interval.ms": STATS_EVERY_MS, "stats_cb": reach.on_stats})
+    return Consumer(with_logging(settings))
+
+
+def _reader_consumer(group: str, conf: dict[str, Any]) -> tuple[Consumer, Reach]:
+    """A `_consumer` with its `Reach` (the fetch wait it allows for read from `conf`)."""
+    try:
+        wait = float(conf.get("fetch.wait.max.ms", 100))
+    except (TypeError, ValueError):
+        wait = 100.0
+    reach = Reach(wait)
+    return _consumer(group, conf, reach), reach
 
 
 def _start(offset: int | None) -> int:
@@ -184,9 +261,10 @@ class Polled(NamedTuple):
 class _Reader:
     """What the worker uses of a consumer: batches, watermarks, commits, close."""
 
-    def __init__(self, consumer: Consumer, start_offsets: StartOffsets) -> None:
-        self._consumer = consumer
+    def __init__(self, made: tuple[Consumer, Reach], start_offsets: StartOffsets) -> None:
+        self._consumer, self._reach = made
         self._start_offsets = start_offsets
+        self._paused: set[tuple[str, int]] = set()
         self.assigned: set[tuple[str, int]] = set()
         self.generation = 0  # bumped on every assignment: the worker re-checks its topics
         self.out_of_range: dict[tuple[str, int], str] = {}
@@ -238,12 +316,14 @@ class _Reader:
             self._consumer.pause([TopicPartition(topic, partition)])
         except KafkaException as e:
             raise InfrastructureError(f"cannot pause {topic}/{partition}: {e}") from e
+        self._paused.add((topic, partition))
 
     def resume(self, topic: str, partition: int) -> None:
         try:
             self._consumer.resume([TopicPartition(topic, partition)])
         except KafkaException as e:
             raise InfrastructureError(f"cannot resume {topic}/{partition}: {e}") from e
+        self._paused.discard((topic, partition))
 
     def seek(self, topic: str, partition: int, offset: int) -> None:
         """Continue an assigned partition at `offset` (what a copy from another worker
@@ -255,7 +335,13 @@ class _Reader:
                                       f"{e}") from e
 
     def end_offset(self, topic: str, partition: int) -> int | None:
-        """The high watermark last seen for a partition (cached, no broker round trip)."""
+        """The partition's high watermark as its leader last said (cached, no broker round
+        trip), or None when that is not known to be current: before the first fetch
+        response, while the partition is paused (nothing is fetched), and while its leader
+        is not reached (`Reach`: broker stopped or unreachable). Lag and "caught up" are
+        computed from this, so they read unknown rather than 0 in those cases."""
+        if (topic, partition) in self._paused or not self._reach.reached(topic, partition):
+            return None
         marks = self.watermarks(topic, partition)
         return None if marks is None else marks[1]
 
@@ -305,8 +391,9 @@ class Source(_Reader):
 
     def __init__(self, conf: dict[str, str], group: str, topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer(group, {"partition.assignment.strategy": "cooperative-sticky",
-                                           **_heartbeat(conf), **conf}), start_offsets)
+        super().__init__(_reader_consumer(group, {
+            "partition.assignment.strategy": "cooperative-sticky", **_heartbeat(conf), **conf}),
+            start_offsets)
         self._consumer.subscribe(list(topics), on_assign=self._assign, on_revoke=self._revoke,
                                  on_lost=self._revoke)
 
@@ -329,6 +416,7 @@ class Source(_Reader):
         consumer.incremental_assign(partitions)
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.update(pairs)
+        self._paused.difference_update(pairs)  # an assignment starts fetching
         self.generation += 1
         log.info("assigned %s", pairs)
         if self.on_ownership is not None:
@@ -337,6 +425,7 @@ class Source(_Reader):
     def _revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.difference_update(pairs)
+        self._paused.difference_update(pairs)
         log.info("revoked %s", pairs)
         if self.on_ownership is not None and not self._closing:
             self.on_ownership(pairs, False)  # not on close: a clean stop keeps them current
@@ -348,7 +437,8 @@ class AssignedSource(_Reader):
 
     def __init__(self, conf: dict[str, str], topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer("materializer-assigned", _ungrouped_conf(conf)), start_offsets)
+        super().__init__(_reader_consumer("materializer-assigned", _ungrouped_conf(conf)),
+                         start_offsets)
         tps = []
         for topic in topics:
             try:
@@ -373,7 +463,8 @@ class StandbySource(_Reader):
     added starts where the store says."""
 
     def __init__(self, conf: dict[str, str], start_offsets: StartOffsets) -> None:
-        super().__init__(_consumer("materializer-standby", _ungrouped_conf(conf)), start_offsets)
+        super().__init__(_reader_consumer("materializer-standby", _ungrouped_conf(conf)),
+                         start_offsets)
 
     def set_partitions(self, wanted: set[tuple[str, int]]) -> None:
         """Read exactly `wanted` from now on (added ones from their stored next offset)."""

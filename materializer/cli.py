@@ -176,7 +176,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from materializer.report import flag_problems, format_status, status_rows  # noqa: PLC0415
 
     problems: list[str] = []
-    rows = status_rows(catalog, problems)
+    missing: list[str] = []
+    rows = status_rows(catalog, problems, missing)
     from materializer.cluster.report import annotate, cluster_routing, format_cluster  # noqa: PLC0415
 
     routing = None if problems else cluster_routing(catalog, problems)
@@ -193,7 +194,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "
               f"are unknown ({problems[0]})", file=sys.stderr)
         return 1
-    flagged = flag_problems(rows)
+    flagged = flag_problems(rows) + missing
     for line in flagged:
         print(f"materializer: {line}", file=sys.stderr)
     return 1 if flagged else 0

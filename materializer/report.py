@@ -17,14 +17,18 @@ from materializer.status import lag, totals
 from materializer.store import Store
 
 
-def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dict[str, Any]]:
+def status_rows(catalog: Catalog, problems: list[str] | None = None,
+                missing: list[str] | None = None) -> list[dict[str, Any]]:
     """Per relation and partition: rows, applied (next) offset, end offset, lag, counters.
     A topic whose end offsets cannot be read shows `None` there, and why is appended to
-    `problems`."""
-    from connectors.kafka import watermarks  # noqa: PLC0415
+    `problems`. A relation whose topic does not exist (deleted, or not created yet) is
+    appended to `missing` as a sentence, and its stored partitions are flagged `no_topic`:
+    its END and LAG are unknown, never 0."""
+    from connectors.kafka import partition_count, watermarks  # noqa: PLC0415
 
     rows: list[dict[str, Any]] = []
     ends: dict[str, dict[int, tuple[int, int]]] = {}
+    absent: set[str] = set()
     # no data directory yet (the worker never ran): every relation has no state
     with Store(catalog.store_path, catalog.default_schema) as store:
         for spec in catalog.relations:
@@ -36,10 +40,16 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dic
                 try:
                     ends[spec.topic] = watermarks(catalog.kafka_config, spec.topic, {},
                                                   timeout=5)
+                    if not ends[spec.topic] and not partition_count(catalog.kafka_config,
+                                                                    spec.topic):
+                        absent.add(spec.topic)
                 except InfrastructureError as e:
                     ends[spec.topic] = {}
                     if problems is not None:
                         problems.append(str(e))
+            if spec.topic in absent and missing is not None:
+                missing.append(f"{spec.name}: its topic {spec.topic} does not exist (deleted, "
+                               "or not created yet): END and LAG are unknown")
             seen = {s["partition"] for s in stats}
             stats += [{"partition": p, "rows": 0, "next_offset": 0, "counters": {}}
                       for p in ends[spec.topic] if p not in seen]
@@ -53,7 +63,8 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None) -> list[dic
                     "rows": s["rows"], "applied_offset": s["next_offset"],
                     "end_offset": end, "lag": lag(end, s["next_offset"]),
                     "null_keys_dropped": t["dropped"], "rejected": t["rejected"],
-                    "counters": c, "flag": offset_flag(s["next_offset"], marks),
+                    "counters": c, "flag": "no_topic" if spec.topic in absent
+                    else offset_flag(s["next_offset"], marks),
                 })
     return rows
 

@@ -7,8 +7,9 @@ One owner for each rule, shared by the worker, `materializer status`, `/metrics`
   `skipped:<reason>` and `dead_letter:<reason>` for records not applied because they
   could not be decoded or did not fit (or null keys under `null_key: dead_letter`).
   "Rejected" means exactly the skipped and dead-lettered ones; "dropped" is separate.
-- Lag of a partition: `max(0, end - next_offset)`, None when the end is unknown. The
-  end offset is shown as the broker reports it, never clamped.
+- Lag of a partition: `max(0, end - next_offset)`, None when the end is unknown (not
+  fetched yet, paused, or its leader not reached lately). The end offset is shown as the
+  broker reports it, never clamped. Unknown is never shown or counted as 0.
 - The status file `<store>/worker.json` is replaced atomically about once a second;
   reading a missing, stale, partial or malformed one never raises. Its batch times are a
   cumulative `Histogram`.
@@ -90,23 +91,34 @@ def number(v: Any) -> float | None:
 def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tuple[bool, str]:
     """(ready, reason): ready when the status is fresh (under 10 s old) and says caught up.
 
-    The worker sets `caught_up` only when it has partitions assigned and each has no
-    lag, so a worker still joining its group is not ready.
+    The worker sets `caught_up` only when it has partitions assigned and each has a known
+    lag of 0 (an end offset its leader gave lately, see `connectors.kafka.Reach`), so a
+    worker still joining its group, or cut off from its broker, is not ready; the reason
+    counts the partitions lagging and those whose end offset is unknown.
     """
     if status is None:
         return False, "no worker status file (is the worker running?)"
     updated = status.get("updated_at")
     if not isinstance(updated, int | float) or isinstance(updated, bool):
         return False, "the worker status has no updated_at"
+    if updated <= 0:  # `run --processes N`: a worker (started again) has not reported yet
+        return False, "a worker process has not reported its status yet"
     age = (time.time() if now is None else now) - float(updated)
     if not age <= STALE_AFTER_S:  # also catches NaN
         return False, f"the worker status is {age:.0f} s old"
     if status.get("caught_up") is not True:
-        parts = status.get("partitions")
-        lagging = [p for p in (parts if isinstance(parts, list) else [])
-                   if isinstance(p, dict) and number(p.get("lag")) != 0]
-        return False, f"not caught up ({len(lagging)} partition(s) lagging or unknown)"
+        parts = [p for p in _as_list(status.get("partitions")) if isinstance(p, dict)]
+        if not parts:
+            return False, "not caught up (no partitions assigned)"
+        unknown = sum(1 for p in parts if number(p.get("lag")) is None)
+        lagging = sum(1 for p in parts if (n := number(p.get("lag"))) is not None and n != 0)
+        return False, (f"not caught up ({lagging} partition(s) lagging, {unknown} with an "
+                       "unknown end offset: broker not reached or not fetched yet)")
     return True, "caught up"
+
+
+def _as_list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
 
 
 BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -8,8 +8,11 @@ Sources, each read at request time (nothing is cached between scrapes):
 - the API process's own request latency, measured per endpoint (route template).
 
 Guarantees: reading a missing, stale, partial or malformed status file never raises;
-it only makes the worker look not ready. Label values are escaped per the
-Prometheus text format 0.0.4, so any relation or reason name is safe.
+it only makes the worker look not ready. Per-partition lag and end offsets are exported
+only from a fresh status (under `STALE_AFTER_S` old, not stopping): a killed worker's last
+file never reads as lag 0; an absent `materializer_partition_lag` sample means unknown.
+Label values are escaped per the Prometheus text format 0.0.4, so any relation or reason
+name is safe.
 """
 
 from __future__ import annotations
@@ -22,7 +25,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from materializer.procstats import process_stats
-from materializer.status import APPLIED, is_dropped, is_rejected, number, readiness
+from materializer.status import (
+    APPLIED,
+    STALE_AFTER_S,
+    is_dropped,
+    is_rejected,
+    number,
+    readiness,
+)
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5)
@@ -166,11 +176,14 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
     if status is None:
         return
     updated = number(status.get("updated_at"))
-    if updated is not None:
+    age = None if updated is None else max(0.0, (time.time() if now is None else now) - updated)
+    if age is not None:
         exp.add("materializer_worker_status_age_seconds", "gauge",
-                "Seconds since the worker last wrote its status.",
-                max(0.0, (time.time() if now is None else now) - updated))
-    for part in _list(status.get("partitions")):
+                "Seconds since the worker last wrote its status.", age)
+    # lag and end offsets only from a live worker's status: a worker killed (or stopped)
+    # leaves its last file behind, whose "lag 0" is no longer true (absent = unknown)
+    live = age is not None and age <= STALE_AFTER_S and status.get("stopping") is not True
+    for part in _list(status.get("partitions")) if live else ():
         if not isinstance(part, dict):
             continue
         labels = {"relation": part.get("relation", ""), "topic": part.get("topic", ""),

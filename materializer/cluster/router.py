@@ -289,7 +289,7 @@ class ClusterRouter:
 
             lag = await from_standbys(self, rel, t, gaps, keys, rows, found, covered)
             if lag is not None:
-                headers[STANDBY_LAG] = str(lag)
+                headers[STANDBY_LAG] = lag
             gaps = missing()
         if gaps:
             what = "the partition count of the topic is unknown" if -1 in gaps else \

@@ -3,9 +3,9 @@ answers for (a rebalance, a worker that died and was not replaced yet).
 
 Guarantees: only a worker's standby copies are read this way (the partitions its own
 record lists as standby), each answer says the largest lag (records behind the topic's
-end, as its worker last measured) of the copies it read, in `x-materializer-standby-lag`,
-and the coverage rule of `router` still holds: absent only when every partition was
-covered, by an owner or a standby.
+end, as its worker last measured) of the copies it read, in `x-materializer-standby-lag`
+(`unknown` when any of them does not know it), and the coverage rule of `router` still
+holds: absent only when every partition was covered, by an owner or a standby.
 """
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 
 async def from_standbys(router: ClusterRouter, rel: ApiRelation, t: Target, gaps: list[int],
                         keys: list[Any], rows: list[Any], found: list[bool],
-                        covered: list[set[int]]) -> int | None:
+                        covered: list[set[int]]) -> str | None:
     """Ask the freshest standby of each partition in `gaps` for the keys still unknown;
-    the largest lag among the copies that answered (None: none did)."""
+    the `x-materializer-standby-lag` of the whole answer: the largest lag among the copies
+    that answered, `unknown` if any of them did not know its lag (never the lag of the
+    others, which would understate it), None if none answered."""
     by_member: dict[str, set[int]] = {}
     members: dict[str, Member] = {}
     for p in gaps:
@@ -54,7 +56,7 @@ async def from_standbys(router: ClusterRouter, rel: ApiRelation, t: Target, gaps
                                       "partitions": covered_header(by_member[mid])},
                               body={"keys": [keys[i] for i in todo]}, what="stale")
         for mid in order if mid != t.me.id]))
-    lags: list[int] = []
+    lags: list[int | None] = []
     if t.me.id in by_member:
         local = standby_rows(router, rel, [keys[i] for i in todo], by_member[t.me.id])
         answers.append(Answer(t.me.id, True, 200, {"rows": local[0]}, local[1],
@@ -63,13 +65,15 @@ async def from_standbys(router: ClusterRouter, rel: ApiRelation, t: Target, gaps
         got = ans.body.get("rows") if ans.ok and isinstance(ans.body, dict) else None
         if not isinstance(got, list) or len(got) != len(todo):
             continue
-        if ans.lag is not None and ans.lag.isdigit():
-            lags.append(int(ans.lag))
+        lags.append(int(ans.lag) if ans.lag is not None and ans.lag.isdigit() else None)
         for j, i in enumerate(todo):
             covered[i] |= ans.covered
             if got[j] is not None and not found[i]:
                 rows[i], found[i] = got[j], True
-    return max(lags) if lags else None
+    if not lags:
+        return None
+    known = [x for x in lags if x is not None]
+    return str(max(known)) if len(known) == len(lags) else "unknown"
 
 
 def standby_rows(router: ClusterRouter, rel: ApiRelation, keys: list[Any], asked: Iterable[int]

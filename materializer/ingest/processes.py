@@ -226,6 +226,8 @@ class Supervisor:
         self.stop_event = stop
         self.applied_total = 0
         self.retired = RetiredCounters()  # of workers killed and started again
+        # (relation, partition) pairs any worker held: caught up needs all of them held again
+        self.known_partitions: set[tuple[str, int]] = set()
         self.clean_shutdown = True
         # every relation's files exist before any worker opens them (and orphaned
         # generations are removed by the lock holder)
@@ -307,7 +309,9 @@ class Supervisor:
     def _merge_status(self, children: Sequence[_Child], stopping: bool = False) -> None:
         statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
                     for c in children]
-        merged = merge_statuses(statuses, os.getpid(), stopping)
+        merged = merge_statuses(statuses, os.getpid(), stopping, known=self.known_partitions)
+        self.known_partitions.update((p["relation"], p["partition"])
+                                     for p in merged["partitions"] if isinstance(p, dict))
         merged["metrics"] = self.retired.add_to(merged["metrics"])
         if self.drainer is not None:
             merged["metrics"].update(self.drainer.metrics())

@@ -2,7 +2,8 @@
 
 On a terminal a live line is redrawn about once a second. Otherwise (logs) a line is
 written every 10 s while records are being applied, with the lag of each lagging
-partition while catching up, and at most one line a minute when idle.
+partition while catching up, and at most one line a minute when idle. A table with a
+partition whose end offset is not current reads "lag unknown", never "lag 0, caught up".
 """
 
 from __future__ import annotations
@@ -66,6 +67,14 @@ class Progress:
         for name in sorted(set(by_rel) | set(applied)):
             rate = (applied.get(name, 0) - before.get(name, 0)) / seconds
             ps = by_rel.get(name, [])
+            if not ps:  # its partitions are held by no one here (a rebalance): lag unknown
+                out.append(f"{name}: {rate:,.0f} rec/s, no partitions assigned, lag unknown")
+                continue
+            unknown = [p for p in ps if p.get("lag") is None]
+            if unknown:  # no current end offset (broker unreachable, not fetched yet)
+                out.append(f"{name}: {rate:,.0f} rec/s, lag unknown ({len(unknown)} "
+                           f"partition(s) with no current end offset), ETA ?")
+                continue
             lag = sum(int(p.get("lag") or 0) for p in ps)
             lagging = [f"p{p['partition']} {int(p['lag']):,}" for p in ps if p.get("lag")]
             detail = f" ({', '.join(lagging[:8])})" if lagging and lag else ""

@@ -4,7 +4,8 @@ Each worker writes `<store>/worker.<I>.json`; the supervisor (materializer.inges
 merges them into `worker.json` every second, so `status`, `/readyz` and `/metrics` read one
 status as with a single worker: partitions and assignments together, counters summed
 (histogram buckets by position), start times the earliest, `updated_at` the oldest; caught
-up only when every worker reported within `STALE_AFTER_S` and every partition has no lag.
+up only when every worker reported within `STALE_AFTER_S`, every partition has no lag and no
+partition held before is left without a worker (`merge_statuses`'s `known`).
 The counters of a worker killed and started again are carried (`RetiredCounters`), so the
 merged counters never fall.
 """
@@ -70,11 +71,14 @@ def read_status_file(path: Path) -> dict[str, Any] | None:
 
 
 def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopping: bool,
-                   now: float | None = None) -> dict[str, Any]:
+                   now: float | None = None, known: set[tuple[str, int]] | None = None
+                   ) -> dict[str, Any]:
     """One status of several workers: partitions and assignments together, numbers summed
     (histogram buckets by position), start times the earliest, `updated_at` the oldest;
-    caught up only when every worker reported within `STALE_AFTER_S` and every partition
-    has no lag."""
+    caught up only when every worker reported within `STALE_AFTER_S`, every partition has
+    no lag, and every (relation, partition) of `known` (those an earlier merge listed) is
+    held by a worker: a worker killed and started again holds none until the group gives
+    its partitions back, and those partitions' records go unapplied meanwhile."""
     now = time.time() if now is None else now
     present = [s for s in statuses if s is not None]
     fresh = [s for s in present
@@ -82,8 +86,10 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
     partitions = [p for s in present for p in _list(s.get("partitions"))]
     assigned = sorted({tuple(a) for s in present for a in _list(s.get("assigned"))
                        if isinstance(a, list)})
+    held = {(p.get("relation"), p.get("partition")) for p in partitions if isinstance(p, dict)}
     caught_up = (not stopping and len(fresh) == len(statuses) and bool(partitions)
-                 and all(isinstance(p, dict) and number(p.get("lag")) == 0 for p in partitions))
+                 and all(isinstance(p, dict) and number(p.get("lag")) == 0 for p in partitions)
+                 and not (known or set()) - held)
     metrics: dict[str, Any] = {}
     for s in present:
         m = s.get("metrics")
