@@ -302,8 +302,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from materializer import gc_tuning  # noqa: PLC0415
 
     gc_tuning.settle()
-    n = rebuild(catalog, spec, what=f"materializer rebuild {args.config} {args.table}")
-    print(f"{spec.name}: local state dropped and rebuilt from {spec.topic}: {n} records replayed")
+    done = rebuild(catalog, spec, what=f"materializer rebuild {args.config} {args.table}")
+    print(f"{spec.name}: local state dropped and rebuilt from {spec.topic}: {done.summary()}")
     return 0
 
 

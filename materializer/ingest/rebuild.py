@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.deadletter import DeadLetters
@@ -37,6 +38,7 @@ from materializer.ingest.worker import (
     split_ends,
 )
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
+from materializer.status import rejection_counter
 from materializer.store import RelationWriter, StoreLock, relation_exists
 
 log = logging.getLogger("materializer.rebuild")
@@ -46,27 +48,45 @@ DRAIN_TIMEOUT = 30.0
 replaces (a table with `changes:`)."""
 
 
+@dataclass(slots=True)
+class Replayed:
+    """What a replay did: records applied, and the others counted as the worker counts
+    them (`dropped:null_key`, `dead_letter:<reason>`, `skipped:<reason>`)."""
+
+    applied: int = 0
+    not_applied: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """The line `materializer rebuild` prints: records replayed, then what was not
+        applied, by counter."""
+        text = f"{self.applied} records replayed"
+        if self.not_applied:
+            text += "; not applied: " + ", ".join(
+                f"{n} {counter}" for counter, n in sorted(self.not_applied.items()))
+        return text
+
+
 def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
-            what: str = "materializer rebuild") -> int:
-    """Returns the number of records applied during the replay. Raises StoreLocked at once
+            what: str = "materializer rebuild") -> Replayed:
+    """Returns what the replay applied and what it did not. Raises StoreLocked at once
     if another process holds the store lock (`what` names this one to others)."""
     with StoreLock.acquire(catalog.store_path, what):
         return _rebuild(catalog, spec, timeout)
 
 
-def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> int:
+def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> Replayed:
     drain_outbox(catalog, spec)
     rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
                         registry=open_registry(catalog), fresh=True)
     try:
         _record_topic(catalog, spec, rel)
-        applied = _replay(catalog, spec, rel, timeout)
+        done = _replay(catalog, spec, rel, timeout)
         rel.writer.publish()
     except BaseException:
         rel.writer.discard()  # the current state stays as it was
         raise
     snapshot_after_rebuild(catalog, spec, rel)  # `changes:` an r event for every row
-    return applied
+    return done
 
 
 def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TIMEOUT) -> int:
@@ -118,14 +138,14 @@ def _record_topic(catalog: Catalog, spec: RelationSpec, rel: Relation) -> None:
         rel.writer.set_source_partitions(state.partitions)
 
 
-def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> int:
+def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> Replayed:
     from connectors.kafka import AssignedSource  # noqa: PLC0415
     from connectors.producer import Sink  # noqa: PLC0415
 
     dead_letters = DeadLetters(lambda: Sink(catalog.kafka_config), catalog.kafka_config)
     source = AssignedSource(catalog.kafka_config, [spec.topic],
                             lambda topic, p: rel.next_offsets.get(p))
-    applied = 0
+    done = Replayed()
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -139,10 +159,13 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
             parts = split_by_partition(msgs).get(spec.topic, {})
             for out in rel.apply(parts, dead_letters, split_ends(reached).get(spec.topic)
                                  ).values():
-                applied += out.applied
+                done.applied += out.applied
+                for r in out.rejected:
+                    counter = rejection_counter(r.policy, r.reason)
+                    done.not_applied[counter] = done.not_applied.get(counter, 0) + 1
                 if out.fatal is not None:
                     raise RecordRejectedFatal(fatal_message(rel, out.fatal))
             if not msgs and caught_up(source, rel):
-                return applied
+                return done
     finally:
         source.close()

@@ -265,7 +265,7 @@ tables:
 def test_changed_declaration_is_refused_until_rebuild(session_broker: DevBroker,
                                                       tmp_path: Path) -> None:
     topic = session_broker.create_topic(unique("users"), partitions=2)
-    records, table, _ = changelog(3_000, 300, seed=2)
+    records, table, nulls = changelog(3_000, 300, seed=2)
     ends = produce_records(session_broker.kafka_config(), topic, records)
     cfg = write_config(tmp_path / "t.yaml", session_broker, TABLE.format(topic=topic))
     materialize(cfg, {"shop.users": ends})
@@ -276,6 +276,9 @@ def test_changed_declaration_is_refused_until_rebuild(session_broker: DevBroker,
     assert "score" in refused.stderr and "materializer rebuild" in refused.stderr
     rebuilt = run_cli("rebuild", str(cfg), "shop.users")
     assert rebuilt.returncode == 0, rebuilt.stderr
+    assert nulls > 0
+    assert (f"{len(records) - nulls} records replayed; not applied: {nulls} dropped:null_key"
+            in rebuilt.stdout), rebuilt.stdout
     with Store.open(tmp_path / "data") as store:
         users = store.table("shop.users")
         assert len(users) == len(table)
