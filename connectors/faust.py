@@ -1,6 +1,6 @@
 """`lmdb://`: a faust-streaming table store on materializer's LMDB store (with
-`connectors.faust_codec` and `connectors.faust_sensor`, the only modules that import
-faust).
+`connectors.faust_codec`, `connectors.faust_identity` and `connectors.faust_sensor`, the
+only modules that import faust).
 
 `app = faust.App(..., store="lmdb://")` or `app.Table(..., store="lmdb://")` picks it
 through the `faust.stores` entry point. `lmdb://` keeps the tables in faust's table
@@ -33,45 +33,29 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from faust.exceptions import ImproperlyConfigured
 from faust.stores.base import SerializedStore
 from faust.streams import current_event
 from faust.types import TP, AppT, CollectionT, EventT
 from yarl import URL
 
 from connectors.faust_codec import codec_name, type_name
+from connectors.faust_identity import VIEW, check_identity, data_dir_of, hold_table
 from connectors.faust_journal import Journal, Taken
 from connectors.faust_sensor import sensor_of
 from connectors.faust_view import FirstFoundView
 from materializer.columns import parse_type
 from materializer.errors import StoreError
 from materializer.specs import DEFAULT_MAP_SIZE
-from materializer.store import MapFull, RelationWriter, TableView, drop_relation
+from materializer.store import MapFull, RelationWriter, drop_relation
 from materializer.store.generation import open_generation
 from materializer.store.keys import MAX_KEY_BYTES, KeyCodec
 
 log = logging.getLogger("materializer.faust")
 
-VIEW = "faust"
-"""The identity's `view`: `materializer.Store` reads the relation with `FaustTableView`."""
 LAYOUT = ("key", "value")
 _BYTES = parse_type("bytes")[0]
 _SCAN_CHUNK = 1000
 _SURE_FIT = (MAX_KEY_BYTES - 3) // 2
-
-
-def data_dir_of(url: URL, app: AppT) -> Path:
-    """`lmdb://` -> faust's table directory; `lmdb:///abs/dir`; `lmdb://./rel/dir`."""
-    host = url.raw_host or ""
-    if host == "" and url.path in ("", "/"):
-        return Path(app.conf.tabledir)
-    if host == "":
-        return Path(url.path)
-    if host == ".":
-        return Path("." + url.path)
-    raise ImproperlyConfigured(
-        f"{url}: say where the tables go as lmdb:// (faust's tabledir), lmdb:///absolute/dir "
-        "or lmdb://./relative/dir")
 
 
 def _as_bytes(b: Any) -> bytes | None:
@@ -104,7 +88,7 @@ class LmdbStore(SerializedStore[Any, Any]):
         self.changelog_topic: str = table.changelog_topic.get_topic_name()
         self._journal = Journal()
         self._writer: RelationWriter | None = None
-        self._disk: TableView | None = None
+        self._disk: FirstFoundView | None = None
         self._next: dict[int, int] = {}
         self._announced = 0
         self._encode = KeyCodec((_BYTES,)).encode
@@ -135,21 +119,12 @@ class LmdbStore(SerializedStore[Any, Any]):
         w = self._writer
         if w is not None:
             return w
+        hold_table(Path(self.data_dir), self.table_name)
         w = RelationWriter(self.data_dir, self.table_name, self.map_size)
         ident = self.identity()
         meta = w.meta()
         if meta is not None:
-            old = meta.identity
-            if old.get("view") != VIEW:
-                raise StoreError(f"{self.data_dir}: {self.table_name} is a materializer table, "
-                                 "not a faust table: give the faust table another name or "
-                                 "another lmdb:// directory")
-            for k in ("key_serializer", "value_serializer", "windowed"):
-                if old["faust"].get(k) != ident["faust"].get(k):
-                    raise StoreError(
-                        f"{self.data_dir}: faust table {self.table_name}: {k} changed from "
-                        f"{old['faust'].get(k)!r} to {ident['faust'].get(k)!r}; delete its "
-                        "local state (reset the table) to rebuild it from the changelog")
+            check_identity(Path(self.data_dir), self.table_name, meta.identity, ident)
         if meta is None or meta.identity != ident:
             w.write_meta(ident, LAYOUT)
         self._next = w.next_offsets()
@@ -158,7 +133,7 @@ class LmdbStore(SerializedStore[Any, Any]):
                                     open_generation(Path(self.data_dir), self.table_name))
         return w
 
-    def _view(self) -> TableView:
+    def _view(self) -> FirstFoundView:
         if self._disk is None:
             self._open()
         assert self._disk is not None
@@ -227,18 +202,40 @@ class LmdbStore(SerializedStore[Any, Any]):
         return int(self.app.producer.key_partition(self.changelog_topic, key).partition)
 
     def _write(self, key: bytes, value: bytes | None) -> None:
-        if not self._key_fits(key):
-            raise ValueError(f"table {self.table_name}: a key of {len(key)} bytes is too long "
-                             f"for LMDB (at most {MAX_KEY_BYTES} bytes encoded)")
         logged = self._announced > 0
         if logged:
             self._announced -= 1
         p = self._write_partition(key, logged)
+        if not self._key_fits(key):
+            if logged and p is not None:
+                # faust sent its changelog record already: its acknowledgement must not
+                # be taken for the next write's, nor its row written
+                self._journal.unstorable(p, key)
+            raise ValueError(f"table {self.table_name}: a key of {len(key)} bytes is too long "
+                             f"for LMDB (at most {MAX_KEY_BYTES} bytes encoded)")
         if p is not None:
             self._journal.write(p, key, value, logged)
+            if value is None:
+                self._delete_elsewhere(key, p)
         else:  # a local write outside any event: every partition it may be in
             for q in self._partitions():
                 self._journal.write(q, key, value, False)
+
+    def _delete_elsewhere(self, key: bytes, partition: int) -> None:
+        """Local deletes of `key` in the other served partitions holding it (`clear()`
+        logs every tombstone to the event's partition; RocksDB deletes a key where it is)."""
+        journal = self._journal
+        held = set(self._view().partitions_holding(self._encode((key,))))
+        for q in journal.partitions():
+            found, value = journal.lookup(q, key)
+            if found:
+                if value is None:
+                    held.discard(q)
+                else:
+                    held.add(q)
+        held.discard(partition)
+        for q in sorted(held):
+            journal.write(q, key, None, False)
 
     def _partitions(self) -> set[int]:
         known = {s["partition"] for s in self._view().partition_stats()}

@@ -42,6 +42,9 @@ class Op:
     key: bytes
     value: bytes | None
     offset: int = PENDING
+    stored: bool = True
+    """False: a changelog record the store cannot hold (a key too long for LMDB): its
+    acknowledgement moves the partition's offset, and no row is written."""
 
 
 class _Entry:
@@ -83,16 +86,30 @@ class Journal:
             ops = self._ops[partition] = deque()
         ops.append(op)
         if logged:
-            un = self._unacked.get(partition)
-            if un is None:
-                un = self._unacked[partition] = deque()
-            un.append(op)
+            self._wait_for_ack(partition, op)
         entry = self._overlay.get((partition, key))
         if entry is None:
             self._overlay[(partition, key)] = _Entry(value)
         else:
             entry.value = value
             entry.count += 1
+
+    def _wait_for_ack(self, partition: int, op: Op) -> None:
+        un = self._unacked.get(partition)
+        if un is None:
+            un = self._unacked[partition] = deque()
+        un.append(op)
+
+    def unstorable(self, partition: int, key: bytes) -> None:
+        """faust sent a changelog record of `key` that the store refuses (the write raised):
+        its acknowledgement is matched here and moves the partition's offset past it, but
+        no row is written and reads never see it (as recovery skips such a record)."""
+        op = Op(key, None, PENDING, stored=False)
+        ops = self._ops.get(partition)
+        if ops is None:
+            ops = self._ops[partition] = deque()
+        ops.append(op)
+        self._wait_for_ack(partition, op)
 
     def lookup(self, partition: int, key: bytes) -> tuple[bool, bytes | None]:
         """(True, latest value or None if deleted) if the journal holds a write of `key`
@@ -172,6 +189,9 @@ class Journal:
                 taken.ops.append(op)
                 if off == FAILED or (off >= 0 and off < low):
                     continue
+                if not op.stored:
+                    taken.offset = off
+                    continue
                 taken.rows[op.key] = op.value
                 if off >= 0:
                     taken.offset = off
@@ -183,7 +203,7 @@ class Journal:
         overlay = self._overlay
         for p, t in taken.items():
             for op in t.ops:
-                entry = overlay.get((p, op.key))
+                entry = overlay.get((p, op.key)) if op.stored else None
                 if entry is None:
                     continue
                 entry.count -= 1

@@ -60,6 +60,13 @@ class FirstFoundView(TableView):
 
     unique_keys = False
 
+    def partitions_holding(self, kb: bytes) -> list[int]:
+        """The served partitions whose committed rows hold encoded key `kb`."""
+        g = self._gen()
+        txn, parts = g.begin()
+        with txn:
+            return [p for p, db in parts if txn.get(kb, None, db) is not None]
+
 
 class FaustTableView(TableView):
     """Read-only view of a faust table (see the module docstring for keys and rows)."""

@@ -171,3 +171,32 @@ def _refusal(root: Path, info: dict[str, object]) -> str:
            else "another process")
     return (f"the store {root} is in use by {who}: a store has one writer at a time. "
             "Stop that process first, or give this one another `store.path`.")
+
+
+_FOR_LIFE: dict[str, int] = {}
+
+
+def hold_for_life(path: Path, refusal: str) -> None:
+    """An exclusive `flock` on `path` (created, 0600) kept until this process exits (the
+    kernel lets go then, kill -9 included); taken again in the same process, nothing
+    happens. Held by another process: StoreError(`refusal`), whose `{holder}` names its
+    pid. (The faust store: one worker per table of a directory.)"""
+    key = str(path.resolve())
+    if key in _FOR_LIFE:
+        return
+    store_root(path.parent, create=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise StoreError(f"cannot open {path}: {e.strerror or e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = os.pread(fd, 100, 0).decode(errors="replace").strip() or "pid unknown"
+        os.close(fd)
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise StoreError(f"cannot lock {path}: {e.strerror or e}") from e
+        raise StoreError(refusal.format(holder=holder)) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+    _FOR_LIFE[key] = fd
