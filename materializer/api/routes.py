@@ -148,12 +148,19 @@ def relations_as_of(state: ApiState, as_of: str | None) -> RelationIndex:
     NotFound that lists the snapshots if there is none). See `materializer.versions`."""
     if as_of is None:
         return state.relations
-    store = state.store.at(as_of)
-    index = state.snapshot_indexes.get(as_of)
-    if index is None or index.store is not store:
-        if len(state.snapshot_indexes) >= 1000:
-            state.snapshot_indexes.clear()
-        index = state.snapshot_indexes[as_of] = RelationIndex(store)
+    indexes = state.snapshot_indexes
+    try:
+        store = state.store.at(as_of)
+    finally:  # let go of the views of snapshots dropped since, as the store did: their
+        if indexes:  # files stay mapped (their disk space in use) while a view holds them
+            held = state.store.open_snapshots()
+            for name in [n for n, i in indexes.items() if held.get(n) is not i.store]:
+                del indexes[name]
+    index = indexes.get(as_of)
+    if index is None:
+        if len(indexes) >= 1000:
+            indexes.clear()
+        index = indexes[as_of] = RelationIndex(store)
     return index
 
 

@@ -114,8 +114,13 @@ async def route_scan(router: ClusterRouter, request: Request, table: str, prefix
 
 def stamped_events(rel: ApiRelation, key: tuple[Any, ...], limit: int
                    ) -> list[tuple[int, int, Any]]:
-    """This store's newest `limit` events of `key` as (event time, offset, value)."""
-    events = rel.stream.scan(key, None, json_form=True)
+    """This store's newest `limit` events of `key` as (event time, offset, value), as
+    `StreamView.events` chooses them: the `limit` most recently appended events of each
+    partition, newest first by event time (then offset)."""
+    per_partition: dict[int, list[dict[str, Any]]] = {}
+    for e in rel.stream.scan(key, None, json_form=True):  # offset order in a partition
+        per_partition.setdefault(e["partition"], []).append(e)
+    events = [e for appended in per_partition.values() for e in appended[-limit:]]
     events.sort(key=lambda e: (e["timestamp"], e["offset"]), reverse=True)
     return [(e["timestamp"], e["offset"], e["value"]) for e in events[:limit]]
 

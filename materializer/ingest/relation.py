@@ -8,6 +8,7 @@ next offsets, their counters and their staged change events.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from materializer.protocols import SchemaRegistry, SourceRecord
 from materializer.specs import (
     DEFAULT_MAP_SIZE,
     RelationSpec,
+    StreamSpec,
     TableSpec,
     identity_difference,
     storage_identity,
@@ -30,6 +32,8 @@ from materializer.store import MapFull, PartitionWriter, RelationWriter
 if TYPE_CHECKING:
     from materializer.changes.envelope_base import Message
     from materializer.changes.outbox import ChangeOutbox
+
+log = logging.getLogger("materializer.ingest")
 
 
 class RejectRouter(Protocol):
@@ -261,6 +265,19 @@ def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
         layout = list(meta.layout) + [n for n in spec.column_names if n not in meta.layout]
         if layout != list(meta.layout) or meta.identity != current:
             writer.write_meta(current, layout)
+    if isinstance(spec, StreamSpec):
+        while True:
+            try:
+                trimmed = writer.apply_retention(spec.max_events_per_key)
+                break
+            except MapFull as e:  # deleting rewrites pages: room first, as a batch does
+                if not writer.grow():
+                    raise StoreError(f"{spec.name}: the LMDB map is full at its ceiling of "
+                                     f"{writer.ceiling:,} bytes ({e}); raise `store.map_size` "
+                                     "in the declaration file and start again") from e
+        if trimmed:
+            log.info("%s: retention is %d events per key and partition: %d older events "
+                     "removed", spec.name, spec.max_events_per_key, trimmed)
     kdec = key_decoder(spec, registry)
     vdec = value_decoder(spec, registry)
     applier: TableApplier | StreamApplier

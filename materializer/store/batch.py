@@ -109,6 +109,27 @@ class PartitionWriter:
             self._txn.cursor(db=self._db).putmulti(items)
             self._trim({kb for kb, _, _, _ in events}, keep)
 
+    def trim_every_key(self, keep: int) -> int:
+        """Keep only the `keep` newest events of every key this partition holds (a
+        retention lowered since they were appended); the number of events deleted."""
+        cur = self._txn.cursor(db=self._db)
+        deleted = 0
+        current = None
+        n = 0
+        with translated(self._path, "trimming events"):
+            ok = cur.last()
+            while ok:
+                k = cur.key()
+                kb = k[:-STREAM_KEY_SUFFIX]
+                if kb != current:
+                    current, n = bytes(kb), 0
+                n += 1
+                if n > keep:  # never the newest (keep >= 1): a later event follows it
+                    cur.delete()  # LMDB moves the cursor forward on delete: step back
+                    deleted += 1
+                ok = cur.prev()
+        return deleted
+
     def _trim(self, keys: set[bytes], keep: int) -> None:
         cur = self._txn.cursor(db=self._db)
         for kb in keys:

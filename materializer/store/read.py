@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -185,22 +186,7 @@ class RelationReader:
 
     def _scan_raw(self, g: Generation, prefix: Sequence[Any], limit: int | None,
                   after: bytes | None, every_copy: bool = False) -> list[tuple[bytes, bytes]]:
-        if limit is not None and limit < 1:
-            raise UsageError(f"limit {limit!r} is below 1: ask for at least one row (no "
-                             "limit: None)")
-        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
-            prefix = (prefix,)
-        if len(prefix) > len(g.key_convs):
-            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
-                             f"({', '.join(g.key_columns)})")
-        try:
-            pb = g.key_codec.encode_prefix(
-                [None if v is None else c(v) for c, v in zip(g.key_convs, prefix, strict=False)])
-        except UnicodeEncodeError:
-            raise UsageError(f"prefix {tuple(prefix)!r} does not fit the key: a string that is "
-                             "not valid Unicode (a lone surrogate, such as bytes that are not "
-                             "UTF-8 read as text)") from None
-        start = pb if after is None or after < pb else after
+        pb, start = self._scan_bounds(g, prefix, limit, after)
         out: list[tuple[bytes, bytes]] = []
         txn, parts = g.begin()
         with txn:
@@ -224,6 +210,27 @@ class RelationReader:
                         raise g.ambiguous_in(txn, parts, k)
                     break
         return out
+
+    @staticmethod
+    def _scan_bounds(g: Generation, prefix: Sequence[Any], limit: int | None,
+                     after: bytes | None) -> tuple[bytes, bytes]:
+        """(encoded prefix, first key to read) of a scan; UsageError for what does not fit."""
+        if limit is not None and limit < 1:
+            raise UsageError(f"limit {limit!r} is below 1: ask for at least one row (no "
+                             "limit: None)")
+        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
+            prefix = (prefix,)
+        if len(prefix) > len(g.key_convs):
+            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
+                             f"({', '.join(g.key_columns)})")
+        try:
+            pb = g.key_codec.encode_prefix(
+                [None if v is None else c(v) for c, v in zip(g.key_convs, prefix, strict=False)])
+        except UnicodeEncodeError:
+            raise UsageError(f"prefix {tuple(prefix)!r} does not fit the key: a string that is "
+                             "not valid Unicode (a lone surrogate, such as bytes that are not "
+                             "UTF-8 read as text)") from None
+        return pb, pb if after is None or after < pb else after
 
     @staticmethod
     def _next_offset(g: Generation, txn: lmdb.Transaction[bytes], partition: int) -> int:
@@ -326,6 +333,12 @@ def _prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
         yield bytes(k), bytes(v)
 
 
+def _tagged(pairs: Iterator[tuple[bytes, bytes]], partition: int
+            ) -> Iterator[tuple[bytes, bytes, int]]:
+    for k, v in pairs:
+        yield k, v, partition
+
+
 class StreamView(RelationReader):
     """Read-only view of a stream: the events of a key, newest first.
 
@@ -366,14 +379,23 @@ class StreamView(RelationReader):
         g = self._gen()
         conv = g.layout.to_json if json_form else g.layout.to_python
         try:
-            pairs = self._scan_raw(g, prefix, limit, None)
+            pb, start = self._scan_bounds(g, prefix, limit, None)
         except (TypeError, ValueError) as e:  # as TableView.scan
             raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
+        txn, parts = g.begin()
+        with txn:
+            iters = []
+            for p, db in parts:
+                cur = txn.cursor(db=db)
+                if cur.set_range(start):
+                    iters.append(_tagged(_prefixed(cur, pb, None), p))
+            # one key and offset may be in two partitions: the partition tells them apart
+            found = list(islice(heapq.merge(*iters, key=lambda e: e[0]), limit))
         out = []
-        for k, v in pairs:
+        for k, v, p in found:
             ts, payload = split_event(v)
             kb, offset = split_stream_key(k)
-            out.append({"key": list(g.key_codec.decode(kb)),
+            out.append({"key": list(g.key_codec.decode(kb)), "partition": p,
                         "offset": offset, "timestamp": ts,
                         "value": None if payload == b"" else conv(payload)})
         return out

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from time import monotonic
+from types import MappingProxyType
 
 from materializer.errors import NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import RelationMeta
-from materializer.store.generation import open_generation
+from materializer.store.generation import Generation, open_generation
 from materializer.store.lock import store_root
 from materializer.store.read import RelationReader, StreamView, TableView
 from materializer.versions.paths import MANIFEST
@@ -74,6 +76,12 @@ class Store:
             store = self._snapshots[snapshot] = Store(path, self.default_schema)
         return store
 
+    def open_snapshots(self) -> Mapping[str, Store]:
+        """The snapshots this store reads (`at`) by name, as of the last `at`: one dropped
+        since leaves it then (at most a second later), so that whatever keeps views of it
+        (the HTTP API's relation indexes) can let go of them too."""
+        return MappingProxyType(self._snapshots)
+
     def _forget_dropped(self) -> None:
         """Let go of the files of snapshots dropped since they were read here (checked at
         most once a second), so a long-lived reader does not keep their space in use."""
@@ -114,14 +122,7 @@ class Store:
         if view is not None:
             return view
         generation = open_generation(self.data_dir, self._resolve(name))
-        if generation.meta.identity.get("view") is None:  # a worker's, not faust's
-            declared = _layout.read_declared(self.data_dir)
-            if declared is not None and generation.name not in declared:
-                raise NotFound(
-                    f"{generation.name} is in {self.data_dir} but not declared by the "
-                    "configuration `materializer run` last started with: its rows no longer "
-                    "follow its topic (declare it again to resume it, or `materializer "
-                    "rebuild` it)")
+        refuse_undeclared(self.data_dir, generation)
         cls = view_class(generation.meta)
         view = cls(self.data_dir, generation)
         self._views[name] = view
@@ -138,6 +139,26 @@ class Store:
         if not isinstance(view, StreamView):
             raise UsageError(f"{name} is a table: use store.table({name!r})")
         return view
+
+
+def undeclared(data_dir: str | os.PathLike[str], generation: Generation) -> bool:
+    """Whether `generation` is a worker's relation that the configuration `materializer run`
+    last started with does not declare (renamed or removed): its rows no longer follow
+    its topic. Relations other libraries keep (faust's) are never undeclared."""
+    if generation.meta.identity.get("view") is not None:
+        return False
+    declared = _layout.read_declared(data_dir)
+    return declared is not None and generation.name not in declared
+
+
+def refuse_undeclared(data_dir: str | os.PathLike[str], generation: Generation) -> None:
+    """NotFound naming why, for a relation no longer declared (`undeclared`)."""
+    if undeclared(data_dir, generation):
+        raise NotFound(
+            f"{generation.name} is in the store but not declared by the "
+            "configuration `materializer run` last started with: its rows no longer "
+            "follow its topic (declare it again to resume it, or `materializer "
+            "rebuild` it)")
 
 
 def _is_text(name: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import lmdb
 
 from materializer.errors import UsageError
-from materializer.store.batch import CommittedState, WriteBatch, translated
+from materializer.store.batch import CommittedState, PartitionWriter, WriteBatch, translated
 from materializer.store.environment import (
     META,
     OFFSET,
@@ -216,6 +216,30 @@ class RelationWriter:
     def _set_meta_text(self, name: bytes, value: str) -> None:
         with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             txn.put(name, value.encode(), db=self._meta_db)
+
+    def apply_retention(self, keep: int) -> int:
+        """Make a stream hold at most `keep` events per key and partition, as declared
+        (`max_events_per_key`): appends trim only the keys they touch, so a retention
+        lowered since (or never recorded: state written before it was) trims every key
+        of every partition once, in one write transaction that records `keep`. The
+        number of events deleted."""
+        recorded = self._meta_text(b"max_events_per_key")
+        if recorded is not None and int(recorded) == keep:
+            return 0
+        deleted = 0
+        try:
+            with translated(self.path, "applying the stream's retention"), \
+                    begin(self.env, write=True) as txn:
+                if recorded is None or int(recorded) > keep:
+                    parts = json.loads(txn.get(b"partitions", b"[]", db=self._meta_db))
+                    for p in parts:
+                        pw = PartitionWriter(txn, self._db(p, txn), self.width, self.path)
+                        deleted += pw.trim_every_key(keep)
+                txn.put(b"max_events_per_key", str(keep).encode(), db=self._meta_db)
+        except BaseException:
+            self.forget_handles()  # a DB opened in the aborted transaction is gone
+            raise
+        return deleted
 
     def snapshot_due(self) -> bool:
         """Whether this state was replayed without change events and still owes its

@@ -46,6 +46,7 @@ from materializer.store.environment import OFFSET, forget_env, offset_key
 from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import split_stream_key
 from materializer.store.rows import RowLayout, decode_row, split_event
+from materializer.store.store import refuse_undeclared
 from materializer.values import from_storage, same_stored, to_json_value
 from materializer.versions.paths import read_manifest, snapshot_dir, store_root_of
 from materializer.versions.walk import differing
@@ -147,6 +148,8 @@ def open_side(root: Path, name: str, version: str | None) -> Side:
     snapshot; NotFound if a partial snapshot or the live store does not hold it."""
     if version is None:
         gen = open_generation(root, name) if store_layout.relation_exists(root, name) else None
+        if gen is not None:  # as the live store answers it (Store.relation)
+            refuse_undeclared(root, gen)
         return Side(LIVE, gen, time.time_ns() // 1_000_000)
     manifest = read_manifest(root, version)
     label = repr(version)

@@ -39,6 +39,7 @@ from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, REVOKED, offset_key
 from materializer.store.generation import Generation, open_generation
 from materializer.store.lock import store_root
+from materializer.store.store import refuse_undeclared, undeclared
 from materializer.versions.paths import (
     FILE_MODE,
     Manifest,
@@ -86,6 +87,8 @@ def resolve(root: Path, names: Iterable[str] | None, default_schema: str = "publ
     """The qualified names to snapshot (every relation of the store when `names` is None)
     and whether that is all of them. NotFound names a relation the store does not hold."""
     present = store_layout.names(root)
+    if store_layout.read_declared(root) is not None:  # not the relations no longer declared:
+        present = [n for n in present if not _undeclared(root, n)]  # the store serves none
     if names is None:
         return present, True
     out: list[str] = []
@@ -95,10 +98,21 @@ def resolve(root: Path, names: Iterable[str] | None, default_schema: str = "publ
                 if candidate not in out:
                     out.append(candidate)
                 break
+            if store_layout.relation_exists(root, candidate):  # not declared any more
+                refuse_undeclared(root, open_generation(root, candidate))
         else:
             held = ", ".join(present) or "none yet"
             raise NotFound(f"no table or stream named {name!r} in the store (it holds: {held})")
     return out, set(out) == set(present)
+
+
+def _undeclared(root: Path, name: str) -> bool:
+    """Whether relation `name` is no longer declared (see `store.undeclared`): its rows do
+    not follow its topic, so a snapshot would hold them as of some earlier time."""
+    try:
+        return undeclared(root, open_generation(root, name))
+    except NotFound:
+        return False  # no metadata yet: `freeze` leaves it out
 
 
 def freeze(root: Path, names: Sequence[str], timeout: float = FREEZE_TIMEOUT) -> list[Frozen]:

@@ -146,3 +146,31 @@ sql: |
     assert by_key[1]["source"]["ts_ms"] == AT_MS
     # a null column: the record's timestamp, which the producer set to about now
     assert abs(by_key[2]["source"]["ts_ms"] - by_key[2]["ts_ms"]) < 600_000
+
+
+def test_a_clusters_events_are_chosen_as_the_stores(tmp_path: Path) -> None:
+    """A cluster worker's events of a key (`cluster.pages.stamped_events`, what it answers
+    when asked or forwarded) are those `StreamView.events` answers: the `limit` most
+    recently appended of each partition, newest first by event time. It sorted every event
+    of the key by event time before, so a stream whose event times go back answered other
+    events in a cluster than alone."""
+    from materializer.api.keys import ApiRelation
+    from materializer.cluster.pages import stamped_events
+    from materializer.keytext import key_text_parser
+
+    rel = open_relation(CLICKS, str(tmp_path / "data"), map_size=1 << 26)
+    days = [5, 4, 3, 2, 1]  # appended in this order: event times going back
+    for p in (0, 1):
+        recs = [FakeRecord(b'"u1"', json.dumps({"url": f"/{p}{d}",
+                                                "at": f"2024-01-0{d}T0{p}:00:00Z"}).encode(),
+                           i, RECORD_TS + i) for i, d in enumerate(days)]
+        assert rel.apply({p: recs})[p].fatal is None
+    with Store.open(tmp_path / "data") as store:
+        clicks = store.stream("clicks")
+        api = ApiRelation(clicks, key_text_parser(clicks.key_columns, clicks.key_types))
+        for limit in (1, 2, 3, 10):
+            want = [e and e["url"] for e in clicks.events("u1", limit=limit, json_form=True)]
+            got = [v and v["url"] for _, _, v in stamped_events(api, ("u1",), limit)]
+            assert got == want, limit
+        # the 2 appended last in each partition (days 2 and 1), newest first by time
+        assert [e and e["url"] for e in clicks.events("u1", limit=2)] == ["/12", "/02"]

@@ -44,3 +44,37 @@ def test_a_relation_no_longer_declared_is_refused(tmp_path: Path) -> None:
     declare(tmp_path, "users")
     with Store.open(data) as store:
         assert store.table("users").get(1) == {"id": 1, "v": "a"}
+
+
+def test_snapshots_and_diffs_leave_out_a_relation_no_longer_declared(tmp_path: Path) -> None:
+    """A snapshot holds what the store serves at its instant: a relation no longer declared
+    (its rows as of some earlier time) is left out, and a diff to the live store refuses it
+    as the live read does (it answered the stale rows as live before)."""
+    from materializer.versions.diff import iter_entries
+    from materializer.versions.take import take_snapshot
+
+    data = tmp_path / "data"
+    w = SpecWriter(str(data), USERS)
+    w.write([(1, {"v": "a"})])
+    declare(tmp_path, "users")
+    take_snapshot(data, "A")
+    w.write([(1, {"v": "b"})])
+    declare(tmp_path, "customers")
+    m = take_snapshot(data, "B")
+    assert sorted(m.relations) == ["public.customers"] and m.complete
+    with pytest.raises(NotFound, match="not declared"):
+        take_snapshot(data, "C", ["users"])
+    with pytest.raises(NotFound, match="not declared"):
+        list(iter_entries(data, "users", "A", None))
+    assert [e["diff_type"] for e in iter_entries(data, "users", "A", "B")] == ["removed"]
+    with TestClient(create_app(str(data), None)) as client:
+        assert client.get("/tables/users/rows/1", params={"as_of": "A"}).json() == \
+            {"id": 1, "v": "a"}
+        assert client.get("/tables/users/rows/1", params={"as_of": "B"}).status_code == 404
+        assert client.get("/tables/users/diff", params={"from": "A"}).status_code == 404
+        r = client.post("/snapshots", json={"name": "D", "tables": ["users"]})
+        assert r.status_code == 404 and "not declared" in r.json()["detail"]
+    declare(tmp_path, "users")
+    assert sorted(take_snapshot(data, "E").relations) == ["public.users"]
+    assert [(e["diff_type"], e["changed"]) for e in iter_entries(data, "users", "A", None)] \
+        == [("modified", ["v"])]

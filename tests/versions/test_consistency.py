@@ -67,7 +67,7 @@ def fold_table(records: list[Record], offsets: dict[int, int]) -> dict[int, dict
 
 
 def stream_events(records: list[Record], offsets: dict[int, int]) -> set[tuple[Any, ...]]:
-    return {(int.from_bytes(k or b"", "big", signed=True), o,
+    return {(int.from_bytes(k or b"", "big", signed=True), p, o,
              None if v is None else json.dumps(json.loads(v), sort_keys=True))
             for p, o, k, v in records if o < offsets.get(p, 0)}
 
@@ -78,7 +78,7 @@ def check(store: Path, m: Manifest, users: list[Record], clicks: list[Record]) -
         events = s.stream("shop.clicks", as_of=m.name).scan(json_form=True)
     assert got == fold_table(users, m.relations["shop.users"].offsets), m.name
     want = stream_events(clicks, m.relations["shop.clicks"].offsets)
-    assert {(e["key"][0], e["offset"], None if e["value"] is None else
+    assert {(e["key"][0], e["partition"], e["offset"], None if e["value"] is None else
              json.dumps({"n": e["value"]["n"]}, sort_keys=True)) for e in events} == want, m.name
 
 

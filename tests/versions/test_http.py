@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
 
 from materializer.api.app import create_app
 from materializer.versions.diff import iter_entries
+from materializer.versions.paths import drop_snapshot
 from materializer.versions.take import take_snapshot
 from tests.support.api import build_data_dir, user_row, user_row_json
 
@@ -142,3 +144,34 @@ def test_snapshot_endpoints_need_the_token(data: Path) -> None:
         ok = {"Authorization": "Bearer s3cret"}
         assert c.get("/tables/users/rows/1", params={"as_of": "A"}, headers=ok).json() \
             == user_row_json(1)
+
+
+def _mapped(snapshot: str) -> bool:
+    """Whether this process still maps a file of `snapshot` (dropped: deleted, space in use)."""
+    with open("/proc/self/maps") as maps:
+        return any(f"/snapshots/.drop-{snapshot}-" in line for line in maps)
+
+
+def test_the_api_lets_go_of_dropped_snapshots(tmp_path: Path) -> None:
+    """A scheduled snapshot the API read (`?as_of=`), pruned since, leaves this process at
+    its next `?as_of=` read, so its disk space is freed: the views of the API's relation
+    indexes kept it mapped before."""
+    build_data_dir(tmp_path, n_users=30, partitions=3)
+    for name in ("auto-1", "auto-2"):
+        take_snapshot(tmp_path, name, scheduled=True)
+    app = create_app(str(tmp_path), None)
+    with TestClient(app) as c:
+        for name in ("auto-1", "auto-2"):
+            assert c.get("/tables/users/rows/1", params={"as_of": name}).status_code == 200
+            assert c.get("/streams/clicks/keys/u1/events",
+                         params={"as_of": name}).status_code == 200
+        drop_snapshot(tmp_path, "auto-1")
+        app.state.api.store._sweep_at = 0.0  # the store looks at most once a second
+        assert c.get("/tables/users/rows/1", params={"as_of": "auto-2"}).status_code == 200
+        gc.collect()
+        assert not _mapped("auto-1")
+        drop_snapshot(tmp_path, "auto-2")  # the last one read, then asked for again
+        app.state.api.store._sweep_at = 0.0
+        assert c.get("/tables/users/rows/1", params={"as_of": "auto-2"}).status_code == 404
+        gc.collect()
+        assert not _mapped("auto-2") and app.state.api.snapshot_indexes == {}
