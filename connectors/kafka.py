@@ -270,6 +270,9 @@ class _Reader:
         self.out_of_range: dict[tuple[str, int], str] = {}
         """Partitions whose start offset the broker said it does not have (and why); the
         consumer fetches nothing more from them until they are rewound."""
+        self._unfetched: set[tuple[str, int]] = set()
+        """Partitions (re)assigned that no fetch response (a record, the end) has come for
+        since: librdkafka keeps the high watermark of an earlier assignment meanwhile."""
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
         """Up to `max_records` messages, each partition in offset order (see `poll`)."""
@@ -288,8 +291,11 @@ class _Reader:
             err = m.error()
             if err is None:
                 out.append(m)
+                if self._unfetched:
+                    self._unfetched.discard((cast(str, m.topic()), cast(int, m.partition())))
             elif err.code() == KafkaError._PARTITION_EOF:
                 ends[(cast(str, m.topic()), cast(int, m.partition()))] = cast(int, m.offset())
+                self._unfetched.discard((cast(str, m.topic()), cast(int, m.partition())))
             elif err.code() == KafkaError._AUTO_OFFSET_RESET and m.topic() is not None:
                 self.out_of_range[(cast(str, m.topic()), cast(int, m.partition()))] = str(err)
             elif err.fatal():
@@ -337,10 +343,13 @@ class _Reader:
     def end_offset(self, topic: str, partition: int) -> int | None:
         """The partition's high watermark as its leader last said (cached, no broker round
         trip), or None when that is not known to be current: before the first fetch
-        response, while the partition is paused (nothing is fetched), and while its leader
-        is not reached (`Reach`: broker stopped or unreachable). Lag and "caught up" are
-        computed from this, so they read unknown rather than 0 in those cases."""
-        if (topic, partition) in self._paused or not self._reach.reached(topic, partition):
+        response (since its last assignment: a partition assigned again would otherwise
+        read the end of its earlier assignment), while the partition is paused (nothing is
+        fetched), and while its leader is not reached (`Reach`: broker stopped or
+        unreachable). Lag and "caught up" are computed from this, so they read unknown
+        rather than 0 in those cases."""
+        if (topic, partition) in self._paused or (topic, partition) in self._unfetched \
+                or not self._reach.reached(topic, partition):
             return None
         marks = self.watermarks(topic, partition)
         return None if marks is None else marks[1]
@@ -410,6 +419,22 @@ class Source(_Reader):
             return None
         return int.from_bytes(meta[7:11], sys.byteorder, signed=True)
 
+    def committed(self, pairs: Sequence[tuple[str, int]], timeout: float = 5.0
+                  ) -> dict[tuple[str, int], int] | None:
+        """The group's committed offsets of `pairs` (those with one; what the members that
+        read them told the group, `commit`), or None if the broker did not say in time."""
+        if not pairs:
+            return {}
+        try:
+            got = self._consumer.committed([TopicPartition(t, p) for t, p in pairs],
+                                           timeout=timeout)
+        except KafkaException as e:
+            log.debug("committed offsets unknown: %s", e)
+            return None
+        if any(tp.error is not None for tp in got):
+            return None
+        return {(tp.topic, tp.partition): tp.offset for tp in got if tp.offset >= 0}
+
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             tp.offset = _start(self._start_offsets(tp.topic, tp.partition))
@@ -417,6 +442,7 @@ class Source(_Reader):
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.update(pairs)
         self._paused.difference_update(pairs)  # an assignment starts fetching
+        self._unfetched.update(pairs)
         self.generation += 1
         log.info("assigned %s", pairs)
         if self.on_ownership is not None:
@@ -426,6 +452,7 @@ class Source(_Reader):
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.difference_update(pairs)
         self._paused.difference_update(pairs)
+        self._unfetched.difference_update(pairs)
         log.info("revoked %s", pairs)
         if self.on_ownership is not None and not self._closing:
             self.on_ownership(pairs, False)  # not on close: a clean stop keeps them current

@@ -17,7 +17,11 @@ Guarantees:
 - A partition assigned while other members are around stays marked revoked until this
   store has caught up with its end offset (as first seen after the assignment): another
   worker may have answered newer rows of it, so an older copy (or none) here must not
-  answer, not even "absent". A worker alone answers its partitions at once.
+  answer, not even "absent". So does one assigned to a worker left alone when another
+  worker had it since this store last read it (the store had it marked revoked, a
+  member's record or the group's committed offset is past this store's offset): the
+  survivor of a two-worker cluster does not answer the other's partitions from its older
+  copy. A worker alone answers its own partitions at once (after a restart, a new group).
 """
 
 from __future__ import annotations
@@ -65,8 +69,9 @@ class ClusterAgent:
         self._generation: int | None = None
         self._assigned_at = self.started_at
         self._progress: dict[tuple[str, int], tuple[int, int | None]] = {}
-        # (topic, partition) -> (offset another member had applied, end offset to reach)
-        self._restoring: dict[tuple[str, int], tuple[int, int | None]] = {}
+        # (topic, partition) -> (offset another member had applied, end offset to reach,
+        # the relations not answering it until then)
+        self._restoring: dict[tuple[str, int], tuple[int, int | None, tuple[str, ...]]] = {}
         self._counts: dict[str, int | None] = {}
         self._counted_at = -1e9
         self._partitioning = {
@@ -148,25 +153,40 @@ class ClusterAgent:
             self.standby.poll()
 
     def _restore(self, pairs: list[tuple[str, int]]) -> None:
-        """Partitions just assigned: with other members around (one of them may have
-        served newer rows of them), not answered here until this store has caught up with
-        their end offset as first seen after the assignment; alone, at once."""
+        """Partitions just assigned: not answered here until this store has caught up with
+        their end offset as first seen after the assignment, when another worker may have
+        served newer rows of them: with other members around, and alone too when this
+        store's copy is known to be behind what another worker applied (it was given to
+        another worker since, a member's record or the group's committed offset says more
+        was applied). Alone otherwise (a worker's own partitions after its restart, a new
+        group), at once."""
         routing = self.membership.routing()
         alone = len(routing.members) <= 1
+        source = self.worker.grouped.source
+        committed = (source.committed(pairs) if source is not None else None) if alone \
+            else {}
         for topic, p in pairs:
             rels = self.worker.grouped.by_topic.get(topic, ())
+            said = [st.offsets.get(p, 0) for m in (*routing.members.values(),
+                                                   *routing.expired.values())
+                    if m.id != self.id for r in rels
+                    if (st := m.relations.get(r.spec.name)) is not None
+                    and p in st.assigned]
+            floor = max(said, default=0)  # at least as far as any other member said
+            behind = floor if committed is None else max(floor, committed.get((topic, p), 0))
+            waiting = []
             for rel in rels:
-                rel.writer.set_revoked([p], not alone)
-            if not alone:  # at least as far as any other member said it had applied
-                said = [st.offsets.get(p, 0) for m in (*routing.members.values(),
-                                                       *routing.expired.values())
-                        if m.id != self.id for r in rels
-                        if (st := m.relations.get(r.spec.name)) is not None
-                        and p in st.assigned]
-                self._restoring[(topic, p)] = (max(said, default=0), None)
+                was_revoked = not rel.writer.set_revoked([p], True)
+                if not alone or was_revoked or committed is None \
+                        or behind > rel.next_offsets.get(p, 0):
+                    waiting.append(rel.spec.name)
+                else:
+                    rel.writer.set_revoked([p], False)
+            if waiting:
+                self._restoring[(topic, p)] = (floor, None, tuple(waiting))
 
     def _serve_caught_up(self, source: Any) -> None:
-        for (topic, p), (floor, target) in list(self._restoring.items()):
+        for (topic, p), (floor, target, names) in list(self._restoring.items()):
             if (topic, p) not in source.assigned:
                 del self._restoring[(topic, p)]
                 continue
@@ -175,8 +195,9 @@ class ClusterAgent:
                 if end is None:
                     continue  # no fetch response yet
                 target = max(floor, end)
-                self._restoring[(topic, p)] = (floor, target)
-            rels = self.worker.grouped.by_topic.get(topic, ())
+                self._restoring[(topic, p)] = (floor, target, names)
+            rels = [r for r in self.worker.grouped.by_topic.get(topic, ())
+                    if r.spec.name in names]
             nxt = min((r.next_offsets.get(p, 0) for r in rels), default=0)
             if nxt >= target:
                 del self._restoring[(topic, p)]
@@ -219,11 +240,22 @@ class ClusterAgent:
                       relations=relations)
 
     def _refresh_counts(self) -> None:
+        """The topics' partition counts, asked again every PARTITION_REFRESH_S: the first
+        time here, later in a thread of its own (asking an unreachable broker takes seconds,
+        which the membership thread must not spend: `cluster.json` would age past the
+        member timeout and the API take this worker for stopped)."""
         if time.monotonic() - self._counted_at < PARTITION_REFRESH_S:
             return
+        self._counted_at = time.monotonic()
+        if not self._counts:
+            self._count_partitions()
+        else:
+            threading.Thread(target=self._count_partitions, name="cluster-partition-counts",
+                             daemon=True).start()
+
+    def _count_partitions(self) -> None:
         from connectors.kafka import partition_count  # noqa: PLC0415
 
-        self._counted_at = time.monotonic()
         for topic in {s.topic for s in self.specs}:
             try:
                 self._counts[topic] = partition_count(self.worker.catalog.kafka_config, topic) \

@@ -13,7 +13,10 @@ Guarantees:
 - The thread never stops the worker: a broker that is away, a topic it may not create, or
   a record that is not a member record is logged (rate-limited) and retried or skipped.
 - `cluster.json` is replaced atomically (readers see a whole old or a whole new one), at
-  least once per heartbeat while the worker runs.
+  least once per heartbeat while the worker runs, also while the broker cannot be reached
+  (once written in this run): the API then routes by this worker's assignment as it is
+  and the others' records until they expire (503 for partitions without a live owner),
+  never answers from the store alone as beside a stopped worker.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class Membership:
         self._source: Any = None
         self._warned: dict[str, float] = {}
         self.published = 0
+        self._file_written = False
         self._thread = threading.Thread(target=self._run, name="cluster-membership",
                                         daemon=True)
 
@@ -124,10 +128,22 @@ class Membership:
                     self._write_file()
             except InfrastructureError as e:
                 self._warn("broker", f"cluster membership ({self.topic}): {e}; retrying")
+                self._still_here()
                 self._stop.wait(1.0)
             except Exception:  # noqa: BLE001 - the membership thread must not die silently
                 log.exception("cluster membership failed; retrying in 1 s")
+                self._still_here()
                 self._stop.wait(1.0)
+
+    def _still_here(self) -> None:
+        """The broker cannot be reached: `cluster.json` still says this worker runs (once
+        it was written in this run), with its assignment as it is now and the others'
+        last records (they expire as their heartbeats age). Left to age, the API would
+        take the worker for stopped and answer from the store alone: "absent" for every
+        key of partitions held elsewhere, and, once the group session expired and the
+        assignment was lost, of its own."""
+        if self._file_written:
+            self._write_file()
 
     def _connect(self) -> None:
         from connectors.kafka import AssignedSource, create_topic  # noqa: PLC0415
@@ -190,6 +206,7 @@ class Membership:
                 "members": [m.to_json() for m in self.members()]}
         try:
             write_members_file(self.store_path, view)
+            self._file_written = True
         except OSError as e:
             self._warn("file", f"cannot write {MEMBERS_FILE} in {self.store_path}: {e}")
 

@@ -78,6 +78,7 @@ class Target:
     partitioning: Partitioning
     exact: bool
     routing: Routing
+    whole: bool = False  # this worker owns every partition (see `ClusterRouter.target`)
 
     @property
     def every(self) -> frozenset[int]:
@@ -125,14 +126,20 @@ class ClusterRouter:
     # ------------------------------------------------------------ the table
 
     def target(self, rel: ApiRelation) -> Target | None:
-        """The relation in the routing table, or None when this worker answers it alone."""
+        """The relation in the routing table, or None when this worker answers it alone:
+        it owns every partition and its store serves them all (a partition it was just
+        given and is still catching up on is marked revoked there: its keys answer 503
+        through the routed path, never "absent" from the store)."""
         routing = self.view.routing()
         name = rel.view.name
         cached = self._targets.get(name)
         if cached is not None and cached[0] is routing:
-            return cached[1]
-        t = self._target(rel, routing)
-        self._targets[name] = (routing, t)
+            t = cached[1]
+        else:
+            t = self._target(rel, routing)
+            self._targets[name] = (routing, t)
+        if t is not None and t.whole and not rel.view.revoked_partitions() & t.every:
+            return None
         return t
 
     def _target(self, rel: ApiRelation, routing: Routing | None) -> Target | None:
@@ -145,8 +152,7 @@ class ClusterRouter:
             return None
         owners = routing.owners(name)
         n = st.partitions
-        if n is not None and all(owners.get(p) is me for p in range(n)):
-            return None  # this worker owns every partition
+        whole = n is not None and all(owners.get(p) is me for p in range(n))
         self.forwarder.sender = me.id
         self.forwarder.timeout = self.view.forward_timeout
         key = (name, st.partitioner, st.key_format)
@@ -155,7 +161,7 @@ class ClusterRouter:
             part = self._parts[key] = Partitioning(
                 st.partitioner, st.key_format, rel.view.key_columns,
                 [t.kind for t in rel.view.key_types])
-        return Target(name, n, owners, me, part, st.exact_keys and part.exact, routing)
+        return Target(name, n, owners, me, part, st.exact_keys and part.exact, routing, whole)
 
     def local_covered(self, rel: ApiRelation, t: Target | None) -> frozenset[int]:
         """The partitions this worker's store answered for (asked after the read): its
