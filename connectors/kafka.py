@@ -1,4 +1,5 @@
-"""confluent-kafka wrappers: topic admin and the sources (producers: `connectors.producer`).
+"""confluent-kafka wrappers: the sources a worker reads (topic admin and one-off reads:
+`connectors.kafka_admin`; producers: `connectors.producer`).
 
 `Source` guarantees: on every assignment each partition starts at the offset the
 store says is next (or the beginning), never at the group's committed offset, so
@@ -7,12 +8,9 @@ LMDB is the single source of truth for progress.
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import logging
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
 from confluent_kafka import (
@@ -21,199 +19,17 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
-    TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports, unlisted
 
+from connectors.kafka_admin import cached_watermarks, ungrouped_conf
 from connectors.kafka_log import with_logging
+from connectors.kafka_reach import STATS_EVERY_MS, Reach
 from materializer.errors import InfrastructureError
 
 log = logging.getLogger("materializer.kafka")
 
 StartOffsets = Callable[[str, int], "int | None"]
-
-
-def create_topic(bootstrap: str | Mapping[str, str], name: str, partitions: int = 1,
-                 config: dict[str, str] | None = None, timeout: float = 15.0) -> None:
-    """Create a topic (an existing one is fine) and wait until its metadata shows it.
-    `bootstrap`: the servers, or the whole `kafka:` settings (security included)."""
-    settings = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) \
-        else client_conf(dict(bootstrap))
-    admin = AdminClient(with_logging({**settings, "allow.auto.create.topics": False}))
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
-                                            replication_factor=1, config=config or {})])
-    for fut in futures.values():
-        try:
-            fut.result(timeout)
-        except KafkaException as e:
-            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise InfrastructureError(f"cannot create topic {name}: {e}") from e
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            md = admin.list_topics(name, timeout=5).topics.get(name)
-        except KafkaException as e:
-            raise InfrastructureError(f"cannot read the metadata of topic {name}: {e}") from e
-        if md is not None and md.error is None and len(md.partitions) >= partitions:
-            return
-        time.sleep(0.05)
-    raise InfrastructureError(f"topic {name} did not appear within {timeout} s")
-
-
-def create_missing_topic(conf: dict[str, str], name: str, partitions: int,
-                         replicas: int | None = None, timeout: float = 15.0) -> bool:
-    """Create `name` with `partitions` partitions and replication factor `replicas` (the
-    broker's default when None), with the full client settings of `conf` (security
-    included). True if this call created it, False if it existed already.
-    InfrastructureError naming the topic when the broker refuses (a replication factor
-    above the number of brokers, no permission) or does not answer within `timeout`."""
-    admin = AdminClient(with_logging(client_conf(conf)))
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
-                                            replication_factor=replicas or -1)],
-                                  request_timeout=timeout)
-    for fut in futures.values():
-        try:
-            fut.result(timeout)
-        except concurrent.futures.TimeoutError as e:
-            raise InfrastructureError(f"no answer creating topic {name} within {timeout} s"
-                                      ) from e
-        except KafkaException as e:
-            err = e.args[0] if e.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                return False
-            raise InfrastructureError(f"cannot create topic {name} ({partitions} partitions, "
-                                      f"replication factor {replicas or 'default'}): {e}"
-                                      ) from e
-    return True
-
-
-class TopicState(NamedTuple):
-    """A topic as the broker describes it: its id (a topic deleted and created again gets
-    a new one) and its partition count."""
-
-    id: str
-    partitions: int
-
-
-def describe_topics(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
-                    ) -> dict[str, TopicState | None]:
-    """Each topic's id and partition count (None: the topic does not exist).
-    InfrastructureError if the broker cannot be asked."""
-    admin = AdminClient(with_logging(client_conf(conf)))
-    out: dict[str, TopicState | None] = {}
-    for topic, fut in admin.describe_topics(TopicCollection(list(topics)),
-                                            request_timeout=timeout).items():
-        try:
-            described = fut.result(timeout)
-            out[topic] = TopicState(str(described.topic_id), len(described.partitions))
-        except concurrent.futures.TimeoutError as e:
-            raise InfrastructureError(f"no answer describing topic {topic} within "
-                                      f"{timeout} s") from e
-        except KafkaException as e:
-            err = e.args[0] if e.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                out[topic] = None
-            else:
-                raise InfrastructureError(f"cannot describe topic {topic}: {e}") from e
-    return out
-
-
-def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 5.0) -> int:
-    """Number of partitions of `topic` (0 if it does not exist; asking never creates it,
-    which an admin client's metadata request would by default on a broker that allows it)."""
-    admin = AdminClient(with_logging({**client_conf(bootstrap_conf),
-                                      "allow.auto.create.topics": False}))
-    try:
-        md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
-    except KafkaException as e:
-        raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}") from e
-    if md is None or md.error is not None:
-        return 0
-    return len(md.partitions)
-
-
-_CONSUMER_ONLY = ("group.id", "auto.offset.reset", "enable.auto.commit", "session.timeout.ms",
-                  "max.poll.interval.ms", "partition.assignment.strategy",
-                  "enable.auto.offset.store", "fetch.min.bytes", "fetch.wait.max.ms",
-                  "queued.min.messages", "heartbeat.interval.ms", "isolation.level")
-
-
-def client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
-    """Settings that any client accepts (consumer-only ones removed)."""
-    return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
-
-
-def _ungrouped_conf(conf: dict[str, str]) -> dict[str, Any]:
-    """Settings of a consumer outside any group (`rebuild`, replicated tables, standby
-    copies): the group's own removed, `isolation.level` kept, so that they read the same
-    records as the worker's group consumer."""
-    kept = {k: conf[k] for k in ("isolation.level",) if k in conf}
-    return {**client_conf(conf), **kept}
-
-
-STATS_EVERY_MS = 1000
-"""How often librdkafka reports its statistics to a worker's consumers (`Reach`)."""
-REACH_STALE_S = 5.0
-"""A partition's end offset is current only if its leader answered within this many
-seconds (plus the fetch wait) and the statistics saying so are this recent."""
-
-
-class Reach:
-    """Which partitions' high watermarks are current: fed by librdkafka's statistics.
-
-    librdkafka keeps the high watermark of the last fetch response forever: with the broker
-    stopped or unreachable, it still reads as the end, so a worker that had caught up said
-    "lag 0" until its group session expired (45 s by default; forever while only a
-    partition leader is unreachable). A partition the last statistics show is *reached*
-    when they are at most `REACH_STALE_S` old and show it with a known leader whose
-    connection is up and either received something within `REACH_STALE_S` plus
-    `fetch.wait.max.ms`, or holds fetched records of it not consumed yet (librdkafka fetches
-    nothing more while its queue is full: the lag then reads at least 1, a lower bound).
-    A partition they do not show yet (before the first statistics, assigned since) is
-    reached: its high watermark, if any, came from a fetch response since then."""
-
-    def __init__(self, fetch_wait_ms: float, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
-        self.clock = clock
-        self.idle_limit_us = (REACH_STALE_S * 1000 + fetch_wait_ms) * 1000
-        self._at: float | None = None
-        self._reached: frozenset[tuple[str, int]] = frozenset()
-        self._shown: frozenset[tuple[str, int]] = frozenset()
-
-    def on_stats(self, text: str) -> None:
-        """librdkafka's `stats_cb` (called from the consumer's poll)."""
-        try:
-            stats = json.loads(text)
-            brokers = [b for b in stats.get("brokers", {}).values()
-                       if b.get("state") == "UP" and b.get("nodeid", -1) >= 0]
-            up = {b["nodeid"] for b in brokers}
-            answered = {b["nodeid"] for b in brokers
-                        if 0 <= b.get("rxidle", -1) <= self.idle_limit_us}
-            # a partition with fetched records not consumed yet is not fetched meanwhile
-            # (a full queue): its last end is a lower bound above what was consumed, so
-            # the lag it gives is at least 1, never a false 0
-            parts = [((topic, int(p)), part) for topic, t in stats.get("topics", {}).items()
-                     for p, part in t.get("partitions", {}).items() if int(p) >= 0]
-            reached = frozenset(
-                tp for tp, part in parts
-                if part.get("leader", -1) in answered
-                or (part.get("leader", -1) in up and part.get("fetchq_cnt", 0) > 0))
-        except (ValueError, TypeError, AttributeError) as e:
-            log.debug("unreadable librdkafka statistics: %s", e)
-            return
-        self._reached, self._shown = reached, frozenset(tp for tp, _ in parts)
-        self._at = self.clock()
-
-    def reached(self, topic: str, partition: int) -> bool:
-        """Whether the partition's leader answered lately (see the class doc)."""
-        at = self._at
-        if at is None:
-            return True
-        if self.clock() - at > REACH_STALE_S:
-            return False
-        return (topic, partition) in self._reached or (topic, partition) not in self._shown
 
 
 def _consumer(group: str, conf: dict[str, Any], reach: Reach | None = None) -> Consumer:
@@ -357,7 +173,7 @@ class _Reader:
     def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
         """(log start, high watermark) from the last fetch response for a partition (cached,
         no broker round trip); None before the first one."""
-        return _cached_watermarks(self._consumer, topic, partition)
+        return cached_watermarks(self._consumer, topic, partition)
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Tell the group how far we are (for monitoring; LMDB stays the truth)."""
@@ -464,7 +280,7 @@ class AssignedSource(_Reader):
 
     def __init__(self, conf: dict[str, str], topics: Sequence[str],
                  start_offsets: StartOffsets) -> None:
-        super().__init__(_reader_consumer("materializer-assigned", _ungrouped_conf(conf)),
+        super().__init__(_reader_consumer("materializer-assigned", ungrouped_conf(conf)),
                          start_offsets)
         tps = []
         for topic in topics:
@@ -490,7 +306,7 @@ class StandbySource(_Reader):
     added starts where the store says."""
 
     def __init__(self, conf: dict[str, str], start_offsets: StartOffsets) -> None:
-        super().__init__(_reader_consumer("materializer-standby", _ungrouped_conf(conf)),
+        super().__init__(_reader_consumer("materializer-standby", ungrouped_conf(conf)),
                          start_offsets)
 
     def set_partitions(self, wanted: set[tuple[str, int]]) -> None:
@@ -513,59 +329,3 @@ class StandbySource(_Reader):
         """Nothing to commit: this consumer belongs to no group."""
 
 
-def _cached_watermarks(consumer: Consumer, topic: str, partition: int
-                       ) -> tuple[int, int] | None:
-    try:
-        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-    except KafkaException:
-        return None
-    if lo is None or hi is None or hi < 0:
-        return None
-    return max(0, int(lo)), int(hi)
-
-
-def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """High watermarks of every partition of a topic (see `watermarks`)."""
-    return {p: hi for p, (lo, hi) in watermarks(conf, topic, {}, timeout).items()}
-
-
-def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
-               timeout: float = 5.0) -> dict[int, tuple[int, int]]:
-    """(log start, high watermark) of every partition of a topic, {} if it does not exist.
-
-    Read from fetch responses (a short-lived consumer, no group, fetching at `start`'s
-    offset of each partition, else the beginning): some brokers (Tansu) answer a
-    ListOffsets request with a figure below the true end, a fetch response never does.
-    A partition with no answer within `timeout` is left out (its end is unknown).
-    InfrastructureError if the broker cannot be asked at all."""
-    c = Consumer(with_logging({**client_conf(conf), "group.id": "materializer-status",
-                               "enable.auto.commit": False, "auto.offset.reset": "error",
-                               "fetch.wait.max.ms": 50, "max.partition.fetch.bytes": 1,
-                               "enable.partition.eof": True}))
-    try:
-        md = c.list_topics(topic, timeout=timeout).topics.get(topic)
-        if md is None or md.error is not None:
-            return {}
-        parts = sorted(md.partitions)
-        c.assign([TopicPartition(topic, p, start.get(p) or OFFSET_BEGINNING) for p in parts])
-        out: dict[int, tuple[int, int]] = {}
-        deadline = time.monotonic() + timeout
-        while True:
-            for p in parts:
-                if p not in out:
-                    marks = _cached_watermarks(c, topic, p)
-                    if marks is not None:
-                        out[p] = marks
-            if len(out) == len(parts) or time.monotonic() >= deadline:
-                return out
-            for m in c.consume(1000, 0.05):  # fetch responses update the cached watermarks
-                err = m.error()
-                if err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET:
-                    # Kafka refuses a fetch out of range (its ListOffsets answer is exact)
-                    p = cast(int, m.partition())
-                    lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-                    out[p] = (max(0, int(lo)), int(hi))
-    except KafkaException as e:
-        raise InfrastructureError(f"cannot read the end offsets of topic {topic}: {e}") from e
-    finally:
-        c.close()

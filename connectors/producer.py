@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from connectors.kafka import client_conf
+from connectors.kafka_admin import client_conf
 from connectors.kafka_log import with_logging
 from materializer.errors import InfrastructureError
 

@@ -123,7 +123,7 @@ class DevBroker:
 
     def create_topic(self, name: str | None = None, partitions: int = 4) -> str:
         """Create a topic (a fresh unique name if none is given) and wait until it exists."""
-        from connectors.kafka import create_topic  # noqa: PLC0415
+        from connectors.kafka_admin import create_topic  # noqa: PLC0415
 
         name = name or f"t-{uuid.uuid4().hex[:12]}"
         create_topic(self.bootstrap, name, partitions)

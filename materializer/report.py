@@ -24,7 +24,7 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None,
     `problems`. A relation whose topic does not exist (deleted, or not created yet) is
     appended to `missing` as a sentence, and its stored partitions are flagged `no_topic`:
     its END and LAG are unknown, never 0."""
-    from connectors.kafka import partition_count, watermarks  # noqa: PLC0415
+    from connectors.kafka_admin import partition_count, watermarks  # noqa: PLC0415
 
     rows: list[dict[str, Any]] = []
     ends: dict[str, dict[int, tuple[int, int]]] = {}

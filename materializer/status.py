@@ -92,7 +92,7 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     """(ready, reason): ready when the status is fresh (under 10 s old) and says caught up.
 
     The worker sets `caught_up` only when it has partitions assigned and each has a known
-    lag of 0 (an end offset its leader gave lately, see `connectors.kafka.Reach`), so a
+    lag of 0 (an end offset its leader gave lately, see `connectors.kafka_reach.Reach`), so a
     worker still joining its group, or cut off from its broker, is not ready; the reason
     counts the partitions lagging and those whose end offset is unknown.
     """

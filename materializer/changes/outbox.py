@@ -56,7 +56,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from connectors.kafka import create_topic, partition_count
+from connectors.kafka_admin import create_topic, partition_count
 from connectors.partitioners import partition_for
 from materializer.changes.envelope import encoder_for
 from materializer.changes.envelope_base import EventEncoder, Message

@@ -254,7 +254,7 @@ class ClusterAgent:
                              daemon=True).start()
 
     def _count_partitions(self) -> None:
-        from connectors.kafka import partition_count  # noqa: PLC0415
+        from connectors.kafka_admin import partition_count  # noqa: PLC0415
 
         for topic in {s.topic for s in self.specs}:
             try:

@@ -146,7 +146,8 @@ class Membership:
             self._write_file()
 
     def _connect(self) -> None:
-        from connectors.kafka import AssignedSource, create_topic  # noqa: PLC0415
+        from connectors.kafka import AssignedSource  # noqa: PLC0415
+        from connectors.kafka_admin import create_topic  # noqa: PLC0415
         from connectors.producer import Sink  # noqa: PLC0415
 
         create_topic(self.conf.get("bootstrap.servers", ""), self.topic, 1,

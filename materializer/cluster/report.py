@@ -22,7 +22,8 @@ from materializer.specs import Catalog
 def read_members(catalog: Catalog, timeout: float = 5.0) -> list[Member]:
     """Every member's last record on the group's membership topic (tombstoned ones left
     out); InfrastructureError if the broker cannot be asked."""
-    from connectors.kafka import AssignedSource, end_offsets  # noqa: PLC0415
+    from connectors.kafka import AssignedSource  # noqa: PLC0415
+    from connectors.kafka_admin import end_offsets  # noqa: PLC0415
 
     topic = members_topic(catalog.group)
     conf = catalog.kafka_config

@@ -102,7 +102,7 @@ def auto_processes(catalog: Catalog, cpus: int | None = None,
     cpus = usable_cpus() if cpus is None else cpus
     topics = sorted({r.topic for r in catalog.relations if not getattr(r, "replicated", False)})
     if partitions is None:
-        from connectors.kafka import partition_count  # noqa: PLC0415
+        from connectors.kafka_admin import partition_count  # noqa: PLC0415
 
         def partitions(topic: str) -> int:
             return partition_count(catalog.kafka_config, topic)

@@ -130,7 +130,7 @@ def _record_topic(catalog: Catalog, spec: RelationSpec, rel: Relation) -> None:
     """Tie the new state to the topic it replays: its id (and partition count) as the
     broker describes it before the replay, so that a topic deleted and created again
     afterwards is noticed (`on_reset`) rather than taken for the one replayed."""
-    from connectors.kafka import describe_topics  # noqa: PLC0415
+    from connectors.kafka_admin import describe_topics  # noqa: PLC0415
 
     state = describe_topics(catalog.kafka_config, [spec.topic]).get(spec.topic)
     if state is not None:

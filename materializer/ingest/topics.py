@@ -36,7 +36,7 @@ from materializer.errors import InfrastructureError, MaterializerError
 from materializer.ingest.relation import Relation
 
 if TYPE_CHECKING:
-    from connectors.kafka import TopicState
+    from connectors.kafka_admin import TopicState
 
 log = logging.getLogger("materializer.worker")
 
@@ -46,9 +46,9 @@ CONFIRM_AFTER = 2.0
 OFFSETS_EVERY = 0.5
 
 DescribeTopics = Callable[[Sequence[str]], Mapping[str, "TopicState | None"]]
-"""topics -> each one's id and partition count, None if absent (connectors.kafka)."""
+"""topics -> each one's id and partition count, None if absent (connectors.kafka_admin)."""
 CreateTopic = Callable[[str, int, "int | None"], bool]
-"""(topic, partitions, replicas) -> whether it was created (connectors.kafka)."""
+"""(topic, partitions, replicas) -> whether it was created (connectors.kafka_admin)."""
 
 
 class TopicReset(MaterializerError):

@@ -220,12 +220,8 @@ class Worker:
     def run(self) -> None:
         """Consume and apply until `stop_event` is set. Raises RecordRejectedFatal for a bad
         record under policy `fail` (after committing everything before it)."""
-        from connectors.kafka import (  # noqa: PLC0415
-            AssignedSource,
-            Source,
-            create_missing_topic,
-            describe_topics,
-        )
+        from connectors.kafka import AssignedSource, Source  # noqa: PLC0415
+        from connectors.kafka_admin import create_missing_topic, describe_topics  # noqa: PLC0415
 
         self._attach_outboxes()
         conf = self.catalog.kafka_config

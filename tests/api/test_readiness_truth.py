@@ -22,7 +22,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from connectors.kafka import AssignedSource, Reach, partition_count
+from connectors.kafka import AssignedSource
+from connectors.kafka_admin import partition_count
+from connectors.kafka_reach import Reach
 from materializer.api.metrics import Exposition, add_worker_metrics
 from materializer.api.readiness import ready_answer
 from materializer.devbroker import DevBroker

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import create_topic
+from connectors.kafka_admin import create_topic
 from connectors.producer import Sink, produce_records
 from materializer.changes.event import Change
 from materializer.changes.outbox import ChangeOutbox

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from connectors.kafka import create_topic, partition_count
+from connectors.kafka_admin import create_topic, partition_count
 from connectors.partitioners import partition_for
 from connectors.producer import Sink, produce_records
 from connectors.registry import FileRegistry

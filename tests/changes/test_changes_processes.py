@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka import create_topic
+from connectors.kafka_admin import create_topic
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.status import read_status

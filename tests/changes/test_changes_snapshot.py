@@ -14,7 +14,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from connectors.kafka import end_offsets
+from connectors.kafka_admin import end_offsets
 from connectors.producer import produce_records
 from connectors.registry import FileRegistry
 from materializer.changes.envelope import AvroEnvelope, JsonEnvelope, encoder_for

@@ -29,7 +29,7 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
-from connectors.kafka import partition_count
+from connectors.kafka_admin import partition_count
 from connectors.producer import produce_records
 from connectors.registry import FileRegistry, RestRegistry
 from materializer.devbroker import DevBroker

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from connectors.kafka import _ungrouped_conf
+from connectors.kafka_admin import ungrouped_conf
 from materializer.devbroker import DevBroker
 from materializer.status import read_status
 from tests.support.workers import (
@@ -75,5 +75,5 @@ tables:
 def test_consumers_outside_the_group_read_as_the_group_does() -> None:
     conf = {"bootstrap.servers": "b:9092", "group.id": "g", "isolation.level": "read_uncommitted",
             "session.timeout.ms": "6000"}
-    assert _ungrouped_conf(conf) == {"bootstrap.servers": "b:9092",
+    assert ungrouped_conf(conf) == {"bootstrap.servers": "b:9092",
                                      "isolation.level": "read_uncommitted"}

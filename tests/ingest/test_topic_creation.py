@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connectors.kafka import TopicState
+from connectors.kafka_admin import TopicState
 from materializer.errors import InfrastructureError
 from materializer.ingest.topics import TopicWatch
 from materializer.store import RelationWriter
@@ -130,7 +130,7 @@ def test_a_table_topic_that_grew_is_warned_about_once(tmp_path: Path,
 @pytest.mark.integration
 def test_the_worker_creates_a_declared_topic_and_materializes_it(session_broker: Any,
                                                                  tmp_path: Path) -> None:
-    from connectors.kafka import describe_topics, partition_count
+    from connectors.kafka_admin import describe_topics, partition_count
     from connectors.producer import produce_records
     from materializer.store import Store
     from tests.support.workers import (

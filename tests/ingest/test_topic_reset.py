@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from connectors.kafka import end_offsets
+from connectors.kafka_admin import end_offsets
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connectors.kafka import end_offsets
+from connectors.kafka_admin import end_offsets
 from connectors.producer import produce_records
 from materializer.catalog import load_catalog
 from materializer.changes.outbox import OUTBOX_DB, ChangeOutbox

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple, cast
 
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.kafka import partition_count
+from connectors.kafka_admin import partition_count
 from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type
 from materializer.ingest.relation import Relation

@@ -1,0 +1,203 @@
+"""confluent-kafka wrappers for what is not a worker's source: topic admin (create,
+describe, count partitions), one-off reads of partition watermarks, and the client
+settings every client takes (`client_conf`, `ungrouped_conf`). Errors are raised as
+InfrastructureError naming the topic."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, cast
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports, unlisted
+
+from connectors.kafka_log import with_logging
+from materializer.errors import InfrastructureError
+
+
+def create_topic(bootstrap: str | Mapping[str, str], name: str, partitions: int = 1,
+                 config: dict[str, str] | None = None, timeout: float = 15.0) -> None:
+    """Create a topic (an existing one is fine) and wait until its metadata shows it.
+    `bootstrap`: the servers, or the whole `kafka:` settings (security included)."""
+    settings = {"bootstrap.servers": bootstrap} if isinstance(bootstrap, str) \
+        else client_conf(dict(bootstrap))
+    admin = AdminClient(with_logging({**settings, "allow.auto.create.topics": False}))
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=1, config=config or {})])
+    for fut in futures.values():
+        try:
+            fut.result(timeout)
+        except KafkaException as e:
+            if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise InfrastructureError(f"cannot create topic {name}: {e}") from e
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            md = admin.list_topics(name, timeout=5).topics.get(name)
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot read the metadata of topic {name}: {e}") from e
+        if md is not None and md.error is None and len(md.partitions) >= partitions:
+            return
+        time.sleep(0.05)
+    raise InfrastructureError(f"topic {name} did not appear within {timeout} s")
+
+
+def create_missing_topic(conf: dict[str, str], name: str, partitions: int,
+                         replicas: int | None = None, timeout: float = 15.0) -> bool:
+    """Create `name` with `partitions` partitions and replication factor `replicas` (the
+    broker's default when None), with the full client settings of `conf` (security
+    included). True if this call created it, False if it existed already.
+    InfrastructureError naming the topic when the broker refuses (a replication factor
+    above the number of brokers, no permission) or does not answer within `timeout`."""
+    admin = AdminClient(with_logging(client_conf(conf)))
+    futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                            replication_factor=replicas or -1)],
+                                  request_timeout=timeout)
+    for fut in futures.values():
+        try:
+            fut.result(timeout)
+        except concurrent.futures.TimeoutError as e:
+            raise InfrastructureError(f"no answer creating topic {name} within {timeout} s"
+                                      ) from e
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise InfrastructureError(f"cannot create topic {name} ({partitions} partitions, "
+                                      f"replication factor {replicas or 'default'}): {e}"
+                                      ) from e
+    return True
+
+
+class TopicState(NamedTuple):
+    """A topic as the broker describes it: its id (a topic deleted and created again gets
+    a new one) and its partition count."""
+
+    id: str
+    partitions: int
+
+
+def describe_topics(conf: dict[str, str], topics: Sequence[str], timeout: float = 3.0
+                    ) -> dict[str, TopicState | None]:
+    """Each topic's id and partition count (None: the topic does not exist).
+    InfrastructureError if the broker cannot be asked."""
+    admin = AdminClient(with_logging(client_conf(conf)))
+    out: dict[str, TopicState | None] = {}
+    for topic, fut in admin.describe_topics(TopicCollection(list(topics)),
+                                            request_timeout=timeout).items():
+        try:
+            described = fut.result(timeout)
+            out[topic] = TopicState(str(described.topic_id), len(described.partitions))
+        except concurrent.futures.TimeoutError as e:
+            raise InfrastructureError(f"no answer describing topic {topic} within "
+                                      f"{timeout} s") from e
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                out[topic] = None
+            else:
+                raise InfrastructureError(f"cannot describe topic {topic}: {e}") from e
+    return out
+
+
+def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 5.0) -> int:
+    """Number of partitions of `topic` (0 if it does not exist; asking never creates it,
+    which an admin client's metadata request would by default on a broker that allows it)."""
+    admin = AdminClient(with_logging({**client_conf(bootstrap_conf),
+                                      "allow.auto.create.topics": False}))
+    try:
+        md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
+    except KafkaException as e:
+        raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}") from e
+    if md is None or md.error is not None:
+        return 0
+    return len(md.partitions)
+
+
+_CONSUMER_ONLY = ("group.id", "auto.offset.reset", "enable.auto.commit", "session.timeout.ms",
+                  "max.poll.interval.ms", "partition.assignment.strategy",
+                  "enable.auto.offset.store", "fetch.min.bytes", "fetch.wait.max.ms",
+                  "queued.min.messages", "heartbeat.interval.ms", "isolation.level")
+
+
+def client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
+    """Settings that any client accepts (consumer-only ones removed)."""
+    return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}
+
+
+def ungrouped_conf(conf: dict[str, str]) -> dict[str, Any]:
+    """Settings of a consumer outside any group (`rebuild`, replicated tables, standby
+    copies): the group's own removed, `isolation.level` kept, so that they read the same
+    records as the worker's group consumer."""
+    kept = {k: conf[k] for k in ("isolation.level",) if k in conf}
+    return {**client_conf(conf), **kept}
+
+
+def cached_watermarks(consumer: Consumer, topic: str, partition: int
+                       ) -> tuple[int, int] | None:
+    """(log start, high watermark) of a partition from the consumer's last fetch response
+    (no broker round trip); None before the first one."""
+    try:
+        lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+    except KafkaException:
+        return None
+    if lo is None or hi is None or hi < 0:
+        return None
+    return max(0, int(lo)), int(hi)
+
+
+def end_offsets(conf: dict[str, str], topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """High watermarks of every partition of a topic (see `watermarks`)."""
+    return {p: hi for p, (lo, hi) in watermarks(conf, topic, {}, timeout).items()}
+
+
+def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
+               timeout: float = 5.0) -> dict[int, tuple[int, int]]:
+    """(log start, high watermark) of every partition of a topic, {} if it does not exist.
+
+    Read from fetch responses (a short-lived consumer, no group, fetching at `start`'s
+    offset of each partition, else the beginning): some brokers (Tansu) answer a
+    ListOffsets request with a figure below the true end, a fetch response never does.
+    A partition with no answer within `timeout` is left out (its end is unknown).
+    InfrastructureError if the broker cannot be asked at all."""
+    c = Consumer(with_logging({**client_conf(conf), "group.id": "materializer-status",
+                               "enable.auto.commit": False, "auto.offset.reset": "error",
+                               "fetch.wait.max.ms": 50, "max.partition.fetch.bytes": 1,
+                               "enable.partition.eof": True}))
+    try:
+        md = c.list_topics(topic, timeout=timeout).topics.get(topic)
+        if md is None or md.error is not None:
+            return {}
+        parts = sorted(md.partitions)
+        c.assign([TopicPartition(topic, p, start.get(p) or OFFSET_BEGINNING) for p in parts])
+        out: dict[int, tuple[int, int]] = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            for p in parts:
+                if p not in out:
+                    marks = cached_watermarks(c, topic, p)
+                    if marks is not None:
+                        out[p] = marks
+            if len(out) == len(parts) or time.monotonic() >= deadline:
+                return out
+            for m in c.consume(1000, 0.05):  # fetch responses update the cached watermarks
+                err = m.error()
+                if err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET:
+                    # Kafka refuses a fetch out of range (its ListOffsets answer is exact)
+                    p = cast(int, m.partition())
+                    lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                    out[p] = (max(0, int(lo)), int(hi))
+    except KafkaException as e:
+        raise InfrastructureError(f"cannot read the end offsets of topic {topic}: {e}") from e
+    finally:
+        c.close()
