@@ -22,4 +22,8 @@ settings.register_profile("random", derandomize=False, **_PROFILE)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "derandomized")
 
 
-from tests.support.fixtures import _kill_leftover_workers, session_broker  # noqa: F401, E402
+from tests.support.fixtures import (  # noqa: F401, E402
+    _kill_leftover_workers,
+    own_broker,
+    session_broker,
+)

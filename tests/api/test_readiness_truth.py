@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from confluent_kafka import Producer
 
 from connectors.kafka import AssignedSource
@@ -31,16 +29,6 @@ from materializer.devbroker import DevBroker
 from materializer.ingest.progress import Progress
 from materializer.status import STALE_AFTER_S, read_status, readiness
 from tests.support.workers import run_cli, start_worker, unique, wait_until, write_config
-
-
-@pytest.fixture
-def own_broker() -> Iterator[DevBroker]:
-    """A broker of this test alone: the test stops it."""
-    broker = DevBroker(prefer="tansu").start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
 
 
 def _config(tmp_path: Path, broker: DevBroker, topic: str) -> Path:

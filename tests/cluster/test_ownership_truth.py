@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,18 @@ def _answer(http: httpx.Client, node: Node, key: int) -> tuple[int, Any]:
     return r.status_code, r.json().get("name") if r.status_code == 200 else None
 
 
+def _two_partitions_of_v1_rows(broker: DevBroker, tmp_path: Path
+                               ) -> tuple[dict[str, str], str, Path]:
+    """A 2-partition topic holding keys 0-19 (name "v1-<key>") and a cluster file for it:
+    (client settings, topic, file)."""
+    conf = broker.kafka_config()
+    topic = broker.create_topic(unique("users"), partitions=2)
+    produce_records(conf, topic, [(_kb(i), _row(f"v1-{i}")) for i in range(20)])
+    cfg = tmp_path / "cluster.yaml"
+    cfg.write_text(cluster_yaml(broker, unique("g"), BODY.format(users=topic)))
+    return conf, topic, cfg
+
+
 def _watch(http: httpx.Client, nodes: list[Node], key: int, newer: str, timeout: float = 120
            ) -> list[tuple[float, str, int, Any]]:
     """What each of `nodes` answers for `key` (each change), until one of them answers
@@ -77,11 +88,7 @@ def _watch(http: httpx.Client, nodes: list[Node], key: int, newer: str, timeout:
 @pytest.mark.parametrize("stop", ["kill", "term"])
 def test_a_survivor_left_alone_never_answers_its_older_copy(
         session_broker: DevBroker, tmp_path: Path, stop: str) -> None:
-    conf = session_broker.kafka_config()
-    topic = session_broker.create_topic(unique("users"), partitions=2)
-    produce_records(conf, topic, [(_kb(i), _row(f"v1-{i}")) for i in range(20)])
-    cfg = tmp_path / "cluster.yaml"
-    cfg.write_text(cluster_yaml(session_broker, unique("g"), BODY.format(users=topic)))
+    conf, topic, cfg = _two_partitions_of_v1_rows(session_broker, tmp_path)
     http = httpx.Client(timeout=10)
     a = start_node(cfg, "a")
     wait_serving(a)
@@ -132,15 +139,6 @@ def test_a_new_owner_of_every_partition_says_503_not_absent_while_it_reads(
     assert all(status in (503, 200) for *_, status, _ in seen), seen
 
 
-@pytest.fixture
-def own_broker() -> Iterator[DevBroker]:
-    """A broker of this test alone: the test stops it."""
-    broker = DevBroker(prefer="tansu").start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
 
 def test_a_broker_gone_makes_lookups_503_never_absent(own_broker: DevBroker,
                                                       tmp_path: Path) -> None:
@@ -148,11 +146,7 @@ def test_a_broker_gone_makes_lookups_503_never_absent(own_broker: DevBroker,
     assignment is lost) and the partition counts cannot be asked: each worker's API must
     keep routing (503 for what no live owner answers), never answer from its store alone
     ("absent" for the other's keys, then for every key)."""
-    conf = own_broker.kafka_config()
-    topic = own_broker.create_topic(unique("users"), partitions=2)
-    produce_records(conf, topic, [(_kb(i), _row(f"v1-{i}")) for i in range(20)])
-    cfg = tmp_path / "cluster.yaml"
-    cfg.write_text(cluster_yaml(own_broker, unique("g"), BODY.format(users=topic)))
+    conf, topic, cfg = _two_partitions_of_v1_rows(own_broker, tmp_path)
     http = httpx.Client(timeout=10)
     nodes = [start_node(cfg, name) for name in "ab"]
     for n in nodes:

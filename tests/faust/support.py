@@ -11,6 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -154,3 +155,27 @@ def json_loads(raw: bytes) -> Any:
     import json
 
     return json.loads(raw)
+
+
+def make_app(tmp_path: Path, name: str = "t") -> Any:
+    """A faust app (never started) whose tables are `lmdb://` stores under `tmp_path`."""
+    import faust  # noqa: PLC0415
+
+    return faust.App(name, broker="kafka://127.0.0.1:9", store=f"lmdb://{tmp_path}/tables",
+                     datadir=str(tmp_path / "faust"))
+
+
+def cl_event(topic: str, partition: int, offset: int, key: bytes,
+                    value: bytes | None) -> Any:
+    """What faust's recovery hands `apply_changelog_batch` for one changelog record."""
+    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition,
+                                                   offset=offset, key=key, value=value))
+
+
+def store_of(table: Any) -> Any:
+    """The `LmdbStore` of a faust table."""
+    from connectors.faust import LmdbStore  # noqa: PLC0415
+
+    store = table.data
+    assert isinstance(store, LmdbStore)
+    return store

@@ -10,34 +10,15 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import faust
 import pytest
 from faust.types import TP
 
-from connectors.faust import LmdbStore
 from materializer.errors import StoreError
 from materializer.store import Store
+from tests.faust.support import cl_event, make_app, store_of
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _app(tmp_path: Path, name: str = "t") -> faust.App:
-    return faust.App(name, broker="kafka://127.0.0.1:9", store=f"lmdb://{tmp_path}/tables",
-                     datadir=str(tmp_path / "faust"))
-
-
-def _event(topic: str, partition: int, offset: int, key: bytes, value: bytes | None) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition,
-                                                   offset=offset, key=key, value=value))
-
-
-def _store(table: Any) -> LmdbStore:
-    store = table.data
-    assert isinstance(store, LmdbStore)
-    return store
 
 
 def test_a_key_too_long_is_refused_without_taking_the_next_writes_acknowledgement(
@@ -47,7 +28,7 @@ def test_a_key_too_long_is_refused_without_taking_the_next_writes_acknowledgemen
     # store: the refused key's record is in the changelog and acknowledged like any other.
     # Before: its acknowledgement was matched with the next write, both were journaled,
     # and the next flush wrote the long key to LMDB: StoreError, the worker crashed.
-    store = _store(_app(tmp_path).Table("counts", default=int, key_type=str, partitions=1))
+    store = store_of(make_app(tmp_path).Table("counts", default=int, key_type=str, partitions=1))
     monkeypatch.setattr(store, "_write_partition", lambda key, logged: 0)
     tp = TP(store.changelog_topic, 0)
     long = b'"' + b"x" * 600 + b'"'
@@ -78,11 +59,11 @@ def test_another_apps_table_of_the_same_name_in_the_directory_is_refused(
         tmp_path: Path) -> None:
     # Before: app2 took app1's rows and app1's changelog offsets as its own (a key app2
     # never wrote was served, app2's changelog records below app1's offset were skipped).
-    one = _store(_app(tmp_path, "app1").Table("counts", default=int, key_type=str,
+    one = store_of(make_app(tmp_path, "app1").Table("counts", default=int, key_type=str,
                                               partitions=1))
-    one.apply_changelog_batch([_event(one.changelog_topic, 0, i, b'"k%d"' % i, b"1")
+    one.apply_changelog_batch([cl_event(one.changelog_topic, 0, i, b'"k%d"' % i, b"1")
                                for i in range(10)], None, None)
-    two = _store(_app(tmp_path, "app2").Table("counts", default=int, key_type=str,
+    two = store_of(make_app(tmp_path, "app2").Table("counts", default=int, key_type=str,
                                               partitions=1))
     with pytest.raises(StoreError, match="holds the changelog 'app1-counts-changelog'"):
         two.persisted_offset(TP(two.changelog_topic, 0))
@@ -102,13 +83,14 @@ def test_a_second_worker_on_the_same_table_is_refused(tmp_path: Path) -> None:
             """)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-        store = _store(_app(tmp_path).Table("counts", default=int, key_type=str, partitions=1))
+        store = store_of(make_app(tmp_path).Table("counts", default=int, key_type=str,
+                                                  partitions=1))
         with pytest.raises(StoreError, match=rf"in use by another worker \(pid {holder.pid}\)"):
             store.persisted_offset(TP(store.changelog_topic, 0))
     finally:
         holder.kill()
         holder.communicate()
-    store = _store(_app(tmp_path).Table("counts", default=int, key_type=str, partitions=1))
+    store = store_of(make_app(tmp_path).Table("counts", default=int, key_type=str, partitions=1))
     assert store.persisted_offset(TP(store.changelog_topic, 0)) is None  # free again
 
 
@@ -117,11 +99,11 @@ def test_clear_deletes_the_keys_every_partition_holds(tmp_path: Path,
     # faust's Table.clear() sends every key's tombstone to the current event's partition.
     # Before: keys stored in another partition stayed on disk and were served again (len,
     # items, get, Store) at the next flush, a second after clear().
-    store = _store(_app(tmp_path).Table("counts", default=int, key_type=str, partitions=2))
+    store = store_of(make_app(tmp_path).Table("counts", default=int, key_type=str, partitions=2))
     topic = store.changelog_topic
-    store.apply_changelog_batch([_event(topic, 0, 0, b'"a"', b"1"),
-                                 _event(topic, 1, 0, b'"c"', b"3"),
-                                 _event(topic, 1, 1, b'"d"', b"4")], None, None)
+    store.apply_changelog_batch([cl_event(topic, 0, 0, b'"a"', b"1"),
+                                 cl_event(topic, 1, 0, b'"c"', b"3"),
+                                 cl_event(topic, 1, 1, b'"d"', b"4")], None, None)
     monkeypatch.setattr(store, "_write_partition", lambda key, logged: 0)
     keys = [k for k, _ in store._iteritems()]
     for _ in keys:  # Table.on_clear: a tombstone and an on_table_del per key

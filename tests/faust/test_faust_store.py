@@ -5,39 +5,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-import faust
 import pytest
 from faust.types import TP
 
-from connectors.faust import LmdbStore
 from connectors.faust_view import FaustTableView
 from materializer.errors import StoreError
 from materializer.store import Store
-
-
-def _app(tmp_path: Path, name: str = "t") -> faust.App:
-    return faust.App(name, broker="kafka://127.0.0.1:9", store=f"lmdb://{tmp_path}/tables",
-                     datadir=str(tmp_path / "faust"))
-
-
-def _event(topic: str, partition: int, offset: int, key: bytes, value: bytes | None) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(topic=topic, partition=partition,
-                                                   offset=offset, key=key, value=value))
-
-
-def _store(table: Any) -> LmdbStore:
-    store = table.data
-    assert isinstance(store, LmdbStore)
-    return store
+from tests.faust.support import cl_event, make_app, store_of
 
 
 def test_a_write_reaches_the_disk_with_its_offset_only_once_its_changelog_record_is_acked(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = _app(tmp_path)
-    store = _store(app.Table("counts", default=int, key_type=str, partitions=2))
+    app = make_app(tmp_path)
+    store = store_of(app.Table("counts", default=int, key_type=str, partitions=2))
     monkeypatch.setattr(store, "_write_partition", lambda key, logged: 1)
     tp = TP(store.changelog_topic, 1)
     store.announced()  # what faust's on_table_set tells the store
@@ -57,29 +38,29 @@ def test_a_write_reaches_the_disk_with_its_offset_only_once_its_changelog_record
 
 def test_recovery_batches_skip_what_the_disk_has_and_store_offsets_with_rows(
         tmp_path: Path) -> None:
-    app = _app(tmp_path)
-    store = _store(app.Table("counts", default=int, key_type=str, partitions=2))
+    app = make_app(tmp_path)
+    store = store_of(app.Table("counts", default=int, key_type=str, partitions=2))
     topic = store.changelog_topic
-    store.apply_changelog_batch([_event(topic, 0, 0, b'"a"', b"1"),
-                                 _event(topic, 0, 1, b'"b"', b"2"),
-                                 _event(topic, 1, 0, b'"c"', b"3"),
-                                 _event(topic, 0, 2, b'"a"', None)], None, None)
+    store.apply_changelog_batch([cl_event(topic, 0, 0, b'"a"', b"1"),
+                                 cl_event(topic, 0, 1, b'"b"', b"2"),
+                                 cl_event(topic, 1, 0, b'"c"', b"3"),
+                                 cl_event(topic, 0, 2, b'"a"', None)], None, None)
     assert store.replayed == 4
     assert store.persisted_offset(TP(topic, 0)) == 2
     assert store.persisted_offset(TP(topic, 1)) == 0
-    store.apply_changelog_batch([_event(topic, 0, 1, b'"b"', b"9"),  # already on disk
-                                 _event(topic, 0, 3, b'"d"', b"4")], None, None)
+    store.apply_changelog_batch([cl_event(topic, 0, 1, b'"b"', b"9"),  # already on disk
+                                 cl_event(topic, 0, 3, b'"d"', b"4")], None, None)
     assert dict(store.items()) == {"b": 2, "c": 3, "d": 4}
 
 
 def test_store_reads_a_windowed_table_by_key_and_window(tmp_path: Path) -> None:
-    app = _app(tmp_path)
+    app = make_app(tmp_path)
     hits = app.Table("hits", default=int, key_type=str, partitions=1).tumbling(10.0)
-    store = _store(hits.table)
+    store = store_of(hits.table)
     topic = store.changelog_topic
     rows = [("apples", 0.0, 9.9, 2), ("apples", 10.0, 19.9, 5), ("applesauce", 0.0, 9.9, 1)]
     store.apply_changelog_batch(
-        [_event(topic, 0, i, json.dumps([k, [s, e]], separators=(",", ":")).encode(),
+        [cl_event(topic, 0, i, json.dumps([k, [s, e]], separators=(",", ":")).encode(),
                 str(n).encode()) for i, (k, s, e, n) in enumerate(rows)], None, None)
     with Store.open(tmp_path / "tables") as s:
         view = s.table("hits")
@@ -95,12 +76,12 @@ def test_store_reads_a_windowed_table_by_key_and_window(tmp_path: Path) -> None:
 
 def test_json_form_serves_json_values_as_documents_and_raw_values_as_base64(
         tmp_path: Path) -> None:
-    app = _app(tmp_path)
-    docs = _store(app.Table("docs", key_type=str, partitions=1))
-    raw = _store(app.Table("blobs", key_type=str, value_type=bytes, partitions=1))
-    docs.apply_changelog_batch([_event(docs.changelog_topic, 0, 0, b'"u1"',
+    app = make_app(tmp_path)
+    docs = store_of(app.Table("docs", key_type=str, partitions=1))
+    raw = store_of(app.Table("blobs", key_type=str, value_type=bytes, partitions=1))
+    docs.apply_changelog_batch([cl_event(docs.changelog_topic, 0, 0, b'"u1"',
                                        b'{"name": "Ann", "tags": [1, 2]}')], None, None)
-    raw.apply_changelog_batch([_event(raw.changelog_topic, 0, 0, b'"u1"', b"\x00\xff")],
+    raw.apply_changelog_batch([cl_event(raw.changelog_topic, 0, 0, b'"u1"', b"\x00\xff")],
                               None, None)
     with Store.open(tmp_path / "tables") as s:
         assert s.table("docs").get("u1", json_form=True) == {
@@ -110,8 +91,9 @@ def test_json_form_serves_json_values_as_documents_and_raw_values_as_base64(
 
 
 def test_changed_serializers_against_existing_state_are_refused(tmp_path: Path) -> None:
-    store = _store(_app(tmp_path, "a").Table("t", key_type=str, partitions=1))
-    store.apply_changelog_batch([_event(store.changelog_topic, 0, 0, b'"k"', b"1")], None, None)
-    other = _store(_app(tmp_path, "a").Table("t", key_type=str, value_type=bytes, partitions=1))
+    store = store_of(make_app(tmp_path, "a").Table("t", key_type=str, partitions=1))
+    store.apply_changelog_batch([cl_event(store.changelog_topic, 0, 0, b'"k"', b"1")], None, None)
+    other = store_of(make_app(tmp_path, "a").Table("t", key_type=str, value_type=bytes,
+                                                   partitions=1))
     with pytest.raises(StoreError, match="value_serializer changed"):
         other.persisted_offset(TP(other.changelog_topic, 0))

@@ -1,5 +1,5 @@
-"""Shared fixtures, registered by tests/conftest.py: one broker for the whole run, and the
-guard that kills processes a test left running."""
+"""Shared fixtures, registered by tests/conftest.py: one broker for the whole run, one for
+a test alone (`own_broker`), and the guard that kills processes a test left running."""
 
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ from tests.support.workers import STARTED
 def session_broker() -> Iterator[DevBroker]:
     with DevBroker() as broker:
         yield broker
+
+
+@pytest.fixture
+def own_broker() -> Iterator[DevBroker]:
+    """A broker of the test alone (embedded Tansu): the test may stop it."""
+    broker = DevBroker(prefer="tansu").start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(autouse=True)
