@@ -62,6 +62,7 @@ from materializer.errors import (
 )
 from materializer.status import read_status
 from materializer.store import Store
+from materializer.store.read import RelationReader
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 DEFAULT_EVENTS, MAX_EVENTS = 10, 1000
@@ -200,10 +201,13 @@ AsOf = Annotated[str | None, Query(max_length=128, description="A snapshot name:
                                    "there is none).")]
 
 
-def row_answer(index: RelationIndex, table: str, raw_path: bytes) -> tuple[int, bytes]:
+def row_answer(index: RelationIndex, table: str, raw_path: bytes, whole: bool = True
+               ) -> tuple[int, bytes]:
     """`GET /tables/{table}/rows/{k1}/...`: status and JSON body (the row, or why not).
 
-    The routed endpoint and the edge fast path both answer with this function.
+    The routed endpoint and the edge fast path both answer with this function. `whole`:
+    the answer speaks for the whole table (not, as a forwarded one, for the partitions
+    it covered), so a miss while partitions are not held here is 503 (`unheld`).
     """
     try:
         rel = index.table(table)
@@ -212,8 +216,23 @@ def row_answer(index: RelationIndex, table: str, raw_path: bytes) -> tuple[int, 
     except (MaterializerError, ValueError) as e:
         return failure(e)
     if row is None:
+        if whole and (why := unheld(rel.view)) is not None:
+            return 503, dumps({"detail": why})
         return 404, dumps({"detail": f"no row with that key in {rel.view.name}"})
     return 200, dumps(row)
+
+
+def unheld(view: RelationReader) -> str | None:
+    """Why a miss in `view` is not "absent", or None: partitions of it are marked revoked
+    (a rebalance gave them to another worker, or the group session was lost with the
+    broker), so a key of theirs may have a row this store does not serve. The cluster
+    router answers those from their owners; alone, this API says it does not know."""
+    revoked = view.revoked_partitions()
+    if not revoked:
+        return None
+    return (f"partitions {', '.join(map(str, sorted(revoked)))} of {view.name} are not held "
+            "by a worker of this store (moved to another worker, or lost with the broker): "
+            "a key of theirs is not known to be absent; ask again once a worker holds them")
 
 
 # ------------------------------------------------------------------------ handlers
@@ -266,7 +285,7 @@ async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) ->
         routed: Response | None = await cluster.row(request, table)
         if routed is not None:
             return routed
-    status, body = row_answer(index, table, raw_path(request.scope))
+    status, body = row_answer(index, table, raw_path(request.scope), whole=as_of is None)
     return Response(body, status, media_type="application/json")
 
 
@@ -311,6 +330,8 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
         rows = rel.table.get_many(keys, json_form=True)
     except (MaterializerError, ValueError) as e:
         return error_response(e)
+    if as_of is None and None in rows and (why := unheld(rel.view)) is not None:
+        return _error(503, why)
     return _json({"rows": rows})
 
 
@@ -344,6 +365,8 @@ async def scan_rows(
         pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
     except (MaterializerError, ValueError) as e:
         return error_response(e)
+    if as_of is None and (why := unheld(rel.view)) is not None:  # a page without their rows
+        return _error(503, why)
     conv = view.layout.to_json
     nxt = encode_cursor(pairs[limit - 1][0]) if len(pairs) > limit else None
     return _json({"rows": [conv(v) for _, v in pairs[:limit]], "next": nxt})
@@ -371,6 +394,8 @@ async def stream_events(
         events = rel.stream.events(kt, limit, json_form=True)
     except (MaterializerError, ValueError) as e:
         return error_response(e)
+    if as_of is None and not events and (why := unheld(rel.view)) is not None:
+        return _error(503, why)
     return _json({"events": events})
 
 

@@ -193,7 +193,7 @@ class ClusterRouter:
         try:
             rel = self.relations.table(table)
             if FORWARDED in request.headers:  # this worker's partitions, saying which
-                status, body = row_answer(self.relations, table, path)
+                status, body = row_answer(self.relations, table, path, whole=False)
                 return self._answer_locally(rel, None, status, raw=body)
             key = rel.key_from_text(path_segments(path, 4))
             kt = rel.table.key_tuple(key)
