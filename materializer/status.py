@@ -3,6 +3,9 @@
 One owner for each rule, shared by the worker, `materializer status`, `/metrics`,
 `/readyz` and the demo:
 - Counters (durable, per partition, committed with the rows): `applied`;
+  `unchanged` for records a table's rules took without changing it (a version below the
+  stored one, `ignore`'s later rows, the stored values again, a delete of an absent key;
+  a table written blind counts them as `applied`): every record read is counted once;
   `dropped:<reason>` for records dropped by policy `null_key: drop`;
   `skipped:<reason>` and `dead_letter:<reason>` for records not applied because they
   could not be decoded or did not fit (or null keys under `null_key: dead_letter`).
@@ -29,6 +32,7 @@ STATUS_FILE = "worker.json"
 STALE_AFTER_S = 10.0
 
 APPLIED = "applied"
+UNCHANGED = "unchanged"
 _POLICY_PREFIX = {"drop": "dropped", "skip": "skipped", "dead_letter": "dead_letter"}
 
 

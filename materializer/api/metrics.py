@@ -28,6 +28,7 @@ from materializer.procstats import process_stats
 from materializer.status import (
     APPLIED,
     STALE_AFTER_S,
+    UNCHANGED,
     is_dropped,
     is_rejected,
     number,
@@ -150,6 +151,11 @@ def add_store_metrics(exp: Exposition, stats: Mapping[str, list[dict[str, Any]]]
                 if name == APPLIED:
                     exp.add("materializer_records_applied_total", "counter",
                             "Records applied to the store.", n, relation=rel, partition=p)
+                elif name == UNCHANGED:
+                    exp.add("materializer_records_unchanged_total", "counter",
+                            "Records the table's rules took without a change (an older "
+                            "version, ignore, the same values, a delete of an absent key).",
+                            n, relation=rel, partition=p)
                 elif is_dropped(name):
                     exp.add("materializer_records_dropped_total", "counter",
                             "Records dropped by policy (null keys).", n,

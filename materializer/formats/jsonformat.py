@@ -245,6 +245,8 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
         plain = True
         if type(obj) is dict and "payload" in obj and wrapped and is_wrapper(obj):
             obj, plain = unwrap(obj), False
+        if obj is None:  # JSON null (a Connect null payload too): a null key, as for one column
+            return (None,) * width
         if type(obj) is not dict:
             raise RecordError(f"{KEY}a composite key must be a JSON object of the key "
                               "columns", "key_mismatch")

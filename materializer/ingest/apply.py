@@ -55,6 +55,7 @@ class PartitionOutcome:
 
     next_offset: int
     applied: int = 0
+    unchanged: int = 0  # taken by the rules without changing the table (counted, not applied)
     rejected: list[Rejected] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     fatal: Rejected | None = None
@@ -216,6 +217,7 @@ class TableApplier:
         changes = out.changes
         rejects = out.rejected
         applied = 0
+        unchanged = 0
         for rec in records:
             if skip_below >= 0 and rec.offset() < skip_below:
                 continue
@@ -232,8 +234,9 @@ class TableApplier:
                         applied += 1
                         continue
                     old = pending[kb] if kb in pending else stored(kb)
-                    if old is None:
-                        continue  # delete of an absent key: nothing to do, nothing to emit
+                    if old is None:  # delete of an absent key: nothing to do or emit
+                        unchanged += 1
+                        continue
                     pending[kb] = None
                     applied += 1
                     if emit:
@@ -247,7 +250,8 @@ class TableApplier:
                 old = pending[kb] if kb in pending else stored(kb)
                 merged = merge(row, old)
                 if merged is None or same_stored(merged, old):
-                    continue  # unchanged: replays and rejected versions are silent
+                    unchanged += 1  # replays and rejected versions are silent, not uncounted
+                    continue
                 pending[kb] = merged
                 applied += 1
                 if emit:
@@ -263,6 +267,7 @@ class TableApplier:
         out.next_offset = _next_offset(out, records, start_offset)
         pw.put_rows(pending)
         out.applied = applied
+        out.unchanged = unchanged
         return out
 
 

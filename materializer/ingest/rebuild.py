@@ -38,7 +38,7 @@ from materializer.ingest.worker import (
     split_ends,
 )
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
-from materializer.status import rejection_counter
+from materializer.status import UNCHANGED, rejection_counter
 from materializer.store import RelationWriter, StoreLock, relation_exists
 
 log = logging.getLogger("materializer.rebuild")
@@ -160,6 +160,8 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
             for out in rel.apply(parts, dead_letters, split_ends(reached).get(spec.topic)
                                  ).values():
                 done.applied += out.applied
+                if out.unchanged:
+                    done.not_applied[UNCHANGED] = done.not_applied.get(UNCHANGED, 0) + out.unchanged
                 for r in out.rejected:
                     counter = rejection_counter(r.policy, r.reason)
                     done.not_applied[counter] = done.not_applied.get(counter, 0) + 1

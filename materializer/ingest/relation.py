@@ -26,7 +26,7 @@ from materializer.specs import (
     identity_difference,
     storage_identity,
 )
-from materializer.status import APPLIED, rejection_counter
+from materializer.status import APPLIED, UNCHANGED, rejection_counter
 from materializer.store import MapFull, PartitionWriter, RelationWriter
 
 if TYPE_CHECKING:
@@ -180,6 +180,8 @@ class Relation:
                 counts = router.route(self.spec, p, out.rejected) if out.rejected else {}
                 if out.applied:
                     counts[APPLIED] = out.applied
+                if out.unchanged:
+                    counts[UNCHANGED] = out.unchanged
                 for name, n in counts.items():
                     wb.add_counter(p, name, n)
                 if msgs is not None and self.outbox is not None:

@@ -144,6 +144,37 @@ def test_a_key_lacking_a_column_is_routed_by_on_error_not_dropped_as_a_null_key(
                                                      "key: the key object lacks column 'b'")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("framed", [False, True])
+def test_a_null_composite_json_key_is_a_null_key_as_a_one_column_one_is(
+        stream: bool, framed: bool) -> None:
+    # JSON null, and Connect's null payload (JsonConverter's null key with schemas.enable),
+    # were key_mismatch for a composite key (stopping a worker under on_error: fail) while
+    # a one-column key read them as the null key that `null_key` handles
+    header = b"\x00\x00\x00\x00\x01" if framed else b""
+    wrapped = json.dumps({"schema": {"type": "struct", "optional": True, "name": "K",
+                                     "fields": [{"field": "a", "type": "int32"},
+                                                {"field": "b", "type": "int32"}]},
+                          "payload": None}).encode()
+    fmt = "json_sr" if framed else "json"
+    composite = codecs.key_decoder(spec(COMPOSITE, ["a", "b"], fmt, stream=stream))
+    one = codecs.key_decoder(spec({"a": "int", "v": "string"}, ["a"], fmt, stream=stream))
+    for raw in (b"null", wrapped):
+        assert composite(header + raw) == (None, None)
+        assert one(header + raw) == (None,)
+    assert refusal(composite, header + b"[1, 2]")[0] == "key_mismatch"  # still no object
+
+
+def test_a_null_composite_json_key_is_dropped_by_the_null_key_policy(tmp_path: Path) -> None:
+    table = spec(COMPOSITE, ["a", "b"])
+    assert isinstance(table, TableSpec) and table.on_error == "fail"
+    rel = open_relation(table, tmp_path / "data", map_size=1 << 24)
+    out = rel.apply({0: [FakeRecord(b"null", b'{"v": "x"}', 0),
+                         FakeRecord(b'{"a": 1, "b": 2}', b'{"v": "y"}', 1)]})[0]
+    assert out.fatal is None
+    assert [(r.reason, r.policy) for r in out.rejected] == [("null_key", "drop")]
+
+
 # ------------------------------------------------------- Avro times that are no time of day
 
 MILLIS = {"type": "int", "logicalType": "time-millis"}
