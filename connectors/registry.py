@@ -116,9 +116,13 @@ class FileRegistry:
             return {}
         except (OSError, ValueError) as e:
             raise InfrastructureError(f"cannot read {f}: {e}") from e
-        if not isinstance(data, dict):
-            raise InfrastructureError(f"{f} must hold an object of subject -> [ids]")
-        return {str(k): [int(i) for i in v] for k, v in data.items()}
+        try:
+            if not isinstance(data, dict):
+                raise TypeError(type(data).__name__)
+            return {str(k): [int(i) for i in v] for k, v in data.items()}
+        except (TypeError, ValueError) as e:
+            raise InfrastructureError(
+                f"{f} must hold an object of subject -> [ids]: {e}") from e
 
     def latest_id(self, subject: str) -> int | None:
         ids = self.subjects().get(subject)

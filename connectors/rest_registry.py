@@ -7,6 +7,7 @@ the paths, settings and guarantees.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
 import threading
@@ -48,6 +49,26 @@ class _HttpStatus(Exception):
             self.error_code = int(json.loads(body).get("error_code", 0))
         except (ValueError, AttributeError, TypeError):
             self.error_code = 0
+
+    @property
+    def not_found(self) -> bool:
+        """A registry's own 'not found' (HTTP 404 with a 404xx error code: no such schema,
+        subject or version). A 404 without one (an HTML page, a proxy, a wrong base path) is
+        no answer from a registry: never taken for an unknown schema."""
+        return self.status == 404 and 40400 <= self.error_code <= 40499
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects as urllib does, but never sends the credentials to another
+    origin (scheme, host and port) than the one they were given for."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        old_origin = urllib.parse.urlsplit(req.full_url)[:2]
+        if new is not None and urllib.parse.urlsplit(new.full_url)[:2] != old_origin:
+            new.remove_header("Authorization")
+        return new
 
 
 class RestRegistry:
@@ -102,6 +123,10 @@ class RestRegistry:
         self.retries = 0  # requests repeated after a failure so far (a metric)
         self._ssl = self._ssl_context(conf) if any(
             b.startswith("https:") for b in self._bases) else None
+        handlers: list[Any] = [_Redirects]
+        if self._ssl is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self._ssl))
+        self._opener = urllib.request.build_opener(*handlers)
         self._cache: dict[int, Any] = {}
         self._texts: dict[Any, dict[str, Any]] = {}
         self._unknown: dict[int, float] = {}
@@ -138,8 +163,7 @@ class RestRegistry:
                 url = base + path
                 req = urllib.request.Request(url, data=data, headers=headers, method=method)
                 try:
-                    with urllib.request.urlopen(req, timeout=self._timeout,
-                                                context=self._ssl) as resp:
+                    with self._opener.open(req, timeout=self._timeout) as resp:
                         return json.loads(resp.read() or b"null")
                 except urllib.error.HTTPError as e:
                     text = e.read().decode("utf-8", "replace")
@@ -151,8 +175,10 @@ class RestRegistry:
                         last = f"HTTP {e.code} from {url}: {text[:200]}"
                         continue
                     raise _HttpStatus(e.code, text, url) from e
-                except (urllib.error.URLError, OSError, ValueError) as e:
-                    # ValueError: a reachable server answering something that is not JSON
+                except (urllib.error.URLError, OSError, ValueError,
+                        http.client.HTTPException) as e:
+                    # ValueError: a reachable server answering something that is not JSON;
+                    # HTTPException: an answer cut short or not HTTP (IncompleteRead, ...)
                     last = f"{url}: {getattr(e, 'reason', e)}"
                     continue
             if attempt < self._retries:
@@ -175,7 +201,7 @@ class RestRegistry:
         try:
             answer = self._request("GET", f"/schemas/ids/{schema_id}")
         except _HttpStatus as e:
-            if e.status == 404:
+            if e.not_found:
                 if len(self._unknown) > 10_000:  # garbage ids: keep the memo bounded
                     self._unknown.clear()
                 self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
@@ -185,7 +211,7 @@ class RestRegistry:
         if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
             raise InfrastructureError(
                 f"schema registry: unexpected answer for schema {schema_id}: {answer!r:.200}")
-        kind = answer.get("schemaType", "AVRO")
+        kind = answer.get("schemaType") or "AVRO"
         if kind != "AVRO":
             raise RecordError(f"schema {schema_id} is a {kind} schema, not Avro",
                               "bad_schema")
@@ -194,8 +220,8 @@ class RestRegistry:
             for ref in answer.get("references") or ():
                 self._load_reference(ref, named, depth=0)
             parsed = parse(answer["schema"], named)
-        except RecordError:
-            raise
+        except (RecordError, InfrastructureError):  # a reference's bad record, or the
+            raise  # registry not answering for it: never a bad schema
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
             raise bad_schema(schema_id, repr(self), e) from e
         with self._lock:
@@ -209,8 +235,13 @@ class RestRegistry:
         try:
             answer = self._request("GET", f"/subjects/{subject}/versions/{ref.get('version')}")
         except _HttpStatus as e:
+            if not e.not_found:
+                raise InfrastructureError(f"schema registry: {e}") from e
             raise RecordError(f"schema reference {ref!r} cannot be resolved: {e}",
                               "unknown_schema") from e
+        if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
+            raise InfrastructureError(
+                f"schema registry: unexpected answer for reference {ref!r}: {answer!r:.200}")
         for inner in answer.get("references") or ():
             self._load_reference(inner, named, depth + 1)
         parse(answer["schema"], named)
@@ -236,7 +267,7 @@ class RestRegistry:
         try:
             answer = self._request("GET", f"/schemas/ids/{schema_id}{query}")
         except _HttpStatus as e:
-            if e.status == 404:
+            if e.not_found:
                 if len(self._unknown) > 10_000:
                     self._unknown.clear()
                 self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
@@ -261,7 +292,7 @@ class RestRegistry:
         try:
             answer = self._request("GET", path)
         except _HttpStatus as e:
-            if e.status == 404:
+            if e.not_found:
                 raise RecordError(f"schema reference {subject!r} version {version} is unknown "
                                   "to the registry", "unknown_schema") from e
             raise InfrastructureError(f"schema registry: {e}") from e
@@ -291,10 +322,14 @@ class RestRegistry:
         try:
             answer = self._request("GET", path)
         except _HttpStatus as e:
-            if e.status == 404:
+            if e.not_found:
                 return None
             raise InfrastructureError(f"schema registry: {e}") from e
-        return int(answer["id"])
+        try:
+            return int(answer["id"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InfrastructureError(
+                f"schema registry: unexpected answer for {subject!r}: {answer!r:.200}") from e
 
 
 def _schema_answer(answer: Any, what: str) -> dict[str, Any]:

@@ -268,3 +268,113 @@ def test_rest_registry_schema_texts_as_the_registry_keeps_them() -> None:
         srv.fail_next = 10
         with pytest.raises(InfrastructureError):
             RestRegistry(srv.url, _quick(**{"max.retries": "1"})).schema_text(avro)
+
+
+# --------------------------------------------------------------------------- outages
+
+
+_OUTER = {"type": "record", "name": "Outer", "fields": [{"name": "i", "type": "Inner"}]}
+_INNER = {"type": "record", "name": "Inner", "fields": [{"name": "x", "type": "int"}]}
+
+
+def test_rest_registry_unanswered_reference_is_not_a_bad_record() -> None:
+    """A schema whose reference the registry does not answer for (5xx, refused
+    credentials, an answer that is no schema) is the registry's trouble, never the record's
+    bad_schema: the worker retries the batch instead of dead-lettering valid records."""
+    with RegistryServer() as srv:
+        srv.add("inner", _INNER)
+        sid = srv.add("outer", _OUTER, "AVRO", [{"name": "Inner", "subject": "inner",
+                                                 "version": 1}])
+        for odd in ((503, b'{"error_code": 50302}'), (401, b'{"error_code": 401}'),
+                    (200, b"[1, 2]")):
+            srv.interfere = lambda _m, path, odd=odd: odd if "/subjects/" in path else None
+            with pytest.raises(InfrastructureError) as e:
+                RestRegistry(srv.url, _quick(**{"max.retries": "1"})).schema(sid)
+            assert not isinstance(e.value, RecordError)
+        srv.interfere = None
+        assert RestRegistry(srv.url, _quick()).schema(sid)["name"] == "Outer"
+        srv.subjects["inner"] = []  # the reference truly unknown: the record's error
+        with pytest.raises(RecordError) as r:
+            RestRegistry(srv.url, _quick()).schema(sid)
+        assert r.value.reason == "unknown_schema"
+
+
+def test_rest_registry_broken_http_answers_are_infrastructure() -> None:
+    """An answer cut short or not HTTP at all is retried and then InfrastructureError,
+    never an exception of http.client's that stops the worker."""
+    with RegistryServer() as srv:
+        sid = srv.add("s", V1)
+        for odd in ((200, b'{"schema":', 400), b"HELLO WORLD\r\n\r\n"):
+            srv.interfere = lambda _m, _p, odd=odd: odd
+            reg = RestRegistry(srv.url, _quick(**{"max.retries": "1"}))
+            with pytest.raises(InfrastructureError, match="unreachable after 2 attempt"):
+                reg.schema(sid)
+            with pytest.raises(InfrastructureError):
+                reg.schema_text(sid)
+            with pytest.raises(InfrastructureError):
+                reg.latest_id("s")
+        srv.interfere = None
+        assert reg.schema(sid)["name"] == "shop.User"
+
+
+def test_rest_registry_404_that_is_not_the_registrys_is_not_unknown_schema() -> None:
+    """Only a registry's own 'not found' (error code 404xx) makes an id unknown: a 404
+    page from a proxy or a wrong base path would otherwise reject every record."""
+    with RegistryServer() as srv:
+        sid = srv.add("s", V1)
+        srv.interfere = lambda _m, _p: (404, b"<html>Not Found</html>")
+        reg = RestRegistry(srv.url, _quick())
+        for ask in (lambda: reg.schema(sid), lambda: reg.schema_text(sid),
+                    lambda: reg.version_text("s", 1), lambda: reg.latest_id("s")):
+            with pytest.raises(InfrastructureError, match="HTTP 404"):
+                ask()
+        srv.interfere = None
+        assert reg.schema(sid)["name"] == "shop.User"  # and it was not remembered unknown
+        with pytest.raises(RecordError) as e:
+            reg.schema(sid + 1)
+        assert e.value.reason == "unknown_schema"
+        assert reg.latest_id("nope") is None
+
+
+def test_rest_registry_odd_answers_are_infrastructure() -> None:
+    with RegistryServer() as srv:
+        srv.interfere = lambda _m, _p: (200, b'{"version": 1}')
+        with pytest.raises(InfrastructureError, match="unexpected answer"):
+            RestRegistry(srv.url, _quick()).latest_id("s")
+        srv.interfere = lambda _m, _p: (200, json.dumps({"schema": json.dumps(V1),
+                                                         "schemaType": None}).encode())
+        assert RestRegistry(srv.url, _quick()).schema(1)["name"] == "shop.User"
+
+
+def test_file_registry_malformed_subjects_is_infrastructure(tmp_path: Path) -> None:
+    reg = FileRegistry(tmp_path)
+    for text in ('{"s": 5}', '{"s": ["x"]}', "[1]"):
+        (tmp_path / "subjects.json").write_text(text)
+        with pytest.raises(InfrastructureError, match="subject -> \\[ids\\]"):
+            reg.latest_id("s")
+        with pytest.raises(InfrastructureError):
+            reg.register("s", V1)
+
+
+def test_rest_registry_redirect_keeps_credentials_to_their_origin() -> None:
+    """A redirect is followed, but the Authorization header goes only to the origin it was
+    given for (urllib sent it to any host a registry or proxy redirected to)."""
+    with RegistryServer(user="u", password="secret") as other, RegistryServer() as srv:
+        sid = srv.add("s", V1)
+        other.add("s", V1)
+        seen: list[str] = []
+        target = other.url.replace("127.0.0.1", "localhost")  # another origin
+
+        def redirect(_m: str, path: str) -> bytes:
+            seen.append(path)
+            return (f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {target}{path}\r\n"
+                    "Content-Length: 0\r\nConnection: close\r\n\r\n").encode()
+
+        srv.interfere = redirect
+        reg = RestRegistry(srv.url, _quick(**{"basic.auth.user.info": "u:secret"}))
+        with pytest.raises(InfrastructureError, match="refused the credentials"):
+            reg.schema(sid)  # the other origin never saw them
+        assert seen
+        srv.interfere = None
+        srv.user, srv.password = "u", "secret"
+        assert reg.schema(sid)["name"] == "shop.User"

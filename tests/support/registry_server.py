@@ -9,7 +9,9 @@ references, and served back as they are (a serialized Protobuf descriptor regist
 confluent-kafka's ProtobufSerializer comes back for `?format=serialized`, as from a
 real registry). Optional basic auth (401
 without the right credentials), and `fail_next` answers that many requests with
-HTTP 503 first, to exercise retries. `requests` counts the requests served.
+HTTP 503 first, to exercise retries. `interfere(method, path)`, when set, may answer a
+request instead: `(status, body)`, `(status, body, content_length)` (a body cut short) or
+raw bytes written as they are (not HTTP). `requests` counts the requests served.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ import base64
 import json
 import threading
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+Interference = tuple[int, bytes] | tuple[int, bytes, int] | bytes | None
 
 
 class RegistryServer:
@@ -33,6 +38,7 @@ class RegistryServer:
         self.references: dict[int, list[dict[str, Any]]] = {}
         self.subjects: dict[str, list[int]] = {}
         self.fail_next = 0
+        self.interfere: Callable[[str, str], Interference] | None = None
         self.requests = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -96,6 +102,19 @@ class RegistryServer:
                         registry.fail_next -= 1
                         self._send(503, {"error_code": 50302, "message": "try later"})
                         return False
+                odd = registry.interfere(self.command, self.path) if registry.interfere else None
+                if isinstance(odd, bytes):
+                    self.wfile.write(odd)
+                    self.close_connection = True
+                    return False
+                if odd is not None:
+                    self.send_response(odd[0])
+                    self.send_header("Content-Length", str(odd[-1] if len(odd) == 3
+                                                           else len(odd[1])))
+                    self.end_headers()
+                    self.wfile.write(odd[1])
+                    self.close_connection = True
+                    return False
                 if registry.user is not None:
                     want = base64.b64encode(
                         f"{registry.user}:{registry.password}".encode()).decode()
