@@ -246,6 +246,8 @@ class Supervisor:
         for i in range(64):
             with contextlib.suppress(OSError):
                 child_status_path(catalog.store_path, i).unlink()
+        self.relations = relations
+        self.marked: dict[str, set[int]] = {}  # by _revoke_held, cleared at the stop
         self.drainer = OutboxDrainer.for_relations(catalog, relations, registry,
                                                    on_failure=stop.set)
 
@@ -278,9 +280,12 @@ class Supervisor:
                         log.warning("worker process %d (pid %d) was killed by signal %d; "
                                     "starting it again (its batch in flight was not "
                                     "committed: nothing is lost)", c.index, c.proc.pid, -code)
+                        path = child_status_path(self.catalog.store_path, c.index)
+                        # its last status (caught up, fresh for seconds) no longer counts
+                        self._revoke_held(read_status_file(path))
+                        self.retired.retire(path)
+                        self._merge_status(children)
                         self.stop_event.wait(RESTART_AFTER)
-                        self.retired.retire(child_status_path(self.catalog.store_path,
-                                                              c.index))
                         children[i] = self._start(c.index)
                     else:
                         failure = (c.index, code)
@@ -293,6 +298,7 @@ class Supervisor:
                 self.stop_event.wait(0.2)
         finally:
             _stop(children)
+            self._unmark()
             if self.drainer is not None:  # what the workers staged up to their last batch
                 self.drainer.finish(time.monotonic() + STOP_GRACE)
             self._merge_status(children, stopping=True)
@@ -305,6 +311,39 @@ class Supervisor:
                 "the other worker processes stopped with it")
             err.exit_code = code if code > 0 else 1
             raise err
+
+    def _revoke_held(self, status: dict[str, Any] | None) -> None:
+        """Mark the partitions a worker killed by a signal held as revoked in the store: no
+        worker reads them until the group gives them to one (after the dead member's session
+        expires: 45 s by default), which clears the mark; meanwhile a miss of theirs is not
+        "absent" (the API answers 503, as for any partition not held). A worker that was
+        stopping when it died left the group and marked them itself."""
+        if status is None or status.get("stopping"):
+            return
+        held: dict[str, list[int]] = {}
+        for a in status.get("assigned") or ():
+            if isinstance(a, list) and len(a) == 2 and isinstance(a[1], int):
+                held.setdefault(str(a[0]), []).append(a[1])
+        for rel in self.relations:
+            parts = held.get(rel.spec.topic)
+            if not parts or getattr(rel.spec, "replicated", False):  # worker 0 assigns those
+                continue
+            try:
+                rel.writer.set_revoked(parts, True)
+            except MaterializerError as e:  # readers then answer those rows as before
+                log.warning("%s: cannot mark partitions %s of a killed worker as not held: %s",
+                            rel.spec.name, parts, e)
+            else:
+                self.marked.setdefault(rel.spec.name, set()).update(parts)
+
+    def _unmark(self) -> None:
+        """At the stop (every worker gone): the marks `_revoke_held` made that no worker
+        cleared go, as a clean stop keeps a worker's partitions current (connectors.kafka)."""
+        for rel in self.relations:
+            parts = self.marked.pop(rel.spec.name, None)
+            if parts:
+                with contextlib.suppress(MaterializerError):
+                    rel.writer.set_revoked(parts, False)
 
     def _merge_status(self, children: Sequence[_Child], stopping: bool = False) -> None:
         statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
