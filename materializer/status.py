@@ -111,6 +111,8 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     if not age <= STALE_AFTER_S:  # also catches NaN
         return False, f"the worker status is {age:.0f} s old"
     if status.get("caught_up") is not True:
+        if isinstance(waiting := status.get("retrying"), str):
+            return False, f"not caught up: a batch is retried ({waiting[:300]})"
         parts = [p for p in _as_list(status.get("partitions")) if isinstance(p, dict)]
         if not parts:
             return False, "not caught up (no partitions assigned)"

@@ -87,7 +87,9 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
     assigned = sorted({tuple(a) for s in present for a in _list(s.get("assigned"))
                        if isinstance(a, list)})
     held = {(p.get("relation"), p.get("partition")) for p in partitions if isinstance(p, dict)}
+    retrying = next((r for s in fresh if isinstance(r := s.get("retrying"), str)), None)
     caught_up = (not stopping and len(fresh) == len(statuses) and bool(partitions)
+                 and retrying is None
                  and all(isinstance(p, dict) and number(p.get("lag")) == 0 for p in partitions)
                  and not (known or set()) - held)
     metrics: dict[str, Any] = {}
@@ -102,7 +104,7 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
             "group": next((s.get("group") for s in present), None),
             "stopping": stopping, "workers": len(statuses),
             "assigned": [list(a) for a in assigned], "partitions": partitions,
-            "caught_up": caught_up, "metrics": metrics}
+            "caught_up": caught_up, "retrying": retrying, "metrics": metrics}
 
 
 def _list(v: Any) -> list[Any]:

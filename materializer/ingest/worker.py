@@ -175,6 +175,7 @@ class Worker:
         # it commits) without waiting for change events another topic holds up
         self.dead_letters = DeadLetters(self._dead_letter_sink, catalog.kafka_config)
         self._last_status = 0.0
+        self.retrying: str | None = None  # what a batch retried with backoff waits on
         self._started = time.time()
         self.snapshots = SnapshotScheduler(catalog)  # `snapshots:` (materializer.versions)
         self.pending = PendingSnapshots(lambda rel: self._attach_outboxes(only=rel))
@@ -313,12 +314,20 @@ class Worker:
         while True:
             try:
                 self.apply_batch(msgs, feed, ends)
+                self.retrying = None
                 return
             except MaterializerError as e:
                 if not e.retriable or self.stop_event.is_set():
                     raise
                 log.warning("batch failed, retrying in %.1f s: %s", delay, e)
-                self.stop_event.wait(delay)
+                self.retrying = str(e)
+                until = time.monotonic() + delay
+                while (left := until - time.monotonic()) > 0 and not self.stop_event.is_set():
+                    # the status stays fresh while the batch waits (lag, registry retries,
+                    # what it waits on): readers see a worker held up, not a stale file
+                    self._last_status = time.monotonic()
+                    self._write_status()
+                    self.stop_event.wait(min(left, STATUS_INTERVAL))
                 delay = min(delay * 2, 30.0)
 
     def apply_batch(self, msgs: list[Any], feed: Feed,
@@ -422,14 +431,14 @@ class Worker:
         parts = self.partition_progress()
         if self.cluster is not None:
             self.cluster.progress(parts)
-        caught_up = (not stopping and bool(parts)
+        caught_up = (not stopping and bool(parts) and self.retrying is None
                      and all(x["lag"] == 0 for x in parts))
         status = {
             "pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
             "group": self.group, "stopping": stopping,
             "assigned": sorted({tp for f in self.feeds if f.source is not None
                                 for tp in f.source.assigned}),
-            "partitions": parts, "caught_up": caught_up,
+            "partitions": parts, "caught_up": caught_up, "retrying": self.retrying,
             "metrics": {"records_applied_total": self.applied_total,
                         "records_dropped_total": {k: v for k, v in self.counters.items()
                                                   if is_dropped(k.split("|", 1)[1])},
