@@ -303,6 +303,7 @@ def build_relations(decls: list[RelationDecl], ctx: Context
     tables: list[TableSpec] = []
     streams: list[StreamSpec] = []
     seen: dict[str, tuple[str, Location]] = {}
+    built: list[tuple[TableSpec | StreamSpec, RelationDecl]] = []
     for d in decls:
         spec = build_relation(d, ctx)
         name_field = d.fields.get("name")
@@ -322,4 +323,61 @@ def build_relations(decls: list[RelationDecl], ctx: Context
             tables.append(spec)
         elif isinstance(spec, StreamSpec):
             streams.append(spec)
+        if spec is not None:
+            built.append((spec, d))
+    _dead_letter_cycles(built, ctx)
     return tables, streams
+
+
+def _sends_dead_letters(spec: TableSpec | StreamSpec) -> bool:
+    return spec.dead_letter_topic is not None and (
+        spec.on_error == "dead_letter" or getattr(spec, "null_key", "drop") == "dead_letter")
+
+
+def _dead_letter_cycles(built: list[tuple[TableSpec | StreamSpec, RelationDecl]],
+                        ctx: Context) -> None:
+    """Refuse dead-letter topics that lead back to a relation's own topic through other
+    relations (a reads x, dead letters to y; b reads y, dead letters to x): a record both
+    reject would come back forever, copied into both topics and counted each time. (A
+    relation whose own topic is its dead-letter topic is refused in `_policies`.)"""
+    change_topics = {spec.changes.topic: spec.name for spec, _ in built
+                     if isinstance(spec, TableSpec) and spec.changes is not None}
+    for spec, d in built:
+        owner = change_topics.get(spec.dead_letter_topic or "")
+        f = d.fields.get("dead_letter_topic")
+        if owner is not None and f is not None and _sends_dead_letters(spec):
+            ctx.error(f.value.loc, f"`dead_letter_topic` {spec.dead_letter_topic!r} is the "
+                      f"change topic of {owner}: rejected records would be mixed into its "
+                      "change events; choose another topic")
+    sends: dict[str, list[tuple[TableSpec | StreamSpec, RelationDecl]]] = {}
+    for spec, d in built:
+        if _sends_dead_letters(spec) and spec.dead_letter_topic != spec.topic:
+            sends.setdefault(spec.topic, []).append((spec, d))
+    for spec, d in built:
+        if spec.topic not in sends or not _sends_dead_letters(spec):
+            continue
+        # the dead-letter path from this relation's topic: does it come back to it?
+        path = [spec.name]
+        seen = {spec.topic}
+        frontier = [(spec.dead_letter_topic, path)]
+        found: list[str] | None = None
+        while frontier and found is None:
+            topic, via = frontier.pop()
+            if topic == spec.topic:
+                found = via
+                break
+            if topic is None or topic in seen:
+                continue
+            seen.add(topic)
+            for other, _ in sends.get(topic, ()):
+                frontier.append((other.dead_letter_topic, [*via, other.name]))
+        if found is None or len(found) < 2 or spec.name != max(found):
+            continue  # reported once per cycle: at the relation whose name sorts last in it
+        f = d.fields.get("dead_letter_topic")
+        if f is None:
+            continue
+        ctx.error(f.value.loc, f"`dead_letter_topic` {spec.dead_letter_topic!r} leads back to "
+                  f"the topic this relation reads ({spec.topic!r}) through the dead letters of "
+                  f"{' -> '.join(found)}: a record each of them rejects would come back "
+                  "forever; choose a dead-letter topic no relation here reads with a dead-letter "
+                  "policy of its own")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.catalog import USERS, errors_of, marked
+from tests.support.catalog import USERS, errors_of, load, marked
 
 # (id, YAML with @@ at the expected position, substrings the message must contain)
 BAD: list[tuple[str, str, tuple[str, ...]]] = [
@@ -287,6 +287,43 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
      ("`on_existing: upsert` is not valid", "overwrite, ignore, versioned")),
     ("bad-on-error", USERS + "    primary_key: [id]\n    on_error: @@retry\n",
      ("`on_error: retry` is not valid", "fail, skip, dead_letter")),
+    ("dead-letter-cycle", """
+        tables:
+          - name: a
+            topic: x
+            columns: {id: string, v: long}
+            primary_key: [id]
+            on_error: dead_letter
+            dead_letter_topic: y
+          - name: b
+            topic: y
+            columns: {id: string, v: long}
+            primary_key: [id]
+            on_error: dead_letter
+            dead_letter_topic: @@x
+        """, ("`dead_letter_topic` 'x' leads back to the topic this relation reads ('y')",
+              "public.b -> public.a", "would come back forever")),
+    ("dead-letter-cycle-through-a-stream", """
+        tables:
+          - name: a
+            topic: x
+            columns: {id: string, v: long}
+            primary_key: [id]
+            null_key: dead_letter
+            dead_letter_topic: y
+        streams:
+          - name: s
+            topic: y
+            columns: {id: string, v: long}
+            key: [id]
+            on_error: dead_letter
+            dead_letter_topic: @@x
+        """, ("leads back to the topic this relation reads", "public.s -> public.a")),
+    ("dead-letters-into-a-change-topic", USERS + "    primary_key: [id]\n"
+     "    on_error: dead_letter\n    dead_letter_topic: @@users.changes\n"
+     "    changes: {topic: users.changes}\n",
+     ("`dead_letter_topic` 'users.changes' is the change topic of shop.users",
+      "mixed into its change events")),
     ("changes-into-own-topic", USERS + "    primary_key: [id]\n    changes: {topic: @@users}\n",
      ("the change topic is the topic this table reads",)),
     ("bad-changes-format", USERS + "    primary_key: [id]\n"
@@ -403,3 +440,36 @@ def test_bad_declaration_is_reported_at_its_line_and_column(text: str,
 def test_bad_cases_are_many_and_distinct() -> None:
     assert len(BAD) >= 25
     assert len({case_id for case_id, _, _ in BAD}) == len(BAD)
+
+
+def _two_tables(b_policy: str, b_topic: str = "x") -> str:
+    return f"""\
+tables:
+  - name: a
+    topic: x
+    columns: {{id: string, v: long}}
+    primary_key: [id]
+    on_error: dead_letter
+    dead_letter_topic: y
+  - name: b
+    topic: y
+    columns: {{id: string, v: long}}
+    primary_key: [id]
+    on_error: {b_policy}
+    dead_letter_topic: {b_topic}
+"""
+
+
+@pytest.mark.parametrize(("b_policy", "b_topic"), [("skip", "x"), ("fail", "x"),
+                                                   ("dead_letter", "z")])
+def test_dead_letters_read_by_another_relation_without_a_way_back_are_accepted(
+        b_policy: str, b_topic: str) -> None:
+    """A table reading another's dead letters is fine while its own rejections cannot reach
+    the first's topic (it skips or stops, or sends them elsewhere)."""
+    catalog = load(_two_tables(b_policy, b_topic))
+    assert [t.name for t in catalog.tables] == ["public.a", "public.b"]  # type: ignore[attr-defined]
+
+
+def test_a_dead_letter_cycle_is_reported_once() -> None:
+    diags = errors_of(_two_tables("dead_letter"))
+    assert len(diags) == 1 and "would come back forever" in diags[0].message, diags

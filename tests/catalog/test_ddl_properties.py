@@ -120,7 +120,8 @@ def _table_rules(draw: st.DrawFn, d: dict[str, Any], by_name: dict[str, ColumnTy
         partial += [c for c in dict.fromkeys(required) if c not in partial]
         out["partial_update"] = partial
     if draw(st.booleans()):
-        out["changes"] = {"topic": draw(topics.filter(lambda t: t != d["topic"])),
+        out["changes"] = {"topic": draw(topics.filter(  # the dead letters go elsewhere
+            lambda t: t not in (d["topic"], d.get("dead_letter_topic")))),
                           "format": draw(st.sampled_from(["debezium-json", "debezium-avro"])),
                           "columns": draw(st.booleans())}
     return out
