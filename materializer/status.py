@@ -15,7 +15,9 @@ One owner for each rule, shared by the worker, `materializer status`, `/metrics`
   broker reports it, never clamped. Unknown is never shown or counted as 0.
 - The status file `<store>/worker.json` is replaced atomically about once a second;
   reading a missing, stale, partial or malformed one never raises. Its batch times are a
-  cumulative `Histogram`.
+  cumulative `Histogram`. It names its writer (`pid`, `process`: boot, pid namespace and
+  start time), so a reader on the same machine knows at once when that process is gone
+  (kill -9 included) instead of trusting its last words for `STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -92,6 +94,63 @@ def number(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def writer_identity() -> dict[str, Any]:
+    """`pid` and `process` of this process, for the status file (`writer_gone` reads them)."""
+    pid = os.getpid()
+    here, stat = _here(), _proc_stat(pid)
+    return {"pid": pid,
+            "process": None if here is None or stat is None else f"{here}:{pid}:{stat[1]}"}
+
+
+def writer_gone(status: Mapping[str, Any]) -> bool:
+    """Whether the process that wrote `status` is known to have ended (exited, killed, a
+    zombie, or its pid now another process's). False when it cannot be known: no
+    `process` in the status, or a writer on another machine, boot or pid namespace."""
+    pid, ident = status.get("pid"), status.get("process")
+    if not isinstance(ident, str) or isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    here = _here()
+    if here is None or not ident.startswith(here + ":"):
+        return False
+    stat = _proc_stat(pid)
+    if stat is not None:
+        state, start = stat
+        return state in ("Z", "X") or ident != f"{here}:{pid}:{start}"
+    try:  # no readable /proc entry: gone, or hidden from us (`hidepid`): ask the kernel
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+_HERE: list[str | None] = []
+
+
+def _here() -> str | None:
+    """This boot and pid namespace (`<boot id>:<pid namespace>`), None off Linux."""
+    if not _HERE:
+        try:
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+            _HERE.append(f"{boot}:{os.readlink('/proc/self/ns/pid')}")
+        except OSError:
+            _HERE.append(None)
+    return _HERE[0]
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks) of process `pid` from /proc, None if unreadable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()  # the command name may hold anything
+    if len(fields) < 20:
+        return None
+    return fields[0].decode(errors="replace"), fields[19].decode(errors="replace")
+
+
 def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tuple[bool, str]:
     """(ready, reason): ready when the status is fresh (under 10 s old) and says caught up.
 
@@ -110,6 +169,8 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     age = (time.time() if now is None else now) - float(updated)
     if not age <= STALE_AFTER_S:  # also catches NaN
         return False, f"the worker status is {age:.0f} s old"
+    if writer_gone(status):
+        return False, f"the worker (pid {status.get('pid')}) is not running"
     if status.get("caught_up") is not True:
         if isinstance(waiting := status.get("retrying"), str):
             return False, f"not caught up: a batch is retried ({waiting[:300]})"

@@ -33,6 +33,7 @@ from materializer.status import (
     is_rejected,
     number,
     readiness,
+    writer_gone,
 )
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -188,7 +189,8 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
                 "Seconds since the worker last wrote its status.", age)
     # lag and end offsets only from a live worker's status: a worker killed (or stopped)
     # leaves its last file behind, whose "lag 0" is no longer true (absent = unknown)
-    live = age is not None and age <= STALE_AFTER_S and status.get("stopping") is not True
+    live = (age is not None and age <= STALE_AFTER_S and status.get("stopping") is not True
+            and not writer_gone(status))
     for part in _list(status.get("partitions")) if live else ():
         if not isinstance(part, dict):
             continue

@@ -68,7 +68,7 @@ from materializer.ingest.status_merge import RetiredCounters, merge_statuses, re
 from materializer.ingest.topics import TopicReset
 from materializer.ingest.worker import Feed, Worker, open_registry, open_relations
 from materializer.specs import Catalog, TableSpec
-from materializer.status import write_status
+from materializer.status import write_status, writer_identity
 from materializer.store import StoreLock
 
 log = logging.getLogger("materializer.worker")
@@ -349,6 +349,7 @@ class Supervisor:
         statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
                     for c in children]
         merged = merge_statuses(statuses, os.getpid(), stopping, known=self.known_partitions)
+        merged.update(writer_identity())  # the supervisor wrote it: gone with it
         self.known_partitions.update((p["relation"], p["partition"])
                                      for p in merged["partitions"] if isinstance(p, dict))
         merged["metrics"] = self.retired.add_to(merged["metrics"])

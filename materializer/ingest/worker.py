@@ -14,7 +14,6 @@ Loop guarantees:
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -41,7 +40,14 @@ from materializer.procstats import process_stats
 from materializer.protocols import SchemaRegistry
 from materializer.shutdown import bounded
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
-from materializer.status import Histogram, is_dropped, lag, rejection_counter, write_status
+from materializer.status import (
+    Histogram,
+    is_dropped,
+    lag,
+    rejection_counter,
+    write_status,
+    writer_identity,
+)
 from materializer.store.layout import write_declared
 from materializer.versions.schedule import SnapshotScheduler
 
@@ -177,6 +183,7 @@ class Worker:
         self._last_status = 0.0
         self.retrying: str | None = None  # what a batch retried with backoff waits on
         self._started = time.time()
+        self._identity = writer_identity()  # the status file names its writer
         self.snapshots = SnapshotScheduler(catalog)  # `snapshots:` (materializer.versions)
         self.pending = PendingSnapshots(lambda rel: self._attach_outboxes(only=rel))
         for rel in self.relations:
@@ -434,7 +441,7 @@ class Worker:
         caught_up = (not stopping and bool(parts) and self.retrying is None
                      and all(x["lag"] == 0 for x in parts))
         status = {
-            "pid": os.getpid(), "updated_at": time.time(), "started_at": self._started,
+            **self._identity, "updated_at": time.time(), "started_at": self._started,
             "group": self.group, "stopping": stopping,
             "assigned": sorted({tp for f in self.feeds if f.source is not None
                                 for tp in f.source.assigned}),

@@ -8,6 +8,8 @@ than a 0 that is not true.
 - `materializer status` left out a relation whose topic does not exist and exited 0.
 - `/metrics` exported the per-partition lag of a status file the worker stopped writing
   (a worker killed -9): `materializer_partition_lag 0` for as long as the file stayed.
+- After a kill -9 of the worker, `/readyz` of a `serve` beside it said 200 for up to
+  `STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from materializer.api.metrics import Exposition, add_worker_metrics
 from materializer.api.readiness import ready_answer
 from materializer.devbroker import DevBroker
 from materializer.ingest.progress import Progress
-from materializer.status import STALE_AFTER_S, read_status, readiness
+from materializer.status import (
+    STALE_AFTER_S,
+    read_status,
+    readiness,
+    writer_gone,
+    writer_identity,
+)
 from tests.support.workers import run_cli, start_worker, unique, wait_until, write_config
 
 
@@ -214,3 +222,49 @@ def test_a_paused_partition_has_no_current_end(session_broker: DevBroker) -> Non
         wait_until(end, 20, "the end offset again after resume")
     finally:
         source.close()
+
+
+def test_a_killed_worker_is_not_ready_at_once(tmp_path: Path,
+                                               session_broker: DevBroker) -> None:
+    """`serve` beside `run --no-api`: after a kill -9 of the worker, /readyz said 200 and
+    /metrics lag 0 for up to `STALE_AFTER_S` (the file's last words); the status names its
+    writer, so a reader on the same machine sees at once that it is gone."""
+    topic = session_broker.create_topic(partitions=1)
+    producer = Producer({"bootstrap.servers": session_broker.bootstrap})
+    producer.produce(topic, key=b"a", value=json.dumps({"id": "a", "v": 1}))
+    assert producer.flush(10) == 0
+    store = tmp_path / "data"
+    worker = start_worker(_config(tmp_path, session_broker, topic))
+    wait_until(lambda: ready_answer(str(store))[0] == 200, 60, "the worker to be ready", worker)
+    assert writer_gone(_status(store)) is False
+
+    worker.send_signal(signal.SIGKILL)  # not reaped yet: a zombie first
+    wait_until(lambda: ready_answer(str(store))[0] == 503, STALE_AFTER_S / 2,
+               "/readyz to say 503 well before the status file is stale")
+    code, body = ready_answer(str(store))
+    assert "is not running" in orjson.loads(body)["reason"]
+    exp = Exposition()
+    add_worker_metrics(exp, _status(store))
+    assert "materializer_partition_lag{" not in exp.text()
+    worker.wait(10)
+    assert ready_answer(str(store))[0] == 503
+
+
+def test_writer_gone_knows_only_what_it_can_know() -> None:
+    import subprocess  # noqa: PLC0415
+
+    me = {**writer_identity(), "updated_at": 0}
+    assert writer_gone(me) is False
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        other = {"pid": proc.pid, "process": me["process"].rsplit(":", 2)[0]
+                 + f":{proc.pid}:{me['process'].rsplit(':', 1)[1]}"}
+        # the same pid started at another time: the writer's pid was taken by another process
+        assert writer_gone(other) is True
+    finally:
+        proc.kill()
+        proc.wait()
+    # unknowable: no identity, another boot or pid namespace, a malformed one
+    assert writer_gone({"pid": proc.pid}) is False
+    assert writer_gone({"pid": proc.pid, "process": f"other-boot:pid:[1]:{proc.pid}:5"}) is False
+    assert writer_gone({"pid": True, "process": me["process"]}) is False
