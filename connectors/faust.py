@@ -259,7 +259,7 @@ class LmdbStore(SerializedStore[Any, Any]):
             return cache[key]
         if not self._key_fits(key):
             return None
-        row = self._view().get(key)
+        row = self._view().get(key, held_only=True)
         value = None if row is None else bytes(row["value"])
         if len(cache) >= self.cache_size:
             cache.clear()
@@ -305,7 +305,7 @@ class LmdbStore(SerializedStore[Any, Any]):
             if k in seen:
                 continue
             seen.add(k)
-            on_disk = self._key_fits(k) and view.get(k) is not None
+            on_disk = self._key_fits(k) and view.get(k, held_only=True) is not None
             n += (v is not None) - on_disk
         return n
 

@@ -103,15 +103,16 @@ class FaustTableView(TableView):
     def _stored_key(self, key: Any) -> bytes:
         return self.codec.encode_key(key)
 
-    def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
-        row = super().get(self._stored_key(key))
+    def get(self, key: Any, *, json_form: bool = False, held_only: bool = False
+            ) -> dict[str, Any] | None:
+        row = super().get(self._stored_key(key), held_only=held_only)
         if row is None:
             return None
         return self.codec.row(row["key"], row["value"], json_form)
 
-    def get_many(self, keys: Iterable[Any], *, json_form: bool = False
-                 ) -> list[dict[str, Any] | None]:
-        rows = super().get_many([self._stored_key(k) for k in keys])
+    def get_many(self, keys: Iterable[Any], *, json_form: bool = False,
+                 held_only: bool = False) -> list[dict[str, Any] | None]:
+        rows = super().get_many([self._stored_key(k) for k in keys], held_only=held_only)
         return [None if r is None else self.codec.row(r["key"], r["value"], json_form)
                 for r in rows]
 
@@ -149,8 +150,12 @@ class FaustTableView(TableView):
             after_key = pairs[-1][0]
         return out
 
-    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
-             ) -> list[dict[str, Any]]:
-        """Rows whose key starts with `prefix`, in key order, at most `limit`."""
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
+             held_only: bool = False) -> list[dict[str, Any]]:
+        """Rows whose key starts with `prefix`, in key order, at most `limit` (as
+        `TableView.scan`: PartitionsNotHeld while partitions are revoked)."""
         conv = self.layout.to_json if json_form else self.layout.to_python
-        return [conv(v) for _, v in self.scan_raw(prefix, limit)]
+        pairs = self.scan_raw(prefix, limit)
+        if not held_only:
+            self.require_held()
+        return [conv(v) for _, v in pairs]

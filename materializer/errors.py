@@ -85,6 +85,25 @@ class AmbiguousKeyError(MaterializerError):
     raise it instead of answering with one of the rows (HTTP 409)."""
 
 
+class PartitionsNotHeld(MaterializerError):
+    """A read missed while partitions of the relation are marked revoked from this store's
+    worker (a rebalance gave them to another worker, or the group session was lost with the
+    broker): a key of theirs is not known to be absent. Readers raise it instead of
+    answering "no row" (HTTP 503, CLI exit 3); a cluster is asked with `materializer.Client`
+    or `--url`."""
+
+    exit_code = 3
+
+    def __init__(self, relation: str, partitions: frozenset[int]) -> None:
+        self.relation = relation
+        self.partitions = partitions
+        super().__init__(
+            f"partitions {', '.join(map(str, sorted(partitions)))} of {relation} are not held "
+            "by a worker of this store (moved to another worker, or lost with the broker): a "
+            "key of theirs is not known to be absent; ask the cluster (materializer.Client, "
+            "--url) or again once a worker holds them")
+
+
 class StoreError(MaterializerError):
     """LMDB failed (translated where the `lmdb` module is called)."""
 

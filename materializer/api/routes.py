@@ -7,7 +7,8 @@ per-request model validation); the response models only describe them in the
 OpenAPI document.
 
 Errors raised while serving map to statuses in one place (`failure`): `NotFound`
-404, `UsageError` and `ValueError` 400, `AmbiguousKeyError` 409, `StoreError` 503;
+404, `UsageError` and `ValueError` 400, `AmbiguousKeyError` 409, `StoreError` and
+`PartitionsNotHeld` 503;
 anything else is a bug and propagates (500).
 """
 
@@ -57,12 +58,12 @@ from materializer.errors import (
     AmbiguousKeyError,
     MaterializerError,
     NotFound,
+    PartitionsNotHeld,
     StoreError,
     UsageError,
 )
 from materializer.status import read_status
 from materializer.store import Store
-from materializer.store.read import RelationReader
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
 DEFAULT_EVENTS, MAX_EVENTS = 10, 1000
@@ -131,7 +132,7 @@ def failure(e: Exception) -> tuple[int, bytes]:
                           {"detail": str(e), "snapshots": names})
     if isinstance(e, UsageError | ValueError):
         return 400, dumps({"detail": str(e)})
-    if isinstance(e, StoreError):
+    if isinstance(e, StoreError | PartitionsNotHeld):
         return 503, dumps({"detail": str(e)})
     if isinstance(e, AmbiguousKeyError):
         return 409, dumps({"detail": str(e)})
@@ -207,32 +208,17 @@ def row_answer(index: RelationIndex, table: str, raw_path: bytes, whole: bool = 
 
     The routed endpoint and the edge fast path both answer with this function. `whole`:
     the answer speaks for the whole table (not, as a forwarded one, for the partitions
-    it covered), so a miss while partitions are not held here is 503 (`unheld`).
+    it covered), so a miss while partitions are not held here is 503 (PartitionsNotHeld).
     """
     try:
         rel = index.table(table)
         kt = rel.key_from_text(path_segments(raw_path, 4))
-        row = rel.table.get(kt, json_form=True)
+        row = rel.table.get(kt, json_form=True, held_only=not whole)
     except (MaterializerError, ValueError) as e:
         return failure(e)
     if row is None:
-        if whole and (why := unheld(rel.view)) is not None:
-            return 503, dumps({"detail": why})
         return 404, dumps({"detail": f"no row with that key in {rel.view.name}"})
     return 200, dumps(row)
-
-
-def unheld(view: RelationReader) -> str | None:
-    """Why a miss in `view` is not "absent", or None: partitions of it are marked revoked
-    (a rebalance gave them to another worker, or the group session was lost with the
-    broker), so a key of theirs may have a row this store does not serve. The cluster
-    router answers those from their owners; alone, this API says it does not know."""
-    revoked = view.revoked_partitions()
-    if not revoked:
-        return None
-    return (f"partitions {', '.join(map(str, sorted(revoked)))} of {view.name} are not held "
-            "by a worker of this store (moved to another worker, or lost with the broker): "
-            "a key of theirs is not known to be absent; ask again once a worker holds them")
 
 
 # ------------------------------------------------------------------------ handlers
@@ -327,11 +313,9 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
         if routed is not None:
             return routed
     try:
-        rows = rel.table.get_many(keys, json_form=True)
+        rows = rel.table.get_many(keys, json_form=True)  # a miss while not all held: 503
     except (MaterializerError, ValueError) as e:
         return error_response(e)
-    if as_of is None and None in rows and (why := unheld(rel.view)) is not None:
-        return _error(503, why)
     return _json({"rows": rows})
 
 
@@ -363,10 +347,9 @@ async def scan_rows(
         start = None if after is None else decode_cursor(after)
         view = rel.table
         pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
+        view.require_held()  # not a page without their rows: 503
     except (MaterializerError, ValueError) as e:
         return error_response(e)
-    if as_of is None and (why := unheld(rel.view)) is not None:  # a page without their rows
-        return _error(503, why)
     conv = view.layout.to_json
     nxt = encode_cursor(pairs[limit - 1][0]) if len(pairs) > limit else None
     return _json({"rows": [conv(v) for _, v in pairs[:limit]], "next": nxt})
@@ -391,11 +374,9 @@ async def stream_events(
     try:
         rel = relations_as_of(api_state(request), as_of).stream(stream)
         kt = rel.key_from_text(path_segments(raw_path(request.scope), 4, -1))
-        events = rel.stream.events(kt, limit, json_form=True)
+        events = rel.stream.events(kt, limit, json_form=True)  # none while not all held: 503
     except (MaterializerError, ValueError) as e:
         return error_response(e)
-    if as_of is None and not events and (why := unheld(rel.view)) is not None:
-        return _error(503, why)
     return _json({"events": events})
 
 

@@ -118,7 +118,8 @@ def stamped_events(rel: ApiRelation, key: tuple[Any, ...], limit: int
     `StreamView.events` chooses them: the `limit` most recently appended events of each
     partition, newest first by event time (then offset)."""
     per_partition: dict[int, list[dict[str, Any]]] = {}
-    for e in rel.stream.scan(key, None, json_form=True):  # offset order in a partition
+    # offset order in a partition
+    for e in rel.stream.scan(key, None, json_form=True, held_only=True):
         per_partition.setdefault(e["partition"], []).append(e)
     events = [e for appended in per_partition.values() for e in appended[-limit:]]
     events.sort(key=lambda e: (e["timestamp"], e["offset"]), reverse=True)

@@ -232,7 +232,7 @@ class ClusterRouter:
                     from materializer.cluster.stale import standby_answer  # noqa: PLC0415
 
                     return standby_answer(self, rel, keys, request.query_params.get("partitions"))
-                rows = rel.table.get_many(keys, json_form=True)
+                rows = rel.table.get_many(keys, json_form=True, held_only=True)
             except (MaterializerError, ValueError) as e:
                 return error_response(e)
             return self._answer_locally(rel, {"rows": rows})
@@ -320,7 +320,7 @@ class ClusterRouter:
         results: list[Answer] = list(await asyncio.gather(*calls)) if calls else []
         mine = groups.get(t.me.id)
         if mine:
-            local = rel.table.get_many([keys[i] for i in mine], json_form=True)
+            local = rel.table.get_many([keys[i] for i in mine], json_form=True, held_only=True)
             results.append(Answer(t.me.id, True, 200, {"rows": local},
                                   self.local_covered(rel, t)))
             remote.append((t.me.id, mine))

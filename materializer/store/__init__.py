@@ -31,8 +31,10 @@ Guarantees:
 - Revoked partitions are not served: when a rebalance takes a partition from the
   worker, `RelationWriter.set_revoked` marks it in `meta` (its own small transaction,
   never inside a batch) and readers skip it (`get`, `get_many`, `scan`, `events`,
-  `len`) until it is assigned to this worker again. A clean stop marks nothing; after
-  kill -9 the marks are what was committed, and the next assignment clears its own.
+  `len`) until it is assigned to this worker again; a read that misses meanwhile raises
+  PartitionsNotHeld rather than answer "absent" (unless `held_only=True`). A clean stop
+  marks nothing; after kill -9 the marks are what was committed, and the next assignment
+  clears its own.
 - A full map grows (doubling from 1 GiB, or the ceiling if lower) up to
   `store.map_size`; past it the worker stops with a StoreError that names the
   setting. Readers in other processes adopt a grown map on their next transaction.

@@ -12,7 +12,7 @@ from typing import Any
 import lmdb
 
 from materializer.columns import ColumnType
-from materializer.errors import NotFound, UsageError
+from materializer.errors import NotFound, PartitionsNotHeld, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import (
     OFFSET,
@@ -27,6 +27,7 @@ from materializer.store.keys import (
     split_stream_key,
 )
 from materializer.store.rows import RowLayout, split_event
+from materializer.versions.paths import MANIFEST
 
 # --------------------------------------------------------------------------- readers
 
@@ -45,12 +46,20 @@ class RelationReader:
     generation, whose files stay readable while mapped. So a view kept across a
     rebuild answers from the old state, then from the new one, and never fails
     because of it. Each call reads one generation in one read transaction.
+
+    Partitions marked revoked from this store's worker (another worker holds them, or the
+    group session was lost with the broker) are not read, so a read that misses while
+    there are any cannot say "absent": `get`, `get_many` (a miss), `events` (none) and
+    `scan` raise PartitionsNotHeld then, unless `held_only=True` asks for the partitions
+    this store holds alone (what a cluster worker answers for its own). Views of a
+    snapshot never raise: a snapshot is what it holds.
     """
 
     def __init__(self, data_dir: Path, generation: Generation) -> None:
         self._data_dir = data_dir
         self._g = generation
         self._check_at = _monotonic() + CHECK_INTERVAL
+        self._live = not (data_dir / MANIFEST).is_file()  # not a snapshot's
 
     def _gen(self) -> Generation:
         """The generation to read now (switching to a newly published one)."""
@@ -133,6 +142,12 @@ class RelationReader:
         txn, _ = g.begin(every=True)
         txn.abort()
         return g.revoked()
+
+    def require_held(self) -> None:
+        """Raise PartitionsNotHeld if partitions of this live relation are marked revoked
+        (a read from this store alone may miss rows they hold)."""
+        if self._live and (revoked := self.revoked_partitions()):
+            raise PartitionsNotHeld(self.name, revoked)
 
     def partition_copy(self, partition: int
                        ) -> tuple[int, dict[str, int], list[tuple[bytes, bytes]], list[str]]:
@@ -274,15 +289,20 @@ class TableView(RelationReader):
 
     unique_keys = True
 
-    def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
+    def get(self, key: Any, *, json_form: bool = False, held_only: bool = False
+            ) -> dict[str, Any] | None:
+        """The row of `key`, or None (PartitionsNotHeld: see the class, `held_only`)."""
         g = self._gen()
         raw = g.find(g.encode_key(key), not self.unique_keys)
         if raw is None:
+            if not held_only:
+                self.require_held()
             return None
         return g.layout.to_json(raw) if json_form else g.layout.to_python(raw)
 
-    def get_many(self, keys: Iterable[Any], *, json_form: bool = False
-                 ) -> list[dict[str, Any] | None]:
+    def get_many(self, keys: Iterable[Any], *, json_form: bool = False,
+                 held_only: bool = False) -> list[dict[str, Any] | None]:
+        """The rows of `keys` in order, None for a miss (see `get`)."""
         g = self._gen()
         kbs = [g.encode_key(k) for k in keys]
         conv = g.layout.to_json if json_form else g.layout.to_python
@@ -290,6 +310,8 @@ class TableView(RelationReader):
         txn, parts = g.begin()
         with txn:
             raws = [g.find_in(txn, parts, kb, first) for kb in kbs]
+        if not held_only and any(r is None for r in raws):
+            self.require_held()
         return [None if r is None else conv(r) for r in raws]
 
     def get_many_from(self, keys: Iterable[Any], partitions: Collection[int], *,
@@ -306,14 +328,17 @@ class TableView(RelationReader):
             raws = [g.find_in(txn, parts, kb, first) for kb in kbs]
         return [None if r is None else conv(r) for r in raws]
 
-    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
-             ) -> list[dict[str, Any]]:
-        """Rows whose key starts with `prefix`, in key order, at most `limit`."""
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
+             held_only: bool = False) -> list[dict[str, Any]]:
+        """Rows whose key starts with `prefix`, in key order, at most `limit` (a page
+        without the rows of revoked partitions: PartitionsNotHeld, see the class)."""
         g = self._gen()
         try:
             pairs = self._scan_raw(g, prefix, limit, None)
         except (TypeError, ValueError) as e:
             raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
+        if not held_only:
+            self.require_held()
         conv = g.layout.to_json if json_form else g.layout.to_python
         return [conv(v) for _, v in pairs]
 
@@ -346,8 +371,10 @@ class StreamView(RelationReader):
     events are contiguous and ordered by offset within a partition.
     """
 
-    def events(self, key: Any, limit: int = 10, *, json_form: bool = False
-               ) -> list[dict[str, Any] | None]:
+    def events(self, key: Any, limit: int = 10, *, json_form: bool = False,
+               held_only: bool = False) -> list[dict[str, Any] | None]:
+        """The newest `limit` events of `key` (None for a tombstone), newest first; none
+        while partitions are revoked: PartitionsNotHeld (see the class, `held_only`)."""
         if limit < 1:
             raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
         g = self._gen()
@@ -369,13 +396,18 @@ class StreamView(RelationReader):
                     found.append((ts, p, split_stream_key(k)[1], payload))
                     n += 1
                     ok = cur.prev()
+        if not found and not held_only:
+            self.require_held()
         found.sort(key=lambda e: (e[0], e[2]), reverse=True)
         return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]
 
-    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
-             ) -> list[dict[str, Any]]:
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
+             held_only: bool = False) -> list[dict[str, Any]]:
         """Events whose key starts with `prefix`, in key order then offset order, as
-        `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`."""
+        `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`
+        (PartitionsNotHeld while partitions are revoked, see the class)."""
+        if not held_only:
+            self.require_held()
         g = self._gen()
         conv = g.layout.to_json if json_form else g.layout.to_python
         try:

@@ -2,10 +2,12 @@
 worker, or the group session was lost while the broker was away) does not hold their rows:
 answered alone (no cluster routing: `run --processes N`, `serve` beside a worker), a miss
 is 503 "not known", never 404 "absent". Found by a probe: `run --processes 2` answered 404
-for every key the topic held once the broker had been stopped for a session timeout."""
+for every key the topic held once the broker had been stopped for a session timeout. The
+Python `Store` and the CLI (`get`, `scan`) say so too: PartitionsNotHeld, exit 3."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +20,10 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
     from starlette.testclient import TestClient
 
 from materializer.api.app import create_app
+from materializer.errors import PartitionsNotHeld
+from materializer.store import Store
 from tests.support.api import CLICKS, USERS, SpecWriter, api_process, build_data_dir
+from tests.support.workers import run_cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -63,3 +68,63 @@ def test_the_api_process_fast_path_says_so_too(
     data, _ = revoked_store
     with api_process(data) as url, httpx.Client(base_url=url, timeout=10) as h:
         assert _answers(h.get) == {"held": 200, "unheld": 503, "nowhere": 503}
+
+
+def test_python_reads_raise_instead_of_answering_absent(
+        revoked_store: tuple[Path, dict[str, SpecWriter]]) -> None:
+    """`Store` and its views (user code on a cluster worker's machine, or after a lost
+    session) answered None / [] for keys of revoked partitions: "absent" where the store
+    does not know."""
+    data, writers = revoked_store
+    with Store.open(data) as store:
+        users, clicks = store.table("users"), store.stream("clicks")
+        assert users.get(3)["id"] == 3  # a hit in a held partition is an answer
+        for read in (lambda: users.get(4), lambda: users.get(99999),
+                     lambda: users.get_many([3, 4]), lambda: users.scan(limit=5),
+                     lambda: clicks.events("u9"), lambda: clicks.scan()):
+            with pytest.raises(PartitionsNotHeld) as e:
+                read()
+            assert e.value.partitions == frozenset({1}) and e.value.exit_code == 3
+        assert [r["id"] for r in users.get_many([3, 6])] == [3, 6]
+        assert clicks.events("u1")  # events found in a held partition
+        # the partitions this store holds, asked for as such (what a cluster worker does)
+        assert users.get(4, held_only=True) is None
+        assert users.get_many([3, 4], held_only=True)[1] is None
+        assert len(users.scan(held_only=True)) == 20
+        assert clicks.events("u9", held_only=True) == []
+        for name in (USERS.name, CLICKS.name):
+            assert writers[name].writer.set_revoked([1], False)
+        assert users.get(99999) is None and users.get(4)["id"] == 4
+        assert len(users.scan()) == 30
+
+
+def test_cli_get_and_scan_say_not_held_exit_3(
+        revoked_store: tuple[Path, dict[str, SpecWriter]], tmp_path: Path) -> None:
+    data, _ = revoked_store
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"""\
+kafka: {{bootstrap.servers: '127.0.0.1:9'}}
+store: {{path: '{data}'}}
+tables:
+  - name: users
+    topic: users
+    columns: {{id: int, name: string, score: double, born: date, seen: timestamp,
+              tags: array<string>, blob: bytes, version: long, check: string}}
+    primary_key: [id]
+    key_format: json
+    value_format: json
+streams:
+  - name: clicks
+    topic: clicks
+    columns: {{user_id: string, url: string, n: long}}
+    key: [user_id]
+    key_format: json
+    value_format: json
+""")
+    held = run_cli("get", str(cfg), "users", "3")
+    assert held.returncode == 0 and json.loads(held.stdout)["id"] == 3, held.stderr
+    for args in (("get", "users", "4"), ("scan", "users"), ("get", "clicks", "u9")):
+        got = run_cli(args[0], str(cfg), *args[1:])
+        assert got.returncode == 3, (args, got.stdout, got.stderr)
+        assert "partitions 1 of public." in got.stderr and "not held" in got.stderr
+        assert "Traceback" not in got.stderr and got.stdout == ""

@@ -68,7 +68,7 @@ def test_a_killed_worker_process_partitions_are_not_absent_nor_caught_up(
         with Store.open(store) as s:
             while True:
                 view = s.relation("kt.users")
-                missing = [i for i in new if view.get([i]) is None]
+                missing = [i for i in new if view.get([i], held_only=True) is None]
                 if not missing:
                     break
                 at = round(time.monotonic() - killed, 2)

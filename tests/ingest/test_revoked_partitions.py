@@ -12,6 +12,7 @@ import pytest
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
+from materializer.errors import PartitionsNotHeld
 from materializer.status import read_status
 from materializer.store import Store
 from tests.support.api import CLICKS, USERS, SpecWriter, user_row
@@ -40,10 +41,14 @@ def test_readers_skip_revoked_partitions(tmp_path: Path) -> None:
         assert users.writer.set_revoked([1], True) and clicks.writer.set_revoked([1], True)
         assert not users.writer.set_revoked([1], True)  # already marked
         three = view.get(3)
-        assert view.get(4) is None and three is not None and three["name"] == "user-3"
-        assert view.get_many([1, 2, 4]) == [None, view.get(2), None]
-        assert len(view) == 20 and all(r["id"] % 3 != 1 for r in view.scan())
-        assert stream.events("u1") == [] and len(stream.scan()) == 2
+        assert three is not None and three["name"] == "user-3"
+        with pytest.raises(PartitionsNotHeld):  # a miss is not "absent" now
+            view.get(4)
+        assert view.get(4, held_only=True) is None
+        assert view.get_many([1, 2, 4], held_only=True) == [None, view.get(2), None]
+        assert len(view) == 20 and all(r["id"] % 3 != 1 for r in view.scan(held_only=True))
+        assert stream.events("u1", held_only=True) == []
+        assert len(stream.scan(held_only=True)) == 2
         # progress is still reported for every partition, with the mark
         stats = {s["partition"]: s for s in view.partition_stats()}
         assert stats[1]["revoked"] and not stats[0]["revoked"]
@@ -86,7 +91,7 @@ def test_a_worker_answers_only_its_own_partitions_after_a_rebalance(
             def answers_only_its_own(store: Path, owned: set[int]) -> bool:
                 with Store.open(store) as s:
                     try:
-                        rows = s.table("shop.users").get_many(sorted(part_of))
+                        rows = s.table("shop.users").get_many(sorted(part_of), held_only=True)
                     except Exception:  # noqa: BLE001 - not materialized yet
                         return False
                 got = {k for k, r in zip(sorted(part_of), rows, strict=True) if r is not None}
@@ -98,7 +103,9 @@ def test_a_worker_answers_only_its_own_partitions_after_a_rebalance(
             with Store.open(store_a) as s:
                 users = s.table("shop.users")
                 assert len(users) == sum(1 for p in part_of.values() if p in owned_a)
-                assert {r["id"] for r in users.scan()} == \
+                with pytest.raises(PartitionsNotHeld):  # B's partitions: not known here
+                    users.scan()
+                assert {r["id"] for r in users.scan(held_only=True)} == \
                     {k for k, p in part_of.items() if p in owned_a}
         finally:
             b.send_signal(signal.SIGTERM)

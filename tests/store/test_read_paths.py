@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from materializer.columns import parse_type
-from materializer.errors import UsageError
+from materializer.errors import PartitionsNotHeld, UsageError
 from materializer.specs import Column, TableSpec
 from materializer.store import Store
 from materializer.store.rows import RowLayout, encode_row
@@ -62,9 +62,11 @@ def test_revoking_a_partition_is_seen_by_the_very_next_lookup(tmp_path: Path) ->
         for _ in range(3):  # the same snapshot read again and again: no meta read
             assert [view.get(p) is not None for p in range(3)] == [True, True, True]
         w.writer.set_revoked([1], True)
-        assert view.get(1) is None and view.get(2) is not None
+        with pytest.raises(PartitionsNotHeld, match="partitions 1 of public.t are not held"):
+            view.get(1)  # not served, and not known to be absent
+        assert view.get(1, held_only=True) is None and view.get(2) is not None
         w.write([(7, {"v": "y", "d": None})], partition=2)  # a commit in between
-        assert view.get(1) is None and view.get(7) is not None
+        assert view.get(1, held_only=True) is None and view.get(7) is not None
         w.writer.set_revoked([1], False)
         assert view.get(1) is not None
 
