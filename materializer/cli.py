@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from materializer.cli_parser import Command, build_parser
-from materializer.errors import ConfigError, MaterializerError, NotFound, UsageError
+from materializer.errors import (
+    ConfigError,
+    MaterializerError,
+    NotFound,
+    SchemaChangedError,
+    UsageError,
+)
 from materializer.keytext import key_from_text
 from materializer.logsetup import (
     LOG_FORMAT_ENV,
@@ -62,6 +68,23 @@ def _relation(catalog: Catalog, name: str) -> RelationSpec:
             from None
 
 
+def _view(store: Any, spec: RelationSpec, as_of: str | None) -> Any:
+    """The store's view of `spec`, refusing one whose key is not the declared one: the key
+    values given are read in the declared key's order and types, so a key reordered or
+    retyped since (`run` refuses it until a rebuild) would look up another row."""
+    view = store.stream(spec.name, as_of) if spec.kind == "stream" \
+        else store.table(spec.name, as_of)
+    stored = [f"{c} {t}" for c, t in zip(view.key_columns, view.key_types, strict=True)]
+    declared = [f"{c} {t}" for c, t in zip(spec.key_columns, spec.key_types, strict=True)]
+    if stored != declared:
+        raise SchemaChangedError(
+            f"{spec.name}: the declaration no longer matches the local state: key "
+            f"({', '.join(stored)}) is declared as ({', '.join(declared)}). "
+            f"Run `materializer rebuild CONFIG {spec.name}` (or read with the declaration "
+            "the state was built with)")
+    return view
+
+
 def _print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
@@ -105,12 +128,13 @@ def cmd_get(args: argparse.Namespace) -> int:
     if args.url:
         return _remote_get(args, catalog, spec, key)
     with _store(catalog) as store:
+        view = _view(store, spec, args.as_of)
         if spec.kind == "stream":
-            events = store.stream(spec.name, args.as_of).events(key, args.limit, json_form=True)
+            events = view.events(key, args.limit, json_form=True)
             for e in events:
                 _print_json(e)
             return 0 if events else 1
-        row = store.table(spec.name, args.as_of).get(key, json_form=True)
+        row = view.get(key, json_form=True)
     if row is None:
         when = f" as of snapshot {args.as_of}" if args.as_of else ""
         print(f"{spec.name}: no row for key {list(key)}{when}", file=sys.stderr)
@@ -136,11 +160,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 _print_json(row)
         return 0
     with _store(catalog) as store:
-        if spec.kind == "stream":
-            for e in store.stream(spec.name, args.as_of).scan(prefix, args.limit, json_form=True):
-                _print_json(e)
-            return 0
-        for row in store.table(spec.name, args.as_of).scan(prefix, args.limit, json_form=True):
+        for row in _view(store, spec, args.as_of).scan(prefix, args.limit, json_form=True):
             _print_json(row)
     return 0
 

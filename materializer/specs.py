@@ -279,14 +279,18 @@ def storage_identity(spec: RelationSpec) -> dict[str, Any]:
 
 def _row_rules(spec: RelationSpec) -> dict[str, Any]:
     """The declared rules that decide which row a key holds, beyond columns and formats:
-    a table's merge rules, and every column's input encoding (a timestamp read in
-    microseconds instead of milliseconds is another instant)."""
+    a table's merge rules, a stream's event time (`timestamp_column`: its events are
+    stored with their event time, read newest first and trimmed by it), and every column's
+    input encoding (a timestamp read in microseconds instead of milliseconds is another
+    instant)."""
     rules: dict[str, Any] = {}
     if isinstance(spec, TableSpec):
         rules["on_existing"] = spec.on_existing
         rules["version_column"] = spec.version_column
         rules["partial_update"] = (None if spec.partial_update is None
                                    else list(spec.partial_update))
+    else:  # a stream stores each event with its event time and keeps the newest by it
+        rules["timestamp_column"] = spec.timestamp_column
     encodings = {c.name: _encodings(c.type) for c in spec.columns}
     rules["encodings"] = {n: e for n, e in encodings.items() if e}
     return rules
@@ -324,6 +328,11 @@ def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str 
                 return (f"{rule} changed from {json.dumps(was.get(rule))} to "
                         f"{json.dumps(now.get(rule))} (the rows held were merged by the "
                         "old rule)")
+        if "timestamp_column" in was and was.get("timestamp_column") != now.get(
+                "timestamp_column"):  # recorded since 2026-12: older state takes it now
+            return (f"timestamp_column changed from {json.dumps(was.get('timestamp_column'))} "
+                    f"to {json.dumps(now.get('timestamp_column'))} (the events held were "
+                    "stored and ordered by the old event time)")
         old_enc, new_enc = was.get("encodings") or {}, now.get("encodings") or {}
         for name in sorted(set(old_enc) | set(new_enc)):
             if name in old and old_enc.get(name) != new_enc.get(name):

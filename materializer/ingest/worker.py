@@ -104,9 +104,16 @@ def owe_snapshot_if_unannounced(rel: Relation) -> None:
     (declared after they were applied, or turned off and on again meanwhile) owes it a
     snapshot (`op: r` for every row, see ingest.resync): else the topic would lack them,
     and keep old values of rows changed while no events were emitted. A table without
-    `changes:` forgets that its rows were announced."""
-    emits = isinstance(rel.spec, TableSpec) and rel.spec.changes is not None
+    `changes:` forgets that its rows were announced. The rows were announced to one topic:
+    a `changes:` topic changed since owes the new one a snapshot too."""
+    changes = rel.spec.changes if isinstance(rel.spec, TableSpec) else None
+    emits = changes is not None
     announced = rel.writer.changes_announced()
+    if changes is not None and (told := rel.writer.changes_topic()) != changes.topic:
+        if announced and told is not None:  # announced to another topic
+            rel.writer.set_changes_announced(False)
+            announced = False
+        rel.writer.set_changes_topic(changes.topic)
     if emits and not announced:
         if any(rel.next_offsets.values()):
             rel.writer.set_snapshot_due(True)

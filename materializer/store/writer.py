@@ -258,6 +258,17 @@ class RelationWriter:
     def set_changes_announced(self, announced: bool) -> None:
         self._set_flag(b"changes_announced", announced)
 
+    def changes_topic(self) -> str | None:
+        """The change topic `changes_announced` speaks of (None: not recorded, state from
+        before it was)."""
+        with begin(self.env, db=self._meta_db) as txn:
+            raw = txn.get(b"changes_topic")
+        return None if raw is None else bytes(raw).decode()
+
+    def set_changes_topic(self, topic: str) -> None:
+        with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
+            txn.put(b"changes_topic", topic.encode(), db=self._meta_db)
+
     def _flag(self, name: bytes) -> bool:
         with begin(self.env, db=self._meta_db) as txn:
             return txn.get(name) is not None

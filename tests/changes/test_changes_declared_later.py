@@ -48,3 +48,21 @@ def test_changes_turned_off_and_on_again_owes_a_snapshot(tmp_path: Path) -> None
     assert not off.writer.changes_announced()
     apply_one(off, 1)  # a change no event told of
     assert opened(tmp_path, changes=True).writer.snapshot_due()
+
+
+def test_a_changed_change_topic_owes_the_new_topic_a_snapshot(tmp_path: Path) -> None:
+    """The rows were announced to t.changes: t.changes2 was told of none of them."""
+    apply_one(opened(tmp_path, changes=True), 0)
+    text = TABLE + "    changes: {topic: t.changes2}\n"
+    spec = load_catalog_text(text, str(tmp_path / "t.yaml")).relations[0]
+    rel = open_relation(spec, tmp_path / "data", map_size=1 << 24)
+    owe_snapshot_if_unannounced(rel)
+    assert rel.writer.snapshot_due() and not rel.writer.changes_announced()
+    assert opened(tmp_path, changes=True).writer.snapshot_due()  # and back: owed again
+
+
+def test_the_same_change_topic_owes_nothing_at_a_restart(tmp_path: Path) -> None:
+    apply_one(opened(tmp_path, changes=True), 0)
+    rel = opened(tmp_path, changes=True)
+    assert rel.writer.changes_announced() and not rel.writer.snapshot_due()
+    assert rel.writer.changes_topic() == "t.changes"

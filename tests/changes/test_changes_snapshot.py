@@ -251,3 +251,28 @@ def test_resnapshot_needs_a_table_with_changes(session_broker: DevBroker,
     assert "changes" in refused.stderr and "Traceback" not in refused.stderr
     missing = run_cli("resnapshot", str(cfg), "shop.nope")
     assert missing.returncode == 1 and "shop.nope" in missing.stderr
+
+
+def test_a_changed_change_topic_gets_a_snapshot_of_the_table(session_broker: DevBroker,
+                                                             tmp_path: Path) -> None:
+    """The rows held were announced to the first change topic: moved to another one, the
+    worker sends it a snapshot (before: it sent nothing, a fold of it was empty)."""
+    first, second = unique("users.changes"), unique("users.changes")
+    cfg, topic = _config(tmp_path, session_broker, first)
+    ends = produce_records(session_broker.kafka_config(), topic, _changelog())
+    materialize(cfg, {"shop.users": ends})
+    table = _table(tmp_path / "data")
+    assert fold(in_topic_order(_change_topic(session_broker, first))).table == table
+    session_broker.create_topic(second, partitions=3)
+    cfg.write_text(cfg.read_text().replace(first, second))
+    worker = start_worker(cfg)
+    try:
+        got = wait_until(lambda: (lambda m: m if len(m) >= len(table) else None)(
+            _change_topic(session_broker, second)), 60, "a snapshot on the new change topic",
+            worker)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert len(got) == len(_snapshot_part(got)) == len(table)
+    f = fold(in_topic_order(got))
+    assert f.problems == [] and f.table == table

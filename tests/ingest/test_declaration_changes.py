@@ -43,6 +43,26 @@ def test_a_change_that_decides_the_rows_is_refused(tmp_path: Path, before: tuple
     assert "materializer rebuild CONFIG public.t" in str(e.value)
 
 
+def stream(tmp: Path, extra: str = "") -> RelationSpec:
+    text = ("streams:\n  - name: s\n    topic: s\n"
+            f"    columns: {{id: int, at: long, v: string}}\n    key: [id]\n{extra}")
+    return load_catalog_text(text, str(tmp / "t.yaml")).relations[0]
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("", "    timestamp_column: at\n"), ("    timestamp_column: at\n", "")])
+def test_a_stream_whose_event_time_changed_is_refused(tmp_path: Path, before: str,
+                                                       after: str) -> None:
+    """Events are stored with their event time and served newest first by it: events held
+    under the record timestamps, mixed with new ones under the column, are in an order no
+    replay gives (the newest served was not the newest by either rule)."""
+    data = tmp_path / "data"
+    open_relation(stream(tmp_path, before), data)
+    with pytest.raises(SchemaChangedError, match="timestamp_column changed") as e:
+        open_relation(stream(tmp_path, after), data)
+    assert "materializer rebuild CONFIG public.s" in str(e.value)
+
+
 @pytest.mark.parametrize(("before", "after"), [
     (("{id: int, name: 'string not null'}", ""), ("{id: int, name: string}", "")),
     ((BASE, ""), ("{id: int, name: string, n: int, extra: string}", "")),
@@ -66,3 +86,31 @@ def test_state_recorded_before_the_rules_were_takes_them_and_records_them(
     open_relation(ignoring, data)  # nothing recorded to compare with: taken, recorded
     with pytest.raises(SchemaChangedError, match="on_existing changed"):
         open_relation(old, data)
+
+
+def test_get_and_scan_refuse_a_reordered_key_instead_of_reading_another_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`get CONFIG t p q` reads the values in the declared key's order: with the key
+    declared (b, a) over state built for (a, b) it answered the row a=p, b=q, not the row
+    b=p, a=q asked for (run refuses that declaration until a rebuild; get did not)."""
+    from materializer.testing import FakeRecord
+    from tests.support.api import cli_json
+
+    def text(key: str) -> str:
+        return (f"store:\n  path: {tmp_path / 'data'}\ntables:\n  - name: t\n    topic: t\n"
+                f"    columns: {{a: string, b: string, v: string}}\n    primary_key: {key}\n")
+    built = load_catalog_text(text("[a, b]"), str(tmp_path / "a.yaml")).relations[0]
+    rel = open_relation(built, tmp_path / "data", map_size=1 << 24)
+    rel.apply({0: [FakeRecord(b'{"a": "p", "b": "q"}', b'{"v": "a=p b=q"}', 0),
+                   FakeRecord(b'{"a": "q", "b": "p"}', b'{"v": "a=q b=p"}', 1)]})
+    del rel
+    same, moved = tmp_path / "same.yaml", tmp_path / "moved.yaml"
+    same.write_text(text("[a, b]"))
+    moved.write_text(text("[b, a]"))
+    code, rows, _ = cli_json(capsys, "get", str(same), "t", "p", "q")
+    assert code == 0 and [r["v"] for r in rows] == ["a=p b=q"]
+    for argv in (("get", str(moved), "t", "p", "q"), ("scan", str(moved), "t", "--prefix", "p")):
+        code, rows, err = cli_json(capsys, *argv)
+        assert code != 0 and rows == [], argv
+        assert "key (a string, b string) is declared as (b string, a string)" in err
+        assert "materializer rebuild" in err
