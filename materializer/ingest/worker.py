@@ -23,6 +23,7 @@ from typing import Any
 
 from materializer import gc_tuning
 from materializer.errors import MaterializerError, RecordRejectedFatal
+from materializer.ingest.announced import owe_snapshot_if_unannounced
 from materializer.ingest.apply import Rejected
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.progress import Progress
@@ -97,30 +98,6 @@ def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
     if only is None:  # readers refuse relations the store keeps and this no longer declares
         write_declared(catalog.store_path, [rel.spec.name for rel in relations])
     return relations
-
-
-def owe_snapshot_if_unannounced(rel: Relation) -> None:
-    """A table that declares `changes:` and holds rows its change topic was never told of
-    (declared after they were applied, or turned off and on again meanwhile) owes it a
-    snapshot (`op: r` for every row, see ingest.resync): else the topic would lack them,
-    and keep old values of rows changed while no events were emitted. A table without
-    `changes:` forgets that its rows were announced. The rows were announced to one topic:
-    a `changes:` topic changed since owes the new one a snapshot too."""
-    changes = rel.spec.changes if isinstance(rel.spec, TableSpec) else None
-    emits = changes is not None
-    announced = rel.writer.changes_announced()
-    if changes is not None and (told := rel.writer.changes_topic()) != changes.topic:
-        if announced and told is not None:  # announced to another topic
-            rel.writer.set_changes_announced(False)
-            announced = False
-        rel.writer.set_changes_topic(changes.topic)
-    if emits and not announced:
-        if any(rel.next_offsets.values()):
-            rel.writer.set_snapshot_due(True)
-        else:  # nothing applied yet: every row to come is an event
-            rel.writer.set_changes_announced(True)
-    elif not emits and announced:
-        rel.writer.set_changes_announced(False)
 
 
 def fatal_message(rel: Relation, r: Rejected) -> str:

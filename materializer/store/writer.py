@@ -258,16 +258,19 @@ class RelationWriter:
     def set_changes_announced(self, announced: bool) -> None:
         self._set_flag(b"changes_announced", announced)
 
-    def changes_topic(self) -> str | None:
-        """The change topic `changes_announced` speaks of (None: not recorded, state from
-        before it was)."""
+    def changes_target(self) -> tuple[str, str] | None:
+        """(topic, format) of the change events `changes_announced` speaks of (None: not
+        recorded, state from before it was)."""
         with begin(self.env, db=self._meta_db) as txn:
-            raw = txn.get(b"changes_topic")
-        return None if raw is None else bytes(raw).decode()
+            raw = txn.get(b"changes_target")
+        if raw is None:
+            return None
+        topic, fmt = json.loads(bytes(raw))
+        return str(topic), str(fmt)
 
-    def set_changes_topic(self, topic: str) -> None:
+    def set_changes_target(self, topic: str, fmt: str) -> None:
         with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
-            txn.put(b"changes_topic", topic.encode(), db=self._meta_db)
+            txn.put(b"changes_target", json.dumps([topic, fmt]).encode(), db=self._meta_db)
 
     def _flag(self, name: bytes) -> bool:
         with begin(self.env, db=self._meta_db) as txn:

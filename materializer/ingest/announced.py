@@ -1,0 +1,62 @@
+"""Which change topic was told of a table's rows, in which format (`changes:` declared
+later, turned off and on, moved to another topic, or given another format)."""
+
+from __future__ import annotations
+
+from materializer.errors import SchemaChangedError
+from materializer.ingest.relation import Relation
+from materializer.specs import TableSpec
+
+
+def owe_snapshot_if_unannounced(rel: Relation) -> None:
+    """A table that declares `changes:` and holds rows its change topic was never told of
+    (declared after they were applied, or turned off and on again meanwhile) owes it a
+    snapshot (`op: r` for every row, see ingest.resync): else the topic would lack them,
+    and keep old values of rows changed while no events were emitted. A table without
+    `changes:` forgets that its rows were announced. The rows were announced to one topic
+    in one format: a `changes:` topic changed since owes the new one a snapshot too.
+
+    Refused (SchemaChangedError), so that no topic holds events of two formats: a format
+    changed on the same topic, or while events staged in the old one are undelivered."""
+    changes = rel.spec.changes if isinstance(rel.spec, TableSpec) else None
+    emits = changes is not None
+    announced = rel.writer.changes_announced()
+    told = rel.writer.changes_target() if changes is not None else None
+    if changes is not None and told != (changes.topic, changes.format):
+        if told is not None:
+            refuse_change_format_change(rel, told, changes.topic, changes.format)
+            if announced:  # announced to another topic
+                rel.writer.set_changes_announced(False)
+                announced = False
+        rel.writer.set_changes_target(changes.topic, changes.format)
+    if emits and not announced:
+        if any(rel.next_offsets.values()):
+            rel.writer.set_snapshot_due(True)
+        else:  # nothing applied yet: every row to come is an event
+            rel.writer.set_changes_announced(True)
+    elif not emits and announced:
+        rel.writer.set_changes_announced(False)
+
+
+def refuse_change_format_change(rel: Relation, told: tuple[str, str], topic: str,
+                                fmt: str) -> None:
+    """SchemaChangedError if the change events' format changed where that would mix two
+    formats in one topic (see `owe_snapshot_if_unannounced`)."""
+    was_topic, was_fmt = told
+    if was_fmt == fmt:
+        return
+    name = rel.spec.name
+    if was_topic == topic:
+        raise SchemaChangedError(
+            f"{name}: changes.format changed from {was_fmt} to {fmt}, but the change topic "
+            f"{topic} holds {was_fmt} events: a consumer could not read it. Give "
+            "`changes.topic` a new topic (it gets a snapshot of every row), or keep the format")
+    from materializer.changes.outbox import OUTBOX_DB  # noqa: PLC0415 - only with `changes:`
+
+    pending = rel.writer.side_table(OUTBOX_DB).entries()  # staged, encoded, not yet sent
+    if pending:
+        raise SchemaChangedError(
+            f"{name}: {pending} change event(s) in {was_fmt} for {was_topic} are not delivered "
+            f"yet, and would go to {topic} as {was_fmt}: run once more with the former "
+            "`changes:` until they are (`materializer status` shows the outbox backlog), "
+            "then change it")
