@@ -74,15 +74,29 @@ def _view(store: Any, spec: RelationSpec, as_of: str | None) -> Any:
     retyped since (`run` refuses it until a rebuild) would look up another row."""
     view = store.stream(spec.name, as_of) if spec.kind == "stream" \
         else store.table(spec.name, as_of)
-    stored = [f"{c} {t}" for c, t in zip(view.key_columns, view.key_types, strict=True)]
-    declared = [f"{c} {t}" for c, t in zip(spec.key_columns, spec.key_types, strict=True)]
-    if stored != declared:
-        raise SchemaChangedError(
-            f"{spec.name}: the declaration no longer matches the local state: key "
-            f"({', '.join(stored)}) is declared as ({', '.join(declared)}). "
-            f"Run `materializer rebuild CONFIG {spec.name}` (or read with the declaration "
-            "the state was built with)")
+    _same_key(spec, view.key_columns, view.key_types, "the local state",
+              f"Run `materializer rebuild CONFIG {spec.name}` (or read with the declaration "
+              "the state was built with)")
     return view
+
+
+def _remote(client: Any, spec: RelationSpec, url: str) -> Any:
+    """The cluster's `spec` (`--url`), refusing one whose key is not the declared one (the
+    key values given would be sent as another key: the workers run another declaration)."""
+    rel = client.stream(spec.name) if spec.kind == "stream" else client.table(spec.name)
+    _same_key(spec, rel.schema.key, rel.schema.key_types(), f"what the workers at {url} serve",
+              "Read with the declaration the workers run")
+    return rel
+
+
+def _same_key(spec: RelationSpec, columns: Sequence[str], types: Sequence[Any], where: str,
+              fix: str) -> None:
+    held = [f"{c} {t}" for c, t in zip(columns, types, strict=True)]
+    declared = [f"{c} {t}" for c, t in zip(spec.key_columns, spec.key_types, strict=True)]
+    if held != declared:
+        raise SchemaChangedError(
+            f"{spec.name}: the declaration no longer matches {where}: key "
+            f"({', '.join(held)}) is declared as ({', '.join(declared)}). {fix}")
 
 
 def _print_json(obj: Any) -> None:
@@ -156,7 +170,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             raise UsageError(f"scan --url reads tables; {spec.name} is a stream: read a key's "
                              "events with get --url")
         with _client(args, catalog) as client:
-            for row in client.table(spec.name).scan(prefix, args.limit, json_form=True):
+            for row in _remote(client, spec, args.url).scan(prefix, args.limit, json_form=True):
                 _print_json(row)
         return 0
     with _store(catalog) as store:
@@ -178,12 +192,13 @@ def _remote_get(args: argparse.Namespace, catalog: Catalog, spec: RelationSpec,
                 key: tuple[Any, ...]) -> int:
     """`get --url`: the key through the cluster (any worker, routed by the client)."""
     with _client(args, catalog) as client:
+        rel = _remote(client, spec, args.url)
         if spec.kind == "stream":
-            events = client.stream(spec.name).events(key, args.limit, json_form=True)
+            events = rel.events(key, args.limit, json_form=True)
             for e in events:
                 _print_json(e)
             return 0 if events else 1
-        row = client.table(spec.name).get(key, json_form=True)
+        row = rel.get(key, json_form=True)
     if row is None:
         print(f"{spec.name}: no row for key {list(key)}", file=sys.stderr)
         return 1

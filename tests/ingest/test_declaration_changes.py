@@ -114,3 +114,33 @@ def test_get_and_scan_refuse_a_reordered_key_instead_of_reading_another_row(
         assert code != 0 and rows == [], argv
         assert "key (a string, b string) is declared as (b string, a string)" in err
         assert "materializer rebuild" in err
+
+
+def test_get_and_scan_url_refuse_a_key_the_workers_do_not_serve(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`get --url` read the key values in the file's key order and sent them as the
+    workers' key: a file whose key differs from what the workers run asked for another
+    key (with two columns of one type, another row)."""
+    from tests.support.api import api_process, build_data_dir, cli_json
+
+    build_data_dir(tmp_path / "data", n_users=3)
+
+    def config(key: str) -> Path:
+        path = tmp_path / f"{key.strip('[]').replace(', ', '-')}.yaml"
+        path.write_text(f"store: {{path: '{tmp_path / 'data'}'}}\ntables:\n"
+                        "  - name: shop.orders\n    topic: orders\n"
+                        "    columns: {customer_id: int, order_id: long, total: 'decimal(10,2)',"
+                        f" note: string}}\n    primary_key: {key}\n")
+        return path
+
+    with api_process(tmp_path / "data") as url:
+        code, rows, err = cli_json(capsys, "get", str(config("[customer_id, order_id]")),
+                                   "shop.orders", "7", "1001", "--url", url)
+        assert code == 0 and rows[0]["note"] == "7/1001", err
+        moved = str(config("[order_id, customer_id]"))
+        for argv in (("get", moved, "shop.orders", "1001", "7", "--url", url),
+                     ("scan", moved, "shop.orders", "--url", url)):
+            code, rows, err = cli_json(capsys, *argv)
+            assert code == 2 and rows == [], argv
+            assert ("key (customer_id int, order_id long) is declared as (order_id long, "
+                    "customer_id int)") in err and url in err
