@@ -39,6 +39,7 @@ from materializer import __version__
 from materializer.api.edge import Edge, EdgeApi, framework
 from materializer.api.keys import RelationIndex
 from materializer.api.metrics import LatencyRecorder
+from materializer.api.operations import router as operations_router
 from materializer.api.readiness import ready_answer
 from materializer.api.routes import ApiState, bad_request, router
 from materializer.cluster.router import ClusterRouter
@@ -71,6 +72,7 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
                     "events per key of streams. Read-only; see SPEC §7.")
     app.state.api = state
     app.include_router(router)
+    app.include_router(operations_router)  # healthz, readyz, metrics, cluster
     app.include_router(versions_router)  # snapshots and diffs (materializer.versions)
     app.add_exception_handler(RequestValidationError, bad_request)
     app.openapi = _openapi_with_security(app, token is not None)  # type: ignore[method-assign]
