@@ -33,6 +33,14 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def signal_name(signum: int) -> str:
+    """'signal 9 (SIGKILL)', or 'signal N' for a number Python does not name."""
+    try:
+        return f"signal {signum} ({signal.Signals(signum).name})"
+    except ValueError:
+        return f"signal {signum}"
+
+
 _die_with_parent = die_with_parent  # runs in the API child before exec
 
 

@@ -266,11 +266,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0
+    from materializer.ingest.processes import config_digest  # noqa: PLC0415
+
+    digest = config_digest(args.config)  # of the declaration this process applies
     catalog = _load_worker(args)
     from materializer.store import StoreLock  # noqa: PLC0415
 
     if args.worker_index is not None:  # one of `run --processes N`'s workers
-        from materializer.ingest.processes import run_worker  # noqa: PLC0415
+        from materializer.ingest.processes import check_same_config, run_worker  # noqa: PLC0415
+
+        check_same_config(args.config, args.config_digest, digest)
 
         return run_worker(catalog, args.worker_index, args.lock_fd, args.parent_pid,
                           args.batch_size, stop, Progress())
@@ -288,6 +293,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         worker = Supervisor(catalog, processes, lock, ["run", args.config, "--no-api",
                                                        "--batch-size", str(args.batch_size),
+                                                       "--config-digest", digest,
                                                        *_worker_flags(args)], stop)
     else:
         worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
@@ -316,9 +322,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
     if api_failed:
+        code = api_failed[0]
+        if code < 0:  # killed (kill -9, the OOM killer): it said nothing
+            from materializer.children import signal_name  # noqa: PLC0415
+
+            why = f"was killed by {signal_name(-code)}"
+        else:
+            why = (f"exited with code {code} (is {catalog.api.listen} already in use? see its "
+                   "message above)")
         raise MaterializerError(
-            f"the lookup API process exited with code {api_failed[0]} (is {catalog.api.listen} "
-            "already in use? see its message above); the worker stopped with it. Start again, "
+            f"the lookup API process {why}; the worker stopped with it. Start again, "
             "or run with --no-api")
     lock.release()
     log.info("stopped after applying %d records", worker.applied_total)

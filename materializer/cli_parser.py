@@ -75,6 +75,7 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
                         "one per source partition (default: `workers:` in the file, else 1)")
     for hidden in ("--worker-index", "--lock-fd", "--parent-pid"):  # run --processes' workers
         s.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
+    s.add_argument("--config-digest", default=None, help=argparse.SUPPRESS)
     _worker_options(s)
     s.set_defaults(func=commands["run"])
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ from typing import Any
 
 from materializer import gc_tuning
 from materializer.changes.drainer import OutboxDrainer
-from materializer.children import die_with_parent
+from materializer.children import die_with_parent, signal_name
 from materializer.errors import ConfigError, MaterializerError
 from materializer.ingest.status_merge import RetiredCounters, merge_statuses, read_status_file
 from materializer.ingest.topics import TopicReset
@@ -126,6 +127,27 @@ def auto_processes(catalog: Catalog, cpus: int | None = None,
         why = f", {total} partition(s) shared by the group"
     log.info("workers: auto -> %d worker process(es) (%d usable CPU(s)%s)", chosen, cpus, why)
     return chosen
+
+
+def config_digest(path: str | os.PathLike[str]) -> str:
+    """A digest of the declaration file's bytes ('' if it cannot be read: loading it says
+    why)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def check_same_config(path: str | os.PathLike[str], expected: str | None, digest: str) -> None:
+    """In a worker process: ConfigError (exit 2) unless the declaration file holds what it
+    held when `run` started (`expected`, its digest). A worker started again after a kill
+    reads the file anew; had it applied an edited declaration, the workers of one run would
+    apply two (a column added: the partitions of the others stored NULL in it)."""
+    if expected is not None and digest != expected:
+        raise ConfigError(
+            f"{path} changed since `materializer run` started; its worker processes all apply "
+            "the declaration it started with, so this one does not start: restart `materializer "
+            "run` to apply the new declaration")
 
 
 def check_processes(catalog: Catalog, n: int) -> None:
@@ -289,6 +311,12 @@ class Supervisor:
                         children[i] = self._start(c.index)
                     else:
                         failure = (c.index, code)
+                        if code < 0:  # killed again within CRASH_LOOP of its start
+                            log.error("worker process %d (pid %d) was killed by %s %.1f s "
+                                      "after its start (within %.0f s: a crash loop); not "
+                                      "starting it again", c.index, c.proc.pid,
+                                      signal_name(-code), time.monotonic() - c.started,
+                                      CRASH_LOOP)
                         self.stop_event.set()
                         break
                 now = time.monotonic()
@@ -306,9 +334,11 @@ class Supervisor:
             raise self.drainer.failure
         if failure is not None:
             index, code = failure
+            how = (f"was killed by {signal_name(-code)} within {CRASH_LOOP:.0f} s of its start "
+                   "and not started again (a crash loop)" if code < 0 else
+                   f"exited with code {code} (see its message above)")
             err = MaterializerError(
-                f"worker process {index} exited with code {code} (see its message above); "
-                "the other worker processes stopped with it")
+                f"worker process {index} {how}; the other worker processes stopped with it")
             err.exit_code = code if code > 0 else 1
             raise err
 

@@ -84,3 +84,24 @@ def test_run_stops_when_the_api_cannot_listen(session_broker: DevBroker, tmp_pat
     assert done.returncode == 1, done.stderr
     assert "lookup API process exited" in done.stderr and "--no-api" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_run_names_the_signal_that_killed_its_api(session_broker: DevBroker, tmp_path: Path
+                                                  ) -> None:
+    """A kill -9 of the API child stops run (exit 1) with a message naming the signal, not
+    a guess that the port is taken (the killed child said nothing)."""
+    port = free_port()
+    cfg = _config(session_broker, tmp_path, port)
+    run = subprocess.Popen([sys.executable, "-m", "materializer", "run", str(cfg)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: _serving(port), 60, "the API child to serve", run)
+        (child,) = wait_until(lambda: _children(run.pid), 10, "the API child pid")
+        os.kill(child, signal.SIGKILL)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 1, err
+    assert "lookup API process was killed by signal 9 (SIGKILL)" in err, err[-2000:]
+    assert "already in use" not in err and "Traceback" not in err, err[-2000:]

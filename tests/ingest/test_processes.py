@@ -296,3 +296,66 @@ def test_a_worker_stopping_on_a_bad_record_stops_run_with_its_code(
     log = next(tmp_path.glob("worker-*.log")).read_text()
     assert "bad record at topic" in log and "exited with code 1" in log, log[-2000:]
     assert sum(applied_offsets(tmp_path / "data", "shop.users").values()) < sum(ends.values())
+
+
+def _worker_pid(run_pid: int, index: int) -> int | None:
+    """The pid of `run`'s worker process `index` (None until started)."""
+    try:
+        kids = Path(f"/proc/{run_pid}/task/{run_pid}/children").read_text().split()
+    except OSError:
+        return None
+    for kid in kids:
+        try:
+            argv = Path(f"/proc/{kid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--worker-index" in argv and argv[argv.index(b"--worker-index") + 1] == b"%d" % index:
+            return int(kid)
+    return None
+
+
+@pytest.mark.integration
+def test_a_worker_killed_again_soon_after_its_start_stops_run_naming_the_crash_loop(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    """A worker process killed by a signal within CRASH_LOOP of its start is not started again:
+    run stops (exit 1) and says so, naming the signal (the killed worker said nothing)."""
+    _, _, cfg, _ = _users_topic(session_broker, tmp_path, 200, 40, seed=11)
+    run = start_worker(cfg, "--processes", "2")
+    try:
+        first = wait_until(lambda: _worker_pid(run.pid, 1), 30, "worker 1's process", run)
+        os.kill(first, signal.SIGKILL)  # at once: well within CRASH_LOOP of its start
+        assert run.wait(60) == 1
+    finally:
+        if run.poll() is None:
+            run.kill()
+    log = next(tmp_path.glob("worker-*.log")).read_text()
+    assert ("worker process 1 was killed by signal 9 (SIGKILL) within 5 s of its start and "
+            "not started again (a crash loop)") in log, log[-2000:]
+    assert "see its message above" not in log and "Traceback" not in log, log[-2000:]
+
+
+@pytest.mark.integration
+def test_a_worker_started_again_refuses_a_declaration_edited_since_run_started(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    """A worker process started again after a kill reads the declaration file anew. With a
+    column added to the file meanwhile it applied the new declaration while the other worker
+    kept the old one: the other's partitions stored NULL in the new column for records holding
+    it (served with /readyz 200). It refuses instead (exit 2), and run stops saying why."""
+    _, _, cfg, store = _users_topic(session_broker, tmp_path, 200, 40, seed=12)
+    run = start_worker(cfg, "--processes", "2")
+    try:
+        wait_until(lambda: all(child_status(store, i).get("assigned") for i in (0, 1)), 90,
+                   "both workers to hold partitions", run)
+        victim = child_status(store, 1)["pid"]
+        wait_until(lambda: past_crash_loop(victim), 30, "worker 1 to be past the crash loop",
+                   run)
+        text = cfg.read_text()
+        cfg.write_text(text.replace("vip: boolean}", "vip: boolean, age: long}"))
+        os.kill(victim, signal.SIGKILL)
+        assert run.wait(60) == 2
+    finally:
+        if run.poll() is None:
+            run.kill()
+    log = next(tmp_path.glob("worker-*.log")).read_text()
+    assert "changed since `materializer run` started" in log, log[-2000:]
+    assert "worker process 1 exited with code 2" in log and "Traceback" not in log, log[-2000:]
