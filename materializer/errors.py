@@ -94,14 +94,23 @@ class PartitionsNotHeld(MaterializerError):
 
     exit_code = 3
 
-    def __init__(self, relation: str, partitions: frozenset[int]) -> None:
+    def __init__(self, relation: str, partitions: frozenset[int],
+                 version: str | None = None) -> None:
+        """`version`: where they were not held, when not in the live store (`snapshot
+        'daily'`, a diff's versions): a snapshot never holds them later."""
         self.relation = relation
         self.partitions = partitions
-        super().__init__(
-            f"partitions {', '.join(map(str, sorted(partitions)))} of {relation} are not held "
-            "by a worker of this store (moved to another worker, or lost with the broker): a "
-            "key of theirs is not known to be absent; ask the cluster (materializer.Client, "
-            "--url) or again once a worker holds them")
+        which = ", ".join(map(str, sorted(partitions)))
+        if version is None:
+            text = (f"partitions {which} of {relation} are not held by a worker of this store "
+                    "(moved to another worker, or lost with the broker): a key of theirs is not "
+                    "known to be absent; ask the cluster (materializer.Client, --url) or again "
+                    "once a worker holds them")
+        else:
+            text = (f"partitions {which} of {relation} were not held by this store's worker "
+                    f"in {version} (another worker held them, or the group session was lost): "
+                    "their rows are not known there; read them where they were held")
+        super().__init__(text)
 
 
 class StoreError(MaterializerError):

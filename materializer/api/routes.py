@@ -260,7 +260,7 @@ async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) ->
         routed: Response | None = await cluster.row(request, table)
         if routed is not None:
             return routed
-    status, body = row_answer(index, table, raw_path(request.scope), whole=as_of is None)
+    status, body = row_answer(index, table, raw_path(request.scope))
     return Response(body, status, media_type="application/json")
 
 

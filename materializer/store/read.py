@@ -52,14 +52,17 @@ class RelationReader:
     there are any cannot say "absent": `get`, `get_many` (a miss), `events` (none) and
     `scan` raise PartitionsNotHeld then, unless `held_only=True` asks for the partitions
     this store holds alone (what a cluster worker answers for its own). Views of a
-    snapshot never raise: a snapshot is what it holds.
+    snapshot raise likewise when the snapshot was taken while partitions were revoked (a
+    cluster worker's snapshot holds its own partitions only).
     """
 
     def __init__(self, data_dir: Path, generation: Generation) -> None:
         self._data_dir = data_dir
         self._g = generation
         self._check_at = _monotonic() + CHECK_INTERVAL
-        self._live = not (data_dir / MANIFEST).is_file()  # not a snapshot's
+        # where a miss is told of: the live store, or "snapshot '<name>'"
+        self._version = f"snapshot {data_dir.name!r}" if (data_dir / MANIFEST).is_file() \
+            else None
 
     def _gen(self) -> Generation:
         """The generation to read now (switching to a newly published one)."""
@@ -119,15 +122,18 @@ class RelationReader:
     def encode_key(self, key: Any) -> bytes:
         return self._gen().encode_key(key)
 
-    def diff(self, from_: str, to: str | None = None, *, json_form: bool = False
-             ) -> Iterator[dict[str, Any]]:
+    def diff(self, from_: str, to: str | None = None, *, json_form: bool = False,
+             held_only: bool = False) -> Iterator[dict[str, Any]]:
         """What changed in this relation from snapshot `from_` to snapshot `to` (None: the
         live relation), in key order: tables `added`/`removed`/`modified` rows with the
         changed columns, streams `added`/`removed` events (`materializer.versions.diff`).
-        Both versions are read in one read transaction each, held while you iterate."""
+        Both versions are read in one read transaction each, held while you iterate.
+        Versions in which partitions were revoked raise PartitionsNotHeld (`held_only`:
+        compare the partitions both hold)."""
         from materializer.versions.diff import iter_entries  # noqa: PLC0415 - built on the store
 
-        return iter_entries(self._data_dir, self.name, from_, to, json_form=json_form)
+        return iter_entries(self._data_dir, self.name, from_, to, json_form=json_form,
+                            held_only=held_only)
 
     def release(self) -> None:
         """Let go of this view's files: this process stops caching their environment, which
@@ -144,10 +150,10 @@ class RelationReader:
         return g.revoked()
 
     def require_held(self) -> None:
-        """Raise PartitionsNotHeld if partitions of this live relation are marked revoked
-        (a read from this store alone may miss rows they hold)."""
-        if self._live and (revoked := self.revoked_partitions()):
-            raise PartitionsNotHeld(self.name, revoked)
+        """Raise PartitionsNotHeld if partitions of this relation are marked revoked (a
+        read from this store, or this snapshot, alone may miss rows they hold)."""
+        if revoked := self.revoked_partitions():
+            raise PartitionsNotHeld(self.name, revoked, self._version)
 
     def partition_copy(self, partition: int
                        ) -> tuple[int, dict[str, int], list[tuple[bytes, bytes]], list[str]]:

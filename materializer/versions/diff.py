@@ -21,7 +21,10 @@ at the same position is `removed` then `added`.
 A relation a complete snapshot (taken of the whole store) does not hold did not exist
 then and reads as empty; one a partial snapshot (`--tables`) does not hold is an error.
 Versions whose key columns or key types differ (a rebuild changed the key) cannot be
-matched by key and are refused.
+matched by key and are refused. So, with PartitionsNotHeld, are versions in which partitions
+were marked revoked (another worker held them, a cluster worker's store holds its own
+only): their rows are not known there, and would read as all added or removed (or as
+unchanged); `held_only=True` compares the partitions held in both instead.
 
 Changes come in a total order with a position (`pos`: bytes, the encoded key for a
 table; key + partition + index for a stream) from which `changes(after=pos)` resumes:
@@ -40,7 +43,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from materializer.errors import AmbiguousKeyError, NotFound, UsageError
+from materializer.errors import AmbiguousKeyError, NotFound, PartitionsNotHeld, UsageError
 from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, forget_env, offset_key
 from materializer.store.generation import Generation, open_generation
@@ -90,8 +93,10 @@ class Side:
         self.txn: lmdb.Transaction[bytes] | None = None
         self.parts: dict[int, Any] = {}
         self.offsets: dict[int, int] = {}
+        self.revoked: frozenset[int] = frozenset()
         if gen is not None:
             self.txn, served = gen.begin()
+            self.revoked = gen.revoked()
             self.parts = dict(served)
             for p, _ in served:
                 raw = self.txn.get(offset_key(p), db=gen.meta_db)
@@ -186,7 +191,8 @@ class RelationDiff:
     Holds a read transaction on each version until `close` (a context manager)."""
 
     def __init__(self, data_dir: str | os.PathLike[str], name: str, from_: str | None,
-                 to: str | None, default_schema: str = "public") -> None:
+                 to: str | None, default_schema: str = "public", *,
+                 held_only: bool = False) -> None:
         root = store_root_of(data_dir)
         forget_dropped()
         self.name = resolve_name(root, name, [from_, to], default_schema)
@@ -209,6 +215,13 @@ class RelationDiff:
                 self.close()
                 raise UsageError(f"{self.name} from {self.a.label} to {self.b.label}: "
                                  f"{problem}; rows cannot be matched by key")
+        unheld = self.a.revoked | self.b.revoked
+        if unheld and not held_only:
+            where = " and ".join(s.label for s in (self.a, self.b) if s.revoked)
+            self.close()
+            raise PartitionsNotHeld(self.name, unheld, where)
+        for side in (self.a, self.b):  # held_only: the partitions both versions hold
+            side.parts = {p: db for p, db in side.parts.items() if p not in unheld}
         self.key_columns = ref.key_columns
         self.key_codec = ref.key_codec
         self.layout_a = (ga or ref).layout
@@ -376,10 +389,11 @@ def _incompatible(a: Generation, b: Generation) -> str | None:
 
 
 def iter_entries(data_dir: str | os.PathLike[str], name: str, from_: str | None,
-                 to: str | None, *, json_form: bool = False) -> Iterator[dict[str, Any]]:
+                 to: str | None, *, json_form: bool = False, held_only: bool = False
+                 ) -> Iterator[dict[str, Any]]:
     """Every change of `name` from `from_` to `to` as an entry (`RelationDiff.entry`);
     the versions are opened at once (errors raise here), read while iterating."""
-    diff = RelationDiff(data_dir, name, from_, to)
+    diff = RelationDiff(data_dir, name, from_, to, held_only=held_only)
     return _entries(diff, json_form)
 
 

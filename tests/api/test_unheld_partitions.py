@@ -22,6 +22,7 @@ with warnings.catch_warnings():  # starlette suggests httpx2; httpx is what is i
 from materializer.api.app import create_app
 from materializer.errors import PartitionsNotHeld
 from materializer.store import Store
+from materializer.versions.take import take_snapshot
 from tests.support.api import CLICKS, USERS, SpecWriter, api_process, build_data_dir
 from tests.support.workers import run_cli
 
@@ -128,3 +129,48 @@ streams:
         assert got.returncode == 3, (args, got.stdout, got.stderr)
         assert "partitions 1 of public." in got.stderr and "not held" in got.stderr
         assert "Traceback" not in got.stderr and got.stdout == ""
+
+
+def test_a_snapshot_taken_while_partitions_were_revoked_does_not_say_absent(
+        revoked_store: tuple[Path, dict[str, SpecWriter]]) -> None:
+    """A cluster worker's snapshot holds its own partitions: `?as_of=` answered 404 (and
+    `Store.at(...).get` None) for the other workers' keys."""
+    data, writers = revoked_store
+    take_snapshot(data, "s1")
+    with Store.open(data) as store:
+        old = store.table("users", as_of="s1")
+        assert old.get(3)["id"] == 3
+        with pytest.raises(PartitionsNotHeld, match="in snapshot 's1'") as e:
+            old.get(4)
+        assert e.value.partitions == frozenset({1})
+        assert old.get(4, held_only=True) is None
+    with TestClient(create_app(str(data), None)) as c:
+        assert c.get("/tables/users/rows/3?as_of=s1").status_code == 200
+        missed = c.get("/tables/users/rows/4?as_of=s1")
+        assert missed.status_code == 503 and "in snapshot 's1'" in missed.json()["detail"]
+        assert c.post("/tables/users/lookup?as_of=s1", json={"keys": [[4]]}).status_code == 503
+        assert c.get("/tables/users/rows?as_of=s1").status_code == 503
+
+
+def test_a_diff_over_partitions_not_held_is_refused(
+        revoked_store: tuple[Path, dict[str, SpecWriter]]) -> None:
+    """Partition 1 revoked in one version and held in the other read as every row of it
+    added (or removed): a diff that the topic's history never made."""
+    data, writers = revoked_store
+    take_snapshot(data, "revoked")
+    for name in (USERS.name, CLICKS.name):
+        assert writers[name].writer.set_revoked([1], False)
+    take_snapshot(data, "held")
+    with Store.open(data) as store:
+        users = store.table("users")
+        assert list(users.diff("held")) == []  # both hold every partition
+        with pytest.raises(PartitionsNotHeld, match="in 'revoked'"):
+            list(users.diff("revoked", "held"))
+        # the partitions both hold: nothing changed there
+        assert list(users.diff("revoked", "held", held_only=True)) == []
+        assert list(store.stream("clicks").diff("revoked", held_only=True)) == []
+    with TestClient(create_app(str(data), None)) as c:
+        refused = c.get("/tables/users/diff?from=revoked&to=held")
+        assert refused.status_code == 503, refused.text
+        assert "partitions 1 of public.users" in refused.json()["detail"]
+        assert c.get("/tables/users/diff?from=held").status_code == 200
