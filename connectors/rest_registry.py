@@ -130,6 +130,9 @@ class RestRegistry:
         self._cache: dict[int, Any] = {}
         self._texts: dict[Any, dict[str, Any]] = {}
         self._unknown: dict[int, float] = {}
+        # ids whose schema is not usable (not Avro, does not parse): a registry never
+        # changes the schema of an id, so one request per id, not one per record
+        self._bad: dict[int, RecordError] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -198,6 +201,9 @@ class RestRegistry:
         if until is not None and time.monotonic() < until:
             raise RecordError(f"schema id {schema_id} is unknown to the registry",
                               "unknown_schema")
+        bad = self._bad.get(schema_id)
+        if bad is not None:
+            raise RecordError(str(bad), bad.reason)
         try:
             answer = self._request("GET", f"/schemas/ids/{schema_id}")
         except _HttpStatus as e:
@@ -213,8 +219,8 @@ class RestRegistry:
                 f"schema registry: unexpected answer for schema {schema_id}: {answer!r:.200}")
         kind = answer.get("schemaType") or "AVRO"
         if kind != "AVRO":
-            raise RecordError(f"schema {schema_id} is a {kind} schema, not Avro",
-                              "bad_schema")
+            raise self._remember_bad(schema_id, RecordError(
+                f"schema {schema_id} is a {kind} schema, not Avro", "bad_schema"))
         named: dict[str, Any] = {}
         try:
             for ref in answer.get("references") or ():
@@ -223,10 +229,17 @@ class RestRegistry:
         except (RecordError, InfrastructureError):  # a reference's bad record, or the
             raise  # registry not answering for it: never a bad schema
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
-            raise bad_schema(schema_id, repr(self), e) from e
+            raise self._remember_bad(schema_id, bad_schema(schema_id, repr(self), e)) from e
         with self._lock:
             self._cache[schema_id] = parsed
         return parsed
+
+    def _remember_bad(self, schema_id: int, err: RecordError) -> RecordError:
+        with self._lock:
+            if len(self._bad) > 10_000:  # garbage ids: keep the memo bounded
+                self._bad.clear()
+            self._bad[schema_id] = err
+        return err
 
     def _load_reference(self, ref: Mapping[str, Any], named: dict[str, Any], depth: int) -> None:
         if depth > 32:

@@ -217,9 +217,16 @@ def test_rest_registry_rejects_invalid_schema() -> None:
 def test_rest_registry_non_avro_schema_is_a_bad_record() -> None:
     with RegistryServer() as srv:
         srv.schemas[5] = normalize({"type": "object"})  # a JSON schema, say
+        reg = RestRegistry(srv.url, _quick())
         with pytest.raises(RecordError) as e:
-            RestRegistry(srv.url, _quick()).schema(5)
+            reg.schema(5)
         assert e.value.reason == "bad_schema"
+        asked = srv.requests
+        for _ in range(3):  # an id's schema never changes: one request, not one per record
+            with pytest.raises(RecordError, match="not usable Avro") as again:
+                reg.schema(5)
+            assert again.value.reason == "bad_schema"
+        assert srv.requests == asked
 
 
 def test_rest_registry_config_checks() -> None:
