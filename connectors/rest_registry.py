@@ -58,6 +58,15 @@ class _HttpStatus(Exception):
         return self.status == 404 and 40400 <= self.error_code <= 40499
 
 
+def _retry_after(headers: Any) -> float:
+    """Seconds a `Retry-After` header asks to wait (0 if absent, a date, or not a number)."""
+    try:
+        seconds = float(headers.get("Retry-After", "") or 0)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+    return seconds if 0 < seconds < 3600 else 0.0
+
+
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects as urllib does, but never sends the credentials to another
     origin (scheme, host and port) than the one they were given for."""
@@ -151,7 +160,8 @@ class RestRegistry:
     # -- transport
 
     def _request(self, method: str, path: str, body: Any = None) -> Any:
-        """One JSON request; retries network failures, 5xx and 429 with backoff.
+        """One JSON request; retries network failures, 5xx and 429 with backoff (waiting
+        at least what a `Retry-After: <seconds>` asked, up to `retries.max.wait.ms`).
 
         Raises _HttpStatus for any other non-2xx answer, InfrastructureError when no
         registry answers."""
@@ -161,6 +171,7 @@ class RestRegistry:
             headers["Content-Type"] = _CONTENT_TYPE
         wait = self._wait
         last = ""
+        asked = 0.0  # the longest Retry-After of this round
         for attempt in range(self._retries + 1):
             for base in self._bases:
                 url = base + path
@@ -176,6 +187,7 @@ class RestRegistry:
                             "check basic.auth.user.info or bearer.auth.token") from e
                     if e.code >= 500 or e.code == 429:
                         last = f"HTTP {e.code} from {url}: {text[:200]}"
+                        asked = max(asked, _retry_after(e.headers))
                         continue
                     raise _HttpStatus(e.code, text, url) from e
                 except (urllib.error.URLError, OSError, ValueError,
@@ -186,8 +198,9 @@ class RestRegistry:
                     continue
             if attempt < self._retries:
                 self.retries += 1
-                time.sleep(wait)
+                time.sleep(max(wait, min(asked, self._max_wait)))
                 wait = min(wait * 2, self._max_wait)
+                asked = 0.0
         raise InfrastructureError(
             f"schema registry unreachable after {self._retries + 1} attempt(s): {last}")
 

@@ -184,6 +184,24 @@ def test_rest_registry_retries_server_errors() -> None:
             reg2.schema(sid)
 
 
+def test_rest_registry_waits_as_long_as_retry_after_asks(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """A 429 or 503 with `Retry-After: N` was retried after the backoff alone (10 ms here),
+    asking again sooner than the registry said; the wait is capped by retries.max.wait.ms."""
+    import connectors.rest_registry as rest
+
+    waits: list[float] = []
+    monkeypatch.setattr(rest.time, "sleep", waits.append)
+    busy = [b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 2\r\n\r\n{}",
+            b"HTTP/1.1 503 Unavailable\r\nRetry-After: 90\r\nContent-Length: 2\r\n\r\n{}"]
+    with RegistryServer() as srv:
+        sid = srv.add("s", V1)
+        srv.interfere = lambda method, path: busy.pop(0) if busy else None
+        reg = RestRegistry(srv.url, {"retries.wait.ms": "10", "retries.max.wait.ms": "5000"})
+        assert reg.schema(sid)["name"] == "shop.User"
+    assert waits == [1.0, 5.0]  # as asked; 90 s capped at retries.max.wait.ms
+
+
 def test_rest_registry_unreachable_is_infrastructure_not_a_bad_record() -> None:
     from materializer.devbroker import free_port
 
