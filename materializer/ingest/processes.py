@@ -307,7 +307,8 @@ class Supervisor:
                         self._revoke_held(read_status_file(path))
                         self.retired.retire(path)
                         self._merge_status(children)
-                        self.stop_event.wait(RESTART_AFTER)
+                        if self.stop_event.wait(RESTART_AFTER):
+                            break  # stopped meanwhile: nothing to start again
                         children[i] = self._start(c.index)
                     else:
                         failure = (c.index, code)
