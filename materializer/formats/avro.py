@@ -84,6 +84,7 @@ from materializer.formats.avro_schema import (
     Reading,
     avro_element,
     avro_fields,
+    connect_name,
     field_names,
     named_types,
     record_of,
@@ -240,10 +241,10 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
                                    f"{json.dumps(schema, default=str)[:80]}", "not_a_record")
             named = named_types(schema)
             node = resolve(schema, named)
-            name = node.get("connect.name") if isinstance(node, dict) else None
+            name = connect_name(node) if isinstance(node, dict) else None
             params = node.get("connect.parameters") if isinstance(node, dict) else None
             return ((None, connect_fixup(name, params, node, types[names[0]],
-                                         avro_element(named)), convs[0]),)
+                                         avro_element(named), exact=True), convs[0]),)
         named = named_types(schema)
         fields = avro_fields(rec, named)
         element = avro_element(named)
@@ -264,7 +265,8 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
         for col, conv in zip(names, convs, strict=True):
             src = found[col]
             cname, params, node = fields[src]
-            plan.append((src, connect_fixup(cname, params, node, types[col], element), conv))
+            plan.append((src, connect_fixup(cname, params, node, types[col], element,
+                                            exact=True), conv))
         return tuple(plan)
 
     read = wire_reader(spec, registry, "key_format avro", prepare)
@@ -336,7 +338,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
         named = named_types(schema)
         node = resolve(schema, named)
         if isinstance(node, dict):
-            fix = connect_fixup(node.get("connect.name"), node.get("connect.parameters"),
+            fix = connect_fixup(connect_name(node), node.get("connect.parameters"),
                                  node, columns[single], avro_element(named))
         else:
             fix = None

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from materializer.columns import ColumnType
 from materializer.formats.connect_types import (
+    AVRO_NANOS,
     Element,
     Fixup,
     connect_fixup,
@@ -39,6 +40,22 @@ def resolve(node: Any, named: Mapping[str, Any]) -> Any:
     return node
 
 
+_NANOS = {"timestamp-nanos": AVRO_NANOS, "local-timestamp-nanos": AVRO_NANOS}
+"""Avro 1.12's nanosecond timestamps (a long), which fastavro does not convert: named so
+that a timestamp column gets the instant (floored to the microsecond, as Debezium's
+NanoTimestamp), not the integer read as milliseconds; local-timestamp-nanos is read as
+UTC, as fastavro reads local-timestamp-millis/-micros. Other columns take the long."""
+
+
+def connect_name(node: dict[str, Any]) -> Any:
+    """A node's `connect.name`, or the Connect name standing for its Avro logical type
+    where fastavro leaves the value an integer (`_NANOS`)."""
+    name = node.get("connect.name")
+    if name is None and node.get("type") == "long":
+        return _NANOS.get(node.get("logicalType"))  # type: ignore[arg-type]
+    return name
+
+
 def avro_element(named: Mapping[str, Any]) -> Element:
     """The `connect_types.Element` of Avro schemas with named types `named`: an `array`'s
     `items`, a `map`'s `values` (a ["null", T] union is T, a name its type), with their
@@ -50,7 +67,7 @@ def avro_element(named: Mapping[str, Any]) -> Element:
         inner = resolve(node.get("items" if kind == "array" else "values"), named)
         if not isinstance(inner, dict):
             return None
-        return inner.get("connect.name"), inner.get("connect.parameters"), inner
+        return connect_name(inner), inner.get("connect.parameters"), inner
     return element
 
 
@@ -61,7 +78,7 @@ def avro_fields(record: Any, named: Mapping[str, Any]) -> dict[str, tuple[Any, A
     for f in record.get("fields", ()):
         node = resolve(f.get("type"), named)
         if isinstance(node, dict):
-            out[f["name"]] = (node.get("connect.name"), node.get("connect.parameters"), node)
+            out[f["name"]] = (connect_name(node), node.get("connect.parameters"), node)
         else:
             out[f["name"]] = (None, None, node)
     return out

@@ -84,6 +84,18 @@ def _from_nanos(v: Any) -> Any:
     return _instant(v // 1000, v, "ns") if type(v) is int else v
 
 
+def _finer(v: int, what: str) -> ValueError:
+    return ValueError(f"{v} ns is finer than the microseconds a {what} keeps: as a key it "
+                      "would share a row with the keys that round alike")
+
+
+def _from_nanos_exact(v: Any) -> Any:
+    """`_from_nanos` for a key: a value it would floor is refused (keys are never rounded)."""
+    if type(v) is int and v % 1000:
+        raise _finer(v, "timestamp")
+    return _from_nanos(v)
+
+
 def _from_days(v: Any) -> Any:
     if type(v) is not int:
         return v
@@ -109,6 +121,13 @@ def _time_micros(v: Any) -> Any:
 
 def _time_nanos(v: Any) -> Any:
     return _time_of(v // 1000) if type(v) is int else v
+
+
+def _time_nanos_exact(v: Any) -> Any:
+    """`_time_nanos` for a key: a value it would floor is refused."""
+    if type(v) is int and v % 1000:
+        raise _finer(v, "time")
+    return _time_nanos(v)
 
 
 def _unscaled(v: Any) -> int | None:
@@ -194,14 +213,20 @@ def _each_value(fix: Fixup) -> Fixup:
 
 
 def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
-                  element: Element = connect_element) -> Fixup | None:
+                  element: Element = connect_element, exact: bool = False) -> Fixup | None:
     """The conversion a Connect/Debezium-named field needs to fit a column of type
     `ctype`, or None when the value already fits as it comes (the schema's unit wins
     over the column's `encoding`, which is for input without a schema). `node` is the
     field's own schema (for a decimal `scale` given outside `parameters`). For an array
     or map column whose field is an array or map schema (`element` finds its items or
-    values in `node`), the conversion its items or values need, applied to each."""
+    values in `node`), the conversion its items or values need, applied to each. With
+    `exact` (a key column's), nanoseconds that a microsecond value would floor are refused
+    (ValueError) instead: keys are never rounded."""
     fix = _named_fixup(name, params, node, ctype)
+    if exact and fix is _from_nanos:
+        return _from_nanos_exact
+    if exact and fix is _time_nanos:
+        return _time_nanos_exact
     if fix is None and ctype.item is not None and ctype.kind in ("array", "map"):
         inner = element(node, ctype.kind)
         if inner is not None:
@@ -209,6 +234,11 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
             if item_fix is not None:
                 return _each_item(item_fix) if ctype.kind == "array" else _each_value(item_fix)
     return fix
+
+
+AVRO_NANOS = "avro:timestamp-nanos"
+"""The name `formats.avro_schema` gives an Avro timestamp-nanos / local-timestamp-nanos
+long (fastavro leaves it an integer): a timestamp column converts it from nanoseconds."""
 
 
 def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup | None:
@@ -225,6 +255,8 @@ def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup 
         return _from_micros
     if name == "io.debezium.time.NanoTimestamp":
         return _from_nanos
+    if name == AVRO_NANOS:
+        return _from_nanos if kind == "timestamp" else None
     if name in ("io.debezium.time.Time", "org.apache.kafka.connect.data.Time"):
         return None if kind == "time" and in_ms else _time_millis
     if name == "io.debezium.time.MicroTime":
@@ -263,16 +295,20 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[str]
-                   ) -> Callable[[dict[str, Any], bool], None]:
+def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[str],
+                   table: str = "") -> Callable[[dict[str, Any], bool], None]:
     """The check of a JSON object about to become a row (a JSON value, a Debezium JSON
     `after`): `check(obj, schemaless)` raises RecordError(no_declared_columns) for a
     non-empty object sharing no field with the `declared` columns (when there are value
     columns): stored, its data would all be lost and its row be NULLs. For a `schemaless`
     object, whose names must be the columns' exactly, also RecordError(case_mismatch) when
-    it lacks a value column and has a field differing from it only in case (ksqlDB writes
-    `NAME`): that field's data would be lost and the column NULL. (A key column's value
-    comes from the key: a field for it in the value is not lost.)
+    it lacks a value column and has a field differing from it only in case or by
+    surrounding whitespace (ksqlDB writes `NAME`; `"name "`): that field's data would be
+    lost and the column NULL. (A key column's value comes from the key: a field for it in
+    the value is not lost.) A schemaless object that lacks a value column and has fields
+    that are no column (a column named unlike the producer's field: `emial` for `email`)
+    is stored, and the first such object for each column is logged as a warning naming
+    `table`, the column and the object's other fields (as `warn_unfilled` does for schemas).
 
     Cost: a dict key test (the first value column) and one set difference when every
     value column is present; only an object lacking one and having other fields looks at
@@ -281,6 +317,7 @@ def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[s
     probe = value_columns[0] if value_columns else ""  # usually present
     columns = frozenset(value_columns)
     folded = {c.casefold(): c for c in value_columns}
+    unwarned = set(value_columns)  # columns no object was yet logged as leaving NULL
 
     def check(obj: dict[str, Any], schemaless: bool) -> None:
         if not columns or not obj:
@@ -292,13 +329,25 @@ def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[s
         missing = columns - obj.keys()
         if not missing or len(obj) + len(missing) == len(columns):  # no other field
             return
-        for name in obj.keys() - columns:
-            col = folded.get(name.casefold())
+        others = obj.keys() - names
+        for name in others:
+            col = folded.get(name.strip().casefold())
             if col in missing:
                 raise RecordError(f"field {name!r} is not a declared column and differs only "
-                                  f"in case from column {col!r}, which the object lacks: "
-                                  "names are case-sensitive without a schema (declare the "
-                                  "column as the producer writes it)", "case_mismatch")
+                                  f"in case or surrounding whitespace from column {col!r}, "
+                                  "which the object lacks: names are case-sensitive and "
+                                  "exact without a schema (declare the column as the "
+                                  "producer writes it)",
+                                  "case_mismatch")
+        if others and table and not unwarned.isdisjoint(missing):
+            newly = sorted(missing & unwarned)
+            unwarned.difference_update(newly)
+            shown = sorted(others)
+            log.warning("%s: %s has no field for column(s) %s, NULL in its row (a "
+                        "partial_update column keeps its stored value), and has field(s) "
+                        "that are no column: %s; check the column names (logged once per "
+                        "column)", table, what, ", ".join(newly),
+                        ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else ""))
     return check
 
 
@@ -377,20 +426,21 @@ def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequenc
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
                columns: Mapping[str, ColumnType],
                fixups: Mapping[str, Fixup | None] | None = None,
-               element: Element = connect_element) -> Plan:
+               element: Element = connect_element, exact: bool = False) -> Plan:
     """Per-schema work for a record: renames and conversions, only where needed.
 
     `fields` maps a source field name to (connect name, connect parameters, schema
     node); `columns` the declared columns to fill by type; `fixups`, by source field,
     conversions that replace the Connect one (fields read raw: see `formats.avro_schema`);
-    `element`, how the schema nodes give their array items and map values."""
+    `element`, how the schema nodes give their array items and map values; `exact`: key
+    columns (`connect_fixup`)."""
     out = []
     for col, src in match_fields(fields, columns).items():
         name, params, node = fields[src]
         if fixups is not None and src in fixups:
             fix = fixups[src]
         else:
-            fix = connect_fixup(name, params, node, columns[col], element)
+            fix = connect_fixup(name, params, node, columns[col], element, exact)
         if fix is not None or src != col:
             out.append((src, col, fix))
     return tuple(out)

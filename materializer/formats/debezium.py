@@ -102,7 +102,8 @@ def _after_of(schema: Any) -> Any:
 
 def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
-    check = object_checker("the Debezium `after` object", spec.column_names, list(columns))
+    check = object_checker("the Debezium `after` object", spec.column_names, list(columns),
+                           spec.name)
 
     def plan(after: Any) -> Plan:
         found = struct_fields(after)

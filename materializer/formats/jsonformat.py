@@ -23,9 +23,10 @@ A value object that shares no field with the declared columns (key columns
 included) is rejected, RecordError(no_declared_columns): its fields would all be
 lost and the row stored as NULLs. An empty object `{}` passes (it carries nothing to
 lose), and so does any object for a relation without non-key columns. An object that
-lacks a column and has a field differing from it only in case (ksqlDB writes `NAME`)
-is rejected too, RecordError(case_mismatch): names are exact without a schema, and that
-field's data would be lost.
+lacks a column and has a field differing from it only in case or by surrounding
+whitespace (ksqlDB writes `NAME`) is rejected too, RecordError(case_mismatch): names are
+exact without a schema, and that field's data would be lost. One lacking a column and
+having other fields is logged once per column (`connect_types.object_checker`).
 
 Cost: a plain JSON object pays `"payload" in obj` and `connect_types.object_checker`'s
 check (a dict key test and a set difference) beyond `jsonread.loads`. (Objects of
@@ -87,13 +88,14 @@ def _reads_wrapper(spec: RelationSpec) -> bool:
 
 
 def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str = "",
-               whole_key: tuple[str, ...] = ()) -> _Unwrap:
+               whole_key: tuple[str, ...] = (), key: bool = False) -> _Unwrap:
     """wrapper -> payload with its Connect logical types applied (a dict of fields, a
     bare value when the schema is not a struct, or None). A bare value is converted for
     column `single` if given, else returned as it is. RecordError(type_mismatch) for a
     value its logical type cannot read. With `table` (values, not keys), the columns a
     struct schema has no field for are logged (`warn_unfilled`). With `whole_key` (a
-    table's key columns), a struct schema with another field refuses every payload."""
+    table's key columns), a struct schema with another field refuses every payload. With
+    `key`, a value its logical type would round is refused (`connect_fixup`'s `exact`)."""
 
     def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None, RecordError | None]:
         fields = struct_fields(schema)
@@ -103,11 +105,11 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
                 warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
                               list(fields), [c for c in columns if c not in matched])
             refused = key_schema_beyond(fields, matched, whole_key) if whole_key else None
-            return field_plan(fields, columns), None, refused
+            return field_plan(fields, columns, exact=key), None, refused
         if single is None:
             return (), None, None
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
-                                 columns[single]), None
+                                 columns[single], exact=key), None
     plan_for = per_schema(plan)
 
     def unwrap(obj: dict[str, Any]) -> Any:
@@ -145,7 +147,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     single = next(iter(columns)) if len(columns) == 1 else None
     unwrap = _unwrapper(columns, single, spec.name)
 
-    check = object_checker("the JSON object", spec.column_names, list(columns))
+    check = object_checker("the JSON object", spec.column_names, list(columns), spec.name)
 
     def decode(b: bytes) -> Mapping[str, Any]:
         try:
@@ -195,7 +197,7 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
     whole = spec.kind == "table"  # a table's key columns are the whole key: no other field
     wrapped = _reads_wrapper(spec)
     unwrap_types = _unwrapper(types, names[0] if len(names) == 1 else None,
-                              whole_key=names if whole else ())
+                              whole_key=names if whole else (), key=True)
 
     def unwrap(obj: dict[str, Any]) -> Any:
         """The payload; its schema's fields are the key's (checked per schema)."""
