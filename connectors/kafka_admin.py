@@ -201,3 +201,42 @@ def watermarks(conf: dict[str, str], topic: str, start: dict[int, int],
         raise InfrastructureError(f"cannot read the end offsets of topic {topic}: {e}") from e
     finally:
         c.close()
+
+
+def live_keys(conf: dict[str, str], topic: str, timeout: float = 60.0
+              ) -> set[tuple[int, bytes]]:
+    """(partition, key) of every key whose last message in `topic` (read from its start to
+    the end it has now) has a value, i.e. is not a tombstone: what a compacted read of the
+    topic holds. Empty for a missing topic; InfrastructureError if the topic cannot be
+    read to its end within `timeout` seconds."""
+    n = partition_count(conf, topic)
+    if n == 0:
+        return set()
+    consumer = Consumer(with_logging({
+        **ungrouped_conf(conf), "group.id": "materializer-change-topic-keys",
+        "enable.auto.commit": False, "enable.partition.eof": True}))
+    live: dict[tuple[int, bytes], bool] = {}
+    try:
+        # every partition to its end as fetch responses give it (EOF): a ListOffsets
+        # answer can be below the true end (Tansu), so the watermarks are not asked
+        waiting = set(range(n))
+        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(n)]
+        consumer.assign(parts)
+        deadline = time.monotonic() + timeout
+        while waiting:
+            if time.monotonic() > deadline:
+                raise InfrastructureError(f"could not read change topic {topic} to its end "
+                                          f"within {timeout:.0f} s")
+            for m in consumer.consume(10_000, 0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        waiting.discard(m.partition())
+                        continue
+                    raise InfrastructureError(f"reading change topic {topic}: {err}")
+                key = m.key()
+                if key is not None:
+                    live[(cast(int, m.partition()), key)] = m.value() is not None
+    finally:
+        consumer.close()
+    return {pk for pk, alive in live.items() if alive}

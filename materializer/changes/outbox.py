@@ -172,6 +172,36 @@ class ChangeOutbox:
         if self._hot_limit:
             wb.after_commit(lambda: self._keep(entries))
 
+    def announced_keys(self) -> set[tuple[int, bytes]] | None:
+        """(change-topic partition, key) of every key the change topic holds a row for,
+        counting the events still waiting here (they are sent first): what a compacted
+        read of it ends with. None when the outbox has no Kafka settings (placement by
+        the producer). Reads the whole change topic (a snapshot's check for keys the
+        table no longer holds); InfrastructureError if the broker does not answer."""
+        from connectors.kafka_admin import live_keys  # noqa: PLC0415
+
+        if self._kafka_conf is None:
+            return None
+        if self._partitions is None:
+            self._partitions = self._resolve_topic()
+        live = live_keys(self._kafka_conf, self.topic)
+        for _, raw in self._table.first_items(self._table.entries()):
+            p, key, value = _loads(raw)
+            at = self.placement(p, key)
+            if value is None:
+                live.discard((at, key))
+            else:
+                live.add((at, key))
+        return live
+
+    def placement(self, partition: int, key: bytes) -> int:
+        """The change-topic partition of a message staged for source `partition` (only
+        once the topic is resolved: see `announced_keys`)."""
+        n = self._partitions
+        if n is None or n in (_SAME, _PRODUCER_HASH):
+            return partition
+        return partition_for(key, n)
+
     def _keep(self, entries: list[tuple[bytes, tuple[int, bytes, bytes | None]]]) -> None:
         """After their batch committed: keep staged events in memory for `drain`, unless
         that would hold more than `hot_limit` (a broker away: then LMDB alone holds them)."""

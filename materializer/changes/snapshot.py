@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from materializer.changes.envelope_base import Message
 from materializer.changes.event import Change
 from materializer.errors import StoreError
 from materializer.specs import TableSpec
@@ -68,6 +69,8 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
     key_index = tuple(layout.index(c) for c in spec.key_columns)
     now_ms = time.time_ns() // 1_000_000
     staged = 0
+    announced = outbox.announced_keys()  # None: not known (no Kafka settings)
+    held: set[tuple[int, bytes]] = set()
     with Store.open(writer.data_dir) as store:
         view = store.table(spec.name)
         offsets = view.next_offsets()
@@ -83,7 +86,8 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
                     with writer.begin() as wb:
                         located = _locate(wb, partitions, page, width)
                         changes = snapshot_changes(located, key_index, offsets, now_ms)
-                        outbox.stage(wb, changes, snapshot_last=last)
+                        msgs = outbox.encode(changes, snapshot_last=last)
+                        outbox.put(wb, msgs)
                     break
                 except MapFull as e:
                     if not writer.grow():
@@ -91,11 +95,39 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
                             f"{spec.name}: the LMDB map is full at its ceiling of "
                             f"{writer.ceiling:,} bytes while staging snapshot events ({e}); "
                             "raise `store.map_size` in the declaration file") from e
+            if announced is not None:
+                held.update((outbox.placement(p, key), key) for p, key, _ in msgs)
             staged += len(page)
             page = nxt
             if after_chunk is not None:
                 after_chunk()
+    gone = sorted(announced - held) if announced else []
+    if gone:
+        _stage_tombstones(writer, outbox, gone, chunk)
+        if after_chunk is not None:
+            after_chunk()
     return staged
+
+
+def _stage_tombstones(writer: RelationWriter, outbox: ChangeOutbox,
+                      gone: Sequence[tuple[int, bytes]], chunk: int) -> None:
+    """A tombstone for each (change-topic partition, key) the change topic holds a row for
+    but the table does not (deleted while no events were emitted: `changes:` turned off,
+    a rebuild whose replay lost the key), so a compacted read of the topic ends as a copy
+    of the table."""
+    for i in range(0, len(gone), chunk):
+        msgs: list[Message] = [(p, key, None) for p, key in gone[i:i + chunk]]
+        while True:
+            try:
+                with writer.begin() as wb:
+                    outbox.put(wb, msgs)
+                break
+            except MapFull as e:
+                if not writer.grow():
+                    raise StoreError(
+                        f"{outbox.spec.name}: the LMDB map is full at its ceiling of "
+                        f"{writer.ceiling:,} bytes while staging tombstones ({e}); "
+                        "raise `store.map_size` in the declaration file") from e
 
 
 ScanRaw = Callable[..., list[tuple[bytes, bytes]]]

@@ -22,13 +22,14 @@ def owe_snapshot_if_unannounced(rel: Relation) -> None:
     emits = changes is not None
     announced = rel.writer.changes_announced()
     told = rel.writer.changes_target() if changes is not None else None
-    if changes is not None and told != (changes.topic, changes.format):
+    encoding = None if changes is None else encoding_of(changes.format, changes.schemas)
+    if changes is not None and encoding is not None and told != (changes.topic, encoding):
         if told is not None:
-            refuse_change_format_change(rel, told, changes.topic, changes.format)
+            refuse_change_format_change(rel, told, changes.topic, encoding)
             if announced:  # announced to another topic
                 rel.writer.set_changes_announced(False)
                 announced = False
-        rel.writer.set_changes_target(changes.topic, changes.format)
+        rel.writer.set_changes_target(changes.topic, encoding)
     if emits and not announced:
         if any(rel.next_offsets.values()):
             rel.writer.set_snapshot_due(True)
@@ -36,6 +37,12 @@ def owe_snapshot_if_unannounced(rel: Relation) -> None:
             rel.writer.set_changes_announced(True)
     elif not emits and announced:
         rel.writer.set_changes_announced(False)
+
+
+def encoding_of(fmt: str, schemas: bool) -> str:
+    """How change events are written, as recorded: the format, and JsonConverter's wrapper
+    (`schemas: true`: the event keys are other bytes, and other text)."""
+    return f"{fmt} (schemas: true)" if schemas and fmt == "debezium-json" else fmt
 
 
 def refuse_change_format_change(rel: Relation, told: tuple[str, str], topic: str,
@@ -48,9 +55,10 @@ def refuse_change_format_change(rel: Relation, told: tuple[str, str], topic: str
     name = rel.spec.name
     if was_topic == topic:
         raise SchemaChangedError(
-            f"{name}: changes.format changed from {was_fmt} to {fmt}, but the change topic "
-            f"{topic} holds {was_fmt} events: a consumer could not read it. Give "
-            "`changes.topic` a new topic (it gets a snapshot of every row), or keep the format")
+            f"{name}: the change events' encoding (changes.format, changes.schemas) changed "
+            f"from {was_fmt} to {fmt}, but the change topic {topic} holds {was_fmt} events: a "
+            "consumer could not read it, and its keys would not match. Give `changes.topic` a "
+            "new topic (it gets a snapshot of every row), or keep the encoding")
     from materializer.changes.outbox import OUTBOX_DB  # noqa: PLC0415 - only with `changes:`
 
     pending = rel.writer.side_table(OUTBOX_DB).entries()  # staged, encoded, not yet sent
@@ -58,5 +66,5 @@ def refuse_change_format_change(rel: Relation, told: tuple[str, str], topic: str
         raise SchemaChangedError(
             f"{name}: {pending} change event(s) in {was_fmt} for {was_topic} are not delivered "
             f"yet, and would go to {topic} as {was_fmt}: run once more with the former "
-            "`changes:` until they are (`materializer status` shows the outbox backlog), "
-            "then change it")
+            "`changes:` until they are (/metrics: materializer_outbox_backlog 0), then "
+            "change it")

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from materializer.errors import InfrastructureError
 from materializer.ingest.relation import Relation
 from materializer.specs import TableSpec
 
@@ -48,7 +49,11 @@ class PendingSnapshots:
         for source, relations in sources:
             for rel in [r for r in relations if r in self._due]:
                 if caught_up(source, rel):
-                    self._snapshot(rel)
+                    try:
+                        self._snapshot(rel)
+                    except InfrastructureError as e:  # the broker or registry away: later
+                        log.warning("%s: snapshot not staged yet (%s); retried", rel.spec.name,
+                                    e)
 
     def _snapshot(self, rel: Relation) -> None:
         from materializer.changes.snapshot import stage_snapshot  # noqa: PLC0415

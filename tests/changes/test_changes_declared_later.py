@@ -76,10 +76,12 @@ def test_a_format_changed_on_the_same_topic_is_refused(tmp_path: Path) -> None:
     """The topic holds debezium-json events: debezium-avro ones after them would leave it
     unreadable to either consumer."""
     opened(tmp_path, changes=True)
-    with pytest.raises(SchemaChangedError, match="changes.format changed from debezium-json "
-                       "to debezium-avro, but the change topic t.changes holds"):
+    with pytest.raises(SchemaChangedError, match="changed from debezium-json to "
+                       "debezium-avro, but the change topic t.changes holds"):
         opened(tmp_path, "{topic: t.changes, format: debezium-avro}")
     assert opened(tmp_path, changes=True).writer.changes_announced()  # as it was
+    with pytest.raises(SchemaChangedError, match=r"to debezium-json \(schemas: true\)"):
+        opened(tmp_path, "{topic: t.changes, schemas: true}")  # other key bytes and text
 
 
 def test_a_format_changed_with_events_undelivered_is_refused(tmp_path: Path) -> None:
