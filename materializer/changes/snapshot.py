@@ -28,17 +28,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from materializer.changes.envelope_base import Message
 from materializer.changes.event import Change
 from materializer.errors import StoreError
 from materializer.specs import TableSpec
-from materializer.store import MapFull, RelationWriter, Store
+from materializer.store import MapFull, RelationWriter, Store, WriteBatch
 from materializer.store.rows import decode_row
 
 if TYPE_CHECKING:
     from materializer.changes.outbox import ChangeOutbox
+
+T = TypeVar("T")
 
 __all__ = ["CHUNK", "deliver", "snapshot_changes", "stage_snapshot"]
 
@@ -81,20 +83,15 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
         while page:
             nxt, after = ([], None) if after is None else _page(scan, after, chunk)
             last = not nxt
-            while True:
-                try:
-                    with writer.begin() as wb:
-                        located = _locate(wb, partitions, page, width)
-                        changes = snapshot_changes(located, key_index, offsets, now_ms)
-                        msgs = outbox.encode(changes, snapshot_last=last)
-                        outbox.put(wb, msgs)
-                    break
-                except MapFull as e:
-                    if not writer.grow():
-                        raise StoreError(
-                            f"{spec.name}: the LMDB map is full at its ceiling of "
-                            f"{writer.ceiling:,} bytes while staging snapshot events ({e}); "
-                            "raise `store.map_size` in the declaration file") from e
+            def stage(wb: WriteBatch, page: list[tuple[bytes, bytes]] = page,
+                      last: bool = last) -> list[Message]:
+                located = _locate(wb, partitions, page, width)
+                changes = snapshot_changes(located, key_index, offsets, now_ms)
+                msgs = outbox.encode(changes, snapshot_last=last)
+                outbox.put(wb, msgs)
+                return msgs
+
+            msgs = _growing(writer, spec.name, "snapshot events", stage)
             if announced is not None:
                 held.update((outbox.placement(p, key), key) for p, key, _ in msgs)
             staged += len(page)
@@ -117,17 +114,27 @@ def _stage_tombstones(writer: RelationWriter, outbox: ChangeOutbox,
     of the table."""
     for i in range(0, len(gone), chunk):
         msgs: list[Message] = [(p, key, None) for p, key in gone[i:i + chunk]]
-        while True:
-            try:
-                with writer.begin() as wb:
-                    outbox.put(wb, msgs)
-                break
-            except MapFull as e:
-                if not writer.grow():
-                    raise StoreError(
-                        f"{outbox.spec.name}: the LMDB map is full at its ceiling of "
-                        f"{writer.ceiling:,} bytes while staging tombstones ({e}); "
-                        "raise `store.map_size` in the declaration file") from e
+
+        def put(wb: WriteBatch, msgs: list[Message] = msgs) -> None:
+            outbox.put(wb, msgs)
+
+        _growing(writer, outbox.spec.name, "tombstones", put)
+
+
+def _growing(writer: RelationWriter, name: str, what: str, write: Callable[[WriteBatch], T]
+             ) -> T:
+    """`write` in one batch of `writer`, committed; the map grown and the batch written
+    again while it is full, up to `store.map_size` (then StoreError naming it)."""
+    while True:
+        try:
+            with writer.begin() as wb:
+                return write(wb)
+        except MapFull as e:
+            if not writer.grow():
+                raise StoreError(
+                    f"{name}: the LMDB map is full at its ceiling of {writer.ceiling:,} bytes "
+                    f"while staging {what} ({e}); raise `store.map_size` in the declaration "
+                    "file") from e
 
 
 ScanRaw = Callable[..., list[tuple[bytes, bytes]]]
