@@ -234,7 +234,8 @@ def test_a_killed_worker_is_not_ready_at_once(tmp_path: Path,
     producer.produce(topic, key=b"a", value=json.dumps({"id": "a", "v": 1}))
     assert producer.flush(10) == 0
     store = tmp_path / "data"
-    worker = start_worker(_config(tmp_path, session_broker, topic))
+    cfg = write_config(tmp_path / "cfg.yaml", session_broker, TABLE.format(topic=topic))
+    worker = start_worker(cfg)
     wait_until(lambda: ready_answer(str(store))[0] == 200, 60, "the worker to be ready", worker)
     assert writer_gone(_status(store)) is False
 
@@ -248,6 +249,17 @@ def test_a_killed_worker_is_not_ready_at_once(tmp_path: Path,
     assert "materializer_partition_lag{" not in exp.text()
     worker.wait(10)
     assert ready_answer(str(store))[0] == 503
+
+
+TABLE = """\
+tables:
+  - name: t
+    topic: {topic}
+    columns: {{id: string, v: long}}
+    primary_key: [id]
+    key_format: string
+    value_format: json
+"""
 
 
 def test_writer_gone_knows_only_what_it_can_know() -> None:
