@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import resource
-import time
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = resource.getpagesize()
@@ -20,10 +19,27 @@ def process_stats(pid: int | None = None) -> dict[str, float]:
             fields = f.read().rsplit(")", 1)[1].split()
         out["cpu_seconds_total"] = (int(fields[11]) + int(fields[12])) / _TICKS
         out["resident_memory_bytes"] = float(int(fields[21]) * _PAGE)
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        out["start_time_seconds"] = time.time() - uptime + int(fields[19]) / _TICKS
+        out["start_time_seconds"] = _boot_time() + int(fields[19]) / _TICKS
         out["open_fds"] = float(len(os.listdir(f"/proc/{pid}/fd")))
     except (OSError, ValueError, IndexError):
         pass
     return out
+
+
+_BOOT: list[float] = []
+
+
+def _boot_time() -> float:
+    """The boot time (Unix seconds) as the kernel states it (`btime` of /proc/stat), read
+    once: a start time of now minus /proc/uptime (10 ms steps, and the wall clock's own
+    adjustments) moved at every call, so `process_start_time_seconds` changed at every
+    scrape and `changes()`/`resets` rules took each scrape for a restart."""
+    if not _BOOT:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    _BOOT.append(float(line.split()[1]))
+                    break
+            else:
+                raise ValueError("no btime in /proc/stat")
+    return _BOOT[0]

@@ -103,8 +103,24 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
             "started_at": min(started, default=now),
             "group": next((s.get("group") for s in present), None),
             "stopping": stopping, "workers": len(statuses),
-            "assigned": [list(a) for a in assigned], "partitions": partitions,
+            "assigned": [list(a) for a in assigned], "partitions": _newest(present),
             "caught_up": caught_up, "retrying": retrying, "metrics": metrics}
+
+
+def _newest(statuses: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The workers' partitions, each (relation, topic, partition) once: a partition that
+    moved between workers is listed by both until the one it left writes its status again
+    (up to a second), and two samples of one series break a Prometheus scrape; the entry of
+    the status written last is kept (`caught_up` still reads every entry)."""
+    out: dict[Any, Any] = {}
+    newest = sorted(statuses, key=lambda s: number(s.get("updated_at")) or 0.0)
+    for s in newest:
+        for p in _list(s.get("partitions")):
+            key = ((p.get("relation"), p.get("topic"), p.get("partition"))
+                   if isinstance(p, dict) else id(p))
+            out.pop(key, None)  # the later status's entry, in its order
+            out[key] = p
+    return list(out.values())
 
 
 def _list(v: Any) -> list[Any]:
