@@ -134,7 +134,9 @@ class Exposition:
 
 
 def add_store_metrics(exp: Exposition, stats: Mapping[str, list[dict[str, Any]]]) -> None:
-    """Rows, next offsets and the durable counters, per relation and partition.
+    """Rows, next offsets and the durable counters, per relation and partition held by
+    this store's worker (a revoked one only as `materializer_partition_revoked`: summed
+    across a cluster's workers, its stale copy would count twice).
 
     Counter names written by the worker: `applied`, `dropped:<reason>`,
     `skipped:<reason>`, `dead_letter:<reason>`; others are exported generically.
@@ -142,6 +144,13 @@ def add_store_metrics(exp: Exposition, stats: Mapping[str, list[dict[str, Any]]]
     for rel, parts in sorted(stats.items()):
         for st in parts:
             p = st.get("partition")
+            if st.get("revoked"):  # another worker's (or nobody's): its copy here is not
+                exp.add("materializer_partition_revoked", "gauge",  # served: not summed
+                        "1 for a partition marked revoked from this store's worker (another "
+                        "worker holds it, or the group session was lost): its rows, offsets "
+                        "and counters here are a stale copy and are not exported.", 1,
+                        relation=rel, partition=p)
+                continue
             exp.add("materializer_rows", "gauge", "Rows (table) or events (stream) stored.",
                     st.get("rows", 0), relation=rel, partition=p)
             exp.add("materializer_next_offset", "gauge",

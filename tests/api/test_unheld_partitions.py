@@ -174,3 +174,22 @@ def test_a_diff_over_partitions_not_held_is_refused(
         assert refused.status_code == 503, refused.text
         assert "partitions 1 of public.users" in refused.json()["detail"]
         assert c.get("/tables/users/diff?from=held").status_code == 200
+
+
+def test_metrics_export_no_stale_copy_of_a_revoked_partition(
+        revoked_store: tuple[Path, dict[str, SpecWriter]]) -> None:
+    """Rows, offsets and counters of a revoked partition (another worker's, in a cluster)
+    were exported like held ones: summed over the workers, they counted twice."""
+    data, writers = revoked_store
+    with TestClient(create_app(str(data), None)) as c:
+        text = c.get("/metrics").text
+        assert 'materializer_rows{relation="public.users",partition="0"} 10' in text
+        assert 'materializer_rows{relation="public.users",partition="1"}' not in text
+        assert 'materializer_next_offset{relation="public.users",partition="1"}' not in text
+        assert 'materializer_partition_revoked{relation="public.users",partition="1"} 1' in text
+        assert 'materializer_partition_revoked{relation="public.users",partition="0"}' not in text
+        for name in (USERS.name, CLICKS.name):
+            assert writers[name].writer.set_revoked([1], False)
+        text = c.get("/metrics").text
+        assert 'materializer_rows{relation="public.users",partition="1"} 10' in text
+        assert "materializer_partition_revoked" not in text
