@@ -52,20 +52,23 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/
 
 
 def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
-               default_schema: str = "public", *, fast_path: bool = True) -> FastAPI:
+               default_schema: str = "public", *, fast_path: bool = True,
+               api_process: str | None = None) -> FastAPI:
     """The lookup API over the data directory `store_path` (which may not exist yet).
 
     `fast_path` answers `GET /tables/{t}/rows/{k...}`, `/healthz` and `/readyz` in the
     edge (`materializer.api.edge`, in front of FastAPI and its middleware) with the same
     functions as the routed endpoints (`row_answer`, `ready_answer`), skipping the
-    framework's per-request machinery; it changes speed, never answers.
+    framework's per-request machinery; it changes speed, never answers. `api_process`
+    labels this process's own series in `/metrics` (one of `api.processes` > 1: a scrape
+    reaches any of them, whose counters would otherwise read as resets).
     """
     store = Store(store_path, default_schema)
     relations = RelationIndex(store)
     cluster = ClusterRouter(ClusterView(store_path), relations, token)  # materializer.cluster
     state = ApiState(store_path=store_path, store=store, relations=relations,
                      latency=LatencyRecorder(), token=token, max_lookup_keys=max_lookup_keys,
-                     cluster=cluster)
+                     cluster=cluster, api_process=api_process)
     app = EdgeApi(
         title="materializer lookup API", version=__version__,
         description="Latest row per primary key of materialized Kafka changelogs, and "

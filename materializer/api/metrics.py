@@ -264,8 +264,8 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
                           sorted(pairs), total, int(count))
 
 
-def add_process_metrics(exp: Exposition) -> None:
-    """The standard process_* figures of this (API) process."""
+def add_process_metrics(exp: Exposition, **labels: str) -> None:
+    """The standard process_* figures of this (API) process, with `labels`."""
     for key, kind, help_ in (
             ("resident_memory_bytes", "gauge", "Resident memory size in bytes."),
             ("cpu_seconds_total", "counter", "Total user and system CPU time in seconds."),
@@ -273,10 +273,10 @@ def add_process_metrics(exp: Exposition) -> None:
             ("start_time_seconds", "gauge", "Start time of the process since the epoch.")):
         v = process_stats().get(key)
         if v is not None:
-            exp.add(f"process_{key}", kind, help_, v)
+            exp.add(f"process_{key}", kind, help_, v, **labels)
 
 
-def add_latency_metrics(exp: Exposition, rec: LatencyRecorder) -> None:
+def add_latency_metrics(exp: Exposition, rec: LatencyRecorder, **labels: str) -> None:
     hist, codes = rec.snapshot()
     for endpoint, (counts, total) in sorted(hist.items()):
         cum = 0
@@ -286,8 +286,8 @@ def add_latency_metrics(exp: Exposition, rec: LatencyRecorder) -> None:
             pairs.append((le, cum))
         exp.histogram("materializer_api_request_seconds",
                       "Lookup API request latency in this process, by endpoint.",
-                      pairs, total, sum(counts), endpoint=endpoint)
+                      pairs, total, sum(counts), endpoint=endpoint, **labels)
     for (endpoint, code), n in sorted(codes.items()):
         exp.add("materializer_api_requests_total", "counter",
                 "Lookup API requests by endpoint and status code.", n,
-                endpoint=endpoint, code=code)
+                endpoint=endpoint, code=code, **labels)

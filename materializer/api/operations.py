@@ -73,9 +73,10 @@ async def metrics(request: Request) -> Response:
             continue
     add_store_metrics(exp, stats)
     add_worker_metrics(exp, read_status(state.store_path))
-    add_latency_metrics(exp, state.latency)
+    own = {} if state.api_process is None else {"api_process": state.api_process}
+    add_latency_metrics(exp, state.latency, **own)
     from materializer.cluster.metrics import add_cluster_metrics  # noqa: PLC0415
 
     add_cluster_metrics(exp, state.cluster)  # members, forwarded lookups, standby lag
-    add_process_metrics(exp)
+    add_process_metrics(exp, **own)
     return Response(exp.text(), media_type=CONTENT_TYPE)

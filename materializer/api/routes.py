@@ -70,6 +70,7 @@ class ApiState:
     max_lookup_keys: int
     snapshot_indexes: dict[str, RelationIndex] = field(default_factory=dict)  # per as_of
     cluster: Any = None  # materializer.cluster.router.ClusterRouter: routing to other workers
+    api_process: str | None = None  # with `api.processes` > 1: this process's metrics label
 
     @property
     def max_body(self) -> int:

@@ -86,7 +86,8 @@ def serve(catalog: Catalog, token: str | None) -> None:
         websockets=False, backlog=BACKLOG, log_level=LogLevels.warning, log_access=False,
         respawn_failed_workers=False)
     loader = functools.partial(_load_app, catalog.store_path, token,
-                               catalog.api.max_lookup_keys, catalog.default_schema, os.getpid())
+                               catalog.api.max_lookup_keys, catalog.default_schema, os.getpid(),
+                               n)
     try:
         server.serve(target_loader=loader, wrap_loader=False)
     except SystemExit as e:  # Granian exits 1 when a worker died on its own (it logged which)
@@ -97,13 +98,15 @@ def serve(catalog: Catalog, token: str | None) -> None:
 
 
 def _load_app(store_path: str, token: str | None, max_lookup_keys: int, default_schema: str,
-              parent: int, *_: Any) -> Any:
-    """In a worker: tie it to the `serve` process, then build the app."""
+              parent: int, processes: int, *_: Any) -> Any:
+    """In a worker: tie it to the `serve` process, then build the app (one of several:
+    its own metrics labelled `api_process` with its pid)."""
     die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above
         sys.exit(0)
     try:
-        return create_app(store_path, token, max_lookup_keys, default_schema)
+        return create_app(store_path, token, max_lookup_keys, default_schema,
+                          api_process=str(os.getpid()) if processes > 1 else None)
     except MaterializerError as e:  # serve's own check passed: the store changed since
         log.error("lookup API process %d: %s", os.getpid(), e)
         sys.exit(1)

@@ -280,3 +280,27 @@ def test_writer_gone_knows_only_what_it_can_know() -> None:
     assert writer_gone({"pid": proc.pid}) is False
     assert writer_gone({"pid": proc.pid, "process": f"other-boot:pid:[1]:{proc.pid}:5"}) is False
     assert writer_gone({"pid": True, "process": me["process"]}) is False
+
+
+def test_each_api_process_labels_its_own_metrics(tmp_path: Path) -> None:
+    """With `api.processes` > 1 a scrape reaches any of them: unlabelled, their request
+    counters and process figures read as one series that resets at every other scrape."""
+    import warnings  # noqa: PLC0415
+
+    from materializer.api.app import create_app  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient  # noqa: PLC0415
+
+    for label, want in ((None, "process_cpu_seconds_total "),
+                        ("4242", 'process_cpu_seconds_total{api_process="4242"} ')):
+        with TestClient(create_app(str(tmp_path), None, api_process=label)) as c:
+            c.get("/healthz")
+            c.get("/tables")
+            text = c.get("/metrics").text
+        assert want in text, text
+        requests = [ln for ln in text.splitlines()
+                    if ln.startswith("materializer_api_requests_total{")]
+        assert requests and all(("api_process=" in ln) == (label is not None)
+                                for ln in requests)
