@@ -255,6 +255,10 @@ class Source(_Reader):
         for tp in partitions:
             tp.offset = _start(self._start_offsets(tp.topic, tp.partition))
         consumer.incremental_assign(partitions)
+        try:  # librdkafka keeps a pause from an earlier assignment (a copy that never came)
+            consumer.resume([TopicPartition(tp.topic, tp.partition) for tp in partitions])
+        except KafkaException as e:
+            log.warning("consumer: cannot resume %s: %s", partitions, e)
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.update(pairs)
         self._paused.difference_update(pairs)  # an assignment starts fetching
@@ -322,6 +326,8 @@ class StandbySource(_Reader):
         except KafkaException as e:
             raise InfrastructureError(f"cannot change the standby partitions: {e}") from e
         self.assigned = set(wanted)
+        self._unfetched.difference_update(gone)
+        self._unfetched.update(new)  # librdkafka keeps an earlier assignment's end meanwhile
         if gone or new:
             self.generation += 1
 
