@@ -38,6 +38,16 @@ from materializer.status import (
 )
 from tests.support.workers import run_cli, start_worker, unique, wait_until, write_config
 
+TABLE = """\
+tables:
+  - name: t
+    topic: {topic}
+    columns: {{id: string, v: long}}
+    primary_key: [id]
+    key_format: string
+    value_format: json
+"""
+
 
 def _config(tmp_path: Path, broker: DevBroker, topic: str) -> Path:
     # a long group session (librdkafka's default is 45 s): without the fix the worker kept
@@ -51,14 +61,7 @@ kafka:
 group: {unique('g')}
 store:
   path: {tmp_path / 'data'}
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-""")
+""" + TABLE.format(topic=topic))
     return cfg
 
 
@@ -249,17 +252,6 @@ def test_a_killed_worker_is_not_ready_at_once(tmp_path: Path,
     assert "materializer_partition_lag{" not in exp.text()
     worker.wait(10)
     assert ready_answer(str(store))[0] == 503
-
-
-TABLE = """\
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-"""
 
 
 def test_writer_gone_knows_only_what_it_can_know() -> None:
