@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from materializer.cli_parser import Command, build_parser
+from materializer.columns import key_signature
 from materializer.errors import (
     ConfigError,
     MaterializerError,
@@ -91,8 +92,8 @@ def _remote(client: Any, spec: RelationSpec, url: str) -> Any:
 
 def _same_key(spec: RelationSpec, columns: Sequence[str], types: Sequence[Any], where: str,
               fix: str) -> None:
-    held = [f"{c} {t}" for c, t in zip(columns, types, strict=True)]
-    declared = [f"{c} {t}" for c, t in zip(spec.key_columns, spec.key_types, strict=True)]
+    held = key_signature(columns, types)
+    declared = key_signature(spec.key_columns, spec.key_types)
     if held != declared:
         raise SchemaChangedError(
             f"{spec.name}: the declaration no longer matches {where}: key "

@@ -7,7 +7,9 @@ store carry. Nothing here converts values (see `materializer.values`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 PRIMITIVE_KINDS = frozenset(
     {"boolean", "int", "long", "float", "double", "string", "bytes", "date", "time",
@@ -144,3 +146,9 @@ def parse_type(text: str) -> tuple[ColumnType, bool]:
 def open_brackets(text: str) -> int:
     """How many `(` and `<` in a type's text are still open at its end."""
     return text.count("(") - text.count(")") + text.count("<") - text.count(">")
+
+
+def key_signature(columns: Iterable[str], types: Iterable[Any]) -> list[str]:
+    """A key as `["id int", "day date"]`: what two keys must share, in order, for one key's
+    values to be read as the other's (a diff's versions, a declaration and its state)."""
+    return [f"{c} {t}" for c, t in zip(columns, types, strict=True)]

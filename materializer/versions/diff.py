@@ -43,6 +43,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from materializer.columns import key_signature
 from materializer.errors import AmbiguousKeyError, NotFound, PartitionsNotHeld, UsageError
 from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, forget_env, offset_key
@@ -379,11 +380,10 @@ def changed_columns(names_a: Sequence[str], row_a: Sequence[Any], names_b: Seque
 def _incompatible(a: Generation, b: Generation) -> str | None:
     if a.meta.kind != b.meta.kind:
         return f"it is a {a.meta.kind} in one and a {b.meta.kind} in the other"
-    ka = [(c, str(t)) for c, t in zip(a.key_columns, a.key_types, strict=True)]
-    kb = [(c, str(t)) for c, t in zip(b.key_columns, b.key_types, strict=True)]
+    ka = key_signature(a.key_columns, a.key_types)
+    kb = key_signature(b.key_columns, b.key_types)
     if ka != kb:
-        return (f"the key changed from ({', '.join(f'{c} {t}' for c, t in ka)}) to "
-                f"({', '.join(f'{c} {t}' for c, t in kb)})")
+        return f"the key changed from ({', '.join(ka)}) to ({', '.join(kb)})"
     return None
 
 
