@@ -14,9 +14,10 @@ def process_stats(pid: int | None = None) -> dict[str, float]:
     time (Unix seconds) of a process (this one by default); missing figures are left out."""
     pid = pid or os.getpid()
     out: dict[str, float] = {}
+    fields = stat_fields(pid)
+    if fields is None:
+        return out
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
         out["cpu_seconds_total"] = (int(fields[11]) + int(fields[12])) / _TICKS
         out["resident_memory_bytes"] = float(int(fields[21]) * _PAGE)
         out["start_time_seconds"] = _boot_time() + int(fields[19]) / _TICKS
@@ -24,6 +25,19 @@ def process_stats(pid: int | None = None) -> dict[str, float]:
     except (OSError, ValueError, IndexError):
         pass
     return out
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (`[0]` is the state, `[19]` the
+    start time in clock ticks since boot), None if unreadable or short (no such process,
+    not Linux, /proc hidden)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2:].decode(errors="replace").split()  # the command
+    return fields if len(fields) >= 22 else None  # name may hold anything, ")" included
 
 
 _BOOT: list[float] = []

@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from materializer.procstats import stat_fields
+
 STATUS_FILE = "worker.json"
 STALE_AFTER_S = 10.0
 
@@ -141,14 +143,8 @@ def _here() -> str | None:
 
 def _proc_stat(pid: int) -> tuple[str, str] | None:
     """(state, start time in clock ticks) of process `pid` from /proc, None if unreadable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(b")") + 2:].split()  # the command name may hold anything
-    if len(fields) < 20:
-        return None
-    return fields[0].decode(errors="replace"), fields[19].decode(errors="replace")
+    fields = stat_fields(pid)
+    return None if fields is None else (fields[0], fields[19])
 
 
 def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tuple[bool, str]:
