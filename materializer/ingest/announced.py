@@ -21,15 +21,16 @@ def owe_snapshot_if_unannounced(rel: Relation) -> None:
     changes = rel.spec.changes if isinstance(rel.spec, TableSpec) else None
     emits = changes is not None
     announced = rel.writer.changes_announced()
-    told = rel.writer.changes_target() if changes is not None else None
-    encoding = None if changes is None else encoding_of(changes.format, changes.schemas)
-    if changes is not None and encoding is not None and told != (changes.topic, encoding):
-        if told is not None:
-            refuse_change_format_change(rel, told, changes.topic, encoding)
-            if announced:  # announced to another topic
-                rel.writer.set_changes_announced(False)
-                announced = False
-        rel.writer.set_changes_target(changes.topic, encoding)
+    if changes is not None:
+        encoding = encoding_of(changes.format, changes.schemas)
+        told = rel.writer.changes_target()
+        if told != (changes.topic, encoding):
+            if told is not None:
+                refuse_change_format_change(rel, told, changes.topic, encoding)
+                if announced:  # announced to another topic
+                    rel.writer.set_changes_announced(False)
+                    announced = False
+            rel.writer.set_changes_target(changes.topic, encoding)
     if emits and not announced:
         if any(rel.next_offsets.values()):
             rel.writer.set_snapshot_due(True)
