@@ -100,14 +100,8 @@ from materializer.formats.base import (
     key_schema_beyond,
     part_error,
 )
-from materializer.formats.connect_types import (
-    Fixup,
-    apply_plan,
-    case_ambiguity,
-    connect_fixup,
-    match_fields,
-    unmatched_schema,
-)
+from materializer.formats.connect_types import Fixup, apply_plan, connect_fixup
+from materializer.formats.field_match import case_ambiguity, match_fields, unmatched_schema
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
@@ -314,7 +308,7 @@ def checked_reading(spec: RelationSpec, schema: Any, record: Any, what: str
                     ) -> Reading | RecordError:
     """`record_reading` of `record` (the value, a Debezium `after`) into `spec`'s value
     columns, or RecordError(no_declared_columns) for every value of a record none of
-    whose fields is a column (`connect_types.unmatched_schema`, which also logs the
+    whose fields is a column (`field_match.unmatched_schema`, which also logs the
     columns the record leaves NULL)."""
     columns = value_columns(spec)
     what = f"{what} {record.get('name')}"

@@ -18,8 +18,8 @@ from materializer.formats.connect_types import (
     connect_fixup,
     decimal_fixup,
     field_plan,
-    match_fields,
 )
+from materializer.formats.field_match import match_fields
 
 # --------------------------------------------------------------------------- Avro schemas
 

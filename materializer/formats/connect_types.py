@@ -1,4 +1,4 @@
-"""Kafka Connect and Debezium logical types, and matching record fields to columns.
+"""Kafka Connect and Debezium logical types, and per-schema plans that apply them.
 
 Debezium (through Kafka Connect) marks special values by a schema *name*:
 `connect.name` in Avro schemas, `name` in the JSON converter's schema wrapper.
@@ -29,9 +29,10 @@ RecordError(type_mismatch); JSON text too deep or not Unicode keeps its own reas
 (too_deep, bad_unicode: see `materializer.formats.jsonread`).
 
 `field_plan` is computed once per writer schema: for every declared column the
-source field (same name, or else the one field whose name matches ignoring case,
-as ksqlDB upper-cases names) and the conversion, kept only where there is
-something to do, so a plain record's plan is empty and costs nothing per record.
+source field (`formats.field_match.match_fields`: same name, or else the one field
+whose name matches ignoring case, as ksqlDB upper-cases names) and the conversion,
+kept only where there is something to do, so a plain record's plan is empty and
+costs nothing per record.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from materializer.columns import ColumnType
 from materializer.decimals import scaled, scaled_text
 from materializer.errors import RecordError
+from materializer.formats.field_match import match_fields
 from materializer.formats.jsonread import loads_text
 
 __all__ = ["Element", "Fixup", "Plan", "apply_plan", "connect_element", "connect_fixup",
@@ -272,155 +273,6 @@ def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup 
         return _json_text
     return None
 
-
-log = logging.getLogger("materializer.formats")
-
-
-def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
-    """Declared column -> source field: exact names, else an unambiguous
-    case-insensitive match."""
-    names = list(names)
-    exact = set(names)
-    folded: dict[str, list[str]] = {}
-    for n in names:
-        folded.setdefault(n.casefold(), []).append(n)
-    out = {}
-    for col in want:
-        if col in exact:
-            out[col] = col
-        else:
-            cands = folded.get(col.casefold(), [])
-            if len(cands) == 1:
-                out[col] = cands[0]
-    return out
-
-
-def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[str],
-                   table: str = "") -> Callable[[dict[str, Any], bool], None]:
-    """The check of a JSON object about to become a row (a JSON value, a Debezium JSON
-    `after`): `check(obj, schemaless)` raises RecordError(no_declared_columns) for a
-    non-empty object sharing no field with the `declared` columns (when there are value
-    columns): stored, its data would all be lost and its row be NULLs. For a `schemaless`
-    object, whose names must be the columns' exactly, also RecordError(case_mismatch) when
-    it lacks a value column and has a field differing from it only in case or by
-    surrounding whitespace (ksqlDB writes `NAME`; `"name "`): that field's data would be
-    lost and the column NULL. (A key column's value comes from the key: a field for it in
-    the value is not lost.) A schemaless object that lacks a value column and has fields
-    that are no column (a column named unlike the producer's field: `emial` for `email`)
-    is stored, and the first such object for each column is logged as a warning naming
-    `table`, the column and the object's other fields (as `warn_unfilled` does for schemas).
-
-    Cost: a dict key test (the first value column) and one set difference when every
-    value column is present; only an object lacking one and having other fields looks at
-    their names."""
-    names = frozenset(declared)
-    probe = value_columns[0] if value_columns else ""  # usually present
-    columns = frozenset(value_columns)
-    folded = {c.casefold(): c for c in value_columns}
-    unwarned = set(value_columns)  # columns no object was yet logged as leaving NULL
-
-    def check(obj: dict[str, Any], schemaless: bool) -> None:
-        if not columns or not obj:
-            return
-        if probe not in obj and names.isdisjoint(obj):
-            raise shares_no_column(what, obj, declared, folded=not schemaless)
-        if not schemaless:
-            return
-        missing = columns - obj.keys()
-        if not missing or len(obj) + len(missing) == len(columns):  # no other field
-            return
-        others = obj.keys() - names
-        for name in others:
-            col = folded.get(name.strip().casefold())
-            if col in missing:
-                raise RecordError(f"field {name!r} is not a declared column and differs only "
-                                  f"in case or surrounding whitespace from column {col!r}, "
-                                  "which the object lacks: names are case-sensitive and "
-                                  "exact without a schema (declare the column as the "
-                                  "producer writes it)",
-                                  "case_mismatch")
-        if others and table and not unwarned.isdisjoint(missing):
-            newly = sorted(missing & unwarned)
-            unwarned.difference_update(newly)
-            shown = sorted(others)
-            log.warning("%s: %s has no field for column(s) %s, NULL in its row (a "
-                        "partial_update column keeps its stored value), and has field(s) "
-                        "that are no column: %s; check the column names (logged once per "
-                        "column)", table, what, ", ".join(newly),
-                        ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else ""))
-    return check
-
-
-def case_ambiguity(fields: Iterable[str], columns: Iterable[str]) -> str:
-    """Why `match_fields` leaves a column without a field where several `fields` differ
-    from it only in case: "column 'name' matches the fields Name, NAME only
-    case-insensitively, which is ambiguous" for each such column (joined by "; "), or ""."""
-    names = list(fields)
-    exact = set(names)
-    folded: dict[str, list[str]] = {}
-    for n in names:
-        folded.setdefault(n.casefold(), []).append(n)
-    out = []
-    for col in columns:
-        if col not in exact and len(cands := folded.get(col.casefold(), [])) > 1:
-            out.append(f"column {col!r} matches the fields {', '.join(cands)} only "
-                       "case-insensitively, which is ambiguous")
-    return "; ".join(out)
-
-
-def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
-                     folded: bool = True) -> RecordError:
-    """RecordError(no_declared_columns) for a value (or every value of a schema) whose
-    `fields` match none of the `declared` columns: stored, its data would all be lost and
-    its row be NULLs. With `folded` (names matched case-insensitively when unambiguous:
-    a schema's), a column that several fields match only that way is named as the cause."""
-    names = list(fields)
-    why = case_ambiguity(names, declared) if folded else ""
-    if why:
-        return RecordError(f"{what} matches no declared column: {why} (declare the column "
-                           "with one field's exact name)", "no_declared_columns")
-    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
-    return RecordError(f"{what} shares no field with the declared columns "
-                       f"({', '.join(declared)}): it has {shown}; check the column names "
-                       "and value_format", "no_declared_columns")
-
-
-def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
-                     value_columns: Sequence[str], table: str = "") -> RecordError | None:
-    """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
-    values when it has fields, the relation has value columns, and no field matches a
-    declared column (by `match_fields`, key columns included); None when it may be read.
-    Then the value columns no field fills (NULL in every row of that schema) are logged
-    as a warning naming `table` and the schema (`what`): once per schema, as callers
-    prepare each schema once."""
-    names = list(fields)
-    if not names or not value_columns:
-        return None
-    matched = match_fields(names, declared)
-    if not matched:
-        return shares_no_column(what, names, declared)
-    warn_unfilled(table, what, names, [c for c in value_columns if c not in matched])
-    return None
-
-
-_WARNED: set[tuple[str, str, tuple[str, ...]]] = set()
-_MAX_WARNED = 1024
-
-
-def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequence[str]) -> None:
-    """Log, once per process for a table, schema and set of fields, the value columns a
-    schema's records leave NULL (`missing`): a column named unlike the producer's field
-    is then visible, though every row of that schema is still stored."""
-    if not missing:
-        return
-    seen = (table, what, tuple(fields))
-    if seen in _WARNED or len(_WARNED) >= _MAX_WARNED:
-        return
-    _WARNED.add(seen)
-    shown = ", ".join(fields[:12]) + (", ..." if len(fields) > 12 else "")
-    log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s; "
-                "a partial_update column keeps its stored value)",
-                table, what, ", ".join(missing), shown)
 
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],

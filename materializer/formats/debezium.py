@@ -39,10 +39,10 @@ from materializer.formats.connect_types import (
     Plan,
     apply_plan,
     field_plan,
-    object_checker,
     per_schema,
     struct_fields,
 )
+from materializer.formats.field_match import object_checker
 from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec

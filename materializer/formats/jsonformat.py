@@ -26,9 +26,9 @@ lose), and so does any object for a relation without non-key columns. An object 
 lacks a column and has a field differing from it only in case or by surrounding
 whitespace (ksqlDB writes `NAME`) is rejected too, RecordError(case_mismatch): names are
 exact without a schema, and that field's data would be lost. One lacking a column and
-having other fields is logged once per column (`connect_types.object_checker`).
+having other fields is logged once per column (`field_match.object_checker`).
 
-Cost: a plain JSON object pays `"payload" in obj` and `connect_types.object_checker`'s
+Cost: a plain JSON object pays `"payload" in obj` and `field_match.object_checker`'s
 check (a dict key test and a set difference) beyond `jsonread.loads`. (Objects of
 exactly the declared fields take the typed path in `ingest.jsonrow` and none of this.)
 """
@@ -56,12 +56,10 @@ from materializer.formats.connect_types import (
     apply_plan,
     connect_fixup,
     field_plan,
-    match_fields,
-    object_checker,
     per_schema,
     struct_fields,
-    warn_unfilled,
 )
+from materializer.formats.field_match import match_fields, object_checker, warn_unfilled
 from materializer.formats.jsonread import loads
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec

@@ -41,7 +41,7 @@ from materializer.columns import ColumnType
 from materializer.decimals import scaled
 from materializer.errors import ConfigError, RecordError
 from materializer.formats.base import VALUE, ValueDecoder, part_error
-from materializer.formats.connect_types import match_fields, unmatched_schema
+from materializer.formats.field_match import match_fields, unmatched_schema
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
 
