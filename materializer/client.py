@@ -33,7 +33,8 @@ import httpx
 from materializer.cluster.partitioning import Partitioning
 from materializer.columns import ColumnType, TypeSyntaxError, parse_type
 from materializer.errors import AmbiguousKeyError, InfrastructureError, NotFound, UsageError
-from materializer.values import from_storage, key_storage, to_json_value, to_storage
+from materializer.stored import from_storage, to_json_value
+from materializer.values import key_storage, to_storage
 
 MAX_PAGE = 1000
 

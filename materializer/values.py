@@ -1,4 +1,5 @@
-"""Values: decoded input to the stored form, and the stored form to Python and JSON.
+"""Values: decoded input to the stored form (`to_storage`, `key_storage`); the stored form
+back to Python and JSON, and comparing stored values, are `materializer.stored`.
 
 Stored form (what LMDB holds, inside a marshalled tuple) is plain Python data:
 int, float, str, bytes, bool, None, list, dict. Rich types are mapped:
@@ -20,21 +21,17 @@ import decimal
 import math
 import re
 import uuid
-from collections.abc import Callable
 from typing import Any
-
-import msgspec
 
 from materializer.columns import ColumnType
 from materializer.decimals import decimal_converter
 from materializer.errors import RecordError
+from materializer.stored import Converter, timestamp_json
 
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MICROSECOND = dt.timedelta(microseconds=1)
 _fromisoformat = dt.datetime.fromisoformat
-_timedelta = dt.timedelta  # positional (days, seconds, microseconds): faster than keywords
-_encode_json = msgspec.json.encode
 _b64encode = base64.b64encode
 _INT32 = (-(2**31), 2**31 - 1)
 # what datetime can represent: 0001-01-01 .. 9999-12-31 (so stored values read back)
@@ -48,9 +45,7 @@ MAX_DEPTH = 128
 (RecordError too_deep), so a stored value is never too deep to serve."""
 
 
-Converter = Callable[[Any], Any]
 _isfinite = math.isfinite
-_copysign = math.copysign
 
 
 def _range_int(lo: int, hi: int, kind: str) -> Converter:
@@ -290,7 +285,7 @@ def _json_form(v: Any, depth: int = 0) -> Any:
             raise ValueError(f"{v} is not a finite number: no column holds NaN or infinity")
         return str(v)
     if isinstance(v, dt.datetime):
-        return _timestamp_json(_to_timestamp(v))
+        return timestamp_json(_to_timestamp(v))
     if isinstance(v, dt.date | dt.time):
         return v.isoformat()
     if isinstance(v, uuid.UUID):
@@ -310,28 +305,6 @@ def _to_json(v: Any) -> Any:
     if (t is dict or t is list) and _plain_json(v):
         return v
     return _json_form(v)
-
-
-def same_stored(a: Any, b: Any) -> bool:
-    """Whether two stored-form values (or rows of them) are the same to every reader:
-    equal, and of the same types throughout with the same sign of zero. Python's `==`
-    alone takes 1, True and 1.0 for one value (a json column may hold any of them), and
-    0.0 for -0.0: a row changed only so would be left as it was, without an event."""
-    return a is b or (a == b and _same_kinds(a, b))
-
-
-def _same_kinds(a: Any, b: Any) -> bool:
-    """For values that are `==`: the same types throughout, zeros of the same sign."""
-    t = type(a)
-    if t is not type(b):
-        return False
-    if t is float:
-        return _copysign(1.0, a) == _copysign(1.0, b)
-    if t is tuple or t is list:
-        return all(x is y or _same_kinds(x, y) for x, y in zip(a, b, strict=True))
-    if t is dict:
-        return all(_same_kinds(x, b[k]) for k, x in a.items())
-    return True
 
 
 def to_storage(t: ColumnType) -> Converter:
@@ -418,55 +391,3 @@ def key_storage(t: ColumnType) -> Converter:
             return conv(v)
         return conv_instant
     return conv
-
-
-def items_converter(t: ColumnType, convert: Callable[[ColumnType], Converter | None]
-                    ) -> Converter | None:
-    """For an array or map type: `convert(t.item)` applied to each non-null element of an
-    array or value of a map (keys are kept), or None if the items need no conversion."""
-    assert t.item is not None
-    inner = convert(t.item)
-    if inner is None:
-        return None
-    if t.kind == "array":
-        return lambda v: [None if x is None else inner(x) for x in v]
-    return lambda v: {key: None if x is None else inner(x) for key, x in v.items()}
-
-
-def from_storage(t: ColumnType) -> Converter | None:
-    """A converter from the stored form to the Python API form, or None if identical."""
-    k = t.kind
-    if k == "date":
-        return lambda v: _EPOCH_DATE + dt.timedelta(days=v)
-    if k == "time":
-        return lambda v: (dt.datetime.min + dt.timedelta(microseconds=v)).time()
-    if k == "timestamp":
-        return lambda v: _EPOCH + _timedelta(0, 0, v)
-    if k == "decimal":
-        return decimal.Decimal
-    if k in ("array", "map"):
-        return items_converter(t, from_storage)
-    return None
-
-
-def _timestamp_json(v: int) -> str:
-    """The JSON form of a stored timestamp: ISO 8601 in UTC with a Z (microseconds when
-    not 0). msgspec writes the datetime's text in C: what `isoformat()` writes with a Z for
-    +00:00, at 2.5x its speed (tests/store/test_types.py compares them)."""
-    return _encode_json(_EPOCH + _timedelta(0, 0, v))[1:-1].decode()
-
-
-def to_json_value(t: ColumnType) -> Converter | None:
-    """A converter from the stored form to a JSON-ready value, or None if identical."""
-    k = t.kind
-    if k == "date":
-        return lambda v: (_EPOCH_DATE + dt.timedelta(days=v)).isoformat()
-    if k == "time":
-        return lambda v: (dt.datetime.min + dt.timedelta(microseconds=v)).time().isoformat()
-    if k == "timestamp":
-        return _timestamp_json
-    if k == "bytes":
-        return lambda v: base64.b64encode(v).decode("ascii")
-    if k in ("array", "map"):
-        return items_converter(t, to_json_value)
-    return None  # decimal and uuid are already strings

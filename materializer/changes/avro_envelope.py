@@ -27,7 +27,7 @@ from materializer.columns import ColumnType
 from materializer.formats.wire import header
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
-from materializer.values import items_converter
+from materializer.stored import items_converter
 
 _AVRO_NAME = re.compile(r"[^A-Za-z0-9_]")
 

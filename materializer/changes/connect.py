@@ -37,7 +37,7 @@ from typing import Any
 
 from materializer.columns import ColumnType
 from materializer.specs import TableSpec
-from materializer.values import items_converter
+from materializer.stored import items_converter
 
 DECIMAL = "org.apache.kafka.connect.data.Decimal"
 DATE = "org.apache.kafka.connect.data.Date"

@@ -59,7 +59,7 @@ from materializer.changes.event import Change
 from materializer.errors import ConfigError
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
-from materializer.values import to_json_value
+from materializer.stored import to_json_value
 
 
 def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:

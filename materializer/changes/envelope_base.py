@@ -15,7 +15,7 @@ import msgspec
 
 from materializer.changes.event import Change
 from materializer.specs import RelationSpec, TableSpec
-from materializer.values import same_stored
+from materializer.stored import same_stored
 
 Message = tuple[int, bytes, bytes | None]
 """(source partition, key bytes, value bytes or None for a tombstone)."""

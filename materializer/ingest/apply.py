@@ -30,7 +30,7 @@ from materializer.protocols import SourceRecord
 from materializer.specs import StreamSpec, TableSpec
 from materializer.store.batch import PartitionWriter
 from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
-from materializer.values import same_stored
+from materializer.stored import same_stored
 
 __all__ = ["PartitionOutcome", "Rejected", "RowShaper", "StreamApplier", "TableApplier",
            "encode_key", "rejected"]

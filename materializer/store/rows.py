@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from materializer.columns import ColumnType
-from materializer.values import Converter, from_storage, to_json_value
+from materializer.stored import Converter, from_storage, to_json_value
 
 _loads = marshal.loads
 _TS = struct.Struct(">q")

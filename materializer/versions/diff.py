@@ -51,7 +51,7 @@ from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import split_stream_key
 from materializer.store.rows import RowLayout, decode_row, split_event
 from materializer.store.store import refuse_undeclared
-from materializer.values import from_storage, same_stored, to_json_value
+from materializer.stored import from_storage, same_stored, to_json_value
 from materializer.versions.paths import read_manifest, snapshot_dir, store_root_of
 from materializer.versions.walk import differing
 
@@ -360,7 +360,7 @@ def _row(layout: RowLayout, raw: bytes | None, json_form: bool) -> dict[str, Any
 
 
 def _same(x: Any, y: Any) -> bool:
-    """The same stored value (`values.same_stored`: 1, True and 1.0 differ, and so do 0.0
+    """The same stored value (`stored.same_stored`: 1, True and 1.0 differ, and so do 0.0
     and -0.0); NaN equals NaN here: it did not change."""
     return same_stored(x, y) or (x != x and y != y)
 

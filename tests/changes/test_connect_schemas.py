@@ -14,7 +14,7 @@ from materializer.changes.event import Change
 from materializer.formats.base import DELETE
 from materializer.formats.codecs import key_decoder, value_decoder
 from materializer.specs import ChangesSpec, TableSpec
-from materializer.values import from_storage
+from materializer.stored import from_storage
 from tests.support.changes import COLUMNS, ROW, source, stored, table
 
 INT_RANGES = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}

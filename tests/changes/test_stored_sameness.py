@@ -22,8 +22,8 @@ from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type
 from materializer.errors import NotFound
 from materializer.ingest.relation import Relation, open_relation
+from materializer.stored import same_stored
 from materializer.testing import FakeRecord
-from materializer.values import same_stored
 from materializer.versions.paths import drop_snapshot
 from materializer.versions.take import take_snapshot
 

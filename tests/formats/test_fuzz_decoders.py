@@ -32,7 +32,8 @@ from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, RelationSpec, StreamSpec, TableSpec
 from materializer.store.keys import KeyCodec
 from materializer.store.rows import RowLayout, encode_row
-from materializer.values import MAX_DEPTH, from_storage, to_json_value, to_storage
+from materializer.stored import from_storage, to_json_value
+from materializer.values import MAX_DEPTH, to_storage
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 # deterministic in the suite; FUZZ_EXAMPLES=5000 FUZZ_RANDOM=1 for a deeper, random run

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from materializer.columns import ColumnType, parse_type
 from materializer.store.keys import KeyCodec
-from materializer.values import from_storage, to_json_value, to_storage
+from materializer.stored import from_storage, to_json_value
+from materializer.values import to_storage
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
