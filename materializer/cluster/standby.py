@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from materializer.cluster.routing import Routing
 from materializer.errors import MaterializerError
+from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.relation import CountOnly, Relation
 from materializer.status import lag
 
@@ -126,7 +127,6 @@ class Standby:
         """Apply what the standby consumer has (without waiting); records applied."""
         if self.source is None or not self.source.assigned:
             return 0
-        from materializer.ingest.worker import split_by_partition, split_ends  # noqa: PLC0415
 
         msgs, ends = self.source.poll(BATCH, 0)
         applied = 0

@@ -17,14 +17,13 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from materializer import gc_tuning
 from materializer.errors import MaterializerError, RecordRejectedFatal
 from materializer.ingest.announced import owe_snapshot_if_unannounced
 from materializer.ingest.apply import Rejected
+from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
@@ -37,13 +36,12 @@ from materializer.ingest.topics import (
     relations_of,
     reset_message,
 )
-from materializer.procstats import process_stats
+from materializer.ingest.worker_status import worker_status
 from materializer.protocols import SchemaRegistry
 from materializer.shutdown import bounded
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import (
     Histogram,
-    is_dropped,
     lag,
     rejection_counter,
     write_status,
@@ -108,31 +106,6 @@ def fatal_message(rel: Relation, r: Rejected) -> str:
             f"nothing after it was applied)")
 
 
-def split_ends(ends: Mapping[tuple[str, int], int] | None) -> dict[str, dict[int, int]]:
-    """A poll's partition ends (connectors.kafka.Polled) as topic -> partition -> offset."""
-    out: dict[str, dict[int, int]] = {}
-    for (topic, p), offset in (ends or {}).items():
-        out.setdefault(topic, {})[p] = offset
-    return out
-
-
-def split_by_partition(msgs: list[Any], also: Iterable[str] = ()
-                       ) -> dict[str, dict[int, list[Any]]]:
-    """A polled batch as topic -> partition -> records (offset order kept); topics in
-    `also` (whose partition ends were reached) are there even without records."""
-    by_tp: dict[str, dict[int, list[Any]]] = {t: {} for t in also}
-    for m in msgs:
-        parts = by_tp.get(m.topic())
-        if parts is None:
-            parts = by_tp[m.topic()] = {}
-        lst = parts.get(m.partition())
-        if lst is None:
-            parts[m.partition()] = [m]
-        else:
-            lst.append(m)
-    return by_tp
-
-
 class Worker:
     """Materializes every relation of a catalog from its topic, until stopped."""
 
@@ -166,8 +139,8 @@ class Worker:
         self.dead_letters = DeadLetters(self._dead_letter_sink, catalog.kafka_config)
         self._last_status = 0.0
         self.retrying: str | None = None  # what a batch retried with backoff waits on
-        self._started = time.time()
-        self._identity = writer_identity()  # the status file names its writer
+        self.started_at = time.time()
+        self.identity = writer_identity()  # the status file names its writer
         self.snapshots = SnapshotScheduler(catalog)  # `snapshots:` (materializer.versions)
         self.pending = PendingSnapshots(lambda rel: self._attach_outboxes(only=rel))
         for rel in self.relations:
@@ -424,31 +397,7 @@ class Worker:
             self.cluster.progress(parts)
         caught_up = (not stopping and bool(parts) and self.retrying is None
                      and all(x["lag"] == 0 for x in parts))
-        status = {
-            **self._identity, "updated_at": time.time(), "started_at": self._started,
-            "group": self.group, "stopping": stopping,
-            "assigned": sorted({tp for f in self.feeds if f.source is not None
-                                for tp in f.source.assigned}),
-            "partitions": parts, "caught_up": caught_up, "retrying": self.retrying,
-            "metrics": {"records_applied_total": self.applied_total,
-                        "records_dropped_total": {k: v for k, v in self.counters.items()
-                                                  if is_dropped(k.split("|", 1)[1])},
-                        "records_rejected_total": {k: v for k, v in self.counters.items()
-                                                   if not is_dropped(k.split("|", 1)[1])},
-                        "batch_seconds": self.batch_hist.as_dict(),
-                        "outbox_backlog": {r.spec.name: r.outbox.backlog()
-                                           for r in self.relations
-                                           if r.outbox is not None and r.outbox.drains},
-                        "change_events_total": {r.spec.name: r.outbox.drained_total
-                                                for r in self.relations
-                                                if r.outbox is not None and r.outbox.drains},
-                        "dead_letters_total": self.dead_letters.sent,
-                        "rebalances_total": sum(getattr(f.source, "generation", 0)
-                                                for f in self.feeds if f.source is not None),
-                        "registry_retries_total": getattr(self.registry, "retries", 0),
-                        "process": {**process_stats(),
-                                    "gc_collections_total": gc_tuning.collections()}},
-        }
+        status = worker_status(self, parts, caught_up, stopping)
         try:
             self._publish_status(status)
         except OSError as e:
