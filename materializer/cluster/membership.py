@@ -40,7 +40,6 @@ from materializer.errors import InfrastructureError
 log = logging.getLogger("materializer.cluster")
 
 MEMBERS_FILE = "cluster.json"
-PARTITION_REFRESH_S = 30.0
 _TOPIC_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
