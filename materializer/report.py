@@ -23,11 +23,14 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None,
     A topic whose end offsets cannot be read shows `None` there, and why is appended to
     `problems`. A relation whose topic does not exist (deleted, or not created yet) is
     appended to `missing` as a sentence, and its stored partitions are flagged `no_topic`:
-    its END and LAG are unknown, never 0."""
+    its END and LAG are unknown, never 0. Every partition of an existing topic has a row;
+    one whose end offset did not answer (its leader away) is also a sentence in
+    `missing`."""
     from connectors.kafka_admin import partition_count, watermarks  # noqa: PLC0415
 
     rows: list[dict[str, Any]] = []
     ends: dict[str, dict[int, tuple[int, int]]] = {}
+    counts: dict[str, int] = {}
     absent: set[str] = set()
     # no data directory yet (the worker never ran): every relation has no state
     with Store(catalog.store_path, catalog.default_schema) as store:
@@ -40,8 +43,8 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None,
                 try:
                     ends[spec.topic] = watermarks(catalog.kafka_config, spec.topic, {},
                                                   timeout=5)
-                    if not ends[spec.topic] and not partition_count(catalog.kafka_config,
-                                                                    spec.topic):
+                    counts[spec.topic] = partition_count(catalog.kafka_config, spec.topic)
+                    if not ends[spec.topic] and not counts[spec.topic]:
                         absent.add(spec.topic)
                 except InfrastructureError as e:
                     ends[spec.topic] = {}
@@ -50,9 +53,17 @@ def status_rows(catalog: Catalog, problems: list[str] | None = None,
             if spec.topic in absent and missing is not None:
                 missing.append(f"{spec.name}: its topic {spec.topic} does not exist (deleted, "
                                "or not created yet): END and LAG are unknown")
+            # every partition of the topic has a row, those whose end did not answer too
             seen = {s["partition"] for s in stats}
             stats += [{"partition": p, "rows": 0, "next_offset": 0, "counters": {}}
-                      for p in ends[spec.topic] if p not in seen]
+                      for p in sorted({*ends[spec.topic], *range(counts.get(spec.topic, 0))})
+                      if p not in seen]
+            unanswered = sorted(p for p in range(counts.get(spec.topic, 0))
+                                if p not in ends[spec.topic])
+            if unanswered and missing is not None:
+                missing.append(f"{spec.name}: partition(s) {', '.join(map(str, unanswered))} "
+                               f"of topic {spec.topic} gave no end offset within 5 s (leader "
+                               "unavailable?): END and LAG are unknown")
             for s in sorted(stats, key=lambda s: s["partition"]):
                 marks = ends[spec.topic].get(s["partition"])
                 end = None if marks is None else marks[1]
