@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = resource.getpagesize()
@@ -44,16 +45,13 @@ _BOOT: list[float] = []
 
 
 def _boot_time() -> float:
-    """The boot time (Unix seconds) as the kernel states it (`btime` of /proc/stat), read
-    once: a start time of now minus /proc/uptime (10 ms steps, and the wall clock's own
-    adjustments) moved at every call, so `process_start_time_seconds` changed at every
-    scrape and `changes()`/`resets` rules took each scrape for a restart."""
+    """The boot time (Unix seconds): now minus /proc/uptime, read once per process. Read at
+    every call it moved (the uptime's 10 ms steps and the wall clock's adjustments), so
+    `process_start_time_seconds` changed at every scrape and `changes()`/`resets` rules
+    took each scrape for a restart; the kernel's `btime` does not move but is whole seconds
+    (truncated: a process looked up to 1 s older than it is, and a crash-loop check of its
+    age was wrong by as much)."""
     if not _BOOT:
-        with open("/proc/stat") as f:
-            for line in f:
-                if line.startswith("btime "):
-                    _BOOT.append(float(line.split()[1]))
-                    break
-            else:
-                raise ValueError("no btime in /proc/stat")
+        with open("/proc/uptime") as f:
+            _BOOT.append(time.time() - float(f.read().split()[0]))
     return _BOOT[0]
