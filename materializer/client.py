@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterable, Sequence
@@ -63,11 +64,17 @@ class _Schema:
         return out
 
 
-def _type(text: Any) -> ColumnType | None:
+def _type(text: Any, encoding: Any = None) -> ColumnType | None:
+    """A column's type as `GET /tables` lists it; a time or timestamp with the integer unit
+    it declares (`encoding: us | ns`), so an integer key counts that unit, as `Store` reads
+    it. None for a type this client cannot read."""
     try:
-        return parse_type(str(text))[0]
+        t = parse_type(str(text))[0]
     except (TypeSyntaxError, ValueError):
         return None
+    if t.kind in ("time", "timestamp") and encoding in ("us", "ns"):
+        return dataclasses.replace(t, encoding=encoding)
+    return t
 
 
 class Client:
@@ -128,7 +135,8 @@ class Client:
                 for r in tables.json().get("tables", []):
                     self._schemas[r["name"]] = _Schema(
                         r["name"], r.get("kind", "table"),
-                        {c["name"]: _type(c["type"]) for c in r.get("columns", [])},
+                        {c["name"]: _type(c["type"], c.get("encoding"))
+                         for c in r.get("columns", [])},
                         tuple(r.get("key", [])))
                 self.refreshes += 1
                 return
@@ -246,9 +254,14 @@ class _Relation:
                 for conv, v in zip(self._json, stored, strict=False)]
 
     def texts(self, stored: tuple[Any, ...]) -> list[str]:
-        """Key values as the API reads them in paths and `prefix=` (keytext rules)."""
+        """Key values as the API reads them in paths and `prefix=` (keytext rules).
+        UsageError for a null component: key text has none (`null` is the string "null")."""
         out = []
         for t, v in zip(self._types, self.json_key(stored), strict=False):
+            if v is None:
+                raise UsageError(f"{self.name}: a null key value cannot be asked over HTTP "
+                                 "(key text has no null: the text `null` is the string "
+                                 "\"null\")")
             if t.kind == "boolean":
                 out.append("true" if v else "false")
             elif t.kind == "bytes" and isinstance(v, bytes):
@@ -284,6 +297,8 @@ class ClientTable(_Relation):
 
     def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
         stored = self.stored_key(key)
+        if None in stored:  # no key text for null: asked as JSON, as Store.get answers it
+            return self.get_many([key], json_form=json_form)[0]
         r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
                              f"/tables/{quote(self.name, safe='')}/rows/"
                              f"{self.path_key(stored)}")

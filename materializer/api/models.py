@@ -24,6 +24,9 @@ class ColumnInfo(BaseModel):
     name: str
     type: str = Field(description="Declared type, e.g. `int`, `decimal(10,2)`, `array<string>`.")
     not_null: bool
+    encoding: str | None = Field(None, description="The column's declared input `encoding` "
+                                 "(`ms`, `us`, `ns`, `base64`), absent for the default: "
+                                 "integer keys of a time or timestamp count that unit.")
 
 
 class RelationInfo(BaseModel):

@@ -224,6 +224,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter()
 
 
+def _column_info(column: list[Any], encoding: str | None) -> dict[str, Any]:
+    """A column as `GET /tables` lists it: name, type text, NOT NULL, and the input
+    `encoding` it declares (the type text leaves it out) unless it is the default or is
+    its items' (an array's or map's)."""
+    info = {"name": column[0], "type": column[1], "not_null": bool(column[2])}
+    if encoding and "<" not in encoding:
+        info["encoding"] = encoding
+    return info
+
+
 @router.get("/tables", response_model=TablesResponse, responses=_ERRORS, tags=["lookup"],
             summary="The tables and streams, with columns and keys")
 async def list_tables(request: Request) -> Response:
@@ -235,8 +245,9 @@ async def list_tables(request: Request) -> Response:
         except MaterializerError:
             continue
         ident = view.meta.identity
+        encodings = (ident.get("rules") or {}).get("encodings") or {}
         out.append({"name": view.name, "kind": ident.get("kind"),
-                    "columns": [{"name": c[0], "type": c[1], "not_null": bool(c[2])}
+                    "columns": [_column_info(c, encodings.get(c[0]))
                                 for c in ident.get("columns", [])],
                     "key": list(view.key_columns)})
     return _json({"tables": out})

@@ -7,7 +7,7 @@ import os
 import struct
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,21 @@ class RelationMeta:
 
     def column_types(self) -> dict[str, ColumnType]:
         return {c[0]: parse_type(c[1])[0] for c in self.identity["columns"]}
+
+    def key_types(self) -> tuple[ColumnType, ...]:
+        """The key columns' types, a time or timestamp column's with the integer unit it
+        declares (`encoding: us | ns`, kept in the identity's rules; the type text leaves
+        encodings out): a key given as an integer (`Store.get(1_000_000)`, a JSON number in
+        `POST /lookup`) counts that unit, as the producer's key did, not milliseconds."""
+        types = self.column_types()
+        units = (self.identity.get("rules") or {}).get("encodings") or {}
+        out = []
+        for c in self.key_columns:
+            t = types[c]
+            if t.kind in ("time", "timestamp") and units.get(c) in ("us", "ns"):
+                t = replace(t, encoding=units[c])
+            out.append(t)
+        return tuple(out)
 
 
 def read_meta(txn: lmdb.Transaction[bytes], meta_db: Any) -> RelationMeta | None:

@@ -50,7 +50,7 @@ class Generation:
         types = meta.column_types()
         self.name = meta.name
         self.key_columns = meta.key_columns
-        self.key_types = tuple(types[c] for c in self.key_columns)
+        self.key_types = meta.key_types()
         self.key_codec = KeyCodec(self.key_types)
         self.layout = RowLayout(meta.layout, [types[c] for c in meta.layout])
         self.key_convs = key_storage_converters(self.key_types)
