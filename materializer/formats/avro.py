@@ -93,6 +93,7 @@ from materializer.formats.avro_schema import (
     resolve,
 )
 from materializer.formats.base import (
+    DELETE,
     KEY,
     VALUE,
     KeyDecoder,
@@ -101,6 +102,7 @@ from materializer.formats.base import (
     part_error,
 )
 from materializer.formats.connect_types import Fixup, apply_plan, connect_fixup
+from materializer.formats.deleted import DELETED_FIELD, marks_deleted, reads_deleted_marker
 from materializer.formats.field_match import case_ambiguity, match_fields, unmatched_schema
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.protocols import SchemaRegistry
@@ -321,6 +323,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
     columns = value_columns(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
     nothing: frozenset[str] = frozenset()
+    marker = reads_deleted_marker(spec)  # Debezium's rewritten deletes: formats.deleted
 
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
@@ -347,6 +350,8 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
                 if single is None:
                     raise RecordError("the Avro value is not a record", "not_a_record")
                 datum = {single: datum}
+            elif marker and DELETED_FIELD in datum and marks_deleted(datum[DELETED_FIELD]):
+                return DELETE, stored
             if plan:
                 apply_plan(plan, datum)
         except RecordError as e:

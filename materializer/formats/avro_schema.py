@@ -19,6 +19,7 @@ from materializer.formats.connect_types import (
     decimal_fixup,
     field_plan,
 )
+from materializer.formats.deleted import DELETED_FIELD
 from materializer.formats.field_match import match_fields
 
 # --------------------------------------------------------------------------- Avro schemas
@@ -223,7 +224,9 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
         elif arrives_stored(node, columns[col], compiled):
             stored.add(col)
     prepared = (field_plan(fields, columns, fixups, element), frozenset(stored))
-    wanted = frozenset(matched.values()) if record is record_of(schema) else None
+    wanted = None
+    if record is record_of(schema):  # read a delete marker too (formats.deleted)
+        wanted = frozenset(matched.values()) | ({DELETED_FIELD} & fields.keys())
     if not raw:
         return Reading(schema, prepared, wanted)
     # raw as memo: nodes "already copied"

@@ -59,6 +59,7 @@ from materializer.formats.connect_types import (
     per_schema,
     struct_fields,
 )
+from materializer.formats.deleted import DELETED_FIELD, marks_deleted, reads_deleted_marker
 from materializer.formats.field_match import match_fields, object_checker, warn_unfilled
 from materializer.formats.jsonread import loads
 from materializer.formats.wire import HEADER_SIZE, read_header
@@ -137,8 +138,9 @@ def _unframe(b: bytes) -> bytes:
 
 
 def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
-    """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload;
-    `framed`: JSON_SR, the JSON after the Confluent wire header."""
+    """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload or a
+    `__deleted: "true"` field (`formats.deleted`); `framed`: JSON_SR, the JSON after the
+    Confluent wire header."""
     keys = set(spec.key_columns)
     columns = {c.name: c.type for c in spec.columns if c.name not in keys}
     wrapped = _reads_wrapper(spec)
@@ -146,6 +148,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     unwrap = _unwrapper(columns, single, spec.name)
 
     check = object_checker("the JSON object", spec.column_names, list(columns), spec.name)
+    marker = reads_deleted_marker(spec)  # Debezium's rewritten deletes: formats.deleted
 
     def decode(b: bytes) -> Mapping[str, Any]:
         try:
@@ -164,6 +167,8 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
                         raise RecordError(f"the Connect payload is a {type(obj).__name__}, "
                                           "not an object of the columns", "not_an_object")
                     return {single: obj}
+            if marker and DELETED_FIELD in obj and marks_deleted(obj[DELETED_FIELD]):
+                return DELETE  # type: ignore[no-any-return]
             check(obj, schemaless)
         except RecordError as e:
             raise part_error(VALUE, e) from e
