@@ -300,6 +300,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
                         stop_event=stop)
     worker.api_token = _token(catalog)  # cluster: copies of partitions from other workers
+    if isinstance(worker, Worker):
+        worker.join_cluster()  # before the API: it routes by this run's membership only
     api_proc = None
     api_failed: list[int] = []
     if not args.no_api:

@@ -2,10 +2,11 @@
 assignment.
 
 `materializer.ingest.worker.Worker` calls in at five points (each a line or two there):
-`ClusterAgent.start(worker)` once its group consumer exists, `ownership_changed()` from
-the rebalance callback (which leaves marking assigned partitions to it), `poll()` once per
-loop (partitions caught up, standby copies, see `standby` and `handover`),
-`progress(parts)` with each status update, and `stop()` at shutdown.
+`ClusterAgent.start(worker)` first (`Worker.join_cluster`, before `run` starts the API),
+`ownership_changed()` from the rebalance callback (which leaves marking assigned
+partitions to it), `poll()` once per loop (partitions caught up, standby copies, see
+`standby` and `handover`), `progress(parts)` with each status update, and `stop()` at
+shutdown.
 
 Guarantees:
 - This worker's record always shows its current assignment (published at once on every
@@ -241,13 +242,14 @@ class ClusterAgent:
 
     def _refresh_counts(self) -> None:
         """The topics' partition counts, asked again every PARTITION_REFRESH_S: the first
-        time here, later in a thread of its own (asking an unreachable broker takes seconds,
-        which the membership thread must not spend: `cluster.json` would age past the
-        member timeout and the API take this worker for stopped)."""
+        time here once the membership reached the broker, else and later in a thread of its
+        own (asking an unreachable broker takes seconds, which the membership thread must
+        not spend: `cluster.json` would age past the member timeout and the API take this
+        worker for stopped)."""
         if time.monotonic() - self._counted_at < PARTITION_REFRESH_S:
             return
         self._counted_at = time.monotonic()
-        if not self._counts:
+        if not self._counts and self.membership.connected:
             self._count_partitions()
         else:
             threading.Thread(target=self._count_partitions, name="cluster-partition-counts",

@@ -89,12 +89,22 @@ class Membership:
         self._source: Any = None
         self._warned: dict[str, float] = {}
         self.published = 0
-        self._file_written = False
         self._thread = threading.Thread(target=self._run, name="cluster-membership",
                                         daemon=True)
 
     def start(self) -> None:
+        """Write `cluster.json` (this worker, as it is now) and start the thread, which
+        keeps the file fresh whether or not the broker can be reached: from here on the
+        API routes by this run's membership, never by an earlier run's file nor (as with
+        no file) from the store alone, which would answer partitions another worker may
+        have updated since as current."""
+        self._write_file()
         self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the thread has reached the broker (its membership topic) in this run."""
+        return self._source is not None
 
     def wake(self) -> None:
         self._wake.set()
@@ -135,14 +145,13 @@ class Membership:
                 self._stop.wait(1.0)
 
     def _still_here(self) -> None:
-        """The broker cannot be reached: `cluster.json` still says this worker runs (once
-        it was written in this run), with its assignment as it is now and the others'
+        """The broker cannot be reached: `cluster.json` still says this worker runs, with
+        its assignment as it is now (none, before the group gave it any) and the others'
         last records (they expire as their heartbeats age). Left to age, the API would
         take the worker for stopped and answer from the store alone: "absent" for every
         key of partitions held elsewhere, and, once the group session expired and the
         assignment was lost, of its own."""
-        if self._file_written:
-            self._write_file()
+        self._write_file()
 
     def _connect(self) -> None:
         from connectors.kafka import AssignedSource  # noqa: PLC0415
@@ -206,7 +215,6 @@ class Membership:
                 "members": [m.to_json() for m in self.members()]}
         try:
             write_members_file(self.store_path, view)
-            self._file_written = True
         except OSError as e:
             self._warn("file", f"cannot write {MEMBERS_FILE} in {self.store_path}: {e}")
 

@@ -182,12 +182,23 @@ class Worker:
 
     # ---------------------------------------------------------------- the loop
 
+    def join_cluster(self) -> None:
+        """Become a member of the group's cluster (publish, read, route: see
+        materializer.cluster.agent), once; `cluster.json` is this run's from here on, broker
+        or not. `run` calls it before starting the API, so the API never routes by the
+        file of an earlier run, nor answers from the store alone meanwhile."""
+        if self.cluster is None and self.cluster_member and self.grouped.by_topic:
+            from materializer.cluster.agent import ClusterAgent  # noqa: PLC0415
+
+            self.cluster = ClusterAgent.start(self)
+
     def run(self) -> None:
         """Consume and apply until `stop_event` is set. Raises RecordRejectedFatal for a bad
         record under policy `fail` (after committing everything before it)."""
         from connectors.kafka import AssignedSource, Source  # noqa: PLC0415
         from connectors.kafka_admin import create_missing_topic, describe_topics  # noqa: PLC0415
 
+        self.join_cluster()
         self._attach_outboxes()
         conf = self.catalog.kafka_config
         self.topics = TopicWatch(self.relations, lambda ts: describe_topics(conf, ts),
@@ -198,10 +209,6 @@ class Worker:
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
             self.grouped.source.on_ownership = self._ownership_changed
-            if self.cluster_member:
-                from materializer.cluster.agent import ClusterAgent  # noqa: PLC0415
-
-                self.cluster = ClusterAgent.start(self)  # membership: publish, read, route
         if self.replicated.by_topic:
             self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
                                                     self.replicated.start_offset)

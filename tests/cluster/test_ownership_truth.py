@@ -7,7 +7,10 @@ until it answers the newer value: every answer meanwhile must be that value or 5
 - Two workers: the survivor is left alone (the dead one expired from its routing table
   before the group moved the partition), and it held the partition before (an older value).
 - Three workers, one partition: the new owner owns every partition of the table, and
-  must not answer from its store alone while that partition is still being read."""
+  must not answer from its store alone while that partition is still being read.
+- A worker killed, whose partitions the other took and updated, started again while the
+  broker is away: its API routes by this run's membership (it owns nothing yet: 503),
+  never by the earlier run's file, nor from its store alone (its older copy as current)."""
 
 from __future__ import annotations
 
@@ -167,3 +170,31 @@ def test_a_broker_gone_makes_lookups_503_never_absent(own_broker: DevBroker,
         time.sleep(0.5)
     http.close()
     assert not wrong, wrong[:10]
+
+
+def test_a_worker_restarted_with_the_broker_gone_never_answers_its_older_copy(
+        own_broker: DevBroker, tmp_path: Path) -> None:
+    conf, topic, cfg = _two_partitions_of_v1_rows(own_broker, tmp_path)
+    http = httpx.Client(timeout=10)
+    a, b = (start_node(cfg, name) for name in "ab")
+    for n in (a, b):
+        wait_serving(n)
+    wait_until(lambda: all(set(_owners(http, n).values()) == {"a", "b"} for n in (a, b)), 90,
+               "the two workers to split the partitions")
+    wait_until(lambda: all(_answer(http, a, i) == (200, f"v1-{i}") for i in range(20)), 60,
+               "a to answer every row")
+    q = next(p for p, o in _owners(http, b).items() if o == "a")
+    keys = [i for i in range(20) if murmur2_partition(_kb(i), 2) == q]  # a's partition
+    a.kill()
+    wait_until(lambda: set(_owners(http, b).values()) == {"b"}, 60, "b to own a's partition")
+    produce_records(conf, topic, [(_kb(i), _row(f"v2-{i}")) for i in keys])
+    wait_until(lambda: all(_answer(http, b, i) == (200, f"v2-{i}") for i in keys), 60,
+               "b to apply the newer values")
+    own_broker.stop()
+    a = start_node(cfg, "a")
+    wait_serving(a)
+    wait_until(lambda: "cannot reach the Kafka broker" in a.log.read_text(), 30,
+               "the restarted a to find the broker gone")
+    answers = [(i, *_answer(http, a, i)) for i in range(20)]
+    http.close()
+    assert all(status == 503 for _, status, _ in answers), answers
