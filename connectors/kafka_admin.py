@@ -40,6 +40,9 @@ def create_topic(bootstrap: str | Mapping[str, str], name: str, partitions: int 
         except KafkaException as e:
             if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise InfrastructureError(f"cannot create topic {name}: {e}") from e
+        except concurrent.futures.TimeoutError as e:
+            raise InfrastructureError(f"no answer creating topic {name} within {timeout} s"
+                                      ) from e
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

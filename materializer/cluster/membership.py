@@ -21,7 +21,6 @@ Guarantees:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -209,9 +208,9 @@ class Membership:
         self._sink.flush(max(1.0, self.heartbeat_ms / 1000))
         self.published += 1
 
-    def _write_file(self) -> None:
+    def _write_file(self, stopped: bool = False) -> None:
         view = {"self": self.self_id, "written_at": now_ms(), "timeout_ms": self.timeout_ms,
-                "heartbeat_ms": self.heartbeat_ms, **self.extra,
+                "heartbeat_ms": self.heartbeat_ms, "stopped": stopped, **self.extra,
                 "members": [m.to_json() for m in self.members()]}
         try:
             write_members_file(self.store_path, view)
@@ -239,5 +238,4 @@ class Membership:
             log.warning("cluster: could not publish leaving the cluster: %s", e)
         if self._source is not None:
             self._source.close()
-        with contextlib.suppress(OSError):
-            os.unlink(Path(self.store_path) / MEMBERS_FILE)
+        self._write_file(stopped=True)  # the API: this worker answers nothing as owner

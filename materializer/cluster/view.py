@@ -4,8 +4,13 @@ Guarantees:
 - `routing()` is the routing table as of the file, with members expired by the time of
   the call; it is re-read when the file changes (checked at most every 50 ms).
 - No file, an unreadable one, or one the worker has not refreshed for longer than the
-  member timeout (the worker stopped or died) gives None: the API then answers from the
-  local store alone, as a worker outside any cluster does.
+  member timeout or marked stopped (the worker died or stopped) gives None, the API then
+  answering from the local store alone as a worker outside any cluster does, when that
+  worker knew no other member. When it did, its partitions may have moved to another
+  worker that applied newer rows since: the routing table then has this worker owning
+  nothing (its keys answer 503 until it runs again; the other members' own partitions
+  are still forwarded to them while their records are live), never the store's rows as
+  current.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +79,14 @@ class ClusterView:
         timeout = int(data.get("timeout_ms") or 10_000)
         now = now_ms()
         written = data.get("written_at")
-        if not isinstance(written, int) or now - written > timeout:
-            return None
+        members = self._members
+        if not isinstance(written, int) or now - written > timeout or data.get("stopped"):
+            if not any(m.id != data["self"] for m in members):
+                return None  # a worker outside any cluster, stopped: its store as it is
+            members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]
         if self._routing is not None and time.monotonic() - self._built < CHECK_INTERVAL:
             return self._routing
-        self._routing = Routing(self._members, data["self"], now, timeout)
+        self._routing = Routing(members, data["self"], now, timeout)
         self._built = time.monotonic()
         return self._routing
 
@@ -85,3 +94,9 @@ class ClusterView:
     def forward_timeout(self) -> float:
         ms = self.settings.get("forward_timeout_ms")
         return (ms if isinstance(ms, int) and ms > 0 else 5000) / 1000
+
+
+def _owning_nothing(member: Member) -> Member:
+    """`member`'s record with no partition owned or kept warm (a worker not running)."""
+    return replace(member, relations={name: replace(state, assigned=(), standby=())
+                                      for name, state in member.relations.items()})

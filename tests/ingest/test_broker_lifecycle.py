@@ -84,6 +84,7 @@ def test_worker_waits_for_an_absent_broker_then_catches_up(tmp_path: Path) -> No
     finally:
         if worker.poll() is None:
             worker.kill()
+            worker.wait()  # reaped here: a failure must not warn in the next test
     assert "Traceback" not in log.read_text(errors="replace")
 
 
