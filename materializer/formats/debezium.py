@@ -42,7 +42,7 @@ from materializer.formats.connect_types import (
     per_schema,
     struct_fields,
 )
-from materializer.formats.field_match import object_checker
+from materializer.formats.field_match import match_fields, object_checker, warn_unfilled
 from materializer.formats.jsonread import loads
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
@@ -107,7 +107,14 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
 
     def plan(after: Any) -> Plan:
         found = struct_fields(after)
-        return () if found is None else field_plan(found, columns)
+        if found is None:
+            return ()
+        matched = match_fields(found, spec.column_names)
+        if matched:  # none: the rows are no_declared_columns, saying so
+            warn_unfilled(spec.name, f"the Debezium `after` schema "
+                          f"{after.get('name') or 'struct'}", list(found),
+                          [c for c in columns if c not in matched])
+        return field_plan(found, columns)
     plan_for = per_schema(plan)  # by the `after` row's schema
 
     def decode(b: bytes) -> Mapping[str, Any]:

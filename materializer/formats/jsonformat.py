@@ -35,7 +35,7 @@ exactly the declared fields take the typed path in `ingest.jsonrow` and none of 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from materializer.columns import ColumnType
@@ -87,12 +87,15 @@ def _reads_wrapper(spec: RelationSpec) -> bool:
 
 
 def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str = "",
-               whole_key: tuple[str, ...] = (), key: bool = False) -> _Unwrap:
+               whole_key: tuple[str, ...] = (), key: bool = False,
+               declared: Sequence[str] = ()) -> _Unwrap:
     """wrapper -> payload with its Connect logical types applied (a dict of fields, a
     bare value when the schema is not a struct, or None). A bare value is converted for
     column `single` if given, else returned as it is. RecordError(type_mismatch) for a
     value its logical type cannot read. With `table` (values, not keys), the columns a
-    struct schema has no field for are logged (`warn_unfilled`). With `whole_key` (a
+    struct schema has no field for are logged (`warn_unfilled`) when it has a field for
+    some `declared` column (a key column's too: its payloads are stored as rows, not
+    no_declared_columns). With `whole_key` (a
     table's key columns), a struct schema with another field refuses every payload. With
     `key`, a value its logical type would round is refused (`connect_fixup`'s `exact`)."""
 
@@ -100,7 +103,8 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
         fields = struct_fields(schema)
         if fields is not None:
             matched = match_fields(fields, columns) if table or whole_key else {}
-            if matched and table:  # none: the payloads are no_declared_columns, saying so
+            if table and (matched or match_fields(fields, declared)):  # none: the payloads
+                # are no_declared_columns, saying so
                 warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
                               list(fields), [c for c in columns if c not in matched])
             refused = key_schema_beyond(fields, matched, whole_key) if whole_key else None
@@ -145,7 +149,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     columns = {c.name: c.type for c in spec.columns if c.name not in keys}
     wrapped = _reads_wrapper(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
-    unwrap = _unwrapper(columns, single, spec.name)
+    unwrap = _unwrapper(columns, single, spec.name, declared=spec.column_names)
 
     check = object_checker("the JSON object", spec.column_names, list(columns), spec.name)
     marker = reads_deleted_marker(spec)  # Debezium's rewritten deletes: formats.deleted

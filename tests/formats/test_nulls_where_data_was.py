@@ -5,6 +5,10 @@
 - a column no object fills while the objects carry fields that are no column (a typo in
   the YAML: `emial` for `email`) was NULL in every row with no signal at all (Avro,
   Protobuf and Connect schemas were logged): the first such object is logged per column;
+- a column a schema renamed (a producer's new schema version, a Debezium column renamed in
+  the source table) was NULL with no signal under a Debezium JSON wrapper's `after` schema,
+  and under a Connect schema whose only field for a declared column is a key column's
+  (Avro schemas were logged): now logged once per schema as well;
 - an Avro `timestamp-nanos` / `local-timestamp-nanos` long (Avro 1.12; fastavro leaves it
   an integer) in a timestamp column was read as epoch milliseconds (1 s after the epoch
   stored as 1970-01-12; current instants refused as "ms ... outside years 1-9999");
@@ -101,6 +105,55 @@ def test_objects_lacking_a_column_without_other_fields_are_not_logged(
     assert dec(b'{"name": "a"}') == {"name": "a"}  # an absent optional field: nothing lost
     assert dec(b'{"id": 1, "name": "a"}') == {"id": 1, "name": "a"}  # the key's field
     assert not [r for r in caplog.records if "has no field" in r.getMessage()]
+
+
+# --------------------------------------------------- a field renamed by a new schema version
+
+def _unfilled_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "NULL in its rows" in r.getMessage()]
+
+
+def test_a_connect_schema_renaming_the_only_value_column_is_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "materializer.formats")
+    table = spec({"id": "int", "label": "string"}, ["id"])
+
+    def wrapped(fields: list[str], payload: dict[str, Any]) -> bytes:
+        schema = {"type": "struct", "name": "Renamed", "fields": [
+            {"field": f, "type": "int32" if f == "id" else "string"} for f in fields]}
+        return json.dumps({"schema": schema, "payload": payload}).encode()
+
+    got = applied(table, tmp_path, [wrapped(["id", "label"], {"id": 0, "label": "a"}),
+                                    wrapped(["id", "full_label"], {"id": 1, "full_label": "b"})])
+    assert got == [{"id": 0, "label": "a"}, {"id": 1, "label": None}]  # stored, as documented
+    assert _unfilled_warnings(caplog) == [
+        "public.t: the Connect schema Renamed has no field for column(s) label, NULL in its "
+        "rows (its fields: id, full_label; a partial_update column keeps its stored value)"]
+
+
+def test_a_column_renamed_under_a_debezium_json_schema_is_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "materializer.formats")
+    table = spec({"id": "int", "title": "string", "n": "int"}, ["id"],
+                 value_format="debezium-json")
+
+    def event(fields: list[str], after: dict[str, Any]) -> bytes:
+        row = {"type": "struct", "name": "db.renamed.Value", "optional": True, "fields": [
+            {"field": f, "type": "string" if "title" in f else "int32"} for f in fields]}
+        schema = {"type": "struct", "name": "db.renamed.Envelope", "fields": [
+            {**row, "field": "before"}, {**row, "field": "after"},
+            {"field": "op", "type": "string"}]}
+        return json.dumps({"schema": schema, "payload": {"before": None, "after": after,
+                                                         "op": "u"}}).encode()
+
+    got = applied(table, tmp_path, [
+        event(["id", "title", "n"], {"id": 0, "title": "a", "n": 1}),
+        event(["id", "book_title", "n"], {"id": 1, "book_title": "b", "n": 2})])
+    assert got == [{"id": 0, "title": "a", "n": 1}, {"id": 1, "title": None, "n": 2}]
+    assert _unfilled_warnings(caplog) == [
+        "public.t: the Debezium `after` schema db.renamed.Value has no field for column(s) "
+        "title, NULL in its rows (its fields: id, book_title, n; a partial_update column "
+        "keeps its stored value)"]
 
 
 # --------------------------------------------------- Avro timestamp-nanos
