@@ -13,10 +13,13 @@ Guarantees:
 - The thread never stops the worker: a broker that is away, a topic it may not create, or
   a record that is not a member record is logged (rate-limited) and retried or skipped.
 - `cluster.json` is replaced atomically (readers see a whole old or a whole new one), at
-  least once per heartbeat while the worker runs, also while the broker cannot be reached
-  (once written in this run): the API then routes by this worker's assignment as it is
-  and the others' records until they expire (503 for partitions without a live owner),
-  never answers from the store alone as beside a stopped worker.
+  `start` and at least once per heartbeat while the worker runs, also while the broker
+  cannot be reached (the connection is tried in a thread of its own, which may block for
+  seconds): the API then routes by this worker's assignment as it is and the others'
+  records until they expire (503 for partitions without a live owner), never answers
+  from the store alone as beside a stopped worker. The other members an earlier run's
+  file named are kept (expired) until their records are read again: the file still says
+  this worker knew them (`cluster.view`).
 """
 
 from __future__ import annotations
@@ -87,18 +90,31 @@ class Membership:
         self._sink: Any = None
         self._source: Any = None
         self._warned: dict[str, float] = {}
+        self._connector: threading.Thread | None = None
         self.published = 0
         self._thread = threading.Thread(target=self._run, name="cluster-membership",
                                         daemon=True)
 
     def start(self) -> None:
-        """Write `cluster.json` (this worker, as it is now) and start the thread, which
+        """Write `cluster.json` (this worker, as it is now, and the other members an earlier
+        run's file named) and start the thread, which
         keeps the file fresh whether or not the broker can be reached: from here on the
         API routes by this run's membership, never by an earlier run's file nor (as with
         no file) from the store alone, which would answer partitions another worker may
         have updated since as current."""
+        self._members.update(self._known_before())
         self._write_file()
         self._thread.start()
+
+    def _known_before(self) -> dict[str, Member]:
+        """The other members in the file an earlier run of this worker left (none if it
+        cannot be read)."""
+        try:
+            data = json.loads((Path(self.store_path) / MEMBERS_FILE).read_bytes())
+            found = [Member.from_json(m) for m in data.get("members", [])]
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+        return {m.id: m for m in found if m.id != self.self_id}
 
     @property
     def connected(self) -> bool:
@@ -124,7 +140,10 @@ class Membership:
         while not self._stop.is_set():
             try:
                 if self._source is None:
-                    self._connect()
+                    self._connect_in_background()
+                    self._still_here()
+                    self._stop.wait(self.heartbeat_ms / 1000)
+                    continue
                 changed = self._absorb(self._source.poll_batch(1000, 0.1))
                 now = time.monotonic()
                 if self._wake.is_set() or now >= next_beat:
@@ -151,6 +170,26 @@ class Membership:
         key of partitions held elsewhere, and, once the group session expired and the
         assignment was lost, of its own."""
         self._write_file()
+
+    def _connect_in_background(self) -> None:
+        """Try to reach the broker in a thread of its own (creating the topic and asking
+        its metadata can each block for seconds with the broker away, which this thread,
+        keeping `cluster.json` fresh, must not spend), unless a try is under way."""
+        if self._connector is not None and self._connector.is_alive():
+            return
+
+        def attempt() -> None:
+            try:
+                self._connect()
+            except InfrastructureError as e:
+                self._warn("broker", f"cluster membership ({self.topic}): {e}; retrying")
+                self._stop.wait(1.0)
+            except Exception:  # noqa: BLE001 - logged, tried again by the membership thread
+                log.exception("cluster membership could not start; retrying in 1 s")
+                self._stop.wait(1.0)
+
+        self._connector = threading.Thread(target=attempt, name="cluster-connect", daemon=True)
+        self._connector.start()
 
     def _connect(self) -> None:
         from connectors.kafka import AssignedSource  # noqa: PLC0415
