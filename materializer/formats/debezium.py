@@ -51,6 +51,15 @@ _ENVELOPE_USED = frozenset(("op", "after"))
 """The envelope's fields a row is made of (`before`, `source`, ... are read past)."""
 
 
+def unsupported_op(op: Any) -> RecordError:
+    """The rejection of an event that is no row change: a truncate (`t`) says the table was
+    emptied, which no row of it carries (its rows are not removed here: a rebuild from a
+    new snapshot follows it), a logical decoding message (`m`) is no row."""
+    why = (": a truncate, whose rows are not removed here (rebuild the table from a new "
+           "snapshot to follow it)" if op == "t" else "")
+    return RecordError(f"Debezium op {op!r} is not c, r, u or d{why}", "unsupported_op")
+
+
 def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
     nothing: frozenset[str] = frozenset()
 
@@ -77,7 +86,7 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedVa
             if op == "d":
                 return DELETE, nothing
             if op not in ("c", "r", "u"):
-                raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
+                raise unsupported_op(op)
             after = env.get("after")
             if type(after) is not dict:
                 raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
@@ -138,7 +147,7 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
             if op not in ("c", "r", "u"):
                 if op is None:
                     raise RecordError("not a Debezium event: no `op` field", "not_debezium")
-                raise RecordError(f"Debezium op {op!r} is not c, r, u or d", "unsupported_op")
+                raise unsupported_op(op)
             after = obj.get("after")
             if type(after) is not dict:
                 raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")

@@ -212,6 +212,8 @@ def test_json_errors() -> None:
             with pytest.raises(RecordError) as e:
                 dec(p)
             assert e.value.reason == reason, p
+    with pytest.raises(RecordError, match="a truncate, whose rows are not removed here"):
+        dec(b'{"op": "t", "after": null}')
     bad_decimal = dbz_row()
     bad_decimal["balance"] = "not base64!"
     with pytest.raises(RecordError) as e:
