@@ -97,11 +97,10 @@ class Membership:
 
     def start(self) -> None:
         """Write `cluster.json` (this worker, as it is now, and the other members an earlier
-        run's file named) and start the thread, which
-        keeps the file fresh whether or not the broker can be reached: from here on the
-        API routes by this run's membership, never by an earlier run's file nor (as with
-        no file) from the store alone, which would answer partitions another worker may
-        have updated since as current."""
+        run's file named) and start the thread, which keeps the file fresh whether or not
+        the broker can be reached: from here on the API routes by this run's membership,
+        never by an earlier run's file nor (as with no file) from the store alone, which
+        would answer partitions another worker may have updated since as current."""
         self._members.update(self._known_before())
         self._write_file()
         self._thread.start()
