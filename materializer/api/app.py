@@ -86,21 +86,34 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     return app
 
 
+_ERROR_ANSWER = {"content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
 def _openapi_with_security(app: FastAPI, secured: bool) -> Callable[[], dict[str, Any]]:
-    """OpenAPI generation that also states the bearer token scheme when one is required."""
+    """OpenAPI generation that also states the bearer token scheme when one is required
+    (and its 401 on every endpoint that needs it), and invalid input as the 400 it is
+    (`bad_request`), not FastAPI's 422."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version,
                              description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {})
+        for path, ops in schema.get("paths", {}).items():
+            for op in ops.values():
+                answers = op.setdefault("responses", {})
+                if answers.pop("422", None) is not None:  # invalid input: 400 (bad_request)
+                    answers.setdefault("400", _ERROR_ANSWER | {"description": "Invalid input."})
+                if secured and path not in OPEN_PATHS:
+                    op["security"] = [{"bearer": []}]
+                    answers.setdefault("401", _ERROR_ANSWER | {
+                        "description": "Missing or wrong bearer token."})
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 body
+            components.get("schemas", {}).pop(unused, None)
         if secured:
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"}}
-            for path, ops in schema.get("paths", {}).items():
-                if path not in OPEN_PATHS:
-                    for op in ops.values():
-                        op["security"] = [{"bearer": []}]
+            components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         app.openapi_schema = schema
         return schema
 

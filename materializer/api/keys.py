@@ -74,6 +74,14 @@ class ApiRelation:
         return self.parse(segments)
 
 
+def check_relation_name(name: str) -> str:
+    """`name` if it looks like a relation name (SPEC §3, see the module doc), else NotFound:
+    what no relation is named (a NUL, a lone surrogate, a leading `-`) never goes further."""
+    if not _NAME.fullmatch(name):
+        raise NotFound(f"no table or stream named {name!r}")
+    return name
+
+
 class RelationIndex:
     """Resolves names the API is asked for to views, caching each resolved name.
 
@@ -89,8 +97,7 @@ class RelationIndex:
         rel = self._cache.get(name)
         if rel is not None:
             return rel
-        if not _NAME.fullmatch(name):
-            raise NotFound(f"no table or stream named {name!r}")
+        check_relation_name(name)
         try:
             view = self.store.relation(name)
         except NotFound:  # the store's message names the data directory: keep that private

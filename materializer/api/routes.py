@@ -219,6 +219,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such table or stream (or row)."},
     409: {"model": ErrorBody, "description": "A key asked for is held by more than one "
           "partition of the table: which row is the latest cannot be told."},
+    503: {"model": ErrorBody, "description": "The store cannot be read, or partitions of "
+          "the relation are not held here (yet)."},
 }
 
 router = APIRouter()
@@ -322,6 +324,7 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
 
 @router.get("/tables/{table}/rows", response_model=RowsPage, tags=["lookup"],
             summary="A page of rows in key order, optionally under a key prefix",
+            responses=_ERRORS,
             description="`prefix` repeats, one value per leading key column. Pass the "
                         "`next` of a page as `after` to get the following page.")
 async def scan_rows(

@@ -30,6 +30,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 
+from materializer.api.keys import check_relation_name
 from materializer.api.models import DiffPage, Dropped, Snapshot, SnapshotsResponse
 from materializer.api.routes import (
     DEFAULT_PAGE,
@@ -59,7 +60,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "A malformed name, body, limit or cursor."},
     401: {"description": "Missing or wrong bearer token."},
     404: {"description": "No such snapshot (the body lists the snapshots), table or stream."},
+    503: {"description": "The store cannot be read."},
 }
+_DIFF_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS, 409: {"description": "A key is held by more than one partition of the table."}}
 
 
 def encode_position(pos: bytes) -> str:
@@ -106,6 +110,7 @@ async def get_snapshots(request: Request) -> Response:
                      "name": {"type": "string"},
                      "tables": {"type": "array", "items": {"type": "string"}}}}}}}},
              responses={**_ERRORS, 409: {"description": "A snapshot of that name exists."},
+                        413: {"description": "A body larger than 65536 bytes."},
                         503: {"description": "The snapshot could not be taken."}})
 async def post_snapshot(request: Request) -> Response:
     state = api_state(request)
@@ -127,7 +132,9 @@ async def post_snapshot(request: Request) -> Response:
                                 '["<table>", ...]'}, 400)
     try:
         check_name(name)
-    except UsageError as e:
+        for table in tables or ():  # arguments of the snapshot process: names, never options
+            check_relation_name(table)
+    except (UsageError, NotFound) as e:
         return error_response(e)
     outcome = await run_async(command(state.store_path, name, tables,
                                       default_schema=state.store.default_schema))
@@ -188,7 +195,7 @@ _AFTER = Query(max_length=700, description="Cursor from `next`.")
             description="One entry per key whose row differs, in key order: `diff_type` "
                         "`added` | `removed` | `modified`, `key`, `from` and `to` rows, and "
                         "`changed` (the columns that differ) for `modified`.",
-            responses=_ERRORS)
+            responses=_DIFF_ERRORS)
 async def table_diff(table: str, request: Request,
                      from_: Annotated[str, _FROM],
                      to: Annotated[str | None, _TO] = None,
@@ -201,7 +208,7 @@ async def table_diff(table: str, request: Request,
             summary="A page of the events added and removed between two versions of a stream",
             description="Events in one version only, by (key, partition, offset): "
                         "`diff_type` `added` | `removed`, `key`, `partition`, `offset`, "
-                        "`timestamp`, `value`.", responses=_ERRORS)
+                        "`timestamp`, `value`.", responses=_DIFF_ERRORS)
 async def stream_diff(stream: str, request: Request,
                       from_: Annotated[str, _FROM],
                       to: Annotated[str | None, _TO] = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,23 @@ def test_the_api_lets_go_of_dropped_snapshots(tmp_path: Path) -> None:
         assert c.get("/tables/users/rows/1", params={"as_of": "auto-2"}).status_code == 404
         gc.collect()
         assert not _mapped("auto-2") and app.state.api.snapshot_indexes == {}
+
+
+def test_snapshot_tables_are_names_never_options(tmp_path: Path) -> None:
+    """`tables` of `POST /snapshots` reach the snapshot process as arguments: a "table"
+    that is an option of it (`--keep 0` dropped every scheduled snapshot, the new one too,
+    after a 201 with its manifest), holds a NUL (cut there: another table's snapshot) or a
+    lone surrogate (a 500 and a traceback) is 404 as any name no relation has."""
+    build_data_dir(tmp_path, n_users=6, partitions=1)
+    take_snapshot(tmp_path, "auto-1", scheduled=True)
+    with TestClient(create_app(str(tmp_path), None)) as c:
+        for tables in (["users", "--scheduled", "--keep", "0"], ["-h"], ["users\x00"],
+                       ["\ud800"], ["users", "--default-schema", "shop"]):
+            body = json.dumps({"name": "x", "tables": tables})  # "\ud800" as an escape
+            r = c.post("/snapshots", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 404 and "no table or stream named" in r.json()["detail"], \
+                (tables, r.text)
+        assert [m["name"] for m in c.get("/snapshots").json()["snapshots"]] == ["auto-1"]
+        r = c.post("/snapshots", json={"name": "x", "tables": ["users", "public.clicks"]})
+        assert r.status_code == 201 and r.json()["scheduled"] is False, r.text
+        assert list(r.json()["relations"]) == ["public.clicks", "public.users"]
