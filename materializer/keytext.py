@@ -72,6 +72,24 @@ def _as_text(s: str) -> str:
     return s
 
 
+_ISO_EXAMPLE = {"date": "2024-05-01", "time": "12:30:00", "timestamp": "2024-05-01T12:30:00Z"}
+
+
+def _iso_text(kind: str) -> TextConverter:
+    """A date, time or timestamp key's text as it is (the store's converters read the ISO
+    8601 text), refusing a number that no ISO basic form has the digits of (epoch days,
+    seconds or milliseconds are no key text: `20240501` and `123000` are ISO) with a
+    message saying what to write, not the ISO parser's ("month must be in 1..12")."""
+    example = _ISO_EXAMPLE[kind]
+
+    def check(s: str) -> str:
+        digits = s.lstrip("+-")
+        if digits.isdigit() and (digits != s or len(digits) not in (2, 4, 6, 8)):
+            raise ValueError(f"a {kind} key is ISO 8601 text (e.g. {example}), not a number")
+        return s
+    return check
+
+
 def text_converter(t: ColumnType) -> TextConverter:
     """How the text of one key value becomes a key component of type `t`.
 
@@ -92,6 +110,8 @@ def text_converter(t: ColumnType) -> TextConverter:
         return _bool_text
     if t.kind == "decimal" and t.encoding != "base64":  # base64: base64 text, as values
         return _decimal_text
+    if t.kind in _ISO_EXAMPLE:
+        return _iso_text(t.kind)
     return _as_text
 
 
