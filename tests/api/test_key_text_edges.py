@@ -223,7 +223,7 @@ def test_a_table_name_that_is_not_unicode_text_is_not_found(setup: tuple[str, Te
 
 @pytest.mark.parametrize(("kind", "text"), [("timestamp", "1700000000000"),
                                             ("timestamp", "1700000000"), ("date", "19845"),
-                                            ("date", "-5"), ("time", "45000000")])
+                                            ("date", "-5"), ("time", "450000000")])
 def test_a_temporal_key_given_as_a_number_says_to_write_iso_text(kind: str, text: str) -> None:
     with pytest.raises(ValueError, match=f"a {kind} key is ISO 8601 text .*not a number"):
         text_converter(parse_type(kind)[0])(text)
