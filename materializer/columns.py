@@ -62,7 +62,7 @@ MAX_TYPE_NESTING = 8
 2): the readers, shapers and writers generated per table stay within what Python
 compiles (20 nested blocks), and no parser recursion grows with the file."""
 
-_TOKEN = re.compile(r"\s*([A-Za-z_]+|\d+|[<>(),])")
+_TOKEN = re.compile(r"\s*([A-Za-z_]+|[0-9]+|[<>(),])")
 
 
 def parse_type(text: str) -> tuple[ColumnType, bool]:
@@ -106,7 +106,9 @@ def parse_type(text: str) -> tuple[ColumnType, bool]:
             take(",")
             s = take()
             take(")")
-            if not (p.isdigit() and s.isdigit()) or not (1 <= int(p) <= 38) or int(s) > int(p):
+            if not (p.isdigit() and s.isdigit()) or len(p) > 3 or len(s) > 3 \
+                    or not (1 <= int(p) <= 38) or int(s) > int(p):
+                p, s = (n if len(n) <= 6 else f"{n[:6]}..." for n in (p, s))
                 raise TypeSyntaxError(
                     f"decimal({p},{s}) needs 1 <= precision <= 38 and 0 <= scale <= precision",
                     off)

@@ -43,7 +43,7 @@ from materializer.catalog.decl import (
     suggest,
 )
 from materializer.catalog.validate import build_relations
-from materializer.columns import ColumnType
+from materializer.columns import MAX_TYPE_NESTING, ColumnType
 from materializer.errors import ConfigError
 from materializer.specs import Location, StreamSpec, TableSpec
 
@@ -210,9 +210,12 @@ class Parser:
 
     # ------------------------------------------------------------------ types
 
-    def column_type(self) -> ColumnType:
+    def column_type(self, depth: int = 0) -> ColumnType:
         t = self.tok
         word = t.word
+        if word in ("array", "map") and depth == MAX_TYPE_NESTING:
+            raise self.fail(f"ARRAY and MAP nest at most {MAX_TYPE_NESTING} levels deep in a "
+                            "column type: use JSON for deeper values")
         if word in SIMPLE_TYPES:
             self.advance()
             return ColumnType(SIMPLE_TYPES[word])
@@ -231,7 +234,7 @@ class Parser:
         if word == "array":
             self.advance()
             self.punct("<")
-            item = self.column_type()
+            item = self.column_type(depth + 1)
             self.punct(">")
             return ColumnType("array", item=item)
         if word == "map":
@@ -242,7 +245,7 @@ class Parser:
                                 f"MAP<{self.tok.text}, ...>")
             self.advance()
             self.punct(",")
-            item = self.column_type()
+            item = self.column_type(depth + 1)
             self.punct(">")
             return ColumnType("map", item=item)
         close = suggest(t.text.upper(), [n.split("(")[0].split("<")[0] for n in TYPE_NAMES])
@@ -252,6 +255,8 @@ class Parser:
         t = self.tok
         if t.kind != "number" or not t.text.isdigit():
             raise self.fail(f"expected a whole number but found {self.found()}")
+        if len(t.text) > 9:
+            raise self.fail(f"`{t.text[:12]}...` is too large a number here")
         self.advance()
         return int(t.text)
 

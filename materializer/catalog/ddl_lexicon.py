@@ -14,7 +14,7 @@ _TOKEN = re.compile(r"""
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<qident>`(?:[^`]|``)*`)
   | (?P<string>'(?:[^']|'')*')
-  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<number>-?[0-9]+(?:\.[0-9]+)?)
   | (?P<punct>[(),;<>=.])
 """, re.VERBOSE | re.DOTALL)
 

@@ -86,6 +86,8 @@ class Properties:
         if how == "int":
             if not text.lstrip("-").isdigit():
                 raise p.fail(f"`{name}` must be a whole number, not `{text}`", tok)
+            if len(text) > 10:
+                raise p.fail(f"`{name}` is too large: `{text[:12]}...`", tok)
             return At(int(text), loc)
         if how == "names":
             items: list[At[str]] = []

@@ -40,6 +40,11 @@ NULL_TAG = "tag:yaml.org,2002:null"
 BOOL_TAG = "tag:yaml.org,2002:bool"
 INT_TAG = "tag:yaml.org,2002:int"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# The tags a value may carry: those YAML gives plain values, and `!!str`-style ones that
+# say the same. Any other (`!!binary`, `!!python/...`, `!env`) would be dropped silently.
+KNOWN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in (
+    "str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge", "value"))
+_YAML11_INT = re.compile(r"[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+)\Z")
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -73,8 +78,16 @@ class NodeReader:
             self.error(Location(self.file, line, col),
                        f"YAML syntax error: {e.problem}{context}")
             return None
+        except yaml.reader.ReaderError as e:
+            self.error(self.loc_at_index(e.position), f"YAML error: character "
+                       f"#x{e.character:04x} is not allowed in YAML text: remove it")
+            return None
         except yaml.YAMLError as e:
             self.error(Location(self.file, 1, 1), f"YAML error: {e}")
+            return None
+        except RecursionError:
+            self.error(Location(self.file, 1, 1), "the file nests lists and mappings too "
+                       "deeply for the YAML parser: a declaration needs a few levels only")
             return None
         if root is None:
             return ScalarNode(NULL_TAG, "", None, None)
@@ -92,6 +105,11 @@ class NodeReader:
             if id(node) in seen:
                 continue
             seen.add(id(node))
+            if node.tag not in KNOWN_TAGS:
+                tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
+                self.error(node, f"YAML tag `{tag}` is not supported: the loader would "
+                           "read the value as written, without it; remove the tag (use "
+                           "`${NAME}` for an environment variable)")
             if isinstance(node, ScalarNode):
                 if "$" in node.value:
                     self._substitute(node)
@@ -99,6 +117,7 @@ class NodeReader:
                 stack.extend(node.value)
             elif isinstance(node, MappingNode):
                 stack.extend(v for _k, v in node.value)
+                stack.extend(k for k, _v in node.value if k.tag not in KNOWN_TAGS)
 
     def _substitute(self, node: ScalarNode) -> None:
         written = node.value
@@ -178,7 +197,7 @@ class NodeReader:
         if not isinstance(node, MappingNode):
             self.error(node, f"{where} must be a mapping of `key: value` entries")
             return []
-        pairs = self._merged(node, where)
+        pairs = self._merged(node, where, set())
         seen: dict[str, ScalarNode] = {}
         out: list[tuple[ScalarNode, Node]] = []
         for k, v in pairs:
@@ -195,8 +214,12 @@ class NodeReader:
             out.append((k, v))
         return out
 
-    def _merged(self, node: MappingNode, where: str) -> list[tuple[ScalarNode, Node]]:
-        """Pairs of a mapping with `<<: *anchor` merge keys expanded (explicit keys win)."""
+    def _merged(self, node: MappingNode, where: str, inside: set[int]
+                ) -> list[tuple[ScalarNode, Node]]:
+        """Pairs of a mapping with `<<: *anchor` merge keys expanded (explicit keys win);
+        `inside`: the mappings being merged into this one (a mapping merged into itself,
+        `&a {<<: *a}`, is an error)."""
+        inside = inside | {id(node)}
         own: list[tuple[ScalarNode, Node]] = []
         merged: list[tuple[ScalarNode, Node]] = []
         for k, v in node.value:
@@ -205,8 +228,11 @@ class NodeReader:
             elif k.tag == MERGE_TAG:
                 sources = v.value if isinstance(v, SequenceNode) else [v]
                 for src in sources:
-                    if isinstance(src, MappingNode):
-                        merged.extend(self._merged(src, where))
+                    if isinstance(src, MappingNode) and id(src) in inside:
+                        self.error(k, "`<<` merges a mapping into itself: point it at "
+                                   "another mapping's anchor")
+                    elif isinstance(src, MappingNode):
+                        merged.extend(self._merged(src, where, inside))
                     else:
                         self.error(src, "`<<` merges mappings only: point it at a mapping "
                                    "anchor (`<<: *defaults`)")
@@ -251,6 +277,12 @@ class NodeReader:
             n = int(self._constructor.construct_yaml_int(s))
         except (ValueError, ConstructorError):
             self.error(s, f"{what} must be a whole number, not `{s.value}`")
+            return None
+        if _YAML11_INT.match(s.value):
+            how, fix = (("a base-60 number", "a plain number") if ":" in s.value
+                        else ("octal (its leading 0)", "the number without a leading 0"))
+            self.error(s, f"{what}: YAML reads `{s.value}` as {how}, {n}: write {n} if "
+                       f"you meant that, else {fix}")
             return None
         if n < minimum:
             self.error(s, f"{what} must be at least {minimum}, not {n}")
@@ -322,6 +354,11 @@ def substitute(value: str, env: Mapping[str, str]
             i = j + 2
             continue
         name, default = m.group(1), m.group(2)
+        if default is not None and "${" in default:
+            problems.append((j, f"the default of `${{{name}:-...}}` holds another `${{`: "
+                             "defaults are not substituted; write the default as text"))
+            i = m.end()
+            continue
         got = env.get(name)
         if default is not None and not got:
             got = default
