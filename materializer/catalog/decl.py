@@ -142,6 +142,26 @@ def name_problem(name: str, column: bool) -> tuple[int, str] | None:
     return None
 
 
+_TOPIC_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+TOPIC_RULE = ("a Kafka topic name is 1-249 characters of ASCII letters, digits, `.`, `_` "
+              "and `-`, and not `.` or `..`")
+
+
+def topic_problem(topic: str) -> tuple[int, str] | None:
+    """(offset, message) of what Kafka would refuse in a topic name (only once a worker
+    asks the broker, far from the file), or None if it is valid."""
+    if "${" in topic:  # a reference left unsubstituted: its own error was reported
+        return None
+    if topic in ("", ".", ".."):
+        return 0, f"topic `{topic}` is not a valid name: {TOPIC_RULE}"
+    if len(topic) > 249:
+        return 249, f"topic `{topic[:20]}...` is {len(topic)} characters long: {TOPIC_RULE}"
+    for i, ch in enumerate(topic):
+        if ch not in _TOPIC_CHARS:
+            return i, f"topic `{topic}` contains {ch!r}: {TOPIC_RULE}"
+    return None
+
+
 def klip23_message(kind: str, written: str, wanted: str,
                    columns: tuple[str, ...] = ()) -> str:
     """The KLIP-23 message: a table declared with KEY, or a stream with PRIMARY KEY.

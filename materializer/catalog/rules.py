@@ -12,6 +12,7 @@ from materializer.catalog.decl import (
     Field,
     RelationDecl,
     name_problem,
+    topic_problem,
 )
 from materializer.columns import NOT_KEYABLE
 from materializer.specs import (
@@ -111,6 +112,14 @@ class Rules:
         if not value:
             self.error(f.value.loc, f"`{key}` of {self.what} is empty: give {hint}")
         return value
+
+    def check_topic(self, key: str) -> None:
+        """Refuse a topic name (of `key`, if given) that Kafka would refuse, at its place."""
+        f = self.get(key)
+        if f is not None and str(f.value.value):
+            problem = topic_problem(str(f.value.value))
+            if problem is not None:
+                self.error(f.value.at(problem[0]), f"`{key}`: {problem[1]}")
 
     def columns(self) -> dict[str, ColumnDecl]:
         f = self.get("columns")

@@ -8,6 +8,7 @@ from typing import Any
 from materializer.catalog.decl import (
     ChangesDecl,
     ColumnDecl,
+    topic_problem,
 )
 from materializer.catalog.rules import VERSION_KINDS, Rules, one_of
 from materializer.specs import (
@@ -78,6 +79,9 @@ def changes(r: Rules, topic: str | None) -> ChangesSpec | None:
     if ch.topic is None:
         r.error(f.value.loc, "`changes` has no `topic`: add `topic: <topic for change events>`")
         return None
+    problem = topic_problem(ch.topic.value)
+    if problem is not None:
+        r.error(ch.topic.at(problem[0]), f"`changes.topic`: {problem[1]}")
     if ch.topic.value == topic:
         r.error(ch.topic.loc, "the change topic is the topic this table reads: choose "
                 "another topic, or the table would read its own change events")

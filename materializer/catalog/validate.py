@@ -255,6 +255,8 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
             r.error(f.key_loc, misplaced_message(d.kind, key))
     name = r.name()
     topic = r.required("topic", "<kafka topic>")
+    r.check_topic("topic")
+    r.check_topic("dead_letter_topic")
     cols = r.columns()
     keys, soft = _key(r, cols)
     kf, vf, kf_default = _formats(r, keys, cols)

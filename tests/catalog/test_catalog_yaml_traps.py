@@ -99,3 +99,20 @@ def test_ddl_array_8_deep_is_accepted_as_in_yaml() -> None:
     (spec,) = parse_ddl("CREATE TABLE t (id INT PRIMARY KEY, a " + "ARRAY<" * 8 + "INT"
                         + ">" * 8 + ") WITH (kafka_topic='t', key_format='json');")
     assert str(spec.columns[1].type).count("array") == 8
+
+
+@pytest.mark.parametrize(("topic", "shown"), [("my topic", "contains ' '"),
+                                               ("a/b", "contains '/'"), (".", "not a valid"),
+                                               ("x" * 250, "250 characters long")])
+@pytest.mark.parametrize("key", ["topic", "dead_letter_topic", "changes"])
+def test_a_topic_name_kafka_refuses_is_refused_at_its_place(topic: str, shown: str,
+                                                            key: str) -> None:
+    """Kafka refuses such names only when a worker asks the broker, far from the file."""
+    fields = {"topic": "users", "dead_letter_topic": "users.dlq", "changes": "{topic: users.ch}"}
+    fields[key] = f'{{topic: "{topic}"}}' if key == "changes" else f'"{topic}"'
+    text = ("tables:\n  - name: t\n    columns: {id: int, v: string}\n"
+            "    primary_key: [id]\n" + "".join(f"    {k}: {v}\n" for k, v in fields.items()))
+    with pytest.raises(ConfigError) as e:
+        load_catalog_text(text, "f.yaml")
+    line = 5 + list(fields).index(key)
+    assert f"f.yaml: line {line}, column" in str(e.value) and shown in str(e.value), str(e.value)
