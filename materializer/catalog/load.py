@@ -201,7 +201,11 @@ class _Reader(RelationReader):
             for k, v in self.mapping(node, "`store`", STORE_KEYS):
                 if k.value == "path":
                     s = self.string(v, "`store.path`")
-                    path = s.value if s is not None else path
+                    if s is not None and not s.value.strip():  # would be the file's folder
+                        self.error(v, "`store.path` is empty: give the store's directory "
+                                   "(the default is ./data), or leave the key out")
+                    elif s is not None:
+                        path = s.value
                 else:
                     size = self._size(v)
                     if size is not None:

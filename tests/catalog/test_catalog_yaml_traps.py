@@ -116,3 +116,11 @@ def test_a_topic_name_kafka_refuses_is_refused_at_its_place(topic: str, shown: s
         load_catalog_text(text, "f.yaml")
     line = 5 + list(fields).index(key)
     assert f"f.yaml: line {line}, column" in str(e.value) and shown in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("path", ['""', "' '", '"${STORE:-}"'])
+def test_an_empty_store_path_is_refused_not_the_files_folder(path: str) -> None:
+    text = f"store:\n  path: {path}\n" + USERS + PK
+    with pytest.raises(ConfigError) as e:
+        load_catalog_text(text, "f.yaml", {})
+    assert "f.yaml: line 2, column" in str(e.value) and "`store.path` is empty" in str(e.value)
