@@ -34,6 +34,16 @@ from materializer.procstats import stat_fields
 
 STATUS_FILE = "worker.json"
 STALE_AFTER_S = 10.0
+AHEAD_SLACK_S = 2.0
+"""How far in the future (by the reader's clock) a status may be dated and still count as
+fresh: further, the wall clock was set back (or the writer's runs ahead) and its age
+cannot be told, so it is not trusted (else a stalled worker read ready until the clock
+caught up again, an hour after a step back of an hour)."""
+
+
+def fresh_age(age: float) -> bool:
+    """Whether a status `age` seconds old (by the reader's clock) counts as fresh."""
+    return -AHEAD_SLACK_S <= age <= STALE_AFTER_S  # NaN is not
 
 APPLIED = "applied"
 UNCHANGED = "unchanged"
@@ -163,7 +173,10 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     if updated <= 0:  # `run --processes N`: a worker (started again) has not reported yet
         return False, "a worker process has not reported its status yet"
     age = (time.time() if now is None else now) - float(updated)
-    if not age <= STALE_AFTER_S:  # also catches NaN
+    if not fresh_age(age):  # also catches NaN
+        if age < 0:
+            return False, (f"the worker status is dated {-age:.0f} s in the future (was the "
+                           "clock set back?)")
         return False, f"the worker status is {age:.0f} s old"
     if writer_gone(status):
         return False, f"the worker (pid {status.get('pid')}) is not running"

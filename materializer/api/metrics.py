@@ -27,8 +27,8 @@ from typing import Any
 from materializer.procstats import process_stats
 from materializer.status import (
     APPLIED,
-    STALE_AFTER_S,
     UNCHANGED,
+    fresh_age,
     is_dropped,
     is_rejected,
     number,
@@ -192,13 +192,13 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
     if status is None:
         return
     updated = number(status.get("updated_at"))
-    age = None if updated is None else max(0.0, (time.time() if now is None else now) - updated)
+    age = None if updated is None else (time.time() if now is None else now) - updated
     if age is not None:
         exp.add("materializer_worker_status_age_seconds", "gauge",
-                "Seconds since the worker last wrote its status.", age)
+                "Seconds since the worker last wrote its status.", max(0.0, age))
     # lag and end offsets only from a live worker's status: a worker killed (or stopped)
     # leaves its last file behind, whose "lag 0" is no longer true (absent = unknown)
-    live = (age is not None and age <= STALE_AFTER_S and status.get("stopping") is not True
+    live = (age is not None and fresh_age(age) and status.get("stopping") is not True
             and not writer_gone(status))
     for part in _list(status.get("partitions")) if live else ():
         if not isinstance(part, dict):

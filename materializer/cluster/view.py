@@ -25,8 +25,10 @@ from typing import Any
 from materializer.cluster.membership import MEMBERS_FILE, now_ms
 from materializer.cluster.record import Member
 from materializer.cluster.routing import Routing
+from materializer.status import AHEAD_SLACK_S
 
 CHECK_INTERVAL = 0.05
+AHEAD_SLACK_MS = int(AHEAD_SLACK_S * 1000)
 
 
 class ClusterView:
@@ -80,7 +82,9 @@ class ClusterView:
         now = now_ms()
         written = data.get("written_at")
         members = self._members
-        if not isinstance(written, int) or now - written > timeout or data.get("stopped"):
+        # a file dated ahead (the clock was set back since) cannot tell the worker is alive
+        if not isinstance(written, int) or not -AHEAD_SLACK_MS <= now - written <= timeout \
+                or data.get("stopped"):
             if not any(m.id != data["self"] for m in members):
                 return None  # a worker outside any cluster, stopped: its store as it is
             members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from materializer.status import STALE_AFTER_S, number
+from materializer.status import fresh_age, number
 
 
 def counters_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
     now = time.time() if now is None else now
     present = [s for s in statuses if s is not None]
     fresh = [s for s in present
-             if (u := number(s.get("updated_at"))) is not None and now - u <= STALE_AFTER_S]
+             if (u := number(s.get("updated_at"))) is not None and fresh_age(now - u)]
     partitions = [p for s in present for p in _list(s.get("partitions"))]
     assigned = sorted({tuple(a) for s in present for a in _list(s.get("assigned"))
                        if isinstance(a, list)})

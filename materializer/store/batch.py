@@ -13,6 +13,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,25 @@ def translated(path: Any, what: str) -> Iterator[None]:
         raise MapFull(f"{path}: the LMDB map is full while {what} (its size may grow up to "
                       "`store.map_size` in the declaration file)") from e
     except lmdb.Error as e:
-        raise StoreError(f"{path}: LMDB failed while {what}: {e}") from e
+        raise StoreError(f"{path}: LMDB failed while {what}: {e}{_full_disk(path)}") from e
+
+
+FULL_BELOW = 1 << 20
+"""Free bytes under which a failed write is put down to a full file system (LMDB reports
+a short write there as "Input/output error", not ENOSPC)."""
+
+
+def _full_disk(path: Any) -> str:
+    """What to add to an LMDB failure when the file system holding `path` is full."""
+    try:
+        st = os.statvfs(path)
+    except (OSError, TypeError, ValueError):
+        return ""
+    free = st.f_bavail * st.f_frsize
+    if free >= FULL_BELOW:
+        return ""
+    return (f" (the file system holding it is full: {free:,} bytes free; make room and "
+            "start again: what was committed is kept)")
 
 
 class CommittedState:

@@ -150,8 +150,13 @@ def write_declared(data_dir: str | os.PathLike[str], names: Iterable[str]) -> No
     """Record, atomically, the relations the running configuration declares."""
     root = store_root(data_dir, create=True)
     tmp = root / f".{DECLARED_FILE}.{os.getpid()}"
-    write_private(tmp, json.dumps(sorted(names)).encode())
-    os.replace(tmp, root / DECLARED_FILE)
+    try:
+        write_private(tmp, json.dumps(sorted(names)).encode())
+        os.replace(tmp, root / DECLARED_FILE)
+    except OSError as e:  # a full or read-only file system: said, not a traceback
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {root / DECLARED_FILE}: {e.strerror or e}") from e
 
 
 def read_declared(data_dir: str | os.PathLike[str]) -> frozenset[str] | None:

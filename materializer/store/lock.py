@@ -89,8 +89,12 @@ class StoreLock:
                     raise StoreError(f"cannot lock {path}: {e.strerror or e}") from e
                 raise StoreLocked(_refusal(root, _holder(fd))) from None
             text = json.dumps({"pid": os.getpid(), "what": what, "since": time.time()})
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, text.encode() + b"\n", 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, text.encode() + b"\n", 0)
+            except OSError as e:  # a full file system: said, not a traceback
+                raise StoreError(f"cannot write the store lock {path}: "
+                                 f"{e.strerror or e}") from e
         except BaseException:
             os.close(fd)
             raise

@@ -35,7 +35,8 @@ def _file(store: Path, members: list[Member], age_ms: int = 0, stopped: bool = F
                                "members": [m.to_json() for m in members]})
 
 
-@pytest.mark.parametrize(("age_ms", "stopped"), [(60_000, False), (0, True)])
+@pytest.mark.parametrize(("age_ms", "stopped"), [(60_000, False), (0, True),
+                                                  (-3_600_000, False)])  # clock set back
 def test_a_worker_not_running_that_knew_others_owns_nothing(tmp_path: Path, age_ms: int,
                                                              stopped: bool) -> None:
     old = now_ms() - age_ms
