@@ -22,6 +22,7 @@ One owner for each rule, shared by the worker, `materializer status`, `/metrics`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -81,12 +82,22 @@ def status_path(store_path: str | os.PathLike[str]) -> Path:
     return Path(store_path) / STATUS_FILE
 
 
+def replace_json(path: Path, obj: Any, **dumps: Any) -> None:
+    """Replace the JSON file `path` atomically (readers see the old or the new one, whole);
+    OSError if it cannot be written (a full disk), leaving no temporary file behind."""
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, **dumps))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_status(store_path: str | os.PathLike[str], status: Mapping[str, Any]) -> None:
     """Replace the status file atomically (readers see the old or the new one, whole)."""
-    path = status_path(store_path)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(status))
-    os.replace(tmp, path)
+    replace_json(status_path(store_path), status)
 
 
 def read_status(store_path: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -38,6 +38,7 @@ from typing import Any
 from materializer.cluster.record import Member, decode, encode
 from materializer.cluster.routing import Routing
 from materializer.errors import InfrastructureError
+from materializer.status import replace_json
 
 log = logging.getLogger("materializer.cluster")
 
@@ -60,10 +61,7 @@ def now_ms() -> int:
 
 def write_members_file(store_path: str | os.PathLike[str], view: dict[str, Any]) -> None:
     """Replace `<store>/cluster.json` atomically."""
-    path = Path(store_path) / MEMBERS_FILE
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(view, separators=(",", ":")))
-    os.replace(tmp, path)
+    replace_json(Path(store_path) / MEMBERS_FILE, view, separators=(",", ":"))
 
 
 class Membership:

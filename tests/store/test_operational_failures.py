@@ -93,3 +93,20 @@ def test_a_status_dated_in_the_future_is_not_trusted() -> None:
     assert "materializer_partition_lag" not in exp.text()
     # the same machine's writer and reader: a status a moment "ahead" is fresh
     assert readiness(_status(NOW + 0.5), now=NOW) == (True, "caught up")
+
+
+def test_a_status_or_members_file_that_cannot_be_written_leaves_no_temporary_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk: the write fails (the caller warns), and no empty `.tmp` is left behind
+    (one per process and file before)."""
+    from materializer.cluster.membership import write_members_file
+    from materializer.status import write_status
+
+    def full(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError):
+        write_status(tmp_path, {"pid": 1})
+    with pytest.raises(OSError):
+        write_members_file(tmp_path, {"self": "a", "members": []})
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
