@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import itertools
 import time
 from collections.abc import Iterable, Sequence
@@ -32,7 +31,7 @@ from urllib.parse import quote
 import httpx
 
 from materializer.cluster.partitioning import Partitioning
-from materializer.columns import ColumnType, TypeSyntaxError, parse_type
+from materializer.columns import ColumnType, TypeSyntaxError, key_unit, parse_type
 from materializer.errors import AmbiguousKeyError, InfrastructureError, NotFound, UsageError
 from materializer.stored import from_storage, to_json_value
 from materializer.values import key_storage, to_storage
@@ -69,12 +68,9 @@ def _type(text: Any, encoding: Any = None) -> ColumnType | None:
     it declares (`encoding: us | ns`), so an integer key counts that unit, as `Store` reads
     it. None for a type this client cannot read."""
     try:
-        t = parse_type(str(text))[0]
+        return key_unit(parse_type(str(text))[0], encoding)
     except (TypeSyntaxError, ValueError):
         return None
-    if t.kind in ("time", "timestamp") and encoding in ("us", "ns"):
-        return dataclasses.replace(t, encoding=encoding)
-    return t
 
 
 class Client:

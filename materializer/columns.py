@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 PRIMITIVE_KINDS = frozenset(
@@ -47,6 +47,15 @@ class ColumnType:
         if self.kind == "map":
             return f"map<string,{self.item}>"
         return self.kind
+
+
+def key_unit(t: ColumnType, encoding: Any) -> ColumnType:
+    """A key column's type as lookups read it: a time or timestamp with the integer unit it
+    declares (`encoding: us | ns`, which the type text leaves out), so an integer key counts
+    that unit, as the producer's key did, not milliseconds; any other type as it is."""
+    if t.kind in ("time", "timestamp") and encoding in ("us", "ns"):
+        return replace(t, encoding=encoding)
+    return t
 
 
 class TypeSyntaxError(ValueError):

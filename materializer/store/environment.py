@@ -7,13 +7,13 @@ import os
 import struct
 import threading
 import weakref
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lmdb
 
-from materializer.columns import ColumnType, parse_type
+from materializer.columns import ColumnType, key_unit, parse_type
 from materializer.errors import StoreError
 from materializer.store.layout import FILE_MODE, drop, generations, make_dir
 
@@ -199,13 +199,7 @@ class RelationMeta:
         `POST /lookup`) counts that unit, as the producer's key did, not milliseconds."""
         types = self.column_types()
         units = (self.identity.get("rules") or {}).get("encodings") or {}
-        out = []
-        for c in self.key_columns:
-            t = types[c]
-            if t.kind in ("time", "timestamp") and units.get(c) in ("us", "ns"):
-                t = replace(t, encoding=units[c])
-            out.append(t)
-        return tuple(out)
+        return tuple(key_unit(types[c], units.get(c)) for c in self.key_columns)
 
 
 def read_meta(txn: lmdb.Transaction[bytes], meta_db: Any) -> RelationMeta | None:
