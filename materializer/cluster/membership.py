@@ -64,6 +64,19 @@ def write_members_file(store_path: str | os.PathLike[str], view: dict[str, Any])
     replace_json(Path(store_path) / MEMBERS_FILE, view, separators=(",", ":"))
 
 
+def read_members_file(path: Path) -> tuple[dict[str, Any], list[Member]] | None:
+    """A `cluster.json` (`write_members_file`'s) as (the view, its members), or None if it
+    cannot be read or is not one (missing, being replaced, not ours)."""
+    try:
+        data = json.loads(path.read_bytes())
+        members = [Member.from_json(m) for m in data.get("members", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("self"), str):
+        return None
+    return data, members
+
+
 class Membership:
     """This worker's membership: publishes `local()` and reads the others (a daemon thread).
 
@@ -106,12 +119,8 @@ class Membership:
     def _known_before(self) -> dict[str, Member]:
         """The other members in the file an earlier run of this worker left (none if it
         cannot be read)."""
-        try:
-            data = json.loads((Path(self.store_path) / MEMBERS_FILE).read_bytes())
-            found = [Member.from_json(m) for m in data.get("members", [])]
-        except (OSError, ValueError, TypeError, AttributeError):
-            return {}
-        return {m.id: m for m in found if m.id != self.self_id}
+        found = read_members_file(Path(self.store_path) / MEMBERS_FILE)
+        return {} if found is None else {m.id: m for m in found[1] if m.id != self.self_id}
 
     @property
     def connected(self) -> bool:

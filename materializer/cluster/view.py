@@ -15,14 +15,13 @@ Guarantees:
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from materializer.cluster.membership import MEMBERS_FILE, now_ms
+from materializer.cluster.membership import MEMBERS_FILE, now_ms, read_members_file
 from materializer.cluster.record import Member
 from materializer.cluster.routing import Routing
 from materializer.status import AHEAD_SLACK_S
@@ -56,14 +55,10 @@ class ClusterView:
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return
-        try:
-            data = json.loads(self.path.read_bytes())
-            members = [Member.from_json(m) for m in data.get("members", [])]
-        except (OSError, ValueError, TypeError, AttributeError):
+        found = read_members_file(self.path)
+        if found is None:
             return  # a file being replaced, or not ours: keep the last good one
-        if not isinstance(data, dict) or not isinstance(data.get("self"), str):
-            return
-        self._stamp, self._data, self._members = stamp, data, members
+        self._stamp, (self._data, self._members) = stamp, found
         self._built = -1.0
 
     @property
