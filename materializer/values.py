@@ -24,7 +24,7 @@ import uuid
 from typing import Any
 
 from materializer.columns import ColumnType
-from materializer.decimals import decimal_converter
+from materializer.decimals import RoundedHook, decimal_converter
 from materializer.errors import RecordError
 from materializer.stored import Converter, timestamp_json
 
@@ -307,14 +307,15 @@ def _to_json(v: Any) -> Any:
     return _json_form(v)
 
 
-def to_storage(t: ColumnType) -> Converter:
+def to_storage(t: ColumnType, rounded: RoundedHook | None = None) -> Converter:
     """A converter from a decoded value (JSON or Avro) to the stored form of `t`.
 
     The type's `encoding` says how integers (timestamp, time: ms, us or ns) and text
     (decimal: base64) are read. Raises TypeError or ValueError for a value that does not
     fit (a non-finite number fits no column); a json value nested more than MAX_DEPTH levels raises
     RecordError(too_deep). None is the caller's business (nullability is checked
-    before conversion).
+    before conversion). `rounded` is told of each decimal kept only rounded to its scale
+    (in arrays and maps too).
     """
     k = t.kind
     if k == "int":
@@ -340,11 +341,12 @@ def to_storage(t: ColumnType) -> Converter:
     if k == "uuid":
         return _to_uuid
     if k == "decimal":
-        return decimal_converter(t.precision, t.scale, t.encoding == "base64")
+        return decimal_converter(t.precision, t.scale, t.encoding == "base64",
+                                 rounded=rounded)
     if k == "json":
         return _to_json
     assert t.item is not None
-    inner = to_storage(t.item)
+    inner = to_storage(t.item, rounded)
     if k == "array":
         def conv_array(v: Any) -> Any:
             if not isinstance(v, list | tuple):

@@ -30,9 +30,14 @@ import msgspec
 
 from materializer.columns import ColumnType
 from materializer.formats.base import DELETE, TypedValueDecoder, ValueDecoder
-from materializer.ingest.shaper import Shape, accepts, shaped_by_schema
+from materializer.ingest.shaper import (
+    Shape,
+    accepts,
+    shaped_by_schema,
+    stored_form,
+)
 from materializer.specs import RelationSpec
-from materializer.values import FLOAT32_MAX, to_storage
+from materializer.values import FLOAT32_MAX
 
 RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
 """(value bytes, key tuple) -> the stored row tuple, or DELETE."""
@@ -179,7 +184,7 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
             lines.append(f"        if {var} is None: raise LookupError")
         if _typed(col.type) is Any:
             conv = f"_c{var}"
-            namespace[conv] = to_storage(col.type)
+            namespace[conv] = stored_form(spec, name, col.type)
             test = accepts(col.type, var)
             cond = f"{var} is not None" + ("" if test is None else f" and not ({test})")
             lines.append(f"        if {cond}: {var} = {conv}({var})")

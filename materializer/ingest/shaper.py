@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from materializer.columns import ColumnType
+from materializer.decimals import warn_rounded_once
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, TypedValueDecoder
 from materializer.specs import RelationSpec
@@ -27,6 +28,12 @@ from materializer.values import FLOAT32_MAX, to_storage
 Shape = Callable[[Mapping[str, Any], tuple[Any, ...]], tuple[Any, ...]]
 
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
+
+def stored_form(spec: RelationSpec, column: str, t: ColumnType) -> Any:
+    """The converter of a value column of `spec` to its stored form (`to_storage`), which
+    logs once per column a decimal it keeps only rounded to the column's scale."""
+    return to_storage(t, warn_rounded_once(spec.name, column))
 
 
 class RowShaper:
@@ -48,7 +55,7 @@ class RowShaper:
             if name in key_index:
                 key_slots.append((i, key_index[name]))
             else:
-                plan.append((i, name, to_storage(col.type), col.not_null))
+                plan.append((i, name, stored_form(spec, name, col.type), col.not_null))
         self._plan = tuple(plan)
         self._key_slots = tuple(key_slots)
 
@@ -117,7 +124,7 @@ def compile_shaper(spec: RelationSpec, layout: Sequence[str],
         col = spec.column(name)
         var = f"v{i}"
         conv = f"_c{i}"
-        namespace[conv] = to_storage(col.type)
+        namespace[conv] = stored_form(spec, name, col.type)
         lines.append(f"        {var} = get({name!r})")
         if col.not_null:
             lines.append(f"        if {var} is None: raise LookupError")
