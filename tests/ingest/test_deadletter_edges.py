@@ -125,6 +125,24 @@ def test_dead_letters_do_not_wait_for_change_events(session_broker: DevBroker,
         == [(b"a", b"bad", b"0")]
 
 
+def wait_until_stopped(pid: int) -> None:
+    """Wait until every thread of `pid` is stopped: SIGSTOP is delivered asynchronously (a
+    thread running on the other core stops when it next enters the kernel), so a request
+    sent right after `kill` could still be answered (seen once under load)."""
+    deadline = time.monotonic() + 10
+    while True:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:  # "pid (comm) S ...": the state follows the last ')'
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that ended
+        if states and all(s in ("T", "t") for s in states):
+            return
+        assert time.monotonic() < deadline, f"broker {pid} not stopped: {states}"
+        time.sleep(0.005)
+
+
 def test_a_hung_broker_costs_no_pile_of_dead_letter_copies(tmp_path: Path) -> None:
     """While the broker does not answer, each retry of a batch used to queue one more copy
     of its dead letters (all delivered once it answered); now a retry waits for the copy in
@@ -152,6 +170,7 @@ def test_a_hung_broker_costs_no_pile_of_dead_letter_copies(tmp_path: Path) -> No
         rel.apply({0: [FakeRecord(b"w", b"bad", 0)]}, worker.dead_letters)  # connected
         batch = {0: [FakeRecord(b"a", b"bad", 1)]}
         broker._proc.send_signal(signal.SIGSTOP)
+        wait_until_stopped(broker._proc.pid)
         try:
             for _ in range(2):
                 try:
