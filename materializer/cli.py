@@ -19,6 +19,7 @@ from materializer.columns import key_signature
 from materializer.errors import (
     ConfigError,
     MaterializerError,
+    MemberNotRunning,
     NotFound,
     SchemaChangedError,
     UsageError,
@@ -73,6 +74,11 @@ def _view(store: Any, spec: RelationSpec, as_of: str | None) -> Any:
     """The store's view of `spec`, refusing one whose key is not the declared one: the key
     values given are read in the declared key's order and types, so a key reordered or
     retyped since (`run` refuses it until a rebuild) would look up another row."""
+    if as_of is None:
+        from materializer.cluster.view import member_not_running  # noqa: PLC0415
+
+        if (why := member_not_running(store.data_dir)) is not None:
+            raise MemberNotRunning(f"{spec.name}: {why}")
     view = store.stream(spec.name, as_of) if spec.kind == "stream" \
         else store.table(spec.name, as_of)
     _same_key(spec, view.key_columns, view.key_types, "the local state",

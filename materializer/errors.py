@@ -113,6 +113,14 @@ class PartitionsNotHeld(MaterializerError):
         super().__init__(text)
 
 
+class MemberNotRunning(MaterializerError):
+    """`get`/`scan` of the local store of a cluster member whose worker does not run: the
+    partitions it held may have moved to a worker that applied newer rows since, so its
+    files are not answered from as current (CLI exit 3, as PartitionsNotHeld)."""
+
+    exit_code = 3
+
+
 class StoreError(MaterializerError):
     """LMDB failed (translated where the `lmdb` module is called)."""
 

@@ -73,14 +73,11 @@ class ClusterView:
         data = self._data
         if data is None:
             return None
-        timeout = int(data.get("timeout_ms") or 10_000)
+        timeout = member_timeout_ms(data)
         now = now_ms()
-        written = data.get("written_at")
         members = self._members
-        # a file dated ahead (the clock was set back since) cannot tell the worker is alive
-        if not isinstance(written, int) or not -AHEAD_SLACK_MS <= now - written <= timeout \
-                or data.get("stopped"):
-            if not any(m.id != data["self"] for m in members):
+        if not worker_running(data, now):
+            if not others_known(data, members):
                 return None  # a worker outside any cluster, stopped: its store as it is
             members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]
         if self._routing is not None and time.monotonic() - self._built < CHECK_INTERVAL:
@@ -93,6 +90,46 @@ class ClusterView:
     def forward_timeout(self) -> float:
         ms = self.settings.get("forward_timeout_ms")
         return (ms if isinstance(ms, int) and ms > 0 else 5000) / 1000
+
+
+def member_timeout_ms(data: dict[str, Any]) -> int:
+    """The member timeout a `cluster.json` was written with."""
+    return int(data.get("timeout_ms") or 10_000)
+
+
+def worker_running(data: dict[str, Any], now: int) -> bool:
+    """Whether the worker that keeps a `cluster.json` (`data`) runs: not marked stopped, and
+    refreshed within the member timeout. A file dated ahead past the slack (the clock was
+    set back since) cannot tell that it does."""
+    written = data.get("written_at")
+    return isinstance(written, int) and not data.get("stopped") \
+        and -AHEAD_SLACK_MS <= now - written <= member_timeout_ms(data)
+
+
+def others_known(data: dict[str, Any], members: list[Member]) -> list[str]:
+    """The other members the worker of a `cluster.json` knew (empty: outside any cluster)."""
+    return sorted(m.id for m in members if m.id != data["self"])
+
+
+def member_not_running(store_path: str | os.PathLike[str]) -> str | None:
+    """Why the store's own files may be older than the cluster (None: not known to be):
+    its worker, a member of a cluster (it knew other members), does not run, so the
+    partitions it held may have moved to another worker that applied newer rows since."""
+    found = read_members_file(Path(store_path) / MEMBERS_FILE)
+    if found is None:
+        return None
+    data, members = found
+    others = others_known(data, members)
+    if not others or worker_running(data, now_ms()):
+        return None
+    written = data.get("written_at")
+    how = "stopped" if data.get("stopped") or not isinstance(written, int) \
+        else f"last seen {(now_ms() - written) / 1000:.0f} s ago"
+    return (f"this store's worker {data['self']!r} is a member of a cluster (it knew "
+            f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}) and does not run "
+            f"({how}): the partitions it held may have moved to another worker that applied "
+            "newer rows since; ask the cluster (--url, materializer.Client) or again once "
+            "it runs")
 
 
 def _owning_nothing(member: Member) -> Member:

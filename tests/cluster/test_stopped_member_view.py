@@ -6,6 +6,7 @@ knew none (outside any cluster) is still answered from its store as it is."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from materializer.cluster.record import Member, RelationState
 from materializer.cluster.view import ClusterView
 from materializer.specs import TableSpec
 from tests.support.api import SpecWriter, api_process, columns
+from tests.support.workers import run_cli
 
 USERS = TableSpec(name="own.users", topic="users",
                   columns=columns({"id": "long", "name": "string"}, ["id"]),
@@ -84,3 +86,48 @@ def test_the_api_answers_from_the_store_for_a_stopped_lone_worker(store: Path) -
         got = [httpx.get(f"{url}/tables/{USERS.name}/rows/{i}") for i in range(8)]
     assert [(r.status_code, r.json()["name"]) for r in got] == [(200, f"v1-{i}")
                                                                 for i in range(8)]
+
+
+def _cli_config(store: Path) -> Path:
+    cfg = store.parent / "cfg.yaml"
+    cfg.write_text(f"""\
+kafka: {{bootstrap.servers: '127.0.0.1:9'}}
+store: {{path: '{store}'}}
+default_schema: own
+tables:
+  - name: users
+    topic: users
+    columns: {{id: long, name: string}}
+    primary_key: [id]
+    key_format: json
+    value_format: json
+""")
+    return cfg
+
+
+@pytest.mark.parametrize(("age_ms", "stopped"), [(60_000, False), (0, True)])
+def test_cli_get_and_scan_refuse_a_stopped_member_that_knew_others(
+        store: Path, age_ms: int, stopped: bool) -> None:
+    """`materializer get`/`scan` on such a store answered its files' older rows as current
+    (exit 0); now exit 3 saying why and to ask the cluster. Snapshots (`--as-of`) are
+    points in time and still answered."""
+    old = now_ms() - age_ms
+    _file(store, [_member("a", (0, 1), old), _member("b", (), old)], age_ms, stopped)
+    cfg = _cli_config(store)
+    for args in (("get", "users", "1"), ("scan", "users")):
+        got = run_cli(args[0], str(cfg), *args[1:])
+        assert got.returncode == 3, (args, got.stdout, got.stderr)
+        assert "does not run" in got.stderr and "'b'" not in got.stderr
+        assert "it knew b" in got.stderr and "--url" in got.stderr
+        assert "Traceback" not in got.stderr and got.stdout == ""
+
+
+def test_cli_get_answers_a_lone_stopped_worker_and_a_running_member(store: Path) -> None:
+    cfg = _cli_config(store)
+    _file(store, [_member("a", (0, 1), now_ms())], stopped=True)
+    lone = run_cli("get", str(cfg), "users", "1")
+    assert lone.returncode == 0 and json.loads(lone.stdout)["name"] == "v1-1", lone.stderr
+    _file(store, [_member("a", (0, 1), now_ms()), _member("b", (), now_ms())])
+    running = run_cli("get", str(cfg), "users", "5")
+    assert running.returncode == 0 and json.loads(running.stdout)["name"] == "v1-5", \
+        running.stderr
