@@ -17,7 +17,8 @@ PRIMITIVE_KINDS = frozenset(
 )
 NOT_KEYABLE = frozenset({"json", "array", "map"})
 INT_STORED_KINDS = frozenset({"int", "long", "date", "time", "timestamp"})
-ENCODINGS = {"decimal": ("base64",), "timestamp": ("ms", "us", "ns"), "time": ("ms", "us", "ns")}
+ENCODINGS = {"decimal": ("base64",), "timestamp": ("ms", "s", "us", "ns"),
+             "time": ("ms", "s", "us", "ns")}
 """Per column kind, the `encoding`s it may declare: how input it cannot otherwise tell
 apart is read. decimal `base64`: text (or bytes) is the two's-complement big-endian
 unscaled integer, with the declared scale (Debezium decimal.handling.mode=precise
@@ -51,9 +52,9 @@ class ColumnType:
 
 def key_unit(t: ColumnType, encoding: Any) -> ColumnType:
     """A key column's type as lookups read it: a time or timestamp with the integer unit it
-    declares (`encoding: us | ns`, which the type text leaves out), so an integer key counts
-    that unit, as the producer's key did, not milliseconds; any other type as it is."""
-    if t.kind in ("time", "timestamp") and encoding in ("us", "ns"):
+    declares (`encoding: s | us | ns`, which the type text leaves out), so an integer key
+    counts that unit, as the producer's key did, not milliseconds; any other type as it is."""
+    if t.kind in ("time", "timestamp") and encoding in ("s", "us", "ns"):
         return replace(t, encoding=encoding)
     return t
 

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import base64
 import decimal
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
-Converter = Callable[[Any], Any]
-RoundedHook = Callable[[Any, str], None]
-"""Told of a value a decimal column keeps only rounded: (the value as given, its stored
-text). See `warn_rounded_once`."""
+from materializer.cautions import Caution
 
-log = logging.getLogger("materializer.values")
+Converter = Callable[[Any], Any]
 
 
 def scaled(unscaled: int, scale: int) -> decimal.Decimal:
@@ -84,7 +80,7 @@ def canonical_decimal_text(precision: int, scale: int) -> re.Pattern[str]:
 
 
 def exact_decimal(precision: int, scale: int, base64_text: bool = False,
-                  unrounded: bool = False, rounded: RoundedHook | None = None) -> Converter:
+                  unrounded: bool = False, rounded: Caution | None = None) -> Converter:
     """Numbers and decimal text (or, with `base64_text`, base64 text and bytes of the
     unscaled integer, never decimal text) to the decimal's text at `scale`, exactly:
     rounding (half-even) happens only to the scale, in a context as wide as the declared
@@ -132,7 +128,9 @@ def exact_decimal(precision: int, scale: int, base64_text: bool = False,
                              f"{scale}) keeps: as a key it would share a row with the keys "
                              "it rounds to")
         if rounded is not None and q != d:
-            rounded(v, str(q))
+            rounded(lambda: f"{_shown(v)} has more decimal places than decimal({precision},"
+                    f"{scale}) keeps: stored rounded half-even as {q} (and so are later "
+                    "such values; declare a larger scale to keep them)")
         return str(q) if q else str(q.copy_abs())  # no negative zero (-0.001 -> 0.00)
 
     return conv
@@ -145,7 +143,7 @@ def _shown(v: Any) -> str:
 
 
 def decimal_converter(precision: int, scale: int, base64_text: bool = False,
-                      unrounded: bool = False, rounded: RoundedHook | None = None
+                      unrounded: bool = False, rounded: Caution | None = None
                       ) -> Converter:
     """The stored form of a decimal(precision, scale) column's values: `exact_decimal`, and
     for a text column first the shortcut for text already in stored form."""
@@ -160,21 +158,3 @@ def decimal_converter(precision: int, scale: int, base64_text: bool = False,
         return exact(v)
     return conv
 
-
-_warned_rounded: set[tuple[str, str]] = set()
-
-
-def warn_rounded_once(table: str, column: str) -> RoundedHook:
-    """A `RoundedHook` that logs a warning naming `table`, `column` and the first value
-    rounded, once per process for that column: a decimal stored with fewer decimal places
-    than its record carried is not what the topic holds, and the declaration can say so
-    (a larger scale keeps them)."""
-    def told(given: Any, stored: str) -> None:
-        if (table, column) in _warned_rounded:
-            return
-        _warned_rounded.add((table, column))
-        log.warning("table %s column %r: %s has more decimal places than the column's "
-                    "scale keeps; stored rounded half-even as %s (and so are later such "
-                    "values; declare a larger scale to keep them; logged once per column)",
-                    table, column, _shown(given), stored)
-    return told

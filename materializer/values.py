@@ -23,8 +23,9 @@ import re
 import uuid
 from typing import Any
 
+from materializer.cautions import Caution
 from materializer.columns import ColumnType
-from materializer.decimals import RoundedHook, decimal_converter
+from materializer.decimals import decimal_converter
 from materializer.errors import RecordError
 from materializer.stored import Converter, timestamp_json
 
@@ -179,31 +180,52 @@ def _from_iso_text(v: str) -> dt.datetime:
     return _fromisoformat(v.replace("Z", "+00:00"))
 
 
-def _to_timestamp_in(unit: str | None) -> Converter:
-    """`_to_timestamp`, with integers counted in `unit` (ms, us, ns) since the epoch."""
-    if unit not in ("us", "ns"):
-        return _to_timestamp
-    div = 1 if unit == "us" else 1000
+_IN_MICROSECONDS = {"s": (1_000_000, 1), "us": (1, 1), "ns": (1, 1000)}
+"""An integer's unit -> (multiply, then floor-divide) to microseconds (ns: floor, as
+Debezium's NanoTimestamp)."""
 
-    def conv(v: Any) -> Any:
-        if type(v) is int:
-            us = v // div  # ns: floor, as Debezium's NanoTimestamp
-            if not _MIN_MICROS <= us <= _MAX_MICROS:
-                raise ValueError(f"{v} {unit} is outside the timestamps years 1-9999 can hold")
-            return us
+_LOOKS_LIKE_SECONDS = range(10**9, 10**10)
+"""Integers that, as milliseconds since the epoch, fall in 1970-01-12..1970-04-27 and, as
+seconds, in 2001..2286: a producer counting seconds, most likely (a caution)."""
+
+
+def _to_timestamp_in(unit: str | None, caution: Caution | None = None) -> Converter:
+    """`_to_timestamp`, with integers counted in `unit` (s, ms, us, ns) since the epoch.
+    In ms (the default), `caution` is told of an integer that looks like seconds."""
+    if unit in _IN_MICROSECONDS:
+        mul, div = _IN_MICROSECONDS[unit]
+
+        def conv(v: Any) -> Any:
+            if type(v) is int:
+                us = v * mul // div
+                if not _MIN_MICROS <= us <= _MAX_MICROS:
+                    raise ValueError(f"{v} {unit} is outside the timestamps years 1-9999 "
+                                     "can hold")
+                return us
+            return _to_timestamp(v)
+        return conv
+    if caution is None:
+        return _to_timestamp
+
+    def conv_ms(v: Any) -> Any:
+        if type(v) is int and v in _LOOKS_LIKE_SECONDS:
+            caution(lambda: f"{v} read as milliseconds since the epoch is "
+                    f"{timestamp_json(v * 1000)}; if the producer counts seconds (that would "
+                    f"be {timestamp_json(v * 1_000_000)}), declare the column's "
+                    "`encoding: s` and rebuild")
         return _to_timestamp(v)
-    return conv
+    return conv_ms
 
 
 def _to_time_in(unit: str | None) -> Converter:
-    """`_to_time`, with integers counted in `unit` (ms, us, ns) since midnight."""
-    if unit not in ("us", "ns"):
+    """`_to_time`, with integers counted in `unit` (s, ms, us, ns) since midnight."""
+    if unit not in _IN_MICROSECONDS:
         return _to_time
-    div = 1 if unit == "us" else 1000
+    mul, div = _IN_MICROSECONDS[unit]
 
     def conv(v: Any) -> Any:
         if type(v) is int:
-            us = v // div
+            us = v * mul // div
             if not 0 <= us < _DAY_MICROS:
                 raise ValueError(f"{v} {unit} is not a time of day")
             return us
@@ -307,15 +329,16 @@ def _to_json(v: Any) -> Any:
     return _json_form(v)
 
 
-def to_storage(t: ColumnType, rounded: RoundedHook | None = None) -> Converter:
+def to_storage(t: ColumnType, caution: Caution | None = None) -> Converter:
     """A converter from a decoded value (JSON or Avro) to the stored form of `t`.
 
     The type's `encoding` says how integers (timestamp, time: ms, us or ns) and text
     (decimal: base64) are read. Raises TypeError or ValueError for a value that does not
     fit (a non-finite number fits no column); a json value nested more than MAX_DEPTH levels raises
     RecordError(too_deep). None is the caller's business (nullability is checked
-    before conversion). `rounded` is told of each decimal kept only rounded to its scale
-    (in arrays and maps too).
+    before conversion). `caution` is told of a value kept not quite as given (in arrays and
+    maps too): a decimal rounded to its scale, an integer timestamp in ms that looks like
+    seconds (`materializer.cautions`).
     """
     k = t.kind
     if k == "int":
@@ -337,16 +360,16 @@ def to_storage(t: ColumnType, rounded: RoundedHook | None = None) -> Converter:
     if k == "time":
         return _to_time_in(t.encoding)
     if k == "timestamp":
-        return _to_timestamp_in(t.encoding)
+        return _to_timestamp_in(t.encoding, caution)
     if k == "uuid":
         return _to_uuid
     if k == "decimal":
         return decimal_converter(t.precision, t.scale, t.encoding == "base64",
-                                 rounded=rounded)
+                                 rounded=caution)
     if k == "json":
         return _to_json
     assert t.item is not None
-    inner = to_storage(t.item, rounded)
+    inner = to_storage(t.item, caution)
     if k == "array":
         def conv_array(v: Any) -> Any:
             if not isinstance(v, list | tuple):

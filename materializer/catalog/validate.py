@@ -237,7 +237,7 @@ def _encoded(r: Rules, c: ColumnDecl) -> ColumnType:
     spelled = f"ENCODING '{value}'" if r.d.syntax == "sql" else f"encoding: {value}"
     if not allowed:
         r.error(c.encoding.loc, f"`{spelled}` does not apply to {c.type} column "
-                f"`{c.name.value}`: only decimal (base64), timestamp and time (ms, us, ns) "
+                f"`{c.name.value}`: only decimal (base64), timestamp and time (ms, s, us, ns) "
                 "columns take an encoding; remove it")
     elif value not in allowed:
         use = allowed[0] if len(allowed) == 1 else f"one of {', '.join(allowed)}"

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from materializer.cautions import warn_once
 from materializer.columns import ColumnType
-from materializer.decimals import warn_rounded_once
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, TypedValueDecoder
 from materializer.specs import RelationSpec
@@ -32,8 +32,8 @@ _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 def stored_form(spec: RelationSpec, column: str, t: ColumnType) -> Any:
     """The converter of a value column of `spec` to its stored form (`to_storage`), which
-    logs once per column a decimal it keeps only rounded to the column's scale."""
-    return to_storage(t, warn_rounded_once(spec.name, column))
+    logs once per column a value it keeps not quite as carried (`materializer.cautions`)."""
+    return to_storage(t, warn_once(spec.name, column))
 
 
 class RowShaper:

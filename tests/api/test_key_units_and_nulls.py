@@ -28,6 +28,7 @@ def _unit_table(name: str, kind: str, unit: str) -> TableSpec:
 TS_US = _unit_table("units.ts_us", "timestamp", "us")
 TS_NS = _unit_table("units.ts_ns", "timestamp", "ns")
 TIME_US = _unit_table("units.time_us", "time", "us")
+TS_S = _unit_table("units.ts_s", "timestamp", "s")
 WORDS = TableSpec(name="units.words", topic="words",
                   columns=columns({"w": "string", "n": "int", "v": "string"}, ["w", "n"]),
                   key_columns=("w", "n"), key_format="json", value_format="json")
@@ -43,6 +44,7 @@ ROWS = {
     TS_US: [(1_000_000, "1 s"), (1_000_000_000, "1000 s")],
     TS_NS: [(1_000_000_000, "1 s"), (1_000_000_000_000, "1000 s")],
     TIME_US: [(1_000, "1 ms"), (1_000_000, "1 s")],
+    TS_S: [(1, "1 s"), (1000, "1000 s")],
 }
 
 

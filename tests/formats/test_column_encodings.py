@@ -2,7 +2,7 @@
 
 `decimal(p,s)` with `encoding: base64`: Debezium's decimal.handling.mode=precise
 without a schema (base64 of the two's-complement unscaled integer, scale declared);
-`timestamp` / `time` with `encoding: ms | us | ns`: integers in that unit since the
+`timestamp` / `time` with `encoding: ms | s | us | ns`: integers in that unit since the
 epoch / midnight (Debezium time.precision.mode connect -> ms, adaptive_time_microseconds
 and adaptive -> µs for MicroTimestamp and MicroTime, adaptive -> ns for NanoTimestamp)."""
 
@@ -81,10 +81,18 @@ def test_without_encoding_base64_is_not_a_decimal() -> None:
 
 @pytest.mark.parametrize(("encoding", "value"), [
     (None, micros(AT) // 1000), ("ms", micros(AT) // 1000), ("us", micros(AT)),
-    ("ns", micros(AT) * 1000 + 999)])
+    ("ns", micros(AT) * 1000 + 999), ("s", micros(AT) // 1_000_000)])
 def test_timestamp_units(encoding: str | None, value: int) -> None:
-    want = micros(AT) // 1000 * 1000 if encoding in (None, "ms") else micros(AT)
+    want = {None: micros(AT) // 1000 * 1000, "ms": micros(AT) // 1000 * 1000,
+            "s": micros(AT) // 1_000_000 * 1_000_000}.get(encoding, micros(AT))
     assert to_storage(enc("timestamp", encoding))(value) == want
+
+
+def test_seconds_are_outside_the_range_checked_in_their_unit() -> None:
+    conv = to_storage(enc("timestamp", "s"))
+    assert conv(-1) == -1_000_000 and conv("1970-01-01T00:00:01Z") == 1_000_000
+    with pytest.raises(ValueError, match="253402300800 s is outside"):
+        conv(253_402_300_800)  # 10000-01-01
 
 
 def test_timestamp_units_keep_iso_text_and_check_the_range() -> None:
@@ -97,11 +105,11 @@ def test_timestamp_units_keep_iso_text_and_check_the_range() -> None:
 
 
 @pytest.mark.parametrize(("encoding", "value"), [
-    ("ms", 45_296_789), ("us", 45_296_789_012), ("ns", 45_296_789_012_345)])
+    ("ms", 45_296_789), ("us", 45_296_789_012), ("ns", 45_296_789_012_345), ("s", 45_296)])
 def test_time_units(encoding: str, value: int) -> None:
     stored = to_storage(enc("time", encoding))(value)
-    assert stored == {"ms": 45_296_789_000, "us": 45_296_789_012, "ns": 45_296_789_012}[
-        encoding]
+    assert stored == {"ms": 45_296_789_000, "us": 45_296_789_012, "ns": 45_296_789_012,
+                      "s": 45_296_000_000}[encoding]
     with pytest.raises(ValueError, match="not a time of day"):
         to_storage(enc("time", encoding))(value * 10**6)
 
@@ -137,11 +145,13 @@ def test_schemaless_debezium_json_with_encodings() -> None:
                    "opens": 8 * 3_600_000_000}
 
 
-def test_a_connect_schema_wins_over_the_column_encoding() -> None:
+@pytest.mark.parametrize("unit", ["us", "s"])
+def test_a_connect_schema_wins_over_the_column_encoding(unit: str) -> None:
     """With a schema the unit is known: a Connect Timestamp (ms) in a column whose
-    schemaless encoding is µs is still read as ms."""
-    spec = table({"id": parse_type("int")[0], "at": enc("timestamp", "us"),
-                  "t": enc("time", "ns"), "d": enc("decimal(10,2)", "base64")}, "json")
+    schemaless encoding is µs (or s) is still read as ms."""
+    spec = table({"id": parse_type("int")[0], "at": enc("timestamp", unit),
+                  "t": enc("time", "ns" if unit == "us" else "s"),
+                  "d": enc("decimal(10,2)", "base64")}, "json")
     value = {"schema": {"type": "struct", "fields": [
         {"field": "id", "type": "int32"},
         {"field": "at", "type": "int64", "name": "org.apache.kafka.connect.data.Timestamp"},
@@ -210,7 +220,7 @@ def test_ddl_encoding_modifier_gives_the_same_spec() -> None:
 
 @pytest.mark.parametrize(("column", "needle"), [
     ("{type: int, encoding: base64}", "`encoding: base64` does not apply to int"),
-    ("{type: timestamp, encoding: micros}", "use one of ms, us, ns"),
+    ("{type: timestamp, encoding: micros}", "use one of ms, s, us, ns"),
     ("{type: \"decimal(10,2)\", encoding: us}", "use base64"),
     ("{encoding: us}", "has no `type`"),
     ("{type: timestamp, unit: us}", "unknown key `unit`"),
