@@ -125,11 +125,16 @@ async def post_snapshot(request: Request) -> Response:
     except (ValueError, RecursionError):
         obj = None
     name = obj.get("name") if isinstance(obj, dict) else None
-    tables = obj.get("tables") if isinstance(obj, dict) else None
-    if not isinstance(name, str) or not (tables is None or (
-            isinstance(tables, list) and all(isinstance(t, str) for t in tables))):
+    tables = obj.get("tables", ()) if isinstance(obj, dict) else None
+    unknown = sorted(set(obj) - {"name", "tables"}) if isinstance(obj, dict) else []
+    if not isinstance(name, str) or unknown or not (tables == () or (
+            isinstance(tables, list) and tables and all(isinstance(t, str) for t in tables))):
+        # "tables": null or [] would be every table, a misspelt key ignored likewise
+        told = f" (unknown: {', '.join(map(repr, unknown))[:200]})" if unknown else ""
         return _json({"detail": 'send {"name": "<snapshot name>"} and optionally "tables": '
-                                '["<table>", ...]'}, 400)
+                                f'["<table>", ...] (one or more; leave it out for all){told}'},
+                     400)
+    tables = tables or None
     try:
         check_name(name)
         for table in tables or ():  # arguments of the snapshot process: names, never options

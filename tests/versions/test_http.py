@@ -126,6 +126,12 @@ def test_take_list_and_drop_snapshots(client: TestClient) -> None:
     assert client.post("/snapshots", json={"name": "a/b"}).status_code == 400
     assert client.post("/snapshots", content=b"{").status_code == 400
     assert client.post("/snapshots", json={"name": "y", "tables": "users"}).status_code == 400
+    # no table named, or a misspelt key: were snapshots of every table
+    for body in ({"name": "y", "tables": None}, {"name": "y", "tables": []},
+                 {"name": "y", "table": ["users"]}):
+        r = client.post("/snapshots", json=body)
+        assert r.status_code == 400 and "leave it out for all" in r.json()["detail"], body
+    assert "unknown: 'table'" in r.json()["detail"]
     listed = client.get("/snapshots").json()["snapshots"]
     assert [m["name"] for m in listed] == ["A", "api-1"]
     assert listed[1]["relations"]["public.users"]["offsets"] == {"0": 44, "1": 23, "2": 23}
