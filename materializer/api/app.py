@@ -31,9 +31,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
 from materializer import __version__
 from materializer.api.edge import Edge, EdgeApi, framework
@@ -78,12 +82,35 @@ def create_app(store_path: str, token: str | None, max_lookup_keys: int = 1000,
     app.include_router(operations_router)  # healthz, readyz, metrics, cluster
     app.include_router(versions_router)  # snapshots and diffs (materializer.versions)
     app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(StarletteHTTPException, _allow_every_method)
     app.openapi = _openapi_with_security(app, token is not None)  # type: ignore[method-assign]
     app.edge = Edge(framework(app), token=token, recorder=state.latency, open_paths=OPEN_PATHS,
                     rows=cluster.fast_row if fast_path else None,
                     routed_rows=cluster.edge_row if fast_path else None,
                     ready=partial(ready_answer, store_path) if fast_path else None)
     return app
+
+
+async def _allow_every_method(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTP errors, with a 405's `Allow` listing every method the path takes:
+    Starlette names those of the first route matching the path only (`OPTIONS /snapshots`
+    said `Allow: GET`, though POST is taken)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        allowed: set[str] = set()
+        routes = list(request.app.router.routes)
+        while routes:
+            route = routes.pop()
+            included = getattr(route, "original_router", None)  # include_router's (0.165)
+            if included is not None:
+                routes.extend(included.routes)
+                continue
+            methods = getattr(route, "methods", None)
+            if methods and route.matches(request.scope)[0] is not Match.NONE:
+                allowed |= methods
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
+    return await http_exception_handler(request, exc)
 
 
 _ERROR_ANSWER = {"content": {"application/json": {
