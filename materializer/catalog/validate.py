@@ -189,13 +189,16 @@ def _topic_settings(r: Rules, cols: dict[str, ColumnDecl]) -> dict[str, Any]:
     """partitions and replicas (for creating a missing topic) and the timestamp column
     (ksqlDB PARTITIONS, REPLICAS, TIMESTAMP)."""
     out: dict[str, Any] = {}
-    for key in ("partitions", "replicas"):
+    for key, bits in (("partitions", 32), ("replicas", 16)):
         f = r.get(key)
         if f is None:
             continue
         n = int(f.value.value)
         if n < 1:
             r.error(f.value.loc, f"`{key}` must be at least 1, not {n}")
+        elif n >= 2 ** (bits - 1):  # the Kafka protocol's field (the client cannot send it)
+            r.error(f.value.loc, f"`{key}` must be at most {2 ** (bits - 1) - 1} (Kafka "
+                    f"counts {key} in a {bits}-bit integer), not {n}")
         out[key] = n
     f = r.get("timestamp_column")
     if f is not None:

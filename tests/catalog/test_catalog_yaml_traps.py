@@ -124,3 +124,19 @@ def test_an_empty_store_path_is_refused_not_the_files_folder(path: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_catalog_text(text, "f.yaml", {})
     assert "f.yaml: line 2, column" in str(e.value) and "`store.path` is empty" in str(e.value)
+
+
+@pytest.mark.parametrize(("setting", "shown"), [
+    ("partitions: 2147483648", "`partitions` must be at most 2147483647"),
+    ("replicas: 32768", "`replicas` must be at most 32767")])
+def test_a_partition_count_kafka_cannot_carry_is_refused_at_its_place(setting: str,
+                                                                      shown: str) -> None:
+    """It passed `check`; the Kafka client cannot send it (an OverflowError when the worker
+    creates the topic)."""
+    text = ("tables:\n  - name: t\n    topic: t\n    columns: {id: int}\n"
+            f"    primary_key: [id]\n    {setting}\n")
+    with pytest.raises(ConfigError) as e:
+        load_catalog_text(text, "f.yaml")
+    assert "f.yaml: line 6, column" in str(e.value) and shown in str(e.value), str(e.value)
+    load_catalog_text(text.replace("2147483648", "2147483647").replace("32768", "32767"),
+                      "f.yaml")
