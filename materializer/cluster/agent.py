@@ -12,9 +12,11 @@ Guarantees:
 - This worker's record always shows its current assignment (published at once on every
   change, and with every heartbeat) with the group generation it came with.
 - On every assignment, the partitions the store holds but this worker was not assigned
-  are marked revoked (`RelationWriter.set_revoked`), so the store answers as current
-  exactly the partitions this worker owns: after a restart it never serves partitions the
-  group gave to another worker while it was away.
+  are marked revoked (`RelationWriter.set_revoked`), and so are the topic's partitions it
+  never held, so the store answers as current exactly the partitions this worker owns:
+  after a restart it never serves partitions the group gave to another worker while it
+  was away, and a read of the store alone (a snapshot's `?as_of=`, a `Store`) never takes
+  a key of another worker's partition for absent.
 - A partition assigned while other members are around stays marked revoked until this
   store has caught up with its end offset (as first seen after the assignment): another
   worker may have answered newer rows of it, so an older copy (or none) here must not
@@ -267,11 +269,16 @@ class ClusterAgent:
 
     def _mark_unassigned(self, assigned: frozenset[tuple[str, int]]) -> None:
         """Mark revoked what the store holds of the group's topics and this worker was not
-        assigned (see the module doc)."""
+        assigned (see the module doc), and the topic's partitions it never held: a read of
+        this store alone (a snapshot of it, `?as_of=`, a `Store`) must not answer "absent"
+        for a key of theirs, it raises PartitionsNotHeld."""
         for topic, rels in self.worker.grouped.by_topic.items():
             mine = {p for t, p in assigned if t == topic}
             for rel in rels:
-                stale = set(rel.next_offsets) - mine
+                held = set(rel.next_offsets)
+                if not is_replicated(rel.spec):  # the partition count the store recorded
+                    held |= set(range(rel.writer.source_partitions() or 0))
+                stale = held - mine
                 if stale and rel.writer.set_revoked(sorted(stale), True):
                     log.info("%s: partitions %s are not assigned to this worker: not served "
                              "as current", rel.spec.name, sorted(stale))

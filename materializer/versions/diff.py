@@ -224,6 +224,7 @@ class RelationDiff:
         for side in (self.a, self.b):  # held_only: the partitions both versions hold
             side.parts = {p: db for p, db in side.parts.items() if p not in unheld}
         self.key_columns = ref.key_columns
+        self.key_types = ref.key_types
         self.key_codec = ref.key_codec
         self.layout_a = (ga or ref).layout
         self.layout_b = ref.layout

@@ -21,6 +21,7 @@ from typing import Any
 
 from materializer.changes.envelope import JsonEnvelope
 from materializer.changes.event import Change
+from materializer.columns import key_signature
 from materializer.errors import UsageError
 from materializer.specs import TableSpec
 from materializer.store.rows import decode_row
@@ -40,6 +41,11 @@ def event_lines(diff: RelationDiff, spec: TableSpec, now_ms: int) -> Iterator[by
         raise UsageError(f"{diff.name}: column(s) {', '.join(missing)} of the stored rows are "
                          "not declared any more: diff with the declaration the rows were "
                          "written with")
+    mismatch = declared_mismatch(diff, spec)
+    if mismatch:
+        raise UsageError(f"{diff.name}: the declaration no longer matches the rows of "
+                         f"{diff.b.label}: {'; '.join(mismatch)}. The events are encoded by "
+                         "the declaration: diff with the one the rows were written with")
     encoder = JsonEnvelope(spec, names)
     changes = (to_change(diff, ch) for ch in diff.changes() if isinstance(ch, RowChange))
     while True:
@@ -48,6 +54,23 @@ def event_lines(diff: RelationDiff, spec: TableSpec, now_ms: int) -> Iterator[by
             return
         for _, key, value in encoder.encode(chunk, now_ms):
             yield b'{"key":' + key + b',"value":' + (b"null" if value is None else value) + b"}"
+
+
+def declared_mismatch(diff: RelationDiff, spec: TableSpec) -> list[str]:
+    """How `spec` differs from the stored form of `diff`'s TO version in what the
+    envelope encodes by the declaration: the key (its columns, order and types) and the
+    type of every stored column. Empty if it fits."""
+    out = []
+    held = key_signature(diff.key_columns, diff.key_types)
+    declared = key_signature(spec.key_columns, spec.key_types)
+    if held != declared:
+        out.append(f"key ({', '.join(held)}) is declared as ({', '.join(declared)})")
+    declared_types = {c.name: c.type for c in spec.columns}
+    for name, stored in zip(diff.layout_b.names, diff.layout_b.types, strict=True):
+        t = declared_types.get(name)
+        if t is not None and str(t) != str(stored) and name not in diff.key_columns:
+            out.append(f"column {name} {stored} is declared as {t}")
+    return out
 
 
 def to_change(diff: RelationDiff, ch: RowChange) -> Change:

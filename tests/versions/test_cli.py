@@ -135,3 +135,22 @@ def test_diff_as_json_lines_table_and_events(config: Path,
     assert "is a stream" in capsys.readouterr().err
     assert main(["diff", str(config), "users", "Z"]) == 1
     assert "no snapshot named 'Z' (snapshots: A)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("declared", "said"), [
+    ("id: string, name: string, score: double", "key (id int) is declared as (id string)"),
+    ("id: int, name: string, score: string", "column score double is declared as string")])
+def test_as_events_refuses_a_declaration_that_retyped_the_rows(
+        config: Path, capsys: pytest.CaptureFixture[str], declared: str, said: str) -> None:
+    """--as-events encodes the rows by the declaration: one whose key or column types differ
+    from the stored rows' (changed since, not rebuilt yet, or an old snapshot's) is refused,
+    not a traceback (a key) or events whose values do not fit their schema (a column)."""
+    data = config.parent / "data"
+    take_snapshot(data, "A")
+    writer(data, USERS).write([(6, user_row(6, 1))], partition=0)
+    retyped = config.parent / "retyped.yaml"
+    retyped.write_text(CONFIG.replace("id: int, name: string, score: double", declared))
+    assert main(["diff", str(retyped), "users", "A", "--as-events"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "diff with the one the rows were written with" in err, err
+    assert main(["diff", str(config), "users", "A", "--as-events"]) == 0  # as stored: fine
