@@ -427,6 +427,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `materializer scan ... | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)  # so the exit's flush raises no more
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as a shell reports a process ended by SIGPIPE (128 + 13)
 
 
 def entry() -> None:

@@ -148,3 +148,30 @@ tables:
     assert records, "the worker logged nothing"
     assert any(r["message"].startswith("stopped after applying") and r["level"] == "info"
                for r in records)
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    """`materializer scan ... | head` ended with a BrokenPipeError traceback; now exit 141
+    (as a shell reports SIGPIPE) and nothing on stderr."""
+    from materializer.specs import TableSpec
+    from tests.support.api import SpecWriter, columns
+
+    spec = TableSpec(name="public.t", topic="t", columns=columns({"id": "long", "v": "string"},
+                                                                  ["id"]),
+                     key_columns=("id",), key_format="json", value_format="json")
+    SpecWriter(str(tmp_path / "data"), spec).write([(i, {"v": "x" * 100})
+                                                    for i in range(20_000)])
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"kafka: {{bootstrap.servers: '127.0.0.1:9'}}\n"
+                   f"store: {{path: '{tmp_path / 'data'}'}}\n"
+                   "tables:\n  - name: t\n    topic: t\n    columns: {id: long, v: string}\n"
+                   "    primary_key: [id]\n    key_format: json\n    value_format: json\n")
+    proc = subprocess.Popen([sys.executable, "-m", "materializer", "scan", str(cfg), "t"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["id"] == 0
+    proc.stdout.close()  # the reader is done: the next writes meet a closed pipe
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert stderr == ""
