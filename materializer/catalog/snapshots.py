@@ -1,7 +1,7 @@
 """`snapshots:`: the snapshots the running worker takes on its own (see materializer.versions).
 
     snapshots:
-      every: 1h          # a duration: 90s, 30m, 1h, 1d (a bare number is seconds); >= 1s
+      every: 1h          # a duration: 90s, 30m, 1h, 1d (a bare number is seconds); 1s..366d
       keep: 24           # the newest scheduled snapshots kept (default: all)
       tables: [users]    # default: every table and stream
 
@@ -21,6 +21,8 @@ from materializer.specs import SnapshotSchedule
 
 SNAPSHOT_KEYS = ("every", "keep", "tables")
 MIN_EVERY = 1.0
+MAX_EVERY = 366 * 86400.0
+"""A year: a longer period (`1000000000000000000d`) was taken and no snapshot ever was."""
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*\Z")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -65,6 +67,11 @@ def read_schedule(r: NodeReader, node: Node
             elif every < MIN_EVERY:
                 r.error(s, f"`snapshots.every: {s.value}` is shorter than 1s: snapshots copy "
                         "the tables, take them at most once a second")
+                every = None
+            elif every > MAX_EVERY:
+                r.error(s, f"`snapshots.every: {s.value}` is longer than a year (366d): the "
+                        "worker would never take one; take rare snapshots with `materializer "
+                        "snapshot` from a scheduler")
                 every = None
         elif k.value == "keep":
             n = r.integer(v, "`snapshots.keep`", minimum=1)

@@ -47,6 +47,8 @@ def test_the_snapshots_key() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("snapshots: {every: @@often}\n", "`snapshots.every: often` is not a duration"),
     ("snapshots: {every: @@500ms}\n", "is shorter than 1s"),
+    ("snapshots: {every: @@1000000000000000000d}\n", "is longer than a year (366d)"),
+    ("snapshots: {every: @@367d}\n", "is longer than a year (366d)"),
     ("snapshots: {every: 1h, keep: @@0}\n", "`snapshots.keep` must be at least 1, not 0"),
     ("snapshots: {every: 1h, @@kept: 3}\n", "unknown key `kept` in `snapshots`"),
     ("snapshots: {every: 1h, tables: [users, @@orders]}\n",
