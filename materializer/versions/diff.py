@@ -19,7 +19,9 @@ an event in `to` only is `added`, one in `from` only `removed` (trimmed by
 at the same position is `removed` then `added`.
 
 A relation a complete snapshot (taken of the whole store) does not hold did not exist
-then and reads as empty; one a partial snapshot (`--tables`) does not hold is an error.
+then and reads as empty, unless the store held it undeclared then (left out: an error,
+its rows then are not known); one a partial snapshot (`--tables`) does not hold is an
+error.
 Versions whose key columns or key types differ (a rebuild changed the key) cannot be
 matched by key and are refused. So, with PartitionsNotHeld, are versions in which partitions
 were marked revoked (another worker held them, a cluster worker's store holds its own
@@ -165,6 +167,10 @@ def open_side(root: Path, name: str, version: str | None) -> Side:
         with _LOCK:
             _OPENED.setdefault(gen.path, gen.env)
         return Side(label, gen, ms)
+    if name in manifest.undeclared:
+        raise NotFound(f"snapshot {version!r} does not hold {name}: it was not declared when "
+                       "the snapshot was taken (its rows then followed no topic), so what it "
+                       "held is not known there")
     if manifest.complete:
         return Side(label, None, ms)  # it did not exist when the snapshot was taken
     held = ", ".join(sorted(manifest.relations)) or "nothing"

@@ -109,13 +109,16 @@ class RelationEntry:
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """What a snapshot holds. `complete`: it was taken of every relation in the store, so a
-    relation it does not hold did not exist then (a diff reads it as empty)."""
+    relation it does not hold did not exist then (a diff reads it as empty), except those
+    in `undeclared`: the store held them, not declared then (their rows followed no
+    topic), and the snapshot left them out: their rows then are not known."""
 
     name: str
     created_at: float  # seconds since the epoch, the instant the snapshot reflects
     scheduled: bool
     complete: bool
     relations: Mapping[str, RelationEntry] = field(default_factory=dict)
+    undeclared: tuple[str, ...] = ()
 
     @property
     def bytes(self) -> int:
@@ -131,7 +134,8 @@ class Manifest:
         return {"format": FORMAT, "name": self.name, "created": self.created,
                 "created_at": self.created_at, "scheduled": self.scheduled,
                 "complete": self.complete, "bytes": self.bytes,
-                "relations": {n: r.to_json() for n, r in sorted(self.relations.items())}}
+                "relations": {n: r.to_json() for n, r in sorted(self.relations.items())},
+                **({"undeclared": list(self.undeclared)} if self.undeclared else {})}
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Manifest:
@@ -140,7 +144,8 @@ class Manifest:
                              f"{obj.get('format')!r}; this version reads format {FORMAT}")
         return cls(str(obj["name"]), float(obj["created_at"]), bool(obj["scheduled"]),
                    bool(obj["complete"]),
-                   {n: RelationEntry.from_json(r) for n, r in obj["relations"].items()})
+                   {n: RelationEntry.from_json(r) for n, r in obj["relations"].items()},
+                   tuple(map(str, obj.get("undeclared", ()))))
 
 
 def read_manifest(store_root: str | os.PathLike[str], name: str) -> Manifest:

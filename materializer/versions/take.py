@@ -83,14 +83,17 @@ def _json_list(raw: bytes | None) -> list[int]:
 
 
 def resolve(root: Path, names: Iterable[str] | None, default_schema: str = "public"
-            ) -> tuple[list[str], bool]:
-    """The qualified names to snapshot (every relation of the store when `names` is None)
-    and whether that is all of them. NotFound names a relation the store does not hold."""
+            ) -> tuple[list[str], bool, list[str]]:
+    """The qualified names to snapshot (every relation of the store when `names` is None),
+    whether that is all of them, and the relations the store holds but no longer declares
+    (left out: the store serves none). NotFound names a relation the store does not hold."""
     present = store_layout.names(root)
+    left_out: list[str] = []
     if store_layout.read_declared(root) is not None:  # not the relations no longer declared:
-        present = [n for n in present if not _undeclared(root, n)]  # the store serves none
+        left_out = [n for n in present if _undeclared(root, n)]  # the store serves none
+        present = [n for n in present if n not in left_out]
     if names is None:
-        return present, True
+        return present, True, left_out
     out: list[str] = []
     for name in names:
         for candidate in (name, f"{default_schema}.{name}"):
@@ -103,7 +106,7 @@ def resolve(root: Path, names: Iterable[str] | None, default_schema: str = "publ
         else:
             held = ", ".join(present) or "none yet"
             raise NotFound(f"no table or stream named {name!r} in the store (it holds: {held})")
-    return out, set(out) == set(present)
+    return out, set(out) == set(present), left_out
 
 
 def _undeclared(root: Path, name: str) -> bool:
@@ -163,7 +166,7 @@ def take_snapshot(store_path: str | os.PathLike[str], name: str,
     root = store_root(store_path, create=False)
     if not root.is_dir():
         raise NotFound(f"no data directory at {store_path}")
-    names, complete = resolve(root, relations, default_schema)
+    names, complete, undeclared = resolve(root, relations, default_schema)
     pending = Pending(root, name)
     try:
         t0 = time.monotonic()
@@ -173,7 +176,8 @@ def take_snapshot(store_path: str | os.PathLike[str], name: str,
             entries = _copy_all(pending.path, held)
         finally:
             release(held)
-        manifest = Manifest(name, created_at, scheduled, complete, entries)
+        manifest = Manifest(name, created_at, scheduled, complete, entries,
+                            tuple(undeclared) if complete else ())
         pending.publish(manifest)
     except BaseException:
         pending.discard()
