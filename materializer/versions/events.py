@@ -44,8 +44,9 @@ def event_lines(diff: RelationDiff, spec: TableSpec, now_ms: int) -> Iterator[by
     mismatch = declared_mismatch(diff, spec)
     if mismatch:
         raise UsageError(f"{diff.name}: the declaration no longer matches the rows of "
-                         f"{diff.b.label}: {'; '.join(mismatch)}. The events are encoded by "
-                         "the declaration: diff with the one the rows were written with")
+                         f"{'; '.join(mismatch)}. The events are encoded by the declaration: "
+                         "diff with the one the rows were written with (versions on either "
+                         "side of a rebuild that retyped a column give no events)")
     encoder = JsonEnvelope(spec, names)
     changes = (to_change(diff, ch) for ch in diff.changes() if isinstance(ch, RowChange))
     while True:
@@ -57,19 +58,23 @@ def event_lines(diff: RelationDiff, spec: TableSpec, now_ms: int) -> Iterator[by
 
 
 def declared_mismatch(diff: RelationDiff, spec: TableSpec) -> list[str]:
-    """How `spec` differs from the stored form of `diff`'s TO version in what the
-    envelope encodes by the declaration: the key (its columns, order and types) and the
-    type of every stored column. Empty if it fits."""
+    """How `spec` differs from the stored form of `diff`'s versions in what the envelope
+    encodes by the declaration: the key (its columns, order and types; the same in both
+    versions, or the diff refused them) and the type of every stored column, in TO (the
+    after images) and in FROM (the before images). Empty if it fits; each difference
+    starts with the version it is in."""
     out = []
     held = key_signature(diff.key_columns, diff.key_types)
     declared = key_signature(spec.key_columns, spec.key_types)
     if held != declared:
-        out.append(f"key ({', '.join(held)}) is declared as ({', '.join(declared)})")
+        out.append(f"{diff.b.label}: key ({', '.join(held)}) is declared as "
+                   f"({', '.join(declared)})")
     declared_types = {c.name: c.type for c in spec.columns}
-    for name, stored in zip(diff.layout_b.names, diff.layout_b.types, strict=True):
-        t = declared_types.get(name)
-        if t is not None and str(t) != str(stored) and name not in diff.key_columns:
-            out.append(f"column {name} {stored} is declared as {t}")
+    for side, layout in ((diff.b, diff.layout_b), (diff.a, diff.layout_a)):
+        for name, stored in zip(layout.names, layout.types, strict=True):
+            t = declared_types.get(name)
+            if t is not None and str(t) != str(stored) and name not in diff.key_columns:
+                out.append(f"{side.label}: column {name} {stored} is declared as {t}")
     return out
 
 

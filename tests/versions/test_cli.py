@@ -154,3 +154,27 @@ def test_as_events_refuses_a_declaration_that_retyped_the_rows(
     err = capsys.readouterr().err
     assert said in err and "diff with the one the rows were written with" in err, err
     assert main(["diff", str(config), "users", "A", "--as-events"]) == 0  # as stored: fine
+
+
+def test_as_events_refuses_before_images_of_another_type(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Across a rebuild that retyped a column, the live rows fit the declaration but the
+    snapshot's (the before images) do not: they were encoded in their old types under the
+    new schema (`"score": 1.5` in a string column). Refused, naming the version."""
+    import dataclasses
+
+    from materializer.columns import parse_type
+    from materializer.store import drop_relation
+
+    data = config.parent / "data"
+    take_snapshot(data, "A")
+    drop_relation(data, USERS.name)  # rebuilt with score as a string
+    retyped = dataclasses.replace(USERS, columns=tuple(
+        dataclasses.replace(c, type=parse_type("string")[0]) if c.name == "score" else c
+        for c in USERS.columns))
+    SpecWriter(str(data), retyped).write([(6, {**user_row(6, 1), "score": "high"})])
+    declared = config.parent / "retyped.yaml"
+    declared.write_text(CONFIG.replace("score: double", "score: string"))
+    assert main(["diff", str(declared), "users", "A", "--as-events"]) == 2
+    err = capsys.readouterr().err
+    assert "'A': column score double is declared as string" in err, err
