@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -30,6 +31,29 @@ from materializer.store.rows import RowLayout, split_event
 from materializer.versions.paths import MANIFEST
 
 # --------------------------------------------------------------------------- readers
+
+
+def undeclared(data_dir: str | os.PathLike[str], generation: Generation) -> bool:
+    """Whether `generation` is a worker's relation that the configuration `materializer run`
+    last started with does not declare (renamed or removed): its rows no longer follow
+    its topic. Relations other libraries keep (faust's) are never undeclared."""
+    if generation.meta.identity.get("view") is not None:
+        return False
+    declared = _layout.read_declared(data_dir)
+    return declared is not None and generation.name not in declared
+
+
+def refuse_undeclared(data_dir: str | os.PathLike[str], generation: Generation) -> None:
+    """NotFound naming why, for a relation no longer declared (`undeclared`)."""
+    if undeclared(data_dir, generation):
+        raise _undeclared_error(generation.name)
+
+
+def _undeclared_error(name: str) -> NotFound:
+    return NotFound(f"{name} is in the store but not declared by the configuration "
+                    "`materializer run` last started with: its rows no longer follow its "
+                    "topic (declare it again to resume it, or `materializer rebuild` it)")
+
 
 
 CHECK_INTERVAL = 0.1
@@ -63,6 +87,8 @@ class RelationReader:
         # where a miss is told of: the live store, or "snapshot '<name>'"
         self._version = f"snapshot {data_dir.name!r}" if (data_dir / MANIFEST).is_file() \
             else None
+        self._declared_stamp: tuple[int, int] | None = (-1, -1)  # read at the first check
+        self._undeclared = False
 
     def _gen(self) -> Generation:
         """The generation to read now (switching to a newly published one)."""
@@ -71,6 +97,8 @@ class RelationReader:
         if now < self._check_at:
             return g
         self._check_at = now + CHECK_INTERVAL
+        if self._version is None:
+            self._check_declared(g)
         if _layout.token(self._data_dir, g.name) == g.token:
             return g
         try:
@@ -85,6 +113,23 @@ class RelationReader:
             forget_env(g.env)  # it closes when the last view using it lets go
         self._g = new
         return new
+
+    def _check_declared(self, g: Generation) -> None:
+        """NotFound while the configuration `run` last started with does not declare this
+        relation (its rows no longer follow its topic), as `Store.relation` refuses to open
+        it: a view kept (by user code, the HTTP API) says so too, at most CHECK_INTERVAL
+        after the worker started without it, and reads again once it is declared again."""
+        try:
+            st = (self._data_dir / _layout.DECLARED_FILE).stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._declared_stamp:
+            self._declared_stamp = stamp
+            self._undeclared = undeclared(self._data_dir, g)
+        if self._undeclared:
+            self._check_at = 0.0  # every read checks again until it is declared again
+            raise _undeclared_error(g.name)
 
     # what a view exposes of its current generation
     @property

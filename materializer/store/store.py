@@ -11,9 +11,14 @@ from types import MappingProxyType
 from materializer.errors import NotFound, StoreError, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import RelationMeta
-from materializer.store.generation import Generation, open_generation
+from materializer.store.generation import open_generation
 from materializer.store.lock import store_root
-from materializer.store.read import RelationReader, StreamView, TableView
+from materializer.store.read import (
+    RelationReader,
+    StreamView,
+    TableView,
+    refuse_undeclared,
+)
 from materializer.versions.paths import MANIFEST
 from materializer.versions.paths import require as snapshot_dir
 
@@ -139,26 +144,6 @@ class Store:
         if not isinstance(view, StreamView):
             raise UsageError(f"{name} is a table: use store.table({name!r})")
         return view
-
-
-def undeclared(data_dir: str | os.PathLike[str], generation: Generation) -> bool:
-    """Whether `generation` is a worker's relation that the configuration `materializer run`
-    last started with does not declare (renamed or removed): its rows no longer follow
-    its topic. Relations other libraries keep (faust's) are never undeclared."""
-    if generation.meta.identity.get("view") is not None:
-        return False
-    declared = _layout.read_declared(data_dir)
-    return declared is not None and generation.name not in declared
-
-
-def refuse_undeclared(data_dir: str | os.PathLike[str], generation: Generation) -> None:
-    """NotFound naming why, for a relation no longer declared (`undeclared`)."""
-    if undeclared(data_dir, generation):
-        raise NotFound(
-            f"{generation.name} is in the store but not declared by the "
-            "configuration `materializer run` last started with: its rows no longer "
-            "follow its topic (declare it again to resume it, or `materializer "
-            "rebuild` it)")
 
 
 def _is_text(name: str) -> bool:

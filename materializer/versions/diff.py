@@ -51,8 +51,8 @@ from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, forget_env, offset_key
 from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import split_stream_key
+from materializer.store.read import refuse_undeclared
 from materializer.store.rows import RowLayout, decode_row, split_event
-from materializer.store.store import refuse_undeclared
 from materializer.stored import from_storage, same_stored, to_json_value
 from materializer.versions.paths import read_manifest, snapshot_dir, store_root_of
 from materializer.versions.walk import differing

@@ -39,7 +39,7 @@ from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, REVOKED, offset_key
 from materializer.store.generation import Generation, open_generation
 from materializer.store.lock import store_root
-from materializer.store.store import refuse_undeclared, undeclared
+from materializer.store.read import refuse_undeclared, undeclared
 from materializer.versions.paths import (
     FILE_MODE,
     Manifest,

@@ -66,7 +66,8 @@ def test_snapshots_and_diffs_leave_out_a_relation_no_longer_declared(tmp_path: P
         take_snapshot(data, "C", ["users"])
     with pytest.raises(NotFound, match="not declared"):
         list(iter_entries(data, "users", "A", None))
-    assert [e["diff_type"] for e in iter_entries(data, "users", "A", "B")] == ["removed"]
+    with pytest.raises(NotFound, match="not declared when the snapshot was taken"):
+        list(iter_entries(data, "users", "A", "B"))  # were all "removed": B does not know
     with TestClient(create_app(str(data), None)) as client:
         assert client.get("/tables/users/rows/1", params={"as_of": "A"}).json() == \
             {"id": 1, "v": "a"}
@@ -78,3 +79,35 @@ def test_snapshots_and_diffs_leave_out_a_relation_no_longer_declared(tmp_path: P
     assert sorted(take_snapshot(data, "E").relations) == ["public.users"]
     assert [(e["diff_type"], e["changed"]) for e in iter_entries(data, "users", "A", None)] \
         == [("modified", ["v"])]
+
+
+def test_a_view_kept_across_the_change_says_so_too(tmp_path: Path) -> None:
+    """A view opened while the relation was declared (user code keeping it, the HTTP API of
+    a `serve` started before the worker's restart) went on answering its last rows as
+    current; it now refuses within CHECK_INTERVAL, and reads again once declared again."""
+    from materializer.store.read import CHECK_INTERVAL
+    from tests.support.workers import wait_until
+
+    data = tmp_path / "data"
+    SpecWriter(str(data), USERS).write([(1, {"v": "a"})])
+    declare(tmp_path, "users")
+    with Store.open(data) as store, TestClient(create_app(str(data), None)) as client:
+        kept = store.table("users")
+        assert kept.get(1) == {"id": 1, "v": "a"}
+        assert client.get("/tables/users/rows/1").status_code == 200
+        declare(tmp_path, "customers")
+
+        def refused() -> bool:
+            try:
+                kept.get(1)
+            except NotFound as e:
+                return "not declared" in str(e)
+            return False
+        wait_until(refused, 10 * CHECK_INTERVAL + 5, "the kept view to refuse")
+        wait_until(lambda: client.get("/tables/users/rows/1").status_code == 404, 5,
+                   "the API to answer 404")
+        assert "not declared" in client.get("/tables/users/rows/1").json()["detail"]
+        declare(tmp_path, "users")
+        wait_until(lambda: client.get("/tables/users/rows/1").status_code == 200, 5,
+                   "the API to answer again")
+        assert kept.get(1) == {"id": 1, "v": "a"}
