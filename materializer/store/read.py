@@ -1,11 +1,11 @@
-"""Read-only views (tables, streams) and `Store`, usable from any process while a worker writes."""
+"""Read-only views: the plumbing shared by tables and streams (`RelationReader`), and
+`TableView`; `StreamView` is in `stream_view`. Usable from any process while a worker writes."""
 
 from __future__ import annotations
 
 import heapq
 import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from itertools import islice
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -23,11 +23,9 @@ from materializer.store.environment import (
 )
 from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import (
-    STREAM_KEY_SUFFIX,
     KeyCodec,
-    split_stream_key,
 )
-from materializer.store.rows import RowLayout, split_event
+from materializer.store.rows import RowLayout
 from materializer.versions.paths import MANIFEST
 
 # --------------------------------------------------------------------------- readers
@@ -261,7 +259,7 @@ class RelationReader:
                 cur = txn.cursor(db=db)
                 if not cur.set_range(start):
                     continue
-                iters.append(_prefixed(cur, pb, after))
+                iters.append(prefixed(cur, pb, after))
             merged = heapq.merge(*iters, key=lambda kv: kv[0])
             unique = self.unique_keys and not every_copy and len(iters) > 1
             last = None
@@ -399,7 +397,7 @@ class TableView(RelationReader):
             return sum(txn.stat(db)["entries"] for _, db in parts)
 
 
-def _prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
+def prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
               ) -> Iterator[tuple[bytes, bytes]]:
     for k, v in cur:
         if not k.startswith(prefix):
@@ -407,78 +405,3 @@ def _prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None
         if after is not None and k <= after:
             continue
         yield bytes(k), bytes(v)
-
-
-def _tagged(pairs: Iterator[tuple[bytes, bytes]], partition: int
-            ) -> Iterator[tuple[bytes, bytes, int]]:
-    for k, v in pairs:
-        yield k, v, partition
-
-
-class StreamView(RelationReader):
-    """Read-only view of a stream: the events of a key, newest first.
-
-    Stored key: encoded stream key + 8-byte big-endian source offset, so one key's
-    events are contiguous and ordered by offset within a partition.
-    """
-
-    def events(self, key: Any, limit: int = 10, *, json_form: bool = False,
-               held_only: bool = False) -> list[dict[str, Any] | None]:
-        """The newest `limit` events of `key` (None for a tombstone), newest first; none
-        while partitions are revoked: PartitionsNotHeld (see the class, `held_only`)."""
-        if limit < 1:
-            raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
-        g = self._gen()
-        kb = g.encode_key(key)
-        conv = g.layout.to_json if json_form else g.layout.to_python
-        found: list[tuple[int, int, int, bytes]] = []  # (timestamp, partition, offset, row)
-        txn, parts = g.begin()
-        with txn:
-            for p, db in parts:
-                cur = txn.cursor(db=db)
-                upper = kb + b"\xff" * (STREAM_KEY_SUFFIX + 1)
-                ok = cur.prev() if cur.set_range(upper) else cur.last()
-                n = 0
-                while ok and n < limit:
-                    k = cur.key()
-                    if not k.startswith(kb) or len(k) != len(kb) + STREAM_KEY_SUFFIX:
-                        break
-                    ts, payload = split_event(cur.value())
-                    found.append((ts, p, split_stream_key(k)[1], payload))
-                    n += 1
-                    ok = cur.prev()
-        if not found and not held_only:
-            self.require_held()
-        found.sort(key=lambda e: (e[0], e[2]), reverse=True)
-        return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]
-
-    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
-             held_only: bool = False) -> list[dict[str, Any]]:
-        """Events whose key starts with `prefix`, in key order then offset order, as
-        `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`
-        (PartitionsNotHeld while partitions are revoked, see the class)."""
-        if not held_only:
-            self.require_held()
-        g = self._gen()
-        conv = g.layout.to_json if json_form else g.layout.to_python
-        try:
-            pb, start = self._scan_bounds(g, prefix, limit, None)
-        except (TypeError, ValueError) as e:  # as TableView.scan
-            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
-        txn, parts = g.begin()
-        with txn:
-            iters = []
-            for p, db in parts:
-                cur = txn.cursor(db=db)
-                if cur.set_range(start):
-                    iters.append(_tagged(_prefixed(cur, pb, None), p))
-            # one key and offset may be in two partitions: the partition tells them apart
-            found = list(islice(heapq.merge(*iters, key=lambda e: e[0]), limit))
-        out = []
-        for k, v, p in found:
-            ts, payload = split_event(v)
-            kb, offset = split_stream_key(k)
-            out.append({"key": list(g.key_codec.decode(kb)), "partition": p,
-                        "offset": offset, "timestamp": ts,
-                        "value": None if payload == b"" else conv(payload)})
-        return out

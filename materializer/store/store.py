@@ -15,10 +15,10 @@ from materializer.store.generation import open_generation
 from materializer.store.lock import store_root
 from materializer.store.read import (
     RelationReader,
-    StreamView,
     TableView,
     refuse_undeclared,
 )
+from materializer.store.stream_view import StreamView
 from materializer.versions.paths import MANIFEST
 from materializer.versions.paths import require as snapshot_dir
 

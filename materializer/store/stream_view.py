@@ -1,0 +1,88 @@
+"""`StreamView`: read-only view of a stream (the events of a key, newest first)."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+from materializer.errors import UsageError
+from materializer.store.keys import STREAM_KEY_SUFFIX, split_stream_key
+from materializer.store.read import RelationReader, prefixed
+from materializer.store.rows import split_event
+
+
+def _tagged(pairs: Iterator[tuple[bytes, bytes]], partition: int
+            ) -> Iterator[tuple[bytes, bytes, int]]:
+    for k, v in pairs:
+        yield k, v, partition
+
+
+class StreamView(RelationReader):
+    """Read-only view of a stream: the events of a key, newest first.
+
+    Stored key: encoded stream key + 8-byte big-endian source offset, so one key's
+    events are contiguous and ordered by offset within a partition.
+    """
+
+    def events(self, key: Any, limit: int = 10, *, json_form: bool = False,
+               held_only: bool = False) -> list[dict[str, Any] | None]:
+        """The newest `limit` events of `key` (None for a tombstone), newest first; none
+        while partitions are revoked: PartitionsNotHeld (see the class, `held_only`)."""
+        if limit < 1:
+            raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
+        g = self._gen()
+        kb = g.encode_key(key)
+        conv = g.layout.to_json if json_form else g.layout.to_python
+        found: list[tuple[int, int, int, bytes]] = []  # (timestamp, partition, offset, row)
+        txn, parts = g.begin()
+        with txn:
+            for p, db in parts:
+                cur = txn.cursor(db=db)
+                upper = kb + b"\xff" * (STREAM_KEY_SUFFIX + 1)
+                ok = cur.prev() if cur.set_range(upper) else cur.last()
+                n = 0
+                while ok and n < limit:
+                    k = cur.key()
+                    if not k.startswith(kb) or len(k) != len(kb) + STREAM_KEY_SUFFIX:
+                        break
+                    ts, payload = split_event(cur.value())
+                    found.append((ts, p, split_stream_key(k)[1], payload))
+                    n += 1
+                    ok = cur.prev()
+        if not found and not held_only:
+            self.require_held()
+        found.sort(key=lambda e: (e[0], e[2]), reverse=True)
+        return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]
+
+    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
+             held_only: bool = False) -> list[dict[str, Any]]:
+        """Events whose key starts with `prefix`, in key order then offset order, as
+        `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`
+        (PartitionsNotHeld while partitions are revoked, see the class)."""
+        if not held_only:
+            self.require_held()
+        g = self._gen()
+        conv = g.layout.to_json if json_form else g.layout.to_python
+        try:
+            pb, start = self._scan_bounds(g, prefix, limit, None)
+        except (TypeError, ValueError) as e:  # as TableView.scan
+            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
+        txn, parts = g.begin()
+        with txn:
+            iters = []
+            for p, db in parts:
+                cur = txn.cursor(db=db)
+                if cur.set_range(start):
+                    iters.append(_tagged(prefixed(cur, pb, None), p))
+            # one key and offset may be in two partitions: the partition tells them apart
+            found = list(islice(heapq.merge(*iters, key=lambda e: e[0]), limit))
+        out = []
+        for k, v, p in found:
+            ts, payload = split_event(v)
+            kb, offset = split_stream_key(k)
+            out.append({"key": list(g.key_codec.decode(kb)), "partition": p,
+                        "offset": offset, "timestamp": ts,
+                        "value": None if payload == b"" else conv(payload)})
+        return out
