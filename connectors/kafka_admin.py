@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from confluent_kafka import (
@@ -212,13 +212,40 @@ def live_keys(conf: dict[str, str], topic: str, timeout: float = 60.0
     the end it has now) has a value, i.e. is not a tombstone: what a compacted read of the
     topic holds. Empty for a missing topic; InfrastructureError if the topic cannot be
     read to its end within `timeout` seconds."""
+    live: dict[tuple[int, bytes], bool] = {}
+
+    def visit(p: int, key: bytes, value: bytes | None) -> None:
+        live[(p, key)] = value is not None
+    _read_to_end(conf, topic, timeout, visit)
+    return {pk for pk, alive in live.items() if alive}
+
+
+def last_values(conf: dict[str, str], topic: str, wanted: set[tuple[int, bytes]],
+                timeout: float = 60.0) -> dict[tuple[int, bytes], bytes | None]:
+    """The last message's value (None: a tombstone) of each (partition, key) of `wanted`
+    that `topic` holds, read from its start to the end it has now (the rows a snapshot
+    deletes, see materializer.changes.readback); InfrastructureError as `live_keys`."""
+    out: dict[tuple[int, bytes], bytes | None] = {}
+    if not wanted:
+        return out
+
+    def visit(p: int, key: bytes, value: bytes | None) -> None:
+        if (p, key) in wanted:
+            out[(p, key)] = value
+    _read_to_end(conf, topic, timeout, visit)
+    return out
+
+
+def _read_to_end(conf: dict[str, str], topic: str, timeout: float,
+                 visit: Callable[[int, bytes, bytes | None], None]) -> None:
+    """`visit(partition, key, value)` for every keyed message of `topic`, in each
+    partition's order, from its start to the end it has now (nothing for a missing topic)."""
     n = partition_count(conf, topic)
     if n == 0:
-        return set()
+        return
     consumer = Consumer(with_logging({
         **ungrouped_conf(conf), "group.id": "materializer-change-topic-keys",
         "enable.auto.commit": False, "enable.partition.eof": True}))
-    live: dict[tuple[int, bytes], bool] = {}
     try:
         # every partition to its end as fetch responses give it (EOF): a ListOffsets
         # answer can be below the true end (Tansu), so the watermarks are not asked
@@ -239,7 +266,6 @@ def live_keys(conf: dict[str, str], topic: str, timeout: float = 60.0
                     raise InfrastructureError(f"reading change topic {topic}: {err}")
                 key = m.key()
                 if key is not None:
-                    live[(cast(int, m.partition()), key)] = m.value() is not None
+                    visit(cast(int, m.partition()), key, m.value())
     finally:
         consumer.close()
-    return {pk for pk, alive in live.items() if alive}

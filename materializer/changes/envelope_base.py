@@ -113,10 +113,10 @@ def snapshot_flag(op: str) -> str:
 class EventEncoder(Protocol):
     """Turns applied changes into Kafka messages (events and tombstones), in order.
     With `snapshot_last`, the last change is the last r event of a snapshot
-    (`source.snapshot: "last"`)."""
+    (`source.snapshot: "last"`); with `snapshot`, every change is marked "true"."""
 
     def encode(self, changes: Sequence[Change], now_ms: int, *,
-               snapshot_last: bool = False) -> list[Message]: ...
+               snapshot_last: bool = False, snapshot: bool = False) -> list[Message]: ...
 
 
 # ------------------------------------------------------------------------- JSON
@@ -127,11 +127,14 @@ class SnapshotAware:
     of a snapshot "last"; subclasses implement `_encode(changes, now_ms, flag)`."""
 
     def encode(self, changes: Sequence[Change], now_ms: int, *,
-               snapshot_last: bool = False) -> list[Message]:
+               snapshot_last: bool = False, snapshot: bool = False) -> list[Message]:
+        """`snapshot`: every change is part of a snapshot (`source.snapshot` "true", also
+        on a `d`: a snapshot's delete of a key the table no longer holds)."""
+        flag = "true" if snapshot else ""
         if snapshot_last and changes:
-            return (self._encode(changes[:-1], now_ms, "")
+            return (self._encode(changes[:-1], now_ms, flag)
                     + self._encode(changes[-1:], now_ms, "last"))
-        return self._encode(changes, now_ms, "")
+        return self._encode(changes, now_ms, flag)
 
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
         raise NotImplementedError

@@ -150,13 +150,13 @@ class ChangeOutbox:
             self.put(wb, self.encode(changes, snapshot_last=snapshot_last))
 
     def encode(self, changes: list[Change], *,
-               snapshot_last: bool = False) -> list[Message]:
+               snapshot_last: bool = False, snapshot: bool = False) -> list[Message]:
         """The messages of `changes` (source partition, key, value), for `put` (may run
         before the write transaction begins)."""
         if self._encoder is None:  # InfrastructureError if the registry is away: retried
             self._encoder = encoder_for(self.spec, self._layout, self._registry)
         return self._encoder.encode(changes, time.time_ns() // 1_000_000,
-                                    snapshot_last=snapshot_last)
+                                    snapshot_last=snapshot_last, snapshot=snapshot)
 
     def put(self, wb: WriteBatch, msgs: list[Message]) -> None:
         """Put encoded messages into the outbox within `wb` (see `stage`)."""
@@ -193,6 +193,30 @@ class ChangeOutbox:
             else:
                 live.add((at, key))
         return live
+
+    def announced_values(self, wanted: set[tuple[int, bytes]]
+                         ) -> dict[tuple[int, bytes], bytes | None]:
+        """The last value (None: a tombstone) that the change topic holds or will hold for
+        each (change-topic partition, key) of `wanted`, counting the events still waiting
+        here (sent first): the event a snapshot's `d` for a key the table no longer holds
+        takes its `before` from (see materializer.changes.readback). Reads the change topic
+        whole; InfrastructureError if the broker does not answer. Call after
+        `announced_keys`."""
+        from connectors.kafka_admin import last_values  # noqa: PLC0415
+
+        if self._kafka_conf is None or not wanted:
+            return {}
+        out = last_values(self._kafka_conf, self.topic, wanted)
+        for _, raw in self._table.first_items(self._table.entries()):
+            p, key, value = _loads(raw)
+            at = self.placement(p, key)
+            if (at, key) in wanted:
+                out[(at, key)] = value
+        return out
+
+    @property
+    def registry(self) -> SchemaRegistry | None:
+        return self._registry
 
     def placement(self, partition: int, key: bytes) -> int:
         """The change-topic partition of a message staged for source `partition` (only

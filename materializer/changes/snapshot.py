@@ -10,7 +10,10 @@ its last change came from), so it goes to the same change-topic partition as tha
 key's c/u/d events and a consumer sees them in order. `source.offset` is the last
 offset applied in that partition (its next offset - 1: the position the snapshot
 reflects, not the row's own), `source.ts_ms` the time of the snapshot, and
-`source.snapshot` "true", except "last" on the last event of the snapshot.
+`source.snapshot` "true", except "last" on the last event of the snapshot. After the r events,
+each key the change topic still holds a row for but the table does not gets an `op: d`
+event (its `before` read back from the topic's last event of the key, `source.snapshot`
+"true" and its position its partition's, as an r event's) and a tombstone.
 A consumer applies an r event like a c: it sets the row. Because r positions are the
 partition's, a consumer that skips repeats by (partition, offset) must apply r
 events regardless (after a rebuild of a recreated topic they may even be lower).
@@ -100,25 +103,46 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
                 after_chunk()
     gone = sorted(announced - held) if announced else []
     if gone:
-        _stage_tombstones(writer, outbox, gone, chunk)
+        _stage_deletes(spec, writer, layout, outbox, gone, offsets, now_ms, chunk)
         if after_chunk is not None:
             after_chunk()
     return staged
 
 
-def _stage_tombstones(writer: RelationWriter, outbox: ChangeOutbox,
-                      gone: Sequence[tuple[int, bytes]], chunk: int) -> None:
-    """A tombstone for each (change-topic partition, key) the change topic holds a row for
-    but the table does not (deleted while no events were emitted: `changes:` turned off,
-    a rebuild whose replay lost the key), so a compacted read of the topic ends as a copy
-    of the table."""
+def _stage_deletes(spec: TableSpec, writer: RelationWriter, layout: Sequence[str],
+                   outbox: ChangeOutbox, gone: Sequence[tuple[int, bytes]],
+                   offsets: Mapping[int, int], now_ms: int, chunk: int) -> None:
+    """For each (change-topic partition, key) the change topic holds a row for but the
+    table does not (deleted while no events were emitted: `changes:` turned off, a rebuild
+    whose replay lost the key): an `op: d` event whose `before` is the row the topic last
+    announced (read back from that event, see materializer.changes.readback) at the
+    position of its source partition's last applied offset, then a tombstone. So a
+    consumer that folds the events and skips tombstones (Flink's `debezium-json`, the
+    README's) deletes the row too, and a compacted read of the topic ends as a copy of the
+    table. A key whose last event cannot be read back (or whose key another encoding
+    wrote, after a rebuild that changed the key's types) gets the tombstone alone."""
+    from materializer.changes.readback import event_reader  # noqa: PLC0415
+
+    values = outbox.announced_values(set(gone))
+    read = event_reader(spec, layout, outbox.registry)
     for i in range(0, len(gone), chunk):
-        msgs: list[Message] = [(p, key, None) for p, key in gone[i:i + chunk]]
+        msgs: list[Message] = []
+        for at, key in gone[i:i + chunk]:
+            value = values.get((at, key))
+            got = read(key, value) if value is not None else None
+            if got is not None:
+                sp, kt, row = got
+                ch = Change("d", sp, max(offsets.get(sp, 0) - 1, 0), now_ms, kt, row, None)
+                enc = outbox.encode([ch], snapshot=True)
+                if enc and enc[0][1] == key and outbox.placement(enc[0][0], key) == at:
+                    msgs.extend(enc)  # the d event and its tombstone
+                    continue
+            msgs.append((at, key, None))
 
         def put(wb: WriteBatch, msgs: list[Message] = msgs) -> None:
             outbox.put(wb, msgs)
 
-        _growing(writer, outbox.spec.name, "tombstones", put)
+        _growing(writer, outbox.spec.name, "deletes", put)
 
 
 def _growing(writer: RelationWriter, name: str, what: str, write: Callable[[WriteBatch], T]
