@@ -61,6 +61,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import lmdb
+
 from materializer import gc_tuning
 from materializer.changes.drainer import OutboxDrainer
 from materializer.children import die_with_parent, signal_name
@@ -302,11 +304,7 @@ class Supervisor:
                         log.warning("worker process %d (pid %d) was killed by signal %d; "
                                     "starting it again (its batch in flight was not "
                                     "committed: nothing is lost)", c.index, c.proc.pid, -code)
-                        path = child_status_path(self.catalog.store_path, c.index)
-                        # its last status (caught up, fresh for seconds) no longer counts
-                        self._revoke_held(read_status_file(path))
-                        self.retired.retire(path)
-                        self._merge_status(children)
+                        self._worker_killed(c, children)
                         if self.stop_event.wait(RESTART_AFTER):
                             break  # stopped meanwhile: nothing to start again
                         children[i] = self._start(c.index)
@@ -342,6 +340,41 @@ class Supervisor:
                 f"worker process {index} {how}; the other worker processes stopped with it")
             err.exit_code = code if code > 0 else 1
             raise err
+
+    def _worker_killed(self, child: _Child, children: Sequence[_Child]) -> None:
+        """What a worker killed by a signal leaves: its last status (caught up, fresh for
+        seconds) no longer counts, its counters are carried, its partitions are marked as not
+        held, and stay known (`known_partitions`) until a worker holds them again: a worker
+        killed less than a merge (a second) after it was given them has listed them in no
+        merged status, and its status file goes here, so the merge would not know them."""
+        path = child_status_path(self.catalog.store_path, child.index)
+        last = read_status_file(path)
+        self._learn_partitions([last])
+        self._revoke_held(last)
+        self.retired.retire(path)
+        self._merge_status(children)
+
+    def _learn_partitions(self, statuses: Sequence[dict[str, Any] | None]) -> None:
+        """Add to `known_partitions` every (relation, partition) of the relations' topics
+        (the partition count a worker recorded in the store on its start, before it joined
+        the group: see ingest.topics.TopicWatch) and every one `statuses` list: merged
+        caught up needs each held by a worker. Without the counts, a merge of a worker not
+        yet given its partitions (or whose status predates them) and one caught up on its
+        own said caught up from the second's partitions alone."""
+        for rel in self.relations:
+            try:
+                count = rel.writer.source_partitions()
+            except (MaterializerError, lmdb.Error, ValueError) as e:
+                log.warning("%s: cannot read the partition count of topic %s recorded in the "
+                            "store: %s", rel.spec.name, rel.spec.topic, e)
+                continue
+            if count is not None:
+                self.known_partitions.update((rel.spec.name, p) for p in range(count))
+        for status in statuses:
+            for p in (status or {}).get("partitions") or ():
+                if isinstance(p, dict) and isinstance(p.get("relation"), str) \
+                        and isinstance(p.get("partition"), int):
+                    self.known_partitions.add((p["relation"], p["partition"]))
 
     def _revoke_held(self, status: dict[str, Any] | None) -> None:
         """Mark the partitions a worker killed by a signal held as revoked in the store: no
@@ -379,10 +412,9 @@ class Supervisor:
     def _merge_status(self, children: Sequence[_Child], stopping: bool = False) -> None:
         statuses = [read_status_file(child_status_path(self.catalog.store_path, c.index))
                     for c in children]
+        self._learn_partitions(statuses)
         merged = merge_statuses(statuses, os.getpid(), stopping, known=self.known_partitions)
         merged.update(writer_identity())  # the supervisor wrote it: gone with it
-        self.known_partitions.update((p["relation"], p["partition"])
-                                     for p in merged["partitions"] if isinstance(p, dict))
         merged["metrics"] = self.retired.add_to(merged["metrics"])
         if self.drainer is not None:
             merged["metrics"].update(self.drainer.metrics())

@@ -5,7 +5,8 @@ merges them into `worker.json` every second, so `status`, `/readyz` and `/metric
 status as with a single worker: partitions and assignments together, counters summed
 (histogram buckets by position), start times the earliest, `updated_at` the oldest; caught
 up only when every worker reported within `STALE_AFTER_S`, every partition has no lag and no
-partition held before is left without a worker (`merge_statuses`'s `known`).
+partition of the relations' topics or held before is left without a worker
+(`merge_statuses`'s `known`).
 The counters of a worker killed and started again are carried (`RetiredCounters`), so the
 merged counters never fall.
 """
@@ -76,7 +77,8 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
     """One status of several workers: partitions and assignments together, numbers summed
     (histogram buckets by position), start times the earliest, `updated_at` the oldest;
     caught up only when every worker reported within `STALE_AFTER_S`, every partition has
-    no lag, and every (relation, partition) of `known` (those an earlier merge listed) is
+    no lag, and every (relation, partition) of `known` (the supervisor's: every partition
+    of the relations' topics as recorded in the store, and any a worker listed) is
     held by a worker: a worker killed and started again holds none until the group gives
     its partitions back, and those partitions' records go unapplied meanwhile."""
     now = time.time() if now is None else now
