@@ -25,6 +25,15 @@ Guarantees:
   member's record or the group's committed offset is past this store's offset): the
   survivor of a two-worker cluster does not answer the other's partitions from its older
   copy. A worker alone answers its own partitions at once (after a restart, a new group).
+- A worker process that was frozen longer than the group's `session.timeout.ms` (SIGSTOP,
+  a paused VM: seen as a gap in the membership thread's heartbeats, which nothing else
+  delays that long) may have lost its assignment without knowing yet: the group may have
+  given its partitions to another worker that applied newer rows meanwhile, and its
+  consumer learns so only at its next heartbeat. Its record and `cluster.json` then say it
+  owns nothing (its API answers its keys 503, never its older rows as current) until the
+  group's verdict arrives (a rebalance callback) or two consumer heartbeat intervals passed
+  without one (the session held). A worker loop that is only slow (a long batch, a registry
+  outage retried) keeps its heartbeats, and its session: nothing is doubted.
 """
 
 from __future__ import annotations
@@ -50,6 +59,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("materializer.cluster")
 
 PARTITION_REFRESH_S = 30.0
+SESSION_TIMEOUT_MS = 45_000  # librdkafka's default session.timeout.ms
+HEARTBEAT_INTERVAL_MS = 3_000  # and heartbeat.interval.ms
+
+
+def _setting_ms(conf: dict[str, Any], name: str, default: int) -> int:
+    value = str(conf.get(name, "")).strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+def session_timeout_ms(conf: dict[str, Any]) -> int:
+    """The group session timeout a worker's consumer runs with."""
+    return _setting_ms(conf, "session.timeout.ms", SESSION_TIMEOUT_MS)
+
+
+def verdict_wait_s(conf: dict[str, Any]) -> float:
+    """How long a worker frozen past its session timeout waits, after it runs again, for
+    its consumer's next heartbeat to tell it lost the session (a rebalance callback): two
+    heartbeat intervals, at most the session timeout."""
+    beat = _setting_ms(conf, "heartbeat.interval.ms", HEARTBEAT_INTERVAL_MS)
+    return min(2 * beat, session_timeout_ms(conf)) / 1000
 
 
 def is_replicated(spec: RelationSpec) -> bool:
@@ -77,6 +106,10 @@ class ClusterAgent:
         self._restoring: dict[tuple[str, int], tuple[int, int | None, tuple[str, ...]]] = {}
         self._counts: dict[str, int | None] = {}
         self._counted_at = -1e9
+        self.session_ms = session_timeout_ms(catalog.kafka_config)
+        self._verdict_wait = verdict_wait_s(catalog.kafka_config)
+        self._last_local: float | None = None  # the membership thread's last record
+        self._doubted_until: float | None = None  # frozen past the session timeout
         self._partitioning = {
             s.name: Partitioning(s.partitioner, s.key_format, s.key_columns,
                                  [t.kind for t in s.key_types],
@@ -91,7 +124,8 @@ class ClusterAgent:
             catalog.kafka_config, catalog.group, catalog.store_path, self.id, self.local,
             heartbeat_ms=catalog.cluster.heartbeat_ms,
             timeout_ms=catalog.cluster.member_timeout_ms,
-            extra={"forward_timeout_ms": catalog.cluster.forward_timeout_ms, "url": self.url})
+            extra={"forward_timeout_ms": catalog.cluster.forward_timeout_ms, "url": self.url,
+                   "session_timeout_ms": self.session_ms})
 
     @classmethod
     def start(cls, worker: Worker) -> ClusterAgent:
@@ -127,6 +161,10 @@ class ClusterAgent:
         with self._lock:
             self._assigned, self._generation = assigned, generation
             self._assigned_at = now_ms()
+            if self._doubted_until is not None:  # the group's verdict: what it gave is ours
+                log.info("cluster: the group answered after the stall: this worker owns "
+                         "what it was given")
+            self._doubted_until = None
         self.membership.wake()
 
     def progress(self, parts: list[dict[str, Any]]) -> None:
@@ -154,6 +192,25 @@ class ClusterAgent:
             self._serve_caught_up(source)
         if self.standby is not None:
             self.standby.poll()
+
+    def _doubted(self) -> bool:
+        """Whether this worker's assignment may have been lost without its knowing (module
+        doc): the membership thread's records came further apart than the session timeout
+        (the process was frozen), and no verdict has come since. Called from `local`."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_local
+            if last is not None and (now - last) * 1000 > self.session_ms:
+                if self._doubted_until is None:
+                    log.warning("cluster: this worker was frozen for %.1f s, past the group "
+                                "session timeout (%d ms): its partitions may have been given "
+                                "to another worker; owning nothing until the group says",
+                                now - last, self.session_ms)
+                self._doubted_until = now + self._verdict_wait
+            elif self._doubted_until is not None and now >= self._doubted_until:
+                log.info("cluster: no rebalance after the freeze: the group session held")
+                self._doubted_until = None
+            return self._doubted_until is not None
 
     def _restore(self, pairs: list[tuple[str, int]]) -> None:
         """Partitions just assigned: not answered here until this store has caught up with
@@ -220,9 +277,12 @@ class ClusterAgent:
 
     def local(self) -> Member:
         """This worker's record as of now (called from the membership thread)."""
+        doubted = self._doubted()
         self._refresh_counts()
         with self._lock:
             assigned, standby = self._assigned, self._standby
+            if doubted:
+                assigned = frozenset()
             generation, assigned_at, progress = self._generation, self._assigned_at, \
                 self._progress
         relations = {}
@@ -238,9 +298,12 @@ class ClusterAgent:
                 offsets=offsets, lag=lags, partitioner=s.partitioner,
                 key_format=s.key_format, exact_keys=self._partitioning[s.name],
                 replicated=is_replicated(s))
-        return Member(id=self.id, url=self.url, generation=generation, assigned_at=assigned_at,
-                      heartbeat_at=now_ms(), started_at=self.started_at, pid=os.getpid(),
-                      relations=relations)
+        record = Member(id=self.id, url=self.url, generation=generation,
+                        assigned_at=assigned_at, heartbeat_at=now_ms(),
+                        started_at=self.started_at, pid=os.getpid(), relations=relations)
+        with self._lock:  # after the work above: a slow partition count is no freeze
+            self._last_local = time.monotonic()
+        return record
 
     def _refresh_counts(self) -> None:
         """The topics' partition counts, asked again every PARTITION_REFRESH_S: the first

@@ -11,6 +11,12 @@ Guarantees:
   nothing (its keys answer 503 until it runs again; the other members' own partitions
   are still forwarded to them while their records are live), never the store's rows as
   current.
+- A worker that has not refreshed the file for longer than its group session timeout
+  (`session_timeout_ms`, shorter than the member timeout: the worker process is stopped,
+  say by SIGSTOP) may have lost its assignment to another worker that applies newer rows
+  meanwhile: the routing table has it owning nothing too (its keys answer 503) until it
+  writes the file again (it then says itself whether it still owns anything: see
+  `materializer.cluster.agent`).
 """
 
 from __future__ import annotations
@@ -80,6 +86,8 @@ class ClusterView:
             if not others_known(data, members):
                 return None  # a worker outside any cluster, stopped: its store as it is
             members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]
+        elif not session_held(data, now):
+            members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]
         if self._routing is not None and time.monotonic() - self._built < CHECK_INTERVAL:
             return self._routing
         self._routing = Routing(members, data["self"], now, timeout)
@@ -104,6 +112,14 @@ def worker_running(data: dict[str, Any], now: int) -> bool:
     written = data.get("written_at")
     return isinstance(written, int) and not data.get("stopped") \
         and -AHEAD_SLACK_MS <= now - written <= member_timeout_ms(data)
+
+
+def session_held(data: dict[str, Any], now: int) -> bool:
+    """Whether the worker of a running `cluster.json` (`data`) refreshed it within its
+    group session timeout: past it, the group may have given its partitions away."""
+    written, session = data.get("written_at"), data.get("session_timeout_ms")
+    return not isinstance(session, int) or not isinstance(written, int) \
+        or now - written <= session
 
 
 def others_known(data: dict[str, Any], members: list[Member]) -> list[str]:
