@@ -143,6 +143,18 @@ def begin(env: lmdb.Environment, *, write: bool = False, db: Any = None
         return env.begin(write=write, db=db)
 
 
+def open_existing_db(env: lmdb.Environment, name: bytes) -> Any:
+    """`env.open_db(name, create=False)` (lmdb.NotFoundError if it does not exist), adopting
+    a map another process grew since this one's last transaction (LMDB reports it as
+    MapResizedError there too: a snapshot opening a relation while its worker grew it
+    exited with MDB_MAP_RESIZED once). Call with no transaction of this process open."""
+    try:
+        return env.open_db(name, create=False)
+    except lmdb.MapResizedError:
+        env.set_mapsize(0)
+        return env.open_db(name, create=False)
+
+
 def close_env(path: Path) -> None:
     """Close this process's environment of `path`, cached or only still in use (anything
     still using it fails)."""

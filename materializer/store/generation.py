@@ -23,6 +23,7 @@ from materializer.store.environment import (
     SERVED,
     RelationMeta,
     open_env,
+    open_existing_db,
     partition_db_name,
     read_meta,
     read_txn,
@@ -99,12 +100,7 @@ class Generation:
                 return txn, self._state[3] if every else self._state[4]
             txn.abort()
             for p in missing:
-                try:
-                    db = self.env.open_db(partition_db_name(p), create=False)
-                except lmdb.MapResizedError:  # the writer grew the map just now
-                    self.env.set_mapsize(0)
-                    db = self.env.open_db(partition_db_name(p), create=False)
-                self._dbs[p] = db
+                self._dbs[p] = open_existing_db(self.env, partition_db_name(p))
 
     def served(self) -> list[tuple[int, Any]]:
         """The partitions not revoked, as of the last `begin`."""
@@ -228,8 +224,7 @@ def open_generation(data_dir: Path, name: str) -> Generation:
                 continue  # replaced (by a rebuild) while opening: open the new one
             raise
         try:
-            read_txn(env).abort()  # adopts a map the writer grew before open_db needs it
-            meta_db = env.open_db(META, create=False)
+            meta_db = open_existing_db(env, META)
         except lmdb.NotFoundError:
             raise NotFound(f"{name} has no metadata yet (the worker has not started it)") \
                 from None

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from materializer.changes.outbox import OUTBOX_DB
 from materializer.ingest.relation import open_relation
 from materializer.testing import FakeRecord
@@ -53,3 +55,33 @@ def test_a_write_first_adopts_the_size_too(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rel.apply({0: [FakeRecord(b"2", b'{"s": "y"}', 2000)]})
     assert rel.writer.next_offsets() == {0: 2001}
+
+
+def test_opening_a_named_db_adopts_the_size_too(tmp_path: Path) -> None:
+    """A reader that opens a named database (a relation's meta or a new partition's) after
+    another process grew the map got MDB_MAP_RESIZED from `open_db` (a `materializer
+    snapshot` beside a growing worker exited so once): adopted there too."""
+    import lmdb
+
+    from materializer.store.environment import open_existing_db, partition_db_name
+
+    def run(script: str) -> None:
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path)],
+                              capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[2])
+        assert done.returncode == 0, done.stderr
+
+    run(GROW.replace("1 << 26", str(SMALL)).replace("rel.writer.env.set_mapsize(1 << 25)", "")
+        .replace("range(2000)", "range(1)"))  # the files, one record in a 4 MiB map
+    reader = lmdb.open(str(next(tmp_path.rglob("data.mdb")).parent), map_size=0, max_dbs=64,
+                       readonly=True, lock=True)
+    reader.begin().abort()  # this process maps the files as they are
+    run(GROW)  # then another process grows them past that
+    try:
+        with pytest.raises(lmdb.MapResizedError):  # what LMDB does: the case is real
+            reader.open_db(partition_db_name(0), create=False)
+        db = open_existing_db(reader, partition_db_name(0))
+        with reader.begin(db=db) as txn:
+            assert txn.stat(db)["entries"] == 2000
+    finally:
+        reader.close()
