@@ -48,6 +48,7 @@ from materializer.status import (
     writer_identity,
 )
 from materializer.store.layout import write_declared
+from materializer.store.presence import StorePresence
 from materializer.versions.schedule import SnapshotScheduler
 
 log = logging.getLogger("materializer.worker")
@@ -143,6 +144,8 @@ class Worker:
         self.identity = writer_identity()  # the status file names its writer
         self.snapshots = SnapshotScheduler(catalog)  # `snapshots:` (materializer.versions)
         self.pending = PendingSnapshots(lambda rel: self._attach_outboxes(only=rel))
+        self.presence = StorePresence(catalog.store_path)  # stops the worker if removed
+        self.presence.check(rel.writer.path for rel in self.relations)
         for rel in self.relations:
             if rel.writer.snapshot_due():  # rebuilt in place, stopped before its snapshot
                 self.pending.add(rel)
@@ -239,6 +242,7 @@ class Worker:
                 now = time.monotonic()
                 if now - self._last_status >= STATUS_INTERVAL:
                     self._last_status = now
+                    self.presence.check(rel.writer.path for rel in self.relations)
                     self.pending.settle((f.source, self.relations) for f in feeds)
                     self._write_status()
         finally:
