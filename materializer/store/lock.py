@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -13,6 +14,12 @@ from pathlib import Path
 from materializer.errors import StoreError
 
 LOCK_FILE = "lock"
+FORMAT_FILE = "format"
+STORE_FORMAT = 1
+"""The store's byte formats (keys, rows, stream events, meta, layout), as a number in
+`<store>/format`: written by the first writer, checked by every reader and writer, so a
+store a newer materializer wrote in another format is refused, never misread. A store
+without the file is format 1 (written before it existed)."""
 _HELD: dict[str, StoreLock] = {}
 _HELD_LOCK = threading.Lock()
 
@@ -38,7 +45,48 @@ def store_root(path: str | os.PathLike[str], create: bool) -> Path:
     if root.exists() and not root.is_dir():
         raise StoreError(f"store.path {root} is not a directory: point `store.path` at a "
                          "directory (it is created if missing)")
+    _check_format(root)
     return root
+
+
+def _check_format(root: Path) -> None:
+    """StoreError if `root` holds a store of a format this version does not read."""
+    try:
+        text = (root / FORMAT_FILE).read_bytes()[:100]
+    except OSError:
+        return  # none (format 1, or not a store yet), or unreadable: the files will say
+    try:
+        found = int(text.strip())
+    except ValueError:
+        found = -1
+    if found != STORE_FORMAT:
+        newer = found > STORE_FORMAT
+        raise StoreError(
+            f"{root} holds a store of format {found if found >= 0 else repr(text)} "
+            f"({'written by a newer materializer' if newer else 'not one this version wrote'}"
+            f"); this version reads format {STORE_FORMAT} and would misread it: run the "
+            "version that wrote it, or point store.path at a new directory and let the "
+            "worker rebuild it from the topics")
+
+
+def stamp_format(root: Path) -> None:
+    """Record this version's store format in `root` (a writer's first start), once."""
+    path = root / FORMAT_FILE
+    if path.exists():
+        return
+    tmp = root / f".{FORMAT_FILE}.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, b"%d\n" % STORE_FORMAT)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 class StoreLock:
@@ -75,6 +123,7 @@ class StoreLock:
         """Take the lock of `store_path` (created, 0700, if missing) for `what` (the
         command, shown to whoever is refused). Raises StoreLocked at once if held."""
         root = store_root(store_path, create=True)
+        stamp_format(root)
         path = root / LOCK_FILE
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
