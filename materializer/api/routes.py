@@ -23,8 +23,8 @@ from urllib.parse import unquote_to_bytes
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from starlette.requests import ClientDisconnect
 
+from materializer.api.body import BodyRefused, read_body
 from materializer.api.keys import (
     RelationIndex,
     decode_cursor,
@@ -282,8 +282,11 @@ async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) ->
              summary="Many rows by primary key, in the order asked",
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/json": {"schema": LookupRequest.model_json_schema()}}}},
-             responses={**_ERRORS, 413: {"model": ErrorBody,
-                                         "description": "More keys than api.max_lookup_keys."}})
+             responses={**_ERRORS, 413: {"model": ErrorBody, "description": "More keys than "
+                                         "api.max_lookup_keys, or a body larger than they "
+                                         "take."},
+                        408: {"model": ErrorBody, "description": "The body did not arrive "
+                                                                 "whole within 30 s."}})
 async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     state = api_state(request)
     max_body, max_keys = state.max_body, state.max_lookup_keys
@@ -292,15 +295,10 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
         rel = relations_as_of(state, as_of).table(table)
     except MaterializerError as e:
         return error_response(e)
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_body:
-        return _error(413, f"body larger than {max_body} bytes")
     try:
-        body = await request.body()
-    except ClientDisconnect:  # a body cut short or malformed: the client is gone
-        return _error(400, "the body did not arrive whole")
-    if len(body) > max_body:
-        return _error(413, f"body larger than {max_body} bytes")
+        body = await read_body(request, max_body)
+    except BodyRefused as e:
+        return _error(e.status, e.detail)
     try:
         obj = _loads(body)
     except (ValueError, RecursionError):

@@ -28,8 +28,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from starlette.requests import ClientDisconnect
 
+from materializer.api.body import BodyRefused, read_body
 from materializer.api.keys import check_relation_name
 from materializer.api.models import DiffPage, Dropped, Snapshot, SnapshotsResponse
 from materializer.api.routes import (
@@ -111,15 +111,14 @@ async def get_snapshots(request: Request) -> Response:
                      "tables": {"type": "array", "items": {"type": "string"}}}}}}}},
              responses={**_ERRORS, 409: {"description": "A snapshot of that name exists."},
                         413: {"description": "A body larger than 65536 bytes."},
+                        408: {"description": "The body did not arrive whole within 30 s."},
                         503: {"description": "The snapshot could not be taken."}})
 async def post_snapshot(request: Request) -> Response:
     state = api_state(request)
     try:
-        body = await request.body()
-    except ClientDisconnect:  # a body cut short or malformed: the client is gone
-        return _json({"detail": "the body did not arrive whole"}, 400)
-    if len(body) > 65536:
-        return _json({"detail": "body larger than 65536 bytes"}, 413)
+        body = await read_body(request, 65536)
+    except BodyRefused as e:
+        return _json({"detail": e.detail}, e.status)
     try:
         obj = json.loads(body)
     except (ValueError, RecursionError):
