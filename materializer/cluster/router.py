@@ -175,6 +175,17 @@ class ClusterRouter:
             return frozenset(range(st.partitions or 0))
         return frozenset(st.assigned) - rel.view.revoked_partitions()
 
+    def _owned_here(self, rel: ApiRelation, path: bytes) -> bool:
+        """Whether the key of a forwarded row read (`path`) is in a partition this worker
+        owns by its own routing now: a worker that lost its partitions (frozen past its
+        session, see materializer.cluster.agent) may still hold their rows unrevoked,
+        while a member whose view of it lags still forwards to it."""
+        t = self.target(rel)
+        if t is None:
+            return True  # it answers the whole relation alone
+        p = t.partition(rel.table.key_tuple(rel.key_from_text(path_segments(path, 4))))
+        return p is None or p in self.local_covered(rel, None)
+
     def _answer_locally(self, rel: ApiRelation, body: Any, status: int = 200,
                         raw: bytes | None = None) -> Response:
         """A forwarded request's answer: this worker's partitions only, saying which."""
@@ -194,6 +205,10 @@ class ClusterRouter:
             rel = self.relations.table(table)
             if FORWARDED in request.headers:  # this worker's partitions, saying which
                 status, body = row_answer(self.relations, table, path, whole=False)
+                if status == 200 and not self._owned_here(rel, path):
+                    return self._answer_locally(rel, {"detail": (
+                        f"the key's partition of {rel.view.name} is not this worker's now "
+                        "(it may have been given to another worker)")}, 503)
                 return self._answer_locally(rel, None, status, raw=body)
             key = rel.key_from_text(path_segments(path, 4))
             kt = rel.table.key_tuple(key)

@@ -141,3 +141,30 @@ def test_a_slow_worker_loop_alone_doubts_nothing(tmp_path: Path,
     for _ in range(60):
         clock.now += 1.0
         assert _owns(agent) == (0,)
+
+
+def test_a_forwarded_read_of_a_partition_no_longer_owned_is_not_answered(
+        tmp_path: Path) -> None:
+    """A member whose view lags still forwards a key to this worker, which owns nothing
+    now (frozen past its session: its record says so) though its store still holds the
+    partition's rows unrevoked: it answered them (200), older than the new owner's. Now
+    503, so the forwarding member asks elsewhere."""
+    import httpx
+
+    from materializer.cluster.forward import FORWARDED
+    from tests.support.api import SpecWriter, api_process
+
+    data = tmp_path / "data"
+    writer = SpecWriter(str(data), USERS)
+    writer.write([(i, {"name": f"v1-{i}"}) for i in range(4)], partition=0)
+    writer.write([(i, {"name": f"v1-{i}"}) for i in range(4, 8)], partition=1)
+    write_members_file(data, {
+        "self": "a", "written_at": now_ms(), "timeout_ms": 60_000, "heartbeat_ms": 300,
+        "session_timeout_ms": 60_000, "stopped": False,
+        "members": [_member("a", (), now_ms()).to_json(),  # what a doubted worker publishes
+                    _member("b", (0, 1), now_ms()).to_json()]})
+    with api_process(data) as url:
+        got = [httpx.get(f"{url}/tables/{USERS.name}/rows/{i}", headers={FORWARDED: "b"})
+               for i in range(8)]
+    assert {r.status_code for r in got} == {503}, [(r.status_code, r.text) for r in got]
+    assert "not this worker's now" in got[0].json()["detail"]
