@@ -82,7 +82,10 @@ class InfrastructureError(MaterializerError):
 class AmbiguousKeyError(MaterializerError):
     """A table's key is held by more than one of its partitions: its records went to more
     than one partition of the topic, so which row is the latest cannot be told. Readers
-    raise it instead of answering with one of the rows (HTTP 409)."""
+    raise it instead of answering with one of the rows (HTTP 409, CLI exit 4: not 1, which
+    a script reads as "no row")."""
+
+    exit_code = 4
 
 
 class PartitionsNotHeld(MaterializerError):

@@ -103,3 +103,24 @@ def test_http_answers_409_naming_the_partitions(tmp_path: Path) -> None:
             assert r.status_code == 409, r.text
             assert "held by partitions 0 and 2" in r.json()["detail"]
         assert client.get("/tables/t/rows/2").json() == {"id": 2, "a": "p0-2"}
+
+
+def test_cli_get_of_a_key_held_twice_exits_4_not_the_1_of_no_row(tmp_path: Path) -> None:
+    """Exit 1 is "no row": a script would have taken the key for absent."""
+    import dataclasses
+
+    from tests.support.workers import run_cli
+
+    w = SpecWriter(str(tmp_path / "data"), dataclasses.replace(T, name="public.t"))
+    w.write([(i, {"a": f"p0-{i}"}) for i in range(1, 6)], partition=0)
+    w.write([(3, {"a": "p2-3"})], partition=2)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"kafka: {{bootstrap.servers: '127.0.0.1:9'}}\n"
+                   f"store: {{path: '{tmp_path / 'data'}'}}\n"
+                   "tables:\n  - name: t\n    topic: t\n    columns: {id: long, a: string}\n"
+                   "    primary_key: [id]\n    key_format: json\n    value_format: json\n")
+    held_twice = run_cli("get", str(cfg), "t", "3")
+    assert held_twice.returncode == 4, held_twice.stderr
+    assert "more than one" in held_twice.stderr and held_twice.stdout == ""
+    assert run_cli("get", str(cfg), "t", "9").returncode == 1  # no row
+    assert run_cli("get", str(cfg), "t", "2").returncode == 0
