@@ -16,7 +16,10 @@ from typing import Any
 
 import httpx
 
+from materializer.cluster.record import Member, RelationState
 from materializer.devbroker import DevBroker, free_port
+from materializer.specs import TableSpec
+from tests.support.api import columns
 from tests.support.workers import STARTED, kafka_yaml, wait_until
 
 
@@ -169,3 +172,16 @@ def users_table_fold(cluster: Any, node: Node) -> dict[int, str | None]:
         return {}
     return {k[0]: (row["name"] if row else None) for k, row in zip(keys, r.json()["rows"],
                                                                     strict=True)}
+
+
+OWN_USERS = TableSpec(name="own.users", topic="users",
+                      columns=columns({"id": "long", "name": "string"}, ["id"]),
+                      key_columns=("id",), key_format="json", value_format="json")
+"""A two-partition table for membership records written by hand (`member_record`)."""
+
+
+def member_record(wid: str, assigned: tuple[int, ...], heartbeat_at: int) -> Member:
+    """Member `wid`'s record owning `assigned` partitions of OWN_USERS."""
+    state = RelationState(topic="users", partitions=2, assigned=assigned, key_format="json")
+    return Member(id=wid, url=f"http://127.0.0.1:9/{wid}", generation=3, assigned_at=1,
+                  heartbeat_at=heartbeat_at, relations={OWN_USERS.name: state})

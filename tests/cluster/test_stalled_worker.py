@@ -25,20 +25,11 @@ import pytest
 from materializer.cluster import agent as agent_module
 from materializer.cluster.agent import ClusterAgent
 from materializer.cluster.membership import now_ms, write_members_file
-from materializer.cluster.record import Member, RelationState
 from materializer.cluster.view import ClusterView
-from materializer.specs import TableSpec
-from tests.support.api import columns
+from tests.cluster.helpers import OWN_USERS, member_record
 
-USERS = TableSpec(name="own.users", topic="users",
-                  columns=columns({"id": "long", "name": "string"}, ["id"]),
-                  key_columns=("id",), key_format="json", value_format="json")
-
-
-def _member(wid: str, assigned: tuple[int, ...], heartbeat_at: int) -> Member:
-    state = RelationState(topic="users", partitions=2, assigned=assigned, key_format="json")
-    return Member(id=wid, url=f"http://127.0.0.1:9/{wid}", generation=3, assigned_at=1,
-                  heartbeat_at=heartbeat_at, relations={USERS.name: state})
+USERS = OWN_USERS
+_member = member_record
 
 
 @pytest.mark.parametrize(("age_ms", "owned"), [(4_000, {}), (1_000, {0: "a"})])

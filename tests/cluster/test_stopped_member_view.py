@@ -14,21 +14,14 @@ import httpx
 import pytest
 
 from materializer.cluster.membership import now_ms, write_members_file
-from materializer.cluster.record import Member, RelationState
+from materializer.cluster.record import Member
 from materializer.cluster.view import ClusterView
-from materializer.specs import TableSpec
-from tests.support.api import SpecWriter, api_process, columns
+from tests.cluster.helpers import OWN_USERS, member_record
+from tests.support.api import SpecWriter, api_process
 from tests.support.workers import run_cli
 
-USERS = TableSpec(name="own.users", topic="users",
-                  columns=columns({"id": "long", "name": "string"}, ["id"]),
-                  key_columns=("id",), key_format="json", value_format="json")
-
-
-def _member(wid: str, assigned: tuple[int, ...], heartbeat_at: int) -> Member:
-    state = RelationState(topic="users", partitions=2, assigned=assigned, key_format="json")
-    return Member(id=wid, url=f"http://127.0.0.1:9/{wid}", generation=3, assigned_at=1,
-                  heartbeat_at=heartbeat_at, relations={USERS.name: state})
+USERS = OWN_USERS
+_member = member_record
 
 
 def _file(store: Path, members: list[Member], age_ms: int = 0, stopped: bool = False) -> None:
