@@ -36,17 +36,14 @@ from materializer.status import (
     writer_gone,
     writer_identity,
 )
-from tests.support.workers import run_cli, start_worker, unique, wait_until, write_config
-
-TABLE = """\
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-"""
+from tests.support.workers import (
+    run_cli,
+    start_worker,
+    string_key_table,
+    unique,
+    wait_until,
+    write_config,
+)
 
 
 def _config(tmp_path: Path, broker: DevBroker, topic: str) -> Path:
@@ -61,7 +58,7 @@ kafka:
 group: {unique('g')}
 store:
   path: {tmp_path / 'data'}
-""" + TABLE.format(topic=topic))
+""" + string_key_table(topic))
     return cfg
 
 
@@ -237,7 +234,7 @@ def test_a_killed_worker_is_not_ready_at_once(tmp_path: Path,
     producer.produce(topic, key=b"a", value=json.dumps({"id": "a", "v": 1}))
     assert producer.flush(10) == 0
     store = tmp_path / "data"
-    cfg = write_config(tmp_path / "cfg.yaml", session_broker, TABLE.format(topic=topic))
+    cfg = write_config(tmp_path / "cfg.yaml", session_broker, string_key_table(topic))
     worker = start_worker(cfg)
     wait_until(lambda: ready_answer(str(store))[0] == 200, 60, "the worker to be ready", worker)
     assert writer_gone(_status(store)) is False

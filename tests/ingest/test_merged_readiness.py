@@ -27,6 +27,7 @@ from tests.support.workers import (
     child_status,
     past_crash_loop,
     start_worker,
+    string_key_table,
     wait_until,
     write_config,
 )
@@ -126,15 +127,7 @@ def test_killed_worker_partitions_keep_the_merge_not_ready(tmp_path: Path,
     for i in range(200):
         producer.produce(topic, key=str(i).encode(), value=json.dumps({"id": str(i), "v": i}))
     assert producer.flush(10) == 0
-    cfg = write_config(tmp_path / "cfg.yaml", session_broker, f"""
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-""")
+    cfg = write_config(tmp_path / "cfg.yaml", session_broker, string_key_table(topic))
     store = tmp_path / "data"
     run = start_worker(cfg, "--processes", "2")
     wait_until(lambda: (read_status(store) or {}).get("caught_up") is True

@@ -13,21 +13,19 @@ import pytest
 from materializer.devbroker import DevBroker
 from materializer.errors import StoreError
 from materializer.store.presence import StorePresence
-from tests.support.workers import start_worker, wait_until, worker_running, write_config
+from tests.support.workers import (
+    start_worker,
+    string_key_table,
+    wait_until,
+    worker_running,
+    write_config,
+)
 
 
 def test_a_worker_whose_store_is_removed_stops_saying_so(tmp_path: Path,
                                                           session_broker: DevBroker) -> None:
     topic = session_broker.create_topic(partitions=1)
-    cfg = write_config(tmp_path / "cfg.yaml", session_broker, f"""
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-""")
+    cfg = write_config(tmp_path / "cfg.yaml", session_broker, string_key_table(topic))
     store = tmp_path / "data"
     proc = start_worker(cfg)
     wait_until(worker_running(store, proc), 60, "the worker to run", proc)

@@ -42,6 +42,12 @@ def write_config(path: Path, broker: DevBroker, body: str, group: str | None = N
     return path
 
 
+def string_key_table(topic: str) -> str:
+    """A declaration body: table `t` of `topic`, string keys, JSON values {id, v}."""
+    return (f"tables:\n  - name: t\n    topic: {topic}\n    columns: {{id: string, v: long}}\n"
+            "    primary_key: [id]\n    key_format: string\n    value_format: json\n")
+
+
 STARTED: list[subprocess.Popen[bytes]] = []
 _LOGS: dict[int, Path] = {}
 
