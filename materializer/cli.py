@@ -269,7 +269,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
     from materializer.ingest.progress import Progress  # noqa: PLC0415
-    from materializer.ingest.worker import Worker, ignore_stop_signals, install_signal_handlers  # noqa: PLC0415
+    from materializer.ingest.worker import Worker  # noqa: PLC0415
+    from materializer.shutdown import ignore_stop_signals, install_signal_handlers  # noqa: PLC0415
 
     stop = threading.Event()
     install_signal_handlers(stop)  # before anything slow: a SIGTERM at start still exits 0

@@ -1,12 +1,15 @@
-"""One step of a clean stop (leave the group, deliver change events, flush a producer),
-bounded by a deadline: the broker may not answer, and a stop must not wait for it."""
+"""A clean stop: the signals that ask for one (SIGTERM, SIGINT), and each of its steps
+(leave the group, deliver change events, flush a producer) bounded by a deadline: the
+broker may not answer, and a stop must not wait for it."""
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from materializer.errors import MaterializerError
 
@@ -33,3 +36,19 @@ def bounded(step: Callable[[], None], what: str, deadline: float,
     log.warning("%s did not finish within the shutdown grace; exiting anyway (committed "
                 "state is safe)", what)
     return False
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT ask the loop to finish its batch, commit and return."""
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def ignore_stop_signals() -> None:
+    """After a clean stop: SIGTERM and SIGINT are ignored (Python restores the default,
+    deadly action for its own handlers when the interpreter finalizes; an ignored signal
+    stays ignored)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -67,9 +67,10 @@ from materializer import gc_tuning
 from materializer.changes.drainer import OutboxDrainer
 from materializer.children import die_with_parent, signal_name
 from materializer.errors import ConfigError, MaterializerError
+from materializer.ingest.opening import Feed, open_registry, open_relations
 from materializer.ingest.status_merge import RetiredCounters, merge_statuses, read_status_file
 from materializer.ingest.topics import TopicReset
-from materializer.ingest.worker import Feed, Worker, open_registry, open_relations
+from materializer.ingest.worker import Worker
 from materializer.specs import Catalog, TableSpec
 from materializer.status import write_status, writer_identity
 from materializer.store import StoreLock

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters
+from materializer.ingest.opening import fatal_message, open_registry
 from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.resync import caught_up
 from materializer.ingest.snapshot import snapshot_after_rebuild
-from materializer.ingest.worker import POLL_TIMEOUT, fatal_message, open_registry
+from materializer.ingest.worker import POLL_TIMEOUT
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
 from materializer.status import UNCHANGED, rejection_counter
 from materializer.store import RelationWriter, StoreLock, relation_exists

@@ -19,8 +19,8 @@ import logging
 
 from materializer.errors import InfrastructureError, MaterializerError, NotFound, UsageError
 from materializer.ingest.apply import TableApplier
+from materializer.ingest.opening import open_registry
 from materializer.ingest.relation import Relation, open_relation
-from materializer.ingest.worker import open_registry
 from materializer.specs import Catalog, RelationSpec, TableSpec
 from materializer.store import StoreLock, relation_exists
 

@@ -14,17 +14,15 @@ Loop guarantees:
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from materializer.errors import MaterializerError, RecordRejectedFatal
-from materializer.ingest.announced import owe_snapshot_if_unannounced
 from materializer.ingest.apply import Rejected
 from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters
+from materializer.ingest.opening import Feed, fatal_message, open_registry, open_relations
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.resync import PendingSnapshots
@@ -37,7 +35,6 @@ from materializer.ingest.topics import (
     reset_message,
 )
 from materializer.ingest.worker_status import worker_status
-from materializer.protocols import SchemaRegistry
 from materializer.shutdown import bounded
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
 from materializer.status import (
@@ -47,7 +44,6 @@ from materializer.status import (
     write_status,
     writer_identity,
 )
-from materializer.store.layout import write_declared
 from materializer.store.presence import StorePresence
 from materializer.versions.schedule import SnapshotScheduler
 
@@ -58,53 +54,6 @@ STATUS_INTERVAL = 1.0
 SHUTDOWN_GRACE = 5.0
 """Seconds the shutdown steps may take after the loop stops, even with a broker that hangs
 (with the loop's own broker calls, at most 5 s each, SIGTERM takes at most about 10 s)."""
-
-
-@dataclass(slots=True)
-class Feed:
-    """A consumer and the relations its topics feed: the group's partitions for ordinary
-    relations, every partition (no group) for `replicated: true` tables."""
-
-    by_topic: dict[str, list[Relation]]
-    source: Any = None
-    generation: int = 0  # the source's assignment generation last checked
-
-    def start_offset(self, topic: str, partition: int) -> int | None:
-        """Where a partition starts: the lowest next offset of the relations it feeds."""
-        offs = [rel.next_offsets.get(partition) for rel in self.by_topic.get(topic, [])]
-        if not offs or any(o is None for o in offs):
-            return None
-        return min(o for o in offs if o is not None)
-
-
-def open_registry(catalog: Catalog) -> SchemaRegistry | None:
-    if catalog.schema_registry is None:
-        return None
-    from connectors.registry import open_registry as open_reg  # noqa: PLC0415
-
-    return open_reg(catalog.schema_registry)
-
-
-def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
-                   only: list[str] | None = None) -> list[Relation]:
-    """Every relation of the catalog (or those named in `only`), opened for writing; a
-    table that got `changes:` while it held rows owes its change topic a snapshot."""
-    relations = [open_relation(s, catalog.store_path, map_size=catalog.map_size,
-                               registry=registry)
-                 for s in catalog.relations if only is None or s.name in only]
-    for rel in relations:
-        owe_snapshot_if_unannounced(rel)
-    if only is None:  # readers refuse relations the store keeps and this no longer declares
-        write_declared(catalog.store_path, [rel.spec.name for rel in relations])
-    return relations
-
-
-def fatal_message(rel: Relation, r: Rejected) -> str:
-    """The clean stop message for a bad record under policy `fail`."""
-    return (f"{rel.spec.kind} {rel.spec.name}: bad record at topic {rel.spec.topic}, "
-            f"partition {r.partition}, offset {r.offset}: {r.message} "
-            f"(policy {'null_key' if r.reason == 'null_key' else 'on_error'}: fail; "
-            f"nothing after it was applied)")
 
 
 class Worker:
@@ -420,19 +369,3 @@ class Worker:
     def _publish_status(self, status: dict[str, Any]) -> None:
         """Write the status where readers look for it (`<store>/worker.json`)."""
         write_status(self.catalog.store_path, status)
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT ask the loop to finish its batch, commit and return."""
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def ignore_stop_signals() -> None:
-    """After a clean stop: SIGTERM and SIGINT are ignored (Python restores the default,
-    deadly action for its own handlers when the interpreter finalizes; an ignored signal
-    stays ignored)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

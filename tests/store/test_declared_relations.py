@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from materializer.api.app import create_app
 from materializer.catalog.load import load_catalog_text
 from materializer.errors import NotFound
-from materializer.ingest.worker import open_relations
+from materializer.ingest.opening import open_relations
 from materializer.specs import TableSpec
 from materializer.store import Store
 from tests.support.api import SpecWriter, columns

@@ -1,0 +1,62 @@
+"""What a worker opens before its loop: the schema registry, its relations (for writing),
+and the feeds (a consumer and the relations its topics feed); and the message a bad record
+under policy `fail` stops it with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from materializer.ingest.announced import owe_snapshot_if_unannounced
+from materializer.ingest.apply import Rejected
+from materializer.ingest.relation import Relation, open_relation
+from materializer.protocols import SchemaRegistry
+from materializer.specs import Catalog
+from materializer.store.layout import write_declared
+
+
+@dataclass(slots=True)
+class Feed:
+    """A consumer and the relations its topics feed: the group's partitions for ordinary
+    relations, every partition (no group) for `replicated: true` tables."""
+
+    by_topic: dict[str, list[Relation]]
+    source: Any = None
+    generation: int = 0  # the source's assignment generation last checked
+
+    def start_offset(self, topic: str, partition: int) -> int | None:
+        """Where a partition starts: the lowest next offset of the relations it feeds."""
+        offs = [rel.next_offsets.get(partition) for rel in self.by_topic.get(topic, [])]
+        if not offs or any(o is None for o in offs):
+            return None
+        return min(o for o in offs if o is not None)
+
+
+def open_registry(catalog: Catalog) -> SchemaRegistry | None:
+    if catalog.schema_registry is None:
+        return None
+    from connectors.registry import open_registry as open_reg  # noqa: PLC0415
+
+    return open_reg(catalog.schema_registry)
+
+
+def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
+                   only: list[str] | None = None) -> list[Relation]:
+    """Every relation of the catalog (or those named in `only`), opened for writing; a
+    table that got `changes:` while it held rows owes its change topic a snapshot."""
+    relations = [open_relation(s, catalog.store_path, map_size=catalog.map_size,
+                               registry=registry)
+                 for s in catalog.relations if only is None or s.name in only]
+    for rel in relations:
+        owe_snapshot_if_unannounced(rel)
+    if only is None:  # readers refuse relations the store keeps and this no longer declares
+        write_declared(catalog.store_path, [rel.spec.name for rel in relations])
+    return relations
+
+
+def fatal_message(rel: Relation, r: Rejected) -> str:
+    """The clean stop message for a bad record under policy `fail`."""
+    return (f"{rel.spec.kind} {rel.spec.name}: bad record at topic {rel.spec.topic}, "
+            f"partition {r.partition}, offset {r.offset}: {r.message} "
+            f"(policy {'null_key' if r.reason == 'null_key' else 'on_error'}: fail; "
+            f"nothing after it was applied)")
