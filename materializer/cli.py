@@ -1,50 +1,42 @@
 """`materializer` command line (SPEC §6).
 
-Exit codes: 0 success, 1 not found or runtime failure, 2 bad configuration or usage.
-Environment variables are read here and nowhere else.
+Exit codes: 0 success, 1 not found or runtime failure, 2 bad configuration or usage, 3 not
+known here (partitions not held, a cluster member's worker not running), 4 a key held by
+two partitions, 141 output cut short by its reader. Environment variables are read by the
+command line only (here and in `cli_common`). The read commands (`get`, `scan`) are in
+`cli_read`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from materializer.cli_common import api_token, load_config, print_json, relation_of
 from materializer.cli_parser import Command, build_parser
-from materializer.columns import key_signature
+from materializer.cli_read import cmd_get, cmd_scan
 from materializer.errors import (
     ConfigError,
     MaterializerError,
-    MemberNotRunning,
-    NotFound,
-    SchemaChangedError,
-    UsageError,
 )
-from materializer.keytext import key_from_text
 from materializer.logsetup import (
     LOG_FORMAT_ENV,
     setup_logging,
 )
-from materializer.specs import Catalog, RelationSpec, TableSpec
+from materializer.specs import Catalog, TableSpec
 
 log = logging.getLogger("materializer")
-
-
-def _load(path: str) -> Catalog:
-    from materializer.catalog import load_catalog  # noqa: PLC0415
-
-    return load_catalog(path, env=os.environ)
 
 
 def _load_worker(args: argparse.Namespace) -> Catalog:
     """The catalog with this worker's `--store`, `--listen`, `--advertise` (run, serve)."""
     from materializer.cluster.settings import with_overrides  # noqa: PLC0415
 
-    return with_overrides(_load(args.config), store=args.store, listen=args.listen,
+    return with_overrides(load_config(args.config), store=args.store, listen=args.listen,
                           advertise=args.advertise)
 
 
@@ -55,166 +47,19 @@ def _worker_flags(args: argparse.Namespace) -> list[str]:
             for x in (flag, v)]
 
 
-def _store(catalog: Catalog) -> Any:
-    from materializer.store import Store  # noqa: PLC0415
-
-    return Store.open(catalog.store_path, catalog.default_schema)
-
-
-def _relation(catalog: Catalog, name: str) -> RelationSpec:
-    try:
-        return catalog.relation(name)
-    except KeyError:
-        names = ", ".join(r.name for r in catalog.relations) or "none"
-        raise NotFound(f"no table or stream named {name!r} in the catalog (declared: {names})") \
-            from None
-
-
-def _view(store: Any, spec: RelationSpec, as_of: str | None) -> Any:
-    """The store's view of `spec`, refusing one whose key is not the declared one: the key
-    values given are read in the declared key's order and types, so a key reordered or
-    retyped since (`run` refuses it until a rebuild) would look up another row."""
-    if as_of is None:
-        from materializer.cluster.view import member_not_running  # noqa: PLC0415
-
-        if (why := member_not_running(store.data_dir)) is not None:
-            raise MemberNotRunning(f"{spec.name}: {why}")
-    view = store.stream(spec.name, as_of) if spec.kind == "stream" \
-        else store.table(spec.name, as_of)
-    _same_key(spec, view.key_columns, view.key_types, "the local state",
-              f"Run `materializer rebuild CONFIG {spec.name}` (or read with the declaration "
-              "the state was built with)")
-    return view
-
-
-def _remote(client: Any, spec: RelationSpec, url: str) -> Any:
-    """The cluster's `spec` (`--url`), refusing one whose key is not the declared one (the
-    key values given would be sent as another key: the workers run another declaration)."""
-    rel = client.stream(spec.name) if spec.kind == "stream" else client.table(spec.name)
-    _same_key(spec, rel.schema.key, rel.schema.key_types(), f"what the workers at {url} serve",
-              "Read with the declaration the workers run")
-    return rel
-
-
-def _same_key(spec: RelationSpec, columns: Sequence[str], types: Sequence[Any], where: str,
-              fix: str) -> None:
-    held = key_signature(columns, types)
-    declared = key_signature(spec.key_columns, spec.key_types)
-    if held != declared:
-        raise SchemaChangedError(
-            f"{spec.name}: the declaration no longer matches {where}: key "
-            f"({', '.join(held)}) is declared as ({', '.join(declared)}). {fix}")
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
-
-
 # --------------------------------------------------------------------------- commands
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from materializer.catalog import describe  # noqa: PLC0415
 
-    catalog = _load(args.config)
+    catalog = load_config(args.config)
     print(describe(catalog))
     return 0
 
 
-def _key_texts(texts: Sequence[str], what: str) -> Sequence[str]:
-    """Key values as given on the command line; UsageError for one that is not UTF-8 (its
-    bytes reach Python as lone surrogates, which no key holds): the same answer locally
-    and with --url, before anything is read."""
-    for s in texts:
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UsageError(f"{what} {s[:40]!r} is not UTF-8 text") from None
-    return texts
-
-
-def _limit(limit: int | None) -> None:
-    if limit is not None and limit < 1:
-        raise UsageError(f"--limit must be 1 or more, got {limit}")
-
-
-def cmd_get(args: argparse.Namespace) -> int:
-    catalog = _load(args.config)
-    spec = _relation(catalog, args.table)
-    if len(args.key) != len(spec.key_columns):
-        raise UsageError(f"{spec.name} has key ({', '.join(spec.key_columns)}): give "
-                         f"{len(spec.key_columns)} value(s), got {len(args.key)}")
-    _limit(args.limit)
-    key = key_from_text(spec.key_columns, spec.key_types, _key_texts(args.key, "key value"))
-    if args.url:
-        return _remote_get(args, catalog, spec, key)
-    with _store(catalog) as store:
-        view = _view(store, spec, args.as_of)
-        if spec.kind == "stream":
-            events = view.events(key, args.limit, json_form=True)
-            for e in events:
-                _print_json(e)
-            return 0 if events else 1
-        row = view.get(key, json_form=True)
-    if row is None:
-        when = f" as of snapshot {args.as_of}" if args.as_of else ""
-        print(f"{spec.name}: no row for key {list(key)}{when}", file=sys.stderr)
-        return 1
-    _print_json(row)
-    return 0
-
-
-def cmd_scan(args: argparse.Namespace) -> int:
-    catalog = _load(args.config)
-    spec = _relation(catalog, args.table)
-    if len(args.prefix or []) > len(spec.key_columns):
-        raise UsageError(f"--prefix has more values than the key ({', '.join(spec.key_columns)})")
-    _limit(args.limit)
-    prefix = key_from_text(spec.key_columns, spec.key_types,
-                           _key_texts(args.prefix or [], "--prefix value"))
-    if args.url:
-        if spec.kind == "stream":
-            raise UsageError(f"scan --url reads tables; {spec.name} is a stream: read a key's "
-                             "events with get --url")
-        with _client(args, catalog) as client:
-            for row in _remote(client, spec, args.url).scan(prefix, args.limit, json_form=True):
-                _print_json(row)
-        return 0
-    with _store(catalog) as store:
-        for row in _view(store, spec, args.as_of).scan(prefix, args.limit, json_form=True):
-            _print_json(row)
-    return 0
-
-
-def _client(args: argparse.Namespace, catalog: Catalog) -> Any:
-    """`materializer.Client` for `--url` (the token from `api.token_env`)."""
-    if args.as_of:
-        raise UsageError("--as-of reads a snapshot of the local store: drop --url")
-    from materializer.client import Client  # noqa: PLC0415
-
-    return Client(args.url, token=_token(catalog))
-
-
-def _remote_get(args: argparse.Namespace, catalog: Catalog, spec: RelationSpec,
-                key: tuple[Any, ...]) -> int:
-    """`get --url`: the key through the cluster (any worker, routed by the client)."""
-    with _client(args, catalog) as client:
-        rel = _remote(client, spec, args.url)
-        if spec.kind == "stream":
-            events = rel.events(key, args.limit, json_form=True)
-            for e in events:
-                _print_json(e)
-            return 0 if events else 1
-        row = rel.get(key, json_form=True)
-    if row is None:
-        print(f"{spec.name}: no row for key {list(key)}", file=sys.stderr)
-        return 1
-    _print_json(row)
-    return 0
-
-
 def cmd_status(args: argparse.Namespace) -> int:
-    catalog = _load(args.config)
+    catalog = load_config(args.config)
     from materializer.report import flag_problems, format_status, status_rows  # noqa: PLC0415
 
     problems: list[str] = []
@@ -226,7 +71,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     annotate(rows, routing)
     if args.json:
         for r in rows:
-            _print_json(r)
+            print_json(r)
     else:
         print(format_status(rows))
         if routing is not None:
@@ -240,11 +85,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     for line in flagged:
         print(f"materializer: {line}", file=sys.stderr)
     return 1 if flagged else 0
-
-
-def _token(catalog: Catalog) -> str | None:
-    env = catalog.api.token_env
-    return os.environ.get(env) or None if env else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -261,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  store=args.store, listen=args.listen, advertise=args.advertise)
     else:
         catalog = _load_worker(args)
-    serve(catalog, _token(catalog))
+    serve(catalog, api_token(catalog))
     return 0
 
 
@@ -306,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         worker = Worker(catalog, batch_size=args.batch_size, progress=Progress(),
                         stop_event=stop)
-    worker.api_token = _token(catalog)  # cluster: copies of partitions from other workers
+    worker.api_token = api_token(catalog)  # cluster: copies of partitions from other workers
     if isinstance(worker, Worker):
         worker.join_cluster()  # before the API: it routes by this run's membership only
     api_proc = None
@@ -319,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             api_failed.append(code)
             stop.set()
 
-        check_listen(catalog, _token(catalog))
+        check_listen(catalog, api_token(catalog))
         api_proc = ApiChild(args.config, api_exited, _worker_flags(args))
     from materializer import gc_tuning  # noqa: PLC0415
 
@@ -355,8 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from materializer.ingest.rebuild import rebuild  # noqa: PLC0415
 
-    catalog = _load(args.config)
-    spec = _relation(catalog, args.table)
+    catalog = load_config(args.config)
+    spec = relation_of(catalog, args.table)
     from materializer import gc_tuning  # noqa: PLC0415
 
     gc_tuning.settle()
@@ -368,8 +208,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_resnapshot(args: argparse.Namespace) -> int:
     from materializer.ingest.snapshot import resnapshot  # noqa: PLC0415
 
-    catalog = _load(args.config)
-    spec = _relation(catalog, args.table)
+    catalog = load_config(args.config)
+    spec = relation_of(catalog, args.table)
     n = resnapshot(catalog, spec, what=f"materializer resnapshot {args.config} {args.table}")
     topic = spec.changes.topic if isinstance(spec, TableSpec) and spec.changes else "?"
     print(f"{spec.name}: {n} snapshot event(s) (op r) delivered to {topic}")
@@ -380,7 +220,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
     """`snapshot`, `snapshots`, `diff`: see `materializer.versions.commands`."""
     from materializer.versions.commands import run  # noqa: PLC0415
 
-    return run(args, _load(args.config))
+    return run(args, load_config(args.config))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -1,0 +1,44 @@
+"""What the commands share: the declaration file read (with the environment: `${VAR}`),
+a relation of it, the store, the API token (from the environment variable
+`api.token_env` names), and JSON lines on stdout. Environment variables are read by the
+command line only (here and in `materializer.cli`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from materializer.errors import NotFound
+from materializer.specs import Catalog, RelationSpec
+
+
+def load_config(path: str) -> Catalog:
+    from materializer.catalog import load_catalog  # noqa: PLC0415
+
+    return load_catalog(path, env=os.environ)
+
+
+def open_store(catalog: Catalog) -> Any:
+    from materializer.store import Store  # noqa: PLC0415
+
+    return Store.open(catalog.store_path, catalog.default_schema)
+
+
+def relation_of(catalog: Catalog, name: str) -> RelationSpec:
+    try:
+        return catalog.relation(name)
+    except KeyError:
+        names = ", ".join(r.name for r in catalog.relations) or "none"
+        raise NotFound(f"no table or stream named {name!r} in the catalog (declared: {names})") \
+            from None
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+
+
+def api_token(catalog: Catalog) -> str | None:
+    env = catalog.api.token_env
+    return os.environ.get(env) or None if env else None
