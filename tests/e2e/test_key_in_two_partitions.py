@@ -33,9 +33,9 @@ tables:
 """)
     materialize(cfg, {"users": {0: 2, 1: 1}})
     ambiguous = run_cli("get", str(cfg), "users", "1")
-    assert ambiguous.returncode == 1 and ambiguous.stdout == ""
+    assert ambiguous.returncode == 4 and ambiguous.stdout == ""  # not 1, "no row"
     assert "users: key 1 is held by partitions 0 and 1" in ambiguous.stderr
     scan = run_cli("scan", str(cfg), "users")
-    assert scan.returncode == 1 and "held by partitions 0 and 1" in scan.stderr
+    assert scan.returncode == 4 and "held by partitions 0 and 1" in scan.stderr
     other = run_cli("get", str(cfg), "users", "2")
     assert other.returncode == 0 and json.loads(other.stdout) == {"id": 2, "name": "two"}
