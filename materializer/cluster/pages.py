@@ -8,8 +8,12 @@ Guarantees (with those of `router`):
   key order: valid across pages, workers and rebalances.
 - A page, or "no events", is answered only when the owners asked covered every partition
   together; otherwise 503 with Retry-After.
-- Stream events from several owners are merged newest first (by event time, then offset),
-  as one worker orders them.
+- Stream events are asked of every owner (one key's events may be in several partitions:
+  producers that partition differently, a topic whose partition count grew) and merged
+  newest first (by event time, then offset), as one worker orders them; an event two owners
+  both answered (a partition moving between them) counts once. The answer needs every
+  partition covered, else 503: the owner of the key's partition alone would leave out the
+  events the others hold, and those may be the newest.
 """
 
 from __future__ import annotations
@@ -113,22 +117,24 @@ async def route_scan(router: ClusterRouter, request: Request, table: str, prefix
 
 
 def stamped_events(rel: ApiRelation, key: tuple[Any, ...], limit: int
-                   ) -> list[tuple[int, int, Any]]:
-    """This store's newest `limit` events of `key` as (event time, offset, value), as
-    `StreamView.events` chooses them: the `limit` most recently appended events of each
-    partition, newest first by event time (then offset)."""
+                   ) -> list[tuple[int, int, int, Any]]:
+    """This store's newest `limit` events of `key` as (event time, offset, partition,
+    value), as `StreamView.events` chooses them: the `limit` most recently appended events
+    of each partition, newest first by event time (then offset)."""
     per_partition: dict[int, list[dict[str, Any]]] = {}
     # offset order in a partition
     for e in rel.stream.scan(key, None, json_form=True, held_only=True):
         per_partition.setdefault(e["partition"], []).append(e)
     events = [e for appended in per_partition.values() for e in appended[-limit:]]
     events.sort(key=lambda e: (e["timestamp"], e["offset"]), reverse=True)
-    return [(e["timestamp"], e["offset"], e["value"]) for e in events[:limit]]
+    return [(e["timestamp"], e["offset"], e["partition"], e["value"])
+            for e in events[:limit]]
 
 
 async def route_events(router: ClusterRouter, request: Request, stream: str, limit: int
                        ) -> Response | None:
-    """`GET /streams/{s}/keys/{k...}/events?limit=` across the owners."""
+    """`GET /streams/{s}/keys/{k...}/events?limit=` across the owners: every owner, as one
+    key's events may be in any partition (see the module doc)."""
     from materializer.api.routes import error_response  # noqa: PLC0415
     from materializer.cluster.router import json_response  # noqa: PLC0415
 
@@ -138,47 +144,39 @@ async def route_events(router: ClusterRouter, request: Request, stream: str, lim
         key = rel.key_from_text(path_segments(path, 4, -1))
         if FORWARDED in request.headers:
             got = stamped_events(rel, key, limit)
-            return router._answer_locally(rel, {"events": [v for _, _, v in got],
-                                                "order": [[ts, o] for ts, o, _ in got]})
+            return router._answer_locally(rel, {"events": [v for _, _, _, v in got],
+                                                "order": [[ts, o, p] for ts, o, p, _ in got]})
         t = router.target(rel)
         if t is None:
             return None
-        kt = rel.view.key_tuple(key)
     except (MaterializerError, ValueError) as e:
         return error_response(e)
     key_raw = b"/".join(path.split(b"/")[4:-1])  # as sent: stream_path re-encodes it
-    p = t.partition(kt)
-    owner = t.owners.get(p) if p is not None else None
-    members = t.owner_members()
-    first = [owner] if owner is not None else (members if p is None else [])
-    found: list[tuple[int, int, Any]] = []
+    # (event time, offset, value) by ("p", partition, offset), so that an event two owners
+    # both answered counts once; an answer without partitions (an older worker's) apart
+    found: dict[tuple[Any, ...], tuple[int, int, Any]] = {}
     covered: set[int] = set()
-    asked: set[str] = set()
-
-    async def ask(who: list[Any]) -> None:
-        remote = [m for m in who if m.id != t.me.id and m.id not in asked]
-        answers = await asyncio.gather(*[
-            router.forwarder.call(m, "GET", stream_path(t.name, key_raw),
-                                  params={"limit": limit}, what="events") for m in remote])
-        for m, ans in zip(remote, answers, strict=True):
-            asked.add(m.id)
-            body = ans.body
-            if ans.ok and ans.status == 200 and isinstance(body, dict) \
-                    and isinstance(body.get("order"), list) \
-                    and len(body["order"]) == len(body.get("events") or []):
-                covered.update(ans.covered)
-                found.extend((int(ts), int(o), v) for (ts, o), v in
-                             zip(body["order"], body["events"], strict=True))
-        if any(m.id == t.me.id for m in who) and t.me.id not in asked:
-            asked.add(t.me.id)
-            found.extend(stamped_events(rel, key, limit))
-            covered.update(router.local_covered(rel, t))
-
-    await ask(first)
-    if not found:
-        await ask(members)
-        problem = _uncovered(t, covered)
-        if problem is not None:
-            return problem
-    found.sort(key=lambda e: (e[0], e[1]), reverse=True)
-    return json_response({"events": [v for _, _, v in found[:limit]]})
+    owners = t.owner_members()
+    remote = [m for m in owners if m.id != t.me.id]
+    answers = await asyncio.gather(*[
+        router.forwarder.call(m, "GET", stream_path(t.name, key_raw),
+                              params={"limit": limit}, what="events") for m in remote])
+    for i, ans in enumerate(answers):
+        body = ans.body
+        if ans.ok and ans.status == 200 and isinstance(body, dict) \
+                and isinstance(body.get("order"), list) \
+                and len(body["order"]) == len(body.get("events") or []):
+            covered.update(ans.covered)
+            for n, (stamp, v) in enumerate(zip(body["order"], body["events"], strict=True)):
+                ts, o = int(stamp[0]), int(stamp[1])
+                ident = ("p", int(stamp[2]), o) if len(stamp) > 2 else ("answer", i, n)
+                found.setdefault(ident, (ts, o, v))
+    if any(m.id == t.me.id for m in owners):
+        for ts, o, p, v in stamped_events(rel, key, limit):
+            found.setdefault(("p", p, o), (ts, o, v))
+        covered.update(router.local_covered(rel, t))
+    problem = _uncovered(t, covered)
+    if problem is not None:
+        return problem
+    merged = sorted(found.values(), key=lambda e: (e[0], e[1]), reverse=True)
+    return json_response({"events": [v for _, _, v in merged[:limit]]})

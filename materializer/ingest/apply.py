@@ -284,6 +284,10 @@ class StreamApplier:
         self.value_decoder = value_decoder
         self.null_key = (None,) * len(spec.key_columns)
         self.retime = event_times(spec, layout)  # None: the record timestamps stand
+        # key columns declared NOT NULL: a null key (or key column) there is a bad record,
+        # never an event holding NULL where the declaration says it cannot be
+        self.not_null_keys = tuple((i, c) for i, c in enumerate(spec.key_columns)
+                                   if spec.column(c).not_null)
 
     def apply(self, pw: PartitionWriter, partition: int, records: Sequence[SourceRecord],
               start_offset: int = 0) -> PartitionOutcome:
@@ -301,6 +305,10 @@ class StreamApplier:
             try:
                 kraw = rec.key()
                 kt = self.null_key if kraw is None else kdec(kraw)
+                for i, name in self.not_null_keys:
+                    if kt[i] is None:
+                        raise RecordError(f"key column {name!r} is NOT NULL but the key "
+                                          "has it null", "null_key")
                 kb = encode_key(kenc, kt, STREAM_KEY_SUFFIX)
                 raw = rec.value()
                 if raw is None:

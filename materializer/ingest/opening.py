@@ -56,7 +56,8 @@ def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
 
 def fatal_message(rel: Relation, r: Rejected) -> str:
     """The clean stop message for a bad record under policy `fail`."""
+    # a stream has no `null_key` policy: its null keys (in a NOT NULL key column) go by on_error
+    policy = "null_key" if r.reason == "null_key" and rel.spec.kind == "table" else "on_error"
     return (f"{rel.spec.kind} {rel.spec.name}: bad record at topic {rel.spec.topic}, "
             f"partition {r.partition}, offset {r.offset}: {r.message} "
-            f"(policy {'null_key' if r.reason == 'null_key' else 'on_error'}: fail; "
-            f"nothing after it was applied)")
+            f"(policy {policy}: fail; nothing after it was applied)")

@@ -71,8 +71,9 @@ class RelationReader:
 
     Partitions marked revoked from this store's worker (another worker holds them, or the
     group session was lost with the broker) are not read, so a read that misses while
-    there are any cannot say "absent": `get`, `get_many` (a miss), `events` (none) and
-    `scan` raise PartitionsNotHeld then, unless `held_only=True` asks for the partitions
+    there are any cannot say "absent": `get`, `get_many` (a miss), `events` (any: one
+    key's events may be in several partitions, the newest in a revoked one) and `scan`
+    raise PartitionsNotHeld then, unless `held_only=True` asks for the partitions
     this store holds alone (what a cluster worker answers for its own). Views of a
     snapshot raise likewise when the snapshot was taken while partitions were revoked (a
     cluster worker's snapshot holds its own partitions only).

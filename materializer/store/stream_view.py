@@ -29,7 +29,9 @@ class StreamView(RelationReader):
     def events(self, key: Any, limit: int = 10, *, json_form: bool = False,
                held_only: bool = False) -> list[dict[str, Any] | None]:
         """The newest `limit` events of `key` (None for a tombstone), newest first; none
-        while partitions are revoked: PartitionsNotHeld (see the class, `held_only`)."""
+        while partitions are revoked: PartitionsNotHeld (see the class, `held_only`), also
+        when held partitions have events of the key: one key's events may be in several
+        partitions, and a revoked one may hold the newest."""
         if limit < 1:
             raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
         g = self._gen()
@@ -51,7 +53,7 @@ class StreamView(RelationReader):
                     found.append((ts, p, split_stream_key(k)[1], payload))
                     n += 1
                     ok = cur.prev()
-        if not found and not held_only:
+        if not held_only:  # after the read: a partition revoked meanwhile counts too
             self.require_held()
         found.sort(key=lambda e: (e[0], e[2]), reverse=True)
         return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]

@@ -55,7 +55,8 @@ def test_a_miss_while_partitions_are_not_held_is_503_not_absent(
         assert c.post("/tables/users/lookup", json={"keys": [[3]]}).json()["rows"][0]["id"] == 3
         assert c.post("/tables/users/lookup", json={"keys": [[3], [4]]}).status_code == 503
         assert c.get("/tables/users/rows").status_code == 503  # a page without their rows
-        assert c.get("/streams/clicks/keys/u1/events").status_code == 200  # partition 0
+        # events of partition 0: partition 1 may hold newer events of the key (503)
+        assert c.get("/streams/clicks/keys/u1/events").status_code == 503
         assert c.get("/streams/clicks/keys/u9/events").status_code == 503
         for name in (USERS.name, CLICKS.name):  # held again: answered as before
             assert writers[name].writer.set_revoked([1], False)
@@ -87,7 +88,9 @@ def test_python_reads_raise_instead_of_answering_absent(
                 read()
             assert e.value.partitions == frozenset({1}) and e.value.exit_code == 3
         assert [r["id"] for r in users.get_many([3, 6])] == [3, 6]
-        assert clicks.events("u1")  # events found in a held partition
+        with pytest.raises(PartitionsNotHeld):  # events found in a held partition: the
+            clicks.events("u1")  # revoked one may hold newer events of the key
+        assert clicks.events("u1", held_only=True)
         # the partitions this store holds, asked for as such (what a cluster worker does)
         assert users.get(4, held_only=True) is None
         assert users.get_many([3, 4], held_only=True)[1] is None
@@ -124,7 +127,8 @@ streams:
 """)
     held = run_cli("get", str(cfg), "users", "3")
     assert held.returncode == 0 and json.loads(held.stdout)["id"] == 3, held.stderr
-    for args in (("get", "users", "4"), ("scan", "users"), ("get", "clicks", "u9")):
+    for args in (("get", "users", "4"), ("scan", "users"), ("get", "clicks", "u9"),
+                 ("get", "clicks", "u1")):
         got = run_cli(args[0], str(cfg), *args[1:])
         assert got.returncode == 3, (args, got.stdout, got.stderr)
         assert "partitions 1 of public." in got.stderr and "not held" in got.stderr
@@ -193,3 +197,22 @@ def test_metrics_export_no_stale_copy_of_a_revoked_partition(
         text = c.get("/metrics").text
         assert 'materializer_rows{relation="public.users",partition="1"} 10' in text
         assert "materializer_partition_revoked" not in text
+
+
+def test_a_stream_key_in_a_held_and_a_revoked_partition_is_not_answered_in_part(
+        tmp_path: Path) -> None:
+    """A key's events in partitions 0 and 1, the newer ones in 1, which is revoked: the
+    store answered partition 0's older events as the newest (200, no error)."""
+    clicks = SpecWriter(str(tmp_path), CLICKS)
+    clicks.write([("u1", {"url": "/old", "n": 1})], partition=0, ts=1_000)
+    clicks.write([("u1", {"url": "/new", "n": 2})], partition=1, ts=2_000)
+    assert clicks.writer.set_revoked([1], True)
+    with Store.open(tmp_path) as store:
+        with pytest.raises(PartitionsNotHeld):
+            store.stream("clicks").events("u1", limit=1)
+        assert [e["n"] for e in store.stream("clicks").events("u1", held_only=True)] == [1]
+    with TestClient(create_app(str(tmp_path), None)) as c:
+        assert c.get("/streams/clicks/keys/u1/events?limit=1").status_code == 503
+    assert clicks.writer.set_revoked([1], False)
+    with Store.open(tmp_path) as store:
+        assert [e["n"] for e in store.stream("clicks").events("u1", limit=1)] == [2]

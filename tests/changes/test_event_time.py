@@ -170,7 +170,7 @@ def test_a_clusters_events_are_chosen_as_the_stores(tmp_path: Path) -> None:
         api = ApiRelation(clicks, key_text_parser(clicks.key_columns, clicks.key_types))
         for limit in (1, 2, 3, 10):
             want = [e and e["url"] for e in clicks.events("u1", limit=limit, json_form=True)]
-            got = [v and v["url"] for _, _, v in stamped_events(api, ("u1",), limit)]
+            got = [v and v["url"] for _, _, _, v in stamped_events(api, ("u1",), limit)]
             assert got == want, limit
         # the 2 appended last in each partition (days 2 and 1), newest first by time
         assert [e and e["url"] for e in clicks.events("u1", limit=2)] == ["/12", "/02"]

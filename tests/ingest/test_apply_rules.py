@@ -370,6 +370,32 @@ def test_stream_keeps_null_keys_and_tombstones(tmp_path: Path) -> None:
     assert h.events(None) == [{"user_id": None, "url": "/anon"}]
 
 
+def test_a_not_null_stream_key_column_refuses_a_null_key(tmp_path: Path) -> None:
+    """A stream key column declared NOT NULL stored null-key events with NULL in it (the
+    row, `GET /tables` and every read then contradicted the declaration): such a record is
+    a bad record (`null_key`, routed by `on_error`); a nullable key column keeps them."""
+    h = Harness(tmp_path, spec_of(
+        "CREATE STREAM clicks (user_id STRING NOT NULL KEY, region STRING KEY, url STRING) "
+        "WITH (kafka_topic='clicks', key_format='json', on_error='skip')"))
+    recs = [FakeRecord(None, enc({"url": "/none"}), 0, 1000),
+            FakeRecord(b"null", enc({"url": "/null"}), 1, 1001),
+            FakeRecord(enc({"user_id": None, "region": "eu"}), enc({"url": "/field"}), 2, 1002),
+            FakeRecord(enc({"user_id": "u1", "region": None}), enc({"url": "/ok"}), 3, 1003)]
+    out = h.apply(recs)
+    assert [(r.offset, r.reason) for r in out.rejected] == [(0, "null_key"), (1, "null_key"),
+                                                            (2, "null_key")]
+    assert out.applied == 1 and out.next_offset == 4
+    assert h.events(("u1", None)) == [{"user_id": "u1", "region": None, "url": "/ok"}]
+    assert h.events((None, None)) == [] and h.events((None, "eu")) == []
+    # under `fail` (the default) the worker stops naming the policy a stream has: on_error
+    from materializer.ingest.worker import fatal_message
+
+    strict = Harness(tmp_path / "strict", replace(h.spec, on_error="fail"))
+    out = strict.apply([FakeRecord(None, enc({"url": "/none"}), 0, 1000)])
+    assert out.fatal is not None and out.fatal.reason == "null_key"
+    assert "(policy on_error: fail;" in fatal_message(strict.rel, out.fatal)
+
+
 def test_stream_trims_to_max_events_per_key(tmp_path: Path) -> None:
     h = stream(tmp_path, "max_events_per_key=3")
     h.apply(srecs(h, *[("u1", {"url": f"/{i}"}) for i in range(5)], ("u2", {"url": "/z"})))

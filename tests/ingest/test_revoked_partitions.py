@@ -48,6 +48,9 @@ def test_readers_skip_revoked_partitions(tmp_path: Path) -> None:
         assert view.get_many([1, 2, 4], held_only=True) == [None, view.get(2), None]
         assert len(view) == 20 and all(r["id"] % 3 != 1 for r in view.scan(held_only=True))
         assert stream.events("u1", held_only=True) == []
+        with pytest.raises(PartitionsNotHeld):  # events of partition 0 only: not all
+            stream.events("u0")
+        assert len(stream.events("u0", held_only=True)) == 1
         assert len(stream.scan(held_only=True)) == 2
         # progress is still reported for every partition, with the mark
         stats = {s["partition"]: s for s in view.partition_stats()}
