@@ -21,8 +21,9 @@ Converter = Callable[[Any], Any]
 
 
 def scaled(unscaled: int, scale: int) -> decimal.Decimal:
-    """unscaled * 10**-scale, exactly (whatever the decimal context's precision)."""
-    return decimal.Decimal(f"{unscaled}E-{scale}")
+    """unscaled * 10**-scale, exactly (whatever the decimal context's precision); a
+    negative scale (Java's BigDecimal has them: Protobuf and Connect decimals) multiplies."""
+    return decimal.Decimal(f"{unscaled}E{-scale}")
 
 
 def scaled_text(unscaled: int, scale: int) -> str:

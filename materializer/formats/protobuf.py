@@ -12,12 +12,14 @@ Fields are matched to declared columns by name (exactly, else an unambiguous
 case-insensitive match, as ksqlDB upper-cases names); fields that are not columns are
 ignored, a column the message lacks is null. Values:
 - scalars as they are (int32/64, uint, sint, fixed: int; float, double; bool; string;
-  bytes); an enum as its value's name (its number if the schema does not name it);
+  bytes); an enum as its value's name (the first of its aliases; its number if the
+  schema does not name it);
 - a field with presence (proto3 `optional`, a oneof member, a message field) that is
   not set is null; a proto3 scalar without presence that is not set is its default
   (0, "", false), as every Protobuf reader sees it;
 - google.protobuf.Timestamp -> timestamp, google.type.Date -> date,
-  google.type.TimeOfDay -> time, confluent.type.Decimal -> decimal (exact), the
+  google.type.TimeOfDay -> time, confluent.type.Decimal (any scale) and
+  google.type.Decimal -> decimal (exact), the
   wrappers (Int32Value, StringValue, ...) -> their value, Struct / Value / ListValue ->
   JSON data; another message -> an object of its fields (for a json column);
   repeated -> array, map -> map (keys as text).
@@ -34,6 +36,8 @@ registry (`schema_registry.url`).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -53,6 +57,10 @@ MAX_INDEXES = 64
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MIDNIGHT = dt.datetime(1970, 1, 1)
+_MAX_NANOS = 999_999_999
+_GOOGLE_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""google.type.Decimal's `value`: digits with an optional point and exponent (no
+whitespace, underscores, NaN or Infinity, which Python's Decimal would also read)."""
 Conv = Callable[[Any], Any]
 
 
@@ -108,6 +116,9 @@ def _presence(fd: Any) -> bool:
 
 
 def _timestamp(m: Any) -> dt.datetime:
+    if not 0 <= m.nanos <= _MAX_NANOS:  # a timedelta would carry them into the seconds
+        raise ValueError(f"Timestamp nanos {m.nanos} are outside 0..{_MAX_NANOS}: not a "
+                         "valid Timestamp")
     try:
         return _EPOCH + dt.timedelta(seconds=m.seconds, microseconds=m.nanos // 1000)
     except OverflowError as e:
@@ -126,6 +137,14 @@ def _decimal(m: Any) -> Any:
     return scaled(int.from_bytes(m.value, "big", signed=True), m.scale)
 
 
+def _google_decimal(m: Any) -> decimal.Decimal:
+    text = m.value
+    if _GOOGLE_DECIMAL.fullmatch(text) is None:
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"google.type.Decimal value {shown!r} is not a decimal number")
+    return decimal.Decimal(text)
+
+
 def _json_data(m: Any) -> Any:
     from google.protobuf import json_format  # noqa: PLC0415 - protobuf is optional
 
@@ -139,6 +158,7 @@ def _wrapped(m: Any) -> Any:
 _WELL_KNOWN: dict[str, Conv] = {
     "google.protobuf.Timestamp": _timestamp, "google.type.Date": _date,
     "google.type.TimeOfDay": _time_of_day, "confluent.type.Decimal": _decimal,
+    "google.type.Decimal": _google_decimal,
     "google.protobuf.Struct": _json_data, "google.protobuf.Value": _json_data,
     "google.protobuf.ListValue": _json_data,
     **{f"google.protobuf.{w}Value": _wrapped for w in (
@@ -178,7 +198,11 @@ class _Plans:
 
     def _single(self, fd: Any) -> Conv | None:
         if fd.enum_type is not None:
-            names = {v.number: v.name for v in fd.enum_type.values}
+            # a number's name is the first declared for it (an alias, allow_alias, is a
+            # later name for the same number), as every Protobuf reader names it
+            names: dict[int, str] = {}
+            for v in fd.enum_type.values:
+                names.setdefault(v.number, v.name)
             return lambda n: names.get(n, n)
         msg = fd.message_type
         if msg is None:

@@ -12,7 +12,9 @@ dependencies:
 - the files confluent-kafka's serializers never send as references, because every
   reader has them: `google/protobuf/*.proto` (the protobuf package),
   `google/type/*.proto` (the googleapis-common-protos package, if installed) and
-  `confluent/meta.proto`, `confluent/type/decimal.proto` (built here).
+  the `confluent/*.proto` files confluent-kafka ships (`meta.proto`, `type/decimal.proto`,
+  `type/variant.proto`, ...; `confluent/meta.proto` and `confluent/type/decimal.proto` are
+  built here when it does not have them).
 
 `message_at(pool_file, indexes)` finds the message a record names by its
 message-index path (Confluent wire format: the index of a top-level message in the
@@ -100,6 +102,17 @@ _BUILT_HERE = {"confluent/type/decimal.proto": _confluent_decimal,
 
 def _builtin(name: str) -> bytes | None:
     """The serialized descriptor of a file every reader is expected to have, or None."""
+    if name.startswith("confluent/") and name.endswith(".proto"):
+        # confluent-kafka's own copies first: its serializers treat every confluent/ file
+        # as built in (never a reference), and newer releases add files (type/variant.proto,
+        # types/decimal.proto) and fields (meta.proto's rules) to the ones built here
+        module = "confluent_kafka.schema_registry." + name[:-len(".proto")].replace("/", ".")
+        try:
+            desc = importlib.import_module(module + "_pb2").DESCRIPTOR
+        except Exception:  # noqa: BLE001 - missing, or its gencode refuses this protobuf
+            desc = None
+        if desc is not None and desc.name == name:
+            return bytes(desc.serialized_pb)
     make = _BUILT_HERE.get(name)
     if make is not None:
         return bytes(make().SerializeToString())
