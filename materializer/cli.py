@@ -60,7 +60,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     catalog = load_config(args.config)
-    from materializer.report import flag_problems, format_status, status_rows  # noqa: PLC0415
+    from materializer.report import (  # noqa: PLC0415
+        flag_problems,
+        format_status,
+        status_rows,
+        worker_state_note,
+    )
 
     problems: list[str] = []
     missing: list[str] = []
@@ -76,6 +81,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(format_status(rows))
         if routing is not None:
             print("\n" + format_cluster(catalog, routing))
+    note = worker_state_note(catalog.store_path)
+    if note is not None:  # said, not an error: a stopped worker's store is read as it is
+        print(f"materializer: {note}", file=sys.stderr)
     if problems:
         bootstrap = catalog.kafka_config.get("bootstrap.servers", "?")
         print(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "

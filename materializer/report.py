@@ -13,7 +13,7 @@ from typing import Any
 
 from materializer.errors import InfrastructureError, NotFound
 from materializer.specs import Catalog
-from materializer.status import lag, totals
+from materializer.status import fresh_age, lag, read_status, totals, writer_gone
 from materializer.store import Store
 
 
@@ -124,3 +124,28 @@ def format_status(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
                                for i, (cell, w) in enumerate(zip(line, widths, strict=True)))
                      for line in lines)
+
+
+def worker_state_note(store_path: str) -> str | None:
+    """A line for `status` when no worker is known to run on the store (None when one
+    does): the table is then what the store holds, and LAG what it misses, with nobody
+    applying it."""
+    status = read_status(store_path)
+    if status is None:
+        return "no worker status file: no worker runs on this store (or none has yet)"
+    updated = status.get("updated_at")
+    if status.get("stopping") and isinstance(updated, int | float):
+        return "the worker stopped: nothing is applied until `materializer run` again"
+    if writer_gone(status):
+        return (f"the worker (pid {status.get('pid')}) is not running: nothing is applied "
+                "until `materializer run` again")
+    if not isinstance(updated, int | float) or isinstance(updated, bool):
+        return "the worker status has no time: whether a worker runs is not known"
+    import time  # noqa: PLC0415
+
+    age = time.time() - float(updated)
+    if not fresh_age(age):
+        return (f"the worker status is {age:.0f} s old: the worker is stalled or not "
+                "running" if age >= 0 else f"the worker status is dated {-age:.0f} s in "
+                "the future (was the clock set back?): whether a worker runs is not known")
+    return None

@@ -54,3 +54,30 @@ def test_every_partition_answering_flags_nothing(tmp_path: Path,
     rows = status_rows(_catalog(tmp_path), [], missing)
     assert [(r["partition"], r["lag"]) for r in rows] == [(0, 0), (1, 0)]
     assert missing == []
+
+
+def test_status_says_when_no_worker_runs_on_the_store(tmp_path: Path) -> None:
+    """`status` of a store whose worker stopped, was killed or stalled read like a live one
+    (LAG looks like a worker's, yet nobody applies it): a line on stderr says so."""
+    import os
+    import time
+
+    from materializer.report import worker_state_note
+    from materializer.status import write_status, writer_identity
+
+    store = tmp_path / "data"
+    store.mkdir()
+    assert "no worker status file" in (worker_state_note(str(store)) or "")
+    live = {**writer_identity(), "updated_at": time.time(), "stopping": False}
+    write_status(store, live)
+    assert worker_state_note(str(store)) is None  # this process wrote it: running
+    write_status(store, {**live, "stopping": True})
+    assert "the worker stopped" in (worker_state_note(str(store)) or "")
+    write_status(store, {**live, "updated_at": time.time() - 60})
+    assert "60 s old: the worker is stalled or not running" in (
+        worker_state_note(str(store)) or "")
+    here = str(live["process"]).rsplit(":", 2)[0]  # this machine and boot
+    dead = os.getpid() + 10**6  # no such process
+    gone = {**live, "pid": dead, "process": f"{here}:{dead}:1"}
+    write_status(store, gone)
+    assert "is not running" in (worker_state_note(str(store)) or "")
