@@ -26,6 +26,7 @@ from materializer.formats.codecs import key_decoder, value_decoder
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.ingest.jsonrow import row_decoder
 from materializer.ingest.shaper import compile_shaper
+from materializer.ingest.unavailable import Unavailable
 from materializer.protocols import SchemaRegistry
 from materializer.specs import Column, TableSpec
 
@@ -70,6 +71,9 @@ def event_reader(spec: TableSpec, layout: Sequence[str], registry: SchemaRegistr
             row = rows(value, kt)
             if row is DELETE:
                 return None
+            if type(row) is Unavailable:  # a row holding Debezium's placeholder text
+                raise ValueError(f"column(s) {', '.join(row.columns)} hold "
+                                 "__debezium_unavailable_value")
             return partition_of(value), kt, tuple(row)
         except (MaterializerError, ValueError, KeyError, TypeError) as e:
             log.warning("%s: the change topic's last event of key %r could not be read back "

@@ -8,6 +8,9 @@ Guarantees:
 - A partial update (`partial_update`) changes only the listed columns its record
   carries: a listed column the record lacks keeps the stored value (null for a new key),
   one the record holds as null is set null; the columns not listed keep theirs.
+- Debezium's placeholder of an unavailable value (`materializer.ingest.unavailable`):
+  the column keeps the stored row's value; with no stored row (or in a stream, or a
+  soft_primary_key table) the record is a bad record (unavailable_value).
 - A bad record never raises out of here: it becomes a `Rejected` routed by the
   table's policy. Under `fail`, nothing after it in its partition is applied and
   the next offset stays at the bad record, so a restart meets it again.
@@ -22,10 +25,19 @@ from typing import Any
 from materializer.changes.event import Change
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
+from materializer.formats.debezium import UnavailableFields
 from materializer.ingest.event_time import event_times
 from materializer.ingest.jsonrow import row_decoder
 from materializer.ingest.keypath import key_path
 from materializer.ingest.shaper import RowShaper, compile_shaper
+from materializer.ingest.unavailable import (
+    DEBEZIUM_FORMATS,
+    Unavailable,
+    UnavailableShaper,
+    check_stream,
+    restore,
+    unavailable_error,
+)
 from materializer.protocols import SourceRecord
 from materializer.specs import StreamSpec, TableSpec
 from materializer.store.batch import PartitionWriter
@@ -115,6 +127,8 @@ class TableApplier:
         self.value_decoder = value_decoder
         self.decode_row = row_decoder(spec, layout, value_decoder, self.shape)
         self.emit = spec.changes is not None
+        # Debezium's unavailable values (`ingest.unavailable`): rows kept from the stored one
+        self.held = spec.value_format in DEBEZIUM_FORMATS
         self.blind = spec.soft_primary_key or (
             spec.on_existing == "overwrite" and spec.partial_update is None and not self.emit)
         self.version_slot = (self.layout.index(spec.version_column)
@@ -144,19 +158,25 @@ class TableApplier:
         shape = compile_shaper(relaxed, self.layout)
         fields_of = self.value_decoder
         slots = tuple((i, n) for i, n in enumerate(self.layout) if n in listed)
+        held = UnavailableShaper(relaxed, self.layout) if self.held else None
 
         def decode(raw: bytes, key: tuple[Any, ...]) -> Any:
             fields = fields_of(raw)
             if fields is DELETE:
                 return DELETE
-            row = shape(fields, key)
+            u = None
+            if held is not None and type(fields) is UnavailableFields:
+                u = held(fields, key)
+                row = u.row
+            else:
+                row = shape(fields, key)
             absent = [i for i, n in slots if n not in fields]
-            if not absent:
-                return row
-            out = list(row)
-            for i in absent:
-                out[i] = ABSENT
-            return tuple(out)
+            if absent:
+                out = list(row)
+                for i in absent:
+                    out[i] = ABSENT
+                row = tuple(out)
+            return row if u is None else u._replace(row=row)
         return decode
 
     def merge(self, new: tuple[Any, ...], old: tuple[Any, ...] | None
@@ -210,6 +230,8 @@ class TableApplier:
         merge = self.merge
         blind = self.blind
         emit = self.emit
+        held = self.held
+        soft = spec.soft_primary_key
         null_policy = spec.null_key
         err_policy = spec.on_error
         pending: dict[bytes, tuple[Any, ...] | None] = {}
@@ -243,6 +265,11 @@ class TableApplier:
                         changes.append(Change("d", partition, rec.offset(), rec.timestamp()[1],
                                               kt, old, None))
                     continue
+                if held and type(row) is Unavailable:  # values Debezium did not have
+                    if soft:
+                        raise unavailable_error(row.columns, "a soft_primary_key table "
+                                                "keeps no stored row to keep them from")
+                    row = restore(row, pending[kb] if kb in pending else stored(kb))
                 if blind:
                     pending[kb] = row
                     applied += 1
@@ -295,6 +322,7 @@ class StreamApplier:
         vdec = self.value_decoder
         kenc = self.key_codec.encode
         shape = self.shape
+        held = self.spec.value_format in DEBEZIUM_FORMATS
         err_policy = self.spec.on_error
         out = PartitionOutcome(next_offset=start_offset)
         events: list[tuple[bytes, int, int, tuple[Any, ...] | None]] = []
@@ -315,6 +343,8 @@ class StreamApplier:
                     row = None
                 else:
                     fields = vdec(raw)
+                    if held:
+                        check_stream(fields)  # no stored row to keep a value from
                     row = None if fields is DELETE else shape(fields, kt)
             except RecordError as e:
                 r = rejected(rec, partition, e, err_policy)

@@ -15,7 +15,8 @@ other than c, r, u (a row) and d (DELETE) goes to the two steps.
 Guarantee: `decode` returns exactly what the two steps return and raises exactly what
 they raise. Whatever the typed path does not take goes to the two steps, which decide:
 bytes msgspec refuses (not strict JSON, a lone surrogate, invalid UTF-8, a number out of
-range, a value of another type than its column's), a field that is not a declared
+range, a value of another type than its column's), Debezium's placeholder of an
+unavailable value (`materializer.ingest.unavailable`), a field that is not a declared
 column (its content is not checked by a typed decoder), a `payload` field (maybe Kafka
 Connect's wrapper), an object without the first value column (maybe one that shares no
 field with the declaration), a null in a NOT NULL column, a converter that raises.
@@ -30,6 +31,8 @@ import msgspec
 
 from materializer.columns import ColumnType
 from materializer.formats.base import DELETE, TypedValueDecoder, ValueDecoder
+from materializer.formats.debezium import PLACEHOLDER, unavailable_forms
+from materializer.ingest import unavailable
 from materializer.ingest.shaper import (
     Shape,
     accepts,
@@ -87,13 +90,16 @@ def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueD
                 shape: Shape) -> RowDecoder:
     """The row decoder of a relation (see the module doc)."""
     if isinstance(value_decoder, TypedValueDecoder):
+        if spec.value_format == "debezium-avro":  # and Debezium's unavailable values
+            return unavailable.shaped_by_schema(spec, layout, value_decoder)
         return shaped_by_schema(spec, layout, value_decoder)
+    if spec.value_format == "debezium-json":
+        held = unavailable.two_steps(spec, layout, value_decoder, shape)
+        return _fused(spec, layout, held, envelope=True)
     slow = two_steps(value_decoder, shape)
     names = set(spec.column_names)
     if spec.value_format == "json" and not any(n in names for n in _WRAPPER):
         return _fused(spec, layout, slow, envelope=False)
-    if spec.value_format == "debezium-json":
-        return _fused(spec, layout, slow, envelope=True)
     return slow
 
 
@@ -171,6 +177,17 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
     if value_cols:  # the first value column absent: the object may share no declared field
         lines += [f"    if {var_of[value_cols[0].name]} is _UNSET:",
                   "        return _miss(raw, key)"]
+    if envelope:  # Debezium's placeholder of an unavailable value: the two steps mark it
+        namespace["_PH"] = PLACEHOLDER
+        for name, form in unavailable_forms(spec, binary=False).items():
+            var = var_of[name]
+            if type(form) is list:
+                lines.append(f"    if type({var}) is list and len({var}) == 1 and "
+                             f"{var}[0] == _PH:")
+            else:
+                namespace[f"_ph{var}"] = form
+                lines.append(f"    if {var} == _ph{var}:")
+            lines.append("        return _slow(raw, key)")
     lines.append("    try:")
     slots = []
     for name in layout:
