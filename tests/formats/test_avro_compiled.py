@@ -19,7 +19,7 @@ from typing import Any
 
 import fastavro
 import pytest
-from hypothesis import event, example, given, settings
+from hypothesis import event, example, given, reject, settings
 from hypothesis import strategies as st
 
 from materializer.formats.avro_compiled import Invalid, Truncated, compile_reader, fastavro_schema
@@ -154,8 +154,15 @@ def _fastavro(parsed: Any, body: bytes) -> tuple[Any, int]:
 
 
 def _write(parsed: Any, value: Any) -> bytes:
+    """`value` as fastavro writes it; a value fastavro's writer cannot write is no example
+    (its union resolution tries a branch by value: a string in a union that has a logical
+    `date` branch before `string` is parsed as a date, and '' fails). Such schemas come up
+    depending on which tests ran before in the process (named types are numbered)."""
     out = io.BytesIO()
-    fastavro.schemaless_writer(out, parsed, value)
+    try:
+        fastavro.schemaless_writer(out, parsed, value)
+    except ValueError:
+        reject()
     return out.getvalue()
 
 
