@@ -241,6 +241,21 @@ class LmdbStore(SerializedStore[Any, Any]):
         known = {s["partition"] for s in self._view().partition_stats()}
         return known | set(self._journal.partitions())
 
+    def _changelog_partitions(self) -> set[int]:
+        """Every partition of the changelog topic, held here or not (the consumer's count
+        once it knows the topic, else the table's declared count)."""
+        n: int | None = None
+        consumer = getattr(self.app, "_consumer", None)  # never create one here
+        if consumer is not None:
+            try:
+                n = consumer.topic_partitions(self.changelog_topic)
+            except Exception:  # noqa: BLE001 - no metadata for the topic yet
+                n = None
+        if not isinstance(n, int) or isinstance(n, bool):
+            n = None
+        n = n or self.table.partitions or self.app.conf.topic_partitions
+        return set(range(int(n or 0)))
+
     def _set(self, key: bytes, value: bytes | None) -> None:
         self._write(key, value)
 
@@ -391,8 +406,11 @@ class LmdbStore(SerializedStore[Any, Any]):
         self._cache.clear()
         for p in gone:
             self._journal.drop_partition(p)
-        if gone:
-            self._open().set_revoked(gone, True)
+        # newly assigned partitions are not current here until their recovery completes
+        # (a partition never held here has no rows at all: a miss must not say "absent")
+        unready = gone | self._mine(newly_assigned)
+        if unready:
+            self._open().set_revoked(unready, True)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         """External readers are served the recovered active partitions (every partition
@@ -405,7 +423,9 @@ class LmdbStore(SerializedStore[Any, Any]):
         if self.table.is_global:
             served |= self._mine(standby_tps)
         w = self._open()
-        others = self._partitions() - served
+        # every other partition of the changelog, held here or never seen (another worker
+        # serves it: a miss here must not say "absent")
+        others = (self._partitions() | self._changelog_partitions()) - served
         w.set_revoked(served, False)
         w.set_revoked(others, True)
 

@@ -12,6 +12,7 @@ from faust.serializers import codecs
 
 from materializer.columns import ColumnType, parse_type
 from materializer.errors import UsageError
+from materializer.values import key_storage
 
 
 def type_name(t: Any) -> str | None:
@@ -48,6 +49,18 @@ class FaustCodec:
         self.key_columns: tuple[str, ...] = (("key", "window_start", "window_end")
                                               if self.windowed else ("key",))
         self.key_types: tuple[ColumnType, ...] = (kt, dbl, dbl) if self.windowed else (kt,)
+        # bytes keys: bytes, or base64 text (an HTTP path segment, a row's key in JSON
+        # form), as materializer's own bytes key columns take them
+        self._bytes_key = key_storage(kt) if kt.kind == "bytes" else None
+
+    def _key_value(self, key: Any) -> Any:
+        conv = self._bytes_key
+        if conv is None or not isinstance(key, str):
+            return key
+        try:
+            return conv(key)
+        except ValueError as e:
+            raise UsageError(f"key {key!r}: {e}") from None
 
     def _dumps(self, obj: Any) -> bytes:
         if self.key_serializer is None:
@@ -61,14 +74,15 @@ class FaustCodec:
 
     def _faust_key(self, key: Any) -> Any:
         if not self.windowed:
-            return key[0] if isinstance(key, tuple | list) and len(key) == 1 else key
+            return self._key_value(key[0] if isinstance(key, tuple | list) and len(key) == 1
+                                   else key)
         parts = tuple(key) if isinstance(key, tuple | list) else (key,)
         if len(parts) == 2 and isinstance(parts[1], tuple | list) and len(parts[1]) == 2:
             parts = (parts[0], *parts[1])
         if len(parts) != 3:
             raise UsageError("a windowed table's key is (key, window_start, window_end)")
         try:
-            return (parts[0], (float(parts[1]), float(parts[2])))
+            return (self._key_value(parts[0]), (float(parts[1]), float(parts[2])))
         except (TypeError, ValueError) as e:
             raise UsageError(f"window bounds must be numbers: {e}") from None
 
@@ -84,7 +98,7 @@ class FaustCodec:
             return self.encode_key(prefix)
         if len(prefix) == 2:
             raise UsageError("a prefix of a windowed table is (key) or the whole key")
-        full = self._dumps((prefix[0], (0.0, 0.0)))
+        full = self._dumps((self._key_value(prefix[0]), (0.0, 0.0)))
         tail = self._dumps((0.0, 0.0)) + b"]"
         if not full.endswith(tail):
             raise UsageError(f"{self.key_serializer} keys cannot be scanned by key prefix")

@@ -5,6 +5,7 @@ partition (`table.clear()`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -120,3 +121,29 @@ def test_clear_deletes_the_keys_every_partition_holds(tmp_path: Path,
         assert s.table("counts").scan() == []
     assert store.persisted_offset(TP(topic, 0)) == len(keys)
     assert store.persisted_offset(TP(topic, 1)) == 1  # local deletes move no offset
+
+
+def test_a_partition_this_worker_never_held_is_not_read_as_absent(tmp_path: Path) -> None:
+    # Two workers of one app: each recovers and serves one partition of the changelog.
+    # Before: a partition this worker never held had no database here, so nothing marked
+    # it revoked: `Store.get` of a key another worker serves answered None (a 404 over
+    # HTTP) instead of PartitionsNotHeld (probe h58, two live workers).
+    from materializer.errors import PartitionsNotHeld  # noqa: PLC0415
+
+    store = store_of(make_app(tmp_path).Table("counts", default=int, key_type=str,
+                                              partitions=2))
+    topic = store.changelog_topic
+    mine, theirs = TP(topic, 0), TP(topic, 1)
+    assert store.persisted_offset(mine) is None  # as at the worker's start: opens the table
+    asyncio.run(store.on_rebalance({mine}, set(), {mine}))
+    with Store.open(tmp_path / "tables") as s:
+        # while its recovery runs, a newly assigned partition is not current here either
+        with pytest.raises(PartitionsNotHeld):
+            s.table("counts").get("a")
+        store.apply_changelog_batch([cl_event(topic, 0, 0, b'"a"', b"1")], None, None)
+        asyncio.run(store.on_recovery_completed({mine}, set()))
+        assert s.table("counts").get("a") == {"key": "a", "value": 1}
+        with pytest.raises(PartitionsNotHeld):
+            s.table("counts").get("held-by-the-other-worker")
+        assert s.table("counts").get("held-by-the-other-worker", held_only=True) is None
+    assert theirs.partition == 1

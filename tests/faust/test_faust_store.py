@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP
 
 from connectors.faust_view import FaustTableView
-from materializer.errors import StoreError
+from materializer.errors import StoreError, UsageError
 from materializer.store import Store
 from tests.faust.support import cl_event, make_app, store_of
 
@@ -97,3 +97,25 @@ def test_changed_serializers_against_existing_state_are_refused(tmp_path: Path) 
                                                    partitions=1))
     with pytest.raises(StoreError, match="value_serializer changed"):
         other.persisted_offset(TP(other.changelog_topic, 0))
+
+
+def test_a_bytes_keyed_table_is_looked_up_by_base64_text_as_its_rows_show_keys(
+        tmp_path: Path) -> None:
+    # key_type=bytes (faust's raw codec). Before: a key's text (HTTP path segment, the
+    # base64 a JSON-form row shows) was looked up as its own UTF-8 bytes: the row shown
+    # with key "awA=" answered 404 at /rows/awA=, and /rows/awA= answered the row of the
+    # key b"awA=" if there was one (probe h58).
+    app = make_app(tmp_path)
+    blobs = store_of(app.Table("blobs", key_type=bytes, value_type=bytes, partitions=1))
+    blobs.apply_changelog_batch([cl_event(blobs.changelog_topic, 0, 0, b"k\x00", b"\xff"),
+                                 cl_event(blobs.changelog_topic, 0, 1, b"awA=", b"\x01")],
+                                None, None)
+    with Store.open(tmp_path / "tables") as s:
+        view = s.table("blobs")
+        shown = view.scan(json_form=True)
+        assert {r["key"] for r in shown} == {"awA=", "YXdBPQ=="}
+        for r in shown:
+            assert view.get(r["key"], json_form=True) == r
+        assert view.get(b"k\x00") == {"key": b"k\x00", "value": b"\xff"}
+        with pytest.raises(UsageError, match="base64"):
+            view.get("k\x00")
