@@ -79,16 +79,22 @@ def cmd_get(args: argparse.Namespace) -> int:
     key = key_from_text(spec.key_columns, spec.key_types, _key_texts(args.key, "key value"))
     if args.url:
         return _remote_get(args, catalog, spec, key)
+    when = f" as of snapshot {args.as_of}" if args.as_of else ""
     with open_store(catalog) as store:
-        view = _view(store, spec, args.as_of)
-        if spec.kind == "stream":
-            events = view.events(key, args.limit, json_form=True)
-            for e in events:
-                print_json(e)
-            return 0 if events else 1
-        row = view.get(key, json_form=True)
+        return _print_answer(spec, _view(store, spec, args.as_of), key, args.limit, when)
+
+
+def _print_answer(spec: RelationSpec, source: Any, key: tuple[Any, ...], limit: int,
+                  when: str = "") -> int:
+    """`get`'s answer from a store view or a cluster relation (`source`): a stream key's
+    events (exit 1 when none), or a table row (exit 1, said on stderr, when none)."""
+    if spec.kind == "stream":
+        events = source.events(key, limit, json_form=True)
+        for e in events:
+            print_json(e)
+        return 0 if events else 1
+    row = source.get(key, json_form=True)
     if row is None:
-        when = f" as of snapshot {args.as_of}" if args.as_of else ""
         print(f"{spec.name}: no row for key {list(key)}{when}", file=sys.stderr)
         return 1
     print_json(row)
@@ -130,15 +136,4 @@ def _remote_get(args: argparse.Namespace, catalog: Catalog, spec: RelationSpec,
                 key: tuple[Any, ...]) -> int:
     """`get --url`: the key through the cluster (any worker, routed by the client)."""
     with _client(args, catalog) as client:
-        rel = _remote(client, spec, args.url)
-        if spec.kind == "stream":
-            events = rel.events(key, args.limit, json_form=True)
-            for e in events:
-                print_json(e)
-            return 0 if events else 1
-        row = rel.get(key, json_form=True)
-    if row is None:
-        print(f"{spec.name}: no row for key {list(key)}", file=sys.stderr)
-        return 1
-    print_json(row)
-    return 0
+        return _print_answer(spec, _remote(client, spec, args.url), key, args.limit)
