@@ -52,8 +52,18 @@ class FaustCodec:
         # bytes keys: bytes, or base64 text (an HTTP path segment, a row's key in JSON
         # form), as materializer's own bytes key columns take them
         self._bytes_key = key_storage(kt) if kt.kind == "bytes" else None
+        # Record keys: stored as the Record serializes itself (its fields and faust's
+        # `__faust` marker); a key given as text, a number or a plain object never matches
+        self.record_key = bool(self.key_type and self.key_type.startswith("record:"))
 
     def _key_value(self, key: Any) -> Any:
+        if self.record_key and (key is None or isinstance(
+                key, str | int | float | bool | bytes | dict | list | tuple)):
+            raise UsageError(
+                f"this table's keys are faust Records ({self.key_type}): a key given as "
+                f"{type(key).__name__} never matches one (it would read as absent); look "
+                "keys up from Python with the Record (`store.table(...).get(Key(...))`), "
+                "or list the rows")
         conv = self._bytes_key
         if conv is None or not isinstance(key, str):
             return key

@@ -119,3 +119,26 @@ def test_a_bytes_keyed_table_is_looked_up_by_base64_text_as_its_rows_show_keys(
         assert view.get(b"k\x00") == {"key": b"k\x00", "value": b"\xff"}
         with pytest.raises(UsageError, match="base64"):
             view.get("k\x00")
+
+
+def test_a_record_keyed_table_refuses_keys_no_record_can_match(tmp_path: Path) -> None:
+    """A faust table keyed by Records stores each key as the Record serializes itself: a
+    key given as text, a number or a plain object (an HTTP path, the CLI, a JSON lookup)
+    never matches one, and read as absent (404) for keys the table holds (probe h58).
+    Refused now, saying how to look them up; the Record itself finds its row."""
+    import faust
+
+    class UserKey(faust.Record, serializer="json"):
+        user: str
+
+    app = make_app(tmp_path)
+    users = store_of(app.Table("users", key_type=UserKey, value_type=int, partitions=1))
+    key = UserKey(user="ana")
+    users.apply_changelog_batch([cl_event(users.changelog_topic, 0, 0, key.dumps(), b"7")],
+                                None, None)
+    with Store.open(tmp_path / "tables") as s:
+        view = s.table("users")
+        assert view.get(key) is not None and view.get(key)["value"] == 7
+        for given in ("ana", {"user": "ana"}, 1):
+            with pytest.raises(UsageError, match="keys are faust Records"):
+                view.get(given)
