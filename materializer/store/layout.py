@@ -146,17 +146,24 @@ DECLARED_FILE = "declared.json"
 declares (a JSON list); readers refuse the others (`read_declared`)."""
 
 
+def replace_private(path: Path, data: bytes) -> None:
+    """Replace `path` atomically with a private file (`write_private`) holding `data`;
+    StoreError naming it if it cannot be written (a full or read-only file system: said,
+    not a traceback), leaving no temporary file behind."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}"
+    try:
+        write_private(tmp, data)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
+
+
 def write_declared(data_dir: str | os.PathLike[str], names: Iterable[str]) -> None:
     """Record, atomically, the relations the running configuration declares."""
     root = store_root(data_dir, create=True)
-    tmp = root / f".{DECLARED_FILE}.{os.getpid()}"
-    try:
-        write_private(tmp, json.dumps(sorted(names)).encode())
-        os.replace(tmp, root / DECLARED_FILE)
-    except OSError as e:  # a full or read-only file system: said, not a traceback
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(f"cannot write {root / DECLARED_FILE}: {e.strerror or e}") from e
+    replace_private(root / DECLARED_FILE, json.dumps(sorted(names)).encode())
 
 
 def read_declared(data_dir: str | os.PathLike[str]) -> frozenset[str] | None:

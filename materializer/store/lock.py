@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import json
@@ -71,22 +70,11 @@ def _check_format(root: Path) -> None:
 
 def stamp_format(root: Path) -> None:
     """Record this version's store format in `root` (a writer's first start), once."""
+    from materializer.store.layout import replace_private  # noqa: PLC0415 - layout uses us
+
     path = root / FORMAT_FILE
-    if path.exists():
-        return
-    tmp = root / f".{FORMAT_FILE}.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, b"%d\n" % STORE_FORMAT)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(f"cannot write {path}: {e.strerror or e}") from e
+    if not path.exists():
+        replace_private(path, b"%d\n" % STORE_FORMAT)
 
 
 class StoreLock:
