@@ -82,11 +82,10 @@ class ClusterView:
         timeout = member_timeout_ms(data)
         now = now_ms()
         members = self._members
-        if not worker_running(data, now):
-            if not others_known(data, members):
-                return None  # a worker outside any cluster, stopped: its store as it is
-            members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]
-        elif not session_held(data, now):
+        running = worker_running(data, now)
+        if not running and not others_known(data, members):
+            return None  # a worker outside any cluster, stopped: its store as it is
+        if not running or not session_held(data, now):
             members = [m if m.id != data["self"] else _owning_nothing(m) for m in members]
         if self._routing is not None and time.monotonic() - self._built < CHECK_INTERVAL:
             return self._routing
