@@ -135,11 +135,12 @@ def member_not_running(store_path: str | os.PathLike[str]) -> str | None:
         return None
     data, members = found
     others = others_known(data, members)
-    if not others or worker_running(data, now_ms()):
+    now = now_ms()
+    if not others or worker_running(data, now):
         return None
     written = data.get("written_at")
     how = "stopped" if data.get("stopped") or not isinstance(written, int) \
-        else f"last seen {(now_ms() - written) / 1000:.0f} s ago"
+        else f"last seen {(now - written) / 1000:.0f} s ago"
     return (f"this store's worker {data['self']!r} is a member of a cluster (it knew "
             f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}) and does not run "
             f"({how}): the partitions it held may have moved to another worker that applied "

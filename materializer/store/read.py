@@ -53,7 +53,6 @@ def _undeclared_error(name: str) -> NotFound:
                     "topic (declare it again to resume it, or `materializer rebuild` it)")
 
 
-
 CHECK_INTERVAL = 0.1
 """Seconds between a view's checks of which generation of its relation is current."""
 
