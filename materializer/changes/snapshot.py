@@ -10,10 +10,11 @@ its last change came from), so it goes to the same change-topic partition as tha
 key's c/u/d events and a consumer sees them in order. `source.offset` is the last
 offset applied in that partition (its next offset - 1: the position the snapshot
 reflects, not the row's own), `source.ts_ms` the time of the snapshot, and
-`source.snapshot` "true", except "last" on the last event of the snapshot. After the r events,
-each key the change topic still holds a row for but the table does not gets an `op: d`
+`source.snapshot` "true", except "last" on the last event of the snapshot. Before that last r
+event, each key the change topic still holds a row for but the table does not gets an `op: d`
 event (its `before` read back from the topic's last event of the key, `source.snapshot`
-"true" and its position its partition's, as an r event's) and a tombstone.
+"true" and its position its partition's, as an r event's) and a tombstone: so no event marked
+part of the snapshot comes after the one marked "last".
 A consumer applies an r event like a c: it sets the row. Because r positions are the
 partition's, a consumer that skips repeats by (partition, offset) must apply r
 events regardless (after a rebuild of a recreated topic they may even be lower).
@@ -66,8 +67,9 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
                    outbox: ChangeOutbox, *, chunk: int = CHUNK,
                    after_chunk: Callable[[], object] | None = None) -> int:
     """Stage an r event for every committed row of `spec` in `outbox`, `chunk` rows per
-    transaction, the very last one marked `last`; returns how many. Call with the store
-    lock held and no WriteBatch of `writer` open."""
+    transaction, then the deletes of keys the change topic holds and the table does not,
+    then the very last r event, marked `last`; returns how many r events. Call with the
+    store lock held and no WriteBatch of `writer` open."""
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
     width = len(layout)
@@ -76,6 +78,7 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
     staged = 0
     announced = outbox.announced_keys()  # None: not known (no Kafka settings)
     held: set[tuple[int, bytes]] = set()
+    final: list[Message] = []  # the last r event, staged after the deletes
     with Store.open(writer.data_dir) as store:
         view = store.table(spec.name)
         offsets = view.next_offsets()
@@ -91,7 +94,11 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
                 located = _locate(wb, partitions, page, width)
                 changes = snapshot_changes(located, key_index, offsets, now_ms)
                 msgs = outbox.encode(changes, snapshot_last=last)
-                outbox.put(wb, msgs)
+                if last and announced:  # deletes may follow: the "last" r waits for them
+                    final[:] = msgs[-1:]  # an r event is one message (no tombstone)
+                    outbox.put(wb, msgs[:-1])
+                else:
+                    outbox.put(wb, msgs)
                 return msgs
 
             msgs = _growing(writer, spec.name, "snapshot events", stage)
@@ -104,8 +111,10 @@ def stage_snapshot(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
     gone = sorted(announced - held) if announced else []
     if gone:
         _stage_deletes(spec, writer, layout, outbox, gone, offsets, now_ms, chunk)
-        if after_chunk is not None:
-            after_chunk()
+    if final:
+        _growing(writer, spec.name, "snapshot events", lambda wb: outbox.put(wb, final))
+    if (gone or final) and after_chunk is not None:
+        after_chunk()
     return staged
 
 

@@ -65,8 +65,8 @@ def test_keys_deleted_while_changes_were_off_are_tombstoned(session_broker: DevB
     _run(session_broker, cfg, topic, changes, [(j(1), j({"name": "a"})), (j(2), j({"name": "b"}))],
          events=2)
     _run(session_broker, cfg, topic, None, [(j(1), None), (j(2), j({"name": "b2"}))])
-    # c, c, then the snapshot: r (2), r (3) and the tombstone of key 1 (absent before)
-    events = _run(session_broker, cfg, topic, changes, [(j(3), j({"name": "c"}))], events=5)
+    # c, c, then the snapshot: r (2), key 1's d and tombstone (absent before), r (3)
+    events = _run(session_broker, cfg, topic, changes, [(j(3), j({"name": "c"}))], events=6)
     fold: dict[int, object] = {}
     for _, _, k, v in events:
         key = json.loads(k or b"null")["id"]
@@ -79,7 +79,8 @@ def test_keys_deleted_while_changes_were_off_are_tombstoned(session_broker: DevB
         table = {r["id"]: r for r in store.table("t").scan()}
     assert table == {2: {"id": 2, "name": "b2"}, 3: {"id": 3, "name": "c"}}
     assert fold == table  # key 1 was still {"id": 1, "name": "a"} in the change topic
-    assert (events[-1][2], events[-1][3]) == (b'{"id":1}', None)
+    assert (events[-2][2], events[-2][3]) == (b'{"id":1}', None)
+    assert events[-1][2] == b'{"id":3}'  # the snapshot's "last" r event ends it
 
 
 RICH = """\
@@ -154,7 +155,7 @@ def test_keys_deleted_while_changes_were_off_get_a_d_event(session_broker: DevBr
             "b64": "BM4="}  # 12.30
         run(True, [(j(1), j(row1)), (j(2), j({"amt": "1"}))], events=2)  # offsets 0, 1
         run(False, [(j(1), None), (j(2), j({"amt": "2"}))])  # offsets 2, 3
-        # c, c, then the snapshot: r (2), r (3), and key 1's d and tombstone
+        # c, c, then the snapshot: r (2), key 1's d and tombstone, r (3) marked "last"
         events = run(True, [(j(3), j({"amt": "3"}))], events=6)  # offset 4
         decode = _decoder(fmt, srv.url)
         mirror: dict[Any, Any] = {}
@@ -164,7 +165,7 @@ def test_keys_deleted_while_changes_were_off_get_a_d_event(session_broker: DevBr
             if v is None:  # tombstones only matter to compaction
                 continue
             key, ev = decode(k or b"", v, changes)
-            ops.append((key, ev["op"]))
+            ops.append((key, ev["op"], ev["source"]["snapshot"]))
             pos = (ev["source"]["partition"], ev["source"]["offset"])
             if ev["source"]["snapshot"] == "false" and applied.get(key, (-1, -1)) >= pos:
                 continue
@@ -173,13 +174,15 @@ def test_keys_deleted_while_changes_were_off_get_a_d_event(session_broker: DevBr
                 mirror.pop(key, None)
             else:
                 mirror[key] = ev["after"]
-    assert ops == [(1, "c"), (2, "c"), (2, "r"), (3, "r"), (1, "d")]
-    key, d = decode(events[-2][2] or b"", events[-2][3] or b"", changes)
+    # no event marked part of the snapshot after the one marked "last"
+    assert ops == [(1, "c", "false"), (2, "c", "false"), (2, "r", "true"), (1, "d", "true"),
+                   (3, "r", "last")]
+    key, d = decode(events[-3][2] or b"", events[-3][3] or b"", changes)
     assert d["before"] == events_after(decode, events[0], changes)  # the row announced last
     assert d["after"] is None
     assert (d["source"]["partition"], d["source"]["offset"], d["source"]["snapshot"]) == (
         0, 4, "true")
-    assert events[-1][3] is None and events[-1][2] == events[-2][2]
+    assert events[-2][3] is None and events[-2][2] == events[-3][2]
     with Store.open(tmp_path / "data") as store:
         assert sorted(r["id"] for r in store.table("t").scan()) == sorted(mirror) == [2, 3]
 
