@@ -107,3 +107,16 @@ def sql_file(sql: str, style: str, indent: int = 2) -> str:
 def char_at(text: str, d: Diagnostic) -> str:
     """The text of `text` from a diagnostic's line and column on."""
     return text.split("\n")[d.line - 1][d.column - 1:]
+
+
+def assert_reported_at_mark(text: str, expected: tuple[str, ...]) -> None:
+    """`text` (YAML with @@ where the error is) gives a diagnostic of tables.yaml at that
+    line and column whose message holds every one of `expected`."""
+    source, line, column = marked(text)
+    diags = errors_of(source)
+    at = [d for d in diags if (d.line, d.column) == (line, column)]
+    assert at, (f"no diagnostic at line {line}, column {column}; got:\n"
+                + "\n".join(str(d) for d in diags))
+    assert any(all(s in d.message for s in expected) for d in at), \
+        "\n".join(str(d) for d in at)
+    assert all(d.file == "tables.yaml" for d in diags)
