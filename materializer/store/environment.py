@@ -15,7 +15,8 @@ import lmdb
 
 from materializer.columns import ColumnType, key_unit, parse_type
 from materializer.errors import StoreError
-from materializer.store.layout import FILE_MODE, drop, generations, make_dir
+from materializer.private_files import FILE_MODE, make_dir
+from materializer.store.layout import drop, generations
 
 META = b"meta"
 REVOKED = b"revoked"

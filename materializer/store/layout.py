@@ -33,12 +33,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from materializer.errors import StoreError
+from materializer.private_files import make_dir, write_private
 from materializer.store.lock import store_root
 
 RELATIONS = "relations"
 NAME_FILE = "name"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 _LEGACY = "legacy:"
 
@@ -119,26 +118,6 @@ def names(data_dir: str | os.PathLike[str]) -> list[str]:
         except OSError:
             continue  # replaced or removed while listing
     return sorted(found)
-
-
-def make_dir(path: Path) -> None:
-    """Create `path` (mode 0700 whatever the umask), or make an existing one 0700."""
-    try:
-        path.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.chmod(path, DIR_MODE)
-    except OSError as e:
-        raise StoreError(f"cannot create {path}: {e.strerror or e}") from e
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a small file readable by the owner only (0600 whatever the umask)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 DECLARED_FILE = "declared.json"

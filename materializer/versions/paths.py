@@ -40,14 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from materializer.errors import MaterializerError, NotFound, StoreError, UsageError
+from materializer.private_files import FILE_MODE, make_dir, write_private
 
 SNAPSHOTS = "snapshots"
 MANIFEST = "manifest.json"
 OWNER = ".owner"
 TMP_PREFIX = ".tmp-"
 DROP_PREFIX = ".drop-"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 FORMAT = 1
 """The manifest format this code writes and reads."""
 NAME_RULE = "1 to 128 of A-Z a-z 0-9 _ . -, starting with a letter or digit"
@@ -205,26 +204,6 @@ def store_root_of(data_dir: str | os.PathLike[str]) -> Path:
 # ------------------------------------------------------------------- file life cycle
 
 
-def make_dir(path: Path) -> None:
-    """Create `path` (0700 whatever the umask) or make an existing one 0700."""
-    try:
-        path.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.chmod(path, DIR_MODE)
-    except OSError as e:
-        raise StoreError(f"cannot create {path}: {e.strerror or e}") from e
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write a new file (0600), fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_path(path: Path) -> None:
     """fsync a file or directory."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -271,7 +250,8 @@ class Pending:
     def publish(self, manifest: Manifest) -> Path:
         """Write the manifest, fsync everything, and rename the directory to the snapshot's
         name: from here on it is listed. SnapshotExists if the name was taken meanwhile."""
-        write_file(self.path / MANIFEST, json.dumps(manifest.to_json(), indent=1).encode())
+        write_private(self.path / MANIFEST, json.dumps(manifest.to_json(), indent=1).encode(),
+                      new=True)
         for dirpath, _dirs, _files in os.walk(self.path):
             fsync_path(Path(dirpath))
         with directory_lock(self.store_root) as base:

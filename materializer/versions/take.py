@@ -35,20 +35,18 @@ from typing import Any
 import lmdb
 
 from materializer.errors import MaterializerError, NotFound, StoreError
+from materializer.private_files import FILE_MODE, make_dir, write_private
 from materializer.store import layout as store_layout
 from materializer.store.environment import OFFSET, REVOKED, offset_key
 from materializer.store.generation import Generation, open_generation
 from materializer.store.lock import store_root
 from materializer.store.read import refuse_undeclared, undeclared
 from materializer.versions.paths import (
-    FILE_MODE,
     Manifest,
     Pending,
     RelationEntry,
     drop_snapshot,
     list_snapshots,
-    make_dir,
-    write_file,
 )
 
 log = logging.getLogger("materializer.versions")
@@ -204,8 +202,8 @@ def _copy_all(dest: Path, held: Sequence[Frozen]) -> dict[str, RelationEntry]:
             raise StoreError(f"cannot copy {f.name} into the snapshot: {e}") from e
         data = gen / "data.mdb"
         os.chmod(data, FILE_MODE)
-        write_file(gen / store_layout.NAME_FILE, f.name.encode())
-        write_file(gen / "lock.mdb", b"")  # readers' lock file, the owner's only
+        write_private(gen / store_layout.NAME_FILE, f.name.encode(), new=True)
+        write_private(gen / "lock.mdb", b"", new=True)  # readers' lock file, the owner's only
         os.symlink(gen.name, relations / key)
         entries[f.name] = f.entry(data.stat().st_size)
         f.txn.abort()
