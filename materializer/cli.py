@@ -213,6 +213,21 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_add_columns(args: argparse.Namespace) -> int:
+    from materializer.ingest.add_columns import add_columns  # noqa: PLC0415
+
+    catalog = load_config(args.config)
+    spec = relation_of(catalog, args.table)
+    added = add_columns(catalog, spec,
+                        what=f"materializer add-columns {args.config} {args.table}")
+    if added:
+        print(f"{spec.name}: column(s) {', '.join(added)} added; the rows held read null in "
+              "them")
+    else:
+        print(f"{spec.name}: no column to add (the local state has every declared column)")
+    return 0
+
+
 def cmd_resnapshot(args: argparse.Namespace) -> int:
     from materializer.ingest.snapshot import resnapshot  # noqa: PLC0415
 
@@ -250,6 +265,7 @@ def commands() -> dict[str, Command]:
     """Each command's function, looked up when the parser is built."""
     return {"run": cmd_run, "check": cmd_check, "get": cmd_get, "scan": cmd_scan,
             "status": cmd_status, "serve": cmd_serve, "rebuild": cmd_rebuild,
+            "add-columns": cmd_add_columns,
             "resnapshot": cmd_resnapshot, "demo": cmd_demo, "versions": cmd_versions}
 
 

@@ -116,6 +116,13 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s.add_argument("table")
     s.set_defaults(func=commands["rebuild"])
 
+    s = sub.add_parser("add-columns", help="take nullable columns added to a table's "
+                       "declaration without a replay: the rows held read null in them "
+                       "(takes the store lock: stop the worker first)")
+    s.add_argument("config")
+    s.add_argument("table")
+    s.set_defaults(func=commands["add-columns"])
+
     s = sub.add_parser("resnapshot", help="emit an op r change event for every row of a "
                        "table (takes the store lock: stop the worker first)")
     s.add_argument("config")

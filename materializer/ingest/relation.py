@@ -242,14 +242,39 @@ class _Decided:
     msgs: list[Message] | None
 
 
+class ColumnsAdded(SchemaChangedError):
+    """Nullable columns were added to a declaration over applied records (`added`)."""
+
+    def __init__(self, spec: RelationSpec, added: list[str]) -> None:
+        super().__init__(_added_columns_refused(spec, added))
+        self.added = added
+
+
+def _added_columns_refused(spec: RelationSpec, added: list[str]) -> str:
+    """Why `added` columns are not taken over applied records, and the two ways on."""
+    names = ", ".join(repr(n) for n in added)
+    held = "rows" if isinstance(spec, TableSpec) else "events"
+    return (f"{spec.name}: the declaration no longer matches the local state: column(s) "
+            f"{names} were added, but the {held} held were applied without them and would "
+            f"read null where their records carry a value. Run `materializer rebuild CONFIG "
+            f"{spec.name}` to replay its topic {spec.topic} from the beginning, or, if the "
+            f"{held} held should read null in them (their records do not carry them, or the "
+            f"topic no longer holds those records), `materializer add-columns CONFIG "
+            f"{spec.name}` with the worker stopped.")
+
+
 def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
                   map_size: int = DEFAULT_MAP_SIZE,
-                  registry: SchemaRegistry | None = None, fresh: bool = False) -> Relation:
+                  registry: SchemaRegistry | None = None, fresh: bool = False,
+                  add_columns: bool = False) -> Relation:
     """Open (or create) a relation's local state, refusing a declaration that changed.
 
-    Adding a nullable column is accepted: it is appended to the stored row layout,
-    and rows written before read it as null. `fresh=True` starts an empty state that
-    readers see only once `relation.writer.publish()` swaps it in (for `rebuild`).
+    A nullable column added is appended to the stored row layout while nothing was
+    applied yet; once records were, it is refused (the rows held were applied without
+    it and would read null where their records carry a value: `rebuild` replays them)
+    unless `add_columns` (`materializer add-columns`: the rows held read null in it).
+    `fresh=True` starts an empty state that readers see only once
+    `relation.writer.publish()` swaps it in (for `rebuild`).
     """
     writer = RelationWriter(store_path, spec.name, map_size, fresh=fresh)
     current = storage_identity(spec)
@@ -264,7 +289,10 @@ def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
                 f"{spec.name}: the declaration no longer matches the local state: {diff}. "
                 f"Run `materializer rebuild CONFIG {spec.name}` to drop the local state of "
                 f"{spec.name} and replay its topic {spec.topic} from the beginning.")
-        layout = list(meta.layout) + [n for n in spec.column_names if n not in meta.layout]
+        added = [n for n in spec.column_names if n not in meta.layout]
+        if added and not add_columns and any(writer.next_offsets().values()):
+            raise ColumnsAdded(spec, added)
+        layout = list(meta.layout) + added
         if layout != list(meta.layout) or meta.identity != current:
             writer.write_meta(current, layout)
     if isinstance(spec, StreamSpec):
