@@ -146,6 +146,18 @@ class TableApplier:
             self.not_null_slots = tuple(i for i, n in enumerate(self.layout)
                                         if n in partial and spec.column(n).not_null)
 
+    def null_key_error(self, raw: bytes | None) -> RecordError:
+        """The rejection of a record without a key: `null_key` (routed by `null_key`),
+        except a Debezium truncate, which Debezium writes without a key: `unsupported_op`
+        (routed by `on_error`), so rows the source emptied are not served on unsaid."""
+        if self.held and raw is not None:
+            try:
+                self.value_decoder(raw)
+            except RecordError as e:
+                if e.reason == "unsupported_op":
+                    return e
+        return RecordError("null key", "null_key")
+
     def _partial_decoder(self, listed: set[str]) -> Callable[[bytes, tuple[Any, ...]], Any]:
         """The row decoder of a partial update: the row, with ABSENT in each listed column
         the record does not carry (a JSON field that is absent, a field the Avro writer
@@ -246,7 +258,7 @@ class TableApplier:
             kb_raw = rec.key()
             try:
                 if kb_raw is None:
-                    raise RecordError("null key", "null_key")
+                    raise self.null_key_error(rec.value())
                 kt, kb = keyf(kb_raw)
                 raw = rec.value()
                 row = DELETE if raw is None else decode_row(raw, kt)

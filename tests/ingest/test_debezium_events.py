@@ -165,13 +165,19 @@ def test_records_of_debezium_s_other_topics_are_rejected(tmp_path: Path, record:
     assert h.rows() == [a_row(1, "a")]
 
 
-def test_a_truncate_with_a_null_key_is_a_dropped_null_key(tmp_path: Path) -> None:
-    """As Debezium writes it: no key. Dropped, counted (README), rows left as they are."""
+def test_a_truncate_with_a_null_key_is_an_unsupported_op(tmp_path: Path) -> None:
+    """As Debezium writes it: no key. It was dropped as a null key (counted under NULL
+    KEYS only) and the table went on serving every row the source had emptied; it is the
+    truncate's `unsupported_op`, routed by `on_error` (here skip; by default the worker
+    stops saying to rebuild). Other records without a key stay `null_key`."""
     h = table(tmp_path)
     h.feed((1, json.loads(event("c", None, a_row(1, "a")))))
-    out = h.apply([FakeRecord(None, json.dumps(TRUNCATE).encode(), 1)], start=1)
-    (r,) = out.rejected
-    assert (r.reason, r.policy) == ("null_key", "drop")
+    out = h.apply([FakeRecord(None, json.dumps(TRUNCATE).encode(), 1),
+                   FakeRecord(None, event("c", None, a_row(2, "b")), 2)], start=1)
+    truncate, keyless = out.rejected
+    assert (truncate.reason, truncate.policy) == ("unsupported_op", "skip")
+    assert "a truncate" in truncate.message and "rebuild" in truncate.message
+    assert (keyless.reason, keyless.policy) == ("null_key", "drop")
     assert h.rows() == [a_row(1, "a")]
 
 
@@ -229,7 +235,9 @@ def test_debezium_avro_a_column_added_mid_stream(tmp_path: Path) -> None:
                    FakeRecord(key(3), v2(env("c", {**a_row(3, "c"), "email": None}, src2)), 3),
                    FakeRecord(key(4), v2(env("u", None, src2)), 4),
                    FakeRecord(key(4), v2(env("t", None, src2)), 5),
-                   FakeRecord(key(2), v2(env("d", None, src2)), 6)])
+                   FakeRecord(key(2), v2(env("d", None, src2)), 6),
+                   FakeRecord(None, v2(env("t", None, src2)), 7)])  # a truncate as written
     assert [(r.offset, r.reason) for r in out.rejected] == [(4, "not_debezium"),
-                                                           (5, "unsupported_op")]
+                                                           (5, "unsupported_op"),
+                                                           (7, "unsupported_op")]
     assert h.rows() == [{**a_row(1, "a"), "email": "a@x"}, {**a_row(3, "c"), "email": None}]
