@@ -1,10 +1,10 @@
 """`materializer` command line (SPEC §6).
 
 Exit codes: 0 success, 1 not found or runtime failure, 2 bad configuration or usage, 3 not
-known here (partitions not held, a cluster member's worker not running), 4 a key held by
-two partitions, 141 output cut short by its reader. Environment variables are read by the
-command line only (here and in `cli_common`). The read commands (`get`, `scan`) are in
-`cli_read`.
+known here (partitions not held, a cluster member's worker not running, no worker of the
+cluster answering `--url` in time), 4 a key held by two partitions, 141 output cut short by
+its reader. Environment variables are read by the command line only (here and in
+`cli_common`). The read commands (`get`, `scan`) are in `cli_read`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,12 @@ Guarantees:
   scans and keys whose partition it cannot tell go to any live worker, which merges
   across the owners. The answer is always the workers' (a miss is confirmed by them).
 - A rebalance or a worker failure (503, a refused or timed-out connection) makes the
-  client re-read the membership from any worker it knows and try again, with backoff,
-  for at most `retry_for` seconds; then `ClusterUnavailable`. Bad input is `UsageError`
+  client re-read the membership from any worker it knows (the one that failed last) and
+  try again, with backoff, for at most `retry_for` seconds; then `ClusterUnavailable`
+  (CLI exit 3, "not known here", never 1, which a script reads as "no row"). The first
+  try waits up to `timeout` seconds; retries and re-reads only what is left of
+  `retry_for` (a frozen worker, SIGSTOP, accepts connections and never answers: each try
+  waited the whole `timeout` before). Bad input is `UsageError`
   (400), an unknown table `NotFound`, a wrong token `UsageError` naming the token.
 """
 
@@ -40,7 +44,14 @@ MAX_PAGE = 1000
 
 
 class ClusterUnavailable(InfrastructureError):
-    """No worker gave an answer within the client's `retry_for` seconds."""
+    """No worker gave an answer within the client's `retry_for` seconds: the key is not
+    known to be absent (CLI exit 3, as a local store's partitions not held)."""
+
+    exit_code = 3
+
+
+class _OutOfTime(Exception):
+    """The client's `retry_for` seconds are over (inside `Client.call`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +91,7 @@ class Client:
                  retry_for: float = 30.0) -> None:
         self.seeds = [url.rstrip("/")]
         self.retry_for = retry_for
+        self.timeout = timeout
         self._http = httpx.Client(
             timeout=timeout, limits=httpx.Limits(max_keepalive_connections=32),
             headers={"authorization": f"Bearer {token}"} if token else {})
@@ -112,13 +124,18 @@ class Client:
                 if m.get("live") and m.get("url")]
         return urls or list(self.seeds)
 
-    def refresh(self) -> None:
-        """Read the membership and the relations from the first worker that answers."""
+    def refresh(self, deadline: float | None = None, last: str | None = None) -> None:
+        """Read the membership and the relations from the first worker that answers (`last`,
+        the worker that just failed, asked last), giving up at `deadline` (monotonic)."""
         problems = []
-        for url in dict.fromkeys([*self.live_urls(), *self.seeds]):
+        urls = list(dict.fromkeys([*self.live_urls(), *self.seeds]))
+        for url in [u for u in urls if u != last] + [u for u in urls if u == last]:
             try:
-                cluster = self._http.get(f"{url}/cluster")
-                tables = self._http.get(f"{url}/tables")
+                cluster = self._http.get(f"{url}/cluster", timeout=self._left(deadline))
+                tables = self._http.get(f"{url}/tables", timeout=self._left(deadline))
+            except _OutOfTime:
+                problems.append(f"{url}: no time left")
+                break
             except httpx.HTTPError as e:
                 problems.append(f"{url}: {e}")
                 continue
@@ -176,15 +193,26 @@ class Client:
 
     # ------------------------------------------------------------ requests
 
+    def _left(self, deadline: float | None) -> float:
+        """How long one request may wait: `timeout`, at most what is left before `deadline`
+        (`_OutOfTime` when nothing is)."""
+        if deadline is None:
+            return self.timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _OutOfTime
+        return min(self.timeout, left)
+
     def call(self, pick: Any, method: str, path: str, **kw: Any) -> httpx.Response:
         """One request to the worker `pick()` names, again after re-reading the membership
         while the cluster answers 503 or does not answer (at most `retry_for` seconds)."""
         deadline = time.monotonic() + self.retry_for
         delay = 0.05
+        wait = self.timeout  # the first try waits `timeout`, a retry what is left of retry_for
         while True:
             url = pick()
             try:
-                r = self._http.request(method, url + path, **kw)
+                r = self._http.request(method, url + path, timeout=wait, **kw)
             except httpx.HTTPError as e:
                 why = f"{url}: {type(e).__name__}: {e}"
             else:
@@ -196,7 +224,11 @@ class Client:
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
             with contextlib.suppress(ClusterUnavailable):  # try again after the next pause
-                self.refresh()
+                self.refresh(deadline, last=url)
+            try:
+                wait = self._left(deadline)
+            except _OutOfTime:
+                raise ClusterUnavailable(f"no answer within {self.retry_for} s ({why})") from None
 
 
 def _checked(r: httpx.Response) -> httpx.Response:
