@@ -36,7 +36,13 @@ import httpx
 
 from materializer.cluster.partitioning import Partitioning
 from materializer.columns import ColumnType, TypeSyntaxError, key_unit, parse_type
-from materializer.errors import AmbiguousKeyError, InfrastructureError, NotFound, UsageError
+from materializer.errors import (
+    NO_ROW,
+    AmbiguousKeyError,
+    InfrastructureError,
+    NotFound,
+    UsageError,
+)
 from materializer.stored import from_storage, to_json_value
 from materializer.values import key_storage, to_storage
 
@@ -330,7 +336,12 @@ class ClientTable(_Relation):
         r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
                              f"/tables/{quote(self.name, safe='')}/rows/"
                              f"{self.path_key(stored)}")
-        return None if r.status_code == 404 else self.python_row(r.json(), json_form)
+        if r.status_code == 404:  # absent, or a worker of another declaration: said
+            detail = str(r.json().get("detail", "not found"))
+            if not detail.startswith(NO_ROW):
+                raise NotFound(detail)
+            return None
+        return self.python_row(r.json(), json_form)
 
     def get_many(self, keys: Iterable[Any], *, json_form: bool = False
                  ) -> list[dict[str, Any] | None]:

@@ -128,6 +128,16 @@ class StoreError(MaterializerError):
     """LMDB failed (translated where the `lmdb` module is called)."""
 
 
+NO_ROW = "no row with that key in "
+"""How the HTTP API's 404 for an absent row starts (`no_row_detail`): a client tells it
+from a 404 for a table or stream the worker does not serve (another declaration)."""
+
+
+def no_row_detail(relation: str) -> str:
+    """The `detail` of the HTTP API's 404 for a key `relation` holds no row for."""
+    return NO_ROW + relation
+
+
 class NotFound(MaterializerError):
     """A table, stream or row that does not exist."""
 

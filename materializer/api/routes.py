@@ -51,6 +51,7 @@ from materializer.errors import (
     PartitionsNotHeld,
     StoreError,
     UsageError,
+    no_row_detail,
 )
 from materializer.store import Store
 
@@ -207,7 +208,7 @@ def row_answer(index: RelationIndex, table: str, raw_path: bytes, whole: bool = 
     except (MaterializerError, ValueError) as e:
         return failure(e)
     if row is None:
-        return 404, dumps({"detail": f"no row with that key in {rel.view.name}"})
+        return 404, dumps({"detail": no_row_detail(rel.view.name)})
     return 200, dumps(row)
 
 

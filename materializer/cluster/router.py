@@ -54,7 +54,7 @@ from materializer.cluster.partitioning import Partitioning
 from materializer.cluster.record import Member
 from materializer.cluster.routing import Routing
 from materializer.cluster.view import ClusterView
-from materializer.errors import AmbiguousKeyError, MaterializerError
+from materializer.errors import AmbiguousKeyError, MaterializerError, no_row_detail
 
 RETRY_AFTER = "1"
 CONFLICT = 409
@@ -234,7 +234,7 @@ class ClusterRouter:
             return got
         rows, headers = got
         if rows[0] is None:
-            return json_response({"detail": f"no row with that key in {rel.view.name}"}, 404,
+            return json_response({"detail": no_row_detail(rel.view.name)}, 404,
                                  headers)
         return json_response(rows[0], 200, headers)
 
