@@ -33,9 +33,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from faust.exceptions import ImproperlyConfigured
 from faust.stores.base import SerializedStore
 from faust.streams import current_event
 from faust.types import TP, AppT, CollectionT, EventT
+from faust.types.enums import ProcessingGuarantee
 from yarl import URL
 
 from connectors.faust_codec import codec_name, type_name
@@ -66,6 +68,22 @@ def _as_bytes(b: Any) -> bytes | None:
     return bytes(b)
 
 
+def refuse_exactly_once(app: AppT, table: str) -> None:
+    """ImproperlyConfigured under `processing_guarantee="exactly_once"`: faust never tells a
+    store there that its changelog is committed (faust keeps the offsets to persist by
+    changelog partition and looks them up by source partition at commit, robinhood/faust#599),
+    so no write would ever reach the disk: every write would stay in memory for the worker's
+    life, outside readers would read the table's keys as absent, and each start would replay
+    the whole changelog."""
+    guarantee: Any = app.conf.processing_guarantee  # typed as the enum class in faust
+    if guarantee == ProcessingGuarantee.EXACTLY_ONCE:
+        raise ImproperlyConfigured(
+            f"faust table {table}: lmdb:// does not support processing_guarantee="
+            "'exactly_once': faust never reports a committed changelog offset to a table "
+            "store under it (robinhood/faust#599), so no write would reach the disk. Use "
+            "processing_guarantee='at_least_once' with lmdb://, or another store")
+
+
 # ---------------------------------------------------------------------------- store
 
 
@@ -79,6 +97,7 @@ class LmdbStore(SerializedStore[Any, Any]):
     def __init__(self, url: str | URL, app: AppT, table: CollectionT, *,
                  options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(url, app, table, options=options, **kwargs)
+        refuse_exactly_once(app, table.name)
         opts = dict(options or {})
         self.data_dir = data_dir_of(self.url, app)
         self.map_size = int(opts.get("map_size", DEFAULT_MAP_SIZE))

@@ -5,6 +5,7 @@ relation's identity (`codec_name`, `type_name`). Imports faust's codecs only, so
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,21 @@ def type_name(t: Any) -> str | None:
 
 def codec_name(c: Any) -> str | None:
     return c if isinstance(c, str) or c is None else None
+
+
+def _unwrap_base64(codec: str, raw: bytes) -> bytes:
+    """The bytes under faust's base64 layer (`binary`, the last layer of `pickle`: stored
+    bytes are base64 text of the pickle) if `codec` ends in it, else `raw` as stored."""
+    try:
+        nodes = getattr(codecs.get_codec(codec), "nodes", ())
+    except Exception:  # noqa: BLE001 - a codec this process does not know: the stored bytes
+        return raw
+    if not nodes or not isinstance(nodes[-1], codecs.binary):
+        return raw
+    try:
+        return base64.b64decode(raw, validate=True)
+    except ValueError:  # not base64 (not written by this codec): the stored bytes
+        return raw
 
 
 _COLUMN_TYPES = {"str": "string", "int": "long", "float": "double", "bytes": "bytes",
@@ -127,7 +143,9 @@ class FaustCodec:
         if codec is None or codec == "raw":
             return raw
         if json_form and "json" not in codec.split("|"):
-            return raw  # not JSON (pickle, custom codecs): served as the stored bytes
+            # not JSON (pickle, custom codecs): served as bytes (base64 in JSON), those of
+            # the codec's last layer but its base64 one: never base64 of base64 text
+            return _unwrap_base64(codec, raw)
         try:
             return codecs.loads(codec, raw)
         except Exception:  # noqa: BLE001 - a value the codec cannot read: served as bytes
@@ -144,7 +162,5 @@ class FaustCodec:
         if json_form:
             for name, v in out.items():
                 if isinstance(v, bytes):
-                    import base64  # noqa: PLC0415 - rare path
-
                     out[name] = base64.b64encode(v).decode("ascii")
         return out

@@ -6,7 +6,7 @@ has its changelog record, or a crash leaves rows that no replay of the changelog
 So every write waits here, visible to reads (`lookup`), until
 - `acked(partition, offset, key, value)`: the broker stored its changelog record, and
 - `durable(partition, offset)`: faust declared the changelog persisted up to `offset`
-  (at once under at-least-once; at commit under exactly-once),
+  (at once under at-least-once; the store refuses exactly-once, where faust never says it),
 and `take()` hands it over, in write order and with the partition's highest offset,
 for one LMDB transaction. Writes faust makes without a changelog record (local writes:
 expired windows, `table.data[k] = v`) are handed over as soon as every earlier write of
