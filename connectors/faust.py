@@ -1,6 +1,7 @@
 """`lmdb://`: a faust-streaming table store on materializer's LMDB store (with
 `connectors.faust_codec`, `connectors.faust_identity` and `connectors.faust_sensor`, the
-only modules that import faust).
+only modules that import faust; its recovery and revocation bookkeeping is
+`connectors.faust_recovery`).
 
 `app = faust.App(..., store="lmdb://")` or `app.Table(..., store="lmdb://")` picks it
 through the `faust.stores` entry point. `lmdb://` keeps the tables in faust's table
@@ -29,26 +30,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from faust.exceptions import ImproperlyConfigured
 from faust.stores.base import SerializedStore
 from faust.streams import current_event
-from faust.types import TP, AppT, CollectionT, EventT
+from faust.types import AppT, CollectionT
 from faust.types.enums import ProcessingGuarantee
 from yarl import URL
 
 from connectors.faust_codec import codec_name, type_name
 from connectors.faust_identity import VIEW, check_identity, data_dir_of, hold_table
 from connectors.faust_journal import Journal, Taken
+from connectors.faust_recovery import ChangelogBookkeeping, as_bytes
 from connectors.faust_sensor import sensor_of
 from connectors.faust_view import FirstFoundView
 from materializer.columns import parse_type
 from materializer.errors import StoreError
 from materializer.specs import DEFAULT_MAP_SIZE
-from materializer.store import MapFull, RelationWriter, drop_relation
+from materializer.store import MapFull, RelationWriter
 from materializer.store.generation import open_generation
 from materializer.store.keys import MAX_KEY_BYTES, KeyCodec
 
@@ -58,14 +60,6 @@ LAYOUT = ("key", "value")
 _BYTES = parse_type("bytes")[0]
 _SCAN_CHUNK = 1000
 _SURE_FIT = (MAX_KEY_BYTES - 3) // 2
-
-
-def _as_bytes(b: Any) -> bytes | None:
-    if b is None or isinstance(b, bytes):
-        return b
-    if isinstance(b, str):
-        return b.encode()
-    return bytes(b)
 
 
 def refuse_exactly_once(app: AppT, table: str) -> None:
@@ -87,7 +81,7 @@ def refuse_exactly_once(app: AppT, table: str) -> None:
 # ---------------------------------------------------------------------------- store
 
 
-class LmdbStore(SerializedStore[Any, Any]):
+class LmdbStore(ChangelogBookkeeping, SerializedStore[Any, Any]):
     """faust table storage in an LMDB relation of a materializer data directory.
 
     Table options (`app.Table(..., options={...})`): `map_size` (bytes, the ceiling of
@@ -260,21 +254,6 @@ class LmdbStore(SerializedStore[Any, Any]):
         known = {s["partition"] for s in self._view().partition_stats()}
         return known | set(self._journal.partitions())
 
-    def _changelog_partitions(self) -> set[int]:
-        """Every partition of the changelog topic, held here or not (the consumer's count
-        once it knows the topic, else the table's declared count)."""
-        n: int | None = None
-        consumer = getattr(self.app, "_consumer", None)  # never create one here
-        if consumer is not None:
-            try:
-                n = consumer.topic_partitions(self.changelog_topic)
-            except Exception:  # noqa: BLE001 - no metadata for the topic yet
-                n = None
-        if not isinstance(n, int) or isinstance(n, bool):
-            n = None
-        n = n or self.table.partitions or self.app.conf.topic_partitions
-        return set(range(int(n or 0)))
-
     def _set(self, key: bytes, value: bytes | None) -> None:
         self._write(key, value)
 
@@ -347,123 +326,25 @@ class LmdbStore(SerializedStore[Any, Any]):
         for key in list(self._iterkeys()):
             self._del(key)
 
-    def apply_changelog_batch(self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any],
-                              to_value: Callable[[Any], Any]) -> None:
-        """Recovery and standby replicas: changelog records and their offsets, one
-        transaction per batch. Records at or below the persisted offset are skipped."""
-        self.flush()
-        self._open()
-        rows: dict[int, dict[bytes, bytes | None]] = {}
-        offsets: dict[int, int] = {}
-        n = 0
-        for event in batch:
-            msg = event.message
-            p, off = int(msg.partition), int(msg.offset)
-            if off < self._next.get(p, 0):
-                continue
-            key = _as_bytes(msg.key)
-            offsets[p] = max(offsets.get(p, 0), off + 1)
-            if key is None or not self._key_fits(key):
-                log.error("faust table %s: changelog %s[%d] offset %d: %s, not stored",
-                          self.table_name, msg.topic, p, off,
-                          "no key" if key is None else f"a key of {len(key)} bytes is too long")
-                continue
-            rows.setdefault(p, {})[key] = _as_bytes(msg.value)
-            n += 1
-        if offsets:
-            self._cache.clear()
-            self._commit(rows, offsets)
-            self.replayed += n
-
-    def persisted_offset(self, tp: TP) -> int | None:
-        """The highest changelog offset of `tp` on disk (None: nothing yet)."""
-        if tp.topic != self.changelog_topic:
-            return None
-        self.flush()
-        self._open()
-        nxt = self._next.get(tp.partition)
-        return None if nxt is None else nxt - 1
-
-    def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        """faust declares the changelog persisted up to `offset`: the writes it holds may
-        go to disk (with the next flush)."""
-        if tp.topic == self.changelog_topic:
-            self._journal.durable(tp.partition, offset)
-
     def announced(self) -> None:
         """faust logs the next write (the sensor's `on_table_set/del`)."""
         self._announced += 1
 
     def acked(self, partition: int, offset: int, key: Any, value: Any) -> None:
-        kb = _as_bytes(key)
+        kb = as_bytes(key)
         assert kb is not None
-        problem = self._journal.acked(partition, offset, kb, _as_bytes(value))
+        problem = self._journal.acked(partition, offset, kb, as_bytes(value))
         if problem is not None:
             log.error("faust table %s, changelog %s[%d]: %s", self.table_name,
                       self.changelog_topic, partition, problem)
 
     def failed(self, partition: int | None, key: Any, exc: BaseException) -> None:
-        kb = _as_bytes(key)
+        kb = as_bytes(key)
         log.error("faust table %s: the changelog record of key %r (partition %s) was not "
                   "produced (%s): the write stays out of the store", self.table_name, kb,
                   partition, exc)
         if partition is not None and kb is not None:
             self._journal.failed(partition, kb)
-
-    async def need_active_standby_for(self, tp: TP) -> bool:
-        return True
-
-    def _mine(self, tps: Iterable[TP]) -> set[int]:
-        return {tp.partition for tp in tps if tp.topic == self.changelog_topic}
-
-    async def on_rebalance(self, assigned: set[TP], revoked: set[TP],
-                           newly_assigned: set[TP], generation_id: int = 0) -> None:
-        """Write what may be written, forget revoked partitions' journals, and mark them
-        revoked for external readers."""
-        self.flush()
-        gone = self._mine(revoked)
-        self._cache.clear()
-        for p in gone:
-            self._journal.drop_partition(p)
-        # newly assigned partitions are not current here until their recovery completes
-        # (a partition never held here has no rows at all: a miss must not say "absent")
-        unready = gone | self._mine(newly_assigned)
-        if unready:
-            self._open().set_revoked(unready, True)
-
-    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
-        """External readers are served the recovered active partitions (every partition
-        of a global table), and no other."""
-        self.flush()
-        log.info("faust table %s: recovery replayed %d changelog records after the persisted "
-                 "offsets", self.table_name, self.replayed)
-        self.replayed = 0
-        served = self._mine(active_tps)
-        if self.table.is_global:
-            served |= self._mine(standby_tps)
-        w = self._open()
-        # every other partition of the changelog, held here or never seen (another worker
-        # serves it: a miss here must not say "absent")
-        others = (self._partitions() | self._changelog_partitions()) - served
-        w.set_revoked(served, False)
-        w.set_revoked(others, True)
-
-    def reset_state(self) -> None:
-        """Delete this table's local state (the changelog stays)."""
-        self._journal.clear()
-        self._cache.clear()
-        self._writer = None
-        self._disk = None
-        self._next = {}
-        drop_relation(self.data_dir, self.table_name)
-
-    async def backup_partition(self, tp: TP | int, flush: bool = True, purge: bool = False,
-                               keep: int = 1) -> None:
-        raise NotImplementedError("lmdb:// keeps no backups: copy the data directory while "
-                                  "the app is stopped, or let recovery replay the changelog")
-
-    def restore_backup(self, tp: TP | int, latest: bool = True, backup_id: int = 0) -> None:
-        raise NotImplementedError("lmdb:// keeps no backups")
 
     async def on_start(self) -> None:
         self._open()
