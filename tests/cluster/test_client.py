@@ -17,7 +17,8 @@ from materializer import Client
 from materializer.client import ClusterUnavailable, _Schema
 from materializer.cluster.partitioning import murmur2_partition
 from materializer.columns import parse_type
-from materializer.errors import AmbiguousKeyError, NotFound, UsageError
+from materializer.errors import AmbiguousKeyError, NotFound, UsageError, no_row_detail
+from tests.support.fake_http import send_json
 
 COLUMNS = {"day": "date", "at": "timestamp", "price": "decimal(10,2)", "blob": "bytes",
            "ok": "boolean", "n": "long"}
@@ -39,12 +40,7 @@ class Fake:
                 pass
 
             def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
             def do_GET(self) -> None:  # noqa: N802
                 fake.asked.append((index, "GET", self.path))
@@ -60,7 +56,7 @@ class Fake:
                 elif self.path.startswith("/tables/s.t/rows/"):
                     n = int(self.path.rsplit("/", 1)[1])
                     if n == 404:
-                        self._send(404, {"detail": "no row"})
+                        self._send(404, {"detail": no_row_detail("s.t")})
                     elif n == 409:
                         self._send(409, {"detail": "s.t: key 409 is held by partitions 0 "
                                                    "and 2: ..."})

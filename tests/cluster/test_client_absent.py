@@ -6,16 +6,15 @@ topic may hold came back as absent. That 404 is now NotFound, saying what the wo
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from materializer import Client
 from materializer.errors import NotFound, no_row_detail
+from tests.support.fake_http import send_json, serving
 
 
 class OneWorker(BaseHTTPRequestHandler):
@@ -35,23 +34,13 @@ class OneWorker(BaseHTTPRequestHandler):
                                 "columns": [{"name": "n", "type": "long"}]}]}
         else:
             status, body = 404, {"detail": self.row_404}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
 
 @pytest.fixture
 def worker() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), OneWorker)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(OneWorker) as url:
+        yield url
 
 
 def test_absent_is_none_and_an_unknown_table_is_said(worker: str) -> None:

@@ -12,12 +12,10 @@ as a local store's partitions not held)."""
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from materializer import Client
 from materializer.client import ClusterUnavailable
 from materializer.devbroker import free_port
 from tests.support.api import cli_json
+from tests.support.fake_http import send_json, serving
 
 
 class Alive(BaseHTTPRequestHandler):
@@ -51,12 +50,7 @@ class Alive(BaseHTTPRequestHandler):
                                 "columns": [{"name": "n", "type": "long"}]}]}
         else:
             body = {"detail": "s.t: partitions 0, 1 have no live owner (rebalancing)"}
-        data = json.dumps(body).encode()
-        self.send_response(200 if self.path in ("/cluster", "/tables") else 503)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200 if self.path in ("/cluster", "/tables") else 503, body)
 
 
 @pytest.fixture
@@ -65,13 +59,10 @@ def cluster() -> Iterator[str]:
     frozen.bind(("127.0.0.1", 0))
     frozen.listen(64)
     Alive.frozen_url = f"http://127.0.0.1:{frozen.getsockname()[1]}"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Alive)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        with serving(Alive) as url:
+            yield url
     finally:
-        server.shutdown()
-        server.server_close()
         frozen.close()
 
 
