@@ -18,7 +18,8 @@ from materializer.specs import RelationSpec, TableSpec
 from materializer.stored import same_stored
 
 Message = tuple[int, bytes, bytes | None]
-"""(source partition, key bytes, value bytes or None for a tombstone)."""
+"""(source partition, key bytes, value bytes or None for a tombstone). A negative partition
+-1 - n pins the message to change-topic partition n (`ChangeOutbox.pinned`)."""
 
 def _json_default(o: Any) -> Any:
     """Values a `json` column may hold that JSON has no type for (from Avro sources)."""

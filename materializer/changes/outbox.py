@@ -28,7 +28,9 @@ in one call (`SideTable.clear`) instead of deleting key by key.
 Placement: if the change topic has as many partitions as the source topic, the
 event of a change in source partition p goes to partition p (table partition p is
 source partition p); otherwise to `murmur2(key) % partitions`, as the Java
-client's default partitioner would place the key. A missing change topic is
+client's default partitioner would place the key; a snapshot's `d` event and tombstone
+go where the key's earlier events went (`pinned`: after the source topic was recreated
+with another partition count, that is not where its events go now). A missing change topic is
 created with the source topic's partition count and `cleanup.policy=compact` (so a
 compacted read of it ends as a copy of the table), once the source topic exists.
 
@@ -220,11 +222,22 @@ class ChangeOutbox:
 
     def placement(self, partition: int, key: bytes) -> int:
         """The change-topic partition of a message staged for source `partition` (only
-        once the topic is resolved: see `announced_keys`)."""
+        once the topic is resolved: see `announced_keys`), or pinned (`pinned`)."""
         n = self._partitions
+        if partition < 0:
+            return -1 - partition
         if n is None or n in (_SAME, _PRODUCER_HASH):
             return partition
         return partition_for(key, n)
+
+    def pinned(self, msgs: list[Message], at: int) -> list[Message]:
+        """`msgs` sent to change-topic partition `at` whatever the placement: a snapshot's
+        `d` event and tombstone for a key an earlier placement put there (the source
+        topic was recreated with another partition count, so the placement changed from
+        source partition to key hash or back: sent where the key's events go now, they
+        would leave its old row live in `at` and delete its current one)."""
+        return [m if self.placement(m[0], m[1]) == at else (-1 - at, m[1], m[2])
+                for m in msgs]
 
     def _keep(self, entries: list[tuple[bytes, tuple[int, bytes, bytes | None]]]) -> None:
         """After their batch committed: keep staged events in memory for `drain`, unless
@@ -313,7 +326,9 @@ class ChangeOutbox:
         n = self._partitions
         self._unsettled = True
         for _, (p, key, value) in batch:
-            if n == _SAME:
+            if p < 0:  # pinned to a change-topic partition
+                produce(topic, key, value, partition=-1 - p)
+            elif n == _SAME:
                 produce(topic, key, value, partition=p)
             elif n == _PRODUCER_HASH or n is None:
                 produce(topic, key, value)

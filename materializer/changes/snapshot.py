@@ -143,10 +143,10 @@ def _stage_deletes(spec: TableSpec, writer: RelationWriter, layout: Sequence[str
                 sp, kt, row = got
                 ch = Change("d", sp, max(offsets.get(sp, 0) - 1, 0), now_ms, kt, row, None)
                 enc = outbox.encode([ch], snapshot=True)
-                if enc and enc[0][1] == key and outbox.placement(enc[0][0], key) == at:
-                    msgs.extend(enc)  # the d event and its tombstone
+                if enc and enc[0][1] == key:
+                    msgs.extend(outbox.pinned(enc, at))  # the d event and its tombstone
                     continue
-            msgs.append((at, key, None))
+            msgs.extend(outbox.pinned([(at, key, None)], at))
 
         def put(wb: WriteBatch, msgs: list[Message] = msgs) -> None:
             outbox.put(wb, msgs)

@@ -41,15 +41,17 @@ def open_registry(catalog: Catalog) -> SchemaRegistry | None:
 
 
 def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
-                   only: list[str] | None = None) -> list[Relation]:
+                   only: list[str] | None = None, *, declare: bool = True) -> list[Relation]:
     """Every relation of the catalog (or those named in `only`), opened for writing; a
-    table that got `changes:` while it held rows owes its change topic a snapshot."""
+    table that got `changes:` while it held rows owes its change topic a snapshot.
+    Opening them all records them as the store's declared relations, unless `declare` is
+    False (a worker of `run --processes N`: its catalog may leave some out)."""
     relations = [open_relation(s, catalog.store_path, map_size=catalog.map_size,
                                registry=registry)
                  for s in catalog.relations if only is None or s.name in only]
     for rel in relations:
         owe_snapshot_if_unannounced(rel)
-    if only is None:  # readers refuse relations the store keeps and this no longer declares
+    if only is None and declare:  # readers refuse the store's relations not declared here
         write_declared(catalog.store_path, [rel.spec.name for rel in relations])
     return relations
 

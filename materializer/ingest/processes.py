@@ -188,6 +188,9 @@ class ProcessWorker(Worker):
     """One of `run --processes N`'s workers (see the module doc)."""
 
     cluster_member = False
+    # the supervisor recorded the whole declaration; this catalog may lack the replicated
+    # tables (`for_worker`), which readers would then refuse as no longer declared
+    declares = False
 
     def __init__(self, catalog: Catalog, index: int, **kwargs: Any) -> None:
         super().__init__(catalog, **kwargs)

@@ -61,6 +61,7 @@ class Worker:
 
     cluster: Any = None  # materializer.cluster.agent.ClusterAgent, once the group consumer runs
     cluster_member = True  # False: no membership (one of `run --processes N`'s workers)
+    declares = True  # False: the store's declared relations are recorded by another process
     api_token: str | None = None  # the API's token (cluster: copies from other workers' APIs)
 
     def __init__(self, catalog: Catalog, *, batch_size: int = BATCH_SIZE,
@@ -72,7 +73,7 @@ class Worker:
         self.group = catalog.group
         self.progress = progress
         self.registry = open_registry(catalog)
-        self.relations = open_relations(catalog, self.registry)
+        self.relations = open_relations(catalog, self.registry, declare=self.declares)
         self.grouped = Feed({})
         self.replicated = Feed({})
         for rel in self.relations:
