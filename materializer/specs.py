@@ -41,6 +41,14 @@ DEFAULT_MAP_SIZE = 1 << 36
 """`store.map_size` when the file names none: the ceiling an LMDB map may grow to."""
 BATCH_SIZE = 20_000
 """Records polled and applied per batch (`materializer run --batch-size`)."""
+DEBEZIUM_PLACEHOLDER = "__debezium_unavailable_value"
+"""What Debezium writes for a value it does not have: `unavailable.value.placeholder`'s
+default, recognised by `debezium-json` and `debezium-avro` relations that declare no
+`unavailable_value_placeholder`."""
+DEBEZIUM_VALUE_FORMATS = frozenset(("debezium-json", "debezium-avro"))
+PLACEHOLDER_FORMATS = frozenset(("debezium-json", "debezium-avro", "json", "json_sr", "avro"))
+"""The value formats that may declare `unavailable_value_placeholder`: Debezium's envelopes,
+and the rows ExtractNewRecordState unwraps from them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +97,24 @@ class RelationSpec:
     on_reset: OnResetPolicy = "fail"
     partitioner: Partitioner = "murmur2"  # how producers partition the topic (routing)
     standby_replicas: int = 0  # other workers keeping each partition warm (failover)
+    unavailable_value_placeholder: str | None = None
+    """Debezium's `unavailable.value.placeholder` as declared (None: not declared); see
+    `unavailable_placeholder`."""
     location: Location = field(default_factory=Location, compare=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def unavailable_placeholder(self) -> str | None:
+        """The text that stands for a value Debezium did not have
+        (`materializer.ingest.unavailable`): the declared one, else Debezium's default
+        for `debezium-json` / `debezium-avro`, else None (nothing is recognised)."""
+        declared = self.unavailable_value_placeholder
+        if declared is not None:
+            return declared
+        return DEBEZIUM_PLACEHOLDER if self.value_format in DEBEZIUM_VALUE_FORMATS else None
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -43,11 +43,13 @@ PROPERTIES = {
     "partitions": ("partitions", "int"), "replicas": ("replicas", "int"),
     "timestamp": ("timestamp_column", "text"),
     "partitioner": ("partitioner", "lower"), "standby_replicas": ("standby_replicas", "int"),
+    "unavailable_value_placeholder": ("unavailable_value_placeholder", "text"),
 }
 TABLE_PROPERTIES = tuple(p for p in PROPERTIES if p != "max_events_per_key")
 STREAM_PROPERTIES = ("kafka_topic", "key_format", "value_format", "format", "on_error",
                      "dead_letter_topic", "max_events_per_key", "partitions", "replicas",
-                     "timestamp", "partitioner", "standby_replicas")
+                     "timestamp", "partitioner", "standby_replicas",
+                     "unavailable_value_placeholder")
 
 
 @dataclass(frozen=True, slots=True)

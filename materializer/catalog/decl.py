@@ -24,7 +24,7 @@ Locate = Callable[[int], Location]
 
 COMMON_FIELDS = ("name", "topic", "columns", "key_format", "value_format", "on_error",
                  "dead_letter_topic", "on_reset", "partitions", "replicas", "timestamp_column",
-                 "partitioner", "standby_replicas")
+                 "partitioner", "standby_replicas", "unavailable_value_placeholder")
 TABLE_FIELDS = (*COMMON_FIELDS, "primary_key", "soft_primary_key", "on_existing",
                 "version_column", "partial_update", "shard_key", "replicated", "null_key",
                 "changes")
@@ -44,7 +44,7 @@ KLIP23_TAIL = ("Tables have PRIMARY KEYs, which are unique and NON NULL.\n"
                "Streams have KEYs, which have no uniqueness or NON NULL constraints.")
 _PASS_STRINGS = ("name", "topic", "key_format", "value_format", "on_existing",
                  "version_column", "null_key", "on_error", "dead_letter_topic", "on_reset",
-                 "timestamp_column", "partitioner")
+                 "timestamp_column", "partitioner", "unavailable_value_placeholder")
 
 
 @dataclass(frozen=True, slots=True)

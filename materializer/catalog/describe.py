@@ -65,6 +65,12 @@ def _describe_relation(spec: RelationSpec) -> list[str]:
     default = (" (ksqlDB's default when KEY_FORMAT is not named)"
                if spec.key_format_default else "")
     out.append(f"  formats: key {spec.key_format}{default}, value {spec.value_format}")
+    placeholder = spec.unavailable_placeholder
+    if placeholder is not None:
+        how = ("" if spec.unavailable_value_placeholder is not None
+               else " (Debezium's default)")
+        out.append(f"  unavailable_value_placeholder: {placeholder!r}{how}: keeps the stored "
+                   "value")
     out.append(f"  timestamp: {spec.timestamp_column} (event time)" if spec.timestamp_column
                else "  timestamp: the Kafka record's timestamp")
     if isinstance(spec, TableSpec):

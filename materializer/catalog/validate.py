@@ -35,11 +35,13 @@ from materializer.catalog.rules import (
 from materializer.catalog.table_rules import stream, table
 from materializer.columns import ENCODINGS, ColumnType
 from materializer.specs import (
+    DEBEZIUM_PLACEHOLDER,
     KEY_FORMATS,
     NULL_KEY_POLICIES,
     ON_ERROR_POLICIES,
     ON_RESET_POLICIES,
     PARTITIONERS,
+    PLACEHOLDER_FORMATS,
     VALUE_FORMATS,
     Column,
     Location,
@@ -214,6 +216,33 @@ def _topic_settings(r: Rules, cols: dict[str, ColumnDecl]) -> dict[str, Any]:
     return out
 
 
+def _placeholder(r: Rules, vf: str) -> dict[str, Any]:
+    """`unavailable_value_placeholder`: Debezium's `unavailable.value.placeholder` when the
+    connector sets another than its default (`debezium-json`, `debezium-avro`), or the one
+    unwrapped Debezium rows hold (`json`, `json_sr`, `avro`: none is recognised without
+    it). Refused where no Debezium row can carry it, and empty."""
+    f = r.get("unavailable_value_placeholder")
+    if f is None:
+        return {}
+    text = str(f.value.value)
+    spelled = ("UNAVAILABLE_VALUE_PLACEHOLDER" if r.d.syntax == "sql"
+               else "unavailable_value_placeholder")
+    if not text:
+        r.error(f.value.loc, f"`{spelled}` is empty: Debezium never writes an empty "
+                "placeholder (an empty string would mark every empty text as unavailable); "
+                f"write the connector's `unavailable.value.placeholder` (default "
+                f"{DEBEZIUM_PLACEHOLDER}), or remove `{spelled}`")
+    elif vf not in PLACEHOLDER_FORMATS:
+        why = ("the value is one column's value, not a Debezium row" if vf in (
+            "string", "int", "long", "bytes") else "Protobuf values are not read as "
+            "Debezium rows here")
+        r.error(f.value.loc, f"`{spelled}` applies to Debezium rows (value_format "
+                f"debezium-json, debezium-avro, or json, json_sr, avro from "
+                f"ExtractNewRecordState), but {_spelled(r, 'value_format', vf)}: {why}; "
+                f"remove `{spelled}`")
+    return {"unavailable_value_placeholder": text}
+
+
 def _policies(r: Rules) -> tuple[NullKeyPolicy, OnErrorPolicy, str | None]:
     null_key = r.choice("null_key", NULL_KEY_POLICIES, "drop")
     on_error = r.choice("on_error", ON_ERROR_POLICIES, "fail")
@@ -273,6 +302,7 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
         "key_format_default": kf_default, **_topic_settings(r, cols),
         "on_reset": r.choice("on_reset", ON_RESET_POLICIES, "fail"), "location": d.loc,
         "partitioner": r.choice("partitioner", PARTITIONERS, "murmur2"),
+        **_placeholder(r, vf),
     }
     spec: TableSpec | StreamSpec = (table(r, base, keys, soft, cols, null_key)
                                     if d.kind == "table" else stream(r, base))

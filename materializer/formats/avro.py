@@ -104,6 +104,11 @@ from materializer.formats.base import (
 from materializer.formats.connect_types import Fixup, apply_plan, connect_fixup
 from materializer.formats.deleted import DELETED_FIELD, marks_deleted, reads_deleted_marker
 from materializer.formats.field_match import case_ambiguity, match_fields, unmatched_schema
+from materializer.formats.placeholders import (
+    passing_placeholders,
+    unavailable_finder,
+    unavailable_forms,
+)
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.protocols import SchemaRegistry
 from materializer.specs import RelationSpec
@@ -324,11 +329,18 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
     single = next(iter(columns)) if len(columns) == 1 else None
     nothing: frozenset[str] = frozenset()
     marker = reads_deleted_marker(spec)  # Debezium's rewritten deletes: formats.deleted
+    forms = unavailable_forms(spec, binary=True)  # unwrapped Debezium rows' placeholder
+    find = unavailable_finder(spec, binary=True)
 
     def prepare(schema: Any) -> Any:
         rec = record_of(schema)
         if rec is not None:
-            return checked_reading(spec, schema, rec, "the Avro record")
+            reading = checked_reading(spec, schema, rec, "the Avro record")
+            if forms and not isinstance(reading, RecordError):
+                plan, stored = reading.prepared
+                reading = reading._replace(prepared=(passing_placeholders(plan, forms),
+                                                     stored))
+            return reading
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")
@@ -356,6 +368,8 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
                 apply_plan(plan, datum)
         except RecordError as e:
             raise part_error(VALUE, e) from e
+        if find is not None:
+            datum = find(datum)
         return datum, stored
 
     return TypedValueDecoder(decode)

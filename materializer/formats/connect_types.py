@@ -222,8 +222,11 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
     or map column whose field is an array or map schema (`element` finds its items or
     values in `node`), the conversion its items or values need, applied to each. With
     `exact` (a key column's), nanoseconds that a microsecond value would floor are refused
-    (ValueError) instead: keys are never rounded."""
+    (ValueError) instead: keys are never rounded. A bytes column whose field the schema
+    types as text refuses its values (`_text_for_bytes`), never guessing their encoding."""
     fix = _named_fixup(name, params, node, ctype)
+    if fix is None and ctype.kind == "bytes" and _is_text(node):
+        return _text_for_bytes
     if exact and fix is _from_nanos:
         return _from_nanos_exact
     if exact and fix is _time_nanos:
@@ -235,6 +238,26 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
             if item_fix is not None:
                 return _each_item(item_fix) if ctype.kind == "array" else _each_value(item_fix)
     return fix
+
+
+def _is_text(node: Any) -> bool:
+    """Whether a field's schema says text: a Connect JSON `string` schema, an Avro
+    `string` (a ["null", "string"] union arrives resolved to it)."""
+    return node == "string" or (isinstance(node, dict) and node.get("type") == "string")
+
+
+def _text_for_bytes(v: Any) -> Any:
+    """A bytes column fed by a field its schema types as text: refused (type_mismatch),
+    not read as base64. Debezium's binary.handling.mode=hex, base64 and base64-url-safe
+    write bytes as such text, and they cannot be told apart: hex `fbff0102` is also valid
+    base64, of other bytes."""
+    if isinstance(v, str):
+        raise ValueError(
+            "the schema types it as text (string), not bytes, for a bytes column: Debezium's "
+            "binary.handling.mode=hex, base64 and base64-url-safe write bytes as text that "
+            "no reader can tell apart (hex is valid base64 of other bytes); set "
+            "binary.handling.mode=bytes, or declare the column string to keep the text")
+    return v
 
 
 AVRO_NANOS = "avro:timestamp-nanos"

@@ -22,21 +22,15 @@ string / bytes / long / json columns.
 
 Unavailable values: for a column an UPDATE left unchanged that the database did not log
 (PostgreSQL: a TOASTed value under REPLICA IDENTITY DEFAULT; Oracle: LOB / XML columns),
-Debezium writes the placeholder `__debezium_unavailable_value` instead of the value. It
-is recognised (`unavailable_finder`) in the forms Debezium writes it: the text in a
-string, json or decimal (`decimal.handling.mode=string`) column, its UTF-8 bytes in a
-bytes column (base64 text in `debezium-json`, raw bytes in `debezium-avro`), and a
-one-element list holding the text in an array column. The decoder then returns the
-`after` row as `UnavailableFields`, with those columns null and named in `columns`; the
-applier keeps the stored row's values there, or rejects the record (`unavailable_value`)
-when there is none (see `materializer.ingest.unavailable`). Only the default text is
-recognised: a custom `unavailable.value.placeholder` is not (it would be stored).
+Debezium writes its placeholder (`__debezium_unavailable_value`, or the relation's declared
+`unavailable_value_placeholder`) instead of the value. The decoders return such an `after`
+row as `UnavailableFields` (see `materializer.formats.placeholders`, which the plain
+`json`, `json_sr` and `avro` decoders share for unwrapped Debezium rows).
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from materializer.errors import RecordError
@@ -57,92 +51,21 @@ from materializer.formats.connect_types import (
 )
 from materializer.formats.field_match import match_fields, object_checker, warn_unfilled
 from materializer.formats.jsonread import loads
+from materializer.formats.placeholders import (
+    UnavailableFields,
+    passing_placeholders,
+    unavailable_finder,
+    unavailable_forms,
+)
 from materializer.protocols import SchemaRegistry
-from materializer.specs import RelationSpec
+from materializer.specs import DEBEZIUM_PLACEHOLDER, RelationSpec
 
-PLACEHOLDER = "__debezium_unavailable_value"
+__all__ = ["PLACEHOLDER", "UnavailableFields", "avro_decoder", "json_decoder",
+           "unavailable_finder", "unavailable_forms", "unsupported_op"]
+
+PLACEHOLDER = DEBEZIUM_PLACEHOLDER
 """What Debezium writes for a value it does not have (`unavailable.value.placeholder`'s
-default, the only one recognised)."""
-PLACEHOLDER_BYTES = PLACEHOLDER.encode()
-PLACEHOLDER_BASE64 = base64.b64encode(PLACEHOLDER_BYTES).decode()
-_SCALAR_KINDS = frozenset(("string", "json", "decimal"))
-_PLACEHOLDER_LIST = [PLACEHOLDER]
-
-
-class UnavailableFields(dict[str, Any]):
-    """A Debezium `after` row some of whose values Debezium did not have: those columns
-    (`columns`, in declaration order) are null here, their values are the stored row's."""
-
-    __slots__ = ("columns",)
-    columns: tuple[str, ...]
-
-
-def unavailable_forms(spec: RelationSpec, binary: bool) -> dict[str, Any]:
-    """Value column -> the value that is Debezium's placeholder in it (for an array
-    column, the one-element list), for the columns of the types it is written to;
-    `binary`: Avro (a bytes column's raw bytes), else JSON (their base64 text)."""
-    keys = set(spec.key_columns)
-    out: dict[str, Any] = {}
-    for c in spec.columns:
-        kind = c.type.kind
-        if c.name in keys:
-            continue
-        if kind in _SCALAR_KINDS:
-            out[c.name] = PLACEHOLDER
-        elif kind == "bytes":
-            out[c.name] = PLACEHOLDER_BYTES if binary else PLACEHOLDER_BASE64
-        elif kind == "array":
-            out[c.name] = _PLACEHOLDER_LIST
-    return out
-
-
-def unavailable_finder(spec: RelationSpec, binary: bool
-                       ) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """`after` row (columns named as declared) -> itself, or, when a column holds the
-    placeholder, an `UnavailableFields` copy with those columns null. Costs one lookup
-    and comparison per string, bytes, json, decimal and array column."""
-    forms = unavailable_forms(spec, binary)
-    scalars = tuple((n, f) for n, f in forms.items() if type(f) is not list)
-    arrays = tuple(n for n, f in forms.items() if type(f) is list)
-
-    def found(after: dict[str, Any]) -> dict[str, Any]:
-        get = after.get
-        hits: list[str] | None = None
-        for n, f in scalars:
-            if get(n) == f:
-                hits = [n] if hits is None else [*hits, n]
-        for n in arrays:
-            v = get(n)
-            if type(v) is list and len(v) == 1 and v[0] == PLACEHOLDER:
-                hits = [n] if hits is None else [*hits, n]
-        if hits is None:
-            return after
-        out = UnavailableFields(after)
-        for n in hits:
-            out[n] = None
-        out.columns = tuple(hits)
-        return out
-    return found
-
-
-def _passing_placeholders(plan: Plan, forms: Mapping[str, Any]) -> Plan:
-    """`plan` whose conversions of the columns in `forms` leave the placeholder as it is
-    (a Json column would parse it as JSON text, an array's items convert one by one), for
-    `unavailable_finder` to see it after the plan."""
-    if not any(fix is not None and col in forms for _, col, fix in plan):
-        return plan
-    out = []
-    for src, col, fix in plan:
-        if fix is not None and col in forms:
-            fix = _passing(fix, forms[col])
-        out.append((src, col, fix))
-    return tuple(out)
-
-
-def _passing(fix: Callable[[Any], Any], form: Any) -> Callable[[Any], Any]:
-    def passing(v: Any) -> Any:
-        return v if v == form else fix(v)
-    return passing
+default; a relation may declare another: `unavailable_value_placeholder`)."""
 
 _ENVELOPE_USED = frozenset(("op", "after"))
 """The envelope's fields a row is made of (`before`, `source`, ... are read past)."""
@@ -160,7 +83,7 @@ def unsupported_op(op: Any) -> RecordError:
 def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedValueDecoder:
     nothing: frozenset[str] = frozenset()
     forms = unavailable_forms(spec, binary=True)
-    find = unavailable_finder(spec, binary=True) if forms else None
+    find = unavailable_finder(spec, binary=True)
 
     def prepare(schema: Any) -> Any:
         env = record_of(schema)
@@ -176,7 +99,7 @@ def avro_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedVa
             return reading
         plan, stored = reading.prepared
         return reading._replace(wanted=_ENVELOPE_USED,
-                                prepared=(_passing_placeholders(plan, forms), stored))
+                                prepared=(passing_placeholders(plan, forms), stored))
 
     read = wire_reader(spec, registry, "value_format debezium-avro", prepare)
 
@@ -215,7 +138,7 @@ def _after_of(schema: Any) -> Any:
 def json_decoder(spec: RelationSpec) -> ValueDecoder:
     columns = value_columns(spec)
     forms = unavailable_forms(spec, binary=False)
-    find = unavailable_finder(spec, binary=False) if forms else None
+    find = unavailable_finder(spec, binary=False)
     check = object_checker("the Debezium `after` object", spec.column_names, list(columns),
                            spec.name)
 
@@ -228,7 +151,7 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
             warn_unfilled(spec.name, f"the Debezium `after` schema "
                           f"{after.get('name') or 'struct'}", list(found),
                           [c for c in columns if c not in matched])
-        return _passing_placeholders(field_plan(found, columns), forms)
+        return passing_placeholders(field_plan(found, columns), forms)
     plan_for = per_schema(plan)  # by the `after` row's schema
 
     def decode(b: bytes) -> Mapping[str, Any]:

@@ -62,6 +62,11 @@ from materializer.formats.connect_types import (
 from materializer.formats.deleted import DELETED_FIELD, marks_deleted, reads_deleted_marker
 from materializer.formats.field_match import match_fields, object_checker, warn_unfilled
 from materializer.formats.jsonread import loads
+from materializer.formats.placeholders import (
+    passing_placeholders,
+    unavailable_finder,
+    unavailable_forms,
+)
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
 from materializer.values import key_storage
@@ -88,7 +93,8 @@ def _reads_wrapper(spec: RelationSpec) -> bool:
 
 def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str = "",
                whole_key: tuple[str, ...] = (), key: bool = False,
-               declared: Sequence[str] = ()) -> _Unwrap:
+               declared: Sequence[str] = (), placeholders: Mapping[str, Any] | None = None
+               ) -> _Unwrap:
     """wrapper -> payload with its Connect logical types applied (a dict of fields, a
     bare value when the schema is not a struct, or None). A bare value is converted for
     column `single` if given, else returned as it is. RecordError(type_mismatch) for a
@@ -97,7 +103,9 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
     some `declared` column (a key column's too: its payloads are stored as rows, not
     no_declared_columns). With `whole_key` (a
     table's key columns), a struct schema with another field refuses every payload. With
-    `key`, a value its logical type would round is refused (`connect_fixup`'s `exact`)."""
+    `key`, a value its logical type would round is refused (`connect_fixup`'s `exact`).
+    `placeholders` (column -> Debezium's placeholder there, `formats.placeholders`) pass
+    their columns' conversions unchanged."""
 
     def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None, RecordError | None]:
         fields = struct_fields(schema)
@@ -108,7 +116,10 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
                 warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
                               list(fields), [c for c in columns if c not in matched])
             refused = key_schema_beyond(fields, matched, whole_key) if whole_key else None
-            return field_plan(fields, columns, exact=key), None, refused
+            found = field_plan(fields, columns, exact=key)
+            if placeholders:
+                found = passing_placeholders(found, placeholders)
+            return found, None, refused
         if single is None:
             return (), None, None
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
@@ -144,12 +155,15 @@ def _unframe(b: bytes) -> bytes:
 def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload or a
     `__deleted: "true"` field (`formats.deleted`); `framed`: JSON_SR, the JSON after the
-    Confluent wire header."""
+    Confluent wire header. With an `unavailable_value_placeholder` (unwrapped Debezium
+    rows), an object holding it is an `UnavailableFields` (`formats.placeholders`)."""
     keys = set(spec.key_columns)
     columns = {c.name: c.type for c in spec.columns if c.name not in keys}
     wrapped = _reads_wrapper(spec)
     single = next(iter(columns)) if len(columns) == 1 else None
-    unwrap = _unwrapper(columns, single, spec.name, declared=spec.column_names)
+    unwrap = _unwrapper(columns, single, spec.name, declared=spec.column_names,
+                        placeholders=unavailable_forms(spec, binary=False))
+    find = unavailable_finder(spec, binary=False)
 
     check = object_checker("the JSON object", spec.column_names, list(columns), spec.name)
     marker = reads_deleted_marker(spec)  # Debezium's rewritten deletes: formats.deleted
@@ -176,7 +190,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
             check(obj, schemaless)
         except RecordError as e:
             raise part_error(VALUE, e) from e
-        return obj
+        return obj if find is None else find(obj)
 
     return decode
 

@@ -25,13 +25,12 @@ from typing import Any
 from materializer.changes.event import Change
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, KeyDecoder, ValueDecoder
-from materializer.formats.debezium import UnavailableFields
+from materializer.formats.placeholders import UnavailableFields
 from materializer.ingest.event_time import event_times
 from materializer.ingest.jsonrow import row_decoder
 from materializer.ingest.keypath import key_path
 from materializer.ingest.shaper import RowShaper, compile_shaper
 from materializer.ingest.unavailable import (
-    DEBEZIUM_FORMATS,
     Unavailable,
     UnavailableShaper,
     check_stream,
@@ -128,7 +127,7 @@ class TableApplier:
         self.decode_row = row_decoder(spec, layout, value_decoder, self.shape)
         self.emit = spec.changes is not None
         # Debezium's unavailable values (`ingest.unavailable`): rows kept from the stored one
-        self.held = spec.value_format in DEBEZIUM_FORMATS
+        self.held = spec.unavailable_placeholder is not None
         self.blind = spec.soft_primary_key or (
             spec.on_existing == "overwrite" and spec.partial_update is None and not self.emit)
         self.version_slot = (self.layout.index(spec.version_column)
@@ -280,7 +279,8 @@ class TableApplier:
                 if held and type(row) is Unavailable:  # values Debezium did not have
                     if soft:
                         raise unavailable_error(row.columns, "a soft_primary_key table "
-                                                "keeps no stored row to keep them from")
+                                                "keeps no stored row to keep them from",
+                                                row.placeholder)
                     row = restore(row, pending[kb] if kb in pending else stored(kb))
                 if blind:
                     pending[kb] = row
@@ -334,7 +334,7 @@ class StreamApplier:
         vdec = self.value_decoder
         kenc = self.key_codec.encode
         shape = self.shape
-        held = self.spec.value_format in DEBEZIUM_FORMATS
+        held = self.spec.unavailable_placeholder is not None
         err_policy = self.spec.on_error
         out = PartitionOutcome(next_offset=start_offset)
         events: list[tuple[bytes, int, int, tuple[Any, ...] | None]] = []

@@ -16,7 +16,8 @@ Guarantee: `decode` returns exactly what the two steps return and raises exactly
 they raise. Whatever the typed path does not take goes to the two steps, which decide:
 bytes msgspec refuses (not strict JSON, a lone surrogate, invalid UTF-8, a number out of
 range, a value of another type than its column's), Debezium's placeholder of an
-unavailable value (`materializer.ingest.unavailable`), a field that is not a declared
+unavailable value (`materializer.ingest.unavailable`; in a Debezium event, or in a plain
+JSON row that declares `unavailable_value_placeholder`), a field that is not a declared
 column (its content is not checked by a typed decoder), a `payload` field (maybe Kafka
 Connect's wrapper), an object without the first value column (maybe one that shares no
 field with the declaration), a null in a NOT NULL column, a converter that raises.
@@ -31,7 +32,7 @@ import msgspec
 
 from materializer.columns import ColumnType
 from materializer.formats.base import DELETE, TypedValueDecoder, ValueDecoder
-from materializer.formats.debezium import PLACEHOLDER, unavailable_forms
+from materializer.formats.placeholders import unavailable_forms
 from materializer.ingest import unavailable
 from materializer.ingest.shaper import (
     Shape,
@@ -89,14 +90,16 @@ def _typed(t: ColumnType) -> Any:
 def row_decoder(spec: RelationSpec, layout: Sequence[str], value_decoder: ValueDecoder,
                 shape: Shape) -> RowDecoder:
     """The row decoder of a relation (see the module doc)."""
+    held = spec.unavailable_placeholder is not None  # Debezium's unavailable values
     if isinstance(value_decoder, TypedValueDecoder):
-        if spec.value_format == "debezium-avro":  # and Debezium's unavailable values
+        if held:
             return unavailable.shaped_by_schema(spec, layout, value_decoder)
         return shaped_by_schema(spec, layout, value_decoder)
     if spec.value_format == "debezium-json":
-        held = unavailable.two_steps(spec, layout, value_decoder, shape)
-        return _fused(spec, layout, held, envelope=True)
-    slow = two_steps(value_decoder, shape)
+        slow = unavailable.two_steps(spec, layout, value_decoder, shape)
+        return _fused(spec, layout, slow, envelope=True)
+    slow = (unavailable.two_steps(spec, layout, value_decoder, shape) if held
+            else two_steps(value_decoder, shape))
     names = set(spec.column_names)
     if spec.value_format == "json" and not any(n in names for n in _WRAPPER):
         return _fused(spec, layout, slow, envelope=False)
@@ -177,9 +180,10 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
     if value_cols:  # the first value column absent: the object may share no declared field
         lines += [f"    if {var_of[value_cols[0].name]} is _UNSET:",
                   "        return _miss(raw, key)"]
-    if envelope:  # Debezium's placeholder of an unavailable value: the two steps mark it
-        namespace["_PH"] = PLACEHOLDER
-        for name, form in unavailable_forms(spec, binary=False).items():
+    forms = unavailable_forms(spec, binary=False)
+    if forms:  # Debezium's placeholder of an unavailable value: the two steps mark it
+        namespace["_PH"] = spec.unavailable_placeholder
+        for name, form in forms.items():
             var = var_of[name]
             if type(form) is list:
                 lines.append(f"    if type({var}) is list and len({var}) == 1 and "
