@@ -16,6 +16,9 @@ fits as it comes:
   org.apache.kafka.connect.data.Decimal          base64 text or bytes, scale from the schema
   io.debezium.data.VariableScaleDecimal          {scale, value}  -> decimal
   io.debezium.data.Json                          JSON text       -> parsed, for a json column
+  io.debezium.time.Year, MicroDuration, NanoDuration  int         -> refused by a date, time
+                                                  or timestamp column (no instant: it would
+                                                  read them as days or ms)
 
 The same names on the `items` of an array schema or the `values` of a map schema are
 applied to each element, for an array or map column (recursively, as deep as the
@@ -294,7 +297,26 @@ def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup 
         return _variable_decimal
     if name == "io.debezium.data.Json" and kind == "json":
         return _json_text
+    if name in _NOT_INSTANTS and kind in _TEMPORAL:
+        return _not_an_instant(_NOT_INSTANTS[name], kind)
     return None
+
+
+_TEMPORAL = frozenset(("date", "time", "timestamp"))
+_NOT_INSTANTS = {
+    "io.debezium.time.Year": "a year number (MySQL YEAR)",
+    "io.debezium.time.MicroDuration": "a duration in microseconds (an interval)",
+    "io.debezium.time.NanoDuration": "a duration in nanoseconds (an interval)",
+}
+"""Debezium's integers that are no date, time of day or instant: a date, time or timestamp
+column would read them as epoch days or milliseconds (YEAR 2024 as 1975-07-17) and store
+another value than the source's, so they do not fit one (declare int / long)."""
+
+
+def _not_an_instant(what: str, kind: str) -> Fixup:
+    def refuse(v: Any) -> Any:
+        raise ValueError(f"{v!r} is {what}, not a {kind}: declare the column int or long")
+    return refuse
 
 
 
