@@ -122,7 +122,8 @@ def exact_decimal(precision: int, scale: int, base64_text: bool = False,
                 "have been lost before it was read; send it as a string or a "
                 "Connect/Avro decimal")
         q = d.quantize(quantum, context=exact)
-        if abs(q) >= limit:  # rounded up to the next power of ten
+        if q.copy_abs() >= limit:  # rounded up to the next power of ten (copy_abs is
+            # exact: abs() rounds to the default context's 28 digits, 10**38 - 1 to 1E+38)
             raise ValueError(f"{_shown(v)} does not fit decimal({precision},{scale})")
         if unrounded and q != d:  # Decimal comparison is exact
             raise ValueError(f"{_shown(v)} has more decimal places than decimal({precision},"

@@ -10,9 +10,9 @@ instead of fastavro's one `read(1)` call per varint byte and a schema lookup per
 float, double, string, bytes, fixed, enum, unions, records (in place or named),
 arrays and maps, and the logical types fastavro converts (timestamps, date, times,
 decimal, uuid: the base value read inline, then converted by fastavro's own function for
-that logical type). A schema with anything else (an array of items that take no bytes, a
-recursive or malformed schema, arrays or maps nested past what Python compiles) gets None:
-the caller reads it with fastavro.
+that logical type, but for times and decimals: `REPLACED`). A schema with anything else
+(an array of items that take no bytes, a recursive or malformed schema, arrays or maps
+nested past what Python compiles) gets None: the caller reads it with fastavro.
 
 Guarantees (tests/formats/test_avro_compiled.py compares with fastavro over generated
 schemas, values, truncations and byte flips):
@@ -24,6 +24,9 @@ schemas, values, truncations and byte flips):
   negative length; and, as values, an Avro time-millis/-micros that is no time of day
   (`NotTimeOfDay`, where fastavro's converter wraps it round; `fastavro_schema` gives
   fastavro's reader the same checked converters, where `formats.avro` leaves it a schema);
+- an Avro decimal (bytes or fixed) is read exactly, as Java's Avro reads it, by both
+  readers (`exact_decimal`): fastavro's converter rounds a value to the schema's
+  precision, so a producer that wrote 1234.56 in a decimal(4,2) was read as 1235;
 - it raises `Truncated` where the bytes end before the value does (or IndexError,
   which the caller counts as the same), `Invalid` or UnicodeDecodeError for bytes that
   are not a value of the schema, and what fastavro's logical-type converters raise for
@@ -39,6 +42,7 @@ a skipped string is not decoded, so bytes that are not UTF-8 there are not refus
 from __future__ import annotations
 
 import copy
+import decimal
 import struct
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -98,50 +102,75 @@ def _time_of_day(key: str, unit: str, per_day: int) -> Callable[..., Any]:
     return checked
 
 
+_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+"""A context whose precision is never reached: `scaleb` in it is exact."""
+_Decimal = decimal.Decimal
+_from_bytes = int.from_bytes
+
+
+def exact_decimal(data: bytes, writer_schema: Any = None, reader_schema: Any = None) -> Any:
+    """An Avro decimal's bytes (big-endian two's complement unscaled integer) as the exact
+    Decimal at the schema's scale, whatever its digits, as Java's Avro reads it (and as the
+    decimal bytes read raw into a decimal column are, `formats.avro_schema`). fastavro's
+    converter rounds to the schema's `precision` instead: a producer that wrote 1234.56
+    in a decimal(4,2) (a writer that does not check its precision) was read as 1235."""
+    return _Decimal(_from_bytes(data, "big", signed=True)).scaleb(
+        -writer_schema.get("scale", 0), _EXACT)
+
+
 CHECKED_TIMES: dict[str, Callable[..., Any]] = {
     "int-time-millis": _time_of_day("int-time-millis", "ms", 86_400_000),
     "long-time-micros": _time_of_day("long-time-micros", "µs", 86_400_000_000)}
 """By fastavro's logical reader key: the time converters that refuse (NotTimeOfDay) a
 value that is no time of day, in place of fastavro's."""
 
-_FASTAVRO_TIMES = {"time-millis": ("int", "materializer.time-millis"),
-                   "time-micros": ("long", "materializer.time-micros")}
-"""Avro time logical type -> (its base type, the logical type `fastavro_schema` names
-instead: fastavro's reader then calls the `CHECKED_TIMES` converter for it)."""
-for _logical, (_base, _checked) in _FASTAVRO_TIMES.items():  # beside fastavro's: none replaced
-    LOGICAL_READERS[f"{_base}-{_checked}"] = CHECKED_TIMES[f"{_base}-{_logical}"]
+REPLACED: dict[str, Callable[..., Any]] = {
+    **CHECKED_TIMES, "bytes-decimal": exact_decimal, "fixed-decimal": exact_decimal}
+"""By fastavro's logical reader key: the converters both readers call in place of
+fastavro's (`CHECKED_TIMES`, `exact_decimal`)."""
+
+_FASTAVRO_NAMES = {("int", "time-millis"): "materializer.time-millis",
+                   ("long", "time-micros"): "materializer.time-micros",
+                   ("bytes", "decimal"): "materializer.decimal",
+                   ("fixed", "decimal"): "materializer.decimal"}
+"""(base type, Avro logical type) -> the logical type `fastavro_schema` names instead:
+fastavro's reader then calls the `REPLACED` converter for it."""
+for (_base, _logical), _ours in _FASTAVRO_NAMES.items():  # beside fastavro's: none replaced
+    LOGICAL_READERS[f"{_base}-{_ours}"] = REPLACED[f"{_base}-{_logical}"]
 
 
 def fastavro_schema(schema: Any) -> Any:
     """Parsed `schema` for fastavro's own reader (where no reader is generated): a copy
-    whose time-millis and time-micros types are read by `CHECKED_TIMES`, so that it
-    refuses (NotTimeOfDay) what the generated reader refuses rather than wrap it round;
-    `schema` itself when it has no such type."""
+    whose time-millis, time-micros and decimal types are read by the `REPLACED`
+    converters, so that it reads what the generated reader reads (a decimal exactly) and
+    refuses (NotTimeOfDay) what it refuses rather than wrap it round; `schema` itself
+    when it has no such type."""
 
-    def times(node: Any, seen: set[int], rename: bool) -> bool:
+    def replaced(node: Any, seen: set[int], rename: bool) -> bool:
         if id(node) in seen:
             return False
         seen.add(id(node))
         found = False
         if isinstance(node, list):
             for x in node:
-                found = times(x, seen, rename) or found
+                found = replaced(x, seen, rename) or found
         elif isinstance(node, dict):
-            logical = node.get("logicalType")
-            checked = _FASTAVRO_TIMES.get(logical) if type(logical) is str else None
-            if checked is not None and node.get("type") == checked[0]:
+            logical, base = node.get("logicalType"), node.get("type")
+            ours = (_FASTAVRO_NAMES.get((base, logical))
+                    if type(logical) is str and type(base) is str else None)
+            if ours is not None:
                 found = True
                 if rename:
-                    node["logicalType"] = checked[1]
+                    node["logicalType"] = ours
             for k, x in node.items():  # types, fields, named types; not default values
                 if k != "default" and isinstance(x, (dict, list)):
-                    found = times(x, seen, rename) or found
+                    found = replaced(x, seen, rename) or found
         return found
 
-    if not times(schema, set(), False):
+    if not replaced(schema, set(), False):
         return schema
     schema = copy.deepcopy(schema)
-    times(schema, set(), True)
+    replaced(schema, set(), True)
     return schema
 
 
@@ -241,11 +270,12 @@ class _Compiler:
         """A logical type fastavro converts: its base type read, then fastavro's own
         converter called as fastavro calls it (the same function, the same value, the same
         errors), but for times: a value that is no time of day is refused (NotTimeOfDay)
-        where fastavro would wrap it (`CHECKED_TIMES`). A value read past is not converted."""
+        where fastavro would wrap it (`CHECKED_TIMES`); and decimals, read exactly
+        (`exact_decimal`) where fastavro rounds. A value read past is not converted."""
         self.emit({k: v for k, v in node.items() if k != "logicalType"}, var, ind)
         if var != SKIP:
             convert, schema = self.fresh("convert"), self.fresh("schema")
-            self.names[convert] = CHECKED_TIMES.get(logical) or LOGICAL_READERS[logical]
+            self.names[convert] = REPLACED.get(logical) or LOGICAL_READERS[logical]
             self.names[schema] = node
             self.lines.append(f"{ind}{var} = {convert}({var}, {schema}, None)")
 
