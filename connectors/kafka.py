@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from confluent_kafka import (
@@ -280,12 +280,18 @@ class Source(_Reader):
 
 class AssignedSource(_Reader):
     """A consumer outside any group that reads every partition of its topics
-    (for `rebuild` and replicated tables); starts where the store says."""
+    (for `rebuild` and replicated tables); starts where the store says.
+
+    The partitions are listed once here; `add_partitions` assigns those the caller learns
+    of later (a topic that grew, or, with `wait_for_topics`, one created after the start:
+    a replicated table's worker re-lists its topics at every topic check, as the group's
+    metadata refresh does for the group's topics)."""
 
     def __init__(self, conf: dict[str, str], topics: Sequence[str],
-                 start_offsets: StartOffsets) -> None:
+                 start_offsets: StartOffsets, *, wait_for_topics: bool = False) -> None:
         super().__init__(_reader_consumer("materializer-assigned", ungrouped_conf(conf)),
                          start_offsets)
+        self.topics = list(topics)
         tps = []
         for topic in topics:
             try:
@@ -294,11 +300,33 @@ class AssignedSource(_Reader):
                 raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}"
                                           ) from e
             if md is None or md.error is not None:
+                if wait_for_topics:  # assigned once listed (`add_partitions`)
+                    continue
                 raise InfrastructureError(f"topic {topic} does not exist")
             for p in sorted(md.partitions):
                 tps.append(TopicPartition(topic, p, _start(start_offsets(topic, p))))
                 self.assigned.add((topic, p))
         self._consumer.assign(tps)
+
+    def add_partitions(self, counts: Mapping[str, int]) -> list[tuple[str, int]]:
+        """Read also the partitions below each of its topics' partition `counts` that are
+        not assigned yet, each from where the store says (the beginning for a partition it
+        never held); the ones added. Their end offset reads unknown until their first fetch
+        response (`end_offset`), so lag and "caught up" count them as not read."""
+        new = sorted((t, p) for t in self.topics for p in range(counts.get(t, 0))
+                     if (t, p) not in self.assigned)
+        if not new:
+            return []
+        try:
+            self._consumer.incremental_assign(
+                [TopicPartition(t, p, _start(self._start_offsets(t, p))) for t, p in new])
+        except KafkaException as e:
+            raise InfrastructureError(f"cannot assign the new partitions {new}: {e}") from e
+        self.assigned.update(new)
+        self._unfetched.update(new)
+        self.generation += 1
+        log.info("assigned %s (new partitions)", new)
+        return new
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Nothing to commit: this consumer belongs to no group."""

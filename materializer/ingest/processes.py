@@ -384,17 +384,21 @@ class Supervisor:
         """Mark the partitions a worker killed by a signal held as revoked in the store: no
         worker reads them until the group gives them to one (after the dead member's session
         expires: 45 s by default), which clears the mark; meanwhile a miss of theirs is not
-        "absent" (the API answers 503, as for any partition not held). A worker that was
-        stopping when it died left the group and marked them itself."""
+        "absent" (the API answers 503, as for any partition not held). So are worker 0's
+        `replicated: true` tables until it is started again and reads them
+        (`Worker._replicated_held` clears the mark). Each relation's own partitions (its
+        status rows): a topic may feed a replicated table and a grouped one. A worker that
+        was stopping when it died left the group and marked them itself."""
         if status is None or status.get("stopping"):
             return
-        held: dict[str, list[int]] = {}
-        for a in status.get("assigned") or ():
-            if isinstance(a, list) and len(a) == 2 and isinstance(a[1], int):
-                held.setdefault(str(a[0]), []).append(a[1])
+        held: dict[str, set[int]] = {}  # by relation: a topic may feed a replicated table
+        for p in status.get("partitions") or ():  # and a grouped one (others hold some)
+            if isinstance(p, dict) and isinstance(p.get("relation"), str) \
+                    and isinstance(p.get("partition"), int):
+                held.setdefault(p["relation"], set()).add(p["partition"])
         for rel in self.relations:
-            parts = held.get(rel.spec.topic)
-            if not parts or getattr(rel.spec, "replicated", False):  # worker 0 assigns those
+            parts = sorted(held.get(rel.spec.name, ()))
+            if not parts:
                 continue
             try:
                 rel.writer.set_revoked(parts, True)

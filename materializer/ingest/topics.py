@@ -21,6 +21,8 @@ Guarantees:
 - A table's topic with more partitions than when last seen is warned about once (keys
   hashed anew can leave a row in two partitions; reads refuse such a key): the count is
   recorded in the relation's meta.
+- Every check's partition counts go to `on_partitions` (the worker assigns a replicated
+  table's partitions added since its reader listed them, or its topic created since).
 - Asking the broker never raises: when it cannot be reached, nothing is concluded.
 """
 
@@ -49,6 +51,8 @@ DescribeTopics = Callable[[Sequence[str]], Mapping[str, "TopicState | None"]]
 """topics -> each one's id and partition count, None if absent (connectors.kafka_admin)."""
 CreateTopic = Callable[[str, int, "int | None"], bool]
 """(topic, partitions, replicas) -> whether it was created (connectors.kafka_admin)."""
+PartitionCounts = Callable[[Mapping[str, int]], None]
+"""The partition count of each source topic that exists, at every check."""
 
 
 class TopicReset(MaterializerError):
@@ -80,10 +84,12 @@ class TopicWatch:
     `every` seconds."""
 
     def __init__(self, relations: Sequence[Relation], describe: DescribeTopics,
-                 every: float = CHECK_EVERY, create: CreateTopic | None = None) -> None:
+                 every: float = CHECK_EVERY, create: CreateTopic | None = None,
+                 on_partitions: PartitionCounts | None = None) -> None:
         self.relations = relations
         self.describe = describe
         self.create = create
+        self.on_partitions = on_partitions
         self.every = every
         self._next_check = 0.0
         self._warned: dict[str, float] = {}
@@ -111,6 +117,8 @@ class TopicWatch:
                 self._warn_missing(topic, now)
             else:
                 self._warned.pop(topic, None)
+        if self.on_partitions is not None:
+            self.on_partitions({t: s.partitions for t, s in found.items() if s is not None})
         for rel in self.relations:
             state = found.get(rel.spec.topic)
             if state is None:

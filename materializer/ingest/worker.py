@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from materializer.errors import MaterializerError, RecordRejectedFatal
+from materializer.errors import InfrastructureError, MaterializerError, RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters
@@ -155,7 +156,8 @@ class Worker:
         self._attach_outboxes()
         conf = self.catalog.kafka_config
         self.topics = TopicWatch(self.relations, lambda ts: describe_topics(conf, ts),
-                                 create=lambda t, n, r: create_missing_topic(conf, t, n, r))
+                                 create=lambda t, n, r: create_missing_topic(conf, t, n, r),
+                                 on_partitions=self._replicated_partitions)
         self.offsets = OffsetWatch()
         self._handle_resets(self.topics.changed(force=True))
         if self.grouped.by_topic:
@@ -163,8 +165,11 @@ class Worker:
                                          self.grouped.start_offset)
             self.grouped.source.on_ownership = self._ownership_changed
         if self.replicated.by_topic:
+            # a topic missing yet is waited for, as the group's are (`_replicated_partitions`)
             self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
-                                                    self.replicated.start_offset)
+                                                    self.replicated.start_offset,
+                                                    wait_for_topics=True)
+            self._replicated_held(sorted(self.replicated.source.assigned))
         feeds = self.feeds
         timeout = POLL_TIMEOUT / max(1, len(feeds))
         try:
@@ -229,6 +234,31 @@ class Worker:
                 rel.writer.set_revoked(parts, not owned)
         if self.cluster is not None:
             self.cluster.ownership_changed(pairs, owned)
+
+    def _replicated_partitions(self, counts: Mapping[str, int]) -> None:
+        """At every topic check (`TopicWatch`, every 10 s): read also the partitions of the
+        replicated tables' topics that their reader has not listed (the topic grew, or was
+        created after the start), from the beginning. Until fetched they count as not
+        caught up (unknown end offset, then lag). A broker that refuses is asked again at
+        the next check."""
+        source = self.replicated.source
+        if source is None:
+            return
+        try:
+            added = source.add_partitions(counts)
+        except InfrastructureError as e:
+            log.warning("replicated tables: %s; trying again at the next topic check", e)
+            return
+        self._replicated_held(added)
+
+    def _replicated_held(self, pairs: list[tuple[str, int]]) -> None:
+        """Clear the revoked mark of replicated tables' partitions this worker now reads
+        (`run --processes N` marks them when worker 0 is killed: a miss of theirs answers
+        503, not 404, until it reads them again)."""
+        for topic in sorted({t for t, _ in pairs}):
+            parts = [p for t, p in pairs if t == topic]
+            for rel in self.replicated.by_topic.get(topic, ()):
+                rel.writer.set_revoked(parts, False)
 
     def _apply_with_retry(self, msgs: list[Any], feed: Feed,
                           ends: dict[tuple[str, int], int] | None = None) -> None:
