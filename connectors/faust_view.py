@@ -155,6 +155,7 @@ class FaustTableView(TableView):
         """Rows whose key starts with `prefix`, in key order, at most `limit` (as
         `TableView.scan`: PartitionsNotHeld while partitions are revoked)."""
         conv = self.layout.to_json if json_form else self.layout.to_python
+        self.require_current()
         pairs = self.scan_raw(prefix, limit)
         if not held_only:
             self.require_held()

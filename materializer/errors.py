@@ -117,9 +117,11 @@ class PartitionsNotHeld(MaterializerError):
 
 
 class MemberNotRunning(MaterializerError):
-    """`get`/`scan` of the local store of a cluster member whose worker does not run: the
-    partitions it held may have moved to a worker that applied newer rows since, so its
-    files are not answered from as current (CLI exit 3, as PartitionsNotHeld)."""
+    """A read of the live store of a cluster member whose worker does not run (`Store`
+    views, `materializer get`/`scan`): the partitions it held may have moved to a worker
+    that applied newer rows since, so its files are not answered from as current (CLI exit
+    3, HTTP 503, as PartitionsNotHeld); a cluster is asked with `materializer.Client` or
+    `--url`."""
 
     exit_code = 3
 

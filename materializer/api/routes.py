@@ -7,8 +7,8 @@ per-request model validation); the response models only describe them in the
 OpenAPI document.
 
 Errors raised while serving map to statuses in one place (`failure`): `NotFound`
-404, `UsageError` and `ValueError` 400, `AmbiguousKeyError` 409, `StoreError` and
-`PartitionsNotHeld` 503;
+404, `UsageError` and `ValueError` 400, `AmbiguousKeyError` 409, `StoreError`,
+`PartitionsNotHeld` and `MemberNotRunning` 503;
 anything else is a bug and propagates (500).
 """
 
@@ -47,6 +47,7 @@ from materializer.api.models import (
 from materializer.errors import (
     AmbiguousKeyError,
     MaterializerError,
+    MemberNotRunning,
     NotFound,
     PartitionsNotHeld,
     StoreError,
@@ -123,7 +124,7 @@ def failure(e: Exception) -> tuple[int, bytes]:
                           {"detail": str(e), "snapshots": names})
     if isinstance(e, UsageError | ValueError):
         return 400, dumps({"detail": str(e)})
-    if isinstance(e, StoreError | PartitionsNotHeld):
+    if isinstance(e, StoreError | PartitionsNotHeld | MemberNotRunning):
         return 503, dumps({"detail": str(e)})
     if isinstance(e, AmbiguousKeyError):
         return 409, dumps({"detail": str(e)})

@@ -55,10 +55,10 @@ from materializer.store.batch import MapFull, PartitionWriter, WriteBatch
 from materializer.store.environment import RelationMeta, drop_relation
 from materializer.store.layout import relation_exists
 from materializer.store.lock import StoreLock, StoreLocked
-from materializer.store.read import TableView
 from materializer.store.rows import RowLayout
 from materializer.store.store import Store
 from materializer.store.stream_view import StreamView
+from materializer.store.table_view import TableView
 from materializer.store.writer import RelationWriter, SideTable
 
 __all__ = [

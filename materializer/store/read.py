@@ -1,11 +1,12 @@
-"""Read-only views: the plumbing shared by tables and streams (`RelationReader`), and
-`TableView`; `StreamView` is in `stream_view`. Usable from any process while a worker writes."""
+"""Read-only views: the plumbing shared by tables and streams (`RelationReader`);
+`TableView` is in `table_view`, `StreamView` in `stream_view`. Usable from any process
+while a worker writes."""
 
 from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import lmdb
 
 from materializer.columns import ColumnType
-from materializer.errors import NotFound, PartitionsNotHeld, UsageError
+from materializer.errors import MemberNotRunning, NotFound, PartitionsNotHeld, UsageError
 from materializer.store import layout as _layout
 from materializer.store.environment import (
     OFFSET,
@@ -56,6 +57,29 @@ def _undeclared_error(name: str) -> NotFound:
 CHECK_INTERVAL = 0.1
 """Seconds between a view's checks of which generation of its relation is current."""
 
+MEMBER_CHECK_INTERVAL = 0.5
+"""Seconds a process keeps its decision of whether a store's cluster worker runs
+(`member_stopped`): the views of a store read `cluster.json` at most this often."""
+
+_member_decisions: dict[Path, tuple[float, str | None]] = {}
+
+
+def member_stopped(data_dir: Path) -> str | None:
+    """Why the rows of the live store `data_dir` may be older than the cluster's (None: not
+    known to be): its worker, a cluster member, does not run, so its partitions may have
+    moved to a worker that applied newer rows since. The rule is
+    `materializer.cluster.view.member_not_running` (`materializer get`/`scan` refuse by it
+    too), decided again at most every MEMBER_CHECK_INTERVAL seconds per store and process."""
+    now = _monotonic()
+    known = _member_decisions.get(data_dir)
+    if known is not None and now < known[0]:
+        return known[1]
+    from materializer.cluster.view import member_not_running  # noqa: PLC0415 - no cycle
+
+    why = member_not_running(data_dir)
+    _member_decisions[data_dir] = (now + MEMBER_CHECK_INTERVAL, why)
+    return why
+
 
 class RelationReader:
     """Shared read plumbing of table and stream views.
@@ -76,6 +100,14 @@ class RelationReader:
     this store holds alone (what a cluster worker answers for its own). Views of a
     snapshot raise likewise when the snapshot was taken while partitions were revoked (a
     cluster worker's snapshot holds its own partitions only).
+
+    The store of a cluster member whose worker does not run (`member_stopped`) is not read
+    as current: `get`, `get_many`, `events`, `scan` and `len` raise MemberNotRunning
+    (`held_only` too: the partitions it held may have moved to a worker that applied newer
+    rows since), as `materializer get`/`scan` refuse; a store outside any cluster is read
+    as it is (nobody else applies its partitions). Views of a snapshot are points in time
+    and read as they are. (The plumbing that serves a cluster, `scan_raw`,
+    `partition_copy`, `get_many_from`, and `partition_stats`, is not refused.)
     """
 
     def __init__(self, data_dir: Path, generation: Generation) -> None:
@@ -87,6 +119,9 @@ class RelationReader:
             else None
         self._declared_stamp: tuple[int, int] | None = (-1, -1)  # read at the first check
         self._undeclared = False
+        # why this store's rows may be older than the cluster's (`member_stopped`), as of
+        # the last check; read by every read, so a check costs the hot path one compare
+        self._member = None if self._version is not None else member_stopped(data_dir)
 
     def _gen(self) -> Generation:
         """The generation to read now (switching to a newly published one)."""
@@ -96,6 +131,7 @@ class RelationReader:
             return g
         self._check_at = now + CHECK_INTERVAL
         if self._version is None:
+            self._member = member_stopped(self._data_dir)
             self._check_declared(g)
         if _layout.token(self._data_dir, g.name) == g.token:
             return g
@@ -191,6 +227,14 @@ class RelationReader:
         txn, _ = g.begin(every=True)
         txn.abort()
         return g.revoked()
+
+    def require_current(self) -> None:
+        """Raise MemberNotRunning if this store's worker is a cluster member that does not
+        run (`member_stopped`, as of at most CHECK_INTERVAL + MEMBER_CHECK_INTERVAL ago):
+        its rows may be older than what the partitions' new owners hold."""
+        self._gen()  # refreshes the decision when it is due
+        if self._member is not None:
+            raise MemberNotRunning(f"{self.name}: {self._member}")
 
     def require_held(self) -> None:
         """Raise PartitionsNotHeld if partitions of this relation are marked revoked (a
@@ -327,74 +371,6 @@ class RelationReader:
                     "revoked": p not in served,
                 })
         return out
-
-
-class TableView(RelationReader):
-    """Read-only view of a table: point, batch and prefix lookups on committed state.
-
-    A key is the bare value for a one-column primary key, else a tuple in key order.
-    A key held by more than one partition raises AmbiguousKeyError (see `unique_keys`).
-    """
-
-    unique_keys = True
-
-    def get(self, key: Any, *, json_form: bool = False, held_only: bool = False
-            ) -> dict[str, Any] | None:
-        """The row of `key`, or None (PartitionsNotHeld: see the class, `held_only`)."""
-        g = self._gen()
-        raw = g.find(g.encode_key(key), not self.unique_keys)
-        if raw is None:
-            if not held_only:
-                self.require_held()
-            return None
-        return g.layout.to_json(raw) if json_form else g.layout.to_python(raw)
-
-    def get_many(self, keys: Iterable[Any], *, json_form: bool = False,
-                 held_only: bool = False) -> list[dict[str, Any] | None]:
-        """The rows of `keys` in order, None for a miss (see `get`)."""
-        g = self._gen()
-        kbs = [g.encode_key(k) for k in keys]
-        conv = g.layout.to_json if json_form else g.layout.to_python
-        first = not self.unique_keys
-        txn, parts = g.begin()
-        with txn:
-            raws = [g.find_in(txn, parts, kb, first) for kb in kbs]
-        if not held_only and any(r is None for r in raws):
-            self.require_held()
-        return [None if r is None else conv(r) for r in raws]
-
-    def get_many_from(self, keys: Iterable[Any], partitions: Collection[int], *,
-                      json_form: bool = False) -> list[dict[str, Any] | None]:
-        """`get_many` reading exactly `partitions`, revoked ones included: a cluster worker's
-        standby copy of partitions it does not own (`?stale=ok`). Not current state."""
-        g = self._gen()
-        kbs = [g.encode_key(k) for k in keys]
-        conv = g.layout.to_json if json_form else g.layout.to_python
-        txn, every = g.begin(every=True)
-        parts = [x for x in every if x[0] in partitions]
-        first = not self.unique_keys
-        with txn:
-            raws = [g.find_in(txn, parts, kb, first) for kb in kbs]
-        return [None if r is None else conv(r) for r in raws]
-
-    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
-             held_only: bool = False) -> list[dict[str, Any]]:
-        """Rows whose key starts with `prefix`, in key order, at most `limit` (a page
-        without the rows of revoked partitions: PartitionsNotHeld, see the class)."""
-        g = self._gen()
-        try:
-            pairs = self._scan_raw(g, prefix, limit, None)
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from e
-        if not held_only:
-            self.require_held()
-        conv = g.layout.to_json if json_form else g.layout.to_python
-        return [conv(v) for _, v in pairs]
-
-    def __len__(self) -> int:
-        txn, parts = self._gen().begin()
-        with txn:
-            return sum(txn.stat(db)["entries"] for _, db in parts)
 
 
 def prefixed(cur: lmdb.Cursor[bytes], prefix: bytes, after: bytes | None

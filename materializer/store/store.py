@@ -13,12 +13,9 @@ from materializer.store import layout as _layout
 from materializer.store.environment import RelationMeta
 from materializer.store.generation import open_generation
 from materializer.store.lock import store_root
-from materializer.store.read import (
-    RelationReader,
-    TableView,
-    refuse_undeclared,
-)
+from materializer.store.read import RelationReader, refuse_undeclared
 from materializer.store.stream_view import StreamView
+from materializer.store.table_view import TableView
 from materializer.versions.paths import MANIFEST
 from materializer.versions.paths import require as snapshot_dir
 

@@ -34,6 +34,7 @@ class StreamView(RelationReader):
         partitions, and a revoked one may hold the newest."""
         if limit < 1:
             raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
+        self.require_current()
         g = self._gen()
         kb = g.encode_key(key)
         conv = g.layout.to_json if json_form else g.layout.to_python
@@ -62,7 +63,8 @@ class StreamView(RelationReader):
              held_only: bool = False) -> list[dict[str, Any]]:
         """Events whose key starts with `prefix`, in key order then offset order, as
         `{"key": [...], "partition": p, "offset": o, "timestamp": ms, "value": row|None}`
-        (PartitionsNotHeld while partitions are revoked, see the class)."""
+        (PartitionsNotHeld while partitions are revoked, MemberNotRunning: see the class)."""
+        self.require_current()
         if not held_only:
             self.require_held()
         g = self._gen()

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from materializer.devbroker import DevBroker, free_port
 from materializer.store.generation import open_generation
-from materializer.store.read import TableView
+from materializer.store.table_view import TableView
 from tests.support.workers import STARTED, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
