@@ -28,12 +28,13 @@ import contextlib
 import itertools
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from materializer.binary_text import bytes_text
 from materializer.cluster.partitioning import Partitioning
 from materializer.columns import ColumnType, TypeSyntaxError, key_unit, parse_type
 from materializer.errors import (
@@ -82,8 +83,9 @@ class _Schema:
 
 def _type(text: Any, encoding: Any = None) -> ColumnType | None:
     """A column's type as `GET /tables` lists it; a time or timestamp with the integer unit
-    it declares (`encoding: us | ns`), so an integer key counts that unit, as `Store` reads
-    it. None for a type this client cannot read."""
+    it declares (`encoding: us | ns`), so an integer key counts that unit, and a bytes
+    column with its encoding (`hex`...), so a str key is read in it, as `Store` reads them
+    (`columns.key_unit`). None for a type this client cannot read."""
     try:
         return key_unit(parse_type(str(text))[0], encoding)
     except (TypeSyntaxError, ValueError):
@@ -266,10 +268,13 @@ class _Relation:
         self.name = schema.name
         types = schema.key_types()
         self._store = [key_storage(t) for t in types]
-        self._json = [to_json_value(t) for t in types]
+        # a key is sent as the workers read it: bytes in the column's encoding (key_unit)
+        self._json = [bytes_text(t.encoding) if t.kind == "bytes" and t.encoding else
+                      to_json_value(t) for t in types]
         self._types = types
-        self._rows = {c: (to_storage(t), from_storage(t)) for c, t in schema.columns.items()
-                      if t is not None}
+        # rows come back in JSON form, whatever the columns' input encodings: bytes as base64
+        self._rows = {c: (to_storage(replace(t, encoding=None)), from_storage(t))
+                      for c, t in schema.columns.items() if t is not None}
 
     def stored_key(self, key: Any) -> tuple[Any, ...]:
         values = key if isinstance(key, tuple | list) else (key,)

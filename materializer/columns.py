@@ -18,12 +18,15 @@ PRIMITIVE_KINDS = frozenset(
 NOT_KEYABLE = frozenset({"json", "array", "map"})
 INT_STORED_KINDS = frozenset({"int", "long", "date", "time", "timestamp"})
 ENCODINGS = {"decimal": ("base64",), "timestamp": ("ms", "s", "us", "ns"),
-             "time": ("ms", "s", "us", "ns")}
+             "time": ("ms", "s", "us", "ns"), "bytes": ("base64", "base64-url-safe", "hex")}
 """Per column kind, the `encoding`s it may declare: how input it cannot otherwise tell
 apart is read. decimal `base64`: text (or bytes) is the two's-complement big-endian
 unscaled integer, with the declared scale (Debezium decimal.handling.mode=precise
 without a schema); timestamp / time `ms` (the default), `us`, `ns`: integers count that
-unit since the epoch / since midnight."""
+unit since the epoch / since midnight; bytes `base64`, `base64-url-safe`, `hex`: text is
+the bytes in that encoding, also where a schema types the field as text (Debezium
+binary.handling.mode; `materializer.binary_text`). Only a column's own type takes one:
+the items of an array or map column read as the item type's default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +56,12 @@ class ColumnType:
 def key_unit(t: ColumnType, encoding: Any) -> ColumnType:
     """A key column's type as lookups read it: a time or timestamp with the integer unit it
     declares (`encoding: s | us | ns`, which the type text leaves out), so an integer key
-    counts that unit, as the producer's key did, not milliseconds; any other type as it is."""
+    counts that unit, as the producer's key did, not milliseconds; a bytes column with the
+    encoding it declares (`encoding: base64 | base64-url-safe | hex`), so key text is read
+    in it, as the producer's key was; any other type as it is."""
     if t.kind in ("time", "timestamp") and encoding in ("s", "us", "ns"):
+        return replace(t, encoding=encoding)
+    if t.kind == "bytes" and encoding in ENCODINGS["bytes"]:
         return replace(t, encoding=encoding)
     return t
 

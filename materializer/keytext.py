@@ -96,9 +96,10 @@ def text_converter(t: ColumnType) -> TextConverter:
     int/long: a decimal integer (`-?[0-9]+`); float/double: a decimal number
     (no `nan`, `inf` or hex) that is a double exactly or the shortest text of one
     (`_float_text`); decimal: plain ASCII decimal text; boolean: `true` or `false`;
-    every other type (string, uuid, date, time, timestamp, bytes as standard base64),
-    and decimal text, as it is, checked and converted by the store's own key converters
-    (`materializer.values.key_storage`).
+    every other type (string, uuid, date, time, timestamp, bytes as standard base64 or in
+    the column's declared `encoding`: hex, base64-url-safe), and decimal text, as it is,
+    checked and converted by the store's own key converters
+    (`materializer.values.key_storage` of the key types `columns.key_unit` gives).
     No text stands for null: `null` in a string column is the string "null".
     Raises ValueError for a text that does not fit.
     """

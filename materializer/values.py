@@ -23,6 +23,7 @@ import re
 import uuid
 from typing import Any
 
+from materializer.binary_text import bytes_in
 from materializer.cautions import Caution
 from materializer.columns import ColumnType
 from materializer.decimals import decimal_converter
@@ -207,7 +208,8 @@ def to_storage(t: ColumnType, caution: Caution | None = None) -> Converter:
     """A converter from a decoded value (JSON or Avro) to the stored form of `t`.
 
     The type's `encoding` says how integers (timestamp, time: ms, us or ns) and text
-    (decimal: base64) are read. Raises TypeError or ValueError for a value that does not
+    (decimal: base64; bytes: base64, base64-url-safe or hex, `materializer.binary_text`)
+    are read. Raises TypeError or ValueError for a value that does not
     fit (a non-finite number fits no column); a json value nested more than MAX_DEPTH levels raises
     RecordError(too_deep). None is the caller's business (nullability is checked
     before conversion). `caution` is told of a value kept not quite as given (in arrays and
@@ -227,8 +229,8 @@ def to_storage(t: ColumnType, caution: Caution | None = None) -> Converter:
         return _to_bool
     if k == "string":
         return _to_str
-    if k == "bytes":
-        return _to_bytes
+    if k == "bytes":  # text: base64, unless the column declares another encoding
+        return _to_bytes if t.encoding is None else bytes_in(t.encoding)
     if k == "date":
         return to_date
     if k == "time":

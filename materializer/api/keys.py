@@ -8,7 +8,8 @@ Everything a client sends is checked here before it reaches LMDB:
   int/long: decimal integers; float/double: decimal numbers a double holds exactly,
   or its shortest text; decimal: plain ASCII decimal text; boolean: `true`/`false`;
   string, uuid, date, time, timestamp: the text as it is, checked by the store's own
-  key converters; bytes: standard base64), else `UsageError`;
+  key converters; bytes: standard base64, or the column's declared `encoding`), else
+  `UsageError`;
 - a cursor is the base64url text (no padding) of the last encoded key a page
   returned; any well-formed cursor is a valid position, so a forged one cannot do
   more than start a page somewhere else.

@@ -25,8 +25,10 @@ class ColumnInfo(BaseModel):
     type: str = Field(description="Declared type, e.g. `int`, `decimal(10,2)`, `array<string>`.")
     not_null: bool
     encoding: str | None = Field(None, description="The column's declared input `encoding` "
-                                 "(`ms`, `us`, `ns`, `base64`), absent for the default: "
-                                 "integer keys of a time or timestamp count that unit.")
+                                 "(`s`, `us`, `ns`, `base64`, `base64-url-safe`, `hex`), "
+                                 "absent for the default: integer keys of a time or "
+                                 "timestamp count that unit; key text (and a JSON string "
+                                 "key) of a bytes column is in that encoding.")
 
 
 class RelationInfo(BaseModel):

@@ -354,8 +354,9 @@ class _Elements:
                 p.advance()
                 v = p.advance()
                 if v.kind not in ("string", "ident"):
-                    raise p.fail("ENCODING needs a value: base64 (decimal), or ms, us, ns "
-                                 "(timestamp, time)", v)
+                    raise p.fail("ENCODING needs a value: base64 (decimal), ms, s, us, ns "
+                                 "(timestamp, time), or 'base64', 'base64-url-safe', 'hex' "
+                                 "(bytes)", v)
                 text = v.text[1:-1] if v.kind == "string" else v.text
                 encoding = At(text.lower(), p.loc(v))
             elif t.word == "not":

@@ -268,9 +268,12 @@ def _encoded(r: Rules, c: ColumnDecl) -> ColumnType:
     value, allowed = c.encoding.value, ENCODINGS.get(c.type.kind, ())
     spelled = f"ENCODING '{value}'" if r.d.syntax == "sql" else f"encoding: {value}"
     if not allowed:
+        items = (" (an array's or map's items take none: they are read as their type's "
+                 "default)" if c.type.kind in ("array", "map") else "")
         r.error(c.encoding.loc, f"`{spelled}` does not apply to {c.type} column "
                 f"`{c.name.value}`: only decimal (base64), timestamp and time (ms, s, us, ns) "
-                "columns take an encoding; remove it")
+                f"and bytes (base64, base64-url-safe, hex) columns take an encoding{items}; "
+                "remove it")
     elif value not in allowed:
         use = allowed[0] if len(allowed) == 1 else f"one of {', '.join(allowed)}"
         r.error(c.encoding.loc, f"`{spelled}` is not valid for {c.type} column "

@@ -20,6 +20,10 @@ fits as it comes:
                                                   or timestamp column (no instant: it would
                                                   read them as days or ms)
 
+A bytes column fed by a field the schema types as text (Debezium's binary.handling.mode
+hex, base64, base64-url-safe) reads it in the column's `encoding`, or refuses it without
+one; with an encoding, a field the schema types as bytes is still bytes.
+
 The same names on the `items` of an array schema or the `values` of a map schema are
 applied to each element, for an array or map column (recursively, as deep as the
 column's type nests): `connect_fixup` looks into a container schema through an
@@ -46,14 +50,16 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from materializer.binary_text import canonical_base64
 from materializer.columns import ColumnType
 from materializer.decimals import scaled, scaled_text
 from materializer.errors import RecordError
 from materializer.formats.field_match import match_fields
 from materializer.formats.jsonread import loads_text
 
-__all__ = ["Element", "Fixup", "Plan", "apply_plan", "connect_element", "connect_fixup",
-           "decimal_fixup", "field_plan", "match_fields", "per_schema", "struct_fields"]
+__all__ = ["Element", "Fixup", "Plan", "apply_plan", "bytes_field", "connect_element",
+           "connect_fixup", "decimal_fixup", "field_plan", "match_fields", "per_schema",
+           "struct_fields"]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
@@ -226,10 +232,15 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
     values in `node`), the conversion its items or values need, applied to each. With
     `exact` (a key column's), nanoseconds that a microsecond value would floor are refused
     (ValueError) instead: keys are never rounded. A bytes column whose field the schema
-    types as text refuses its values (`_text_for_bytes`), never guessing their encoding."""
+    types as text refuses its values (`_text_for_bytes`), never guessing their encoding,
+    unless it declares one (its converter reads the text in it); one that declares an
+    encoding reads a field the schema types as bytes as bytes (`bytes_field`: base64 text
+    in JSON), not in its encoding."""
     fix = _named_fixup(name, params, node, ctype)
-    if fix is None and ctype.kind == "bytes" and _is_text(node):
-        return _text_for_bytes
+    if fix is None and ctype.kind == "bytes":
+        if ctype.encoding is None:
+            return _text_for_bytes if _is_text(node) else None
+        return bytes_field if _is_type(node, "bytes") else None
     if exact and fix is _from_nanos:
         return _from_nanos_exact
     if exact and fix is _time_nanos:
@@ -243,23 +254,40 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
     return fix
 
 
+def _is_type(node: Any, kind: str) -> bool:
+    """Whether a field's schema is of primitive type `kind`: a Connect JSON schema, an Avro
+    type (a ["null", kind] union arrives resolved to it)."""
+    return node == kind or (isinstance(node, dict) and node.get("type") == kind)
+
+
 def _is_text(node: Any) -> bool:
     """Whether a field's schema says text: a Connect JSON `string` schema, an Avro
-    `string` (a ["null", "string"] union arrives resolved to it)."""
-    return node == "string" or (isinstance(node, dict) and node.get("type") == "string")
+    `string`."""
+    return _is_type(node, "string")
 
 
 def _text_for_bytes(v: Any) -> Any:
-    """A bytes column fed by a field its schema types as text: refused (type_mismatch),
-    not read as base64. Debezium's binary.handling.mode=hex, base64 and base64-url-safe
-    write bytes as such text, and they cannot be told apart: hex `fbff0102` is also valid
-    base64, of other bytes."""
+    """A bytes column without an `encoding` fed by a field its schema types as text:
+    refused (type_mismatch), not read as base64. Debezium's binary.handling.mode=hex,
+    base64 and base64-url-safe write bytes as such text, and they cannot be told apart:
+    hex `fbff0102` is also valid base64, of other bytes."""
     if isinstance(v, str):
         raise ValueError(
             "the schema types it as text (string), not bytes, for a bytes column: Debezium's "
             "binary.handling.mode=hex, base64 and base64-url-safe write bytes as text that "
-            "no reader can tell apart (hex is valid base64 of other bytes); set "
-            "binary.handling.mode=bytes, or declare the column string to keep the text")
+            "no reader can tell apart (hex is valid base64 of other bytes); declare the "
+            "column's encoding (encoding: hex | base64 | base64-url-safe, as the connector's "
+            "binary.handling.mode), or set binary.handling.mode=bytes, or declare the column "
+            "string to keep the text")
+    return v
+
+
+def bytes_field(v: Any) -> Any:
+    """A bytes column with an `encoding` fed by a field its schema types as bytes: the
+    bytes (Avro's as they are, the JSON converter's from their standard base64 text), not
+    text in the column's encoding."""
+    if isinstance(v, str):
+        return canonical_base64(v, "a field the schema types as bytes")
     return v
 
 

@@ -10,7 +10,8 @@ declared `unavailable_value_placeholder`, else the default for `debezium-json` /
 
 It is recognised (`unavailable_finder`) in the forms Debezium writes it: the text in a
 string, json or decimal (`decimal.handling.mode=string`) column, its UTF-8 bytes in a bytes
-column (raw bytes in Avro, their base64 text in JSON), and a one-element list holding the
+column (raw bytes in Avro, their base64 text in JSON; with the column's `encoding`, their
+text in it, or raw bytes from a field typed as bytes), and a one-element list holding the
 text in an array column. The decoder then returns the row as `UnavailableFields`, with
 those columns null and named in `columns`; the applier keeps the stored row's values
 there, or rejects the record (`unavailable_value`) when there is none (see
@@ -23,7 +24,8 @@ import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from materializer.formats.connect_types import Plan
+from materializer.binary_text import bytes_text
+from materializer.formats.connect_types import Plan, bytes_field
 from materializer.specs import RelationSpec
 
 _SCALAR_KINDS = frozenset(("string", "json", "decimal"))
@@ -43,7 +45,9 @@ def unavailable_forms(spec: RelationSpec, binary: bool) -> dict[str, Any]:
     """Value column -> the value that is the relation's placeholder in it (for an array
     column, the one-element list), for the columns of the types Debezium writes it to;
     empty when the relation has no placeholder. `binary`: Avro (a bytes column's raw
-    bytes), else JSON (their base64 text)."""
+    bytes), else JSON (their base64 text). A bytes column that declares an `encoding`
+    (binary.handling.mode hex, base64, base64-url-safe): their text in it, in either
+    (`unavailable_finder` also knows the raw bytes a field typed as bytes gives)."""
     text = spec.unavailable_placeholder
     if text is None:
         return {}
@@ -56,6 +60,8 @@ def unavailable_forms(spec: RelationSpec, binary: bool) -> dict[str, Any]:
             continue
         if kind in _SCALAR_KINDS:
             out[c.name] = text
+        elif kind == "bytes" and c.type.encoding is not None:
+            out[c.name] = bytes_text(c.type.encoding)(raw)
         elif kind == "bytes":
             out[c.name] = raw if binary else base64.b64encode(raw).decode()
         elif kind == "array":
@@ -68,13 +74,16 @@ def unavailable_finder(spec: RelationSpec, binary: bool
     """Row (columns named as declared) -> itself, or, when a column holds the placeholder,
     an `UnavailableFields` copy with those columns null; None when there is nothing to
     look for. Costs one lookup and comparison per string, bytes, json, decimal and array
-    column."""
+    column (two for a bytes column with an `encoding`: its text, and the raw bytes of a
+    field the schema types as bytes, after `connect_types.bytes_field`)."""
     forms = unavailable_forms(spec, binary)
     if not forms:
         return None
     text = spec.unavailable_placeholder
     assert text is not None
-    scalars = tuple((n, f) for n, f in forms.items() if type(f) is not list)
+    scalars = tuple((n, f) for n, f in forms.items() if type(f) is not list) + tuple(
+        (c.name, text.encode()) for c in spec.columns
+        if c.name in forms and c.type.kind == "bytes" and c.type.encoding is not None)
     arrays = tuple(n for n, f in forms.items() if type(f) is list)
 
     def found(after: dict[str, Any]) -> dict[str, Any]:
@@ -101,15 +110,21 @@ def unavailable_finder(spec: RelationSpec, binary: bool
 def passing_placeholders(plan: Plan, forms: Mapping[str, Any]) -> Plan:
     """`plan` whose conversions of the columns in `forms` leave the placeholder as it is
     (a Json column would parse it as JSON text, an array's items convert one by one), for
-    `unavailable_finder` to see it after the plan."""
-    if not any(fix is not None and col in forms for _, col, fix in plan):
+    `unavailable_finder` to see it after the plan. A field typed as bytes for a bytes
+    column with an `encoding` is converted all the same (`bytes_field`: the finder knows
+    its raw bytes; its base64 text may equal the encoded form of other bytes)."""
+    if not any(_passes(fix) and col in forms for _, col, fix in plan):
         return plan
     out = []
     for src, col, fix in plan:
-        if fix is not None and col in forms:
+        if fix is not None and fix is not bytes_field and col in forms:
             fix = _passing(fix, forms[col])
         out.append((src, col, fix))
     return tuple(out)
+
+
+def _passes(fix: Callable[[Any], Any] | None) -> bool:
+    return fix is not None and fix is not bytes_field
 
 
 def _passing(fix: Callable[[Any], Any], form: Any) -> Callable[[Any], Any]:
