@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -54,16 +53,26 @@ from materializer.binary_text import canonical_base64
 from materializer.columns import ColumnType
 from materializer.decimals import scaled, scaled_text
 from materializer.errors import RecordError
+from materializer.formats.connect_temporal import (
+    NOT_INSTANTS,
+    TEMPORAL_KINDS,
+    from_days,
+    from_micros,
+    from_millis,
+    from_nanos,
+    from_nanos_exact,
+    not_an_instant,
+    time_micros,
+    time_millis,
+    time_nanos,
+    time_nanos_exact,
+)
 from materializer.formats.field_match import match_fields
 from materializer.formats.jsonread import loads_text
 
 __all__ = ["Element", "Fixup", "Plan", "apply_plan", "bytes_field", "connect_element",
            "connect_fixup", "decimal_fixup", "field_plan", "match_fields", "per_schema",
            "struct_fields"]
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_EPOCH_DATE = dt.date(1970, 1, 1)
-_MIDNIGHT = dt.datetime(1970, 1, 1)
 
 T = TypeVar("T")
 Fixup = Callable[[Any], Any]
@@ -72,72 +81,6 @@ Plan = tuple[tuple[str, str, Fixup | None], ...]
 Element = Callable[[Any, str], tuple[Any, Any, Any] | None]
 """(schema node, "array" or "map") -> (connect name, connect parameters, node) of the
 node's items (array) or values (map), or None when the node is no container of that kind."""
-
-
-def _instant(micros: int, v: int, unit: str) -> dt.datetime:
-    try:
-        return _EPOCH + dt.timedelta(microseconds=micros)
-    except OverflowError as e:
-        raise ValueError(f"{v} {unit} is outside the timestamps years 1-9999 can hold"
-                         ) from e
-
-
-def _from_micros(v: Any) -> Any:
-    return _instant(v, v, "µs") if type(v) is int else v
-
-
-def _from_millis(v: Any) -> Any:
-    return _instant(v * 1000, v, "ms") if type(v) is int else v
-
-
-def _from_nanos(v: Any) -> Any:
-    return _instant(v // 1000, v, "ns") if type(v) is int else v
-
-
-def _finer(v: int, what: str) -> ValueError:
-    return ValueError(f"{v} ns is finer than the microseconds a {what} keeps: as a key it "
-                      "would share a row with the keys that round alike")
-
-
-def _from_nanos_exact(v: Any) -> Any:
-    """`_from_nanos` for a key: a value it would floor is refused (keys are never rounded)."""
-    if type(v) is int and v % 1000:
-        raise _finer(v, "timestamp")
-    return _from_nanos(v)
-
-
-def _from_days(v: Any) -> Any:
-    if type(v) is not int:
-        return v
-    try:
-        return _EPOCH_DATE + dt.timedelta(days=v)
-    except OverflowError as e:
-        raise ValueError(f"{v} days is outside the dates years 1-9999 can hold") from e
-
-
-def _time_of(micros: int) -> dt.time:
-    if not 0 <= micros < 86_400_000_000:
-        raise ValueError(f"{micros} µs is not a time of day")
-    return (_MIDNIGHT + dt.timedelta(microseconds=micros)).time()
-
-
-def _time_millis(v: Any) -> Any:
-    return _time_of(v * 1000) if type(v) is int else v
-
-
-def _time_micros(v: Any) -> Any:
-    return _time_of(v) if type(v) is int else v
-
-
-def _time_nanos(v: Any) -> Any:
-    return _time_of(v // 1000) if type(v) is int else v
-
-
-def _time_nanos_exact(v: Any) -> Any:
-    """`_time_nanos` for a key: a value it would floor is refused."""
-    if type(v) is int and v % 1000:
-        raise _finer(v, "time")
-    return _time_nanos(v)
 
 
 def _unscaled(v: Any) -> int | None:
@@ -241,10 +184,10 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
         if ctype.encoding is None:
             return _text_for_bytes if _is_text(node) else None
         return bytes_field if _is_type(node, "bytes") else None
-    if exact and fix is _from_nanos:
-        return _from_nanos_exact
-    if exact and fix is _time_nanos:
-        return _time_nanos_exact
+    if exact and fix is from_nanos:
+        return from_nanos_exact
+    if exact and fix is time_nanos:
+        return time_nanos_exact
     if fix is None and ctype.item is not None and ctype.kind in ("array", "map"):
         inner = element(node, ctype.kind)
         if inner is not None:
@@ -303,21 +246,21 @@ def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup 
     kind = ctype.kind
     in_ms = ctype.encoding in (None, "ms")  # what an integer in the column counts
     if name in ("io.debezium.time.Date", "org.apache.kafka.connect.data.Date"):
-        return None if kind == "date" else _from_days
+        return None if kind == "date" else from_days
     if name in ("io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp"):
-        return None if kind == "timestamp" and in_ms else _from_millis
+        return None if kind == "timestamp" and in_ms else from_millis
     if name == "io.debezium.time.MicroTimestamp":
-        return _from_micros
+        return from_micros
     if name == "io.debezium.time.NanoTimestamp":
-        return _from_nanos
+        return from_nanos
     if name == AVRO_NANOS:
-        return _from_nanos if kind == "timestamp" else None
+        return from_nanos if kind == "timestamp" else None
     if name in ("io.debezium.time.Time", "org.apache.kafka.connect.data.Time"):
-        return None if kind == "time" and in_ms else _time_millis
+        return None if kind == "time" and in_ms else time_millis
     if name == "io.debezium.time.MicroTime":
-        return _time_micros
+        return time_micros
     if name == "io.debezium.time.NanoTime":
-        return _time_nanos
+        return time_nanos
     if name == "org.apache.kafka.connect.data.Decimal":
         scale = _scale_of(params, node)
         return None if scale is None else decimal_fixup(scale, ctype)
@@ -325,27 +268,9 @@ def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup 
         return _variable_decimal
     if name == "io.debezium.data.Json" and kind == "json":
         return _json_text
-    if name in _NOT_INSTANTS and kind in _TEMPORAL:
-        return _not_an_instant(_NOT_INSTANTS[name], kind)
+    if name in NOT_INSTANTS and kind in TEMPORAL_KINDS:
+        return not_an_instant(NOT_INSTANTS[name], kind)
     return None
-
-
-_TEMPORAL = frozenset(("date", "time", "timestamp"))
-_NOT_INSTANTS = {
-    "io.debezium.time.Year": "a year number (MySQL YEAR)",
-    "io.debezium.time.MicroDuration": "a duration in microseconds (an interval)",
-    "io.debezium.time.NanoDuration": "a duration in nanoseconds (an interval)",
-}
-"""Debezium's integers that are no date, time of day or instant: a date, time or timestamp
-column would read them as epoch days or milliseconds (YEAR 2024 as 1975-07-17) and store
-another value than the source's, so they do not fit one (declare int / long)."""
-
-
-def _not_an_instant(what: str, kind: str) -> Fixup:
-    def refuse(v: Any) -> Any:
-        raise ValueError(f"{v!r} is {what}, not a {kind}: declare the column int or long")
-    return refuse
-
 
 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
