@@ -7,8 +7,10 @@ count; an empty key goes to a random partition) or `unknown`.
 
 Guarantees:
 - `exact` is True only when the Kafka key bytes of a key are determined by its value: key
-  formats int, long, string, bytes and kafka (ksqlDB's KAFKA serializers), the shard key
-  being the whole key, and a known partitioner. Then `partition(key)` is the partition the
+  formats int, long, string, bytes and kafka (ksqlDB's KAFKA serializers) read into a
+  column that stores the value as the format carries it (`_STORED_AS_READ`: not a date
+  from a string key, nor a timestamp from a long one), the shard key being the whole key,
+  and a known partitioner. Then `partition(key)` is the partition the
   producers chose.
 - Otherwise `partition(key)` is a guess (JSON keys written compactly, in column order) or
   None; a lookup routed by a guess confirms a miss with every owner (`router`).
@@ -40,18 +42,27 @@ def crc32_partition(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
+_STORED_AS_READ = {"int": ("int", "long"), "long": ("int", "long"), "double": ("double",),
+                   "string": ("string",), "bytes": ("bytes",)}
+"""Key format -> the column kinds whose stored form is the value the format carries, so the
+Kafka bytes follow from it. Others are not: a string key `2024-01-02` read into a date
+column, a long key of milliseconds into a timestamp column, text that a uuid or bytes
+column normalizes or decodes; their bytes cannot be told from the stored value."""
+
+
 def _scalar(fmt: str, kind: str) -> Callable[[Any], bytes] | None:
-    """Kafka bytes of one key value (stored form) in a one-value key format."""
+    """Kafka bytes of one key value (stored form) in a one-value key format, or None when
+    the stored form does not determine them."""
     if fmt == "kafka":
         fmt = {"int": "int", "long": "long", "double": "double", "string": "string",
                "bytes": "bytes"}.get(kind, "")
+    if kind not in _STORED_AS_READ.get(fmt, ()):
+        return None
     if fmt in _KAFKA_PACK:
         return _KAFKA_PACK[fmt]
     if fmt == "string":
-        return lambda v: str(v).encode("utf-8")
-    if fmt == "bytes":
-        return bytes
-    return None
+        return lambda v: v.encode("utf-8")
+    return bytes
 
 
 def _json_guess(columns: Sequence[str]) -> KeyBytes:
