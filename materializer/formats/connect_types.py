@@ -72,7 +72,7 @@ from materializer.formats.jsonread import loads_text
 
 __all__ = ["Element", "Fixup", "Plan", "apply_plan", "bytes_field", "connect_element",
            "connect_fixup", "decimal_fixup", "field_plan", "match_fields", "per_schema",
-           "struct_fields"]
+           "struct_fields", "text_for_bytes"]
 
 T = TypeVar("T")
 Fixup = Callable[[Any], Any]
@@ -175,14 +175,14 @@ def connect_fixup(name: Any, params: Any, node: Any, ctype: ColumnType,
     values in `node`), the conversion its items or values need, applied to each. With
     `exact` (a key column's), nanoseconds that a microsecond value would floor are refused
     (ValueError) instead: keys are never rounded. A bytes column whose field the schema
-    types as text refuses its values (`_text_for_bytes`), never guessing their encoding,
+    types as text refuses its values (`text_for_bytes`), never guessing their encoding,
     unless it declares one (its converter reads the text in it); one that declares an
     encoding reads a field the schema types as bytes as bytes (`bytes_field`: base64 text
     in JSON), not in its encoding."""
     fix = _named_fixup(name, params, node, ctype)
     if fix is None and ctype.kind == "bytes":
         if ctype.encoding is None:
-            return _text_for_bytes if _is_text(node) else None
+            return text_for_bytes if _is_text(node) else None
         return bytes_field if _is_type(node, "bytes") else None
     if exact and fix is from_nanos:
         return from_nanos_exact
@@ -209,7 +209,7 @@ def _is_text(node: Any) -> bool:
     return _is_type(node, "string")
 
 
-def _text_for_bytes(v: Any) -> Any:
+def text_for_bytes(v: Any) -> Any:
     """A bytes column without an `encoding` fed by a field its schema types as text:
     refused (type_mismatch), not read as base64. Debezium's binary.handling.mode=hex,
     base64 and base64-url-safe write bytes as such text, and they cannot be told apart:

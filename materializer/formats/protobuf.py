@@ -45,6 +45,7 @@ from materializer.columns import ColumnType
 from materializer.decimals import scaled
 from materializer.errors import ConfigError, RecordError
 from materializer.formats.base import VALUE, ValueDecoder, part_error
+from materializer.formats.connect_types import text_for_bytes
 from materializer.formats.field_match import match_fields, unmatched_schema
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
@@ -232,6 +233,13 @@ class _Plans:
         return to_dict
 
 
+def _text_into_bytes(fd: Any, ctype: ColumnType) -> bool:
+    """Whether a `string` field feeds a bytes column that declares no `encoding`: its text
+    is refused (`text_for_bytes`), never guessed as base64 (hex is valid base64 too)."""
+    return (ctype.kind == "bytes" and ctype.encoding is None and fd.type == fd.TYPE_STRING
+            and not _repeated(fd))
+
+
 def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
                 ) -> Callable[[bytes], Any]:
     """bytes of one message of type `desc` -> {column: value} for the declared columns;
@@ -250,7 +258,9 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
         return refuse
     parse = GetMessageClass(desc).FromString
     plans = _Plans()
-    plan = [(col, src, _presence(fields[src]), plans.field(fields[src]))
+    plan = [(col, src, _presence(fields[src]),
+             text_for_bytes if _text_into_bytes(fields[src], columns[col])
+             else plans.field(fields[src]))
             for col, src in match_fields(fields, columns).items()]
 
     def read(body: bytes) -> Any:
