@@ -1,13 +1,15 @@
 """Values of date, time and timestamp columns: decoded input to the stored form (days since
 1970-01-01; microseconds since midnight; microseconds since the Unix epoch, UTC), for
 `materializer.values.to_storage`. Integers count the column's `encoding` unit (ms by
-default; s, us, ns), ISO 8601 text is read as Python reads it (a Z anywhere as +00:00),
-and what years 1-9999 cannot hold does not fit (ValueError)."""
+default; s, us, ns), ISO 8601 text is read as Python reads it (a Z anywhere as +00:00,
+and RFC 3339's lower-case z as Z), and what years 1-9999 cannot hold does not fit
+(ValueError)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from materializer.cautions import Caution
 from materializer.stored import Converter, timestamp_json
@@ -20,6 +22,7 @@ _fromisoformat = dt.datetime.fromisoformat
 _MIN_DAYS, _MAX_DAYS = -719_162, 2_932_896
 _MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
 _DAY_MICROS = 86_400_000_000
+T = TypeVar("T")
 
 
 def to_date(v: Any) -> Any:
@@ -42,7 +45,10 @@ def to_time(v: Any) -> Any:
             raise ValueError(f"{v} ms is not a time of day")
         return v * 1000
     if isinstance(v, str):
-        v = dt.time.fromisoformat(v)
+        try:
+            v = dt.time.fromisoformat(v)
+        except ValueError as e:
+            v = _lower_z(v, e, dt.time.fromisoformat)
     elif not isinstance(v, dt.time):
         raise TypeError(f"expected a time, got {type(v).__name__}")
     us = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
@@ -79,13 +85,30 @@ def _from_iso_text(v: str) -> dt.datetime:
     two on generated text)."""
     z = v.find("Z")
     if z == -1:
-        return _fromisoformat(v)
+        try:
+            return _fromisoformat(v)
+        except ValueError as e:
+            return _lower_z(v, e, _from_iso_text)
     if z == len(v) - 1:
         try:
             return _fromisoformat(v)
         except ValueError:
             pass
     return _fromisoformat(v.replace("Z", "+00:00"))
+
+
+def _lower_z(v: str, error: ValueError, parse: Callable[[str], T]) -> T:
+    """`parse` of ISO text Python refused (`error`) that has RFC 3339's lower-case `z`
+    (UTC; its section 5.6: "may alternatively be lower case"; JSON Schema's `date-time`
+    and `time` formats are RFC 3339's) written `Z`, which Python reads; `error` if the
+    text has none or is still refused. Only on that error path: text Python reads pays
+    nothing."""
+    if "z" in v:
+        try:
+            return parse(v.replace("z", "Z"))
+        except ValueError:
+            pass
+    raise error
 
 
 _IN_MICROSECONDS = {"s": (1_000_000, 1), "us": (1, 1), "ns": (1, 1000)}

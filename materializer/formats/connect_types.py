@@ -297,13 +297,30 @@ def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
 
 
 def apply_plan(plan: Plan, rec: dict[str, Any]) -> None:
-    """Rename and convert `rec`'s planned fields in place; RecordError(type_mismatch)."""
+    """Rename and convert `rec`'s planned fields in place; RecordError(type_mismatch).
+
+    A planned field `rec` does not have (a Connect payload lacking a field its schema
+    lists; an Avro record always has its schema's) leaves its column absent, as a field
+    no plan names is: NULL, or kept by a partial update. If `rec` then has a field named
+    as the column itself, which its schema does not give for it (it names the column's
+    field otherwise: in another case), schema and record disagree about that field and
+    its value would be read without the schema's conversion or lost:
+    RecordError(case_mismatch)."""
     src = ""
     try:
         for src, col, fix in plan:
             v = rec.get(src)
-            if v is not None and fix is not None:
-                v = fix(v)
+            if v is not None:
+                if fix is not None:
+                    v = fix(v)
+            elif src not in rec:
+                if src != col and col in rec:
+                    raise RecordError(
+                        f"field {col!r} is not in the record's schema, which names field "
+                        f"{src!r} for column {col!r}, and the record lacks {src!r}: the "
+                        "schema and the record disagree (make them agree, or declare the "
+                        "column as the schema names it)", "case_mismatch")
+                continue
             rec[col] = v
     except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
         raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e

@@ -142,16 +142,21 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
     check = object_checker("the Debezium `after` object", spec.column_names, list(columns),
                            spec.name)
 
-    def plan(after: Any) -> Plan:
+    none: frozenset[str] = frozenset()
+
+    def plan(after: Any) -> tuple[Plan, frozenset[str]]:
+        """The `after` schema's plan, and the columns it has no field for (logged)."""
         found = struct_fields(after)
         if found is None:
-            return ()
+            return (), none
         matched = match_fields(found, spec.column_names)
+        unfilled = none
         if matched:  # none: the rows are no_declared_columns, saying so
+            unfilled = frozenset(c for c in columns if c not in matched)
             warn_unfilled(spec.name, f"the Debezium `after` schema "
                           f"{after.get('name') or 'struct'}", list(found),
                           [c for c in columns if c not in matched])
-        return passing_placeholders(field_plan(found, columns), forms)
+        return passing_placeholders(field_plan(found, columns), forms), unfilled
     plan_for = per_schema(plan)  # by the `after` row's schema
 
     def decode(b: bytes) -> Mapping[str, Any]:
@@ -179,11 +184,13 @@ def json_decoder(spec: RelationSpec) -> ValueDecoder:
             after = obj.get("after")
             if type(after) is not dict:
                 raise RecordError(f"Debezium op {op!r} without an `after` row", "not_debezium")
+            unfilled = none
             if schema is not None:
-                row_plan = plan_for(_after_of(schema))  # RecordError(too_deep): too deep
+                # RecordError(too_deep): too deep
+                row_plan, unfilled = plan_for(_after_of(schema))
                 if row_plan:
                     apply_plan(row_plan, after)
-            check(after, schema is None)  # without the wrapper's schema: names exact
+            check(after, schema is None, unfilled)  # without the wrapper's schema: names exact
             if find is not None:
                 return find(after)
             return after

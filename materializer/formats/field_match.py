@@ -1,7 +1,8 @@
 """Matching a record's fields to the declared columns, and the checks that no data is
 lost on the way: a value sharing no field with the columns is rejected
-(no_declared_columns), a schemaless field differing from a missing column only in case
-or surrounding whitespace is rejected (case_mismatch), and a column a schema or object
+(no_declared_columns), a field differing from a missing column only in case or
+surrounding whitespace is rejected (case_mismatch: in a schemaless object, or in a Connect
+payload whose schema gives no field of it for the column), and a column a schema or object
 leaves NULL while it carries other fields is logged once (a typo in a column name is
 visible, though the row is stored).
 
@@ -41,38 +42,47 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
 
 
 def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[str],
-                   table: str = "") -> Callable[[dict[str, Any], bool], None]:
+                   table: str = ""
+                   ) -> Callable[[dict[str, Any], bool, frozenset[str]], None]:
     """The check of a JSON object about to become a row (a JSON value, a Debezium JSON
-    `after`): `check(obj, schemaless)` raises RecordError(no_declared_columns) for a
-    non-empty object sharing no field with the `declared` columns (when there are value
-    columns): stored, its data would all be lost and its row be NULLs. For a `schemaless`
-    object, whose names must be the columns' exactly, also RecordError(case_mismatch) when
-    it lacks a value column and has a field differing from it only in case or by
-    surrounding whitespace (ksqlDB writes `NAME`; `"name "`): that field's data would be
-    lost and the column NULL. (A key column's value comes from the key: a field for it in
-    the value is not lost.) A schemaless object that lacks a value column and has fields
-    that are no column (a column named unlike the producer's field: `emial` for `email`)
-    is stored, and the first such object for each column is logged as a warning naming
-    `table`, the column and the object's other fields (as `warn_unfilled` does for schemas).
+    `after`, either as it is or as the payload of a Connect wrapper): `check(obj,
+    schemaless)` raises RecordError(no_declared_columns) for a non-empty object sharing no
+    field with the `declared` columns (when there are value columns): stored, its data
+    would all be lost and its row be NULLs. Also RecordError(case_mismatch) when it lacks
+    a value column and has a field differing from it only in case or by surrounding
+    whitespace (ksqlDB writes `NAME`; `"name "`): that field's data would be lost and the
+    column NULL. A `schemaless` object's names must be the columns' exactly; a wrapped
+    payload (not `schemaless`) comes with its Connect schema's fields already matched to
+    the columns (`connect_types.apply_plan`), so a column it still lacks is one its schema
+    gives no field of the payload for (a payload that disagrees with its schema, a schema
+    with several fields differing only in case). (A key column's value comes from the
+    key: a field for it in the value is not lost.) An object that lacks a value column and
+    has fields that are no column (a column named unlike the producer's field: `emial`
+    for `email`) is stored, and the first such object for each column is logged as a
+    warning naming `table`, the column and the object's other fields (as `warn_unfilled`
+    does for schemas; `check(obj, schemaless, unfilled)` leaves out the `unfilled`
+    columns, which a payload's schema has no field for: `warn_unfilled` logged them for
+    that schema).
 
-    Cost: a dict key test (the first value column) and one set difference when every
-    value column is present; only an object lacking one and having other fields looks at
-    their names."""
+    Cost: a dict key test (the first value column) and a subset test (no set is made)
+    when every value column is present; only an object lacking one and having other
+    fields looks at their names."""
     names = frozenset(declared)
     probe = value_columns[0] if value_columns else ""  # usually present
     columns = frozenset(value_columns)
     folded = {c.casefold(): c for c in value_columns}
     unwarned = set(value_columns)  # columns no object was yet logged as leaving NULL
 
-    def check(obj: dict[str, Any], schemaless: bool) -> None:
+    def check(obj: dict[str, Any], schemaless: bool,
+              unfilled: frozenset[str] = frozenset()) -> None:
         if not columns or not obj:
             return
         if probe not in obj and names.isdisjoint(obj):
             raise shares_no_column(what, obj, declared, folded=not schemaless)
-        if not schemaless:
+        if obj.keys() >= columns:  # every value column there (no set made: the common case)
             return
         missing = columns - obj.keys()
-        if not missing or len(obj) + len(missing) == len(columns):  # no other field
+        if len(obj) + len(missing) == len(columns):  # no other field
             return
         others = obj.keys() - names
         for name in others:
@@ -80,12 +90,12 @@ def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[s
             if col in missing:
                 raise RecordError(f"field {name!r} is not a declared column and differs only "
                                   f"in case or surrounding whitespace from column {col!r}, "
-                                  "which the object lacks: names are case-sensitive and "
-                                  "exact without a schema (declare the column as the "
-                                  "producer writes it)",
+                                  f"which the object lacks: {_EXACT if schemaless else _PLANNED}",
                                   "case_mismatch")
         if others and table and not unwarned.isdisjoint(missing):
-            newly = sorted(missing & unwarned)
+            newly = sorted((missing - unfilled) & unwarned)
+            if not newly:
+                return
             unwarned.difference_update(newly)
             shown = sorted(others)
             log.warning("%s: %s has no field for column(s) %s, NULL in its row (a "
@@ -94,6 +104,14 @@ def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[s
                         "column)", table, what, ", ".join(newly),
                         ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else ""))
     return check
+
+
+_EXACT = ("names are case-sensitive and exact without a schema (declare the column as the "
+          "producer writes it)")
+_PLANNED = ("its Connect schema gives no field of the payload for that column (a payload field "
+            "fills a column under its schema's name for it: the column's own, else the one "
+            "schema field differing from it only in case), so the data would be lost; make "
+            "the schema and the payload agree, or declare the column as the producer writes it")
 
 
 def case_ambiguity(fields: Iterable[str], columns: Iterable[str]) -> str:

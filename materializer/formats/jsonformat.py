@@ -25,11 +25,13 @@ lost and the row stored as NULLs. An empty object `{}` passes (it carries nothin
 lose), and so does any object for a relation without non-key columns. An object that
 lacks a column and has a field differing from it only in case or by surrounding
 whitespace (ksqlDB writes `NAME`) is rejected too, RecordError(case_mismatch): names are
-exact without a schema, and that field's data would be lost. One lacking a column and
-having other fields is logged once per column (`field_match.object_checker`).
+exact without a schema, and that field's data would be lost; so is a Connect payload
+whose schema gives no field of it for a column it lacks while it holds one differing from
+the column only in case (schema and payload disagree). One lacking a column and having
+other fields is logged once per column (`field_match.object_checker`).
 
 Cost: a plain JSON object pays `"payload" in obj` and `field_match.object_checker`'s
-check (a dict key test and a set difference) beyond `jsonread.loads`. (Objects of
+check (a dict key test and a subset test) beyond `jsonread.loads`. (Objects of
 exactly the declared fields take the typed path in `ingest.jsonrow` and none of this.)
 """
 
@@ -74,7 +76,7 @@ from materializer.values import key_storage
 __all__ = ["is_wrapper", "key_decoder",
            "value_decoder"]
 
-_Unwrap = Callable[[dict[str, Any]], Any]
+_Unwrap = Callable[[dict[str, Any]], tuple[Any, frozenset[str]]]
 _ABSENT: Any = object()  # a key column the key object does not have
 
 
@@ -95,8 +97,9 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
                whole_key: tuple[str, ...] = (), key: bool = False,
                declared: Sequence[str] = (), placeholders: Mapping[str, Any] | None = None
                ) -> _Unwrap:
-    """wrapper -> payload with its Connect logical types applied (a dict of fields, a
-    bare value when the schema is not a struct, or None). A bare value is converted for
+    """wrapper -> (payload with its Connect logical types applied: a dict of fields, a
+    bare value when the schema is not a struct, or None; the `columns` a struct schema has
+    no field for, which `warn_unfilled` logs with `table`). A bare value is converted for
     column `single` if given, else returned as it is. RecordError(type_mismatch) for a
     value its logical type cannot read. With `table` (values, not keys), the columns a
     struct schema has no field for are logged (`warn_unfilled`) when it has a field for
@@ -107,30 +110,35 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
     `placeholders` (column -> Debezium's placeholder there, `formats.placeholders`) pass
     their columns' conversions unchanged."""
 
-    def plan(schema: dict[str, Any]) -> tuple[Plan, Fixup | None, RecordError | None]:
+    none: frozenset[str] = frozenset()
+
+    def plan(schema: dict[str, Any]
+             ) -> tuple[Plan, Fixup | None, RecordError | None, frozenset[str]]:
         fields = struct_fields(schema)
         if fields is not None:
             matched = match_fields(fields, columns) if table or whole_key else {}
+            unfilled = none
             if table and (matched or match_fields(fields, declared)):  # none: the payloads
                 # are no_declared_columns, saying so
+                unfilled = frozenset(c for c in columns if c not in matched)
                 warn_unfilled(table, f"the Connect schema {schema.get('name') or 'struct'}",
                               list(fields), [c for c in columns if c not in matched])
             refused = key_schema_beyond(fields, matched, whole_key) if whole_key else None
             found = field_plan(fields, columns, exact=key)
             if placeholders:
                 found = passing_placeholders(found, placeholders)
-            return found, None, refused
+            return found, None, refused, unfilled
         if single is None:
-            return (), None, None
+            return (), None, None, none
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
-                                 columns[single], exact=key), None
+                                 columns[single], exact=key), None, none
     plan_for = per_schema(plan)
 
-    def unwrap(obj: dict[str, Any]) -> Any:
+    def unwrap(obj: dict[str, Any]) -> tuple[Any, frozenset[str]]:
         payload = obj["payload"]
         if payload is None:
-            return None
-        struct_plan, fix, refused = plan_for(obj["schema"])
+            return None, none
+        struct_plan, fix, refused, unfilled = plan_for(obj["schema"])
         if refused is not None:
             raise refused
         if type(payload) is dict:
@@ -141,7 +149,7 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
                 payload = fix(payload)
             except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
                 raise RecordError(f"the Connect payload: {e}", "type_mismatch") from e
-        return payload
+        return payload, unfilled
     return unwrap
 
 
@@ -164,6 +172,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     unwrap = _unwrapper(columns, single, spec.name, declared=spec.column_names,
                         placeholders=unavailable_forms(spec, binary=False))
     find = unavailable_finder(spec, binary=False)
+    none: frozenset[str] = frozenset()
 
     check = object_checker("the JSON object", spec.column_names, list(columns), spec.name)
     marker = reads_deleted_marker(spec)  # Debezium's rewritten deletes: formats.deleted
@@ -174,10 +183,10 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
             if type(obj) is not dict:
                 raise RecordError(f"a JSON value must be an object, got "
                                   f"{type(obj).__name__}", "not_an_object")
-            schemaless = True
+            schemaless, unfilled = True, none
             if "payload" in obj and wrapped and is_wrapper(obj):
                 schemaless = False  # the schema matched its fields to the columns
-                obj = unwrap(obj)
+                obj, unfilled = unwrap(obj)
                 if type(obj) is not dict:
                     if obj is None:
                         return DELETE  # type: ignore[no-any-return]
@@ -187,7 +196,7 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
                     return {single: obj}
             if marker and DELETED_FIELD in obj and marks_deleted(obj[DELETED_FIELD]):
                 return DELETE  # type: ignore[no-any-return]
-            check(obj, schemaless)
+            check(obj, schemaless, unfilled)
         except RecordError as e:
             raise part_error(VALUE, e) from e
         return obj if find is None else find(obj)
@@ -223,7 +232,7 @@ def key_decoder(spec: RelationSpec, framed: bool = False) -> KeyDecoder:
     def unwrap(obj: dict[str, Any]) -> Any:
         """The payload; its schema's fields are the key's (checked per schema)."""
         try:
-            return unwrap_types(obj)
+            return unwrap_types(obj)[0]
         except RecordError as e:
             message = str(e)
             raise RecordError(message if message.startswith(KEY) else KEY + message,
