@@ -17,6 +17,7 @@ from connectors.kafka_admin import end_offsets
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.store import Store
+from tests.ingest.test_topic_reset import _body as reset_body
 from tests.support.workers import (
     materialize,
     read_topic,
@@ -36,17 +37,8 @@ def test_snapshot_deletes_reach_the_old_placement(session_broker: DevBroker, tmp
                                                   ) -> None:
     topic = session_broker.create_topic(unique("users"), partitions=2)
     changes = unique("users.changes")
-    cfg = write_config(tmp_path / "t.yaml", session_broker, f"""\
-tables:
-  - name: shop.users
-    topic: {topic}
-    columns: {{id: int, name: string}}
-    primary_key: [id]
-    key_format: int
-    value_format: json
-    on_reset: rebuild
-    changes: {{topic: {changes}}}
-""")
+    cfg = write_config(tmp_path / "t.yaml", session_broker, reset_body(topic, "rebuild")
+                       + f"    changes: {{topic: {changes}}}\n")
     conf = session_broker.kafka_config()
     materialize(cfg, {"shop.users": produce_records(conf, topic, _records(40, "old"))})
     admin = AdminClient({"bootstrap.servers": session_broker.bootstrap})
