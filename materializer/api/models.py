@@ -119,8 +119,14 @@ class ClusterMember(BaseModel):
     generation: int | None = Field(description="Consumer group generation of its assignment.")
     assigned_at: int = Field(description="When its assignment last changed (Unix ms).")
     heartbeat_at: int = Field(description="Its last heartbeat (Unix ms, its clock).")
-    heartbeat_age_s: float
-    live: bool = Field(description="False once silent for `cluster.member_timeout_ms`.")
+    heard_at: int | None = Field(
+        None, description="When this worker last heard from it (Unix ms, this worker's "
+                          "clock); absent for this worker itself and for records only read "
+                          "back from the membership topic (then `heartbeat_at` stands for it).")
+    heartbeat_age_s: float = Field(description="Seconds since it was last heard from "
+                                               "(`heard_at`, else `heartbeat_at`).")
+    live: bool = Field(description="False once silent for `cluster.member_timeout_ms` "
+                                   "(timed by this worker's clock, not the member's).")
     relations: dict[str, Any] = Field(
         description="Per relation: topic, partition count, assigned and standby partitions, "
                     "next offset and lag per partition, partitioner.")

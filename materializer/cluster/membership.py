@@ -12,6 +12,16 @@ Guarantees:
   give it).
 - The thread never stops the worker: a broker that is away, a topic it may not create, or
   a record that is not a member record is logged (rate-limited) and retried or skipped.
+- A member is judged live by when this worker last heard from it, on this worker's
+  monotonic clock (a record that arrived once this worker had read the topic to its end
+  is news: its sender ran since), never by the wall clock of the member's machine, which
+  may run ahead (a dead member kept live past the timeout) or behind (a live one taken
+  for dead, its partitions answered 503 for good). `cluster.json` holds it as `heard_at`
+  on this machine's clock, which its API shares. Records read back at start (history)
+  only say what the member's own clock said: aged by it, and one dated ahead of this
+  clock counts as heard at most now. So do those that arrive in the first seconds after
+  this process was frozen (a member may have died meanwhile), aged by the member's clock
+  as far ahead of this one as its last record heard live said.
 - `cluster.json` is replaced atomically (readers see a whole old or a whole new one), at
   `start` and at least once per heartbeat while the worker runs, also while the broker
   cannot be reached (the connection is tried in a thread of its own, which may block for
@@ -32,6 +42,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +106,11 @@ class Membership:
         self.timeout_ms = timeout_ms
         self.extra = extra or {}  # more fields for cluster.json (forward timeout, ...)
         self._members: dict[str, Member] = {}
+        self._heard: dict[str, float] = {}  # member id -> monotonic time last heard from
+        self._ahead: dict[str, int] = {}  # member id -> this clock minus its, as last heard
+        self._news_from: int | None = None  # the topic's offset from which records are news
+        self._absorbed: float | None = None  # when the last poll was taken (monotonic)
+        self._backlog_until = 0.0  # after a stall: records are no news until then
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -133,7 +149,10 @@ class Membership:
     def members(self) -> list[Member]:
         """Every member's last record (this worker's as it is now), live or not."""
         with self._lock:
-            others = [m for i, m in self._members.items() if i != self.self_id]
+            now, wall = time.monotonic(), now_ms()
+            others = [m if (heard := self._heard.get(i)) is None else
+                      replace(m, heard_at=wall - round((now - heard) * 1000))
+                      for i, m in self._members.items() if i != self.self_id]
         return [*others, self.local()]
 
     def routing(self) -> Routing:
@@ -150,7 +169,8 @@ class Membership:
                     self._still_here()
                     self._stop.wait(self.heartbeat_ms / 1000)
                     continue
-                changed = self._absorb(self._source.poll_batch(1000, 0.1))
+                polled = self._source.poll(1000, 0.1)
+                changed = self._absorb(polled.records, polled.ends)
                 now = time.monotonic()
                 if self._wake.is_set() or now >= next_beat:
                     self._wake.clear()
@@ -209,7 +229,19 @@ class Membership:
         self._source = AssignedSource(self.conf, [self.topic], lambda t, p: None)
         log.info("cluster: member %s publishing to %s", self.self_id, self.topic)
 
-    def _absorb(self, msgs: list[Any]) -> bool:
+    def _absorb(self, msgs: list[Any], ends: dict[Any, int] | None = None) -> bool:
+        """Take the members' records of one poll; `ends`: where the poll reached the end of
+        the topic. Records are news (heard now) from the offset where the topic's end was
+        first reached, except for a while after this thread stalled (the process was
+        frozen: what arrives then was published while it was, maybe by a member dead
+        since; librdkafka may still hold an end it reached before the freeze)."""
+        now, wall = time.monotonic(), now_ms()
+        if self._absorbed is not None and now - self._absorbed > self.heartbeat_ms / 1000 + 2:
+            self._backlog_until = now + max(3.0, 2 * self.heartbeat_ms / 1000)
+        self._absorbed = now
+        if self._news_from is None and ends:
+            self._news_from = min(ends.values())
+        news_from = self._news_from if now >= self._backlog_until else None
         changed = False
         for m in msgs:
             try:
@@ -221,6 +253,8 @@ class Membership:
             value = m.value()
             with self._lock:
                 if value is None:
+                    self._heard.pop(key, None)
+                    self._ahead.pop(key, None)
                     changed |= self._members.pop(key, None) is not None
                     continue
             try:
@@ -231,19 +265,28 @@ class Membership:
                 continue
             if member.id != key:
                 continue
+            news = news_from is not None and (m.offset() or 0) >= news_from
             if key == self.self_id:
-                self._check_twin(member)
+                if news:
+                    self._check_twin(member)
                 continue
             with self._lock:
                 self._members[key] = member
+                ahead = wall - member.heartbeat_at
+                if news:
+                    self._heard[key], self._ahead[key] = now, ahead
+                else:  # a backlog: aged by the member's clock as this one last saw it
+                    # ahead of its (none seen: the same), and heard now at the latest
+                    self._heard[key] = now - max(0, ahead - self._ahead.get(key, 0)) / 1000
             changed = True
         return changed
 
     def _check_twin(self, member: Member) -> None:
-        """A record with this worker's id that it did not write: two workers share an id."""
+        """A record with this worker's id that it did not write, published since this run
+        read the topic to its end (not a record of an earlier run, whatever the clocks of
+        the machines say): two workers share an id."""
         me = self.local()
-        if (member.pid, member.started_at) != (me.pid, me.started_at) \
-                and member.heartbeat_at > me.started_at:  # not a record of an earlier run
+        if (member.pid, member.started_at) != (me.pid, me.started_at):
             self._warn("twin", f"cluster: another worker (pid {member.pid}, API "
                            f"{member.url}) publishes with this worker's id {self.self_id!r}: "
                            "give every worker its own cluster.worker_id")

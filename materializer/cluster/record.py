@@ -6,12 +6,15 @@ tombstone. Guarantees:
 - `decode` accepts exactly what `encode` writes (any version-1 record); anything else is
   a ValueError naming the problem, never a half-read member.
 - Partition lists are sorted, without duplicates; offsets and lags are per partition.
+- Times on the topic (`assigned_at`, `heartbeat_at`) are the member's own clock; `heard_at`
+  (when a reader heard from it, on the reader's clock) is only ever set by the reader
+  (`cluster.json`), never taken from a record on the topic.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 VERSION = 1
@@ -69,12 +72,26 @@ class Member:
     started_at: int = 0
     pid: int = 0
     relations: dict[str, RelationState] = field(default_factory=dict)
+    heard_at: int | None = None
+    """When the worker reading the record last heard from the member, by the reader's own
+    clock (set in its `cluster.json`, never taken from the topic); None: not known, the
+    member's own `heartbeat_at` stands for it."""
+
+    @property
+    def last_heard(self) -> int:
+        """When the member was last heard from, on the reader's clock as far as known
+        (`heard_at`), else by its own (`heartbeat_at`): its age and liveness are judged by
+        this, never by another machine's clock when the reader heard it itself."""
+        return self.heartbeat_at if self.heard_at is None else self.heard_at
 
     def to_json(self) -> dict[str, Any]:
-        return {"v": VERSION, "id": self.id, "url": self.url, "generation": self.generation,
-                "assigned_at": self.assigned_at, "heartbeat_at": self.heartbeat_at,
-                "started_at": self.started_at, "pid": self.pid,
-                "relations": {n: r.to_json() for n, r in sorted(self.relations.items())}}
+        out = {"v": VERSION, "id": self.id, "url": self.url, "generation": self.generation,
+               "assigned_at": self.assigned_at, "heartbeat_at": self.heartbeat_at,
+               "started_at": self.started_at, "pid": self.pid,
+               "relations": {n: r.to_json() for n, r in sorted(self.relations.items())}}
+        if self.heard_at is not None:
+            out["heard_at"] = self.heard_at
+        return out
 
     @classmethod
     def from_json(cls, obj: Any) -> Member:
@@ -95,7 +112,8 @@ class Member:
                    started_at=_int(obj.get("started_at", 0), "started_at"),
                    pid=_int(obj.get("pid", 0), "pid"),
                    relations={str(n): RelationState.from_json(r)
-                              for n, r in _dict(obj.get("relations", {})).items()})
+                              for n, r in _dict(obj.get("relations", {})).items()},
+                   heard_at=_opt_int(obj.get("heard_at"), "heard_at"))
 
 
 def encode(member: Member) -> bytes:
@@ -109,7 +127,7 @@ def decode(value: bytes) -> Member:
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"a member record that is not JSON: {e}") from None
     try:
-        return Member.from_json(obj)
+        return replace(Member.from_json(obj), heard_at=None)  # the reader's alone to say
     except (TypeError, AttributeError) as e:
         raise ValueError(f"a malformed member record: {e}") from None
 

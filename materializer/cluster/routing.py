@@ -2,8 +2,12 @@
 
 Built from the members' records (`record.Member`) as a worker last read them from the
 membership topic. Guarantees:
-- A member whose last heartbeat is older than the timeout is not in the table (the
-  worker building the table always counts itself as live).
+- A member last heard from longer ago than the timeout is not in the table (the worker
+  building the table always counts itself as live). "Heard" is by the building worker's
+  own clock where it heard the member itself (`Member.heard_at`, set by `membership`):
+  a member whose clock runs behind is not dropped while it publishes, one whose clock runs
+  ahead is dropped a timeout after it fell silent, not later. Only records never heard
+  live (read back from the topic at start) are aged by the member's own clock.
 - Each partition has at most one owner. When two live members claim one (a rebalance in
   flight, or a member that died holding it), the claim of the newer group generation
   wins, then the newer assignment; so a dead member's stale claim loses to the member the
@@ -31,7 +35,7 @@ class Routing:
         self.members: dict[str, Member] = {}
         self.expired: dict[str, Member] = {}
         for m in members:
-            live = m.id == self_id or now_ms - m.heartbeat_at <= timeout_ms
+            live = m.id == self_id or now_ms - m.last_heard <= timeout_ms
             (self.members if live else self.expired)[m.id] = m
         self._owners: dict[str, dict[int, Member]] = {}
 
@@ -109,11 +113,16 @@ class Routing:
 
     def _member_json(self, m: Member, live: bool) -> dict[str, Any]:
         return {**m.to_json(), "live": live,
-                "heartbeat_age_s": round(max(0, self.now_ms - m.heartbeat_at) / 1000, 3)}
+                "heartbeat_age_s": round(max(0, self.now_ms - m.last_heard) / 1000, 3)}
 
 
 def _claim_order(m: Member) -> tuple[int, int, str]:
-    return (m.generation if m.generation is not None else -1, m.assigned_at, m.id)
+    """Older claims first: by group generation, then by when the assignment changed, read
+    on this worker's clock (the member's `assigned_at` moved by how far its clock was from
+    this one's when its last record was heard), so a claim from a machine whose clock runs
+    ahead does not beat a newer assignment of the same generation."""
+    return (m.generation if m.generation is not None else -1,
+            m.assigned_at + (m.last_heard - m.heartbeat_at), m.id)
 
 
 def _lag(m: Member, relation: str, partition: int) -> float:
