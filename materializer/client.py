@@ -19,35 +19,32 @@ Guarantees:
   `retry_for` (a frozen worker, SIGSTOP, accepts connections and never answers: each try
   waited the whole `timeout` before). Bad input is `UsageError`
   (400), an unknown table `NotFound`, a wrong token `UsageError` naming the token.
+
+This module owns the membership, routing and retries; `client_relations` the per-relation
+half (`ClientTable`, `ClientStream`: keys in, rows out).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
-from materializer.binary_text import bytes_text
+from materializer.client_relations import ClientStream, ClientTable, Schema
 from materializer.cluster.partitioning import Partitioning
 from materializer.columns import ColumnType, TypeSyntaxError, key_unit, parse_type
 from materializer.errors import (
-    NO_ROW,
     AmbiguousKeyError,
     InfrastructureError,
     NotFound,
     UsageError,
 )
-from materializer.stored import from_storage, to_json_value
-from materializer.values import key_storage, to_storage
 
-MAX_PAGE = 1000
+__all__ = ["Client", "ClientStream", "ClientTable", "ClusterUnavailable", "Schema"]
 
 
 class ClusterUnavailable(InfrastructureError):
@@ -59,26 +56,6 @@ class ClusterUnavailable(InfrastructureError):
 
 class _OutOfTime(Exception):
     """The client's `retry_for` seconds are over (inside `Client.call`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Schema:
-    """A relation as `GET /tables` describes it."""
-
-    name: str
-    kind: str
-    columns: dict[str, ColumnType | None]
-    key: tuple[str, ...]
-
-    def key_types(self) -> list[ColumnType]:
-        out = []
-        for c in self.key:
-            t = self.columns.get(c)
-            if t is None:
-                raise UsageError(f"{self.name}: key column {c!r} has a type this client "
-                                 "cannot read")
-            out.append(t)
-        return out
 
 
 def _type(text: Any, encoding: Any = None) -> ColumnType | None:
@@ -104,7 +81,7 @@ class Client:
             timeout=timeout, limits=httpx.Limits(max_keepalive_connections=32),
             headers={"authorization": f"Bearer {token}"} if token else {})
         self._cluster: dict[str, Any] = {}
-        self._schemas: dict[str, _Schema] = {}
+        self._schemas: dict[str, Schema] = {}
         self._parts: dict[str, Partitioning] = {}
         self._spin = itertools.count()
         self.refreshes = 0
@@ -154,7 +131,7 @@ class Client:
                 self._cluster = cluster.json()
                 self._schemas = {}
                 for r in tables.json().get("tables", []):
-                    self._schemas[r["name"]] = _Schema(
+                    self._schemas[r["name"]] = Schema(
                         r["name"], r.get("kind", "table"),
                         {c["name"]: _type(c["type"], c.get("encoding"))
                          for c in r.get("columns", [])},
@@ -165,7 +142,7 @@ class Client:
         raise ClusterUnavailable("no worker answered GET /cluster and /tables: "
                                  + "; ".join(problems))
 
-    def _schema(self, name: str, kind: str) -> _Schema:
+    def _schema(self, name: str, kind: str) -> Schema:
         if not self._schemas:
             self.refresh()
         found = self._schemas.get(name) or next(
@@ -179,7 +156,7 @@ class Client:
                              f"({name!r})")
         return found
 
-    def owner_url(self, schema: _Schema, stored_key: Sequence[Any]) -> str:
+    def owner_url(self, schema: Schema, stored_key: Sequence[Any]) -> str:
         """The URL of the worker owning the key's partition, else any live worker."""
         rel = self._cluster.get("relations", {}).get(schema.name)
         if rel:
@@ -253,164 +230,3 @@ def _checked(r: httpx.Response) -> httpx.Response:
     if r.status_code == 409:
         raise AmbiguousKeyError(str(detail))
     raise InfrastructureError(f"the worker answered {r.status_code}: {detail}")
-
-
-def _segment(text: str) -> str:
-    """One path segment of a key: percent-encoded, with `/` as `%2F` and a `.` or `..`
-    segment as `%2E` or `%2E%2E` (the API decodes them back)."""
-    return "%2E" * len(text) if text in (".", "..") else quote(text, safe="")
-
-
-class _Relation:
-    def __init__(self, client: Client, schema: _Schema) -> None:
-        self.client = client
-        self.schema = schema
-        self.name = schema.name
-        types = schema.key_types()
-        self._store = [key_storage(t) for t in types]
-        # a key is sent as the workers read it: bytes in the column's encoding (key_unit)
-        self._json = [bytes_text(t.encoding) if t.kind == "bytes" and t.encoding else
-                      to_json_value(t) for t in types]
-        self._types = types
-        # rows come back in JSON form, whatever the columns' input encodings: bytes as base64
-        self._rows = {c: (to_storage(replace(t, encoding=None)), from_storage(t))
-                      for c, t in schema.columns.items() if t is not None}
-
-    def stored_key(self, key: Any) -> tuple[Any, ...]:
-        values = key if isinstance(key, tuple | list) else (key,)
-        if len(values) != len(self._store):
-            raise UsageError(f"{self.name} has key ({', '.join(self.schema.key)}): expected "
-                             f"{len(self._store)} value(s), got {len(values)}")
-        try:
-            return tuple(None if v is None else conv(v) for conv, v in
-                         zip(self._store, values, strict=True))
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"key {key!r} does not fit ({', '.join(self.schema.key)}): "
-                             f"{e}") from None
-
-    def json_key(self, stored: tuple[Any, ...]) -> list[Any]:
-        return [v if conv is None or v is None else conv(v)
-                for conv, v in zip(self._json, stored, strict=False)]
-
-    def texts(self, stored: tuple[Any, ...]) -> list[str]:
-        """Key values as the API reads them in paths and `prefix=` (keytext rules).
-        UsageError for a null component: key text has none (`null` is the string "null")."""
-        out = []
-        for t, v in zip(self._types, self.json_key(stored), strict=False):
-            if v is None:
-                raise UsageError(f"{self.name}: a null key value cannot be asked over HTTP "
-                                 "(key text has no null: the text `null` is the string "
-                                 "\"null\")")
-            if t.kind == "boolean":
-                out.append("true" if v else "false")
-            elif t.kind == "bytes" and isinstance(v, bytes):
-                out.append(base64.b64encode(v).decode("ascii"))
-            else:
-                out.append(str(v))
-        return out
-
-    def path_key(self, stored: tuple[Any, ...]) -> str:
-        """The key's path segments, percent-encoded; `.` and `..` as `%2E` and `%2E%2E`
-        (sent as they are, the HTTP client removes them as dot segments)."""
-        return "/".join(_segment(t) for t in self.texts(stored))
-
-    def python_row(self, row: dict[str, Any] | None, json_form: bool) -> dict[str, Any] | None:
-        if row is None or json_form:
-            return row
-        out = {}
-        for c, v in row.items():
-            conv = self._rows.get(c)
-            if conv is None or v is None:
-                out[c] = v
-                continue
-            try:
-                stored = conv[0](v)
-                out[c] = stored if conv[1] is None else conv[1](stored)
-            except (TypeError, ValueError):
-                out[c] = v
-        return out
-
-
-class ClientTable(_Relation):
-    """A table of the cluster: `get`, `get_many`, `scan` as `TableView` has them."""
-
-    def get(self, key: Any, *, json_form: bool = False) -> dict[str, Any] | None:
-        stored = self.stored_key(key)
-        if None in stored:  # no key text for null: asked as JSON, as Store.get answers it
-            return self.get_many([key], json_form=json_form)[0]
-        r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
-                             f"/tables/{quote(self.name, safe='')}/rows/"
-                             f"{self.path_key(stored)}")
-        if r.status_code == 404:  # absent, or a worker of another declaration: said
-            detail = str(r.json().get("detail", "not found"))
-            if not detail.startswith(NO_ROW):
-                raise NotFound(detail)
-            return None
-        return self.python_row(r.json(), json_form)
-
-    def get_many(self, keys: Iterable[Any], *, json_form: bool = False
-                 ) -> list[dict[str, Any] | None]:
-        stored = [self.stored_key(k) for k in keys]
-        groups: dict[str, list[int]] = {}
-        for i, kt in enumerate(stored):
-            groups.setdefault(self.client.owner_url(self.schema, kt), []).append(i)
-        out: list[dict[str, Any] | None] = [None] * len(stored)
-        for idx in groups.values():
-            for start in range(0, len(idx), MAX_PAGE):
-                chunk = idx[start:start + MAX_PAGE]
-                # (after a rebalance the first key's new owner forwards the others)
-                r = self.client.call(
-                    lambda k=stored[chunk[0]]: self.client.owner_url(self.schema, k), "POST",
-                                     f"/tables/{quote(self.name, safe='')}/lookup",
-                                     json={"keys": [self.json_key(stored[i]) for i in chunk]})
-                if r.status_code == 404:
-                    raise NotFound(str(r.json().get("detail", "not found")))
-                for i, row in zip(chunk, r.json()["rows"], strict=True):
-                    out[i] = self.python_row(row, json_form)
-        return out
-
-    def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False
-             ) -> list[dict[str, Any]]:
-        """Rows whose key starts with `prefix`, in key order, at most `limit` (any worker
-        merges the owners' rows; pages are followed by cursor)."""
-        values = prefix if isinstance(prefix, tuple | list) else (prefix,)
-        if len(values) > len(self._store):
-            raise UsageError(f"prefix {tuple(values)!r} is longer than the key "
-                             f"({', '.join(self.schema.key)})")
-        try:
-            stored = tuple(conv(v) for conv, v in zip(self._store, values, strict=False))
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"prefix {prefix!r} does not fit the key: {e}") from None
-        texts = self.texts(stored)
-        rows: list[dict[str, Any]] = []
-        after: str | None = None
-        while limit is None or len(rows) < limit:
-            page = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(rows))
-            params: list[tuple[str, Any]] = [("prefix", t) for t in texts] + [("limit", page)]
-            if after is not None:
-                params.append(("after", after))
-            r = self.client.call(self.client.any_url, "GET",
-                                 f"/tables/{quote(self.name, safe='')}/rows", params=params)
-            if r.status_code == 404:
-                raise NotFound(str(r.json().get("detail", "not found")))
-            body = r.json()
-            rows += [row for row in (self.python_row(x, json_form) for x in body["rows"])
-                     if row is not None]
-            after = body.get("next")
-            if after is None:
-                break
-        return rows
-
-
-class ClientStream(_Relation):
-    """A stream of the cluster: `events` as `StreamView` has it."""
-
-    def events(self, key: Any, limit: int = 10, *, json_form: bool = False
-               ) -> list[dict[str, Any] | None]:
-        stored = self.stored_key(key)
-        r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
-                             f"/streams/{quote(self.name, safe='')}/keys/"
-                             f"{self.path_key(stored)}/events", params={"limit": limit})
-        if r.status_code == 404:
-            raise NotFound(str(r.json().get("detail", "not found")))
-        return [self.python_row(e, json_form) for e in r.json()["events"]]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from materializer import Client
-from materializer.client import ClusterUnavailable, _Schema
+from materializer.client import ClusterUnavailable, Schema
 from materializer.cluster.partitioning import murmur2_partition
 from materializer.columns import parse_type
 from materializer.errors import AmbiguousKeyError, NotFound, UsageError, no_row_detail
@@ -139,10 +139,10 @@ def test_a_rebalance_is_retried_and_a_dead_cluster_is_reported(fake: Fake) -> No
 
 
 def test_key_texts_follow_the_key_text_rules() -> None:
-    from materializer.client import _Relation
+    from materializer.client_relations import _Relation
 
-    schema = _Schema("s.k", "table", {c: parse_type(t)[0] for c, t in COLUMNS.items()},
-                     ("day", "ok", "blob", "price"))
+    schema = Schema("s.k", "table", {c: parse_type(t)[0] for c, t in COLUMNS.items()},
+                    ("day", "ok", "blob", "price"))
     rel = _Relation.__new__(_Relation)
     _Relation.__init__(rel, None, schema)  # type: ignore[arg-type]
     stored = rel.stored_key((dt.date(2024, 1, 2), False, b"a/b", decimal.Decimal("2.5")))
