@@ -37,7 +37,7 @@ with the wire reader here.
 
 Avro logical types decode through fastavro: timestamp-millis/-micros to
 UTC-aware datetime (local-timestamp-* are read as UTC), date, time-millis/-micros,
-decimal (bytes or fixed: exactly, whatever the schema's precision, `avro_compiled.REPLACED`),
+decimal (bytes or fixed: exactly, whatever the schema's precision, `avro_logical.REPLACED`),
 uuid. A plain Avro long in a timestamp column is epoch
 milliseconds; a plain int in a date column is epoch days. Where a record's own field
 feeds a column that stores it from the raw value anyway (decimal bytes into a decimal
