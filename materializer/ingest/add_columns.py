@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from materializer.errors import NotFound
 from materializer.ingest.opening import open_registry
-from materializer.ingest.relation import ColumnsAdded, open_relation
+from materializer.ingest.relation import open_relation
 from materializer.specs import Catalog, RelationSpec
-from materializer.store import StoreLock, relation_exists
+from materializer.store import RelationWriter, StoreLock, relation_exists
 
 
 def add_columns(catalog: Catalog, spec: RelationSpec, *, what: str = "materializer add-columns"
@@ -28,12 +28,11 @@ def add_columns(catalog: Catalog, spec: RelationSpec, *, what: str = "materializ
             raise NotFound(f"{spec.name} has no local state in {catalog.store_path}: there "
                            "is nothing to add columns to (`materializer run` starts it with "
                            "every declared column)")
-        registry = open_registry(catalog)
-        try:
-            open_relation(spec, catalog.store_path, map_size=catalog.map_size,
-                          registry=registry)
-            return []
-        except ColumnsAdded as e:
-            open_relation(spec, catalog.store_path, map_size=catalog.map_size,
-                          registry=registry, add_columns=True)
-            return e.added
+        # the layout held before: a relation that applied no record yet takes added
+        # nullable columns at any open, so its open cannot tell what this one took
+        meta = RelationWriter(catalog.store_path, spec.name, catalog.map_size).meta()
+        held = set(meta.layout) if meta is not None else set()
+        rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
+                            registry=open_registry(catalog), add_columns=True)
+        after = rel.writer.meta()
+        return [n for n in (after.layout if after is not None else ()) if n not in held]
