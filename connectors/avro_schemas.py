@@ -11,6 +11,7 @@ from typing import Any
 from fastavro import parse_schema
 
 from materializer.errors import MaterializerError, RecordError
+from materializer.formats.avro_schema import without_invalid_decimals
 
 
 class SchemaRejected(MaterializerError):
@@ -40,8 +41,12 @@ def normalize(schema: Any) -> str:
 
 
 def parse(schema: Any, named: dict[str, Any] | None = None) -> Any:
-    """fastavro-parse a schema given as a dict, list, JSON text or primitive name."""
-    return parse_schema(load_schema(schema), named_schemas=named)
+    """fastavro-parse a schema given as a dict, list, JSON text or primitive name. A
+    decimal logical type with invalid parameters (scale > precision, a negative scale, no
+    precision) is ignored and its bytes or fixed read as such, as the Avro spec says and
+    Java's parser does (`avro_schema.without_invalid_decimals`), where fastavro refuses
+    the schema."""
+    return parse_schema(without_invalid_decimals(load_schema(schema)), named_schemas=named)
 
 
 def checked(subject: str, schema: Any) -> str:

@@ -20,7 +20,8 @@ it is NOT NULL). Rejection reasons (`RecordError.reason`):
   bad_magic       the first byte is not 0 (not Confluent wire format)
   unknown_schema  the registry does not know the schema id
   bad_schema      the schema id names something that is not usable Avro
-  avro_decode     the body does not decode with its schema (garbage, trailing bytes)
+  avro_decode     the body does not decode with its schema (garbage, trailing bytes,
+                  an enum index out of range)
   too_deep        a value of a recursive schema nested too deeply to read (a few
                   hundred levels), or more than MAX_DEPTH levels in a json column
   not_a_record    a record was needed (composite key, several value columns)
@@ -30,7 +31,9 @@ it is NOT NULL). Rejection reasons (`RecordError.reason`):
   unsupported_op  Debezium op other than c, r, u, d (t truncate, m message)
   type_mismatch   a Debezium-encoded value (base64 decimal, ...) that does not decode,
                   a time outside years 1-9999, or an Avro time-millis/-micros that is
-                  no time of day (negative, a day or more: fastavro would wrap it round)
+                  no time of day (negative, a day or more: fastavro would wrap it round),
+                  or any Avro logical value its converter refuses (a date or timestamp
+                  past year 9999, a uuid string that is no uuid), on either reader
 
 Debezium envelopes (`debezium-avro`) are read by `materializer.formats.debezium`
 with the wire reader here.
@@ -38,7 +41,10 @@ with the wire reader here.
 Avro logical types decode through fastavro: timestamp-millis/-micros to
 UTC-aware datetime (local-timestamp-* are read as UTC), date, time-millis/-micros,
 decimal (bytes or fixed: exactly, whatever the schema's precision, `avro_logical.REPLACED`),
-uuid. A plain Avro long in a timestamp column is epoch
+uuid. A decimal logical type with invalid parameters (scale > precision, a negative
+scale, no precision, a fixed too small) is ignored, as the Avro spec says and Java reads
+it: its values are bytes (`connectors.avro_schemas.parse`, where fastavro refuses the
+schema). A plain Avro long in a timestamp column is epoch
 milliseconds; a plain int in a date column is epoch days. Where a record's own field
 feeds a column that stores it from the raw value anyway (decimal bytes into a decimal
 column, timestamp-millis into a timestamp column counting ms, date into a date column),
@@ -76,6 +82,7 @@ from materializer.columns import ColumnType
 from materializer.errors import ConfigError, RecordError
 from materializer.formats.avro_compiled import (
     Compiled,
+    Invalid,
     NotTimeOfDay,
     Truncated,
     compile_reader,
@@ -86,12 +93,14 @@ from materializer.formats.avro_schema import (
     avro_element,
     avro_fields,
     connect_name,
+    field_aliases,
     field_names,
     named_types,
     record_of,
     record_reading,
     recursive,
     resolve,
+    without_logical_types,
 )
 from materializer.formats.base import (
     DELETE,
@@ -140,6 +149,7 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
         raise ConfigError(f"{spec.name}: {what} needs a schema_registry (url or path) "
                           "in the declaration file")
     cache: dict[int, tuple[Any, Any, Callable[..., Any], Compiled | None]] = {}
+    plain: dict[int, Any] = {}  # schema id -> its schema without logical types (errors only)
     fetch = registry.schema
 
     def entry_of(sid: int) -> tuple[Any, Any, Callable[..., Any], Compiled | None]:
@@ -181,9 +191,12 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                 raise _ends_early(sid) from e
             except NotTimeOfDay as e:
                 raise _not_time_of_day(e) from e
-            except Exception as e:  # noqa: BLE001 - Invalid, UnicodeDecodeError; anything
-                # else would be a bug, still this record's rejection, not the worker's stop
+            except (Invalid, UnicodeDecodeError) as e:  # bytes no writer writes
                 raise _undecodable(sid, e) from e
+            except (ValueError, ArithmeticError) as e:  # what a logical type's converter
+                raise _unconvertible(sid, e) from e  # raises: a date past 9999, a bad uuid
+            except Exception as e:  # noqa: BLE001 - would be a bug, still this record's
+                raise _undecodable(sid, e) from e  # rejection, not the worker's stop
         else:
             bio = _BytesIO(b)
             bio.seek(HEADER_SIZE)
@@ -195,9 +208,7 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
             except NotTimeOfDay as e:
                 raise _not_time_of_day(e) from e
             except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
-                if isinstance(e, EOFError) or bio.tell() >= n:  # a varint cut short
-                    raise _ends_early(sid) from e
-                raise _undecodable(sid, e) from e
+                raise _fallback_failure(sid, b, reader, schema, plain, e) from e
             end = bio.tell()
         if end != n:
             raise RecordError(f"{n - end} trailing byte(s) after the Avro body "
@@ -214,6 +225,49 @@ def _ends_early(sid: int) -> RecordError:
 def _not_time_of_day(e: NotTimeOfDay) -> RecordError:
     """As a JSON integer that is no time of day is refused (type_mismatch)."""
     return RecordError(str(e), "type_mismatch")
+
+
+class _ShortReads(io.BytesIO):
+    """Bytes that note a read that came back short (fastavro's readers read through
+    `read`): on a record's error path only, to tell a body that ends early from one whose
+    last value does not convert, both of which fail with every byte read."""
+
+    short = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if size is not None and size >= 0 and len(data) < size:
+            self.short = True
+        return data
+
+
+def _fallback_failure(sid: int, b: bytes, reader: Callable[..., Any], schema: Any,
+                      plain: dict[int, Any], e: Exception) -> RecordError:
+    """The rejection of a body fastavro's reader failed on with `e` (where no reader is
+    generated): read again without logical types (`without_logical_types`), the bytes
+    noting a short read. Read so, the body is whole: a logical type's converter refused
+    its value (type_mismatch, as the generated reader reports it: a date past 9999, a
+    uuid string that is no uuid); a read came back short: the body ends early
+    (truncated); else it is bytes no writer writes (avro_decode: an enum index out of
+    range, bytes that are not UTF-8). Before, any failure with every byte read counted as
+    `truncated`, so a converter failing on the last field was reported as a body that
+    ends early."""
+    if sid not in plain:
+        plain[sid] = without_logical_types(schema)
+    bio = _ShortReads(b)
+    bio.seek(HEADER_SIZE)
+    try:
+        reader(bio, plain[sid], None)
+    except Exception:  # noqa: BLE001 - the same bytes, as the first read saw them
+        return _ends_early(sid) if bio.short else _undecodable(sid, e)
+    return _unconvertible(sid, e)
+
+
+def _unconvertible(sid: int, e: Exception) -> RecordError:
+    """A value its Avro logical type's converter refuses (type_mismatch, as a time outside
+    years 1-9999 is from any format)."""
+    return RecordError(f"an Avro logical value (schema {sid}) does not convert: "
+                       f"{type(e).__name__}: {e}", "type_mismatch")
 
 
 def _undecodable(sid: int, e: Exception) -> RecordError:
@@ -317,11 +371,12 @@ def checked_reading(spec: RelationSpec, schema: Any, record: Any, what: str
     """`record_reading` of `record` (the value, a Debezium `after`) into `spec`'s value
     columns, or RecordError(no_declared_columns) for every value of a record none of
     whose fields is a column (`field_match.unmatched_schema`, which also logs the
-    columns the record leaves NULL)."""
+    columns the record leaves NULL, naming a field whose Avro `aliases` name one)."""
     columns = value_columns(spec)
     what = f"{what} {record.get('name')}"
     fields = field_names(record)
-    unmatched = unmatched_schema(what, fields, spec.column_names, list(columns), spec.name)
+    unmatched = unmatched_schema(what, fields, spec.column_names, list(columns), spec.name,
+                                 field_aliases(record))
     return unmatched or record_reading(schema, record, columns)
 
 

@@ -31,7 +31,8 @@ schemas, values, truncations and byte flips):
 - it raises `Truncated` where the bytes end before the value does (or IndexError,
   which the caller counts as the same), `Invalid` or UnicodeDecodeError for bytes that
   are not a value of the schema, and what fastavro's logical-type converters raise for
-  a value they cannot convert (a date out of range), as fastavro does.
+  a value they cannot convert (a date out of range), as fastavro does (ValueError or
+  ArithmeticError: `formats.avro` reports them as type_mismatch, on fastavro's reader too).
 
 `wanted` (the fields of the top record a decoder uses: a Debezium envelope's `op` and
 `after`, the fields that feed columns) leaves the others out of the datum: they are

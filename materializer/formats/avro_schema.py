@@ -6,6 +6,7 @@ and which columns arrive in stored form)."""
 from __future__ import annotations
 
 import copy
+import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -89,6 +90,14 @@ def field_names(record: Any) -> list[str]:
     """The names of an Avro record schema's fields, in order."""
     return [f["name"] for f in record.get("fields", ())
             if isinstance(f, dict) and isinstance(f.get("name"), str)]
+
+
+def field_aliases(record: Any) -> list[tuple[str, str, str]]:
+    """(field, "alias", alias) for each of the `aliases` of an Avro record schema's fields
+    (which no column is matched by: `field_match.alias_hints`)."""
+    return [(f["name"], "alias", a) for f in record.get("fields", ())
+            if isinstance(f, dict) and isinstance(f.get("name"), str)
+            and isinstance(f.get("aliases"), list) for a in f["aliases"] if isinstance(a, str)]
 
 
 def named_types(schema: Any) -> Mapping[str, Any]:
@@ -231,3 +240,87 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
         return Reading(schema, prepared, wanted)
     # raw as memo: nodes "already copied"
     return Reading(copy.deepcopy(schema, raw), prepared, wanted)
+
+
+# --------------------------------------------------------------------------- logical types
+
+
+def _rewritten(schema: Any, change: Any) -> Any:
+    """`schema` with `change(node)` applied to a copy of each of its type nodes (dicts:
+    types, fields, named types; not default values) for which it returns True; `schema`
+    itself (not copied) when it returns False for all. A node seen twice (a named type in
+    `__named_schemas` and in place) is one node in the copy too."""
+
+    def walk(node: Any, seen: set[int], apply: bool) -> bool:
+        if id(node) in seen:
+            return False
+        seen.add(id(node))
+        found = False
+        if isinstance(node, list):
+            for x in node:
+                found = walk(x, seen, apply) or found
+        elif isinstance(node, dict):
+            found = bool(change(node, apply))
+            for k, x in node.items():
+                if k != "default" and isinstance(x, (dict, list)):
+                    found = walk(x, seen, apply) or found
+        return found
+
+    if not walk(schema, set(), False):
+        return schema
+    schema = copy.deepcopy(schema)
+    walk(schema, set(), True)
+    return schema
+
+
+def without_logical_types(schema: Any) -> Any:
+    """`schema` read as its underlying types: no node keeps a `logicalType` (a copy).
+    `formats.avro` reads a body that failed with it, to tell a value its converter refuses
+    from bytes that end early or are no value."""
+
+    def change(node: dict[str, Any], apply: bool) -> bool:
+        if "logicalType" not in node:
+            return False
+        if apply:
+            del node["logicalType"]
+        return True
+    return _rewritten(schema, change)
+
+
+def _decimal_fault(node: dict[str, Any]) -> str | None:
+    """Why the decimal logical type of `node` (bytes or fixed) is invalid, as Java's Avro
+    judges it (`LogicalTypes.Decimal`: precision an int > 0 and, for a fixed, at most the
+    digits its size holds; scale absent or an int in 0..precision), or None if valid."""
+    precision, scale = node.get("precision"), node.get("scale", 0)
+    if type(precision) is not int or precision <= 0:
+        return f"precision {precision!r} is not a positive int"
+    if node.get("type") == "fixed":
+        size = node.get("size")
+        if type(size) is int and precision > math.floor(math.log10(2) * (8 * size - 1)):
+            return f"fixed({size}) cannot hold {precision} digits"
+    if type(scale) is not int or scale < 0:
+        return f"scale {scale!r} is not an int of at least 0"
+    if scale > precision:
+        return f"scale {scale} is greater than precision {precision}"
+    return None
+
+
+def without_invalid_decimals(schema: Any) -> Any:
+    """`schema` (unparsed JSON) whose decimal logical types on bytes or fixed with invalid
+    parameters (`_decimal_fault`: scale > precision, a negative scale, precision missing,
+    a fixed too small) are dropped (a copy; `schema` itself when it has none), as the Avro
+    spec says ("if a logical type is invalid, for example a decimal with scale greater
+    than its precision, then implementations should ignore the logical type and use the
+    underlying Avro type") and Java's parser does: its values are then bytes. fastavro's
+    `parse_schema` refuses such a schema instead (it accepts a missing precision, and then
+    reads a decimal), which made every record of it `bad_schema`. The node keeps its
+    `precision` and `scale` (as Java keeps them as properties)."""
+
+    def change(node: dict[str, Any], apply: bool) -> bool:
+        if (node.get("logicalType") != "decimal" or node.get("type") not in ("bytes", "fixed")
+                or _decimal_fault(node) is None):
+            return False
+        if apply:
+            del node["logicalType"]
+        return True
+    return _rewritten(schema, change)

@@ -148,32 +148,56 @@ def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
                        "and value_format", "no_declared_columns")
 
 
+Alias = tuple[str, str, str]
+"""(field, what names it otherwise: "alias" for an Avro field's `aliases`, "json_name" for
+a Protobuf field's, that other name): names no column is matched by."""
+
+
 def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
-                     value_columns: Sequence[str], table: str = "") -> RecordError | None:
+                     value_columns: Sequence[str], table: str = "",
+                     aliases: Iterable[Alias] = ()) -> RecordError | None:
     """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
     values when it has fields, the relation has value columns, and no field matches a
     declared column (by `match_fields`, key columns included); None when it may be read.
     Then the value columns no field fills (NULL in every row of that schema) are logged
     as a warning naming `table` and the schema (`what`): once per schema, as callers
-    prepare each schema once."""
+    prepare each schema once; a field whose other name (`aliases`: an Avro alias, a
+    Protobuf json_name) is such a column is named there as the likely cause (aliases are
+    not followed: a column is filled by the field of its name)."""
     names = list(fields)
     if not names or not value_columns:
         return None
     matched = match_fields(names, declared)
     if not matched:
         return shares_no_column(what, names, declared)
-    warn_unfilled(table, what, names, [c for c in value_columns if c not in matched])
+    missing = [c for c in value_columns if c not in matched]
+    warn_unfilled(table, what, names, missing, alias_hints(aliases, missing))
     return None
+
+
+def alias_hints(aliases: Iterable[Alias], columns: Sequence[str]) -> str:
+    """"field `x` has alias `col`" (or json_name) for each of `aliases` naming one of
+    `columns` (exactly or but for case), joined by "; ", with why the column stays NULL;
+    "" when none does."""
+    folded = {c.casefold(): c for c in columns}
+    out = [f"field {field!r} has {kind} {name!r}" for field, kind, name in aliases
+           if isinstance(name, str) and name.casefold() in folded]
+    if not out:
+        return ""
+    return "; ".join(out) + (": aliases and json names are not followed (a column takes the "
+                             "field of its own name: declare the column as the field's name)")
 
 
 _WARNED: set[tuple[str, str, tuple[str, ...]]] = set()
 _MAX_WARNED = 1024
 
 
-def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequence[str]) -> None:
+def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequence[str],
+                  hint: str = "") -> None:
     """Log, once per process for a table, schema and set of fields, the value columns a
     schema's records leave NULL (`missing`): a column named unlike the producer's field
-    is then visible, though every row of that schema is still stored."""
+    is then visible, though every row of that schema is still stored. `hint` (the fields
+    whose aliases name such a column, `alias_hints`) is appended."""
     if not missing:
         return
     seen = (table, what, tuple(fields))
@@ -182,5 +206,5 @@ def warn_unfilled(table: str, what: str, fields: Sequence[str], missing: Sequenc
     _WARNED.add(seen)
     shown = ", ".join(fields[:12]) + (", ..." if len(fields) > 12 else "")
     log.warning("%s: %s has no field for column(s) %s, NULL in its rows (its fields: %s; "
-                "a partial_update column keeps its stored value)",
-                table, what, ", ".join(missing), shown)
+                "a partial_update column keeps its stored value)%s",
+                table, what, ", ".join(missing), shown, f"; {hint}" if hint else "")

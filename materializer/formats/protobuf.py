@@ -250,8 +250,10 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
 
     fields = desc.fields_by_name
     full_name = desc.full_name
+    json_names = [(name, "json_name", fd.json_name) for name, fd in fields.items()
+                  if getattr(fd, "json_name", name) != name]  # not followed: only named
     unmatched = unmatched_schema(f"Protobuf message {full_name}", fields, spec.column_names,
-                                 list(columns), spec.name)
+                                 list(columns), spec.name, json_names)
     if unmatched is not None:
         def refuse(body: bytes) -> Any:
             raise RecordError(str(unmatched), unmatched.reason)
