@@ -88,6 +88,13 @@ from materializer.formats.avro_compiled import (
     compile_reader,
     fastavro_schema,
 )
+from materializer.formats.avro_failures import (
+    ends_early,
+    fallback_failure,
+    not_time_of_day,
+    unconvertible,
+    undecodable,
+)
 from materializer.formats.avro_schema import (
     Reading,
     avro_element,
@@ -100,7 +107,6 @@ from materializer.formats.avro_schema import (
     record_reading,
     recursive,
     resolve,
-    without_logical_types,
 )
 from materializer.formats.base import (
     DELETE,
@@ -188,15 +194,15 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
             try:
                 datum, end = compiled(b, HEADER_SIZE)
             except (Truncated, IndexError) as e:
-                raise _ends_early(sid) from e
+                raise ends_early(sid) from e
             except NotTimeOfDay as e:
-                raise _not_time_of_day(e) from e
+                raise not_time_of_day(e) from e
             except (Invalid, UnicodeDecodeError) as e:  # bytes no writer writes
-                raise _undecodable(sid, e) from e
+                raise undecodable(sid, e) from e
             except (ValueError, ArithmeticError) as e:  # what a logical type's converter
-                raise _unconvertible(sid, e) from e  # raises: a date past 9999, a bad uuid
+                raise unconvertible(sid, e) from e  # raises: a date past 9999, a bad uuid
             except Exception as e:  # noqa: BLE001 - would be a bug, still this record's
-                raise _undecodable(sid, e) from e  # rejection, not the worker's stop
+                raise undecodable(sid, e) from e  # rejection, not the worker's stop
         else:
             bio = _BytesIO(b)
             bio.seek(HEADER_SIZE)
@@ -206,9 +212,9 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
                 raise RecordError(f"Avro value (schema {sid}) nested too deeply to read",
                                   "too_deep") from e
             except NotTimeOfDay as e:
-                raise _not_time_of_day(e) from e
+                raise not_time_of_day(e) from e
             except Exception as e:  # noqa: BLE001 - fastavro raises many types on garbage
-                raise _fallback_failure(sid, b, reader, schema, plain, e) from e
+                raise fallback_failure(sid, b, reader, schema, plain, e) from e
             end = bio.tell()
         if end != n:
             raise RecordError(f"{n - end} trailing byte(s) after the Avro body "
@@ -216,63 +222,6 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
         return datum, prepared
 
     return read
-
-
-def _ends_early(sid: int) -> RecordError:
-    return RecordError(f"Avro body (schema {sid}) ends early", "truncated")
-
-
-def _not_time_of_day(e: NotTimeOfDay) -> RecordError:
-    """As a JSON integer that is no time of day is refused (type_mismatch)."""
-    return RecordError(str(e), "type_mismatch")
-
-
-class _ShortReads(io.BytesIO):
-    """Bytes that note a read that came back short (fastavro's readers read through
-    `read`): on a record's error path only, to tell a body that ends early from one whose
-    last value does not convert, both of which fail with every byte read."""
-
-    short = False
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = super().read(size)
-        if size is not None and size >= 0 and len(data) < size:
-            self.short = True
-        return data
-
-
-def _fallback_failure(sid: int, b: bytes, reader: Callable[..., Any], schema: Any,
-                      plain: dict[int, Any], e: Exception) -> RecordError:
-    """The rejection of a body fastavro's reader failed on with `e` (where no reader is
-    generated): read again without logical types (`without_logical_types`), the bytes
-    noting a short read. Read so, the body is whole: a logical type's converter refused
-    its value (type_mismatch, as the generated reader reports it: a date past 9999, a
-    uuid string that is no uuid); a read came back short: the body ends early
-    (truncated); else it is bytes no writer writes (avro_decode: an enum index out of
-    range, bytes that are not UTF-8). Before, any failure with every byte read counted as
-    `truncated`, so a converter failing on the last field was reported as a body that
-    ends early."""
-    if sid not in plain:
-        plain[sid] = without_logical_types(schema)
-    bio = _ShortReads(b)
-    bio.seek(HEADER_SIZE)
-    try:
-        reader(bio, plain[sid], None)
-    except Exception:  # noqa: BLE001 - the same bytes, as the first read saw them
-        return _ends_early(sid) if bio.short else _undecodable(sid, e)
-    return _unconvertible(sid, e)
-
-
-def _unconvertible(sid: int, e: Exception) -> RecordError:
-    """A value its Avro logical type's converter refuses (type_mismatch, as a time outside
-    years 1-9999 is from any format)."""
-    return RecordError(f"an Avro logical value (schema {sid}) does not convert: "
-                       f"{type(e).__name__}: {e}", "type_mismatch")
-
-
-def _undecodable(sid: int, e: Exception) -> RecordError:
-    return RecordError(f"Avro body does not decode with schema {sid}: {type(e).__name__}: "
-                       f"{e}", "avro_decode")
 
 
 # --------------------------------------------------------------------------- keys
