@@ -47,14 +47,16 @@ from tests.support.workers import (
 
 
 def _config(tmp_path: Path, broker: DevBroker, topic: str) -> Path:
-    # a long group session (librdkafka's default is 45 s): without the fix the worker kept
-    # its assignment, and said lag 0, for all of it
+    # a group session long enough to outlast the checks below (librdkafka's default is
+    # 45 s): without the fix the worker kept its assignment, and said lag 0, for all of it.
+    # Not the default itself: the embedded broker takes about half the session to let a
+    # consumer join (22 s at 45 s, 9 s at 20 s)
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(f"""\
 kafka:
   bootstrap.servers: '{broker.bootstrap}'
-  session.timeout.ms: '45000'
-  max.poll.interval.ms: '60000'
+  session.timeout.ms: '20000'
+  max.poll.interval.ms: '20000'
 group: {unique('g')}
 store:
   path: {tmp_path / 'data'}
@@ -89,7 +91,7 @@ def test_broker_gone_after_caught_up_makes_lag_unknown_and_not_ready(
         return (readiness(s)[0] is False and len(parts) == 2
                 and all(p["lag"] is None and p["end_offset"] is None for p in parts))
 
-    # well within the 45 s session: the partitions are still assigned, their lag unknown
+    # well within the 20 s session: the partitions are still assigned, their lag unknown
     wait_until(lag_unknown, 15, "the lag to read unknown with the broker gone", worker)
     s = _status(store)
     assert s["caught_up"] is False and len(s["assigned"]) == 2
