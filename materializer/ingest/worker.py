@@ -19,13 +19,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from materializer.errors import InfrastructureError, MaterializerError, RecordRejectedFatal
+from materializer.errors import MaterializerError, RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters
 from materializer.ingest.opening import Feed, fatal_message, open_registry, open_relations
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
+from materializer.ingest.replicated import clear_revoked, read_new_partitions
 from materializer.ingest.resync import PendingSnapshots
 from materializer.ingest.topics import (
     OffsetWatch,
@@ -236,29 +237,12 @@ class Worker:
             self.cluster.ownership_changed(pairs, owned)
 
     def _replicated_partitions(self, counts: Mapping[str, int]) -> None:
-        """At every topic check (`TopicWatch`, every 10 s): read also the partitions of the
-        replicated tables' topics that their reader has not listed (the topic grew, or was
-        created after the start), from the beginning. Until fetched they count as not
-        caught up (unknown end offset, then lag). A broker that refuses is asked again at
-        the next check."""
-        source = self.replicated.source
-        if source is None:
-            return
-        try:
-            added = source.add_partitions(counts)
-        except InfrastructureError as e:
-            log.warning("replicated tables: %s; trying again at the next topic check", e)
-            return
-        self._replicated_held(added)
+        """Read the partitions the replicated tables' topics gained (`ingest.replicated`)."""
+        self._replicated_held(read_new_partitions(self.replicated, counts))
 
     def _replicated_held(self, pairs: list[tuple[str, int]]) -> None:
-        """Clear the revoked mark of replicated tables' partitions this worker now reads
-        (`run --processes N` marks them when worker 0 is killed: a miss of theirs answers
-        503, not 404, until it reads them again)."""
-        for topic in sorted({t for t, _ in pairs}):
-            parts = [p for t, p in pairs if t == topic]
-            for rel in self.replicated.by_topic.get(topic, ()):
-                rel.writer.set_revoked(parts, False)
+        """Clear the revoked mark of replicated partitions now read (`ingest.replicated`)."""
+        clear_revoked(self.replicated, pairs)
 
     def _apply_with_retry(self, msgs: list[Any], feed: Feed,
                           ends: dict[tuple[str, int], int] | None = None) -> None:
