@@ -10,12 +10,13 @@ types of our own names (`_FASTAVRO_NAMES`), beside fastavro's: none of its own r
 
 from __future__ import annotations
 
-import copy
 import decimal
 from collections.abc import Callable
 from typing import Any
 
 from fastavro.logical_readers import LOGICAL_READERS
+
+from materializer.formats.avro_schema import rewritten
 
 
 class NotTimeOfDay(ValueError):
@@ -80,29 +81,13 @@ def fastavro_schema(schema: Any) -> Any:
     refuses (NotTimeOfDay) what it refuses rather than wrap it round; `schema` itself
     when it has no such type."""
 
-    def replaced(node: Any, seen: set[int], rename: bool) -> bool:
-        if id(node) in seen:
+    def change(node: dict[str, Any], apply: bool) -> bool:
+        logical, base = node.get("logicalType"), node.get("type")
+        ours = (_FASTAVRO_NAMES.get((base, logical))
+                if type(logical) is str and type(base) is str else None)
+        if ours is None:
             return False
-        seen.add(id(node))
-        found = False
-        if isinstance(node, list):
-            for x in node:
-                found = replaced(x, seen, rename) or found
-        elif isinstance(node, dict):
-            logical, base = node.get("logicalType"), node.get("type")
-            ours = (_FASTAVRO_NAMES.get((base, logical))
-                    if type(logical) is str and type(base) is str else None)
-            if ours is not None:
-                found = True
-                if rename:
-                    node["logicalType"] = ours
-            for k, x in node.items():  # types, fields, named types; not default values
-                if k != "default" and isinstance(x, (dict, list)):
-                    found = replaced(x, seen, rename) or found
-        return found
-
-    if not replaced(schema, set(), False):
-        return schema
-    schema = copy.deepcopy(schema)
-    replaced(schema, set(), True)
-    return schema
+        if apply:
+            node["logicalType"] = ours
+        return True
+    return rewritten(schema, change)

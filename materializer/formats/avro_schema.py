@@ -245,7 +245,7 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
 # --------------------------------------------------------------------------- logical types
 
 
-def _rewritten(schema: Any, change: Any) -> Any:
+def rewritten(schema: Any, change: Any) -> Any:
     """`schema` with `change(node)` applied to a copy of each of its type nodes (dicts:
     types, fields, named types; not default values) for which it returns True; `schema`
     itself (not copied) when it returns False for all. A node seen twice (a named type in
@@ -284,7 +284,7 @@ def without_logical_types(schema: Any) -> Any:
         if apply:
             del node["logicalType"]
         return True
-    return _rewritten(schema, change)
+    return rewritten(schema, change)
 
 
 def _decimal_fault(node: dict[str, Any]) -> str | None:
@@ -323,4 +323,4 @@ def without_invalid_decimals(schema: Any) -> Any:
         if apply:
             del node["logicalType"]
         return True
-    return _rewritten(schema, change)
+    return rewritten(schema, change)
