@@ -380,7 +380,6 @@ class Worker:
         if self.progress is not None and not stopping:
             self.progress.update(parts, self.applied_by_relation)
 
-
     def _publish_status(self, status: dict[str, Any]) -> None:
         """Write the status where readers look for it (`<store>/worker.json`)."""
         write_status(self.catalog.store_path, status)
