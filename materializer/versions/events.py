@@ -41,6 +41,12 @@ def event_lines(diff: RelationDiff, spec: TableSpec, now_ms: int) -> Iterator[by
         raise UsageError(f"{diff.name}: column(s) {', '.join(missing)} of the stored rows are "
                          "not declared any more: diff with the declaration the rows were "
                          "written with")
+    dropped = [n for n in diff.layout_a.names if n not in names]
+    if dropped:  # a backward diff across `add-columns`: before images would lose them
+        raise UsageError(f"{diff.name}: {diff.a.label} holds column(s) {', '.join(dropped)} "
+                         f"that {diff.b.label} does not: the events are encoded in "
+                         f"{diff.b.label}'s columns, so their before images would leave "
+                         "those values out; diff the other way, or without --as-events")
     mismatch = declared_mismatch(diff, spec)
     if mismatch:
         raise UsageError(f"{diff.name}: the declaration no longer matches the rows of "

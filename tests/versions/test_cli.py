@@ -178,3 +178,32 @@ def test_as_events_refuses_before_images_of_another_type(
     assert main(["diff", str(declared), "users", "A", "--as-events"]) == 2
     err = capsys.readouterr().err
     assert "'A': column score double is declared as string" in err, err
+
+
+def test_as_events_refuses_to_drop_columns_the_from_version_holds(
+        config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A diff from a version with a column (added by `add-columns`) to one without it: the
+    events are encoded in TO's columns, and the FROM rows' values there were left out of
+    the before images (`"extra": "E2"` dropped, probe h77). Refused, naming the column."""
+    import dataclasses
+
+    from materializer.columns import parse_type
+    from materializer.ingest.relation import open_relation
+    from materializer.specs import Column
+
+    data = config.parent / "data"
+    take_snapshot(data, "A")
+    wider = dataclasses.replace(USERS, columns=(*USERS.columns,
+                                                Column("extra", parse_type("string")[0])))
+    open_relation(wider, data, map_size=1 << 26, add_columns=True)
+    writer(data, wider).write([(6, {**user_row(6, 1), "extra": "E2"})])
+    take_snapshot(data, "B")
+    declared = config.parent / "wider.yaml"
+    declared.write_text(CONFIG.replace("check: string}", "check: string, extra: string}"))
+    assert main(["diff", str(declared), "users", "B", "A", "--as-events"]) == 2
+    err = capsys.readouterr().err
+    assert "'B' holds column(s) extra that 'A' does not" in err, err
+    assert main(["diff", str(declared), "users", "A", "B", "--as-events"]) == 0
+    events = lines(capsys.readouterr().out)
+    assert [e["value"]["after"]["extra"] for e in events
+            if e["value"] and e["value"]["after"]] == ["E2"]
