@@ -23,7 +23,7 @@ import re
 import uuid
 from typing import Any
 
-from materializer.binary_text import bytes_in
+from materializer.binary_text import bytes_in, canonical_base64
 from materializer.cautions import Caution
 from materializer.columns import ColumnType
 from materializer.decimals import decimal_converter
@@ -96,15 +96,7 @@ def _to_bytes(v: Any) -> Any:
     if isinstance(v, bytes | bytearray):
         return bytes(v)
     if isinstance(v, str):
-        try:
-            raw = base64.b64decode(v, validate=True)
-        except ValueError as e:
-            raise ValueError("expected base64 text for a bytes column") from e
-        if _b64encode(raw) != v.encode("ascii"):  # ascii: validate=True let nothing else by
-            # unused bits set in the last character: other texts decode to the same bytes
-            raise ValueError("expected canonical base64 text for a bytes column (the last "
-                             "character has bits set that encode nothing)")
-        return raw
+        return canonical_base64(v)
     raise TypeError(f"expected bytes, got {type(v).__name__}")
 
 

@@ -20,7 +20,6 @@ there, or rejects the record (`unavailable_value`) when there is none (see
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -60,10 +59,9 @@ def unavailable_forms(spec: RelationSpec, binary: bool) -> dict[str, Any]:
             continue
         if kind in _SCALAR_KINDS:
             out[c.name] = text
-        elif kind == "bytes" and c.type.encoding is not None:
-            out[c.name] = bytes_text(c.type.encoding)(raw)
-        elif kind == "bytes":
-            out[c.name] = raw if binary else base64.b64encode(raw).decode()
+        elif kind == "bytes":  # raw in Avro, else text (base64 unless the column says)
+            enc = c.type.encoding
+            out[c.name] = raw if binary and enc is None else bytes_text(enc)(raw)
         elif kind == "array":
             out[c.name] = [text]
     return out
@@ -117,7 +115,7 @@ def passing_placeholders(plan: Plan, forms: Mapping[str, Any]) -> Plan:
         return plan
     out = []
     for src, col, fix in plan:
-        if fix is not None and fix is not bytes_field and col in forms:
+        if fix is not None and fix is not bytes_field and col in forms:  # as `_passes`
             fix = _passing(fix, forms[col])
         out.append((src, col, fix))
     return tuple(out)
