@@ -80,7 +80,7 @@ def _kafka_key(r: Rules, names: tuple[str, ...], cols: list[ColumnDecl]) -> None
 
 
 def formats(r: Rules, names: tuple[str, ...], cols: dict[str, ColumnDecl]
-             ) -> tuple[str, str, bool]:
+            ) -> tuple[str, str, bool]:
     """(key format, value format, whether the key format is ksqlDB's default: DDL that
     names no KEY_FORMAT reads KAFKA keys, as ksqlDB does)."""
     refused = _refused_formats(r)

@@ -228,13 +228,19 @@ class RelationReader:
         txn.abort()
         return g.revoked()
 
-    def require_current(self) -> None:
-        """Raise MemberNotRunning if this store's worker is a cluster member that does not
-        run (`member_stopped`, as of at most CHECK_INTERVAL + MEMBER_CHECK_INTERVAL ago):
-        its rows may be older than what the partitions' new owners hold."""
-        self._gen()  # refreshes the decision when it is due
+    def _current_gen(self) -> Generation:
+        """`_gen()` (which refreshes the decision when it is due), or MemberNotRunning if
+        this store's worker is a cluster member that does not run (`member_stopped`, as of
+        at most CHECK_INTERVAL + MEMBER_CHECK_INTERVAL ago): its rows may be older than
+        what the partitions' new owners hold."""
+        g = self._gen()
         if self._member is not None:
             raise MemberNotRunning(f"{self.name}: {self._member}")
+        return g
+
+    def require_current(self) -> None:
+        """Raise MemberNotRunning as `_current_gen` does."""
+        self._current_gen()
 
     def require_held(self) -> None:
         """Raise PartitionsNotHeld if partitions of this relation are marked revoked (a

@@ -34,8 +34,7 @@ class StreamView(RelationReader):
         partitions, and a revoked one may hold the newest."""
         if limit < 1:
             raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
-        self.require_current()
-        g = self._gen()
+        g = self._current_gen()
         kb = g.encode_key(key)
         conv = g.layout.to_json if json_form else g.layout.to_python
         found: list[tuple[int, int, int, bytes]] = []  # (timestamp, partition, offset, row)

@@ -23,9 +23,7 @@ class TableView(RelationReader):
             ) -> dict[str, Any] | None:
         """The row of `key`, or None (PartitionsNotHeld, MemberNotRunning: see the class,
         `held_only`)."""
-        g = self._gen()
-        if self._member is not None:
-            self.require_current()
+        g = self._current_gen()
         raw = g.find(g.encode_key(key), not self.unique_keys)
         if raw is None:
             if not held_only:
@@ -36,8 +34,7 @@ class TableView(RelationReader):
     def get_many(self, keys: Iterable[Any], *, json_form: bool = False,
                  held_only: bool = False) -> list[dict[str, Any] | None]:
         """The rows of `keys` in order, None for a miss (see `get`)."""
-        self.require_current()
-        g = self._gen()
+        g = self._current_gen()
         kbs = [g.encode_key(k) for k in keys]
         conv = g.layout.to_json if json_form else g.layout.to_python
         first = not self.unique_keys
@@ -66,8 +63,7 @@ class TableView(RelationReader):
              held_only: bool = False) -> list[dict[str, Any]]:
         """Rows whose key starts with `prefix`, in key order, at most `limit` (a page
         without the rows of revoked partitions: PartitionsNotHeld, see the class)."""
-        self.require_current()
-        g = self._gen()
+        g = self._current_gen()
         try:
             pairs = self._scan_raw(g, prefix, limit, None)
         except (TypeError, ValueError) as e:
@@ -78,7 +74,6 @@ class TableView(RelationReader):
         return [conv(v) for _, v in pairs]
 
     def __len__(self) -> int:
-        self.require_current()
-        txn, parts = self._gen().begin()
+        txn, parts = self._current_gen().begin()
         with txn:
             return sum(txn.stat(db)["entries"] for _, db in parts)
