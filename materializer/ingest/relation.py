@@ -242,14 +242,6 @@ class _Decided:
     msgs: list[Message] | None
 
 
-class ColumnsAdded(SchemaChangedError):
-    """Nullable columns were added to a declaration over applied records (`added`)."""
-
-    def __init__(self, spec: RelationSpec, added: list[str]) -> None:
-        super().__init__(_added_columns_refused(spec, added))
-        self.added = added
-
-
 def _added_columns_refused(spec: RelationSpec, added: list[str]) -> str:
     """Why `added` columns are not taken over applied records, and the two ways on."""
     names = ", ".join(repr(n) for n in added)
@@ -291,7 +283,7 @@ def open_relation(spec: RelationSpec, store_path: str | os.PathLike[str], *,
                 f"{spec.name} and replay its topic {spec.topic} from the beginning.")
         added = [n for n in spec.column_names if n not in meta.layout]
         if added and not add_columns and any(writer.next_offsets().values()):
-            raise ColumnsAdded(spec, added)
+            raise SchemaChangedError(_added_columns_refused(spec, added))
         layout = list(meta.layout) + added
         if layout != list(meta.layout) or meta.identity != current:
             writer.write_meta(current, layout)
