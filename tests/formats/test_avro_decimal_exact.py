@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from connectors.registry import FileRegistry
 from materializer.changes.avro_envelope import AvroEnvelope
+from materializer.changes.avro_rows import zigzag
 from materializer.changes.event import Change
 from materializer.columns import parse_type
 from materializer.decimals import decimal_converter, scaled
@@ -48,19 +49,9 @@ def _fixed(name: str = "F") -> dict[str, Any]:
             "precision": 4, "scale": 2}
 
 
-def _varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def _bytes(n: int) -> bytes:
     raw = n.to_bytes((n.bit_length() + 8) // 8, "big", signed=True)
-    return _varint(len(raw)) + raw
+    return zigzag(len(raw)) + raw
 
 
 FIXED_BODY = UNSCALED.to_bytes(8, "big", signed=True)

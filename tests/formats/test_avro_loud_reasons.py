@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from connectors.registry import FileRegistry
+from materializer.changes.avro_rows import zigzag
 from materializer.columns import parse_type
 from materializer.errors import RecordError
 from materializer.formats import codecs
@@ -31,19 +32,9 @@ from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, TableSpec
 
 
-def _varint(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def _string(s: str) -> bytes:
     raw = s.encode()
-    return _varint(len(raw)) + raw
+    return zigzag(len(raw)) + raw
 
 
 def _table(columns: dict[str, str], key_format: str = "int") -> TableSpec:
@@ -64,13 +55,13 @@ ENUM = {"type": "enum", "name": "E", "symbols": ["A", "B"]}
 
 # the last field's type, its body, the reason
 LAST: dict[str, tuple[Any, bytes, str]] = {
-    "date past 9999": (DATE, _varint(2_932_897), "type_mismatch"),  # 10000-01-01
-    "date past 9999 in a union": (["null", DATE], b"\x02" + _varint(2_932_897),
+    "date past 9999": (DATE, zigzag(2_932_897), "type_mismatch"),  # 10000-01-01
+    "date past 9999 in a union": (["null", DATE], b"\x02" + zigzag(2_932_897),
                                   "type_mismatch"),
-    "timestamp-micros past 9999": (MICROS, _varint(253_402_300_800_000_000),
+    "timestamp-micros past 9999": (MICROS, zigzag(253_402_300_800_000_000),
                                    "type_mismatch"),
     "uuid string that is no uuid": (UUID, _string("not-a-uuid"), "type_mismatch"),
-    "enum index out of range": (ENUM, _varint(5), "avro_decode"),
+    "enum index out of range": (ENUM, zigzag(5), "avro_decode"),
 }
 
 # fields before `c` making the schema one fastavro reads, and their body
@@ -103,7 +94,7 @@ def test_a_body_that_ends_early_is_still_truncated(reg: FileRegistry, reader: st
     sid = reg.register("v", {"type": "record", "name": "V", "fields": [
         *before, {"name": "d", "type": DATE}, {"name": "c", "type": "string"}]})
     decode = codecs.value_decoder(_table({"id": "int", "c": "string"}), reg)
-    whole = header(sid) + head + _varint(19_000) + _string("hello")
+    whole = header(sid) + head + zigzag(19_000) + _string("hello")
     assert decode(whole)["c"] == "hello"
     for cut in (1, 3, 6):  # in the string, in its length; the date's varint cut short
         with pytest.raises(RecordError) as e:
@@ -129,7 +120,7 @@ def test_an_invalid_decimal_logical_type_is_read_as_its_bytes(
         reg: FileRegistry, case: str) -> None:
     node = INVALID_DECIMALS[case]
     raw = (1234).to_bytes(2, "big", signed=True)
-    body = raw if node["type"] == "fixed" else _varint(2) + raw
+    body = raw if node["type"] == "fixed" else zigzag(2) + raw
     sid = reg.register("v", {"type": "record", "name": "V",
                              "fields": [{"name": "c", "type": node}]})
     for column, want in (("bytes", raw), ("json", "BNI=")):
@@ -149,7 +140,7 @@ def test_a_valid_decimal_is_still_a_decimal(reg: FileRegistry) -> None:
                  {"type": "fixed", "name": "F", "size": 2, "logicalType": "decimal",
                   "precision": 4, "scale": 4}):
         raw = (1234).to_bytes(2, "big", signed=True)
-        body = raw if node["type"] == "fixed" else _varint(2) + raw
+        body = raw if node["type"] == "fixed" else zigzag(2) + raw
         sid = reg.register(f"v{id(node)}", {"type": "record", "name": "V",
                                             "fields": [{"name": "c", "type": node}]})
         spec = _table({"id": "int", "c": "decimal(10,4)"})
@@ -167,7 +158,7 @@ def test_an_unfilled_column_warning_names_the_field_whose_alias_it_is(
         {"name": "n", "type": "long"}]})
     spec = _table({"id": "int", "n": "long", "email": "string"})
     with caplog.at_level(logging.WARNING, logger="materializer.formats"):
-        fields = codecs.value_decoder(spec, reg)(header(sid) + _string("a@b") + _varint(7))
+        fields = codecs.value_decoder(spec, reg)(header(sid) + _string("a@b") + zigzag(7))
     assert "email" not in fields  # aliases are not followed: the column stays NULL
     text = caplog.text
     assert "no field for column(s) email" in text
