@@ -37,6 +37,7 @@ from materializer.formats.wire import header
 from materializer.ingest.apply import RowShaper
 from materializer.specs import ChangesSpec, Column, TableSpec
 from materializer.values import key_storage
+from tests.support.avro import avro_table
 from tests.support.changes import stored
 
 D = decimal.Decimal
@@ -69,12 +70,6 @@ SHAPES: dict[str, tuple[Any, list[dict[str, Any]], bytes]] = {
 }
 
 
-def _table(columns: dict[str, str], key_format: str = "int") -> TableSpec:
-    cols = tuple(Column(n, parse_type(t)[0], n == "id") for n, t in columns.items())
-    return TableSpec(name="public.t", topic="t", columns=cols, key_columns=("id",),
-                     key_format=key_format, value_format="avro")
-
-
 @pytest.fixture()
 def reg(tmp_path: Path) -> FileRegistry:
     return FileRegistry(tmp_path / "registry")
@@ -88,7 +83,7 @@ def test_a_decimal_wider_than_its_schema_precision_reads_as_its_bytes_say(
               "fields": [*before, {"name": "c", "type": node}]}
     sid = reg.register("v", schema)
     for column, want in (("decimal(10,2)", "1234.56"), ("json", "1234.56")):
-        spec = _table({"id": "int", "c": column})
+        spec = avro_table({"id": "int", "c": column})
         decode = codecs.value_decoder(spec, reg)
         row = RowShaper(spec, spec.column_names).shape(decode(header(sid) + body), (1,))
         assert row == [1, want], (shape, column)
@@ -98,7 +93,7 @@ def test_an_array_of_decimals_wider_than_their_precision(reg: FileRegistry) -> N
     schema = {"type": "record", "name": "V", "fields": [
         {"name": "c", "type": {"type": "array", "items": NARROW}}]}
     sid = reg.register("v", schema)
-    spec = _table({"id": "int", "c": "array<decimal(10,2)>"})
+    spec = avro_table({"id": "int", "c": "array<decimal(10,2)>"})
     body = b"\x04" + _bytes(UNSCALED) + _bytes(-UNSCALED) + b"\x00"
     row = RowShaper(spec, spec.column_names).shape(
         codecs.value_decoder(spec, reg)(header(sid) + body), (1,))
@@ -159,7 +154,7 @@ def test_a_fixed_decimal_38_at_its_limit(reg: FileRegistry) -> None:
             "precision": 38, "scale": 0}
     sid = reg.register("v", {"type": "record", "name": "V",
                              "fields": [{"name": "c", "type": node}]})
-    spec = _table({"id": "int", "c": "decimal(38,0)"})
+    spec = avro_table({"id": "int", "c": "decimal(38,0)"})
     decode = codecs.value_decoder(spec, reg)
     shaper = RowShaper(spec, spec.column_names)
     for n in (10**38 - 1, -(10**38) + 1):

@@ -30,17 +30,12 @@ from materializer.formats import codecs
 from materializer.formats.wire import header
 from materializer.ingest.apply import RowShaper
 from materializer.specs import Column, TableSpec
+from tests.support.avro import avro_table
 
 
 def _string(s: str) -> bytes:
     raw = s.encode()
     return zigzag(len(raw)) + raw
-
-
-def _table(columns: dict[str, str], key_format: str = "int") -> TableSpec:
-    cols = tuple(Column(n, parse_type(t)[0], n == "id") for n, t in columns.items())
-    return TableSpec(name="public.t", topic="t", columns=cols, key_columns=("id",),
-                     key_format=key_format, value_format="avro")
 
 
 @pytest.fixture()
@@ -82,7 +77,7 @@ def test_a_last_value_that_does_not_convert_is_not_truncated(
     sid = reg.register("v", {"type": "record", "name": "V",
                              "fields": [*before, {"name": "c", "type": node}]})
     for column in ("string", "json"):
-        decode = codecs.value_decoder(_table({"id": "int", "c": column}), reg)
+        decode = codecs.value_decoder(avro_table({"id": "int", "c": column}), reg)
         with pytest.raises(RecordError) as e:
             decode(header(sid) + head + body)
         assert e.value.reason == reason, (reader, case, column, str(e.value))
@@ -93,7 +88,7 @@ def test_a_body_that_ends_early_is_still_truncated(reg: FileRegistry, reader: st
     before, head = READERS[reader]
     sid = reg.register("v", {"type": "record", "name": "V", "fields": [
         *before, {"name": "d", "type": DATE}, {"name": "c", "type": "string"}]})
-    decode = codecs.value_decoder(_table({"id": "int", "c": "string"}), reg)
+    decode = codecs.value_decoder(avro_table({"id": "int", "c": "string"}), reg)
     whole = header(sid) + head + zigzag(19_000) + _string("hello")
     assert decode(whole)["c"] == "hello"
     for cut in (1, 3, 6):  # in the string, in its length; the date's varint cut short
@@ -124,10 +119,10 @@ def test_an_invalid_decimal_logical_type_is_read_as_its_bytes(
     sid = reg.register("v", {"type": "record", "name": "V",
                              "fields": [{"name": "c", "type": node}]})
     for column, want in (("bytes", raw), ("json", "BNI=")):
-        spec = _table({"id": "int", "c": column})
+        spec = avro_table({"id": "int", "c": column})
         fields = codecs.value_decoder(spec, reg)(header(sid) + body)
         assert RowShaper(spec, spec.column_names).shape(fields, (1,)) == [1, want], column
-    spec = _table({"id": "int", "c": "decimal(10,2)"})
+    spec = avro_table({"id": "int", "c": "decimal(10,2)"})
     fields = codecs.value_decoder(spec, reg)(header(sid) + body)
     with pytest.raises(RecordError) as e:  # no scale to read the bytes at: refused, loudly
         RowShaper(spec, spec.column_names).shape(fields, (1,))
@@ -143,7 +138,7 @@ def test_a_valid_decimal_is_still_a_decimal(reg: FileRegistry) -> None:
         body = raw if node["type"] == "fixed" else zigzag(2) + raw
         sid = reg.register(f"v{id(node)}", {"type": "record", "name": "V",
                                             "fields": [{"name": "c", "type": node}]})
-        spec = _table({"id": "int", "c": "decimal(10,4)"})
+        spec = avro_table({"id": "int", "c": "decimal(10,4)"})
         fields = codecs.value_decoder(spec, reg)(header(sid) + body)
         scale = node.get("scale", 0)
         assert isinstance(scale, int)
@@ -156,7 +151,7 @@ def test_an_unfilled_column_warning_names_the_field_whose_alias_it_is(
     sid = reg.register("v", {"type": "record", "name": "Aliased", "fields": [
         {"name": "mail", "type": "string", "aliases": ["email", "e"]},
         {"name": "n", "type": "long"}]})
-    spec = _table({"id": "int", "n": "long", "email": "string"})
+    spec = avro_table({"id": "int", "n": "long", "email": "string"})
     with caplog.at_level(logging.WARNING, logger="materializer.formats"):
         fields = codecs.value_decoder(spec, reg)(header(sid) + _string("a@b") + zigzag(7))
     assert "email" not in fields  # aliases are not followed: the column stays NULL
