@@ -10,11 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+def send_json(handler: BaseHTTPRequestHandler, status: int, body: Any,
+              content_type: str = "application/json") -> None:
     """Answer `handler`'s request with `body` as JSON."""
     data = json.dumps(body).encode()
     handler.send_response(status)
-    handler.send_header("content-type", "application/json")
+    handler.send_header("content-type", content_type)
     handler.send_header("content-length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)

@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from tests.support.fake_http import send_json
+
 Interference = tuple[int, bytes] | tuple[int, bytes, int] | bytes | None
 
 
@@ -88,12 +90,7 @@ class RegistryServer:
                 pass
 
             def _send(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/vnd.schemaregistry.v1+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body, "application/vnd.schemaregistry.v1+json")
 
             def _gate(self) -> bool:
                 with registry._lock:
