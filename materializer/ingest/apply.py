@@ -38,7 +38,7 @@ from materializer.ingest.unavailable import (
     unavailable_error,
 )
 from materializer.protocols import SourceRecord
-from materializer.specs import StreamSpec, TableSpec
+from materializer.specs import DEBEZIUM_VALUE_FORMATS, StreamSpec, TableSpec
 from materializer.store.batch import PartitionWriter
 from materializer.store.keys import MAX_KEY_BYTES, STREAM_KEY_SUFFIX, KeyCodec
 from materializer.stored import same_stored
@@ -149,7 +149,7 @@ class TableApplier:
         """The rejection of a record without a key: `null_key` (routed by `null_key`),
         except a Debezium truncate, which Debezium writes without a key: `unsupported_op`
         (routed by `on_error`), so rows the source emptied are not served on unsaid."""
-        if self.held and raw is not None:
+        if self.spec.value_format in DEBEZIUM_VALUE_FORMATS and raw is not None:
             try:
                 self.value_decoder(raw)
             except RecordError as e:
