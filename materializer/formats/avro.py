@@ -41,7 +41,8 @@ with the wire reader here.
 Avro logical types decode through fastavro: timestamp-millis/-micros to
 UTC-aware datetime (local-timestamp-* are read as UTC), date, time-millis/-micros,
 decimal (bytes or fixed: exactly, whatever the schema's precision, `avro_logical.REPLACED`),
-uuid. A decimal logical type with invalid parameters (scale > precision, a negative
+uuid (a string kept as written once checked; on a fixed(16), its canonical text). A
+decimal logical type with invalid parameters (scale > precision, a negative
 scale, no precision, a fixed too small) is ignored, as the Avro spec says and Java reads
 it: its values are bytes (`connectors.avro_schemas.parse`, where fastavro refuses the
 schema). A plain Avro long in a timestamp column is epoch

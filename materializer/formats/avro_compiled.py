@@ -10,7 +10,7 @@ instead of fastavro's one `read(1)` call per varint byte and a schema lookup per
 float, double, string, bytes, fixed, enum, unions, records (in place or named),
 arrays and maps, and the logical types fastavro converts (timestamps, date, times,
 decimal, uuid: the base value read inline, then converted by fastavro's own function for
-that logical type, but for times and decimals: `REPLACED`, from `formats.avro_logical`).
+that logical type, but for times, decimals and uuids: `REPLACED`, from `formats.avro_logical`).
 A schema with anything else (an array of items that take no bytes, a recursive or
 malformed schema, arrays or maps nested past what Python compiles) gets None: the
 caller reads it with fastavro.
@@ -156,7 +156,8 @@ class _Compiler:
             if not isinstance(kind, str):
                 raise _Unsupported(kind)
             logical = node.get("logicalType")
-            if logical and f"{kind}-{logical}" in LOGICAL_READERS:
+            if logical and (f"{kind}-{logical}" in REPLACED
+                            or f"{kind}-{logical}" in LOGICAL_READERS):
                 self.logical(node, f"{kind}-{logical}", var, ind)
                 return
             if kind in _PRIMITIVES:
@@ -186,8 +187,9 @@ class _Compiler:
         """A logical type fastavro converts: its base type read, then fastavro's own
         converter called as fastavro calls it (the same function, the same value, the same
         errors), but for times: a value that is no time of day is refused (NotTimeOfDay)
-        where fastavro would wrap it (`CHECKED_TIMES`); and decimals, read exactly
-        (`exact_decimal`) where fastavro rounds. A value read past is not converted."""
+        where fastavro would wrap it (`CHECKED_TIMES`); decimals, read exactly
+        (`exact_decimal`) where fastavro rounds; uuids, a string kept as written and a
+        fixed(16) read (`uuid_text`, `fixed_uuid`). A value read past is not converted."""
         self.emit({k: v for k, v in node.items() if k != "logicalType"}, var, ind)
         if var != SKIP:
             convert, schema = self.fresh("convert"), self.fresh("schema")

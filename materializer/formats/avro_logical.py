@@ -2,7 +2,9 @@
 generated reader, `formats.avro_compiled`, and fastavro's own reader given
 `fastavro_schema`): a decimal read exactly (`exact_decimal`) where fastavro's converter
 rounds, a time-millis/-micros that is no time of day refused (`NotTimeOfDay`) where
-fastavro's wraps it round.
+fastavro's wraps it round, a uuid string kept as its producer wrote it (`uuid_text`) where
+fastavro's makes a `uuid.UUID`, and Avro 1.12's uuid on a fixed(16) read (`fixed_uuid`),
+which fastavro leaves as bytes.
 
 Importing it registers these converters in fastavro's `LOGICAL_READERS` under logical
 types of our own names (`_FASTAVRO_NAMES`), beside fastavro's: none of its own replaced.
@@ -11,6 +13,7 @@ types of our own names (`_FASTAVRO_NAMES`), beside fastavro's: none of its own r
 from __future__ import annotations
 
 import decimal
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +56,26 @@ def exact_decimal(data: bytes, writer_schema: Any = None, reader_schema: Any = N
         -writer_schema.get("scale", 0), _EXACT)
 
 
+_UUID = uuid.UUID
+
+
+def uuid_text(data: str, writer_schema: Any = None, reader_schema: Any = None) -> str:
+    """An Avro uuid string as its producer wrote it, once checked to be a uuid (ValueError
+    if not, as fastavro's converter raises): a string or json column keeps the text as
+    written, a uuid column stores its canonical form (`materializer.values`). fastavro's
+    converter makes a `uuid.UUID`, which no string column took."""
+    _UUID(data)
+    return data
+
+
+def fixed_uuid(data: bytes, writer_schema: Any = None, reader_schema: Any = None) -> Any:
+    """Avro 1.12's uuid on a fixed(16) (the uuid's 16 bytes, most significant first) as its
+    canonical text, which uuid and string columns take; fastavro leaves the bytes. On a
+    fixed of another size the logical type is invalid and, as the Avro spec says, ignored:
+    the bytes."""
+    return str(_UUID(bytes=data)) if len(data) == 16 else data
+
+
 CHECKED_TIMES: dict[str, Callable[..., Any]] = {
     "int-time-millis": _time_of_day("int-time-millis", "ms", 86_400_000),
     "long-time-micros": _time_of_day("long-time-micros", "µs", 86_400_000_000)}
@@ -60,14 +83,18 @@ CHECKED_TIMES: dict[str, Callable[..., Any]] = {
 value that is no time of day, in place of fastavro's."""
 
 REPLACED: dict[str, Callable[..., Any]] = {
-    **CHECKED_TIMES, "bytes-decimal": exact_decimal, "fixed-decimal": exact_decimal}
+    **CHECKED_TIMES, "bytes-decimal": exact_decimal, "fixed-decimal": exact_decimal,
+    "string-uuid": uuid_text, "fixed-uuid": fixed_uuid}
 """By fastavro's logical reader key: the converters both readers call in place of
-fastavro's (`CHECKED_TIMES`, `exact_decimal`)."""
+fastavro's (`CHECKED_TIMES`, `exact_decimal`, `uuid_text`), or where fastavro has none
+(`fixed_uuid`)."""
 
 _FASTAVRO_NAMES = {("int", "time-millis"): "materializer.time-millis",
                    ("long", "time-micros"): "materializer.time-micros",
                    ("bytes", "decimal"): "materializer.decimal",
-                   ("fixed", "decimal"): "materializer.decimal"}
+                   ("fixed", "decimal"): "materializer.decimal",
+                   ("string", "uuid"): "materializer.uuid",
+                   ("fixed", "uuid"): "materializer.uuid"}
 """(base type, Avro logical type) -> the logical type `fastavro_schema` names instead:
 fastavro's reader then calls the `REPLACED` converter for it."""
 for (_base, _logical), _ours in _FASTAVRO_NAMES.items():  # beside fastavro's: none replaced
