@@ -74,6 +74,22 @@ class DdlSyntaxError(Exception):
         self.offset = offset
 
 
+_UNQUOTED_RUN = re.compile(r"[^\s,;()'`]*")
+
+
+def _quote_hint(sql: str, pos: int, before: list[Token]) -> str:
+    """For a character glued to the word before it (`ENCODING base64-url-safe`): how to
+    write the whole run, as text or as a name. '' otherwise."""
+    last = before[-1] if before else None
+    if last is None or last.kind not in ("ident", "number") or \
+            last.start + len(last.text) != pos:
+        return ""
+    glued = _UNQUOTED_RUN.match(sql, pos)
+    run = sql[last.start:glued.end() if glued else pos + 1]
+    return (f" in `{run}`: write text in single quotes ('{run}') or a name in backquotes "
+            f"(`{run}`)")
+
+
 def tokenize(sql: str) -> list[Token]:
     """The tokens of `sql`, comments and whitespace dropped, ending with an `eof` token."""
     out: list[Token] = []
@@ -85,7 +101,7 @@ def tokenize(sql: str) -> list[Token]:
             if ch in "'`":
                 raise DdlSyntaxError(f"this {ch} is never closed: end the "
                                      f"{'string' if ch == chr(39) else 'name'} with {ch}", pos)
-            raise DdlSyntaxError(f"unexpected character `{ch}`", pos)
+            raise DdlSyntaxError(f"unexpected character `{ch}`{_quote_hint(sql, pos, out)}", pos)
         kind = m.lastgroup or ""
         if kind != "ws":
             out.append(Token(kind, m.group(), pos))

@@ -183,6 +183,10 @@ def test_tokens_carry_offsets() -> None:
      ("this ` is never closed: end the name with `",)),
     ("CREATE TABLE t (id INT PRIMARY KEY) @@! WITH (kafka_topic='t')",
      ("unexpected character `!`",)),
+    ("CREATE TABLE t (id INT PRIMARY KEY, b BYTES ENCODING base64@@-url-safe)\n"
+     "  WITH (kafka_topic='t')",
+     ("unexpected character `-` in `base64-url-safe`: write text in single quotes "
+      "('base64-url-safe') or a name in backquotes (`base64-url-safe`)",)),
     ("CREATE TABLE t (id INT PRIMARY KEY @@WITH (kafka_topic='t')",
      ("expected `)` but found `WITH`",)),
     ("CREATE @@VIEW v AS SELECT 1", ("expected TABLE or STREAM but found `VIEW`",)),
