@@ -220,8 +220,9 @@ def text_for_bytes(v: Any) -> Any:
             "binary.handling.mode=hex, base64 and base64-url-safe write bytes as text that "
             "no reader can tell apart (hex is valid base64 of other bytes); declare the "
             "column's encoding (encoding: hex | base64 | base64-url-safe, as the connector's "
-            "binary.handling.mode), or set binary.handling.mode=bytes, or declare the column "
-            "string to keep the text")
+            "binary.handling.mode; the bytes items of an array or map column take none), or "
+            "set binary.handling.mode=bytes, or declare the column (or its items) string to "
+            "keep the text")
     return v
 
 

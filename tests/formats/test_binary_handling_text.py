@@ -74,3 +74,20 @@ def test_an_avro_string_for_a_bytes_column_is_refused(tmp_path: Path, fmt: str) 
     (r,) = h.apply([FakeRecord(json.dumps(1).encode(), raw, 0, 0)]).rejected
     assert r.reason == "type_mismatch" and "binary.handling.mode" in r.message
     assert h.get(1) is None
+
+
+def test_bytes_items_typed_as_text_are_refused_saying_items_take_no_encoding(
+        tmp_path: Path) -> None:
+    """An array<bytes> column cannot declare an encoding: the refusal says so, and how to
+    keep the text, rather than only to declare one."""
+    h = Harness(tmp_path, spec_of(
+        "CREATE TABLE t (id INT PRIMARY KEY, b ARRAY<BYTES>) WITH (kafka_topic='t', "
+        "key_format='JSON', value_format='json', on_error='skip')"))
+    value = wrapped("string", TEXTS["hex"], False)
+    value["schema"]["fields"][1] = {"field": "b", "type": "array", "optional": True,
+                                    "items": {"type": "string"}}
+    value["payload"]["b"] = [TEXTS["hex"]]
+    (r,) = h.feed((1, value)).rejected
+    assert r.reason == "type_mismatch" and h.get(1) is None
+    assert "the bytes items of an array or map column take none" in r.message
+    assert "declare the column (or its items) string" in r.message
