@@ -52,8 +52,10 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
 def _lookup_options(p: argparse.ArgumentParser) -> None:
     """Where `get` and `scan` read: a snapshot, or the cluster instead of the local store."""
     p.add_argument("--as-of", metavar="SNAPSHOT", help="as snapshot SNAPSHOT holds it")
-    p.add_argument("--url", help="ask the cluster through this worker's API (materializer."
-                   "Client) instead of reading the local store")
+    p.add_argument("--url", action="append",
+                   help="ask the cluster through this worker's API (materializer.Client) "
+                   "instead of reading the local store; give it again for more workers "
+                   "to start from (any one answering is enough)")
 
 
 def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:

@@ -33,11 +33,12 @@ def _view(store: Any, spec: RelationSpec, as_of: str | None) -> Any:
     return view
 
 
-def _remote(client: Any, spec: RelationSpec, url: str) -> Any:
+def _remote(client: Any, spec: RelationSpec, urls: Sequence[str]) -> Any:
     """The cluster's `spec` (`--url`), refusing one whose key is not the declared one (the
     key values given would be sent as another key: the workers run another declaration)."""
     rel = client.stream(spec.name) if spec.kind == "stream" else client.table(spec.name)
-    _same_key(spec, rel.schema.key, rel.schema.key_types(), f"what the workers at {url} serve",
+    _same_key(spec, rel.schema.key, rel.schema.key_types(),
+              f"what the workers at {', '.join(urls)} serve",
               "Read with the declaration the workers run")
     return rel
 

@@ -7,6 +7,8 @@ Guarantees:
 - The same surface as `Store`: `table(name).get / get_many / scan`, `len` is not offered
   (it would need every worker), `stream(name).events`. Rows are Python values (dates,
   decimals, bytes...) as `Store` gives them, or the API's JSON with `json_form=True`.
+- Seeds: `url` is one worker's API URL or several (any of them answering is enough to
+  start, and they stay in the list re-read after a failure, beside the live members).
 - One hop: the client reads the membership table (`GET /cluster`) and sends each key to
   the worker that owns its partition (batches split by owner, merged in the order asked);
   scans and keys whose partition it cannot tell go to any live worker, which merges
@@ -72,9 +74,12 @@ def _type(text: Any, encoding: Any = None) -> ColumnType | None:
 class Client:
     """Lookups against a cluster of workers (see the module doc)."""
 
-    def __init__(self, url: str, token: str | None = None, *, timeout: float = 10.0,
-                 retry_for: float = 30.0) -> None:
-        self.seeds = [url.rstrip("/")]
+    def __init__(self, url: str | Sequence[str], token: str | None = None, *,
+                 timeout: float = 10.0, retry_for: float = 30.0) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls or not all(isinstance(u, str) and u for u in urls):
+            raise UsageError("Client needs a worker's API URL, or a list of them")
+        self.seeds = list(dict.fromkeys(u.rstrip("/") for u in urls))
         self.retry_for = retry_for
         self.timeout = timeout
         self._http = httpx.Client(
@@ -104,7 +109,7 @@ class Client:
     # ------------------------------------------------------------ membership
 
     def live_urls(self) -> list[str]:
-        """The API URLs of the live members (the seed when there is no cluster)."""
+        """The API URLs of the live members (the seeds when there is no cluster)."""
         urls = [m["url"] for m in self._cluster.get("members", [])
                 if m.get("live") and m.get("url")]
         return urls or list(self.seeds)
