@@ -11,8 +11,13 @@ declared `unavailable_value_placeholder`, else the default for `debezium-json` /
 It is recognised (`unavailable_finder`) in the forms Debezium writes it: the text in a
 string, json or decimal (`decimal.handling.mode=string`) column, its UTF-8 bytes in a bytes
 column (raw bytes in Avro, their base64 text in JSON; with the column's `encoding`, their
-text in it, or raw bytes from a field typed as bytes), and a one-element list holding the
-text in an array column. The decoder then returns the row as `UnavailableFields`, with
+text in it, or raw bytes from a field typed as bytes), a one-element list holding the
+text in an array column, and the forms the PostgreSQL connector gives TOASTed arrays and
+hstore (`UnchangedToastedPlaceholder`): an int[] or bigint[] as the placeholder's bytes as
+numbers (an `array<int>` or `array<long>` column), a bytea[] as a one-element list of its
+bytes (`array<bytes>`), a uuid[] as a one-element list of the name-based (version 3)
+uuid of its bytes (`array<uuid>`), an hstore in map mode as `{text: text}`
+(`map<string,string>`). The decoder then returns the row as `UnavailableFields`, with
 those columns null and named in `columns`; the applier keeps the stored row's values
 there, or rejects the record (`unavailable_value`) when there is none (see
 `materializer.ingest.unavailable`).
@@ -20,6 +25,8 @@ there, or rejects the record (`unavailable_value`) when there is none (see
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -41,8 +48,9 @@ class UnavailableFields(dict[str, Any]):
 
 
 def unavailable_forms(spec: RelationSpec, binary: bool) -> dict[str, Any]:
-    """Value column -> the value that is the relation's placeholder in it (for an array
-    column, the one-element list), for the columns of the types Debezium writes it to;
+    """Value column -> the value that is the relation's placeholder in it (for an array or
+    map column, the whole list or map: `_container_form`), for the columns of the types
+    Debezium writes it to;
     empty when the relation has no placeholder. `binary`: Avro (a bytes column's raw
     bytes), else JSON (their base64 text). A bytes column that declares an `encoding`
     (binary.handling.mode hex, base64, base64-url-safe): their text in it, in either
@@ -62,9 +70,31 @@ def unavailable_forms(spec: RelationSpec, binary: bool) -> dict[str, Any]:
         elif kind == "bytes":  # raw in Avro, else text (base64 unless the column says)
             enc = c.type.encoding
             out[c.name] = raw if binary and enc is None else bytes_text(enc)(raw)
-        elif kind == "array":
-            out[c.name] = [text]
+        elif kind in ("array", "map"):
+            form = _container_form(c.type.kind, c.type.item, text, binary)
+            if form is not None:
+                out[c.name] = form
     return out
+
+
+def _container_form(kind: str, item: Any, text: str, binary: bool) -> Any:
+    """The placeholder as Debezium's PostgreSQL connector writes it for a TOASTed array or
+    hstore (`UnchangedToastedPlaceholder`), in an array or map column of `item`s: int[] and
+    bigint[] as the placeholder's bytes as (signed) numbers, bytea[] a list of its bytes
+    (base64 text in JSON), uuid[] a list of the name-based uuid of its bytes (Java's
+    `UUID.nameUUIDFromBytes`), hstore (map mode) `{text: text}`, any other array a list of
+    the text. None for a column Debezium writes no placeholder to."""
+    raw = text.encode()
+    item_kind = item.kind if item is not None else None
+    if kind == "map":
+        return {text: text} if item_kind == "string" else None
+    if item_kind in ("int", "long"):
+        return [b - 256 if b > 127 else b for b in raw]  # Java's (int) of a signed byte
+    if item_kind == "bytes":
+        return [raw if binary else bytes_text(None)(raw)]
+    if item_kind == "uuid":
+        return [str(uuid.UUID(bytes=hashlib.md5(raw).digest(), version=3))]  # noqa: S324
+    return [text]
 
 
 def unavailable_finder(spec: RelationSpec, binary: bool
@@ -79,20 +109,15 @@ def unavailable_finder(spec: RelationSpec, binary: bool
         return None
     text = spec.unavailable_placeholder
     assert text is not None
-    scalars = tuple((n, f) for n, f in forms.items() if type(f) is not list) + tuple(
+    looked = tuple(forms.items()) + tuple(
         (c.name, text.encode()) for c in spec.columns
         if c.name in forms and c.type.kind == "bytes" and c.type.encoding is not None)
-    arrays = tuple(n for n, f in forms.items() if type(f) is list)
 
     def found(after: dict[str, Any]) -> dict[str, Any]:
         get = after.get
         hits: list[str] | None = None
-        for n, f in scalars:
+        for n, f in looked:
             if get(n) == f:
-                hits = [n] if hits is None else [*hits, n]
-        for n in arrays:
-            v = get(n)
-            if type(v) is list and len(v) == 1 and v[0] == text:
                 hits = [n] if hits is None else [*hits, n]
         if hits is None:
             return after

@@ -182,15 +182,10 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
                   "        return _miss(raw, key)"]
     forms = unavailable_forms(spec, binary=False)
     if forms:  # Debezium's placeholder of an unavailable value: the two steps mark it
-        namespace["_PH"] = spec.unavailable_placeholder
         for name, form in forms.items():
             var = var_of[name]
-            if type(form) is list:
-                lines.append(f"    if type({var}) is list and len({var}) == 1 and "
-                             f"{var}[0] == _PH:")
-            else:
-                namespace[f"_ph{var}"] = form
-                lines.append(f"    if {var} == _ph{var}:")
+            namespace[f"_ph{var}"] = form
+            lines.append(f"    if {var} == _ph{var}:")
             lines.append("        return _slow(raw, key)")
     lines.append("    try:")
     slots = []

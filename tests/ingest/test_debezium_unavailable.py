@@ -33,7 +33,8 @@ ROW = {"id": 1, "note": "long text", "blob": "AAEC", "doc": {"a": 1}, "tags": ["
        "nums": [1, 2], "price": "12.50", "n": 1}
 STORED = {"id": 1, "note": "long text", "blob": b"\x00\x01\x02", "doc": {"a": 1},
           "tags": ["x", "y"], "nums": [1, 2], "price": decimal.Decimal("12.50"), "n": 1}
-UNAVAILABLE = {"note": P, "blob": P_B64, "doc": P, "tags": [P], "nums": [P], "price": P}
+NUMS = list(P.encode())  # a TOASTed bigint[]: the placeholder's bytes as numbers
+UNAVAILABLE = {"note": P, "blob": P_B64, "doc": P, "tags": [P], "nums": NUMS, "price": P}
 
 
 def dbz(op: str, after: Any) -> dict[str, Any]:
