@@ -13,7 +13,8 @@ case-insensitive match, as ksqlDB upper-cases names); fields that are not column
 ignored, a column the message lacks is null. Values:
 - scalars as they are (int32/64, uint, sint, fixed: int; float, double; bool; string;
   bytes); an enum as its value's name (the first of its aliases; its number if the
-  schema does not name it);
+  schema does not name it, which a string column refuses), or its number for an int or
+  long column (or an array of them);
 - a field with presence (proto3 `optional`, a oneof member, a message field) that is
   not set is null; a proto3 scalar without presence that is not set is its default
   (0, "", false), as every Protobuf reader sees it;
@@ -26,8 +27,12 @@ ignored, a column the message lacks is null. Values:
 
 Rejection reasons: truncated, bad_magic (wire header), bad_schema (not Protobuf, no
 such message index, dependencies that do not resolve), unknown_schema,
-protobuf_decode (the bytes do not parse as that message), type_mismatch (a well-known
-value out of range). Messages start with `value: `.
+protobuf_decode (the bytes do not parse as that message, or carry a field the schema
+declares in a form it does not read: another wire type, or a number a closed proto2 enum
+does not name, which the parser keeps as an unknown field and reads as unset: the record
+was written with another schema than its id names; numbers the schema does not declare
+are skipped, as every reader skips them), type_mismatch (a well-known value out of
+range). Messages start with `value: `.
 
 Needs the `protobuf` package (`pip install 'materializer[protobuf]'`) and a REST
 registry (`schema_registry.url`).
@@ -47,6 +52,7 @@ from materializer.errors import ConfigError, RecordError
 from materializer.formats.base import VALUE, ValueDecoder, part_error
 from materializer.formats.connect_types import text_for_bytes
 from materializer.formats.field_match import match_fields, unmatched_schema
+from materializer.formats.protobuf_unread import Unread, unread_check
 from materializer.formats.wire import HEADER_SIZE, read_header
 from materializer.specs import RelationSpec
 
@@ -210,18 +216,26 @@ class _Plans:
             return bytes if fd.type == fd.TYPE_BYTES else None
         known = _WELL_KNOWN.get(msg.full_name)
         if known is not None:
-            return known
+            check = unread_check(msg, msg.fields_by_name)
+            value: Conv = known
+
+            def well_known(m: Any) -> Any:
+                check(m)
+                return value(m)
+            return well_known
         return self.message(msg)
 
     def message(self, desc: Any) -> Conv:
         """A message -> a dict of its fields."""
         name = desc.full_name
+        check = unread_check(desc, desc.fields_by_name)
 
         def to_dict(m: Any) -> dict[str, Any]:
             plan = self._messages.get(name)
             if plan is None:
                 plan = [(fd.name, _presence(fd), self.field(fd)) for fd in desc.fields]
                 self._messages[name] = plan
+            check(m)
             out: dict[str, Any] = {}
             for fname, presence, conv in plan:
                 if presence and not m.HasField(fname):
@@ -238,6 +252,41 @@ def _text_into_bytes(fd: Any, ctype: ColumnType) -> bool:
     is refused (`text_for_bytes`), never guessed as base64 (hex is valid base64 too)."""
     return (ctype.kind == "bytes" and ctype.encoding is None and fd.type == fd.TYPE_STRING
             and not _repeated(fd))
+
+
+def _enum_column(fd: Any, ctype: ColumnType, plans: _Plans) -> Conv | None:
+    """How an enum field (not a map) fills its column: an int or long column (or an
+    array of them) takes its numbers, as Protobuf carries them; a string column its
+    names, refusing a number the enum does not name (it is no name); any other column
+    (json: names, else numbers) what `_Plans.field` gives."""
+    repeated = _repeated(fd)
+    kind = ctype.item.kind if repeated and ctype.kind == "array" and ctype.item else ctype.kind
+    if kind in ("int", "long"):
+        return list if repeated else None
+    conv = plans.field(fd)
+    if kind != "string" or conv is None:
+        return conv
+    enum = fd.enum_type.full_name
+
+    def named(n: Any) -> Any:
+        if type(n) is int:
+            raise ValueError(f"{n} is no value of enum {enum}, so it has no name for a string "
+                             "column (the record was written with a later version of the "
+                             "enum); declare the column int or long to store enum numbers")
+        return n
+
+    if repeated:
+        return lambda xs: [named(x) for x in conv(xs)]
+    return lambda n: named(conv(n))
+
+
+def _plan_of(fd: Any, ctype: ColumnType, plans: _Plans) -> Conv | None:
+    """How field `fd` becomes the value of a column of type `ctype`."""
+    if _text_into_bytes(fd, ctype):
+        return text_for_bytes
+    if fd.enum_type is not None:
+        return _enum_column(fd, ctype, plans)
+    return plans.field(fd)
 
 
 def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
@@ -260,10 +309,10 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
         return refuse
     parse = GetMessageClass(desc).FromString
     plans = _Plans()
-    plan = [(col, src, _presence(fields[src]),
-             text_for_bytes if _text_into_bytes(fields[src], columns[col])
-             else plans.field(fields[src]))
-            for col, src in match_fields(fields, columns).items()]
+    matched = match_fields(fields, columns)
+    plan = [(col, src, _presence(fields[src]), _plan_of(fields[src], columns[col], plans))
+            for col, src in matched.items()]
+    check = unread_check(desc, set(matched.values()))
 
     def read(body: bytes) -> Any:
         try:
@@ -274,12 +323,15 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
         out: dict[str, Any] = {}
         src = ""
         try:
+            check(m)
             for col, src, presence, conv in plan:
                 if presence and not m.HasField(src):
                     out[col] = None
                     continue
                 v = getattr(m, src)
                 out[col] = v if conv is None else conv(v)
+        except Unread as e:
+            raise RecordError(f"Protobuf message {full_name}: {e}", "protobuf_decode") from e
         except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
             raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e
         return out
