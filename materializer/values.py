@@ -60,11 +60,29 @@ def _to_float(v: Any) -> Any:
             return v
         raise ValueError(f"{v} is not a finite number: no column holds NaN or infinity")
     if t is int:
+        if _inexact_in_double(v):
+            raise ValueError(f"{v} is an integer a double does not hold exactly (it would be "
+                             f"stored as {int(float(v))}): declare the column long, or "
+                             "decimal(p,0) past 64 bits")
         try:
             return float(v)
         except OverflowError as e:
             raise ValueError(f"{v} is too large for a floating-point column") from e
     raise TypeError(f"expected a number, got {t.__name__}")
+
+
+_EXACT_IN_DOUBLE = 2**53
+"""Every integer up to this magnitude is a double exactly; past it, only some are."""
+
+
+def _inexact_in_double(v: int) -> bool:
+    """Whether integer `v` is a double only rounded (False when it is too large for one)."""
+    if -_EXACT_IN_DOUBLE <= v <= _EXACT_IN_DOUBLE:
+        return False
+    try:
+        return int(float(v)) != v
+    except OverflowError:
+        return False
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -74,6 +92,9 @@ FLOAT32_MAX = 3.4028234663852886e38
 def _to_float32(v: Any) -> Any:
     """`_to_float` for a 32-bit `float` column: a number beyond its range does not fit
     (a change event's Avro float would carry infinity)."""
+    if type(v) is int and not -FLOAT32_MAX <= v <= FLOAT32_MAX:
+        raise ValueError(f"{v} is beyond the range of a 32-bit float column (declare it "
+                         "double)")
     f = _to_float(v)
     if -FLOAT32_MAX <= f <= FLOAT32_MAX:
         return f
@@ -267,11 +288,10 @@ def key_storage(t: ColumnType) -> Converter:
     conv = to_storage(t)
     if k in ("float", "double"):
         def conv_number(v: Any) -> Any:
-            f = conv(v)
-            if type(v) is int and int(f) != v:
+            if type(v) is int and _inexact_in_double(v):
                 raise ValueError(f"{v} is not exactly a {k}: as a key it would share a row "
                                  f"with the integers that round alike (declare it long)")
-            return f
+            return conv(v)
         return conv_number
     if k in ("time", "timestamp"):
         nanos = t.encoding == "ns"
