@@ -60,9 +60,9 @@ def _to_float(v: Any) -> Any:
             return v
         raise ValueError(f"{v} is not a finite number: no column holds NaN or infinity")
     if t is int:
-        if _inexact_in_double(v):
+        if _inexact_in_double(v, as_printed=True):
             raise ValueError(f"{v} is an integer a double does not hold exactly (it would be "
-                             f"stored as {int(float(v))}): declare the column long, or "
+                             f"stored as {float(v)!r}): declare the column long, or "
                              "decimal(p,0) past 64 bits")
         try:
             return float(v)
@@ -75,14 +75,18 @@ _EXACT_IN_DOUBLE = 2**53
 """Every integer up to this magnitude is a double exactly; past it, only some are."""
 
 
-def _inexact_in_double(v: int) -> bool:
-    """Whether integer `v` is a double only rounded (False when it is too large for one)."""
+def _inexact_in_double(v: int, as_printed: bool = False) -> bool:
+    """Whether integer `v` is a double only rounded (False when it is too large for one).
+    `as_printed`: not when `v` is how a double's shortest text reads as an integer (Go's
+    and JavaScript's JSON write 1.2345678901234567e19 as 12345678901234567000, whose
+    double is ...7168): that producer wrote a double, which is kept."""
     if -_EXACT_IN_DOUBLE <= v <= _EXACT_IN_DOUBLE:
         return False
     try:
-        return int(float(v)) != v
+        f = float(v)
     except OverflowError:
         return False
+    return int(f) != v and not (as_printed and int(decimal.Decimal(repr(f))) == v)
 
 
 FLOAT32_MAX = 3.4028234663852886e38
