@@ -49,8 +49,8 @@ def _key(r: Rules, cols: dict[str, ColumnDecl]) -> tuple[tuple[str, ...], bool]:
         if "key" not in d.fields:
             if not ({"primary_key", "soft_primary_key"} & d.fields.keys()):
                 fix = ("mark a column `KEY` (`user_id STRING KEY`)" if d.syntax == "sql"
-                       else "`key: [column, ...]`")
-                r.error(d.loc, f"{r.what} has no `key`: streams are looked up by key; add {fix}")
+                       else "add `key: [column, ...]`")
+                r.error(d.loc, f"{r.what} has no `key`: streams are looked up by key; {fix}")
             return (), False
         names = r.column_list("key", cols, "key") or ()
         r.key_types_ok("key", names, cols)

@@ -120,13 +120,13 @@ def stamped_events(rel: ApiRelation, key: tuple[Any, ...], limit: int
                    ) -> list[tuple[int, int, int, Any]]:
     """This store's newest `limit` events of `key` as (event time, offset, partition,
     value), as `StreamView.events` chooses them: the `limit` most recently appended events
-    of each partition, newest first by event time (then offset)."""
+    of each partition, newest first by event time (then offset, then the lower partition)."""
     per_partition: dict[int, list[dict[str, Any]]] = {}
     # offset order in a partition
     for e in rel.stream.scan(key, None, json_form=True, held_only=True):
         per_partition.setdefault(e["partition"], []).append(e)
     events = [e for appended in per_partition.values() for e in appended[-limit:]]
-    events.sort(key=lambda e: (e["timestamp"], e["offset"]), reverse=True)
+    events.sort(key=lambda e: (e["timestamp"], e["offset"], -e["partition"]), reverse=True)
     return [(e["timestamp"], e["offset"], e["partition"], e["value"])
             for e in events[:limit]]
 
@@ -152,9 +152,10 @@ async def route_events(router: ClusterRouter, request: Request, stream: str, lim
     except (MaterializerError, ValueError) as e:
         return error_response(e)
     key_raw = b"/".join(path.split(b"/")[4:-1])  # as sent: stream_path re-encodes it
-    # (event time, offset, value) by ("p", partition, offset), so that an event two owners
-    # both answered counts once; an answer without partitions (an older worker's) apart
-    found: dict[tuple[Any, ...], tuple[int, int, Any]] = {}
+    # (event time, offset, -partition, value) by ("p", partition, offset), so that an event
+    # two owners both answered counts once; an answer without partitions (an older
+    # worker's) apart, as partition 0
+    found: dict[tuple[Any, ...], tuple[int, int, int, Any]] = {}
     covered: set[int] = set()
     owners = t.owner_members()
     remote = [m for m in owners if m.id != t.me.id]
@@ -169,14 +170,17 @@ async def route_events(router: ClusterRouter, request: Request, stream: str, lim
             covered.update(ans.covered)
             for n, (stamp, v) in enumerate(zip(body["order"], body["events"], strict=True)):
                 ts, o = int(stamp[0]), int(stamp[1])
-                ident = ("p", int(stamp[2]), o) if len(stamp) > 2 else ("answer", i, n)
-                found.setdefault(ident, (ts, o, v))
+                p = int(stamp[2]) if len(stamp) > 2 else 0
+                ident = ("p", p, o) if len(stamp) > 2 else ("answer", i, n)
+                found.setdefault(ident, (ts, o, -p, v))
     if any(m.id == t.me.id for m in owners):
         for ts, o, p, v in stamped_events(rel, key, limit):
-            found.setdefault(("p", p, o), (ts, o, v))
+            found.setdefault(("p", p, o), (ts, o, -p, v))
         covered.update(router.local_covered(rel, t))
     problem = _uncovered(t, covered)
     if problem is not None:
         return problem
-    merged = sorted(found.values(), key=lambda e: (e[0], e[1]), reverse=True)
-    return json_response({"events": [v for _, _, v in merged[:limit]]})
+    # newest first by event time, then offset, then partition (lowest first), as
+    # StreamView.events: whichever worker is asked, in whatever order the owners answered
+    merged = sorted(found.values(), key=lambda e: (e[0], e[1], e[2]), reverse=True)
+    return json_response({"events": [v for _, _, _, v in merged[:limit]]})

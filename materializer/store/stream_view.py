@@ -55,7 +55,9 @@ class StreamView(RelationReader):
                     ok = cur.prev()
         if not held_only:  # after the read: a partition revoked meanwhile counts too
             self.require_held()
-        found.sort(key=lambda e: (e[0], e[2]), reverse=True)
+        # newest first: event time, then offset, then the lower partition (one order
+        # whatever order the partitions are read in; the cluster merges the same way)
+        found.sort(key=lambda e: (e[0], e[2], -e[1]), reverse=True)
         return [None if e[3] == b"" else conv(e[3]) for e in found[:limit]]
 
     def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
