@@ -16,6 +16,7 @@ from urllib.parse import quote
 from materializer.binary_text import bytes_text
 from materializer.columns import ColumnType
 from materializer.errors import NO_ROW, NotFound, UsageError
+from materializer.lookup_args import check_limit, refuse_one_key
 from materializer.stored import from_storage, to_json_value
 from materializer.values import key_storage, to_storage
 
@@ -72,11 +73,19 @@ class _Relation:
             raise UsageError(f"{self.name} has key ({', '.join(self.schema.key)}): expected "
                              f"{len(self._store)} value(s), got {len(values)}")
         try:
-            return tuple(None if v is None else conv(v) for conv, v in
-                         zip(self._store, values, strict=True))
+            stored = tuple(None if v is None else conv(v) for conv, v in
+                           zip(self._store, values, strict=True))
+            for v in stored:
+                if isinstance(v, str):
+                    v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"key {key!r} does not fit ({', '.join(self.schema.key)}): a "
+                             "string that is not valid Unicode (a lone surrogate, such as "
+                             "bytes that are not UTF-8 read as text)") from None
         except (TypeError, ValueError) as e:
             raise UsageError(f"key {key!r} does not fit ({', '.join(self.schema.key)}): "
                              f"{e}") from None
+        return stored
 
     def json_key(self, stored: tuple[Any, ...]) -> list[Any]:
         return [v if conv is None or v is None else conv(v)
@@ -140,6 +149,7 @@ class ClientTable(_Relation):
 
     def get_many(self, keys: Iterable[Any], *, json_form: bool = False
                  ) -> list[dict[str, Any] | None]:
+        refuse_one_key(keys)
         stored = [self.stored_key(k) for k in keys]
         groups: dict[str, list[int]] = {}
         for i, kt in enumerate(stored):
@@ -163,6 +173,8 @@ class ClientTable(_Relation):
              ) -> list[dict[str, Any]]:
         """Rows whose key starts with `prefix`, in key order, at most `limit` (any worker
         merges the owners' rows; pages are followed by cursor)."""
+        if limit is not None:
+            check_limit(limit, "row", "no limit: None")
         values = prefix if isinstance(prefix, tuple | list) else (prefix,)
         if len(values) > len(self._store):
             raise UsageError(f"prefix {tuple(values)!r} is longer than the key "
@@ -197,6 +209,7 @@ class ClientStream(_Relation):
 
     def events(self, key: Any, limit: int = 10, *, json_form: bool = False
                ) -> list[dict[str, Any] | None]:
+        check_limit(limit, "event")
         stored = self.stored_key(key)
         r = self.client.call(lambda: self.client.owner_url(self.schema, stored), "GET",
                              f"/streams/{quote(self.name, safe='')}/keys/"

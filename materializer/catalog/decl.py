@@ -115,6 +115,7 @@ class Context:
     has_registry: bool = False
     standby_replicas: int = 0  # the top-level `standby_replicas` (relations may override it)
     registry_is_files: bool = False  # `schema_registry.path`: Avro only (no Protobuf)
+    group: str = "materializer"  # the consumer group (its `<group>.members` topic is taken)
     diags: list[Diagnostic] = field(default_factory=list)
 
     def error(self, loc: Location, message: str) -> None:

@@ -115,6 +115,8 @@ class _Reader(RelationReader):
                 s = self.string(top[key][1], f"`{key}`")
                 if s is not None:
                     fields[key] = s.value
+        if "group" in fields:
+            self.ctx.group = fields["group"]
         schema = fields.get("default_schema")
         if schema is not None:
             problem = name_problem(schema, column=False)

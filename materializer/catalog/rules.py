@@ -128,6 +128,7 @@ class Rules:
                        "`columns: {name: type, ...}`")
             return {}
         out: dict[str, ColumnDecl] = {}
+        folded: dict[str, ColumnDecl] = {}
         for c in f.value.value:
             problem = name_problem(c.name.value, column=True)
             if problem is not None:
@@ -135,6 +136,15 @@ class Rules:
             if c.name.value in out:
                 self.error(c.name.loc, f"column `{c.name.value}` is declared twice in "
                            f"{self.what}: remove or rename one")
+            elif (other := folded.get(c.name.value.casefold())) is not None:
+                at = other.name.loc
+                self.error(c.name.loc, f"column `{c.name.value}` differs only in case from "
+                           f"column `{other.name.value}` (line {at.line}, column "
+                           f"{at.column}) in {self.what}: a record's field fills a column "
+                           "whose name it matches but for case when no field has the "
+                           "column's exact name (ksqlDB writes names in upper case), so one "
+                           "field would fill both; rename one")
+            folded.setdefault(c.name.value.casefold(), c)
             out[c.name.value] = c
         if not out:
             self.error(f.value.loc, f"{self.what} declares no columns: add at least the key "

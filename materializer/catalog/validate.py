@@ -17,6 +17,7 @@ from typing import Any
 from materializer.catalog.decl import (
     STREAM_FIELDS,
     TABLE_FIELDS,
+    ChangesDecl,
     ColumnDecl,
     Context,
     RelationDecl,
@@ -25,6 +26,7 @@ from materializer.catalog.decl import (
 from materializer.catalog.format_checks import as_written, formats
 from materializer.catalog.rules import TIMESTAMP_KINDS, Rules
 from materializer.catalog.table_rules import stream, table
+from materializer.cluster.membership import members_topic
 from materializer.columns import ENCODINGS, ColumnType
 from materializer.specs import (
     DEBEZIUM_PLACEHOLDER,
@@ -251,7 +253,49 @@ def build_relations(decls: list[RelationDecl], ctx: Context
         if spec is not None:
             built.append((spec, d))
     _dead_letter_cycles(built, ctx)
+    _taken_topics(built, ctx)
     return tables, streams
+
+
+def _taken_topics(built: list[tuple[TableSpec | StreamSpec, RelationDecl]],
+                  ctx: Context) -> None:
+    """Refuse a change topic that another table's change events go to too (a snapshot of
+    one table reads the topic and deletes, with a `d` event and a tombstone, every key it
+    does not hold: the other table's rows), and any topic of a relation (read, change
+    events, dead letters) that is the group's own `<group>.members` topic, where the
+    workers publish their membership records (a table would read them as rows, and the
+    workers would read its records as members)."""
+    members = members_topic(ctx.group)
+    first: dict[str, tuple[str, Location]] = {}
+    for spec, d in built:
+        topics: list[tuple[str, str, Location]] = []
+        f = d.fields.get("topic")
+        if f is not None:
+            topics.append(("topic", spec.topic, f.value.loc))
+        f = d.fields.get("dead_letter_topic")
+        if f is not None and spec.dead_letter_topic is not None:
+            topics.append(("dead_letter_topic", spec.dead_letter_topic, f.value.loc))
+        f = d.fields.get("changes")
+        if isinstance(spec, TableSpec) and spec.changes is not None and f is not None:
+            ch: ChangesDecl = f.value.value
+            loc = ch.topic.loc if ch.topic is not None else f.value.loc
+            topics.append(("changes.topic", spec.changes.topic, loc))
+            seen = first.get(spec.changes.topic)
+            if seen is not None:
+                ctx.error(loc, f"`changes.topic` {spec.changes.topic!r} is also the change "
+                          f"topic of {seen[0]} (line {seen[1].line}, column {seen[1].column}):"
+                          " one topic holds the change events of one table (a snapshot of "
+                          "either would delete the other's rows from it, and their keys "
+                          "would replace each other's under compaction); give each table a "
+                          "topic of its own")
+            else:
+                first[spec.changes.topic] = (spec.name, loc)
+        for key, topic, loc in topics:
+            if topic == members:
+                ctx.error(loc, f"`{key}` {topic!r} is the topic where the workers of group "
+                          f"{ctx.group!r} publish their membership (`<group>.members`): "
+                          "its records would be mixed with the workers' own; choose another "
+                          "topic, or another `group`")
 
 
 def _sends_dead_letters(spec: TableSpec | StreamSpec) -> bool:

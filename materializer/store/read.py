@@ -15,6 +15,7 @@ import lmdb
 
 from materializer.columns import ColumnType
 from materializer.errors import MemberNotRunning, NotFound, PartitionsNotHeld, UsageError
+from materializer.lookup_args import check_limit
 from materializer.store import layout as _layout
 from materializer.store.environment import (
     OFFSET,
@@ -329,9 +330,8 @@ class RelationReader:
     def _scan_bounds(g: Generation, prefix: Sequence[Any], limit: int | None,
                      after: bytes | None) -> tuple[bytes, bytes]:
         """(encoded prefix, first key to read) of a scan; UsageError for what does not fit."""
-        if limit is not None and limit < 1:
-            raise UsageError(f"limit {limit!r} is below 1: ask for at least one row (no "
-                             "limit: None)")
+        if limit is not None:
+            check_limit(limit, "row", "no limit: None")
         if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
             prefix = (prefix,)
         if len(prefix) > len(g.key_convs):

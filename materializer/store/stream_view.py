@@ -8,6 +8,7 @@ from itertools import islice
 from typing import Any
 
 from materializer.errors import UsageError
+from materializer.lookup_args import check_limit
 from materializer.store.keys import STREAM_KEY_SUFFIX, split_stream_key
 from materializer.store.read import RelationReader, prefixed
 from materializer.store.rows import split_event
@@ -32,8 +33,7 @@ class StreamView(RelationReader):
         while partitions are revoked: PartitionsNotHeld (see the class, `held_only`), also
         when held partitions have events of the key: one key's events may be in several
         partitions, and a revoked one may hold the newest."""
-        if limit < 1:
-            raise UsageError(f"limit {limit!r} is below 1: ask for at least one event")
+        check_limit(limit, "event")
         g = self._current_gen()
         kb = g.encode_key(key)
         conv = g.layout.to_json if json_form else g.layout.to_python

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from materializer.errors import UsageError
+from materializer.lookup_args import refuse_one_key
 from materializer.store.read import RelationReader
 
 
@@ -34,6 +35,7 @@ class TableView(RelationReader):
     def get_many(self, keys: Iterable[Any], *, json_form: bool = False,
                  held_only: bool = False) -> list[dict[str, Any] | None]:
         """The rows of `keys` in order, None for a miss (see `get`)."""
+        refuse_one_key(keys)
         g = self._current_gen()
         kbs = [g.encode_key(k) for k in keys]
         conv = g.layout.to_json if json_form else g.layout.to_python
