@@ -93,7 +93,10 @@ def _print_answer(spec: RelationSpec, source: Any, key: tuple[Any, ...], limit: 
         events = source.events(key, limit, json_form=True)
         for e in events:
             print_json(e)
-        return 0 if events else 1
+        if not events:
+            print(f"{spec.name}: no events for key {list(key)}{when}", file=sys.stderr)
+            return 1
+        return 0
     row = source.get(key, json_form=True)
     if row is None:
         print(f"{spec.name}: no row for key {list(key)}{when}", file=sys.stderr)

@@ -176,5 +176,6 @@ class RelationReader(NodeReader):
 
     def _retention(self, node: Node) -> At[int] | None:
         for _key, v in self.mapping(node, "`retention`", RETENTION_FIELDS):
-            return self.integer(v, "`max_events_per_key`", minimum=0)
+            # any whole number: the stream rules refuse 0 and below with one message
+            return self.integer(v, "`max_events_per_key`", minimum=-(2**63))
         return None

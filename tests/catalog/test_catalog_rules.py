@@ -149,6 +149,14 @@ BAD_RULES: list[tuple[str, str, tuple[str, ...]]] = [
             key: [user_id]
             retention: {max_events_per_key: @@0}
         """, ("`max_events_per_key: 0` keeps no events", "at least 1")),
+    ("retention-negative", """
+        streams:
+          - name: clicks
+            topic: clicks
+            columns: {user_id: string, url: string}
+            key: [user_id]
+            retention: {max_events_per_key: @@-1}
+        """, ("`max_events_per_key: -1` keeps no events", "at least 1")),
     ("registry-url-and-path", 'schema_registry: @@{url: "http://localhost:8081", path: s}\n'
      + USERS + "    primary_key: [id]\n", ("both `url` and `path`", "give exactly one")),
     ("bad-map-size", "store: {map_size: @@lots}\n" + USERS + "    primary_key: [id]\n",
