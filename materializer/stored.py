@@ -96,6 +96,15 @@ def to_json_value(t: ColumnType) -> Converter | None:
         return timestamp_json
     if k == "bytes":
         return lambda v: base64.b64encode(v).decode("ascii")
+    if k == "decimal":
+        return plain_decimal
     if k in ("array", "map"):
         return items_converter(t, to_json_value)
-    return None  # decimal and uuid are already strings
+    return None  # uuid is already a string
+
+
+def plain_decimal(v: str) -> str:
+    """A stored decimal's JSON text without an exponent: `Decimal` stores a small value
+    at a large scale as `1E-20` and zero as `0E-20`; JSON gives every decimal of a column
+    in plain digits at its scale (`0.00000000000000000001`), as most are already."""
+    return v if "E" not in v else format(decimal.Decimal(v), "f")
