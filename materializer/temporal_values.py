@@ -1,13 +1,19 @@
 """Values of date, time and timestamp columns: decoded input to the stored form (days since
 1970-01-01; microseconds since midnight; microseconds since the Unix epoch, UTC), for
 `materializer.values.to_storage`. Integers count the column's `encoding` unit (ms by
-default; s, us, ns), ISO 8601 text is read as Python reads it (a Z anywhere as +00:00,
-and RFC 3339's lower-case z as Z), and what years 1-9999 cannot hold does not fit
-(ValueError)."""
+default; s, us, ns). ISO 8601 text of the forms `_ISO_TIMESTAMP`, `_ISO_DATE` and `_ISO_TIME`
+describe is read as Python reads it (a Z as +00:00, and RFC 3339's lower-case z as Z); other
+text does not fit (ValueError), though Python 3.11's parser reads much of it as some value
+(it skips one stray character, or a NUL, before an offset: `10:11:125-05:00` is
+10:11:12-05:00; it reads a fraction after the hour or minute as one of the second: `10.5` is
+10:00:00.5, which ISO 8601 reads as 10:30; it reads any character, a digit too, as the date's
+separator, and a date's trailing digits past the day: `2024012345` is 2024-01-23).
+What years 1-9999 cannot hold does not fit (ValueError)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +30,34 @@ _MIN_MICROS, _MAX_MICROS = -62_135_596_800_000_000, 253_402_300_799_999_999
 _DAY_MICROS = 86_400_000_000
 T = TypeVar("T")
 
+_CLOCK = (r"[0-9]{2}(?::[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+          r"|[0-9]{2}(?:[0-9]{2}(?:[.,][0-9]+)?)?)?")
+"""hh, hh:mm, hh:mm:ss, hh:mm:ss.f (digits after . or ,: any number, read to the
+microsecond and the rest dropped), or the same without colons: a fraction only of the
+second."""
+_OFFSET = rf"[Zz]|[+-]{_CLOCK}"
+_DATE = r"[0-9]{4}(?:-[0-9]{2}-[0-9]{2}|[0-9]{4}|-W[0-9]{2}(?:-[0-9])?|W[0-9]{2}[0-9]?)"
+"""yyyy-mm-dd, yyyymmdd, and the ISO week dates yyyy-Www-d, yyyy-Www, yyyyWwwd, yyyyWww."""
+_ISO_TIMESTAMP = re.compile(rf"{_DATE}(?:[Tt ]{_CLOCK}(?:{_OFFSET})?|[Zz])?").fullmatch
+"""The timestamp text read: a date (a bare one, or one followed by Z, is midnight UTC), then
+T, t or a space, a time and an offset (none: UTC). Python's parser reads more, as some value
+(the module doc): refused."""
+_ISO_DATE = re.compile(_DATE).fullmatch
+"""The date text read (Python's parser also reads `2024012345` as 2024-01-23)."""
+_ISO_TIME = re.compile(rf"[Tt]?{_CLOCK}(?:{_OFFSET})?").fullmatch
+"""The time-of-day text read: a time, maybe after a T, and an offset."""
+
+
+def _not_iso(v: str, what: str) -> ValueError:
+    shown = repr(v) if len(v) <= 60 else repr(v[:57]) + "..."
+    return ValueError(f"{shown} is not an ISO 8601 {what} (read: {_FORMS[what]})")
+
+
+_FORMS = {"timestamp": "2024-05-03T12:30:00.123456+02:00, with T, t or a space before the "
+                       "time, Z or an offset or none (UTC) after it; a date alone is midnight UTC",
+          "date": "2024-05-03, 20240503, or a week date: 2024-W18-5",
+          "time": "12:30:00.123456, or 12:30, with Z or an offset or none after it"}
+
 
 def to_date(v: Any) -> Any:
     if type(v) is int:
@@ -35,6 +69,8 @@ def to_date(v: Any) -> Any:
     if isinstance(v, dt.date):
         return (v - _EPOCH_DATE).days
     if isinstance(v, str):
+        if _ISO_DATE(v) is None:
+            raise _not_iso(v, "date")
         return (dt.date.fromisoformat(v) - _EPOCH_DATE).days
     raise TypeError(f"expected a date, got {type(v).__name__}")
 
@@ -45,6 +81,8 @@ def to_time(v: Any) -> Any:
             raise ValueError(f"{v} ms is not a time of day")
         return v * 1000
     if isinstance(v, str):
+        if _ISO_TIME(v) is None:
+            raise _not_iso(v, "time")
         try:
             v = dt.time.fromisoformat(v)
         except ValueError as e:
@@ -65,6 +103,8 @@ def to_timestamp(v: Any) -> Any:
             raise ValueError(f"{v} ms is outside the timestamps years 1-9999 can hold")
         return v * 1000
     if t is str or isinstance(v, str):  # ISO 8601 text, the commonest form in JSON
+        if _ISO_TIMESTAMP(v) is None:
+            raise _not_iso(v, "timestamp")
         v = _from_iso_text(v)
     elif not isinstance(v, dt.datetime):
         raise TypeError(f"expected a timestamp, got {t.__name__}")
