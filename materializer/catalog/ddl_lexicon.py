@@ -101,6 +101,9 @@ def tokenize(sql: str) -> list[Token]:
             if ch in "'`":
                 raise DdlSyntaxError(f"this {ch} is never closed: end the "
                                      f"{'string' if ch == chr(39) else 'name'} with {ch}", pos)
+            if ch == '"':
+                raise DdlSyntaxError('unexpected character `"`: quote a name with backquotes '
+                                     "(`Users`), text with single quotes ('text')", pos)
             raise DdlSyntaxError(f"unexpected character `{ch}`{_quote_hint(sql, pos, out)}", pos)
         kind = m.lastgroup or ""
         if kind != "ws":

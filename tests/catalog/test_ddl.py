@@ -183,6 +183,8 @@ def test_tokens_carry_offsets() -> None:
      ("this ` is never closed: end the name with `",)),
     ("CREATE TABLE t (id INT PRIMARY KEY) @@! WITH (kafka_topic='t')",
      ("unexpected character `!`",)),
+    ('CREATE TABLE @@"Users" (id INT PRIMARY KEY) WITH (kafka_topic=\'t\')',
+     ("quote a name with backquotes (`Users`), text with single quotes ('text')",)),
     ("CREATE TABLE t (id INT PRIMARY KEY, b BYTES ENCODING base64@@-url-safe)\n"
      "  WITH (kafka_topic='t')",
      ("unexpected character `-` in `base64-url-safe`: write text in single quotes "
