@@ -21,9 +21,8 @@ from confluent_kafka.admin import AdminClient
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from materializer.errors import PartitionsNotHeld
 from materializer.ingest.topics import OffsetWatch
-from materializer.store import Store
+from tests.ingest.test_topic_reset import rows_by_id as _rows
 from tests.support.workers import (
     materialize,
     run_cli,
@@ -79,18 +78,6 @@ rel = open_relation(catalog.relation("shop.users"), catalog.store_path)
 with rel.writer.env.begin(write=True, db=rel.writer._meta_db) as txn:
     assert txn.delete(b"topic_id")
 """  # in a child: LMDB allows one open of an environment per process
-
-
-def _rows(data: Path, running: bool = False) -> dict[int, str]:
-    """The table's rows; `running`: {} while a partition is marked revoked (a running
-    worker between assignments), for `wait_until` to ask again."""
-    with Store.open(data) as store:
-        try:
-            return {r["id"]: r["name"] for r in store.table("shop.users").scan()}
-        except PartitionsNotHeld:
-            if not running:
-                raise
-            return {}
 
 
 def test_a_stored_offset_past_the_end_stops_the_worker_and_is_flagged(

@@ -53,8 +53,8 @@ def _recreate(broker: DevBroker, topic: str) -> None:
     broker.create_topic(topic, partitions=2)
 
 
-def _rows(data: Path, running: bool = False) -> dict[int, str]:
-    """The table's rows; `running`: {} while a partition is marked revoked (a running
+def rows_by_id(data: Path, running: bool = False) -> dict[int, str]:
+    """shop.users' rows as {id: name}; `running`: {} while a partition is marked revoked (a running
     worker between assignments), for `wait_until` to ask again."""
     with Store.open(data) as store:
         try:
@@ -99,7 +99,7 @@ def test_a_topic_recreated_after_a_rebuild_is_refused_too(session_broker: DevBro
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr
     assert "was deleted and created again" in done.stderr
-    assert set(_rows(tmp_path / "data").values()) == {f"old{i}" for i in range(30)}
+    assert set(rows_by_id(tmp_path / "data").values()) == {f"old{i}" for i in range(30)}
 
 
 def test_on_reset_rebuild_replays_the_new_topic(session_broker: DevBroker, tmp_path: Path
@@ -111,13 +111,13 @@ def test_on_reset_rebuild_replays_the_new_topic(session_broker: DevBroker, tmp_p
     data = tmp_path / "data"
     ends = produce_records(session_broker.kafka_config(), topic, _records(300, "old"))
     materialize(cfg, {"shop.users": ends})
-    assert len(_rows(data)) == 300
+    assert len(rows_by_id(data)) == 300
     _recreate(session_broker, topic)
     produce_records(session_broker.kafka_config(), topic, _records(20, "new"))
     worker = start_worker(cfg)
     try:
         want = {i: f"new{i}" for i in range(20)}
-        wait_until(lambda: _rows(data, running=True) == want, 90,
+        wait_until(lambda: rows_by_id(data, running=True) == want, 90,
                    "the table to equal the new topic", worker)
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -161,4 +161,4 @@ def test_on_reset_rebuild_announces_the_new_state_as_a_snapshot(session_broker: 
     assert sorted((e["op"], e["before"]["id"], e["before"]["name"], e["source"]["snapshot"])
                   for e in rest if e["op"] == "d") == [("d", i, f"old{i}", "true")
                                                        for i in range(10, 30)]
-    assert _rows(tmp_path / "data") == {i: f"new{i}" for i in range(10)}
+    assert rows_by_id(tmp_path / "data") == {i: f"new{i}" for i in range(10)}
