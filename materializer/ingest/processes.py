@@ -176,8 +176,9 @@ class Supervisor:
         if owing:
             raise ConfigError(
                 f"{', '.join(owing)}: owes its change topic a snapshot of the table (rebuilt "
-                "in place and stopped before it was sent, or `changes:` declared on a table "
-                "that already held rows), which several worker processes do not emit: run "
+                "in place and stopped before it was sent, `changes:` declared on a table "
+                "that already held rows, or state an older materializer wrote), which several "
+                "worker processes do not emit: run "
                 "once with --processes 1 (workers: 1) until it has caught up, then start "
                 "again with more")
         for i in range(64):

@@ -9,6 +9,8 @@ Guarantees:
 - The debt is durable: the rebuilt state carries a `snapshot_due` mark, set before it is
   published and cleared after the snapshot is staged, so a worker killed in between
   emits the snapshot after its restart (at worst twice, which a compacted topic folds).
+- A debt that keeps events (`snapshot_due_keeps_events`: state of an older materializer,
+  see ingest.announced) applies on with its change events, then stages the snapshot.
 """
 
 from __future__ import annotations
@@ -30,15 +32,24 @@ class PendingSnapshots:
     def __init__(self, attach_outbox: Callable[[Relation], None]) -> None:
         self._attach_outbox = attach_outbox
         self._due: list[Relation] = []
+        self._silent: list[Relation] = []
 
     def owes(self, rel: Relation) -> bool:
         return rel in self._due
 
-    def add(self, rel: Relation) -> None:
-        """`rel` replays from now on without change events (its outbox is detached)."""
+    def silent(self, rel: Relation) -> bool:
+        """Whether `rel` applies without change events until its snapshot is staged."""
+        return rel in self._silent
+
+    def add(self, rel: Relation, *, keep_events: bool = False) -> None:
+        """`rel` replays from now on without change events (its outbox is detached), or,
+        with `keep_events`, applies on with them; either way its snapshot follows once it
+        has caught up."""
         if isinstance(rel.spec, TableSpec) and rel.spec.changes is not None \
                 and rel not in self._due:
-            rel.outbox = None
+            if not keep_events:
+                rel.outbox = None
+                self._silent.append(rel)
             self._due.append(rel)
 
     def settle(self, sources: Iterable[tuple[Any, Iterable[Relation]]]) -> None:
@@ -58,7 +69,8 @@ class PendingSnapshots:
     def _snapshot(self, rel: Relation) -> None:
         from materializer.changes.snapshot import stage_snapshot  # noqa: PLC0415
 
-        self._attach_outbox(rel)
+        if rel.outbox is None:
+            self._attach_outbox(rel)
         outbox = rel.outbox
         assert outbox is not None and isinstance(rel.spec, TableSpec)
         staged = stage_snapshot(rel.spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]
@@ -66,7 +78,9 @@ class PendingSnapshots:
         rel.writer.set_snapshot_due(False)
         rel.writer.set_changes_announced(True)
         self._due.remove(rel)
-        log.info("%s: caught up after the rebuild; %d snapshot event(s) (op r) staged for %s",
+        if rel in self._silent:
+            self._silent.remove(rel)
+        log.info("%s: caught up; %d snapshot event(s) (op r) staged for %s",
                  rel.spec.name, staged, outbox.topic)
 
 

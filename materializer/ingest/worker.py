@@ -100,7 +100,7 @@ class Worker:
         self.presence.check(rel.writer.path for rel in self.relations)
         for rel in self.relations:
             if rel.writer.snapshot_due():  # rebuilt in place, stopped before its snapshot
-                self.pending.add(rel)
+                self.pending.add(rel, keep_events=rel.writer.snapshot_due_keeps_events())
 
     # ---------------------------------------------------------------- plumbing
 
@@ -125,7 +125,7 @@ class Worker:
 
         for rel in self.relations:
             spec = rel.spec
-            if only not in (None, rel) or (only is None and self.pending.owes(rel)):
+            if only not in (None, rel) or (only is None and self.pending.silent(rel)):
                 continue
             if isinstance(spec, TableSpec) and spec.changes is not None:
                 rel.outbox = ChangeOutbox(spec, rel.writer, rel.applier.layout,  # type: ignore[union-attr]

@@ -33,6 +33,7 @@ from materializer.store.environment import (
     forget_env,
     offset_key,
     open_env,
+    open_existing_db,
     partition_db_name,
     read_meta,
 )
@@ -246,8 +247,26 @@ class RelationWriter:
         change topic a snapshot (`op: r` for every row): see ingest.resync."""
         return self._flag(b"snapshot_due")
 
-    def set_snapshot_due(self, due: bool) -> None:
-        self._set_flag(b"snapshot_due", due)
+    def set_snapshot_due(self, due: bool, *, keep_events: bool = False) -> None:
+        """Mark (or clear) the snapshot debt; `keep_events`: the records applied until the
+        snapshot is staged still emit their own events (state of an older materializer that
+        did not record whether its change topic holds every row: see
+        `ingest.announced`), instead of being replayed silently (an in-place rebuild)."""
+        self._set_flag(b"snapshot_due", due, b"events" if keep_events else b"1")
+
+    def snapshot_due_keeps_events(self) -> bool:
+        """Whether the snapshot debt leaves change events on meanwhile (`set_snapshot_due`)."""
+        with begin(self.env, db=self._meta_db) as txn:
+            return txn.get(b"snapshot_due") == b"events"
+
+    def has_side_table(self, name: bytes) -> bool:
+        """Whether the side table `name` exists (without creating it)."""
+        with translated(self.path, f"opening database {name!r}"):
+            try:
+                open_existing_db(self.env, name)
+            except lmdb.NotFoundError:
+                return False
+        return True
 
     def changes_announced(self) -> bool:
         """Whether every row of this state is on the table's change topic: `changes:` was
@@ -276,11 +295,11 @@ class RelationWriter:
         with begin(self.env, db=self._meta_db) as txn:
             return txn.get(name) is not None
 
-    def _set_flag(self, name: bytes, on: bool) -> None:
-        """A meta flag set (`on`) or cleared, in a small write transaction of its own."""
+    def _set_flag(self, name: bytes, on: bool, value: bytes = b"1") -> None:
+        """A meta flag set (`on`, to `value`) or cleared, in a small write transaction."""
         with translated(self.path, "writing metadata"), begin(self.env, write=True) as txn:
             if on:
-                txn.put(name, b"1", db=self._meta_db)
+                txn.put(name, value, db=self._meta_db)
             else:
                 txn.delete(name, db=self._meta_db)
 
