@@ -6,6 +6,8 @@ InfrastructureError naming the topic."""
 from __future__ import annotations
 
 import concurrent.futures
+import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
@@ -22,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # what confluent_kafka.admin re-exports, unlisted
 
 from connectors.kafka_log import with_logging
-from materializer.errors import InfrastructureError
+from materializer.errors import ConfigError, InfrastructureError
 
 
 def create_topic(bootstrap: str | Mapping[str, str], name: str, partitions: int = 1,
@@ -111,6 +113,31 @@ def describe_topics(conf: dict[str, str], topics: Sequence[str], timeout: float 
             else:
                 raise InfrastructureError(f"cannot describe topic {topic}: {e}") from e
     return out
+
+
+_SILENT = logging.getLogger("materializer.kafka.settings-check")
+_SILENT.addHandler(logging.NullHandler())
+_SILENT.propagate = False
+
+
+def check_settings(conf: dict[str, str]) -> None:
+    """ConfigError (exit 2) with librdkafka's reason when it refuses the client settings
+    `conf` (a private key it cannot read, a keystore, an unknown value): a client is made and
+    dropped at once, saying nothing, so that a command stops on this plain message before
+    its threads build clients of their own (which raised it as a traceback)."""
+    try:
+        settings: dict[str, Any] = {**client_conf(conf), "logger": _SILENT,
+                                    "error_cb": lambda _e: None}
+        held = [AdminClient(settings)]
+    except KafkaException as e:
+        err = e.args[0] if e.args else None
+        if not isinstance(err, KafkaError) or err.code() != KafkaError._INVALID_ARG:
+            raise
+        raise ConfigError(f"the Kafka client refused its settings (`kafka:`): {err.str()}") \
+            from None
+    # dropped in a thread of its own: librdkafka's teardown waits for a token request in
+    # flight (20 s for an OIDC endpoint that does not answer), which must not delay a start
+    threading.Thread(target=held.clear, name="kafka-settings-check", daemon=True).start()
 
 
 def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float = 5.0) -> int:

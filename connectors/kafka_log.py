@@ -6,6 +6,10 @@ rate-limited per kind of message (digits ignored, so "after 3ms" and "after 7ms"
 kind): the first of a kind is logged at once, repeats at most once a minute with how
 many were left out. An unreachable broker is named by one line of our own:
 `cannot reach the Kafka broker(s) at <bootstrap.servers>: ...; retrying`.
+Neither shows a secret: the client's secret settings are remembered
+(`materializer.redact.remember`) and every line is scrubbed before anything else sees it
+(librdkafka quotes URLs with their password, e.g. `sasl.oauthbearer.token.endpoint.url`
+in an OIDC failure, and a part of `sasl.oauthbearer.config` it cannot read).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from materializer.redact import ScrubFilter, remember, secret_values
 
 log = logging.getLogger("materializer.kafka")
 LIBRDKAFKA = logging.getLogger("materializer.kafka.librdkafka")
@@ -53,8 +59,9 @@ class RateLimit(logging.Filter):
         return True
 
 
-LIBRDKAFKA.addFilter(RateLimit())
-log.addFilter(RateLimit())
+for _logger in (LIBRDKAFKA, log):
+    _logger.addFilter(ScrubFilter())  # first: the rate limit sees the scrubbed text
+    _logger.addFilter(RateLimit())
 
 
 def error_callback(bootstrap: str) -> Callable[[Any], None]:
@@ -72,6 +79,8 @@ def error_callback(bootstrap: str) -> Callable[[Any], None]:
 
 
 def with_logging(settings: dict[str, Any]) -> dict[str, Any]:
-    """Client settings with librdkafka's logs and errors routed as described above."""
+    """Client settings with librdkafka's logs and errors routed as described above (the
+    secret settings remembered, so that no line shows them)."""
+    remember(secret_values(settings))
     bootstrap = str(settings.get("bootstrap.servers", "?"))
     return {"logger": LIBRDKAFKA, "error_cb": error_callback(bootstrap), **settings}

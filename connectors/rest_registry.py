@@ -24,6 +24,7 @@ from materializer.errors import (
     InfrastructureError,
     RecordError,
 )
+from materializer.redact import redact, remember, secret_values
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _NEGATIVE_TTL = 10.0  # seconds an unknown id is remembered as unknown
@@ -94,18 +95,27 @@ class RestRegistry:
         self._bases: list[str] = []
         source = conf.get("basic.auth.credentials.source", "USER_INFO").upper()
         user_info = conf.get("basic.auth.user.info")
+        remember(secret_values([*conf.items(), ("url", url)]))
         for raw in url.split(","):
             raw = raw.strip().rstrip("/")
             if not raw:
                 continue
-            parts = urllib.parse.urlsplit(raw)
+            try:
+                parts = urllib.parse.urlsplit(raw)
+                port = parts.port  # ValueError past 65535 or not a number
+            except ValueError as e:  # the message names no part of the URL
+                raise ConfigError(f"schema_registry.url {redact('url', raw)!r} is not a "
+                                  f"valid URL: {e}") from None
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"schema_registry.url {raw!r} is not an http(s) URL")
+                raise ConfigError(f"schema_registry.url {redact('url', raw)!r} is not an "
+                                  "http(s) URL")
             if parts.username is not None:
                 if source == "URL" or user_info is None:
                     user_info = (urllib.parse.unquote(parts.username) + ":"
                                  + urllib.parse.unquote(parts.password or ""))
-                netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+                    remember(secret_values([("basic.auth.user.info", user_info)]))
+                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+                netloc = host + (f":{port}" if port else "")
                 raw = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
             self._bases.append(raw)
         if not self._bases:

@@ -27,6 +27,7 @@ from materializer.logsetup import (
     LOG_FORMAT_ENV,
     setup_logging,
 )
+from materializer.redact import scrub
 from materializer.specs import Catalog, TableSpec
 
 log = logging.getLogger("materializer")
@@ -126,6 +127,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     digest = config_digest(args.config)  # of the declaration this process applies
     catalog = _load_worker(args)
+    from connectors.kafka_admin import check_settings  # noqa: PLC0415
+
+    check_settings(catalog.kafka_config)  # before any thread builds a client
+    if not args.no_api:  # refused before anything starts: no store, no membership record
+        from materializer.api.serve import check_listen  # noqa: PLC0415
+
+        check_listen(catalog, api_token(catalog))
     from materializer.store import StoreLock  # noqa: PLC0415
 
     if args.worker_index is not None:  # one of `run --processes N`'s workers
@@ -160,14 +168,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     api_proc = None
     api_failed: list[int] = []
     if not args.no_api:
-        from materializer.api.serve import check_listen  # noqa: PLC0415
         from materializer.children import ApiChild  # noqa: PLC0415
 
         def api_exited(code: int) -> None:
             api_failed.append(code)
             stop.set()
 
-        check_listen(catalog, api_token(catalog))
         api_proc = ApiChild(args.config, api_exited, _worker_flags(args))
     from materializer import gc_tuning  # noqa: PLC0415
 
@@ -254,7 +260,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _report(lines: list[str], fmt: str) -> None:
     """An error that ends the command, on stderr: plain lines, or JSON log lines."""
-    for line in lines:
+    for line in map(scrub, lines):  # a message may quote librdkafka or a URL
         if fmt == "json":
             log.error("%s", line)
         else:
@@ -296,6 +302,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)  # so the exit's flush raises no more
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # as a shell reports a process ended by SIGPIPE (128 + 13)
+    except Exception as e:  # librdkafka refusing a client setting (a bad ssl.key.pem, ...)
+        kafka = sys.modules.get("confluent_kafka")
+        if kafka is None or not isinstance(e, kafka.KafkaException):
+            raise
+        err = e.args[0] if e.args else None
+        invalid = err is not None and getattr(err, "code", lambda: None)() == \
+            kafka.KafkaError._INVALID_ARG
+        what = err.str() if err is not None and hasattr(err, "str") else str(e)
+        _report([f"materializer: the Kafka client refused its settings (`kafka:`): {what}"
+                 if invalid else f"materializer: Kafka client error: {what}"], fmt)
+        return 2 if invalid else 1
 
 
 def entry() -> None:

@@ -11,13 +11,20 @@ import sys
 from typing import Any
 
 from materializer.errors import NotFound
+from materializer.redact import remember, secret_values
 from materializer.specs import Catalog, RelationSpec
 
 
 def load_config(path: str) -> Catalog:
     from materializer.catalog import load_catalog  # noqa: PLC0415
 
-    return load_catalog(path, env=os.environ)
+    catalog = load_catalog(path, env=os.environ)
+    # whatever this process logs or prints from now on masks them (`redact.scrub`)
+    remember(secret_values(catalog.kafka))
+    reg = catalog.schema_registry
+    if reg is not None:
+        remember(secret_values([*reg.config, ("url", reg.url or "")]))
+    return catalog
 
 
 def open_store(catalog: Catalog) -> Any:
@@ -41,4 +48,7 @@ def print_json(obj: Any) -> None:
 
 def api_token(catalog: Catalog) -> str | None:
     env = catalog.api.token_env
-    return os.environ.get(env) or None if env else None
+    token = os.environ.get(env) or None if env else None
+    if token is not None:
+        remember([token])
+    return token

@@ -11,15 +11,33 @@ import os
 import sys
 from typing import Any
 
+from materializer.redact import scrub
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 LOG_LEVEL_ENV = "MATERIALIZER_LOG_LEVEL"
 LOG_FORMAT_ENV = "MATERIALIZER_LOG_FORMAT"
 
 
+class TextLogFormatter(logging.Formatter):
+    """`time LEVEL logger: message` lines, the message and any traceback scrubbed
+    (`materializer.redact.scrub`: no client secret or URL password, whatever logged it)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = scrub(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        return scrub(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+        return scrub(super().formatStack(stack_info))
+
+
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: ts (UTC, ISO 8601, milliseconds), level, logger,
-    message, and exc (the traceback) when there is one."""
+    message, and exc (the traceback) when there is one; message and traceback scrubbed
+    as `TextLogFormatter` does."""
 
     def format(self, record: logging.LogRecord) -> str:
         import datetime  # noqa: PLC0415
@@ -27,9 +45,9 @@ class JsonLogFormatter(logging.Formatter):
         ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
         out: dict[str, Any] = {"ts": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                                "level": record.levelname.lower(), "logger": record.name,
-                               "message": record.getMessage()}
+                               "message": scrub(record.getMessage())}
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False)
 
 
@@ -57,7 +75,7 @@ def setup_logging(args: argparse.Namespace) -> str | None:
 def stderr_handler(fmt: str) -> logging.Handler:
     """A handler to stderr in format `fmt` (text or json)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter() if fmt == "json" else logging.Formatter(
+    handler.setFormatter(JsonLogFormatter() if fmt == "json" else TextLogFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
 

@@ -376,6 +376,11 @@ def advertise_problem(url: str) -> str | None:
             or parts.query or parts.fragment:
         return ("is not a URL other workers can reach: write http://host:port (for example "
                 "http://10.0.0.5:8080)")
+    if "@" in parts.netloc:
+        return ("holds a user name or password (`user:password@`): the advertised URL is "
+                "published in the group's membership topic and shown by GET /cluster and "
+                "`materializer status`; workers and clients authenticate with the bearer "
+                "token (`api.token_env`): write http://host:port")
     return None
 
 

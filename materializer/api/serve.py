@@ -68,6 +68,10 @@ def serve(catalog: Catalog, token: str | None) -> None:
     from granian.log import LogLevels  # noqa: PLC0415
 
     check_listen(catalog, token)
+    if token is None and catalog.api.token_env:  # loopback: every local user may ask
+        log.warning("api.token_env names %s, but it is unset or empty: the lookup API on %s "
+                    "answers every request without a token; export %s to require one",
+                    catalog.api.token_env, catalog.api.listen, catalog.api.token_env)
     host, port = catalog.api.host_port()
     n = max(1, catalog.api.processes)
     _probe(host, port)

@@ -37,6 +37,7 @@ from materializer.catalog.snapshots import check_tables, read_schedule
 from materializer.catalog.validate import build_relations
 from materializer.catalog.yamlnodes import STR_TAG, is_null
 from materializer.errors import ConfigError, Diagnostic
+from materializer.redact import redact
 from materializer.specs import (
     ApiSpec,
     Catalog,
@@ -281,7 +282,7 @@ class _Reader(RelationReader):
             if k.value == "advertise":
                 problem = advertise_problem(s.value)
                 if problem is not None:
-                    self.error(s.loc, f"`api.advertise: {s.value}` {problem}")
+                    self.error(s.loc, f"`api.advertise: {redact('url', s.value)}` {problem}")
                     continue
             fields[k.value] = s.value
         api = ApiSpec(**fields)

@@ -16,6 +16,7 @@ import socket
 from dataclasses import replace
 
 from materializer.errors import ConfigError
+from materializer.redact import redact
 from materializer.specs import ApiSpec, Catalog, advertise_problem
 
 
@@ -39,7 +40,7 @@ def with_overrides(catalog: Catalog, *, store: str | None = None, listen: str | 
     if advertise is not None:
         problem = advertise_problem(advertise)
         if problem is not None:
-            raise ConfigError(f"--advertise {advertise} {problem}")
+            raise ConfigError(f"--advertise {redact('url', advertise)} {problem}")
         api = replace(api, advertise=advertise)
     return replace(catalog, api=api) if api is not catalog.api else catalog
 
