@@ -100,6 +100,7 @@ from materializer.formats.avro_schema import (
     Reading,
     avro_element,
     avro_fields,
+    branch_kinds,
     connect_name,
     field_aliases,
     field_names,
@@ -342,29 +343,39 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
         rec = record_of(schema)
         if rec is not None:
             reading = checked_reading(spec, schema, rec, "the Avro record")
-            if forms and not isinstance(reading, RecordError):
+            if not isinstance(reading, RecordError):
                 plan, stored = reading.prepared
-                reading = reading._replace(prepared=(passing_placeholders(plan, forms),
-                                                     stored))
+                if forms:
+                    plan = passing_placeholders(plan, forms)
+                reading = reading._replace(prepared=(plan, stored, False))
             return reading
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "
                                f"{len(columns)} value columns", "not_a_record")
         named = named_types(schema)
         node = resolve(schema, named)
+        kinds = branch_kinds(node, named)
+        if "record" in kinds and "map" in kinds:  # both read as a dict: which one is it?
+            return RecordError(
+                f"the value schema is a union of a record and a map, whose values cannot be "
+                f"told apart (both read as a mapping), and {spec.name} has one value column "
+                f"{single!r}: write the column's value as a record with a field {single!r}",
+                "not_a_record")
         if isinstance(node, dict):
             fix = connect_fixup(connect_name(node), node.get("connect.parameters"),
                                  node, columns[single], avro_element(named))
         else:
             fix = None
-        return ((single, single, fix),), nothing
+        # a value of a schema with no record branch is the column's value, a map too (its
+        # entries are no fields); a union's record branch still gives the fields
+        return ((single, single, fix),), nothing, "record" not in kinds
 
     read = wire_reader(spec, registry, "value_format avro", prepare)
 
     def decode(b: bytes) -> tuple[Mapping[str, Any], frozenset[str]]:
         try:
-            datum, (plan, stored) = read(b)
-            if type(datum) is not dict:
+            datum, (plan, stored, bare) = read(b)
+            if bare or type(datum) is not dict:
                 if single is None:
                     raise RecordError("the Avro value is not a record", "not_a_record")
                 datum = {single: datum}

@@ -108,6 +108,19 @@ def named_types(schema: Any) -> Mapping[str, Any]:
     return {}
 
 
+def branch_kinds(node: Any, named: Mapping[str, Any]) -> set[str]:
+    """The Avro types a value of schema `node` (resolved: a ["null", T] union is T) may
+    be: `record`, `map`, ... (named types resolved; a union's non-null branches)."""
+    out: set[str] = set()
+    for branch in node if isinstance(node, list) else [node]:
+        b = resolve(branch, named)
+        if isinstance(b, dict):
+            b = b.get("type")
+        if isinstance(b, str) and b != "null":
+            out.add("record" if b == "error" else b)
+    return out
+
+
 def record_of(schema: Any) -> dict[str, Any] | None:
     node = resolve(schema, named_types(schema))
     if isinstance(node, dict) and node.get("type") == "record":

@@ -76,7 +76,7 @@ from materializer.values import key_storage
 __all__ = ["is_wrapper", "key_decoder",
            "value_decoder"]
 
-_Unwrap = Callable[[dict[str, Any]], tuple[Any, frozenset[str]]]
+_Unwrap = Callable[[dict[str, Any]], tuple[Any, frozenset[str], bool]]
 _ABSENT: Any = object()  # a key column the key object does not have
 
 
@@ -99,8 +99,10 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
                ) -> _Unwrap:
     """wrapper -> (payload with its Connect logical types applied: a dict of fields, a
     bare value when the schema is not a struct, or None; the `columns` a struct schema has
-    no field for, which `warn_unfilled` logs with `table`). A bare value is converted for
-    column `single` if given, else returned as it is. RecordError(type_mismatch) for a
+    no field for, which `warn_unfilled` logs with `table`; whether the payload is column
+    `single`'s value: its schema is no struct, so an object there is a Connect map, not
+    the fields of a row). A bare value is converted for column `single` if given (a map's
+    values too), else returned as it is. RecordError(type_mismatch) for a
     value its logical type cannot read. With `table` (values, not keys), the columns a
     struct schema has no field for are logged (`warn_unfilled`) when it has a field for
     some `declared` column (a key column's too: its payloads are stored as rows, not
@@ -113,7 +115,7 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
     none: frozenset[str] = frozenset()
 
     def plan(schema: dict[str, Any]
-             ) -> tuple[Plan, Fixup | None, RecordError | None, frozenset[str]]:
+             ) -> tuple[Plan, Fixup | None, RecordError | None, frozenset[str], bool]:
         fields = struct_fields(schema)
         if fields is not None:
             matched = match_fields(fields, columns) if table or whole_key else {}
@@ -127,21 +129,21 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
             found = field_plan(fields, columns, exact=key)
             if placeholders:
                 found = passing_placeholders(found, placeholders)
-            return found, None, refused, unfilled
+            return found, None, refused, unfilled, False
         if single is None:
-            return (), None, None, none
+            return (), None, None, none, False
         return (), connect_fixup(schema.get("name"), schema.get("parameters"), schema,
-                                 columns[single], exact=key), None, none
+                                 columns[single], exact=key), None, none, True
     plan_for = per_schema(plan)
 
-    def unwrap(obj: dict[str, Any]) -> tuple[Any, frozenset[str]]:
+    def unwrap(obj: dict[str, Any]) -> tuple[Any, frozenset[str], bool]:
         payload = obj["payload"]
         if payload is None:
-            return None, none
-        struct_plan, fix, refused, unfilled = plan_for(obj["schema"])
+            return None, none, False
+        struct_plan, fix, refused, unfilled, bare = plan_for(obj["schema"])
         if refused is not None:
             raise refused
-        if type(payload) is dict:
+        if type(payload) is dict and not bare:
             if struct_plan:
                 apply_plan(struct_plan, payload)
         elif fix is not None:
@@ -149,7 +151,7 @@ def _unwrapper(columns: Mapping[str, ColumnType], single: str | None, table: str
                 payload = fix(payload)
             except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
                 raise RecordError(f"the Connect payload: {e}", "type_mismatch") from e
-        return payload, unfilled
+        return payload, unfilled, bare
     return unwrap
 
 
@@ -186,7 +188,9 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
             schemaless, unfilled = True, none
             if "payload" in obj and wrapped and is_wrapper(obj):
                 schemaless = False  # the schema matched its fields to the columns
-                obj, unfilled = unwrap(obj)
+                obj, unfilled, bare = unwrap(obj)
+                if bare and single is not None and obj is not None:
+                    return {single: obj}  # a map too is the column's value, not a row
                 if type(obj) is not dict:
                     if obj is None:
                         return DELETE  # type: ignore[no-any-return]
