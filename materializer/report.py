@@ -13,7 +13,14 @@ from typing import Any
 
 from materializer.errors import InfrastructureError, NotFound
 from materializer.specs import Catalog
-from materializer.status import fresh_age, lag, read_status, totals, writer_gone
+from materializer.status import (
+    fresh_age,
+    lag,
+    read_status,
+    totals,
+    writer_gone,
+    writer_stopped,
+)
 from materializer.store import Store
 
 
@@ -139,6 +146,9 @@ def worker_state_note(store_path: str) -> str | None:
     if writer_gone(status):
         return (f"the worker (pid {status.get('pid')}) is not running: nothing is applied "
                 "until `materializer run` again")
+    if writer_stopped(status):
+        return (f"the worker (pid {status.get('pid')}) is stopped (SIGSTOP or SIGTSTP): "
+                "nothing is applied until it is continued")
     if not isinstance(updated, int | float) or isinstance(updated, bool):
         return "the worker status has no time: whether a worker runs is not known"
     import time  # noqa: PLC0415

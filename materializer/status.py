@@ -17,7 +17,8 @@ One owner for each rule, shared by the worker, `materializer status`, `/metrics`
   reading a missing, stale, partial or malformed one never raises. Its batch times are a
   cumulative `Histogram`. It names its writer (`pid`, `process`: boot, pid namespace and
   start time), so a reader on the same machine knows at once when that process is gone
-  (kill -9 included) instead of trusting its last words for `STALE_AFTER_S`.
+  (kill -9 included), or stopped (SIGSTOP), instead of trusting its last words for
+  `STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -148,6 +149,22 @@ def writer_gone(status: Mapping[str, Any]) -> bool:
     return False
 
 
+def writer_stopped(status: Mapping[str, Any]) -> bool:
+    """Whether the process that wrote `status` is stopped by job control (SIGSTOP,
+    SIGTSTP): it applies nothing and writes no status until continued, so its last words
+    ("caught up", lag 0) stop being true as records arrive, for up to `STALE_AFTER_S`
+    before the file counts as stale. False when it cannot be known (as `writer_gone`). A
+    tracing stop (`t`: strace, a debugger) does not count: a traced worker still runs."""
+    pid, ident = status.get("pid"), status.get("process")
+    if not isinstance(ident, str) or isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    here = _here()
+    if here is None or not ident.startswith(here + ":"):
+        return False
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] == "T" and ident == f"{here}:{pid}:{stat[1]}"
+
+
 _HERE: list[str | None] = []
 
 
@@ -191,6 +208,9 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
         return False, f"the worker status is {age:.0f} s old"
     if writer_gone(status):
         return False, f"the worker (pid {status.get('pid')}) is not running"
+    if writer_stopped(status):
+        return False, (f"the worker (pid {status.get('pid')}) is stopped (SIGSTOP or "
+                       "SIGTSTP): it applies nothing until continued")
     if status.get("caught_up") is not True:
         if isinstance(waiting := status.get("retrying"), str):
             return False, f"not caught up: a batch is retried ({waiting[:300]})"

@@ -34,6 +34,7 @@ from materializer.status import (
     number,
     readiness,
     writer_gone,
+    writer_stopped,
 )
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -199,7 +200,7 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
     # lag and end offsets only from a live worker's status: a worker killed (or stopped)
     # leaves its last file behind, whose "lag 0" is no longer true (absent = unknown)
     live = (age is not None and fresh_age(age) and status.get("stopping") is not True
-            and not writer_gone(status))
+            and not writer_gone(status) and not writer_stopped(status))
     for part in _list(status.get("partitions")) if live else ():
         if not isinstance(part, dict):
             continue

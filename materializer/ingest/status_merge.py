@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from materializer.status import fresh_age, number
+from materializer.status import fresh_age, number, writer_stopped
 
 
 def counters_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,15 +76,19 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
                    ) -> dict[str, Any]:
     """One status of several workers: partitions and assignments together, numbers summed
     (histogram buckets by position), start times the earliest, `updated_at` the oldest;
-    caught up only when every worker reported within `STALE_AFTER_S`, every partition has
+    caught up only when every worker reported within `STALE_AFTER_S` (and is not stopped by
+    a signal), every partition has
     no lag, and every (relation, partition) of `known` (the supervisor's: every partition
     of the relations' topics as recorded in the store, and any a worker listed) is
     held by a worker: a worker killed and started again holds none until the group gives
     its partitions back, and those partitions' records go unapplied meanwhile."""
     now = time.time() if now is None else now
     present = [s for s in statuses if s is not None]
+    # a worker stopped by a signal (SIGSTOP) writes nothing until continued: its last
+    # status ("lag 0") is not current, however recent
     fresh = [s for s in present
-             if (u := number(s.get("updated_at"))) is not None and fresh_age(now - u)]
+             if (u := number(s.get("updated_at"))) is not None and fresh_age(now - u)
+             and not writer_stopped(s)]
     partitions = [p for s in present for p in _list(s.get("partitions"))]
     assigned = sorted({tuple(a) for s in present for a in _list(s.get("assigned"))
                        if isinstance(a, list)})
