@@ -87,4 +87,3 @@ def test_a_scan_of_a_snapshot_is_one_state_across_pages(tmp_path: Path) -> None:
         rows = _pages(c, 7, write, as_of="before")
         assert [r["id"] for r in rows] == list(range(30))
         assert all(r["version"] == 0 for r in rows)
-
