@@ -70,11 +70,17 @@ def members_publish_and_read_each_other(cluster: Cluster) -> None:
     assert "3 live member(s)" in status.stdout
     for n in (a, b, c):
         assert f"{n.name}       {n.url}" in status.stdout
-    rows = [json.loads(line) for line in run_cli("status", str(cluster.cfg), "--json",
-                                                 env=env).stdout.splitlines()]
-    assert {r["owner"] for r in rows if r["relation"] == "shop.users"} == {"a", "b", "c"}
-    assert all(len(r["standbys"]) == 1 and r["standbys"][0] != r["owner"] for r in rows
-               if r["relation"] == "shop.users")
+
+    def users_rows_owned_by_all() -> list[dict[str, Any]] | None:
+        rows = [json.loads(line) for line in run_cli("status", str(cluster.cfg), "--json",
+                                                     env=env).stdout.splitlines()]
+        users = [r for r in rows if r["relation"] == "shop.users"]
+        return users if {r["owner"] for r in users} == {"a", "b", "c"} else None
+
+    # the members' claims as the membership topic has them (a claim of a rebalance under
+    # way may still be the newest: asked again until every member's claims arrived)
+    rows = wait_until(users_rows_owned_by_all, 30, "status showing every member's partitions")
+    assert all(len(r["standbys"]) == 1 and r["standbys"][0] != r["owner"] for r in rows)
 
 
 # --------------------------------------------------------------------------- routing
