@@ -19,6 +19,19 @@ log = logging.getLogger("materializer.kafka")
 IN_ORDER = "max.in.flight.requests.per.connection"
 
 
+class MessageTooLarge(InfrastructureError):
+    """A message larger than the producer (`message.max.bytes`) or the topic
+    (`max.message.bytes`) takes: sending it again fails the same way until a limit is
+    raised, so the caller should say so loudly rather than wait for it quietly."""
+
+    produced = 0
+    """Set by a caller producing a sequence: how many of it went to the producer first."""
+
+
+def _too_large(err: KafkaError | None) -> bool:
+    return err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
 def sink_settings(conf: dict[str, str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The producer settings of a `Sink`: ours, then the catalog's Kafka settings, then
     `extra`, with one rule last: messages to a partition arrive in the order produced.
@@ -52,11 +65,13 @@ class Sink:
         settings.update({"delivery.report.only.error": True, "on_delivery": self._report})
         self._producer = Producer(with_logging(settings))
         self._failed: list[str] = []
+        self._too_large = False  # a failure since the last flush was a message too large
         self.failures = 0  # deliveries that failed since the start
 
     def _report(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._failed.append(f"{msg.topic()}: {err}")
+            self._too_large = self._too_large or _too_large(err)
             self.failures += 1
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None,
@@ -76,7 +91,9 @@ class Sink:
             except BufferError:
                 self._producer.poll(0.1)
             except KafkaException as e:
-                raise InfrastructureError(f"producing to {topic} failed: {e}") from e
+                kind = MessageTooLarge if _too_large(e.args[0] if e.args else None) \
+                    else InfrastructureError
+                raise kind(f"producing to {topic} failed: {e}") from e
 
     def queued(self) -> int:
         """Messages produced and neither acknowledged nor failed yet."""
@@ -86,8 +103,9 @@ class Sink:
         """Wait until everything produced so far is acknowledged."""
         remaining = self._producer.flush(timeout)
         failed, self._failed = self._failed, []
+        too_large, self._too_large = self._too_large, False
         if remaining or failed:
-            raise InfrastructureError(
+            raise (MessageTooLarge if too_large else InfrastructureError)(
                 f"producer: {remaining} message(s) unacknowledged, failures: {failed[:3]}")
 
 

@@ -136,7 +136,7 @@ def format_status(rows: list[dict[str, Any]]) -> str:
 def worker_state_note(store_path: str) -> str | None:
     """A line for `status` when no worker is known to run on the store (None when one
     does): the table is then what the store holds, and LAG what it misses, with nobody
-    applying it."""
+    applying it; or when a running worker's change events cannot be delivered."""
     status = read_status(store_path)
     if status is None:
         return "no worker status file: no worker runs on this store (or none has yet)"
@@ -158,4 +158,8 @@ def worker_state_note(store_path: str) -> str | None:
         return (f"the worker status is {age:.0f} s old: the worker is stalled or not "
                 "running" if age >= 0 else f"the worker status is dated {-age:.0f} s in "
                 "the future (was the clock set back?): whether a worker runs is not known")
+    stuck = status.get("change_events_stuck")
+    if isinstance(stuck, dict) and stuck:
+        return "; ".join(f"change events of {name} cannot be delivered: {why}"
+                         for name, why in sorted(stuck.items()))
     return None

@@ -191,7 +191,9 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     The worker sets `caught_up` only when it has partitions assigned and each has a known
     lag of 0 (an end offset its leader gave lately, see `connectors.kafka_reach.Reach`), so a
     worker still joining its group, or cut off from its broker, is not ready; the reason
-    counts the partitions lagging and those whose end offset is unknown.
+    counts the partitions lagging and those whose end offset is unknown. Nor is a worker
+    whose change events cannot be delivered (`change_events_stuck`: an event larger than
+    the producer or the change topic takes holds up every later one of its table).
     """
     if status is None:
         return False, "no worker status file (is the worker running?)"
@@ -211,6 +213,10 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     if writer_stopped(status):
         return False, (f"the worker (pid {status.get('pid')}) is stopped (SIGSTOP or "
                        "SIGTSTP): it applies nothing until continued")
+    stuck = status.get("change_events_stuck")
+    if isinstance(stuck, dict) and stuck:
+        name, why = min(stuck.items())
+        return False, f"change events of {name} cannot be delivered: {str(why)[:400]}"
     if status.get("caught_up") is not True:
         if isinstance(waiting := status.get("retrying"), str):
             return False, f"not caught up: a batch is retried ({waiting[:300]})"

@@ -98,6 +98,10 @@ class OutboxDrainer:
     def _note_backlog(self) -> None:
         self._backlog = {o.spec.name: o.backlog() for o in self.outboxes}
 
+    def stuck(self) -> dict[str, str]:
+        """Per table whose outbox cannot deliver (`ChangeOutbox.stuck`), why."""
+        return {o.spec.name: why for o in self.outboxes if (why := o.stuck) is not None}
+
     def metrics(self) -> dict[str, Any]:
         """The outbox figures of the status (`worker.json`), per table, as the drainer's
         thread last saw them."""

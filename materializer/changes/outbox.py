@@ -58,11 +58,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from connectors.kafka_admin import create_topic, partition_count
-from connectors.partitioners import partition_for
+from connectors.producer import MessageTooLarge
 from materializer.changes.envelope import encoder_for
 from materializer.changes.envelope_base import EventEncoder, Message
 from materializer.changes.event import Change
+from materializer.changes.placement import ChangePlacement
 from materializer.errors import ConfigError, InfrastructureError, MaterializerError, UsageError
 from materializer.protocols import SchemaRegistry
 from materializer.specs import TableSpec
@@ -79,8 +79,6 @@ OUTBOX_DB = b"changes"
 _SEQ = struct.Struct(">Q")
 _dumps = marshal.dumps
 _loads = marshal.loads
-_SAME = -1  # placement: change-topic partition = source partition
-_PRODUCER_HASH = 0  # placement: let the producer's partitioner hash the key
 
 
 class ChangeOutbox:
@@ -117,13 +115,13 @@ class ChangeOutbox:
         self.spec = spec
         self.topic = spec.changes.topic
         self.max_backlog = max_backlog
-        self.source_partitions = source_partitions  # None: asked of the broker when needed
         self.drained_total = 0
         self.drains = drains  # False: another process drains this outbox (see the module doc)
         self._hot_limit = 0 if shared else self.hot_limit
         self._writer = writer
         self._sink = sink
         self._kafka_conf = dict(kafka_conf) if kafka_conf is not None else None
+        self._place = ChangePlacement(self.topic, spec.topic, kafka_conf, source_partitions)
         if spec.changes.format == "debezium-avro" and registry is None:
             raise ConfigError(f"{spec.name}: change events in debezium-avro need a "
                               "schema_registry (url or path) that can register schemas")
@@ -131,13 +129,16 @@ class ChangeOutbox:
         self._registry = registry
         self._encoder: EventEncoder | None = None  # built on first use: the registry may be away
         self._table = writer.side_table(OUTBOX_DB)
-        self._partitions: int | None = None  # _SAME, _PRODUCER_HASH or a count to hash by
         # committed events staged here, oldest first, until delivered (see the module doc)
         self._hot: list[tuple[bytes, tuple[int, bytes, bytes | None]]] = []
         self._unsettled = False  # a chunk may still sit in the producer after a failure
         self._retry_at = 0.0
         self._backoff = 0.0
         self._failures = 0
+        self.stuck: str | None = None
+        """Why the outbox cannot deliver (an event larger than the producer or the change
+        topic takes), while it cannot: the worker's status carries it, so /readyz
+        answers 503 naming it. None when the last drain delivered or failed otherwise."""
 
     # ------------------------------------------------------------------ staging
 
@@ -184,8 +185,7 @@ class ChangeOutbox:
 
         if self._kafka_conf is None:
             return None
-        if self._partitions is None:
-            self._partitions = self._resolve_topic()
+        self._place.resolve()
         live = live_keys(self._kafka_conf, self.topic)
         for _, raw in self._table.first_items(self._table.entries()):
             p, key, value = _loads(raw)
@@ -223,12 +223,7 @@ class ChangeOutbox:
     def placement(self, partition: int, key: bytes) -> int:
         """The change-topic partition of a message staged for source `partition` (only
         once the topic is resolved: see `announced_keys`), or pinned (`pinned`)."""
-        n = self._partitions
-        if partition < 0:
-            return -1 - partition
-        if n is None or n in (_SAME, _PRODUCER_HASH):
-            return partition
-        return partition_for(key, n)
+        return self._place.of(partition, key)
 
     def pinned(self, msgs: list[Message], at: int) -> list[Message]:
         """`msgs` sent to change-topic partition `at` whatever the placement: a snapshot's
@@ -272,8 +267,7 @@ class ChangeOutbox:
             return 0
         drained = 0
         try:
-            if self._partitions is None:
-                self._partitions = self._resolve_topic()
+            self._place.resolve()
             if self._unsettled:
                 self._sink.flush(self.settle_timeout)  # raises until the producer is empty
                 self._unsettled = False
@@ -283,7 +277,12 @@ class ChangeOutbox:
                 if not batch:
                     break
                 full_chunk = len(batch) >= self.chunk
-                self._send(batch)
+                try:
+                    self._send(batch)
+                except MessageTooLarge as e:
+                    self.stuck = self._too_large(batch)
+                    drained += self._settle_before(batch, e.produced, hot)
+                    raise
                 if hot and len(batch) == len(self._hot):
                     self._table.clear()  # the outbox held exactly these: empty it at once
                 else:
@@ -301,6 +300,7 @@ class ChangeOutbox:
             self._back_off(e)
             return drained
         self.drained_total += drained
+        self.stuck = None
         if self._failures:
             log.info("change events of %s reach %s again (%d failed attempt(s))",
                      self.spec.name, self.topic, self._failures)
@@ -323,49 +323,61 @@ class ChangeOutbox:
         """Produce one chunk and wait until every message of it is acknowledged."""
         produce = self._sink.produce
         topic = self.topic
-        n = self._partitions
+        target = self._place.target
         self._unsettled = True
-        for _, (p, key, value) in batch:
-            if p < 0:  # pinned to a change-topic partition
-                produce(topic, key, value, partition=-1 - p)
-            elif n == _SAME:
-                produce(topic, key, value, partition=p)
-            elif n == _PRODUCER_HASH or n is None:
-                produce(topic, key, value)
-            else:
-                produce(topic, key, value, partition=partition_for(key, n))
+        for i, (_, (p, key, value)) in enumerate(batch):
+            try:
+                at = target(p, key)
+                if at is None:
+                    produce(topic, key, value)
+                else:
+                    produce(topic, key, value, partition=at)
+            except MessageTooLarge as e:
+                e.produced = i  # the ones before it are in the producer
+                raise
         self._sink.flush(self.flush_timeout)  # raises unless all acknowledged, none failed
         self._unsettled = False
 
-    def _resolve_topic(self) -> int:
-        """Find (or create) the change topic and decide how events are placed."""
-        if self._kafka_conf is None:
-            return _PRODUCER_HASH
-        # a metadata request that names a missing topic may auto-create it on the broker
-        conf = {**self._kafka_conf, "allow.auto.create.topics": "false"}
-        n = partition_count(conf, self.topic)
-        if n == 0:
-            create_topic(conf, self.topic, self._source_count(conf),
-                         config={"cleanup.policy": "compact"})
-            n = partition_count(conf, self.topic)
-            log.info("created change topic %s with %d partition(s)", self.topic, n)
-        return _SAME if n == self._source_count(conf) else n
+    def _settle_before(self, batch: list[tuple[bytes, tuple[int, bytes, bytes | None]]],
+                       produced: int, hot: bool) -> int:
+        """After the producer refused message `produced` of `batch` as too large: deliver
+        and delete the ones before it, so that an outbox stuck on that message does not
+        send them again at every retry (the change topic would grow by them each time).
+        How many were deleted (none if the producer does not confirm them)."""
+        if not produced:
+            return 0
+        try:
+            self._sink.flush(self.flush_timeout)
+        except InfrastructureError:
+            return 0
+        self._unsettled = False
+        self._table.delete_keys([k for k, _ in batch[:produced]])
+        if hot:
+            del self._hot[:produced]
+        return produced
 
-    def _source_count(self, conf: Mapping[str, str]) -> int:
-        """The source topic's partition count; InfrastructureError (retried with back-off)
-        while the source topic does not exist yet."""
-        if self.source_partitions is None:
-            n = partition_count(dict(conf), self.spec.topic)
-            if n == 0:
-                raise InfrastructureError(f"source topic {self.spec.topic} does not exist "
-                                          "yet: the change topic is created once it does")
-            self.source_partitions = n
-        return self.source_partitions
+    def _too_large(self, batch: list[tuple[bytes, tuple[int, bytes, bytes | None]]]) -> str:
+        """What to tell the operator about a chunk the producer or the broker refused as
+        too large (the largest event of it is the one)."""
+        _, (_, key, value) = max(batch, key=lambda e: len(e[1][1]) + len(e[1][2] or b""))
+        shown = key.decode("utf-8", "replace")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return (f"a change event of {len(key) + len(value or b''):,} bytes (key {shown}) is "
+                f"larger than the producer or {self.topic} takes; it and every later change "
+                f"event of {self.spec.name} wait in the outbox ({self.backlog():,} now) and "
+                "are retried: raise `message.max.bytes` in `kafka:` (librdkafka's default "
+                "is 1,000,000 bytes; then start the worker again) and the change topic's "
+                "`max.message.bytes` above it")
 
     def _back_off(self, err: Exception) -> None:
         self._failures += 1
         self._backoff = min(self.max_backoff, max(self.min_backoff, self._backoff * 2))
         self._retry_at = time.monotonic() + self._backoff
+        if self.stuck is not None and isinstance(err, MessageTooLarge):
+            log.error("change events of %s to %s cannot be delivered: %s (%s); retrying in "
+                      "%.1f s", self.spec.name, self.topic, self.stuck, err, self._backoff)
+            return
+        self.stuck = None
         log.warning("change events of %s to %s not delivered (%s); %d waiting, "
                     "retrying in %.1f s", self.spec.name, self.topic, err, self.backlog(),
                     self._backoff)

@@ -88,6 +88,7 @@ class ProcessWorker(Worker):
         self.grouped = StoreFeed(self.grouped.by_topic)
 
     def _rebuild_in_place(self, rel: Any, topic_id: str | None) -> None:
+        self._not_current(rel)
         raise TopicReset(
             f"{rel.spec.kind} {rel.spec.name}: its local state must be rebuilt (topic "
             f"{rel.spec.topic} was recreated, or its offsets are gone), which several worker "

@@ -336,6 +336,7 @@ class Supervisor:
         merged["metrics"] = self.retired.add_to(merged["metrics"])
         if self.drainer is not None:
             merged["metrics"].update(self.drainer.metrics())
+            merged["change_events_stuck"] = self.drainer.stuck()
         applied = (merged.get("metrics") or {}).get("records_applied_total")
         if isinstance(applied, int):
             self.applied_total = applied

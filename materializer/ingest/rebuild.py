@@ -36,6 +36,7 @@ from materializer.ingest.worker import POLL_TIMEOUT
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
 from materializer.status import UNCHANGED, rejection_counter
 from materializer.store import RelationWriter, StoreLock, relation_exists
+from materializer.store.lock import check_held
 
 log = logging.getLogger("materializer.rebuild")
 
@@ -145,6 +146,7 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
     deadline = time.monotonic() + timeout
     try:
         while True:
+            check_held(catalog.store_path)  # a `run` beside it would write the old state
             if time.monotonic() >= deadline:
                 marks = {p: source.end_offset(t, p) for t, p in source.assigned}
                 raise InfrastructureError(

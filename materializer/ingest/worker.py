@@ -303,6 +303,7 @@ class Worker:
         topics rebuilt (their partitions were moved back to the beginning)."""
         for rel, old, new in changed:
             if rel.spec.on_reset != "rebuild":
+                self._not_current(rel)
                 raise TopicReset(reset_message(rel, old, new))
             log.warning("%s: topic %s was deleted and created again (id %s is now %s): "
                         "on_reset: rebuild drops the local state and replays the new topic",
@@ -315,6 +316,7 @@ class Worker:
         does not hold (see ingest.topics.OffsetWatch)."""
         for rel in relations_of(found):
             if rel.spec.on_reset != "rebuild":
+                self._not_current(rel)
                 raise TopicReset(next(f for f in found if f.relation is rel).message())
             log.warning("%s; on_reset: rebuild drops the local state and replays the topic",
                         next(f for f in found if f.relation is rel).message().split(";")[0])
@@ -322,6 +324,18 @@ class Worker:
         stuck = {t for t, _ in feed.source.out_of_range}  # partitions with no stored offset
         for topic in stuck:
             feed.source.rewind(topic)
+
+    @staticmethod
+    def _not_current(rel: Relation) -> None:
+        """Before stopping because `rel`'s state no longer matches its topic (recreated,
+        offsets the broker does not hold; `on_reset: fail`): mark every partition it holds
+        revoked, so that readers of the store (`serve` beside, `Store`, `get`) answer 503 /
+        exit 3 instead of the old topic's rows as current. A worker that is given the
+        partitions again clears the marks; `rebuild` writes a new state without them."""
+        try:
+            rel.writer.set_revoked(rel.writer.next_offsets(), True)
+        except MaterializerError as e:  # the stop's own message says more
+            log.warning("%s: cannot mark its partitions as not current: %s", rel.spec.name, e)
 
     def _rebuild_in_place(self, rel: Relation, topic_id: str | None) -> None:
         """Drop `rel`'s local state (after delivering its pending change events, if the

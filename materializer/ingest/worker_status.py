@@ -24,6 +24,9 @@ def worker_status(worker: Worker, parts: list[dict[str, Any]], caught_up: bool,
         "assigned": sorted({tp for f in worker.feeds if f.source is not None
                             for tp in f.source.assigned}),
         "partitions": parts, "caught_up": caught_up, "retrying": worker.retrying,
+        "change_events_stuck": {r.spec.name: r.outbox.stuck for r in worker.relations
+                                if r.outbox is not None and r.outbox.drains
+                                and r.outbox.stuck is not None},
         "metrics": {"records_applied_total": worker.applied_total,
                     "records_dropped_total": {k: v for k, v in worker.counters.items()
                                               if is_dropped(k.split("|", 1)[1])},

@@ -211,7 +211,8 @@ class WriteBatch:
             self._txn.cursor(db=table._db).putmulti(items)
 
     def set_next_offset(self, partition: int, offset: int) -> None:
-        self._txn.put(offset_key(partition), OFFSET.pack(offset), db=self._meta_db)
+        with translated(self._writer.path, "recording a next offset"):
+            self._txn.put(offset_key(partition), OFFSET.pack(offset), db=self._meta_db)
 
     def next_offset(self, partition: int) -> int:
         """The partition's next offset as committed (0: none yet), read inside this batch:
@@ -221,8 +222,9 @@ class WriteBatch:
     def add_counter(self, partition: int, name: str, n: int) -> None:
         key = counter_key(partition, name)
         old = self._txn.get(key, db=self._meta_db)
-        self._txn.put(key, OFFSET.pack((OFFSET.unpack(old)[0] if old else 0) + n),
-                      db=self._meta_db)
+        with translated(self._writer.path, "counting records"):
+            self._txn.put(key, OFFSET.pack((OFFSET.unpack(old)[0] if old else 0) + n),
+                          db=self._meta_db)
 
     def abort(self) -> None:
         self._txn.abort()

@@ -186,6 +186,28 @@ def held_here(store_path: str | os.PathLike[str]) -> bool:
         return _key(Path(store_path)) in _HELD
 
 
+def check_held(store_path: str | os.PathLike[str]) -> None:
+    """StoreError if this process holds the lock of `store_path` but `<store>/lock` is no
+    longer the file it locked (removed, or replaced by another file): a second writer
+    would then lock the new file and start beside this one. Nothing if not held here."""
+    with _HELD_LOCK:
+        lock = _HELD.get(_key(Path(store_path)))
+    if lock is None or lock.fd < 0:
+        return
+    path = lock.path / LOCK_FILE
+    try:
+        held = os.fstat(lock.fd)
+        now = os.stat(path)
+        same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+    except OSError:
+        same = False
+    if not same:
+        raise StoreError(f"the store lock {path} was removed or replaced while this process "
+                         "held it: another writer (`materializer run`, `rebuild`) could take "
+                         "the store beside this one; stopping (start it again to take the "
+                         "lock anew)")
+
+
 def _key(root: Path) -> str:
     return str(root.resolve())
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from materializer.errors import StoreError
+from materializer.store.lock import check_held
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -29,14 +30,16 @@ class StorePresence:
         self._files: dict[Path, tuple[int, int] | None] = {}
 
     def check(self, relation_dirs: Iterable[Path]) -> None:
-        """StoreError naming what went if the store directory, or the `data.mdb` of one of
-        `relation_dirs` (the generations being written), is no longer the one first seen
-        there. A generation seen for the first time (a rebuild in place) is recorded."""
+        """StoreError naming what went if the store directory, the store lock this process
+        holds (`check_held`), or the `data.mdb` of one of `relation_dirs` (the generations
+        being written), is no longer the one first seen there. A generation seen for the
+        first time (a rebuild in place) is recorded."""
         if self._root_id is not None and _identity(self.root) != self._root_id:
             raise StoreError(f"the store directory {self.root} was removed or replaced while "
                              "the worker ran: what it applies cannot be read and is lost at "
                              "the next start; stopping (start it again: it rebuilds from the "
                              "topics)")
+        check_held(self.root)
         for d in relation_dirs:
             path = d / "data.mdb"
             now = _identity(path)

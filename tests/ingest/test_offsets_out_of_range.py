@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.ingest.topics import OffsetWatch
+from materializer.store import Store
 from tests.ingest.test_topic_reset import rows_by_id as _rows
 from tests.support.workers import (
     materialize,
@@ -94,7 +95,10 @@ def test_a_stored_offset_past_the_end_stops_the_worker_and_is_flagged(
     assert done.returncode == 1, done.stderr
     assert "is past the topic's end offset" in done.stderr
     assert f"topic {topic} partition" in done.stderr and "Traceback" not in done.stderr
-    assert len(_rows(tmp_path / "data")) == 300  # stopped, nothing dropped on its own
+    with Store.open(tmp_path / "data") as store:  # stopped, nothing dropped on its own,
+        kept = store.relation("shop.users")     # and no longer served as current
+        assert sum(s["rows"] for s in kept.partition_stats()) == 300
+        assert kept.revoked_partitions() == set(kept.next_offsets())
 
 
 def test_on_reset_rebuild_replays_a_topic_whose_end_is_before_the_stored_offset(
