@@ -130,12 +130,10 @@ def writer_gone(status: Mapping[str, Any]) -> bool:
     """Whether the process that wrote `status` is known to have ended (exited, killed, a
     zombie, or its pid now another process's). False when it cannot be known: no
     `process` in the status, or a writer on another machine, boot or pid namespace."""
-    pid, ident = status.get("pid"), status.get("process")
-    if not isinstance(ident, str) or isinstance(pid, bool) or not isinstance(pid, int):
+    found = _writer_here(status)
+    if found is None:
         return False
-    here = _here()
-    if here is None or not ident.startswith(here + ":"):
-        return False
+    pid, ident, here = found
     stat = _proc_stat(pid)
     if stat is not None:
         state, start = stat
@@ -155,14 +153,25 @@ def writer_stopped(status: Mapping[str, Any]) -> bool:
     ("caught up", lag 0) stop being true as records arrive, for up to `STALE_AFTER_S`
     before the file counts as stale. False when it cannot be known (as `writer_gone`). A
     tracing stop (`t`: strace, a debugger) does not count: a traced worker still runs."""
-    pid, ident = status.get("pid"), status.get("process")
-    if not isinstance(ident, str) or isinstance(pid, bool) or not isinstance(pid, int):
+    found = _writer_here(status)
+    if found is None:
         return False
-    here = _here()
-    if here is None or not ident.startswith(here + ":"):
-        return False
+    pid, ident, here = found
     stat = _proc_stat(pid)
     return stat is not None and stat[0] == "T" and ident == f"{here}:{pid}:{stat[1]}"
+
+
+def _writer_here(status: Mapping[str, Any]) -> tuple[int, str, str] | None:
+    """(pid, process identity, this machine's boot and pid namespace) of the process that
+    wrote `status` when it ran on this machine, boot and pid namespace; else None (its
+    state cannot be known here)."""
+    pid, ident = status.get("pid"), status.get("process")
+    if not isinstance(ident, str) or isinstance(pid, bool) or not isinstance(pid, int):
+        return None
+    here = _here()
+    if here is None or not ident.startswith(here + ":"):
+        return None
+    return pid, ident, here
 
 
 _HERE: list[str | None] = []
