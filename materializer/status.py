@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from materializer.procstats import stat_fields
+from materializer.redact import scrub
 
 STATUS_FILE = "worker.json"
 STALE_AFTER_S = 10.0
@@ -228,7 +229,8 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
         return False, f"change events of {name} cannot be delivered: {str(why)[:400]}"
     if status.get("caught_up") is not True:
         if isinstance(waiting := status.get("retrying"), str):
-            return False, f"not caught up: a batch is retried ({waiting[:300]})"
+            # the open /readyz shows it: no URL password or client secret (`redact.scrub`)
+            return False, f"not caught up: a batch is retried ({scrub(waiting)[:300]})"
         parts = [p for p in _as_list(status.get("partitions")) if isinstance(p, dict)]
         if not parts:
             return False, "not caught up (no partitions assigned)"
