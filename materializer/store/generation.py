@@ -31,6 +31,7 @@ from materializer.store.environment import (
 from materializer.store.keys import KeyCodec, key_component_encoder
 from materializer.store.rows import RowLayout
 from materializer.values import key_storage
+from materializer.versions.paths import SNAPSHOTS, SnapshotNotFound, snapshot_names
 
 
 def key_storage_converters(types: Sequence[ColumnType]) -> tuple[Any, ...]:
@@ -233,4 +234,6 @@ def open_generation(data_dir: Path, name: str) -> Generation:
         if meta is None:
             raise NotFound(f"{name} has no metadata yet (the worker has not started it)")
         return Generation(token, path, env, meta_db, meta)
+    if data_dir.parent.name == SNAPSHOTS and not data_dir.is_dir():  # a snapshot, dropped
+        raise SnapshotNotFound(data_dir.name, snapshot_names(data_dir.parent.parent))
     raise NotFound(f"no table or stream named {name!r} in {data_dir}")

@@ -88,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         manifest = take_snapshot(args.store, args.name, args.tables, scheduled=args.scheduled,
                                  default_schema=args.default_schema)
-        pruned = prune(args.store, args.keep) if args.keep is not None else []
+        pruned = (prune(args.store, args.keep, manifest) if args.keep is not None
+                  else [])
     except MaterializerError as e:
         kind = ("exists" if isinstance(e, SnapshotExists) else
                 "not_found" if isinstance(e, NotFound) else

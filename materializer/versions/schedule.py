@@ -9,6 +9,9 @@ after a stop across one or more multiples, one is taken at once. It is named
 (`materializer.versions.child`), so ingestion never pauses for it; that process then
 drops the oldest scheduled snapshots beyond `keep` (snapshots taken by hand are never
 dropped). A snapshot that fails is logged and tried again after `min(every, 60 s)`.
+A clock found behind the newest scheduled snapshot (it went back, or was ahead when that
+one was taken) is logged and the schedule goes on from it, as at a first start: waiting
+for the clock to reach that snapshot would take none until then.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ def scheduled_name(instant: float) -> str:
     return "auto-" + dt.datetime.fromtimestamp(instant, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+
+
 class SnapshotScheduler:
     """Takes the snapshots the catalog's `snapshots:` declares (does nothing without it)."""
 
@@ -52,10 +59,20 @@ class SnapshotScheduler:
             taken = [m.created_at for m in list_snapshots(self.store_path) if m.scheduled]
             if taken:
                 self.last = max(taken)
+                self._clock_back(clock())
+
+    def _clock_back(self, now: float) -> None:
+        """If the clock is behind the newest scheduled snapshot (it went back), say so and
+        go on from `now`, as at a first start."""
+        if now < self.last:
+            log.warning("the clock (%s) is behind the newest scheduled snapshot (%s): it went "
+                        "back; the schedule goes on from now", _iso(now), _iso(self.last))
+            self.last = now
 
     def due(self, now: float) -> float | None:
         """The instant a snapshot is due for at `now`, or None."""
         assert self.spec is not None
+        self._clock_back(now)
         instant = math.floor(now / self.spec.every) * self.spec.every
         return instant if instant > self.last and now >= self._retry_at else None
 

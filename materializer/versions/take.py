@@ -210,10 +210,18 @@ def _copy_all(dest: Path, held: Sequence[Frozen]) -> dict[str, RelationEntry]:
     return entries
 
 
-def prune(store_path: str | os.PathLike[str], keep: int) -> list[str]:
+def prune(store_path: str | os.PathLike[str], keep: int, taken: Manifest | None = None
+          ) -> list[str]:
     """Drop the oldest scheduled snapshots beyond the newest `keep`; the names dropped.
-    Snapshots taken by hand are never dropped here."""
+    Snapshots taken by hand are never dropped here. `taken`, the snapshot just taken, is
+    the newest whatever its `created_at`, and every snapshot dated after it was taken
+    before it (the clock went back since): those count as the oldest, so a clock that
+    was once ahead neither drops the snapshot just taken nor keeps its own forever."""
     scheduled = [m for m in list_snapshots(store_path) if m.scheduled]
+    if taken is not None and taken.scheduled:
+        scheduled = [m for m in scheduled if m.name != taken.name]
+        scheduled.sort(key=lambda m: (m.created_at <= taken.created_at, m.created_at, m.name))
+        keep -= 1
     dropped = []
     for m in scheduled[:max(0, len(scheduled) - keep)]:
         try:
