@@ -110,6 +110,8 @@ class LmdbStore(ChangelogBookkeeping, SerializedStore[Any, Any]):
         sensor.by_topic[self.changelog_topic] = self
         self.replayed = 0
         """Changelog records applied by recovery since the last one completed."""
+        self.shared = False
+        """Another worker of the app was active for some partitions at the last recovery."""
 
     # --------------------------------------------------------------- the relation
 
@@ -364,3 +366,4 @@ class LmdbStore(ChangelogBookkeeping, SerializedStore[Any, Any]):
 
     async def on_stop(self) -> None:
         self.flush()
+        self.on_worker_stop()

@@ -42,6 +42,7 @@ class ChangelogBookkeeping:
     changelog_topic: str
     data_dir: Path
     replayed: int
+    shared: bool
     _journal: Journal
     _cache: dict[bytes, bytes | None]
     _next: dict[int, int]
@@ -140,6 +141,9 @@ class ChangelogBookkeeping:
                  "offsets", self.table_name, self.replayed)
         self.replayed = 0
         served = self._mine(active_tps)
+        # another worker of the app is active for the partitions not assigned here: it
+        # takes over this worker's partitions when this one stops
+        self.shared = bool(self._changelog_partitions() - served)
         if self.table.is_global:
             served |= self._mine(standby_tps)
         w = self._open()
@@ -148,6 +152,18 @@ class ChangelogBookkeeping:
         others = (self._partitions() | self._changelog_partitions()) - served
         w.set_revoked(served, False)
         w.set_revoked(others, True)
+
+    def on_worker_stop(self) -> None:
+        """At a clean stop, after the last flush: a worker that shared the app's partitions
+        with another one marks every partition revoked for outside readers (the other
+        worker takes them over and writes on: this directory's rows stop being current);
+        a worker that was active for every partition leaves them served (the table as of
+        the stop)."""
+        if not self.shared:
+            return
+        log.info("faust table %s: stopping while another worker of the app is active: every "
+                 "partition is marked revoked for outside readers", self.table_name)
+        self._open().set_revoked(self._partitions() | self._changelog_partitions(), True)
 
     def reset_state(self) -> None:
         """Delete this table's local state (the changelog stays)."""
