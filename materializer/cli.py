@@ -25,6 +25,7 @@ from materializer.errors import (
 )
 from materializer.logsetup import (
     LOG_FORMAT_ENV,
+    say,
     setup_logging,
 )
 from materializer.redact import scrub
@@ -84,15 +85,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\n" + format_cluster(catalog, routing))
     note = worker_state_note(catalog.store_path)
     if note is not None:  # said, not an error: a stopped worker's store is read as it is
-        print(f"materializer: {note}", file=sys.stderr)
+        say(f"materializer: {note}", logging.WARNING)
     if problems:
         bootstrap = catalog.kafka_config.get("bootstrap.servers", "?")
-        print(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "
-              f"are unknown ({problems[0]})", file=sys.stderr)
+        say(f"materializer: cannot reach the Kafka broker(s) at {bootstrap}: END and LAG "
+            f"are unknown ({problems[0]})")
         return 1
     flagged = flag_problems(rows) + missing
     for line in flagged:
-        print(f"materializer: {line}", file=sys.stderr)
+        say(f"materializer: {line}")
     return 1 if flagged else 0
 
 

@@ -5,7 +5,6 @@ one the rows were stored with."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from materializer.cli_common import api_token, load_config, open_store, print_js
 from materializer.columns import key_signature
 from materializer.errors import MemberNotRunning, SchemaChangedError, UsageError
 from materializer.keytext import key_from_text
+from materializer.logsetup import say
 from materializer.specs import Catalog, RelationSpec
 
 
@@ -94,12 +94,12 @@ def _print_answer(spec: RelationSpec, source: Any, key: tuple[Any, ...], limit: 
         for e in events:
             print_json(e)
         if not events:
-            print(f"{spec.name}: no events for key {list(key)}{when}", file=sys.stderr)
+            say(f"{spec.name}: no events for key {list(key)}{when}")
             return 1
         return 0
     row = source.get(key, json_form=True)
     if row is None:
-        print(f"{spec.name}: no row for key {list(key)}{when}", file=sys.stderr)
+        say(f"{spec.name}: no row for key {list(key)}{when}")
         return 1
     print_json(row)
     return 0

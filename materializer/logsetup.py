@@ -80,6 +80,16 @@ def stderr_handler(fmt: str) -> logging.Handler:
     return handler
 
 
+def say(line: str, level: int = logging.ERROR) -> None:
+    """A command's own word on stderr beside its output (`status`'s notes and why it exits
+    1, `get`'s miss): a plain line, or with `--log-format json` a JSON log line of logger
+    `materializer` at `level`, as the messages of a command that fails; scrubbed."""
+    if os.environ.get(LOG_FORMAT_ENV, "text").lower() == "json":
+        logging.getLogger("materializer").log(level, "%s", line)  # the formatter scrubs
+    else:
+        print(scrub(line), file=sys.stderr)
+
+
 def log_like_the_parent() -> None:
     """Log as the process that started this one does (it exported its choice)."""
     level = os.environ.get(LOG_LEVEL_ENV, "info").lower()

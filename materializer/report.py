@@ -151,6 +151,9 @@ def worker_state_note(store_path: str) -> str | None:
                 "nothing is applied until it is continued")
     if not isinstance(updated, int | float) or isinstance(updated, bool):
         return "the worker status has no time: whether a worker runs is not known"
+    if updated <= 0:  # `run --processes N`: a worker started again has not reported yet
+        return ("a worker process has not reported its status yet (one was started again): "
+                "whether every partition is applied is not known yet")
     import time  # noqa: PLC0415
 
     age = time.time() - float(updated)

@@ -231,6 +231,8 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
         if isinstance(waiting := status.get("retrying"), str):
             # the open /readyz shows it: no URL password or client secret (`redact.scrub`)
             return False, f"not caught up: a batch is retried ({scrub(waiting)[:300]})"
+        if isinstance(why := status.get("not_caught_up"), str):  # `run --processes N`
+            return False, f"not caught up: {why[:400]}"
         parts = [p for p in _as_list(status.get("partitions")) if isinstance(p, dict)]
         if not parts:
             return False, "not caught up (no partitions assigned)"

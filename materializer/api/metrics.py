@@ -193,7 +193,9 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
     if status is None:
         return
     updated = number(status.get("updated_at"))
-    age = None if updated is None else (time.time() if now is None else now) - updated
+    # 0: `run --processes N` with a worker started again that has not reported yet (unknown)
+    age = None if updated is None or updated <= 0 else (
+        (time.time() if now is None else now) - updated)
     if age is not None:
         exp.add("materializer_worker_status_age_seconds", "gauge",
                 "Seconds since the worker last wrote its status.", max(0.0, age))

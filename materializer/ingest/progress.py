@@ -1,18 +1,23 @@
 """What `materializer run` says about its progress: rate, lag and ETA per table.
 
-On a terminal a live line is redrawn about once a second. Otherwise (logs) a line is
-written every 10 s while records are being applied, with the lag of each lagging
-partition while catching up, and at most one line a minute when idle. A table with a
-partition whose end offset is not current reads "lag unknown", never "lag 0, caught up".
+On a terminal a live line is redrawn about once a second (text logs only: with
+`--log-format json` every line on stderr stays one JSON object, so progress is logged as
+elsewhere). Otherwise (logs) a line is written every 10 s while records are being
+applied, with the lag of each lagging partition while catching up, and at most one line
+a minute when idle. A table with a partition whose end offset is not current reads "lag
+unknown", never "lag 0, caught up".
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from materializer.logsetup import LOG_FORMAT_ENV
 
 log = logging.getLogger("materializer.worker")
 
@@ -29,12 +34,18 @@ def _eta(lag: int, rate: float) -> str:
     return f"ETA {s:.0f} s" if s < 120 else f"ETA {s / 60:.0f} min"
 
 
+def _live_line() -> bool:
+    """A redrawn line on stderr: only on a terminal and with text logs (a JSON log stream
+    takes one object per line; `setup_logging` exports the format to the environment)."""
+    return sys.stderr.isatty() and os.environ.get(LOG_FORMAT_ENV, "text").lower() != "json"
+
+
 class Progress:
     """Turns the worker's per-partition progress into lines (see module doc)."""
 
     def __init__(self, live: bool | None = None, write: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.live = sys.stderr.isatty() if live is None else live
+        self.live = _live_line() if live is None else live
         self.write = write or (self._draw if self.live else self._log)
         self.clock = clock
         self._last: tuple[float, dict[str, int]] | None = None

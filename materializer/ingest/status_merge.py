@@ -6,7 +6,8 @@ status as with a single worker: partitions and assignments together, counters su
 (histogram buckets by position), start times the earliest, `updated_at` the oldest; caught
 up only when every worker reported within `STALE_AFTER_S`, every partition has no lag and no
 partition of the relations' topics or held before is left without a worker
-(`merge_statuses`'s `known`).
+(`merge_statuses`'s `known`); `not_caught_up` says why when the partitions' lag does not
+(a worker process silent or stopped, partitions held by none).
 The counters of a worker killed and started again are carried (`RetiredCounters`), so the
 merged counters never fall.
 """
@@ -94,10 +95,11 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
                        if isinstance(a, list)})
     held = {(p.get("relation"), p.get("partition")) for p in partitions if isinstance(p, dict)}
     retrying = next((r for s in fresh if isinstance(r := s.get("retrying"), str)), None)
+    unheld = (known or set()) - held
     caught_up = (not stopping and len(fresh) == len(statuses) and bool(partitions)
                  and retrying is None
                  and all(isinstance(p, dict) and number(p.get("lag")) == 0 for p in partitions)
-                 and not (known or set()) - held)
+                 and not unheld)
     metrics: dict[str, Any] = {}
     for s in present:
         m = s.get("metrics")
@@ -110,7 +112,35 @@ def merge_statuses(statuses: Sequence[Mapping[str, Any] | None], pid: int, stopp
             "group": next((s.get("group") for s in present), None),
             "stopping": stopping, "workers": len(statuses),
             "assigned": [list(a) for a in assigned], "partitions": _newest(present),
-            "caught_up": caught_up, "retrying": retrying, "metrics": metrics}
+            "caught_up": caught_up, "retrying": retrying,
+            "not_caught_up": None if caught_up else _why_not(statuses, now, unheld, stopping),
+            "metrics": metrics}
+
+
+def _why_not(statuses: Sequence[Mapping[str, Any] | None], now: float,
+             unheld: set[tuple[str, int]], stopping: bool) -> str | None:
+    """Why the merged status is not caught up when its partitions cannot tell (`/readyz`
+    says it): a worker process silent or stopped, or partitions held by none;
+    None when the partitions' lag says it (or nothing is assigned)."""
+    if stopping:
+        return "the worker processes are stopping"
+    for index, s in enumerate(statuses):
+        u = None if s is None else number(s.get("updated_at"))
+        if s is None or u is None:
+            return f"worker process {index} has not reported its status yet"
+        if writer_stopped(s):
+            return (f"worker process {index} (pid {s.get('pid')}) is stopped (SIGSTOP or "
+                    "SIGTSTP): it applies nothing until continued")
+        if not fresh_age(now - u):
+            return f"worker process {index} has not reported for {now - u:.0f} s"
+    if unheld:
+        by_rel: dict[str, list[int]] = {}
+        for rel, part in sorted(unheld, key=str):
+            by_rel.setdefault(str(rel), []).append(part)
+        named = "; ".join(f"{rel} {sorted(ps)}" for rel, ps in sorted(by_rel.items()))
+        return (f"{len(unheld)} partition(s) held by no worker process (the group has not "
+                f"assigned them yet, or a worker started again waits for them): {named[:300]}")
+    return None
 
 
 def _newest(statuses: Sequence[Mapping[str, Any]]) -> list[Any]:
