@@ -22,7 +22,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from connectors.kafka_admin import cached_watermarks, ungrouped_conf
+from connectors.kafka_admin import brokers, cached_watermarks, ungrouped_conf
 from connectors.kafka_log import with_logging
 from connectors.kafka_reach import STATS_EVERY_MS, Reach
 from materializer.errors import InfrastructureError
@@ -297,8 +297,8 @@ class AssignedSource(_Reader):
             try:
                 md = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
             except KafkaException as e:
-                raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}"
-                                          ) from e
+                raise InfrastructureError(f"cannot read the metadata of topic {topic} from "
+                                          f"{brokers(conf)}: {e}") from e
             if md is None or md.error is not None:
                 if wait_for_topics:  # assigned once listed (`add_partitions`)
                     continue

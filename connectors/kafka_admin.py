@@ -84,6 +84,11 @@ def create_missing_topic(conf: dict[str, str], name: str, partitions: int,
     return True
 
 
+def brokers(conf: Mapping[str, str]) -> str:
+    """The brokers a client of `conf` asks, for a message that they did not answer."""
+    return f"the Kafka broker(s) at {conf.get('bootstrap.servers', '?')} (bootstrap.servers)"
+
+
 class TopicState(NamedTuple):
     """A topic as the broker describes it: its id (a topic deleted and created again gets
     a new one) and its partition count."""
@@ -105,13 +110,14 @@ def describe_topics(conf: dict[str, str], topics: Sequence[str], timeout: float 
             out[topic] = TopicState(str(described.topic_id), len(described.partitions))
         except concurrent.futures.TimeoutError as e:
             raise InfrastructureError(f"no answer describing topic {topic} within "
-                                      f"{timeout} s") from e
+                                      f"{timeout} s from {brokers(conf)}") from e
         except KafkaException as e:
             err = e.args[0] if e.args else None
             if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 out[topic] = None
             else:
-                raise InfrastructureError(f"cannot describe topic {topic}: {e}") from e
+                raise InfrastructureError(f"cannot describe topic {topic} at {brokers(conf)}: "
+                                          f"{e}") from e
     return out
 
 
@@ -148,7 +154,8 @@ def partition_count(bootstrap_conf: dict[str, str], topic: str, timeout: float =
     try:
         md = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     except KafkaException as e:
-        raise InfrastructureError(f"cannot read the metadata of topic {topic}: {e}") from e
+        raise InfrastructureError(f"cannot read the metadata of topic {topic} from "
+                                  f"{brokers(bootstrap_conf)}: {e}") from e
     if md is None or md.error is not None:
         return 0
     return len(md.partitions)

@@ -3,8 +3,9 @@
 Exit codes: 0 success, 1 not found or runtime failure, 2 bad configuration or usage, 3 not
 known here (partitions not held, a cluster member's worker not running, no worker of the
 cluster answering `--url` in time), 4 a key held by two partitions, 141 output cut short by
-its reader. Environment variables are read by the command line only (here and in
-`cli_common`). The read commands (`get`, `scan`) are in `cli_read`.
+its reader (1 for output that cannot be written otherwise: `cli_common.Output`). Environment
+variables are read by the command line only (here and in `cli_common`). The read commands
+(`get`, `scan`) are in `cli_read`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO, cast
 
-from materializer.cli_common import api_token, load_config, print_json, relation_of
+from materializer.cli_common import (
+    Output,
+    OutputError,
+    api_token,
+    load_config,
+    print_json,
+    relation_of,
+)
 from materializer.cli_parser import Command, build_parser
 from materializer.cli_read import cmd_get, cmd_scan
 from materializer.errors import (
@@ -24,11 +32,9 @@ from materializer.errors import (
     MaterializerError,
 )
 from materializer.logsetup import (
-    LOG_FORMAT_ENV,
     say,
     setup_logging,
 )
-from materializer.redact import scrub
 from materializer.specs import Catalog, TableSpec
 
 log = logging.getLogger("materializer")
@@ -254,18 +260,25 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import signal  # noqa: PLC0415
+
     from materializer.demo import run_demo  # noqa: PLC0415
 
+    def stop(signum: int, frame: object) -> None:
+        # Python's default for SIGTERM ends the process at once, leaving the embedded broker
+        # (a session of its own) and the demo's worker running for ever: unwind instead, so
+        # the demo stops its worker and broker on its way out, as it does for Ctrl-C
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the clean-up must finish
+        raise SystemExit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
     return run_demo(records=args.records)
 
 
-def _report(lines: list[str], fmt: str) -> None:
+def _report(lines: list[str]) -> None:
     """An error that ends the command, on stderr: plain lines, or JSON log lines."""
-    for line in map(scrub, lines):  # a message may quote librdkafka or a URL
-        if fmt == "json":
-            log.error("%s", line)
-        else:
-            print(line, file=sys.stderr)
+    for line in lines:
+        say(line)
 
 
 def commands() -> dict[str, Command]:
@@ -277,6 +290,37 @@ def commands() -> dict[str, Command]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    real = sys.stdout
+    sys.stdout = cast(TextIO, Output(real))  # a write that fails: OutputError, said below
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # what is still buffered is written now, its failure said
+        return code
+    except OutputError as e:  # `scan ... > /dev/full`, stdout closed (`>&-`): exit 1
+        _report([f"materializer: {e}"])
+        _quiet_stdout()
+        return 1
+    except BrokenPipeError:  # the last buffered lines' reader went away (see _main)
+        _quiet_stdout()
+        return 141
+    finally:
+        sys.stdout = real
+
+
+def _quiet_stdout() -> None:
+    """Standard output's descriptor onto /dev/null: the interpreter's own flush at exit
+    raises no more (nothing to do for a stream without one: closed, or a test's capture)."""
+    try:
+        fd = sys.stdout.fileno() if sys.stdout is not None else -1
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd >= 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser(commands())
     try:
         args = parser.parse_args(argv)
@@ -287,21 +331,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"materializer: error: {problem}", file=sys.stderr)
         return 2
-    fmt = os.environ.get(LOG_FORMAT_ENV, "text").lower()
     try:
         code: int = args.func(args)
         return code
     except ConfigError as e:
-        _report([str(d) for d in e.diagnostics] or [str(e)], fmt)
+        _report([str(d) for d in e.diagnostics] or [str(e)])
         return 2
     except MaterializerError as e:
-        _report([f"materializer: {e}"], fmt)
+        _report([f"materializer: {e}"])
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `materializer scan ... | head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)  # so the exit's flush raises no more
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()  # so the exit's flush raises no more
         return 141  # as a shell reports a process ended by SIGPIPE (128 + 13)
     except Exception as e:  # librdkafka refusing a client setting (a bad ssl.key.pem, ...)
         kafka = sys.modules.get("confluent_kafka")
@@ -312,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             kafka.KafkaError._INVALID_ARG
         what = err.str() if err is not None and hasattr(err, "str") else str(e)
         _report([f"materializer: the Kafka client refused its settings (`kafka:`): {what}"
-                 if invalid else f"materializer: Kafka client error: {what}"], fmt)
+                 if invalid else f"materializer: Kafka client error: {what}"])
         return 2 if invalid else 1
 
 

@@ -42,6 +42,43 @@ def relation_of(catalog: Catalog, name: str) -> RelationSpec:
             from None
 
 
+class OutputError(Exception):
+    """Standard output cannot be written (a full disk, a closed descriptor): the command
+    ends with exit 1 and one line saying so (`materializer.cli.main`)."""
+
+
+class Output:
+    """`sys.stdout` while a command runs: a write that fails other than by a reader gone
+    (BrokenPipeError: exit 141) raises OutputError, never a traceback or, for output still
+    buffered at exit, a silent exit 0."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream  # None: Python's stdout when descriptor 1 was closed
+
+    def write(self, text: str) -> int:
+        if self.stream is None:
+            raise OutputError("standard output is closed")
+        try:
+            return int(self.stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
+
+    def flush(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 

@@ -29,6 +29,33 @@ def _processes(text: str) -> int | str:
     return n
 
 
+MAX_BATCH_SIZE = 1_000_000  # librdkafka's consume() takes at most this many messages
+
+
+def _batch_size(text: str) -> int:
+    """`--batch-size`: records per poll, 1 to 1,000,000 (0 polled nothing, for ever; a
+    negative or larger number stopped the worker with librdkafka's ValueError)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"must be a number from 1 to {MAX_BATCH_SIZE:,}, not {text!r}")
+    return n
+
+
+def _records(text: str) -> int:
+    """`demo --records`: at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a number of at least 1, not {text!r}")
+    return n
+
+
 def _log_options(p: argparse.ArgumentParser) -> None:
     """The logging options, accepted before and after the command (`materializer
     --log-format json run CFG` and `materializer run CFG --log-format json`)."""
@@ -71,7 +98,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="the worker: ingest, emit, serve the API")
     s.add_argument("config")
     s.add_argument("--no-api", action="store_true", help="do not start the lookup API process")
-    s.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="records per poll")
+    s.add_argument("--batch-size", type=_batch_size, default=BATCH_SIZE, metavar="N",
+                   help=f"records per poll, 1 to {MAX_BATCH_SIZE:,} (default {BATCH_SIZE:,})")
     s.add_argument("--processes", type=_processes, default=None, metavar="N|auto",
                    help="worker processes sharing the store, or auto: one per CPU, at most "
                         "one per source partition (default: `workers:` in the file, else 1)")
@@ -132,7 +160,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s.set_defaults(func=commands["resnapshot"])
 
     s = sub.add_parser("demo", help="the whole thing on an embedded local broker")
-    s.add_argument("--records", type=int, default=20_000, help="changelog records to produce")
+    s.add_argument("--records", type=_records, default=20_000, metavar="N",
+                   help="changelog records to produce (at least 1; default 20,000)")
     s.set_defaults(func=commands["demo"])
 
     from materializer.versions.commands import add_commands  # noqa: PLC0415

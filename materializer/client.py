@@ -33,6 +33,7 @@ import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -45,6 +46,7 @@ from materializer.errors import (
     NotFound,
     UsageError,
 )
+from materializer.redact import redact
 
 __all__ = ["Client", "ClientStream", "ClientTable", "ClusterUnavailable", "Schema"]
 
@@ -71,6 +73,21 @@ def _type(text: Any, encoding: Any = None) -> ColumnType | None:
         return None
 
 
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot be a worker's API URL (`http(s)://host[:port][/prefix]`), or None:
+    checked before any request, so a mistyped one is a usage error, not 'no worker
+    answered' (exit 3) nor httpx's InvalidURL (a host that is not UTF-8 text)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not a worker's API URL: write http://host:port (e.g. http://127.0.0.1:8080)"
+    return None
+
+
 class Client:
     """Lookups against a cluster of workers (see the module doc)."""
 
@@ -79,6 +96,10 @@ class Client:
         urls = [url] if isinstance(url, str) else list(url)
         if not urls or not all(isinstance(u, str) and u for u in urls):
             raise UsageError("Client needs a worker's API URL, or a list of them")
+        for u in urls:
+            problem = _url_problem(u)
+            if problem is not None:
+                raise UsageError(f"{redact('url', u)!r} {problem}")
         self.seeds = list(dict.fromkeys(u.rstrip("/") for u in urls))
         self.retry_for = retry_for
         self.timeout = timeout

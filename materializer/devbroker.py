@@ -90,7 +90,11 @@ class DevBroker:
              "--advertised-listener-url", url],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
             start_new_session=True)
-        _wait_for_port(port, time.monotonic() + 15, self._proc)
+        try:
+            _wait_for_port(port, time.monotonic() + 15, self._proc)
+        except BaseException:  # a signal or a timeout at start: `with` calls no __exit__
+            self.stop()
+            raise
         self.bootstrap, self.kind = f"127.0.0.1:{port}", "tansu"
         return self
 

@@ -364,6 +364,18 @@ def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str 
     return None
 
 
+def store_path_problem(path: str) -> str | None:
+    """Why `path` cannot be a store's directory, or None: LMDB opens a path as UTF-8 text,
+    so a name that is not (a command-line argument or a folder name in another encoding,
+    held by Python as surrogates) would stop the first write with a UnicodeEncodeError."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"{path!r} is not UTF-8 text, which LMDB needs: give a directory whose "
+                "path is UTF-8")
+    return None
+
+
 def advertise_problem(url: str) -> str | None:
     """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
     or None. The CLI's `--advertise` is checked by the same rule."""

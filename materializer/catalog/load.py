@@ -46,6 +46,7 @@ from materializer.specs import (
     RegistrySpec,
     advertise_problem,
     byte_size,
+    store_path_problem,
 )
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
@@ -199,6 +200,7 @@ class _Reader(RelationReader):
 
     def _store(self, node: Node | None) -> dict[str, Any]:
         path = "./data"
+        where: Node | Location = Location(self.file, 1, 1)
         out: dict[str, Any] = {}
         if node is not None and not (is_null(node)):
             for k, v in self.mapping(node, "`store`", STORE_KEYS):
@@ -208,12 +210,15 @@ class _Reader(RelationReader):
                         self.error(v, "`store.path` is empty: give the store's directory "
                                    "(the default is ./data), or leave the key out")
                     elif s is not None:
-                        path = s.value
+                        path, where = s.value, v
                 else:
                     size = self._size(v)
                     if size is not None:
                         out["map_size"] = size
         out["store_path"] = self.resolve(path)
+        problem = store_path_problem(out["store_path"])
+        if problem is not None:  # the file's own folder, when it is store.path's base
+            self.error(where, f"`store.path` {problem} (an absolute store.path, say)")
         return out
 
     def _size(self, node: Node) -> int | None:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from materializer.errors import ConfigError
 from materializer.redact import redact
-from materializer.specs import ApiSpec, Catalog, advertise_problem
+from materializer.specs import ApiSpec, Catalog, advertise_problem, store_path_problem
 
 
 def with_overrides(catalog: Catalog, *, store: str | None = None, listen: str | None = None,
@@ -28,7 +28,11 @@ def with_overrides(catalog: Catalog, *, store: str | None = None, listen: str | 
     if store is not None:
         if not store.strip():
             raise ConfigError("--store is empty: give the data directory of this worker")
-        catalog = replace(catalog, store_path=os.path.abspath(os.path.expanduser(store)))
+        path = os.path.abspath(os.path.expanduser(store))
+        problem = store_path_problem(path)
+        if problem is not None:
+            raise ConfigError(f"--store {problem}")
+        catalog = replace(catalog, store_path=path)
     api = catalog.api
     if listen is not None:
         api = replace(api, listen=listen)

@@ -104,9 +104,11 @@ def _offsets(offsets: dict[int, int] | Any) -> str:
 
 
 def _snapshots(args: argparse.Namespace, catalog: Catalog) -> int:
+    from materializer.store.lock import store_root  # noqa: PLC0415
     from materializer.versions.paths import list_snapshots  # noqa: PLC0415
 
-    manifests = list_snapshots(catalog.store_path)
+    store_root(catalog.store_path, create=False)  # a file there, or another store format:
+    manifests = list_snapshots(catalog.store_path)  # said (exit 1), not 'no snapshots yet'
     if args.json:
         for m in manifests:
             _out(json.dumps(m.to_json()))
