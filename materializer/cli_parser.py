@@ -16,44 +16,38 @@ DESCRIPTION = "`materializer` command line (SPEC §6)."
 Command = Callable[[argparse.Namespace], int]
 
 
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`), else a usage error."""
+    bounds = f"of at least {low}" if high is None else f"from {low} to {high:,}"
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = low - 1
+        if n < low or (high is not None and n > high):
+            raise argparse.ArgumentTypeError(f"must be a number {bounds}, not {text!r}")
+        return n
+    return parse
+
+
 def _processes(text: str) -> int | str:
     """`--processes`: a number of at least 1, or auto."""
     if text == "auto":
         return text
     try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 1 or auto, not {text!r}")
-    return n
+        return _whole_number(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of at least 1 or auto, not {text!r}") from None
 
 
 MAX_BATCH_SIZE = 1_000_000  # librdkafka's consume() takes at most this many messages
-
-
-def _batch_size(text: str) -> int:
-    """`--batch-size`: records per poll, 1 to 1,000,000 (0 polled nothing, for ever; a
-    negative or larger number stopped the worker with librdkafka's ValueError)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= MAX_BATCH_SIZE:
-        raise argparse.ArgumentTypeError(
-            f"must be a number from 1 to {MAX_BATCH_SIZE:,}, not {text!r}")
-    return n
-
-
-def _records(text: str) -> int:
-    """`demo --records`: at least 1."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 1, not {text!r}")
-    return n
+_batch_size = _whole_number(1, MAX_BATCH_SIZE)
+"""`--batch-size`: records per poll (0 polled nothing, for ever; a negative or larger number
+stopped the worker with librdkafka's ValueError)."""
+_records = _whole_number(1)
+"""`demo --records`: at least 1."""
 
 
 def _log_options(p: argparse.ArgumentParser) -> None:
