@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from connectors.faust_journal import Journal
+from materializer.status import writer_identity
 from materializer.store import RelationWriter, drop_relation
 
 if TYPE_CHECKING:
@@ -152,6 +153,9 @@ class ChangelogBookkeeping:
         others = (self._partitions() | self._changelog_partitions()) - served
         w.set_revoked(served, False)
         w.set_revoked(others, True)
+        # readers refuse these rows once this process is gone without `on_worker_stop` (a
+        # kill -9): another worker of the app then applies its partitions
+        w.set_live_writer(writer_identity() if self.shared else None)
 
     def on_worker_stop(self) -> None:
         """At a clean stop, after the last flush: a worker that shared the app's partitions
@@ -163,7 +167,9 @@ class ChangelogBookkeeping:
             return
         log.info("faust table %s: stopping while another worker of the app is active: every "
                  "partition is marked revoked for outside readers", self.table_name)
-        self._open().set_revoked(self._partitions() | self._changelog_partitions(), True)
+        w = self._open()
+        w.set_revoked(self._partitions() | self._changelog_partitions(), True)
+        w.set_live_writer(None)  # the marks say it now
 
     def reset_state(self) -> None:
         """Delete this table's local state (the changelog stays)."""

@@ -22,6 +22,9 @@ META = b"meta"
 REVOKED = b"revoked"
 SERVED = b"served"  # b"<partitions JSON>|<revoked JSON>", what readers read per lookup
 """Meta key: JSON list of the partitions revoked from this store's worker (not current)."""
+LIVE_WRITER = b"live_writer"
+"""Meta key: JSON `{pid, process}` of the process that applies this relation's partitions
+while others apply the rest (a faust worker beside others of its app); absent otherwise."""
 OFFSET = struct.Struct(">Q")
 _LOCK = threading.Lock()
 _ENVS: dict[tuple[int, int], tuple[lmdb.Environment, bool]] = {}

@@ -27,6 +27,7 @@ from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import (
     KeyCodec,
 )
+from materializer.store.liveness import member_stopped, writer_gone
 from materializer.store.rows import RowLayout
 from materializer.versions.paths import MANIFEST
 
@@ -57,30 +58,6 @@ def _undeclared_error(name: str) -> NotFound:
 
 CHECK_INTERVAL = 0.1
 """Seconds between a view's checks of which generation of its relation is current."""
-
-MEMBER_CHECK_INTERVAL = 0.5
-"""Seconds a process keeps its decision of whether a store's cluster worker runs
-(`member_stopped`): the views of a store read `cluster.json` at most this often."""
-
-_member_decisions: dict[Path, tuple[float, str | None]] = {}
-
-
-def member_stopped(data_dir: Path) -> str | None:
-    """Why the rows of the live store `data_dir` may be older than the cluster's (None: not
-    known to be): its worker, a cluster member, does not run, so its partitions may have
-    moved to a worker that applied newer rows since. The rule is
-    `materializer.cluster.view.member_not_running` (`materializer get`/`scan` refuse by it
-    too), decided again at most every MEMBER_CHECK_INTERVAL seconds per store and process."""
-    now = _monotonic()
-    known = _member_decisions.get(data_dir)
-    if known is not None and now < known[0]:
-        return known[1]
-    from materializer.cluster.view import member_not_running  # noqa: PLC0415 - no cycle
-
-    why = member_not_running(data_dir)
-    _member_decisions[data_dir] = (now + MEMBER_CHECK_INTERVAL, why)
-    return why
-
 
 class RelationReader:
     """Shared read plumbing of table and stream views.
@@ -122,7 +99,8 @@ class RelationReader:
         self._undeclared = False
         # why this store's rows may be older than the cluster's (`member_stopped`), as of
         # the last check; read by every read, so a check costs the hot path one compare
-        self._member = None if self._version is not None else member_stopped(data_dir)
+        self._member = None if self._version is not None else (
+            member_stopped(data_dir) or writer_gone(generation))
 
     def _gen(self) -> Generation:
         """The generation to read now (switching to a newly published one)."""
@@ -132,7 +110,7 @@ class RelationReader:
             return g
         self._check_at = now + CHECK_INTERVAL
         if self._version is None:
-            self._member = member_stopped(self._data_dir)
+            self._member = member_stopped(self._data_dir) or writer_gone(g)
             self._check_declared(g)
         if _layout.token(self._data_dir, g.name) == g.token:
             return g

@@ -22,6 +22,7 @@ import lmdb
 from materializer.errors import UsageError
 from materializer.store.batch import CommittedState, PartitionWriter, WriteBatch, translated
 from materializer.store.environment import (
+    LIVE_WRITER,
     META,
     OFFSET,
     REVOKED,
@@ -294,6 +295,14 @@ class RelationWriter:
     def _flag(self, name: bytes) -> bool:
         with begin(self.env, db=self._meta_db) as txn:
             return txn.get(name) is not None
+
+    def set_live_writer(self, identity: dict[str, Any] | None) -> None:
+        """Record (or clear, None) the process that applies this relation's partitions while
+        other processes apply the rest (a faust worker beside others of its app): readers
+        refuse its rows as current once that process is gone (`store.read`), which a worker
+        killed with kill -9 cannot say itself."""
+        self._set_flag(LIVE_WRITER, identity is not None,
+                       json.dumps(identity).encode() if identity is not None else b"")
 
     def _set_flag(self, name: bytes, on: bool, value: bytes = b"1") -> None:
         """A meta flag set (`on`, to `value`) or cleared, in a small write transaction."""
