@@ -33,7 +33,6 @@ import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -47,6 +46,7 @@ from materializer.errors import (
     UsageError,
 )
 from materializer.redact import redact
+from materializer.specs import http_url
 
 __all__ = ["Client", "ClientStream", "ClientTable", "ClusterUnavailable", "Schema"]
 
@@ -78,14 +78,13 @@ def _url_problem(url: str) -> str | None:
     checked before any request, so a mistyped one is a usage error, not 'no worker
     answered' (exit 3) nor httpx's InvalidURL (a host that is not UTF-8 text)."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
         httpx.URL(url)
     except (ValueError, httpx.InvalidURL):
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        return "is not a worker's API URL: write http://host:port (e.g. http://127.0.0.1:8080)"
-    return None
+        return _NOT_AN_API_URL
+    return _NOT_AN_API_URL if http_url(url) is None else None
+
+
+_NOT_AN_API_URL = "is not a worker's API URL: write http://host:port (e.g. http://127.0.0.1:8080)"
 
 
 class Client:

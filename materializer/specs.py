@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError
@@ -376,16 +376,24 @@ def store_path_problem(path: str) -> str | None:
     return None
 
 
-def advertise_problem(url: str) -> str | None:
-    """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
-    or None. The CLI's `--advertise` is checked by the same rule."""
+def http_url(url: str) -> SplitResult | None:
+    """`url` split if it is `http(s)://host[:port]...` with a host and a numeric port (if
+    any), else None: the shape of a worker's API URL (advertised, or a client's seed)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
-            or parts.query or parts.fragment:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts
+
+
+def advertise_problem(url: str) -> str | None:
+    """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
+    or None. The CLI's `--advertise` is checked by the same rule."""
+    parts = http_url(url)
+    if parts is None or parts.query or parts.fragment:
         return ("is not a URL other workers can reach: write http://host:port (for example "
                 "http://10.0.0.5:8080)")
     if "@" in parts.netloc:
