@@ -1,7 +1,7 @@
 """Whether a live store's rows are current although no partition is marked revoked (the
 views of `store.read` ask it at most every CHECK_INTERVAL): its worker is a cluster member
 that does not run (`member_stopped`), or the process recorded as applying a relation's
-partitions beside others is gone (`writer_gone`: a faust worker killed with kill -9)."""
+partitions beside others is gone (`live_writer_gone`: a faust worker killed with kill -9)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def member_stopped(data_dir: Path) -> str | None:
     return why
 
 
-def writer_gone(g: Generation) -> str | None:
+def live_writer_gone(g: Generation) -> str | None:
     """Why generation `g`'s rows are not current although its partitions are not marked
     revoked (None: not known): the process recorded as applying them beside others
     (`RelationWriter.set_live_writer`: a faust worker beside others of its app) is gone,
@@ -46,13 +46,13 @@ def writer_gone(g: Generation) -> str | None:
         raw = txn.get(LIVE_WRITER)
     if raw is None:
         return None
-    from materializer.status import writer_gone as gone  # noqa: PLC0415 - no cycle
+    from materializer.status import writer_gone  # noqa: PLC0415 - no cycle
 
     try:
         writer = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(writer, dict) or not gone(writer):
+    if not isinstance(writer, dict) or not writer_gone(writer):
         return None
     return (f"the process (pid {writer.get('pid')}) that applied this relation's partitions "
             "beside other workers ended without a clean stop (killed): they have moved to "

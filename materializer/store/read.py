@@ -27,7 +27,7 @@ from materializer.store.generation import Generation, open_generation
 from materializer.store.keys import (
     KeyCodec,
 )
-from materializer.store.liveness import member_stopped, writer_gone
+from materializer.store.liveness import live_writer_gone, member_stopped
 from materializer.store.rows import RowLayout
 from materializer.versions.paths import MANIFEST
 
@@ -100,7 +100,7 @@ class RelationReader:
         # why this store's rows may be older than the cluster's (`member_stopped`), as of
         # the last check; read by every read, so a check costs the hot path one compare
         self._member = None if self._version is not None else (
-            member_stopped(data_dir) or writer_gone(generation))
+            member_stopped(data_dir) or live_writer_gone(generation))
 
     def _gen(self) -> Generation:
         """The generation to read now (switching to a newly published one)."""
@@ -110,7 +110,7 @@ class RelationReader:
             return g
         self._check_at = now + CHECK_INTERVAL
         if self._version is None:
-            self._member = member_stopped(self._data_dir) or writer_gone(g)
+            self._member = member_stopped(self._data_dir) or live_writer_gone(g)
             self._check_declared(g)
         if _layout.token(self._data_dir, g.name) == g.token:
             return g
