@@ -27,7 +27,7 @@ from materializer.errors import RecordError
 from materializer.formats import jsonformat
 from materializer.formats.base import KEY, VALUE, KeyDecoder, ValueDecoder, part_error
 from materializer.protocols import SchemaRegistry
-from materializer.specs import RelationSpec
+from materializer.specs import DEBEZIUM_VALUE_FORMATS, RelationSpec
 from materializer.values import key_storage
 
 KAFKA_KEY_KINDS = {"int": "int", "long": "long", "double": "double", "string": "string",
@@ -105,7 +105,7 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None = None) ->
         from materializer.formats import avro  # noqa: PLC0415 - optional path
 
         return avro.value_decoder(spec, registry)
-    if fmt in ("debezium-avro", "debezium-json"):
+    if fmt in DEBEZIUM_VALUE_FORMATS:
         from materializer.formats import debezium  # noqa: PLC0415 - optional path
 
         if fmt == "debezium-json":
