@@ -12,9 +12,11 @@ Confluent wire format: byte 0 is the magic byte 0, bytes 1-4 the big-endian sche
 id, the rest one Avro datum written with that schema. Each record is read with the
 *writer* schema its id names, so producers may evolve their schemas freely; fields
 are matched to declared columns by name (exactly, or else case-insensitively when
-that is unambiguous, as ksqlDB upper-cases names), fields that are not columns are
-ignored, and a declared column the record lacks is null (RowShaper rejects it if
-it is NOT NULL). Rejection reasons (`RecordError.reason`):
+that is unambiguous, as ksqlDB upper-cases names, or else by a field's `aliases`: the
+one field one of whose aliases is the column's name, so a renamed field keeps filling
+its column), fields that are not columns are ignored, and a declared column the record
+lacks is null (RowShaper rejects it if it is NOT NULL). Rejection reasons
+(`RecordError.reason`):
 
   truncated       fewer than 5 bytes, or the Avro body ends early
   bad_magic       the first byte is not 0 (not Confluent wire format)
@@ -25,6 +27,8 @@ it is NOT NULL). Rejection reasons (`RecordError.reason`):
   too_deep        a value of a recursive schema nested too deeply to read (a few
                   hundred levels), or more than MAX_DEPTH levels in a json column
   not_a_record    a record was needed (composite key, several value columns)
+  ambiguous_alias several fields of the record have an alias that is the name of one
+                  column no field has as its own name (no field is guessed)
   key_mismatch    a key column is missing from the key or has the wrong type
   malformed_json  debezium-json bytes that are not JSON
   not_debezium    a value that is not a Debezium change event (no op / after)
@@ -121,7 +125,13 @@ from materializer.formats.base import (
 )
 from materializer.formats.connect_types import Fixup, apply_plan, connect_fixup
 from materializer.formats.deleted import DELETED_FIELD, marks_deleted, reads_deleted_marker
-from materializer.formats.field_match import case_ambiguity, match_fields, unmatched_schema
+from materializer.formats.field_match import (
+    alias_ambiguity,
+    ambiguous_alias,
+    case_ambiguity,
+    match_fields,
+    unmatched_schema,
+)
 from materializer.formats.placeholders import (
     passing_placeholders,
     unavailable_finder,
@@ -255,9 +265,13 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
         named = named_types(schema)
         fields = avro_fields(rec, named)
         element = avro_element(named)
-        found = match_fields(fields, names)
+        aliases = field_aliases(rec)
+        found = match_fields(fields, names, aliases)
         lacking = [col for col in names if col not in found]
         if lacking:  # every key of this schema lacks them: not a null key, another key
+            why = alias_ambiguity(fields, lacking, aliases)
+            if why:
+                return ambiguous_alias(f"the Avro key record {rec.get('name')}", why)
             why = case_ambiguity(fields, lacking)
             return RecordError(
                 f"the Avro key record {rec.get('name')} has no field for key column"
@@ -321,8 +335,10 @@ def checked_reading(spec: RelationSpec, schema: Any, record: Any, what: str
                     ) -> Reading | RecordError:
     """`record_reading` of `record` (the value, a Debezium `after`) into `spec`'s value
     columns, or RecordError(no_declared_columns) for every value of a record none of
-    whose fields is a column (`field_match.unmatched_schema`, which also logs the
-    columns the record leaves NULL, naming a field whose Avro `aliases` name one)."""
+    whose fields is a column, or RecordError(ambiguous_alias) for every value of a record
+    several of whose fields have an alias naming one column (`field_match.unmatched_schema`,
+    which also logs the columns the record leaves NULL). A column no field matches by its
+    own name takes the one field one of whose Avro `aliases` is its name."""
     columns = value_columns(spec)
     what = f"{what} {record.get('name')}"
     fields = field_names(record)

@@ -21,7 +21,7 @@ from materializer.formats.connect_types import (
     field_plan,
 )
 from materializer.formats.deleted import DELETED_FIELD
-from materializer.formats.field_match import match_fields
+from materializer.formats.field_match import Alias, match_fields
 
 # --------------------------------------------------------------------------- Avro schemas
 
@@ -92,9 +92,10 @@ def field_names(record: Any) -> list[str]:
             if isinstance(f, dict) and isinstance(f.get("name"), str)]
 
 
-def field_aliases(record: Any) -> list[tuple[str, str, str]]:
+def field_aliases(record: Any) -> list[Alias]:
     """(field, "alias", alias) for each of the `aliases` of an Avro record schema's fields
-    (which no column is matched by: `field_match.alias_hints`)."""
+    (a column no field matches by its own name takes the one field it is an alias of:
+    `field_match.match_fields`)."""
     return [(f["name"], "alias", a) for f in record.get("fields", ())
             if isinstance(f, dict) and isinstance(f.get("name"), str)
             and isinstance(f.get("aliases"), list) for a in f["aliases"] if isinstance(a, str)]
@@ -226,7 +227,8 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     Debezium envelope's `after`) into `columns`: the schema to read with, where the
     fields `_read_raw` picks lose their logicalType (a copy: the registry's parsed
     schema is shared; a schema with no such field is read as it is), as prepared
-    value (field plan, the columns whose values arrive in stored form), and when
+    value (field plan, the columns whose values arrive in stored form: a column filled
+    through a field's alias is renamed there, `field_match.match_fields`), and when
     `record` is the top record, the fields that feed columns as `wanted`."""
     named = named_types(schema)
     fields = avro_fields(record, named)
@@ -235,7 +237,8 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     fixups: dict[str, Fixup | None] = {}
     stored: set[str] = set()
     compiled = not recursive(schema)  # a recursive schema is read by the Python reader
-    matched = match_fields(fields, columns)
+    aliases = field_aliases(record)
+    matched = match_fields(fields, columns, aliases)
     readers = Counter(matched.values())  # columns per source field
     for col, src in matched.items():
         name, params, node = fields[src]
@@ -245,7 +248,8 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
             fixups[src] = fix
         elif arrives_stored(node, columns[col], compiled):
             stored.add(col)
-    prepared = (field_plan(fields, columns, fixups, element), frozenset(stored))
+    prepared = (field_plan(fields, columns, fixups, element, aliases=aliases),
+                frozenset(stored))
     wanted = None
     if record is record_of(schema):  # read a delete marker too (formats.deleted)
         wanted = frozenset(matched.values()) | ({DELETED_FIELD} & fields.keys())

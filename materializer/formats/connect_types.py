@@ -37,7 +37,8 @@ RecordError(type_mismatch); JSON text too deep or not Unicode keeps its own reas
 
 `field_plan` is computed once per writer schema: for every declared column the
 source field (`formats.field_match.match_fields`: same name, or else the one field
-whose name matches ignoring case, as ksqlDB upper-cases names) and the conversion,
+whose name matches ignoring case, as ksqlDB upper-cases names, or else the one Avro field
+one of whose `aliases` is the column's name) and the conversion,
 kept only where there is something to do, so a plain record's plan is empty and
 costs nothing per record.
 """
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from materializer.binary_text import canonical_base64
@@ -67,7 +68,7 @@ from materializer.formats.connect_temporal import (
     time_nanos,
     time_nanos_exact,
 )
-from materializer.formats.field_match import match_fields
+from materializer.formats.field_match import Alias, match_fields
 from materializer.formats.jsonread import loads_text
 
 __all__ = ["Element", "Fixup", "Plan", "apply_plan", "bytes_field", "connect_element",
@@ -277,16 +278,18 @@ def _named_fixup(name: Any, params: Any, node: Any, ctype: ColumnType) -> Fixup 
 def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
                columns: Mapping[str, ColumnType],
                fixups: Mapping[str, Fixup | None] | None = None,
-               element: Element = connect_element, exact: bool = False) -> Plan:
+               element: Element = connect_element, exact: bool = False,
+               aliases: Iterable[Alias] = ()) -> Plan:
     """Per-schema work for a record: renames and conversions, only where needed.
 
     `fields` maps a source field name to (connect name, connect parameters, schema
     node); `columns` the declared columns to fill by type; `fixups`, by source field,
     conversions that replace the Connect one (fields read raw: see `formats.avro_schema`);
     `element`, how the schema nodes give their array items and map values; `exact`: key
-    columns (`connect_fixup`)."""
+    columns (`connect_fixup`); `aliases`, the fields' other names (an Avro field's
+    `aliases`: `match_fields`)."""
     out = []
-    for col, src in match_fields(fields, columns).items():
+    for col, src in match_fields(fields, columns, aliases).items():
         name, params, node = fields[src]
         if fixups is not None and src in fixups:
             fix = fixups[src]

@@ -8,13 +8,18 @@ visible, though the row is stored).
 
 Names match exactly, or else case-insensitively when exactly one field matches (ksqlDB
 upper-cases names); several case-insensitive candidates leave the column unmatched and
-are named in the rejection.
+are named in the rejection. A schema's fields may have other names (`Alias`: an Avro
+field's `aliases`, a Protobuf field's `json_name`): a column no field matches by its own
+name takes the one field one of whose other names is the column's, exactly; a field
+matched by its own name always wins. When several fields name a column that way, no
+field is guessed: every record of the schema is refused (`alias_ambiguity`, reason
+ambiguous_alias).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
 from materializer.errors import RecordError
@@ -22,14 +27,22 @@ from materializer.errors import RecordError
 log = logging.getLogger("materializer.formats")
 
 
-def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
+Alias = tuple[str, str, str]
+"""(field, what names it otherwise: "alias" for one of an Avro field's `aliases`,
+"json_name" for a Protobuf field's, that other name)."""
+
+
+def match_fields(names: Iterable[str], want: Iterable[str],
+                 aliases: Iterable[Alias] = ()) -> dict[str, str]:
     """Declared column -> source field: exact names, else an unambiguous
-    case-insensitive match."""
+    case-insensitive match, else the one field one of whose `aliases` is the column's
+    name exactly (several: the column is left unmatched; `alias_ambiguity` says why)."""
     names = list(names)
     exact = set(names)
     folded: dict[str, list[str]] = {}
     for n in names:
         folded.setdefault(n.casefold(), []).append(n)
+    named = _alias_index(aliases, exact)
     out = {}
     for col in want:
         if col in exact:
@@ -38,7 +51,52 @@ def match_fields(names: Iterable[str], want: Iterable[str]) -> dict[str, str]:
             cands = folded.get(col.casefold(), [])
             if len(cands) == 1:
                 out[col] = cands[0]
+            elif (by := named.get(col)) is not None and len(by) == 1:
+                out[col] = by[0]
     return out
+
+
+def _alias_index(aliases: Iterable[Alias], fields: Container[str]) -> dict[str, list[str]]:
+    """Other name -> the distinct `fields` it names (in their order), from `aliases`."""
+    out: dict[str, list[str]] = {}
+    for field, _kind, name in aliases:
+        if isinstance(name, str) and field in fields:
+            seen = out.setdefault(name, [])
+            if field not in seen:
+                seen.append(field)
+    return out
+
+
+def alias_ambiguity(names: Iterable[str], columns: Iterable[str],
+                    aliases: Iterable[Alias]) -> str:
+    """Why `match_fields` leaves a column without a field where several fields name it
+    by an alias (no field matching it by its own name): "column 'email' is named by the
+    alias of field 'mail' and the alias of field 'e_mail', which is ambiguous" for each
+    such column (joined by "; "), or ""."""
+    aliases = list(aliases)
+    if not aliases:
+        return ""
+    names = list(names)
+    named = _alias_index(aliases, set(names))
+    if all(len(fs) < 2 for fs in named.values()):
+        return ""
+    columns = list(columns)
+    matched = match_fields(names, columns)  # by their own names
+    kinds = {(f, n): k for f, k, n in aliases}
+    out = []
+    for col in columns:
+        if col not in matched and len(fs := named.get(col, [])) > 1:
+            by = " and ".join(f"the {kinds[(f, col)]} of field {f!r}" for f in fs)
+            out.append(f"column {col!r} is named by {by}, which is ambiguous")
+    return "; ".join(out)
+
+
+def ambiguous_alias(what: str, why: str) -> RecordError:
+    """RecordError(ambiguous_alias) for every record of schema `what`, several of whose
+    fields name a column by an alias (`alias_ambiguity`'s `why`): no field is guessed."""
+    return RecordError(f"{what}: {why}: no field is guessed for the column (give the alias "
+                       "to one field only, or declare the column as one field's name)",
+                       "ambiguous_alias")
 
 
 def object_checker(what: str, declared: Sequence[str], value_columns: Sequence[str],
@@ -148,26 +206,26 @@ def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
                        "and value_format", "no_declared_columns")
 
 
-Alias = tuple[str, str, str]
-"""(field, what names it otherwise: "alias" for an Avro field's `aliases`, "json_name" for
-a Protobuf field's, that other name): names no column is matched by."""
-
-
 def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
                      value_columns: Sequence[str], table: str = "",
                      aliases: Iterable[Alias] = ()) -> RecordError | None:
     """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
     values when it has fields, the relation has value columns, and no field matches a
-    declared column (by `match_fields`, key columns included); None when it may be read.
-    Then the value columns no field fills (NULL in every row of that schema) are logged
-    as a warning naming `table` and the schema (`what`): once per schema, as callers
-    prepare each schema once; a field whose other name (`aliases`: an Avro alias, a
-    Protobuf json_name) is such a column is named there as the likely cause (aliases are
-    not followed: a column is filled by the field of its name)."""
+    declared column (by `match_fields`, following `aliases`, key columns included), or
+    when several fields name one value column by their aliases (ambiguous_alias); None
+    when it may be read. Then the value columns no field fills (NULL in every row of that
+    schema) are logged as a warning naming `table` and the schema (`what`): once per
+    schema, as callers prepare each schema once; a field whose other name (`aliases`: an
+    Avro alias, a Protobuf json_name) is such a column but for case is named there as the
+    likely cause (aliases are followed only when they are the column's name exactly)."""
     names = list(fields)
     if not names or not value_columns:
         return None
-    matched = match_fields(names, declared)
+    aliases = list(aliases)
+    why = alias_ambiguity(names, value_columns, aliases)
+    if why:
+        return ambiguous_alias(what, why)
+    matched = match_fields(names, declared, aliases)
     if not matched:
         return shares_no_column(what, names, declared)
     missing = [c for c in value_columns if c not in matched]
@@ -176,16 +234,16 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
 
 
 def alias_hints(aliases: Iterable[Alias], columns: Sequence[str]) -> str:
-    """"field `x` has alias `col`" (or json_name) for each of `aliases` naming one of
-    `columns` (exactly or but for case), joined by "; ", with why the column stays NULL;
-    "" when none does."""
+    """"field `x` has alias `COL`" (or json_name) for each of `aliases` naming one of
+    `columns` but for case, joined by "; ", with why the column stays NULL; "" when none
+    does. (An alias naming one of them exactly would have filled it.)"""
     folded = {c.casefold(): c for c in columns}
     out = [f"field {field!r} has {kind} {name!r}" for field, kind, name in aliases
-           if isinstance(name, str) and name.casefold() in folded]
+           if isinstance(name, str) and name not in columns and name.casefold() in folded]
     if not out:
         return ""
-    return "; ".join(out) + (": aliases and json names are not followed (a column takes the "
-                             "field of its own name: declare the column as the field's name)")
+    return "; ".join(out) + (": aliases and json names fill a column only when they are its "
+                             "name exactly (declare the column as the field's name or alias)")
 
 
 _WARNED: set[tuple[str, str, tuple[str, ...]]] = set()

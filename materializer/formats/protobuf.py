@@ -9,8 +9,11 @@ form (`materializer.formats.protobuf_schemas`; no .proto compiler), cached per s
 id and message path.
 
 Fields are matched to declared columns by name (exactly, else an unambiguous
-case-insensitive match, as ksqlDB upper-cases names); fields that are not columns are
-ignored, a column the message lacks is null. Values:
+case-insensitive match, as ksqlDB upper-cases names, else by `json_name`: the one field
+whose JSON name, as the descriptor gives it (`userId` for `user_id`, or the `json_name`
+option), is the column's name; several such fields refuse every message of the type,
+ambiguous_alias); fields that are not columns are ignored, a column the message lacks
+is null. Values:
 - scalars as they are (int32/64, uint, sint, fixed: int; float, double; bool; string;
   bytes); an enum as its value's name (the first of its aliases; its number if the
   schema does not name it, which a string column refuses), or its number for an int or
@@ -293,14 +296,15 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
                 ) -> Callable[[bytes], Any]:
     """bytes of one message of type `desc` -> {column: value} for the declared columns;
     RecordError(no_declared_columns) for every message of a type none of whose fields is
-    a declared column."""
+    a declared column, ambiguous_alias for every message of a type several of whose fields
+    have a column's name as `json_name` (and none as its own name)."""
     from google.protobuf.message import DecodeError  # noqa: PLC0415 - protobuf is optional
     from google.protobuf.message_factory import GetMessageClass  # noqa: PLC0415
 
     fields = desc.fields_by_name
     full_name = desc.full_name
     json_names = [(name, "json_name", fd.json_name) for name, fd in fields.items()
-                  if getattr(fd, "json_name", name) != name]  # not followed: only named
+                  if getattr(fd, "json_name", name) != name]  # fill a column none is named
     unmatched = unmatched_schema(f"Protobuf message {full_name}", fields, spec.column_names,
                                  list(columns), spec.name, json_names)
     if unmatched is not None:
@@ -309,7 +313,7 @@ def _row_reader(desc: Any, columns: Mapping[str, ColumnType], spec: RelationSpec
         return refuse
     parse = GetMessageClass(desc).FromString
     plans = _Plans()
-    matched = match_fields(fields, columns)
+    matched = match_fields(fields, columns, json_names)
     plan = [(col, src, _presence(fields[src]), _plan_of(fields[src], columns[col], plans))
             for col, src in matched.items()]
     check = unread_check(desc, set(matched.values()))

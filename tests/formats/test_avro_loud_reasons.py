@@ -11,7 +11,8 @@
   as the Avro spec says and Java's parser does: fastavro refuses such a schema, so every
   record of it was `bad_schema`;
 - the once-per-schema warning of columns a schema leaves NULL names a field whose Avro
-  `aliases` (Protobuf `json_name`) is such a column: aliases are not followed.
+  `aliases` (Protobuf `json_name`) is such a column but for case (one naming it exactly
+  fills it: tests/formats/test_field_aliases.py, test_protobuf_json_names.py).
 """
 
 from __future__ import annotations
@@ -149,15 +150,15 @@ def test_a_valid_decimal_is_still_a_decimal(reg: FileRegistry) -> None:
 def test_an_unfilled_column_warning_names_the_field_whose_alias_it_is(
         reg: FileRegistry, caplog: pytest.LogCaptureFixture) -> None:
     sid = reg.register("v", {"type": "record", "name": "Aliased", "fields": [
-        {"name": "mail", "type": "string", "aliases": ["email", "e"]},
+        {"name": "mail", "type": "string", "aliases": ["EMAIL", "e"]},
         {"name": "n", "type": "long"}]})
     spec = avro_table({"id": "int", "n": "long", "email": "string"})
     with caplog.at_level(logging.WARNING, logger="materializer.formats"):
         fields = codecs.value_decoder(spec, reg)(header(sid) + _string("a@b") + zigzag(7))
-    assert "email" not in fields  # aliases are not followed: the column stays NULL
+    assert "email" not in fields  # an alias fills a column it names exactly only
     text = caplog.text
     assert "no field for column(s) email" in text
-    assert "field 'mail' has alias 'email'" in text and "not followed" in text
+    assert "field 'mail' has alias 'EMAIL'" in text and "its name exactly" in text
 
 
 def test_an_unfilled_column_warning_names_a_protobuf_json_name(
@@ -179,8 +180,8 @@ def test_an_unfilled_column_warning_names_a_protobuf_json_name(
     desc = pool.FindMessageTypeByName("alias_t.V")
     spec = TableSpec(name="public.pt", topic="pt",
                      columns=tuple(Column(n, parse_type(t)[0], n == "id") for n, t in
-                                   {"id": "int", "n": "long", "userId": "long"}.items()),
+                                   {"id": "int", "n": "long", "userid": "long"}.items()),
                      key_columns=("id",), key_format="int", value_format="protobuf")
     with caplog.at_level(logging.WARNING, logger="materializer.formats"):
-        _row_reader(desc, {"n": parse_type("long")[0], "userId": parse_type("long")[0]}, spec)
-    assert "field 'user_id' has json_name 'userId'" in caplog.text
+        _row_reader(desc, {"n": parse_type("long")[0], "userid": parse_type("long")[0]}, spec)
+    assert "field 'user_id' has json_name 'userId'" in caplog.text  # not `userid` exactly
