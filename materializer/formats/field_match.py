@@ -211,8 +211,9 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
                      aliases: Iterable[Alias] = ()) -> RecordError | None:
     """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
     values when it has fields, the relation has value columns, and no field matches a
-    declared column (by `match_fields`, following `aliases`, key columns included), or
-    when several fields name one value column by their aliases (ambiguous_alias); None
+    declared column (by `match_fields`, following `aliases`, key columns included), when
+    several fields name one value column by their aliases (ambiguous_alias), or when
+    several differ from an unmatched value column only in case (case_mismatch); None
     when it may be read. Then the value columns no field fills (NULL in every row of that
     schema) are logged as a warning naming `table` and the schema (`what`): once per
     schema, as callers prepare each schema once; a field whose other name (`aliases`: an
@@ -229,6 +230,10 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
     if not matched:
         return shares_no_column(what, names, declared)
     missing = [c for c in value_columns if c not in matched]
+    why = case_ambiguity(names, missing)
+    if why:
+        return RecordError(f"{what}: {why}, so its data would be lost (declare the column "
+                           "with one field's exact name)", "case_mismatch")
     warn_unfilled(table, what, names, missing, alias_hints(aliases, missing))
     return None
 
