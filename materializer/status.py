@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -195,6 +196,10 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
     return None if fields is None else (fields[0], fields[19])
 
 
+_PID = re.compile(r" \(pid [^)]*\)")
+"""A process id as a merged status's `not_caught_up` names it (`worker process 1 (pid N)`)."""
+
+
 def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tuple[bool, str]:
     """(ready, reason): ready when the status is fresh (under 10 s old) and says caught up.
 
@@ -204,6 +209,9 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
     counts the partitions lagging and those whose end offset is unknown. Nor is a worker
     whose change events cannot be delivered (`change_events_stuck`: an event larger than
     the producer or the change topic takes holds up every later one of its table).
+
+    The reason is what the open `/readyz` answers (no token asked): it names no process id
+    (the `status` command and the status file, for the store's operator, do).
     """
     if status is None:
         return False, "no worker status file (is the worker running?)"
@@ -219,10 +227,10 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
                            "clock set back?)")
         return False, f"the worker status is {age:.0f} s old"
     if writer_gone(status):
-        return False, f"the worker (pid {status.get('pid')}) is not running"
+        return False, "the worker is not running"
     if writer_stopped(status):
-        return False, (f"the worker (pid {status.get('pid')}) is stopped (SIGSTOP or "
-                       "SIGTSTP): it applies nothing until continued")
+        return False, ("the worker is stopped (SIGSTOP or SIGTSTP): it applies nothing "
+                       "until continued")
     stuck = status.get("change_events_stuck")
     if isinstance(stuck, dict) and stuck:
         name, why = min(stuck.items())
@@ -232,7 +240,7 @@ def readiness(status: Mapping[str, Any] | None, now: float | None = None) -> tup
             # the open /readyz shows it: no URL password or client secret (`redact.scrub`)
             return False, f"not caught up: a batch is retried ({scrub(waiting)[:300]})"
         if isinstance(why := status.get("not_caught_up"), str):  # `run --processes N`
-            return False, f"not caught up: {why[:400]}"
+            return False, f"not caught up: {_PID.sub('', why)[:400]}"
         parts = [p for p in _as_list(status.get("partitions")) if isinstance(p, dict)]
         if not parts:
             return False, "not caught up (no partitions assigned)"

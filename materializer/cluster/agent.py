@@ -34,6 +34,11 @@ Guarantees:
   group's verdict arrives (a rebalance callback) or two consumer heartbeat intervals passed
   without one (the session held). A worker loop that is only slow (a long batch, a registry
   outage retried) keeps its heartbeats, and its session: nothing is doubted.
+- This worker's record carries each topic's partition count as the broker last said it,
+  None while not known (`partition_counts`): the API then answers misses and scans 503,
+  never routed by a guessed count. A topic created after the start (by this worker for a
+  relation declaring `partitions`, or by anyone) is routed within seconds of its
+  assignment, not up to 30 s later.
 """
 
 from __future__ import annotations
@@ -46,11 +51,11 @@ from typing import TYPE_CHECKING, Any
 
 from materializer.cluster.handover import Handover
 from materializer.cluster.membership import Membership, now_ms
+from materializer.cluster.partition_counts import PartitionCounts
 from materializer.cluster.partitioning import Partitioning
 from materializer.cluster.record import Member, RelationState
 from materializer.cluster.settings import advertised_url, worker_id
 from materializer.cluster.standby import Standby
-from materializer.errors import InfrastructureError
 from materializer.specs import RelationSpec, TableSpec
 
 if TYPE_CHECKING:
@@ -58,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("materializer.cluster")
 
-PARTITION_REFRESH_S = 30.0
 SESSION_TIMEOUT_MS = 45_000  # librdkafka's default session.timeout.ms
 HEARTBEAT_INTERVAL_MS = 3_000  # and heartbeat.interval.ms
 
@@ -104,8 +108,8 @@ class ClusterAgent:
         # (topic, partition) -> (offset another member had applied, end offset to reach,
         # the relations not answering it until then)
         self._restoring: dict[tuple[str, int], tuple[int, int | None, tuple[str, ...]]] = {}
-        self._counts: dict[str, int | None] = {}
-        self._counted_at = -1e9
+        self.counts = PartitionCounts((s.topic for s in self.specs), catalog.kafka_config,
+                                      on_learned=lambda: self.membership.wake())
         self.session_ms = session_timeout_ms(catalog.kafka_config)
         self._verdict_wait = verdict_wait_s(catalog.kafka_config)
         self._last_local: float | None = None  # the membership thread's last record
@@ -142,6 +146,7 @@ class ClusterAgent:
         assigned = frozenset(source.assigned) if source is not None else frozenset()
         generation = source.group_generation() if source is not None else None
         if owned:
+            self.counts.ask_soon(pairs)
             self._mark_unassigned(assigned)
             if self.standby is not None:  # the group consumer starts where the copy is
                 if self.handover is not None:  # or another worker's copy is fetched
@@ -278,7 +283,7 @@ class ClusterAgent:
     def local(self) -> Member:
         """This worker's record as of now (called from the membership thread)."""
         doubted = self._doubted()
-        self._refresh_counts()
+        self.counts.refresh()
         with self._lock:
             assigned, standby = self._assigned, self._standby
             if doubted:
@@ -293,7 +298,7 @@ class ClusterAgent:
                        if (s.name, p) in progress}
             lags = {p: progress[(s.name, p)][1] for p in mine + warm if (s.name, p) in progress}
             relations[s.name] = RelationState(
-                topic=s.topic, partitions=self._counts.get(s.topic),
+                topic=s.topic, partitions=self.counts.get(s.topic),
                 assigned=() if is_replicated(s) else tuple(mine), standby=tuple(warm),
                 offsets=offsets, lag=lags, partitioner=s.partitioner,
                 key_format=s.key_format, exact_keys=self._partitioning[s.name],
@@ -304,31 +309,6 @@ class ClusterAgent:
         with self._lock:  # after the work above: a slow partition count is no freeze
             self._last_local = time.monotonic()
         return record
-
-    def _refresh_counts(self) -> None:
-        """The topics' partition counts, asked again every PARTITION_REFRESH_S: the first
-        time here once the membership reached the broker, else and later in a thread of its
-        own (asking an unreachable broker takes seconds, which the membership thread must
-        not spend: `cluster.json` would age past the member timeout and the API take this
-        worker for stopped)."""
-        if time.monotonic() - self._counted_at < PARTITION_REFRESH_S:
-            return
-        self._counted_at = time.monotonic()
-        if not self._counts and self.membership.connected:
-            self._count_partitions()
-        else:
-            threading.Thread(target=self._count_partitions, name="cluster-partition-counts",
-                             daemon=True).start()
-
-    def _count_partitions(self) -> None:
-        from connectors.kafka_admin import partition_count  # noqa: PLC0415
-
-        for topic in {s.topic for s in self.specs}:
-            try:
-                self._counts[topic] = partition_count(self.worker.catalog.kafka_config, topic) \
-                    or None
-            except InfrastructureError as e:
-                log.debug("cluster: partition count of %s unknown: %s", topic, e)
 
     def _mark_unassigned(self, assigned: frozenset[tuple[str, int]]) -> None:
         """Mark revoked what the store holds of the group's topics and this worker was not

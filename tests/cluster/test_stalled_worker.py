@@ -72,7 +72,7 @@ def _agent(tmp_path: Path, source: Any, clock: Clock,
     worker = SimpleNamespace(catalog=catalog, grouped=SimpleNamespace(by_topic={},
                                                                       source=source))
     agent = ClusterAgent(worker)  # type: ignore[arg-type]
-    agent._counted_at = 1e18  # noqa: SLF001 - no partition count asked of a broker
+    agent.counts.due = {USERS.topic: 1e18}  # no count asked of a broker
     return agent
 
 
