@@ -121,6 +121,25 @@ def describe_topics(conf: dict[str, str], topics: Sequence[str], timeout: float 
     return out
 
 
+
+def topic_max_message_bytes(conf: dict[str, str], topic: str, timeout: float = 5.0
+                            ) -> int | None:
+    """The largest record batch `topic` takes (its `max.message.bytes`, its own or the
+    broker's default), or None when the broker does not say (the topic is missing, the
+    request is refused or not answered in `timeout` seconds)."""
+    # what confluent_kafka.admin re-exports, unlisted
+    from confluent_kafka.admin._config import ConfigResource  # noqa: PLC0415
+
+    admin = AdminClient(with_logging(client_conf(conf)))
+    try:
+        for fut in admin.describe_configs([ConfigResource("topic", topic)],
+                                          request_timeout=timeout).values():
+            entry = fut.result(timeout).get("max.message.bytes")
+            return int(entry.value) if entry is not None and entry.value else None
+    except (KafkaException, concurrent.futures.TimeoutError, ValueError, TypeError):
+        return None
+    return None
+
 _SILENT = logging.getLogger("materializer.kafka.settings-check")
 _SILENT.addHandler(logging.NullHandler())
 _SILENT.propagate = False

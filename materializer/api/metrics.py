@@ -226,7 +226,8 @@ def add_worker_metrics(exp: Exposition, status: Mapping[str, Any] | None,
                 "Records this worker process applied since it started.", applied)
     for key, metric, help_ in (
             ("dead_letters_total", "materializer_dead_letters_total",
-             "Rejected records produced to a dead-letter topic by this worker process."),
+             "Dead letters this worker process produced that the broker acknowledged (a "
+             "copy it refused or lost is not counted; one sent again and acknowledged is)."),
             ("rebalances_total", "materializer_rebalances_total",
              "Partition assignments this worker process received."),
             ("registry_retries_total", "materializer_registry_retries_total",

@@ -204,7 +204,8 @@ def build_relation(d: RelationDecl, ctx: Context) -> TableSpec | StreamSpec | No
 
 def _standby(r: Rules, spec: TableSpec | StreamSpec) -> TableSpec | StreamSpec:
     """`standby_replicas` (the relation's, else the top level's): none for a replicated
-    table, which every worker keeps whole anyway."""
+    table, which every worker keeps whole anyway, nor for a relation that emits change
+    events or dead letters, which only a partition's owner sends."""
     f = r.get("standby_replicas")
     n = int(f.value.value) if f is not None else r.ctx.standby_replicas
     if isinstance(spec, TableSpec) and spec.replicated:
@@ -218,7 +219,20 @@ def _standby(r: Rules, spec: TableSpec | StreamSpec) -> TableSpec | StreamSpec:
                     "emits, so a standby copy could not take over without losing or repeating "
                     "some: remove `standby_replicas` (it fails over by re-reading its topic)")
         return spec
+    if _dead_letters(spec):
+        if f is not None and n > 0:  # (the top-level default leaves it out)
+            r.error(f.key_loc, f"{r.what} sends rejected records to "
+                    f"{spec.dead_letter_topic} (`dead_letter` policy), which only a "
+                    "partition's owner sends (a standby copy counts them), so a standby copy "
+                    "taking over would pass records whose dead letter was never sent: remove "
+                    "`standby_replicas` (it fails over by re-reading its topic)")
+        return spec
     return replace(spec, standby_replicas=n) if n else spec
+
+
+def _dead_letters(spec: TableSpec | StreamSpec) -> bool:
+    """Whether some records of `spec` may be dead-lettered (`on_error` or `null_key`)."""
+    return "dead_letter" in (spec.on_error, getattr(spec, "null_key", None))
 
 
 def build_relations(decls: list[RelationDecl], ctx: Context

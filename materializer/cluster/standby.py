@@ -13,7 +13,9 @@ whole tables, but only for those partitions. Guarantees:
 - A standby partition is marked revoked in the store before anything is applied to it,
   so it is never answered as current; only `?stale=ok` reads it, saying its lag.
 - Records are applied in offset order with the applied offset in the same transaction
-  (`Relation.apply`); dead letters are counted, not sent (the owner sends them). A record
+  (`Relation.apply`); rejected records are counted, never sent: a relation with a
+  `dead_letter` policy has no standby copies (`catalog.validate`: only the owner sends
+  dead letters, and a copy taking over would pass those it had not sent yet). A record
   the owner's policy would stop on stops only this standby copy (logged), never the
   worker; a failed batch is read again from the stored offset.
 - When the group assigns a standby partition to this worker it leaves the standby

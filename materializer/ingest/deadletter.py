@@ -4,12 +4,14 @@ Guarantees:
 - A record under `dead_letter` is produced with headers that say why
   (`materializer.error`, `.reason`, `.table`, `.topic`, `.partition`, `.offset`) and
   acknowledged by the broker before the batch that rejected it commits (`settle`).
-- A record too large for the producer (`message.max.bytes`) is never a crash: its
-  value (then its key) is cut to fit and the header `materializer.truncated` gives
-  the original sizes `key=<n>,value=<n>`. The whole dead letter (key, value and every
-  header, the error text cut too if need be) fits `message.max.bytes`, whatever it is
-  set to: a dead letter the producer refuses would stop the partition for good (its
-  batch is retried and refused again).
+- A record too large for the producer (`message.max.bytes`) or for the dead-letter
+  topic (its `max.message.bytes`, asked of the broker before the first dead letter to
+  it and again after a failed delivery) is never a crash: its value (then its key) is
+  cut to fit and the header `materializer.truncated` gives the original sizes
+  `key=<n>,value=<n>`. The whole dead letter (key, value and every header, the error
+  text cut too if need be) fits the smaller limit, whatever it is set to: a dead letter
+  the producer or the broker refuses would stop the partition for good (its batch is
+  retried and refused again).
 - A batch applied again after its dead letters failed to settle (the broker did not
   answer in time) first waits for the copies the failed attempt left in the producer:
   while they are there it fails again without adding copies, and once all of them are
@@ -23,7 +25,7 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from materializer.errors import InfrastructureError
@@ -38,6 +40,15 @@ MAX_ERROR_CHARS = 2000  # the error text is cut to this (then to half the room l
 
 def dead_letter_topic(spec: RelationSpec) -> str:
     return spec.dead_letter_topic or f"{spec.topic}.dead-letter"
+
+
+def dead_letter_limit(kafka_conf: Mapping[str, str]) -> Callable[[str], int | None]:
+    """What `DeadLetters` asks a dead-letter topic's `max.message.bytes` with."""
+    def ask(topic: str) -> int | None:
+        from connectors.kafka_admin import topic_max_message_bytes  # noqa: PLC0415
+
+        return topic_max_message_bytes(dict(kafka_conf), topic)
+    return ask
 
 
 def fit(key: bytes | None, value: bytes | None, limit: int
@@ -70,11 +81,16 @@ class DeadLetters:
     `sink_factory` gives, which must be theirs alone (the worker's and rebuild's are): a
     flush of it then says whether every dead letter in it was delivered."""
 
-    def __init__(self, sink_factory: Any, kafka_conf: Mapping[str, str]) -> None:
+    def __init__(self, sink_factory: Any, kafka_conf: Mapping[str, str],
+                 topic_limit: Callable[[str], int | None] | None = None) -> None:
         self._sink_factory = sink_factory
         self._sink: Any = None
         self.max_bytes = int(kafka_conf.get("message.max.bytes", DEFAULT_MAX_MESSAGE))
-        self.sent = 0
+        # a topic's `max.message.bytes` (None: the broker did not say), asked once, and
+        # again after a failed delivery (the topic was missing, or its limit was lowered)
+        self._topic_limit = topic_limit
+        self._topic_limits: dict[str, int | None] = {}
+        self.sent = 0  # dead letters the broker acknowledged (`materializer_dead_letters_total`)
         self.flush_timeout = 30.0  # seconds a batch waits for its dead letters' acknowledgements
         self._unsettled: set[tuple[str, int, int]] = set()  # produced since the last settle
         self._acknowledged: set[tuple[str, int, int]] = set()  # of those, known delivered
@@ -111,8 +127,10 @@ class DeadLetters:
             if self._sink.failures != self._failures_seen:
                 self._failures_seen = self._sink.failures
                 self._unsettled.clear()
+                self._topic_limits.clear()
             raise
-        self._acknowledged |= self._unsettled
+        self.sent += len(self._unsettled)  # counted once acknowledged, not when produced:
+        self._acknowledged |= self._unsettled  # a copy the broker refused is in no topic
         self._unsettled.clear()
 
     def _send(self, spec: RelationSpec, partition: int, r: Rejected) -> None:
@@ -123,16 +141,26 @@ class DeadLetters:
                    ("materializer.topic", spec.topic.encode()),
                    ("materializer.partition", str(partition).encode()),
                    ("materializer.offset", str(r.offset).encode())]
-        room = self.max_bytes - _FRAMING - sum(len(n) + len(v) for n, v in headers)
+        topic = dead_letter_topic(spec)
+        room = self.limit(topic) - _FRAMING - sum(len(n) + len(v) for n, v in headers)
         room -= len("materializer.error") + len("materializer.truncated") + 40  # + the note
         message = cut_utf8(r.message[:MAX_ERROR_CHARS], max(0, room // 2))
         key, value, note = fit(r.key, r.value, room - len(message))
         headers.insert(0, ("materializer.error", message))
         if note is not None:
             headers.append(("materializer.truncated", note.encode()))
-        self._sink.produce(dead_letter_topic(spec), key, value, headers=headers)
+        self._sink.produce(topic, key, value, headers=headers)
         self._unsettled.add((spec.name, partition, r.offset))  # in the producer now
-        self.sent += 1
+
+    def limit(self, topic: str) -> int:
+        """The most bytes a dead letter to `topic` may hold: the producer's limit, or the
+        topic's if the broker says it is lower."""
+        if self._topic_limit is None:
+            return self.max_bytes
+        if topic not in self._topic_limits:
+            self._topic_limits[topic] = self._topic_limit(topic)
+        of_topic = self._topic_limits[topic]
+        return self.max_bytes if of_topic is None else min(self.max_bytes, of_topic)
 
     def settle(self) -> None:
         """Block until every dead letter routed so far is acknowledged (the batch may

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.batching import split_by_partition, split_ends
-from materializer.ingest.deadletter import DeadLetters
+from materializer.ingest.deadletter import DeadLetters, dead_letter_limit
 from materializer.ingest.opening import fatal_message, open_registry
 from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.resync import caught_up
@@ -139,7 +139,8 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
     from connectors.kafka import AssignedSource  # noqa: PLC0415
     from connectors.producer import Sink  # noqa: PLC0415
 
-    dead_letters = DeadLetters(lambda: Sink(catalog.kafka_config), catalog.kafka_config)
+    dead_letters = DeadLetters(lambda: Sink(catalog.kafka_config), catalog.kafka_config,
+                               dead_letter_limit(catalog.kafka_config))
     source = AssignedSource(catalog.kafka_config, [spec.topic],
                             lambda topic, p: rel.next_offsets.get(p))
     done = Replayed()

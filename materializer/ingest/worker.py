@@ -22,7 +22,7 @@ from typing import Any
 from materializer.errors import MaterializerError, RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.batching import split_by_partition, split_ends
-from materializer.ingest.deadletter import DeadLetters
+from materializer.ingest.deadletter import DeadLetters, dead_letter_limit
 from materializer.ingest.opening import Feed, fatal_message, open_registry, open_relations
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
@@ -89,7 +89,8 @@ class Worker:
         self._sink: Any = None
         # a producer of their own: a batch's dead letters settle (are acknowledged before
         # it commits) without waiting for change events another topic holds up
-        self.dead_letters = DeadLetters(self._dead_letter_sink, catalog.kafka_config)
+        self.dead_letters = DeadLetters(self._dead_letter_sink, catalog.kafka_config,
+                                        dead_letter_limit(catalog.kafka_config))
         self._last_status = 0.0
         self.retrying: str | None = None  # what a batch retried with backoff waits on
         self.started_at = time.time()
