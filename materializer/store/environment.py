@@ -152,11 +152,17 @@ def open_existing_db(env: lmdb.Environment, name: bytes) -> Any:
     a map another process grew since this one's last transaction (LMDB reports it as
     MapResizedError there too: a snapshot opening a relation while its worker grew it
     exited with MDB_MAP_RESIZED once). Call with no transaction of this process open."""
+    return open_db(env, name, create=False)
+
+
+def open_db(env: lmdb.Environment, name: bytes, *, create: bool = True) -> Any:
+    """`env.open_db(name, create=create)`, adopting a map another process grew since this
+    one's last transaction (as `begin`). Call with no transaction of this process open."""
     try:
-        return env.open_db(name, create=False)
+        return env.open_db(name, create=create)
     except lmdb.MapResizedError:
         env.set_mapsize(0)
-        return env.open_db(name, create=False)
+        return env.open_db(name, create=create)
 
 
 def close_env(path: Path) -> None:

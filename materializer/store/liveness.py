@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from time import monotonic as _monotonic
 
-from materializer.store.environment import LIVE_WRITER
+from materializer.store.environment import LIVE_WRITER, begin
 from materializer.store.generation import Generation
 
 MEMBER_CHECK_INTERVAL = 0.5
@@ -42,7 +42,7 @@ def live_writer_gone(g: Generation) -> str | None:
     (`RelationWriter.set_live_writer`: a faust worker beside others of its app) is gone,
     killed without the clean stop that marks them, so another process took its partitions
     over and applies newer rows."""
-    with g.env.begin(db=g.meta_db) as txn:
+    with begin(g.env, db=g.meta_db) as txn:  # adopting a map another process grew
         raw = txn.get(LIVE_WRITER)
     if raw is None:
         return None

@@ -33,6 +33,7 @@ from materializer.store.environment import (
     counter_key,
     forget_env,
     offset_key,
+    open_db,
     open_env,
     open_existing_db,
     partition_db_name,
@@ -70,7 +71,7 @@ class RelationWriter:
         self.ceiling = map_size
         self.env = open_env(self.path, True, min(map_size, INITIAL_MAP_SIZE))
         with translated(self.path, "opening the meta database"):
-            self._meta_db = self.env.open_db(META)
+            self._meta_db = open_db(self.env, META)
         self._dbs: dict[int, Any] = {}
         meta = self.meta()
         self.width = len(meta.layout) if meta is not None else 0
@@ -341,7 +342,7 @@ class RelationWriter:
         if name == META or name.startswith(b"p:"):
             raise UsageError(f"database name {name!r} is reserved")
         with translated(self.path, f"opening database {name!r}"):
-            return SideTable(self, self.env.open_db(name))
+            return SideTable(self, open_db(self.env, name))
 
 
 class SideTable:

@@ -85,3 +85,15 @@ def test_opening_a_named_db_adopts_the_size_too(tmp_path: Path) -> None:
             assert txn.stat(db)["entries"] == 2000
     finally:
         reader.close()
+
+
+def test_a_side_table_opened_after_another_process_grew_the_map(tmp_path: Path) -> None:
+    """The supervisor's drainer opens a relation's outbox (`side_table`) when it first
+    drains it, which may be after a worker process grew the map: opened, not
+    MDB_MAP_RESIZED (probe h98)."""
+    rel = open_relation(SPEC, tmp_path, map_size=SMALL)
+    done = subprocess.run([sys.executable, "-c", GROW, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    outbox = rel.writer.side_table(b"another-outbox")
+    assert outbox.entries() == 0
