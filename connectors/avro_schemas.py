@@ -49,6 +49,51 @@ def parse(schema: Any, named: dict[str, Any] | None = None) -> Any:
     return parse_schema(without_invalid_decimals(load_schema(schema)), named_schemas=named)
 
 
+_NAMED = frozenset({"record", "error", "enum", "fixed"})
+
+
+def self_contained(parsed: Any, named: dict[str, Any]) -> Any:
+    """A schema parsed against the named types of its schema references (`parse(text,
+    named)`), made one that defines every named type it uses itself, each at its first use,
+    and parsed again.
+
+    fastavro keeps the referenced types only beside a parsed record (`__named_schemas`): a
+    schema that is a union of references (`["com.x.Created", "com.x.Renamed"]`, how
+    Confluent puts several event types in one topic) or one bare reference cannot carry
+    them, and a recursive referenced type is not seen to recurse where only its name
+    stands. The self-contained schema reads the same bytes the same way (a named type's
+    definition may stand at any one place before its other uses)."""
+    seen: set[str] = set()
+
+    def walk(node: Any, inlined: bool) -> Any:
+        if isinstance(node, str):
+            if node in seen or node not in named:
+                return node  # a primitive, or a type defined before
+            return walk(named[node], True)  # its first use: its definition stands here
+        if isinstance(node, list):
+            return [walk(b, inlined) for b in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: v for k, v in node.items() if not k.startswith("__")}
+        t = out.get("type")
+        if t in _NAMED and isinstance(out.get("name"), str):
+            if out["name"] in seen and inlined:  # a type nested in a referenced one,
+                return out["name"]  # used (so defined) before it
+            seen.add(out["name"])  # before its fields: a recursive type names itself
+            if t in ("record", "error"):
+                out["fields"] = [{**f, "type": walk(f.get("type"), inlined)}
+                                 if isinstance(f, dict) else f for f in out.get("fields", ())]
+        elif t == "array":
+            out["items"] = walk(out.get("items"), inlined)
+        elif t == "map":
+            out["values"] = walk(out.get("values"), inlined)
+        elif not isinstance(t, str) or t in named:
+            out["type"] = walk(t, inlined)
+        return out
+
+    return parse(walk(parsed, False))
+
+
 def checked(subject: str, schema: Any) -> str:
     """The normalized text of a schema about to be registered; SchemaRejected if it is
     not valid Avro (checked here, so both registries refuse the same schemas)."""

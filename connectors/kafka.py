@@ -30,6 +30,7 @@ from materializer.errors import InfrastructureError
 log = logging.getLogger("materializer.kafka")
 
 StartOffsets = Callable[[str, int], "int | None"]
+HOLD_RECORDS = 10_000  # at most this many records kept by one `hold` (it paused them all)
 
 
 def _consumer(group: str, conf: dict[str, Any], reach: Reach | None = None) -> Consumer:
@@ -89,6 +90,9 @@ class _Reader:
         self._unfetched: set[tuple[str, int]] = set()
         """Partitions (re)assigned that no fetch response (a record, the end) has come for
         since: librdkafka keeps the high watermark of an earlier assignment meanwhile."""
+        self._held: set[tuple[str, int]] = set()  # paused by `hold`, resumed by `poll`
+        self._holding = False  # inside `hold`: partitions assigned meanwhile are held too
+        self._carry: Polled | None = None  # what `hold` was given, for the next `poll`
 
     def poll_batch(self, max_records: int, timeout: float) -> list[Message]:
         """Up to `max_records` messages, each partition in offset order (see `poll`)."""
@@ -97,7 +101,72 @@ class _Reader:
     def poll(self, max_records: int, timeout: float) -> Polled:
         """Up to `max_records` messages, each partition in offset order, and the ends
         reached (see Polled). Broker-level errors that are not fatal are logged; fatal ones
-        raise InfrastructureError."""
+        raise InfrastructureError. Resumes what `hold` paused and returns first what it
+        was given."""
+        if self._held:
+            self._release()
+        if self._carry is not None:
+            carry, self._carry = self._carry, None
+            mine = self.assigned  # a partition revoked meanwhile starts again where the
+            return Polled(  # store says when it comes back: its records are not wanted
+                [m for m in carry.records if (m.topic(), m.partition()) in mine],
+                {tp: o for tp, o in carry.ends.items() if tp in mine})
+        return self._consume(max_records, timeout)
+
+    def hold(self, timeout: float) -> None:
+        """Serve the group for up to `timeout` s while the caller takes no records (a batch
+        retried with backoff while the schema registry is away): every assigned partition
+        is paused and the consumer polled, so the member stays in its group past
+        `max.poll.interval.ms` (which counts the time between polls, not heartbeats) and
+        takes part in rebalances meanwhile (`on_ownership`). librdkafka drops what it had
+        fetched of a paused partition and, on resume, fetches again from the record after
+        the last one it returned; anything still returned meanwhile is kept, in order, and
+        is what the next `poll` returns (which resumes the partitions)."""
+        self._hold_new(sorted(self.assigned - self._paused - self._held))
+        self._holding = True
+        try:
+            got = self._consume(HOLD_RECORDS, timeout)
+        finally:
+            self._holding = False
+        if got.records or got.ends:
+            if self._carry is None:
+                self._carry = got
+            else:
+                self._carry.records.extend(got.records)
+                self._carry.ends.update(got.ends)
+
+    def _drop_carried(self, pairs: set[tuple[str, int]]) -> None:
+        """Forget what `hold` kept of revoked `pairs`: if the group gives one back, it is
+        fetched again from where the store says, and a kept record past that would skip
+        the ones between."""
+        carry = self._carry
+        if carry is not None:
+            carry.records[:] = [m for m in carry.records
+                                if (m.topic(), m.partition()) not in pairs]
+            for tp in pairs & carry.ends.keys():
+                del carry.ends[tp]
+
+    def _hold_new(self, pairs: list[tuple[str, int]]) -> None:
+        if not pairs:
+            return
+        try:
+            self._consumer.pause([TopicPartition(t, p) for t, p in pairs])
+        except KafkaException as e:  # polled all the same: its records are carried
+            log.warning("consumer: cannot pause %s: %s", pairs, e)
+            return
+        self._held.update(pairs)
+
+    def _release(self) -> None:
+        pairs = sorted((self._held & self.assigned) - self._paused)
+        try:
+            if pairs:
+                self._consumer.resume([TopicPartition(t, p) for t, p in pairs])
+        except KafkaException as e:  # kept held: tried again at the next poll
+            log.warning("consumer: cannot resume %s: %s", pairs, e)
+            return
+        self._held.clear()
+
+    def _consume(self, max_records: int, timeout: float) -> Polled:
         msgs = self._consumer.consume(max_records, timeout)
         out: list[Message] = []
         ends: dict[tuple[str, int], int] = {}
@@ -262,6 +331,9 @@ class Source(_Reader):
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.update(pairs)
         self._paused.difference_update(pairs)  # an assignment starts fetching
+        self._held.difference_update(pairs)
+        if self._holding:  # assigned while a batch is retried: fetched once it is done
+            self._hold_new(pairs)
         self._unfetched.update(pairs)
         self.generation += 1
         log.info("assigned %s", pairs)
@@ -272,7 +344,9 @@ class Source(_Reader):
         pairs = [(tp.topic, tp.partition) for tp in partitions]
         self.assigned.difference_update(pairs)
         self._paused.difference_update(pairs)
+        self._held.difference_update(pairs)
         self._unfetched.difference_update(pairs)
+        self._drop_carried(set(pairs))
         log.info("revoked %s", pairs)
         if self.on_ownership is not None and not self._closing:
             self.on_ownership(pairs, False)  # not on close: a clean stop keeps them current

@@ -24,7 +24,13 @@ Guarantees:
 - `schema(id)` returns the fastavro-parsed schema; a schema id is immutable, so a
   parsed schema is cached for the life of the registry object and fetched once.
 - An id that a reachable registry does not know (HTTP 404, no such file) raises
-  `RecordError(reason="unknown_schema")`: the record is bad, not the registry.
+  `RecordError(reason="unknown_schema")`: the record is bad, not the registry. So does an
+  id whose schema reference it does not know; either is remembered for 10 s (not asked
+  again for every record of that id).
+- Avro schema references are resolved into a self-contained schema
+  (`avro_schemas.self_contained`: each referenced type defined at its first use), so a
+  union of references or a bare reference reads, and a recursive referenced type is read
+  by the Python reader (`too_deep`, never a crash). Each subject version is asked once.
   A schema that is not usable Avro raises `RecordError(reason="bad_schema")`.
 - An unreachable registry (connection refused, timeout, HTTP 5xx or 429) is retried
   with exponential backoff (`max.retries`, default 3), then raises

@@ -18,7 +18,13 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.avro_schemas import SchemaRejected, bad_schema, checked, parse
+from connectors.avro_schemas import (
+    SchemaRejected,
+    bad_schema,
+    checked,
+    parse,
+    self_contained,
+)
 from materializer.errors import (
     ConfigError,
     InfrastructureError,
@@ -148,7 +154,9 @@ class RestRegistry:
         self._opener = urllib.request.build_opener(*handlers)
         self._cache: dict[int, Any] = {}
         self._texts: dict[Any, dict[str, Any]] = {}
-        self._unknown: dict[int, float] = {}
+        # ids, and versions of subjects (what references name), the registry said it does not
+        # know: until when they are taken for unknown without asking, and the error's text
+        self._unknown: dict[Any, tuple[float, str]] = {}
         # ids whose schema is not usable (not Avro, does not parse): a registry never
         # changes the schema of an id, so one request per id, not one per record
         self._bad: dict[int, RecordError] = {}
@@ -166,6 +174,17 @@ class RestRegistry:
 
     def __repr__(self) -> str:
         return f"RestRegistry({', '.join(self._bases)})"
+
+    @property
+    def longest_lookup(self) -> float:
+        """Seconds one lookup may take when no registry answers in time: every attempt
+        waits `timeout` for every URL, with the backoff between attempts (a Retry-After
+        may lengthen it to `retries.max.wait.ms`, counted here)."""
+        waits, wait = 0.0, self._wait
+        for _ in range(self._retries):
+            waits += max(wait, self._max_wait)
+            wait = min(wait * 2, self._max_wait)
+        return (self._retries + 1) * len(self._bases) * self._timeout + waits
 
     # -- transport
 
@@ -220,10 +239,7 @@ class RestRegistry:
         cached = self._cache.get(schema_id)
         if cached is not None:
             return cached
-        until = self._unknown.get(schema_id)
-        if until is not None and time.monotonic() < until:
-            raise RecordError(f"schema id {schema_id} is unknown to the registry",
-                              "unknown_schema")
+        self._known_unknown(schema_id)
         bad = self._bad.get(schema_id)
         if bad is not None:
             raise RecordError(str(bad), bad.reason)
@@ -231,11 +247,8 @@ class RestRegistry:
             answer = self._request("GET", f"/schemas/ids/{schema_id}")
         except _HttpStatus as e:
             if e.not_found:
-                if len(self._unknown) > 10_000:  # garbage ids: keep the memo bounded
-                    self._unknown.clear()
-                self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
-                raise RecordError(f"schema id {schema_id} is unknown to the registry",
-                                  "unknown_schema") from e
+                raise self._remember_unknown(
+                    schema_id, f"schema id {schema_id} is unknown to the registry") from e
             raise InfrastructureError(f"schema registry: {e}") from e
         if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
             raise InfrastructureError(
@@ -246,9 +259,17 @@ class RestRegistry:
                 f"schema {schema_id} is a {kind} schema, not Avro", "bad_schema"))
         named: dict[str, Any] = {}
         try:
-            for ref in answer.get("references") or ():
-                self._load_reference(ref, named, depth=0)
+            refs = _schema_answer(answer, f"schema {schema_id}")["references"]
+            try:
+                for ref in refs:
+                    self._load_reference(ref, named, depth=0)
+            except RecordError as e:  # a reference the registry does not know: this id's
+                if e.reason != "unknown_schema":  # records are asked about as seldom as
+                    raise  # those of an unknown id
+                raise self._remember_unknown(schema_id, f"schema {schema_id}: {e}") from e
             parsed = parse(answer["schema"], named)
+            if refs:  # the referenced types defined in it: see self_contained
+                parsed = self_contained(parsed, named)
         except (RecordError, InfrastructureError):  # a reference's bad record, or the
             raise  # registry not answering for it: never a bad schema
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
@@ -256,6 +277,21 @@ class RestRegistry:
         with self._lock:
             self._cache[schema_id] = parsed
         return parsed
+
+    def _known_unknown(self, key: Any) -> None:
+        """RecordError(unknown_schema) if the registry said lately that it does not know
+        `key` (an id, or ("version", subject, version))."""
+        memo = self._unknown.get(key)
+        if memo is not None and time.monotonic() < memo[0]:
+            raise RecordError(memo[1], "unknown_schema")
+
+    def _remember_unknown(self, key: Any, message: str) -> RecordError:
+        """Take `key` for unknown for `_NEGATIVE_TTL` s (it may be registered since)."""
+        with self._lock:
+            if len(self._unknown) > 10_000:  # garbage ids: keep the memo bounded
+                self._unknown.clear()
+            self._unknown[key] = (time.monotonic() + _NEGATIVE_TTL, message)
+        return RecordError(message, "unknown_schema")
 
     def _remember_bad(self, schema_id: int, err: RecordError) -> RecordError:
         with self._lock:
@@ -265,20 +301,12 @@ class RestRegistry:
         return err
 
     def _load_reference(self, ref: Mapping[str, Any], named: dict[str, Any], depth: int) -> None:
+        """Parse the schema a reference names (after its own references) into `named`.
+        Asked once per subject and version (`version_text` caches it)."""
         if depth > 32:
             raise RecordError("schema references nest too deeply", "bad_schema")
-        subject = urllib.parse.quote(str(ref.get("subject")), safe="")
-        try:
-            answer = self._request("GET", f"/subjects/{subject}/versions/{ref.get('version')}")
-        except _HttpStatus as e:
-            if not e.not_found:
-                raise InfrastructureError(f"schema registry: {e}") from e
-            raise RecordError(f"schema reference {ref!r} cannot be resolved: {e}",
-                              "unknown_schema") from e
-        if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
-            raise InfrastructureError(
-                f"schema registry: unexpected answer for reference {ref!r}: {answer!r:.200}")
-        for inner in answer.get("references") or ():
+        answer = self.version_text(ref["subject"], ref["version"])
+        for inner in answer["references"]:
             self._load_reference(inner, named, depth + 1)
         parse(answer["schema"], named)
 
@@ -295,20 +323,14 @@ class RestRegistry:
         cached = self._texts.get(key)
         if cached is not None:
             return cached
-        until = self._unknown.get(schema_id)
-        if until is not None and time.monotonic() < until:
-            raise RecordError(f"schema id {schema_id} is unknown to the registry",
-                              "unknown_schema")
+        self._known_unknown(schema_id)
         query = f"?format={urllib.parse.quote(fmt)}" if fmt else ""
         try:
             answer = self._request("GET", f"/schemas/ids/{schema_id}{query}")
         except _HttpStatus as e:
             if e.not_found:
-                if len(self._unknown) > 10_000:
-                    self._unknown.clear()
-                self._unknown[schema_id] = time.monotonic() + _NEGATIVE_TTL
-                raise RecordError(f"schema id {schema_id} is unknown to the registry",
-                                  "unknown_schema") from e
+                raise self._remember_unknown(
+                    schema_id, f"schema id {schema_id} is unknown to the registry") from e
             raise InfrastructureError(f"schema registry: {e}") from e
         checked_answer = _schema_answer(answer, f"schema {schema_id}")
         with self._lock:
@@ -323,14 +345,16 @@ class RestRegistry:
         cached = self._texts.get(key)
         if cached is not None:
             return cached
+        self._known_unknown(("version", subject, version))
         query = f"?format={urllib.parse.quote(fmt)}" if fmt else ""
         path = f"/subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}{query}"
         try:
             answer = self._request("GET", path)
         except _HttpStatus as e:
             if e.not_found:
-                raise RecordError(f"schema reference {subject!r} version {version} is unknown "
-                                  "to the registry", "unknown_schema") from e
+                raise self._remember_unknown(
+                    ("version", subject, version), f"schema reference {subject!r} version "
+                    f"{version} is unknown to the registry") from e
             raise InfrastructureError(f"schema registry: {e}") from e
         checked_answer = _schema_answer(answer, f"subject {subject!r} version {version}")
         with self._lock:

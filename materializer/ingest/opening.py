@@ -4,6 +4,7 @@ under policy `fail` stops it with."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,28 @@ def open_registry(catalog: Catalog) -> SchemaRegistry | None:
     from connectors.registry import open_registry as open_reg  # noqa: PLC0415
 
     return open_reg(catalog.schema_registry)
+
+
+def registry_within_poll_interval(registry: SchemaRegistry | None,
+                                  kafka_config: Mapping[str, Any]) -> str | None:
+    """A warning when one registry lookup that no registry answers may outlast the
+    consumer's `max.poll.interval.ms`: the worker polls its consumer between the attempts
+    of a batch (`Source.hold`), not during a lookup, so librdkafka would leave the group
+    meanwhile. None when it fits."""
+    longest = getattr(registry, "longest_lookup", None)
+    if longest is None:
+        return None
+    try:
+        max_poll = float(kafka_config.get("max.poll.interval.ms", 300_000)) / 1000
+    except (TypeError, ValueError):
+        return None
+    if longest < max_poll:
+        return None
+    return (f"schema_registry: a lookup the registry does not answer may take {longest:.0f} s "
+            f"((max.retries + 1) x timeout x URLs, plus the waits), not less than the "
+            f"consumer's max.poll.interval.ms ({max_poll:.0f} s): while a registry hangs the "
+            "worker would leave its consumer group during a lookup. Lower schema_registry "
+            "timeout or max.retries, or raise kafka max.poll.interval.ms")
 
 
 def open_relations(catalog: Catalog, registry: SchemaRegistry | None,

@@ -23,7 +23,13 @@ from materializer.errors import MaterializerError, RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters, dead_letter_limit
-from materializer.ingest.opening import Feed, fatal_message, open_registry, open_relations
+from materializer.ingest.opening import (
+    Feed,
+    fatal_message,
+    open_registry,
+    open_relations,
+    registry_within_poll_interval,
+)
 from materializer.ingest.progress import Progress
 from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.replicated import clear_revoked, read_new_partitions
@@ -53,6 +59,7 @@ log = logging.getLogger("materializer.worker")
 
 POLL_TIMEOUT = 0.25
 STATUS_INTERVAL = 1.0
+HOLD_SLICE = 0.25  # a batch retried polls its group's consumer this often (stop: as soon)
 SHUTDOWN_GRACE = 5.0
 """Seconds the shutdown steps may take after the loop stops, even with a broker that hangs
 (with the loop's own broker calls, at most 5 s each, SIGTERM takes at most about 10 s)."""
@@ -163,6 +170,9 @@ class Worker:
         self.offsets = OffsetWatch()
         self._handle_resets(self.topics.changed(force=True))
         if self.grouped.by_topic:
+            too_long = registry_within_poll_interval(self.registry, conf)
+            if too_long:
+                log.warning("%s", too_long)
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
             self.grouped.source.on_ownership = self._ownership_changed
@@ -179,7 +189,7 @@ class Worker:
                 if any(rel.outbox is not None and rel.outbox.full for rel in self.relations):
                     self._drain()
                     if any(r.outbox is not None and r.outbox.full for r in self.relations):
-                        self.stop_event.wait(0.2)  # the change topic is unreachable: back off
+                        self._back_off(0.2)  # the change topic is unreachable
                         continue
                 for feed in feeds:
                     msgs, ends = feed.source.poll(self.batch_size, timeout)
@@ -206,6 +216,14 @@ class Worker:
             self._write_status(stopping=True)
             self.clean_shutdown = self._shut_down(feeds, time.monotonic() + SHUTDOWN_GRACE)
             self.snapshots.close()
+
+    def _back_off(self, seconds: float) -> None:
+        """Wait, the group's consumer held (`Source.hold`): still a member after
+        `max.poll.interval.ms`."""
+        if self.grouped.source is None:
+            self.stop_event.wait(seconds)
+        else:
+            self.grouped.source.hold(seconds)
 
     def _shut_down(self, feeds: list[Feed], deadline: float) -> bool:
         """Deliver what the outboxes hold, leave the group, flush the producer: each step in
@@ -249,8 +267,14 @@ class Worker:
                           ends: dict[tuple[str, int], int] | None = None) -> None:
         """Apply a batch; on a retriable failure (registry or broker away) back off and apply
         the same batch again. Safe: a failed relation's transaction was aborted, and a
-        relation that did commit skips the records below its new next offset."""
+        relation that did commit skips the records below its new next offset.
+
+        Meanwhile the group's consumer is held (`Source.hold`: its partitions paused, the
+        consumer polled), so a wait longer than `max.poll.interval.ms` does not make it
+        leave the group; a partition the group takes from it meanwhile is dropped from the
+        batch (it is read again from where the store says, if it comes back)."""
         delay = 0.5
+        group = self.grouped.source
         while True:
             try:
                 self.apply_batch(msgs, feed, ends)
@@ -262,12 +286,18 @@ class Worker:
                 log.warning("batch failed, retrying in %.1f s: %s", delay, e)
                 self.retrying = str(e)
                 until = time.monotonic() + delay
+                written = 0.0
                 while (left := until - time.monotonic()) > 0 and not self.stop_event.is_set():
                     # the status stays fresh while the batch waits (lag, registry retries,
                     # what it waits on): readers see a worker held up, not a stale file
-                    self._last_status = time.monotonic()
-                    self._write_status()
-                    self.stop_event.wait(min(left, STATUS_INTERVAL))
+                    if time.monotonic() - written >= STATUS_INTERVAL:
+                        self._last_status = written = time.monotonic()
+                        self._write_status()
+                    self._back_off(min(left, STATUS_INTERVAL if group is None else HOLD_SLICE))
+                if group is not None and feed.source is group:  # revoked meanwhile: not ours
+                    msgs = [m for m in msgs if (m.topic(), m.partition()) in group.assigned]
+                    if ends:
+                        ends = {tp: o for tp, o in ends.items() if tp in group.assigned}
                 delay = min(delay * 2, 30.0)
 
     def apply_batch(self, msgs: list[Any], feed: Feed,
