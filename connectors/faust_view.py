@@ -121,18 +121,7 @@ class FaustTableView(TableView):
                  ) -> list[tuple[bytes, bytes]]:
         """(stored key, stored row) pairs in key order whose faust key starts with
         `prefix` (leading key columns)."""
-        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
-            prefix = (prefix,)
-        if len(prefix) > len(self.key_columns):
-            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
-                             f"({', '.join(self.key_columns)})")
-        raw = self.codec.key_prefix(tuple(prefix))
-        # the stored key is the faust key as one bytes component: a byte prefix of the
-        # faust key (windowed: `["word",`) is a byte prefix of the stored key less the
-        # component's 2-byte terminator; a whole key selects that key alone
-        start = KeyCodec(super().key_types).encode_prefix([raw]) if raw else b""
-        if raw and len(prefix) < len(self.key_columns):
-            start = start[:-2]
+        start = self._start(prefix)
         if after is None or after < start:
             after_key: bytes | None = start if start else None
         else:
@@ -149,6 +138,29 @@ class FaustTableView(TableView):
                 break
             after_key = pairs[-1][0]
         return out
+
+    def _start(self, prefix: Any) -> bytes:
+        """The byte prefix of the stored keys whose faust key starts with `prefix`."""
+        if isinstance(prefix, str | bytes) or not isinstance(prefix, Sequence):
+            prefix = (prefix,)
+        if len(prefix) > len(self.key_columns):
+            raise UsageError(f"prefix {tuple(prefix)!r} is longer than the key "
+                             f"({', '.join(self.key_columns)})")
+        raw = self.codec.key_prefix(tuple(prefix))
+        # the stored key is the faust key as one bytes component: a byte prefix of the
+        # faust key (windowed: `["word",`) is a byte prefix of the stored key less the
+        # component's 2-byte terminator; a whole key selects that key alone
+        start = KeyCodec(super().key_types).encode_prefix([raw]) if raw else b""
+        if raw and len(prefix) < len(self.key_columns):
+            start = start[:-2]
+        return start
+
+    def check_position(self, after: bytes, prefix: Sequence[Any] = ()) -> None:
+        """As `TableView.check_position`, with the faust key's prefix."""
+        super().check_position(after)
+        if not after.startswith(self._start(prefix)):
+            raise UsageError(f"the cursor is not a position under prefix {tuple(prefix)!r}: "
+                             "pass the prefix of the page that gave it")
 
     def scan(self, prefix: Any = (), limit: int | None = None, *, json_form: bool = False,
              held_only: bool = False) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from materializer.cli_common import (
     load_config,
     print_json,
     relation_of,
+    served_directory,
 )
 from materializer.cli_parser import Command, build_parser
 from materializer.cli_read import cmd_get, cmd_scan
@@ -72,7 +73,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         flag_problems,
         format_status,
         status_rows,
-        worker_state_note,
+        unapplied_lag,
+        worker_state,
     )
 
     problems: list[str] = []
@@ -89,8 +91,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(format_status(rows))
         if routing is not None:
             print("\n" + format_cluster(catalog, routing))
-    note = worker_state_note(catalog.store_path)
-    if note is not None:  # said, not an error: a stopped worker's store is read as it is
+    note, idle = worker_state(catalog.store_path)
+    if note is not None:  # said; an error only with records nobody applies (below)
         say(f"materializer: {note}", logging.WARNING)
     if problems:
         bootstrap = catalog.kafka_config.get("bootstrap.servers", "?")
@@ -98,6 +100,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"are unknown ({problems[0]})")
         return 1
     flagged = flag_problems(rows) + missing
+    if idle and (behind := unapplied_lag(rows)) is not None:
+        flagged.append(behind)
     for line in flagged:
         say(f"materializer: {line}")
     return 1 if flagged else 0
@@ -113,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if os.path.isdir(args.config):  # a data directory alone (e.g. faust tables, lmdb://)
         from materializer.cluster.settings import with_overrides  # noqa: PLC0415
 
+        served_directory(args.store or args.config)
         catalog = with_overrides(Catalog(source=args.config, store_path=args.config),
                                  store=args.store, listen=args.listen, advertise=args.advertise)
     else:
@@ -215,13 +220,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from materializer.ingest.rebuild import rebuild  # noqa: PLC0415
+    from materializer.shutdown import StopRequest  # noqa: PLC0415
 
     catalog = load_config(args.config)
     spec = relation_of(catalog, args.table)
     from materializer import gc_tuning  # noqa: PLC0415
 
     gc_tuning.settle()
-    done = rebuild(catalog, spec, what=f"materializer rebuild {args.config} {args.table}")
+    with StopRequest() as stop:  # SIGTERM, SIGINT: stop between batches, said (Stopped)
+        done = rebuild(catalog, spec, what=f"materializer rebuild {args.config} {args.table}",
+                       stop=stop)
     print(f"{spec.name}: local state dropped and rebuilt from {spec.topic}: {done.summary()}")
     return 0
 

@@ -6,6 +6,7 @@ command line only (here and in `materializer.cli`)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -31,6 +32,26 @@ def open_store(catalog: Catalog) -> Any:
     from materializer.store import Store  # noqa: PLC0415
 
     return Store.open(catalog.store_path, catalog.default_schema)
+
+
+def served_directory(path: str) -> None:
+    """`serve DIR`: NotFound (exit 1) for a directory that holds no data directory's files
+    (a typo, the wrong folder: it would serve an API with no tables, silently); a warning
+    for one that is a store but holds no table or stream yet (the writer has not made
+    them: they are served once it does)."""
+    from materializer.store.layout import RELATIONS, names  # noqa: PLC0415
+    from materializer.store.lock import FORMAT_FILE  # noqa: PLC0415
+
+    if names(path):
+        return
+    root = os.path.abspath(path)
+    if not os.path.isdir(os.path.join(root, RELATIONS)) \
+            and not os.path.exists(os.path.join(root, FORMAT_FILE)):
+        raise NotFound(f"{root} is not a materializer data directory (no {RELATIONS}/ or "
+                       f"{FORMAT_FILE} file in it): serve the directory a worker (store.path) "
+                       "or a faust app (lmdb://) writes, or give the declaration file")
+    logging.getLogger("materializer.api").warning(
+        "%s holds no table or stream yet: the API serves them once a writer makes them", root)
 
 
 def relation_of(catalog: Catalog, name: str) -> RelationSpec:

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable, Mapping
 
 from materializer.logsetup import LOG_FORMAT_ENV, LOG_FORMATS, LOG_LEVEL_ENV, LOG_LEVELS
-from materializer.specs import BATCH_SIZE
+from materializer.specs import BATCH_SIZE, MAX_PROCESSES
 
 DESCRIPTION = "`materializer` command line (SPEC §6)."
 Command = Callable[[argparse.Namespace], int]
@@ -32,14 +32,14 @@ def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def _processes(text: str) -> int | str:
-    """`--processes`: a number of at least 1, or auto."""
+    """`--processes`: a number from 1 to MAX_PROCESSES, or auto."""
     if text == "auto":
         return text
     try:
-        return _whole_number(1)(text)
+        return _whole_number(1, MAX_PROCESSES)(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"must be a number of at least 1 or auto, not {text!r}") from None
+            f"must be a number from 1 to {MAX_PROCESSES} or auto, not {text!r}") from None
 
 
 MAX_BATCH_SIZE = 1_000_000  # librdkafka's consume() takes at most this many messages
@@ -95,8 +95,9 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_batch_size, default=BATCH_SIZE, metavar="N",
                    help=f"records per poll, 1 to {MAX_BATCH_SIZE:,} (default {BATCH_SIZE:,})")
     s.add_argument("--processes", type=_processes, default=None, metavar="N|auto",
-                   help="worker processes sharing the store, or auto: one per CPU, at most "
-                        "one per source partition (default: `workers:` in the file, else 1)")
+                   help=f"worker processes sharing the store (1 to {MAX_PROCESSES}), or auto: "
+                        "one per CPU, at most one per source partition (default: `workers:` "
+                        "in the file, else 1)")
     for hidden in ("--worker-index", "--lock-fd", "--parent-pid"):  # run --processes' workers
         s.add_argument(hidden, type=int, default=None, help=argparse.SUPPRESS)
     s.add_argument("--config-digest", default=None, help=argparse.SUPPRESS)
@@ -111,7 +112,9 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     s.add_argument("config")
     s.add_argument("table")
     s.add_argument("key", nargs="+")
-    s.add_argument("--limit", type=int, default=10, help="streams: events to print")
+    s.add_argument("--limit", type=int, default=None,
+                   help="streams only: the newest events to print (default 10); a table's "
+                        "key has one row")
     _lookup_options(s)
     s.set_defaults(func=commands["get"])
 

@@ -15,6 +15,9 @@ from materializer.keytext import key_from_text
 from materializer.logsetup import say
 from materializer.specs import Catalog, RelationSpec
 
+GET_EVENTS = 10
+"""The newest events `get` prints of a stream key without --limit."""
+
 
 def _view(store: Any, spec: RelationSpec, as_of: str | None) -> Any:
     """The store's view of `spec`, refusing one whose key is not the declared one: the key
@@ -77,6 +80,11 @@ def cmd_get(args: argparse.Namespace) -> int:
         raise UsageError(f"{spec.name} has key ({', '.join(spec.key_columns)}): give "
                          f"{len(spec.key_columns)} value(s), got {len(args.key)}")
     _limit(args.limit)
+    if args.limit is not None and spec.kind != "stream":  # said, never ignored
+        raise UsageError(f"--limit counts a stream key's events; {spec.name} is a table, whose "
+                         "key has one row: drop --limit (scan --limit N lists rows)")
+    if args.limit is None:
+        args.limit = GET_EVENTS
     key = key_from_text(spec.key_columns, spec.key_types, _key_texts(args.key, "key value"))
     if args.url:
         return _remote_get(args, catalog, spec, key)

@@ -144,3 +144,13 @@ class NotFound(MaterializerError):
     """A table, stream or row that does not exist."""
 
     exit_code = 1
+
+
+class Stopped(MaterializerError):
+    """A command asked to stop (SIGTERM, SIGINT) stopped between two of its steps, leaving
+    the store as its message says: exit 128 + the signal's number (143, 130), as a shell
+    reports a process the signal ended, but with that message (`shutdown.StopRequest`)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum

@@ -69,7 +69,21 @@ def setup_logging(args: argparse.Namespace) -> str | None:
         if os.environ.get(var, default).lower() != value:
             os.environ[var] = value
     logging.basicConfig(level=level.upper(), handlers=[stderr_handler(fmt)])
+    quiet_http_clients(level)
     return None
+
+
+HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
+"""Loggers of the HTTP client (`get/scan --url`, `Client`, a worker forwarding lookups to
+another): httpx logs every request at INFO, three lines per `get --url`."""
+
+
+def quiet_http_clients(level: str) -> None:
+    """The HTTP client's loggers at WARNING unless `level` is debug (`-v` shows each
+    request): its failures still show, each request's line does not."""
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if level == "debug" else
+                                         logging.WARNING)
 
 
 def stderr_handler(fmt: str) -> logging.Handler:
@@ -96,3 +110,4 @@ def log_like_the_parent() -> None:
     fmt = os.environ.get(LOG_FORMAT_ENV, "text").lower()
     logging.basicConfig(level=level.upper() if level in LOG_LEVELS else "INFO",
                         handlers=[stderr_handler(fmt)])
+    quiet_http_clients(level)

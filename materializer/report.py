@@ -137,32 +137,54 @@ def worker_state_note(store_path: str) -> str | None:
     """A line for `status` when no worker is known to run on the store (None when one
     does): the table is then what the store holds, and LAG what it misses, with nobody
     applying it; or when a running worker's change events cannot be delivered."""
+    return worker_state(store_path)[0]
+
+
+def worker_state(store_path: str) -> tuple[str | None, bool]:
+    """(`worker_state_note`, whether no worker is known to apply the store now: no status
+    file, the worker stopped, gone, SIGSTOPped or its status stale; False when one runs or
+    whether one does is not known)."""
     status = read_status(store_path)
     if status is None:
-        return "no worker status file: no worker runs on this store (or none has yet)"
+        return "no worker status file: no worker runs on this store (or none has yet)", True
     updated = status.get("updated_at")
     if status.get("stopping") and isinstance(updated, int | float):
-        return "the worker stopped: nothing is applied until `materializer run` again"
+        return "the worker stopped: nothing is applied until `materializer run` again", True
     if writer_gone(status):
         return (f"the worker (pid {status.get('pid')}) is not running: nothing is applied "
-                "until `materializer run` again")
+                "until `materializer run` again"), True
     if writer_stopped(status):
         return (f"the worker (pid {status.get('pid')}) is stopped (SIGSTOP or SIGTSTP): "
-                "nothing is applied until it is continued")
+                "nothing is applied until it is continued"), True
     if not isinstance(updated, int | float) or isinstance(updated, bool):
-        return "the worker status has no time: whether a worker runs is not known"
+        return "the worker status has no time: whether a worker runs is not known", False
     if updated <= 0:  # `run --processes N`: a worker started again has not reported yet
         return ("a worker process has not reported its status yet (one was started again): "
-                "whether every partition is applied is not known yet")
+                "whether every partition is applied is not known yet"), False
     import time  # noqa: PLC0415
 
     age = time.time() - float(updated)
     if not fresh_age(age):
-        return (f"the worker status is {age:.0f} s old: the worker is stalled or not "
-                "running" if age >= 0 else f"the worker status is dated {-age:.0f} s in "
-                "the future (was the clock set back?): whether a worker runs is not known")
+        if age >= 0:
+            return f"the worker status is {age:.0f} s old: the worker is stalled or not " \
+                "running", True
+        return (f"the worker status is dated {-age:.0f} s in the future (was the clock set "
+                "back?): whether a worker runs is not known"), False
     stuck = status.get("change_events_stuck")
     if isinstance(stuck, dict) and stuck:
         return "; ".join(f"change events of {name} cannot be delivered: {why}"
-                         for name, why in sorted(stuck.items()))
-    return None
+                         for name, why in sorted(stuck.items())), False
+    return None, False
+
+
+def unapplied_lag(rows: list[dict[str, Any]]) -> str | None:
+    """`status`'s reason to exit 1 when no worker applies the store (`worker_state`): the
+    partitions whose LAG is above 0, records on the topic nobody applies (None if none:
+    a stopped worker's store that holds everything the topic does is not a failure)."""
+    behind = [r for r in rows if isinstance(r.get("lag"), int) and r["lag"] > 0]
+    if not behind:
+        return None
+    total = sum(r["lag"] for r in behind)
+    names = sorted({r["relation"] for r in behind})
+    return (f"{total} record(s) in {len(behind)} partition(s) of {', '.join(names)} are not "
+            "applied and no worker is applying them: start `materializer run`")

@@ -41,6 +41,12 @@ DEFAULT_MAP_SIZE = 1 << 36
 """`store.map_size` when the file names none: the ceiling an LMDB map may grow to."""
 BATCH_SIZE = 20_000
 """Records polled and applied per batch (`materializer run --batch-size`)."""
+MAX_PROCESSES = 256
+"""The most worker processes `run --processes N` (`workers: N`) starts: the partition
+count is not known before the broker is asked, and each process is a consumer, an LMDB
+reader slot per relation and about 60 MB; past this a typo (`--processes 99999999`) would
+fork until the machine ran out of memory or process slots. `auto` stays at or below the
+CPU count."""
 DEBEZIUM_PLACEHOLDER = "__debezium_unavailable_value"
 """What Debezium writes for a value it does not have: `unavailable.value.placeholder`'s
 default, recognised by `debezium-json` and `debezium-avro` relations that declare no

@@ -10,6 +10,9 @@ body as soon as it passes the limit (413), one that has not arrived whole within
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -51,3 +54,19 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
                           ) from None
     except ClientDisconnect:  # cut short or malformed: the client is gone
         raise BodyRefused(400, "the body did not arrive whole") from None
+
+
+def exact_integers(body: bytes, obj: Any, loads: Callable[[bytes], Any]) -> Any:
+    """`obj` (the lookup body `body` as `loads` read it), read again by the standard
+    library when a key holds a float: orjson reads an integer past 64 bits as a float
+    (`18446744073709551616` as `1.8446744073709552e+19`), so its column's check said "got
+    float" of what the client sent as an integer, and a `decimal` or `double` key took an
+    inexact value; `json` keeps it an integer, whose check says it is out of range. A body
+    orjson read is strict JSON, so `json` reads it alike otherwise (floats, NaN refused)."""
+    keys = obj.get("keys") if isinstance(obj, dict) else None
+    if not isinstance(keys, list) or loads is json.loads:
+        return obj
+    if any(type(k) is float or (isinstance(k, list) and any(type(v) is float for v in k))
+           for k in keys):
+        return json.loads(body)
+    return obj

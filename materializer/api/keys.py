@@ -11,8 +11,11 @@ Everything a client sends is checked here before it reaches LMDB:
   key converters; bytes: standard base64, or the column's declared `encoding`), else
   `UsageError`;
 - a cursor is the base64url text (no padding) of the last encoded key a page
-  returned; any well-formed cursor is a valid position, so a forged one cannot do
-  more than start a page somewhere else.
+  returned: stateless, so it stays valid across pages, restarts and workers (the key's
+  row may be gone since: the next page starts after it all the same). A cursor that
+  does not decode as a key of the table under the page's prefix (forged, truncated, of
+  another table or prefix) is a UsageError (400), never a page: an empty one would read
+  as the end of the rows, the first one again as more rows.
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ class ApiRelation:
             raise UsageError(f"{self.view.name} has key ({', '.join(self.view.key_columns)}): "
                              f"expected {n} value(s), got {len(segments)}")
         return self.parse(segments)
+
+    def page_start(self, cursor: str | None, prefix: tuple[Any, ...]) -> bytes | None:
+        """The position a page `cursor` names under `prefix` (None: the first page);
+        UsageError for a cursor that is not one (see the module doc)."""
+        if cursor is None:
+            return None
+        start = decode_cursor(cursor)
+        self.table.check_position(start, prefix)
+        return start
 
     def prefix_from_text(self, segments: Sequence[str]) -> tuple[Any, ...]:
         """A key prefix (0..n leading key columns) from query values."""

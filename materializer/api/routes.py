@@ -24,10 +24,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from materializer.api.body import BodyRefused, read_body
+from materializer.api.body import BodyRefused, exact_integers, read_body
 from materializer.api.keys import (
     RelationIndex,
-    decode_cursor,
     encode_cursor,
     path_segments,
     raw_path,
@@ -302,7 +301,7 @@ async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
     except BodyRefused as e:
         return _error(e.status, e.detail)
     try:
-        obj = _loads(body)
+        obj = exact_integers(body, _loads(body), _loads)  # 2**64: out of range, not a float
     except (ValueError, RecursionError):
         return _error(400, 'the body is not JSON: send {"keys": [[k1, ...], ...]}')
     keys = obj.get("keys") if isinstance(obj, dict) else None
@@ -348,9 +347,10 @@ async def scan_rows(
             return routed
     try:
         rel = relations_as_of(api_state(request), as_of).table(table)
-        start = None if after is None else decode_cursor(after)
+        typed = rel.prefix_from_text(prefix)
+        start = rel.page_start(after, typed)
         view = rel.table
-        pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
+        pairs = view.scan_raw(typed, limit + 1, after=start)
         view.require_held()  # not a page without their rows: 503
     except (MaterializerError, ValueError) as e:
         return error_response(e)

@@ -39,6 +39,7 @@ from materializer.catalog.yamlnodes import STR_TAG, is_null
 from materializer.errors import ConfigError, Diagnostic
 from materializer.redact import redact
 from materializer.specs import (
+    MAX_PROCESSES,
     ApiSpec,
     Catalog,
     ClusterSpec,
@@ -146,7 +147,7 @@ class _Reader(RelationReader):
                 self.error(node, f"`workers` must be a number of processes or auto, not "
                            f"`{node.value}`")
             else:
-                n = self.integer(node, "`workers`", minimum=1)
+                n = self.integer(node, "`workers`", minimum=1, maximum=MAX_PROCESSES)
                 if n is not None:
                     fields["workers"] = n.value
         schedule = read_schedule(self, top["snapshots"][1]) if "snapshots" in top else None

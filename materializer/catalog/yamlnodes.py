@@ -266,7 +266,8 @@ class NodeReader:
             return None
         return At(bool(self._constructor.construct_yaml_bool(s)), self.loc(s))
 
-    def integer(self, node: Node, what: str, minimum: int = 1) -> At[int] | None:
+    def integer(self, node: Node, what: str, minimum: int = 1,
+                maximum: int | None = None) -> At[int] | None:
         s = self.scalar(node, what)
         if s is None:
             return None
@@ -286,6 +287,9 @@ class NodeReader:
             return None
         if n < minimum:
             self.error(s, f"{what} must be at least {minimum}, not {n}")
+            return None
+        if maximum is not None and n > maximum:
+            self.error(s, f"{what} must be at most {maximum}, not {n}")
             return None
         return At(n, self.loc(s))
 

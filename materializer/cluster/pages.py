@@ -42,9 +42,10 @@ def local_page(rel: ApiRelation, prefix: list[str], limit: int, after: str | Non
                ) -> dict[str, Any]:
     """This store's first `limit` rows after `after` under `prefix`, with their keys (as
     cursors) and whether it has more."""
-    start = None if after is None else decode_cursor(after)
+    typed = rel.prefix_from_text(prefix)
+    start = rel.page_start(after, typed)
     view = rel.table
-    pairs = view.scan_raw(rel.prefix_from_text(prefix), limit + 1, after=start)
+    pairs = view.scan_raw(typed, limit + 1, after=start)
     conv = view.layout.to_json
     return {"rows": [conv(v) for _, v in pairs[:limit]],
             "keys": [encode_cursor(k) for k, _ in pairs[:limit]],
@@ -73,6 +74,7 @@ async def route_scan(router: ClusterRouter, request: Request, table: str, prefix
 
     try:
         rel = router.relations.table(table)
+        rel.page_start(after, rel.prefix_from_text(prefix))  # 400 here, not 503 from owners
         if FORWARDED in request.headers:
             return router._answer_locally(rel, local_page(rel, prefix, limit, after))
         t = router.target(rel)

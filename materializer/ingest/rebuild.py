@@ -12,8 +12,12 @@ with an error. A table with `changes:` first delivers the change events its curr
 state has not sent yet (`drain_outbox`): if the broker does not take them, the
 rebuild stops before anything is dropped. If the rebuild fails or is killed, the
 current state is untouched (the next rebuild or `run` deletes the unfinished
-generation). Once the new state is published, a table with `changes:` emits a snapshot
-of it, an `op: r` event for every row (`materializer.ingest.snapshot`); the replay
+generation). SIGTERM or SIGINT (`StopRequest`) stops it between two batches the same way:
+the unfinished generation is deleted, the current state kept, exit 143 (130) with a
+message saying so; asked once the replay is published, the stop skips the snapshot below
+(the next `run` stages it: the new state is not marked announced), or waits for its
+staging if that has begun. Once the new state is published, a table with `changes:` emits
+a snapshot of it, an `op: r` event for every row (`materializer.ingest.snapshot`); the replay
 itself emits no change events. A later `materializer
 run` continues from where the replay stopped. Rejected records are routed by the
 relation's policy as the worker routes them.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
@@ -33,6 +38,7 @@ from materializer.ingest.relation import Relation, open_relation
 from materializer.ingest.resync import caught_up
 from materializer.ingest.snapshot import snapshot_after_rebuild
 from materializer.ingest.worker import POLL_TIMEOUT
+from materializer.shutdown import StopRequest
 from materializer.specs import BATCH_SIZE, Catalog, RelationSpec, TableSpec
 from materializer.status import UNCHANGED, rejection_counter
 from materializer.store import RelationWriter, StoreLock, relation_exists
@@ -64,29 +70,43 @@ class Replayed:
 
 
 def rebuild(catalog: Catalog, spec: RelationSpec, timeout: float = 3600.0, *,
-            what: str = "materializer rebuild") -> Replayed:
+            what: str = "materializer rebuild", stop: StopRequest | None = None) -> Replayed:
     """Returns what the replay applied and what it did not. Raises StoreLocked at once
-    if another process holds the store lock (`what` names this one to others)."""
+    if another process holds the store lock (`what` names this one to others), Stopped
+    when `stop` was asked (see the module doc)."""
     with StoreLock.acquire(catalog.store_path, what):
-        return _rebuild(catalog, spec, timeout)
+        return _rebuild(catalog, spec, timeout, stop or StopRequest())
 
 
-def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float) -> Replayed:
-    drain_outbox(catalog, spec)
+def _rebuild(catalog: Catalog, spec: RelationSpec, timeout: float, stop: StopRequest
+             ) -> Replayed:
+    drain_outbox(catalog, spec, stop=stop)
     rel = open_relation(spec, catalog.store_path, map_size=catalog.map_size,
                         registry=open_registry(catalog), fresh=True)
     try:
         _record_topic(catalog, spec, rel)
-        done = _replay(catalog, spec, rel, timeout)
+        done = _replay(catalog, spec, rel, timeout, stop)
         rel.writer.publish()
     except BaseException:
         rel.writer.discard()  # the current state stays as it was
         raise
+    if isinstance(spec, TableSpec) and spec.changes is not None:
+        stop.check(lambda sig: f"{spec.name}: rebuilt from {spec.topic} ({done.summary()}), "
+                   f"then stopped by {sig} before its snapshot change events (op r for "
+                   "every row) were staged: the next `materializer run` stages them")
     snapshot_after_rebuild(catalog, spec, rel)  # `changes:` an r event for every row
     return done
 
 
-def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TIMEOUT) -> int:
+def _unchanged(spec: RelationSpec, during: str) -> Callable[[str], str]:
+    """The message of a rebuild stopped before it published anything."""
+    return lambda sig: (f"{spec.name}: the rebuild stopped by {sig} {during}; the local "
+                        "state is unchanged (still served): run `materializer rebuild "
+                        f"CONFIG {spec.name}` again to replace it")
+
+
+def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TIMEOUT, *,
+                 stop: StopRequest | None = None) -> int:
     """Deliver the change events that the current state of `spec` still holds (its outbox)
     before a rebuild deletes it, or raise InfrastructureError, having dropped nothing,
     if the broker does not take them all within `timeout` seconds. Returns how many."""
@@ -113,6 +133,9 @@ def drain_outbox(catalog: Catalog, spec: RelationSpec, timeout: float = DRAIN_TI
         left = outbox.backlog()
         if left == 0:
             return waiting
+        if stop is not None:
+            stop.check(_unchanged(spec, f"while delivering the {left} change event(s) its "
+                                        f"current state still holds to {outbox.topic}"))
         if time.monotonic() >= deadline:
             raise InfrastructureError(
                 f"{spec.name}: {left} change event(s) of the current state could not be "
@@ -135,7 +158,8 @@ def _record_topic(catalog: Catalog, spec: RelationSpec, rel: Relation) -> None:
         rel.writer.set_source_partitions(state.partitions)
 
 
-def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float) -> Replayed:
+def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float,
+            stop: StopRequest) -> Replayed:
     from connectors.kafka import AssignedSource  # noqa: PLC0415
     from connectors.producer import Sink  # noqa: PLC0415
 
@@ -148,6 +172,8 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float)
     try:
         while True:
             check_held(catalog.store_path)  # a `run` beside it would write the old state
+            stop.check(_unchanged(spec, f"while replaying {spec.topic} (the partial replay "
+                                        "was deleted)"))
             if time.monotonic() >= deadline:
                 marks = {p: source.end_offset(t, p) for t, p in source.assigned}
                 raise InfrastructureError(

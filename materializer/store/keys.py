@@ -160,6 +160,17 @@ class KeyCodec:
             raise ValueError("trailing bytes after key")
         return tuple(out)
 
+    def is_key(self, data: bytes, nulls: bool = False) -> bool:
+        """Whether `data` is what `encode` gives for a key without a null component (what
+        a table stores, and a page cursor names; `nulls`: with them too): it decodes, and
+        encodes back to the same bytes (so a tag, terminator, escape or boolean byte
+        `encode` never writes is no key)."""
+        try:
+            key = self.decode(data)
+            return (nulls or None not in key) and self.encode(key) == data
+        except (IndexError, ValueError, TypeError, ArithmeticError, struct.error):
+            return False  # UnicodeDecodeError is a ValueError; decimal.InvalidOperation too
+
 
 def stream_key(key: bytes, offset: int) -> bytes:
     """A stream event's stored key: encoded key + 8-byte offset, so one key's events are

@@ -304,6 +304,20 @@ class RelationReader:
                     break
         return out
 
+    def check_position(self, after: bytes, prefix: Sequence[Any] = ()) -> None:
+        """UsageError unless `after` is a position a page under `prefix` can have ended at
+        (a page cursor): an encoded key of this relation's key columns (`KeyCodec.is_key`),
+        beginning with the prefix's. Anything else would start a page somewhere that looks
+        like the end of the rows, or like their start again."""
+        g = self._gen()
+        if not g.key_codec.is_key(after):
+            raise UsageError(f"the cursor is not a position in {g.name}: pass back the `next` "
+                             "value of the previous page")
+        pb, _ = self._scan_bounds(g, prefix, None, None)
+        if not after.startswith(pb):
+            raise UsageError(f"the cursor is not a position under prefix {tuple(prefix)!r}: "
+                             "pass the prefix of the page that gave it")
+
     @staticmethod
     def _scan_bounds(g: Generation, prefix: Sequence[Any], limit: int | None,
                      after: bytes | None) -> tuple[bytes, bytes]:

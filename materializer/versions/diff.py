@@ -125,6 +125,20 @@ class RelationDiff:
         self._key_py = tuple(from_storage(t) for t in ref.key_types)
         self._key_js = tuple(to_json_value(t) for t in ref.key_types)
 
+    def check_position(self, pos: bytes) -> None:
+        """UsageError unless `pos` is a position `changes` gives (a page cursor): a key
+        of the table; of a stream, an event's stored key (key and offset), its partition
+        (4 bytes) and which version (0 or 1). Another would start a page elsewhere: an
+        empty one reads as the end of the diff."""
+        if self.kind == "table":
+            ok = self.key_codec.is_key(pos)
+        else:
+            ok = len(pos) > 13 and pos[-1] in (0, 1) \
+                and self.key_codec.is_key(pos[:-13], nulls=True)
+        if not ok:
+            raise UsageError(f"the cursor is not a position in the diff of {self.name}: "
+                             "pass back the `next` value of the previous page")
+
     def __enter__(self) -> RelationDiff:
         return self
 

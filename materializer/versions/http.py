@@ -176,6 +176,8 @@ async def _diff_page(kind: str, name: str, request: Request, from_: str, to: str
                 where = "tables" if diff.kind == "table" else "streams"
                 raise NotFound(f"{diff.name} is a {diff.kind}: its diff is at "
                                f"/{where}/{name}/diff")
+            if start is not None:
+                diff.check_position(start)  # 400, never an empty page that reads as the end
             page = []
             for ch in diff.changes(start):
                 page.append(ch)

@@ -249,7 +249,7 @@ def test_the_processes_option_takes_a_number_or_auto(tmp_path: Path) -> None:
     cfg.write_text("kafka:\n  bootstrap.servers: x:1\n" + TABLE.format(topic="users"))
     done = run_cli("run", str(cfg), "--no-api", "--processes", "0")
     assert done.returncode == 2
-    assert "--processes: must be a number of at least 1 or auto, not '0'" in done.stderr
+    assert "--processes: must be a number from 1 to 256 or auto, not '0'" in done.stderr
 
 
 def test_merged_status_sums_counters_and_needs_every_worker_fresh() -> None:
