@@ -191,6 +191,10 @@ def strict_prefix(request: Request, prefix: list[str]) -> list[str]:
 AsOf = Annotated[str | None, Query(max_length=128, description="A snapshot name: answer as "
                                    "that snapshot holds it (404 listing the snapshots if "
                                    "there is none).")]
+Stale = Annotated[str | None, Query(description="`ok`: in a cluster, a key "
+                                    "whose owner is gone or still catching up is answered "
+                                    "from the freshest standby copy (header "
+                                    "`x-materializer-standby-lag`) instead of 503.")]
 
 
 def row_answer(index: RelationIndex, table: str, raw_path: bytes, whole: bool = True
@@ -264,7 +268,8 @@ async def list_tables(request: Request) -> Response:
             responses={**_ERRORS, 404: {"model": ErrorBody,
                                         "description": "No such table, or no row with that "
                                                        "key."}})
-async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) -> Response:
+async def get_row(table: str, key: str, request: Request, as_of: AsOf = None,
+                  stale: Stale = None) -> Response:
     try:
         sent_name(request, table)
         index = relations_as_of(api_state(request), as_of)
@@ -288,7 +293,8 @@ async def get_row(table: str, key: str, request: Request, as_of: AsOf = None) ->
                                          "take."},
                         408: {"model": ErrorBody, "description": "The body did not arrive "
                                                                  "whole within 30 s."}})
-async def lookup(table: str, request: Request, as_of: AsOf = None) -> Response:
+async def lookup(table: str, request: Request, as_of: AsOf = None,
+                 stale: Stale = None) -> Response:
     state = api_state(request)
     max_body, max_keys = state.max_body, state.max_lookup_keys
     try:
