@@ -19,6 +19,7 @@ from materializer import gc_tuning
 from materializer.children import die_with_parent
 from materializer.errors import ConfigError
 from materializer.ingest.opening import Feed
+from materializer.ingest.resets import not_current
 from materializer.ingest.topics import TopicReset
 from materializer.ingest.worker import Worker
 from materializer.specs import Catalog
@@ -88,7 +89,7 @@ class ProcessWorker(Worker):
         self.grouped = StoreFeed(self.grouped.by_topic)
 
     def _rebuild_in_place(self, rel: Any, topic_id: str | None) -> None:
-        self._not_current(rel)
+        not_current(rel)
         raise TopicReset(
             f"{rel.spec.kind} {rel.spec.name}: its local state must be rebuilt (topic "
             f"{rel.spec.topic} was recreated, or its offsets are gone), which several worker "

@@ -19,8 +19,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from materializer.errors import MaterializerError, RecordRejectedFatal
+from materializer.errors import RecordRejectedFatal
 from materializer.ingest.apply import Rejected
+from materializer.ingest.batch_retry import apply_with_retry, back_off
 from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters, dead_letter_limit
 from materializer.ingest.opening import (
@@ -31,17 +32,11 @@ from materializer.ingest.opening import (
     registry_within_poll_interval,
 )
 from materializer.ingest.progress import Progress
-from materializer.ingest.relation import Relation, open_relation
+from materializer.ingest.relation import Relation
 from materializer.ingest.replicated import clear_revoked, read_new_partitions
+from materializer.ingest.resets import handle_out_of_range, handle_resets, rebuild_in_place
 from materializer.ingest.resync import PendingSnapshots
-from materializer.ingest.topics import (
-    OffsetWatch,
-    OutOfRange,
-    TopicReset,
-    TopicWatch,
-    relations_of,
-    reset_message,
-)
+from materializer.ingest.topics import OffsetWatch, TopicWatch
 from materializer.ingest.worker_status import worker_status
 from materializer.shutdown import bounded
 from materializer.specs import BATCH_SIZE, Catalog, TableSpec
@@ -59,7 +54,6 @@ log = logging.getLogger("materializer.worker")
 
 POLL_TIMEOUT = 0.25
 STATUS_INTERVAL = 1.0
-HOLD_SLICE = 0.25  # a batch retried polls its group's consumer this often (stop: as soon)
 SHUTDOWN_GRACE = 5.0
 """Seconds the shutdown steps may take after the loop stops, even with a broker that hangs
 (with the loop's own broker calls, at most 5 s each, SIGTERM takes at most about 10 s)."""
@@ -189,7 +183,7 @@ class Worker:
                 if any(rel.outbox is not None and rel.outbox.full for rel in self.relations):
                     self._drain()
                     if any(r.outbox is not None and r.outbox.full for r in self.relations):
-                        self._back_off(0.2)  # the change topic is unreachable
+                        back_off(self.grouped.source, self.stop_event, 0.2)  # change topic away
                         continue
                 for feed in feeds:
                     msgs, ends = feed.source.poll(self.batch_size, timeout)
@@ -200,8 +194,8 @@ class Worker:
                         ends = {tp: o for tp, o in ends.items() if tp[0] not in rebuilt}
                     if msgs or ends:
                         self._apply_with_retry(msgs, feed, ends)
-                    self._handle_out_of_range(feed, self.offsets.check(feed.by_topic,
-                                                                       feed.source))
+                    handle_out_of_range(feed, self.offsets.check(feed.by_topic, feed.source),
+                                        self._rebuild_in_place)
                 if self.cluster is not None:
                     self.cluster.poll()  # partitions caught up, standby copies
                 self._handle_resets(self.topics.changed())
@@ -216,14 +210,6 @@ class Worker:
             self._write_status(stopping=True)
             self.clean_shutdown = self._shut_down(feeds, time.monotonic() + SHUTDOWN_GRACE)
             self.snapshots.close()
-
-    def _back_off(self, seconds: float) -> None:
-        """Wait, the group's consumer held (`Source.hold`): still a member after
-        `max.poll.interval.ms`."""
-        if self.grouped.source is None:
-            self.stop_event.wait(seconds)
-        else:
-            self.grouped.source.hold(seconds)
 
     def _shut_down(self, feeds: list[Feed], deadline: float) -> bool:
         """Deliver what the outboxes hold, leave the group, flush the producer: each step in
@@ -265,40 +251,20 @@ class Worker:
 
     def _apply_with_retry(self, msgs: list[Any], feed: Feed,
                           ends: dict[tuple[str, int], int] | None = None) -> None:
-        """Apply a batch; on a retriable failure (registry or broker away) back off and apply
-        the same batch again. Safe: a failed relation's transaction was aborted, and a
-        relation that did commit skips the records below its new next offset.
+        """Apply a batch, again while it fails in a retriable way (`ingest.batch_retry`)."""
+        apply_with_retry(lambda m, e: self.apply_batch(m, feed, e), msgs, ends,
+                         group=self.grouped.source,
+                         of_group=self.grouped.source is not None
+                         and feed.source is self.grouped.source,
+                         stop=self.stop_event, waiting_on=self._waiting_on,
+                         write_status=self._status_at, status_every=STATUS_INTERVAL)
 
-        Meanwhile the group's consumer is held (`Source.hold`: its partitions paused, the
-        consumer polled), so a wait longer than `max.poll.interval.ms` does not make it
-        leave the group; a partition the group takes from it meanwhile is dropped from the
-        batch (it is read again from where the store says, if it comes back)."""
-        delay = 0.5
-        group = self.grouped.source
-        while True:
-            try:
-                self.apply_batch(msgs, feed, ends)
-                self.retrying = None
-                return
-            except MaterializerError as e:
-                if not e.retriable or self.stop_event.is_set():
-                    raise
-                log.warning("batch failed, retrying in %.1f s: %s", delay, e)
-                self.retrying = str(e)
-                until = time.monotonic() + delay
-                written = 0.0
-                while (left := until - time.monotonic()) > 0 and not self.stop_event.is_set():
-                    # the status stays fresh while the batch waits (lag, registry retries,
-                    # what it waits on): readers see a worker held up, not a stale file
-                    if time.monotonic() - written >= STATUS_INTERVAL:
-                        self._last_status = written = time.monotonic()
-                        self._write_status()
-                    self._back_off(min(left, STATUS_INTERVAL if group is None else HOLD_SLICE))
-                if group is not None and feed.source is group:  # revoked meanwhile: not ours
-                    msgs = [m for m in msgs if (m.topic(), m.partition()) in group.assigned]
-                    if ends:
-                        ends = {tp: o for tp, o in ends.items() if tp in group.assigned}
-                delay = min(delay * 2, 30.0)
+    def _waiting_on(self, what: str | None) -> None:
+        self.retrying = what
+
+    def _status_at(self, now: float) -> None:
+        self._last_status = now
+        self._write_status()
 
     def apply_batch(self, msgs: list[Any], feed: Feed,
                     ends: dict[tuple[str, int], int] | None = None) -> None:
@@ -330,65 +296,11 @@ class Worker:
             raise RecordRejectedFatal(fatal_message(*fatal))
 
     def _handle_resets(self, changed: list[tuple[Relation, str, str]]) -> set[str]:
-        """Apply `on_reset` to relations whose topic was recreated (see ingest.topics); the
-        topics rebuilt (their partitions were moved back to the beginning)."""
-        for rel, old, new in changed:
-            if rel.spec.on_reset != "rebuild":
-                self._not_current(rel)
-                raise TopicReset(reset_message(rel, old, new))
-            log.warning("%s: topic %s was deleted and created again (id %s is now %s): "
-                        "on_reset: rebuild drops the local state and replays the new topic",
-                        rel.spec.name, rel.spec.topic, old, new)
-            self._rebuild_in_place(rel, new)
-        return {rel.spec.topic for rel, _, _ in changed}
-
-    def _handle_out_of_range(self, feed: Feed, found: list[OutOfRange]) -> None:
-        """Apply `on_reset` to relations with a partition whose stored offset the broker
-        does not hold (see ingest.topics.OffsetWatch)."""
-        for rel in relations_of(found):
-            if rel.spec.on_reset != "rebuild":
-                self._not_current(rel)
-                raise TopicReset(next(f for f in found if f.relation is rel).message())
-            log.warning("%s; on_reset: rebuild drops the local state and replays the topic",
-                        next(f for f in found if f.relation is rel).message().split(";")[0])
-            self._rebuild_in_place(rel, None)
-        stuck = {t for t, _ in feed.source.out_of_range}  # partitions with no stored offset
-        for topic in stuck:
-            feed.source.rewind(topic)
-
-    @staticmethod
-    def _not_current(rel: Relation) -> None:
-        """Before stopping because `rel`'s state no longer matches its topic (recreated,
-        offsets the broker does not hold; `on_reset: fail`): mark every partition it holds
-        revoked, so that readers of the store (`serve` beside, `Store`, `get`) answer 503 /
-        exit 3 instead of the old topic's rows as current. A worker that is given the
-        partitions again clears the marks; `rebuild` writes a new state without them."""
-        try:
-            rel.writer.set_revoked(rel.writer.next_offsets(), True)
-        except MaterializerError as e:  # the stop's own message says more
-            log.warning("%s: cannot mark its partitions as not current: %s", rel.spec.name, e)
+        return handle_resets(changed, self._rebuild_in_place)
 
     def _rebuild_in_place(self, rel: Relation, topic_id: str | None) -> None:
-        """Drop `rel`'s local state (after delivering its pending change events, if the
-        broker takes them) and start it again from the beginning of its topic (recorded
-        as `topic_id`, or the id recorded before)."""
-        if rel.outbox is not None:
-            rel.outbox.drain()
-        topic_id = topic_id or rel.writer.source_topic_id()
-        # an empty generation swapped in at once: readers see the table refill, never an error
-        fresh = open_relation(rel.spec, self.catalog.store_path, map_size=self.catalog.map_size,
-                              registry=self.registry, fresh=True)
-        if rel.outbox is not None:  # replayed without events, then a snapshot: ingest.resync
-            fresh.writer.set_snapshot_due(True)
-        fresh.writer.publish()
-        rel.writer, rel.applier, rel.next_offsets = fresh.writer, fresh.applier, {}
-        if topic_id is not None:
-            rel.writer.set_source_topic_id(topic_id)
-        if rel.outbox is not None:
-            self.pending.add(rel)
-        for feed in self.feeds:
-            if feed.source is not None and rel.spec.topic in feed.by_topic:
-                feed.source.rewind(rel.spec.topic)
+        """`on_reset: rebuild` (`ingest.resets`); ProcessWorker refuses instead."""
+        rebuild_in_place(rel, topic_id, self.catalog, self.registry, self.pending, self.feeds)
 
     def _drain(self) -> None:
         for rel in self.relations:

@@ -188,7 +188,7 @@ def test_rest_registry_waits_as_long_as_retry_after_asks(monkeypatch: pytest.Mon
                                                          ) -> None:
     """A 429 or 503 with `Retry-After: N` was retried after the backoff alone (10 ms here),
     asking again sooner than the registry said; the wait is capped by retries.max.wait.ms."""
-    import connectors.rest_registry as rest
+    import connectors.registry_http as rest
 
     waits: list[float] = []
     monkeypatch.setattr(rest.time, "sleep", waits.append)

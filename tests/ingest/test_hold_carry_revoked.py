@@ -9,7 +9,8 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from connectors.kafka import Polled, Source, _Reader
+from connectors.kafka import Source
+from connectors.kafka_reader import Polled, Reader
 
 
 class Msg:
@@ -42,7 +43,7 @@ class Consumer:
 
 def _source() -> Source:
     src = Source.__new__(Source)
-    _Reader.__init__(src, (Consumer(), None), lambda t, p: 90)  # type: ignore[arg-type]
+    Reader.__init__(src, (Consumer(), None), lambda t, p: 90)  # type: ignore[arg-type]
     src.on_ownership = None
     src._closing = False  # noqa: SLF001
     return src

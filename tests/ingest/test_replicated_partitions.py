@@ -48,12 +48,12 @@ class _Hiding:
 
 
 def _hide_partitions(monkeypatch: pytest.MonkeyPatch, shown: int) -> None:
-    real = kafka._reader_consumer
+    real = kafka.reader_consumer
 
     def made(group: str, conf: dict[str, Any]) -> Any:
         consumer, reach = real(group, conf)
         return _Hiding(consumer, shown), reach
-    monkeypatch.setattr(kafka, "_reader_consumer", made)
+    monkeypatch.setattr(kafka, "reader_consumer", made)
 
 
 def _fill(broker: DevBroker, topic: str, n: int = 40) -> dict[int, int]:
