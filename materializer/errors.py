@@ -130,6 +130,11 @@ class StoreError(MaterializerError):
     """LMDB failed (translated where the `lmdb` module is called)."""
 
 
+class ForkedError(StoreError):
+    """An LMDB file used in a process forked from the one that opened it (the message names
+    both processes and what to do instead)."""
+
+
 NO_ROW = "no row with that key in "
 """How the HTTP API's 404 for an absent row starts (`no_row_detail`): a client tells it
 from a 404 for a table or stream the worker does not serve (another declaration)."""

@@ -14,7 +14,7 @@ from typing import Any
 import lmdb
 
 from materializer.columns import ColumnType, key_unit, parse_type
-from materializer.errors import StoreError
+from materializer.errors import ForkedError, StoreError
 from materializer.private_files import FILE_MODE, make_dir
 from materializer.store.layout import drop, generations
 
@@ -34,6 +34,19 @@ _OPEN: weakref.WeakValueDictionary[tuple[int, int], lmdb.Environment] = \
 (`_ENVS`) lets go of environments (`forget_env`) that views, diffs or generations still
 use, and reopening such a file must give that environment back (LMDB opens a file once
 per process; py-lmdb refuses a second open: "already open in this process")."""
+_INHERITED: dict[tuple[int, int], tuple[lmdb.Environment, int]] = {}
+"""In a process created by fork(): every environment its parent had open, by file, with the
+parent's pid. Never used nor closed here (see `_after_fork_in_child`)."""
+_PID = os.getpid()
+READ_MAP_RESERVE = 1 << 36
+"""Address space a reader of a live relation maps at open: the default ceiling of the
+worker's map (`store.map_size`, 64 GiB), so the file grows within it. A reader that maps
+less must map again when the worker's data outgrows its mapping (MDB_MAP_RESIZED, adopted
+by `begin`), and py-lmdb's `set_mapsize` invalidates every transaction and cursor of the
+environment meanwhile: a read in progress (a diff iterator held across a `get`, another
+thread's scan) failed with "Attempt to operate on closed/deleted/dropped object".
+py-lmdb's default (10 MiB) made that happen soon after every reader's start. Address space
+only (no memory, nor disk); a snapshot's files, which never grow, map what they hold."""
 MAX_DBS = 4096
 SPARE_READ_TXNS = 4
 """Read transactions py-lmdb keeps for reuse (reset, then renewed by the next begin).
@@ -63,7 +76,8 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
     that one and lets go of the old one (`forget_env`). A file whose environment the
     cache let go of but something still uses gets that environment back (not cached
     again: it closes when its last user lets go). A writer in this process serves
-    reads too."""
+    reads too. A reader maps `map_size` bytes of address space, at least the file (0:
+    the writer's map as the file records it; see READ_MAP_RESERVE)."""
     with _LOCK:
         fid = _file_id(path)
         found = _in_use(fid) if fid is not None else None
@@ -73,6 +87,8 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
                 return env
             raise StoreError(f"{path} is open read-only in this process: open its writer "
                              "before reading it here")
+        if fid is not None and fid in _INHERITED:
+            raise _forked_error(path, _INHERITED[fid][1])
         try:
             if writable:
                 make_dir(path)
@@ -83,7 +99,8 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
                     os.chmod(path / f, FILE_MODE)
             else:
                 env = lmdb.open(str(path), readonly=True, lock=True, max_dbs=MAX_DBS,
-                                max_readers=512, create=False, max_spare_txns=SPARE_READ_TXNS)
+                                max_readers=512, create=False, max_spare_txns=SPARE_READ_TXNS,
+                                map_size=map_size)
             env.reader_check()  # clear reader slots left by crashed processes
         except (lmdb.Error, OSError) as e:
             raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
@@ -92,6 +109,64 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
             _ENVS[fid] = (env, writable)
             _OPEN[fid] = env
         return env
+
+
+def _forked_error(path: Path, parent: int) -> ForkedError:
+    return ForkedError(
+        f"{path}: this process ({os.getpid()}) was forked from process {parent}, which had "
+        "this file open; LMDB environments cannot be used across fork() (readers would share "
+        "or leak the parent's slots in the lock file), and the file cannot be opened again "
+        "in this process while the inherited one exists. Open the Store in the child only, "
+        "after the fork (not in the parent before it), or start children with "
+        "multiprocessing's 'spawn' or 'forkserver' method")
+
+
+class ForkedEnv:
+    """What a forked child holds in place of an environment its parent opened: any use
+    raises ForkedError (the parent's environment object is kept, never used nor closed)."""
+
+    __slots__ = ("path", "parent")
+
+    def __init__(self, path: Path, parent: int) -> None:
+        self.path = path
+        self.parent = parent
+
+    def __getattr__(self, name: str) -> Any:
+        raise _forked_error(self.path, self.parent)
+
+
+def forked_env(env: lmdb.Environment) -> ForkedEnv | None:
+    """In a forked child, the stand-in for `env` if the parent opened it (else None)."""
+    for inherited, parent in _INHERITED.values():
+        if inherited is env:
+            try:
+                path = Path(env.path())
+            except lmdb.Error:
+                path = Path("?")
+            return ForkedEnv(path, parent)
+    return None
+
+
+def _after_fork_in_child() -> None:
+    """A process created by fork() must not use its parent's environments: LMDB records
+    readers in the lock file by the opener's pid, so a child's read transactions would
+    take slots under the parent's pid (never freed while the parent lives: the table fills
+    up, MDB_READERS_FULL for every reader of the file) or renew the parent's own cached
+    slot (the parent's snapshot unprotected: pages reused under it). Closing them here is
+    no better (closing aborts the parent's cached transactions, freeing its slots). So the
+    child keeps them aside, unused and open, and refuses them (ForkedError)."""
+    global _LOCK, _PID
+    parent, _PID = _PID, os.getpid()
+    _LOCK = threading.Lock()  # another thread may have held it at the fork
+    for fid, (env, _) in list(_ENVS.items()):
+        _INHERITED.setdefault(fid, (env, parent))
+    for fid, env in list(_OPEN.items()):
+        _INHERITED.setdefault(fid, (env, parent))
+    _ENVS.clear()
+    _OPEN.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _in_use(fid: tuple[int, int]) -> tuple[lmdb.Environment, bool] | None:

@@ -8,9 +8,12 @@ snapshots, diffs, the faust store) open the current one here and switch when it 
 from __future__ import annotations
 
 import json
+import os
+import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lmdb
 
@@ -19,9 +22,11 @@ from materializer.errors import AmbiguousKeyError, NotFound, StoreError, UsageEr
 from materializer.store import layout as _layout
 from materializer.store.environment import (
     META,
+    READ_MAP_RESERVE,
     REVOKED,
     SERVED,
     RelationMeta,
+    forked_env,
     open_env,
     open_existing_db,
     partition_db_name,
@@ -31,7 +36,7 @@ from materializer.store.environment import (
 from materializer.store.keys import KeyCodec, key_component_encoder
 from materializer.store.rows import RowLayout
 from materializer.values import key_storage
-from materializer.versions.paths import SNAPSHOTS, SnapshotNotFound, snapshot_names
+from materializer.versions.paths import MANIFEST, SNAPSHOTS, SnapshotNotFound, snapshot_names
 
 
 def key_storage_converters(types: Sequence[ColumnType]) -> tuple[Any, ...]:
@@ -59,10 +64,17 @@ class Generation:
         self.single = self.key_convs[0] if len(self.key_convs) == 1 else None
         self._plain_key = _plain_key_encoder(self.key_types)
         self._dbs: dict[int, Any] = {}
+        # how many partition DBs this generation has opened, and when each was (that count
+        # just after its open): a read transaction may use only DBs opened before it began
+        self._opened = 0
+        self._opened_at: dict[int, int] = {}
+        self._open_lock = threading.Lock()
         # (snapshot id it was read in, partitions raw, revoked raw, every partition, the
-        # ones not revoked), swapped whole (threads share a generation)
-        self._state: tuple[int, bytes, bytes, list[tuple[int, Any]], list[tuple[int, Any]]] = \
-            (-1, b"[]", b"[]", [], [])
+        # ones not revoked, the latest `_opened_at` of those partitions), swapped whole
+        # (threads share a generation)
+        self._state: tuple[int, bytes, bytes, list[tuple[int, Any]], list[tuple[int, Any]],
+                           int] = (-1, b"[]", b"[]", [], [], 0)
+        _GENERATIONS.add(self)
 
     def begin(self, every: bool = False
               ) -> tuple[lmdb.Transaction[bytes], list[tuple[int, Any]]]:
@@ -75,12 +87,18 @@ class Generation:
 
         The partition lists are reread only when the snapshot changed (its LMDB
         transaction id differs from the one they were read in): between two commits
-        of the writer, a lookup costs no meta read."""
+        of the writer, a lookup costs no meta read.
+
+        A DB handle is valid only in transactions begun after it was opened (LMDB): a
+        thread whose transaction began while another opened the partitions (the first
+        reads of a generation, partitions assigned since) begins again rather than read
+        them with handles its transaction does not know ("mdb_get: Invalid argument")."""
         while True:
+            opened = self._opened  # before the transaction begins
             txn = read_txn(self.env)
             snapshot = txn.id()
             state = self._state
-            if snapshot == state[0]:  # same snapshot: the same SERVED value
+            if snapshot == state[0] and state[5] <= opened:  # the same SERVED value
                 return txn, state[3] if every else state[4]
             served = txn.get(SERVED, None, db=self.meta_db)
             if served is not None:
@@ -88,20 +106,27 @@ class Generation:
             else:  # written before SERVED existed
                 raw = txn.get(b"partitions", b"[]", db=self.meta_db)
                 rev = txn.get(REVOKED, b"[]", db=self.meta_db)
-            if raw == state[1] and rev == state[2]:
-                self._state = (snapshot, state[1], state[2], state[3], state[4])
+            if raw == state[1] and rev == state[2] and state[5] <= opened:
+                self._state = (snapshot, state[1], state[2], state[3], state[4], state[5])
                 return txn, state[3] if every else state[4]
             numbers = json.loads(raw)
             missing = [p for p in numbers if p not in self._dbs]
             if not missing:
-                revoked = set(json.loads(rev))
-                parts = [(p, self._dbs[p]) for p in sorted(numbers)]
-                self._state = (snapshot, raw, rev, parts,
-                               [x for x in parts if x[0] not in revoked])
-                return txn, self._state[3] if every else self._state[4]
+                latest = max((self._opened_at[p] for p in numbers), default=0)
+                if latest <= opened:
+                    revoked = set(json.loads(rev))
+                    parts = [(p, self._dbs[p]) for p in sorted(numbers)]
+                    self._state = (snapshot, raw, rev, parts,
+                                   [x for x in parts if x[0] not in revoked], latest)
+                    return txn, self._state[3] if every else self._state[4]
             txn.abort()
             for p in missing:
-                self._dbs[p] = open_existing_db(self.env, partition_db_name(p))
+                db = open_existing_db(self.env, partition_db_name(p))
+                with self._open_lock:
+                    if p not in self._dbs:
+                        self._opened += 1
+                        self._opened_at[p] = self._opened
+                        self._dbs[p] = db
 
     def served(self) -> list[tuple[int, Any]]:
         """The partitions not revoked, as of the last `begin`."""
@@ -196,6 +221,24 @@ class Generation:
             "not hold it (kcat: -p N), then its current value.")
 
 
+_GENERATIONS: weakref.WeakSet[Generation] = weakref.WeakSet()
+"""Every generation open in this process, so that a forked child can refuse the ones its
+parent opened (`_after_fork_in_child`)."""
+
+
+def _after_fork_in_child() -> None:
+    """In a process created by fork(): generations opened by the parent (views, snapshots
+    and diffs the child inherited) raise ForkedError on their next read instead of using
+    the parent's environment (see `environment._after_fork_in_child`, which runs first)."""
+    for g in list(_GENERATIONS):
+        stand_in = forked_env(g.env)
+        if stand_in is not None:
+            g.env = cast(lmdb.Environment, stand_in)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _plain_key_encoder(types: Sequence[ColumnType]) -> Callable[[Any], bytes | None] | None:
     """For a one-column int, long or string key: the encoding of a plain key value of
     exactly that Python type (in range), else None, so the caller takes the general
@@ -219,7 +262,9 @@ def open_generation(data_dir: Path, name: str) -> Generation:
             break
         token, path = found
         try:
-            env = open_env(path, False, 0)
+            # a live relation grows under its readers: they map the reserve (no remap)
+            env = open_env(path, False, 0 if (data_dir / MANIFEST).is_file()
+                           else READ_MAP_RESERVE)
         except StoreError:
             if _layout.token(data_dir, name) != token:
                 continue  # replaced (by a rebuild) while opening: open the new one

@@ -12,7 +12,7 @@ import re
 import time
 from pathlib import Path
 
-from connectors.rest_registry import _REST_KEYS
+from connectors.registry_http import REST_KEYS
 from materializer import errors
 from materializer.api.metrics import Exposition, add_process_metrics, add_worker_metrics
 
@@ -66,7 +66,7 @@ def test_every_metric_family_is_named_in_the_readme() -> None:
 
 
 def test_every_schema_registry_setting_is_named_in_the_readme() -> None:
-    missing = sorted(k for k in _REST_KEYS if f"`{k}`" not in README)
+    missing = sorted(k for k in REST_KEYS if f"`{k}`" not in README)
     assert missing == [], f"schema_registry settings the README does not name: {missing}"
 
 
