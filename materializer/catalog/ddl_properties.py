@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from materializer.catalog.ddl_lexicon import (
     PROPERTIES,
     STREAM_PROPERTIES,
@@ -16,6 +18,8 @@ from materializer.catalog.decl import (
     RelationDecl,
     suggest,
 )
+
+_WHOLE = re.compile(r"-?[0-9]+\Z")
 
 
 class Properties:
@@ -42,6 +46,13 @@ class Properties:
                              value_tok)
             if name in seen:
                 raise p.fail(f"property `{name}` is given twice: keep one", name_tok)
+            both = seen & {"key_format", "value_format"} if name == "format" else (
+                {"format"} & seen if name in ("key_format", "value_format") else set())
+            if both:  # as ksqlDB: which one wins would be a guess
+                other = both.pop()
+                raise p.fail(f"`{name.upper()}` and `{other.upper()}` are both given, but "
+                             "FORMAT sets both the key and the value format: use FORMAT "
+                             "alone, or KEY_FORMAT and VALUE_FORMAT", name_tok)
             seen.add(name)
             self.prop(name, name_tok, value_tok)
             if not p.accept_punct(","):
@@ -84,7 +95,7 @@ class Properties:
                 raise p.fail(f"`{name}` must be true or false, not `{text}`", tok)
             return At(text.lower() == "true", loc)
         if how == "int":
-            if not text.lstrip("-").isdigit():
+            if not _WHOLE.match(text):  # ASCII digits: `'³'.isdigit()`, int('--3') fails
                 raise p.fail(f"`{name}` must be a whole number, not `{text}`", tok)
             if len(text) > 10:
                 raise p.fail(f"`{name}` is too large: `{text[:12]}...`", tok)

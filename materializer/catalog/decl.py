@@ -140,6 +140,10 @@ def name_problem(name: str, column: bool) -> tuple[int, str] | None:
     for i, ch in enumerate(name):
         if ch not in allowed:
             return i, f"{what} `{name}` contains `{ch}`: {rule}"
+    if name.endswith(" "):  # `users ` would be another table than `users`, looking the same
+        end = len(name.rstrip(" "))
+        return end, (f"{what} `{name}` ends with a blank: it would be another name than "
+                     f"`{name[:end]}`, looking the same; remove the blank")
     return None
 
 

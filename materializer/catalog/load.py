@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,7 +56,37 @@ TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema
 STORE_KEYS = ("path", "map_size")
 API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
 CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
+# librdkafka properties the worker sets for its consumers whatever `kafka:` says (a value
+# there would be ignored, or would split the group from the one the workers report)
+_WORKER_OWNED = {
+    "group.id": "the consumer group is the top-level `group:` (the workers' membership "
+                "topic, status and metrics name it too); move the value there",
+    "auto.offset.reset": "it is `error`, so that an offset the broker no longer holds is "
+                         "reported (`on_reset`), never moved silently; remove it",
+    "enable.partition.eof": "it is true, so that the end of a partition is seen; remove it",
+}
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
+
+
+def _group_problem(group: str) -> tuple[int, str] | None:
+    """(offset, message) of what makes a consumer group id not the one it looks like
+    (offset -1: the whole value)."""
+    if "${" in group:  # a reference left unsubstituted: its own error was reported
+        return None
+    if not group.strip():
+        return -1, ("is empty: name the consumer group (default: materializer), or leave "
+                   "`group` out")
+    if group != group.strip():
+        at = 0 if group[0].isspace() else len(group.rstrip())
+        return at, ("starts or ends with a blank, which is part of the group id: remove it "
+                    "(quote the value if the blank came from a variable)")
+    for i, ch in enumerate(group):
+        cat = unicodedata.category(ch)
+        if cat[0] in "CZ" and ch != " ":
+            name = unicodedata.name(ch, "a control character")
+            return i, (f"holds U+{ord(ch):04X} ({name}), which does not show: the group "
+                       "would not be the one it looks like; remove it")
+    return None
 
 
 def load_catalog(path: str, env: Mapping[str, str] | None = None) -> Catalog:
@@ -77,7 +108,9 @@ def load_catalog_text(text: str, filename: str, env: Mapping[str, str] | None = 
                       ) -> Catalog:
     """Validate declaration text; `filename` names it in diagnostics and anchors
     relative paths (they resolve against its directory); `env` as for `load_catalog`."""
-    reader = _Reader(text.replace("\r\n", "\n"), filename, env)
+    # a byte-order mark and \r\n or \r line ends, as YAML reads them; lines counted at \n
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    reader = _Reader(text, filename, env)
     catalog = reader.read()
     if reader.ctx.diags or catalog is None:
         diags = sorted(reader.ctx.diags, key=lambda d: (d.line, d.column))
@@ -118,6 +151,10 @@ class _Reader(RelationReader):
                 s = self.string(top[key][1], f"`{key}`")
                 if s is not None:
                     fields[key] = s.value
+                problem = _group_problem(s.value) if s is not None and key == "group" else None
+                if s is not None and problem is not None:
+                    self.error(s.at(problem[0]) if problem[0] >= 0 else s.loc,
+                               f"`group: {s.value!r}` {problem[1]}")
         if "group" in fields:
             self.ctx.group = fields["group"]
         schema = fields.get("default_schema")
@@ -189,6 +226,10 @@ class _Reader(RelationReader):
         pairs = self.mapping(node, "`kafka`")
         plugins = any(k.value == "plugin.library.paths" for k, _ in pairs)
         for k, v in pairs:
+            if k.value in _WORKER_OWNED:
+                self.error(k, f"`kafka.{k.value}` is set by the worker itself, whatever "
+                           f"`kafka:` says: {_WORKER_OWNED[k.value]}")
+                continue
             if not plugins and k.value not in KAFKA_PROPERTIES:
                 self.error(k, f"unknown librdkafka property `{k.value}` in `kafka`."
                            f"{suggest(k.value, sorted(KAFKA_PROPERTIES))} The properties are "
@@ -281,7 +322,12 @@ class _Reader(RelationReader):
             s = self.string(v, f"`api.{k.value}`")
             if s is None:
                 continue
-            if k.value == "listen" and not _LISTEN.match(s.value):
+            m = _LISTEN.match(s.value) if k.value == "listen" else None
+            if m is not None and int(m.group(2)) > 65535:
+                self.error(s.at(m.start(2)), f"`api.listen: {s.value}`: port {m.group(2)} is "
+                           "not a TCP port: use 1-65535 (0: any free port)")
+                continue
+            if k.value == "listen" and m is None:
                 self.error(s.loc, f"`api.listen: {s.value}` is not `host:port`: write for "
                            "example 127.0.0.1:8080")
                 continue

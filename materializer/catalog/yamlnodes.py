@@ -30,9 +30,17 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.resolver import Resolver
 
 from materializer.catalog.decl import At, Context, Locate, unknown_key_message
+from materializer.catalog.yamlcompose import (
+    MAX_DEPTH,
+    MAX_TEXT,
+    ODD_BREAK_NAMES,
+    ODD_BREAKS,
+    DepthLimitedLoader,
+    TooDeep,
+)
+from materializer.catalog.yamlvars import plain_tag, substitute
 from materializer.specs import Location
 
 STR_TAG = "tag:yaml.org,2002:str"
@@ -40,12 +48,13 @@ NULL_TAG = "tag:yaml.org,2002:null"
 BOOL_TAG = "tag:yaml.org,2002:bool"
 INT_TAG = "tag:yaml.org,2002:int"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+MAP_TAG = "tag:yaml.org,2002:map"
+SEQ_TAG = "tag:yaml.org,2002:seq"
 # The tags a value may carry: those YAML gives plain values, and `!!str`-style ones that
 # say the same. Any other (`!!binary`, `!!python/...`, `!env`) would be dropped silently.
 KNOWN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in (
     "str", "int", "float", "bool", "null", "timestamp", "map", "seq", "merge", "value"))
 _YAML11_INT = re.compile(r"[-+]?(0[0-7_]+|[0-9][0-9_]*(:[0-5]?[0-9])+)\Z")
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def is_null(node: Node) -> bool:
@@ -66,17 +75,48 @@ class NodeReader:
         self._constructor = SafeConstructor()
         # id(node) -> (node, value as written, index in it of each substituted character)
         self._substituted: dict[int, tuple[ScalarNode, str, list[int]]] = {}
+        # id(mapping) -> (the mapping, kept so that its id is not reused; its pairs with merge
+        # keys expanded, as `_merged` gives them)
+        self._merges: dict[int, tuple[MappingNode, list[tuple[ScalarNode, Node]]]] = {}
 
     def compose(self) -> Node | None:
         """The root node, or None (with a diagnostic) if the text is not YAML."""
+        odd = list(ODD_BREAKS.finditer(self.text))
+        for m in odd[:20]:
+            ch = m.group()
+            self.error(self.loc_at_index(m.start()), f"character U+{ord(ch):04X} "
+                       f"({ODD_BREAK_NAMES[ch]}) is a line break to this YAML reader (YAML "
+                       "1.1) but not to most editors or YAML 1.2, so the text after it "
+                       "would be read as a line of its own (out of a comment, say): replace "
+                       "it with a newline, or remove it")
+        if odd:
+            return None
+        if len(self.text) > MAX_TEXT:
+            self.error(self.loc_at_index(MAX_TEXT), f"the file is {len(self.text):,} "
+                       f"characters long, past the {MAX_TEXT:,} a declaration file may "
+                       "have (a thousand tables take some 300,000): remove what is not "
+                       "declarations (data, long comments)")
+            return None
         try:
-            root: Node | None = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            root: Node | None = yaml.compose(self.text, Loader=DepthLimitedLoader)
+        except TooDeep as e:
+            self.error(Location(self.file, e.mark.line + 1, e.mark.column + 1), "the file "
+                       f"nests lists and mappings too deeply here (more than {MAX_DEPTH} "
+                       "levels): a declaration needs a few levels only; close the brackets "
+                       "opened before")
+            return None
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
             context = f" ({e.context})" if e.context else ""
+            tab = mark is not None and self.text[mark.index:mark.index + 1] == "\t"
+            fix = (": YAML indents with spaces, never tabs; replace the tab with spaces" if tab
+                   else ": a declaration file is one YAML document; remove this `---` and "
+                   "what follows, or merge the documents" if "single document" in (
+                       e.context or "")
+                   else ": check the indentation, the quotes and the `key: value` form here")
             self.error(Location(self.file, line, col),
-                       f"YAML syntax error: {e.problem}{context}")
+                       f"YAML syntax error: {e.problem}{context}{fix}")
             return None
         except yaml.reader.ReaderError as e:
             self.error(self.loc_at_index(e.position), f"YAML error: character "
@@ -84,10 +124,6 @@ class NodeReader:
             return None
         except yaml.YAMLError as e:
             self.error(Location(self.file, 1, 1), f"YAML error: {e}")
-            return None
-        except RecursionError:
-            self.error(Location(self.file, 1, 1), "the file nests lists and mappings too "
-                       "deeply for the YAML parser: a declaration needs a few levels only")
             return None
         if root is None:
             return ScalarNode(NULL_TAG, "", None, None)
@@ -105,11 +141,17 @@ class NodeReader:
             if id(node) in seen:
                 continue
             seen.add(id(node))
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
             if node.tag not in KNOWN_TAGS:
-                tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
                 self.error(node, f"YAML tag `{tag}` is not supported: the loader would "
                            "read the value as written, without it; remove the tag (use "
                            "`${NAME}` for an environment variable)")
+            elif (node.tag == MAP_TAG) != isinstance(node, MappingNode) or \
+                    (node.tag == SEQ_TAG) != isinstance(node, SequenceNode):
+                shape = ("a mapping" if isinstance(node, MappingNode) else
+                         "a list" if isinstance(node, SequenceNode) else "a single value")
+                self.error(node, f"YAML tag `{tag}` does not fit {shape}: the loader would "
+                           "read it as written, without the tag; remove the tag")
             if isinstance(node, ScalarNode):
                 if "$" in node.value:
                     self._substitute(node)
@@ -117,7 +159,8 @@ class NodeReader:
                 stack.extend(node.value)
             elif isinstance(node, MappingNode):
                 stack.extend(v for _k, v in node.value)
-                stack.extend(k for k, _v in node.value if k.tag not in KNOWN_TAGS)
+                stack.extend(k for k, _v in node.value  # keys: checked, not substituted
+                             if k.tag not in KNOWN_TAGS or k.tag in (MAP_TAG, SEQ_TAG))
 
     def _substitute(self, node: ScalarNode) -> None:
         written = node.value
@@ -129,8 +172,8 @@ class NodeReader:
             return
         if out == written:
             return
-        if node.style is None and node.tag == _plain_tag(written):
-            node.tag = _plain_tag(out)  # an explicit tag (`!!str ${X}`) is kept
+        if node.style is None and node.tag == plain_tag(written):
+            node.tag = plain_tag(out)  # an explicit tag (`!!str ${X}`) is kept
         self._substituted[id(node)] = (node, written, index)
         node.value = out
 
@@ -218,7 +261,12 @@ class NodeReader:
                 ) -> list[tuple[ScalarNode, Node]]:
         """Pairs of a mapping with `<<: *anchor` merge keys expanded (explicit keys win);
         `inside`: the mappings being merged into this one (a mapping merged into itself,
-        `&a {<<: *a}`, is an error)."""
+        `&a {<<: *a}`, is an error). Each mapping is expanded once per reader: merges of
+        merges (`<<: [*m, *m, ...]` on every level) would otherwise take exponential time
+        in the file's size, as YAML aliases of aliases do ("billion laughs")."""
+        done = self._merges.get(id(node))
+        if done is not None:
+            return done[1]
         inside = inside | {id(node)}
         own: list[tuple[ScalarNode, Node]] = []
         merged: list[tuple[ScalarNode, Node]] = []
@@ -243,7 +291,9 @@ class NodeReader:
         for k, v in merged:
             if k.value not in names:
                 merged_once.setdefault(k.value, (k, v))
-        return own + list(merged_once.values())
+        out = own + list(merged_once.values())
+        self._merges[id(node)] = (node, out)
+        return out
 
     def scalar(self, node: Node, what: str) -> ScalarNode | None:
         if not isinstance(node, ScalarNode) or node.tag == NULL_TAG:
@@ -261,7 +311,7 @@ class NodeReader:
         s = self.scalar(node, what)
         if s is None:
             return None
-        if s.tag != BOOL_TAG:
+        if s.tag != BOOL_TAG or plain_tag(s.value) != BOOL_TAG:  # `!!bool x`: no bool
             self.error(s, f"{what} must be true or false, not `{s.value}`")
             return None
         return At(bool(self._constructor.construct_yaml_bool(s)), self.loc(s))
@@ -271,7 +321,7 @@ class NodeReader:
         s = self.scalar(node, what)
         if s is None:
             return None
-        if s.tag != INT_TAG:
+        if s.tag != INT_TAG or plain_tag(s.value) != INT_TAG:  # `!!int ''`: no number
             self.error(s, f"{what} must be a whole number, not `{s.value}`")
             return None
         try:
@@ -306,74 +356,6 @@ class NodeReader:
             if s is not None:
                 items.append(self.at(s))
         return At(tuple(items), self.loc(node))
-
-
-_RESOLVER = Resolver()
-
-
-def _plain_tag(value: str) -> str:
-    """The tag YAML gives a plain (unquoted, untagged) scalar with this value."""
-    tag: str = _RESOLVER.resolve(ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-    return tag
-
-
-def substitute(value: str, env: Mapping[str, str]
-               ) -> tuple[str, list[int], list[tuple[int, str]]]:
-    """`value` with `${NAME}`, `${NAME:-default}` and `$$` replaced; for each
-    character of the result, the index in `value` it comes from (a variable's
-    characters: its `${`); and the problems found, as (index, message).
-
-    `${NAME:-default}` uses the default when NAME is unset or empty; `${NAME}` of an
-    empty NAME is empty. The result is not substituted again.
-    """
-    out: list[str] = []
-    index: list[int] = []
-    problems: list[tuple[int, str]] = []
-    i = 0
-    while True:
-        j = value.find("$", i)
-        if j < 0:
-            out.append(value[i:])
-            index.extend(range(i, len(value)))
-            break
-        out.append(value[i:j])
-        index.extend(range(i, j))
-        if value.startswith("$$", j):
-            out.append("$")
-            index.append(j)
-            i = j + 2
-            continue
-        if not value.startswith("${", j):
-            out.append("$")
-            index.append(j)
-            i = j + 1
-            continue
-        m = _REFERENCE.match(value, j)
-        if m is None:
-            end = value.find("}", j)
-            ref = value[j:end + 1] if end >= 0 else value[j:j + 20]
-            problems.append((j, f"`{ref}` is not a variable reference: write `${{NAME}}` or "
-                             "`${NAME:-default}` (NAME: letters, digits and `_`, not starting "
-                             "with a digit), or `$$` for a literal `$`"))
-            i = j + 2
-            continue
-        name, default = m.group(1), m.group(2)
-        if default is not None and "${" in default:
-            problems.append((j, f"the default of `${{{name}:-...}}` holds another `${{`: "
-                             "defaults are not substituted; write the default as text"))
-            i = m.end()
-            continue
-        got = env.get(name)
-        if default is not None and not got:
-            got = default
-        if got is None:
-            problems.append((j, f"environment variable `{name}` is not set: set it, or give "
-                             f"a default with `${{{name}:-default}}`"))
-            got = ""
-        out.append(got)
-        index.extend([j] * len(got))
-        i = m.end()
-    return "".join(out), index, problems
 
 
 def _align(src: str, j: int, end: int, ch: str, style: str | None) -> tuple[int, int]:

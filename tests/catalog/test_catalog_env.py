@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from materializer.catalog import load_catalog, load_catalog_text
-from materializer.catalog.yamlnodes import substitute
+from materializer.catalog.yamlvars import substitute
 from materializer.errors import ConfigError, Diagnostic
 from materializer.specs import Catalog, StreamSpec, TableSpec
 from tests.support.catalog import marked

@@ -133,7 +133,7 @@ def test_plugins_may_define_their_own_properties() -> None:
 
 
 def test_topic_level_and_alias_properties_are_accepted() -> None:
-    cat = load_catalog_text("kafka:\n  auto.offset.reset: earliest\n  acks: all\n"
+    cat = load_catalog_text("kafka:\n  message.timeout.ms: 3000\n  acks: all\n"
                             "  compression.codec: lz4\n  sasl.mechanism: PLAIN\n"
                             "  metadata.broker.list: h:9092\n" + BODY, "t.yaml")
     assert len(cat.kafka) == 5
