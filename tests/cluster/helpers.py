@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,3 +186,17 @@ def member_record(wid: str, assigned: tuple[int, ...], heartbeat_at: int) -> Mem
     state = RelationState(topic="users", partitions=2, assigned=assigned, key_format="json")
     return Member(id=wid, url=f"http://127.0.0.1:9/{wid}", generation=3, assigned_at=1,
                   heartbeat_at=heartbeat_at, relations={OWN_USERS.name: state})
+
+
+class Clock:
+    """A monotonic clock the test moves (`now`; a stall is a jump), for modules whose
+    `time` the test patches with it; wall time stays real."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()

@@ -11,7 +11,6 @@ start stayed without a count (misses and scans 503) for up to 30 s
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,18 +21,7 @@ import connectors.kafka_admin as kafka_admin
 from materializer.cluster import partition_counts as counts_module
 from materializer.cluster.agent import ClusterAgent
 from materializer.errors import InfrastructureError
-from tests.cluster.helpers import OWN_USERS
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return time.time()
+from tests.cluster.helpers import OWN_USERS, Clock
 
 
 class Broker:

@@ -15,7 +15,6 @@ its heartbeats and its session: nothing is doubted."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +25,7 @@ from materializer.cluster import agent as agent_module
 from materializer.cluster.agent import ClusterAgent
 from materializer.cluster.membership import now_ms, write_members_file
 from materializer.cluster.view import ClusterView
-from tests.cluster.helpers import OWN_USERS, member_record
+from tests.cluster.helpers import OWN_USERS, Clock, member_record
 
 USERS = OWN_USERS
 _member = member_record
@@ -46,18 +45,6 @@ def test_a_file_older_than_the_session_timeout_owns_nothing(tmp_path: Path, age_
     assert {p: m.id for p, m in routing.owners(USERS.name).items() if m.id == "a"} == owned
     assert routing.owner(USERS.name, 1).id == "b"  # type: ignore[union-attr]
 
-
-class Clock:
-    """The agent's monotonic clock, moved by the test (a stall is a jump)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return time.time()
 
 
 def _agent(tmp_path: Path, source: Any, clock: Clock,
