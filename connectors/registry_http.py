@@ -24,16 +24,11 @@ from typing import Any
 
 from materializer.errors import ConfigError, InfrastructureError
 from materializer.redact import redact, remember, secret_values
+from materializer.specs import REGISTRY_CLIENT_KEYS
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
-REST_KEYS = frozenset({
-    "basic.auth.user.info", "basic.auth.credentials.source", "bearer.auth.token",
-    "bearer.auth.logical.cluster", "bearer.auth.identity.pool.id", "ssl.ca.location",
-    "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
-    "ssl.endpoint.identification.algorithm", "timeout", "max.retries", "retries.wait.ms",
-    "retries.max.wait.ms", "cache.capacity", "cache.latest.ttl.sec",
-})
+REST_KEYS = REGISTRY_CLIENT_KEYS  # the settings the client takes (the catalog checks them too)
 
 
 class HttpStatus(Exception):

@@ -46,7 +46,7 @@ from materializer.errors import (
     UsageError,
 )
 from materializer.redact import redact
-from materializer.specs import http_url
+from materializer.setting_values import http_url
 
 __all__ = ["Client", "ClientStream", "ClientTable", "ClusterUnavailable", "Schema"]
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
-from urllib.parse import SplitResult, urlsplit
 
 from materializer.columns import ColumnType
 from materializer.errors import ConfigError
@@ -185,6 +183,17 @@ class RegistrySpec:
     url: str | None = None
     path: str | None = None
     config: tuple[tuple[str, str], ...] = ()  # extra client settings (basic.auth.user.info, ...)
+
+
+REGISTRY_CLIENT_KEYS = frozenset({
+    "basic.auth.user.info", "basic.auth.credentials.source", "bearer.auth.token",
+    "bearer.auth.logical.cluster", "bearer.auth.identity.pool.id", "ssl.ca.location",
+    "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
+    "ssl.endpoint.identification.algorithm", "timeout", "max.retries", "retries.wait.ms",
+    "retries.max.wait.ms", "cache.capacity", "cache.latest.ttl.sec",
+})
+"""The settings of a `schema_registry.url` client (`RegistrySpec.config`): the catalog
+refuses any other at its line, `connectors.registry_http` when built from Python."""
 
 
 def is_loopback(host: str) -> bool:
@@ -368,58 +377,3 @@ def identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str 
                         f"{new_enc.get(name) or 'the default'} (its values were read "
                         "the old way)")
     return None
-
-
-def store_path_problem(path: str) -> str | None:
-    """Why `path` cannot be a store's directory, or None: LMDB opens a path as UTF-8 text,
-    so a name that is not (a command-line argument or a folder name in another encoding,
-    held by Python as surrogates) would stop the first write with a UnicodeEncodeError."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return (f"{path!r} is not UTF-8 text, which LMDB needs: give a directory whose "
-                "path is UTF-8")
-    return None
-
-
-def http_url(url: str) -> SplitResult | None:
-    """`url` split if it is `http(s)://host[:port]...` with a host and a numeric port (if
-    any), else None: the shape of a worker's API URL (advertised, or a client's seed)."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts
-
-
-def advertise_problem(url: str) -> str | None:
-    """Why `url` cannot be an advertised API address (`http(s)://host[:port][/prefix]`),
-    or None. The CLI's `--advertise` is checked by the same rule."""
-    parts = http_url(url)
-    if parts is None or parts.query or parts.fragment:
-        return ("is not a URL other workers can reach: write http://host:port (for example "
-                "http://10.0.0.5:8080)")
-    if "@" in parts.netloc:
-        return ("holds a user name or password (`user:password@`): the advertised URL is "
-                "published in the group's membership topic and shown by GET /cluster and "
-                "`materializer status`; workers and clients authenticate with the bearer "
-                "token (`api.token_env`): write http://host:port")
-    return None
-
-
-_SIZE = re.compile(r"\s*(\d+)\s*([KMGT]i?B)?\s*\Z", re.IGNORECASE)
-_UNITS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-
-
-def byte_size(text: str) -> int | None:
-    """A size in bytes from `68719476736`, `64GiB`, `512MB` (KB, MB, GB, TB: powers of 1000;
-    KiB, ... powers of 1024), or None for anything else, zero included."""
-    m = _SIZE.match(text)
-    if m is None or int(m.group(1)) == 0:
-        return None
-    unit = (m.group(2) or "")[:-1].lower()
-    return int(m.group(1)) * _UNITS.get(unit, 1)

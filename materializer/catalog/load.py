@@ -36,25 +36,30 @@ from materializer.catalog.kafka_properties import KAFKA_PROPERTIES, LIBRDKAFKA_V
 from materializer.catalog.relation_reader import RelationReader
 from materializer.catalog.snapshots import check_tables, read_schedule
 from materializer.catalog.validate import build_relations
-from materializer.catalog.yamlnodes import STR_TAG, is_null
+from materializer.catalog.yamlnodes import INT_TAG, STR_TAG, is_null
 from materializer.errors import ConfigError, Diagnostic
 from materializer.redact import redact
+from materializer.setting_values import (
+    advertise_problem,
+    byte_size,
+    registry_url_problem,
+    store_path_problem,
+)
 from materializer.specs import (
     MAX_PROCESSES,
+    REGISTRY_CLIENT_KEYS,
     ApiSpec,
     Catalog,
     ClusterSpec,
     Location,
     RegistrySpec,
-    advertise_problem,
-    byte_size,
-    store_path_problem,
 )
 
 TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema", "tables",
             "streams", "sql", "cluster", "standby_replicas", "snapshots", "workers")
 STORE_KEYS = ("path", "map_size")
 API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
+REGISTRY_KEYS = ("url", "path", *sorted(REGISTRY_CLIENT_KEYS))
 CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
 # librdkafka properties the worker sets for its consumers whatever `kafka:` says (a value
 # there would be ignored, or would split the group from the one the workers report)
@@ -267,6 +272,9 @@ class _Reader(RelationReader):
         s = self.scalar(node, "`store.map_size`")
         if s is None:
             return None
+        if s.tag == INT_TAG:  # a bare number: read as every whole number is (`010` refused)
+            n = self.integer(s, "`store.map_size`", minimum=1)
+            return None if n is None else n.value
         size = byte_size(s.value)
         if size is None:
             self.error(s, f"`store.map_size: {s.value}` is not a size: give bytes (e.g. "
@@ -281,12 +289,16 @@ class _Reader(RelationReader):
         url = path = None
         config: list[tuple[str, str]] = []
         settings: list[ScalarNode] = []
-        for k, v in self.mapping(node, "`schema_registry`"):
+        for k, v in self.mapping(node, "`schema_registry`", REGISTRY_KEYS):
             s = self.scalar(v, f"`schema_registry.{k.value}`")
             if s is None:
                 continue
             if k.value == "url":
                 url = s.value
+                problem = registry_url_problem(s.value)
+                if problem is not None:
+                    self.error(self.at(s).at(problem[0]) if problem[0] >= 0 else s,
+                               f"`schema_registry.url` {problem[1]}")
             elif k.value == "path":
                 path = self.resolve(s.value)
             else:
@@ -306,6 +318,7 @@ class _Reader(RelationReader):
 
     def _api(self, node: Node) -> ApiSpec:
         fields: dict[str, Any] = {}
+        refused_token = False  # an empty token_env: reported, not again as a missing one
         for k, v in self.mapping(node, "`api`", API_KEYS):
             if k.value == "max_lookup_keys":
                 n = self.integer(v, "`api.max_lookup_keys`")
@@ -313,12 +326,19 @@ class _Reader(RelationReader):
                     fields["max_lookup_keys"] = n.value
                 continue
             if k.value == "processes":
-                n = self.integer(v, "`api.processes`", minimum=1)
+                n = self.integer(v, "`api.processes`", minimum=1, maximum=MAX_PROCESSES)
                 if n is not None:
                     fields["processes"] = n.value
                 continue
             if k.value == "advertise" and (is_null(v) or getattr(v, "value", None) == ""):
                 continue  # `advertise: ${URL:-}` with URL unset: the default (from listen)
+            if k.value == "token_env" and isinstance(v, ScalarNode) and not v.value.strip():
+                self.error(v, "`api.token_env` is empty, so it names no environment "
+                           "variable: write the name of the one holding the bearer token "
+                           "(for example MATERIALIZER_TOKEN), or leave `token_env` out (on a "
+                           "loopback `listen` only: the API then needs no token)")
+                refused_token = True
+                continue
             s = self.string(v, f"`api.{k.value}`")
             if s is None:
                 continue
@@ -338,7 +358,7 @@ class _Reader(RelationReader):
                     continue
             fields[k.value] = s.value
         api = ApiSpec(**fields)
-        if api.token_env is None and not api.is_loopback():
+        if api.token_env is None and not api.is_loopback() and not refused_token:
             where = next(v for k, v in self.mapping(node, "`api`") if k.value == "listen")
             self.error(where, f"`api.listen: {api.listen}` is not a loopback address, and the "
                        "API refuses one without a bearer token: add `token_env: <VARIABLE>` "

@@ -18,6 +18,9 @@ Guarantees:
   after substitution (`${PORT}` with PORT=8080 reads as a whole number), a
   quoted one stays a string. Characters that came from a variable locate at
   its `${`.
+- Values are read as YAML 1.2 reads them wherever YAML 1.1 (PyYAML) would read them
+  otherwise: a boolean is `true` or `false` (any case), never `yes/no/on/off`; a whole
+  number is never octal (`010`) or base 60 (`1:30`); these are refused, not guessed.
 """
 
 from __future__ import annotations
@@ -313,6 +316,11 @@ class NodeReader:
             return None
         if s.tag != BOOL_TAG or plain_tag(s.value) != BOOL_TAG:  # `!!bool x`: no bool
             self.error(s, f"{what} must be true or false, not `{s.value}`")
+            return None
+        if s.value.lower() not in ("true", "false"):  # yes/no/on/off: YAML 1.1 only
+            self.error(s, f"{what}: `{s.value}` is a boolean in YAML 1.1 only (YAML 1.2 and "
+                       "most other tools read it as text, and the DDL refuses it): write "
+                       "true or false")
             return None
         return At(bool(self._constructor.construct_yaml_bool(s)), self.loc(s))
 

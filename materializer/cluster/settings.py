@@ -17,7 +17,8 @@ from dataclasses import replace
 
 from materializer.errors import ConfigError
 from materializer.redact import redact
-from materializer.specs import ApiSpec, Catalog, advertise_problem, store_path_problem
+from materializer.setting_values import advertise_problem, store_path_problem
+from materializer.specs import ApiSpec, Catalog
 
 
 def with_overrides(catalog: Catalog, *, store: str | None = None, listen: str | None = None,

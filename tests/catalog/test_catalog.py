@@ -213,7 +213,7 @@ BAD: list[tuple[str, str, tuple[str, ...]]] = [
         """, ("table `shop.orders` is replicated (every worker keeps every partition), so it "
               "has no shard key: remove one of `shard_key` and `replicated: true`",)),
     ("shard-key-before-replicated", USERS + "    primary_key: [id]\n    @@shard_key: id\n"
-     "    replicated: yes\n", ("is replicated", "remove one of `shard_key` and `replicated")),
+     "    replicated: true\n", ("is replicated", "remove one of `shard_key` and `replicated")),
 ]
 
 

@@ -77,7 +77,7 @@ def test_table_rules_are_carried_into_the_spec() -> None:
             on_existing: versioned
             version_column: updated
             partial_update: [total, updated]
-            replicated: no
+            replicated: false
             null_key: dead_letter
             on_error: skip
             dead_letter_topic: orders.dlq

@@ -81,14 +81,14 @@ def test_comments_several_statements_and_stray_semicolons() -> None:
            (several lines) */
         CREATE STREAM clicks (user_id STRING KEY, url STRING)
           WITH (kafka_topic='clicks', key_format='STRING');
-        CREATE SOURCE TABLE IF NOT EXISTS s.t (id INT PRIMARY KEY) WITH (kafka_topic='t')
+        CREATE TABLE s.t (id INT PRIMARY KEY) WITH (kafka_topic='t')
     """)
     assert [(s.kind, s.name) for s in specs] == [
         ("table", "public.users"), ("table", "s.t"), ("stream", "public.clicks")]
 
 
 def test_with_properties_map_to_the_yaml_fields() -> None:
-    t = one("""CREATE OR REPLACE TABLE shop.orders (
+    t = one("""CREATE TABLE shop.orders (
           customer INT, id BIGINT, total DECIMAL(10,2), v BIGINT, note STRING,
           PRIMARY KEY (customer, id))
         WITH (kafka_topic='orders', format='JSON', on_existing='VERSIONED',
