@@ -34,13 +34,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from materializer.errors import RecordError
-from materializer.formats.avro import checked_reading, value_columns, wire_reader
+from materializer.formats.avro import checked_reading, value_columns
 from materializer.formats.avro_schema import (
     field_names,
     named_types,
     record_of,
     resolve,
 )
+from materializer.formats.avro_wire import wire_reader
 from materializer.formats.base import DELETE, VALUE, TypedValueDecoder, ValueDecoder, part_error
 from materializer.formats.connect_types import (
     Plan,

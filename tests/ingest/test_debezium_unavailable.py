@@ -252,7 +252,7 @@ def test_the_avro_compiled_reader_answers_as_fastavro(tmp_path: Path) -> None:
     for compiled in (True, False):
         mp = pytest.MonkeyPatch()
         if not compiled:
-            mp.setattr("materializer.formats.avro.compile_reader", lambda *a: None)
+            mp.setattr("materializer.formats.avro_wire.compile_reader", lambda *a: None)
         try:
             vdec = codecs.value_decoder(spec, reg)
             dec = row_decoder(spec, spec.column_names, vdec,
