@@ -11,7 +11,8 @@ Two kinds, one small interface (`Registry`):
   `bearer.auth.identity.pool.id`, `ssl.ca.location`, `ssl.certificate.location`,
   `ssl.key.location`, `ssl.key.password`, `ssl.endpoint.identification.algorithm`
   (`none` turns hostname checks off), `timeout` (seconds), `max.retries`,
-  `retries.wait.ms`, `retries.max.wait.ms`. `url` may list several registries,
+  `retries.wait.ms`, `retries.max.wait.ms`, `unknown.id.wait.ms` (the list:
+  `specs.REGISTRY_CLIENT_KEYS`). `url` may list several registries,
   comma-separated; they are tried in order. `schema_text(id, fmt)` and
   `version_text(subject, version, fmt)` give a schema as the registry keeps it (text, type,
   references; `fmt="serialized"`: a Protobuf schema as a base64 FileDescriptorProto), for
@@ -26,7 +27,13 @@ Guarantees:
 - An id that a reachable registry does not know (HTTP 404, no such file) raises
   `RecordError(reason="unknown_schema")`: the record is bad, not the registry. So does an
   id whose schema reference it does not know; either is remembered for 10 s (not asked
-  again for every record of that id).
+  again for every record of that id). A REST registry's 404 for an id or a reference is
+  first an `InfrastructureError` (with `retry_in`) for `unknown.id.wait.ms` (default
+  15 s) after the first one: a replica may not have read a schema just registered. One
+  wait per id, not per record; the 10 s memo starts after it.
+- Named types across references resolve as Java's parser does
+  (`avro_schemas.define`): null-namespace fallback; a type defined twice differently is
+  `bad_schema` naming both.
 - Avro schema references are resolved into a self-contained schema
   (`avro_schemas.self_contained`: each referenced type defined at its first use), so a
   union of references or a bare reference reads, and a recursive referenced type is read
@@ -55,7 +62,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connectors.avro_schemas import SchemaRejected, bad_schema, checked, normalize, parse
+from connectors.avro_schemas import (
+    SchemaRejected,
+    bad_schema,
+    checked,
+    define,
+    normalize,
+    parse,
+    self_contained,
+)
 from connectors.rest_registry import RestRegistry
 from materializer.errors import (
     InfrastructureError,
@@ -106,8 +121,11 @@ class FileRegistry:
                               "unknown_schema") from e
         except (OSError, UnicodeDecodeError) as e:
             raise InfrastructureError(f"cannot read schema file {f}: {e}") from e
+        named: dict[str, Any] = {}
         try:
-            parsed = parse(text)
+            parsed, aliased = define(text, named, {}, "the schema")
+            if aliased:  # a name found in the null namespace: see define
+                parsed = self_contained(parsed, named)
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
             raise bad_schema(schema_id, str(f), e) from e
         self._cache[schema_id] = parsed

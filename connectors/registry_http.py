@@ -29,6 +29,7 @@ from materializer.specs import REGISTRY_CLIENT_KEYS
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 REST_KEYS = REGISTRY_CLIENT_KEYS  # the settings the client takes (the catalog checks them too)
+UNKNOWN_WAIT_MS = "15000"  # `unknown.id.wait.ms`: how long a 404 may be a replica behind
 
 
 class HttpStatus(Exception):
@@ -130,8 +131,12 @@ class RegistryHttp:
             self._retries = int(conf.get("max.retries", "3"))
             self._wait = int(conf.get("retries.wait.ms", "200")) / 1000
             self._max_wait = int(conf.get("retries.max.wait.ms", "2000")) / 1000
+            # seconds a 404 for an id is taken for a replica behind (`RestRegistry`)
+            self.unknown_wait = int(conf.get("unknown.id.wait.ms", UNKNOWN_WAIT_MS)) / 1000
         except ValueError as e:
             raise ConfigError(f"schema_registry: {e}") from e
+        if self.unknown_wait < 0:
+            raise ConfigError("schema_registry: unknown.id.wait.ms must be 0 or more")
         self.retries = 0  # requests repeated after a failure so far (a metric)
         self._ssl = self._ssl_context(conf) if any(
             b.startswith("https:") for b in self._bases) else None

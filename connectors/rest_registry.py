@@ -6,7 +6,9 @@ retries) is `connectors.registry_http`.
 Caching: a parsed schema and a registry's answer are kept for good (a registry never
 changes the schema of an id or a subject version); an unusable schema is remembered per
 id; an id or version the registry does not know is taken for unknown for
-`_NEGATIVE_TTL` s (it may be registered since). A registry not answering is never cached.
+`_NEGATIVE_TTL` s (it may be registered since), once `unknown.id.wait.ms` has passed since
+its first 404 (before that the 404 is an InfrastructureError: a replica behind). A registry
+not answering is never cached.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from connectors.avro_schemas import (
     SchemaRejected,
     bad_schema,
     checked,
-    parse,
+    define,
     self_contained,
 )
 from connectors.registry_http import HttpStatus, RegistryHttp
-from materializer.errors import InfrastructureError, RecordError
+from materializer.errors import InfrastructureError, MaterializerError, RecordError
 
 _NEGATIVE_TTL = 10.0  # seconds an unknown id is remembered as unknown
 
@@ -40,6 +42,9 @@ class RestRegistry:
         # ids, and versions of subjects (what references name), the registry said it does not
         # know: until when they are taken for unknown without asking, and the error's text
         self._unknown: dict[Any, tuple[float, str]] = {}
+        # when the registry first said it does not know a key (monotonic): until
+        # `unknown.id.wait.ms` later that is taken for a replica behind, not for unknown
+        self._unseen: dict[Any, float] = {}
         # ids whose schema is not usable (not Avro, does not parse): a registry never
         # changes the schema of an id, so one request per id, not one per record
         self._bad: dict[int, RecordError] = {}
@@ -73,9 +78,10 @@ class RestRegistry:
             answer = self._http.request("GET", f"/schemas/ids/{schema_id}")
         except HttpStatus as e:
             if e.not_found:
-                raise self._remember_unknown(
+                raise self._not_found(
                     schema_id, f"schema id {schema_id} is unknown to the registry") from e
             raise InfrastructureError(f"schema registry: {e}") from e
+        self._unseen.pop(schema_id, None)
         if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
             raise InfrastructureError(
                 f"schema registry: unexpected answer for schema {schema_id}: {answer!r:.200}")
@@ -84,20 +90,25 @@ class RestRegistry:
             raise self._remember_bad(schema_id, RecordError(
                 f"schema {schema_id} is a {kind} schema, not Avro", "bad_schema"))
         named: dict[str, Any] = {}
+        origins: dict[str, str] = {}  # which reference defined each named type
         try:
             refs = _schema_answer(answer, f"schema {schema_id}")["references"]
             try:
                 for ref in refs:
-                    self._load_reference(ref, named, depth=0)
+                    self._load_reference(ref, named, origins, depth=0)
             except RecordError as e:  # a reference the registry does not know: this id's
                 if e.reason != "unknown_schema":  # records are asked about as seldom as
                     raise  # those of an unknown id
                 raise self._remember_unknown(schema_id, f"schema {schema_id}: {e}") from e
-            parsed = parse(answer["schema"], named)
-            if refs:  # the referenced types defined in it: see self_contained
+            parsed, aliased = define(answer["schema"], named, origins, "the schema")
+            if refs or aliased:  # the referenced types defined in it: see self_contained
                 parsed = self_contained(parsed, named)
-        except (RecordError, InfrastructureError):  # a reference's bad record, or the
-            raise  # registry not answering for it: never a bad schema
+        except InfrastructureError:  # the registry not answering for a reference: never a
+            raise  # bad schema
+        except RecordError as e:
+            if e.reason != "bad_schema":
+                raise
+            raise self._remember_bad(schema_id, bad_schema(schema_id, repr(self), e)) from e
         except Exception as e:  # noqa: BLE001 - any parse failure is a bad schema
             raise self._remember_bad(schema_id, bad_schema(schema_id, repr(self), e)) from e
         with self._lock:
@@ -110,6 +121,27 @@ class RestRegistry:
         memo = self._unknown.get(key)
         if memo is not None and time.monotonic() < memo[0]:
             raise RecordError(memo[1], "unknown_schema")
+
+    def _not_found(self, key: Any, message: str) -> MaterializerError:
+        """What the registry's 404 for `key` (an id, or ("version", subject, version)) is:
+        for `unknown.id.wait.ms` after the first one, an InfrastructureError (the batch
+        waits and asks again: a replica of the registry may not have read a schema just
+        registered on its leader), then RecordError(unknown_schema), remembered 10 s. The
+        wait is one per key (when it began is kept, bounded), not one per record."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._unseen) > 10_000:  # garbage ids: keep the memo bounded
+                self._unseen.clear()
+            since = self._unseen.setdefault(key, now)
+        left = since + self._http.unknown_wait - now
+        if left <= 0:
+            return self._remember_unknown(key, message)
+        err = InfrastructureError(
+            f"{message} (yet): asked again for up to {left:.1f} s more, as a replica of the "
+            "registry may not have read a schema just registered "
+            "(schema_registry.unknown.id.wait.ms)")
+        err.retry_in = left
+        return err
 
     def _remember_unknown(self, key: Any, message: str) -> RecordError:
         """Take `key` for unknown for `_NEGATIVE_TTL` s (it may be registered since)."""
@@ -126,15 +158,18 @@ class RestRegistry:
             self._bad[schema_id] = err
         return err
 
-    def _load_reference(self, ref: Mapping[str, Any], named: dict[str, Any], depth: int) -> None:
-        """Parse the schema a reference names (after its own references) into `named`.
+    def _load_reference(self, ref: Mapping[str, Any], named: dict[str, Any],
+                        origins: dict[str, str], depth: int) -> None:
+        """Parse the schema a reference names (after its own references) into `named`
+        (`avro_schemas.define`: a type two references define differently is refused).
         Asked once per subject and version (`version_text` caches it)."""
         if depth > 32:
             raise RecordError("schema references nest too deeply", "bad_schema")
         answer = self.version_text(ref["subject"], ref["version"])
         for inner in answer["references"]:
-            self._load_reference(inner, named, depth + 1)
-        parse(answer["schema"], named)
+            self._load_reference(inner, named, origins, depth + 1)
+        define(answer["schema"], named, origins,
+               f"reference {ref['subject']!r} version {ref['version']}")
 
     # -- schemas as the registry keeps them (Protobuf: `formats.protobuf.SchemaTexts`)
 
@@ -155,9 +190,10 @@ class RestRegistry:
             answer = self._http.request("GET", f"/schemas/ids/{schema_id}{query}")
         except HttpStatus as e:
             if e.not_found:
-                raise self._remember_unknown(
+                raise self._not_found(
                     schema_id, f"schema id {schema_id} is unknown to the registry") from e
             raise InfrastructureError(f"schema registry: {e}") from e
+        self._unseen.pop(schema_id, None)
         checked_answer = _schema_answer(answer, f"schema {schema_id}")
         with self._lock:
             self._texts[key] = checked_answer
@@ -178,10 +214,11 @@ class RestRegistry:
             answer = self._http.request("GET", path)
         except HttpStatus as e:
             if e.not_found:
-                raise self._remember_unknown(
+                raise self._not_found(
                     ("version", subject, version), f"schema reference {subject!r} version "
                     f"{version} is unknown to the registry") from e
             raise InfrastructureError(f"schema registry: {e}") from e
+        self._unseen.pop(("version", subject, version), None)
         checked_answer = _schema_answer(answer, f"subject {subject!r} version {version}")
         with self._lock:
             self._texts[key] = checked_answer

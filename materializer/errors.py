@@ -77,6 +77,7 @@ class InfrastructureError(MaterializerError):
     """The broker, registry or disk failed; worth retrying with backoff."""
 
     retriable = True
+    retry_in: float | None = None  # set: a retry later than this many seconds is too late
 
 
 class AmbiguousKeyError(MaterializerError):

@@ -190,10 +190,15 @@ REGISTRY_CLIENT_KEYS = frozenset({
     "bearer.auth.logical.cluster", "bearer.auth.identity.pool.id", "ssl.ca.location",
     "ssl.certificate.location", "ssl.key.location", "ssl.key.password",
     "ssl.endpoint.identification.algorithm", "timeout", "max.retries", "retries.wait.ms",
-    "retries.max.wait.ms", "cache.capacity", "cache.latest.ttl.sec",
+    "retries.max.wait.ms", "unknown.id.wait.ms",
 })
 """The settings of a `schema_registry.url` client (`RegistrySpec.config`): the catalog
 refuses any other at its line, `connectors.registry_http` when built from Python."""
+
+REGISTRY_IGNORED_KEYS = frozenset({"cache.capacity", "cache.latest.ttl.sec"})
+"""Confluent client settings this client has no use for (its caches hold what the
+registry's ids name, each once; it never reads a subject's latest version to decode):
+refused, not silently ignored."""
 
 
 def is_loopback(host: str) -> bool:

@@ -48,6 +48,7 @@ from materializer.setting_values import (
 from materializer.specs import (
     MAX_PROCESSES,
     REGISTRY_CLIENT_KEYS,
+    REGISTRY_IGNORED_KEYS,
     ApiSpec,
     Catalog,
     ClusterSpec,
@@ -59,7 +60,8 @@ TOP_KEYS = ("kafka", "group", "store", "schema_registry", "api", "default_schema
             "streams", "sql", "cluster", "standby_replicas", "snapshots", "workers")
 STORE_KEYS = ("path", "map_size")
 API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
-REGISTRY_KEYS = ("url", "path", *sorted(REGISTRY_CLIENT_KEYS))
+# the ignored ones are let through `mapping` to be refused with their own message
+REGISTRY_KEYS = ("url", "path", *sorted(REGISTRY_CLIENT_KEYS | REGISTRY_IGNORED_KEYS))
 CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
 # librdkafka properties the worker sets for its consumers whatever `kafka:` says (a value
 # there would be ignored, or would split the group from the one the workers report)
@@ -304,6 +306,12 @@ class _Reader(RelationReader):
             else:
                 config.append((k.value, s.value))
                 settings.append(k)
+        for k in settings if path is None else ():  # (with `path`: refused below)
+            if k.value in REGISTRY_IGNORED_KEYS:
+                self.error(k, f"`schema_registry.{k.value}` is a Confluent client setting this "
+                           "registry client does not implement (it caches each schema id the "
+                           "registry names once, and never reads a subject's latest version "
+                           "to decode): remove it")
         if path is not None and url is None:
             for k in settings:
                 self.error(k, f"`schema_registry.{k.value}` is a setting of a registry client, "

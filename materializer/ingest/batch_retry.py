@@ -59,9 +59,13 @@ def apply_with_retry(apply: Callable[[list[Any], Ends | None], None], msgs: list
         except MaterializerError as e:
             if not e.retriable or stop.is_set():
                 raise
-            log.warning("batch failed, retrying in %.1f s: %s", delay, e)
+            # retry_in: an unknown schema id, asked again every 2 s at most until its
+            # wait ends (`unknown.id.wait.ms`), whatever the backoff has grown to
+            retry_in = getattr(e, "retry_in", None)
+            wait = delay if retry_in is None else max(0.05, min(delay, 2.0, retry_in))
+            log.warning("batch failed, retrying in %.1f s: %s", wait, e)
             waiting_on(str(e))
-            until = time.monotonic() + delay
+            until = time.monotonic() + wait
             written = 0.0
             while (left := until - time.monotonic()) > 0 and not stop.is_set():
                 if time.monotonic() - written >= status_every:

@@ -29,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from materializer.errors import InfrastructureError, RecordRejectedFatal
 from materializer.ingest.batching import split_by_partition, split_ends
@@ -182,8 +183,8 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float,
                     "state is unchanged")
             msgs, reached = source.poll(BATCH_SIZE, POLL_TIMEOUT)
             parts = split_by_partition(msgs).get(spec.topic, {})
-            for out in rel.apply(parts, dead_letters, split_ends(reached).get(spec.topic)
-                                 ).values():
+            for out in _apply(rel, parts, dead_letters, split_ends(reached).get(spec.topic),
+                              deadline).values():
                 done.applied += out.applied
                 if out.unchanged:
                     done.not_applied[UNCHANGED] = done.not_applied.get(UNCHANGED, 0) + out.unchanged
@@ -196,3 +197,18 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float,
                 return done
     finally:
         source.close()
+
+
+def _apply(rel: Relation, parts: Any, dead_letters: Any, ends: Any, deadline: float) -> Any:
+    """`rel.apply`, applied again while it fails with an InfrastructureError that says when
+    to retry (`retry_in`: a schema id the registry may know in a moment, see
+    `unknown.id.wait.ms`), as the worker does; any other raises (the replay fails, the
+    local state unchanged)."""
+    while True:
+        try:
+            return rel.apply(parts, dead_letters, ends)
+        except InfrastructureError as e:
+            if e.retry_in is None or time.monotonic() + e.retry_in > deadline:
+                raise
+            log.warning("rebuild: %s", e)
+            time.sleep(min(max(e.retry_in, 0.05), 1.0))

@@ -32,7 +32,7 @@ def test_bad_records_are_rejected_with_a_precise_reason(
     good = serializer(registry, message_class(pool, "shop.User"))(full_user(pool))
     sid = int.from_bytes(good[1:5], "big")
     avro_id = registry.add("plain-value", {"type": "record", "name": "R", "fields": []})
-    reg = RestRegistry(registry.url)
+    reg = RestRegistry(registry.url, {"unknown.id.wait.ms": "0"})
     spec = table()
     _, body_at = message_indexes(good)
     header = good[:body_at]

@@ -130,7 +130,8 @@ def test_file_registry_concurrent_processes(tmp_path: Path) -> None:
 
 
 def _quick(**extra: str) -> dict[str, str]:
-    return {"retries.wait.ms": "10", "retries.max.wait.ms": "20", **extra}
+    return {"retries.wait.ms": "10", "retries.max.wait.ms": "20", "unknown.id.wait.ms": "0",
+            **extra}
 
 
 def test_rest_registry_with_basic_auth() -> None:

@@ -39,7 +39,7 @@ RENAMED = {"type": "record", "name": "Renamed", "namespace": "com.x",
 TREE = {"type": "record", "name": "Tree", "namespace": "com.x",
         "fields": [{"name": "v", "type": "int"},
                    {"name": "kid", "type": ["null", "com.x.Tree"], "default": None}]}
-QUICK = {"retries.wait.ms": "1", "max.retries": "0"}
+QUICK = {"retries.wait.ms": "1", "max.retries": "0", "unknown.id.wait.ms": "0"}
 
 
 def ref(name: str) -> dict[str, Any]:
