@@ -193,8 +193,18 @@ class StandbySource(Reader):
                     [TopicPartition(t, p, start_at(self._start_offsets(t, p))) for t, p in new])
         except KafkaException as e:
             raise InfrastructureError(f"cannot change the standby partitions: {e}") from e
+        if new:  # librdkafka keeps a pause from an earlier assignment, as the group's does
+            try:
+                self._consumer.resume([TopicPartition(t, p) for t, p in new])
+            except KafkaException as e:
+                log.warning("consumer: cannot resume %s: %s", new, e)
         self.assigned = set(wanted)
-        self._unfetched.difference_update(gone)
+        # a partition removed forgets its marks: added again, it is fetched (not paused,
+        # not held) and its end reads known after its first fetch, not unknown for good
+        for marks in (self._paused, self._held, self._unfetched):
+            marks.difference_update(gone)
+            marks.difference_update(new)
+        self._drop_carried(set(gone))
         self._unfetched.update(new)  # librdkafka keeps an earlier assignment's end meanwhile
         if gone or new:
             self.generation += 1

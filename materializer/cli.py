@@ -179,7 +179,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         worker.join_cluster()  # before the API: it routes by this run's membership only
     api_proc = None
     api_failed: list[int] = []
-    if not args.no_api:
+    if not args.no_api and not stop.is_set():  # stopped meanwhile: no API to start
         from materializer.children import ApiChild  # noqa: PLC0415
 
         def api_exited(code: int) -> None:

@@ -135,13 +135,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+URL_RETRY_FOR = 30.0  # seconds `--url` tries while no worker answers (`Client(retry_for=)`)
+
+
 def _client(args: argparse.Namespace, catalog: Catalog) -> Any:
     """`materializer.Client` for `--url` (the token from `api.token_env`)."""
     if args.as_of:
         raise UsageError("--as-of reads a snapshot of the local store: drop --url")
     from materializer.client import Client  # noqa: PLC0415
 
-    return Client(args.url, token=api_token(catalog))
+    return Client(args.url, token=api_token(catalog), retry_for=URL_RETRY_FOR)
 
 
 def _remote_get(args: argparse.Namespace, catalog: Catalog, spec: RelationSpec,

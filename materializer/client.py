@@ -19,7 +19,9 @@ Guarantees:
   (CLI exit 3, "not known here", never 1, which a script reads as "no row"). The first
   try waits up to `timeout` seconds; retries and re-reads only what is left of
   `retry_for` (a frozen worker, SIGSTOP, accepts connections and never answers: each try
-  waited the whole `timeout` before). Bad input is `UsageError`
+  waited the whole `timeout` before). The first read of the membership and the
+  relations (at the first `table`/`stream`) is tried again the same way. Bad input is
+  `UsageError`
   (400), an unknown table `NotFound`, a wrong token `UsageError` naming the token.
 
 This module owns the membership, routing and retries; `client_relations` the per-relation
@@ -167,9 +169,27 @@ class Client:
         raise ClusterUnavailable("no worker answered GET /cluster and /tables: "
                                  + "; ".join(problems))
 
+    def _first_refresh(self) -> None:
+        """The first read of the membership and the relations, tried again with backoff
+        while no worker answers (refused, timed out, 503), as a request is, for at most
+        `retry_for` seconds; then `ClusterUnavailable`. A refused token is not retried."""
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        limit: float | None = None  # the first try waits `timeout`, a retry what is left
+        while True:
+            try:
+                self.refresh(limit)
+                return
+            except ClusterUnavailable as e:
+                if time.monotonic() + delay > deadline:
+                    raise ClusterUnavailable(f"{e} (tried for {self.retry_for} s)") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+            limit = deadline
+
     def _schema(self, name: str, kind: str) -> Schema:
         if not self._schemas:
-            self.refresh()
+            self._first_refresh()
         found = self._schemas.get(name) or next(
             (s for n, s in self._schemas.items() if n.split(".", 1)[-1] == name
              and sum(m.split(".", 1)[-1] == name for m in self._schemas) == 1), None)

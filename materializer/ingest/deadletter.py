@@ -17,6 +17,13 @@ Guarantees:
   while they are there it fails again without adding copies, and once all of them are
   acknowledged it does not send those records again (a broker that hangs for minutes
   costs no pile of copies).
+- A dead letter not delivered (its topic missing, the broker away) fails its batch with an
+  InfrastructureError that names the dead-letter topic, the place (table, topic, partition,
+  offset) of the first record whose dead letter waits and how many wait; the worker applies
+  the batch again with backoff, its group consumer held meanwhile (`ingest.batch_retry`).
+  One wait for acknowledgements blocks at most `flush_timeout` seconds: the worker sets it
+  to a third of the consumer's `max.poll.interval.ms` (at most 30 s), so a long outage
+  does not make it leave its group (the consumer is not polled during the wait).
 - At least once: a batch applied again (the broker failed before it committed, a
   process was killed after the acknowledgement and before the commit, `rebuild`
   replays the topic) sends its dead letters again, with the same `.topic`,
@@ -25,7 +32,8 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from materializer.errors import InfrastructureError
@@ -36,10 +44,23 @@ from materializer.specs import RelationSpec
 DEFAULT_MAX_MESSAGE = 1_000_000  # librdkafka's message.max.bytes default
 _FRAMING = 512  # a record batch's and a record's framing, the headers' lengths
 MAX_ERROR_CHARS = 2000  # the error text is cut to this (then to half the room left)
+FLUSH_TIMEOUT = 30.0  # seconds a batch waits for its dead letters' acknowledgements, at most
 
 
 def dead_letter_topic(spec: RelationSpec) -> str:
     return spec.dead_letter_topic or f"{spec.topic}.dead-letter"
+
+
+def settle_within(kafka_conf: Mapping[str, Any]) -> float:
+    """Seconds one wait for dead-letter acknowledgements may block a group's worker: a
+    third of `max.poll.interval.ms` (the time between two polls of its consumer), at most
+    30 s, at least 1 s. A longer outage fails the batch, which is applied again with its
+    consumer held (`ingest.batch_retry`), never committed past an undelivered dead letter."""
+    try:
+        max_poll = float(kafka_conf.get("max.poll.interval.ms", 300_000)) / 1000
+    except (TypeError, ValueError):
+        return FLUSH_TIMEOUT
+    return max(1.0, min(FLUSH_TIMEOUT, max_poll / 3))
 
 
 def dead_letter_limit(kafka_conf: Mapping[str, str]) -> Callable[[str], int | None]:
@@ -91,8 +112,10 @@ class DeadLetters:
         self._topic_limit = topic_limit
         self._topic_limits: dict[str, int | None] = {}
         self.sent = 0  # dead letters the broker acknowledged (`materializer_dead_letters_total`)
-        self.flush_timeout = 30.0  # seconds a batch waits for its dead letters' acknowledgements
+        self.flush_timeout = FLUSH_TIMEOUT  # seconds one wait for acknowledgements may take
         self._unsettled: set[tuple[str, int, int]] = set()  # produced since the last settle
+        # of each, the source topic and the dead-letter topic (said when they wait)
+        self._places: dict[tuple[str, int, int], tuple[str, str]] = {}
         self._acknowledged: set[tuple[str, int, int]] = set()  # of those, known delivered
         self._failures_seen = 0  # the sink's failed deliveries already accounted for
 
@@ -102,10 +125,34 @@ class DeadLetters:
             if r.policy != "dead_letter":
                 continue
             if self._unsettled:
-                self._settle_earlier()
+                with self._said():
+                    self._settle_earlier()
             if (spec.name, partition, r.offset) not in self._acknowledged:
-                self._send(spec, partition, r)
+                with self._said((spec.name, partition, r.offset), spec.topic,
+                                dead_letter_topic(spec)):
+                    self._send(spec, partition, r)
         return count_rejects(rejects)
+
+    @contextmanager
+    def _said(self, sending: tuple[str, int, int] | None = None, source: str = "",
+              to: str = "") -> Iterator[None]:
+        """An InfrastructureError raised inside, raised again (same class) naming the
+        dead-letter topic, the place of the first record whose dead letter waits (of those
+        in the producer, else the one being sent) and how many wait."""
+        waiting = {k: self._places[k] for k in self._unsettled if k in self._places}
+        try:
+            yield
+        except InfrastructureError as e:
+            if sending is not None:
+                waiting.setdefault(sending, (source, to))
+            if not waiting:
+                raise
+            first = min(waiting)
+            (table, p, offset), (topic, dlq) = first, waiting[first]
+            raise type(e)(
+                f"{len(waiting)} dead letter(s) not delivered to {dlq}, the first for {table} "
+                f"record {topic} partition {p} offset {offset} (nothing from it on is "
+                f"committed until it is): {e}") from e
 
     def _settle_earlier(self) -> None:
         """Dead letters of an attempt that failed before its batch committed: wait for them.
@@ -151,6 +198,7 @@ class DeadLetters:
             headers.append(("materializer.truncated", note.encode()))
         self._sink.produce(topic, key, value, headers=headers)
         self._unsettled.add((spec.name, partition, r.offset))  # in the producer now
+        self._places[(spec.name, partition, r.offset)] = (spec.topic, topic)
 
     def limit(self, topic: str) -> int:
         """The most bytes a dead letter to `topic` may hold: the producer's limit, or the
@@ -166,5 +214,7 @@ class DeadLetters:
         """Block until every dead letter routed so far is acknowledged (the batch may
         commit), or raise InfrastructureError (the batch is applied again later)."""
         if self._sink is not None:
-            self._flush()
+            with self._said():
+                self._flush()
         self._acknowledged.clear()
+        self._places.clear()

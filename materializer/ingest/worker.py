@@ -23,7 +23,7 @@ from materializer.errors import RecordRejectedFatal
 from materializer.ingest.apply import Rejected
 from materializer.ingest.batch_retry import apply_with_retry, back_off
 from materializer.ingest.batching import split_by_partition, split_ends
-from materializer.ingest.deadletter import DeadLetters, dead_letter_limit
+from materializer.ingest.deadletter import DeadLetters, dead_letter_limit, settle_within
 from materializer.ingest.opening import (
     Feed,
     fatal_message,
@@ -92,6 +92,9 @@ class Worker:
         # it commits) without waiting for change events another topic holds up
         self.dead_letters = DeadLetters(self._dead_letter_sink, catalog.kafka_config,
                                         dead_letter_limit(catalog.kafka_config))
+        # one wait for their acknowledgements within max.poll.interval.ms: a longer outage
+        # retries the batch, the group's consumer held meanwhile (`ingest.batch_retry`)
+        self.dead_letters.flush_timeout = settle_within(catalog.kafka_config)
         self._last_status = 0.0
         self.retrying: str | None = None  # what a batch retried with backoff waits on
         self.started_at = time.time()
@@ -135,7 +138,8 @@ class Worker:
                                           kafka_conf=self.catalog.kafka_config,
                                           # a shared store's are sent by the supervisor
                                           shared=rel.shared, drains=not rel.shared)
-                rel.outbox.drain()
+                if not self.stop_event.is_set():  # stopping: the shutdown delivers them
+                    rel.outbox.drain()
 
     # ---------------------------------------------------------------- the loop
 
@@ -155,6 +159,9 @@ class Worker:
         from connectors.kafka import AssignedSource, Source  # noqa: PLC0415
         from connectors.kafka_admin import create_missing_topic, describe_topics  # noqa: PLC0415
 
+        # SIGTERM during start-up: each step that may wait for the broker (up to 5 s) is
+        # skipped once the stop is asked, so the stop takes one such step plus the shutdown
+        stopping = self.stop_event.is_set
         self.join_cluster()
         self._attach_outboxes()
         conf = self.catalog.kafka_config
@@ -162,15 +169,16 @@ class Worker:
                                  create=lambda t, n, r: create_missing_topic(conf, t, n, r),
                                  on_partitions=self._replicated_partitions)
         self.offsets = OffsetWatch()
-        self._handle_resets(self.topics.changed(force=True))
-        if self.grouped.by_topic:
+        if not stopping():
+            self._handle_resets(self.topics.changed(force=True))
+        if self.grouped.by_topic and not stopping():
             too_long = registry_within_poll_interval(self.registry, conf)
             if too_long:
                 log.warning("%s", too_long)
             self.grouped.source = Source(conf, self.group, list(self.grouped.by_topic),
                                          self.grouped.start_offset)
             self.grouped.source.on_ownership = self._ownership_changed
-        if self.replicated.by_topic:
+        if self.replicated.by_topic and not stopping():
             # a topic missing yet is waited for, as the group's are (`_replicated_partitions`)
             self.replicated.source = AssignedSource(conf, list(self.replicated.by_topic),
                                                     self.replicated.start_offset,
@@ -217,7 +225,8 @@ class Worker:
         (committed state is safe either way; the caller may then exit at once)."""
         if self.cluster is not None:  # the others stop routing to this worker at once
             bounded(self.cluster.stop, "leaving the cluster", deadline, log)
-        ok = bounded(self._drain, "delivering change events", deadline, log)
+        ok = bounded(lambda: self._drain(waiting_only=True), "delivering change events",
+                     deadline, log)
         for feed in feeds:
             if ok and feed.source is not None:
                 ok = bounded(feed.source.close, "leaving the consumer group", deadline, log)
@@ -302,9 +311,12 @@ class Worker:
         """`on_reset: rebuild` (`ingest.resets`); ProcessWorker refuses instead."""
         rebuild_in_place(rel, topic_id, self.catalog, self.registry, self.pending, self.feeds)
 
-    def _drain(self) -> None:
+    def _drain(self, waiting_only: bool = False) -> None:
+        """Deliver the outboxes' change events. `waiting_only` (the shutdown): only those
+        of outboxes that hold some (an empty one would still look the change topic up,
+        waiting for a broker that is away when it never was reached)."""
         for rel in self.relations:
-            if rel.outbox is not None:
+            if rel.outbox is not None and not (waiting_only and not rel.outbox.backlog()):
                 rel.outbox.drain()
 
     # ---------------------------------------------------------------- status

@@ -79,7 +79,9 @@ def test_a_frozen_owner_does_not_stretch_retry_for(cluster: str) -> None:
 
 
 def test_get_url_without_an_answer_is_not_the_no_row_exit(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("materializer.cli_read.URL_RETRY_FOR", 1.0)  # tried for 1 s, not 30
     cfg = tmp_path / "t.yaml"
     cfg.write_text(f"store:\n  path: {tmp_path / 'data'}\ntables:\n"
                    "  - {name: t, topic: t, columns: {k: long, v: string}, primary_key: [k]}\n")
