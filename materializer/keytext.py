@@ -19,15 +19,21 @@ from materializer.errors import UsageError
 
 TextConverter = Callable[[str], Any]
 KeyTextParser = Callable[[Sequence[str]], tuple[Any, ...]]
-_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
+_INT_TEXT = re.compile(r"-?[0-9]+")
+_INT_DIGITS = 20  # significant digits of the largest 64-bit integer (and one more)
 _FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
 _DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SHOWN = 40  # characters of an offending text quoted in an error
 
 
 def _int_text(s: str) -> int:
+    """A decimal integer, leading zeros and all (`01`, `-007`); one with more significant
+    digits than any 64-bit integer is out of range, said so (never "not an integer", nor
+    Python's limit on digits read)."""
     if not _INT_TEXT.fullmatch(s):
         raise ValueError("expected an integer")
+    if len(s.lstrip("-").lstrip("0")) > _INT_DIGITS:
+        raise ValueError("out of range for a 64-bit integer")
     return int(s)
 
 

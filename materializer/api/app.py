@@ -119,8 +119,9 @@ _ERROR_ANSWER = {"content": {"application/json": {
 
 def _openapi_with_security(app: FastAPI, secured: bool) -> Callable[[], dict[str, Any]]:
     """OpenAPI generation that also states the bearer token scheme when one is required
-    (and its 401 on every endpoint that needs it), and invalid input as the 400 it is
-    (`bad_request`), not FastAPI's 422."""
+    (and its 401 on every endpoint that needs it), invalid input as the 400 it is
+    (`bad_request`), not FastAPI's 422, and the JSON body (`ErrorBody`) of every error
+    answer that does not state one (those of versions' endpoints)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -133,6 +134,9 @@ def _openapi_with_security(app: FastAPI, secured: bool) -> Callable[[], dict[str
                 answers = op.setdefault("responses", {})
                 if answers.pop("422", None) is not None:  # invalid input: 400 (bad_request)
                     answers.setdefault("400", _ERROR_ANSWER | {"description": "Invalid input."})
+                for code, answer in answers.items():  # every error is {"detail": ...}
+                    if not code.startswith("2") and "content" not in answer:
+                        answer.update(_ERROR_ANSWER)
                 if secured and path not in OPEN_PATHS:
                     op["security"] = [{"bearer": []}]
                     answers.setdefault("401", _ERROR_ANSWER | {

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
+
+from materializer.columns import ColumnType
+from materializer.errors import UsageError
 
 BODY_TIMEOUT_S = 30.0
 
@@ -56,17 +61,70 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
         raise BodyRefused(400, "the body did not arrive whole") from None
 
 
-def exact_integers(body: bytes, obj: Any, loads: Callable[[bytes], Any]) -> Any:
+class JsonNumber(str):
+    """The text of a JSON number with a fraction or exponent whose double is not its
+    shortest text (`1.50`, `0.10000000000000001`, `1e-999`): what the client wrote, kept
+    until the key column's type says how to read it (`typed_numbers`)."""
+
+
+def _json_number(text: str) -> float | JsonNumber:
+    f = float(text)
+    return f if repr(f) == text else JsonNumber(text)
+
+
+def exact_numbers(body: bytes, obj: Any, loads: Callable[[bytes], Any]) -> Any:
     """`obj` (the lookup body `body` as `loads` read it), read again by the standard
-    library when a key holds a float: orjson reads an integer past 64 bits as a float
-    (`18446744073709551616` as `1.8446744073709552e+19`), so its column's check said "got
-    float" of what the client sent as an integer, and a `decimal` or `double` key took an
-    inexact value; `json` keeps it an integer, whose check says it is out of range. A body
-    orjson read is strict JSON, so `json` reads it alike otherwise (floats, NaN refused)."""
+    library when a key holds a float, keeping every number exact: orjson reads an integer
+    past 64 bits as a float (`18446744073709551616` as `1.8446744073709552e+19`), so its
+    column's check said "got float" of what the client sent as an integer; and a number
+    with a fraction or exponent as the double nearest to it (`1.5000000000000001` as 1.5,
+    `1e-999` as 0.0), so a decimal or double key was rounded to another key and answered
+    its row. `json` keeps integers integers, and numbers that are not their double's
+    shortest text as `JsonNumber` text (`typed_numbers` reads them by the key's column
+    types). A body orjson read is strict JSON, so `json` reads it alike otherwise."""
     keys = obj.get("keys") if isinstance(obj, dict) else None
     if not isinstance(keys, list) or loads is json.loads:
         return obj
     if any(type(k) is float or (isinstance(k, list) and any(type(v) is float for v in k))
            for k in keys):
-        return json.loads(body)
+        return json.loads(body, parse_float=_json_number)
     return obj
+
+
+def typed_numbers(keys: list[Any], types: Sequence[ColumnType]) -> list[Any]:
+    """`keys` with each `JsonNumber` read by its key column's type: a decimal column takes
+    the number's text (exact: digits past its scale are refused, never rounded to another
+    key); a float or double column its double when that is the number exactly or the
+    number is that double's text with more digits (`1.50`, `1e3`), else UsageError (it
+    would be read as another key, as key text would: `0.10000000000000001`, `1e-999`);
+    any other column the float (whose check refuses a float), and so do values past the
+    key's columns."""
+    if not any(isinstance(v, JsonNumber) for k in keys
+               for v in (k if isinstance(k, list) else [k])):
+        return keys
+    one = len(types) == 1
+    out = []
+    for k in keys:
+        if isinstance(k, list):
+            out.append([_typed(v, types[i] if i < len(types) else None)
+                        for i, v in enumerate(k)])
+        else:
+            out.append(_typed(k, types[0] if one else None))
+    return out
+
+
+def _typed(v: Any, t: ColumnType | None) -> Any:
+    if not isinstance(v, JsonNumber):  # a list or object is refused by the column check
+        return v
+    kind = None if t is None else t.kind
+    if kind == "decimal":
+        return str(v)
+    f = float(v)
+    if kind in ("float", "double"):
+        if not math.isfinite(f):
+            raise UsageError(f"key value {v} is beyond the range of a double")
+        d = Decimal(v)
+        if d != Decimal(f) and d != Decimal(repr(f)):
+            raise UsageError(f"key value {v} is not exactly a double: it would be read as "
+                             f"{f!r} (give a double's exact value or its shortest text)")
+    return f

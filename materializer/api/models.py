@@ -9,8 +9,9 @@ JSON arrays and objects.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 Row = dict[str, Any]
@@ -18,6 +19,9 @@ Row = dict[str, Any]
 
 class ErrorBody(BaseModel):
     detail: str = Field(description="What went wrong, for a person to read.")
+    snapshots: list[str] | None = Field(None, description="With a 404 for a snapshot that "
+                                        "does not exist (`as_of`, `from`, `to`, a drop): "
+                                        "the names of those there are.")
 
 
 class ColumnInfo(BaseModel):
@@ -140,3 +144,13 @@ class ClusterResponse(BaseModel):
     relations: dict[str, Any] = Field(
         description="Per relation: partition count, partitioner, and the owner and standbys "
                     "of each partition.")
+
+
+# query parameters several endpoints take
+AsOf = Annotated[str | None, Query(max_length=128, description="A snapshot name: answer as "
+                                   "that snapshot holds it (404 listing the snapshots if "
+                                   "there is none).")]
+Stale = Annotated[str | None, Query(description="`ok`: in a cluster, a key "
+                                    "whose owner is gone or still catching up is answered "
+                                    "from the freshest standby copy (header "
+                                    "`x-materializer-standby-lag`) instead of 503.")]

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from materializer.api.body import BodyRefused, exact_integers, read_body
+from materializer.api.body import BodyRefused, exact_numbers, read_body, typed_numbers
 from materializer.api.keys import (
     RelationIndex,
     encode_cursor,
@@ -35,12 +35,14 @@ from materializer.api.metrics import (
     LatencyRecorder,
 )
 from materializer.api.models import (
+    AsOf,
     ErrorBody,
     EventsResponse,
     LookupRequest,
     LookupResponse,
     Row,
     RowsPage,
+    Stale,
     TablesResponse,
 )
 from materializer.errors import (
@@ -188,15 +190,6 @@ def strict_prefix(request: Request, prefix: list[str]) -> list[str]:
     return out
 
 
-AsOf = Annotated[str | None, Query(max_length=128, description="A snapshot name: answer as "
-                                   "that snapshot holds it (404 listing the snapshots if "
-                                   "there is none).")]
-Stale = Annotated[str | None, Query(description="`ok`: in a cluster, a key "
-                                    "whose owner is gone or still catching up is answered "
-                                    "from the freshest standby copy (header "
-                                    "`x-materializer-standby-lag`) instead of 503.")]
-
-
 def row_answer(index: RelationIndex, table: str, raw_path: bytes, whole: bool = True
                ) -> tuple[int, bytes]:
     """`GET /tables/{table}/rows/{k1}/...`: status and JSON body (the row, or why not).
@@ -307,7 +300,7 @@ async def lookup(table: str, request: Request, as_of: AsOf = None,
     except BodyRefused as e:
         return _error(e.status, e.detail)
     try:
-        obj = exact_integers(body, _loads(body), _loads)  # 2**64: out of range, not a float
+        obj = exact_numbers(body, _loads(body), _loads)  # 2**64, 1.5000000000000001: exact
     except (ValueError, RecursionError):
         return _error(400, 'the body is not JSON: send {"keys": [[k1, ...], ...]}')
     keys = obj.get("keys") if isinstance(obj, dict) else None
@@ -316,6 +309,10 @@ async def lookup(table: str, request: Request, as_of: AsOf = None,
     if len(keys) > max_keys:
         return _error(413, f"{len(keys)} keys asked, at most {max_keys} per request "
                            "(api.max_lookup_keys)")
+    try:
+        keys = typed_numbers(keys, rel.view.key_types)  # never rounded to another key
+    except UsageError as e:
+        return error_response(e)
     if state.cluster is not None and as_of is None:  # split by owner, merged in order
         routed: Response | None = await state.cluster.lookup(request, rel, keys)
         if routed is not None:
