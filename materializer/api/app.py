@@ -19,6 +19,7 @@ Guarantees:
 - With a token, every endpoint except `/healthz`, `/readyz` and the OpenAPI
   description needs `Authorization: Bearer <token>` (constant-time comparison),
   else 401. Neither values nor the token are logged; there is no access log.
+- `HEAD` of a path answers as its `GET` without the body (`materializer.api.edge`).
 
 Handlers (`materializer.api.routes`) are `async` and read LMDB inline on the event
 loop: a read is a few microseconds of memory-mapped access, cheaper than a hop to a
@@ -108,6 +109,8 @@ async def _allow_every_method(request: Request, exc: Exception) -> Response:
             methods = getattr(route, "methods", None)
             if methods and route.matches(request.scope)[0] is not Match.NONE:
                 allowed |= methods
+        if "GET" in allowed:
+            allowed.add("HEAD")  # answered as GET without the body (api.edge)
         if allowed:
             exc.headers = {**(exc.headers or {}), "Allow": ", ".join(sorted(allowed))}
     return await http_exception_handler(request, exc)

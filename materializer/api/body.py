@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -61,6 +62,48 @@ async def read_body(request: Request, limit: int, timeout: float | None = None) 
         raise BodyRefused(400, "the body did not arrive whole") from None
 
 
+_MEMBER_END = re.compile(rb'"[ \t\n\r]*:')
+"""The end of an object member's name (its closing quote and colon): at least one per
+member of any object at any depth (more only where a string holds `\\":`)."""
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _Duplicate(name)
+            seen.add(name)
+    return obj
+
+
+def refuse_duplicate_members(body: bytes) -> None:
+    """BodyRefused (400) if an object anywhere in the JSON `body` names a member twice
+    (`{"keys": [[1]], "keys": [[2]]}`): the JSON readers keep the last one silently, so
+    the answer would be to a question the client may not have meant. Costs a count of
+    `:` for a body with at most one (`{"keys": [[1], ...]}` of numbers or strings without
+    `:`), else a search for a second member name (a few microseconds a kilobyte); only a
+    body with two or more member names (at any depth) is read again, by the standard
+    library. For a body already read as JSON (its errors said first): ValueError or
+    RecursionError as `json.loads`."""
+    if body.count(b":") < 2:
+        return
+    first = _MEMBER_END.search(body)
+    if first is None or _MEMBER_END.search(body, first.end()) is None:
+        return
+    try:
+        json.loads(body, object_pairs_hook=_no_duplicates)
+    except _Duplicate as e:
+        name = json.dumps(e.args[0], ensure_ascii=False)
+        raise BodyRefused(400, f"the body names member {name[:200]} twice in one object: "
+                               "send each member once") from None
+
+
 class JsonNumber(str):
     """The text of a JSON number with a fraction or exponent whose double is not its
     shortest text (`1.50`, `0.10000000000000001`, `1e-999`): what the client wrote, kept
@@ -88,6 +131,18 @@ def exact_numbers(body: bytes, obj: Any, loads: Callable[[bytes], Any]) -> Any:
     if any(type(k) is float or (isinstance(k, list) and any(type(v) is float for v in k))
            for k in keys):
         return json.loads(body, parse_float=_json_number)
+    return obj
+
+
+def lookup_json(body: bytes, loads: Callable[[bytes], Any]) -> Any:
+    """The lookup body `body` read by `loads`, its numbers exact (`exact_numbers`); else
+    BodyRefused (400): not JSON, or a member named twice (`refuse_duplicate_members`)."""
+    try:
+        obj = exact_numbers(body, loads(body), loads)  # 2**64, 1.5000000000000001: exact
+        refuse_duplicate_members(body)  # {"keys": [[1]], "keys": [[2]]}: which one?
+    except (ValueError, RecursionError):
+        raise BodyRefused(400, 'the body is not JSON: send {"keys": [[k1, ...], ...]}'
+                          ) from None
     return obj
 
 

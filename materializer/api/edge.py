@@ -14,7 +14,10 @@ FastAPI's own middleware), so every request pays for it once and nothing else:
   routed endpoints answer with), without the framework's per-request machinery
   (routing, its middleware stack, telemetry hooks, a Response object): most of the
   cost of a lookup that is not the HTTP server's own. Everything else, the OpenAPI
-  description included, goes to the framework.
+  description included, goes to the framework;
+- `HEAD` of any path is its `GET` without the body (`Content-Length` and every other
+  header as `GET` would send them): load balancers and uptime checkers probe
+  `/healthz` with it, and the framework's routes take `GET` only (405).
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ class Edge:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        if scope["method"] == "HEAD":  # GET without the body, fast paths and routes alike
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
         path = scope["path"]
         if self.token is not None and path not in self.open_paths \
                 and not self._authorized(scope):
@@ -175,3 +180,15 @@ async def _send(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes
                 "headers": [_JSON_HEADERS, (b"content-length", b"%d" % len(body)), SERVER,
                             *extra]})
     await send({"type": "http.response.body", "body": body})
+
+
+def _without_body(send: Send) -> Send:
+    """`send` dropping the bytes of the answer's body (a HEAD's answer: its headers, the
+    `Content-Length` of the GET's body included, and no body)."""
+
+    async def head(message: Message) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from materializer.api.body import BodyRefused, exact_numbers, read_body, typed_numbers
+from materializer.api.body import BodyRefused, lookup_json, read_body, typed_numbers
 from materializer.api.keys import (
     RelationIndex,
     encode_cursor,
@@ -296,13 +296,9 @@ async def lookup(table: str, request: Request, as_of: AsOf = None,
     except MaterializerError as e:
         return error_response(e)
     try:
-        body = await read_body(request, max_body)
-    except BodyRefused as e:
+        obj = lookup_json(await read_body(request, max_body), _loads)
+    except BodyRefused as e:  # too large, late, cut short, not JSON, a member twice
         return _error(e.status, e.detail)
-    try:
-        obj = exact_numbers(body, _loads(body), _loads)  # 2**64, 1.5000000000000001: exact
-    except (ValueError, RecursionError):
-        return _error(400, 'the body is not JSON: send {"keys": [[k1, ...], ...]}')
     keys = obj.get("keys") if isinstance(obj, dict) else None
     if not isinstance(keys, list):
         return _error(400, 'send {"keys": [[k1, ...], ...]}: a list of keys')

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from materializer.api.body import BodyRefused, read_body
+from materializer.api.body import BodyRefused, read_body, refuse_duplicate_members
 from materializer.api.keys import check_relation_name
 from materializer.api.models import DiffPage, Dropped, Snapshot, SnapshotsResponse
 from materializer.api.routes import (
@@ -121,8 +121,11 @@ async def post_snapshot(request: Request) -> Response:
         return _json({"detail": e.detail}, e.status)
     try:
         obj = json.loads(body)
+        refuse_duplicate_members(body)  # {"name": "a", "name": "b"}: which one?
     except (ValueError, RecursionError):
         obj = None
+    except BodyRefused as e:
+        return _json({"detail": e.detail}, e.status)
     name = obj.get("name") if isinstance(obj, dict) else None
     tables = obj.get("tables", ()) if isinstance(obj, dict) else None
     unknown = sorted(set(obj) - {"name", "tables"}) if isinstance(obj, dict) else []
