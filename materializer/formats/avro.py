@@ -154,10 +154,10 @@ def key_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> KeyDecod
         fields = avro_fields(rec, named)
         element = avro_element(named)
         aliases = field_aliases(rec)
-        found = match_fields(fields, names, aliases)
+        found = match_fields(fields, names, aliases, avro=True)
         lacking = [col for col in names if col not in found]
         if lacking:  # every key of this schema lacks them: not a null key, another key
-            why = alias_ambiguity(fields, lacking, aliases)
+            why = alias_ambiguity(fields, lacking, aliases, avro=True)
             if why:
                 return ambiguous_alias(f"the Avro key record {rec.get('name')}", why)
             why = case_ambiguity(fields, lacking)
@@ -226,12 +226,13 @@ def checked_reading(spec: RelationSpec, schema: Any, record: Any, what: str
     whose fields is a column, or RecordError(ambiguous_alias) for every value of a record
     several of whose fields have an alias naming one column (`field_match.unmatched_schema`,
     which also logs the columns the record leaves NULL). A column no field matches by its
-    own name takes the one field one of whose Avro `aliases` is its name."""
+    own name takes the one field one of whose Avro `aliases` is its name, else (a column
+    that is no valid Avro name: `a.b`) the field of its Avro form (`a_b`)."""
     columns = value_columns(spec)
     what = f"{what} {record.get('name')}"
     fields = field_names(record)
     unmatched = unmatched_schema(what, fields, spec.column_names, list(columns), spec.name,
-                                 field_aliases(record))
+                                 field_aliases(record), avro=True)
     return unmatched or record_reading(schema, record, columns)
 
 

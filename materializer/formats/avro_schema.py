@@ -238,7 +238,7 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
     stored: set[str] = set()
     compiled = not recursive(schema)  # a recursive schema is read by the Python reader
     aliases = field_aliases(record)
-    matched = match_fields(fields, columns, aliases)
+    matched = match_fields(fields, columns, aliases, avro=True)
     readers = Counter(matched.values())  # columns per source field
     for col, src in matched.items():
         name, params, node = fields[src]
@@ -248,7 +248,7 @@ def record_reading(schema: Any, record: Any, columns: Mapping[str, ColumnType]) 
             fixups[src] = fix
         elif arrives_stored(node, columns[col], compiled):
             stored.add(col)
-    prepared = (field_plan(fields, columns, fixups, element, aliases=aliases),
+    prepared = (field_plan(fields, columns, fixups, element, aliases=aliases, avro=True),
                 frozenset(stored))
     wanted = None
     if record is record_of(schema):  # read a delete marker too (formats.deleted)

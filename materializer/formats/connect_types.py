@@ -279,7 +279,7 @@ def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
                columns: Mapping[str, ColumnType],
                fixups: Mapping[str, Fixup | None] | None = None,
                element: Element = connect_element, exact: bool = False,
-               aliases: Iterable[Alias] = ()) -> Plan:
+               aliases: Iterable[Alias] = (), avro: bool = False) -> Plan:
     """Per-schema work for a record: renames and conversions, only where needed.
 
     `fields` maps a source field name to (connect name, connect parameters, schema
@@ -287,9 +287,10 @@ def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
     conversions that replace the Connect one (fields read raw: see `formats.avro_schema`);
     `element`, how the schema nodes give their array items and map values; `exact`: key
     columns (`connect_fixup`); `aliases`, the fields' other names (an Avro field's
-    `aliases`: `match_fields`)."""
+    `aliases`: `match_fields`); `avro`: an Avro record's (a column that is no valid Avro
+    name takes the field of its Avro form: `match_fields`)."""
     out = []
-    for col, src in match_fields(fields, columns, aliases).items():
+    for col, src in match_fields(fields, columns, aliases, avro).items():
         name, params, node = fields[src]
         if fixups is not None and src in fixups:
             fix = fixups[src]

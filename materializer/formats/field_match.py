@@ -13,7 +13,12 @@ field's `aliases`, a Protobuf field's `json_name`): a column no field matches by
 name takes the one field one of whose other names is the column's, exactly; a field
 matched by its own name always wins. When several fields name a column that way, no
 field is guessed: every record of the schema is refused (`alias_ambiguity`, reason
-ambiguous_alias).
+ambiguous_alias). In an Avro record (`avro`), a column that is no valid Avro name (`a.b`,
+`1st`) that no field matches otherwise takes the field named as the change-event envelope
+and Debezium's `field.name.adjustment.mode=avro` name it (`avro_name`: `a_b`, `_1st`), when
+no other column takes that field and no other such column has that name: else the column
+is left unmatched (`avro_form_hints` names why in the warning; several columns of one
+Avro form: `alias_ambiguity`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
+from materializer.changes.avro_envelope import avro_name
 from materializer.errors import RecordError
 
 log = logging.getLogger("materializer.formats")
@@ -33,11 +39,14 @@ Alias = tuple[str, str, str]
 
 
 def match_fields(names: Iterable[str], want: Iterable[str],
-                 aliases: Iterable[Alias] = ()) -> dict[str, str]:
+                 aliases: Iterable[Alias] = (), avro: bool = False) -> dict[str, str]:
     """Declared column -> source field: exact names, else an unambiguous
     case-insensitive match, else the one field one of whose `aliases` is the column's
-    name exactly (several: the column is left unmatched; `alias_ambiguity` says why)."""
+    name exactly (several: the column is left unmatched; `alias_ambiguity` says why),
+    else, for an Avro record (`avro`), the field named as the column's Avro form
+    (`avro_forms`)."""
     names = list(names)
+    want = list(want)
     exact = set(names)
     folded: dict[str, list[str]] = {}
     for n in names:
@@ -53,7 +62,44 @@ def match_fields(names: Iterable[str], want: Iterable[str],
                 out[col] = cands[0]
             elif (by := named.get(col)) is not None and len(by) == 1:
                 out[col] = by[0]
+    if avro:
+        taken = set(out.values())
+        for form, cols in avro_forms(exact, want, out).items():
+            if len(cols) == 1 and form not in taken:
+                out[cols[0]] = form
     return out
+
+
+def avro_forms(fields: Container[str], columns: Iterable[str],
+               matched: Container[str]) -> dict[str, list[str]]:
+    """Avro form -> the `columns` not `matched` that are no valid Avro name and whose
+    form (`avro_name`, as the change-event envelope and Debezium name their fields: `a.b`
+    -> `a_b`, `1st` -> `_1st`) is one of `fields`."""
+    out: dict[str, list[str]] = {}
+    for col in columns:
+        if col not in matched and (form := avro_name(col)) != col and form in fields:
+            out.setdefault(form, []).append(col)
+    return out
+
+
+def avro_form_hints(fields: Iterable[str], columns: Sequence[str],
+                    declared: Sequence[str], aliases: Iterable[Alias] = ()) -> str:
+    """Why `match_fields(avro=True)` leaves each of `columns` whose Avro form is a field
+    of the record unmatched (that field fills another declared column), joined by "; ",
+    or ""."""
+    names = list(fields)
+    matched = match_fields(names, declared, aliases, avro=True)
+    by_field: dict[str, list[str]] = {}
+    for col, src in matched.items():
+        by_field.setdefault(src, []).append(col)
+    out = [f"field {form!r} is the Avro name of column {col!r} but fills column(s) "
+           f"{', '.join(map(repr, by_field[form]))}"
+           for form, cols in avro_forms(set(names), columns, matched).items()
+           for col in cols if form in by_field]
+    if not out:
+        return ""
+    return "; ".join(out) + (": no field is guessed (declare only one of the columns, or "
+                             "declare the column as the field's name)")
 
 
 def _alias_index(aliases: Iterable[Alias], fields: Container[str]) -> dict[str, list[str]]:
@@ -68,15 +114,26 @@ def _alias_index(aliases: Iterable[Alias], fields: Container[str]) -> dict[str, 
 
 
 def alias_ambiguity(names: Iterable[str], columns: Iterable[str],
-                    aliases: Iterable[Alias]) -> str:
+                    aliases: Iterable[Alias], avro: bool = False) -> str:
     """Why `match_fields` leaves a column without a field where several fields name it
     by an alias (no field matching it by its own name): "column 'email' is named by the
     alias of field 'mail' and the alias of field 'e_mail', which is ambiguous" for each
-    such column (joined by "; "), or ""."""
+    such column (joined by "; "), or ""; for an Avro record (`avro`), also where several
+    unmatched columns have one field as their Avro form (`a.b` and `a-b`, field `a_b`)."""
     aliases = list(aliases)
+    names = list(names)
+    if avro:
+        columns = list(columns)
+        matched = match_fields(names, columns, aliases)
+        forms = [f"columns {', '.join(map(repr, cols))} all have the Avro name of field "
+                 f"{form!r}, which is ambiguous"
+                 for form, cols in avro_forms(set(names), columns, matched).items()
+                 if len(cols) > 1 and form not in matched.values()]
+        if forms:
+            why = alias_ambiguity(names, columns, aliases)
+            return "; ".join(([why] if why else []) + forms)
     if not aliases:
         return ""
-    names = list(names)
     named = _alias_index(aliases, set(names))
     if all(len(fs) < 2 for fs in named.values()):
         return ""
@@ -208,7 +265,8 @@ def shares_no_column(what: str, fields: Iterable[str], declared: Sequence[str],
 
 def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
                      value_columns: Sequence[str], table: str = "",
-                     aliases: Iterable[Alias] = ()) -> RecordError | None:
+                     aliases: Iterable[Alias] = (), avro: bool = False
+                     ) -> RecordError | None:
     """For a schema's record (Avro, Protobuf, a Debezium `after`): the rejection of its
     values when it has fields, the relation has value columns, and no field matches a
     declared column (by `match_fields`, following `aliases`, key columns included), when
@@ -218,15 +276,18 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
     schema) are logged as a warning naming `table` and the schema (`what`): once per
     schema, as callers prepare each schema once; a field whose other name (`aliases`: an
     Avro alias, a Protobuf json_name) is such a column but for case is named there as the
-    likely cause (aliases are followed only when they are the column's name exactly)."""
+    likely cause (aliases are followed only when they are the column's name exactly). An
+    Avro record (`avro`) fills a column that is no valid Avro name from the field of its
+    Avro form (`match_fields`); one left unfilled because another column takes that field
+    is named in the warning, and several such columns of one form are ambiguous_alias."""
     names = list(fields)
     if not names or not value_columns:
         return None
     aliases = list(aliases)
-    why = alias_ambiguity(names, value_columns, aliases)
+    why = alias_ambiguity(names, value_columns, aliases, avro)
     if why:
         return ambiguous_alias(what, why)
-    matched = match_fields(names, declared, aliases)
+    matched = match_fields(names, declared, aliases, avro)
     if not matched:
         return shares_no_column(what, names, declared)
     missing = [c for c in value_columns if c not in matched]
@@ -234,7 +295,10 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
     if why:
         return RecordError(f"{what}: {why}, so its data would be lost (declare the column "
                            "with one field's exact name)", "case_mismatch")
-    warn_unfilled(table, what, names, missing, alias_hints(aliases, missing))
+    hints = [alias_hints(aliases, missing)]
+    if avro:
+        hints.append(avro_form_hints(names, missing, declared, aliases))
+    warn_unfilled(table, what, names, missing, "; ".join(h for h in hints if h))
     return None
 
 
