@@ -168,6 +168,7 @@ class Reader:
             log.warning("consumer: cannot resume %s: %s", pairs, e)
             return
         self._held.clear()
+        self._unfetched.update(pairs)  # the end cached is the one from before the pause
 
     def _consume(self, max_records: int, timeout: float) -> Polled:
         msgs = self._consumer.consume(max_records, timeout)
@@ -234,9 +235,12 @@ class Reader:
         response (since its last assignment: a partition assigned again would otherwise
         read the end of its earlier assignment), while the partition is paused (nothing is
         fetched), and while its leader is not reached (`Reach`: broker stopped or
-        unreachable). Lag and "caught up" are computed from this, so they read unknown
-        rather than 0 in those cases."""
-        if (topic, partition) in self._paused or (topic, partition) in self._unfetched \
+        unreachable). A partition held (`hold`) is paused too, and reads unknown from then
+        until the first fetch response after `poll` resumed it: records written meanwhile
+        are not in the end librdkafka cached. Lag and "caught up" are computed from this,
+        so they read unknown rather than 0 in those cases."""
+        pair = (topic, partition)
+        if pair in self._paused or pair in self._held or pair in self._unfetched \
                 or not self._reach.reached(topic, partition):
             return None
         marks = self.watermarks(topic, partition)

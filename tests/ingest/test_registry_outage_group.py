@@ -69,9 +69,11 @@ tables:
         def still_held_past_max_poll() -> bool:
             s = read_status(store) or {}
             parts = s.get("partitions") or []
-            # every status of the outage: both partitions assigned, their lag known
+            # every status of the outage: both partitions assigned; their lag unknown while
+            # held (nothing is fetched: tests/ingest/test_held_lag.py), never below the truth
             assert s.get("retrying"), s
-            assert sorted((p["partition"], p["lag"]) for p in parts) == [(0, 3), (1, 3)], s
+            assert sorted(p["partition"] for p in parts) == [0, 1], s
+            assert all(p["lag"] in (None, 3) for p in parts), s
             return time.monotonic() - since > MAX_POLL_MS / 1000 * 1.6
 
         wait_until(still_held_past_max_poll, 60, "the outage to outlast max.poll.interval.ms",
