@@ -54,6 +54,7 @@ log = logging.getLogger("materializer.worker")
 
 POLL_TIMEOUT = 0.25
 STATUS_INTERVAL = 1.0
+_OUTBOX_FULL = "change events of "  # how `retrying` says an outbox is full
 SHUTDOWN_GRACE = 5.0
 """Seconds the shutdown steps may take after the loop stops, even with a broker that hangs
 (with the loop's own broker calls, at most 5 s each, SIGTERM takes at most about 10 s)."""
@@ -190,9 +191,11 @@ class Worker:
             while not self.stop_event.is_set():
                 if any(rel.outbox is not None and rel.outbox.full for rel in self.relations):
                     self._drain()
-                    if any(r.outbox is not None and r.outbox.full for r in self.relations):
+                    if self._outbox_full():
                         back_off(self.grouped.source, self.stop_event, 0.2)  # change topic away
                         continue
+                elif self.retrying is not None and self.retrying.startswith(_OUTBOX_FULL):
+                    self.retrying = None  # drained by another process (run --processes N)
                 for feed in feeds:
                     msgs, ends = feed.source.poll(self.batch_size, timeout)
                     if feed.source.generation != feed.generation:  # a new assignment: the
@@ -267,6 +270,21 @@ class Worker:
                          and feed.source is self.grouped.source,
                          stop=self.stop_event, waiting_on=self._waiting_on,
                          write_status=self._status_at, status_every=STATUS_INTERVAL)
+
+    def _outbox_full(self) -> bool:
+        """Whether a relation's outbox is still full (its change topic does not take the
+        events): then ingestion waits, and the status file keeps being written saying so
+        (`retrying`; lag unknown while the consumer is held), so readers see a worker held
+        up, neither a stopped one nor one caught up."""
+        full = [r.spec.name for r in self.relations if r.outbox is not None and r.outbox.full]
+        if full:
+            self.retrying = (f"{_OUTBOX_FULL}{', '.join(full)} are not taken by the broker "
+                             "(the outbox is full): ingestion waits")
+            if (now := time.monotonic()) - self._last_status >= STATUS_INTERVAL:
+                self._status_at(now)
+        elif self.retrying is not None and self.retrying.startswith(_OUTBOX_FULL):
+            self.retrying = None
+        return bool(full)
 
     def _waiting_on(self, what: str | None) -> None:
         self.retrying = what
