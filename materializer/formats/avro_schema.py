@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from materializer.columns import ColumnType
+from materializer.formats.avro_names import DOC, doc_alias
 from materializer.formats.connect_types import (
     AVRO_NANOS,
     Element,
@@ -95,10 +96,18 @@ def field_names(record: Any) -> list[str]:
 def field_aliases(record: Any) -> list[Alias]:
     """(field, "alias", alias) for each of the `aliases` of an Avro record schema's fields
     (a column no field matches by its own name takes the one field it is an alias of:
-    `field_match.match_fields`)."""
-    return [(f["name"], "alias", a) for f in record.get("fields", ())
-            if isinstance(f, dict) and isinstance(f.get("name"), str)
-            and isinstance(f.get("aliases"), list) for a in f["aliases"] if isinstance(a, str)]
+    `field_match.match_fields`), and (field, "doc", X) for a field whose `doc` is the
+    change-event envelope's "column X" for it (`field_match.doc_alias`: column X takes
+    that field first, and no other column takes it by its name)."""
+    out: list[Alias] = []
+    for f in record.get("fields", ()):
+        if not isinstance(f, dict) or not isinstance(name := f.get("name"), str):
+            continue
+        if isinstance(f.get("aliases"), list):
+            out.extend((name, "alias", a) for a in f["aliases"] if isinstance(a, str))
+        if (col := doc_alias(name, f.get("doc"))) is not None:
+            out.append((name, DOC, col))
+    return out
 
 
 def named_types(schema: Any) -> Mapping[str, Any]:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -298,6 +299,28 @@ def field_plan(fields: Mapping[str, tuple[Any, Any, Any]],
             fix = connect_fixup(name, params, node, columns[col], element, exact)
         if fix is not None or src != col:
             out.append((src, col, fix))
+    return _reads_first(out)
+
+
+def _reads_first(plan: list[tuple[str, str, Fixup | None]]) -> Plan:
+    """`plan` ordered so that an entry writing a column another entry reads as its
+    source field comes after that entry (`apply_plan` writes in place: a field whose
+    envelope doc names column `a.b`, `a_b`, is read before column `a_b` is written from
+    `a_b_`); a cycle of such entries goes through a temporary key ("\0" + column)."""
+    reads = Counter(src for src, _col, _fix in plan)
+    if not any(reads[col] > (src == col) for src, col, _fix in plan):
+        return tuple(plan)  # no entry writes a field another reads: as matched
+    pending = list(plan)
+    out: list[tuple[str, str, Fixup | None]] = []
+    while pending:
+        for i, (_src, col, _fix) in enumerate(pending):
+            if not any(j != i and o[0] == col for j, o in enumerate(pending)):
+                out.append(pending.pop(i))
+                break
+        else:  # a cycle: read one entry's field into a temporary key, write it last
+            src, col, fix = pending.pop(0)
+            out.append((src, "\0" + col, fix))
+            pending.append(("\0" + col, col, None))
     return tuple(out)
 
 

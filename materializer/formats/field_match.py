@@ -18,7 +18,11 @@ ambiguous_alias). In an Avro record (`avro`), a column that is no valid Avro nam
 and Debezium's `field.name.adjustment.mode=avro` name it (`avro_name`: `a_b`, `_1st`), when
 no other column takes that field and no other such column has that name: else the column
 is left unmatched (`avro_form_hints` names why in the warning; several columns of one
-Avro form: `alias_ambiguity`).
+Avro form: `alias_ambiguity`). Before all of these, an Avro field whose `doc` is the
+change-event envelope's "column X" (`doc_alias`: named as X's Avro form, possibly with `_`s
+appended for a clash: `a.b` declared before `a_b` gives `a_b` doc "column a.b" and `a_b_`
+doc "column a_b") is column X's when X is declared: no other column takes it by its name
+(`doc_hints` says why in the warning). Only that exact doc counts; free text never does.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import logging
 from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
-from materializer.changes.avro_envelope import avro_name
 from materializer.errors import RecordError
+from materializer.formats.avro_names import DOC, avro_forms, doc_index
 
 log = logging.getLogger("materializer.formats")
 
@@ -40,20 +44,31 @@ Alias = tuple[str, str, str]
 
 def match_fields(names: Iterable[str], want: Iterable[str],
                  aliases: Iterable[Alias] = (), avro: bool = False) -> dict[str, str]:
-    """Declared column -> source field: exact names, else an unambiguous
-    case-insensitive match, else the one field one of whose `aliases` is the column's
-    name exactly (several: the column is left unmatched; `alias_ambiguity` says why),
-    else, for an Avro record (`avro`), the field named as the column's Avro form
-    (`avro_forms`)."""
+    """Declared column -> source field: first the field whose envelope `doc` names the
+    column (`doc_alias`: the field then matches no other column by its own name), else
+    exact names, else an unambiguous case-insensitive match, else the one field one of
+    whose `aliases` is the column's name exactly (several: the column is left
+    unmatched; `alias_ambiguity` says why), else, for an Avro record (`avro`), the field
+    named as the column's Avro form (`avro_forms`)."""
     names = list(names)
     want = list(want)
+    aliases = list(aliases)
+    out = {}
+    by_doc = doc_index(aliases, names)
+    for col in want:
+        if (src := by_doc.get(col)) is not None:
+            out[col] = src
+    if out:  # a field the envelope names for a declared column is that column's only
+        claimed = set(out.values())
+        names = [n for n in names if n not in claimed]
     exact = set(names)
     folded: dict[str, list[str]] = {}
     for n in names:
         folded.setdefault(n.casefold(), []).append(n)
     named = _alias_index(aliases, exact)
-    out = {}
     for col in want:
+        if col in out:
+            continue
         if col in exact:
             out[col] = col
         else:
@@ -67,18 +82,6 @@ def match_fields(names: Iterable[str], want: Iterable[str],
         for form, cols in avro_forms(exact, want, out).items():
             if len(cols) == 1 and form not in taken:
                 out[cols[0]] = form
-    return out
-
-
-def avro_forms(fields: Container[str], columns: Iterable[str],
-               matched: Container[str]) -> dict[str, list[str]]:
-    """Avro form -> the `columns` not `matched` that are no valid Avro name and whose
-    form (`avro_name`, as the change-event envelope and Debezium name their fields: `a.b`
-    -> `a_b`, `1st` -> `_1st`) is one of `fields`."""
-    out: dict[str, list[str]] = {}
-    for col in columns:
-        if col not in matched and (form := avro_name(col)) != col and form in fields:
-            out.setdefault(form, []).append(col)
     return out
 
 
@@ -105,8 +108,8 @@ def avro_form_hints(fields: Iterable[str], columns: Sequence[str],
 def _alias_index(aliases: Iterable[Alias], fields: Container[str]) -> dict[str, list[str]]:
     """Other name -> the distinct `fields` it names (in their order), from `aliases`."""
     out: dict[str, list[str]] = {}
-    for field, _kind, name in aliases:
-        if isinstance(name, str) and field in fields:
+    for field, kind, name in aliases:
+        if kind != DOC and isinstance(name, str) and field in fields:
             seen = out.setdefault(name, [])
             if field not in seen:
                 seen.append(field)
@@ -295,11 +298,25 @@ def unmatched_schema(what: str, fields: Iterable[str], declared: Sequence[str],
     if why:
         return RecordError(f"{what}: {why}, so its data would be lost (declare the column "
                            "with one field's exact name)", "case_mismatch")
-    hints = [alias_hints(aliases, missing)]
+    hints = [alias_hints(aliases, missing), doc_hints(aliases, missing, matched)]
     if avro:
         hints.append(avro_form_hints(names, missing, declared, aliases))
     warn_unfilled(table, what, names, missing, "; ".join(h for h in hints if h))
     return None
+
+
+def doc_hints(aliases: Iterable[Alias], columns: Sequence[str],
+              matched: dict[str, str]) -> str:
+    """Why each of `columns` named as a field is not filled by it: the field's envelope
+    doc (`doc_alias`) gives it to another declared column, which `matched` took it for;
+    joined by "; ", or ""."""
+    out = [f"field {field!r} is column {col!r}'s (its doc is \"column {col}\"), not "
+           f"column {field!r}'s" for field, kind, col in aliases
+           if kind == DOC and field in columns and matched.get(col) == field]
+    if not out:
+        return ""
+    return "; ".join(out) + (": declare the column the doc names (this materializer's "
+                             "debezium-avro change events name each field's column so)")
 
 
 def alias_hints(aliases: Iterable[Alias], columns: Sequence[str]) -> str:
@@ -308,7 +325,8 @@ def alias_hints(aliases: Iterable[Alias], columns: Sequence[str]) -> str:
     does. (An alias naming one of them exactly would have filled it.)"""
     folded = {c.casefold(): c for c in columns}
     out = [f"field {field!r} has {kind} {name!r}" for field, kind, name in aliases
-           if isinstance(name, str) and name not in columns and name.casefold() in folded]
+           if kind != DOC and isinstance(name, str) and name not in columns
+           and name.casefold() in folded]
     if not out:
         return ""
     return "; ".join(out) + (": aliases and json names fill a column only when they are its "

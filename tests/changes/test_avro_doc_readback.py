@@ -1,0 +1,82 @@
+"""A table declaring `a.b` before `a_b` writes `debezium-avro` change events whose row
+fields are `a_b` (`a.b`'s values, doc "column a.b") and `a_b_` (`a_b`'s, doc "column a_b").
+A table reading that topic and declaring both columns read `a.b`'s values into `a_b` (the
+field of that exact name) and left `a.b` NULL: silently wrong rows. The reader follows the
+envelope's docs: its rows equal the source's, whatever order it declares the columns in."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.producer import produce_records
+from materializer.devbroker import DevBroker
+from tests.support.change_topics import table_rows
+from tests.support.registry_server import RegistryServer
+from tests.support.workers import caught_up, j, start_worker, unique, wait_until, write_config
+
+pytestmark = pytest.mark.integration
+
+BODY = """\
+schema_registry:
+  url: {registry}
+tables:
+  - name: src
+    topic: {topic}
+    columns: {{id: long, "a.b": string, "a_b": string, n: long}}
+    primary_key: [id]
+    key_format: json
+    value_format: json
+    changes: {{topic: {changes}, format: debezium-avro}}
+  - name: mirror
+    topic: {changes}
+    columns: {{id: long, "a.b": string, "a_b": string, n: long}}
+    primary_key: [id]
+    key_format: avro
+    value_format: debezium-avro
+  - name: turned
+    topic: {changes}
+    columns: {{id: long, n: long, "a_b": string, "a.b": string}}
+    primary_key: [id]
+    key_format: avro
+    value_format: debezium-avro
+"""
+
+
+def test_a_reader_of_a_clashing_pair_follows_the_envelope_docs(
+        session_broker: DevBroker, tmp_path: Path) -> None:
+    topic = session_broker.create_topic(unique("doc"), partitions=1)
+    changes = session_broker.create_topic(unique("doc.changes"), partitions=1)
+    records = [(j(1), j({"a.b": "dot1", "a_b": "under1", "n": 10})),
+               (j(2), j({"a.b": "dot2", "a_b": None, "n": 20})),
+               (j(3), j({"a.b": None, "a_b": "under3", "n": 30})),
+               (j(2), j({"a.b": "dot2'", "a_b": "under2'", "n": 21})),
+               (j(4), j({"a.b": "gone", "a_b": "gone", "n": 40})),
+               (j(4), None)]
+    cfg = tmp_path / "c.yaml"
+    data = tmp_path / "data"
+    with RegistryServer() as srv:
+        write_config(cfg, session_broker, BODY.format(registry=srv.url, topic=topic,
+                                                      changes=changes))
+        ends = produce_records(session_broker.kafka_config(), topic, records)
+        worker = start_worker(cfg)
+        try:
+            wait_until(caught_up(data, "public.src", ends), 90, "src to catch up", worker)
+            source = table_rows(data, "public.src")
+            assert source[1]["a.b"] == "dot1" and set(source) == {1, 2, 3}
+            for reader in ("public.mirror", "public.turned"):
+                def mirrored(reader: str = reader) -> dict[Any, dict[str, Any]] | None:
+                    rows = table_rows(data, reader)
+                    return rows if rows == source else None
+                wait_until(mirrored, 60, f"{reader} to hold src's rows {source}", worker)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    want = {1: {"id": 1, "a.b": "dot1", "a_b": "under1", "n": 10},
+            2: {"id": 2, "a.b": "dot2'", "a_b": "under2'", "n": 21},
+            3: {"id": 3, "a.b": None, "a_b": "under3", "n": 30}}
+    assert table_rows(data, "public.mirror") == want
+    assert table_rows(data, "public.turned") == want
