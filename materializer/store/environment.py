@@ -232,12 +232,25 @@ def open_existing_db(env: lmdb.Environment, name: bytes) -> Any:
 
 def open_db(env: lmdb.Environment, name: bytes, *, create: bool = True) -> Any:
     """`env.open_db(name, create=create)`, adopting a map another process grew since this
-    one's last transaction (as `begin`). Call with no transaction of this process open."""
+    one's last transaction (as `begin`). Call with no transaction of this thread open.
+
+    On a writable environment the handle is opened in a write transaction begun here:
+    py-lmdb's own (`open_db` without `txn`) waited for the writer's lock holding the GIL,
+    so when another thread of this process was writing (a `Store` read beside an
+    in-process worker) the writer could not go on to release it: the process hung.
+    Beginning the transaction waits without the GIL."""
     try:
-        return env.open_db(name, create=create)
+        return _open_db(env, name, create)
     except lmdb.MapResizedError:
         env.set_mapsize(0)
+        return _open_db(env, name, create)
+
+
+def _open_db(env: lmdb.Environment, name: bytes, create: bool) -> Any:
+    if env.flags()["readonly"]:  # a read transaction inside: no writer's lock
         return env.open_db(name, create=create)
+    with env.begin(write=True) as txn:
+        return env.open_db(name, txn=txn, create=create)
 
 
 def close_env(path: Path) -> None:
