@@ -1,8 +1,8 @@
 """Opening a named database of an environment another thread of this process is writing
 (a `Store` read beside an in-process worker: the Python API and `Worker` in one process)
-returns at once: py-lmdb opened the handle in a write transaction, which waited for the
-writer's lock while holding the GIL the writer needed to finish: the process hung (seen
-in tests/ingest/test_replicated_partitions.py under CI)."""
+returns once the writer commits: py-lmdb opened the handle in a write transaction whose
+begin waited for the writer's lock holding the GIL the writer needed to finish: the
+process hung (seen in tests/ingest/test_replicated_partitions.py under CI)."""
 
 from __future__ import annotations
 
