@@ -13,23 +13,7 @@ from confluent_kafka import TopicPartition
 from connectors.kafka import StandbySource
 from connectors.kafka_reach import Reach
 from connectors.kafka_reader import Polled, Reader
-
-
-class Msg:
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
-        self._t, self._p, self._o = topic, partition, offset
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
-
-    def error(self) -> None:
-        return None
+from tests.support.fake_messages import Msg
 
 
 class Consumer:

@@ -11,20 +11,7 @@ from confluent_kafka import TopicPartition
 
 from connectors.kafka import Source
 from connectors.kafka_reader import Polled, Reader
-
-
-class Msg:
-    def __init__(self, topic: str, partition: int, offset: int) -> None:
-        self._t, self._p, self._o = topic, partition, offset
-
-    def topic(self) -> str:
-        return self._t
-
-    def partition(self) -> int:
-        return self._p
-
-    def offset(self) -> int:
-        return self._o
+from tests.support.fake_messages import Msg
 
 
 class Consumer:
