@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +35,7 @@ from materializer.catalog.kafka_properties import KAFKA_PROPERTIES, LIBRDKAFKA_V
 from materializer.catalog.relation_reader import RelationReader
 from materializer.catalog.snapshots import check_tables, read_schedule
 from materializer.catalog.validate import build_relations
+from materializer.catalog.worker_owned import AGREEING, WORKER_OWNED, group_problem
 from materializer.catalog.yamlnodes import INT_TAG, STR_TAG, is_null
 from materializer.errors import ConfigError, Diagnostic
 from materializer.redact import redact
@@ -63,37 +63,7 @@ API_KEYS = ("listen", "token_env", "max_lookup_keys", "advertise", "processes")
 # the ignored ones are let through `mapping` to be refused with their own message
 REGISTRY_KEYS = ("url", "path", *sorted(REGISTRY_CLIENT_KEYS | REGISTRY_IGNORED_KEYS))
 CLUSTER_KEYS = ("worker_id", "heartbeat_ms", "member_timeout_ms", "forward_timeout_ms")
-# librdkafka properties the worker sets for its consumers whatever `kafka:` says (a value
-# there would be ignored, or would split the group from the one the workers report)
-_WORKER_OWNED = {
-    "group.id": "the consumer group is the top-level `group:` (the workers' membership "
-                "topic, status and metrics name it too); move the value there",
-    "auto.offset.reset": "it is `error`, so that an offset the broker no longer holds is "
-                         "reported (`on_reset`), never moved silently; remove it",
-    "enable.partition.eof": "it is true, so that the end of a partition is seen; remove it",
-}
 _LISTEN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\s]+):(\d{1,5})\Z")
-
-
-def _group_problem(group: str) -> tuple[int, str] | None:
-    """(offset, message) of what makes a consumer group id not the one it looks like
-    (offset -1: the whole value)."""
-    if "${" in group:  # a reference left unsubstituted: its own error was reported
-        return None
-    if not group.strip():
-        return -1, ("is empty: name the consumer group (default: materializer), or leave "
-                   "`group` out")
-    if group != group.strip():
-        at = 0 if group[0].isspace() else len(group.rstrip())
-        return at, ("starts or ends with a blank, which is part of the group id: remove it "
-                    "(quote the value if the blank came from a variable)")
-    for i, ch in enumerate(group):
-        cat = unicodedata.category(ch)
-        if cat[0] in "CZ" and ch != " ":
-            name = unicodedata.name(ch, "a control character")
-            return i, (f"holds U+{ord(ch):04X} ({name}), which does not show: the group "
-                       "would not be the one it looks like; remove it")
-    return None
 
 
 def load_catalog(path: str, env: Mapping[str, str] | None = None) -> Catalog:
@@ -131,6 +101,8 @@ def load_catalog_text(text: str, filename: str, env: Mapping[str, str] | None = 
 class _Reader(RelationReader):
     """The declaration file format on top of the positioned node reader."""
 
+    _kafka_group: tuple[str, ScalarNode] | None = None  # `kafka.group.id`, where written
+
     def __init__(self, text: str, filename: str, env: Mapping[str, str] | None) -> None:
         super().__init__(text, filename, Context(), env)
         self.base_dir = os.path.dirname(os.path.abspath(filename))
@@ -158,10 +130,19 @@ class _Reader(RelationReader):
                 s = self.string(top[key][1], f"`{key}`")
                 if s is not None:
                     fields[key] = s.value
-                problem = _group_problem(s.value) if s is not None and key == "group" else None
+                problem = group_problem(s.value) if s is not None and key == "group" else None
                 if s is not None and problem is not None:
                     self.error(s.at(problem[0]) if problem[0] >= 0 else s.loc,
                                f"`group: {s.value!r}` {problem[1]}")
+        kafka_group = self._kafka_group
+        if kafka_group is not None and "group" not in fields:
+            fields["group"] = kafka_group[0]  # `group.id` stands for the absent `group:`
+            if (bad := group_problem(kafka_group[0])) is not None:
+                self.error(kafka_group[1], f"`kafka.group.id: {kafka_group[0]!r}` {bad[1]}")
+        elif kafka_group is not None and kafka_group[0] != fields["group"]:
+            self.error(kafka_group[1], f"`kafka.group.id: {kafka_group[0]}` is set by the "
+                       f"worker itself, as `group: {fields['group']}`: "
+                       f"{WORKER_OWNED['group.id']}")
         if "group" in fields:
             self.ctx.group = fields["group"]
         schema = fields.get("default_schema")
@@ -233,9 +214,8 @@ class _Reader(RelationReader):
         pairs = self.mapping(node, "`kafka`")
         plugins = any(k.value == "plugin.library.paths" for k, _ in pairs)
         for k, v in pairs:
-            if k.value in _WORKER_OWNED:
-                self.error(k, f"`kafka.{k.value}` is set by the worker itself, whatever "
-                           f"`kafka:` says: {_WORKER_OWNED[k.value]}")
+            if k.value in WORKER_OWNED:
+                self._worker_owned(k, v)
                 continue
             if not plugins and k.value not in KAFKA_PROPERTIES:
                 self.error(k, f"unknown librdkafka property `{k.value}` in `kafka`."
@@ -246,6 +226,21 @@ class _Reader(RelationReader):
             if s is not None:
                 out.append((k.value, s.value))
         return tuple(out)
+
+    def _worker_owned(self, key: ScalarNode, node: Node) -> None:
+        """A property the worker sets itself in `kafka:`: accepted when its value agrees
+        (`AGREEING`; `group.id` equal to `group:`, or standing for it when `group:` is
+        absent: `_kafka_group`), else refused saying why."""
+        s = self.scalar(node, f"kafka property `{key.value}`")
+        if s is None:
+            return
+        if key.value == "group.id":
+            self._kafka_group = (str(s.value), key)
+            return
+        value = str(s.value).strip()
+        if value.lower() not in AGREEING.get(key.value, ()):
+            self.error(key, f"`kafka.{key.value}: {value}` is set by the worker itself, "
+                       f"otherwise: {WORKER_OWNED[key.value]}")
 
     def _store(self, node: Node | None) -> dict[str, Any]:
         path = "./data"

@@ -113,7 +113,7 @@ def test_ddl_format_with_key_or_value_format_is_refused_as_in_ksqldb(clause: str
         """, f"`{at}`", "use FORMAT alone, or KEY_FORMAT and VALUE_FORMAT")
 
 
-@pytest.mark.parametrize("prop", ["group.id: other", "auto.offset.reset: earliest",
+@pytest.mark.parametrize("prop", ["group.id: other", "auto.offset.reset: latest",
                                   "enable.partition.eof: false"])
 def test_kafka_properties_the_worker_sets_itself_are_refused(prop: str) -> None:
     # group.id won over `group:` in the consumer only; the others were ignored
