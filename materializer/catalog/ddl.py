@@ -174,21 +174,20 @@ class Parser:
 
     def statement(self) -> RelationDecl:
         create = self.keyword("create")
-        if self.tok.word == "or":  # ksqlDB's forms that would mean nothing here: refused
-            raise self.fail("`CREATE OR REPLACE` is not supported: a declaration file is the "
-                            "whole truth, so there is nothing to replace (a relation declared "
-                            "twice is an error; edit its one declaration instead): remove "
-                            "`OR REPLACE`")
+        # ksqlDB's OR REPLACE, SOURCE and IF NOT EXISTS are taken and change nothing: the
+        # file is the whole truth (a relation is declared once; a store holding another
+        # definition is refused as for any changed declaration), and every relation here is
+        # read-only, as a SOURCE one is (README "DDL")
+        if self.tok.word == "or":
+            self.advance()
+            self.keyword("replace")
         if self.tok.word == "source":
-            raise self.fail("`CREATE SOURCE` is not supported: ksqlDB's SOURCE tables and "
-                            "streams are read-only, and every relation here already is (the "
-                            "worker only reads its topic; no statement writes to it): remove "
-                            "`SOURCE`")
+            self.advance()
         kind = self.keyword("table", "stream").word
         if self.tok.word == "if":
-            raise self.fail("`IF NOT EXISTS` is not supported: a declaration file is the "
-                            "whole truth, so each relation is declared exactly once (a second "
-                            "declaration is an error, never skipped): remove `IF NOT EXISTS`")
+            self.advance()
+            self.keyword("not")
+            self.keyword("exists")
         decl = RelationDecl(kind, self.loc(create), syntax="sql")
         name = self.qualified_name()
         decl.fields["name"] = Field(name, name.loc)
