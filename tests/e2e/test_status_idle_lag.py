@@ -1,11 +1,8 @@
-"""`materializer status`'s exit code when no worker applies the store.
-
-It exited 0 while it said "the worker stopped: nothing is applied" beside a LAG above 0:
-a check (`materializer status || alert`) read records nobody will apply as a healthy
-state. The contract now: exit 1 when no worker is known to run on the store (no status
-file, stopped, gone, SIGSTOPped, its status stale) and some partition has LAG > 0, with a
-line naming how many records wait; a stopped worker's store that holds everything its
-topic does still exits 0 (the note alone); a running worker catching up exits 0."""
+"""`materializer status` when no worker applies the store: a line names how many records
+wait and that no worker applies them (it said only "the worker stopped" beside a LAG
+above 0). The exit code stays 0, as SPEC's "0 success" (status reported what is; exit 1
+is for what it could not report: the broker, a topic, an END unknown, a flagged
+partition); a running worker catching up exits 0 too."""
 
 from __future__ import annotations
 
@@ -45,13 +42,13 @@ def test_status_exits_1_for_lag_no_worker_applies(session_broker: DevBroker,
 
     produce_records(conf, topic, _records(range(40, 47)))  # 7 records nobody applies
     idle = run_cli("status", str(cfg))
-    assert idle.returncode == 1, idle.stdout + idle.stderr
+    assert idle.returncode == 0, idle.stdout + idle.stderr
     assert "the worker stopped" in idle.stderr
     assert ("materializer: 7 record(s) in" in idle.stderr
             and "of shop.users are not applied and no worker is applying them: start "
                 "`materializer run`" in idle.stderr), idle.stderr
     as_json = run_cli("status", str(cfg), "--json")
-    assert as_json.returncode == 1
+    assert as_json.returncode == 0
     assert sum(json.loads(line)["lag"] for line in as_json.stdout.splitlines()) == 7
 
     worker = start_worker(cfg)  # running again: caught up, exit 0
