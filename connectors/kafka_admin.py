@@ -229,6 +229,19 @@ _CONSUMER_ONLY = ("group.id", "auto.offset.reset", "enable.auto.commit", "sessio
                   "queued.min.messages", "heartbeat.interval.ms", "isolation.level")
 
 
+MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
+
+
+def max_poll_interval_s(conf: Mapping[str, Any]) -> float | None:
+    """The group consumer's `max.poll.interval.ms` in seconds (librdkafka's default when
+    unset): the longest the worker may go without polling it before it leaves its group;
+    None when the setting is no number."""
+    try:
+        return float(conf.get("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)) / 1000
+    except (TypeError, ValueError):
+        return None
+
+
 def client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
     """Settings that any client accepts (consumer-only ones removed)."""
     return {k: v for k, v in conf.items() if k not in _CONSUMER_ONLY}

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from connectors.kafka_admin import max_poll_interval_s, topic_max_message_bytes
 from materializer.errors import InfrastructureError
 from materializer.ingest.apply import Rejected
 from materializer.ingest.relation import count_rejects
@@ -56,9 +57,8 @@ def settle_within(kafka_conf: Mapping[str, Any]) -> float:
     third of `max.poll.interval.ms` (the time between two polls of its consumer), at most
     30 s, at least 1 s. A longer outage fails the batch, which is applied again with its
     consumer held (`ingest.batch_retry`), never committed past an undelivered dead letter."""
-    try:
-        max_poll = float(kafka_conf.get("max.poll.interval.ms", 300_000)) / 1000
-    except (TypeError, ValueError):
+    max_poll = max_poll_interval_s(kafka_conf)
+    if max_poll is None:
         return FLUSH_TIMEOUT
     return max(1.0, min(FLUSH_TIMEOUT, max_poll / 3))
 
@@ -66,8 +66,6 @@ def settle_within(kafka_conf: Mapping[str, Any]) -> float:
 def dead_letter_limit(kafka_conf: Mapping[str, str]) -> Callable[[str], int | None]:
     """What `DeadLetters` asks a dead-letter topic's `max.message.bytes` with."""
     def ask(topic: str) -> int | None:
-        from connectors.kafka_admin import topic_max_message_bytes  # noqa: PLC0415
-
         return topic_max_message_bytes(dict(kafka_conf), topic)
     return ask
 

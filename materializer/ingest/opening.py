@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.kafka_admin import max_poll_interval_s
 from materializer.ingest.announced import owe_snapshot_if_unannounced
 from materializer.ingest.apply import Rejected
 from materializer.ingest.relation import Relation, open_relation
@@ -50,11 +51,8 @@ def registry_within_poll_interval(registry: SchemaRegistry | None,
     longest = getattr(registry, "longest_lookup", None)
     if longest is None:
         return None
-    try:
-        max_poll = float(kafka_config.get("max.poll.interval.ms", 300_000)) / 1000
-    except (TypeError, ValueError):
-        return None
-    if longest < max_poll:
+    max_poll = max_poll_interval_s(kafka_config)
+    if max_poll is None or longest < max_poll:
         return None
     return (f"schema_registry: a lookup the registry does not answer may take {longest:.0f} s "
             f"((max.retries + 1) x timeout x URLs, plus the waits), not less than the "
