@@ -82,26 +82,35 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _may_repeat_members(body: bytes) -> bool:
+    """Whether the JSON `body` may name a member twice: it has two or more member names
+    (at any depth). A count of `:` for a body with at most one (`{"keys": [[1], ...]}` of
+    numbers or strings without `:`), else a search for a second member name (a few
+    microseconds a kilobyte)."""
+    if body.count(b":") < 2:
+        return False
+    first = _MEMBER_END.search(body)
+    return first is not None and _MEMBER_END.search(body, first.end()) is not None
+
+
+def _refused_duplicate(e: _Duplicate) -> BodyRefused:
+    name = json.dumps(e.args[0], ensure_ascii=False)
+    return BodyRefused(400, f"the body names member {name[:200]} twice in one object: send "
+                            "each member once")
+
+
 def refuse_duplicate_members(body: bytes) -> None:
     """BodyRefused (400) if an object anywhere in the JSON `body` names a member twice
     (`{"keys": [[1]], "keys": [[2]]}`): the JSON readers keep the last one silently, so
-    the answer would be to a question the client may not have meant. Costs a count of
-    `:` for a body with at most one (`{"keys": [[1], ...]}` of numbers or strings without
-    `:`), else a search for a second member name (a few microseconds a kilobyte); only a
-    body with two or more member names (at any depth) is read again, by the standard
-    library. For a body already read as JSON (its errors said first): ValueError or
-    RecursionError as `json.loads`."""
-    if body.count(b":") < 2:
-        return
-    first = _MEMBER_END.search(body)
-    if first is None or _MEMBER_END.search(body, first.end()) is None:
+    the answer would be to a question the client may not have meant. Only a body that may
+    (`_may_repeat_members`) is read again, by the standard library. For a body already
+    read as JSON (its errors said first): ValueError or RecursionError as `json.loads`."""
+    if not _may_repeat_members(body):
         return
     try:
         json.loads(body, object_pairs_hook=_no_duplicates)
     except _Duplicate as e:
-        name = json.dumps(e.args[0], ensure_ascii=False)
-        raise BodyRefused(400, f"the body names member {name[:200]} twice in one object: "
-                               "send each member once") from None
+        raise _refused_duplicate(e) from None
 
 
 class JsonNumber(str):
@@ -115,31 +124,36 @@ def _json_number(text: str) -> float | JsonNumber:
     return f if repr(f) == text else JsonNumber(text)
 
 
-def exact_numbers(body: bytes, obj: Any, loads: Callable[[bytes], Any]) -> Any:
-    """`obj` (the lookup body `body` as `loads` read it), read again by the standard
-    library when a key holds a float, keeping every number exact: orjson reads an integer
-    past 64 bits as a float (`18446744073709551616` as `1.8446744073709552e+19`), so its
-    column's check said "got float" of what the client sent as an integer; and a number
-    with a fraction or exponent as the double nearest to it (`1.5000000000000001` as 1.5,
-    `1e-999` as 0.0), so a decimal or double key was rounded to another key and answered
-    its row. `json` keeps integers integers, and numbers that are not their double's
-    shortest text as `JsonNumber` text (`typed_numbers` reads them by the key's column
-    types). A body orjson read is strict JSON, so `json` reads it alike otherwise."""
+def _float_key(obj: Any) -> bool:
+    """Whether the lookup body `obj` holds a float among its keys (or their values)."""
     keys = obj.get("keys") if isinstance(obj, dict) else None
-    if not isinstance(keys, list) or loads is json.loads:
-        return obj
-    if any(type(k) is float or (isinstance(k, list) and any(type(v) is float for v in k))
-           for k in keys):
-        return json.loads(body, parse_float=_json_number)
-    return obj
+    return isinstance(keys, list) and any(
+        type(k) is float or (isinstance(k, list) and any(type(v) is float for v in k))
+        for k in keys)
 
 
 def lookup_json(body: bytes, loads: Callable[[bytes], Any]) -> Any:
-    """The lookup body `body` read by `loads`, its numbers exact (`exact_numbers`); else
-    BodyRefused (400): not JSON, or a member named twice (`refuse_duplicate_members`)."""
+    """The lookup body `body` read by `loads`, its numbers exact; else BodyRefused (400):
+    not JSON, or a member named twice (`refuse_duplicate_members`).
+
+    Exact numbers: when a key holds a float, the body is read again by the standard
+    library: orjson reads an integer past 64 bits as a float (`18446744073709551616` as
+    `1.8446744073709552e+19`), so its column's check said "got float" of what the client
+    sent as an integer; and a number with a fraction or exponent as the double nearest to
+    it (`1.5000000000000001` as 1.5, `1e-999` as 0.0), so a decimal or double key was
+    rounded to another key and answered its row. `json` keeps integers integers, and
+    numbers that are not their double's shortest text as `JsonNumber` text
+    (`typed_numbers` reads them by the key's column types). A body orjson read is strict
+    JSON, so `json` reads it alike otherwise. That one reading also looks for members
+    named twice, when the body may have some."""
     try:
-        obj = exact_numbers(body, loads(body), loads)  # 2**64, 1.5000000000000001: exact
-        refuse_duplicate_members(body)  # {"keys": [[1]], "keys": [[2]]}: which one?
+        obj = loads(body)
+        exact = loads is not json.loads and _float_key(obj)  # 2**64, 1.5000000000000001
+        if exact or _may_repeat_members(body):  # {"keys": [[1]], "keys": [[2]]}: which?
+            again = json.loads(body, parse_float=_json_number, object_pairs_hook=_no_duplicates)
+            obj = again if exact else obj
+    except _Duplicate as e:
+        raise _refused_duplicate(e) from None
     except (ValueError, RecursionError):
         raise BodyRefused(400, 'the body is not JSON: send {"keys": [[k1, ...], ...]}'
                           ) from None
