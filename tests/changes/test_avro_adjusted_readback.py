@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from tests.support.change_topics import table_rows
+from tests.support.change_topics import table_rows, wait_for_rows
 from tests.support.registry_server import RegistryServer
 from tests.support.workers import caught_up, j, start_worker, unique, wait_until, write_config
 
@@ -60,11 +59,7 @@ def test_a_table_reading_debezium_avro_events_fills_adjusted_columns(
             wait_until(caught_up(data, "public.src", ends), 90, "src to catch up", worker)
             source = table_rows(data, "public.src")
             assert source[1]["a.b"] == "one" and set(source) == {1, 2}
-
-            def mirrored() -> dict[Any, dict[str, Any]] | None:
-                rows = table_rows(data, "public.mirror")
-                return rows if rows == source else None
-            wait_until(mirrored, 60, f"mirror to hold src's rows {source}", worker)
+            wait_for_rows(data, ("public.mirror",), source, worker)
         finally:
             worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from tests.support.change_topics import table_rows
+from tests.support.change_topics import table_rows, wait_for_rows
 from tests.support.registry_server import RegistryServer
 from tests.support.workers import caught_up, j, start_worker, unique, wait_until, write_config
 
@@ -67,11 +66,7 @@ def test_a_reader_of_a_clashing_pair_follows_the_envelope_docs(
             wait_until(caught_up(data, "public.src", ends), 90, "src to catch up", worker)
             source = table_rows(data, "public.src")
             assert source[1]["a.b"] == "dot1" and set(source) == {1, 2, 3}
-            for reader in ("public.mirror", "public.turned"):
-                def mirrored(reader: str = reader) -> dict[Any, dict[str, Any]] | None:
-                    rows = table_rows(data, reader)
-                    return rows if rows == source else None
-                wait_until(mirrored, 60, f"{reader} to hold src's rows {source}", worker)
+            wait_for_rows(data, ("public.mirror", "public.turned"), source, worker)
         finally:
             worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0

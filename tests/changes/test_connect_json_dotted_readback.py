@@ -12,14 +12,13 @@ import json
 import logging
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
 from materializer.formats.codecs import value_decoder
-from tests.support.change_topics import table_rows
+from tests.support.change_topics import table_rows, wait_for_rows
 from tests.support.changes import table
 from tests.support.workers import (
     caught_up,
@@ -119,11 +118,7 @@ def test_debezium_json_events_keep_and_fill_columns_named_as_written(
             7: {"id": 7, "a.b": "seven", "1st": "1.50", "plain": 70},
             8: {"id": 8, "a.b": "eight", "1st": "-0.01", "plain": 80}}
 
-        for name in ("public.mirror", "public.mirror_plain"):
-            def mirrored(name: str = name) -> dict[Any, dict[str, Any]] | None:
-                rows = table_rows(data, name)
-                return rows if rows == expected else None
-            wait_until(mirrored, 60, f"{name} to hold src's rows {expected}", worker)
+        wait_for_rows(data, ("public.mirror", "public.mirror_plain"), expected, worker)
     finally:
         worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0

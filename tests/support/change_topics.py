@@ -21,6 +21,7 @@ from materializer.ingest.relation import Relation
 from materializer.protocols import SourceRecord
 from materializer.specs import ChangesSpec, Column, TableSpec
 from materializer.store import Store
+from tests.support.workers import wait_until
 
 COLUMNS = {"id": "int not null", "name": "string", "age": "long", "born": "date",
            "score": "decimal(6,2)"}
@@ -266,3 +267,13 @@ def drain_all(conf: dict[str, str], topic: str, idle: float = 2.0) -> list[Messa
     finally:
         c.close()
     return out
+
+
+def wait_for_rows(data: Path, names: tuple[str, ...], want: dict[Any, dict[str, Any]],
+                  proc: Any = None, timeout: float = 60) -> None:
+    """Wait until each of the tables `names` of the store `data` holds exactly `want`
+    (`table_rows`), failing at the deadline (or when the worker `proc` exits)."""
+    for name in names:
+        def holds(name: str = name) -> bool:
+            return table_rows(data, name) == want
+        wait_until(holds, timeout, f"{name} to hold the rows {want}", proc)
