@@ -20,8 +20,8 @@ from connectors.registry import RestRegistry
 from materializer.devbroker import DevBroker
 from materializer.formats.wire import avro_encoder
 from materializer.status import read_status
-from tests.support.registry_server import RegistryServer
-from tests.support.workers import applied_offsets, start_worker, unique, wait_until
+from tests.support.registry_server import RegistryServer, avro_users
+from tests.support.workers import applied_offsets, start_worker, unique, wait_until, write_config
 
 
 def _user(extra: int) -> dict[str, Any]:
@@ -51,23 +51,9 @@ def test_a_held_partition_never_reads_caught_up_on_the_end_before_its_pause(
         truth.update(produce_records(conf, topic, [
             (struct.pack(">i", i), old({"id": i, "name": "a"})) for i in range(20)]))
         store = tmp_path / "data"
-        cfg = tmp_path / "tables.yaml"
         kafka = {**conf, "session.timeout.ms": "6000", "max.poll.interval.ms": "6000"}
-        cfg.write_text("kafka:\n" + "".join(f"  {k}: '{v}'\n" for k, v in kafka.items())
-                       + f"group: {unique('g')}\nstore:\n  path: {store}\n" + f"""\
-schema_registry:
-  url: {srv.url}
-  retries.wait.ms: '10'
-  retries.max.wait.ms: '20'
-  max.retries: '1'
-tables:
-  - name: users
-    topic: {topic}
-    columns: {{id: int, name: string}}
-    primary_key: [id]
-    key_format: int
-    value_format: avro
-""")
+        cfg = write_config(tmp_path / "tables.yaml", session_broker,
+                           avro_users(srv.url, topic, on_error=None), kafka=kafka)
         worker = start_worker(cfg)
         wait_until(lambda: (read_status(store) or {}).get("caught_up") is True, 60,
                    "the worker to catch up", worker)

@@ -17,7 +17,7 @@ from connectors.registry import RestRegistry
 from materializer.devbroker import DevBroker
 from materializer.formats.wire import avro_encoder
 from materializer.status import read_status, readiness
-from tests.support.registry_server import RegistryServer
+from tests.support.registry_server import RegistryServer, avro_users
 from tests.support.workers import start_worker, unique, wait_until, write_config
 
 USER = {"type": "record", "name": "U",
@@ -34,21 +34,8 @@ def test_registry_away_holds_the_batch_and_the_status_says_so(
                         [(struct.pack(">i", i), enc({"id": i, "name": f"n{i}"}))
                          for i in range(3)])
         srv.fail_next = 10**9  # HTTP 503 from now on
-        cfg = write_config(tmp_path / "tables.yaml", session_broker, f"""\
-schema_registry:
-  url: {srv.url}
-  retries.wait.ms: '10'
-  retries.max.wait.ms: '20'
-  max.retries: '1'
-tables:
-  - name: users
-    topic: {topic}
-    columns: {{id: int, name: string}}
-    primary_key: [id]
-    key_format: int
-    value_format: avro
-    on_error: skip
-""")
+        cfg = write_config(tmp_path / "tables.yaml", session_broker,
+                           avro_users(srv.url, topic))
         store = tmp_path / "data"
         worker = start_worker(cfg)
 

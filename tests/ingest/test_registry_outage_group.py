@@ -19,8 +19,8 @@ from connectors.registry import RestRegistry
 from materializer.devbroker import DevBroker
 from materializer.formats.wire import avro_encoder
 from materializer.status import read_status
-from tests.support.registry_server import RegistryServer
-from tests.support.workers import start_worker, unique, wait_until
+from tests.support.registry_server import RegistryServer, avro_users
+from tests.support.workers import start_worker, unique, wait_until, write_config
 
 USER = {"type": "record", "name": "U",
         "fields": [{"name": "id", "type": "int"}, {"name": "name", "type": "string"}]}
@@ -39,24 +39,9 @@ def test_a_registry_outage_past_max_poll_interval_keeps_the_group(
         srv.fail_next = 10**9  # HTTP 503 from now on
         kafka = {**session_broker.kafka_config(), "session.timeout.ms": "6000",
                  "max.poll.interval.ms": str(MAX_POLL_MS)}
-        cfg = tmp_path / "tables.yaml"
         store = tmp_path / "data"
-        cfg.write_text("kafka:\n" + "".join(f"  {k}: '{v}'\n" for k, v in kafka.items())
-                       + f"group: {unique('g')}\nstore:\n  path: {store}\n" + f"""\
-schema_registry:
-  url: {srv.url}
-  retries.wait.ms: '10'
-  retries.max.wait.ms: '20'
-  max.retries: '1'
-tables:
-  - name: users
-    topic: {topic}
-    columns: {{id: int, name: string}}
-    primary_key: [id]
-    key_format: int
-    value_format: avro
-    on_error: skip
-""")
+        cfg = write_config(tmp_path / "tables.yaml", session_broker,
+                           avro_users(srv.url, topic), kafka=kafka)
         worker = start_worker(cfg)
 
         def held() -> Any:

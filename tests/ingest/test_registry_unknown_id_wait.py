@@ -24,8 +24,8 @@ from materializer.errors import InfrastructureError, RecordError
 from materializer.formats.wire import avro_encoder
 from materializer.status import read_status
 from materializer.store import Store
-from tests.support.registry_server import Interference, RegistryServer
-from tests.support.workers import run_cli, start_worker, unique, wait_until
+from tests.support.registry_server import Interference, RegistryServer, avro_users
+from tests.support.workers import run_cli, start_worker, unique, wait_until, write_config
 
 USER = {"type": "record", "name": "U",
         "fields": [{"name": "id", "type": "int"}, {"name": "name", "type": "string"}]}
@@ -59,24 +59,10 @@ class Lagging:
 def config(tmp_path: Path, broker: DevBroker, srv: RegistryServer, topic: str
            ) -> tuple[Path, Path]:
     """A declaration of table `users` (avro values, `on_error: skip`); the store's path."""
-    cfg = tmp_path / "tables.yaml"
+    cfg = write_config(tmp_path / "tables.yaml", broker,
+                       avro_users(srv.url, topic,
+                                  registry="  retries.wait.ms: '10'\n  max.retries: '0'\n"))
     store = tmp_path / "data"
-    cfg.write_text("kafka:\n" + "".join(
-        f"  {k}: '{v}'\n" for k, v in broker.kafka_config().items())
-        + f"group: {unique('g')}\nstore:\n  path: {store}\n" + f"""\
-schema_registry:
-  url: {srv.url}
-  retries.wait.ms: '10'
-  max.retries: '0'
-tables:
-  - name: users
-    topic: {topic}
-    columns: {{id: int, name: string}}
-    primary_key: [id]
-    key_format: int
-    value_format: avro
-    on_error: skip
-""")
     return cfg, store
 
 

@@ -210,3 +210,17 @@ class RegistryServer:
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+QUICK_RETRIES = "  retries.wait.ms: '10'\n  retries.max.wait.ms: '20'\n  max.retries: '1'\n"
+"""Registry client settings that give up on a lookup within a fraction of a second."""
+
+
+def avro_users(url: str, topic: str, registry: str = QUICK_RETRIES,
+               on_error: str | None = "skip") -> str:
+    """A declaration body: the registry at `url` (with the client settings `registry`) and
+    table `users` of `topic`, int keys and Avro values {id, name}."""
+    policy = f"    on_error: {on_error}\n" if on_error else ""
+    return (f"schema_registry:\n  url: {url}\n{registry}tables:\n  - name: users\n"
+            f"    topic: {topic}\n    columns: {{id: int, name: string}}\n"
+            "    primary_key: [id]\n    key_format: int\n    value_format: avro\n" + policy)

@@ -30,14 +30,18 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def kafka_yaml(broker: DevBroker) -> str:
-    return "kafka:\n" + "".join(f"  {k}: '{v}'\n" for k, v in broker.kafka_config().items())
+def kafka_yaml(broker: DevBroker, kafka: dict[str, str] | None = None) -> str:
+    """The `kafka:` section: the broker's settings, then `kafka` (which may override)."""
+    conf = {**broker.kafka_config(), **(kafka or {})}
+    return "kafka:\n" + "".join(f"  {k}: '{v}'\n" for k, v in conf.items())
 
 
-def write_config(path: Path, broker: DevBroker, body: str, group: str | None = None) -> Path:
-    """A declaration file with the broker's settings, a unique group and a store beside it."""
+def write_config(path: Path, broker: DevBroker, body: str, group: str | None = None,
+                 kafka: dict[str, str] | None = None) -> Path:
+    """A declaration file with the broker's settings (and `kafka`'s), a unique group and a
+    store beside it (`path.parent / "data"`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(kafka_yaml(broker) + f"group: {group or unique('g')}\n"
+    path.write_text(kafka_yaml(broker, kafka) + f"group: {group or unique('g')}\n"
                     f"store:\n  path: {path.parent / 'data'}\n" + body)
     return path
 
