@@ -133,7 +133,8 @@ class RestRegistry:
             if len(self._unseen) > 10_000:  # garbage ids: keep the memo bounded
                 self._unseen.clear()
             since = self._unseen.setdefault(key, now)
-        left = since + self._http.unknown_wait - now
+        left = self._http.unknown_wait - (now - since)  # not since + wait - now: 0.6 + a large
+        # monotonic clock rounds to 0.6000000000058 when `since` is `now`
         if left <= 0:
             return self._remember_unknown(key, message)
         err = InfrastructureError(

@@ -99,8 +99,9 @@ def run_demo(records: int = 20_000, keys: int = 2_000) -> int:
         ends = produce_records(broker.kafka_config(), "users", changelog)
         nulls = sum(1 for k, _ in changelog if k is None)
         tombs = sum(1 for k, v in changelog if k is not None and v is None)
+        distinct = len({k for k, _ in changelog if k is not None})  # of `keys` possible
         print(f"produced {len(changelog):,} records to topic users (4 partitions): "
-              f"{tombs:,} tombstones, {nulls:,} null keys, {keys:,} distinct keys")
+              f"{tombs:,} tombstones, {nulls:,} null keys, {distinct:,} distinct keys")
         port = free_port()
         extra = "".join(f"  {k}: {v}\n" for k, v in broker.kafka_config().items()
                         if k != "bootstrap.servers").rstrip("\n")

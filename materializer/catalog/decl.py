@@ -33,9 +33,10 @@ CHANGES_FIELDS = ("topic", "format", "columns", "schemas")
 RETENTION_FIELDS = ("max_events_per_key",)
 
 RELATION_NAME_RULE = ("a table or stream name is 1-200 characters, starts with a letter, digit "
-                      "or `_`, and uses letters, digits, spaces and `_ # { } [ ] ( ) : -`")
+                      "or `_`, and uses letters, digits, spaces and `_ # { } [ ] ( ) : -` "
+                      "(ASCII letters and digits)")
 COLUMN_NAME_RULE = ("a column name is 1-200 characters, starts with a letter, digit or `_`, "
-                    "and uses letters, digits and `_ { } [ ] : .`")
+                    "and uses letters, digits and `_ { } [ ] : .` (ASCII letters and digits)")
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 _RELATION_CHARS = frozenset(_ALNUM + " #{}[]():-")
 _COLUMN_CHARS = frozenset(_ALNUM + "{}[]:.")

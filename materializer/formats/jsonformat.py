@@ -163,7 +163,8 @@ def _unframe(b: bytes) -> bytes:
 
 
 def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
-    """JSON value bytes -> field mapping, DELETE for a wrapper with a null payload or a
+    """JSON value bytes -> field mapping, DELETE for the JSON `null` (a null value, as Kafka
+    Connect's JsonConverter and ksqlDB read it), a wrapper with a null payload or a
     `__deleted: "true"` field (`formats.deleted`); `framed`: JSON_SR, the JSON after the
     Confluent wire header. With an `unavailable_value_placeholder` (unwrapped Debezium
     rows), an object holding it is an `UnavailableFields` (`formats.placeholders`)."""
@@ -182,6 +183,8 @@ def value_decoder(spec: RelationSpec, framed: bool = False) -> ValueDecoder:
     def decode(b: bytes) -> Mapping[str, Any]:
         try:
             obj = loads(_unframe(b) if framed else b)
+            if obj is None:  # the JSON `null`: a null value, as JsonConverter and ksqlDB read it
+                return DELETE  # type: ignore[no-any-return]
             if type(obj) is not dict:
                 raise RecordError(f"a JSON value must be an object, got "
                                   f"{type(obj).__name__}", "not_an_object")
