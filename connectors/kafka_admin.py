@@ -250,7 +250,8 @@ def client_conf(conf: dict[str, str]) -> dict[str, str | int | float | bool]:
 def ungrouped_conf(conf: dict[str, str]) -> dict[str, Any]:
     """Settings of a consumer outside any group (`rebuild`, replicated tables, standby
     copies): the group's own removed, `isolation.level` kept, so that they read the same
-    records as the worker's group consumer."""
+    records as the worker's group consumer (the worker's readers set it to
+    `read_committed` whatever it says: `connectors.kafka_reader`)."""
     kept = {k: conf[k] for k in ("isolation.level",) if k in conf}
     return {**client_conf(conf), **kept}
 

@@ -41,13 +41,15 @@ def _consumer(group: str, conf: dict[str, Any], reach: Reach | None = None) -> C
     topic) is reported (`Reader.out_of_range`), never silently moved;
     `enable.partition.eof`: the end of a partition is reported (`Polled.ends`), so a
     partition that ends in a transaction marker, which no record stands for, is read to its
-    end; and, with `reach`, librdkafka's statistics every `STATS_EVERY_MS` go to it."""
+    end; `isolation.level`: `read_committed`, so that no record of a transaction still open,
+    or aborted, is ever applied (the catalog refuses another value); and, with `reach`,
+    librdkafka's statistics every `STATS_EVERY_MS` go to it."""
     settings: dict[str, Any] = {
         "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
         "fetch.wait.max.ms": 100,
         "topic.metadata.refresh.interval.ms": 10_000,  # a topic created later shows up soon
         "queued.min.messages": 200000, **conf, "auto.offset.reset": "error",
-        "enable.partition.eof": True}
+        "enable.partition.eof": True, "isolation.level": "read_committed"}
     if reach is not None:
         settings.update({"statistics.interval.ms": STATS_EVERY_MS, "stats_cb": reach.on_stats})
     return Consumer(with_logging(settings))
@@ -238,13 +240,19 @@ class Reader:
         unreachable). A partition held (`hold`) is paused too, and reads unknown from then
         until the first fetch response after `poll` resumed it: records written meanwhile
         are not in the end librdkafka cached. Lag and "caught up" are computed from this,
-        so they read unknown rather than 0 in those cases."""
+        so they read unknown rather than 0 in those cases.
+
+        While a transaction is open in the partition, its end is the last stable offset
+        instead (`Reach.stable_end`): the end of what the consumer (`read_committed`) can
+        read, where its end of partition is reported (`Polled.ends`); the records of the
+        open transaction count once it commits (a transaction left open by a producer
+        gone would otherwise read "not caught up" until the broker aborts it)."""
         pair = (topic, partition)
         if pair in self._paused or pair in self._held or pair in self._unfetched \
                 or not self._reach.reached(topic, partition):
             return None
         marks = self.watermarks(topic, partition)
-        return None if marks is None else marks[1]
+        return None if marks is None else self._reach.stable_end(topic, partition, marks[1])
 
     def watermarks(self, topic: str, partition: int) -> tuple[int, int] | None:
         """(log start, high watermark) from the last fetch response for a partition (cached,

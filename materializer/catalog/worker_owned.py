@@ -16,11 +16,18 @@ WORKER_OWNED = {
                          "reported (`on_reset`), never moved silently, and a table reads its "
                          "topic from the start; remove it",
     "enable.partition.eof": "it is true, so that the end of a partition is seen; remove it",
+    "isolation.level": "it is `read_committed`, so that the records of a transaction still "
+                       "open, or aborted, are never applied (nothing later would undo them: "
+                       "the table would keep rows the topic does not hold); remove it",
+    "transactional.id": "it is unset: the change-event and dead-letter producers are not "
+                        "transactional (a change event is sent from the outbox written in "
+                        "the rows' own transaction; with a transactional.id every send "
+                        "would fail); remove it",
 }
 # values of those that say what the worker does anyway: accepted (a file written for
 # another Kafka client keeps working), not passed on
 AGREEING = {"auto.offset.reset": ("earliest", "smallest", "beginning", "error"),
-            "enable.partition.eof": ("true",)}
+            "enable.partition.eof": ("true",), "isolation.level": ("read_committed",)}
 
 
 def group_problem(group: str) -> tuple[int, str] | None:

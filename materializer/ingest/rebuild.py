@@ -5,7 +5,8 @@ worker (`materializer run`) or another rebuild uses the same data directory.
 The replay goes into a new generation of the relation beside the current one (see
 `materializer.store.layout`): it reads every partition of the topic from the
 earliest offset, outside the consumer group, until each partition reaches the end
-offset seen at start and a poll comes back empty. Only then is the new generation
+offset seen at start (`replayed_to_start_end`; records written since are the next `run`'s,
+so a topic written without a pause is replayed too). Only then is the new generation
 published, in one atomic rename, and the old one deleted; readers (`Store` views,
 `serve`) answer from the old state until then and from the new one after, never
 with an error. A table with `changes:` first delivers the change events its current
@@ -36,7 +37,7 @@ from materializer.ingest.batching import split_by_partition, split_ends
 from materializer.ingest.deadletter import DeadLetters, dead_letter_limit
 from materializer.ingest.opening import fatal_message, open_registry
 from materializer.ingest.relation import Relation, open_relation
-from materializer.ingest.resync import caught_up
+from materializer.ingest.resync import replayed_to_start_end
 from materializer.ingest.snapshot import snapshot_after_rebuild
 from materializer.ingest.worker import POLL_TIMEOUT
 from materializer.shutdown import StopRequest
@@ -169,6 +170,7 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float,
     source = AssignedSource(catalog.kafka_config, [spec.topic],
                             lambda topic, p: rel.next_offsets.get(p))
     done = Replayed()
+    targets: dict[int, int] = {}
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -193,7 +195,7 @@ def _replay(catalog: Catalog, spec: RelationSpec, rel: Relation, timeout: float,
                     done.not_applied[counter] = done.not_applied.get(counter, 0) + 1
                 if out.fatal is not None:
                     raise RecordRejectedFatal(fatal_message(rel, out.fatal))
-            if not msgs and caught_up(source, rel):
+            if replayed_to_start_end(source, rel, targets):
                 return done
     finally:
         source.close()

@@ -3,9 +3,10 @@
 Guarantees:
 - While a table with `changes:` replays its topic after `on_reset: rebuild`, it stages no
   change events (the replay's c/u/d would re-announce history the change topic already
-  carried). Once every partition it holds has reached the end the broker reported, an
-  `op: r` event is staged for every row (as `materializer rebuild` does), then events go
-  on as usual.
+  carried). Once every partition it holds has reached the end the broker reported when the
+  replay began (`replayed_to_start_end`: a topic written without a pause has no "end of
+  now" to wait for), an `op: r` event is staged for every row (as `materializer rebuild`
+  does), then events go on as usual.
 - The debt is durable: the rebuilt state carries a `snapshot_due` mark, set before it is
   published and cleared after the snapshot is staged, so a worker killed in between
   emits the snapshot after its restart (at worst twice, which a compacted topic folds).
@@ -33,6 +34,7 @@ class PendingSnapshots:
         self._attach_outbox = attach_outbox
         self._due: list[Relation] = []
         self._silent: list[Relation] = []
+        self._targets: dict[str, dict[int, int]] = {}  # per relation: replayed_to_start_end
 
     def owes(self, rel: Relation) -> bool:
         return rel in self._due
@@ -51,6 +53,7 @@ class PendingSnapshots:
                 rel.outbox = None
                 self._silent.append(rel)
             self._due.append(rel)
+            self._targets[rel.spec.name] = {}
 
     def settle(self, sources: Iterable[tuple[Any, Iterable[Relation]]]) -> None:
         """Stage the snapshot of every due table whose held partitions all reached the end
@@ -59,7 +62,8 @@ class PendingSnapshots:
             return
         for source, relations in sources:
             for rel in [r for r in relations if r in self._due]:
-                if caught_up(source, rel):
+                if replayed_to_start_end(source, rel,
+                                         self._targets.setdefault(rel.spec.name, {})):
                     try:
                         self._snapshot(rel)
                     except InfrastructureError as e:  # the broker or registry away: later
@@ -78,19 +82,30 @@ class PendingSnapshots:
         rel.writer.set_snapshot_due(False)
         rel.writer.set_changes_announced(True)
         self._due.remove(rel)
+        self._targets.pop(rel.spec.name, None)
         if rel in self._silent:
             self._silent.remove(rel)
         log.info("%s: caught up; %d snapshot event(s) (op r) staged for %s",
                  rel.spec.name, staged, outbox.topic)
 
 
-def caught_up(source: Any, rel: Relation) -> bool:
-    """Every partition of `rel`'s topic that `source` holds has reached the end the broker
-    reported in its last fetch response (not a ListOffsets answer, which some brokers give
-    below the true end); False while it holds none."""
+def replayed_to_start_end(source: Any, rel: Relation, targets: dict[int, int]) -> bool:
+    """Whether every partition of `rel`'s topic that `source` holds has reached the end
+    offset seen at start: its end when first known (`targets`, filled here), or its end
+    now if lower (a transaction open then and still open: its last stable offset; a topic
+    truncated). Records written since come after it (`rebuild`: the next `run` applies
+    them; a snapshot owed: applied with their change events): waiting for the end of now
+    (before: an empty poll and the current end) never ended on a topic written without a
+    pause, nor, a transaction's records counting in the end, on one written in transactions
+    back to back. False while any held partition's end is unknown, or none is held."""
     held = [p for t, p in source.assigned if t == rel.spec.topic]
+    ready = bool(held)
     for p in held:
         end = source.end_offset(rel.spec.topic, p)
-        if end is None or rel.next_offsets.get(p, 0) < end:
-            return False
-    return bool(held)
+        if end is None:
+            ready = False
+            continue
+        target = min(targets.setdefault(p, end), end)
+        if rel.next_offsets.get(p, 0) < target:
+            ready = False
+    return ready
