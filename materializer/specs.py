@@ -36,7 +36,8 @@ ON_RESET_POLICIES: tuple[OnResetPolicy, ...] = get_args(OnResetPolicy)
 CHANGE_FORMATS: tuple[ChangeFormat, ...] = get_args(ChangeFormat)
 PARTITIONERS: tuple[Partitioner, ...] = get_args(Partitioner)
 DEFAULT_MAP_SIZE = 1 << 36
-"""`store.map_size` when the file names none: the ceiling an LMDB map may grow to."""
+"""`store.map_size` when the file names none: the most a relation's LMDB file may hold,
+which its writer maps whole at open (address space, not memory nor disk)."""
 BATCH_SIZE = 20_000
 """Records polled and applied per batch (`materializer run --batch-size`)."""
 MAX_PROCESSES = 256

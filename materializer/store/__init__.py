@@ -35,9 +35,10 @@ Guarantees:
   PartitionsNotHeld rather than answer "absent" (unless `held_only=True`). A clean stop
   marks nothing; after kill -9 the marks are what was committed, and the next assignment
   clears its own.
-- A full map grows (doubling from 1 GiB, or the ceiling if lower) up to
-  `store.map_size`; past it the worker stops with a StoreError that names the
-  setting. Readers in other processes adopt a grown map on their next transaction.
+- A writer maps its whole ceiling, `store.map_size`, at open (address space, not disk),
+  so its map never changes size under the reads of its own process; a full map stops
+  the worker with a StoreError that names the setting. Readers in other processes
+  adopt a larger map on their next transaction.
 
 One writer per store: `StoreLock` (`<store>/lock`, an flock) is held by `materializer
 run` for its life (worker processes it starts share it) and by `materializer rebuild`;

@@ -76,8 +76,9 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
     that one and lets go of the old one (`forget_env`). A file whose environment the
     cache let go of but something still uses gets that environment back (not cached
     again: it closes when its last user lets go). A writer in this process serves
-    reads too. A reader maps `map_size` bytes of address space, at least the file (0:
-    the writer's map as the file records it; see READ_MAP_RESERVE)."""
+    reads too. A reader maps `map_size` bytes of address space, at least the file (LMDB
+    raises a smaller map to the file's pages; 0: the writer's map as the file records it;
+    see READ_MAP_RESERVE)."""
     with _LOCK:
         fid = _file_id(path)
         found = _in_use(fid) if fid is not None else None
@@ -102,6 +103,8 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
                                 max_readers=512, create=False, max_spare_txns=SPARE_READ_TXNS,
                                 map_size=map_size)
             env.reader_check()  # clear reader slots left by crashed processes
+        except lmdb.MemoryError as e:  # mmap: ENOMEM
+            raise StoreError(_no_address_space(path, writable, map_size, e)) from e
         except (lmdb.Error, OSError) as e:
             raise StoreError(f"cannot open LMDB environment {path}: {e}") from e
         fid = _file_id(path)
@@ -109,6 +112,18 @@ def open_env(path: Path, writable: bool, map_size: int) -> lmdb.Environment:
             _ENVS[fid] = (env, writable)
             _OPEN[fid] = env
         return env
+
+
+def _no_address_space(path: Path, writable: bool, map_size: int, e: lmdb.Error) -> str:
+    """Why an environment could not be mapped (ENOMEM): address space, not memory."""
+    size = f"{map_size:,} bytes of " if map_size > 1 else ""
+    what, fix = (("its writer maps `store.map_size`", ", or lower `store.map_size` in the "
+                  "declaration file") if writable else
+                 ("a reader maps 64 GiB of each live relation it opens", ""))
+    return (f"cannot open LMDB environment {path}: {e}: this process cannot reserve "
+            f"{size}address space for it ({what}: address space only, neither memory nor "
+            "disk), because of its limit (`ulimit -v`) or the address space the "
+            f"environments it already has open hold. Raise or remove `ulimit -v`{fix}")
 
 
 def _forked_error(path: Path, parent: int) -> ForkedError:

@@ -262,8 +262,10 @@ def open_generation(data_dir: Path, name: str) -> Generation:
             break
         token, path = found
         try:
-            # a live relation grows under its readers: they map the reserve (no remap)
-            env = open_env(path, False, 0 if (data_dir / MANIFEST).is_file()
+            # a live relation grows under its readers: they map the reserve (no remap); a
+            # snapshot's file never grows: it maps what it holds (LMDB raises a smaller map
+            # to the file's pages), not the writer's whole map that the file records
+            env = open_env(path, False, 1 if (data_dir / MANIFEST).is_file()
                            else READ_MAP_RESERVE)
         except StoreError:
             if _layout.token(data_dir, name) != token:

@@ -48,8 +48,14 @@ from materializer.store.layout import (
 )
 from materializer.store.lock import held_here
 
-INITIAL_MAP_SIZE = 1 << 30
-"""A new environment's map starts here (or at the ceiling, if lower) and doubles on demand."""
+INITIAL_MAP_SIZE: int | None = None
+"""A writer's map at open when below its ceiling; None (outside tests): the ceiling itself.
+Address space only (without MDB_WRITEMAP LMDB neither extends the file nor uses memory for
+it), and a map that never grows never cancels a read: py-lmdb's `set_mapsize` invalidates
+every transaction of the environment in this process, whose readers share the writer's
+environment (`open_env`), so a map doubling from 1 GiB failed the reads of a `Store` on
+another thread beside an in-process worker at each doubling. Tests start small to
+exercise `grow`."""
 
 
 class RelationWriter:
@@ -69,7 +75,8 @@ class RelationWriter:
         if held_here(data_dir):
             remove_orphans(data_dir, name, keep=self.path)
         self.ceiling = map_size
-        self.env = open_env(self.path, True, min(map_size, INITIAL_MAP_SIZE))
+        start = map_size if INITIAL_MAP_SIZE is None else min(map_size, INITIAL_MAP_SIZE)
+        self.env = open_env(self.path, True, start)
         with translated(self.path, "opening the meta database"):
             self._meta_db = open_db(self.env, META)
         self._dbs: dict[int, Any] = {}
@@ -113,8 +120,9 @@ class RelationWriter:
         self.width = len(layout)
 
     def grow(self) -> bool:
-        """Double the map size, up to the ceiling (`store.map_size`); False at the ceiling.
-        Call only while no write transaction of this writer is open."""
+        """Double the map size, up to the ceiling (`store.map_size`); False at the ceiling,
+        where a writer's map is from its open (see INITIAL_MAP_SIZE). Call only while no
+        write transaction of this writer is open."""
         current = self.env.info()["map_size"]
         if current >= self.ceiling:
             return False
