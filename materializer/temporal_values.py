@@ -160,6 +160,12 @@ _LOOKS_LIKE_SECONDS = range(10**9, 10**10)
 seconds, in 2001..2286: a producer counting seconds, most likely (a caution)."""
 
 
+PLAIN_MS = range(_LOOKS_LIKE_SECONDS.stop, _MAX_MICROS // 1000 + 1)
+"""Integers that `to_timestamp_in(None | "ms", caution)` turns into `v * 1000` and nothing
+else (no caution, in range): 1970-04-27 to 9999 in milliseconds (the row shaper converts
+them inline: `ingest.shaper.inline_conversion`)."""
+
+
 def to_timestamp_in(unit: str | None, caution: Caution | None = None) -> Converter:
     """`to_timestamp`, with integers counted in `unit` (s, ms, us, ns) since the epoch.
     In ms (the default), `caution` is told of an integer that looks like seconds."""

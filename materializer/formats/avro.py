@@ -65,7 +65,10 @@ bytes as `bytes`, uuid as `str`; JSON output (CLI, HTTP) gives ISO 8601 text
 Performance: the schema id -> (parsed schema, field plan) lookup is cached per
 decoder, so the registry is asked once per id; the plan (renames and Debezium
 conversions) is computed once per writer schema and is empty for plain records,
-which then cost one fastavro call and nothing else.
+which then cost one fastavro call and nothing else. A plan of conversions in place only
+(no renames; no delete marker field, which is looked at before them) is done by the
+generated reader as it reads (`avro_compiled.compile_reader`'s `converted`), with the
+same values and the same rejections (tests/formats/test_avro_fast_reads.py).
 
 The schema helpers and the reading plan of a record are in `formats.avro_schema`; the
 reader of Confluent-framed bodies (`wire_reader`) is `formats.avro_wire`.
@@ -253,6 +256,13 @@ def value_decoder(spec: RelationSpec, registry: SchemaRegistry | None) -> TypedV
                 if forms:
                     plan = passing_placeholders(plan, forms)
                 reading = reading._replace(prepared=(plan, stored, False))
+                marked = marker and DELETED_FIELD in (reading.wanted or {DELETED_FIELD})
+                if plan and not marked and all(src == col for src, col, _ in plan):
+                    # conversions in place only: the generated reader may do them (after
+                    # the read, as here; not where a delete marker is checked before them)
+                    reading = reading._replace(
+                        converted=tuple((src, fix) for src, _, fix in plan if fix is not None),
+                        fused=((), stored, False))
             return reading
         if single is None:
             return RecordError(f"value schema is not a record and {spec.name} has "

@@ -39,21 +39,30 @@ schemas, values, truncations and byte flips):
 read past with the same checks (lengths, union branches, enum indexes, booleans), but
 a skipped string is not decoded, so bytes that are not UTF-8 there are not refused
 (a Java consumer with a projecting reader schema does not decode them either).
+
+`converted` (conversions of some of those fields, a plan's: `connect_types.apply_plan`)
+has them done at the end of the read, when the body ends where the value does (trailing
+bytes are refused first, as before): `Converted` carries apply_plan's rejection.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from fastavro.logical_readers import LOGICAL_READERS
 
+from materializer.errors import RecordError
 from materializer.formats.avro_logical import CHECKED_TIMES as CHECKED_TIMES
 from materializer.formats.avro_logical import REPLACED
 from materializer.formats.avro_logical import NotTimeOfDay as NotTimeOfDay
 from materializer.formats.avro_logical import exact_decimal as exact_decimal
 from materializer.formats.avro_logical import fastavro_schema as fastavro_schema
+from materializer.formats.avro_varint import Invalid as Invalid
+from materializer.formats.avro_varint import Truncated as Truncated
+from materializer.formats.avro_varint import long_rest
+from materializer.formats.connect_types import CONVERSION_ERRORS, Fixup, field_error
 
 Compiled = Callable[[bytes, int], tuple[Any, int]]
 """A generated reader: (bytes, offset of the value) -> (the value, the offset after it)."""
@@ -63,36 +72,20 @@ SKIP = "_"
 """The variable of a value that is read past, not kept."""
 
 
-class Truncated(Exception):
-    """The bytes end before the value does."""
+class Converted(Exception):
+    """A conversion of `compile_reader`'s `converted` refused a field's value: `error` is
+    the record's rejection, as `connect_types.apply_plan` raises it."""
 
-
-class Invalid(Exception):
-    """The bytes are not a value of the schema (as no Avro writer writes them)."""
-
-
-def long_rest(b: bytes, p: int, n: int) -> tuple[int, int]:
-    """The rest of a varint whose first byte `n` (>= 0x80) was read: (its unsigned value
-    before zig-zag, the offset after it). Invalid past 10 bytes or 64 bits."""
-    n &= 0x7F
-    shift = 7
-    while True:
-        c = b[p]
-        p += 1
-        n |= (c & 0x7F) << shift
-        if c < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise Invalid("varint longer than 10 bytes")
-    if n >> 64:
-        raise Invalid("varint beyond 64 bits")
-    return n, p
+    def __init__(self, error: RecordError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 _PRIMITIVES = frozenset(("null", "boolean", "int", "long", "float", "double", "string",
                          "bytes"))
 _CONSTANTS = {"Truncated": Truncated, "Invalid": Invalid, "long_rest": long_rest,
+              "Converted": Converted, "RecordError": RecordError,
+              "CONVERSION_ERRORS": CONVERSION_ERRORS, "field_error": field_error,
               "unpack_f": struct.Struct("<f").unpack_from,
               "unpack_d": struct.Struct("<d").unpack_from}
 
@@ -121,9 +114,10 @@ class _Compiler:
                        f"{ind}if {var} > 127: {var}, p = long_rest(b, p, {var})"]
 
     def signed(self, var: str, ind: str) -> None:
-        """`var` = the next Avro int/long."""
+        """`var` = the next Avro int/long (read past, with the same checks, if SKIP)."""
         self.varint(var, ind)
-        self.lines.append(f"{ind}{var} = ({var} >> 1) ^ -({var} & 1)")
+        if var != SKIP:
+            self.lines.append(f"{ind}{var} = ({var} >> 1) ^ -({var} & 1)")
 
     def sized(self, var: str, ind: str, count: str) -> None:
         """`var` = the next `count` bytes (a length already read)."""
@@ -240,15 +234,18 @@ class _Compiler:
             raise _Unsupported(kind)
 
     def record(self, node: dict[str, Any], var: str, ind: str,
-               wanted: Collection[str] | None = None) -> None:
+               wanted: Collection[str] | None = None,
+               converted: Sequence[tuple[str, Fixup]] = ()) -> None:
         """A record as a dict of its fields in order; only the `wanted` ones (all if
-        None): the others are skipped."""
+        None): the others are skipped. The `converted` fields are converted (see
+        `compile_reader`)."""
         fields = node.get("fields")
         name = node.get("name")
         if not isinstance(fields, list) or not isinstance(name, str):
             raise _Unsupported("record")
         self.open.add(name)
         values = []
+        kept: dict[str, str] = {}
         for field in fields:
             if not isinstance(field, dict) or not isinstance(field.get("name"), str):
                 raise _Unsupported("field")
@@ -257,9 +254,30 @@ class _Compiler:
             self.emit(field.get("type"), value, ind)
             if not skip:
                 values.append(f"{field['name']!r}: {value}")
+                kept[field["name"]] = value  # a name given twice: the dict keeps the last
         self.open.discard(name)
+        if converted:
+            self.convert(converted, kept, ind)
         if var != SKIP:
             self.lines.append(f"{ind}{var} = {{{', '.join(values)}}}")
+
+    def convert(self, converted: Sequence[tuple[str, Fixup]], kept: Mapping[str, str],
+                ind: str) -> None:
+        """Lines converting the non-null values of the `converted` fields (read into the
+        variables `kept` names), in order, when the body ends where the value does (else
+        the caller refuses the trailing bytes first, as before any conversion)."""
+        self.lines.append(f"{ind}if p == n:")
+        for field, fix in converted:
+            if field not in kept:
+                raise _Unsupported(field)  # not read: the decoder converts it
+            var, conv = kept[field], self.fresh("fix")
+            self.names[conv] = fix
+            self.lines += [f"{ind}    try:",
+                           f"{ind}        if {var} is not None: {var} = {conv}({var})",
+                           f"{ind}    except CONVERSION_ERRORS as e:",
+                           f"{ind}        raise Converted(field_error({field!r}, e)) from e",
+                           f"{ind}    except RecordError as e:",
+                           f"{ind}        raise Converted(e) from e"]
 
     def blocks(self, node: dict[str, Any], kind: str, var: str, ind: str) -> None:
         """An array or map: blocks of a count (negative: then a byte size) and that many
@@ -308,16 +326,25 @@ class _Compiler:
 
 
 def compile_reader(schema: Any, named: Mapping[str, Any],
-                   wanted: Collection[str] | None = None) -> Compiled | None:
+                   wanted: Collection[str] | None = None,
+                   converted: Sequence[tuple[str, Fixup]] = ()) -> Compiled | None:
     """A reader of values of the parsed writer `schema` (named types `named`), or None
     when the schema has a type it does not read (see the module's docstring). With
-    `wanted`, a record's datum has only those of its fields: the others are skipped."""
+    `wanted`, a record's datum has only those of its fields: the others are skipped.
+
+    With `converted` ((field, conversion) of the top record's wanted fields), a body that
+    ends where the value does has those fields' non-null values converted, in that order,
+    as `connect_types.apply_plan` converts them after the read: a conversion that refuses
+    a value raises `Converted` with the rejection apply_plan raises. None when they
+    cannot be (the schema is no record, a field is not read)."""
     c = _Compiler(named)
     c.lines += ["def read(b, p):", "    n = len(b)"]
     try:
         top = named.get(schema, schema) if isinstance(schema, str) else schema
         if wanted is not None and isinstance(top, dict) and top.get("type") == "record":
-            c.record(top, "value", "    ", wanted)
+            c.record(top, "value", "    ", wanted, converted)
+        elif converted:
+            return None
         else:
             c.emit(schema, "value", "    ")
     except Exception:  # noqa: BLE001 - _Unsupported, RecursionError; a schema shape this

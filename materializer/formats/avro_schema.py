@@ -170,11 +170,16 @@ class Reading(NamedTuple):
     """What `prepare` may return to have records read with another schema than the
     writer's (the same bytes, fewer conversions): `schema`, the prepared value, and the
     fields of the top record the decoder uses (None: all; the generated reader reads
-    past the others, `formats.avro_compiled`)."""
+    past the others, `formats.avro_compiled`). With `converted`, a generated reader that
+    converts those fields as it reads (`avro_compiled.compile_reader`) gives its records
+    with `fused` as their prepared value instead (the same, without those conversions
+    left to do)."""
 
     schema: Any
     prepared: Any
     wanted: frozenset[str] | None = None
+    converted: tuple[tuple[str, Fixup], ...] = ()
+    fused: Any = None
 
 
 def _read_raw(node: Any, name: Any, params: Any, ctype: ColumnType, element: Element

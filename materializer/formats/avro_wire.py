@@ -21,6 +21,7 @@ from fastavro import schemaless_reader
 from materializer.errors import ConfigError, RecordError
 from materializer.formats.avro_compiled import (
     Compiled,
+    Converted,
     Invalid,
     NotTimeOfDay,
     Truncated,
@@ -68,17 +69,26 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
     def entry_of(sid: int) -> tuple[Any, Any, Callable[..., Any], Compiled | None]:
         schema = fetch(sid)  # RecordError(unknown_schema) or InfrastructureError
         wanted = None
+        reading = None
         try:
             prepared, deep = prepare(schema), recursive(schema)
             if type(prepared) is Reading:
-                schema, prepared, wanted = prepared
+                reading = prepared
+                schema, prepared, wanted = reading.schema, reading.prepared, reading.wanted
         except RecursionError:
             return (schema, RecordError(f"schema {sid} is nested too deeply to use",
                                         "bad_schema"), schemaless_reader, None)
         if type(prepared) is RecordError:  # every record of the schema refused: no reader
             return schema, prepared, schemaless_reader, None
         if not deep:
-            compiled = compile_reader(schema, named_types(schema), wanted)
+            compiled = None
+            if reading is not None and reading.converted:  # converting as it reads
+                compiled = compile_reader(schema, named_types(schema), wanted,
+                                          reading.converted)
+                if compiled is not None:
+                    prepared = reading.fused
+            if compiled is None:
+                compiled = compile_reader(schema, named_types(schema), wanted)
             if compiled is None:
                 schema = fastavro_schema(schema)
             return schema, prepared, schemaless_reader, compiled
@@ -100,6 +110,8 @@ def wire_reader(spec: RelationSpec, registry: SchemaRegistry | None, what: str,
         if compiled is not None:
             try:
                 datum, end = compiled(b, HEADER_SIZE)
+            except Converted as e:  # a field's conversion refused its value
+                raise e.error from e
             except (Truncated, IndexError) as e:
                 raise ends_early(sid) from e
             except NotTimeOfDay as e:

@@ -73,8 +73,8 @@ from materializer.formats.field_match import Alias, match_fields
 from materializer.formats.jsonread import loads_text
 
 __all__ = ["Element", "Fixup", "Plan", "apply_plan", "bytes_field", "connect_element",
-           "connect_fixup", "decimal_fixup", "field_plan", "match_fields", "per_schema",
-           "struct_fields", "text_for_bytes"]
+           "connect_fixup", "decimal_fixup", "field_error", "field_plan", "match_fields",
+           "per_schema", "struct_fields", "text_for_bytes"]
 
 T = TypeVar("T")
 Fixup = Callable[[Any], Any]
@@ -83,6 +83,7 @@ Plan = tuple[tuple[str, str, Fixup | None], ...]
 Element = Callable[[Any, str], tuple[Any, Any, Any] | None]
 """(schema node, "array" or "map") -> (connect name, connect parameters, node) of the
 node's items (array) or values (map), or None when the node is no container of that kind."""
+_from_bytes = int.from_bytes
 
 
 def _unscaled(v: Any) -> int | None:
@@ -105,6 +106,8 @@ def decimal_fixup(scale: int, ctype: ColumnType) -> Fixup:
     make = scaled_text if ctype.kind == "decimal" and ctype.encoding is None else scaled
 
     def conv(v: Any) -> Any:
+        if type(v) is bytes:  # Avro's bytes: `_unscaled`'s answer, without its type tests
+            return make(_from_bytes(v, "big", signed=True), scale)
         n = _unscaled(v)
         return v if n is None else make(n, scale)
     return conv
@@ -324,6 +327,16 @@ def _reads_first(plan: list[tuple[str, str, Fixup | None]]) -> Plan:
     return tuple(out)
 
 
+CONVERSION_ERRORS = (TypeError, ValueError, ArithmeticError, OverflowError)
+"""What a conversion of a plan raises for a value it refuses (`apply_plan`)."""
+
+
+def field_error(src: str, e: Exception) -> RecordError:
+    """The rejection of a record whose field `src` a conversion refused with `e` (one of
+    CONVERSION_ERRORS): RecordError(type_mismatch), as `apply_plan` raises it."""
+    return RecordError(f"field {src!r}: {e}", "type_mismatch")
+
+
 def apply_plan(plan: Plan, rec: dict[str, Any]) -> None:
     """Rename and convert `rec`'s planned fields in place; RecordError(type_mismatch).
 
@@ -350,8 +363,8 @@ def apply_plan(plan: Plan, rec: dict[str, Any]) -> None:
                         "column as the schema names it)", "case_mismatch")
                 continue
             rec[col] = v
-    except (TypeError, ValueError, ArithmeticError, OverflowError) as e:
-        raise RecordError(f"field {src!r}: {e}", "type_mismatch") from e
+    except CONVERSION_ERRORS as e:
+        raise field_error(src, e) from e
 
 
 def struct_fields(struct: Any) -> dict[str, tuple[Any, Any, Any]] | None:

@@ -7,6 +7,7 @@ encoders (and tests) write it with `wire_encode` / `avro_encoder`.
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from materializer.protocols import SchemaRegistry
 
 MAGIC = 0
 HEADER_SIZE = 5
+_schema_id = struct.Struct(">I").unpack_from
 
 
 def header(schema_id: int) -> bytes:
@@ -36,7 +38,8 @@ def read_header(b: bytes) -> int:
     if n < HEADER_SIZE:
         raise RecordError(f"{n} bytes: shorter than the 5-byte wire-format header",
                           "truncated")
-    return int.from_bytes(b[1:5], "big")
+    sid: int = _schema_id(b, 1)[0]  # int.from_bytes(b[1:5], "big"), without the slice
+    return sid
 
 
 def wire_encode(schema_id: int, schema: Any, datum: Any) -> bytes:

@@ -23,6 +23,7 @@ from materializer.columns import ColumnType
 from materializer.errors import RecordError
 from materializer.formats.base import DELETE, TypedValueDecoder
 from materializer.specs import RelationSpec
+from materializer.temporal_values import PLAIN_MS
 from materializer.values import FLOAT32_MAX, to_storage
 
 Shape = Callable[[Mapping[str, Any], tuple[Any, ...]], tuple[Any, ...]]
@@ -107,6 +108,17 @@ def accepts(t: ColumnType, var: str) -> str | None:
     return None
 
 
+def inline_conversion(t: ColumnType, var: str, conv: str) -> str:
+    """A Python expression equal to `conv(var)` (`var` not None, `conv` the column's
+    `stored_form`) that does the commonest conversion inline: an integer timestamp in
+    milliseconds (`temporal_values.PLAIN_MS`: in range, nothing to caution) is `var *
+    1000`; anything else, and every other type, calls `conv`."""
+    if t.kind == "timestamp" and t.encoding in (None, "ms"):
+        lo, hi = PLAIN_MS.start, PLAIN_MS.stop - 1
+        return f"{var} * 1000 if type({var}) is int and {lo} <= {var} <= {hi} else {conv}({var})"
+    return f"{conv}({var})"
+
+
 def compile_shaper(spec: RelationSpec, layout: Sequence[str],
                    stored: frozenset[str] = frozenset()) -> Shape:
     """The generated shaper of `spec` for rows in `layout` order (see the module doc).
@@ -130,13 +142,14 @@ def compile_shaper(spec: RelationSpec, layout: Sequence[str],
             lines.append(f"        if {var} is None: raise LookupError")
         if name not in stored:  # a vouched-for value is taken as it is
             test = accepts(col.type, var)
+            call = inline_conversion(col.type, var, conv)
             if not col.not_null:
                 cond = f"{var} is not None" + ("" if test is None else f" and not ({test})")
-                lines.append(f"        if {cond}: {var} = {conv}({var})")
+                lines.append(f"        if {cond}: {var} = {call}")
             elif test is None:
-                lines.append(f"        {var} = {conv}({var})")
+                lines.append(f"        {var} = {call}")
             else:
-                lines.append(f"        if not ({test}): {var} = {conv}({var})")
+                lines.append(f"        if not ({test}): {var} = {call}")
         slots.append(var)
     lines.append(f"        return ({', '.join(slots)}{',' if len(slots) == 1 else ''})")
     lines.append("    except Exception:  # the reference says precisely what is wrong")
