@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from materializer import __version__
-from materializer.changes.avro_rows import record_writer
+from materializer.changes.avro_rows import record_writer, zigzag
 from materializer.changes.envelope_base import (
     CONNECTOR,
     BatchRows,
@@ -178,17 +178,53 @@ def envelope_schema(spec: TableSpec, layout: Sequence[str]) -> dict[str, Any]:
             "connect.name": f"{namespace}.Envelope", "fields": env_fields}
 
 
+SOURCE_FIELDS = ("version", "connector", "name", "ts_ms", "snapshot", "db", "table", "topic",
+                 "partition", "offset")
+"""The fields of the envelope's `source` record, in order (`envelope_schema`)."""
+
+
+class _Tail:
+    """The envelope's bytes after `before` and `after` (source, op, ts_ms, changed), as a
+    template: the fields that are the same for every event of a table (`source.version`,
+    `connector`, `name`, `db`, `table`, `topic`) are encoded once, by the same generated
+    writers, and an event only writes its `source.ts_ms`, `partition` and `offset`."""
+
+    __slots__ = ("head", "middle", "op_field", "write_changed")
+
+    def __init__(self, schema: dict[str, Any], spec: TableSpec) -> None:
+        source = schema["fields"][2]["type"]
+        # the template is laid out for these fields: a new one must be placed in it
+        assert tuple(f["name"] for f in source["fields"]) == SOURCE_FIELDS, source
+        assert [f["name"] for f in schema["fields"][3:5]] == ["op", "ts_ms"], schema
+        self.head = record_writer(["string"] * 3)((__version__, CONNECTOR, CONNECTOR))
+        strings = record_writer(["string"] * 4)
+        # source.snapshot, db, table, topic per snapshot flag
+        self.middle = {f: strings((f, source_db(spec), spec.name, spec.topic))
+                       for f in ("true", "false", "last")}
+        self.op_field = record_writer(["string"])
+        changed = schema["fields"][5:]
+        self.write_changed = record_writer([changed[0]["type"]]) if changed else None
+
+    def ends(self, now_ms: int) -> dict[str, bytes]:
+        """Per op: `op`, `ts_ms` (`now_ms`, branch 1 of ["null", "long"]) and, with
+        `changes: {columns: true}`, a null `changed` (a `u` event writes its own)."""
+        ts = record_writer(["long"])((now_ms,))
+        none = b"" if self.write_changed is None else b"\x00"
+        return {op: self.op_field((op,)) + b"\x02" + ts + none for op in ("c", "u", "d", "r")}
+
+
 class AvroEnvelope(SnapshotAware):
     """`format: debezium-avro`: the envelope in the Confluent wire format.
 
     An Avro record's bytes are its fields' bytes in order, so an event is written in
-    parts: `before` and `after` (a union branch byte, then the row record) and the rest of
-    the envelope (source, op, ts_ms, changed), by writers generated for the table's
-    schema (`avro_rows`). Rows are encoded once per batch (`BatchRows`); the bytes are
-    those fastavro writes for the whole envelope (tests/changes/test_envelope_bytes.py)."""
+    parts: `before` and `after` (a union branch byte, then the row record, by writers
+    generated for the table's schema: `avro_rows`) and the rest of the envelope (source,
+    op, ts_ms, changed) from a template (`_Tail`). Rows are encoded once per batch
+    (`BatchRows`); the bytes are those fastavro writes for the whole envelope
+    (tests/changes/test_envelope_bytes.py)."""
 
-    __slots__ = ("schema_id", "key_schema_id", "_write_row", "_write_tail",
-                 "_prefix", "_keys", "_names", "_source", "_columns", "_time_of")
+    __slots__ = ("schema_id", "key_schema_id", "_write_row", "_tail",
+                 "_prefix", "_keys", "_names", "_columns", "_time_of")
 
     def __init__(self, spec: TableSpec, layout: Sequence[str], registry: SchemaRegistry
                  ) -> None:
@@ -202,12 +238,10 @@ class AvroEnvelope(SnapshotAware):
         self._write_row = record_writer(
             [f["type"] for f in row_record["fields"]],
             [_avro_value(spec.column(n).type) for n in layout])
-        # after before and after: source (a tuple of its fields), op, ts_ms, changed
-        self._write_tail = record_writer([f["type"] for f in schema["fields"][2:]])
+        self._tail = _Tail(schema, spec)
         self._prefix = header(self.schema_id)
         self._keys = batch_keys(_avro_key_encoder(spec, kschema, self.key_schema_id), spec)
         self._names = tuple(layout)
-        self._source = (__version__, source_db(spec), spec.name, spec.topic)
         self._columns = spec.changes.columns
         self._time_of = event_time(spec, layout)
 
@@ -222,24 +256,34 @@ class AvroEnvelope(SnapshotAware):
         rows = BatchRows(self._row, b"\x00")  # branch 0 of ["null", Value]: no row
         before_of, after_of = rows.before, rows.after
         key_of = self._keys()
-        write_tail = self._write_tail
         prefix = self._prefix
         names = self._names
-        version, db, table, topic = self._source
+        tail = self._tail
+        head, ends, write_changed = tail.head, tail.ends(now_ms), tail.write_changed
+        middle = {op: tail.middle[flag or snapshot_flag(op)] for op in ends}
         columns = self._columns
         time_of = self._time_of
+        # a batch's changes mostly share their partition and often their timestamp
+        last_ts, ts_bytes, last_p, p_bytes = None, b"", None, b""
+        join = b"".join
         for ch in changes:
-            source = (version, CONNECTOR, CONNECTOR,
-                      ch.timestamp_ms if time_of is None else time_of(ch),
-                      flag or snapshot_flag(ch.op), db, table, topic, ch.partition, ch.offset)
-            changed = (_changed(names, ch.before, ch.after)
-                       if columns and ch.op == "u" else None)
-            value = b"".join((prefix, before_of(ch.before), after_of(ch.after),
-                              write_tail((source, ch.op, now_ms, changed))))
+            ts = ch.timestamp_ms if time_of is None else time_of(ch)
+            if ts != last_ts:
+                last_ts, ts_bytes = ts, zigzag(ts)
+            p = ch.partition
+            if p != last_p:
+                last_p, p_bytes = p, zigzag(p)
+            op = ch.op
+            end = ends[op]
+            if columns and op == "u":  # its own `changed` in place of the null one
+                assert write_changed is not None
+                end = end[:-1] + write_changed((_changed(names, ch.before, ch.after),))
+            value = join((prefix, before_of(ch.before), after_of(ch.after), head, ts_bytes,
+                          middle[op], p_bytes, zigzag(ch.offset), end))
             key = key_of(ch.key)
-            append((ch.partition, key, value))
-            if ch.op == "d":
-                append((ch.partition, key, None))
+            append((p, key, value))
+            if op == "d":
+                append((p, key, None))
         return out
 
 

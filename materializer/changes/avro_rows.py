@@ -78,7 +78,8 @@ class _Compiler:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"zz": zigzag, "pack_d": _PACK_D, "float32": float32}
+        self.names: dict[str, Any] = {"zz": zigzag, "pack_d": _PACK_D, "float32": float32,
+                                      "P": _PAIRS, "E": _ENDS}
         self._n = 0
 
     def fresh(self, stem: str) -> str:
@@ -95,7 +96,7 @@ class _Compiler:
         kind = _kind(node)
         add = self.lines.append
         if kind in _INTEGERS:
-            add(f"{ind}o += zz({var})")
+            self.varint(var, ind)
         elif kind == "double":
             add(f"{ind}o += pack_d({var})")
         elif kind == "float":
@@ -125,8 +126,11 @@ class _Compiler:
                 self.emit(field["type"], sub, ind)
         elif kind in ("array", "map"):
             item = self.fresh("x")
+            count = self.fresh("n")
             add(f"{ind}if {var}:")
-            add(f"{ind}    o += zz(len({var}))")
+            add(f"{ind}    {count} = len({var})")
+            add(f"{ind}    if {count} < 64: a({count} << 1)")
+            add(f"{ind}    else: o += zz({count})")
             if kind == "array":
                 add(f"{ind}    for {item} in {var}:")
                 self.emit(node["items"], item, ind + "        ")
@@ -138,6 +142,19 @@ class _Compiler:
             add(f"{ind}a(0)")
         else:
             add(f"{ind}o += {self.bind('alone', _alone(node))}({var})")
+
+    def varint(self, var: str, ind: str) -> None:
+        """Lines appending `zigzag(var)` to `o`, written out for a zig-zag value below 2^56
+        (epoch microseconds until the year 3000); above, and for a long outside 64 bits (its
+        zig-zag value is at least 2^64), `zigzag` itself."""
+        add = self.lines.append
+        add(f"{ind}z = ({var} << 1) ^ ({var} >> 63)")
+        add(f"{ind}if z < 0x4000: o += E[z]")
+        steps = ["o += P[z & 0x3FFF]"]
+        for bits in (14, 28, 42):
+            add(f"{ind}elif z < {1 << (bits + 14):#x}: {'; '.join(steps)}; o += E[z >> {bits}]")
+            steps.append(f"o += P[z >> {bits} & 0x3FFF]")
+        add(f"{ind}else: o += zz({var})")
 
 
 def _kind(node: Any) -> str:

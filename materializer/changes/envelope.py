@@ -71,8 +71,8 @@ def key_encoder(spec: TableSpec) -> Callable[[tuple[Any, ...]], bytes]:
     if len(names) == 1 and convs[0] is None:
         head = "{" + _quote(names[0]) + ":"
         kind = spec.key_types[0].kind
-        if kind in ("int", "long"):
-            return lambda kt: f"{head}{kt[0]:d}}}".encode()
+        if kind in ("int", "long"):  # one bytes template, filled in C
+            return (head.replace("%", "%%") + "%d}").encode().__mod__
         if kind in ("string", "uuid", "decimal"):
             return lambda kt: f"{head}{_quote(kt[0])}}}".encode()
     if all(c is None for c in convs):
@@ -113,7 +113,9 @@ class JsonEnvelope(SnapshotAware):
                                                                    _compact)) is not None)
         else:
             self._open = self._close = ""
-            self._keys = batch_keys(key_encoder(spec), spec)
+            # an integer key is formatted faster than it is looked up (`key_encoder`)
+            integer = len(spec.key_types) == 1 and spec.key_types[0].kind in ("int", "long")
+            self._keys = batch_keys(key_encoder(spec), spec, remember=not integer)
             self._convs = tuple((i, n, c) for i, n in enumerate(self._names)
                                 if (c := to_json_value(spec.column(n).type)) is not None)
         self._source_head = (f',"source":{{"version":{_quote(__version__)},'
@@ -138,6 +140,23 @@ class JsonEnvelope(SnapshotAware):
                 values[i] = conv(v)
         return self._row_json(values)
 
+    def _templates(self, now_ms: int, flag: str) -> dict[str, bytes]:
+        """Per op, the bytes template of an event's value with what every event of the batch
+        shares filled in (the op, `ts_ms`, `source.snapshot`, the Connect wrapping); left
+        (`%`): before, after, changed (with its comma, or nothing), `source.ts_ms`,
+        partition and offset."""
+        def lit(b: bytes) -> bytes:
+            return b.replace(b"%", b"%%")
+        out = {}
+        for op in ("c", "u", "d", "r"):
+            snapshot = (flag or snapshot_flag(op)).encode()
+            out[op] = (lit(self._open.encode()) + b'{"before":%s,"after":%s,"op":"'
+                       + op.encode() + b'","ts_ms":' + b"%d" % now_ms + b"%s"
+                       + lit(self._source_head) + b'%d,"snapshot":"' + lit(snapshot) + b'"'
+                       + lit(self._source_tail) + b'%d,"offset":%d}}'
+                       + lit(self._close.encode()))
+        return out
+
     def _encode(self, changes: Sequence[Change], now_ms: int, flag: str) -> list[Message]:
         """`flag`, if not empty, is the `source.snapshot` of every change. Each value is
         one bytes template filled in (`%`), the rows encoded by msgspec: no text step."""
@@ -147,29 +166,21 @@ class JsonEnvelope(SnapshotAware):
         before_of, after_of = rows.before, rows.after
         names = self._names
         key_of = self._keys()
-        head = self._source_head
-        tail = self._source_tail
         columns = self._columns
-        wrap, unwrap = self._open.encode(), self._close.encode()
         time_of = self._time_of
-        template = (b'%s{"before":%s,"after":%s,"op":"%s","ts_ms":%d%s'
-                    + head.replace(b"%", b"%%") + b'%d,"snapshot":"%s"'
-                    + tail.replace(b"%", b"%%") + b'%d,"offset":%d}}%s')
-        fixed_flag = flag.encode()
-        ops = {op: op.encode() for op in ("c", "u", "d", "r")}
-        flags = {op: fixed_flag or snapshot_flag(op).encode() for op in ops}
+        templates = self._templates(now_ms, flag)
         for ch in changes:
             key = key_of(ch.key)
             op = ch.op
             extra = (b',"changed":' + json_bytes(_changed(names, ch.before, ch.after))
                      if columns and op == "u" else b"")
-            value = template % (wrap, before_of(ch.before), after_of(ch.after), ops[op],
-                                now_ms, extra,
-                                ch.timestamp_ms if time_of is None else time_of(ch),
-                                flags[op], ch.partition, ch.offset, unwrap)
-            append((ch.partition, key, value))
+            p = ch.partition
+            value = templates[op] % (before_of(ch.before), after_of(ch.after), extra,
+                                     ch.timestamp_ms if time_of is None else time_of(ch),
+                                     p, ch.offset)
+            append((p, key, value))
             if op == "d":
-                append((ch.partition, key, None))
+                append((p, key, None))
         return out
 
 

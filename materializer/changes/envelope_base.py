@@ -170,12 +170,13 @@ class BatchRows:
         return b
 
 
-def batch_keys(encode: Callable[[tuple[Any, ...]], bytes], spec: RelationSpec
-               ) -> Callable[[], Callable[[tuple[Any, ...]], bytes]]:
+def batch_keys(encode: Callable[[tuple[Any, ...]], bytes], spec: RelationSpec,
+               remember: bool = True) -> Callable[[], Callable[[tuple[Any, ...]], bytes]]:
     """A maker of one batch's key encoder: `encode`, remembering each key's bytes for the
-    batch (its changes repeat keys). A key with a float column is not remembered: 0.0 and
-    -0.0 are equal as dict keys and are different keys."""
-    if any(t.kind in ("float", "double") for t in spec.key_types):
+    batch (its changes repeat keys), unless not `remember` (`encode` costs less than the
+    look-up). A key with a float column is not remembered: 0.0 and -0.0 are equal as dict
+    keys and are different keys."""
+    if not remember or any(t.kind in ("float", "double") for t in spec.key_types):
         return lambda: encode
 
     def make() -> Callable[[tuple[Any, ...]], bytes]:

@@ -321,20 +321,9 @@ class ChangeOutbox:
 
     def _send(self, batch: list[tuple[bytes, tuple[int, bytes, bytes | None]]]) -> None:
         """Produce one chunk and wait until every message of it is acknowledged."""
-        produce = self._sink.produce
-        topic = self.topic
-        target = self._place.target
         self._unsettled = True
-        for i, (_, (p, key, value)) in enumerate(batch):
-            try:
-                at = target(p, key)
-                if at is None:
-                    produce(topic, key, value)
-                else:
-                    produce(topic, key, value, partition=at)
-            except MessageTooLarge as e:
-                e.produced = i  # the ones before it are in the producer
-                raise
+        # MessageTooLarge says how many went to the producer before it (`produced`)
+        self._sink.produce_many(self.topic, self._place.placed(m for _, m in batch))
         self._sink.flush(self.flush_timeout)  # raises unless all acknowledged, none failed
         self._unsettled = False
 

@@ -8,10 +8,11 @@ partition (a snapshot's `d` for a key an earlier placement put there) goes there
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from connectors.kafka_admin import create_topic, partition_count
 from connectors.partitioners import partition_for
+from materializer.changes.envelope_base import Message
 from materializer.errors import InfrastructureError
 
 log = logging.getLogger("materializer.changes")
@@ -61,6 +62,14 @@ class ChangePlacement:
         if n == PRODUCER_HASH or n is None:
             return None
         return partition_for(key, n)
+
+    def placed(self, msgs: Iterable[Message]) -> list[tuple[bytes, bytes | None, int]]:
+        """(key, value, partition to produce to) of each message, in order, by `target`
+        (-1: the producer's partitioner chooses by key)."""
+        if self.partitions == SAME:
+            return [(k, v, p if p >= 0 else -1 - p) for p, k, v in msgs]
+        target = self.target
+        return [(k, v, -1 if (at := target(p, k)) is None else at) for p, k, v in msgs]
 
     def _resolved(self) -> int:
         if self.kafka_conf is None:

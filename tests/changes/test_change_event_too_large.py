@@ -79,11 +79,14 @@ class _SmallSink:
         self.limit = limit
         self.sent: list[bytes] = []
 
-    def produce(self, topic: str, key: bytes, value: bytes | None,
-                partition: int | None = None) -> None:
-        if len(key) + len(value or b"") > self.limit:
-            raise MessageTooLarge(f"producing to {topic} failed: too large")
-        self.sent.append(key)
+    def produce_many(self, topic: str, messages: list[tuple[bytes, bytes | None, int]]
+                     ) -> None:
+        for i, (key, value, _) in enumerate(messages):
+            if len(key) + len(value or b"") > self.limit:
+                e = MessageTooLarge(f"producing to {topic} failed: too large")
+                e.produced = i
+                raise e
+            self.sent.append(key)
 
     def flush(self, timeout: float = 0) -> None:
         pass

@@ -32,9 +32,9 @@ class ListSink:
     def __init__(self) -> None:
         self.msgs: list[tuple[Any, bytes, bytes | None]] = []
 
-    def produce(self, topic: str, key: bytes, value: bytes | None,
-                partition: int | None = None) -> None:
-        self.msgs.append((partition, key, value))
+    def produce_many(self, topic: str, messages: list[tuple[bytes, bytes | None, int]]
+                     ) -> None:
+        self.msgs.extend((partition, key, value) for key, value, partition in messages)
 
     def flush(self, timeout: float = 0) -> int:
         return 0
