@@ -8,8 +8,9 @@ the declared columns (strings, booleans, floating-point numbers and in-range int
 typed, and arrays and maps of them, so msgspec checks them in C; the other types
 decoded as JSON and converted as the shaper converts them), unknown fields forbidden;
 the struct's values are the row. For Debezium JSON the struct is the event's: `after` is
-the typed row, the other fields of an event are decoded as JSON (so the whole text is
-checked as the two steps check it), an unknown field, the Connect wrapper or an op
+the typed row, `before` (read past by the two steps) is checked as JSON and as UTF-8
+without being built, the other fields of an event are decoded as JSON (so the whole text
+is checked as the two steps check it), an unknown field, the Connect wrapper or an op
 other than c, r, u (a row) and d (DELETE) goes to the two steps.
 
 Guarantee: `decode` returns exactly what the two steps return and raises exactly what
@@ -25,6 +26,7 @@ field with the declaration), a null in a NOT NULL column, a converter that raise
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -48,8 +50,9 @@ RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
 MISSES_TO_STOP = 32
 _RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _WRAPPER = ("schema", "payload")
-_EVENT_FIELDS = ("before", "source", "op", "ts_ms", "ts_us", "ts_ns", "transaction", *_WRAPPER)
-"""The fields of a Debezium event besides `after` (the wrapper's, to see it)."""
+_EVENT_FIELDS = ("source", "op", "ts_ms", "ts_us", "ts_ns", "transaction", *_WRAPPER)
+"""The fields of a Debezium event besides `after` and `before` (the wrapper's, to see it)."""
+_utf8 = codecs.utf_8_decode
 
 
 def two_steps(value_decoder: ValueDecoder, shape: Shape) -> RowDecoder:
@@ -123,6 +126,7 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
         return slow(raw, key)
 
     namespace: dict[str, Any] = {"_slow": slow, "_miss": miss, "_UNSET": msgspec.UNSET,
+                                 "_utf8": _utf8,
                                  "_counts": counts, "_off": off, "_DELETE": DELETE}
     var_of: dict[str, str] = {}
     for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
@@ -138,14 +142,18 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
     if envelope:
         row = msgspec.defstruct(f"After_{abs(hash(spec.name))}", fields, rename=rename,
                                 forbid_unknown_fields=True)
+        # `before`, read past: msgspec checks it as JSON without building it (all but
+        # its UTF-8, which _utf8 checks), where the two steps decode it, then drop it
         event = msgspec.defstruct(
             f"Event_{abs(hash(spec.name))}",
             [("after", row | None | msgspec.UnsetType, msgspec.UNSET),
+             ("before", msgspec.Raw, msgspec.Raw()),
              *((n, Any, msgspec.UNSET) for n in _EVENT_FIELDS)],
             forbid_unknown_fields=True)
         namespace["_decode"] = msgspec.json.Decoder(event).decode
         lines += ["    try:",
                   "        event = _decode(raw)",
+                  "        _utf8(event.before, 'strict', True)",
                   "    except Exception:",
                   "        return _miss(raw, key)",
                   "    if event.schema is not _UNSET or event.payload is not _UNSET:",
