@@ -15,19 +15,11 @@ from confluent_kafka import TopicPartition
 
 from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from tests.support.busy_producer import writing
+from tests.support.busy_producer import STRING_TABLE, writing
 from tests.support.change_topics import consumer
 from tests.support.workers import caught_up, start_worker, unique, wait_until, write_config
 
-BODY = """\
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-{changes}"""
+BODY = STRING_TABLE + "{changes}"
 
 
 def test_a_snapshot_is_staged_while_transactions_keep_coming(session_broker: DevBroker,

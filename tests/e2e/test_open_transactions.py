@@ -19,6 +19,7 @@ from materializer.catalog.load import load_catalog_text
 from materializer.devbroker import DevBroker
 from materializer.errors import ConfigError
 from materializer.status import read_status
+from tests.support.busy_producer import STRING_TABLE
 from tests.support.workers import (
     applied_offsets,
     run_cli,
@@ -98,15 +99,7 @@ def test_a_transaction_left_open_is_not_lag(session_broker: DevBroker,
     `transaction.timeout.ms` for a producer gone mid-transaction."""
     topic = session_broker.create_topic(unique("open"), partitions=1)
     producer = open_transaction(session_broker, topic)
-    cfg = write_config(tmp_path / "t.yaml", session_broker, f"""\
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-""")
+    cfg = write_config(tmp_path / "t.yaml", session_broker, STRING_TABLE.format(topic=topic))
     data = tmp_path / "data"
     worker = start_worker(cfg)
     try:
@@ -139,15 +132,7 @@ def test_rebuild_finishes_with_a_transaction_open(session_broker: DevBroker,
     unchanged)."""
     topic = session_broker.create_topic(unique("open"), partitions=1)
     producer = open_transaction(session_broker, topic)
-    cfg = write_config(tmp_path / "t.yaml", session_broker, f"""\
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-""")
+    cfg = write_config(tmp_path / "t.yaml", session_broker, STRING_TABLE.format(topic=topic))
     try:
         rebuilt = run_cli("rebuild", str(cfg), "t", timeout=30)
         assert rebuilt.returncode == 0, rebuilt.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from materializer.devbroker import DevBroker
-from tests.support.busy_producer import writing
+from tests.support.busy_producer import STRING_TABLE, writing
 from tests.support.workers import applied_offsets, run_cli, unique, write_config
 
 
@@ -18,15 +18,7 @@ from tests.support.workers import applied_offsets, run_cli, unique, write_config
 def test_rebuild_finishes_while_the_topic_is_written(session_broker: DevBroker, tmp_path: Path,
                                                      transactions: bool) -> None:
     topic = session_broker.create_topic(unique("busy"), partitions=1)
-    cfg = write_config(tmp_path / "t.yaml", session_broker, f"""\
-tables:
-  - name: t
-    topic: {topic}
-    columns: {{id: string, v: long}}
-    primary_key: [id]
-    key_format: string
-    value_format: json
-""")
+    cfg = write_config(tmp_path / "t.yaml", session_broker, STRING_TABLE.format(topic=topic))
     with writing(session_broker, topic, transactions) as writer:
         rebuilt = run_cli("rebuild", str(cfg), "t", timeout=60)
         assert rebuilt.returncode == 0, rebuilt.stderr

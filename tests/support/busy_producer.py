@@ -16,6 +16,18 @@ from confluent_kafka import Producer
 from materializer.devbroker import DevBroker
 from tests.support.workers import unique
 
+STRING_TABLE = """\
+tables:
+  - name: t
+    topic: {topic}
+    columns: {{id: string, v: long}}
+    primary_key: [id]
+    key_format: string
+    value_format: json
+"""
+"""The table these tests declare over such a topic (`.format(topic=...)`): `t`, a string
+key `id` and a long `v`, JSON values."""
+
 
 def _write_until(stop: threading.Event, broker: DevBroker, topic: str, transactions: bool,
                  written: list[int]) -> None:
