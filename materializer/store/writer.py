@@ -49,13 +49,11 @@ from materializer.store.layout import (
 from materializer.store.lock import held_here
 
 INITIAL_MAP_SIZE: int | None = None
-"""A writer's map at open when below its ceiling; None (outside tests): the ceiling itself.
-Address space only (without MDB_WRITEMAP LMDB neither extends the file nor uses memory for
-it), and a map that never grows never cancels a read: py-lmdb's `set_mapsize` invalidates
-every transaction of the environment in this process, whose readers share the writer's
-environment (`open_env`), so a map doubling from 1 GiB failed the reads of a `Store` on
-another thread beside an in-process worker at each doubling. Tests start small to
-exercise `grow`."""
+"""A writer's map at open when below its ceiling; None (outside tests): the ceiling, address
+space only (without MDB_WRITEMAP the file is not extended). A map that never grows never
+cancels a read: py-lmdb's `set_mapsize` invalidates every transaction of this process's
+environment, which its readers share (`open_env`): a `Store` beside an in-process worker
+failed reads at each doubling. Tests start small to exercise `grow`."""
 
 
 class RelationWriter:
