@@ -18,7 +18,8 @@ Guarantees:
   was away, and a read of the store alone (a snapshot's `?as_of=`, a `Store`) never takes
   a key of another worker's partition for absent.
 - A partition assigned while other members are around stays marked revoked until this
-  store has caught up with its end offset (as first seen after the assignment): another
+  store has caught up with its end offset (as first seen after the assignment; or the last
+  stable offset of a transaction open then and still open, `end_to_reach`): another
   worker may have answered newer rows of it, so an older copy (or none) here must not
   answer, not even "absent". So does one assigned to a worker left alone when another
   worker had it since this store last read it (the store had it marked revoked, a
@@ -85,6 +86,23 @@ def verdict_wait_s(conf: dict[str, Any]) -> float:
     return min(2 * beat, session_timeout_ms(conf)) / 1000
 
 
+def end_to_reach(seen: int, end: int | None, marks: tuple[int, int] | None) -> int:
+    """The end offset a partition taken over must reach before it is answered: `seen`, its
+    end first seen after the assignment; or its end now (`end`), when that is lower while
+    its high watermark (`marks`, the last fetch response's) is not: the last stable offset
+    of a transaction open then and still open (`Reach.stable_end`; before librdkafka's
+    statistics showed it, the end read was the high watermark, the open transaction's
+    records counted). No reader (`read_committed`) can read past it, the previous owner no
+    more than this worker, and it never moves down, so the store then holds every record
+    any worker could have applied up to `seen`; without it, the partition answered 503
+    until the broker aborted a transaction left open (`transaction.timeout.ms`, up to 15
+    min). A high watermark now below `seen` (a topic truncated, a leader behind) lowers
+    nothing: `seen` is waited for, as before."""
+    if end is None or end >= seen or marks is None or marks[1] < seen:
+        return seen
+    return end
+
+
 def is_replicated(spec: RelationSpec) -> bool:
     return isinstance(spec, TableSpec) and spec.replicated
 
@@ -105,8 +123,8 @@ class ClusterAgent:
         self._generation: int | None = None
         self._assigned_at = self.started_at
         self._progress: dict[tuple[str, int], tuple[int, int | None]] = {}
-        # (topic, partition) -> (offset another member had applied, end offset to reach,
-        # the relations not answering it until then)
+        # (topic, partition) -> (offset another member had applied, end offset first seen
+        # (`end_to_reach`), the relations not answering it until then)
         self._restoring: dict[tuple[str, int], tuple[int, int | None, tuple[str, ...]]] = {}
         self.counts = PartitionCounts((s.topic for s in self.specs), catalog.kafka_config,
                                       on_learned=lambda: self.membership.wake())
@@ -251,16 +269,17 @@ class ClusterAgent:
                 self._restoring[(topic, p)] = (floor, None, tuple(waiting))
 
     def _serve_caught_up(self, source: Any) -> None:
-        for (topic, p), (floor, target, names) in list(self._restoring.items()):
+        for (topic, p), (floor, seen, names) in list(self._restoring.items()):
             if (topic, p) not in source.assigned:
                 del self._restoring[(topic, p)]
                 continue
-            if target is None:
-                end = source.end_offset(topic, p)
+            end = source.end_offset(topic, p)
+            if seen is None:
                 if end is None:
                     continue  # no fetch response yet
-                target = max(floor, end)
-                self._restoring[(topic, p)] = (floor, target, names)
+                seen = end
+                self._restoring[(topic, p)] = (floor, seen, names)
+            target = max(floor, end_to_reach(seen, end, source.watermarks(topic, p)))
             rels = [r for r in self.worker.grouped.by_topic.get(topic, ())
                     if r.spec.name in names]
             nxt = min((r.next_offsets.get(p, 0) for r in rels), default=0)
