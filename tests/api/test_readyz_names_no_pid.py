@@ -53,7 +53,7 @@ def test_readyz_of_a_gone_or_stopped_worker_names_no_pid(tmp_path: Path) -> None
         write_status(tmp_path, _live(other))
         assert ready_answer(str(tmp_path))[0] == 200
         proc.send_signal(signal.SIGSTOP)
-        wait_until(lambda: writer_stopped(other), 5, "the process to be stopped")
+        wait_until(lambda: writer_stopped(other), 60, "the process to be stopped")
         reason = _reason(tmp_path)
         assert "is stopped" in reason and pid not in reason, reason
         assert pid in (worker_state_note(str(tmp_path)) or "")  # the operator's `status`

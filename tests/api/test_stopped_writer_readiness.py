@@ -86,7 +86,7 @@ def test_merged_status_of_several_processes_with_one_stopped_is_not_caught_up() 
         merged = merge_statuses([child(me, 0), child(other, 1)], 1, False)
         assert merged["caught_up"] is True
         proc.send_signal(signal.SIGSTOP)
-        wait_until(lambda: writer_stopped(other), 5, "the process to be stopped")
+        wait_until(lambda: writer_stopped(other), 60, "the process to be stopped")
         merged = merge_statuses([child(me, 0), child(other, 1)], 1, False)
         assert merged["caught_up"] is False
         assert not writer_stopped(me)

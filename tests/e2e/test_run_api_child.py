@@ -66,7 +66,7 @@ def test_api_child_dies_when_run_is_killed(session_broker: DevBroker, tmp_path: 
         os.kill(run.pid, signal.SIGKILL)
         run.wait(10)
         wait_until(lambda: _gone(child), 15, "the orphaned API child to exit")
-        wait_until(lambda: not _serving(port), 5, "the port to be free")
+        wait_until(lambda: not _serving(port), 60, "the port to be free")
     finally:
         if run.poll() is None:
             run.kill()
