@@ -8,8 +8,9 @@ the declared columns (strings, booleans, floating-point numbers and in-range int
 typed, and arrays and maps of them, so msgspec checks them in C; the other types
 decoded as JSON and converted as the shaper converts them), unknown fields forbidden;
 the struct's values are the row. For Debezium JSON the struct is the event's: `after` is
-the typed row, `before` (read past by the two steps) is checked as JSON and as UTF-8
-without being built, the other fields of an event are decoded as JSON (so the whole text
+the typed row, `before` (read past by the two steps) is checked as JSON, and the whole
+text as UTF-8 and for an integer json refuses (past `sys.get_int_max_str_digits()`), without
+`before` being built, the other fields of an event are decoded as JSON (so the whole text
 is checked as the two steps check it), an unknown field, the Connect wrapper or an op
 other than c, r, u (a row) and d (DELETE) goes to the two steps.
 
@@ -27,6 +28,8 @@ field with the declaration), a null in a NOT NULL column, a converter that raise
 from __future__ import annotations
 
 import codecs
+import re
+import sys
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
@@ -53,6 +56,27 @@ _WRAPPER = ("schema", "payload")
 _EVENT_FIELDS = ("source", "op", "ts_ms", "ts_us", "ts_ns", "transaction", *_WRAPPER)
 """The fields of a Debezium event besides `after` and `before` (the wrapper's, to see it)."""
 _utf8 = codecs.utf_8_decode
+_digits = re.compile(rb"[0-9]*").match
+_max_digits = sys.get_int_max_str_digits
+_FEWEST_DIGITS = 640
+"""The lowest limit `sys.set_int_max_str_digits` takes (0, no limit, aside): text of at most
+this many bytes holds no integer json refuses."""
+
+
+def _holds_long_integer(b: bytes, limit: int) -> bool:
+    """Whether `b` has a run of more than `limit` ASCII digits: where json, reading an
+    integer of that many digits, raises (Python's `int` refuses past
+    `sys.get_int_max_str_digits()`), though msgspec reads it past as `Raw`. A run that
+    long covers one of the bytes looked at, every `limit + 1`-th; from there, its digits
+    are counted to the right and checked to the left, in C: linear in `len(b)`."""
+    run = limit + 1
+    for p in range(limit, len(b), run):
+        if 0x30 <= b[p] <= 0x39:
+            m = _digits(b, p, p + run)  # `[0-9]*` matches: None only to the type checker
+            need = run - (0 if m is None else m.end() - p)  # digits still wanted, left
+            if need <= 0 or (p >= need and b[p - need:p].isdigit()):
+                return True
+    return False
 
 
 def two_steps(value_decoder: ValueDecoder, shape: Shape) -> RowDecoder:
@@ -126,7 +150,8 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
         return slow(raw, key)
 
     namespace: dict[str, Any] = {"_slow": slow, "_miss": miss, "_UNSET": msgspec.UNSET,
-                                 "_utf8": _utf8,
+                                 "_utf8": _utf8, "_max_digits": _max_digits,
+                                 "_long_int": _holds_long_integer,
                                  "_counts": counts, "_off": off, "_DELETE": DELETE}
     var_of: dict[str, str] = {}
     for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
@@ -143,7 +168,10 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
         row = msgspec.defstruct(f"After_{abs(hash(spec.name))}", fields, rename=rename,
                                 forbid_unknown_fields=True)
         # `before`, read past: msgspec checks it as JSON without building it (all but
-        # its UTF-8, which _utf8 checks), where the two steps decode it, then drop it
+        # its UTF-8, and the integers json refuses), where the two steps decode it, then
+        # drop it. The whole text's UTF-8 is checked, and its digits when it is long
+        # enough to hold such an integer: a `before` given twice is checked by msgspec
+        # as JSON each time, but only the last one is kept (as is an escaped name)
         event = msgspec.defstruct(
             f"Event_{abs(hash(spec.name))}",
             [("after", row | None | msgspec.UnsetType, msgspec.UNSET),
@@ -153,9 +181,13 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
         namespace["_decode"] = msgspec.json.Decoder(event).decode
         lines += ["    try:",
                   "        event = _decode(raw)",
-                  "        _utf8(event.before, 'strict', True)",
+                  "        if not raw.isascii(): _utf8(raw, 'strict', True)",
                   "    except Exception:",
                   "        return _miss(raw, key)",
+                  f"    if len(raw) > {_FEWEST_DIGITS}:",
+                  "        limit = _max_digits()",
+                  "        if limit and len(raw) > limit and _long_int(raw, limit):",
+                  "            return _miss(raw, key)",
                   "    if event.schema is not _UNSET or event.payload is not _UNSET:",
                   "        return _miss(raw, key)",
                   "    op = event.op",
