@@ -83,13 +83,16 @@ def rebuild_in_place(rel: Relation, topic_id: str | None, catalog: Catalog,
     # an empty generation swapped in at once: readers see the table refill, never an error
     fresh = open_relation(rel.spec, catalog.store_path, map_size=catalog.map_size,
                           registry=registry, fresh=True)
-    if rel.outbox is not None:  # replayed without events, then a snapshot: ingest.resync
+    # replayed without events, then a snapshot (ingest.resync); so is a table reset again
+    # while it replays silently (its outbox detached): its replay starts over
+    owed = rel.outbox is not None or pending.owes(rel)
+    if owed:
         fresh.writer.set_snapshot_due(True)
     fresh.writer.publish()
     rel.writer, rel.applier, rel.next_offsets = fresh.writer, fresh.applier, {}
     if topic_id is not None:
         rel.writer.set_source_topic_id(topic_id)
-    if rel.outbox is not None:
+    if owed:
         pending.add(rel)
     for feed in feeds:
         if feed.source is not None and rel.spec.topic in feed.by_topic:

@@ -46,14 +46,16 @@ class PendingSnapshots:
     def add(self, rel: Relation, *, keep_events: bool = False) -> None:
         """`rel` replays from now on without change events (its outbox is detached), or,
         with `keep_events`, applies on with them; either way its snapshot follows once it
-        has caught up."""
-        if isinstance(rel.spec, TableSpec) and rel.spec.changes is not None \
-                and rel not in self._due:
-            if not keep_events:
-                rel.outbox = None
-                self._silent.append(rel)
+        has caught up. Added again (its topic reset again while it replays), the end to
+        reach is the one seen from now on, not the earlier replay's."""
+        if not (isinstance(rel.spec, TableSpec) and rel.spec.changes is not None):
+            return
+        if not keep_events and rel not in self._silent:
+            rel.outbox = None
+            self._silent.append(rel)
+        if rel not in self._due:
             self._due.append(rel)
-            self._targets[rel.spec.name] = {}
+        self._targets[rel.spec.name] = {}
 
     def settle(self, sources: Iterable[tuple[Any, Iterable[Relation]]]) -> None:
         """Stage the snapshot of every due table whose held partitions all reached the end
