@@ -14,6 +14,7 @@ from materializer.ingest.apply import Rejected
 from materializer.ingest.relation import Relation, open_relation
 from materializer.protocols import SchemaRegistry
 from materializer.specs import Catalog
+from materializer.store.descriptors import ensure_descriptors
 from materializer.store.layout import write_declared
 
 
@@ -67,9 +68,10 @@ def open_relations(catalog: Catalog, registry: SchemaRegistry | None,
     table that got `changes:` while it held rows owes its change topic a snapshot.
     Opening them all records them as the store's declared relations, unless `declare` is
     False (a worker of `run --processes N`: its catalog may leave some out)."""
+    specs = [s for s in catalog.relations if only is None or s.name in only]
+    ensure_descriptors(len(specs))
     relations = [open_relation(s, catalog.store_path, map_size=catalog.map_size,
-                               registry=registry)
-                 for s in catalog.relations if only is None or s.name in only]
+                               registry=registry) for s in specs]
     for rel in relations:
         owe_snapshot_if_unannounced(rel)
     if only is None and declare:  # readers refuse the store's relations not declared here

@@ -48,10 +48,40 @@ thread's scan) failed with "Attempt to operate on closed/deleted/dropped object"
 py-lmdb's default (10 MiB) made that happen soon after every reader's start. Address space
 only (no memory, nor disk); a snapshot's files, which never grow, map what they hold."""
 MAX_DBS = 4096
+RESERVED_DBS = 2
+"""Named databases of a relation's environment that are not partitions: its meta and its
+change-event outbox (`OUTBOX_DB`)."""
+MAX_PARTITIONS = MAX_DBS - RESERVED_DBS
+"""Partitions one relation's store holds: one named database each (`partition_db_name`).
+A topic with more cannot be applied by one worker (README "Limits")."""
 SPARE_READ_TXNS = 4
 """Read transactions py-lmdb keeps for reuse (reset, then renewed by the next begin).
 Without them (py-lmdb 3's default) every begin allocates a transaction sized by
 MAX_DBS, about 3 us, half the cost of a point lookup."""
+
+
+def too_many_partitions(path: Any, partition: int, held: int) -> str:
+    """The error for partition `partition` of a relation whose store at `path` already
+    opened `held` partitions, when LMDB has no named database left for it."""
+    return (f"{path}: cannot store partition {partition}: a relation's store holds at most "
+            f"{MAX_PARTITIONS:,} partitions (one LMDB named database each; the limit is "
+            f"{MAX_DBS:,} named databases, {RESERVED_DBS} of them kept for the relation's "
+            f"own use) and {held:,} are open already. Nothing of the batch was written. "
+            "Declare the relation over a topic with fewer partitions, or share the topic "
+            "among several workers of one group so that each holds fewer.")
+
+
+def open_partition_db(env: lmdb.Environment, path: Any, partition: int, txn: Any,
+                      held: int) -> Any:
+    """The named database of `partition` in `txn` (a write transaction), for a writer that
+    holds `held` partitions open: StoreError (`too_many_partitions`) past MAX_PARTITIONS,
+    the same limit with or without an outbox."""
+    if held >= MAX_PARTITIONS:
+        raise StoreError(too_many_partitions(path, partition, held))
+    try:
+        return env.open_db(partition_db_name(partition), txn=txn)
+    except lmdb.DbsFullError as e:
+        raise StoreError(too_many_partitions(path, partition, held)) from e
 
 
 def partition_db_name(partition: int) -> bytes:

@@ -36,7 +36,7 @@ from materializer.store.environment import (
     open_db,
     open_env,
     open_existing_db,
-    partition_db_name,
+    open_partition_db,
     read_meta,
 )
 from materializer.store.layout import (
@@ -132,7 +132,7 @@ class RelationWriter:
         """The named DB of a partition, created (and listed in meta) on first use."""
         db = self._dbs.get(partition)
         if db is None:
-            db = self.env.open_db(partition_db_name(partition), txn=txn)
+            db = open_partition_db(self.env, self.path, partition, txn, len(self._dbs))
             parts = set(json.loads(txn.get(b"partitions", b"[]", db=self._meta_db)))
             if partition not in parts:
                 parts.add(partition)
