@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -77,6 +79,39 @@ def stamp_format(root: Path) -> None:
         replace_private(path, b"%d\n" % STORE_FORMAT)
 
 
+_TEMPORARY = re.compile(r"(?:[A-Za-z0-9_-]+(?:\.[0-9]+)?\.(?P<a>[0-9]+)\.tmp"
+                        r"|\.(?:declared\.json|format)\.(?P<b>[0-9]+))")
+"""The temporary files of the store root's atomic replacements, named by their writer's
+pid: `worker.<pid>.tmp`, `worker.<i>.<pid>.tmp` (status files), `cluster.<pid>.tmp`
+(membership), `.declared.json.<pid>`, `.format.<pid>` (`layout.replace_private`)."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's: alive
+    return True
+
+
+def remove_dead_temporaries(root: Path) -> None:
+    """Delete the temporary files a writer killed between writing and renaming one left in
+    the store root (kill -9 there: nothing else would ever remove them). Only those of a
+    process that no longer runs: a living writer's file is its own. Called by the holder of
+    the store lock."""
+    try:
+        entries = [e.name for e in os.scandir(root)]
+    except OSError:
+        return
+    for entry in entries:
+        m = _TEMPORARY.fullmatch(entry)
+        if m is not None and not _alive(int(m.group("a") or m.group("b"))):
+            with contextlib.suppress(OSError):
+                (root / entry).unlink()
+
+
 class StoreLock:
     """The exclusive lock of one data directory: at most one writer per store.
 
@@ -138,6 +173,7 @@ class StoreLock:
         lock = cls(root, fd, what)
         with _HELD_LOCK:
             _HELD[_key(root)] = lock
+        remove_dead_temporaries(root)
         return lock
 
     @classmethod
