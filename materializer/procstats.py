@@ -55,3 +55,15 @@ def _boot_time() -> float:
         with open("/proc/uptime") as f:
             _BOOT.append(time.time() - float(f.read().split()[0]))
     return _BOOT[0]
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether the kernel knows a process `pid` (a zombie counts): False only when it says
+    there is none; True when it cannot tell (another user's process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

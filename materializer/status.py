@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from materializer.procstats import stat_fields
+from materializer.procstats import pid_exists, stat_fields
 from materializer.redact import scrub
 
 STATUS_FILE = "worker.json"
@@ -140,13 +140,8 @@ def writer_gone(status: Mapping[str, Any]) -> bool:
     if stat is not None:
         state, start = stat
         return state in ("Z", "X") or ident != f"{here}:{pid}:{start}"
-    try:  # no readable /proc entry: gone, or hidden from us (`hidepid`): ask the kernel
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
+    # no readable /proc entry: gone, or hidden from us (`hidepid`): ask the kernel
+    return not pid_exists(pid)
 
 
 def writer_stopped(status: Mapping[str, Any]) -> bool:

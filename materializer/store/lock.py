@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from materializer.errors import StoreError
+from materializer.procstats import pid_exists
 
 LOCK_FILE = "lock"
 FORMAT_FILE = "format"
@@ -86,16 +87,6 @@ pid: `worker.<pid>.tmp`, `worker.<i>.<pid>.tmp` (status files), `cluster.<pid>.t
 (membership), `.declared.json.<pid>`, `.format.<pid>` (`layout.replace_private`)."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's: alive
-    return True
-
-
 def remove_dead_temporaries(root: Path) -> None:
     """Delete the temporary files a writer killed between writing and renaming one left in
     the store root (kill -9 there: nothing else would ever remove them). Only those of a
@@ -107,7 +98,7 @@ def remove_dead_temporaries(root: Path) -> None:
         return
     for entry in entries:
         m = _TEMPORARY.fullmatch(entry)
-        if m is not None and not _alive(int(m.group("a") or m.group("b"))):
+        if m is not None and not pid_exists(int(m.group("a") or m.group("b"))):
             with contextlib.suppress(OSError):
                 (root / entry).unlink()
 
