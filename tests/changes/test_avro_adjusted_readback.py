@@ -6,16 +6,13 @@ warning once per schema): NULLs where the change events held the data."""
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
 
-from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from tests.support.change_topics import table_rows, wait_for_rows
-from tests.support.registry_server import RegistryServer
-from tests.support.workers import caught_up, j, start_worker, unique, wait_until, write_config
+from tests.support.change_topics import mirror_through_registry, table_rows
+from tests.support.workers import j
 
 pytestmark = pytest.mark.integration
 
@@ -41,28 +38,14 @@ tables:
 
 def test_a_table_reading_debezium_avro_events_fills_adjusted_columns(
         session_broker: DevBroker, tmp_path: Path) -> None:
-    topic = session_broker.create_topic(unique("adj"), partitions=1)
-    changes = session_broker.create_topic(unique("adj.changes"), partitions=1)
     records = [(j(1), j({"a.b": "one", "1st": "1.50", "plain": 10})),
                (j(2), j({"a.b": "two", "1st": "-2.25", "plain": 20})),
                (j(3), j({"a.b": None, "1st": "3", "plain": 30})),
                (j(2), j({"a.b": "two'", "1st": "0.01", "plain": 21})),
                (j(3), None)]
-    cfg = tmp_path / "c.yaml"
-    data = tmp_path / "data"
-    with RegistryServer() as srv:
-        write_config(cfg, session_broker, BODY.format(registry=srv.url, topic=topic,
-                                                      changes=changes))
-        ends = produce_records(session_broker.kafka_config(), topic, records)
-        worker = start_worker(cfg)
-        try:
-            wait_until(caught_up(data, "public.src", ends), 90, "src to catch up", worker)
-            source = table_rows(data, "public.src")
-            assert source[1]["a.b"] == "one" and set(source) == {1, 2}
-            wait_for_rows(data, ("public.mirror",), source, worker)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    data, source = mirror_through_registry(session_broker, tmp_path, BODY, "adj",
+                                           records, ("mirror",))
+    assert source[1]["a.b"] == "one" and set(source) == {1, 2}
     assert table_rows(data, "public.mirror") == {
         1: {"id": 1, "a.b": "one", "1st": "1.50", "plain": 10},
         2: {"id": 2, "a.b": "two'", "1st": "0.01", "plain": 21}}

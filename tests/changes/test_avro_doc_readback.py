@@ -6,16 +6,13 @@ envelope's docs: its rows equal the source's, whatever order it declares the col
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
 
-from connectors.producer import produce_records
 from materializer.devbroker import DevBroker
-from tests.support.change_topics import table_rows, wait_for_rows
-from tests.support.registry_server import RegistryServer
-from tests.support.workers import caught_up, j, start_worker, unique, wait_until, write_config
+from tests.support.change_topics import mirror_through_registry, table_rows
+from tests.support.workers import j
 
 pytestmark = pytest.mark.integration
 
@@ -47,29 +44,15 @@ tables:
 
 def test_a_reader_of_a_clashing_pair_follows_the_envelope_docs(
         session_broker: DevBroker, tmp_path: Path) -> None:
-    topic = session_broker.create_topic(unique("doc"), partitions=1)
-    changes = session_broker.create_topic(unique("doc.changes"), partitions=1)
     records = [(j(1), j({"a.b": "dot1", "a_b": "under1", "n": 10})),
                (j(2), j({"a.b": "dot2", "a_b": None, "n": 20})),
                (j(3), j({"a.b": None, "a_b": "under3", "n": 30})),
                (j(2), j({"a.b": "dot2'", "a_b": "under2'", "n": 21})),
                (j(4), j({"a.b": "gone", "a_b": "gone", "n": 40})),
                (j(4), None)]
-    cfg = tmp_path / "c.yaml"
-    data = tmp_path / "data"
-    with RegistryServer() as srv:
-        write_config(cfg, session_broker, BODY.format(registry=srv.url, topic=topic,
-                                                      changes=changes))
-        ends = produce_records(session_broker.kafka_config(), topic, records)
-        worker = start_worker(cfg)
-        try:
-            wait_until(caught_up(data, "public.src", ends), 90, "src to catch up", worker)
-            source = table_rows(data, "public.src")
-            assert source[1]["a.b"] == "dot1" and set(source) == {1, 2, 3}
-            wait_for_rows(data, ("public.mirror", "public.turned"), source, worker)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+    data, source = mirror_through_registry(session_broker, tmp_path, BODY, "doc",
+                                           records, ("mirror", "turned"))
+    assert source[1]["a.b"] == "dot1" and set(source) == {1, 2, 3}
     want = {1: {"id": 1, "a.b": "dot1", "a_b": "under1", "n": 10},
             2: {"id": 2, "a.b": "dot2'", "a_b": "under2'", "n": 21},
             3: {"id": 3, "a.b": None, "a_b": "under3", "n": 30}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -15,13 +16,15 @@ from typing import Any, NamedTuple, cast
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka_admin import partition_count
+from connectors.producer import produce_records
 from materializer.changes.outbox import ChangeOutbox
 from materializer.columns import parse_type
 from materializer.ingest.relation import Relation
 from materializer.protocols import SourceRecord
 from materializer.specs import ChangesSpec, Column, TableSpec
 from materializer.store import Store
-from tests.support.workers import wait_until
+from tests.support.registry_server import RegistryServer
+from tests.support.workers import caught_up, start_worker, unique, wait_until, write_config
 
 COLUMNS = {"id": "int not null", "name": "string", "age": "long", "born": "date",
            "score": "decimal(6,2)"}
@@ -277,3 +280,29 @@ def wait_for_rows(data: Path, names: tuple[str, ...], want: dict[Any, dict[str, 
         def holds(name: str = name) -> bool:
             return table_rows(data, name) == want
         wait_until(holds, timeout, f"{name} to hold the rows {want}", proc)
+
+
+def mirror_through_registry(broker: Any, tmp_path: Path, body: str, prefix: str,
+                            records: list[tuple[bytes | None, bytes | None]],
+                            mirrors: tuple[str, ...]) -> tuple[Path, dict[Any, dict[str, Any]]]:
+    """A worker over `body` (`.format(registry=, topic=, changes=)`: a table `src` on
+    `topic` with change events to `changes`, and tables reading them back) with a schema
+    registry: `records` go into `topic` (one partition) and the worker runs until `src` has
+    them all and every `public.<mirror>` equals it, then stops with exit 0. Returns the data
+    directory and `src`'s rows."""
+    topic = broker.create_topic(unique(prefix), partitions=1)
+    changes = broker.create_topic(unique(f"{prefix}.changes"), partitions=1)
+    cfg = tmp_path / "c.yaml"
+    data = tmp_path / "data"
+    with RegistryServer() as srv:
+        write_config(cfg, broker, body.format(registry=srv.url, topic=topic, changes=changes))
+        ends = produce_records(broker.kafka_config(), topic, records)
+        worker = start_worker(cfg)
+        try:
+            wait_until(caught_up(data, "public.src", ends), 90, "src to catch up", worker)
+            source = table_rows(data, "public.src")
+            wait_for_rows(data, tuple(f"public.{m}" for m in mirrors), source, worker)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    return data, source
