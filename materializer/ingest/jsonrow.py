@@ -51,6 +51,13 @@ RowDecoder = Callable[[bytes, tuple[Any, ...]], Any]
 """(value bytes, key tuple) -> the stored row tuple, or DELETE."""
 
 MISSES_TO_STOP = 32
+
+
+def typed_path_off(hits: int, misses: int) -> bool:
+    """Whether a typed fast path (a relation's rows here, its JSON keys in `keypath`) that
+    took `hits` inputs and missed `misses` (each then read by the general path) should stop
+    being tried: once `MISSES_TO_STOP` misses are more than one per five hits."""
+    return misses >= MISSES_TO_STOP and misses * 5 > hits
 _RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _WRAPPER = ("schema", "payload")
 _EVENT_FIELDS = ("source", "op", "ts_ms", "ts_us", "ts_ns", "transaction", *_WRAPPER)
@@ -89,7 +96,7 @@ def two_steps(value_decoder: ValueDecoder, shape: Shape) -> RowDecoder:
     return decode
 
 
-def _typed(t: ColumnType) -> Any:
+def msgspec_type(t: ColumnType) -> Any:
     """The msgspec type that makes a value of type `t` arrive in stored form, or Any: an
     array (a map) of such items, nulls allowed, is a list (a dict) of them. Not double and
     float: msgspec would round a JSON integer past 2^53 into its float, which
@@ -103,7 +110,7 @@ def _typed(t: ColumnType) -> Any:
         lo, hi = _RANGES[kind]
         return Annotated[int, msgspec.Meta(ge=lo, le=hi)]
     if kind in ("array", "map") and t.item is not None:
-        item = _typed(t.item)
+        item = msgspec_type(t.item)
         if item is Any:
             return Any
         nullable, generic = item | None, (list if kind == "array" else dict)
@@ -145,7 +152,7 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
 
     def miss(raw: bytes, key: tuple[Any, ...]) -> Any:
         counts[1] += 1
-        if counts[1] >= MISSES_TO_STOP and counts[1] * 5 > counts[0]:
+        if typed_path_off(counts[0], counts[1]):
             off[0] = True  # this relation's records do not fit the typed path
         return slow(raw, key)
 
@@ -156,7 +163,7 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
     var_of: dict[str, str] = {}
     for c in [*value_cols, *(spec.column(n) for n in spec.key_columns)]:
         var = f"f{len(fields)}"
-        typ = _typed(c.type) if c.name not in keys else Any
+        typ = msgspec_type(c.type) if c.name not in keys else Any
         fields.append((var, typ | None | msgspec.UnsetType, msgspec.UNSET))
         rename[var] = c.name
         var_of[c.name] = var
@@ -235,7 +242,7 @@ def _fused(spec: RelationSpec, layout: Sequence[str], slow: RowDecoder, envelope
         lines.append(f"        if {var} is _UNSET: {var} = None")
         if col.not_null:
             lines.append(f"        if {var} is None: raise LookupError")
-        if _typed(col.type) is Any:
+        if msgspec_type(col.type) is Any:
             conv = f"_c{var}"
             namespace[conv] = stored_form(spec, name, col.type)
             test = accepts(col.type, var)

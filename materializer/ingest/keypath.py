@@ -22,7 +22,7 @@ the general path, which returns or raises (RecordError) as it always did.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 
@@ -30,6 +30,7 @@ from materializer.columns import ColumnType
 from materializer.errors import RecordError
 from materializer.formats.base import KeyDecoder
 from materializer.formats.codecs import KAFKA_KEY_KINDS
+from materializer.ingest.jsonrow import msgspec_type, typed_path_off
 from materializer.specs import RelationSpec
 from materializer.store.keys import MAX_KEY_BYTES, KeyCodec, key_component_encoder
 
@@ -37,11 +38,9 @@ KeyPath = Callable[[bytes], tuple[tuple[Any, ...], bytes]]
 
 _WIDTH = {"int": 4, "long": 8}
 _from_bytes = int.from_bytes
-_TYPED = {"string": str,
-          "int": Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)],
-          "long": Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]}
-"""Key column kinds the typed JSON key path reads: msgspec's value is the stored form."""
-MISSES_TO_STOP = 32
+_TYPED_KINDS = ("string", "int", "long")
+"""Key column kinds the typed JSON key path reads (`jsonrow.msgspec_type`: msgspec's value
+is the stored form)."""
 
 
 def general_key_path(decode: KeyDecoder, codec: KeyCodec, suffix: int = 0) -> KeyPath:
@@ -116,7 +115,7 @@ def key_path(spec: RelationSpec, decode: KeyDecoder, codec: KeyCodec) -> KeyPath
             return (s,), kb
         return text
     if (fmt is None and spec.key_format == "json" and spec.kind == "table"
-            and all(t.kind in _TYPED for t in spec.key_types)
+            and all(t.kind in _TYPED_KINDS for t in spec.key_types)
             and not {"schema", "payload"} & set(spec.key_columns)):
         return _json_object_key(spec, general)
     return general
@@ -129,9 +128,9 @@ def _json_object_key(spec: RelationSpec, general: KeyPath) -> KeyPath:
     path's converters return, in the order of its `loads` (the last of a field given
     twice). Anything else (another field, Connect's wrapper, a null, a value of another
     type, bytes that are not strict JSON, a key too long to store) goes to the general
-    path; once `MISSES_TO_STOP` misses are more than one per five hits, every key does."""
+    path; once it is off (`jsonrow.typed_path_off`), every key does."""
     struct = msgspec.defstruct(
-        "Key", [(f"k{i}", _TYPED[t.kind]) for i, t in enumerate(spec.key_types)],
+        "Key", [(f"k{i}", msgspec_type(t)) for i, t in enumerate(spec.key_types)],
         rename={f"k{i}": n for i, n in enumerate(spec.key_columns)},
         forbid_unknown_fields=True)
     decode = msgspec.json.Decoder(struct).decode
@@ -140,7 +139,7 @@ def _json_object_key(spec: RelationSpec, general: KeyPath) -> KeyPath:
     counts = [0, 0]  # keys the typed path took, keys it missed
 
     def obj_key(b: bytes) -> tuple[tuple[Any, ...], bytes]:
-        if counts[1] < MISSES_TO_STOP or counts[1] * 5 <= counts[0]:
+        if not typed_path_off(counts[0], counts[1]):
             try:
                 kt = astuple(decode(b))
                 kb = b"".join([enc(v) for enc, v in zip(encoders, kt)])  # noqa: B905

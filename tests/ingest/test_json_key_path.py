@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from materializer.formats import codecs
-from materializer.ingest.keypath import MISSES_TO_STOP, general_key_path, key_path
+from materializer.ingest.jsonrow import MISSES_TO_STOP
+from materializer.ingest.keypath import general_key_path, key_path
 from materializer.store.keys import KeyCodec
 from tests.formats.test_fuzz_decoders import FUZZ, POISON, spec
 from tests.ingest.test_fast_paths import outcome
