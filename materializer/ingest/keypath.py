@@ -137,9 +137,10 @@ def _json_object_key(spec: RelationSpec, general: KeyPath) -> KeyPath:
     astuple = msgspec.structs.astuple
     encoders = [key_component_encoder(t) for t in spec.key_types]
     counts = [0, 0]  # keys the typed path took, keys it missed
+    off = [False]  # typed_path_off, as of the last miss (the only time it can change)
 
     def obj_key(b: bytes) -> tuple[tuple[Any, ...], bytes]:
-        if not typed_path_off(counts[0], counts[1]):
+        if not off[0]:
             try:
                 kt = astuple(decode(b))
                 kb = b"".join([enc(v) for enc, v in zip(encoders, kt)])  # noqa: B905
@@ -149,5 +150,6 @@ def _json_object_key(spec: RelationSpec, general: KeyPath) -> KeyPath:
                 counts[0] += 1
                 return kt, kb
             counts[1] += 1
+            off[0] = typed_path_off(counts[0], counts[1])
         return general(b)
     return obj_key
