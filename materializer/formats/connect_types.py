@@ -83,7 +83,6 @@ Plan = tuple[tuple[str, str, Fixup | None], ...]
 Element = Callable[[Any, str], tuple[Any, Any, Any] | None]
 """(schema node, "array" or "map") -> (connect name, connect parameters, node) of the
 node's items (array) or values (map), or None when the node is no container of that kind."""
-_from_bytes = int.from_bytes
 
 
 def _unscaled(v: Any) -> int | None:
@@ -106,8 +105,6 @@ def decimal_fixup(scale: int, ctype: ColumnType) -> Fixup:
     make = scaled_text if ctype.kind == "decimal" and ctype.encoding is None else scaled
 
     def conv(v: Any) -> Any:
-        if type(v) is bytes:  # Avro's bytes: `_unscaled`'s answer, without its type tests
-            return make(_from_bytes(v, "big", signed=True), scale)
         n = _unscaled(v)
         return v if n is None else make(n, scale)
     return conv
